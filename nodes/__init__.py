@@ -1,0 +1,25 @@
+"""Thin ComfyUI adapters. Each node module is imported on its own by the pack's entry point, so one that
+fails to import is logged and the others still load. Only this folder imports ComfyUI (`comfy`, `folder_paths`)."""
+from __future__ import annotations
+
+import importlib
+import logging
+
+log = logging.getLogger("onestep")
+
+NODE_MODULES = ("load_generator", "generate", "sampler", "import_generator")
+
+
+def load_node_modules(package: str, names: tuple[str, ...] = NODE_MODULES) -> tuple[dict, dict]:
+    """Import `package`.nodes.<name> for each name; merge their mappings; log and skip failures."""
+    classes: dict = {}
+    display: dict = {}
+    for name in names:
+        try:
+            module = importlib.import_module(f"{package}.nodes.{name}")
+        except Exception:
+            log.exception("[onestep] node module %r failed to import; its nodes are unavailable", name)
+            continue
+        classes.update(module.NODE_CLASS_MAPPINGS)
+        display.update(getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", {}))
+    return classes, display

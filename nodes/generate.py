@@ -1,0 +1,86 @@
+"""Node: One-Step Generate → LATENT, one UNet call per image through core's sampling machinery.
+
+It runs core's CFGGuider at CFG 1 (positive only: the guidance is baked into the generator) with the
+one-step KSAMPLER, so ControlNet/T2I conditioning, LoRA patches and model wrappers all apply, and the
+result equals core SamplerCustom with sigmas [σ_t, 0] and the same seed.
+"""
+from __future__ import annotations
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+import latent_preview
+import torch
+
+from ..onestep.sampling import sample_onestep
+from .generator_model import check_conditioning, generator_sigma
+from .load_generator import CATEGORY
+
+
+def onestep_sigmas(model, denoise: float = 1.0) -> torch.Tensor:
+    """[σ, 0] for the MODEL's single call; denoise < 1 starts lower (img2img), at timestep × denoise."""
+    ms = model.get_model_object("model_sampling")
+    sigma = generator_sigma(ms)
+    if denoise < 1.0:
+        sigma = float(ms.sigma(ms.timestep(torch.tensor(sigma)) * denoise))
+    return torch.tensor([sigma, 0.0])
+
+
+def onestep_generate(model, positive, seed: int, latent_image: torch.Tensor, noise_mask=None, denoise: float = 1.0) -> torch.Tensor:
+    """Latents from one model call per image, as SamplerCustom(sigmas=[σ, 0]) would make them."""
+    check_conditioning(model, positive)
+    latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
+    channels = model.get_model_object("latent_format").latent_channels
+    if latent_image.shape[1] != channels:
+        raise ValueError(f"the input latent has {latent_image.shape[1]} channels but this model makes {channels}-channel latents")
+    noise = comfy.sample.prepare_noise(latent_image, seed)
+    guider = comfy.samplers.CFGGuider(model)
+    guider.inner_set_conds({"positive": positive})
+    guider.set_cfg(1.0)
+    callback = latent_preview.prepare_callback(model, 1)
+    samples = guider.sample(
+        noise, latent_image, comfy.samplers.KSAMPLER(sample_onestep), onestep_sigmas(model, denoise),
+        denoise_mask=noise_mask, callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed,
+    )
+    return samples.to(comfy.model_management.intermediate_device())
+
+
+class OneStepGenerate:
+    DESCRIPTION = "Makes latents with a one-step generator: one UNet call per image, no CFG (the guidance is baked in)."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("LATENT",)
+    OUTPUT_TOOLTIPS = ("The generated latents; decode them with VAE Decode.",)
+    FUNCTION = "generate"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "A one-step generator (Load One-Step Generator), with LoRAs if you like."}),
+                "positive": ("CONDITIONING", {"tooltip": "Text (and ControlNet) conditioning."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True, "tooltip": "Seed of the noise z."}),
+                "width": ("INT", {"default": 512, "min": 16, "max": 16384, "step": 8, "tooltip": "Image width in pixels."}),
+                "height": ("INT", {"default": 512, "min": 16, "max": 16384, "step": 8, "tooltip": "Image height in pixels."}),
+                "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096, "tooltip": "Images per run."}),
+            },
+            "optional": {
+                "latent_image": ("LATENT", {"tooltip": "Optional start latent (img2img); replaces width/height/batch."}),
+                "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": "With a start latent: how much to re-noise it (1 = ignore it)."}),
+            },
+        }
+
+    def generate(self, model, positive, seed, width, height, batch_size, latent_image=None, denoise=1.0):
+        if latent_image is None:
+            fmt = model.get_model_object("latent_format")
+            factor = getattr(fmt, "spacial_downscale_ratio", 8)
+            samples = torch.zeros([batch_size, fmt.latent_channels, height // factor, width // factor], device=comfy.model_management.intermediate_device())
+            mask = None
+        else:
+            samples, mask = latent_image["samples"], latent_image.get("noise_mask")
+        out = onestep_generate(model, positive, seed, samples, mask, denoise if latent_image is not None else 1.0)
+        return ({"samples": out},)
+
+
+NODE_CLASS_MAPPINGS = {"OneStepGenerate": OneStepGenerate}
+NODE_DISPLAY_NAME_MAPPINGS = {"OneStepGenerate": "One-Step Generate"}

@@ -1,0 +1,50 @@
+"""The `onestep` model folder: models/onestep/ plus any paths extra_model_paths.yaml gives, .safetensors only."""
+from __future__ import annotations
+
+import os
+
+import folder_paths
+
+FOLDER = "onestep"
+EXTENSIONS = {".safetensors"}
+
+
+def register() -> None:
+    """Register (idempotently) and create the default folder, keeping paths set by extra_model_paths.yaml."""
+    default = os.path.join(folder_paths.models_dir, FOLDER)
+    os.makedirs(default, exist_ok=True)
+    paths = folder_paths.folder_names_and_paths.get(FOLDER, ([], set()))[0]
+    if default not in paths:
+        paths.append(default)
+    folder_paths.folder_names_and_paths[FOLDER] = (paths, set(EXTENSIONS))
+
+
+def generator_files() -> list[str]:
+    """Generator files for a combo."""
+    return folder_paths.get_filename_list(FOLDER)
+
+
+def output_path(name: str) -> str:
+    """Where a new generator called `name` is written: the first writable onestep folder."""
+    if not name or os.path.basename(name) != name or name.startswith("."):
+        raise ValueError(f"invalid generator name {name!r}: give a plain file name without folders")
+    if not name.endswith(".safetensors"):
+        name += ".safetensors"
+    return os.path.join(folder_paths.get_folder_paths(FOLDER)[0], name)
+
+
+def resolve_source(rel: str) -> str:
+    """A user-given source path, relative to ComfyUI's models folder and required to stay inside it."""
+    root = os.path.realpath(folder_paths.models_dir)
+    roots = {root} | {
+        os.path.realpath(p) for key, (paths, _) in folder_paths.folder_names_and_paths.items() if key != "custom_nodes" for p in paths
+    }
+    full = os.path.realpath(os.path.join(root, rel.strip()))
+    if not any(full == r or full.startswith(r + os.sep) for r in roots if r):
+        raise ValueError(f"source {rel!r} is outside ComfyUI's model folders; give a path relative to {root}")
+    if not os.path.exists(full):
+        raise ValueError(f"source {rel!r} does not exist (looked at {full})")
+    return full
+
+
+register()

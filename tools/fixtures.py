@@ -1,0 +1,125 @@
+"""Random-weight models with real SD-family architectures, built with ComfyUI's own classes.
+
+Nothing is downloaded: UNets, CLIP-L, the SD VAE and an SD1.5 ControlNet are built from their configs and
+filled with small random weights (seeded, so the same call makes the same files). Run with the ComfyUI tree
+on PYTHONPATH; used by the tests and by scripts that build the pack's embedded default model.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import comfy.cli_args
+
+comfy.cli_args.args.cpu = comfy.cli_args.args.cpu or not __import__("torch").cuda.is_available()
+
+import comfy.cldm.cldm  # noqa: E402
+import comfy.model_management  # noqa: E402
+import comfy.sd  # noqa: E402
+import comfy.supported_models  # noqa: E402
+import torch  # noqa: E402
+from comfy.ldm.models.autoencoder import AutoencoderKL  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+from onestep.format import GeneratorMetadata, save_generator  # noqa: E402
+
+SD15_UNET = {
+    "use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False,
+    "adm_in_channels": None, "in_channels": 4, "out_channels": 4, "model_channels": 320,
+    "num_res_blocks": [2, 2, 2, 2], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+    "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], "channel_mult": [1, 2, 4, 4],
+    "transformer_depth_middle": 1, "use_linear_in_transformer": False, "context_dim": 768,
+    "use_temporal_resblock": False, "use_temporal_attention": False,
+}
+# The SD1.5 family at 1/10 width: same blocks and conditioning, ~1 M parameters, runs in milliseconds on CPU.
+TINY_UNET = {
+    **SD15_UNET, "model_channels": 32, "num_res_blocks": [1, 1], "transformer_depth": [1, 0],
+    "transformer_depth_output": [1, 1, 0, 0], "channel_mult": [1, 2],
+}
+SD_VAE = {
+    "double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
+    "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0,
+}
+
+
+def randomize(module: torch.nn.Module, seed: int, gain: float = 1.0) -> torch.nn.Module:
+    """Small seeded random weights (ComfyUI's layers skip initialisation): fan-in scaled normals, unit norms."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            elif p.ndim <= 1:
+                p.fill_(1.0) if p.ndim == 1 else None
+            else:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) * (gain / math.sqrt(fan_in)))
+    return module
+
+
+def unet_state_dict(unet_config: dict, seed: int = 0) -> dict[str, torch.Tensor]:
+    """ldm-layout weights of an SD1.5-family UNet with the given config."""
+    model = comfy.supported_models.SD15(dict(unet_config)).get_model({})
+    return {k: v.contiguous() for k, v in randomize(model.diffusion_model, seed).state_dict().items()}
+
+
+def write_generator(path: str, unet_config: dict = TINY_UNET, seed: int = 0, **meta) -> GeneratorMetadata:
+    """A generator file around a random UNet (defaults: Diffusion2GAN-style ε at t=999, σ_t·z input)."""
+    fields = dict(method="diffusion2gan", base="sd15", prediction="eps", timestep=999, input_convention="sigma_z",
+                  latent_format="sd15", latent_channels=4, guidance=None, source="random-weight fixture")
+    fields.update(meta)
+    md = GeneratorMetadata(**fields)
+    save_generator(path, unet_state_dict(unet_config, seed), md)
+    return md
+
+
+def clip_l(seed: int = 1) -> comfy.sd.CLIP:
+    """A random-weight CLIP-L text encoder with ComfyUI's SD1.5 tokenizer."""
+    target = comfy.supported_models.SD15(dict(SD15_UNET)).clip_target()
+    clip = comfy.sd.CLIP(target)
+    randomize(clip.cond_stage_model, seed)
+    return clip
+
+
+def write_clip_l(path: str, seed: int = 1) -> None:
+    """CLIP-L in the standalone layout CLIPLoader (type stable_diffusion) reads."""
+    sd = clip_l(seed).get_sd()
+    sd = {k[len("clip_l.transformer."):]: v.contiguous() for k, v in sd.items() if k.startswith("clip_l.transformer.")}
+    _save(sd, path)
+
+
+def vae_state_dict(seed: int = 2) -> dict[str, torch.Tensor]:
+    """The SD VAE (AutoencoderKL, 4-channel latents) with random weights."""
+    vae = AutoencoderKL(ddconfig=dict(SD_VAE), embed_dim=4)
+    return {k: v.contiguous() for k, v in randomize(vae, seed, gain=0.5).state_dict().items()}
+
+
+def write_vae(path: str, seed: int = 2) -> None:
+    """SD VAE in the layout VAELoader reads."""
+    _save(vae_state_dict(seed), path)
+
+
+def write_controlnet(path: str, seed: int = 3) -> None:
+    """An SD1.5 ControlNet (ldm layout: input_hint_block, zero_convs, middle_block_out) with random weights."""
+    cfg = {k: v for k, v in SD15_UNET.items() if k not in ("out_channels",)}
+    cfg.update(hint_channels=3, num_heads=8, num_head_channels=-1, operations=comfy.ops.disable_weight_init, device="cpu", dtype=torch.float32)
+    net = comfy.cldm.cldm.ControlNet(**cfg)
+    _save({k: v.contiguous() for k, v in randomize(net, seed).state_dict().items()}, path, torch.float16)
+
+
+def write_sd15_checkpoint(path: str, seed: int = 4) -> None:
+    """A full random SD1.5 checkpoint (UNet + CLIP-L + VAE) that CheckpointLoaderSimple loads."""
+    cfg = comfy.supported_models.SD15(dict(SD15_UNET))
+    model = cfg.get_model({})
+    randomize(model.diffusion_model, seed)
+    sd = model.state_dict_for_saving(clip_l().get_sd(), vae_state_dict(), None)
+    _save({k: v.contiguous() for k, v in sd.items()}, path, torch.float16)
+
+
+def _save(sd: dict[str, torch.Tensor], path: str, dtype: torch.dtype | None = None) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if dtype is not None:
+        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+    tmp = path + ".partial"
+    save_file(sd, tmp)
+    os.replace(tmp, path)
