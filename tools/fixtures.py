@@ -63,13 +63,13 @@ def unet_state_dict(unet_config: dict, seed: int = 0) -> dict[str, torch.Tensor]
     return {k: v.contiguous() for k, v in randomize(model.diffusion_model, seed).state_dict().items()}
 
 
-def write_generator(path: str, unet_config: dict = TINY_UNET, seed: int = 0, **meta) -> GeneratorMetadata:
+def write_generator(path: str, unet_config: dict = TINY_UNET, seed: int = 0, dtype: torch.dtype = torch.float32, **meta) -> GeneratorMetadata:
     """A generator file around a random UNet (defaults: Diffusion2GAN-style ε at t=999, σ_t·z input)."""
     fields = dict(method="diffusion2gan", base="sd15", prediction="eps", timestep=999, input_convention="sigma_z",
                   latent_format="sd15", latent_channels=4, guidance=None, source="random-weight fixture")
     fields.update(meta)
     md = GeneratorMetadata(**fields)
-    save_generator(path, unet_state_dict(unet_config, seed), md)
+    save_generator(path, {k: v.to(dtype) for k, v in unet_state_dict(unet_config, seed).items()}, md)
     return md
 
 

@@ -1,0 +1,135 @@
+"""The real ComfyUI host for tests: an unmodified upstream tree started on 127.0.0.1 and driven over HTTP.
+
+The pack is linked into a fresh base directory's custom_nodes/ under a deliberately odd folder name (the
+pack must load whatever its folder is called); models, input and output live in that base directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import websocket
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACK_FOLDER_NAME = "ComfyUI-Diffusion2GAN_under test"
+
+
+def comfyui_dir() -> str:
+    """The host tree: $COMFYUI_DIR or the one scripts/bootstrap.sh unpacks."""
+    path = os.environ.get("COMFYUI_DIR") or os.path.join(REPO, ".host", "ComfyUI")
+    if not os.path.isfile(os.path.join(path, "main.py")):
+        raise RuntimeError(f"no ComfyUI tree at {path}: run scripts/bootstrap.sh first")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ComfyHost:
+    """A running ComfyUI server process and a small HTTP/websocket client for it."""
+
+    def __init__(self, base_dir: str):
+        self.base_dir = base_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.client_id = uuid.uuid4().hex
+        for sub in ("custom_nodes", "models", "input", "output", "user"):
+            os.makedirs(os.path.join(base_dir, sub), exist_ok=True)
+        link = os.path.join(base_dir, "custom_nodes", PACK_FOLDER_NAME)
+        if not os.path.islink(link):
+            os.symlink(REPO, link)
+        self.log_path = os.path.join(base_dir, "server.log")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 300.0) -> None:
+        log = open(self.log_path, "w")
+        cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--base-directory", self.base_dir, "--disable-auto-launch"]
+        self.proc = subprocess.Popen(cmd, cwd=comfyui_dir(), stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited at start-up:\n{self.log_tail()}")
+            try:
+                self.get("/system_stats")
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(1.0)
+        raise RuntimeError(f"ComfyUI did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def log_tail(self, n: int = 80) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=60) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: dict):
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def run(self, prompt: dict, timeout: float = 600.0) -> dict:
+        """Queue an API-format prompt, wait on the websocket until it ends, return its /history entry.
+
+        The entry gains "error": the execution_error payload, or None; a prompt refused at validation
+        returns {"refused": node_errors}.
+        """
+        ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?clientId={self.client_id}", timeout=timeout)
+        try:
+            status, body = self.post("/prompt", {"prompt": prompt, "client_id": self.client_id})
+            if status != 200:
+                return {"refused": body}
+            pid = body["prompt_id"]
+            error = None
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                msg = ws.recv()
+                if not isinstance(msg, str):
+                    continue
+                m = json.loads(msg)
+                data = m.get("data", {})
+                if data.get("prompt_id") != pid:
+                    continue
+                if m["type"] == "execution_error":
+                    error = data
+                    break
+                if m["type"] in ("executing",) and data.get("node") is None:
+                    break
+                if m["type"] == "execution_success":
+                    break
+            else:
+                raise TimeoutError(f"prompt {pid} did not finish in {timeout} s")
+        finally:
+            ws.close()
+        for _ in range(50):
+            hist = self.get(f"/history/{pid}")
+            if pid in hist:
+                entry = hist[pid]
+                entry["error"] = error
+                return entry
+            time.sleep(0.1)
+        raise RuntimeError(f"prompt {pid} finished but is not in /history")

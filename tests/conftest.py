@@ -1,0 +1,27 @@
+"""Session fixtures: the real ComfyUI host with the pack, and the models it runs on (built, never downloaded)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from comfy_host import REPO, ComfyHost, comfyui_dir
+
+
+def _build_fixtures(base: str) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, comfyui_dir()])}
+    subprocess.run([sys.executable, "-m", "tools.build_test_fixtures", base], cwd=REPO, env=env, check=True)
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory):
+    """A started ComfyUI (CPU) with the pack linked in and the fixture models in its models folder."""
+    base = str(tmp_path_factory.mktemp("comfy_base"))
+    server = ComfyHost(base)
+    _build_fixtures(base)
+    server.start()
+    yield server
+    server.stop()
+    sys.stdout.write("\n--- ComfyUI log tail ---\n" + server.log_tail(40))

@@ -1,0 +1,101 @@
+"""The ComfyUI adapters in-process with the real ComfyUI modules (the host tree on PYTHONPATH), no server:
+every parameterization through the real node code against its reference formula on the raw UNet."""
+import importlib.util
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+from comfy_host import REPO
+from test_core_parameterization import alpha_bar
+
+comfy_cli_args = pytest.importorskip("comfy.cli_args", reason="run with the ComfyUI tree on PYTHONPATH (scripts/test.sh does)")
+comfy_cli_args.args.cpu = True
+
+import comfy.sample  # noqa: E402
+import folder_paths  # noqa: E402
+
+from tools import fixtures as F  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pack():
+    """The repo imported as a package the way ComfyUI imports a custom node folder (odd name on purpose)."""
+    name = "onestep pack-under-test"
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "__init__.py"), submodule_search_locations=[REPO])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def gen_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("onestep_models")
+    folder_paths.add_model_folder_path("onestep", str(d))
+    return d
+
+
+def test_failing_node_module_is_isolated(pack, caplog):
+    from importlib import import_module
+
+    nodes = import_module(f"{pack.__name__}.nodes")
+    classes, _ = nodes.load_node_modules(pack.__name__, ("load_generator", "no_such_module", "sampler"))
+    assert {"OneStepLoadGenerator", "OneStepSampler", "OneStepSigmas"} <= set(classes)
+    assert "no_such_module" in caplog.text and "failed to import" in caplog.text
+
+
+CASES = {  # name → (metadata, reference x0 from ε̂/v̂/x̂ = unet(x_in, t) and noise z)
+    "eps_t999_sigma_z": (dict(), "eps", 999, lambda z, a: math.sqrt(1 - a) * z),
+    "eps_t625_sid": (dict(method="sid-lsg", timestep=625), "eps", 625, lambda z, a: math.sqrt(1 - a) * z),
+    "eps_t399_raw_z": (dict(method="dmd2", timestep=399, input_convention="raw_z"), "eps", 399, lambda z, a: z),
+    "v_t999": (dict(method="other", prediction="v"), "v", 999, lambda z, a: math.sqrt(1 - a) * z),
+    "x0_t999": (dict(method="other", prediction="x0"), "x0", 999, lambda z, a: math.sqrt(1 - a) * z),
+    "flow": (dict(method="instaflow", prediction="flow", timestep=1000), "flow", 1000, lambda z, a: z),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_generate_matches_reference_formula(pack, gen_dir, case):
+    meta, pred, t, unet_input = CASES[case]
+    name = f"{case}.safetensors"
+    F.write_generator(str(gen_dir / name), **meta)
+    nodes = pack.NODE_CLASS_MAPPINGS
+    model = nodes["OneStepLoadGenerator"]().load(name)[0]
+    ctx = torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(1))
+    out = nodes["OneStepGenerate"]().generate(model, [[ctx, {}]], 7, 32, 32, 2)[0]["samples"].double()
+    out = out * model.get_model_object("latent_format").scale_factor  # LATENTs are in VAE units, the UNet's x0 is scaled
+
+    z = comfy.sample.prepare_noise(torch.zeros(2, 4, 4, 4), 7).double()
+    a = alpha_bar(min(t, 999))
+    x_in = unet_input(z, a)
+    unet = model.model.diffusion_model
+    with torch.no_grad():
+        raw = unet(x_in.float(), torch.full((2,), float(t)), context=ctx.repeat(2, 1, 1)).double()
+    ref = {
+        "eps": lambda: (x_in - math.sqrt(1 - a) * raw) / math.sqrt(a),
+        "v": lambda: math.sqrt(a) * x_in - math.sqrt(1 - a) * raw,
+        "x0": lambda: raw,
+        "flow": lambda: x_in + raw,  # InstaFlow: x0 = z + v
+    }[pred]()
+    scale = ref.abs().max().item()
+    assert torch.allclose(out, ref, atol=2e-4 * scale, rtol=1e-4), (out - ref).abs().max()
+
+
+def test_imported_weights_compute_what_diffusers_computes(pack, gen_dir, tmp_path):
+    diffusers_fixtures = pytest.importorskip("diffusers_fixtures")
+    unet = diffusers_fixtures.tiny_unet(seed=3)
+    src = diffusers_fixtures.dmd2_state_dict(str(tmp_path / "dmd2.bin"), unet)
+    from onestep.importers import IMPORTERS
+
+    IMPORTERS["dmd2"](src, str(gen_dir / "dmd2_tiny.safetensors"))
+    model = pack.NODE_CLASS_MAPPINGS["OneStepLoadGenerator"]().load("dmd2_tiny.safetensors")[0]
+    x = torch.randn(2, 4, 8, 8)
+    ctx = torch.randn(2, 77, 768)
+    t = torch.tensor([999.0, 399.0])
+    with torch.no_grad():
+        ours = model.model.diffusion_model(x, t, context=ctx)
+        ref = unet(x, t, encoder_hidden_states=ctx).sample
+    assert torch.allclose(ours, ref, atol=1e-4), (ours - ref).abs().max()

@@ -1,0 +1,98 @@
+"""Importers of released one-step models, on small files in exactly their layouts (no ComfyUI)."""
+import os
+
+import pytest
+import torch
+
+from diffusers_fixtures import dmd2_state_dict, evil_pickle, instaflow_folder, sid_lsg_pickle, tiny_unet
+from onestep.cli import main as cli
+from onestep.format import load_generator
+from onestep.importers import IMPORTERS
+from onestep.importers.common import ImportSourceError
+from onestep.importers.restricted_pickle import RestrictedUnpickler, extract_module, find_module
+from onestep.unet_keys import diffusers_to_ldm
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return tiny_unet()
+
+
+def test_instaflow_folder(tmp_path, unet):
+    src = instaflow_folder(str(tmp_path / "instaflow"), unet)
+    dest = tmp_path / "out" / "instaflow.safetensors"
+    IMPORTERS["instaflow"](src, str(dest))
+    sd, m = load_generator(dest)
+    assert (m.method, m.base, m.prediction, m.timestep) == ("instaflow", "sd15", "flow", 1000)
+    ref = diffusers_to_ldm(unet.state_dict())
+    assert set(sd) == set(ref) and all(torch.equal(sd[k], ref[k]) for k in sd)
+
+
+def test_dmd2_state_dict(tmp_path, unet):
+    src = dmd2_state_dict(str(tmp_path / "pytorch_model.bin"), unet)
+    dest = tmp_path / "dmd2.safetensors"
+    assert cli(["import", "dmd2", src, str(dest), "--guidance", "1.75"]) == 0
+    _, m = load_generator(dest)
+    assert (m.method, m.prediction, m.timestep, m.input_convention, m.guidance) == ("dmd2", "eps", 999, "raw_z", 1.75)
+
+
+def test_sid_lsg_needs_opt_in(tmp_path, unet):
+    src = sid_lsg_pickle(str(tmp_path / "sid.pkl"), unet)
+    dest = tmp_path / "sid.safetensors"
+    with pytest.raises(ImportSourceError, match="allow_pickle"):
+        IMPORTERS["sid-lsg"](src, str(dest))
+    assert cli(["import", "sid-lsg", src, str(dest)]) == 2
+    assert not dest.exists()
+    IMPORTERS["sid-lsg"](src, str(dest), allow_pickle=True, guidance=1.5)
+    sd, m = load_generator(dest)
+    assert (m.method, m.timestep, m.input_convention, m.guidance) == ("sid-lsg", 625, "sigma_z", 1.5)
+    ref = diffusers_to_ldm(unet.state_dict())
+    assert all(torch.equal(sd[k], ref[k]) for k in ref)
+
+
+def test_restricted_unpickler_refuses_code(tmp_path, unet):
+    if os.path.exists("/tmp/onestep_pwned"):
+        os.remove("/tmp/onestep_pwned")
+    src = evil_pickle(str(tmp_path / "evil.pkl"), unet)
+    dest = tmp_path / "evil.safetensors"
+    with pytest.raises(ImportSourceError, match="posix.system|os.system"):
+        IMPORTERS["sid-lsg"](src, str(dest), allow_pickle=True)
+    assert not os.path.exists("/tmp/onestep_pwned") and not dest.exists()
+
+
+def test_restricted_unpickler_reads_module_state(tmp_path, unet):
+    src = sid_lsg_pickle(str(tmp_path / "sid.pkl"), unet)
+    with open(src, "rb") as f:
+        obj = RestrictedUnpickler(f).load()
+    sd, config = extract_module(find_module(obj, "UNet2DConditionModel"))
+    ref = unet.state_dict()
+    assert set(sd) == set(ref) and all(torch.equal(sd[k], ref[k]) for k in ref)
+    assert config["cross_attention_dim"] == 768
+
+
+def test_bad_sources_are_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ImportSourceError, match="unet/config.json is missing"):
+        IMPORTERS["instaflow"](str(tmp_path / "empty"), str(tmp_path / "x.safetensors"))
+    torch.save({"a": torch.zeros(2)}, tmp_path / "notunet.bin")
+    with pytest.raises(ImportSourceError, match="not an SD-family UNet"):
+        IMPORTERS["dmd2"](str(tmp_path / "notunet.bin"), str(tmp_path / "x.safetensors"))
+    with open(tmp_path / "obj.bin", "wb") as f:
+        torch.save({"m": torch.nn.Linear(2, 2)}, f)  # a pickled module: weights_only refuses it
+    with pytest.raises(ImportSourceError, match="weights_only"):
+        IMPORTERS["dmd2"](str(tmp_path / "obj.bin"), str(tmp_path / "x.safetensors"))
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_core_imports_without_comfyui():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, onestep.format, onestep.parameterization, onestep.sampling, onestep.importers, onestep.cli\n"
+        "assert not any(m == 'comfy' or m.startswith('comfy.') for m in sys.modules), 'core imported comfy'\n"
+        "import importlib.util; assert importlib.util.find_spec('comfy') is None, 'comfy reachable'\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, env={"PYTHONPATH": root, "PATH": os.environ["PATH"]}, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,60 @@
+"""The pack's embedded default models, built locally (nothing is downloaded).
+
+Until the proof-scale teacher and student exist (a later issue), the default is a RANDOM-WEIGHT model set of
+the real SD1.5 architecture: a one-step generator (ε at t=999), CLIP-L, the SD VAE and an SD1.5 ControlNet,
+plus a hint image. Its images are noise; it exercises every code path a real SD1.5 generator takes.
+Usage (ComfyUI tree on PYTHONPATH): python -m tools.build_default_models COMFY_BASE_DIR
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import torch
+from PIL import Image, ImageDraw
+
+from tools import fixtures as F
+
+GENERATOR = "onestep-default-sd15-random.safetensors"
+CLIP = "onestep-default-clip-l-random.safetensors"
+VAE = "onestep-default-sd-vae-random.safetensors"
+CONTROLNET = "onestep-default-controlnet-sd15-random.safetensors"
+HINT = "onestep-hint.png"
+
+
+def build_defaults(base_dir: str) -> None:
+    """Write the default models into <base_dir>/models and the hint into <base_dir>/input (skips existing)."""
+    models = os.path.join(base_dir, "models")
+    jobs = {
+        f"onestep/{GENERATOR}": lambda p: F.write_generator(p, F.SD15_UNET, seed=5, dtype=torch.float16, source="random-weight SD1.5 placeholder"),
+        f"text_encoders/{CLIP}": F.write_clip_l,
+        f"vae/{VAE}": F.write_vae,
+        f"controlnet/{CONTROLNET}": F.write_controlnet,
+    }
+    for rel, make in jobs.items():
+        path = os.path.join(models, rel)
+        if not os.path.exists(path):
+            logging.info("building %s", rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            make(path)
+    hint = os.path.join(base_dir, "input", HINT)
+    if not os.path.exists(hint):
+        os.makedirs(os.path.dirname(hint), exist_ok=True)
+        write_hint(hint)
+
+
+def write_hint(path: str, size: int = 512) -> None:
+    """A line drawing (circle and cross) as a ControlNet hint."""
+    img = Image.new("RGB", (size, size), "black")
+    d = ImageDraw.Draw(img)
+    d.ellipse([size * 0.2, size * 0.2, size * 0.8, size * 0.8], outline="white", width=size // 32)
+    d.line([0, 0, size, size], fill="white", width=size // 48)
+    img.save(path)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("base_dir", help="ComfyUI base directory (holds models/ and input/)")
+    build_defaults(ap.parse_args().base_dir)
