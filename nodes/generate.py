@@ -14,6 +14,7 @@ import latent_preview
 import torch
 
 from ..onestep.sampling import sample_onestep
+from .fast_path import FAST_MODES, OFF, fast_denoise, ineligible_reason
 from .generator_model import check_conditioning, generator_sigma
 from .load_generator import CATEGORY
 
@@ -27,7 +28,9 @@ def onestep_sigmas(model, denoise: float = 1.0) -> torch.Tensor:
     return torch.tensor([sigma, 0.0])
 
 
-def onestep_generate(model, positive, seed: int, latent_image: torch.Tensor, noise_mask=None, denoise: float = 1.0) -> torch.Tensor:
+def onestep_generate(
+    model, positive, seed: int, latent_image: torch.Tensor, noise_mask=None, denoise: float = 1.0, fast: str = "cuda graph"
+) -> torch.Tensor:
     """Latents from one model call per image, as SamplerCustom(sigmas=[σ, 0]) would make them."""
     check_conditioning(model, positive)
     latent_image = comfy.sample.fix_empty_latent_channels(model, latent_image)
@@ -35,15 +38,36 @@ def onestep_generate(model, positive, seed: int, latent_image: torch.Tensor, noi
     if latent_image.shape[1] != channels:
         raise ValueError(f"the input latent has {latent_image.shape[1]} channels but this model makes {channels}-channel latents")
     noise = comfy.sample.prepare_noise(latent_image, seed)
+    sigmas = onestep_sigmas(model, denoise)
+    if fast != OFF:
+        out = _fast(model, positive, sigmas, noise, latent_image, noise_mask, fast)
+        if out is not None:
+            return out
     guider = comfy.samplers.CFGGuider(model)
     guider.inner_set_conds({"positive": positive})
     guider.set_cfg(1.0)
     callback = latent_preview.prepare_callback(model, 1)
     samples = guider.sample(
-        noise, latent_image, comfy.samplers.KSAMPLER(sample_onestep), onestep_sigmas(model, denoise),
+        noise, latent_image, comfy.samplers.KSAMPLER(sample_onestep), sigmas,
         denoise_mask=noise_mask, callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed,
     )
     return samples.to(comfy.model_management.intermediate_device())
+
+
+def _fast(model, positive, sigmas, noise, latent_image, noise_mask, mode):
+    """The CUDA-graph path (fast_path.py) with core's input and output steps around it, or None."""
+    if ineligible_reason(model, positive, noise_mask) is not None:
+        return None
+    base = model.model
+    latent_in = base.process_latent_in(latent_image) if torch.count_nonzero(latent_image) > 0 else latent_image
+    ms = model.get_model_object("model_sampling")
+    x = ms.noise_scaling(sigmas[0], noise, latent_in)
+    denoised = fast_denoise(model, positive, float(sigmas[0]), x, noise_mask, mode)
+    if denoised is None:
+        return None
+    comfy.utils.ProgressBar(1).update_absolute(1, 1)  # also raises if the user cancelled
+    out = base.process_latent_out(ms.inverse_noise_scaling(sigmas[-1], denoised).float())
+    return out.to(comfy.model_management.intermediate_device())
 
 
 class OneStepGenerate:
@@ -67,10 +91,11 @@ class OneStepGenerate:
             "optional": {
                 "latent_image": ("LATENT", {"tooltip": "Optional start latent (img2img); replaces width/height/batch."}),
                 "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": "With a start latent: how much to re-noise it (1 = ignore it)."}),
+                "fast": ([*FAST_MODES, OFF], {"default": "cuda graph", "tooltip": "GPU fast path: replay the UNet call from a CUDA graph (optionally compiled first) when nothing per-call (ControlNet, wrappers) needs core's path; falls back automatically."}),
             },
         }
 
-    def generate(self, model, positive, seed, width, height, batch_size, latent_image=None, denoise=1.0):
+    def generate(self, model, positive, seed, width, height, batch_size, latent_image=None, denoise=1.0, fast="cuda graph"):
         if latent_image is None:
             fmt = model.get_model_object("latent_format")
             factor = getattr(fmt, "spacial_downscale_ratio", 8)
@@ -78,7 +103,7 @@ class OneStepGenerate:
             mask = None
         else:
             samples, mask = latent_image["samples"], latent_image.get("noise_mask")
-        out = onestep_generate(model, positive, seed, samples, mask, denoise if latent_image is not None else 1.0)
+        out = onestep_generate(model, positive, seed, samples, mask, denoise if latent_image is not None else 1.0, fast)
         return ({"samples": out},)
 
 

@@ -6,6 +6,8 @@ core sampler, LoRA loader and ControlNet works on the MODEL; the file's input co
 """
 from __future__ import annotations
 
+import os
+
 import comfy.model_detection
 import comfy.model_management as mm
 import comfy.model_patcher
@@ -14,7 +16,7 @@ import comfy.utils
 import torch
 from comfy.model_sampling import CONST, EPS, V_PREDICTION, X0, ModelSamplingDiscrete, ModelSamplingDiscreteFlow, reshape_sigma
 
-from ..onestep.format import GeneratorMetadata, load_generator
+from ..onestep.format import GeneratorFileError, GeneratorMetadata, load_generator
 from ..onestep.parameterization import OneStepSpec
 
 
@@ -78,11 +80,25 @@ def generator_sigma(model_sampling) -> float:
     return float(model_sampling.sigma(torch.tensor(float(spec.timestep))))
 
 
+DEFAULT_HEADS = {"num_heads": 8, "num_head_channels": -1}  # SD1.x's layout; used for non-standard widths
+
+
 def load_generator_model(path: str) -> comfy.model_patcher.ModelPatcher:
     """Build the MODEL for a generator file (raises GeneratorFileError with a readable message)."""
     sd, meta = load_generator(path)
+    try:
+        return _build(sd, meta)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise GeneratorFileError(f"{os.path.basename(path)}: the weights do not build a {meta.base} UNet: {str(e).splitlines()[0]}") from None
+
+
+def _build(sd, meta: GeneratorMetadata) -> comfy.model_patcher.ModelPatcher:
     unet_config = comfy.model_detection.detect_unet_config(sd, "")
-    model_config = MODEL_CONFIGS[meta.base](unet_config)
+    config_class = MODEL_CONFIGS[meta.base]
+    model_config = config_class(unet_config)
+    if meta.unet_config or not config_class.matches(unet_config, sd):
+        # Standard bases fix their attention heads by class; other widths take them from the file or SD1.x's layout.
+        model_config.unet_config.update(meta.unet_config or DEFAULT_HEADS)
     load_device = mm.get_torch_device()
     offload_device = mm.unet_offload_device()
     supported = list(model_config.supported_inference_dtypes)

@@ -44,6 +44,7 @@ class GeneratorMetadata:
     teacher_hash: str = ""  # sha256 of the teacher's weights file, when known
     training_steps: int = 0  # optimizer steps of the distillation, when known
     source: str = ""  # where it came from: importer and original file name, or the trainer
+    unet_config: dict = field(default_factory=dict)  # UNet settings the weights cannot reveal (attention heads), for non-standard widths
     notes: dict = field(default_factory=dict)  # free-form extras (licence, training config, ...)
     format_version: int = FORMAT_VERSION
 

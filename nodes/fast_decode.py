@@ -1,0 +1,71 @@
+"""Node: VAE Decode (fast) — core's VAE decode, or on a GPU the decoder replayed from a CUDA graph,
+optionally compiled first (inductor fuses the decoder's many small kernels: ~3× faster at 512², batch 1,
+on an H100; see docs/benchmarks.md). Falls back to core's VAE.decode whenever the fast path cannot run."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..onestep.cuda_graph import GraphCache
+from .fast_path import FAST_MODES, OFF, fully_loaded, weights_key
+from .load_generator import CATEGORY
+
+log = logging.getLogger("onestep")
+_CACHE = GraphCache(max_entries=4)
+# The decoder also offers inductor's max-autotune (~3 min to compile at 512² on an H100, then ~1/3 faster than
+# the default compile); for the UNet that mode took over 9 minutes, so One-Step Generate does not offer it.
+DECODE_MODES = {**FAST_MODES, "max-autotune compile + cuda graph (minutes on first run)": "max-autotune-no-cudagraphs"}
+
+
+def fast_decode(vae, samples: torch.Tensor, mode: str) -> torch.Tensor | None:
+    """Images [B, H, W, C] in 0..1 like VAE.decode, by graph replay; None when not possible."""
+    if mode == OFF or not torch.cuda.is_available() or getattr(vae.device, "type", "cpu") != "cuda" or samples.ndim != 4:
+        return None
+    if not fully_loaded(vae.patcher, vae.memory_used_decode(samples.shape, vae.vae_dtype)):
+        return None
+    decoder = vae.first_stage_model
+    z = samples.to(vae.device, vae.vae_dtype)
+    key = (id(decoder), weights_key(decoder), tuple(z.shape), z.dtype, mode)
+
+    def decode(z):
+        return vae.process_output(decoder.decode(z).float())
+
+    try:
+        with torch.inference_mode():
+            out = _CACHE.run(key, decode, {"z": z}, DECODE_MODES[mode])
+    except Exception as e:  # unsupported capture or compile: core's decode is always there
+        log.warning("[onestep] fast VAE decode failed (%s); using core's decode", str(e).splitlines()[0])
+        _CACHE.clear()
+        return None
+    return out.to(vae.output_device).movedim(1, -1)
+
+
+class OneStepVAEDecode:
+    DESCRIPTION = "VAE Decode with a GPU fast path (CUDA graph, optionally torch.compile); identical to core's VAE Decode otherwise."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE",)
+    OUTPUT_TOOLTIPS = ("The decoded images.",)
+    FUNCTION = "decode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "samples": ("LATENT", {"tooltip": "Latents to decode."}),
+                "vae": ("VAE", {"tooltip": "The VAE of the generator's base."}),
+                "fast": ([*DECODE_MODES, OFF], {"default": "cuda graph", "tooltip": "GPU fast path; the compiled modes spend a minute (default) or minutes (max-autotune) on their first run per image size."}),
+            }
+        }
+
+    def decode(self, samples, vae, fast):
+        images = fast_decode(vae, samples["samples"], fast)
+        if images is None:
+            images = vae.decode(samples["samples"])
+        if images.ndim == 5:  # video VAEs: fold frames into the batch, as core's VAE Decode does
+            images = images.reshape(-1, *images.shape[-3:])
+        return (images,)
+
+
+NODE_CLASS_MAPPINGS = {"OneStepVAEDecode": OneStepVAEDecode}
+NODE_DISPLAY_NAME_MAPPINGS = {"OneStepVAEDecode": "VAE Decode (fast)"}

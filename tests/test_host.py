@@ -1,0 +1,250 @@
+"""The pack in the REAL ComfyUI host, started on 127.0.0.1 and driven over HTTP and the websocket."""
+import glob
+import json
+import os
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from comfy_host import PACK_FOLDER_NAME, REPO
+
+PACK_NODES = {"OneStepLoadGenerator", "OneStepGenerate", "OneStepSampler", "OneStepSigmas", "OneStepImportGenerator", "OneStepVAEDecode"}
+CLIP = "onestep-default-clip-l-random.safetensors"
+VAE = "onestep-default-sd-vae-random.safetensors"
+FULL = "onestep-default-sd15-random.safetensors"
+CN = "onestep-default-controlnet-sd15-random.safetensors"
+
+
+def api_workflows():
+    return sorted(glob.glob(os.path.join(REPO, "workflows", "api", "*.json")))
+
+
+def ok(entry):
+    assert "refused" not in entry, f"prompt refused at validation: {entry.get('refused')}"
+    assert entry["error"] is None, f"{entry['error'].get('exception_type')}: {entry['error'].get('exception_message')}"
+    assert entry["status"]["status_str"] == "success"
+    return entry["outputs"]
+
+
+def failed(entry):
+    assert "refused" not in entry, f"prompt refused at validation: {entry.get('refused')}"
+    assert entry["error"] is not None, "the prompt should have failed"
+    return entry["error"]["exception_message"]
+
+
+def latent(host, outputs, node="90"):
+    item = outputs[node]["latents"][0]
+    return load_file(os.path.join(host.base_dir, "output", item["subfolder"], item["filename"]))["latent_tensor"]
+
+
+def text_graph(generator=None, text="a red fox", model=None, positive=None):
+    """Prompt pieces: generator loader (1), CLIP (2), prompt (3)."""
+    g = {
+        "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": CLIP, "type": "stable_diffusion"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": ["2", 0]}},
+    }
+    if generator:
+        g["1"] = {"class_type": "OneStepLoadGenerator", "inputs": {"generator": generator}}
+    return g
+
+
+def generate(g, model=("1", 0), positive=("3", 0), seed=5, size=32, prefix="t"):
+    g["80"] = {"class_type": "OneStepGenerate", "inputs": {"model": list(model), "positive": list(positive), "seed": seed, "width": size, "height": size, "batch_size": 2}}
+    g["90"] = {"class_type": "SaveLatent", "inputs": {"samples": ["80", 0], "filename_prefix": f"latents/{prefix}"}}
+    return g
+
+
+def test_object_info_lists_every_node(host):
+    info = host.get("/object_info")
+    assert PACK_NODES <= set(info), PACK_NODES - set(info)
+    for name in PACK_NODES:
+        node = info[name]
+        assert node["category"].startswith("Diffusion2GAN")
+        for section in ("required", "optional"):
+            for inp, spec in node["input"].get(section, {}).items():
+                assert len(spec) > 1 and spec[1].get("tooltip"), f"{name}.{inp} has no tooltip"
+    assert "tiny_eps_t999.safetensors" in info["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+
+
+def test_pack_loaded_under_an_odd_folder_name(host):
+    log = open(host.log_path).read()
+    assert PACK_FOLDER_NAME in log and "IMPORT FAILED" not in log.split(PACK_FOLDER_NAME)[0][-200:]
+
+
+def test_ui_workflows_are_listed_as_templates(host):
+    templates = host.get("/workflow_templates")
+    listed = set(templates.get(PACK_FOLDER_NAME, []))
+    ui = {os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(REPO, "workflows", "*.json"))}
+    assert ui and ui <= listed
+
+
+@pytest.mark.parametrize("path", api_workflows(), ids=os.path.basename)
+def test_api_workflow_runs(host, path):
+    prompt = json.load(open(path))
+    outputs = ok(host.run(prompt))
+    images = [img for out in outputs.values() for img in out.get("images", [])]
+    assert images, "the workflow saved no image"
+    for img in images:
+        assert os.path.getsize(os.path.join(host.base_dir, "output", img["subfolder"], img["filename"])) > 0
+
+
+@pytest.mark.parametrize("generator, t", [("tiny_eps_t625_sid.safetensors", 625), ("tiny_eps_t999_rawz.safetensors", 999)])
+def test_generate_equals_core_sampler_custom_euler(host, generator, t):
+    g = generate(text_graph(generator), prefix=f"parity_{t}_ours")
+    g.update({
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
+        "5": {"class_type": "OneStepSigmas", "inputs": {"model": ["1", 0], "denoise": 1.0}},
+        "6": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "7": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": 2}},
+        "8": {"class_type": "SamplerCustom", "inputs": {"model": ["1", 0], "add_noise": True, "noise_seed": 5, "cfg": 1.0, "positive": ["3", 0], "negative": ["4", 0], "sampler": ["6", 0], "sigmas": ["5", 0], "latent_image": ["7", 0]}},
+        "91": {"class_type": "SaveLatent", "inputs": {"samples": ["8", 0], "filename_prefix": f"latents/parity_{t}_core"}},
+    })
+    outputs = ok(host.run(g))
+    ours, core = latent(host, outputs), latent(host, outputs, "91")
+    assert ours.shape == core.shape == (2, 4, 4, 4)
+    assert torch.allclose(ours, core, rtol=1e-4, atol=1e-4 * ours.abs().max()), (ours - core).abs().max()
+
+
+def test_sampler_custom_advanced_with_onestep_sampler_equals_generate(host):
+    g = text_graph("tiny_eps_t625_sid.safetensors")
+    g["5"] = {"class_type": "OneStepSigmas", "inputs": {"model": ["1", 0], "denoise": 1.0}}
+    g["7"] = {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["8", 0], "guider": ["9", 0], "sampler": ["10", 0], "sigmas": ["5", 0], "latent_image": ["11", 0]}}
+    g["8"] = {"class_type": "RandomNoise", "inputs": {"noise_seed": 5}}
+    g["9"] = {"class_type": "BasicGuider", "inputs": {"model": ["1", 0], "conditioning": ["3", 0]}}
+    g["10"] = {"class_type": "OneStepSampler", "inputs": {}}
+    g["11"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": 2}}
+    g = generate(g, prefix="advanced_gen")
+    g["91"] = {"class_type": "SaveLatent", "inputs": {"samples": ["7", 0], "filename_prefix": "latents/advanced"}}
+    outputs = ok(host.run(g))
+    assert torch.allclose(latent(host, outputs), latent(host, outputs, "91"), atol=1e-5)
+
+
+def test_controlnet_steers_one_step_generate(host):
+    def graph(strength, hint="onestep-hint.png", prefix="cn"):
+        g = text_graph(FULL)
+        g.update({
+            "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
+            "5": {"class_type": "LoadImage", "inputs": {"image": hint}},
+            "6": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": CN}},
+            "7": {"class_type": "ControlNetApplyAdvanced", "inputs": {"positive": ["3", 0], "negative": ["4", 0], "control_net": ["6", 0], "image": ["5", 0], "strength": strength, "start_percent": 0.0, "end_percent": 1.0}},
+        })
+        return generate(g, positive=("7", 0), size=64, prefix=prefix)
+
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "white").save(os.path.join(host.base_dir, "input", "white.png"))
+    base = latent(host, ok(host.run(generate(text_graph(FULL), size=64, prefix="cn_none"))))
+    with_cn = latent(host, ok(host.run(graph(1.0, prefix="cn_on"))))
+    zero = latent(host, ok(host.run(graph(0.0, prefix="cn_zero"))))
+    other = latent(host, ok(host.run(graph(1.0, hint="white.png", prefix="cn_white"))))
+    assert torch.equal(zero, base)
+    assert (with_cn - base).abs().mean() > 1e-3 * base.abs().mean()
+    assert (with_cn - other).abs().mean() > 1e-3 * base.abs().mean()
+
+
+def test_core_lora_loader_applies(host):
+    models = os.path.join(host.base_dir, "models")
+    gen = load_file(os.path.join(models, "onestep", "tiny_eps_t999.safetensors"))
+    lora = {}
+    g = torch.Generator().manual_seed(0)
+    for k in [k for k in gen if k.endswith("attn2.to_q.weight") or k.endswith("ff.net.2.weight")]:
+        out_f, in_f = gen[k].shape
+        name = "lora_unet_" + k[: -len(".weight")].replace(".", "_")
+        lora[f"{name}.lora_up.weight"] = torch.randn(out_f, 4, generator=g) * 0.5
+        lora[f"{name}.lora_down.weight"] = torch.randn(4, in_f, generator=g) * 0.5
+        lora[f"{name}.alpha"] = torch.tensor(4.0)
+    assert lora
+    os.makedirs(os.path.join(models, "loras"), exist_ok=True)
+    save_file(lora, os.path.join(models, "loras", "tiny_test_lora.safetensors"))
+
+    def graph(strength, prefix):
+        gr = text_graph("tiny_eps_t999.safetensors")
+        gr["4"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"model": ["1", 0], "lora_name": "tiny_test_lora.safetensors", "strength_model": strength}}
+        return generate(gr, model=("4", 0), prefix=prefix)
+
+    plain = latent(host, ok(host.run(generate(text_graph("tiny_eps_t999.safetensors"), prefix="lora_none"))))
+    on = latent(host, ok(host.run(graph(1.0, "lora_on"))))
+    off = latent(host, ok(host.run(graph(0.0, "lora_off"))))
+    assert torch.allclose(off, plain) and not torch.allclose(on, plain)
+
+
+def test_core_unet_loader_recognises_the_file(host):
+    src = os.path.join(host.base_dir, "models", "onestep", FULL)
+    dst_dir = os.path.join(host.base_dir, "models", "diffusion_models")
+    os.makedirs(dst_dir, exist_ok=True)
+    if not os.path.exists(os.path.join(dst_dir, FULL)):
+        os.symlink(src, os.path.join(dst_dir, FULL))
+    g = text_graph()
+    g["1"] = {"class_type": "UNETLoader", "inputs": {"unet_name": FULL, "weight_dtype": "default"}}
+    ok(host.run(generate(g, prefix="unetloader")))
+
+
+def test_importer_node_round_trip(host):
+    diffusers_fixtures = pytest.importorskip("diffusers_fixtures")
+    models = os.path.join(host.base_dir, "models")
+    unet = diffusers_fixtures.tiny_unet(seed=9)
+    diffusers_fixtures.instaflow_folder(os.path.join(models, "diffusers", "instaflow_tiny"), unet)
+    os.makedirs(os.path.join(models, "unet"), exist_ok=True)
+    diffusers_fixtures.dmd2_state_dict(os.path.join(models, "unet", "dmd2_tiny.bin"), unet)
+    diffusers_fixtures.sid_lsg_pickle(os.path.join(models, "unet", "sid_tiny.pkl"), unet)
+
+    def imp(kind, source, name, allow=False):
+        return {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": kind, "source": source, "name": name, "base": "auto", "guidance": -1.0, "allow_pickle": allow, "overwrite": False}}}
+
+    for kind, source, name in [("instaflow", "diffusers/instaflow_tiny", "imp_instaflow"), ("dmd2", "unet/dmd2_tiny.bin", "imp_dmd2"), ("sid-lsg", "unet/sid_tiny.pkl", "imp_sid")]:
+        outputs = ok(host.run(imp(kind, source, name, allow=(kind == "sid-lsg"))))
+        assert outputs["1"]["text"] == [f"{name}.safetensors"]
+        ok(host.run(generate(text_graph(f"{name}.safetensors"), prefix=name)))
+
+
+@pytest.mark.parametrize("case", ["plain", "truncated", "width", "outside", "pickle", "sigmas", "exists"])
+def test_bad_input_gets_a_clear_message(host, case):
+    onestep = os.path.join(host.base_dir, "models", "onestep")
+    good = os.path.join(onestep, "tiny_eps_t999.safetensors")
+    if case == "plain":
+        save_file(load_file(good), os.path.join(onestep, "bad_plain_unet.safetensors"))
+        msg = failed(host.run(generate(text_graph("bad_plain_unet.safetensors"))))
+        assert "not a one-step generator" in msg and "no 'onestep.format' metadata" in msg
+    elif case == "truncated":
+        data = open(good, "rb").read()
+        open(os.path.join(onestep, "bad_truncated.safetensors"), "wb").write(data[: len(data) // 3])
+        assert "truncated or corrupt" in failed(host.run(generate(text_graph("bad_truncated.safetensors"))))
+    elif case == "width":
+        msg = failed(host.run(generate(text_graph("tiny_sd21_width1024.safetensors"))))
+        assert "conditioning width 768 does not match this model's text width 1024" in msg
+    elif case == "outside":
+        g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "dmd2", "source": "../../../etc/passwd", "name": "x", "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": False}}}
+        assert "outside ComfyUI's model folders" in failed(host.run(g))
+    elif case == "pickle":
+        shutil.copy(good, os.path.join(host.base_dir, "models", "victim.pkl"))
+        g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "sid-lsg", "source": "victim.pkl", "name": "never_written", "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": False}}}
+        assert "allow_pickle" in failed(host.run(g))
+        assert not os.path.exists(os.path.join(onestep, "never_written.safetensors"))
+    elif case == "sigmas":
+        g = text_graph("tiny_eps_t999.safetensors")
+        g.update({
+            "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["2", 0]}},
+            "5": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "normal", "steps": 4, "denoise": 1.0}},
+            "6": {"class_type": "OneStepSampler", "inputs": {}},
+            "7": {"class_type": "EmptyLatentImage", "inputs": {"width": 32, "height": 32, "batch_size": 1}},
+            "8": {"class_type": "SamplerCustom", "inputs": {"model": ["1", 0], "add_noise": True, "noise_seed": 1, "cfg": 1.0, "positive": ["3", 0], "negative": ["4", 0], "sampler": ["6", 0], "sigmas": ["5", 0], "latent_image": ["7", 0]}},
+            "9": {"class_type": "SaveLatent", "inputs": {"samples": ["8", 0], "filename_prefix": "latents/never"}},
+        })
+        assert "needs two sigmas" in failed(host.run(g))
+    elif case == "exists":
+        g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "dmd2", "source": "onestep/tiny_eps_t999.safetensors", "name": "tiny_eps_t999", "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": False}}}
+        before = open(good, "rb").read()
+        assert "already exists" in failed(host.run(g))
+        assert open(good, "rb").read() == before
+
+
+@pytest.mark.parametrize("path", api_workflows(), ids=os.path.basename)
+def test_ui_workflow_matches_its_api_prompt(host, path):
+    from tools.api_to_ui import convert
+
+    ui_path = os.path.join(REPO, "workflows", os.path.basename(path))
+    assert os.path.exists(ui_path), "run: python -m tools.api_to_ui URL"
+    expected = convert(json.load(open(path)), host.get("/object_info"))
+    assert json.load(open(ui_path)) == expected, "UI workflow is out of date: python -m tools.api_to_ui URL"
