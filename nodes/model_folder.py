@@ -1,4 +1,5 @@
-"""The `onestep` model folder: models/onestep/ plus any paths extra_model_paths.yaml gives, .safetensors only."""
+"""The pack's model folders: models/onestep/ (generators, .safetensors only) and models/latent_lpips/
+(E-LatentLPIPS weights), plus any paths extra_model_paths.yaml gives them."""
 from __future__ import annotations
 
 import os
@@ -9,14 +10,18 @@ FOLDER = "onestep"
 EXTENSIONS = {".safetensors"}
 
 
-def register() -> None:
-    """Register (idempotently) and create the default folder, keeping paths set by extra_model_paths.yaml."""
-    default = os.path.join(folder_paths.models_dir, FOLDER)
+LATENT_LPIPS_FOLDER = "latent_lpips"  # E-LatentLPIPS weights: published .pth/.pth.tar and converted .safetensors
+LATENT_LPIPS_EXTENSIONS = {".safetensors", ".pth", ".tar"}
+
+
+def register(folder: str = FOLDER, extensions: set[str] = EXTENSIONS) -> None:
+    """Register (idempotently) and create models/<folder>, keeping paths set by extra_model_paths.yaml."""
+    default = os.path.join(folder_paths.models_dir, folder)
     os.makedirs(default, exist_ok=True)
-    paths = folder_paths.folder_names_and_paths.get(FOLDER, ([], set()))[0]
+    paths = folder_paths.folder_names_and_paths.get(folder, ([], set()))[0]
     if default not in paths:
         paths.append(default)
-    folder_paths.folder_names_and_paths[FOLDER] = (paths, set(EXTENSIONS))
+    folder_paths.folder_names_and_paths[folder] = (paths, set(extensions))
 
 
 def generator_files() -> list[str]:
@@ -48,3 +53,4 @@ def resolve_source(rel: str) -> str:
 
 
 register()
+register(LATENT_LPIPS_FOLDER, LATENT_LPIPS_EXTENSIONS)

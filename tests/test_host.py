@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from comfy_host import PACK_FOLDER_NAME, REPO
 
-PACK_NODES = {"OneStepLoadGenerator", "OneStepGenerate", "OneStepSampler", "OneStepSigmas", "OneStepImportGenerator", "OneStepVAEDecode"}
+PACK_NODES = {"OneStepLoadGenerator", "OneStepGenerate", "OneStepSampler", "OneStepSigmas", "OneStepImportGenerator", "OneStepVAEDecode", "OneStepLatentPerceptualDiff"}
 CLIP = "onestep-default-clip-l-random.safetensors"
 VAE = "onestep-default-sd-vae-random.safetensors"
 FULL = "onestep-default-sd15-random.safetensors"
@@ -182,7 +182,8 @@ def test_core_unet_loader_recognises_the_file(host):
 
 
 def test_importer_node_round_trip(host):
-    diffusers_fixtures = pytest.importorskip("diffusers_fixtures")
+    import diffusers_fixtures
+
     models = os.path.join(host.base_dir, "models")
     unet = diffusers_fixtures.tiny_unet(seed=9)
     diffusers_fixtures.instaflow_folder(os.path.join(models, "diffusers", "instaflow_tiny"), unet)
@@ -248,3 +249,41 @@ def test_ui_workflow_matches_its_api_prompt(host, path):
     assert os.path.exists(ui_path), "run: python -m tools.api_to_ui URL"
     expected = convert(json.load(open(path)), host.get("/object_info"))
     assert json.load(open(ui_path)) == expected, "UI workflow is out of date: python -m tools.api_to_ui URL"
+
+
+def diff_graph(weights="onestep-default-latent-lpips-sd15-random.safetensors", same=False, draws=2):
+    g = text_graph("tiny_eps_t999.safetensors")
+    g["4"] = {"class_type": "OneStepGenerate", "inputs": {"model": ["1", 0], "positive": ["3", 0], "seed": 1, "width": 128, "height": 128, "batch_size": 1}}
+    g["5"] = {"class_type": "OneStepGenerate", "inputs": {"model": ["1", 0], "positive": ["3", 0], "seed": 2, "width": 128, "height": 128, "batch_size": 2}}
+    g["6"] = {"class_type": "OneStepLatentPerceptualDiff", "inputs": {"latent_a": ["4", 0], "latent_b": ["4" if same else "5", 0], "weights": weights, "draws": draws, "seed": 0, "augment": "bgco", "l1": True, "model": ["1", 0]}}
+    g["7"] = {"class_type": "SaveImage", "inputs": {"images": ["6", 2], "filename_prefix": "onestep/diff"}}
+    return g
+
+
+def test_latent_perceptual_diff_table_and_heat_map(host):
+    outputs = ok(host.run(diff_graph()))
+    table = outputs["6"]["text"][0].splitlines()
+    values = [float(line.split(": ")[1]) for line in table[1:]]
+    assert len(values) == 3 and all(v > 0 for v in values)  # batch of 1 broadcast against 2, then the mean
+    assert len(outputs["7"]["images"]) == 2
+    same = ok(host.run(diff_graph(same=True)))
+    assert same["6"]["text"][0].splitlines()[-1] == "mean: 0.0000"
+
+
+def test_latent_perceptual_diff_reads_published_layout(host):
+    from latent_lpips import LatentLPIPS
+
+    torch.manual_seed(0)
+    net = LatentLPIPS(4)
+    torch.save(net.state_dict(), os.path.join(host.base_dir, "models", "latent_lpips", "sd15_latest_vgg16_tuned.pth"))
+    outputs = ok(host.run(diff_graph("sd15_latest_vgg16_tuned.pth")))
+    assert "published 2AFC calibration" in outputs["6"]["text"][0]
+
+
+def test_latent_perceptual_diff_refuses_another_latent_space(host):
+    from latent_lpips import LatentLPIPS, get_encoder
+    from latent_lpips.weights import save
+
+    save(os.path.join(host.base_dir, "models", "latent_lpips", "random_sdxl.safetensors"), LatentLPIPS(4), get_encoder("sdxl"), "uniform")
+    msg = failed(host.run(diff_graph("random_sdxl.safetensors")))
+    assert "weights are for sdxl latents, but the model makes SD15 latents" in msg

@@ -1,8 +1,8 @@
 """The pack's embedded default models, built locally (nothing is downloaded).
 
 Until the proof-scale teacher and student exist (a later issue), the default is a RANDOM-WEIGHT model set of
-the real SD1.5 architecture: a one-step generator (ε at t=999), CLIP-L, the SD VAE and an SD1.5 ControlNet,
-plus a hint image. Its images are noise; it exercises every code path a real SD1.5 generator takes.
+the real SD1.5 architecture: a one-step generator (ε at t=999), CLIP-L, the SD VAE, an SD1.5 ControlNet and
+E-LatentLPIPS weights for SD1.5 latents, plus a hint image. Its images are noise; it exercises every code path a real SD1.5 generator takes.
 Usage (ComfyUI tree on PYTHONPATH): python -m tools.build_default_models COMFY_BASE_DIR
 """
 from __future__ import annotations
@@ -14,6 +14,8 @@ import os
 import torch
 from PIL import Image, ImageDraw
 
+from latent_lpips import LatentLPIPS, get_encoder
+from latent_lpips.weights import save as save_latent_lpips
 from tools import fixtures as F
 
 GENERATOR = "onestep-default-sd15-random.safetensors"
@@ -21,6 +23,7 @@ CLIP = "onestep-default-clip-l-random.safetensors"
 VAE = "onestep-default-sd-vae-random.safetensors"
 CONTROLNET = "onestep-default-controlnet-sd15-random.safetensors"
 HINT = "onestep-hint.png"
+LATENT_LPIPS = "onestep-default-latent-lpips-sd15-random.safetensors"
 
 
 def build_defaults(base_dir: str) -> None:
@@ -31,6 +34,7 @@ def build_defaults(base_dir: str) -> None:
         f"text_encoders/{CLIP}": F.write_clip_l,
         f"vae/{VAE}": F.write_vae,
         f"controlnet/{CONTROLNET}": F.write_controlnet,
+        f"latent_lpips/{LATENT_LPIPS}": write_random_latent_lpips,
     }
     for rel, make in jobs.items():
         path = os.path.join(models, rel)
@@ -42,6 +46,15 @@ def build_defaults(base_dir: str) -> None:
     if not os.path.exists(hint):
         os.makedirs(os.path.dirname(hint), exist_ok=True)
         write_hint(hint)
+
+
+def write_random_latent_lpips(path: str, seed: int = 6) -> None:
+    """Placeholder E-LatentLPIPS weights for SD1.5 latents: random trunk, uniform heads (not a perceptual metric)."""
+    torch.manual_seed(seed)
+    net = LatentLPIPS(4)
+    for lin in net.lins:
+        torch.nn.init.constant_(lin.model[1].weight, 1.0 / lin.model[1].weight.shape[1])
+    save_latent_lpips(path, net, get_encoder("sd15"), "uniform (random placeholder)", "random-weight placeholder")
 
 
 def write_hint(path: str, size: int = 512) -> None:

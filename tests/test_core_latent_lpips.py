@@ -1,0 +1,143 @@
+"""E-LatentLPIPS core: distance properties, paired augmentation, published weight layouts (no ComfyUI)."""
+import pytest
+import torch
+
+from latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
+from latent_lpips.augment import PairedAugment
+from latent_lpips.weights import WeightsFileError, convert, load
+
+
+def metric(preset="bgco", seed=0, channels=4, enc="sd15"):
+    torch.manual_seed(seed)
+    net = LatentLPIPS(channels).eval()
+    for lin in net.lins:  # published heads are non-negative
+        lin.model[1].weight.data.uniform_(0.0, 1.0)
+    return ELatentLPIPS(net, get_encoder(enc), preset)
+
+
+def latents(n=2, seed=1, c=4, size=16):
+    return torch.randn(n, c, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_zero_for_identical_inputs_even_when_augmented():
+    m, x = metric(), latents()
+    assert torch.all(m(x, x.clone()) == 0)  # independent transforms of the two would make this positive
+    assert torch.all(m.evaluate(x, x.clone(), draws=4) == 0)
+
+
+def test_symmetric_and_positive():
+    m, a, b = metric(), latents(seed=1), latents(seed=2)
+    dab, dba = m.evaluate(a, b, draws=4, seed=7), m.evaluate(b, a, draws=4, seed=7)
+    assert torch.allclose(dab, dba, rtol=1e-5) and torch.all(dab > 0)
+
+
+def test_evaluation_is_deterministic_per_seed():
+    m, a, b = metric(), latents(seed=1), latents(seed=2)
+    assert torch.equal(m.evaluate(a, b, draws=3, seed=5), m.evaluate(a, b, draws=3, seed=5))
+    assert not torch.equal(m.evaluate(a, b, draws=3, seed=5), m.evaluate(a, b, draws=3, seed=6))
+
+
+def test_gradients_reach_both_inputs():
+    m = metric()
+    a, b = latents(seed=1).requires_grad_(), latents(seed=2).requires_grad_()
+    m(a, b).sum().backward()
+    assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+
+
+def test_the_same_transform_hits_both_inputs():
+    aug = PairedAugment("bgco")
+    a, b = latents(seed=1), latents(seed=2)
+    ta, tb = aug(a, b, generator=torch.Generator().manual_seed(3))
+    p = aug.sample(2, 16, 16, torch.Generator().manual_seed(3))
+    assert torch.allclose(ta, aug.apply(a, p)) and torch.allclose(tb, aug.apply(b, p))
+    # A pair that differs only by a transform of the ensemble (b = xflip(a)): were the two sides augmented
+    # independently, some draws would flip just one side back and score 0; paired draws never do.
+    m, g = metric("b"), torch.Generator().manual_seed(4)
+    draws = torch.stack([m(a, torch.flip(a, dims=[3]), generator=g) for _ in range(12)])
+    assert torch.all(draws > 0.2 * draws.mean())
+
+
+def test_flips_and_quarter_turns_are_exact_dihedral_moves():
+    from latent_lpips.augment import AugmentConfig
+
+    aug = PairedAugment("b", AugmentConfig(xint_max=0.0))
+    x = latents(n=16, size=8)
+    y = aug(x, generator=torch.Generator().manual_seed(0))[0]
+    dihedral = [torch.rot90(t, k, dims=(2, 3)) for t in (x, torch.flip(x, dims=[3])) for k in range(4)]
+    for i in range(16):  # each item is exactly one of the 8 flips/rotations of itself: no interpolation, no shift
+        assert min(float((d[i] - y[i]).abs().max()) for d in dihedral) < 1e-4
+
+
+def test_spatial_map_shape():
+    m, a, b = metric(), latents(), latents(seed=2)
+    d = m.distance_map(a, b)
+    assert d.shape == (2, 1, 16, 16) and torch.all(d >= 0)
+
+
+def test_bad_inputs_are_named():
+    m = metric()
+    with pytest.raises(ValueError, match="4-channel sd15"):
+        m.check(latents(c=16), latents(c=16))
+    with pytest.raises(ValueError, match="NaN"):
+        x = latents()
+        x[0, 0, 0, 0] = float("nan")
+        m.check(x, latents())
+    with pytest.raises(ValueError, match="shapes differ"):
+        m.check(latents(size=16), latents(size=24))
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        PairedAugment("bx")
+
+
+def published_state_dict(seed=0, channels=4):
+    torch.manual_seed(seed)
+    net = LatentLPIPS(channels)
+    for lin in net.lins:
+        lin.model[1].weight.data.uniform_(0, 1)
+    return net, net.state_dict()  # includes lin{i}.* and the lins.{i}.* aliases, as published
+
+
+def test_published_tuned_layout_round_trip(tmp_path):
+    net, sd = published_state_dict()
+    assert "lins.0.model.1.weight" in sd and "lin0.model.1.weight" in sd and "net.slice1.1.running_mean" in sd
+    src = tmp_path / "sd15_latest_vgg16_tuned.pth"
+    torch.save(sd, src)
+    loaded, enc, info = load(str(src))
+    assert enc.name == "sd15" and info["heads"] == "published 2AFC calibration"
+    dest = tmp_path / "sd15.safetensors"
+    convert(str(src), str(dest))
+    again, enc2, _ = load(str(dest))
+    a, b = latents(seed=1), latents(seed=2)
+    net.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(a, b), loaded(a, b)) and torch.allclose(net(a, b), again(a, b))
+    assert enc2 == enc
+
+
+def test_published_classifier_layout(tmp_path):
+    torch.manual_seed(0)
+    from latent_lpips.network import vgg16_bn_features
+
+    feats = vgg16_bn_features(16)
+    sd = {f"module.model.features.{k}": v for k, v in feats.state_dict().items()}
+    sd["module.model.classifier.0.weight"] = torch.randn(10, 512)
+    src = tmp_path / "sd3_latent_vgg16.pth.tar"
+    torch.save({"state_dict": sd, "best_acc1": 71.2}, src)
+    model, enc, info = load(str(src))
+    assert enc.name == "sd3" and enc.channels == 16 and "uncalibrated" in info["heads"]
+    assert torch.equal(model.net.slice4.get_submodule("24").weight, feats[24].weight)
+    assert torch.allclose(model.lin0.model[1].weight, torch.full_like(model.lin0.model[1].weight, 1 / 64))
+
+
+def test_foreign_files_are_refused(tmp_path):
+    torch.save({"a": torch.zeros(1)}, tmp_path / "x.pth")
+    with pytest.raises(WeightsFileError, match="not an E-LatentLPIPS checkpoint"):
+        load(str(tmp_path / "x.pth"))
+    with open(tmp_path / "y.pth", "wb") as f:
+        torch.save({"m": torch.nn.Linear(1, 1)}, f)
+    with pytest.raises(WeightsFileError, match="weights_only"):
+        load(str(tmp_path / "y.pth"))
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(1)}, tmp_path / "z.safetensors")
+    with pytest.raises(WeightsFileError, match="not E-LatentLPIPS weights"):
+        load(str(tmp_path / "z.safetensors"))
