@@ -5,8 +5,9 @@ One random transform per call, with identical parameters for both inputs. Preset
   g  isotropic scale 2^N(0,0.2), rotation U(−π, π), anisotropic scale 2^N(0,0.2), fractional translation N(0, 0.125)
   c  brightness +U(−.5,.5), contrast ×U(.5,1.5) about the item mean, saturation ×U(0,2) about the channel mean
   o  cutout: a box of half the size at a random centre is zeroed
-Geometric parts compose into one affine matrix per item, applied with kornia's differentiable warp
-(reflection padding, as ADA pads). Parameters are drawn from a torch.Generator, so a seed fixes them.
+Geometric parts compose into one affine matrix per item (normalised with kornia's geometry conversions) and
+are applied as one differentiable bilinear resampling with reflection padding, as ADA pads. Parameters are drawn
+from a torch.Generator, so a seed fixes them.
 """
 from __future__ import annotations
 
@@ -71,7 +72,11 @@ class PairedAugment:
             m = _translate(torch.randn(n, 2, generator=g) * c.xfrac_std * size) @ m
         if "b" in self.preset or "g" in self.preset:
             center = (size - 1) / 2  # pixel-centre coordinates, align_corners=True
-            p["matrix"] = (_translate(center.expand(n, 2)) @ m @ _translate(-center.expand(n, 2)))[:, :2]
+            m = _translate(center.expand(n, 2)) @ m @ _translate(-center.expand(n, 2))
+            # The sampling grid needs output→input in normalised coordinates: invert on the CPU here, since a
+            # batched inverse on the GPU synchronises the device (kornia's warp_affine does that on every call).
+            norm = kornia.geometry.conversions.normalize_homography(m, (height, width), (height, width))
+            p["theta"] = torch.linalg.inv(norm.double()).float()[:, :2]
         if "c" in self.preset:
             p["brightness"] = (torch.rand(n, generator=g) * 2 - 1) * c.brightness
             p["contrast"] = c.contrast[0] + torch.rand(n, generator=g) * (c.contrast[1] - c.contrast[0])
@@ -84,10 +89,9 @@ class PairedAugment:
         """x transformed by parameters from `sample` (differentiable in x)."""
         n, _, h, w = x.shape
         col = lambda t: t.to(x.device, x.dtype).view(n, 1, 1, 1)  # noqa: E731
-        if "matrix" in p:
-            x = kornia.geometry.transform.warp_affine(
-                x, p["matrix"].to(x.device, x.dtype), (h, w), mode="bilinear", padding_mode="reflection", align_corners=True
-            )
+        if "theta" in p:
+            grid = torch.nn.functional.affine_grid(p["theta"].to(x.device, x.dtype), [n, x.shape[1], h, w], align_corners=True)
+            x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
         if "brightness" in p:
             x = x + col(p["brightness"])
             mean = x.mean(dim=(1, 2, 3), keepdim=True)

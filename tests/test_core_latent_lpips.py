@@ -141,3 +141,15 @@ def test_foreign_files_are_refused(tmp_path):
     save_file({"a": torch.zeros(1)}, tmp_path / "z.safetensors")
     with pytest.raises(WeightsFileError, match="not E-LatentLPIPS weights"):
         load(str(tmp_path / "z.safetensors"))
+
+
+def test_cli_converts_and_reports(tmp_path, capsys):
+    from latent_lpips.cli import main
+
+    _, sd = published_state_dict()
+    torch.save(sd, tmp_path / "sdxl_latest_vgg16_tuned.pth")
+    assert main(["convert", str(tmp_path / "sdxl_latest_vgg16_tuned.pth"), str(tmp_path / "out.safetensors")]) == 0
+    assert main(["info", str(tmp_path / "out.safetensors")]) == 0
+    assert '"encoder": "sdxl"' in capsys.readouterr().out
+    assert main(["convert", str(tmp_path / "missing.pth"), str(tmp_path / "x.safetensors")]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
