@@ -1,6 +1,11 @@
 """ComfyUI entry point of the Diffusion2GAN one-step pack (works whatever this folder is named)."""
-from .nodes import load_node_modules
+import importlib.util
 
-NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = load_node_modules(__name__)
+if importlib.util.find_spec("comfy") is not None:
+    from .nodes import load_node_modules
+
+    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = load_node_modules(__name__)
+else:  # imported outside ComfyUI (pytest collects the repo root as a package; CLI tools): no nodes to offer
+    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

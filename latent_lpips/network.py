@@ -18,14 +18,16 @@ SLICES = ((0, 7), (7, 14), (14, 24), (24, 34), (34, 44))
 TAP_CHANNELS = (64, 128, 256, 512, 512)
 
 
-def vgg16_bn_features(in_channels: int) -> nn.Sequential:
-    """torchvision's vgg16_bn `features` layout (same indices) with a C-channel input."""
+def vgg16_bn_features(in_channels: int, width: float = 1.0) -> nn.Sequential:
+    """torchvision's vgg16_bn `features` layout (same indices) with a C-channel input; `width` scales the
+    channel counts (1 = the published network; narrower trunks serve small latent spaces and tests)."""
     layers: list[nn.Module] = []
     c = in_channels
     for v in VGG16_BN_PLAN:
         if v == "M":
             layers.append(nn.Identity() if len(layers) in REMOVED_POOLS else nn.MaxPool2d(2, 2))
         else:
+            v = max(1, round(v * width))
             layers += [nn.Conv2d(c, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
             c = v
     return nn.Sequential(*layers)
@@ -34,9 +36,9 @@ def vgg16_bn_features(in_channels: int) -> nn.Sequential:
 class LatentVGG16BN(nn.Module):
     """The trunk, split into the five tapped slices (`slice1`..`slice5`, keeping feature indices as names)."""
 
-    def __init__(self, in_channels: int = 4):
+    def __init__(self, in_channels: int = 4, width: float = 1.0):
         super().__init__()
-        features = vgg16_bn_features(in_channels)
+        features = vgg16_bn_features(in_channels, width)
         for k, (lo, hi) in enumerate(SLICES, 1):
             s = nn.Sequential()
             for i in range(lo, hi):
@@ -70,16 +72,20 @@ def unit_normalize(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
 class LatentLPIPS(nn.Module):
     """The calibrated distance without augmentation (the paper's "LatentLPIPS")."""
 
-    def __init__(self, in_channels: int = 4, dropout: bool = True):
+    def __init__(self, in_channels: int = 4, dropout: bool = True, width: float = 1.0):
         super().__init__()
-        self.net = LatentVGG16BN(in_channels)
+        self.net = LatentVGG16BN(in_channels, width)
         for i, c in enumerate(TAP_CHANNELS):
-            self.add_module(f"lin{i}", LinearHead(c, dropout))
+            self.add_module(f"lin{i}", LinearHead(max(1, round(c * width)), dropout))
         self.lins = nn.ModuleList([getattr(self, f"lin{i}") for i in range(5)])  # published alias keys
 
     @property
     def in_channels(self) -> int:
         return self.net.slice1[0].in_channels
+
+    @property
+    def width(self) -> float:
+        return self.net.slice1[0].out_channels / 64
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, spatial: bool = False) -> torch.Tensor:
         """Distance per item [B] (or per pixel [B, 1, H, W] with spatial=True, at the input's resolution)."""

@@ -75,10 +75,11 @@ def _build(sd: dict[str, torch.Tensor], enc_name: str | None, name: str, heads: 
     if "net.slice1.0.weight" not in sd:
         raise WeightsFileError(f"{name}: the first conv (net.slice1.0.weight) is missing")
     channels = int(sd["net.slice1.0.weight"].shape[1])
+    width = int(sd["net.slice1.0.weight"].shape[0]) / 64
     enc = get_encoder(enc_name or f"custom-{channels}", channels)
     if enc.channels != channels:
         raise WeightsFileError(f"{name}: the network takes {channels} channels but encoder {enc.name} has {enc.channels}")
-    model = LatentLPIPS(channels)
+    model = LatentLPIPS(channels, width=width)
     sd = {k: v for k, v in sd.items() if not k.startswith("lins.")}  # aliases of lin{i}
     if not any(k.startswith("lin0.") for k in sd):  # a trunk without heads: weight every channel alike
         for i, lin in enumerate(model.lins):
@@ -87,7 +88,7 @@ def _build(sd: dict[str, torch.Tensor], enc_name: str | None, name: str, heads: 
     missing = [k for k in missing if not k.startswith("lins.")]
     if missing or unexpected:
         raise WeightsFileError(f"{name}: weights do not fit the latent VGG16-BN LPIPS (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval(), enc, {"encoder": enc.name, "channels": channels, "heads": heads, "source": name}
+    return model.eval(), enc, {"encoder": enc.name, "channels": channels, "width": width, "heads": heads, "source": name}
 
 
 def _load_safetensors(path: str) -> tuple[LatentLPIPS, LatentEncoder, dict]:

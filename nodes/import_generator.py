@@ -36,9 +36,7 @@ class OneStepImportGenerator:
 
     def convert(self, kind, source, name, base, guidance, allow_pickle, overwrite):
         src = model_folder.resolve_source(source)
-        dest = model_folder.output_path(name)
-        if os.path.exists(dest) and not overwrite:
-            raise ValueError(f"{os.path.basename(dest)} already exists in models/onestep; choose another name or enable overwrite")
+        dest = model_folder.output_path(name, overwrite)
         IMPORTERS[kind](src, dest, base=base, guidance=None if guidance < 0 else guidance, allow_pickle=allow_pickle)
         written = os.path.basename(dest)
         return {"ui": {"text": [written]}, "result": (written,)}

@@ -19,8 +19,8 @@ def register(folder: str = FOLDER, extensions: set[str] = EXTENSIONS) -> None:
     default = os.path.join(folder_paths.models_dir, folder)
     os.makedirs(default, exist_ok=True)
     paths = folder_paths.folder_names_and_paths.get(folder, ([], set()))[0]
-    if default not in paths:
-        paths.append(default)
+    if default not in paths:  # first, as for core's folders: new files go to models/<folder>
+        paths.insert(0, default)
     folder_paths.folder_names_and_paths[folder] = (paths, set(extensions))
 
 
@@ -29,13 +29,16 @@ def generator_files() -> list[str]:
     return folder_paths.get_filename_list(FOLDER)
 
 
-def output_path(name: str) -> str:
-    """Where a new generator called `name` is written: the first writable onestep folder."""
+def output_path(name: str, overwrite: bool = False) -> str:
+    """Where a new generator called `name` is written (models/onestep); refuses a name already listed anywhere."""
     if not name or os.path.basename(name) != name or name.startswith("."):
         raise ValueError(f"invalid generator name {name!r}: give a plain file name without folders")
     if not name.endswith(".safetensors"):
         name += ".safetensors"
-    return os.path.join(folder_paths.get_folder_paths(FOLDER)[0], name)
+    existing = folder_paths.get_full_path(FOLDER, name)
+    if existing and not overwrite:
+        raise ValueError(f"{name} already exists ({existing}); choose another name or enable overwrite")
+    return existing or os.path.join(folder_paths.get_folder_paths(FOLDER)[0], name)
 
 
 def resolve_source(rel: str) -> str:

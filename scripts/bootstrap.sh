@@ -57,4 +57,11 @@ if [ ! -f "$host/.reqs-ok" ] || [ "$here/requirements.txt" -nt "$host/.reqs-ok" 
   "${pip[@]}" -r "$host/comfy-reqs.txt" -r "$here/requirements.txt" -r "$here/requirements-test.txt"
   touch "$host/.reqs-ok"
 fi
+# Fashion-MNIST (real data for E-LatentLPIPS trunk training and the proof-scale benchmark) from Debian.
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  echo "[bootstrap] installing the Debian package dataset-fashion-mnist"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  ($sudo_ apt-get install -y -q dataset-fashion-mnist || ($sudo_ apt-get update -q && $sudo_ apt-get install -y -q dataset-fashion-mnist)) > "$host/apt.log" 2>&1 \
+    || { echo "[bootstrap] could not install dataset-fashion-mnist (see $host/apt.log)"; exit 1; }
+fi
 echo "[bootstrap] ready: python=$vpy comfyui=$comfy"

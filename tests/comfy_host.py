@@ -48,13 +48,19 @@ class ComfyHost:
         link = os.path.join(base_dir, "custom_nodes", PACK_FOLDER_NAME)
         if not os.path.islink(link):
             os.symlink(REPO, link)
+        # A user's extra_model_paths.yaml adding a second generator folder; the pack must keep it.
+        self.extra_onestep = os.path.join(base_dir, "extra", "onestep_extra")
+        os.makedirs(self.extra_onestep, exist_ok=True)
+        self.extra_paths_config = os.path.join(base_dir, "extra_model_paths.yaml")
+        with open(self.extra_paths_config, "w") as f:
+            f.write(f"onestep_test_extra:\n    base_path: {os.path.join(base_dir, 'extra')}\n    onestep: onestep_extra\n")
         self.log_path = os.path.join(base_dir, "server.log")
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 300.0) -> None:
         log = open(self.log_path, "w")
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", self.base_dir, "--disable-auto-launch"]
+               "--base-directory", self.base_dir, "--disable-auto-launch", "--extra-model-paths-config", self.extra_paths_config]
         self.proc = subprocess.Popen(cmd, cwd=comfyui_dir(), stdout=log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.time() + timeout

@@ -11,7 +11,7 @@ from comfy_host import REPO, ComfyHost, comfyui_dir
 
 
 def _build_fixtures(base: str) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, comfyui_dir()])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [REPO, comfyui_dir(), os.environ.get("PYTHONPATH", "")] if p)}
     subprocess.run([sys.executable, "-m", "tools.build_test_fixtures", base], cwd=REPO, env=env, check=True)
 
 

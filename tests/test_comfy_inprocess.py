@@ -103,3 +103,34 @@ def test_imported_weights_compute_what_diffusers_computes(pack, gen_dir, tmp_pat
         ours = model.model.diffusion_model(x, t, context=ctx)
         ref = unet(x, t, encoder_hidden_states=ctx).sample
     assert torch.allclose(ours, ref, atol=1e-4), (ours - ref).abs().max()
+
+
+def test_fast_path_weights_key_tracks_replaced_weights(pack):
+    from importlib import import_module
+
+    fast_path = import_module(f"{pack.__name__}.nodes.fast_path")
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Sequential(torch.nn.Linear(4, 2)))
+    k = fast_path.weights_key(net)
+    assert fast_path.weights_key(net) == k
+    with torch.no_grad():
+        net[0].weight.mul_(2)  # in-place patch: the graph reads the new values from the same memory
+    assert fast_path.weights_key(net) == k
+    net[1][0].weight = torch.nn.Parameter(net[1][0].weight.detach().clone())  # replaced (LoRA set_attr_param)
+    assert fast_path.weights_key(net) != k
+
+
+def test_fast_path_is_off_where_core_must_run(pack, gen_dir):
+    from importlib import import_module
+
+    fast_path = import_module(f"{pack.__name__}.nodes.fast_path")
+    F.write_generator(str(gen_dir / "fp.safetensors"))
+    model = pack.NODE_CLASS_MAPPINGS["OneStepLoadGenerator"]().load("fp.safetensors")[0]
+    ctx = torch.randn(1, 77, 768)
+    assert fast_path.ineligible_reason(model, [[ctx, {}]], None) == "not a CUDA device"  # this machine has no GPU
+    assert fast_path.per_call_reason(model, [[ctx, {"pooled_output": ctx[:, 0]}]], None) is None
+    assert fast_path.per_call_reason(model, [[ctx, {"control": object()}]], None) == "conditioning carries ['control']"
+    assert fast_path.per_call_reason(model, [[ctx, {}], [ctx, {}]], None) == "several conditionings"
+    assert fast_path.per_call_reason(model, [[ctx, {}]], torch.ones(1, 1, 4, 4)) == "noise mask"
+    wrapped = model.clone()
+    wrapped.set_model_unet_function_wrapper(lambda apply, args: apply(args["input"], args["timestep"], **args["c"]))
+    assert fast_path.per_call_reason(wrapped, [[ctx, {}]], None) == "model wrappers"

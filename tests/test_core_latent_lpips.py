@@ -153,3 +153,86 @@ def test_cli_converts_and_reports(tmp_path, capsys):
     assert '"encoder": "sdxl"' in capsys.readouterr().out
     assert main(["convert", str(tmp_path / "missing.pth"), str(tmp_path / "x.safetensors")]) == 2
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def fmnist_latents(n, split, size=16, seed=0):
+    from latent_lpips.datasets import fashion_mnist, images_to_identity_latents
+
+    images, labels = fashion_mnist(split)
+    idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n]
+    return images_to_identity_latents(images[idx], size), labels[idx]
+
+
+def test_trunk_learns_fashion_mnist_classes():
+    from latent_lpips.train_trunk import TrunkTrainConfig, accuracy, train_trunk
+
+    x, y = fmnist_latents(2048, "train")
+    xt, yt = fmnist_latents(500, "test")
+    model = train_trunk(x, y, TrunkTrainConfig(steps=150, batch=64, width=0.125, lr=3e-3))
+    assert accuracy(model, xt, yt) > 0.5  # chance is 0.1
+
+
+def test_trunk_training_resumes_exactly(tmp_path):
+    from latent_lpips.train_trunk import TrunkTrainConfig, train_trunk
+
+    x, y = fmnist_latents(256, "train")
+    cfg = TrunkTrainConfig(steps=8, batch=16, width=0.125, checkpoint_every=4)
+    straight = train_trunk(x, y, cfg)
+    ckpt = str(tmp_path / "t.ckpt")
+    train_trunk(x, y, TrunkTrainConfig(**{**cfg.__dict__, "steps": 4}), ckpt)
+    resumed = train_trunk(x, y, cfg, ckpt)
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def write_bapps(root, n=6, size=16, seed=0):
+    """A BAPPS-layout 2AFC folder: one of p0/p1 is heavily distorted, and people prefer the other."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    g = np.random.default_rng(seed)
+    folder = os.path.join(root, "val", "traditional")
+    for sub in ("ref", "p0", "p1", "judge"):
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+    for i in range(n):
+        ref = g.integers(0, 255, (size, size, 3)).astype(np.uint8)
+        p0 = np.clip(ref + g.normal(0, 8, ref.shape), 0, 255).astype(np.uint8)
+        p1 = np.clip(ref + g.normal(0, 80, ref.shape), 0, 255).astype(np.uint8)
+        if i % 2:
+            p0, p1 = p1, p0
+        for key, img in (("ref", ref), ("p0", p0), ("p1", p1)):
+            Image.fromarray(img).save(os.path.join(folder, key, f"{i:06d}.png"))
+        np.save(os.path.join(folder, "judge", f"{i:06d}.npy"), np.array([float(i % 2)], dtype=np.float32))
+
+
+def test_bapps_reader_and_calibration(tmp_path):
+    from latent_lpips.bapps import read_2afc
+    from latent_lpips.calibrate import CalibrateConfig, calibrate_heads, score
+
+    write_bapps(str(tmp_path), n=24)
+    t = read_2afc(str(tmp_path), "val", "traditional", size=16)
+    assert t["ref"].shape == (24, 3, 16, 16) and t["judge"].shape == (24,) and t["ref"].min() >= -1
+    torch.manual_seed(0)
+    net = LatentLPIPS(3, width=0.125)
+    with torch.no_grad():
+        for lin in net.lins:
+            lin.model[1].weight.uniform_(0.0, 0.01)
+    losses = []
+    calibrate_heads(net, t, CalibrateConfig(steps=80, batch=12, lr=1e-2, log_every=1), progress=lambda step, loss: losses.append(loss))
+    assert all(bool((lin.model[1].weight >= 0).all()) for lin in net.lins)
+    assert sum(losses[-10:]) < 0.5 * sum(losses[:10])  # the ranking loss falls
+    assert score(net, t) >= 0.9
+
+
+def test_cli_builds_weights_for_a_new_latent_space(tmp_path):
+    from latent_lpips.cli import main
+
+    assert main(["fashion-mnist", str(tmp_path / "train.safetensors"), "--size", "16", "--limit", "256"]) == 0
+    assert main(["train-trunk", str(tmp_path / "train.safetensors"), str(tmp_path / "fm.safetensors"),
+                 "--steps", "4", "--batch", "16", "--width", "0.125", "--eval", str(tmp_path / "train.safetensors")]) == 0
+    model, enc, info = load(str(tmp_path / "fm.safetensors"))
+    assert enc.name == "custom-1" and "held-out accuracy" in info["heads"] and info["width"] == 0.125
+    write_bapps(str(tmp_path / "bapps"), n=8)
+    assert main(["bapps-triplets", str(tmp_path / "bapps"), str(tmp_path / "t.safetensors"), "--size", "16"]) == 0

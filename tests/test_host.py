@@ -287,3 +287,14 @@ def test_latent_perceptual_diff_refuses_another_latent_space(host):
     save(os.path.join(host.base_dir, "models", "latent_lpips", "random_sdxl.safetensors"), LatentLPIPS(4), get_encoder("sdxl"), "uniform")
     msg = failed(host.run(diff_graph("random_sdxl.safetensors")))
     assert "weights are for sdxl latents, but the model makes SD15 latents" in msg
+
+
+def test_extra_model_paths_folder_is_kept(host):
+    shutil.copy(os.path.join(host.base_dir, "models", "onestep", "tiny_eps_t999.safetensors"), os.path.join(host.extra_onestep, "from_extra_paths.safetensors"))
+    listed = host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    assert "from_extra_paths.safetensors" in listed and "tiny_eps_t999.safetensors" in listed
+    ok(host.run(generate(text_graph("from_extra_paths.safetensors"), prefix="extra_paths")))
+    with open(os.path.join(host.extra_onestep, "not_a_model.ckpt"), "w") as f:
+        f.write("x")
+    listed = host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    assert "not_a_model.ckpt" not in listed  # .safetensors only
