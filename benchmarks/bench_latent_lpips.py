@@ -17,8 +17,8 @@ import time
 import torch
 import torchvision
 
-from latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
-from latent_lpips.network import LinearHead, unit_normalize
+from onestep.latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
+from onestep.latent_lpips.network import LinearHead, unit_normalize
 from tools import fixtures as F
 
 

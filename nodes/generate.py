@@ -6,6 +6,8 @@ result equals core SamplerCustom with sigmas [σ_t, 0] and the same seed.
 """
 from __future__ import annotations
 
+import math
+
 import comfy.model_management
 import comfy.sample
 import comfy.samplers
@@ -61,7 +63,9 @@ def _fast(model, positive, sigmas, noise, latent_image, noise_mask, mode):
     base = model.model
     latent_in = base.process_latent_in(latent_image) if torch.count_nonzero(latent_image) > 0 else latent_image
     ms = model.get_model_object("model_sampling")
-    x = ms.noise_scaling(sigmas[0], noise, latent_in)
+    # core's KSAMPLER flags a start at σ_max (sqrt(1+σ²)·z for plain models); generator files decide for themselves
+    max_denoise = math.isclose(float(ms.sigma_max), float(sigmas[0]), rel_tol=1e-05) or float(sigmas[0]) > float(ms.sigma_max)
+    x = ms.noise_scaling(sigmas[0], noise, latent_in, max_denoise)
     denoised = fast_denoise(model, positive, float(sigmas[0]), x, noise_mask, mode)
     if denoised is None:
         return None

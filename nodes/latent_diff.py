@@ -7,9 +7,9 @@ import comfy.model_management as mm
 import folder_paths
 import torch
 
-from ..latent_lpips import ELatentLPIPS
-from ..latent_lpips.augment import parse_preset
-from ..latent_lpips.weights import load
+from ..onestep.latent_lpips import ELatentLPIPS
+from ..onestep.latent_lpips.augment import parse_preset
+from ..onestep.latent_lpips.weights import load
 from . import model_folder
 from .load_generator import CATEGORY
 

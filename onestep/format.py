@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_write
 from .bases import BASES, base_from_shape, get_base, inspect_ldm_unet
 from .parameterization import OneStepSpec
 
@@ -126,21 +126,7 @@ def save_generator(path: str | os.PathLike, unet_sd: dict[str, torch.Tensor], me
     """Validate and write a generator atomically (nothing is left at `path` if anything fails)."""
     check_weights(meta, unet_sd, os.path.basename(path))
     tensors = {k: v.detach().contiguous() for k, v in unet_sd.items()}
-    _atomic_save(tensors, os.fspath(path), meta.to_header())
-
-
-def _atomic_save(tensors: dict[str, torch.Tensor], path: str, header: dict[str, str]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta.to_header()))
 
 
 def read_metadata(path: str | os.PathLike) -> GeneratorMetadata:

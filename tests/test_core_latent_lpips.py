@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
-from latent_lpips.augment import PairedAugment
-from latent_lpips.weights import WeightsFileError, convert, load
+from onestep.latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
+from onestep.latent_lpips.augment import PairedAugment
+from onestep.latent_lpips.weights import WeightsFileError, convert, load
 
 
 def metric(preset="bgco", seed=0, channels=4, enc="sd15"):
@@ -58,7 +58,7 @@ def test_the_same_transform_hits_both_inputs():
 
 
 def test_flips_and_quarter_turns_are_exact_dihedral_moves():
-    from latent_lpips.augment import AugmentConfig
+    from onestep.latent_lpips.augment import AugmentConfig
 
     aug = PairedAugment("b", AugmentConfig(xint_max=0.0))
     x = latents(n=16, size=8)
@@ -115,7 +115,7 @@ def test_published_tuned_layout_round_trip(tmp_path):
 
 def test_published_classifier_layout(tmp_path):
     torch.manual_seed(0)
-    from latent_lpips.network import vgg16_bn_features
+    from onestep.latent_lpips.network import vgg16_bn_features
 
     feats = vgg16_bn_features(16)
     sd = {f"module.model.features.{k}": v for k, v in feats.state_dict().items()}
@@ -144,7 +144,7 @@ def test_foreign_files_are_refused(tmp_path):
 
 
 def test_cli_converts_and_reports(tmp_path, capsys):
-    from latent_lpips.cli import main
+    from onestep.latent_lpips.cli import main
 
     _, sd = published_state_dict()
     torch.save(sd, tmp_path / "sdxl_latest_vgg16_tuned.pth")
@@ -156,7 +156,7 @@ def test_cli_converts_and_reports(tmp_path, capsys):
 
 
 def fmnist_latents(n, split, size=16, seed=0):
-    from latent_lpips.datasets import fashion_mnist, images_to_identity_latents
+    from onestep.latent_lpips.datasets import fashion_mnist, images_to_identity_latents
 
     images, labels = fashion_mnist(split)
     idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n]
@@ -164,7 +164,7 @@ def fmnist_latents(n, split, size=16, seed=0):
 
 
 def test_trunk_learns_fashion_mnist_classes():
-    from latent_lpips.train_trunk import TrunkTrainConfig, accuracy, train_trunk
+    from onestep.latent_lpips.train_trunk import TrunkTrainConfig, accuracy, train_trunk
 
     x, y = fmnist_latents(2048, "train")
     xt, yt = fmnist_latents(500, "test")
@@ -173,7 +173,7 @@ def test_trunk_learns_fashion_mnist_classes():
 
 
 def test_trunk_training_resumes_exactly(tmp_path):
-    from latent_lpips.train_trunk import TrunkTrainConfig, train_trunk
+    from onestep.latent_lpips.train_trunk import TrunkTrainConfig, train_trunk
 
     x, y = fmnist_latents(256, "train")
     cfg = TrunkTrainConfig(steps=8, batch=16, width=0.125, checkpoint_every=4)
@@ -208,8 +208,8 @@ def write_bapps(root, n=6, size=16, seed=0):
 
 
 def test_bapps_reader_and_calibration(tmp_path):
-    from latent_lpips.bapps import read_2afc
-    from latent_lpips.calibrate import CalibrateConfig, calibrate_heads, score
+    from onestep.latent_lpips.bapps import read_2afc
+    from onestep.latent_lpips.calibrate import CalibrateConfig, calibrate_heads, score
 
     write_bapps(str(tmp_path), n=24)
     t = read_2afc(str(tmp_path), "val", "traditional", size=16)
@@ -227,7 +227,7 @@ def test_bapps_reader_and_calibration(tmp_path):
 
 
 def test_cli_builds_weights_for_a_new_latent_space(tmp_path):
-    from latent_lpips.cli import main
+    from onestep.latent_lpips.cli import main
 
     assert main(["fashion-mnist", str(tmp_path / "train.safetensors"), "--size", "16", "--limit", "256"]) == 0
     assert main(["train-trunk", str(tmp_path / "train.safetensors"), str(tmp_path / "fm.safetensors"),

@@ -271,7 +271,7 @@ def test_latent_perceptual_diff_table_and_heat_map(host):
 
 
 def test_latent_perceptual_diff_reads_published_layout(host):
-    from latent_lpips import LatentLPIPS
+    from onestep.latent_lpips import LatentLPIPS
 
     torch.manual_seed(0)
     net = LatentLPIPS(4)
@@ -281,8 +281,8 @@ def test_latent_perceptual_diff_reads_published_layout(host):
 
 
 def test_latent_perceptual_diff_refuses_another_latent_space(host):
-    from latent_lpips import LatentLPIPS, get_encoder
-    from latent_lpips.weights import save
+    from onestep.latent_lpips import LatentLPIPS, get_encoder
+    from onestep.latent_lpips.weights import save
 
     save(os.path.join(host.base_dir, "models", "latent_lpips", "random_sdxl.safetensors"), LatentLPIPS(4), get_encoder("sdxl"), "uniform")
     msg = failed(host.run(diff_graph("random_sdxl.safetensors")))

@@ -14,8 +14,8 @@ import os
 import torch
 from PIL import Image, ImageDraw
 
-from latent_lpips import LatentLPIPS, get_encoder
-from latent_lpips.weights import save as save_latent_lpips
+from onestep.latent_lpips import LatentLPIPS, get_encoder
+from onestep.latent_lpips.weights import save as save_latent_lpips
 from tools import fixtures as F
 
 GENERATOR = "onestep-default-sd15-random.safetensors"

@@ -32,7 +32,7 @@ log = logging.getLogger("latent_lpips")
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m latent_lpips.cli", description="E-LatentLPIPS weight files.")
+    p = argparse.ArgumentParser(prog="python -m onestep.latent_lpips.cli", description="E-LatentLPIPS weight files.")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("convert", help="published .pth / .pth.tar → safetensors")
     c.add_argument("src")

@@ -2,24 +2,19 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import torch
+
+from ..atomic import atomic_write
 
 
 def save_state(path: str, state: dict) -> None:
     """Write `state` (tensors, dicts, numbers, strings) atomically: a crash never leaves half a checkpoint."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.remove(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def load_state(path: str | None) -> dict | None:

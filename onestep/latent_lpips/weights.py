@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from ..atomic import atomic_write
 
 from .encoders import LatentEncoder, get_encoder
 from .network import SLICES, LatentLPIPS
@@ -109,16 +110,7 @@ def save(path: str, model: LatentLPIPS, encoder: LatentEncoder, heads: str, sour
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith("lins.")}
     header = {"latent_lpips.format": FORMAT, "latent_lpips.encoder": encoder.name, "latent_lpips.channels": str(encoder.channels),
               "latent_lpips.heads": heads, "latent_lpips.source": source}
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    os.close(fd)
-    try:
-        save_file(sd, tmp, metadata=header)
-        os.replace(tmp, path)
-    except BaseException:
-        os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: save_file(sd, tmp, metadata=header))
 
 
 def convert(src: str, dest: str, encoder: str | None = None) -> dict:
