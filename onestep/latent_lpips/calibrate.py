@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .checkpoint import load_state, save_state
+from .checkpoint import restore, snapshot
 from .network import LatentLPIPS
 
 log = logging.getLogger("latent_lpips")
@@ -67,14 +67,8 @@ def calibrate_heads(
     params = [p for lin in model.lins for p in lin.parameters()] + list(rank.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.999))
     g = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    state = load_state(checkpoint)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        rank.load_state_dict(state["rank"])
-        opt.load_state_dict(state["optimizer"])
-        g.set_state(state["rng"])
-        step = state["step"]
+    parts = {"model": model, "rank": rank, "optimizer": opt}
+    step = restore(checkpoint, parts, g)
     n = len(triplets["ref"])
     while step < cfg.steps:
         model.net.eval()  # frozen trunk: BatchNorm keeps its statistics
@@ -93,6 +87,5 @@ def calibrate_heads(
         if progress is not None and (step % cfg.log_every == 0 or step == cfg.steps):
             progress(step, loss.item())
         if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save_state(checkpoint, {"model": model.state_dict(), "rank": rank.state_dict(), "optimizer": opt.state_dict(),
-                                    "rng": g.get_state(), "step": step, "config": asdict(cfg)})
+            snapshot(checkpoint, parts, g, step, asdict(cfg))
     return model.eval()

@@ -22,3 +22,19 @@ def load_state(path: str | None) -> dict | None:
     if not path or not os.path.exists(path):
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def restore(path: str | None, parts: dict, generator: torch.Generator) -> int:
+    """Load each part's state_dict (modules, optimizers) and the sampling RNG from `path`; the step to resume at."""
+    state = load_state(path)
+    if state is None:
+        return 0
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    generator.set_state(state["rng"])
+    return int(state["step"])
+
+
+def snapshot(path: str, parts: dict, generator: torch.Generator, step: int, config: dict) -> None:
+    """Atomically write what `restore` reads back."""
+    save_state(path, {**{name: part.state_dict() for name, part in parts.items()}, "rng": generator.get_state(), "step": step, "config": config})

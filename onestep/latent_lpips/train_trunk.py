@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .checkpoint import load_state, save_state
+from .checkpoint import restore, snapshot
 from .network import LatentLPIPS, LatentVGG16BN
 
 log = logging.getLogger("latent_lpips")
@@ -51,13 +51,9 @@ def train_trunk(
     model = TrunkClassifier(latents.shape[1], int(labels.max()) + 1, cfg.width)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    state = load_state(checkpoint)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        g.set_state(state["rng"])
-        step = state["step"]
+    parts = {"model": model, "optimizer": opt}
+    step = restore(checkpoint, parts, g)
+    if step:
         log.info("resumed trunk training at step %d", step)
     model.train()
     while step < cfg.steps:
@@ -72,7 +68,7 @@ def train_trunk(
         if progress is not None and (step % cfg.log_every == 0 or step == cfg.steps):
             progress(step, loss.item())
         if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save_state(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": g.get_state(), "step": step, "config": asdict(cfg)})
+            snapshot(checkpoint, parts, g, step, asdict(cfg))
     return model.eval()
 
 
