@@ -39,7 +39,7 @@ def latent(host, outputs, node="90"):
     return load_file(os.path.join(host.base_dir, "output", item["subfolder"], item["filename"]))["latent_tensor"]
 
 
-def text_graph(generator=None, text="a red fox", model=None, positive=None):
+def text_graph(generator=None, text="a red fox"):
     """Prompt pieces: generator loader (1), CLIP (2), prompt (3)."""
     g = {
         "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": CLIP, "type": "stable_diffusion"}},

@@ -4,13 +4,13 @@ the trunk stays frozen and head weights are clamped non-negative after every ste
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .checkpoint import restore, snapshot
+from .checkpoint import end_of_step, restore
 from .network import LatentLPIPS
 
 log = logging.getLogger("latent_lpips")
@@ -84,8 +84,5 @@ def calibrate_heads(
             for lin in model.lins:
                 lin.model[1].weight.clamp_(min=0)
         step += 1
-        if progress is not None and (step % cfg.log_every == 0 or step == cfg.steps):
-            progress(step, loss.item())
-        if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            snapshot(checkpoint, parts, g, step, asdict(cfg))
+        end_of_step(step, loss, cfg, progress, checkpoint, parts, g)
     return model.eval()

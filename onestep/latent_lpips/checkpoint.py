@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 
 import torch
 
@@ -38,3 +39,13 @@ def restore(path: str | None, parts: dict, generator: torch.Generator) -> int:
 def snapshot(path: str, parts: dict, generator: torch.Generator, step: int, config: dict) -> None:
     """Atomically write what `restore` reads back."""
     save_state(path, {**{name: part.state_dict() for name, part in parts.items()}, "rng": generator.get_state(), "step": step, "config": config})
+
+
+def end_of_step(step: int, loss: torch.Tensor, cfg, progress, checkpoint: str | None, parts: dict, generator: torch.Generator) -> None:
+    """The bookkeeping both training loops share: report every cfg.log_every steps, snapshot every
+    cfg.checkpoint_every steps, and both at the last step (cfg.steps)."""
+    last = step == cfg.steps
+    if progress is not None and (step % cfg.log_every == 0 or last):
+        progress(step, loss.item())
+    if checkpoint and (step % cfg.checkpoint_every == 0 or last):
+        snapshot(checkpoint, parts, generator, step, asdict(cfg))

@@ -4,13 +4,13 @@ holds weights, optimizer, step and the batch-sampling RNG, so N steps equal N/2 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .checkpoint import restore, snapshot
+from .checkpoint import end_of_step, restore
 from .network import LatentLPIPS, LatentVGG16BN
 
 log = logging.getLogger("latent_lpips")
@@ -65,10 +65,7 @@ def train_trunk(
         loss.backward()
         opt.step()
         step += 1
-        if progress is not None and (step % cfg.log_every == 0 or step == cfg.steps):
-            progress(step, loss.item())
-        if checkpoint and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            snapshot(checkpoint, parts, g, step, asdict(cfg))
+        end_of_step(step, loss, cfg, progress, checkpoint, parts, g)
     return model.eval()
 
 
