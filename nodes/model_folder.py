@@ -57,3 +57,36 @@ def resolve_source(rel: str) -> str:
 
 register()
 register(LATENT_LPIPS_FOLDER, LATENT_LPIPS_EXTENSIONS)
+
+
+PAIRS_FOLDER = "onestep_pairs"  # teacher-pairs datasets: one folder each, listed by their manifest.json
+
+
+def dataset_folder(name: str) -> str:
+    """The folder of dataset `name` under models/onestep_pairs (an existing one in any registered path first)."""
+    name = name.strip()
+    if not name or os.path.basename(name) != name or name.startswith("."):
+        raise ValueError(f"invalid dataset name {name!r}: give a plain folder name without slashes")
+    for root in folder_paths.get_folder_paths(PAIRS_FOLDER):
+        if os.path.isdir(os.path.join(root, name)):
+            return os.path.join(root, name)
+    return os.path.join(folder_paths.get_folder_paths(PAIRS_FOLDER)[0], name)
+
+
+def dataset_names() -> list[str]:
+    """Datasets for a combo: the folders under models/onestep_pairs that hold a manifest."""
+    return sorted({os.path.dirname(f) for f in folder_paths.get_filename_list(PAIRS_FOLDER) if os.path.basename(f) == "manifest.json" and os.path.dirname(f)})
+
+
+def resolve_input(rel: str) -> str:
+    """A user-given file path relative to ComfyUI's input folder, required to stay inside it."""
+    root = os.path.realpath(folder_paths.get_input_directory())
+    full = os.path.realpath(os.path.join(root, rel.strip()))
+    if not full.startswith(root + os.sep):
+        raise ValueError(f"file {rel!r} is outside ComfyUI's input folder; put it in {root} and give its name")
+    if not os.path.isfile(full):
+        raise ValueError(f"file {rel!r} not found in ComfyUI's input folder ({root})")
+    return full
+
+
+register(PAIRS_FOLDER, {".json"})

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from comfy_host import PACK_FOLDER_NAME, REPO
 
-PACK_NODES = {"OneStepLoadGenerator", "OneStepGenerate", "OneStepSampler", "OneStepSigmas", "OneStepImportGenerator", "OneStepVAEDecode", "OneStepLatentPerceptualDiff"}
+PACK_NODES = {"OneStepLoadGenerator", "OneStepGenerate", "OneStepSampler", "OneStepSigmas", "OneStepImportGenerator", "OneStepVAEDecode", "OneStepLatentPerceptualDiff", "OneStepCollectTeacherPairs"}
 CLIP = "onestep-default-clip-l-random.safetensors"
 VAE = "onestep-default-sd-vae-random.safetensors"
 FULL = "onestep-default-sd15-random.safetensors"

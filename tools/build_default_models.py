@@ -2,7 +2,7 @@
 
 Until the proof-scale teacher and student exist (a later issue), the default is a RANDOM-WEIGHT model set of
 the real SD1.5 architecture: a one-step generator (ε at t=999), CLIP-L, the SD VAE, an SD1.5 ControlNet and
-E-LatentLPIPS weights for SD1.5 latents, plus a hint image. Its images are noise; it exercises every code path a real SD1.5 generator takes.
+E-LatentLPIPS weights for SD1.5 latents, a plain SD1.5 UNet as teacher, plus a hint image. Its images are noise; it exercises every code path a real SD1.5 generator takes.
 Usage (ComfyUI tree on PYTHONPATH): python -m tools.build_default_models COMFY_BASE_DIR
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ VAE = "onestep-default-sd-vae-random.safetensors"
 CONTROLNET = "onestep-default-controlnet-sd15-random.safetensors"
 HINT = "onestep-hint.png"
 LATENT_LPIPS = "onestep-default-latent-lpips-sd15-random.safetensors"
+TEACHER = "onestep-default-teacher-sd15-random.safetensors"  # a plain SD1.5 UNet: the teacher of the pairs workflow
 
 
 def build_defaults(base_dir: str) -> None:
@@ -35,6 +36,7 @@ def build_defaults(base_dir: str) -> None:
         f"vae/{VAE}": F.write_vae,
         f"controlnet/{CONTROLNET}": F.write_controlnet,
         f"latent_lpips/{LATENT_LPIPS}": write_random_latent_lpips,
+        f"diffusion_models/{TEACHER}": F.write_unet,
     }
     for rel, make in jobs.items():
         path = os.path.join(models, rel)

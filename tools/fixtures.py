@@ -73,6 +73,11 @@ def write_generator(path: str, unet_config: dict = TINY_UNET, seed: int = 0, dty
     return md
 
 
+def write_unet(path: str, unet_config: dict = SD15_UNET, seed: int = 7, dtype: torch.dtype = torch.float16) -> None:
+    """A plain diffusion-model file (ldm keys, no metadata) that core's UNETLoader loads: a teacher MODEL."""
+    _save(unet_state_dict(unet_config, seed), path, dtype)
+
+
 def clip_l(seed: int = 1) -> comfy.sd.CLIP:
     """A random-weight CLIP-L text encoder with ComfyUI's SD1.5 tokenizer."""
     target = comfy.supported_models.SD15(dict(SD15_UNET)).clip_target()

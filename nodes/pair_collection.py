@@ -1,0 +1,217 @@
+"""ComfyUI side of teacher-pair collection: the core's `Teacher` interface on a MODEL + CLIP (+ ControlNet),
+sampling through core's own machinery (comfy.sample.sample, as KSampler does), so a recorded latent is what
+KSampler gives for that seed and prompt. Shared by the Collect Teacher Pairs node and the headless CLI; imports
+only `comfy.*` (never ComfyUI's top-level `nodes`), so the CLI can run it outside the server."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+
+import comfy.model_management as mm
+import comfy.sample
+import comfy.samplers
+import torch
+
+from ..onestep.pairs.collect import collect, open_dataset
+from ..onestep.pairs.dataset import repeat_to_common_length
+from ..onestep.pairs.manifest import PairSettings, prompts_hash
+from ..onestep.pairs.prompts import read_prompts
+from .generator_model import check_conditioning
+
+log = logging.getLogger("onestep")
+
+# Samplers whose result is a function of (noise, prompt) alone: they integrate the probability-flow ODE.
+ODE_SAMPLERS = (
+    "euler", "euler_cfg_pp", "heun", "heunpp2", "dpm_2", "lms", "dpmpp_2m", "dpmpp_2m_cfg_pp", "ipndm", "ipndm_v", "deis",
+    "res_multistep", "res_multistep_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "ddim", "uni_pc", "uni_pc_bh2",
+)
+
+
+def check_sampler(name: str) -> None:
+    """Refuse samplers that inject fresh noise: their output is not determined by the recorded z and prompt."""
+    if name in ODE_SAMPLERS:
+        return
+    kind = "an ancestral sampler" if "ancestral" in name else "an SDE/stochastic sampler"
+    raise ValueError(
+        f"sampler {name!r} is {kind}: it adds new random noise at every step, so the teacher's latent is not a function "
+        f"of the recorded noise and prompt and the pairs could not be learned or replayed; use a deterministic ODE sampler "
+        f"({', '.join(ODE_SAMPLERS[:6])}, ...)"
+    )
+
+
+def fingerprint(tensors, extra: str = "") -> str:
+    """A cheap weights fingerprint: names, shapes, dtypes and a strided sample of every tensor's values."""
+    h = hashlib.sha256(extra.encode())
+    for name, t in tensors:
+        flat = t.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 64)][:64].float().cpu()
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(sample.numpy().tobytes())
+    return h.hexdigest()
+
+
+def model_fingerprint(patcher) -> str:
+    """The MODEL's weights plus its patches (LoRA) and object patches (e.g. a changed model_sampling)."""
+    patches = sorted((k, [(p[0], p[2]) for p in v]) for k, v in patcher.patches.items())
+    objects = sorted((k, type(v).__name__) for k, v in patcher.object_patches.items())
+    return fingerprint(patcher.model.diffusion_model.state_dict().items(), repr((patches, objects)))
+
+
+def clip_fingerprint(clip) -> str:
+    patches = sorted((k, [(p[0], p[2]) for p in v]) for k, v in clip.patcher.patches.items())
+    return fingerprint(clip.cond_stage_model.state_dict().items(), repr(patches))
+
+
+def controlnet_fingerprint(controlnet) -> str:
+    if controlnet is None:
+        return ""
+    net = getattr(controlnet, "control_model", None) or getattr(controlnet, "t2i_model", None)
+    return fingerprint(net.state_dict().items(), type(controlnet).__name__)
+
+
+def needs_pooled(model) -> bool:
+    return model.model.model_config.unet_config.get("adm_in_channels") is not None
+
+
+class ComfyTeacher:
+    """A MODEL + CLIP (+ ControlNet and hint images) as a teacher for the collection loop."""
+
+    def __init__(self, model, clip, prompts: list[str], negative: str, settings: PairSettings, controlnet=None, hints=None, vae=None):
+        self.model, self.clip, self.prompts, self.negative_text, self.s = model, clip, prompts, negative, settings
+        self.controlnet, self.hints, self.vae = controlnet, hints, vae
+        self._cache: dict[int, dict] = {}
+        c, h, w = settings.latent_shape
+        self._empty = torch.zeros([1, c, h, w])
+        self.step_callback = None  # called after every sampler step (the node checks for cancel there)
+        self.conditioning(-1)  # a text encoder that does not fit the model fails here, before any sampling
+
+    def conditioning(self, prompt_index: int) -> dict[str, torch.Tensor]:
+        """CLIP Text Encode of a prompt (index -1: the negative), cached; pooled kept where the model uses it."""
+        if prompt_index not in self._cache:
+            text = self.negative_text if prompt_index < 0 else self.prompts[prompt_index]
+            out = self.clip.encode_from_tokens(self.clip.tokenize(text), return_pooled=True, return_dict=True)
+            cond = {"cond": out["cond"].float().cpu(), "pooled": None}
+            if out.get("pooled_output") is not None:
+                cond["pooled"] = out["pooled_output"].float().cpu()
+            check_conditioning(self.model, [[cond["cond"], {"pooled_output": cond["pooled"]}]])
+            self._cache[prompt_index] = cond
+        cond = self._cache[prompt_index]
+        return cond if needs_pooled(self.model) else {"cond": cond["cond"]}
+
+    def noise(self, seed: int) -> torch.Tensor:
+        """KSampler's noise for a batch-1 latent and this seed."""
+        return comfy.sample.prepare_noise(self._empty, seed)
+
+    def _batch_cond(self, indices: list[int]) -> list:
+        conds = [self.conditioning(j) | {"pooled": self._cache[j]["pooled"]} for j in indices]
+        extra = {}
+        if conds[0]["pooled"] is not None:
+            extra["pooled_output"] = torch.cat([c["pooled"] for c in conds])
+        return [[repeat_to_common_length([c["cond"][0] for c in conds]), extra]]
+
+    def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
+        positive = self._batch_cond(prompt_indices)
+        negative = self._batch_cond([-1])
+        if self.controlnet is not None:
+            hint = self.hints[hint_indices].movedim(-1, 1)
+            positive, negative = apply_controlnet(positive, negative, self.controlnet, hint, self.s.control_strength, self.vae)
+        s = self.s
+        return comfy.sample.sample(
+            self.model, noise, s.steps, s.cfg, s.sampler, s.scheduler, positive, negative, torch.zeros_like(noise),
+            denoise=1.0, disable_pbar=True, seed=s.seed_start, callback=self.step_callback,
+        )
+
+
+def apply_controlnet(positive, negative, controlnet, hint, strength: float, vae=None):
+    """What core's Apply ControlNet does: one ControlNet copy with this hint on both branches."""
+    c_net = controlnet.copy().set_cond_hint(hint, strength, (0.0, 1.0), vae=vae)
+    out = []
+    for conditioning in (positive, negative):
+        out.append([[t[0], {**t[1], "control": c_net, "control_apply_to_uncond": False}] for t in conditioning])
+    return out[0], out[1]
+
+
+def settings_for(model, clip, prompts, negative, sampler, scheduler, steps, cfg, seed, count, width, height, batch_size,
+                 shard_size, controlnet=None, hints=None, control_strength=1.0) -> PairSettings:
+    """The dataset settings for these inputs (refuses stochastic samplers and bad sizes with a message)."""
+    check_sampler(sampler)
+    if scheduler not in comfy.samplers.KSampler.SCHEDULERS:
+        raise ValueError(f"unknown scheduler {scheduler!r}")
+    if width % 8 or height % 8:
+        raise ValueError(f"width and height must be multiples of 8, got {width}×{height}")
+    latent_format = model.get_model_object("latent_format")
+    shard_size = max(batch_size, -(-shard_size // batch_size) * batch_size)
+    hints_sha = ""
+    if controlnet is not None:
+        if hints is None:
+            raise ValueError("a ControlNet needs hint images: connect the hint IMAGE input")
+        hints_sha = hashlib.sha256(hints.float().cpu().numpy().tobytes()).hexdigest()
+    return PairSettings(
+        teacher=model_fingerprint(model), latent_format=type(latent_format).__name__,
+        latent_shape=(latent_format.latent_channels, height // 8, width // 8), sampler=sampler, scheduler=scheduler,
+        steps=steps, cfg=float(cfg), negative=negative, prompts_sha256=prompts_hash(prompts), seed_start=seed, count=count,
+        batch_size=batch_size, shard_size=shard_size, controlnet=controlnet_fingerprint(controlnet),
+        control_strength=float(control_strength) if controlnet is not None else 0.0, hints_sha256=hints_sha, text_encoder=clip_fingerprint(clip),
+    )
+
+
+def latent_preview(model, latents: torch.Tensor, vae=None) -> torch.Tensor:
+    """IMAGE [B,H,W,3] of latents: VAE-decoded if a VAE is given, else core's cheap latent→RGB projection."""
+    if vae is not None:
+        return vae.decode(latents)
+    fmt = model.get_model_object("latent_format")
+    factors = getattr(fmt, "latent_rgb_factors", None)
+    if factors is None:
+        x = latents[:, :1].repeat(1, 3, 1, 1)
+    else:
+        x = torch.einsum("bchw,cr->brhw", latents.float().cpu(), torch.tensor(factors))
+        x = x + torch.tensor(getattr(fmt, "latent_rgb_factors_bias", None) or [0.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    return ((x + 1) / 2).clamp(0, 1).movedim(1, -1).cpu()
+
+
+def collect_headless(args) -> int:
+    """The CLI's `collect`: load the teacher with ComfyUI's loaders and make this rank's shards."""
+    import comfy.sd
+    import torch.distributed as dist
+
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1:
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("gloo")  # barriers only: every rank writes its own shards
+    if args.checkpoint:
+        model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(args.checkpoint, output_vae=False, output_clip=args.clip is None)
+    if args.unet:
+        model = comfy.sd.load_diffusion_model(args.unet)
+    if args.clip:
+        clip = comfy.sd.load_clip([args.clip], clip_type=getattr(comfy.sd.CLIPType, args.clip_type.upper()))
+    if not (args.checkpoint or args.unet) or not (args.checkpoint or args.clip):
+        raise SystemExit("give --checkpoint, or --unet and --clip")
+    prompts = read_prompts("\n".join(args.prompt), args.prompts, args.column)
+    settings = settings_for(model, clip, prompts, args.negative, args.sampler, args.scheduler, args.steps, args.cfg, args.seed,
+                            args.count, args.width, args.height, args.batch_size, args.shard_size or 8 * args.batch_size)
+    info = {"teacher_name": os.path.basename(args.checkpoint or args.unet), "made_by": "python -m onestep.pairs.cli collect"}
+    if rank == 0:
+        manifest = open_dataset(args.out, settings, prompts, info)
+    if world > 1:
+        dist.barrier()
+        if rank:
+            manifest = open_dataset(args.out, settings, prompts, info, create=False)
+    teacher = ComfyTeacher(model, clip, prompts, args.negative, settings)
+    t0 = time.time()
+
+    def progress(done, total, _latents):
+        log.info("[onestep] rank %d: %d/%d pairs, %.2f pairs/s", rank, done, total, done / max(time.time() - t0, 1e-9))
+
+    collect(args.out, manifest, teacher, rank, world, progress=progress, write_manifest=world == 1)
+    if world > 1:
+        dist.barrier()
+        if rank == 0:
+            manifest = open_dataset(args.out, settings, prompts, info)  # adopts every rank's shards
+            manifest.save(args.out)
+        dist.barrier()
+        dist.destroy_process_group()
+    mm.soft_empty_cache()
+    return 0

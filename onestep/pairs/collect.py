@@ -1,0 +1,136 @@
+"""The resumable collection loop: make the missing shards of a dataset with a teacher, batch by batch.
+
+The teacher is anything with the `Teacher` interface (the ComfyUI adapter in nodes/pair_collection.py runs
+core's sampling machinery). Under torchrun, rank r makes the missing shards k with k mod world = r, so ranks
+take disjoint seeds and the files are the same as one process would write.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from typing import Callable, Protocol
+
+import torch
+
+from .manifest import DatasetError, Manifest, PairSettings, prompts_hash, shard_name
+from .shards import check_shard, write_shard
+
+log = logging.getLogger("onestep")
+
+
+class Teacher(Protocol):
+    """What the loop needs from a teacher model + text encoder (+ ControlNet)."""
+
+    def noise(self, seed: int) -> torch.Tensor:
+        """[1, C, h, w] starting noise for a seed, exactly as core KSampler makes it."""
+
+    def conditioning(self, prompt_index: int) -> dict[str, torch.Tensor]:
+        """{'cond': [1, L, D], optional 'pooled': [1, P]} for a prompt of the list (the negative: index -1)."""
+
+    def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
+        """Teacher latents [B, C, h, w] (LATENT units) for a batch of noises and prompts."""
+
+
+Progress = Callable[[int, int, torch.Tensor], None]  # (items done, items total, latest latents); may raise to cancel
+
+
+def open_dataset(folder: str, settings: PairSettings, prompts: list[str], info: dict | None = None, create: bool = True) -> Manifest:
+    """Load (and reconcile with the files on disk) or start the dataset in `folder`; refuse other settings."""
+    if prompts_hash(prompts) != settings.prompts_sha256:
+        raise DatasetError("settings.prompts_sha256 does not match the prompt list")
+    if os.path.isfile(os.path.join(folder, "manifest.json")):
+        manifest = Manifest.load(folder)
+        diff = manifest.settings.differences(settings)
+        if diff:
+            raise DatasetError(
+                f"dataset {os.path.basename(os.path.normpath(folder))!r} was collected with other settings ({'; '.join(diff[:4])}); "
+                "use a new dataset name, or the same settings to resume it"
+            )
+        reconcile(folder, manifest)
+        return manifest
+    manifest = Manifest(settings, list(prompts), info=dict(info or {}))
+    if create:
+        os.makedirs(folder, exist_ok=True)
+        manifest.save(folder)
+    return manifest
+
+
+def reconcile(folder: str, manifest: Manifest) -> None:
+    """Match the manifest to the shards on disk: adopt finished shards it missed (killed between rename and
+    manifest update), forget listed shards whose file is gone or the wrong size, set aside corrupt files."""
+    for tmp in glob.glob(os.path.join(folder, ".tmp-*")):
+        os.remove(tmp)  # our own unfinished writes from a killed run
+    n_prompts = len(manifest.prompts)
+    for k in range(manifest.settings.num_shards):
+        path = os.path.join(folder, shard_name(k))
+        entry = manifest.shards.get(k)
+        if entry is not None and os.path.isfile(path) and os.path.getsize(path) == entry.get("bytes"):
+            continue
+        manifest.shards.pop(k, None)
+        if not os.path.isfile(path):
+            continue
+        try:
+            manifest.shards[k] = check_shard(folder, k, manifest.settings, n_prompts, deep=True)
+        except DatasetError as e:
+            aside = f"{path}.corrupt-{int(time.time())}"
+            os.replace(path, aside)
+            log.warning("[onestep] %s; moved to %s and made again", e, os.path.basename(aside))
+
+
+def collect(
+    folder: str, manifest: Manifest, teacher: Teacher, rank: int = 0, world: int = 1,
+    num_hints: int = 0, progress: Progress | None = None, write_manifest: bool = True,
+) -> list[int]:
+    """Make this rank's missing shards; returns the shard indices written. Each shard is written atomically
+    and (with write_manifest) recorded in the manifest at once, so an interruption loses at most one shard."""
+    s = manifest.settings
+    todo = [k for k in manifest.missing() if k % world == rank]
+    total = sum(len(s.shard_items(k)) for k in todo)
+    done = 0
+    negative = _named(teacher.conditioning(-1), "negative.cond", "negative.pooled")
+    written = []
+    for k in todo:
+        items = s.shard_items(k)
+        tensors = {"seed": torch.tensor([s.seed_start + i for i in items]), "prompt_index": torch.tensor([i % len(manifest.prompts) for i in items])}
+        if num_hints:
+            tensors["hint_index"] = torch.tensor([i % num_hints for i in items])
+        noises, latents = [], []
+        for start in range(0, len(items), s.batch_size):
+            batch = items[start:start + s.batch_size]
+            noise = torch.cat([teacher.noise(s.seed_start + i) for i in batch])
+            latent = teacher.sample(noise, [i % len(manifest.prompts) for i in batch], [i % num_hints for i in batch] if num_hints else None)
+            if not torch.isfinite(latent).all():
+                raise DatasetError(f"the teacher produced NaN/inf latents for seeds {s.seed_start + batch.start}..{s.seed_start + batch.stop - 1}; nothing was written for them")
+            noises.append(noise.cpu())
+            latents.append(latent.float().cpu())
+            done += len(batch)
+            if progress is not None and batch.stop < len(items):  # the shard's last batch reports after the write
+                progress(done, total, latent)
+        tensors.update(noise=torch.cat(noises), latent=torch.cat(latents), **negative)
+        for j in sorted({i % len(manifest.prompts) for i in items}):
+            tensors.update(_named(teacher.conditioning(j), f"cond.{j}", f"pooled.{j}"))
+        try:
+            entry = write_shard(folder, k, s, tensors)
+        except OSError as e:
+            raise DatasetError(
+                f"could not write {shard_name(k)} ({e.strerror or e}); the dataset keeps its {len(manifest.shards)} finished shards "
+                "and resumes from here when run again"
+            ) from None
+        manifest.shards[k] = entry
+        written.append(k)
+        if write_manifest:
+            manifest.save(folder)
+        log.info("[onestep] teacher pairs: %s written (%d/%d shards)", entry["file"], len(manifest.shards), s.num_shards)
+        if progress is not None:  # may raise to cancel: the shard just written is kept
+            progress(done, total, latent)
+    return written
+
+
+def _named(cond: dict[str, torch.Tensor], cond_key: str, pooled_key: str) -> dict[str, torch.Tensor]:
+    """A prompt's conditioning under its shard keys (pooled only where the model uses it)."""
+    out = {cond_key: cond["cond"]}
+    if cond.get("pooled") is not None:
+        out[pooled_key] = cond["pooled"]
+    return out

@@ -1,0 +1,139 @@
+"""On-disk layout of a teacher-pairs dataset: a folder with `manifest.json` and safetensors shards.
+
+Item i (0 ≤ i < count) is the teacher's output for seed `seed_start + i` and prompt `i mod len(prompts)`;
+shard k holds items [k·shard_size, (k+1)·shard_size). The plan depends only on the settings, so any process
+(or torchrun rank) can make any shard, and a resumed run knows which shards are missing. A shard exists
+only once complete (temp file + rename); the manifest lists the finished shards with their sha256.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+from ..atomic import atomic_write
+
+FORMAT = "onestep-teacher-pairs"
+VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class DatasetError(ValueError):
+    """A dataset folder that cannot be used or resumed, with a message naming the problem."""
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    """Everything that decides a dataset's content; a resumed run must match it exactly."""
+
+    teacher: str  # fingerprint of the teacher's weights and patches (LoRA), see nodes/pair_collection.py
+    latent_format: str  # ComfyUI latent format name (SD15, SDXL, ...): the space the latents live in
+    latent_shape: tuple[int, int, int]  # [channels, height, width] of one latent
+    sampler: str  # deterministic ODE sampler (k-diffusion name)
+    scheduler: str  # ComfyUI scheduler name
+    steps: int  # teacher sampling steps
+    cfg: float  # classifier-free guidance scale baked into the pairs
+    negative: str  # negative prompt (the unconditional branch of CFG)
+    prompts_sha256: str  # hash of the prompt list stored in the manifest
+    seed_start: int  # seed of item 0; item i uses seed_start + i
+    count: int  # number of items
+    batch_size: int  # items per teacher call (batching changes float rounding, so it is part of the content)
+    shard_size: int  # items per shard, a multiple of batch_size
+    controlnet: str = ""  # fingerprint of the ControlNet ("" if none)
+    control_strength: float = 0.0  # ControlNet strength
+    hints_sha256: str = ""  # hash of the hint images (item i uses hint i mod number of hints)
+    text_encoder: str = ""  # fingerprint of the text encoder that made the conditioning
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise DatasetError("the dataset must hold at least one item (count ≥ 1)")
+        if self.batch_size < 1 or self.shard_size < self.batch_size or self.shard_size % self.batch_size:
+            raise DatasetError(f"shard size {self.shard_size} must be a positive multiple of batch size {self.batch_size}")
+
+    @property
+    def num_shards(self) -> int:
+        return math.ceil(self.count / self.shard_size)
+
+    def shard_items(self, k: int) -> range:
+        """Item indices of shard k."""
+        return range(k * self.shard_size, min((k + 1) * self.shard_size, self.count))
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "PairSettings":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise DatasetError(f"manifest settings have unknown fields {sorted(unknown)} (made by a newer version?)")
+        d = dict(d, latent_shape=tuple(d["latent_shape"]))
+        return cls(**d)
+
+    def differences(self, other: "PairSettings") -> list[str]:
+        """Human-readable `field: old → new` for every setting that differs."""
+        a, b = self.to_json(), other.to_json()
+        return [f"{k}: {a[k]!r} → {b[k]!r}" for k in a if a[k] != b[k]]
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:06d}.safetensors"
+
+
+def prompts_hash(prompts: list[str]) -> str:
+    return hashlib.sha256(json.dumps(prompts, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class Manifest:
+    """settings + prompts + the finished shards ({index, file, count, sha256}), as manifest.json."""
+
+    settings: PairSettings
+    prompts: list[str]
+    shards: dict[int, dict] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)  # names of the models and nodes that made it, for people
+
+    @property
+    def complete(self) -> bool:
+        return len(self.shards) == self.settings.num_shards
+
+    def missing(self) -> list[int]:
+        return [k for k in range(self.settings.num_shards) if k not in self.shards]
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT, "version": VERSION, "complete": self.complete, "settings": self.settings.to_json(),
+            "prompts": self.prompts, "info": self.info, "shards": [self.shards[k] for k in sorted(self.shards)],
+        }
+
+    def save(self, folder: str) -> None:
+        text = json.dumps(self.to_json(), indent=1, ensure_ascii=False)
+        atomic_write(os.path.join(folder, MANIFEST), lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
+
+    @classmethod
+    def load(cls, folder: str) -> "Manifest":
+        path = os.path.join(folder, MANIFEST)
+        name = os.path.basename(os.path.normpath(folder))
+        if not os.path.isfile(path):
+            raise DatasetError(f"{name!r} is not a teacher-pairs dataset: it has no {MANIFEST}")
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{name}/{MANIFEST} cannot be read: {e}") from None
+        if d.get("format") != FORMAT:
+            raise DatasetError(f"{name}/{MANIFEST} is not a teacher-pairs manifest (format {d.get('format')!r})")
+        if d.get("version", 0) > VERSION:
+            raise DatasetError(f"{name} was written by a newer version of the pack (format version {d['version']})")
+        try:
+            settings = PairSettings.from_json(d["settings"])
+            prompts = list(d["prompts"])
+            shards = {int(s["index"]): s for s in d.get("shards", [])}
+        except (KeyError, TypeError) as e:
+            raise DatasetError(f"{name}/{MANIFEST} is incomplete: {e}") from None
+        if prompts_hash(prompts) != settings.prompts_sha256:
+            raise DatasetError(f"{name}/{MANIFEST}: the prompt list does not match its recorded hash")
+        return cls(settings, prompts, shards, d.get("info", {}))
