@@ -100,6 +100,24 @@ class ComfyTeacher:
         cond = self._cache[prompt_index]
         return cond if needs_pooled(self.model) else {"cond": cond["cond"]}
 
+    def encode(self, prompt_indices: list[int]) -> None:
+        """Encode the uncached prompts in one text-encoder call where that is exact: with a single token stream and
+        no pooled vector needed (SD1.x/2.x), every 77-token chunk is its own batch row, so the output splits into
+        each prompt's conditioning; otherwise (SDXL) one call per prompt, as CLIP Text Encode does."""
+        todo = [j for j in dict.fromkeys(prompt_indices) if j not in self._cache]
+        if len(todo) > 1 and not needs_pooled(self.model):
+            tokens = [self.clip.tokenize(self.prompts[j]) for j in todo]
+            if len(tokens[0]) == 1 and all(t.keys() == tokens[0].keys() for t in tokens):
+                key = next(iter(tokens[0]))
+                lengths = [sum(len(chunk) for chunk in t[key]) for t in tokens]
+                cond = self.clip.encode_from_tokens({key: [chunk for t in tokens for chunk in t[key]]})
+                if cond.shape[1] == sum(lengths):
+                    for j, part in zip(todo, cond.split(lengths, dim=1)):
+                        self._cache[j] = {"cond": part.float().cpu(), "pooled": None}
+                    return
+        for j in todo:
+            self.conditioning(j)
+
     def noise(self, seed: int) -> torch.Tensor:
         """KSampler's noise for a batch-1 latent and this seed."""
         return comfy.sample.prepare_noise(self._empty, seed)
@@ -112,6 +130,7 @@ class ComfyTeacher:
         return [[repeat_to_common_length([c["cond"][0] for c in conds]), extra]]
 
     def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
+        self.encode(prompt_indices)
         positive = self._batch_cond(prompt_indices)
         negative = self._batch_cond([-1])
         if self.controlnet is not None:
