@@ -1,0 +1,127 @@
+"""Deterministic multi-step sampling of the ε-prediction teacher, in k-diffusion's σ space (Karras et al.
+2022; crowsonkb/k-diffusion), the convention ComfyUI samples in: x = x0 + σ·ε, σ_t = sqrt((1 − ᾱ_t)/ᾱ_t).
+
+- `EpsDenoiser` turns the UNet into a denoiser D(x, σ) = x0: the UNet sees x/sqrt(σ² + 1) at the discrete
+  timestep nearest σ in log σ (as ComfyUI's ModelSamplingDiscrete), x0 = x − σ·ε̂; classifier-free guidance
+  (Ho & Salimans 2022) mixes the conditional and empty-prompt denoisers: D_u + w·(D_c − D_u).
+- `sample_euler` (Euler = DDIM for ε-models, Song et al. 2021) and `sample_heun` (Karras et al. 2022,
+  Alg. 1, no churn) have k-diffusion's sampler signature.
+- `discrete_sigmas(steps)`: σ at timesteps spaced uniformly from 999 to 0 (DDIM's linspace spacing), then 0.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from onestep.schedule import SD_SCHEDULE, DiscreteSchedule
+
+from .data import EMPTY_PROMPT_INDEX, SIZE
+
+
+def schedule_sigmas(schedule: DiscreteSchedule = SD_SCHEDULE) -> torch.Tensor:
+    """σ_t for t = 0..T−1 (float64)."""
+    a = schedule.alphas_cumprod()
+    return ((1 - a) / a).sqrt()
+
+
+def discrete_sigmas(steps: int, schedule: DiscreteSchedule = SD_SCHEDULE) -> torch.Tensor:
+    """[σ_{t_0}, ..., σ_{t_{steps−1}}, 0] with t_i = round(linspace(T−1, 0, steps)); steps=1 gives [σ_max, 0]."""
+    if steps < 1:
+        raise ValueError("steps must be ≥ 1")
+    ts = torch.linspace(schedule.steps - 1, 0, steps, dtype=torch.float64).round().long() if steps > 1 else torch.tensor([schedule.steps - 1])
+    return torch.cat([schedule_sigmas(schedule)[ts], torch.zeros(1, dtype=torch.float64)]).float()
+
+
+class EpsDenoiser(torch.nn.Module):
+    """D(x, σ, labels, cfg) = x0 of an ε-prediction UNet conditioned by rows of a context table."""
+
+    def __init__(self, unet: torch.nn.Module, context_table: torch.Tensor, schedule: DiscreteSchedule = SD_SCHEDULE):
+        super().__init__()
+        self.unet = unet
+        self.context_table = context_table
+        self.register_buffer("log_sigmas", schedule_sigmas(schedule).float().log(), persistent=False)
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The discrete timestep nearest each σ (in log σ)."""
+        return (sigma.log()[None, :] - self.log_sigmas.to(sigma.device)[:, None]).abs().argmin(dim=0)
+
+    def eps(self, x: torch.Tensor, sigma: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """ε̂ for k-diffusion input x at σ (per item), with context rows `rows`."""
+        x_in = x / (sigma**2 + 1).sqrt().view(-1, 1, 1, 1)
+        ctx = self.context_table[rows.to(self.context_table.device)].to(x.dtype)
+        return self.unet(x_in, self.timestep(sigma), encoder_hidden_states=ctx).sample.to(x.dtype)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor, cfg: float = 1.0) -> torch.Tensor:
+        if cfg == 1.0:
+            return x - sigma.view(-1, 1, 1, 1) * self.eps(x, sigma, labels)
+        empty = torch.full_like(labels, EMPTY_PROMPT_INDEX)
+        eps_c, eps_u = self.eps(torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([labels, empty])).chunk(2)
+        return x - sigma.view(-1, 1, 1, 1) * (eps_u + cfg * (eps_c - eps_u))
+
+
+@torch.no_grad()
+def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """Euler's method on the probability-flow ODE dx/dσ = (x − D(x, σ))/σ (DDIM for ε-models)."""
+    extra_args = {} if extra_args is None else extra_args
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        d = (x - denoised) / sigmas[i]
+        x = x + d * (sigmas[i + 1] - sigmas[i])
+    return x
+
+
+@torch.no_grad()
+def sample_heun(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """Heun's second-order method (Karras et al. 2022, Alg. 1 without churn); Euler on the last step to σ=0."""
+    extra_args = {} if extra_args is None else extra_args
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        d = (x - denoised) / sigmas[i]
+        dt = sigmas[i + 1] - sigmas[i]
+        if sigmas[i + 1] == 0:
+            x = x + d * dt
+        else:
+            x_2 = x + d * dt
+            d_2 = (x_2 - model(x_2, sigmas[i + 1] * s_in, **extra_args)) / sigmas[i + 1]
+            x = x + (d + d_2) / 2 * dt
+    return x
+
+
+SAMPLERS = {"euler": sample_euler, "heun": sample_heun}  # name → k-diffusion-signature sampler
+
+
+def initial_noise(count: int, seed: int) -> torch.Tensor:
+    """Standard normal [count, 1, 32, 32] on the CPU from one seed (independent of batch size and device)."""
+    return torch.randn(count, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def sample_teacher(
+    unet: torch.nn.Module, context_table: torch.Tensor, labels: torch.Tensor, steps: int, cfg: float, seed: int = 0,
+    sampler: str = "euler", batch: int = 500, schedule: DiscreteSchedule = SD_SCHEDULE, bf16: bool = True,
+) -> torch.Tensor:
+    """Latents [N, 1, 32, 32] (on the CPU) for class labels [N]: ODE from x = sqrt(σ_max² + 1)·z to σ = 0.
+    On CUDA the UNet runs under bf16 autocast unless bf16=False (the ODE state stays float32)."""
+    device = next(unet.parameters()).device
+    denoiser = EpsDenoiser(unet, context_table.to(device), schedule).to(device)
+    sigmas = discrete_sigmas(steps, schedule).to(device)
+    z = initial_noise(len(labels), seed)
+    out = []
+    for i in range(0, len(labels), batch):
+        x = z[i:i + batch].to(device) * math.sqrt(float(sigmas[0]) ** 2 + 1)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+            x = SAMPLERS[sampler](denoiser, x, sigmas, {"labels": labels[i:i + batch].to(device), "cfg": cfg})
+        out.append(x.float().cpu())
+    return torch.cat(out)
+
+
+def class_labels(count: int) -> torch.Tensor:
+    """Balanced prompts: item i gets class i mod 10."""
+    return torch.arange(count) % 10

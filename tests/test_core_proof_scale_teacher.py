@@ -1,0 +1,150 @@
+"""Proof-scale teacher: ε-prediction training, the multi-step sampler, and the diffusers → ComfyUI (ldm) layout."""
+import json
+import math
+
+import pytest
+import torch
+
+from onestep.parameterization import OneStepGenerator, OneStepSpec
+from onestep.schedule import SD_SCHEDULE
+from proof_scale.data import load_split
+from proof_scale.sampler import EpsDenoiser, discrete_sigmas, initial_noise, sample_euler, sample_teacher
+from proof_scale.teacher import (
+    TeacherNetConfig,
+    TeacherTrainConfig,
+    build_unet,
+    ldm_state_dict,
+    ldm_unet_config,
+    load_teacher,
+    random_context_table,
+    save_teacher,
+    train_teacher,
+)
+
+TINY = TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True), layers_per_block=1, heads=2, context_dim=16)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions run faster on one core than on two shared ones
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(one_thread):
+    x, y = load_split("train", limit=512)
+    x = torch.nn.functional.avg_pool2d(x, 2)  # the UNet is convolutional: train at 16×16 to keep the CPU test short
+    table = random_context_table(4, TINY.context_dim)
+    cfg = TeacherTrainConfig(steps=24, batch=8, lr=2e-3, warmup=5, log_every=12)
+    unet, losses = train_teacher(x, y, table, cfg, TINY, device="cpu")
+    return unet, table, losses
+
+
+def test_training_loss_falls(trained):
+    _, _, losses = trained
+    assert len(losses) == 24 and all(math.isfinite(v) for v in losses)
+    assert sum(losses[-6:]) / 6 < 0.6 * sum(losses[:6]) / 6
+
+
+def test_sampler_returns_finite_latents_deterministically(trained):
+    unet, table, _ = trained
+    labels = torch.tensor([0, 9])
+    a = sample_teacher(unet, table, labels, steps=2, cfg=2.0, seed=1)
+    assert a.shape == (2, 1, 32, 32) and torch.isfinite(a).all()
+    one = [sample_teacher(unet, table, labels, steps=1, cfg=1.0, seed=1, batch=b) for b in (1, 2)]
+    assert torch.allclose(*one, atol=1e-4)  # the noise does not depend on batching
+    h = sample_teacher(unet, table, labels[:1], steps=2, cfg=1.0, seed=1, sampler="heun")
+    assert h.shape == (1, 1, 32, 32) and torch.isfinite(h).all()
+
+
+def test_sigmas_lie_on_the_schedule():
+    s = discrete_sigmas(1)
+    assert s.tolist() == pytest.approx([SD_SCHEDULE.sigma(999), 0.0], rel=1e-6)
+    s = discrete_sigmas(4)
+    assert s[:-1].tolist() == pytest.approx([SD_SCHEDULE.sigma(t) for t in (999, 666, 333, 0)], rel=1e-6) and s[-1] == 0
+    den = EpsDenoiser(torch.nn.Identity(), torch.zeros(11, 1, 1))
+    assert den.timestep(s[:-1]).tolist() == [999, 666, 333, 0]
+
+
+def test_one_euler_step_is_the_core_one_step_generator(trained):
+    unet, table, _ = trained
+    labels = torch.tensor([2, 5])
+    z = initial_noise(2, 3)
+    sigmas = discrete_sigmas(1)
+    x = sample_euler(EpsDenoiser(unet, table), z * math.sqrt(float(sigmas[0]) ** 2 + 1), sigmas, {"labels": labels, "cfg": 1.0})
+    gen = OneStepGenerator(lambda x_in, t, ctx: unet(x_in, t, encoder_hidden_states=ctx).sample, OneStepSpec("eps", 999, "raw_z"))
+    with torch.no_grad():
+        ref = gen(z, table[labels])
+    assert torch.allclose(x, ref, atol=1e-5)
+
+
+def test_teacher_file_round_trip(tmp_path, trained):
+    unet, table, _ = trained
+    path = str(tmp_path / "teacher.safetensors")
+    save_teacher(path, unet, TINY, table, {"steps_done": 24})
+    loaded, table2, net, info = load_teacher(path)
+    assert net == TINY and info == {"steps_done": 24} and torch.equal(table2, table)
+    x, t, ctx = torch.randn(1, 1, 32, 32), torch.tensor([500]), table[:1]
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t, encoder_hidden_states=ctx).sample, unet(x, t, encoder_hidden_states=ctx).sample)
+
+
+def test_context_table_shape_is_checked():
+    x, y = load_split("train", limit=8)
+    with pytest.raises(ValueError, match="context table"):
+        train_teacher(x, y, torch.zeros(10, 4, TINY.context_dim), TeacherTrainConfig(steps=1), TINY, "cpu")
+
+
+def test_ldm_conversion_loads_into_comfyui_unet_and_matches():
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = True
+    import comfy.model_detection
+    import comfy.ops
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    torch.manual_seed(0)
+    unet = build_unet(TINY).eval()
+    with torch.no_grad():  # diffusers zero-initialises conv_out; give every weight some signal
+        for p in unet.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    sd = ldm_state_dict(unet)
+    cfg = ldm_unet_config(TINY)
+    detected = comfy.model_detection.detect_unet_config(sd, "")
+    assert {k: v for k, v in detected.items() if k not in ("num_heads", "num_head_channels")} == {
+        k: v for k, v in cfg.items() if k in detected and k not in ("num_heads", "num_head_channels")}
+    assert set(detected) - set(cfg) <= {"num_heads", "num_head_channels"}
+    ldm = UNetModel(**cfg, operations=comfy.ops.disable_weight_init).eval()
+    assert set(ldm.state_dict()) == set(sd)
+    ldm.load_state_dict(sd, strict=True)
+    x, t, ctx = torch.randn(2, 1, 32, 32), torch.tensor([10, 700]), torch.randn(2, 5, TINY.context_dim)
+    with torch.no_grad():
+        assert torch.allclose(ldm(x, t, context=ctx), unet(x, t, encoder_hidden_states=ctx).sample, atol=1e-4)
+
+
+def test_default_config_maps_to_ldm():
+    cfg = ldm_unet_config(TeacherNetConfig())
+    assert (cfg["model_channels"], cfg["channel_mult"], cfg["num_res_blocks"]) == (64, [1, 2, 2], [2, 2, 2])
+    assert cfg["transformer_depth"] == [0, 0, 1, 1, 1, 1] and cfg["transformer_depth_output"] == [0, 0, 0, 1, 1, 1, 1, 1, 1]
+
+
+def test_cli_end_to_end(tmp_path):
+    from safetensors.torch import load_file
+
+    from proof_scale.cli import main
+
+    d = lambda name: str(tmp_path / name)
+    common = ["--device", "cpu", "--limit", "200"]
+    assert main([*common, "train-classifier", d("clf.safetensors"), "--width", "4", "--feature-dim", "16", "--steps", "3", "--batch", "8"]) == 0
+    assert main([*common, "train-teacher", d("t.safetensors"), "--context", "random:4:16", "--block-out-channels", "32,32",
+                 "--attention", "0,1", "--layers-per-block", "1", "--heads", "2", "--steps", "2", "--batch", "2"]) == 0
+    assert main([*common, "sample-teacher", d("t.safetensors"), d("s.safetensors"), "--count", "20", "--steps", "1", "--cfg", "1.5"]) == 0
+    assert load_file(d("s.safetensors"))["latents"].shape == (20, 1, 32, 32)
+    assert main([*common, "score", d("s.safetensors"), "--classifier", d("clf.safetensors"), "--json", d("m.json")]) == 0
+    with open(d("m.json")) as f:
+        assert set(json.load(f)) == {"samples", "fd", "precision", "recall", "class_acc"}
+    assert main(["export-ldm", d("t.safetensors"), d("ldm.safetensors")]) == 0
+    assert "input_blocks.0.0.weight" in load_file(d("ldm.safetensors"))
+    assert main([*common, "score", d("s.safetensors"), "--classifier", d("t.safetensors")]) == 2  # not a classifier file

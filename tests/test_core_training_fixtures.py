@@ -1,0 +1,64 @@
+"""Shared pieces of the trainer tests (no tests here): a tiny teacher UNet, a tiny E-LatentLPIPS and a
+synthetic, learnable pairs dataset in the layout of onestep/pairs (noise, latent in VAE units, context)."""
+from __future__ import annotations
+
+import torch
+from diffusers import UNet2DConditionModel
+
+from onestep.latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
+from training.config import DiscriminatorConfig, LossConfig, OptimConfig, TrainConfig
+from training.diffusers_unet import DiffusersUNet
+
+torch.set_num_threads(1)  # the test machine is small and shared
+
+SCALE = 0.18215  # SD1.5 latent scale: the UNet's x0 space is latent × SCALE
+CTX_DIM = 32
+TINY = {
+    "block_out_channels": (32, 64), "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"), "layers_per_block": 1, "cross_attention_dim": CTX_DIM,
+    "attention_head_dim": 8, "norm_num_groups": 32, "sample_size": 16, "in_channels": 4, "out_channels": 4,
+}
+
+
+def tiny_unet(seed: int = 0) -> DiffusersUNet:
+    """A tiny SD1.5-layout UNet behind the trainer's interface (deterministic for a seed)."""
+    torch.manual_seed(seed)
+    return DiffusersUNet(UNet2DConditionModel(**TINY), latent_scale=SCALE)
+
+
+def tiny_elpips(seed: int = 0) -> ELatentLPIPS:
+    """E-LatentLPIPS with a 1/8-width random network (a fixed function of the inputs, not a perceptual metric)."""
+    torch.manual_seed(seed)
+    return ELatentLPIPS(LatentLPIPS(in_channels=4, width=1 / 8), get_encoder("sd15")).eval()
+
+
+class PairsDataset(torch.utils.data.Dataset):
+    """Items of a fixed synthetic teacher: x0 = smooth(z)·0.8 + a colour per prompt (UNet space), stored in VAE units."""
+
+    def __init__(self, n: int = 16, size: int = 16, prompts: int = 4, seed: int = 0, context_dim: int = CTX_DIM, channels: int = 4):
+        g = torch.Generator().manual_seed(seed)
+        self.noise = torch.randn(n, channels, size, size, generator=g)
+        self.contexts = torch.randn(prompts, 7, context_dim, generator=g)
+        colours = torch.randn(prompts, channels, 1, 1, generator=g) * 0.5
+        self.prompt = torch.arange(n) % prompts
+        smooth = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(self.noise, 4), size=(size, size), mode="bilinear")
+        self.latent = (0.8 * smooth + colours[self.prompt]) / SCALE
+
+    def __len__(self) -> int:
+        return len(self.noise)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"noise": self.noise[i], "latent": self.latent[i], "context": self.contexts[self.prompt[i]],
+                "prompt_index": self.prompt[i], "seed": torch.tensor(i)}
+
+
+def config(**kw) -> TrainConfig:
+    """A small-run config: GAN from step 0 unless told, fast learning rates."""
+    d = {"enabled": True}
+    d.update(kw.pop("discriminator", {}))
+    loss = {"regression": "elatentlpips", "warmup_steps": 0}
+    loss.update(kw.pop("loss", {}))
+    optim = {"lr_g": 1e-3, "lr_d": 1e-3}
+    optim.update(kw.pop("optim", {}))
+    return TrainConfig(discriminator=DiscriminatorConfig(**d), loss=LossConfig(**loss), optim=OptimConfig(**optim),
+                       batch_size=kw.pop("batch_size", 4), save_every=kw.pop("save_every", 0), **kw)

@@ -1,0 +1,103 @@
+"""The conditional diffusion discriminator and the GAN steps: D starts as the teacher's encoder, one GAN step moves
+G and D, R1 runs every 16th step only, and each ablation switch of the paper changes what is computed."""
+from __future__ import annotations
+
+import torch
+from test_core_training_fixtures import PairsDataset, config, tiny_elpips, tiny_unet
+
+from training.losses import DiscriminatorLoss, MicroBatch
+from training.trainer import Trainer
+
+
+def _batch(ds, n=4):
+    items = [ds[i] for i in range(n)]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def _d_logits(trainer, batch, z=None):
+    d = trainer.discriminator
+    with torch.no_grad():
+        x = trainer.info.to_unet_space(batch["latent"])
+        return d(x, torch.full((x.shape[0],), 100.0), batch["noise"] if z is None else z, batch["context"])
+
+
+def test_discriminator_starts_from_the_teacher_encoder():
+    unet = tiny_unet()
+    teacher = {k: v.clone() for k, v in unet.state_dict().items()}
+    trainer = Trainer(unet, config(), tiny_elpips())
+    enc = trainer.discriminator.encoder.state_dict()
+    assert set(enc) < set(teacher) and not any(k.startswith("unet.up_blocks") for k in enc)
+    assert all(torch.equal(enc[k], teacher[k]) for k in enc)
+    assert trainer.discriminator.encoder.unet is not unet.unet  # a copy, not shared weights
+    ds = PairsDataset()
+    b = _batch(ds)
+    a, c = _d_logits(trainer, b), _d_logits(trainer, b, z=torch.randn_like(b["noise"]))
+    assert all(torch.equal(x, y) for x, y in zip(a, c))  # zero-initialised z-conv: D is the teacher's encoder
+
+
+def test_one_gan_step_changes_generator_and_discriminator():
+    trainer = Trainer(tiny_unet(), config(), tiny_elpips())
+    g0 = {n: p.detach().clone() for n, p in trainer.unet.named_parameters()}
+    d0 = {n: p.detach().clone() for n, p in trainer.discriminator.named_parameters()}
+    logs = trainer.train_step(_batch(PairsDataset()))
+    assert {"regression", "gan_g", "d_real", "d_fake", "d_mixed", "r1"} <= set(logs)
+    g_moved = [n for n, p in trainer.unet.named_parameters() if not torch.equal(p, g0[n])]
+    d_moved = [n for n, p in trainer.discriminator.named_parameters() if not torch.equal(p, d0[n])]
+    assert len(g_moved) > 0.9 * len(g0)
+    assert any(n.startswith("encoder.") for n in d_moved) and any(n.startswith("heads.") for n in d_moved)
+    assert any(n.startswith("z_conv.") for n in d_moved)  # z-conditioning learns from the first step
+
+
+def test_r1_every_16_steps():
+    ds = PairsDataset(n=8)
+    trainer = Trainer(tiny_unet(), config(loss={"regression": "mse"}, batch_size=2, discriminator={"mix_and_match": False}))
+    with_r1 = []
+    trainer.run(ds, 17, on_step=lambda step, logs: with_r1.append(step) if "r1" in logs else None)
+    assert with_r1 == [1, 17]  # steps 1 and 17 (0-based 0 and 16)
+    no_r1 = Trainer(tiny_unet(), config(loss={"regression": "mse"}, batch_size=2, discriminator={"r1_gamma": 0.0}))
+    assert "r1" not in no_r1.train_step(_batch(ds, 2))
+
+
+def test_ablation_switches():
+    ds = PairsDataset()
+    b = _batch(ds)
+    run = lambda **kw: Trainer(tiny_unet(), config(**{"loss": {"regression": "mse"}, **kw}))
+
+    off = run(discriminator={"enabled": False})
+    assert off.discriminator is None and not {"gan_g", "d_real"} & set(off.train_step(b))
+
+    warm = run(loss={"regression": "mse", "warmup_steps": 1})
+    assert "gan_g" not in warm.train_step(b) and "gan_g" in warm.train_step(b)  # regression-only first
+
+    plain = run(discriminator={"z_conditioning": False})
+    assert plain.discriminator.z_conv is None
+    plain.train_step(b)
+    z2 = torch.randn_like(b["noise"])
+    assert all(torch.equal(x, y) for x, y in zip(_d_logits(plain, b), _d_logits(plain, b, z2)))  # D ignores z
+    zc = run()
+    zc.train_step(b)
+    assert not all(torch.equal(x, y) for x, y in zip(_d_logits(zc, b), _d_logits(zc, b, z2)))  # D reads z
+
+    assert len(_d_logits(zc, b)) == 3  # heads after both down levels and the middle block
+    single = run(discriminator={"multiscale": False})
+    logits = _d_logits(single, b)
+    assert len(logits) == 1 and logits[0].shape[-1] == 8  # the middle block's scale
+
+    assert "d_mixed" in zc.train_step(b)
+    assert "d_mixed" not in run(discriminator={"mix_and_match": False}).train_step(b)
+
+
+def test_mix_and_match_counts_only_wrong_pairs():
+    trainer = Trainer(tiny_unet(), config(loss={"regression": "mse"}))
+    b = _batch(PairsDataset())
+    loss = trainer.parts.d_loss
+    x = trainer.info.to_unet_space(b["latent"])
+
+    def mixed(seed, prompt):
+        mb = MicroBatch(z=b["noise"], real=x, latent=b["latent"], context=b["context"], seed=seed, prompt_index=prompt, rng=torch.Generator().manual_seed(0))
+        return loss(trainer.discriminator, x.clone(), mb, apply_r1=False)["d_mixed"]
+
+    same = torch.zeros(4, dtype=torch.long)
+    assert mixed(same, same).item() == 0.0  # every item shares seed and prompt: no mismatched pair exists
+    assert mixed(torch.arange(4), torch.arange(4)).item() > 0.0
+    assert isinstance(loss, DiscriminatorLoss)

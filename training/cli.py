@@ -1,0 +1,160 @@
+"""Headless Diffusion2GAN distillation (Kang et al., ECCV 2024): `python -m training.cli train --pairs DIR
+--teacher UNET_DIR --out generator.safetensors`, also under `torchrun --nproc-per-node N` (one process per GPU).
+
+--pairs is a teacher-pairs dataset folder (onestep/pairs); --teacher a diffusers UNet2DConditionModel folder
+(`unet/` of a pipeline works too). The result is a one-step generator file (onestep/format.py) of G's EMA
+weights. --checkpoint keeps a resumable state (every --save-every steps, at the end, and on Ctrl-C).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+
+import torch
+import torch.distributed as dist
+
+from .config import (
+    DEFAULT_SPEC,
+    DiscriminatorConfig,
+    GeneratorConfig,
+    LossConfig,
+    OptimConfig,
+    TrainConfig,
+)
+from .core import ELatentLPIPS, OneStepSpec, bases, format
+
+log = logging.getLogger("onestep")
+LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI latent format → UNet-space scale
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The `train` command's options: inputs, outputs, then one flag per config field."""
+    d, o, lo, g = DiscriminatorConfig(), OptimConfig(), LossConfig(), TrainConfig()
+    p.add_argument("--pairs", required=True, help="teacher-pairs dataset folder")
+    p.add_argument("--teacher", required=True, help="diffusers UNet2DConditionModel folder (or a pipeline folder with unet/)")
+    p.add_argument("--out", required=True, help="generator file to write (.safetensors)")
+    p.add_argument("--latent-lpips", default=None, help="E-LatentLPIPS weights (.safetensors/.pth); not needed with --regression mse")
+    p.add_argument("--augment", default="bg", help="E-LatentLPIPS augmentation preset")
+    p.add_argument("--checkpoint", default=None, help="trainer checkpoint to write and resume from")
+    p.add_argument("--steps", type=int, required=True, help="optimiser steps in all (a resumed run continues to this count)")
+    p.add_argument("--base", default=None, help="generator base written to the file (default: recognised from the UNet's shape)")
+    p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--prediction", default=DEFAULT_SPEC.prediction, help="generator output: eps | v | x0 | flow")
+    p.add_argument("--timestep", type=float, default=DEFAULT_SPEC.timestep, help="UNet time input of the single call")
+    p.add_argument("--input-convention", default=DEFAULT_SPEC.input_convention, help="sigma_z | raw_z")
+    p.add_argument("--lora-rank", type=int, default=0, help="0: full fine-tune; >0: LoRA rank")
+    p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA alpha (0: = rank)")
+    p.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
+    p.add_argument("--optimizer", default=o.optimizer, choices=["adamw", "adafactor"])
+    p.add_argument("--lr-g", type=float, default=o.lr_g)
+    p.add_argument("--lr-d", type=float, default=o.lr_d)
+    p.add_argument("--betas", type=float, nargs=2, default=list(o.betas))
+    p.add_argument("--weight-decay", type=float, default=o.weight_decay)
+    p.add_argument("--grad-accumulation", type=int, default=o.grad_accumulation)
+    p.add_argument("--grad-clip", type=float, default=o.grad_clip)
+    p.add_argument("--regression", default=lo.regression, choices=["elatentlpips", "latentlpips", "mse"])
+    p.add_argument("--gan-weight", type=float, default=lo.gan_weight, help="λ_GAN")
+    p.add_argument("--warmup-steps", type=int, default=lo.warmup_steps, help="regression-only steps before the GAN")
+    p.add_argument("--no-discriminator", action="store_true", help="regression only")
+    p.add_argument("--no-z-conditioning", action="store_true")
+    p.add_argument("--r1-gamma", type=float, default=d.r1_gamma)
+    p.add_argument("--r1-every", type=int, default=d.r1_every)
+    p.add_argument("--single-scale", action="store_true", help="one readout head on the middle block")
+    p.add_argument("--no-mix-and-match", action="store_true")
+    p.add_argument("--d-t-range", type=int, nargs=2, default=[d.d_t_min, d.d_t_max])
+    p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
+    p.add_argument("--ema-decay", type=float, default=g.ema_decay)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--seed", type=int, default=g.seed)
+    p.add_argument("--save-every", type=int, default=g.save_every)
+    p.add_argument("--log-every", type=int, default=g.log_every)
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """The typed config the flags describe."""
+    return TrainConfig(
+        generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing),
+        optim=OptimConfig(a.optimizer, a.lr_g, a.lr_d, tuple(a.betas), a.weight_decay, a.grad_accumulation, a.grad_clip),
+        loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps),
+        discriminator=DiscriminatorConfig(
+            enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every,
+            multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
+        ),
+        batch_size=a.batch_size, ema_decay=a.ema_decay, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
+    )
+
+
+def load_teacher(path: str):
+    """A diffusers UNet2DConditionModel from a UNet folder or a pipeline folder."""
+    from diffusers import UNet2DConditionModel
+
+    sub = os.path.join(path, "unet")
+    return UNet2DConditionModel.from_pretrained(sub if os.path.isdir(sub) else path)
+
+
+def _init_distributed() -> torch.device:
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def train(a: argparse.Namespace) -> int:
+    """Build everything from the flags, train (resuming from --checkpoint), write the generator."""
+    from .core import PairDataset, collate_pairs, latent_lpips_weights
+    from .diffusers_unet import DiffusersUNet
+    from .trainer import Trainer
+    from .unet_interface import check_batch_compatible
+
+    config = config_from_args(a)
+    device = _init_distributed()
+    data = PairDataset(a.pairs)
+    fmt = data.settings.latent_format
+    if fmt not in LATENT_SCALES:
+        raise SystemExit(f"no latent scale known for the dataset's latent format {fmt!r}")
+    unet = DiffusersUNet(load_teacher(a.teacher), latent_scale=LATENT_SCALES[fmt])
+    check_batch_compatible(data[0], unet.info)
+    elpips = None
+    if config.loss.regression != "mse":
+        if not a.latent_lpips:
+            raise SystemExit(f"--regression {config.loss.regression} needs --latent-lpips weights")
+        net, encoder, _ = latent_lpips_weights.load(a.latent_lpips)
+        elpips = ELatentLPIPS(net, encoder, preset=a.augment)
+    trainer = Trainer(unet, config, elpips, device)
+    if a.checkpoint and os.path.exists(a.checkpoint):
+        log.info("[onestep] resuming from %s at step %d", a.checkpoint, trainer.load(a.checkpoint))
+    stop = {"now": False}
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))  # Ctrl-C: checkpoint, then exit
+    try:
+        result = trainer.run(data, a.steps, on_step=lambda step, logs: stop["now"], checkpoint=a.checkpoint,
+                             collate_fn=collate_pairs, num_workers=a.num_workers)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.stopped:
+        log.info("[onestep] stopped at step %d; run again with the same --checkpoint to resume", result.step)
+        return 130
+    if trainer.dist.is_main:
+        sd = trainer.generator_state_dict()
+        base = a.base or bases.base_from_shape(bases.inspect_ldm_unet(sd))
+        meta = trainer.generator_metadata(base, fmt.lower(), guidance=data.settings.cfg, source=f"training.cli:{os.path.basename(a.pairs.rstrip('/'))}")
+        format.save_generator(a.out, sd, meta)
+        log.info("[onestep] wrote %s after %d steps", a.out, result.step)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(prog="python -m training.cli", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_arguments(sub.add_parser("train", help="distil a teacher into a one-step generator"))
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return train(a)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

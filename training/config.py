@@ -1,0 +1,140 @@
+"""Typed configuration of the Diffusion2GAN trainer (Kang et al., ECCV 2024, "Distilling Diffusion Models into
+Conditional GANs"): one frozen dataclass per component, a comment per field, filled in by the CLI and the node.
+
+Defaults the paper does not publish, and why they were chosen:
+  - λ_GAN = 0.1: E-LatentLPIPS carries the teacher's ODE mapping (alone it already reaches FID 14.72 in the
+    paper's ablation) and the GAN only sharpens it (→ 9.45). At 0.1 the non-saturating term (≈0.7 at balance)
+    adds ~0.07 to a regression loss of ~0.2–0.5, so the GAN refines without pulling G off the teacher's pairs.
+  - R1 γ = 1.0: StyleGAN2's heuristic γ ≈ 2e-4·H·W/batch gives 0.8 for a 64×64 SD1.5 latent with the single
+    R1 sample; rounded up, and lazily applied (every 16 steps, the penalty scaled by 16 as in StyleGAN2).
+  - D timestep: D sees the latent (in the UNet's x0 space) re-noised to a random t ~ U{d_t_min..d_t_max} =
+    U{0..499}, real and fake of a pair with the same t and ε. The teacher UNet that D starts from was trained
+    on exactly such x_t, so its features mean something from step one; the random level is Diffusion-GAN's
+    instance noise (Wang et al. 2022), which keeps D from separating the distributions trivially; capping at
+    t=499 keeps fine detail (what the GAN is for) visible.
+  - Warm-up 1,000 regression-only steps: D's first fakes are then already near the data, so D does not win
+    trivially at the start.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .core import DiscreteSchedule, OneStepSpec
+
+REGRESSION_LOSSES = ("elatentlpips", "latentlpips", "mse")
+OPTIMIZERS = ("adamw", "adafactor")
+# The Diffusion2GAN generator: ε-prediction at t=999 on sqrt(1−ᾱ)·z, as DMD2/SwiftBrush run one step (algorithms.md).
+DEFAULT_SPEC = OneStepSpec("eps", 999, "sigma_z")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The one-step generator G(z, c): the teacher's UNet run once at the spec's timestep."""
+
+    spec: OneStepSpec = DEFAULT_SPEC  # prediction type, timestep and input convention of the single call
+    lora_rank: int = 0  # 0: full fine-tune; >0: train LoRA adapters of this rank on attention/ff, base frozen
+    lora_alpha: float = 0.0  # LoRA scale numerator (scale = alpha/rank); 0 means alpha = rank (scale 1)
+    gradient_checkpointing: bool = False  # recompute activations in backward (less memory, ~30 % slower)
+
+    def __post_init__(self) -> None:
+        if self.lora_rank < 0:
+            raise ValueError(f"lora_rank must be ≥ 0, not {self.lora_rank}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisers of G and D."""
+
+    optimizer: str = "adamw"  # "adamw" | "adafactor" (torch.optim.Adafactor: factored second moments, low memory)
+    lr_g: float = 1e-5  # generator learning rate (full fine-tune; LoRA wants ~1e-4)
+    lr_d: float = 1e-5  # discriminator learning rate
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam β1, β2 (Adafactor uses only β2 as its decay floor; ignored)
+    weight_decay: float = 0.0  # decoupled weight decay of both optimisers
+    grad_accumulation: int = 1  # micro-batches per optimiser step on each rank
+    grad_clip: float = 1.0  # max global gradient norm per optimiser step (0: no clipping)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        if self.grad_accumulation < 1:
+            raise ValueError(f"grad_accumulation must be ≥ 1, not {self.grad_accumulation}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """L_G = regression(G(z,c), x) + λ_GAN · softplus(−D(c, z, G(z,c))) after the warm-up (paper Eq. 5)."""
+
+    regression: str = "elatentlpips"  # "elatentlpips" | "latentlpips" (one un-augmented draw) | "mse" (latent MSE)
+    gan_weight: float = 0.1  # λ_GAN (unpublished; see the module docstring)
+    warmup_steps: int = 1000  # regression-only steps before the GAN terms (and D updates) start
+
+    def __post_init__(self) -> None:
+        if self.regression not in REGRESSION_LOSSES:
+            raise ValueError(f"regression loss must be one of {REGRESSION_LOSSES}, not {self.regression!r}")
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """The conditional diffusion discriminator and the paper's ablation switches (Table 3)."""
+
+    enabled: bool = True  # train a GAN at all (off: E-LatentLPIPS-only distillation)
+    z_conditioning: bool = True  # feed the noise z through a zero-initialised conv added after the input conv
+    r1_gamma: float = 1.0  # single-sample R1 weight γ (0: no R1)
+    r1_every: int = 16  # lazy R1: apply every this many steps (penalty scaled by it)
+    multiscale: bool = True  # readout heads on every encoder scale (off: one head on the middle block)
+    mix_and_match: bool = True  # extra fakes: real latents paired with another item's z and another prompt's c
+    d_t_min: int = 0  # D sees x0 re-noised to t ~ U{d_t_min..d_t_max} (model time /1000 for flow models)
+    d_t_max: int = 499  # upper end of D's timestep range
+    head_channels: int = 64  # hidden width of each readout head
+
+    def __post_init__(self) -> None:
+        if self.r1_every < 1:
+            raise ValueError(f"r1_every must be ≥ 1, not {self.r1_every}")
+        if not 0 <= self.d_t_min <= self.d_t_max:
+            raise ValueError(f"need 0 ≤ d_t_min ≤ d_t_max, got {self.d_t_min}, {self.d_t_max}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one Diffusion2GAN run needs besides the models and the data."""
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # G and its parameterization
+    optim: OptimConfig = field(default_factory=OptimConfig)  # optimisers
+    loss: LossConfig = field(default_factory=LossConfig)  # regression loss, λ_GAN, warm-up
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)  # D and ablation switches
+    batch_size: int = 8  # global batch per optimiser step (all ranks × accumulation × micro-batch)
+    ema_decay: float = 0.999  # EMA of G's trainable weights (ramped up early: min(decay, (1+n)/(10+n)))
+    bf16: bool = False  # bfloat16 autocast for forward passes (weights and optimiser states stay float32)
+    seed: int = 0  # seeds data order, D heads, noise draws and augmentations
+    save_every: int = 500  # checkpoint every this many steps (0: only at the end and on stop)
+    log_every: int = 10  # call on_step with fresh loss values every this many steps
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, not {self.batch_size}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready nested dict (the spec as its fields)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of to_dict."""
+        g = dict(d.get("generator", {}))
+        if "spec" in g:
+            s = dict(g["spec"])
+            s["schedule"] = DiscreteSchedule(**s.get("schedule", {}))
+            g["spec"] = OneStepSpec(**s)
+        o = dict(d.get("optim", {}))
+        if "betas" in o:
+            o["betas"] = tuple(o["betas"])
+        rest = {k: v for k, v in d.items() if k not in ("generator", "optim", "loss", "discriminator")}
+        return cls(
+            generator=GeneratorConfig(**g), optim=OptimConfig(**o), loss=LossConfig(**d.get("loss", {})),
+            discriminator=DiscriminatorConfig(**d.get("discriminator", {})), **rest,
+        )

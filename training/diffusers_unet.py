@@ -1,0 +1,111 @@
+"""TrainableUNet adapter for diffusers' UNet2DConditionModel (the headless CLI path; SD1.x/2.x/XL layouts).
+
+The encoder pass repeats UNet2DConditionModel.forward up to the middle block (time embedding, SDXL's
+text-time embedding, conv_in, down blocks, mid block) and returns the feature map of every level.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from .core import unet_keys
+from .unet_interface import ModelInfo, default_lora_targets
+
+
+class DiffusersUNet(nn.Module):
+    """A diffusers UNet2DConditionModel behind the trainer's TrainableUNet interface."""
+
+    def __init__(self, unet: nn.Module, latent_scale: float = 0.18215, latent_shift: float = 0.0):
+        super().__init__()
+        self.unet = unet
+        cfg = unet.config
+        pooled = None
+        if cfg.addition_embed_type == "text_time":
+            pooled = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
+        self.info = ModelInfo(
+            latent_channels=cfg.in_channels, context_dim=cfg.cross_attention_dim, pooled_dim=pooled,
+            latent_scale=latent_scale, latent_shift=latent_shift, spatial_multiple=2 ** (len(cfg.block_out_channels) - 1),
+        )
+
+    def _added(self, x: torch.Tensor, pooled: torch.Tensor | None) -> dict:
+        if self.info.pooled_dim is None:
+            return {}
+        if pooled is None:
+            raise ValueError("this UNet (SDXL layout) needs the pooled text embedding: pass pooled=")
+        h, w = x.shape[-2] * 8, x.shape[-1] * 8  # size conditioning: original = target size, no crop
+        ids = torch.tensor([h, w, 0, 0, h, w], device=x.device, dtype=x.dtype).expand(x.shape[0], 6)
+        return {"text_embeds": pooled, "time_ids": ids}
+
+    def forward(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
+        """The raw UNet output."""
+        return self.unet(x_in, t, encoder_hidden_states=context, added_cond_kwargs=self._added(x_in, pooled), return_dict=False)[0]
+
+    def encoder_features(
+        self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """Feature maps after each down block and after the middle block."""
+        u = self.unet
+        emb = u.time_embedding(u.get_time_embed(sample=x_in, timestep=t))
+        aug = u.get_aug_embed(emb=emb, encoder_hidden_states=context, added_cond_kwargs=self._added(x_in, pooled))
+        emb = emb + aug if aug is not None else emb
+        if u.time_embed_act is not None:
+            emb = u.time_embed_act(emb)
+        h = u.conv_in(x_in)
+        if input_residual is not None:
+            h = h + input_residual.to(h.dtype)
+        feats = []
+        for block in u.down_blocks:
+            if getattr(block, "has_cross_attention", False):
+                h, _ = block(hidden_states=h, temb=emb, encoder_hidden_states=context)
+            else:
+                h, _ = block(hidden_states=h, temb=emb)
+            feats.append(h)
+        if getattr(u.mid_block, "has_cross_attention", False):
+            h = u.mid_block(h, emb, encoder_hidden_states=context)
+        else:
+            h = u.mid_block(h, emb)
+        feats.append(h)
+        return feats
+
+    def encoder_copy(self) -> DiffusersUNet:
+        """A deep copy without the decoder (up blocks, output norm and conv)."""
+        dec = {k: getattr(self.unet, k) for k in ("up_blocks", "conv_norm_out", "conv_act", "conv_out")}
+        for k in dec:  # do not deep-copy the decoder only to drop it
+            setattr(self.unet, k, None)
+        try:
+            enc = copy.deepcopy(self.unet)
+        finally:
+            for k, v in dec.items():
+                setattr(self.unet, k, v)
+        return DiffusersUNet(enc, self.info.latent_scale, self.info.latent_shift)
+
+    @property
+    def input_features(self) -> int:
+        """Channels after conv_in."""
+        return self.unet.conv_in.out_channels
+
+    @property
+    def feature_channels(self) -> list[int]:
+        """Channels of each encoder_features map."""
+        cfg = self.unet.config
+        return [*cfg.block_out_channels, cfg.block_out_channels[-1]]
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """diffusers' own per-block checkpointing."""
+        if enabled:
+            self.unet.enable_gradient_checkpointing()
+        else:
+            self.unet.disable_gradient_checkpointing()
+
+    def lora_targets(self) -> list[str]:
+        """Attention projections and feed-forward linears (names relative to this adapter)."""
+        return default_lora_targets(self)
+
+    def export_state_dict(self, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Adapter state dict → ldm layout ('unet.' prefix dropped, diffusers → ldm names)."""
+        inner = {k[len("unet."):]: v for k, v in sd.items() if k.startswith("unet.")}
+        return unet_keys.diffusers_to_ldm(inner)

@@ -1,0 +1,80 @@
+"""The conditional diffusion discriminator of Diffusion2GAN (Kang et al., ECCV 2024, Sec. 4.2, Fig. 4).
+
+D(x_t, t, z, c): a copy of the teacher UNet's encoder (input conv, down blocks, middle block) reads the latent
+re-noised to timestep t; the text c enters through the UNet's own cross-attention; the noise z that G started
+from enters through a zero-initialised 3×3 conv whose output is added to the input conv's output (so at
+initialisation D is exactly the teacher's encoder); readout heads on several feature scales (multi-scale) — or
+one head on the middle block — give patch logits. Which t, and why: see training/config.py.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .core import OneStepSpec
+from .unet_interface import TrainableUNet
+
+
+def _groups(c: int) -> int:
+    g = 32
+    while c % g:
+        g //= 2
+    return g
+
+
+class ReadoutHead(nn.Module):
+    """GroupNorm → SiLU → 3×3 conv → SiLU → 1×1 conv to one logit per position."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.GroupNorm(_groups(channels), channels), nn.SiLU(), nn.Conv2d(channels, hidden, 3, padding=1),
+            nn.SiLU(), nn.Conv2d(hidden, 1, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConditionalDiffusionDiscriminator(nn.Module):
+    """Patch logits of D(x_t, t, z, c) at one or several scales."""
+
+    def __init__(self, encoder: TrainableUNet, z_conditioning: bool = True, multiscale: bool = True, head_channels: int = 64,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.encoder = encoder
+        channels = list(encoder.feature_channels)
+        self.levels = list(range(len(channels))) if multiscale else [len(channels) - 1]
+        self.heads = nn.ModuleList(ReadoutHead(channels[i], head_channels) for i in self.levels)
+        c = encoder.info.latent_channels
+        self.z_conv = nn.Conv2d(c, encoder.input_features, 3, padding=1) if z_conditioning else None
+        if generator is not None:  # seeded initialisation of the new layers, independent of the global RNG
+            with torch.no_grad():
+                for p in self.heads.parameters():
+                    if p.ndim > 1:
+                        bound = 1.0 / p[0].numel() ** 0.5
+                        p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
+        if self.z_conv is not None:
+            nn.init.zeros_(self.z_conv.weight)
+            nn.init.zeros_(self.z_conv.bias)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor, context: torch.Tensor, **extra) -> list[torch.Tensor]:
+        """Logit maps [B, 1, h_l, w_l], one per readout level."""
+        residual = self.z_conv(z.to(x_t.dtype)) if self.z_conv is not None else None
+        feats = self.encoder.encoder_features(x_t, t, context, input_residual=residual, **extra)
+        return [head(feats[i]) for head, i in zip(self.heads, self.levels)]
+
+
+def sample_d_timesteps(n: int, t_min: int, t_max: int, generator: torch.Generator) -> torch.Tensor:
+    """t ~ U{t_min..t_max} per item (CPU, float)."""
+    return torch.randint(t_min, t_max + 1, (n,), generator=generator).float()
+
+
+def diffuse(spec: OneStepSpec, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x_t as the teacher UNet sees it at timestep t: sqrt(ᾱ_t)·x0 + sqrt(1−ᾱ_t)·ε (flow: (1−s)·x0 + s·ε, s=t/1000)."""
+    view = (-1,) + (1,) * (x0.ndim - 1)
+    if spec.prediction == "flow":
+        s = (t / 1000.0).to(x0.device, x0.dtype).view(view)
+        return (1 - s) * x0 + s * eps
+    a = spec.schedule.alphas_cumprod()[t.long().cpu()].to(x0.device, torch.float32).view(view)
+    return (a.sqrt() * x0 + (1 - a).sqrt() * eps).to(x0.dtype)

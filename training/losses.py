@@ -1,0 +1,140 @@
+"""Diffusion2GAN losses (Kang et al., ECCV 2024, Eq. 5 and Sec. 4.2) as small callables returning named terms.
+
+Generator:      L_G = d(G(z,c), x) + λ_GAN · E_t,ε[softplus(−D(x̂_t, t, z, c))],  x̂ = G(z,c), x̂_t = diffuse(x̂, t, ε)
+Discriminator:  L_D = softplus(−D(x_t, t, z, c)) + softplus(D(x̂_t, t, z, c))
+                      + ½[softplus(D(x_t, t, z', c)) + softplus(D(x_t, t, z, c'))]   (mix-and-match fakes)
+                      + [every k steps] k · γ/2 · ‖∇_{x_t} D(x_t, t, z, c)‖²            (lazy single-sample R1)
+d is E-LatentLPIPS (one random augmentation per call), LatentLPIPS (no augmentation) or latent MSE; z' and c'
+come from another item of the batch (pairs that happen to share the seed / prompt are not counted as fakes).
+Logits are patch maps at one or several scales; each term averages over positions, then over scales.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from .core import ELatentLPIPS, OneStepSpec
+from .discriminator import diffuse, sample_d_timesteps
+from .unet_interface import ModelInfo
+
+
+@dataclass
+class MicroBatch:
+    """One micro-batch on this rank, with the random source of its draws."""
+
+    z: torch.Tensor  # the teacher's noise [B, C, H, W]
+    real: torch.Tensor  # the teacher's output in the UNet's x0 space
+    latent: torch.Tensor  # the teacher's output in VAE units (as stored)
+    context: torch.Tensor  # cross-attention conditioning [B, L, D]
+    extra: dict = field(default_factory=dict)  # further UNet inputs (pooled)
+    seed: torch.Tensor | None = None  # per-item seeds (mix-and-match validity)
+    prompt_index: torch.Tensor | None = None  # per-item prompt ids (mix-and-match validity)
+    rng: torch.Generator | None = None  # CPU generator for every random draw of this micro-batch
+
+
+def _ns(logits: list[torch.Tensor], real: bool) -> torch.Tensor:
+    """Non-saturating loss per item [B]: softplus(∓logit), averaged over positions and scales."""
+    sign = -1.0 if real else 1.0
+    return torch.stack([F.softplus(sign * l.float()).mean(dim=(1, 2, 3)) for l in logits]).mean(dim=0)
+
+
+def _score(logits: list[torch.Tensor]) -> torch.Tensor:
+    """Σ over items of the mean logit per scale (what R1 differentiates)."""
+    return sum(l.float().mean(dim=(1, 2, 3)).sum() for l in logits)
+
+
+def _noised(spec: OneStepSpec, x0: torch.Tensor, mb: MicroBatch, t_range: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    t = sample_d_timesteps(x0.shape[0], *t_range, generator=mb.rng)
+    eps = torch.randn(x0.shape, generator=mb.rng).to(x0.device, x0.dtype)
+    return diffuse(spec, x0, eps, t), t.to(x0.device)
+
+
+class RegressionLoss:
+    """d(G(z,c), x): E-LatentLPIPS, LatentLPIPS (one draw, no augmentation) or MSE in the UNet's x0 space."""
+
+    def __init__(self, kind: str, info: ModelInfo, elpips: ELatentLPIPS | None = None):
+        if kind != "mse" and elpips is None:
+            raise ValueError(f"the {kind} regression loss needs E-LatentLPIPS weights")
+        self.kind, self.info = kind, info
+        if kind == "latentlpips":
+            elpips = ELatentLPIPS(elpips.lpips, elpips.encoder, preset="none", l1=elpips.l1)
+        self.metric = elpips
+
+    def __call__(self, x0: torch.Tensor, mb: MicroBatch) -> torch.Tensor:
+        """Per-item distances [B] (float32)."""
+        if self.kind == "mse":
+            return (x0.float() - mb.real.float()).pow(2).mean(dim=(1, 2, 3))
+        return self.metric(self.info.to_latent(x0), mb.latent, generator=mb.rng).float()
+
+
+class GeneratorLoss:
+    """L_G = regression + λ_GAN · non-saturating GAN loss (the GAN part only when a discriminator is given)."""
+
+    def __init__(self, regression: RegressionLoss, spec: OneStepSpec, gan_weight: float, t_range: tuple[int, int]):
+        self.regression, self.spec, self.gan_weight, self.t_range = regression, spec, gan_weight, t_range
+
+    def __call__(self, generator: nn.Module, discriminator: nn.Module | None, mb: MicroBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """(terms, fake x0); terms["total"] is what backward sees."""
+        x0 = generator(mb.z, mb.context, **mb.extra)
+        terms = {"regression": self.regression(x0, mb).mean()}
+        total = terms["regression"]
+        if discriminator is not None:
+            x_t, t = _noised(self.spec, x0, mb, self.t_range)
+            terms["gan_g"] = _ns(discriminator(x_t, t, mb.z, mb.context, **mb.extra), real=True).mean()
+            total = total + self.gan_weight * terms["gan_g"]
+        terms["total"] = total
+        return terms, x0.detach()
+
+
+class DiscriminatorLoss:
+    """L_D: real vs generated, mix-and-match fakes, lazy single-sample R1."""
+
+    def __init__(self, spec: OneStepSpec, t_range: tuple[int, int], mix_and_match: bool, z_conditioning: bool,
+                 r1_gamma: float, r1_every: int):
+        self.spec, self.t_range = spec, t_range
+        self.mix_and_match, self.z_conditioning = mix_and_match, z_conditioning
+        self.r1_gamma, self.r1_every = r1_gamma, r1_every
+
+    def __call__(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch, apply_r1: bool) -> dict[str, torch.Tensor]:
+        """Named terms; terms["total"] is what backward sees."""
+        b = mb.real.shape[0]
+        t = sample_d_timesteps(b, *self.t_range, generator=mb.rng).to(fake.device)
+        eps = torch.randn(fake.shape, generator=mb.rng).to(fake.device, fake.dtype)
+        real_t, fake_t = diffuse(self.spec, mb.real, eps, t), diffuse(self.spec, fake, eps, t)
+        xs, zs, cs, extras, kinds = [real_t, fake_t], [mb.z, mb.z], [mb.context, mb.context], [mb.extra, mb.extra], ["real", "fake"]
+        if self.mix_and_match and b > 1:
+            if self.z_conditioning:  # D cannot tell a wrong z when it does not see z
+                xs.append(real_t), zs.append(mb.z.roll(1, 0)), cs.append(mb.context), extras.append(mb.extra), kinds.append("wrong_z")
+            xs.append(real_t), zs.append(mb.z), cs.append(mb.context.roll(1, 0)), kinds.append("wrong_c")
+            extras.append({k: v.roll(1, 0) for k, v in mb.extra.items()})
+        extra = {k: torch.cat([e[k] for e in extras]) for k in mb.extra}
+        logits = discriminator(torch.cat(xs), t.repeat(len(xs)), torch.cat(zs), torch.cat(cs), **extra)
+        parts = [list(p) for p in zip(*[l.split(b) for l in logits])]  # per kind: list over scales
+        terms = {"d_real": _ns(parts[0], real=True).mean(), "d_fake": _ns(parts[1], real=False).mean()}
+        total = terms["d_real"] + terms["d_fake"]
+        if len(parts) > 2:
+            mixed = []
+            for kind, p in zip(kinds[2:], parts[2:]):
+                key = mb.seed if kind == "wrong_z" else mb.prompt_index
+                valid = (key != key.roll(1, 0)).float().to(fake.device) if key is not None else torch.ones(b, device=fake.device)
+                mixed.append((_ns(p, real=False) * valid).sum() / valid.sum().clamp(min=1.0))
+            terms["d_mixed"] = torch.stack(mixed).mean()
+            total = total + terms["d_mixed"]
+        if apply_r1 and self.r1_gamma > 0:
+            terms["r1"] = self.r1(discriminator, real_t[:1], t[:1], mb)
+            total = total + terms["r1"]
+        terms["total"] = total
+        return terms
+
+    def r1(self, discriminator: nn.Module, x: torch.Tensor, t: torch.Tensor, mb: MicroBatch) -> torch.Tensor:
+        """k · γ/2 · ‖∇_x D‖² on one real sample (lazy regularisation, StyleGAN2)."""
+        x = x.detach().float().requires_grad_(True)
+        extra = {k: v[:1] for k, v in mb.extra.items()}
+        with sdpa_kernel(SDPBackend.MATH):  # the fused attention kernels have no double backward
+            score = _score(discriminator(x, t, mb.z[:1], mb.context[:1], **extra))
+        (grad,) = torch.autograd.grad(score, x, create_graph=True)
+        return self.r1_every * self.r1_gamma / 2 * grad.float().pow(2).sum()

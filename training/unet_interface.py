@@ -1,0 +1,116 @@
+"""The narrow interface the Diffusion2GAN trainer needs from a teacher UNet, whatever library built it.
+
+The generator G(z, c) = x0(UNet(x_in, t, c)) (onestep/parameterization.py) needs only the call. The conditional
+diffusion discriminator (Kang et al. 2024, Sec. 4.2) needs the UNet's *encoder*: the input conv, the down blocks
+and the middle block, run with text c through their own cross-attention, returning feature maps at several
+scales, with an optional residual (the zero-initialised z-conv) added to the input conv's output. Adapters:
+training/diffusers_unet.py (diffusers UNet2DConditionModel, headless); the ComfyUI node wraps ldm's UNetModel
+the same way (time_embed, input_blocks, middle_block; output_blocks/out dropped in the encoder copy).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+# Attention projections and feed-forward layers: the same names in diffusers' and ldm's transformer blocks.
+LORA_TARGET_PATTERN = re.compile(r"(^|\.)(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2))$")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What data must match for a UNet to train on it."""
+
+    latent_channels: int  # channels of the latent the UNet reads and writes
+    context_dim: int  # width of the cross-attention conditioning (768 SD1.5, 1024 SD2, 2048 SDXL)
+    pooled_dim: int | None = None  # width of the pooled text embedding the UNet needs (SDXL: 1280), None: none
+    latent_scale: float = 0.18215  # UNet (x0) space = (VAE latent − latent_shift) · latent_scale
+    latent_shift: float = 0.0  # see latent_scale
+    spatial_multiple: int = 1  # latent height and width must be multiples of this (2^downsamplings)
+
+    def to_unet_space(self, latent: torch.Tensor) -> torch.Tensor:
+        """ComfyUI LATENT (VAE units) → the UNet's x0 space."""
+        return (latent - self.latent_shift) * self.latent_scale
+
+    def to_latent(self, x0: torch.Tensor) -> torch.Tensor:
+        """The UNet's x0 space → ComfyUI LATENT (VAE units)."""
+        return x0 / self.latent_scale + self.latent_shift
+
+
+@runtime_checkable
+class TrainableUNet(Protocol):
+    """A UNet as the trainer uses it (an nn.Module; see training/diffusers_unet.py for the reference adapter)."""
+
+    info: ModelInfo
+
+    def __call__(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, **extra) -> torch.Tensor:
+        """The raw network output (ε, v, x0 or velocity) for UNet input x_in at timesteps t [B]."""
+
+    def encoder_features(
+        self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None, **extra
+    ) -> list[torch.Tensor]:
+        """Feature maps after each down level and after the middle block (coarsest last); `input_residual` is
+        added to the input conv's output ([B, input_features, H, W])."""
+
+    def encoder_copy(self) -> TrainableUNet:
+        """A deep copy holding only the encoder (time embedding, input conv, down blocks, middle block)."""
+
+    @property
+    def input_features(self) -> int:
+        """Channels of the input conv's output (where the z-conv adds in)."""
+
+    @property
+    def feature_channels(self) -> list[int]:
+        """Channels of each map encoder_features returns, in order."""
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute block activations in backward."""
+
+    def lora_targets(self) -> list[str]:
+        """Names (relative to this module) of the nn.Linear / nn.Conv2d layers LoRA should wrap."""
+
+    def export_state_dict(self, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This module's state dict (keys as named here) → ComfyUI's ldm UNet layout for onestep.format."""
+
+
+def default_lora_targets(module: nn.Module) -> list[str]:
+    """Attention q/k/v/out projections and feed-forward linears of every transformer block."""
+    return [n for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and LORA_TARGET_PATTERN.search(n)]
+
+
+class IncompatibleDataError(ValueError):
+    """Training data that does not fit the UNet; the message names what differs."""
+
+
+def check_batch_compatible(batch: Mapping[str, torch.Tensor], info: ModelInfo) -> None:
+    """Refuse a batch (or one dataset item, unbatched) whose shapes do not fit the UNet, naming the mismatch."""
+    for key in ("noise", "latent", "context"):
+        if key not in batch:
+            raise IncompatibleDataError(f"training data lacks {key!r} (has {', '.join(sorted(batch))})")
+    noise, latent, context = batch["noise"], batch["latent"], batch["context"]
+    if latent.ndim == 3:  # one dataset item: add the batch dimension
+        noise, latent, context = noise[None], latent[None], context[None]
+    if latent.ndim != 4 or noise.shape != latent.shape:
+        raise IncompatibleDataError(f"noise {tuple(noise.shape)} and latent {tuple(latent.shape)} must both be [B, C, H, W] of one shape")
+    if latent.shape[1] != info.latent_channels:
+        raise IncompatibleDataError(
+            f"the dataset's latents have {latent.shape[1]} channels but the teacher UNet makes {info.latent_channels}-channel "
+            "latents: these pairs were collected with another model family"
+        )
+    h, w = latent.shape[-2:]
+    if h % info.spatial_multiple or w % info.spatial_multiple:
+        raise IncompatibleDataError(f"latents of {h}×{w} do not fit the UNet: height and width must be multiples of {info.spatial_multiple}")
+    if context.ndim != 3 or context.shape[-1] != info.context_dim:
+        raise IncompatibleDataError(
+            f"the dataset's text conditioning has width {context.shape[-1]} but the teacher UNet's cross-attention takes "
+            f"{info.context_dim}: the pairs were made with another text encoder (e.g. SD1.5 CLIP-L 768, SD2 1024, SDXL 2048)"
+        )
+    pooled = batch.get("pooled")
+    if info.pooled_dim is not None and pooled is None:
+        raise IncompatibleDataError(f"the teacher UNet needs a pooled text embedding of width {info.pooled_dim} (SDXL); the dataset has none")
+    if info.pooled_dim is not None and pooled.shape[-1] != info.pooled_dim:
+        raise IncompatibleDataError(f"the dataset's pooled embedding has width {pooled.shape[-1]}, the teacher UNet takes {info.pooled_dim}")
