@@ -1,0 +1,128 @@
+"""ComfyUI's ldm UNetModel behind the trainer's TrainableUNet interface (training/unet_interface.py).
+
+The forward pass walks the same blocks UNetModel._forward walks (time embedding, input blocks with skips,
+middle block, output blocks, out) minus ControlNet and model patches, which training does not use, so each
+block can be checkpointed. The encoder pass stops after the middle block and returns the output of every
+resolution level, as the Diffusion2GAN discriminator reads them (Kang et al. 2024, Sec. 4.2)."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import torch
+from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, forward_timestep_embed
+from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..training.unet_interface import ModelInfo, default_lora_targets
+
+
+class ComfyUNet(nn.Module):
+    """An ldm UNetModel (a copy of a MODEL's diffusion_model) as a trainable UNet."""
+
+    def __init__(self, unet: nn.Module, info: ModelInfo, encode_adm=None):
+        super().__init__()
+        self.unet, self.info = unet, info
+        self._encode_adm = encode_adm  # BaseModel.encode_adm for models with pooled/size conditioning (SDXL)
+        self.checkpointing = False
+
+    @classmethod
+    def from_model(cls, patcher, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> ComfyUNet:
+        """A trainable copy of a MODEL's UNet (its LoRA/weight patches applied), in `dtype` on `device`."""
+        import comfy.model_management as mm
+
+        mm.load_models_gpu([patcher], force_full_load=True)  # patches are applied to the weights on load
+        base = patcher.model
+        unet = copy.deepcopy(base.diffusion_model).to(device=device or mm.get_torch_device(), dtype=dtype)
+        cfg = base.model_config.unet_config
+        fmt = base.latent_format
+        levels = len(cfg.get("channel_mult", (1, 2, 4, 4)))
+        adm = cfg.get("adm_in_channels")
+        info = ModelInfo(
+            latent_channels=fmt.latent_channels, context_dim=cfg.get("context_dim"),
+            pooled_dim=1280 if adm else None, latent_scale=float(fmt.scale_factor), latent_shift=float(getattr(fmt, "shift_factor", None) or 0.0),
+            spatial_multiple=2 ** (levels - 1),
+        )
+        return cls(unet, info, base.encode_adm if adm else None)
+
+    def _emb(self, x: torch.Tensor, t: torch.Tensor, pooled: torch.Tensor | None) -> torch.Tensor:
+        u = self.unet
+        emb = u.time_embed(timestep_embedding(t, u.model_channels, repeat_only=False).to(x.dtype))
+        if u.num_classes is not None:
+            if pooled is None:
+                raise ValueError("this UNet (SDXL family) needs the pooled text embedding")
+            h, w = x.shape[-2] * 8, x.shape[-1] * 8
+            y = self._encode_adm(pooled_output=pooled, width=w, height=h, target_width=w, target_height=h)
+            emb = emb + u.label_emb(y.to(x.device, x.dtype))
+        return emb
+
+    def _block(self, module: nn.Module, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, output_shape=None) -> torch.Tensor:
+        def run(h, emb, context):
+            return forward_timestep_embed(module, h, emb, context, {}, output_shape=output_shape)
+        if self.checkpointing and torch.is_grad_enabled():
+            return checkpoint(run, h, emb, context, use_reentrant=False)
+        return run(h, emb, context)
+
+    def forward(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
+        """The raw UNet output, as UNetModel.forward computes it."""
+        u = self.unet
+        emb = self._emb(x_in, t, pooled)
+        h, hs = x_in, []
+        for module in u.input_blocks:
+            h = self._block(module, h, emb, context)
+            hs.append(h)
+        h = self._block(u.middle_block, h, emb, context)
+        for module in u.output_blocks:
+            h = torch.cat([h, hs.pop()], dim=1)
+            h = self._block(module, h, emb, context, output_shape=hs[-1].shape if hs else None)
+        return u.out(h)
+
+    def encoder_features(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
+                         pooled: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The output of each resolution level (after its downsample) and of the middle block."""
+        u = self.unet
+        emb = self._emb(x_in, t, pooled)
+        h, feats = x_in, []
+        last = len(u.input_blocks) - 1
+        for i, module in enumerate(u.input_blocks):
+            h = self._block(module, h, emb, context)
+            if i == 0 and input_residual is not None:
+                h = h + input_residual.to(h.dtype)
+            if (i > 0 and isinstance(module[0], Downsample)) or i == last:
+                feats.append(h)
+        feats.append(self._block(u.middle_block, h, emb, context))
+        return feats
+
+    def encoder_copy(self) -> ComfyUNet:
+        """A deep copy without the decoder (output blocks and out)."""
+        u = self.unet
+        dec = {"output_blocks": u.output_blocks, "out": u.out}
+        for k in dec:  # do not deep-copy the decoder only to drop it
+            setattr(u, k, None)
+        try:
+            enc = copy.deepcopy(u)
+        finally:
+            for k, v in dec.items():
+                setattr(u, k, v)
+        return ComfyUNet(enc, self.info, self._encode_adm)
+
+    @property
+    def input_features(self) -> int:
+        return self.unet.model_channels
+
+    @property
+    def feature_channels(self) -> list[int]:
+        mult = [m * self.unet.model_channels for m in self.unet.channel_mult]
+        return [*mult, mult[-1]]
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute each block's activations in backward."""
+        self.checkpointing = enabled
+
+    def lora_targets(self) -> list[str]:
+        return default_lora_targets(self)
+
+    def export_state_dict(self, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Adapter state dict → ldm keys without prefix (the generator format's layout)."""
+        return {k[len("unet."):]: v for k, v in sd.items() if k.startswith("unet.")}

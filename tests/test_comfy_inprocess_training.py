@@ -1,0 +1,53 @@
+"""The trainer's ComfyUI adapter (nodes/comfy_unet.py) in-process with ComfyUI's real UNetModel: its forward is
+the MODEL's UNet, its encoder returns every level, and a Diffusion2GAN step trains through it."""
+import importlib
+
+import torch
+
+from onestep.latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
+from test_comfy_inprocess import F, pack  # noqa: F401  (fixture: the repo imported as ComfyUI imports it)
+from training.config import TrainConfig
+
+
+def adapter(pack, tmp_path):  # noqa: F811
+    cu = importlib.import_module(f"{pack.__name__}.nodes.comfy_unet")
+    gm = importlib.import_module(f"{pack.__name__}.nodes.generator_model")
+    F.write_generator(str(tmp_path / "g.safetensors"))
+    model = gm.load_generator_model(str(tmp_path / "g.safetensors"))
+    return model, cu.ComfyUNet.from_model(model, device=torch.device("cpu"))
+
+
+def test_adapter_forward_is_the_unet_and_encoder_has_every_level(pack, tmp_path):  # noqa: F811
+    model, net = adapter(pack, tmp_path)
+    assert net.info.latent_channels == 4 and net.info.context_dim == 768 and net.info.spatial_multiple == 2
+    x, t, ctx = torch.randn(2, 4, 16, 16), torch.tensor([999.0, 500.0]), torch.randn(2, 77, 768)
+    with torch.no_grad():
+        want = model.model.diffusion_model(x, t, ctx)
+        assert torch.allclose(net(x, t, ctx), want, atol=1e-5)
+        net.set_gradient_checkpointing(True)
+        assert torch.allclose(net(x, t, ctx), want, atol=1e-5)
+        feats = net.encoder_features(x, t, ctx)
+    assert [f.shape[1] for f in feats] == net.feature_channels == [32, 64, 64]
+    assert [f.shape[-1] for f in feats] == [8, 8, 8]
+    enc = net.encoder_copy()
+    assert enc.unet.output_blocks is None and net.unet.output_blocks is not None
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(enc.encoder_features(x, t, ctx), feats))
+    assert net.lora_targets() and all(".attn" in n or ".ff." in n for n in net.lora_targets())
+    assert set(net.export_state_dict(net.state_dict())) == set(model.model.diffusion_model.state_dict())
+
+
+def test_gan_step_trains_the_comfy_unet(pack, tmp_path):  # noqa: F811
+    from test_core_training_fixtures import PairsDataset
+    from training.trainer import Trainer
+
+    _, net = adapter(pack, tmp_path)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    elpips = ELatentLPIPS(LatentLPIPS(in_channels=4, width=1 / 8), get_encoder("sd15"))
+    cfg = TrainConfig.from_dict({"batch_size": 2, "loss": {"warmup_steps": 0}, "discriminator": {"enabled": True}})
+    trainer = Trainer(net, cfg, elpips)
+    result = trainer.run(PairsDataset(n=4, context_dim=768), 2)
+    assert result.step == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.logs.values() if isinstance(v, float))
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+    sd = trainer.generator_state_dict()
+    assert set(sd) == {k[len("unet."):] for k in before}  # ldm keys, no prefix: the generator format's layout
