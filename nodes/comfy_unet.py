@@ -18,6 +18,20 @@ from torch.utils.checkpoint import checkpoint
 from ..training.unet_interface import ModelInfo, default_lora_targets
 
 
+def normal_tensors(module: nn.Module) -> nn.Module:
+    """Replace inference-mode tensors (ComfyUI loads models under torch.inference_mode) by normal ones autograd can
+    use; call outside inference mode."""
+    with torch.inference_mode(False):
+        for m in module.modules():
+            for name, p in list(m._parameters.items()):
+                if p is not None:
+                    m._parameters[name] = nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+            for name, b in list(m._buffers.items()):
+                if b is not None:
+                    m._buffers[name] = b.clone()
+    return module
+
+
 class ComfyUNet(nn.Module):
     """An ldm UNetModel (a copy of a MODEL's diffusion_model) as a trainable UNet."""
 
@@ -34,7 +48,7 @@ class ComfyUNet(nn.Module):
 
         mm.load_models_gpu([patcher], force_full_load=True)  # patches are applied to the weights on load
         base = patcher.model
-        unet = copy.deepcopy(base.diffusion_model).to(device=device or mm.get_torch_device(), dtype=dtype)
+        unet = normal_tensors(copy.deepcopy(base.diffusion_model)).to(device=device or mm.get_torch_device(), dtype=dtype)
         cfg = base.model_config.unet_config
         fmt = base.latent_format
         levels = len(cfg.get("channel_mult", (1, 2, 4, 4)))

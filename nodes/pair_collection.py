@@ -123,9 +123,9 @@ class ComfyTeacher:
         return comfy.sample.prepare_noise(self._empty, seed)
 
     def _batch_cond(self, indices: list[int]) -> list:
-        conds = [self.conditioning(j) | {"pooled": self._cache[j]["pooled"]} for j in indices]
+        conds = [self.conditioning(j) for j in indices]
         extra = {}
-        if conds[0]["pooled"] is not None:
+        if needs_pooled(self.model):  # SD1.x/2.x ignore the pooled vector, so it is only passed where it is used
             extra["pooled_output"] = torch.cat([c["pooled"] for c in conds])
         return [[repeat_to_common_length([c["cond"][0] for c in conds]), extra]]
 

@@ -6,6 +6,14 @@ import subprocess
 import sys
 
 import pytest
+import torch
+
+try:  # pytest imports the repo root as a package; its node modules import ComfyUI, which must know there is no GPU
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = comfy.cli_args.args.cpu or not torch.cuda.is_available()
+except ImportError:
+    pass
 
 from comfy_host import REPO, ComfyHost, comfyui_dir
 

@@ -1,0 +1,162 @@
+"""Node: Train Diffusion2GAN — distill a teacher MODEL into a one-step generator from a teacher-pairs dataset
+(E-LatentLPIPS regression + conditional diffusion GAN; training/). Resumable, cancel-safe; writes the generator
+into models/onestep (and a LoRA into models/loras for LoRA runs)."""
+from __future__ import annotations
+
+import copy
+import os
+
+import comfy.model_management as mm
+import comfy.utils
+import folder_paths
+import torch
+
+from ..onestep.latent_lpips import ELatentLPIPS
+from ..onestep.pairs.manifest import DatasetError
+from ..onestep.parameterization import OneStepSpec
+from ..training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, TrainConfig
+from ..training.session import TrainingSession
+from . import model_folder
+from .collect_pairs import TRAINING_CATEGORY, _pil
+from .comfy_unet import ComfyUNet, normal_tensors
+from .generator_model import load_generator_model
+from .latent_diff import check_latent_space, load_weights
+from .pair_collection import latent_preview
+
+MSE = "(none: latent MSE regression)"
+BASES = {"SD15": "sd15", "SD20": "sd21", "SD21UnclipL": "sd21", "SD21UnclipH": "sd21", "SDXL": "sdxl"}
+
+
+def resolve_dataset(value: str) -> str:
+    """A dataset given by name or by the path Collect Teacher Pairs outputs; it must be under models/onestep_pairs."""
+    value = value.strip()
+    if os.path.isabs(value):
+        full = os.path.realpath(value)
+        roots = [os.path.realpath(p) for p in folder_paths.get_folder_paths(model_folder.PAIRS_FOLDER)]
+        if not any(full.startswith(r + os.sep) for r in roots):
+            raise ValueError(f"dataset {value!r} is outside models/onestep_pairs; give a dataset name")
+        return full
+    return model_folder.dataset_folder(value)
+
+
+def generator_spec(model) -> OneStepSpec:
+    """ε or v at t=999 on σ_t·z, after the teacher's prediction type (flow teachers are not supported yet)."""
+    import comfy.model_sampling as ms
+
+    sampling = model.get_model_object("model_sampling")
+    if isinstance(sampling, ms.V_PREDICTION):
+        return OneStepSpec("v", 999, "sigma_z")
+    if isinstance(sampling, ms.EPS):
+        return OneStepSpec("eps", 999, "sigma_z")
+    raise ValueError(f"teachers with {type(sampling).__name__} sampling (e.g. flow models) cannot be distilled with Diffusion2GAN here yet")
+
+
+class OneStepTrainDiffusion2GAN:
+    DESCRIPTION = (
+        "Distill the teacher into a one-step generator with Diffusion2GAN: E-LatentLPIPS regression of the teacher pairs, "
+        "then a conditional diffusion GAN whose discriminator starts from the teacher's UNet encoder. Run it again to "
+        "resume (weights, optimisers, EMA, step and random state); cancel keeps a checkpoint."
+    )
+    CATEGORY = TRAINING_CATEGORY
+    RETURN_TYPES = ("MODEL", "STRING", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("generator", "generator_path", "loss_curve", "previews")
+    OUTPUT_TOOLTIPS = ("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
+                       "Loss terms over the steps.", "Student (top) and teacher (bottom) latents on the dataset's first seeds.")
+    FUNCTION = "train"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        weights = [MSE] + folder_paths.get_filename_list(model_folder.LATENT_LPIPS_FOLDER)
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The teacher the pairs came from: the generator and the discriminator start from its UNet."}),
+                "dataset": ("STRING", {"default": "teacher-pairs", "tooltip": "Teacher-pairs dataset: its name under models/onestep_pairs, or connect Collect Teacher Pairs' dataset output."}),
+                "latent_lpips": (weights, {"tooltip": "E-LatentLPIPS weights for this latent space (models/latent_lpips); the first entry trains with latent MSE instead."}),
+                "regression": (["elatentlpips", "latentlpips", "mse"], {"tooltip": "Regression loss: E-LatentLPIPS (augmented, the paper's), LatentLPIPS without ensemble, or latent MSE."}),
+                "steps": ("INT", {"default": 2000, "min": 1, "max": 10_000_000, "tooltip": "Total optimiser steps (a resumed run continues to this count)."}),
+                "batch_size": ("INT", {"default": 4, "min": 1, "max": 1024, "tooltip": "Pairs per step."}),
+                "lr_g": ("FLOAT", {"default": 1e-5, "min": 0.0, "max": 1.0, "step": 1e-6, "round": 1e-8, "tooltip": "Generator learning rate (LoRA runs like ~1e-4)."}),
+                "lr_d": ("FLOAT", {"default": 1e-5, "min": 0.0, "max": 1.0, "step": 1e-6, "round": 1e-8, "tooltip": "Discriminator learning rate."}),
+                "gan_weight": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip": "λ_GAN, the weight of the GAN term (unpublished; 0.1 by default, see README)."}),
+                "r1_gamma": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip": "Single-sample R1 weight, applied every 16 steps (0: off)."}),
+                "warmup_steps": ("INT", {"default": 1000, "min": 0, "max": 10_000_000, "tooltip": "Regression-only steps before the GAN starts."}),
+                "lora_rank": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: full fine-tune; >0: train LoRA adapters of this rank (low memory) and also save them as a LoRA."}),
+                "save_every": ("INT", {"default": 500, "min": 0, "max": 10_000_000, "tooltip": "Checkpoint every N steps (0: only at the end and on cancel)."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seeds the data order, noise draws and augmentations."}),
+                "generator_name": ("STRING", {"default": "my-diffusion2gan", "tooltip": "Name of the run and of the generator file in models/onestep."}),
+                "resume": ("BOOLEAN", {"default": True, "tooltip": "Continue this run from its checkpoint if it has one."}),
+                "gradient_checkpointing": ("BOOLEAN", {"default": True, "tooltip": "Recompute activations in backward: less memory, ~30 % slower."}),
+            },
+            "optional": {
+                "vae": ("VAE", {"tooltip": "Decode the previews (otherwise a latent→RGB projection)."}),
+                "discriminator": ("BOOLEAN", {"default": True, "tooltip": "Ablation: train the GAN at all."}),
+                "z_conditioning": ("BOOLEAN", {"default": True, "tooltip": "Ablation: the discriminator sees the noise z."}),
+                "multiscale": ("BOOLEAN", {"default": True, "tooltip": "Ablation: readout heads on every encoder scale."}),
+                "mix_and_match": ("BOOLEAN", {"default": True, "tooltip": "Ablation: extra fakes pairing real latents with the wrong z or prompt."}),
+            },
+        }
+
+    def train(self, model, dataset, latent_lpips, regression, steps, batch_size, lr_g, lr_d, gan_weight, r1_gamma, warmup_steps, lora_rank,
+              save_every, seed, generator_name, resume, gradient_checkpointing, vae=None, discriminator=True, z_conditioning=True,
+              multiscale=True, mix_and_match=True):
+        out_path = model_folder.output_path(generator_name, overwrite=True)
+        run_dir = os.path.join(folder_paths.models_dir, "onestep_runs", os.path.splitext(os.path.basename(out_path))[0])
+        if os.path.exists(out_path) and not os.path.isdir(run_dir):
+            raise ValueError(f"{os.path.basename(out_path)} exists and was not made by this training run; choose another generator_name")
+        device = mm.get_torch_device()
+        elpips = None
+        if latent_lpips != MSE:
+            net, encoder, _ = load_weights(latent_lpips)
+            check_latent_space(model, encoder.name)
+            elpips = ELatentLPIPS(normal_tensors(copy.deepcopy(net)), encoder)  # a private copy: the trainer moves and freezes it
+        elif regression != "mse":
+            raise ValueError(f"the {regression} regression needs E-LatentLPIPS weights: pick a file in latent_lpips or set regression to mse")
+        config = TrainConfig(
+            generator=GeneratorConfig(spec=generator_spec(model), lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
+            optim=OptimConfig(lr_g=lr_g, lr_d=lr_d),
+            loss=LossConfig(regression=regression, gan_weight=gan_weight, warmup_steps=warmup_steps),
+            discriminator=DiscriminatorConfig(enabled=discriminator, z_conditioning=z_conditioning, r1_gamma=r1_gamma, multiscale=multiscale, mix_and_match=mix_and_match),
+            batch_size=batch_size, bf16=device.type == "cuda", seed=seed, save_every=save_every, log_every=max(1, min(50, steps // 20)),
+        )
+        folder = resolve_dataset(dataset)
+        with torch.inference_mode(False), torch.enable_grad():
+            unet = ComfyUNet.from_model(model, device=device)
+            mm.unload_all_models()  # the trainable copy is independent of the teacher's weights
+            session = TrainingSession(unet, config, folder, run_dir, elpips, device, resume)
+            latent_format = type(model.get_model_object("latent_format")).__name__
+            if session.dataset.settings.latent_format != latent_format:
+                raise DatasetError(f"the dataset holds {session.dataset.settings.latent_format} latents but the teacher makes {latent_format} latents")
+            bar = comfy.utils.ProgressBar(steps)
+            every = max(1, steps // 20)
+
+            def on_step(step: int, logs: dict) -> bool:
+                if mm.processing_interrupted():
+                    return True  # the trainer writes a checkpoint, then we report the cancel
+                preview = None
+                if step % every == 0 or step == steps:
+                    student, _ = session.previews(1)
+                    preview = ("JPEG", _pil(latent_preview(model, student, vae)), 512)
+                try:
+                    bar.update_absolute(step, steps, preview)
+                except mm.InterruptProcessingException:
+                    return True
+                return False
+
+            result = session.run(steps, on_step)
+            if result.stopped:
+                raise mm.InterruptProcessingException()
+            base = BASES.get(type(model.model.model_config).__name__, "custom")
+            lora_path = None
+            if lora_rank > 0:
+                lora_path = os.path.join(folder_paths.get_folder_paths("loras")[0], os.path.basename(out_path))
+            heads = {k: v for k, v in model.model.model_config.unet_config.items() if k in ("num_heads", "num_head_channels")}
+            session.export(out_path, base, latent_format.lower(), lora_path, unet_config=heads if base == "custom" else None)
+            student, teacher = session.previews(4)
+            curve = torch.from_numpy(session.loss_curve())[None]
+        images = latent_preview(model, torch.cat([student, teacher]), vae)
+        return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}
+
+
+NODE_CLASS_MAPPINGS = {"OneStepTrainDiffusion2GAN": OneStepTrainDiffusion2GAN}
+NODE_DISPLAY_NAME_MAPPINGS = {"OneStepTrainDiffusion2GAN": "Train Diffusion2GAN"}
