@@ -17,11 +17,10 @@ import statistics
 import tempfile
 import time
 
-import torch
-
-import comfy.cli_args  # noqa: F401  (parsed before model_management decides on the device)
+import comfy.cli_args
 import comfy.model_management as mm
 import comfy.sd
+import torch
 
 from benchmarks.bench_onestep import load_pack
 from onestep.pairs.collect import collect, open_dataset

@@ -146,7 +146,7 @@ def test_truncated_shard_is_caught_and_remade(tmp_path):
 
 
 def test_full_disk_keeps_a_valid_dataset(tmp_path, monkeypatch):
-    import onestep.pairs.shards as shards
+    from onestep.pairs import shards
 
     real, calls = shards.save_file, []
 

@@ -12,9 +12,8 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from comfy_host import REPO, comfyui_dir
+from safetensors.torch import load_file
 from test_host import CLIP, failed, latent, ok
 
 TEACHER = "onestep-default-teacher-sd15-random.safetensors"

@@ -10,7 +10,6 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
-
 from test_host import CLIP, failed, latent, ok
 
 TEACHER = "tiny_eps_t999.safetensors"  # a small SD1.5-family UNet; any MODEL can be the teacher

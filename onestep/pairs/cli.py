@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "validate":
         report = validate(args.folder)
-        print(report.text())  # noqa: T201 (the command's output)
+        print(report.text())
         return 0 if report.ok else 1
     return comfy_adapter().collect_headless(args)
 

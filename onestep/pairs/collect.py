@@ -10,7 +10,8 @@ import glob
 import logging
 import os
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 

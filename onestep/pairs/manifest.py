@@ -65,7 +65,7 @@ class PairSettings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> "PairSettings":
+    def from_json(cls, d: dict) -> PairSettings:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -73,7 +73,7 @@ class PairSettings:
         d = dict(d, latent_shape=tuple(d["latent_shape"]))
         return cls(**d)
 
-    def differences(self, other: "PairSettings") -> list[str]:
+    def differences(self, other: PairSettings) -> list[str]:
         """Human-readable `field: old → new` for every setting that differs."""
         a, b = self.to_json(), other.to_json()
         return [f"{k}: {a[k]!r} → {b[k]!r}" for k in a if a[k] != b[k]]
@@ -114,7 +114,7 @@ class Manifest:
         atomic_write(os.path.join(folder, MANIFEST), lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
 
     @classmethod
-    def load(cls, folder: str) -> "Manifest":
+    def load(cls, folder: str) -> Manifest:
         path = os.path.join(folder, MANIFEST)
         name = os.path.basename(os.path.normpath(folder))
         if not os.path.isfile(path):
