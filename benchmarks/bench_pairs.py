@@ -17,7 +17,7 @@ import statistics
 import tempfile
 import time
 
-import comfy.cli_args
+import comfy.cli_args  # noqa: F401  (parsed before model_management decides on the device)
 import comfy.model_management as mm
 import comfy.sd
 import torch
