@@ -48,6 +48,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA alpha (0: = rank)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
     p.add_argument("--optimizer", default=o.optimizer, choices=["adamw", "adafactor"])
+    p.add_argument("--optimizer-d", default=o.optimizer_d, choices=["", "adamw", "adafactor"], help="D's optimiser (default: --optimizer)")
+    p.add_argument("--no-foreach", action="store_true", help="update one tensor at a time (less peak memory, slower step)")
+    p.add_argument("--ema-dtype", default=g.ema_dtype, choices=["float32", "bfloat16"], help="EMA storage (bfloat16: stochastic rounding)")
+    p.add_argument("--frozen-dtype", default=GeneratorConfig().frozen_dtype, choices=["float32", "bfloat16"],
+                   help="storage of G's frozen weights in a LoRA run (bfloat16 needs --bf16)")
     p.add_argument("--lr-g", type=float, default=o.lr_g)
     p.add_argument("--lr-d", type=float, default=o.lr_d)
     p.add_argument("--betas", type=float, nargs=2, default=list(o.betas))
@@ -75,14 +80,16 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     """The typed config the flags describe."""
     return TrainConfig(
-        generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing),
-        optim=OptimConfig(a.optimizer, a.lr_g, a.lr_d, tuple(a.betas), a.weight_decay, a.grad_accumulation, a.grad_clip),
+        generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing,
+                                  frozen_dtype=a.frozen_dtype),
+        optim=OptimConfig(a.optimizer, a.lr_g, a.lr_d, tuple(a.betas), a.weight_decay, a.grad_accumulation, a.grad_clip,
+                          optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None),
         loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps),
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
         ),
-        batch_size=a.batch_size, ema_decay=a.ema_decay, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
+        batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
     )
 
 

@@ -26,6 +26,7 @@ from .core import DiscreteSchedule, OneStepSpec
 
 REGRESSION_LOSSES = ("elatentlpips", "latentlpips", "mse")
 OPTIMIZERS = ("adamw", "adafactor")
+STORAGE_DTYPES = ("float32", "bfloat16")
 # The Diffusion2GAN generator: ε-prediction at t=999 on sqrt(1−ᾱ)·z, as DMD2/SwiftBrush run one step (algorithms.md).
 DEFAULT_SPEC = OneStepSpec("eps", 999, "sigma_z")
 
@@ -38,10 +39,15 @@ class GeneratorConfig:
     lora_rank: int = 0  # 0: full fine-tune; >0: train LoRA adapters of this rank on attention/ff, base frozen
     lora_alpha: float = 0.0  # LoRA scale numerator (scale = alpha/rank); 0 means alpha = rank (scale 1)
     gradient_checkpointing: bool = False  # recompute activations in backward (less memory, ~30 % slower)
+    # Storage of G's frozen weights (a LoRA run's base): "bfloat16" halves them (1.7 GB instead of 3.4 for SD1.5);
+    # the forward then computes in bf16 anyway, so it needs bf16 autocast (TrainConfig.bf16). Trained weights stay fp32.
+    frozen_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank must be ≥ 0, not {self.lora_rank}")
+        if self.frozen_dtype not in STORAGE_DTYPES:
+            raise ValueError(f"frozen_dtype must be one of {STORAGE_DTYPES}, not {self.frozen_dtype!r}")
 
 
 @dataclass(frozen=True)
@@ -55,10 +61,15 @@ class OptimConfig:
     weight_decay: float = 0.0  # decoupled weight decay of both optimisers
     grad_accumulation: int = 1  # micro-batches per optimiser step on each rank
     grad_clip: float = 1.0  # max global gradient norm per optimiser step (0: no clipping)
+    optimizer_d: str = ""  # D's optimiser when it should differ from G's ("": the same as `optimizer`)
+    # torch's multi-tensor ("foreach") optimiser update: None lets torch choose (fastest on a GPU, but it holds about
+    # one extra copy of the trained weights during the step); False updates one tensor at a time (low memory).
+    foreach: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        for name in (self.optimizer, self.optimizer_d or self.optimizer):
+            if name not in OPTIMIZERS:
+                raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
         if self.grad_accumulation < 1:
             raise ValueError(f"grad_accumulation must be ≥ 1, not {self.grad_accumulation}")
 
@@ -107,6 +118,10 @@ class TrainConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)  # D and ablation switches
     batch_size: int = 8  # global batch per optimiser step (all ranks × accumulation × micro-batch)
     ema_decay: float = 0.999  # EMA of G's trainable weights (ramped up early: min(decay, (1+n)/(10+n)))
+    # Storage of the EMA: "bfloat16" halves it (1.7 GB instead of 3.4 for a full SD1.5 fine-tune), updated with
+    # seeded stochastic rounding so that updates far below bf16's resolution (1 − decay = 1e-3) still add up in
+    # expectation; the exported EMA then has bf16 precision.
+    ema_dtype: str = "float32"
     bf16: bool = False  # bfloat16 autocast for forward passes (weights and optimiser states stay float32)
     seed: int = 0  # seeds data order, D heads, noise draws and augmentations
     save_every: int = 500  # checkpoint every this many steps (0: only at the end and on stop)
@@ -117,6 +132,10 @@ class TrainConfig:
             raise ValueError(f"batch_size must be ≥ 1, not {self.batch_size}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
+        if self.ema_dtype not in STORAGE_DTYPES:
+            raise ValueError(f"ema_dtype must be one of {STORAGE_DTYPES}, not {self.ema_dtype!r}")
+        if self.generator.frozen_dtype != "float32" and not self.bf16:
+            raise ValueError(f"frozen_dtype={self.generator.frozen_dtype!r} needs bf16 autocast (bf16=True)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready nested dict (the spec as its fields)."""

@@ -33,18 +33,35 @@ def current() -> DistInfo:
     return DistInfo()
 
 
+BUCKET_ELEMENTS = 1 << 26  # values per all-reduce (256 MB of float32): bounds the extra memory of the averaging
+
+
 def average_gradients(params: list[nn.Parameter], info: DistInfo) -> None:
-    """Replace each gradient by its mean over ranks (missing gradients count as zero)."""
+    """Replace each gradient by its mean over ranks (missing gradients count as zero), in place, bucket by bucket."""
     if info.world_size == 1 or not params:
         return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1).float() for g in grads])
+    bucket: list[nn.Parameter] = []
+    size = 0
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        bucket.append(p)
+        size += p.numel()
+        if size >= BUCKET_ELEMENTS:
+            _average_bucket(bucket, info)
+            bucket, size = [], 0
+    if bucket:
+        _average_bucket(bucket, info)
+
+
+def _average_bucket(params: list[nn.Parameter], info: DistInfo) -> None:
+    flat = torch.cat([p.grad.reshape(-1).float() for p in params])  # one coalesced all-reduce per bucket
     dist.all_reduce(flat)
     flat /= info.world_size
     offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset:offset + n].view_as(p).to(p.dtype)
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset:offset + n].view_as(p))
         offset += n
 
 

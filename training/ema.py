@@ -2,29 +2,55 @@
 
 θ_ema ← β θ_ema + (1 − β) θ with β = min(decay, (1 + n)/(10 + n)) after n updates, so that short runs (the
 in-app case) are not dominated by the initial weights.
+
+Low-memory storage (dtype=bfloat16): each update is computed in float32 and rounded to bf16 stochastically (up or
+down with the probabilities that make the rounding unbiased), so the (1 − β)-sized steps, far below bf16's
+resolution, are not rounded away. The random bits come from a generator seeded with (seed, update count), so a
+resumed run rounds exactly as an uninterrupted one.
 """
 from __future__ import annotations
+
+import hashlib
 
 import torch
 from torch import nn
 
 
+def stochastic_round_bf16(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """float32 → bfloat16, rounding up or down at random with probability proportional to the distance (unbiased)."""
+    bits = x.contiguous().view(torch.int32)
+    noise = torch.randint(0, 1 << 16, x.shape, dtype=torch.int32, device=x.device, generator=generator)
+    # bf16 keeps the top 16 bits of a float32: adding uniform noise below them, then truncating, rounds the magnitude
+    # up with probability (dropped bits)/2^16; the sign bit is untouched, so negatives round symmetrically.
+    return ((bits + noise) & -65536).view(torch.float32).to(torch.bfloat16)
+
+
 class EMA:
     """Shadow copies of a module's trainable parameters, keyed by parameter name."""
 
-    def __init__(self, module: nn.Module, decay: float):
+    def __init__(self, module: nn.Module, decay: float, dtype: torch.dtype = torch.float32, seed: int = 0):
         self.decay = decay
         self.updates = 0
-        self.shadow = {n: p.detach().float().clone() for n, p in module.named_parameters() if p.requires_grad}
+        self.dtype, self.seed = dtype, seed
+        self.shadow = {n: p.detach().to(dtype).clone() for n, p in module.named_parameters() if p.requires_grad}
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
         """One averaging step towards the module's current weights."""
         self.updates += 1
         beta = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        generators: dict[torch.device, torch.Generator] = {}
         for n, p in module.named_parameters():
-            if n in self.shadow:
-                self.shadow[n].lerp_(p.detach().float(), 1.0 - beta)
+            if n not in self.shadow:
+                continue
+            s = self.shadow[n]
+            if s.dtype == torch.float32:
+                s.lerp_(p.detach().float(), 1.0 - beta)
+                continue
+            if s.device not in generators:  # one stream of random bits per update, in parameter order
+                seed = int.from_bytes(hashlib.sha256(f"ema:{self.seed}:{self.updates}".encode()).digest()[:8], "little") >> 1
+                generators[s.device] = torch.Generator(device=s.device).manual_seed(seed)
+            s.copy_(stochastic_round_bf16(s.float().lerp_(p.detach().float(), 1.0 - beta), generators[s.device]))
 
     def state_dict(self) -> dict:
         """Tensors under 'shadow.<name>' plus the update count."""

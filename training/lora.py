@@ -98,7 +98,8 @@ def merged_state_dict(model: nn.Module, params: dict[str, torch.Tensor] | None =
     for name, layer in lora_layers(model).items():
         delta = layer.delta_weight(sd.pop(f"{name}.lora_down.weight"), sd.pop(f"{name}.lora_up.weight"))
         w = sd.pop(f"{name}.base.weight")
-        sd[f"{name}.weight"] = (w.float() + delta).to(w.dtype)
+        # a base stored in 16 bits (frozen_dtype) gets the update in float32: rounding W + ΔW to bf16 would lose most of ΔW
+        sd[f"{name}.weight"] = (w.float() + delta).to(torch.promote_types(w.dtype, torch.float32))
         if f"{name}.base.bias" in sd:
             sd[f"{name}.bias"] = sd.pop(f"{name}.base.bias")
     return sd

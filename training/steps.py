@@ -56,6 +56,7 @@ def _finish(parts: StepParts, opt: torch.optim.Optimizer, terms: dict[str, float
         raise NonFiniteLossError(f"non-finite {who} gradient norm ({float(norm)}) at step {step}")
     terms[f"grad_norm_{who[0]}"] = float(norm)
     opt.step()
+    opt.zero_grad(set_to_none=True)  # free the gradients now: G's are not held through D's step, nor D's through G's
     return terms
 
 

@@ -44,10 +44,19 @@ class RunResult:
     logs: dict = field(default_factory=dict)  # loss terms of the last step
 
 
-def _optimizer(name: str, params: list[nn.Parameter], lr: float, betas: tuple[float, float], weight_decay: float) -> torch.optim.Optimizer:
+def _optimizer(name: str, params: list[nn.Parameter], lr: float, betas: tuple[float, float], weight_decay: float,
+               foreach: bool | None = None) -> torch.optim.Optimizer:
     if name == "adafactor":  # lr is relative to each weight's RMS in torch's Adafactor
-        return torch.optim.Adafactor(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
+        return torch.optim.Adafactor(params, lr=lr, weight_decay=weight_decay, foreach=foreach)
+    return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, foreach=foreach)
+
+
+def _store_frozen(module: nn.Module, dtype: torch.dtype) -> None:
+    """Keep the parameters that are not trained in `dtype` (trained ones and buffers unchanged)."""
+    for m in module.modules():
+        for name, p in list(m._parameters.items()):
+            if p is not None and not p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+                m._parameters[name] = nn.Parameter(p.detach().to(dtype), requires_grad=False)
 
 
 class Trainer:
@@ -69,6 +78,8 @@ class Trainer:
             lora.add_lora(unet, unet.lora_targets(), c.generator.lora_rank, c.generator.lora_alpha, torch.Generator().manual_seed(derived_seed(c.seed, -2)))
         else:
             unet.requires_grad_(True)
+        if c.generator.frozen_dtype != "float32":  # before the move, so the device never holds the float32 copy
+            _store_frozen(unet, getattr(torch, c.generator.frozen_dtype))
         unet.to(self.device).train()
         if c.generator.gradient_checkpointing:
             unet.set_gradient_checkpointing(True)
@@ -81,9 +92,10 @@ class Trainer:
         if elpips is not None:
             elpips.to(self.device).eval().requires_grad_(False)
         o = c.optim
-        self.opt_g = _optimizer(o.optimizer, self.trainable_parameters(), o.lr_g, o.betas, o.weight_decay)
-        self.opt_d = _optimizer(o.optimizer, list(self.discriminator.parameters()), o.lr_d, o.betas, o.weight_decay) if self.discriminator else None
-        self.ema = EMA(unet, c.ema_decay)
+        self.opt_g = _optimizer(o.optimizer, self.trainable_parameters(), o.lr_g, o.betas, o.weight_decay, o.foreach)
+        self.opt_d = _optimizer(o.optimizer_d or o.optimizer, list(self.discriminator.parameters()), o.lr_d, o.betas, o.weight_decay,
+                                o.foreach) if self.discriminator else None
+        self.ema = EMA(unet, c.ema_decay, getattr(torch, c.ema_dtype), derived_seed(c.seed, -3))
         t_range = (dc.d_t_min, dc.d_t_max)
         self.parts = StepParts(
             self.generator, self.discriminator,

@@ -1,0 +1,375 @@
+"""GPU benchmark: Diffusion2GAN training steps on an SD1.5-architecture UNet (issue 5).
+
+G is ComfyUI's own SD1.5 UNetModel (random weights, built with tools/fixtures.py) behind the trainer's ComfyUI
+adapter (nodes/comfy_unet.ComfyUNet); D is built by the trainer from a copy of the UNet's encoder; the regression
+loss is E-LatentLPIPS at full width (random weights, bg augmentation + L1), its VGG trunk compiled with
+torch.compile(mode="reduce-overhead") (falls back to eager, noted, if that fails inside the trainer). 512² (64×64
+latents), context [B, 77, 768], GAN from step 0, R1 every 16 steps, mix-and-match, bf16 autocast. Synthetic batches
+in the pairs layout (noise, latent, context, seed, prompt_index).
+
+Rows (one process, one after another; an out-of-memory row is recorded as "OOM" and the run goes on):
+  ref-full-b2-ckpt   the trainer's defaults (AdamW, float32 EMA): the naive reference
+  full-b{2,4}-ckpt   full fine-tune, low-memory mode: Adafactor for G and D, bf16 EMA (stochastic rounding)
+  full-b2            the same without gradient checkpointing
+  lora64-b{2,4}-ckpt LoRA rank 64 (AdamW), G's frozen base stored in bf16, D with Adafactor
+  lora64-b4          the same without gradient checkpointing
+Per row: trainable parameters of G and D, ms/step (median of the non-R1 steps, median of the R1 steps, and their
+1-in-16 weighted mean — the average step as it occurs), peak torch.cuda.max_memory_allocated / reserved over the
+timed steps (R1 steps included; also split into R1 and other steps, and the construction / warm-up peaks apart,
+since the first step compiles and records CUDA graphs) and the memory resident between steps.
+
+Multi-GPU scaling (torchrun): every rank first times the row alone on its GPU (per-GPU batch 2, no communication),
+then all ranks time it together on a global batch of 2 × world size; rank 0 prints throughput scaling.
+
+Usage (ComfyUI tree on PYTHONPATH, run from the repo root):
+    python -m benchmarks.bench_train [--rows ...] [--steps 32] [--warmup 4] [--out results.json]
+    torchrun --nproc_per_node 2 -m benchmarks.bench_train --scaling [--rows full-b2-ckpt lora64-b2-ckpt] [--out f.json]
+    python -m benchmarks.bench_train --tiny    # CPU check of the same code paths: tiny UNet, 16×16 latents
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import gc
+import importlib
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+import types
+from unittest import mock
+
+import torch
+import torch.distributed as dist
+
+import comfy.cli_args  # noqa: F401  (parsed before model_management decides on the device)
+from tools import fixtures as F  # noqa: E402  (sets --cpu when there is no GPU)
+import comfy.supported_models  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACK = "onestep_pack"
+ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode)
+    "ref-full-b2-ckpt": (0, 2, True, False),
+    "full-b2-ckpt": (0, 2, True, True),
+    "full-b4-ckpt": (0, 4, True, True),
+    "full-b2": (0, 2, False, True),
+    "lora64-b2-ckpt": (64, 2, True, True),
+    "lora64-b4-ckpt": (64, 4, True, True),
+    "lora64-b4": (64, 4, False, True),
+}
+SCALING_ROWS = ["full-b2-ckpt", "lora64-b2-ckpt"]
+R1_EVERY = 16
+
+
+def log(*a) -> None:
+    """Progress line on rank 0 only (flushed: the lead watches the output while it runs)."""
+    if RANK == 0:
+        print(*a, flush=True)
+
+
+RANK = int(os.environ.get("RANK", "0"))
+
+
+def load_pack() -> types.SimpleNamespace:
+    """The pack's trainer and ComfyUI adapter imported as ComfyUI imports them (the repo as a package, relative
+    imports), without registering the nodes (the package and nodes/__init__ are bare namespaces here)."""
+    for name, path in ((PACK, REPO), (f"{PACK}.nodes", os.path.join(REPO, "nodes"))):
+        if name not in sys.modules:
+            m = types.ModuleType(name)
+            m.__path__ = [path]
+            sys.modules[name] = m
+    imp = lambda n: importlib.import_module(f"{PACK}.{n}")  # noqa: E731
+    return types.SimpleNamespace(
+        ComfyUNet=imp("nodes.comfy_unet").ComfyUNet, ModelInfo=imp("training.unet_interface").ModelInfo,
+        Trainer=imp("training.trainer").Trainer, config=imp("training.config"), distributed=imp("training.distributed"),
+        lpips=imp("onestep.latent_lpips"),
+    )
+
+
+def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0):
+    """The TrainConfig of one row (batch is the global batch of the trainer)."""
+    c = P.config
+    if lowmem and lora:
+        optim = c.OptimConfig(optimizer="adamw", optimizer_d="adafactor", lr_g=1e-4, lr_d=1e-5)
+    elif lowmem:
+        optim = c.OptimConfig(optimizer="adafactor", lr_g=1e-5, lr_d=1e-5)
+    else:
+        optim = c.OptimConfig()
+    return c.TrainConfig(
+        generator=c.GeneratorConfig(lora_rank=lora, gradient_checkpointing=ckpt, frozen_dtype="bfloat16" if lowmem and lora else "float32"),
+        optim=optim, loss=c.LossConfig(regression="elatentlpips", warmup_steps=0),
+        discriminator=c.DiscriminatorConfig(enabled=True, r1_every=R1_EVERY, mix_and_match=True),
+        batch_size=batch, ema_dtype="bfloat16" if lowmem and not lora else "float32", bf16=True, seed=seed, save_every=0, log_every=0,
+    )
+
+
+def make_batches(n: int, batch: int, size: int, count: int = 4) -> list[dict]:
+    """Synthetic global batches in the pairs layout (CPU; identical on every rank)."""
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for i in range(count):
+        out.append({
+            "noise": torch.randn(batch, 4, size, size, generator=g),
+            "latent": torch.randn(batch, 4, size, size, generator=g) * 5.0,  # VAE units (SD latents have std ~5)
+            "context": torch.randn(batch, 77, 768, generator=g),
+            "seed": torch.arange(i * batch, (i + 1) * batch), "prompt_index": torch.arange(i * batch, (i + 1) * batch),
+        })
+    return out
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def mem() -> tuple[float, float]:
+    """(max allocated, max reserved) GiB since the last reset (0 on the CPU)."""
+    if not torch.cuda.is_available():
+        return 0.0, 0.0
+    return torch.cuda.max_memory_allocated() / 2**30, torch.cuda.max_memory_reserved() / 2**30
+
+
+def reset_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+class Bench:
+    """The shared pieces: the random UNet (CPU, built once), E-LatentLPIPS (one per process, compiled once per shape)."""
+
+    def __init__(self, args, device: torch.device):
+        self.args, self.device = args, device
+        self.P = load_pack()
+        cfg = F.TINY_UNET if args.tiny else F.SD15_UNET
+        self.size = 16 if args.tiny else 64
+        t0 = time.perf_counter()
+        model = comfy.supported_models.SD15(dict(cfg)).get_model({})
+        self.master = F.randomize(model.diffusion_model, 7).float().cpu()
+        self.info = self.P.ModelInfo(latent_channels=4, context_dim=768, latent_scale=0.18215, spatial_multiple=2 ** (len(cfg["channel_mult"]) - 1))
+        log(f"[bench] random {'tiny' if args.tiny else 'SD1.5'} UNet built in {time.perf_counter() - t0:.1f} s "
+            f"({sum(p.numel() for p in self.master.parameters()) / 1e6:.1f} M parameters)")
+        self.compile = args.compile_lpips
+        self.elpips = self.new_elpips()
+
+    def new_elpips(self):
+        L = self.P.lpips
+        torch.manual_seed(0)
+        e = L.ELatentLPIPS(L.LatentLPIPS(in_channels=4), L.get_encoder("sd15"), preset="bg").eval().to(self.device)
+        if self.compile:
+            e.lpips.net.compile(mode="reduce-overhead", dynamic=False)  # fwd+bwd replayed as CUDA graphs (issue 3: 12.5 → 9.5 ms)
+        return e
+
+    def fresh_elpips(self, compile_ok: bool) -> None:
+        """After an OOM or a compile failure: drop compiled state and graph pools, rebuild."""
+        self.elpips = None
+        torch._dynamo.reset()
+        self.compile = self.compile and compile_ok
+        reset_memory()
+        self.elpips = self.new_elpips()
+
+    def run_row(self, name: str, single: bool = False) -> dict:
+        """Build a trainer for the row, warm up, time the steps; a dict of results ("OOM"/"error" on failure)."""
+        lora, batch, ckpt, lowmem = ROWS[name]
+        world = 1 if single else WORLD
+        row = {"row": name, "lora_rank": lora, "per_gpu_batch": batch, "global_batch": batch * world, "world_size": world,
+               "gradient_checkpointing": ckpt, "low_memory": lowmem, "lpips_compiled": self.compile}
+        for attempt in (0, 1):
+            try:
+                row.update(self._measure(name, lora, batch, ckpt, lowmem, world))
+                row["status"] = "ok"
+                return row
+            except torch.cuda.OutOfMemoryError as e:  # noqa: PERF203
+                row.update(status="OOM", error=str(e).splitlines()[0][:300])
+                failed, retry = "oom", False
+            except Exception as e:  # a compile mode that cannot run inside the trainer is retried eagerly, once
+                row.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+                if self.args.tiny or RANK == 0:
+                    traceback.print_exc()
+                failed, retry = "error", self.compile and attempt == 0 and world == 1
+            # out of the except block: the traceback's frames (and the tensors they hold) are gone now
+            row["peak_alloc_gib"], row["peak_reserved_gib"] = (round(v, 2) for v in mem())
+            log(f"[bench] {name}: {row['status']} ({row.get('error', '')})")
+            self.fresh_elpips(compile_ok=failed == "oom")
+            if not retry:
+                return row
+            log(f"[bench] {name}: retrying with the E-LatentLPIPS trunk eager")
+            row["lpips_compiled"] = False
+        return row
+
+    def _measure(self, name, lora, batch, ckpt, lowmem, world) -> dict:
+        a, P = self.args, self.P
+        if a.fake_oom == name:
+            raise torch.cuda.OutOfMemoryError(f"simulated out-of-memory in {name} (--fake-oom)")
+        cfg = row_config(P, lora, batch * world, ckpt, lowmem)
+        batches = make_batches(4, batch * world, self.size)
+        reset_memory()
+        t_build = time.perf_counter()
+        net = P.ComfyUNet(copy.deepcopy(self.master), self.info)
+        single = mock.patch.object(P.distributed, "current", lambda: P.distributed.DistInfo()) if world == 1 else contextlib.nullcontext()
+        with single:  # alone on this GPU even under torchrun: no broadcasts, no all-reduce
+            trainer = P.Trainer(net, cfg, self.elpips, self.device)
+        del net
+        n_g = sum(p.numel() for p in trainer.trainable_parameters())
+        n_d = sum(p.numel() for p in trainer.discriminator.parameters())
+        sync()
+        build_s = time.perf_counter() - t_build
+        log(f"[bench] {name}: built in {build_s:.1f} s (G trainable {n_g / 1e6:.1f} M, D {n_d / 1e6:.1f} M); "
+            f"{a.warmup} warm-up + {a.steps} timed steps at batch {batch}/GPU × {world}")
+        build_peak = mem()
+        times, r1_flags, peaks = [], [], []  # per timed step: ms, R1 or not, (max allocated, max reserved) GiB
+        warm_peak = build_peak
+        resident = 0.0
+        t_row = time.perf_counter()
+        for i in range(a.warmup + a.steps):
+            if self.compile:
+                torch.compiler.cudagraph_mark_step_begin()
+            r1 = trainer.step % cfg.discriminator.r1_every == 0  # GAN from step 0: D steps every step, R1 on these
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+            sync()
+            t0 = time.perf_counter()
+            logs = trainer.train_step(batches[i % len(batches)])
+            sync()
+            dt = (time.perf_counter() - t0) * 1000
+            if i == 0:
+                log(f"[bench] {name}: first step {dt / 1000:.1f} s (compile, autotune); loss terms {', '.join(f'{k} {v:.3g}' for k, v in sorted(logs.items()))}")
+            if i < a.warmup:
+                warm_peak = tuple(max(x, y) for x, y in zip(warm_peak, mem()))
+                resident = torch.cuda.memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+            else:
+                times.append(dt)
+                r1_flags.append(r1)
+                peaks.append(mem())
+            if i >= a.warmup and (i - a.warmup) % 8 == 7:
+                log(f"[bench] {name}: {i - a.warmup + 1}/{a.steps} timed steps, last {dt:.0f} ms, peak {peaks[-1][0]:.2f} GiB")
+        peak_timed = tuple(max(p[j] for p in peaks) for j in (0, 1))
+        peak_r1 = max((p[0] for p, r in zip(peaks, r1_flags) if r), default=float("nan"))
+        peak_no_r1 = max((p[0] for p, r in zip(peaks, r1_flags) if not r), default=float("nan"))
+        plain = [t for t, r in zip(times, r1_flags) if not r]
+        with_r1 = [t for t, r in zip(times, r1_flags) if r]
+        med_plain = statistics.median(plain) if plain else float("nan")
+        med_r1 = statistics.median(with_r1) if with_r1 else float("nan")
+        k = cfg.discriminator.r1_every
+        weighted = ((k - 1) * med_plain + med_r1) / k if with_r1 else med_plain
+        out = {
+            "trainable_g": n_g, "trainable_d": n_d, "build_s": round(build_s, 1), "row_s": round(time.perf_counter() - t_row, 1),
+            "timed_steps": len(times), "r1_steps": len(with_r1), "ms_per_step": round(weighted, 1),
+            "ms_median_no_r1": round(med_plain, 1), "ms_median_r1": round(med_r1, 1), "ms_mean_all": round(statistics.fmean(times), 1),
+            "ms_median_all": round(statistics.median(times), 1),
+            "images_per_s_global": round(batch * world / weighted * 1000, 2),
+            # steady state (the timed steps, R1 steps included) — the figure the memory targets are about
+            "peak_alloc_gib": round(peak_timed[0], 2), "peak_reserved_gib": round(peak_timed[1], 2),
+            "peak_alloc_gb": round(peak_timed[0] * 2**30 / 1e9, 2), "peak_alloc_r1_step_gib": round(peak_r1, 2),
+            "peak_alloc_no_r1_step_gib": round(peak_no_r1, 2),
+            # construction and warm-up (first step: compile of the E-LatentLPIPS trunk, CUDA-graph recording)
+            "peak_alloc_build_gib": round(build_peak[0], 2), "peak_alloc_warmup_gib": round(warm_peak[0], 2),
+            "peak_reserved_warmup_gib": round(warm_peak[1], 2), "resident_gib": round(resident, 2),
+            "last_losses": {k2: round(v, 4) for k2, v in logs.items()},
+            "config": trainer.config.to_dict(),
+        }
+        if world > 1:  # the slowest rank sets the pace; report it
+            t = torch.tensor([weighted, out["peak_alloc_gib"]], device=self.device, dtype=torch.float64)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            out["ms_per_step_max_rank"], out["peak_alloc_gib_max_rank"] = round(t[0].item(), 1), round(t[1].item(), 2)
+        del trainer, logs
+        return out
+
+
+WORLD = int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| row | G trainable | D trainable | batch (per GPU × GPUs) | grad ckpt | ms/step (R1 1-in-16 weighted) | ms no-R1 / R1 step (median) | "
+             "peak alloc GiB (GB) | peak alloc R1 / other steps GiB | peak reserved GiB | resident GiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        head = f"| {r['row']} | {r.get('trainable_g', 0) / 1e6:.1f} M | {r.get('trainable_d', 0) / 1e6:.1f} M | {r['per_gpu_batch']} × {r['world_size']} | {'on' if r['gradient_checkpointing'] else 'off'} |"
+        if r["status"] != "ok":
+            lines.append(f"{head} {r['status']} | | {r.get('peak_alloc_gib', '')} | | {r.get('peak_reserved_gib', '')} | |")
+        else:
+            lines.append(f"{head} {r['ms_per_step']:.1f} | {r['ms_median_no_r1']:.1f} / {r['ms_median_r1']:.1f} | "
+                         f"{r['peak_alloc_gib']:.2f} ({r['peak_alloc_gb']:.2f}) | {r['peak_alloc_r1_step_gib']:.2f} / {r['peak_alloc_no_r1_step_gib']:.2f} | "
+                         f"{r['peak_reserved_gib']:.2f} | {r['resident_gib']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", nargs="+", default=None, choices=list(ROWS), help="rows to run (default: all; with --scaling: " + " ".join(SCALING_ROWS) + ")")
+    ap.add_argument("--steps", type=int, default=32, help="timed steps per row (≥ 32 holds two R1 steps)")
+    ap.add_argument("--warmup", type=int, default=4, help="untimed steps first (the first compiles E-LatentLPIPS' trunk)")
+    ap.add_argument("--scaling", action="store_true", help="under torchrun: each row alone on one GPU, then on all")
+    ap.add_argument("--no-compile-lpips", dest="compile_lpips", action="store_false", help="E-LatentLPIPS trunk eager")
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="autotune conv algorithms (ComfyUI: --fast autotune)")
+    ap.add_argument("--tiny", action="store_true", help="CPU check: tiny UNet (tools.fixtures.TINY_UNET), 16×16 latents")
+    ap.add_argument("--fake-oom", default="", help="(testing) raise an out-of-memory error in this row")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+    rows = args.rows or (SCALING_ROWS if args.scaling else list(ROWS))
+    if WORLD > 1 and not args.scaling:
+        raise SystemExit("under torchrun pass --scaling")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if WORLD > 1:  # the trainer's all-reduces: NCCL on GPUs (as training/cli.py), gloo on the CPU
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark  # ComfyUI sets it only with --fast autotune
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, WORLD)))
+    t_start = time.perf_counter()
+    command = " ".join(([f"torchrun --nproc_per_node {WORLD}", "-m benchmarks.bench_train"] if WORLD > 1 else ["python -m benchmarks.bench_train"]) + sys.argv[1:])
+    log(f"[bench] {command}")
+    bench = Bench(args, device)
+    results = []
+    for name in rows:
+        if args.scaling:
+            results.append(bench.run_row(name, single=True))
+            if WORLD > 1:
+                dist.barrier()
+        results.append(bench.run_row(name))
+        r = results[-1]
+        log(f"[bench] {name}: {r['status']} {r.get('ms_per_step', '')} ms/step, peak {r.get('peak_alloc_gib', '')} GiB allocated "
+            f"({time.perf_counter() - t_start:.0f} s since start)")
+    info = {
+        "command": command, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
+        "world_size": WORLD, "size": bench.size * 8, "latent": [4, bench.size, bench.size], "context": [77, 768], "r1_every": R1_EVERY,
+        "steps": args.steps, "warmup": args.warmup, "tiny": args.tiny, "bf16_autocast": True, "cudnn_benchmark": args.cudnn_benchmark,
+        "rows": results, "total_s": round(time.perf_counter() - t_start, 1),
+    }
+    if args.scaling and WORLD > 1:
+        scaling = []
+        for one, many in zip(results[0::2], results[1::2]):
+            if one["status"] == "ok" and many["status"] == "ok":
+                t1, tn = one["ms_per_step"], many.get("ms_per_step_max_rank", many["ms_per_step"])
+                scaling.append({"row": one["row"], "ms_1gpu": t1, f"ms_{WORLD}gpu": tn, "images_per_s_1gpu": round(one["per_gpu_batch"] / t1 * 1000, 2),
+                                f"images_per_s_{WORLD}gpu": round(many["global_batch"] / tn * 1000, 2),
+                                "throughput_scaling": round(WORLD * t1 / tn, 3), "efficiency": round(t1 / tn, 3)})
+        info["scaling"] = scaling
+    if RANK == 0:
+        print(f"\ndevice: {info['device']}, torch {info['torch']}, {info['size']}² ({bench.size}×{bench.size} latents), bf16 autocast, "
+              f"R1 every {R1_EVERY}, {args.steps} timed steps after {args.warmup} warm-up; command: {command}", flush=True)
+        print(table(results), flush=True)
+        if info.get("scaling"):
+            print(f"\n| row | ms/step 1 GPU (batch 2) | ms/step {WORLD} GPUs (global batch {2 * WORLD}) | images/s 1 GPU | images/s {WORLD} GPUs | throughput scaling | efficiency |")
+            print("|---|---|---|---|---|---|---|")
+            for s in info["scaling"]:
+                print(f"| {s['row']} | {s['ms_1gpu']:.1f} | {s[f'ms_{WORLD}gpu']:.1f} | {s['images_per_s_1gpu']:.2f} | {s[f'images_per_s_{WORLD}gpu']:.2f} | "
+                      f"{s['throughput_scaling']:.2f}× | {s['efficiency']:.0%} |", flush=True)
+        print(f"total {info['total_s']:.0f} s", flush=True)
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(info, f, indent=1)
+    if WORLD > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
