@@ -51,14 +51,19 @@ import comfy.supported_models  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK = "onestep_pack"
-ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode)
-    "ref-full-b2-ckpt": (0, 2, True, False),
-    "full-b2-ckpt": (0, 2, True, True),
-    "full-b4-ckpt": (0, 4, True, True),
-    "full-b2": (0, 2, False, True),
-    "lora64-b2-ckpt": (64, 2, True, True),
-    "lora64-b4-ckpt": (64, 4, True, True),
-    "lora64-b4": (64, 4, False, True),
+ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode, R1 mode)
+    "ref-full-b2-ckpt": (0, 2, True, False, "exact"),
+    "full-b2-ckpt": (0, 2, True, True, "exact"),
+    "full-b4-ckpt": (0, 4, True, True, "exact"),
+    "full-b2": (0, 2, False, True, "exact"),
+    "lora64-b2-ckpt": (64, 2, True, True, "exact"),
+    "lora64-b4-ckpt": (64, 4, True, True, "exact"),
+    "lora64-b4": (64, 4, False, True, "exact"),
+    # approximated R1 (finite differences, no double backward): what sets the peak in the rows above
+    "full-b2-ckpt-ar1": (0, 2, True, True, "approx"),
+    "full-b2-ar1": (0, 2, False, True, "approx"),
+    "lora64-b4-ckpt-ar1": (64, 4, True, True, "approx"),
+    "lora64-b4-ar1": (64, 4, False, True, "approx"),
 }
 SCALING_ROWS = ["full-b2-ckpt", "lora64-b2-ckpt"]
 R1_EVERY = 16
@@ -89,7 +94,7 @@ def load_pack() -> types.SimpleNamespace:
     )
 
 
-def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0):
+def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0, r1_mode: str = "exact"):
     """The TrainConfig of one row (batch is the global batch of the trainer)."""
     c = P.config
     if lowmem and lora:
@@ -101,7 +106,7 @@ def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0
     return c.TrainConfig(
         generator=c.GeneratorConfig(lora_rank=lora, gradient_checkpointing=ckpt, frozen_dtype="bfloat16" if lowmem and lora else "float32"),
         optim=optim, loss=c.LossConfig(regression="elatentlpips", warmup_steps=0),
-        discriminator=c.DiscriminatorConfig(enabled=True, r1_every=R1_EVERY, mix_and_match=True),
+        discriminator=c.DiscriminatorConfig(enabled=True, r1_every=R1_EVERY, mix_and_match=True, r1_mode=r1_mode),
         batch_size=batch, ema_dtype="bfloat16" if lowmem and not lora else "float32", bf16=True, seed=seed, save_every=0, log_every=0,
     )
 
@@ -174,7 +179,7 @@ class Bench:
 
     def run_row(self, name: str, single: bool = False) -> dict:
         """Build a trainer for the row, warm up, time the steps; a dict of results ("OOM"/"error" on failure)."""
-        lora, batch, ckpt, lowmem = ROWS[name]
+        lora, batch, ckpt, lowmem, _ = ROWS[name]
         world = 1 if single else WORLD
         row = {"row": name, "lora_rank": lora, "per_gpu_batch": batch, "global_batch": batch * world, "world_size": world,
                "gradient_checkpointing": ckpt, "low_memory": lowmem, "lpips_compiled": self.compile}
@@ -205,7 +210,7 @@ class Bench:
         a, P = self.args, self.P
         if a.fake_oom == name:
             raise torch.cuda.OutOfMemoryError(f"simulated out-of-memory in {name} (--fake-oom)")
-        cfg = row_config(P, lora, batch * world, ckpt, lowmem)
+        cfg = row_config(P, lora, batch * world, ckpt, lowmem, r1_mode=ROWS[name][4])
         batches = make_batches(4, batch * world, self.size)
         reset_memory()
         t_build = time.perf_counter()

@@ -101,3 +101,22 @@ def test_mix_and_match_counts_only_wrong_pairs():
     assert mixed(same, same).item() == 0.0  # every item shares seed and prompt: no mismatched pair exists
     assert mixed(torch.arange(4), torch.arange(4)).item() > 0.0
     assert isinstance(loss, DiscriminatorLoss)
+
+
+def test_approximate_r1_matches_the_exact_penalty_on_average():
+    """(D(x+σn) − D(x))²/σ² averages to ‖∇_x D‖²: the approx mode's mean over noise draws ≈ the exact R1."""
+    trainer = Trainer(tiny_unet(), config(loss={"regression": "mse"}), tiny_elpips())
+    b = _batch(PairsDataset(), 1)
+    x = trainer.info.to_unet_space(b["latent"])
+    t = torch.full((1,), 100.0)
+    mb = MicroBatch(z=b["noise"], real=x, latent=b["latent"], context=b["context"], extra={}, seed=None, prompt_index=None,
+                    rng=torch.Generator().manual_seed(0))
+    exact = DiscriminatorLoss(trainer.config.generator.spec, (0, 499), False, True, 1.0, 16).r1(trainer.discriminator, x, t, mb)
+    approx_loss = DiscriminatorLoss(trainer.config.generator.spec, (0, 499), False, True, 1.0, 16, "approx", 1e-3)
+    draws = torch.stack([approx_loss.r1_approx(trainer.discriminator, x, t, mb).detach() for _ in range(400)])
+    assert abs(draws.mean() / exact.detach() - 1) < 0.25, (draws.mean(), exact)
+    trainer_approx = Trainer(tiny_unet(), config(loss={"regression": "mse"}, discriminator={"r1_mode": "approx"}), tiny_elpips())
+    d0 = {n: p.detach().clone() for n, p in trainer_approx.discriminator.named_parameters()}
+    logs = trainer_approx.train_step(_batch(PairsDataset()))
+    assert "r1" in logs and torch.isfinite(torch.tensor(logs["r1"]))
+    assert any(not torch.equal(p, d0[n]) for n, p in trainer_approx.discriminator.named_parameters())

@@ -66,6 +66,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-z-conditioning", action="store_true")
     p.add_argument("--r1-gamma", type=float, default=d.r1_gamma)
     p.add_argument("--r1-every", type=int, default=d.r1_every)
+    p.add_argument("--r1-mode", default=d.r1_mode, choices=["exact", "approx"], help="exact (double backward) or approx (finite differences, low memory)")
     p.add_argument("--single-scale", action="store_true", help="one readout head on the middle block")
     p.add_argument("--no-mix-and-match", action="store_true")
     p.add_argument("--d-t-range", type=int, nargs=2, default=[d.d_t_min, d.d_t_max])
@@ -86,7 +87,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                           optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None),
         loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps),
         discriminator=DiscriminatorConfig(
-            enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every,
+            enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
         ),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,

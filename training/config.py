@@ -95,6 +95,8 @@ class DiscriminatorConfig:
     z_conditioning: bool = True  # feed the noise z through a zero-initialised conv added after the input conv
     r1_gamma: float = 1.0  # single-sample R1 weight γ (0: no R1)
     r1_every: int = 16  # lazy R1: apply every this many steps (penalty scaled by it)
+    r1_mode: str = "exact"  # "exact": ‖∇_x D‖² by double backward (the paper's); "approx": finite differences (below)
+    r1_sigma: float = 0.01  # approx R1: ‖∇_x D‖² ≈ (D(x + σn) − D(x))² / σ², n ~ N(0, I) (no double backward: fused attention, far less memory)
     multiscale: bool = True  # readout heads on every encoder scale (off: one head on the middle block)
     mix_and_match: bool = True  # extra fakes: real latents paired with another item's z and another prompt's c
     d_t_min: int = 0  # D sees x0 re-noised to t ~ U{d_t_min..d_t_max} (model time /1000 for flow models)
@@ -104,6 +106,8 @@ class DiscriminatorConfig:
     def __post_init__(self) -> None:
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be ≥ 1, not {self.r1_every}")
+        if self.r1_mode not in ("exact", "approx") or self.r1_sigma <= 0:
+            raise ValueError(f"r1_mode must be 'exact' or 'approx' with r1_sigma > 0, not {self.r1_mode!r}, {self.r1_sigma}")
         if not 0 <= self.d_t_min <= self.d_t_max:
             raise ValueError(f"need 0 ≤ d_t_min ≤ d_t_max, got {self.d_t_min}, {self.d_t_max}")
 

@@ -100,7 +100,7 @@ class Trainer:
         self.parts = StepParts(
             self.generator, self.discriminator,
             GeneratorLoss(RegressionLoss(c.loss.regression, self.info, elpips), c.generator.spec, c.loss.gan_weight, t_range),
-            DiscriminatorLoss(c.generator.spec, t_range, dc.mix_and_match, dc.z_conditioning, dc.r1_gamma, dc.r1_every) if self.discriminator else None,
+            DiscriminatorLoss(c.generator.spec, t_range, dc.mix_and_match, dc.z_conditioning, dc.r1_gamma, dc.r1_every, dc.r1_mode, dc.r1_sigma) if self.discriminator else None,
             self.opt_g, self.opt_d, o.grad_clip, c.bf16, self.dist,
         )
         self.step = 0
