@@ -13,8 +13,9 @@ from onestep.pairs import DatasetError, PairDataset, PairSettings, PromptFileErr
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.manifest import prompts_hash
 from onestep.pairs.validate import validate
+from shared_data import shared_data
 
-PARTI = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "PartiPrompts.tsv")
+PARTI = shared_data("PartiPrompts.tsv")
 
 
 class StandInTeacher:

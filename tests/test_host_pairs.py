@@ -13,11 +13,12 @@ import time
 import pytest
 import torch
 from comfy_host import REPO, comfyui_dir
+from shared_data import shared_data
 from safetensors.torch import load_file
 from test_host import CLIP, failed, latent, ok
 
 TEACHER = "onestep-default-teacher-sd15-random.safetensors"
-PARTI = os.path.join(REPO, "..", "shared", "data", "PartiPrompts.tsv")
+PARTI = shared_data("PartiPrompts.tsv")
 SETTINGS = dict(sampler_name="euler", scheduler="normal", steps=3, cfg=5.0, width=64, height=64)
 
 
