@@ -109,10 +109,18 @@ def sample_teacher(
 ) -> torch.Tensor:
     """Latents [N, 1, 32, 32] (on the CPU) for class labels [N]: ODE from x = sqrt(σ_max² + 1)·z to σ = 0.
     On CUDA the UNet runs under bf16 autocast unless bf16=False (the ODE state stays float32)."""
+    return sample_teacher_from_noise(unet, context_table, initial_noise(len(labels), seed), labels, steps, cfg, sampler, batch, schedule, bf16)
+
+
+@torch.no_grad()
+def sample_teacher_from_noise(
+    unet: torch.nn.Module, context_table: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, steps: int, cfg: float,
+    sampler: str = "euler", batch: int = 500, schedule: DiscreteSchedule = SD_SCHEDULE, bf16: bool = True,
+) -> torch.Tensor:
+    """`sample_teacher` from given standard-normal noise z [N, 1, 32, 32] (e.g. per-seed noise, `seed_noise`)."""
     device = next(unet.parameters()).device
     denoiser = EpsDenoiser(unet, context_table.to(device), schedule).to(device)
     sigmas = discrete_sigmas(steps, schedule).to(device)
-    z = initial_noise(len(labels), seed)
     out = []
     for i in range(0, len(labels), batch):
         x = z[i:i + batch].to(device) * math.sqrt(float(sigmas[0]) ** 2 + 1)
@@ -120,6 +128,12 @@ def sample_teacher(
             x = SAMPLERS[sampler](denoiser, x, sigmas, {"labels": labels[i:i + batch].to(device), "cfg": cfg})
         out.append(x.float().cpu())
     return torch.cat(out)
+
+
+def seed_noise(seed: int) -> torch.Tensor:
+    """[1, 1, 32, 32] noise of one seed exactly as ComfyUI's KSampler makes it for a batch-1 latent
+    (comfy.sample.prepare_noise: torch.manual_seed(seed); torch.randn(shape)), from a private generator."""
+    return torch.randn(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
 
 
 def class_labels(count: int) -> torch.Tensor:

@@ -1,0 +1,801 @@
+"""The proof-scale benchmark in one command (issue 6): teacher → teacher pairs → one-step students, scored.
+
+  python -m proof_scale.pipeline --work runs/proof_scale --stage STAGE [--context CONTEXT.safetensors] [--tiny]
+
+Stages, in order (`--stage all` runs them all; a comma-separated list runs several):
+  classifier      the evaluator's classifier (classifier.py) + the cached real-side statistics; test accuracy
+  teacher         the diffusion teacher (teacher.py) on the context table of --context (≤ --teacher-seconds)
+  teacher-eval    sweep steps × CFG on --sweep-count samples; the best FD setting re-scored on --eval-count → row `teacher`
+  pairs           teacher pairs at that setting in the pack's dataset format (onestep/pairs), --pairs items
+  latent-lpips    E-LatentLPIPS weights for the 1×32×32 space: the VGG trunk trained as a Fashion-MNIST classifier
+                  on the latents (onestep/latent_lpips/train_trunk.py), uniform heads (no 2AFC data for this space)
+  distill-ROW     a one-step generator from the pairs with the Diffusion2GAN trainer (training/session.py), exported
+                  as a generator file and scored on --eval-count one-step samples; ROW is one of
+                  diffusion2gan (E-LatentLPIPS + conditional diffusion GAN after a regression warm-up),
+                  regression_mse, regression_latentlpips (no augmentation ensemble), regression_elatentlpips
+  report          benchmarks/results/proof_scale.json + a markdown table with the targets
+
+Every stage skips work whose output exists (its record `<work>/<stage>.json`, written last), writes its files
+atomically, and logs its wall time. Training stages (teacher, latent-lpips, distill-*) and the long sampling
+stages (teacher-eval, pairs) stop at the --max-seconds deadline of the process; all but the teacher then leave a
+resumable state and the process exits with status 3: run the same command again to continue. Status 2: an error.
+
+Full scale on one H100, one call per line (each < 9 min; repeat a call that exits 3), Fashion-MNIST's .gz files
+in DATA, the context table [11, 77, 64] from tools/proof_scale_encoder.py in CTX:
+  --stage classifier,latent-lpips --data DATA
+  --stage teacher --context CTX --data DATA
+  --stage teacher-eval --data DATA
+  --stage pairs --data DATA
+  --stage distill-diffusion2gan --data DATA
+  --stage distill-regression_mse,distill-regression_latentlpips --data DATA
+  --stage distill-regression_elatentlpips,report --data DATA
+
+The latent space is the benchmark's identity "VAE" (data.py): images padded to 32×32, in [−1, 1]; so the
+trainer's UNet adapter uses latent_scale 1 and the E-LatentLPIPS encoder is custom-1 (identity normalisation).
+All noise for scoring comes from one seed (EVAL_SEED) shared by teacher and students; the pairs use per-item
+seeds 0..N−1 with ComfyUI's per-seed noise, so scoring never reuses a training noise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+
+import torch
+
+from onestep import format as gen_format
+from onestep.atomic import atomic_write
+from onestep.latent_lpips import ELatentLPIPS, get_encoder
+from onestep.latent_lpips import weights as lpips_weights
+from onestep.latent_lpips.checkpoint import end_of_step, restore, snapshot
+from onestep.latent_lpips.datasets import FASHION_MNIST_DIR
+from onestep.latent_lpips.train_trunk import (
+    TrunkClassifier,
+    TrunkTrainConfig,
+    to_latent_lpips,
+)
+from onestep.pairs import collect as pair_collect
+from onestep.pairs.manifest import PairSettings, prompts_hash
+from onestep.pairs.shards import file_sha256
+from onestep.pairs.validate import validate
+from onestep.parameterization import OneStepGenerator
+from onestep.unet_keys import diffusers_to_ldm
+from training.config import DiscriminatorConfig, LossConfig, OptimConfig, TrainConfig
+from training.diffusers_unet import DiffusersUNet
+from training.session import TrainingSession
+
+from .checkpoint import CheckpointError, digest
+from .classifier import (
+    ClassifierConfig,
+    ClassifierTrainConfig,
+    accuracy,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
+from .cli import read_context
+from .data import EMPTY_PROMPT_INDEX, PROMPTS, SIZE, load_split
+from .evaluator import load_or_build_reference, score
+from .sampler import (
+    class_labels,
+    initial_noise,
+    sample_teacher,
+    sample_teacher_from_noise,
+    seed_noise,
+)
+from .teacher import (
+    TeacherNetConfig,
+    TeacherTrainConfig,
+    build_unet,
+    ldm_state_dict,
+    ldm_unet_config,
+    load_teacher,
+    parameter_count,
+    random_context_table,
+    save_teacher,
+    train_teacher,
+)
+
+log = logging.getLogger("proof_scale")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_RESULTS = os.path.join("benchmarks", "results", "proof_scale.json")
+DISTILL_ROWS: dict[str, tuple[str, bool]] = {  # row → (regression loss, GAN on)
+    "diffusion2gan": ("elatentlpips", True),
+    "regression_mse": ("mse", False),
+    "regression_latentlpips": ("latentlpips", False),
+    "regression_elatentlpips": ("elatentlpips", False),
+}
+ROWS = ("teacher", *DISTILL_ROWS)
+STAGES = ("classifier", "teacher", "teacher-eval", "pairs", "latent-lpips", *(f"distill-{r}" for r in DISTILL_ROWS), "report")
+METRICS = ("fd", "precision", "recall", "class_acc", "nfe", "seconds")
+EVAL_SEED = 1_000_000  # one noise stream for every scored sample set; pair seeds are 0..N−1 (per-seed noise)
+LATENT_FORMAT = "fmnist32"  # generator files: the benchmark's identity latent space (1×32×32 in [−1, 1])
+SCHEDULER = "linspace-999-0"  # proof_scale.sampler.discrete_sigmas: t = round(linspace(999, 0, steps)), then σ=0
+EXIT_INCOMPLETE = 3
+DEFAULT_MAX_SECONDS = 510.0  # full scale: each call ends within ~9 min (imports + this + the final save/score)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Every size of a pipeline run (FULL: the H100 benchmark; TINY: a CPU smoke run of the same code)."""
+
+    train_limit: int | None  # Fashion-MNIST train images used (None: all 60k)
+    test_limit: int | None  # test images of the real side of the metrics (None: all 10k)
+    classifier_net: ClassifierConfig
+    classifier_train: ClassifierTrainConfig
+    teacher_net: TeacherNetConfig  # context_dim is taken from the context table
+    teacher_train: TeacherTrainConfig  # max_seconds: the teacher's own time cap
+    sweep_steps: tuple[int, ...]  # teacher sampling steps tried
+    sweep_cfg: tuple[float, ...]  # CFG scales tried
+    sweep_count: int  # samples per sweep point
+    eval_count: int  # samples of every scored row
+    sample_batch: int  # prompts per sampling call (CFG doubles the UNet batch)
+    pairs: int  # teacher pairs collected
+    pairs_batch: int  # items per teacher call while collecting
+    pairs_shard: int  # items per shard file
+    trunk: TrunkTrainConfig  # E-LatentLPIPS trunk (classifier) training
+    distill_steps: int  # optimiser steps of every distillation row
+    distill_batch: int  # global batch of every row
+    lr: float  # G's (and D's) AdamW learning rate
+    gan_warmup: int  # diffusion2gan: regression-only steps before the GAN terms
+    ema_decay: float  # EMA of G (the exported and scored weights)
+    r1_gamma: float  # single-sample R1 weight
+    r1_every: int  # lazy R1 interval
+    save_every: int  # trainer checkpoints (besides the end and a deadline stop)
+    log_every: int  # progress lines of the distillation
+
+
+FULL = Scale(
+    train_limit=None, test_limit=None,
+    classifier_net=ClassifierConfig(), classifier_train=ClassifierTrainConfig(),
+    teacher_net=TeacherNetConfig(), teacher_train=TeacherTrainConfig(max_seconds=450.0),
+    sweep_steps=(10, 25, 50), sweep_cfg=(1.0, 1.5, 2.0, 3.0), sweep_count=2000, eval_count=10000, sample_batch=1000,
+    pairs=50000, pairs_batch=1000, pairs_shard=5000,
+    trunk=TrunkTrainConfig(steps=3000, batch=256, lr=1e-3, weight_decay=1e-4, width=0.25, log_every=250, checkpoint_every=500),
+    distill_steps=3000, distill_batch=128, lr=1e-4, gan_warmup=1000, ema_decay=0.999, r1_gamma=0.2, r1_every=16,
+    save_every=500, log_every=100,
+)
+TINY = Scale(
+    train_limit=256, test_limit=100,
+    classifier_net=ClassifierConfig(width=4, feature_dim=16), classifier_train=ClassifierTrainConfig(steps=20, batch=16, warmup=5, log_every=10),
+    teacher_net=TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True), layers_per_block=1, heads=2, context_dim=16),
+    teacher_train=TeacherTrainConfig(steps=6, batch=4, warmup=2, log_every=3),
+    sweep_steps=(1, 2), sweep_cfg=(1.0, 2.0), sweep_count=12, eval_count=20, sample_batch=10,
+    pairs=16, pairs_batch=4, pairs_shard=8,
+    trunk=TrunkTrainConfig(steps=4, batch=8, width=1 / 16, log_every=2, checkpoint_every=2),
+    distill_steps=3, distill_batch=4, lr=1e-4, gan_warmup=1, ema_decay=0.9, r1_gamma=0.2, r1_every=2,
+    save_every=0, log_every=1,
+)
+TINY_CONTEXT = (4, 16)  # random context table [11, 4, 16] for --tiny
+
+
+class Incomplete(Exception):
+    """A stage stopped at the deadline with resumable state; the message says where."""
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+# -- small helpers ------------------------------------------------------------------------------------------
+def write_json(path: str, obj) -> None:
+    """JSON written atomically."""
+    text = json.dumps(obj, indent=2, allow_nan=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+    atomic_write(path, write)
+
+
+def read_json(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    return f"cpu (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+
+
+class Run:
+    """One invocation: arguments, scale, paths, device and the deadline."""
+
+    def __init__(self, args: argparse.Namespace, argv: list[str]):
+        self.args = args
+        self.start = time.monotonic()
+        limit = args.max_seconds if args.max_seconds is not None else (0.0 if args.tiny else DEFAULT_MAX_SECONDS)
+        self.deadline = self.start + limit if limit > 0 else math.inf
+        self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.work = args.work
+        self.data = args.data
+        self.command = "python -m proof_scale.pipeline " + " ".join(shlex.quote(a) for a in argv)
+        s = TINY if args.tiny else FULL
+        over = {k: getattr(args, k) for k in ("pairs", "distill_steps", "distill_batch", "lr", "gan_warmup", "sweep_count", "eval_count")
+                if getattr(args, k) is not None}
+        if args.sweep_steps:
+            over["sweep_steps"] = tuple(args.sweep_steps)
+        if args.sweep_cfg:
+            over["sweep_cfg"] = tuple(args.sweep_cfg)
+        tt = s.teacher_train
+        if args.teacher_steps is not None:
+            tt = replace(tt, steps=args.teacher_steps)
+        if args.teacher_seconds is not None:
+            tt = replace(tt, max_seconds=args.teacher_seconds)
+        self.scale = replace(s, teacher_train=tt, **over)
+        self.results = args.results or (os.path.join(self.work, "proof_scale.json") if args.tiny else os.path.join(REPO, DEFAULT_RESULTS))
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.work, *parts)
+
+    def left(self) -> float:
+        """Seconds to the deadline."""
+        return self.deadline - time.monotonic()
+
+    def record(self, path: str, obj: dict, stage_start: float) -> dict:
+        obj = {**obj, "command": self.command, "device": _device_name(self.device), "stage_seconds": time.monotonic() - stage_start}
+        write_json(path, obj)
+        return obj
+
+    # shared inputs of several stages
+    def reference(self):
+        classifier, _ = load_classifier(self.path("classifier.safetensors"), self.device)
+        real, _ = load_split("test", self.scale.test_limit, self.data)
+        return load_or_build_reference(self.path("classifier.ref.safetensors"), classifier, real)
+
+    def require(self, stage: str, record: str) -> dict:
+        path = self.path(record)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"stage {stage!r} has not finished ({record} is missing in {self.work}): run --stage {stage} first")
+        return read_json(path)
+
+
+# -- stages -------------------------------------------------------------------------------------------------
+def stage_classifier(run: Run) -> dict:
+    s, t0 = run.scale, time.monotonic()
+    weights = run.path("classifier.safetensors")
+    seconds = None
+    if os.path.isfile(weights):
+        model, info = load_classifier(weights, run.device)
+        seconds = info.get("seconds")
+    else:
+        x, y = load_split("train", s.train_limit, run.data)
+        log.info("classifier: training %d steps at batch %d on %d images (%s)", s.classifier_train.steps, s.classifier_train.batch, len(x), run.device)
+        start = time.monotonic()
+        model = train_classifier(x, y, s.classifier_train, s.classifier_net, run.device)
+        _sync(run.device)
+        seconds = time.monotonic() - start
+        acc = accuracy(model, *load_split("test", s.test_limit, run.data))
+        save_classifier(weights, model, {"train": asdict(s.classifier_train), "test_accuracy": acc, "seconds": seconds, "device": str(run.device)})
+    real, labels = load_split("test", s.test_limit, run.data)
+    acc = accuracy(model, real, labels)
+    ref = load_or_build_reference(run.path("classifier.ref.safetensors"), model, real)
+    real_self = score(real, labels, ref)  # the real test set against itself: FD 0, the floor of the metrics
+    log.info("classifier: test accuracy %.4f (%d test images), trained in %s s", acc, len(real), f"{seconds:.0f}" if seconds else "?")
+    return run.record(run.path("classifier.json"), {
+        "test_accuracy": acc, "train_seconds": seconds, "test_images": len(real), "net": asdict(s.classifier_net),
+        "train": asdict(s.classifier_train), "real_vs_itself": real_self,
+    }, t0)
+
+
+def stage_teacher(run: Run) -> dict:
+    s, t0 = run.scale, time.monotonic()
+    if run.args.tiny:
+        table, source = random_context_table(*TINY_CONTEXT), f"random:{TINY_CONTEXT[0]}:{TINY_CONTEXT[1]} (--tiny)"
+    elif run.args.context:
+        table, source = read_context(run.args.context), run.args.context
+    else:
+        raise ValueError("the teacher stage needs --context FILE (.safetensors with 'context' [11, L, D]: the ten class prompts, then the empty prompt)")
+    out = run.path("teacher.safetensors")
+    if os.path.isfile(out):
+        unet, _, net, info = load_teacher(out)
+    else:
+        net = replace(s.teacher_net, context_dim=int(table.shape[2]))
+        cap = s.teacher_train.max_seconds if s.teacher_train.max_seconds > 0 else math.inf
+        cap = min(cap, max(1.0, run.left() - 30.0))  # leave time to save
+        cfg = replace(s.teacher_train, max_seconds=0.0 if math.isinf(cap) else cap)
+        x, y = load_split("train", s.train_limit, run.data)
+        log.info("teacher: %s, %.2f M parameters, context %s from %s; up to %d steps at batch %d, max %s s",
+                 net, parameter_count(build_unet(net)) / 1e6, tuple(table.shape), source, cfg.steps, cfg.batch, f"{cfg.max_seconds:.0f}" if cfg.max_seconds else "∞")
+        start = time.monotonic()
+        unet, losses = train_teacher(x, y, table, cfg, net, run.device)
+        _sync(run.device)
+        seconds = time.monotonic() - start
+        tail = losses[-min(len(losses), 200):]
+        info = {"train": asdict(cfg), "steps_done": len(losses), "final_loss": sum(tail) / len(tail), "seconds": seconds,
+                "device": str(run.device), "context": source, "context_sha256": digest({"context": table})}
+        save_teacher(out, unet, net, table, info)
+        log.info("teacher: %d steps in %.0f s, final loss %.4f → %s", len(losses), seconds, info["final_loss"], out)
+    comfy_file = export_teacher_generator(run, unet.cpu(), net, info)
+    return run.record(run.path("teacher.json"), {"net": asdict(net), "parameters": parameter_count(build_unet(net)), **info,
+                                                 "generator_file": comfy_file}, t0)
+
+
+def export_teacher_generator(run: Run, unet: torch.nn.Module, net: TeacherNetConfig, info: dict) -> str | None:
+    """The teacher also as a generator-format file (method "teacher": core's plain multi-step ε sampling), the form
+    ComfyUI's proof-scale model set loads; None where this checkout's generator format has no teacher method."""
+    if "teacher" not in gen_format.METHODS:
+        log.info("teacher: the generator format here has no 'teacher' method; not writing a ComfyUI teacher file")
+        return None
+    path = run.path("generators", "teacher.safetensors")
+    meta = gen_format.GeneratorMetadata(
+        method="teacher", base="custom", prediction="eps", timestep=999, input_convention="sigma_z", latent_format=LATENT_FORMAT,
+        latent_channels=1, training_steps=int(info.get("steps_done", 0)), source="proof_scale.pipeline teacher",
+        unet_config=ldm_unet_config(net), notes={"teacher_train": info.get("train", {}), "context": info.get("context")},
+    )
+    gen_format.save_generator(path, ldm_state_dict(unet), meta)
+    return path
+
+
+def stage_teacher_eval(run: Run) -> dict:
+    s, t0 = run.scale, time.monotonic()
+    run.require("teacher", "teacher.json")
+    ref = run.reference()
+    unet, table, _, _ = load_teacher(run.path("teacher.safetensors"), run.device)
+    partial_path = run.path("teacher_eval.partial.json")
+    partial = read_json(partial_path) if os.path.isfile(partial_path) else {"rows": []}
+    rows = partial["rows"]
+    labels = class_labels(s.sweep_count)
+    nfe = lambda steps, cfg: steps * (2 if cfg != 1.0 else 1)
+
+    def predicted(count: int, steps: int, cfg: float) -> float:
+        """Seconds to sample `count` at this setting, from the sweep points measured so far (0 before the first)."""
+        work = sum(r["count"] * nfe(r["steps"], r["cfg"]) for r in rows)
+        return sum(r["sample_seconds"] for r in rows) / work * count * nfe(steps, cfg) if work else 0.0
+
+    for steps in s.sweep_steps:
+        for cfg in s.sweep_cfg:
+            if any(r["steps"] == steps and r["cfg"] == cfg and r["count"] == s.sweep_count for r in rows):
+                continue
+            if run.left() < 1.2 * predicted(s.sweep_count, steps, cfg) or run.left() <= 0:
+                raise Incomplete(f"teacher-eval: deadline reached after {len(rows)} sweep points (kept in {partial_path})")
+            start = time.monotonic()
+            x = sample_teacher(unet, table, labels, steps, cfg, EVAL_SEED, "euler", s.sample_batch)
+            rows.append({"steps": steps, "cfg": cfg, "count": s.sweep_count, "sample_seconds": time.monotonic() - start, **score(x, labels, ref)})
+            write_json(partial_path, partial)
+            r = rows[-1]
+            log.info("teacher-eval: steps %d cfg %g: fd %.4f precision %.3f recall %.3f class_acc %.4f (%.1f s)",
+                     steps, cfg, r["fd"], r["precision"], r["recall"], r["class_acc"], r["sample_seconds"])
+    sweep = [r for r in rows if r["steps"] in s.sweep_steps and r["cfg"] in s.sweep_cfg and r["count"] == s.sweep_count]
+    best = min(sweep, key=lambda r: r["fd"])
+    log.info("teacher-eval: best of the sweep: %d steps, CFG %g (fd %.4f on %d samples); scoring %d samples", best["steps"], best["cfg"], best["fd"], s.sweep_count, s.eval_count)
+    if run.left() < 1.2 * predicted(s.eval_count + s.sample_batch, best["steps"], best["cfg"]) + 10:
+        raise Incomplete(f"teacher-eval: sweep done, but too little time left for the {s.eval_count} samples of the best setting")
+    labels = class_labels(s.eval_count)
+    sample_teacher(unet, table, labels[: s.sample_batch], best["steps"], best["cfg"], EVAL_SEED, "euler", s.sample_batch)  # warm-up
+    _sync(run.device)
+    start = time.monotonic()
+    x = sample_teacher(unet, table, labels, best["steps"], best["cfg"], EVAL_SEED, "euler", s.sample_batch)
+    seconds = time.monotonic() - start
+    row = {**score(x, labels, ref), "nfe": best["steps"] * (2 if best["cfg"] != 1.0 else 1), "seconds": seconds}
+    log.info("teacher-eval: row teacher %s", json.dumps({k: round(v, 4) for k, v in row.items()}))
+    return run.record(run.path("teacher_eval.json"), {
+        "row": row, "steps": best["steps"], "cfg": best["cfg"], "sampler": "euler", "scheduler": SCHEDULER, "count": s.eval_count,
+        "batch": s.sample_batch, "seed": EVAL_SEED, "sweep": sweep,
+    }, t0)
+
+
+class ProofScaleTeacher:
+    """onestep.pairs.collect's Teacher over proof_scale's sampler: per-seed noise as ComfyUI makes it, the context
+    table's rows as conditioning (prompt i → row i, the negative/empty prompt → row 10), teacher latents = samples."""
+
+    def __init__(self, unet: torch.nn.Module, table: torch.Tensor, steps: int, cfg: float, sampler: str = "euler", batch: int = 1000):
+        self.unet, self.table, self.steps, self.cfg, self.sampler, self.batch = unet, table, steps, cfg, sampler, batch
+
+    def noise(self, seed: int) -> torch.Tensor:
+        return seed_noise(seed)
+
+    def conditioning(self, prompt_index: int) -> dict[str, torch.Tensor]:
+        row = EMPTY_PROMPT_INDEX if prompt_index < 0 else prompt_index
+        return {"cond": self.table[row][None].float().cpu()}
+
+    def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
+        labels = torch.tensor(prompt_indices, dtype=torch.long)
+        return sample_teacher_from_noise(self.unet, self.table, noise, labels, self.steps, self.cfg, self.sampler, self.batch)
+
+
+def stage_pairs(run: Run) -> dict:
+    s, t0 = run.scale, time.monotonic()
+    run.require("teacher", "teacher.json")
+    ev = run.require("teacher-eval", "teacher_eval.json")
+    teacher_path = run.path("teacher.safetensors")
+    unet, table, _, _ = load_teacher(teacher_path, run.device)
+    prompts = list(PROMPTS)
+    settings = PairSettings(
+        teacher=file_sha256(teacher_path), latent_format=LATENT_FORMAT, latent_shape=(1, SIZE, SIZE), sampler=ev["sampler"],
+        scheduler=SCHEDULER, steps=int(ev["steps"]), cfg=float(ev["cfg"]), negative="", prompts_sha256=prompts_hash(prompts),
+        seed_start=0, count=s.pairs, batch_size=s.pairs_batch, shard_size=s.pairs_shard, text_encoder=digest({"context": table.cpu()}),
+    )
+    folder = run.path("pairs")
+    info = {"teacher_name": "proof_scale teacher.safetensors", "made_by": "proof_scale.pipeline",
+            "noise": "per seed: torch.manual_seed(seed); torch.randn([1, 1, 32, 32]) (ComfyUI prepare_noise)",
+            "conditioning": "row i of the teacher's context table for prompt i; row 10 (the empty prompt) is the negative"}
+    manifest = pair_collect.open_dataset(folder, settings, prompts, info)
+    timing_path = run.path("pairs_timing.json")
+    timing = read_json(timing_path) if os.path.isfile(timing_path) else {"items": 0, "seconds": 0.0}
+    todo = sum(len(settings.shard_items(k)) for k in manifest.missing())
+    log.info("pairs: %d of %d pairs to make (%d steps, CFG %g, batch %d, %d per shard)", todo, s.pairs, settings.steps, settings.cfg, s.pairs_batch, s.pairs_shard)
+    start, last = time.monotonic(), [time.monotonic(), 0]
+
+    def progress(done: int, total: int, latent: torch.Tensor) -> None:
+        if done % s.pairs_shard and done != total:
+            return  # mid-shard: only whole shards count (and only they may be interrupted)
+        now = time.monotonic()
+        shard_seconds = now - last[0]
+        timing["items"] += done - last[1]
+        timing["seconds"] += shard_seconds
+        last[0], last[1] = now, done
+        write_json(timing_path, timing)
+        log.info("pairs: %d/%d this run, %.1f pairs/s, %.0f s", done, total, timing["items"] / max(timing["seconds"], 1e-9), now - start)
+        if done < total and run.left() < 1.2 * shard_seconds:  # the next shard would not finish in time
+            raise _OutOfTime
+
+    try:
+        pair_collect.collect(folder, manifest, ProofScaleTeacher(unet, table, settings.steps, settings.cfg, settings.sampler, s.pairs_batch), progress=progress)
+    except _OutOfTime:
+        raise Incomplete(f"pairs: deadline reached with {len(manifest.shards)}/{settings.num_shards} shards written") from None
+    report = validate(folder)
+    if not report.ok:
+        raise ValueError("the pairs dataset does not validate:\n" + report.text())
+    log.info("pairs: %s", report.text().replace("\n", " | "))
+    return run.record(run.path("pairs.json"), {
+        "folder": folder, "count": s.pairs, "shards": settings.num_shards, "settings": settings.to_json(),
+        "collect_seconds": timing["seconds"], "pairs_per_second": timing["items"] / max(timing["seconds"], 1e-9),
+    }, t0)
+
+
+def train_trunk_on_device(latents: torch.Tensor, labels: torch.Tensor, cfg: TrunkTrainConfig, device: torch.device,
+                          checkpoint: str | None, deadline: float = math.inf) -> TrunkClassifier:
+    """onestep.latent_lpips.train_trunk.train_trunk on a device: the same model, optimiser, batch draws (the CPU
+    generator), checkpoints and resume; bf16 autocast on CUDA. Stops at the deadline with a checkpoint (Incomplete)."""
+    torch.manual_seed(cfg.seed)
+    model = TrunkClassifier(latents.shape[1], int(labels.max()) + 1, cfg.width).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    g = torch.Generator().manual_seed(cfg.seed)
+    parts = {"model": model, "optimizer": opt}
+    step = restore(checkpoint, parts, g)
+    if step:
+        log.info("latent-lpips: resumed trunk training at step %d", step)
+    x_all, y_all = latents.to(device), labels.to(device)
+    model.train()
+    start = time.monotonic()
+    report = lambda k, loss: log.info("latent-lpips: trunk step %d/%d loss %.4f (%.0f s)", k, cfg.steps, loss, time.monotonic() - start)
+    while step < cfg.steps:
+        idx = torch.randint(len(latents), (cfg.batch,), generator=g).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = torch.nn.functional.cross_entropy(model(x_all[idx]).float(), y_all[idx])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"trunk training diverged at step {step} (loss {loss.item()}); the last checkpoint is kept")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        end_of_step(step, loss, cfg, report, checkpoint, parts, g)
+        if step < cfg.steps and time.monotonic() > deadline:
+            if checkpoint:
+                snapshot(checkpoint, parts, g, step, asdict(cfg))
+            raise Incomplete(f"latent-lpips: deadline reached at trunk step {step}/{cfg.steps} (checkpoint {checkpoint})")
+    return model.eval()
+
+
+@torch.no_grad()
+def _trunk_accuracy(model: TrunkClassifier, latents: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float:
+    model.eval()
+    device = next(model.parameters()).device
+    hits = 0
+    for i in range(0, len(latents), batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            hits += (model(latents[i:i + batch].to(device)).argmax(1).cpu() == labels[i:i + batch]).sum().item()
+    return hits / len(latents)
+
+
+def stage_latent_lpips(run: Run) -> dict:
+    s, t0 = run.scale, time.monotonic()
+    out, ckpt = run.path("latent_lpips.safetensors"), run.path("latent_lpips.ckpt")
+    x, y = load_split("train", s.train_limit, run.data)
+    xt, yt = load_split("test", s.test_limit, run.data)
+    encoder = get_encoder("custom-1", 1)
+    if os.path.isfile(out):
+        net, _, info = lpips_weights.load(out)
+        acc = None  # measured when the weights were made (see info["heads"])
+    else:
+        log.info("latent-lpips: training the latent VGG16-BN trunk (width %g) as a Fashion-MNIST classifier: %d steps at batch %d",
+                 s.trunk.width, s.trunk.steps, s.trunk.batch)
+        start = time.monotonic()
+        model = train_trunk_on_device(x, y, s.trunk, run.device, ckpt, run.deadline)
+        seconds = time.monotonic() - start
+        acc = _trunk_accuracy(model, xt, yt)
+        log.info("latent-lpips: trunk test accuracy %.4f after %.0f s", acc, seconds)
+        heads = (f"uniform (uncalibrated): no human 2AFC judgements exist for this 1x32x32 Fashion-MNIST latent space; trunk trained "
+                 f"as a Fashion-MNIST classifier on the latents ({s.trunk.steps} steps, batch {s.trunk.batch}, width {s.trunk.width:g}), "
+                 f"test accuracy {acc:.4f}")
+        net = to_latent_lpips(model.float().cpu())
+        lpips_weights.save(out, net, encoder, heads, "proof_scale.pipeline: Fashion-MNIST train split as 1x32x32 latents in [-1, 1]")
+        _, _, info = lpips_weights.load(out)
+    metric = ELatentLPIPS(net, encoder).to(run.device).eval()
+    with torch.no_grad():  # a sanity number: a latent vs itself (0) and vs another test latent
+        a = xt[: min(256, len(xt), s.eval_count)].to(run.device)
+        d_self = metric.evaluate(a, a, draws=2).mean().item()
+        d_other = metric.evaluate(a, a.roll(1, 0), draws=2).mean().item()
+    log.info("latent-lpips: %s; E-LatentLPIPS(x, x) %.4f, E-LatentLPIPS(x, other x) %.4f", info["heads"], d_self, d_other)
+    return run.record(run.path("latent_lpips.json"), {"weights": out, "info": info, "trunk": asdict(s.trunk), "test_accuracy": acc,
+                                                       "distance_same": d_self, "distance_other": d_other}, t0)
+
+
+def distill_plan(run: Run, row: str) -> dict:
+    """What every distillation row shares (steps, batch, lr, ...) and what this row changes (loss, GAN)."""
+    s = run.scale
+    regression, gan = DISTILL_ROWS[row]
+    return {"row": row, "steps": s.distill_steps, "batch": s.distill_batch, "lr": s.lr, "regression": regression, "gan": gan,
+            "gan_warmup": s.gan_warmup if gan else 0, "ema_decay": s.ema_decay, "r1_gamma": s.r1_gamma, "r1_every": s.r1_every}
+
+
+def train_config(run: Run, plan: dict) -> TrainConfig:
+    """The trainer's configuration of a row: its defaults, with the plan's loss, GAN switch, lr, batch, EMA and R1."""
+    s = run.scale
+    return TrainConfig(
+        optim=OptimConfig(lr_g=plan["lr"], lr_d=plan["lr"]),
+        loss=LossConfig(regression=plan["regression"], warmup_steps=plan["gan_warmup"]),
+        discriminator=DiscriminatorConfig(enabled=plan["gan"], r1_gamma=plan["r1_gamma"], r1_every=plan["r1_every"]),
+        batch_size=plan["batch"], ema_decay=plan["ema_decay"], bf16=run.device.type == "cuda", seed=0,
+        save_every=s.save_every, log_every=0,
+    )
+
+
+@torch.no_grad()
+def sample_one_step(generator: OneStepGenerator, table: torch.Tensor, labels: torch.Tensor, seed: int, batch: int) -> torch.Tensor:
+    """One-step latents [N, 1, 32, 32] (CPU) from the scoring noise stream (initial_noise(N, seed))."""
+    device = next(generator.parameters()).device
+    z = initial_noise(len(labels), seed)
+    table = table.to(device)
+    out = []
+    for i in range(0, len(labels), batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            x = generator(z[i:i + batch].to(device), table[labels[i:i + batch].to(device)])
+        out.append(x.float().cpu())
+    return torch.cat(out)
+
+
+def stage_distill(run: Run, row: str) -> dict:
+    s, t0 = run.scale, time.monotonic()
+    run.require("pairs", "pairs.json")
+    run_dir = run.path("distill", row)
+    plan = distill_plan(run, row)
+    plan_path = os.path.join(run_dir, "plan.json")
+    if os.path.isfile(plan_path):
+        old = read_json(plan_path)
+        diff = [f"{k}: {old.get(k)!r} → {v!r}" for k, v in plan.items() if old.get(k) != v]
+        if diff:
+            raise ValueError(f"row {row} was started with other settings ({'; '.join(diff)}); use the same options, or delete {run_dir} to restart it")
+    else:
+        write_json(plan_path, plan)
+    teacher_path = run.path("teacher.safetensors")
+    unet, table, net, _ = load_teacher(teacher_path)  # a fresh copy of the teacher: the trainer changes it in place
+    elpips, lpips_info = None, None
+    if plan["regression"] != "mse":
+        run.require("latent-lpips", "latent_lpips.json")
+        lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
+        elpips = ELatentLPIPS(lp, enc)
+    config = train_config(run, plan)
+    session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, run.path("pairs"), run_dir, elpips, run.device, resume=True)
+    steps = plan["steps"]
+    if session.step < steps:
+        log.info("distill-%s: %s regression%s, %d steps at batch %d, lr %g, from step %d on %d pairs (%s)", row, plan["regression"],
+                 f" + GAN after {plan['gan_warmup']} warm-up steps" if plan["gan"] else " only", steps, plan["batch"], plan["lr"],
+                 session.step, len(session.dataset), run.device)
+        first, start = session.step, time.monotonic()
+
+        def on_step(step: int, logs: dict) -> bool:
+            if step % s.log_every == 0 or step == steps:
+                el = time.monotonic() - start
+                per = el / max(1, step - first)
+                terms = ", ".join(f"{k} {v:.4g}" for k, v in sorted(logs.items()) if not k.startswith("grad_norm"))
+                log.info("distill-%s: step %d/%d %s | %.3f s/step, %.0f s, ETA %.0f s", row, step, steps, terms, per, el, per * (steps - step))
+            return step < steps and time.monotonic() > run.deadline
+
+        result = session.run(steps, on_step)
+        _sync(run.device)
+        if result.stopped:
+            raise Incomplete(f"distill-{row}: deadline reached at step {result.step}/{steps} (checkpoint in {run_dir})")
+        log.info("distill-%s: %d steps done (%.0f s in this run)", row, result.step, time.monotonic() - start)
+    # export the EMA generator as a generator file, then score exactly those weights
+    gen_path = run.path("generators", f"{row}.safetensors")
+    ds = session.dataset.settings
+    meta = session.trainer.generator_metadata("custom", LATENT_FORMAT, guidance=ds.cfg, teacher_hash=ds.teacher[:16],
+                                              source=f"proof_scale.pipeline row {row}: Diffusion2GAN trainer on {ds.count} teacher pairs")
+    meta = replace(meta, unet_config=ldm_unet_config(net), notes={**meta.notes, "proof_scale_row": row, "plan": plan,
+                                                                  "latent_lpips": lpips_info or {}})
+    gen_format.save_generator(gen_path, session.trainer.generator_state_dict(ema=True), meta)
+    native = session.trainer.generator_state_dict(ema=True, layout="native")
+    student = build_unet(net)
+    student.load_state_dict({k[len("unet."):]: v for k, v in native.items()})
+    file_sd, _ = gen_format.load_generator(gen_path)
+    mine = diffusers_to_ldm(student.state_dict())
+    if set(file_sd) != set(mine) or any(not torch.equal(file_sd[k], mine[k].float()) for k in mine):
+        raise ValueError(f"{gen_path} does not hold the weights being scored")
+    del session, unet
+    generator = OneStepGenerator(DiffusersUNet(student.to(run.device).eval(), 1.0, 0.0), config.generator.spec).eval()
+    ref = run.reference()
+    labels = class_labels(s.eval_count)
+    sample_one_step(generator, table, labels[: s.sample_batch], EVAL_SEED, s.sample_batch)  # warm-up
+    _sync(run.device)
+    start = time.monotonic()
+    x = sample_one_step(generator, table, labels, EVAL_SEED, s.sample_batch)
+    seconds = time.monotonic() - start
+    row_metrics = {**score(x, labels, ref), "nfe": 1, "seconds": seconds}
+    log.info("distill-%s: row %s", row, json.dumps({k: round(v, 4) for k, v in row_metrics.items()}))
+    return run.record(os.path.join(run_dir, "result.json"), {"row": row_metrics, "plan": plan, "generator": gen_path,
+                                                             "training_steps": meta.training_steps, "count": s.eval_count}, t0)
+
+
+def stage_report(run: Run) -> dict:
+    t0 = time.monotonic()
+    records = {
+        "classifier": run.require("classifier", "classifier.json"), "teacher": run.require("teacher", "teacher.json"),
+        "teacher-eval": run.require("teacher-eval", "teacher_eval.json"), "pairs": run.require("pairs", "pairs.json"),
+        "latent-lpips": run.require("latent-lpips", "latent_lpips.json"),
+    }
+    rows = {"teacher": records["teacher-eval"]["row"]}
+    for r in DISTILL_ROWS:
+        records[f"distill-{r}"] = rec = run.require(f"distill-{r}", os.path.join("distill", r, "result.json"))
+        rows[r] = rec["row"]
+    for name, row in rows.items():
+        bad = [k for k in METRICS if not isinstance(row.get(k), (int, float)) or not math.isfinite(row[k])]
+        if bad:
+            raise ValueError(f"row {name} has missing or non-finite {bad}")
+    plans = {r: records[f"distill-{r}"]["plan"] for r in DISTILL_ROWS}
+    shared = ("steps", "batch", "lr", "ema_decay")
+    mismatch = sorted({k for k in shared for p in plans.values() if p[k] != plans["diffusion2gan"][k]})
+    p0 = plans["diffusion2gan"]
+    meta = {
+        "device": records["distill-diffusion2gan"]["device"], "torch": torch.__version__,
+        "steps": p0["steps"], "batch": p0["batch"], "lr": p0["lr"], "ema_decay": p0["ema_decay"], "gan_warmup": p0["gan_warmup"],
+        "r1_gamma": p0["r1_gamma"], "r1_every": p0["r1_every"], "same_settings_all_rows": not mismatch,
+        "pairs": records["pairs"]["count"], "pairs_per_second": records["pairs"]["pairs_per_second"],
+        "teacher_sampling": {k: records["teacher-eval"][k] for k in ("steps", "cfg", "sampler", "scheduler")},
+        "teacher_train": {k: records["teacher"].get(k) for k in ("steps_done", "seconds", "final_loss", "parameters", "context")},
+        "teacher_sweep": records["teacher-eval"]["sweep"],
+        "classifier_test_accuracy": records["classifier"]["test_accuracy"],
+        "latent_lpips": {"heads": records["latent-lpips"]["info"].get("heads"), "width": records["latent-lpips"]["trunk"]["width"]},
+        "eval_count": records["teacher-eval"]["count"], "eval_seed": EVAL_SEED, "tiny": bool(run.args.tiny),
+        "commands": {k: v["command"] for k, v in records.items()} | {"report": run.command},
+        "stage_seconds": {k: v.get("stage_seconds") for k, v in records.items()},
+    }
+    if mismatch:
+        log.warning("report: the distillation rows differ in %s — the ablation is not like for like", mismatch)
+    out = {**{name: {k: rows[name][k] for k in METRICS} for name in ROWS}, "meta": meta}
+    write_json(run.results, out)
+    text = markdown(out)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    log.info("report: wrote %s", run.results)
+    return {"results": run.results, "stage_seconds": time.monotonic() - t0}
+
+
+def markdown(result: dict) -> str:
+    """The results table, the targets and the commands, as markdown."""
+    t = result["teacher"]
+    lines = ["| row | FD | FD / teacher | precision | recall | class acc | NFE | seconds (sampling) |", "|---|---|---|---|---|---|---|---|"]
+    for name in ROWS:
+        r = result[name]
+        lines.append(f"| {name} | {r['fd']:.3f} | {r['fd'] / t['fd'] if t['fd'] > 0 else float('nan'):.2f} | {r['precision']:.3f} | "
+                     f"{r['recall']:.3f} | {r['class_acc']:.4f} | {r['nfe']} | {r['seconds']:.2f} |")
+    d = result["diffusion2gan"]
+    ratio = d["fd"] / t["fd"] if t["fd"] > 0 else float("inf")
+    acc_gap = (d["class_acc"] - t["class_acc"]) * 100
+    fds = [result[r]["fd"] for r in ("regression_mse", "regression_latentlpips", "regression_elatentlpips")]
+    ok = lambda b: "**met**" if b else "**missed**"
+    m = result["meta"]
+    lines += [
+        "",
+        (f"Targets: diffusion2gan FD ≤ 1.10 × teacher: {ratio:.2f}× → {ok(ratio <= 1.10)}; "
+         f"class accuracy within 2 points of the teacher: {acc_gap:+.2f} points → {ok(abs(acc_gap) <= 2.0)}; "
+         f"ablation order mse > latentlpips > elatentlpips in FD: {fds[0]:.3f} > {fds[1]:.3f} > {fds[2]:.3f} → {ok(fds[0] > fds[1] > fds[2])}."),
+        "",
+        (f"Device: {m['device']}. Teacher: {m['teacher_sampling']['steps']} euler steps, CFG {m['teacher_sampling']['cfg']:g}. "
+         f"Students: {m['steps']} steps at batch {m['batch']}, lr {m['lr']:g}, EMA {m['ema_decay']}, on {m['pairs']} teacher pairs; "
+         f"scored on {m['eval_count']} samples (seed {m['eval_seed']})."),
+        "",
+        "Commands:",
+        *[f"    {c}" for c in dict.fromkeys(m["commands"].values())],  # each distinct command once, in stage order
+    ]
+    return "\n".join(lines)
+
+
+def run_stage(run: Run, stage: str) -> None:
+    t0 = time.monotonic()
+    records = {"classifier": "classifier.json", "teacher": "teacher.json", "teacher-eval": "teacher_eval.json", "pairs": "pairs.json",
+               "latent-lpips": "latent_lpips.json", **{f"distill-{r}": os.path.join("distill", r, "result.json") for r in DISTILL_ROWS}}
+    if stage in records and os.path.isfile(run.path(records[stage])):
+        log.info("=== stage %s: already done (%s), skipped", stage, run.path(records[stage]))
+        return
+    log.info("=== stage %s", stage)
+    handlers = {"classifier": stage_classifier, "teacher": stage_teacher, "teacher-eval": stage_teacher_eval, "pairs": stage_pairs,
+                "latent-lpips": stage_latent_lpips, "report": stage_report}
+    if stage.startswith("distill-"):
+        stage_distill(run, stage[len("distill-"):])
+    else:
+        handlers[stage](run)
+    log.info("=== stage %s done in %.1f s", stage, time.monotonic() - t0)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m proof_scale.pipeline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", required=True, help="folder of every output (made git-ignored)")
+    p.add_argument("--stage", required=True, help=f"all, or one or more (comma-separated) of: {', '.join(STAGES)}")
+    p.add_argument("--tiny", action="store_true", help="a CPU smoke run: few hundred images, tiny nets, a few steps")
+    p.add_argument("--context", default=None, help='teacher stage: .safetensors with "context" [11, L, D] (or random:L:D[:seed])')
+    p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
+    p.add_argument("--data", default=FASHION_MNIST_DIR, help="folder of Fashion-MNIST's four .gz files")
+    p.add_argument("--results", default=None, help=f"report output (default {DEFAULT_RESULTS}; with --tiny WORK/proof_scale.json)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help=f"deadline of this process (default {DEFAULT_MAX_SECONDS:g}, none with --tiny; 0: none); stages stop there, resumable (exit 3)")
+    p.add_argument("--teacher-steps", type=int, default=None, help="teacher optimiser steps")
+    p.add_argument("--teacher-seconds", type=float, default=None, help="teacher training time cap")
+    p.add_argument("--sweep-steps", type=lambda v: [int(x) for x in v.split(",")], default=None, help="teacher steps to try, e.g. 10,25,50")
+    p.add_argument("--sweep-cfg", type=lambda v: [float(x) for x in v.split(",")], default=None, help="CFG scales to try, e.g. 1,1.5,2,3")
+    p.add_argument("--sweep-count", type=int, default=None, help="samples per sweep point")
+    p.add_argument("--eval-count", type=int, default=None, help="samples of each scored row")
+    p.add_argument("--pairs", type=int, default=None, help="teacher pairs to collect")
+    p.add_argument("--distill-steps", type=int, default=None, help="optimiser steps of every distillation row")
+    p.add_argument("--distill-batch", type=int, default=None, help="global batch of every distillation row")
+    p.add_argument("--lr", type=float, default=None, help="G and D learning rate of every distillation row")
+    p.add_argument("--gan-warmup", type=int, default=None, help="diffusion2gan: regression-only steps before the GAN")
+    return p.parse_args(argv)
+
+
+def _ignore_work(work: str) -> None:
+    """Keep the work folder out of git (and so out of what is copied to a device with the working tree)."""
+    os.makedirs(work, exist_ok=True)
+    path = os.path.join(work, ".gitignore")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write("# proof_scale.pipeline outputs\n*\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; 0 done, 2 error, 3 stopped at the deadline (run the same command again to continue)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
+    stages = list(STAGES) if args.stage == "all" else [v.strip() for v in args.stage.split(",") if v.strip()]
+    unknown = [v for v in stages if v not in STAGES]
+    if unknown:
+        log.error("error: unknown stage(s) %s; stages: all, %s", unknown, ", ".join(STAGES))
+        return 2
+    run = Run(args, argv)
+    _ignore_work(run.work)
+    if run.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    log.info("proof_scale.pipeline: %s on %s, work %s%s", ",".join(stages), _device_name(run.device), run.work, " (tiny)" if args.tiny else "")
+    try:
+        for stage in stages:
+            run_stage(run, stage)
+    except Incomplete as e:
+        log.warning("INCOMPLETE: %s — run the same command again to continue (%.0f s in this process)", e, time.monotonic() - run.start)
+        return EXIT_INCOMPLETE
+    except (CheckpointError, ValueError, FileNotFoundError, FloatingPointError) as e:
+        log.error("error: %s", e)
+        return 2
+    log.info("proof_scale.pipeline: done in %.1f s", time.monotonic() - run.start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

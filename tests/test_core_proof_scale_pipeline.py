@@ -1,0 +1,136 @@
+"""proof_scale.pipeline end to end at --tiny scale on the CPU: every stage, deadline stops that resume, the
+results file, skipping on a re-run, and the files it leaves (pairs dataset, E-LatentLPIPS weights, generators)."""
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from onestep.format import load_generator
+from onestep.latent_lpips import weights as lpips_weights
+from onestep.latent_lpips.train_trunk import TrunkTrainConfig, train_trunk
+from onestep.pairs.dataset import PairDataset
+from onestep.pairs.validate import validate
+from proof_scale import pipeline
+from proof_scale.data import load_split
+from proof_scale.sampler import sample_teacher_from_noise, seed_noise
+from proof_scale.teacher import load_teacher
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions run faster on one core than on two shared ones
+    yield
+    torch.set_num_threads(threads)
+
+
+def _json(*parts: str):
+    with open(os.path.join(*parts)) as f:
+        return json.load(f)
+
+
+def _outputs(work: str) -> dict[str, float]:
+    """mtime of every file the stages write (the report's results file aside)."""
+    out = {}
+    for root, _, files in os.walk(work):
+        for f in files:
+            if f != "proof_scale.json":
+                out[os.path.join(root, f)] = os.path.getmtime(os.path.join(root, f))
+    return out
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    w = str(tmp_path_factory.mktemp("proof_scale"))
+    tiny = ["--work", w, "--tiny"]
+    assert pipeline.main([*tiny, "--stage", "classifier,teacher,teacher-eval"]) == 0
+    # deadline stops (exit 3) leave resumable state: one of two pair shards, a trunk and a distillation checkpoint
+    assert pipeline.main([*tiny, "--stage", "pairs", "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE
+    assert sorted(f for f in os.listdir(os.path.join(w, "pairs")) if f.startswith("shard-")) == ["shard-000000.safetensors"]
+    assert pipeline.main([*tiny, "--stage", "pairs"]) == 0
+    assert pipeline.main([*tiny, "--stage", "latent-lpips", "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE
+    assert os.path.isfile(os.path.join(w, "latent_lpips.ckpt")) and not os.path.exists(os.path.join(w, "latent_lpips.safetensors"))
+    assert pipeline.main([*tiny, "--stage", "distill-regression_mse", "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE
+    assert os.path.isfile(os.path.join(w, "distill", "regression_mse", "checkpoint.safetensors"))
+    assert pipeline.main([*tiny, "--stage", "all"]) == 0
+    return w
+
+
+def test_results_have_every_row_and_finite_metrics(work):
+    result = _json(work, "proof_scale.json")
+    assert set(result) == {*pipeline.ROWS, "meta"}
+    for row in pipeline.ROWS:
+        assert set(result[row]) == set(pipeline.METRICS)
+        assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in result[row].values()), (row, result[row])
+    assert all(result[r]["nfe"] == 1 for r in pipeline.DISTILL_ROWS)
+    ev = _json(work, "teacher_eval.json")
+    assert result["teacher"]["nfe"] == ev["steps"] * (2 if ev["cfg"] != 1.0 else 1)
+    assert len(ev["sweep"]) == len(pipeline.TINY.sweep_steps) * len(pipeline.TINY.sweep_cfg)
+    meta = result["meta"]
+    assert meta["steps"] == pipeline.TINY.distill_steps and meta["batch"] == pipeline.TINY.distill_batch
+    assert meta["pairs"] == pipeline.TINY.pairs and meta["same_settings_all_rows"] and meta["torch"] == torch.__version__
+    assert meta["device"].startswith("cpu") and set(meta["commands"]) >= {"classifier", "pairs", "distill-diffusion2gan", "report"}
+    text = pipeline.markdown(result)
+    assert all(f"| {r} |" in text for r in pipeline.ROWS) and "Targets:" in text and "python -m proof_scale.pipeline" in text
+
+
+def test_rerun_skips_every_finished_stage(work):
+    before = _outputs(work)
+    assert pipeline.main(["--work", work, "--tiny", "--stage", "all"]) == 0
+    assert _outputs(work) == before
+
+
+def test_resumed_distillation_counts_each_step_once(work):
+    history = _json(work, "distill", "regression_mse", "history.json")
+    assert [s for s, _ in history["regression"]] == [1, 2, 3]
+    assert _json(work, "distill", "regression_mse", "result.json")["training_steps"] == 3
+
+
+def test_pairs_dataset_validates_and_replays_the_teacher(work):
+    folder = os.path.join(work, "pairs")
+    report = validate(folder)
+    assert report.ok and report.items == pipeline.TINY.pairs, report.text()
+    s = report.manifest.settings
+    assert s.latent_format == "fmnist32" and s.latent_shape == (1, 32, 32) and s.negative == "" and len(report.manifest.prompts) == 10
+    ds = PairDataset(folder)
+    unet, table, _, _ = load_teacher(os.path.join(work, "teacher.safetensors"))
+    for i in (0, 5):
+        item = ds[i]
+        torch.manual_seed(int(item["seed"]))  # ComfyUI's prepare_noise for a batch-1 latent
+        assert torch.equal(item["noise"][None], torch.randn(1, 1, 32, 32)) and torch.equal(item["noise"][None], seed_noise(i))
+        assert int(item["prompt_index"]) == i % 10 and torch.equal(item["context"], table[i % 10])
+        x = sample_teacher_from_noise(unet, table, item["noise"][None], torch.tensor([i % 10]), s.steps, s.cfg)
+        assert torch.allclose(x[0], item["latent"], atol=1e-4)
+    assert torch.equal(ds.negative()["context"], table[10])
+
+
+def test_exported_generators_and_latent_lpips_weights(work):
+    for row in pipeline.DISTILL_ROWS:
+        _, meta = load_generator(os.path.join(work, "generators", f"{row}.safetensors"))
+        assert (meta.method, meta.base, meta.latent_format, meta.latent_channels) == ("diffusion2gan", "custom", "fmnist32", 1)
+        assert meta.unet_config["num_heads"] == 2 and meta.training_steps == pipeline.TINY.distill_steps
+        assert meta.notes["proof_scale_row"] == row and (meta.prediction, meta.timestep) == ("eps", 999)
+    teacher_file = _json(work, "teacher.json")["generator_file"]
+    if teacher_file:  # where the generator format knows the "teacher" method
+        _, meta = load_generator(teacher_file)
+        assert (meta.method, meta.latent_format, meta.unet_config["num_heads"]) == ("teacher", "fmnist32", 2)
+    net, enc, info = lpips_weights.load(os.path.join(work, "latent_lpips.safetensors"))
+    assert enc.name == "custom-1" and net.in_channels == 1
+    assert info["heads"].startswith("uniform") and "2AFC" in info["heads"]
+
+
+def test_trunk_training_on_a_device_matches_the_pack_loop(tmp_path):
+    x, y = load_split("train", limit=64)
+    cfg = TrunkTrainConfig(steps=3, batch=8, width=1 / 16, log_every=3, checkpoint_every=3)
+    ours = pipeline.train_trunk_on_device(x, y, cfg, torch.device("cpu"), str(tmp_path / "a.ckpt"))
+    pack = train_trunk(x, y, cfg, str(tmp_path / "b.ckpt"))
+    for (k, a), b in zip(ours.state_dict().items(), pack.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+
+
+def test_bad_invocations_fail_with_status_2(tmp_path):
+    assert pipeline.main(["--work", str(tmp_path), "--stage", "nonsense", "--tiny"]) == 2
+    assert pipeline.main(["--work", str(tmp_path), "--stage", "teacher"]) == 2  # full scale needs --context
+    assert pipeline.main(["--work", str(tmp_path), "--stage", "pairs", "--tiny"]) == 2  # before the teacher exists
