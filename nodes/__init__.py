@@ -7,7 +7,10 @@ import logging
 
 log = logging.getLogger("onestep")
 
-NODE_MODULES = ("load_generator", "generate", "sampler", "import_generator", "fast_decode", "latent_diff", "collect_pairs", "train_generator")
+NODE_MODULES = (
+    "load_generator", "generate", "sampler", "import_generator", "fast_decode", "latent_diff", "collect_pairs", "train_generator",
+    "proof_scale_models",
+)
 
 
 def load_node_modules(package: str, names: tuple[str, ...] = NODE_MODULES) -> tuple[dict, dict]:

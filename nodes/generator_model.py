@@ -3,11 +3,15 @@
 The parameterization is mapped onto core's model_sampling classes (EPS, V_PREDICTION, X0, flow), so every
 core sampler, LoRA loader and ControlNet works on the MODEL; the file's input convention replaces core's
 `max_denoise` guess in `noise_scaling` (core starts σ_max runs from sqrt(σ²+1)·z, other σ from σ·z).
+A file with method "teacher" holds a multi-step teacher in the same format: it gets core's plain discrete
+model sampling (as core's own loaders build it), with no one-step override. The file's `latent_format` picks
+the MODEL's latent space where it is one of the pack's own (LATENT_FORMATS, e.g. the proof-scale "fmnist32").
 """
 from __future__ import annotations
 
 import os
 
+import comfy.latent_formats
 import comfy.model_detection
 import comfy.model_management as mm
 import comfy.model_patcher
@@ -57,6 +61,38 @@ class OneStepFlow(ModelSamplingDiscreteFlow, _FlowVelocity):
 
 
 SAMPLING_CLASSES = {"eps": OneStepEps, "v": OneStepV, "x0": OneStepX0, "flow": OneStepFlow}
+
+
+class TeacherEps(ModelSamplingDiscrete, EPS):
+    """Core's plain discrete ε sampling (what core's model_base builds for an EPS model)."""
+
+
+class TeacherV(ModelSamplingDiscrete, V_PREDICTION):
+    """Core's plain discrete v sampling."""
+
+
+class TeacherX0(ModelSamplingDiscrete, X0):
+    """Core's plain discrete x0 sampling."""
+
+
+TEACHER_METHOD = "teacher"
+TEACHER_SAMPLING_CLASSES = {"eps": TeacherEps, "v": TeacherV, "x0": TeacherX0}
+
+
+class FashionMNIST32(comfy.latent_formats.LatentFormat):
+    """The proof-scale latent space: one channel, 32×32, the image itself in [−1, 1] (identity "VAE", ×8 pixels)."""
+
+    scale_factor = 1.0
+    latent_channels = 1
+    latent_dimensions = 2
+    spacial_downscale_ratio = 8  # 8 pixels per latent cell, ComfyUI's convention (EmptyLatentImage 256² → 32²)
+
+    def __init__(self):
+        self.latent_rgb_factors = [[1.0, 1.0, 1.0]]  # grey previews: core maps −1..1 to 0..1
+        self.latent_rgb_factors_bias = None
+
+
+LATENT_FORMATS = {"fmnist32": FashionMNIST32}  # the pack's own latent spaces; other names keep the base's format
 MODEL_CONFIGS = {  # base → core's model config class (custom widths reuse the SD1.5 family's)
     "sd15": comfy.supported_models.SD15,
     "sd21": comfy.supported_models.SD20,
@@ -65,8 +101,15 @@ MODEL_CONFIGS = {  # base → core's model config class (custom widths reuse the
 }
 
 
+def is_teacher(meta: GeneratorMetadata) -> bool:
+    """True for a multi-step teacher stored in the generator format."""
+    return meta.method == TEACHER_METHOD
+
+
 def model_sampling_for(meta: GeneratorMetadata, model_config) -> torch.nn.Module:
-    """Core model_sampling object for the file's parameterization, carrying its OneStepSpec."""
+    """Core model_sampling object for the file's parameterization: a teacher's plain one, or a generator's carrying its OneStepSpec."""
+    if is_teacher(meta):
+        return TEACHER_SAMPLING_CLASSES[meta.prediction](model_config)
     ms = SAMPLING_CLASSES[meta.prediction](model_config)
     ms.onestep_spec = meta.spec()
     return ms
@@ -86,10 +129,22 @@ DEFAULT_HEADS = {"num_heads": 8, "num_head_channels": -1}  # SD1.x's layout; use
 def load_generator_model(path: str) -> comfy.model_patcher.ModelPatcher:
     """Build the MODEL for a generator file (raises GeneratorFileError with a readable message)."""
     sd, meta = load_generator(path)
+    check_metadata(meta, os.path.basename(path))
     try:
         return _build(sd, meta)
     except (RuntimeError, ValueError, KeyError) as e:
         raise GeneratorFileError(f"{os.path.basename(path)}: the weights do not build a {meta.base} UNet: {str(e).splitlines()[0]}") from None
+
+
+def check_metadata(meta: GeneratorMetadata, name: str = "file") -> None:
+    """Refuse metadata this ComfyUI adapter cannot honour (teacher prediction, latent format vs channels)."""
+    if is_teacher(meta) and meta.prediction not in TEACHER_SAMPLING_CLASSES:
+        raise GeneratorFileError(f"{name}: a teacher file must predict one of {', '.join(TEACHER_SAMPLING_CLASSES)}, not {meta.prediction!r}")
+    fmt = LATENT_FORMATS.get(meta.latent_format)
+    if fmt is not None and fmt.latent_channels != meta.latent_channels:
+        raise GeneratorFileError(
+            f"{name}: latent format {meta.latent_format!r} has {fmt.latent_channels} channel(s) but the metadata says {meta.latent_channels}"
+        )
 
 
 def _build(sd, meta: GeneratorMetadata) -> comfy.model_patcher.ModelPatcher:
@@ -99,6 +154,8 @@ def _build(sd, meta: GeneratorMetadata) -> comfy.model_patcher.ModelPatcher:
     if meta.unet_config or not config_class.matches(unet_config, sd):
         # Standard bases fix their attention heads by class; other widths take them from the file or SD1.x's layout.
         model_config.unet_config.update(meta.unet_config or DEFAULT_HEADS)
+    if meta.latent_format in LATENT_FORMATS:
+        model_config.latent_format = LATENT_FORMATS[meta.latent_format]()
     load_device = mm.get_torch_device()
     offload_device = mm.unet_offload_device()
     supported = list(model_config.supported_inference_dtypes)

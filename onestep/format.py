@@ -22,7 +22,7 @@ from .parameterization import OneStepSpec
 
 FORMAT_NAME = "onestep-generator"
 FORMAT_VERSION = 1
-METHODS = ("diffusion2gan", "sid-lsg", "instaflow", "2-rectified-flow", "dmd2", "other")
+METHODS = ("diffusion2gan", "sid-lsg", "instaflow", "2-rectified-flow", "dmd2", "other", "teacher")  # "teacher": a multi-step teacher in this format
 
 
 class GeneratorFileError(ValueError):
@@ -33,7 +33,7 @@ class GeneratorFileError(ValueError):
 class GeneratorMetadata:
     """Everything besides the weights that running and tracing a generator needs."""
 
-    method: str  # how it was made: diffusion2gan | sid-lsg | instaflow | 2-rectified-flow | dmd2 | other
+    method: str  # how it was made: diffusion2gan | sid-lsg | instaflow | 2-rectified-flow | dmd2 | other | teacher (multi-step; timestep/input_convention unused)
     base: str  # base architecture: sd15 | sd21 | sdxl | custom
     prediction: str  # network output: eps | v | x0 | flow
     timestep: float  # the UNet time input of the single call (flow: model time, 1000 = noise end)

@@ -25,6 +25,7 @@ CONTROLNET = "onestep-default-controlnet-sd15-random.safetensors"
 HINT = "onestep-hint.png"
 LATENT_LPIPS = "onestep-default-latent-lpips-sd15-random.safetensors"
 TEACHER = "onestep-default-teacher-sd15-random.safetensors"  # a plain SD1.5 UNet: the teacher of the pairs workflow
+TINY_TEACHER = "onestep-default-teacher-tiny-random.safetensors"  # a small SD1.5-family teacher the distillation workflow trains on CPU
 
 
 def build_defaults(base_dir: str) -> None:
@@ -37,6 +38,7 @@ def build_defaults(base_dir: str) -> None:
         f"controlnet/{CONTROLNET}": F.write_controlnet,
         f"latent_lpips/{LATENT_LPIPS}": write_random_latent_lpips,
         f"diffusion_models/{TEACHER}": F.write_unet,
+        f"onestep/{TINY_TEACHER}": lambda p: F.write_generator(p, F.TINY_UNET, seed=8, method="teacher", source="random-weight tiny teacher"),
     }
     for rel, make in jobs.items():
         path = os.path.join(models, rel)

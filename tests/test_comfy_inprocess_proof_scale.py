@@ -1,0 +1,169 @@
+"""The proof-scale model set in-process with the real ComfyUI modules (host tree on PYTHONPATH), no server:
+its CLIP, pixel-grid VAE, teacher and one-step student against reference formulas on the colleague's
+diffusers UNet. Random-weight stand-ins of a tiny architecture; a few seconds on 2 CPU cores."""
+import importlib
+import importlib.util
+import itertools
+import math
+import os
+import sys
+
+import pytest
+import torch
+from comfy_host import REPO
+from safetensors import safe_open
+
+try:
+    import comfy.cli_args as comfy_cli_args
+except ImportError as e:  # a missing host is a failure, not a skip
+    raise ImportError("run with the ComfyUI tree on PYTHONPATH (scripts/test.sh does)") from e
+comfy_cli_args.args.cpu = True
+
+import comfy.sample
+import comfy.samplers
+import folder_paths
+from comfy.model_sampling import EPS, ModelSamplingDiscrete
+
+from proof_scale.data import PROMPTS
+from proof_scale.teacher import TeacherNetConfig
+from tools import proof_scale_encoder as E
+
+TINY_NET = TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True), layers_per_block=1, heads=2, context_dim=64)
+
+
+@pytest.fixture(scope="module")
+def pack():
+    """The repo imported as a package the way ComfyUI imports a custom node folder (odd name on purpose)."""
+    name = "onestep pack-under-test"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "__init__.py"), submodule_search_locations=[REPO])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def ps(pack):
+    return importlib.import_module(f"{pack.__name__}.nodes.proof_scale_models")
+
+
+@pytest.fixture(scope="module")
+def model_set(tmp_path_factory):
+    """Random stand-ins in a fresh models/onestep path: encoder, teacher, student (tiny UNets) and their diffusers nets."""
+    d = tmp_path_factory.mktemp("proof_scale_models")
+    folder_paths.add_model_folder_path("onestep", str(d))
+    E.write_random_encoder(str(d / "enc.safetensors"), seed=0)
+    teacher, _ = E.write_unet(str(d / "teacher.safetensors"), "teacher", TINY_NET, seed=3)
+    student, _ = E.write_unet(str(d / "student.safetensors"), "student", TINY_NET, seed=4)
+    return {"dir": d, "teacher": teacher.eval(), "student": student.eval()}
+
+
+def test_clip_encodes_class_names_to_distinct_finite_conds(ps, model_set):
+    path = str(model_set["dir"] / "enc.safetensors")
+    clip = ps.load_text_encoder(path)  # core's text-encoder dtype (fp16 on CPU)
+    conds = [ps.encode_prompt(clip, p) for p in PROMPTS]
+    assert all(c.shape == (1, 77, 64) and torch.isfinite(c).all() for c in conds)
+    fp16 = torch.cat(conds + [ps.encode_prompt(clip, "")]).float()
+    assert E.check_distinct(fp16) > 0.1
+    fp32 = E.context_table(ps.load_text_encoder(path, {"dtype": torch.float32}), PROMPTS)
+    assert E.check_distinct(fp32) > 0.1
+    assert torch.allclose(fp16, fp32, atol=2e-2), (fp16 - fp32).abs().max()
+    assert ps.encode_prompt(clip, "(Sneaker:1.2)").shape == (1, 77, 64)  # core's prompt weighting works on it
+
+
+def test_context_table_file(model_set, tmp_path):
+    table = E.write_table(str(model_set["dir"] / "enc.safetensors"), str(tmp_path / "table.safetensors"))
+    with safe_open(str(tmp_path / "table.safetensors"), "pt") as f:
+        stored = f.get_tensor(E.TABLE_KEY)
+        assert '"Sneaker"' in f.metadata()["prompts"]
+    assert stored.shape == (11, 77, 64) and stored.dtype == torch.float32 and torch.equal(stored, table)
+
+
+def test_encoder_file_errors_name_the_problem(ps, model_set):
+    with pytest.raises(ps.ProofScaleFileError, match="is a UNet .*pick it as teacher or student"):
+        ps.load_text_encoder(str(model_set["dir"] / "teacher.safetensors"))
+    d = model_set["dir"]
+    with pytest.raises(ps.ProofScaleFileError, match="not a one-step student: pick it as the teacher"):
+        ps.load_model_set(str(d / "teacher.safetensors"), str(d / "teacher.safetensors"), str(d / "enc.safetensors"))
+    with pytest.raises(ps.ProofScaleFileError, match="not a teacher: pick it as the student"):
+        ps.load_model_set(str(d / "student.safetensors"), str(d / "student.safetensors"), str(d / "enc.safetensors"))
+    with pytest.raises(ps.ProofScaleFileError, match="is a text encoder, not a UNet"):
+        ps.load_model_set(str(d / "enc.safetensors"), str(d / "student.safetensors"), str(d / "enc.safetensors"))
+
+
+def test_vae_round_trips_the_latent_grid(pack, ps):
+    vae = ps.PixelGridVAE()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (2, 1, 32, 32), generator=g).float() / 127.5 - 1.0  # Fashion-MNIST grey levels
+    images = vae.decode(x)  # what core's VAE Decode calls
+    assert images.shape == (2, 256, 256, 3)
+    assert torch.allclose(images[:, ::8, ::8, 0], (x[:, 0] + 1) / 2, atol=1e-6)
+    assert torch.equal(images[..., 0], images[..., 2]) and torch.equal(images[:, 7::8, 7::8], images[:, ::8, ::8])
+    back = vae.encode(images[:, :, :, :3])  # what core's VAE Encode calls
+    assert back.shape == x.shape and torch.allclose(back, x, atol=1e-6), (back - x).abs().max()
+    assert torch.equal(((back + 1) * 127.5).round(), ((x + 1) * 127.5).round())
+    assert vae.spacial_compression_decode() == vae.spacial_compression_encode() == 8 and vae.latent_channels == 1
+    fast = importlib.import_module(f"{pack.__name__}.nodes.fast_decode").OneStepVAEDecode()
+    assert torch.equal(fast.decode({"samples": x}, vae, "cuda graph")[0], images)  # no GPU here: falls back to core's decode
+
+
+def _load(ps, model_set):
+    d = model_set["dir"]
+    return ps.load_model_set(str(d / "teacher.safetensors"), str(d / "student.safetensors"), str(d / "enc.safetensors"))
+
+
+def test_teacher_samples_with_core_eps_as_diffusers_computes(ps, model_set):
+    teacher, _, clip, _ = _load(ps, model_set)
+    ms = teacher.get_model_object("model_sampling")
+    assert isinstance(ms, ModelSamplingDiscrete) and isinstance(ms, EPS) and not hasattr(ms, "onestep_spec")
+    z = torch.randn(2, 1, 32, 32)
+    assert torch.allclose(ms.noise_scaling(ms.sigma_max, z, torch.zeros_like(z), True), z * torch.sqrt(1 + ms.sigma_max**2))  # core's, no override
+    assert teacher.get_model_object("latent_format").latent_channels == 1
+
+    ctx = ps.encode_prompt(clip, "Sneaker")
+    empty = comfy.sample.fix_empty_latent_channels(teacher, torch.zeros(2, 4, 32, 32))  # EmptyLatentImage 256×256
+    assert empty.shape == (2, 1, 32, 32)
+    noise = comfy.sample.prepare_noise(empty, 11)
+    steps = 2
+    out = comfy.sample.sample(teacher, noise, steps, 1.0, "euler", "normal", [[ctx, {}]], [[ctx, {}]], empty, seed=11, disable_pbar=True)
+
+    # Reference: Euler in k-diffusion form on the diffusers UNet, x0 = x − σ·ε̂(x/sqrt(σ²+1), t(σ)), from x = sqrt(σ_max²+1)·z
+    sigmas = comfy.samplers.calculate_sigmas(ms, "normal", steps).double()
+    unet = model_set["teacher"]
+    x = noise.double() * math.sqrt(1 + sigmas[0].item() ** 2)
+    with torch.no_grad():
+        for s, s_next in itertools.pairwise(sigmas):
+            t = ms.timestep(s.float()).expand(2)
+            eps = unet((x / torch.sqrt(1 + s**2)).float(), t, encoder_hidden_states=ctx.float().expand(2, -1, -1)).sample.double()
+            denoised = x - s * eps
+            x = x + (x - denoised) / s * (s_next - s)
+    assert out.shape == (2, 1, 32, 32)
+    assert torch.allclose(out.double(), x, atol=2e-4 * x.abs().max().item()), (out.double() - x).abs().max()
+
+
+def test_student_generates_as_diffusers_computes(pack, ps, model_set):
+    _, student, clip, _ = _load(ps, model_set)
+    ms = student.get_model_object("model_sampling")
+    assert ms.onestep_spec.timestep == 999
+    ctx = ps.encode_prompt(clip, "Sneaker")
+    out = pack.NODE_CLASS_MAPPINGS["OneStepGenerate"]().generate(student, [[ctx, {}]], 7, 256, 256, 2)[0]["samples"].double()
+    assert out.shape == (2, 1, 32, 32)
+
+    z = comfy.sample.prepare_noise(torch.zeros(2, 1, 32, 32), 7).double()
+    a = float(torch.cumprod(1 - torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2, 0)[999])
+    x_in = math.sqrt(1 - a) * z  # sigma_z: the UNet sees sqrt(1 − ᾱ)·z
+    with torch.no_grad():
+        eps = model_set["student"](x_in.float(), torch.full((2,), 999.0), encoder_hidden_states=ctx.float().expand(2, -1, -1)).sample.double()
+    ref = (x_in - math.sqrt(1 - a) * eps) / math.sqrt(a)
+    assert torch.allclose(out, ref, atol=2e-4 * ref.abs().max().item()), (out - ref).abs().max()
+
+
+def test_teacher_metadata_is_checked(ps, model_set, tmp_path):
+    from onestep.format import load_generator, save_generator
+
+    sd, _ = load_generator(str(model_set["dir"] / "teacher.safetensors"))
+    save_generator(str(tmp_path / "flow_teacher.safetensors"), sd, E.unet_metadata("teacher", TINY_NET, prediction="flow", timestep=1000))
+    gm = importlib.import_module(ps.__name__.rsplit(".", 1)[0] + ".generator_model")
+    with pytest.raises(ValueError, match="teacher file must predict one of eps, v, x0"):  # the pack's GeneratorFileError
+        gm.load_generator_model(str(tmp_path / "flow_teacher.safetensors"))

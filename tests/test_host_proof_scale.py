@@ -1,0 +1,91 @@
+"""The proof-scale model set in the REAL ComfyUI host over HTTP: Load Proof-Scale Model Set feeding core's
+CLIPTextEncode, EmptyLatentImage, KSampler, VAE Decode and SaveImage (teacher), and One-Step Generate (student).
+Random-weight stand-ins of the default architecture, written into the host's models/onestep by this module."""
+import os
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from tools import proof_scale_encoder as E
+
+NODE = "OneStepLoadProofScaleModelSet"
+
+
+@pytest.fixture(scope="module")
+def proof_scale(host):
+    """The stand-in set in the host's models/onestep (role → file name), after checking the node is served."""
+    info = host.get("/object_info")
+    assert NODE in info, f"{NODE} is not served: add 'proof_scale_models' to NODE_MODULES in nodes/__init__.py"
+    E.write_stand_in_set(os.path.join(host.base_dir, "models", "onestep"))
+    return dict(E.STAND_IN_FILES)
+
+
+def ok(entry):
+    assert "refused" not in entry, f"prompt refused at validation: {entry.get('refused')}"
+    assert entry["error"] is None, f"{entry['error'].get('exception_type')}: {entry['error'].get('exception_message')}"
+    return entry["outputs"]
+
+
+def saved(host, outputs, node, kind="images"):
+    return [os.path.join(host.base_dir, "output", item["subfolder"], item["filename"]) for item in outputs[node][kind]]
+
+
+def loader(files, teacher=None, student=None):
+    return {"1": {"class_type": NODE, "inputs": {"teacher": teacher or files["teacher"], "student": student or files["student"], "text_encoder": files["text_encoder"]}},
+            "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "Sneaker", "clip": ["1", 2]}}}
+
+
+def test_node_has_tooltips_and_lists_files(host, proof_scale):
+    node = host.get("/object_info")[NODE]
+    assert node["category"] == "Diffusion2GAN/one-step" and len(node["output_tooltips"]) == 4
+    for name, spec in node["input"]["required"].items():
+        assert spec[1].get("tooltip"), name
+        assert set(proof_scale.values()) <= set(spec[0])
+
+
+def test_teacher_ksampler_vae_decode_save_image(host, proof_scale):
+    g = loader(proof_scale)
+    g.update({
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 2]}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 256, "height": 256, "batch_size": 2}},
+        "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "seed": 3, "steps": 10, "cfg": 3.0, "sampler_name": "euler", "scheduler": "normal",
+                                                   "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 3]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "proof_scale/teacher"}},
+        "8": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "latents/proof_scale_teacher"}},
+    })
+    outputs = ok(host.run(g))
+    images = saved(host, outputs, "7")
+    assert len(images) == 2
+    for path in images:
+        assert Image.open(path).size == (256, 256)
+    latent = load_file(saved(host, outputs, "8", "latents")[0])["latent_tensor"]
+    assert latent.shape == (2, 1, 32, 32) and torch.isfinite(latent).all()
+
+
+def test_student_one_step_generate_vae_decode_save_image(host, proof_scale):
+    g = loader(proof_scale)
+    g.update({
+        "3": {"class_type": "OneStepGenerate", "inputs": {"model": ["1", 1], "positive": ["2", 0], "seed": 5, "width": 256, "height": 256, "batch_size": 2}},
+        "4": {"class_type": "OneStepVAEDecode", "inputs": {"samples": ["3", 0], "vae": ["1", 3], "fast": "cuda graph"}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "proof_scale/student"}},
+    })
+    images = saved(host, ok(host.run(g)), "5")
+    assert len(images) == 2
+    for path in images:
+        assert Image.open(path).size == (256, 256)
+
+
+def test_swapped_files_are_refused_by_name(host, proof_scale):
+    entry = host.run(_swapped(proof_scale))
+    assert "refused" not in entry and entry["error"] is not None, "swapped teacher/student should fail"
+    assert "pick it as the student" in entry["error"]["exception_message"]
+
+
+def _swapped(files):
+    g = loader(files, teacher=files["student"])
+    g["3"] = {"class_type": "OneStepGenerate", "inputs": {"model": ["1", 1], "positive": ["2", 0], "seed": 5, "width": 256, "height": 256, "batch_size": 1}}
+    g["4"] = {"class_type": "SaveLatent", "inputs": {"samples": ["3", 0], "filename_prefix": "latents/proof_scale_swapped"}}
+    return g
