@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
-import importlib.util
 import json
 import logging
 import math
@@ -30,8 +28,9 @@ import sys
 import torch
 from safetensors.torch import save_file
 
+from onestep.pack import pack_module
+
 log = logging.getLogger("onestep")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE_KEY = "context"  # the table's tensor name, read by proof_scale's teacher trainer
 # Standard deviation of the token and position embeddings: CLIP's own initializer. With fan-in scaled layers
 # (LAYER_GAIN 1) the eleven prompts then encode to finite tables whose rows differ by 15–40 % of their norm
@@ -42,15 +41,8 @@ LAYER_GAIN = 1.0  # fan-in scaled normal init of the attention and MLP weights (
 
 
 def comfy_adapter():
-    """The pack's proof-scale node module, imported as part of the pack package (as ComfyUI imports it)."""
-    import comfy.cli_args  # ComfyUI as a library: without a GPU it must be told to run on the CPU before it loads
-
-    comfy.cli_args.args.cpu = comfy.cli_args.args.cpu or not torch.cuda.is_available()
-    name = "onestep_pack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "__init__.py"), submodule_search_locations=[REPO])
-        sys.modules[name] = importlib.util.module_from_spec(spec)  # the package namespace only: no node registration
-    return importlib.import_module(f"{name}.nodes.proof_scale_models")
+    """The pack's proof-scale node module (ComfyUI tree on PYTHONPATH)."""
+    return pack_module("nodes.proof_scale_models")
 
 
 def randomize_text_model(model: torch.nn.Module, seed: int, embed_std: float = EMBED_STD, gain: float = LAYER_GAIN) -> torch.nn.Module:

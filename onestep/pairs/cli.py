@@ -8,10 +8,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
-import os
 import sys
 
 from .validate import validate
@@ -20,17 +17,10 @@ log = logging.getLogger("onestep")
 
 
 def comfy_adapter():
-    """The pack's ComfyUI-side collection module, imported as part of the pack package (as ComfyUI imports it)."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import comfy.cli_args  # ComfyUI as a library: without a GPU it must be told to run on the CPU before it loads
-    import torch
+    """The pack's ComfyUI-side collection module (ComfyUI tree on PYTHONPATH)."""
+    from ..pack import pack_module
 
-    comfy.cli_args.args.cpu = comfy.cli_args.args.cpu or not torch.cuda.is_available()
-    name = "onestep_pack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(root, "__init__.py"), submodule_search_locations=[root])
-        sys.modules[name] = importlib.util.module_from_spec(spec)  # the package namespace only: no node registration
-    return importlib.import_module(f"{name}.nodes.pair_collection")
+    return pack_module("nodes.pair_collection")
 
 
 def main(argv: list[str] | None = None) -> int:
