@@ -2,6 +2,7 @@
 crash or cancel never leaves a half-written model or checkpoint (the old file, if any, stays intact)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from typing import Callable
@@ -21,3 +22,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, streamed (identifies weights and dataset shards)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

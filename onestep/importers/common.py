@@ -1,7 +1,6 @@
 """Shared steps of the importers: reading weight files safely, converting layouts, writing the generator."""
 from __future__ import annotations
 
-import hashlib
 import os
 
 import torch
@@ -56,15 +55,6 @@ def detect_base(ldm_sd: dict[str, torch.Tensor], base: str | None) -> str:
         return found
     get_base(base)
     return base
-
-
-def file_sha256(path: str) -> str:
-    """sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write(dest: str, ldm_sd: dict[str, torch.Tensor], **meta_fields) -> GeneratorMetadata:

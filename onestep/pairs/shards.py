@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, file_sha256
 from .manifest import DatasetError, PairSettings, shard_name
 
 ITEM_KEYS = ("noise", "latent", "seed", "prompt_index")
@@ -19,14 +19,6 @@ ITEM_KEYS = ("noise", "latent", "seed", "prompt_index")
 
 def settings_hash(settings: PairSettings) -> str:
     return hashlib.sha256(json.dumps(settings.to_json(), sort_keys=True).encode()).hexdigest()
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_shard(folder: str, k: int, settings: PairSettings, tensors: dict[str, torch.Tensor]) -> dict:
