@@ -61,7 +61,7 @@ from onestep.latent_lpips.train_trunk import (
     to_latent_lpips,
 )
 from onestep.pairs import collect as pair_collect
-from onestep.pairs.manifest import PairSettings, prompts_hash
+from onestep.pairs.manifest import Manifest, PairSettings, prompts_hash
 from onestep.pairs.shards import file_sha256
 from onestep.pairs.validate import validate
 from onestep.parameterization import OneStepGenerator
@@ -220,10 +220,12 @@ class Run:
         self.start = time.monotonic()
         limit = args.max_seconds if args.max_seconds is not None else (0.0 if args.tiny else DEFAULT_MAX_SECONDS)
         self.deadline = self.start + limit if limit > 0 else math.inf
+        if args.deadline_unix is not None:  # an absolute deadline (proof_scale.parallel): this process's imports count too
+            self.deadline = min(self.deadline, self.start + args.deadline_unix - time.time())
         self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.work = args.work
         self.data = args.data
-        self.command = "python -m proof_scale.pipeline " + " ".join(shlex.quote(a) for a in argv)
+        self.command = args.label or "python -m proof_scale.pipeline " + " ".join(shlex.quote(a) for a in argv)
         s = TINY if args.tiny else FULL
         over = {k: getattr(args, k) for k in ("pairs", "distill_steps", "distill_batch", "lr", "gan_warmup", "sweep_count", "eval_count")
                 if getattr(args, k) is not None}
@@ -408,12 +410,50 @@ class ProofScaleTeacher:
         return sample_teacher_from_noise(self.unet, self.table, noise, labels, self.steps, self.cfg, self.sampler, self.batch)
 
 
+def _pair_devices(run: Run) -> list[torch.device]:
+    """The devices the pairs stage collects on, one process each (ranks take shards k ≡ r mod N): every visible GPU
+    by default; --pairs-devices N caps that (on the CPU it runs N processes, which tests the multi-rank path)."""
+    n = run.args.pairs_devices
+    if run.device.type != "cuda":
+        return [run.device] * max(1, n or 1)
+    n = torch.cuda.device_count() if n is None else max(1, min(n, torch.cuda.device_count()))
+    return [torch.device("cuda", r) for r in range(n)] if n > 1 else [run.device]
+
+
+def _collect_rank(rank: int, devices: list[str], folder: str, teacher_path: str, settings: PairSettings, batch: int, deadline: float) -> None:
+    """One rank of a multi-device pairs collection (a torch.multiprocessing.spawn worker): its shards on devices[rank],
+    shard files only (the parent adopts them into the manifest); stops before a shard that would pass the deadline
+    (time.monotonic is system-wide, so the parent's deadline holds here)."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [pairs rank {rank}] %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
+    world = len(devices)
+    if devices[rank] == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # the ranks share the cores
+    unet, table, _, _ = load_teacher(teacher_path, torch.device(devices[rank]))
+    manifest = Manifest.load(folder)  # made and reconciled by the parent: no reconcile here (it would remove other ranks' temp files)
+    last = [time.monotonic()]
+
+    def progress(done: int, total: int, latent: torch.Tensor) -> None:
+        if done % settings.shard_size and done != total:
+            return
+        now, shard_seconds = time.monotonic(), time.monotonic() - last[0]
+        last[0] = now
+        if done < total and deadline - now < 1.2 * shard_seconds:
+            raise _OutOfTime
+
+    try:
+        pair_collect.collect(folder, manifest, ProofScaleTeacher(unet, table, settings.steps, settings.cfg, settings.sampler, batch),
+                             rank=rank, world=world, progress=progress, write_manifest=False)
+    except _OutOfTime:
+        log.info("pairs rank %d: deadline reached; the shards written are kept", rank)
+
+
 def stage_pairs(run: Run) -> dict:
     s, t0 = run.scale, time.monotonic()
     run.require("teacher", "teacher.json")
     ev = run.require("teacher-eval", "teacher_eval.json")
     teacher_path = run.path("teacher.safetensors")
-    unet, table, _, _ = load_teacher(teacher_path, run.device)
+    devices = _pair_devices(run)
+    unet, table, _, _ = load_teacher(teacher_path, devices[0])
     prompts = list(PROMPTS)
     settings = PairSettings(
         teacher=file_sha256(teacher_path), latent_format=LATENT_FORMAT, latent_shape=(1, SIZE, SIZE), sampler=ev["sampler"],
@@ -428,32 +468,45 @@ def stage_pairs(run: Run) -> dict:
     timing_path = run.path("pairs_timing.json")
     timing = read_json(timing_path) if os.path.isfile(timing_path) else {"items": 0, "seconds": 0.0}
     todo = sum(len(settings.shard_items(k)) for k in manifest.missing())
-    log.info("pairs: %d of %d pairs to make (%d steps, CFG %g, batch %d, %d per shard)", todo, s.pairs, settings.steps, settings.cfg, s.pairs_batch, s.pairs_shard)
+    log.info("pairs: %d of %d pairs to make (%d steps, CFG %g, batch %d, %d per shard) on %d device(s)", todo, s.pairs, settings.steps,
+             settings.cfg, s.pairs_batch, s.pairs_shard, len(devices))
     start, last = time.monotonic(), [time.monotonic(), 0]
-
-    def progress(done: int, total: int, latent: torch.Tensor) -> None:
-        if done % s.pairs_shard and done != total:
-            return  # mid-shard: only whole shards count (and only they may be interrupted)
-        now = time.monotonic()
-        shard_seconds = now - last[0]
-        timing["items"] += done - last[1]
-        timing["seconds"] += shard_seconds
-        last[0], last[1] = now, done
+    if len(devices) > 1 and todo:
+        del unet
+        torch.multiprocessing.spawn(_collect_rank, args=([str(d) for d in devices], folder, teacher_path, settings, s.pairs_batch, run.deadline), nprocs=len(devices))
+        manifest = pair_collect.open_dataset(folder, settings, prompts, info)  # adopts the ranks' shards (checked in full)
+        manifest.save(folder)
+        made = todo - sum(len(settings.shard_items(k)) for k in manifest.missing())
+        timing["items"] += made
+        timing["seconds"] += time.monotonic() - start
         write_json(timing_path, timing)
-        log.info("pairs: %d/%d this run, %.1f pairs/s, %.0f s", done, total, timing["items"] / max(timing["seconds"], 1e-9), now - start)
-        if done < total and run.left() < 1.2 * shard_seconds:  # the next shard would not finish in time
-            raise _OutOfTime
+        log.info("pairs: %d pairs made by %d processes in %.0f s", made, len(devices), time.monotonic() - start)
+        if manifest.missing():
+            raise Incomplete(f"pairs: deadline reached with {len(manifest.shards)}/{settings.num_shards} shards written")
+    else:
+        def progress(done: int, total: int, latent: torch.Tensor) -> None:
+            if done % s.pairs_shard and done != total:
+                return  # mid-shard: only whole shards count (and only they may be interrupted)
+            now = time.monotonic()
+            shard_seconds = now - last[0]
+            timing["items"] += done - last[1]
+            timing["seconds"] += shard_seconds
+            last[0], last[1] = now, done
+            write_json(timing_path, timing)
+            log.info("pairs: %d/%d this run, %.1f pairs/s, %.0f s", done, total, timing["items"] / max(timing["seconds"], 1e-9), now - start)
+            if done < total and run.left() < 1.2 * shard_seconds:  # the next shard would not finish in time
+                raise _OutOfTime
 
-    try:
-        pair_collect.collect(folder, manifest, ProofScaleTeacher(unet, table, settings.steps, settings.cfg, settings.sampler, s.pairs_batch), progress=progress)
-    except _OutOfTime:
-        raise Incomplete(f"pairs: deadline reached with {len(manifest.shards)}/{settings.num_shards} shards written") from None
+        try:
+            pair_collect.collect(folder, manifest, ProofScaleTeacher(unet, table, settings.steps, settings.cfg, settings.sampler, s.pairs_batch), progress=progress)
+        except _OutOfTime:
+            raise Incomplete(f"pairs: deadline reached with {len(manifest.shards)}/{settings.num_shards} shards written") from None
     report = validate(folder)
     if not report.ok:
         raise ValueError("the pairs dataset does not validate:\n" + report.text())
     log.info("pairs: %s", report.text().replace("\n", " | "))
     return run.record(run.path("pairs.json"), {
-        "folder": folder, "count": s.pairs, "shards": settings.num_shards, "settings": settings.to_json(),
+        "folder": folder, "count": s.pairs, "shards": settings.num_shards, "settings": settings.to_json(), "devices": len(devices),
         "collect_seconds": timing["seconds"], "pairs_per_second": timing["items"] / max(timing["seconds"], 1e-9),
     }, t0)
 
@@ -744,6 +797,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--results", default=None, help=f"report output (default {DEFAULT_RESULTS}; with --tiny WORK/proof_scale.json)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help=f"deadline of this process (default {DEFAULT_MAX_SECONDS:g}, none with --tiny; 0: none); stages stop there, resumable (exit 3)")
+    p.add_argument("--deadline-unix", type=float, default=None, help="an absolute deadline (seconds since the epoch), besides --max-seconds")
     p.add_argument("--teacher-steps", type=int, default=None, help="teacher optimiser steps")
     p.add_argument("--teacher-seconds", type=float, default=None, help="teacher training time cap")
     p.add_argument("--sweep-steps", type=lambda v: [int(x) for x in v.split(",")], default=None, help="teacher steps to try, e.g. 10,25,50")
@@ -751,6 +805,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sweep-count", type=int, default=None, help="samples per sweep point")
     p.add_argument("--eval-count", type=int, default=None, help="samples of each scored row")
     p.add_argument("--pairs", type=int, default=None, help="teacher pairs to collect")
+    p.add_argument("--pairs-devices", type=int, default=None, help="GPUs the pairs stage collects on (default: all visible; rank r makes shards k ≡ r mod N)")
+    p.add_argument("--label", default=None, help="the command recorded in the stage records (default: this process's own; proof_scale.parallel passes its own)")
     p.add_argument("--distill-steps", type=int, default=None, help="optimiser steps of every distillation row")
     p.add_argument("--distill-batch", type=int, default=None, help="global batch of every distillation row")
     p.add_argument("--lr", type=float, default=None, help="G and D learning rate of every distillation row")

@@ -100,8 +100,16 @@ class DiscriminatorLoss:
         self.r1_gamma, self.r1_every = r1_gamma, r1_every
         self.r1_mode, self.r1_sigma = r1_mode, r1_sigma
 
-    def __call__(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch, apply_r1: bool) -> dict[str, torch.Tensor]:
-        """Named terms; terms["total"] is what backward sees."""
+    def __call__(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch, apply_r1: bool = False) -> dict[str, torch.Tensor]:
+        """Named terms; terms["total"] is what backward sees (R1 included when apply_r1)."""
+        terms, r1_input = self.adversarial(discriminator, fake, mb)
+        if apply_r1 and self.r1_gamma > 0:
+            terms["r1"] = self.penalty(discriminator, r1_input, mb)
+            terms["total"] = terms["total"] + terms["r1"]
+        return terms
+
+    def adversarial(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """(named terms without R1, (x_t, t) of the single real sample R1 would use)."""
         b = mb.real.shape[0]
         t = sample_d_timesteps(b, *self.t_range, generator=mb.rng).to(fake.device)
         eps = torch.randn(fake.shape, generator=mb.rng).to(fake.device, fake.dtype)
@@ -125,12 +133,13 @@ class DiscriminatorLoss:
                 mixed.append((_ns(p, real=False) * valid).sum() / valid.sum().clamp(min=1.0))
             terms["d_mixed"] = torch.stack(mixed).mean()
             total = total + terms["d_mixed"]
-        if apply_r1 and self.r1_gamma > 0:
-            r1 = self.r1 if self.r1_mode == "exact" else self.r1_approx
-            terms["r1"] = r1(discriminator, real_t[:1], t[:1], mb)
-            total = total + terms["r1"]
         terms["total"] = total
-        return terms
+        return terms, (real_t[:1].detach(), t[:1])
+
+    def penalty(self, discriminator: nn.Module, r1_input: tuple[torch.Tensor, torch.Tensor], mb: MicroBatch) -> torch.Tensor:
+        """The lazy R1 term on the sample `adversarial` set aside, exact or approximated per r1_mode."""
+        r1 = self.r1 if self.r1_mode == "exact" else self.r1_approx
+        return r1(discriminator, *r1_input, mb)
 
     def r1(self, discriminator: nn.Module, x: torch.Tensor, t: torch.Tensor, mb: MicroBatch) -> torch.Tensor:
         """k · γ/2 · ‖∇_x D‖² on one real sample (lazy regularisation, StyleGAN2)."""

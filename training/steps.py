@@ -89,13 +89,24 @@ def discriminator_step(parts: StepParts, batches: list[MicroBatch], fakes: list[
     parts.opt_d.zero_grad(set_to_none=True)
     sums: dict[str, float] = {}
     device = batches[0].z.device
-    # R1 differentiates D twice; the fused attention kernels have no double backward, and gradient checkpointing
-    # recomputes the forward inside backward, so the plain kernel must be in force for both.
+    # R1 gets its own backward: only it differentiates D twice, so only it runs under the plain (math) attention
+    # kernel (the fused ones have no double backward; gradient checkpointing recomputes the forward inside the
+    # backward, so the context covers both). The adversarial terms keep the fused kernels on R1 steps too; under
+    # the math kernel a 4×B-item D pass stores full attention matrices, which set the R1 steps' memory peak.
+    loss = parts.d_loss
+    use_r1 = apply_r1 and loss.r1_gamma > 0
     for mb, fake in zip(batches, fakes):
-        with sdpa_kernel(SDPBackend.MATH) if apply_r1 else contextlib.nullcontext():
-            with _autocast(parts, device):
-                terms = parts.d_loss(parts.discriminator, fake, mb, apply_r1)
-            (terms["total"] / len(batches)).backward()
+        with _autocast(parts, device):
+            terms, r1_input = loss.adversarial(parts.discriminator, fake, mb)
+        (terms["total"] / len(batches)).backward()
+        if use_r1:
+            kernel = sdpa_kernel(SDPBackend.MATH) if loss.r1_mode == "exact" else contextlib.nullcontext()
+            with kernel:
+                with _autocast(parts, device):
+                    r1 = loss.penalty(parts.discriminator, r1_input, mb)
+                (r1 / len(batches)).backward()
+            terms["r1"] = r1
+            terms["total"] = terms["total"].detach() + r1.detach()
         for k, v in terms.items():
             key = "d_total" if k == "total" else k
             sums[key] = sums.get(key, 0.0) + float(v.detach()) / len(batches)

@@ -1,0 +1,127 @@
+"""The whole proof-scale benchmark on every GPU of one machine, resumable: `proof_scale.pipeline` stages run as
+child processes, independent ones side by side, one GPU each.
+
+  python -m proof_scale.parallel --work runs/proof_scale [--max-seconds S] [--gpus N] PIPELINE-OPTIONS...
+
+Phases (each waits for the one before):
+  1. teacher on GPU 0  ‖  classifier, latent-lpips on GPU 1
+  2. teacher-eval on GPU 0, then pairs on all GPUs (rank r makes shards k ≡ r mod N)
+  3. the distillation rows, row i on GPU i mod N (a GPU with several rows runs them one after another)
+  4. report
+With one GPU (or none: --tiny on the CPU) the same stages run one after another. Every stage skips what is done,
+so the command is resumable: when the --max-seconds deadline stops a phase, the children leave resumable state
+and this process exits 3 — run the same command again to continue. Children get an absolute deadline MARGIN
+seconds before this one (their imports count), so a wrapping `timeout` of --max-seconds + 30 never cuts a save. Exit 2: a child failed (its log says why).
+Children's output goes to WORK/logs/<phase>-<slot>.log and, prefixed, to stdout. PIPELINE-OPTIONS (--data,
+--context, --teacher-seconds, --distill-steps, ...) go to every child; see `python -m proof_scale.pipeline -h`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+
+from .pipeline import DISTILL_ROWS, EXIT_INCOMPLETE
+
+# Seconds a child keeps after its deadline for what follows a stop: the last checkpoint (≈210 MB per distillation row;
+# on the lent GPU machines' disk four rows writing at once took 20–30 s), the export and 10k-sample scoring.
+MARGIN = 90.0
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001 (no usable CUDA: run on the CPU)
+        return 0
+
+
+def phases(gpus: int) -> list[list[tuple[str | None, list[str]]]]:
+    """Per phase, the children as (CUDA_VISIBLE_DEVICES or None, stages)."""
+    rows = [f"distill-{r}" for r in DISTILL_ROWS]
+    if gpus <= 1:
+        one = "0" if gpus == 1 else None
+        return [[(one, ["classifier", "latent-lpips", "teacher"])], [(one, ["teacher-eval", "pairs"])], [(one, rows)], [(one, ["report"])]]
+    every = ",".join(str(g) for g in range(gpus))
+    per_gpu = [rows[g::gpus] for g in range(gpus)]
+    return [
+        [("0", ["teacher"]), ("1", ["classifier", "latent-lpips"])],
+        [("0", ["teacher-eval"])],
+        [(every, ["pairs"])],
+        [(str(g), r) for g, r in enumerate(per_gpu) if r],
+        [("0", ["report"])],
+    ]
+
+
+def _pump(proc: subprocess.Popen, prefix: str, log_path: str) -> None:
+    with open(log_path, "a", encoding="utf-8") as log:
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            sys.stdout.write(f"{prefix} {line}")
+            sys.stdout.flush()
+
+
+def run_phase(children: list[tuple[str | None, list[str]]], work: str, base: list[str], left: float, name: str) -> list[int]:
+    """Start the phase's children, stream their output, return their exit codes."""
+    os.makedirs(os.path.join(work, "logs"), exist_ok=True)
+    procs = []
+    for slot, (visible, stages) in enumerate(children):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if visible is not None:
+            env["CUDA_VISIBLE_DEVICES"] = visible
+        limit = [] if math.isinf(left) else ["--deadline-unix", f"{time.time() + max(1.0, left - MARGIN):.1f}", "--max-seconds", "0"]
+        cmd = [sys.executable, "-m", "proof_scale.pipeline", "--work", work, "--stage", ",".join(stages), *limit, *base]
+        tag = f"[{name}{'' if visible is None else ' gpu ' + visible}]"
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        thread = threading.Thread(target=_pump, args=(proc, tag, os.path.join(work, "logs", f"{name}-{slot}.log")), daemon=True)
+        thread.start()
+        procs.append((proc, thread))
+    codes = []
+    for proc, thread in procs:
+        codes.append(proc.wait())
+        thread.join()
+    return codes
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = argparse.ArgumentParser(prog="python -m proof_scale.parallel", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", required=True, help="the pipeline's work folder")
+    p.add_argument("--max-seconds", type=float, default=0.0, help="deadline of the whole run (0: none); resumable (exit 3)")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: all visible; 0: the CPU)")
+    args, rest = p.parse_known_args(argv)
+    bad = [a for a in rest if a in ("--stage", "--label") or a.startswith(("--stage=", "--label="))]
+    if bad:
+        p.error(f"{bad[0]} is set by proof_scale.parallel itself")
+    start = time.monotonic()
+    gpus = _gpu_count() if args.gpus is None else args.gpus
+    label = "python -m proof_scale.parallel " + " ".join(shlex.quote(a) for a in argv)
+    base = [*rest, "--label", label] + (["--device", "cpu"] if gpus == 0 and "--device" not in rest else [])
+    plan = phases(gpus)
+    print(f"proof_scale.parallel: {gpus} GPU(s), {len(plan)} phases, work {args.work}", flush=True)
+    for i, children in enumerate(plan, 1):
+        left = start + args.max_seconds - time.monotonic() if args.max_seconds > 0 else math.inf
+        if left < 2 * MARGIN:
+            print(f"proof_scale.parallel: INCOMPLETE: {left:.0f} s left before phase {i}; run the same command again", flush=True)
+            return EXIT_INCOMPLETE
+        t0 = time.monotonic()
+        codes = run_phase(children, args.work, base, left, f"phase{i}")
+        print(f"proof_scale.parallel: phase {i} ({'; '.join(','.join(s) for _, s in children)}) exit {codes} in {time.monotonic() - t0:.0f} s", flush=True)
+        if any(c not in (0, EXIT_INCOMPLETE) for c in codes):
+            print(f"proof_scale.parallel: error in phase {i}; see {os.path.join(args.work, 'logs')}", flush=True)
+            return 2
+        if any(c == EXIT_INCOMPLETE for c in codes):
+            print("proof_scale.parallel: INCOMPLETE: a stage stopped at the deadline; run the same command again to continue", flush=True)
+            return EXIT_INCOMPLETE
+    print(f"proof_scale.parallel: done in {time.monotonic() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""proof_scale.parallel: the phase plan per GPU count, and a whole --tiny run on the CPU through the child
+processes, with the pairs collected by two processes (the multi-GPU path's rank split and adoption)."""
+import json
+import os
+import time
+
+import pytest
+import torch
+
+from onestep.pairs.dataset import PairDataset
+from onestep.pairs.validate import validate
+from proof_scale import parallel, pipeline
+from proof_scale.sampler import sample_teacher_from_noise, seed_noise
+from proof_scale.teacher import load_teacher
+
+ROWS = [f"distill-{r}" for r in pipeline.DISTILL_ROWS]
+ORDER = ["classifier", "latent-lpips", "teacher", "teacher-eval", "pairs", *ROWS, "report"]
+
+
+def _flat(plan):
+    return [(visible, stage) for phase in plan for visible, stages in phase for stage in stages]
+
+
+@pytest.mark.parametrize("gpus", [0, 1, 2, 4, 8])
+def test_every_stage_runs_once_after_what_it_needs(gpus):
+    plan = parallel.phases(gpus)
+    stages = [s for _, s in _flat(plan)]
+    assert sorted(stages) == sorted(ORDER)
+    phase_of = {s: i for i, phase in enumerate(plan) for _, ss in phase for s in ss}
+    position = {s: i for i, s in enumerate(stages)}
+
+    def before(a, b):  # a finishes before b starts: an earlier phase, or earlier in the same child
+        same_child = any(a in ss and b in ss for phase in plan for _, ss in phase)
+        return phase_of[a] < phase_of[b] or (same_child and position[a] < position[b])
+
+    for a, b in [("classifier", "teacher-eval"), ("teacher", "teacher-eval"), ("teacher-eval", "pairs"), ("latent-lpips", "pairs")]:
+        assert before(a, b), (gpus, a, b)
+    for row in ROWS:
+        assert before("pairs", row) and before(row, "report")
+
+
+def test_four_gpus_share_the_work():
+    plan = parallel.phases(4)
+    assert plan[0] == [("0", ["teacher"]), ("1", ["classifier", "latent-lpips"])]
+    assert plan[2] == [("0,1,2,3", ["pairs"])]
+    assert sorted(v for v, _ in plan[3]) == ["0", "1", "2", "3"] and all(len(s) == 1 for _, s in plan[3])
+    assert [len(s) for _, s in parallel.phases(2)[3]] == [2, 2]
+
+
+def test_too_little_time_stops_before_starting_anything(tmp_path, capsys):
+    code = parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--max-seconds", str(parallel.MARGIN)])
+    assert code == pipeline.EXIT_INCOMPLETE
+    assert "INCOMPLETE" in capsys.readouterr().out and not os.path.exists(os.path.join(tmp_path, "logs"))
+
+
+def test_stage_options_are_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        parallel.main(["--work", str(tmp_path), "--stage", "teacher"])
+
+
+def test_whole_tiny_run_with_two_pair_processes(tmp_path):
+    w = str(tmp_path / "work")
+    code = parallel.main(["--work", w, "--tiny", "--gpus", "0", "--pairs-devices", "2", "--max-seconds", "0"])
+    assert code == 0
+    with open(os.path.join(w, "proof_scale.json")) as f:
+        result = json.load(f)
+    assert set(result) == {*pipeline.ROWS, "meta"}
+    assert result["meta"]["commands"]["report"].startswith("python -m proof_scale.parallel ")
+    assert all(os.path.getsize(os.path.join(w, "logs", f)) > 0 for f in os.listdir(os.path.join(w, "logs")))
+    # the two processes' shards form one valid dataset, and an item of each replays the teacher
+    folder = os.path.join(w, "pairs")
+    assert validate(folder).ok
+    with open(os.path.join(w, "pairs.json")) as f:
+        assert json.load(f)["devices"] == 2
+    unet, table, _, _ = load_teacher(os.path.join(w, "teacher.safetensors"))
+    ds = PairDataset(folder)
+    s = ds.settings
+    for i in (0, len(ds) - 1):  # shard 0 (rank 0) and the last shard (rank 1)
+        item = ds[i]
+        seed, label = int(item["seed"]), int(item["prompt_index"])
+        assert torch.equal(item["noise"], seed_noise(seed)[0])
+        again = sample_teacher_from_noise(unet, table, seed_noise(seed), torch.tensor([label]), s.steps, s.cfg, s.sampler, s.batch_size)
+        torch.testing.assert_close(item["latent"], again[0], rtol=1e-4, atol=1e-5)
+
+
+def test_absolute_deadline_counts_from_the_clock_not_from_the_start(tmp_path):
+    run = pipeline.Run(pipeline.parse_args(["--work", str(tmp_path), "--stage", "teacher", "--deadline-unix", str(time.time() - 5)]), [])
+    assert run.left() < 0
+    run = pipeline.Run(pipeline.parse_args(["--work", str(tmp_path), "--stage", "teacher", "--deadline-unix", str(time.time() + 50),
+                                            "--max-seconds", "1000"]), [])
+    assert 45 < run.left() <= 50
+    run = pipeline.Run(pipeline.parse_args(["--work", str(tmp_path), "--stage", "teacher", "--max-seconds", "0"]), [])
+    assert run.left() == float("inf")
