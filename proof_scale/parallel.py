@@ -31,6 +31,7 @@ from .pipeline import DISTILL_ROWS, EXIT_INCOMPLETE
 # Seconds a child keeps after its deadline for what follows a stop: the last checkpoint (≈210 MB per distillation row;
 # on the lent GPU machines' disk four rows writing at once took 20–30 s), the export and 10k-sample scoring.
 MARGIN = 90.0
+MIN_WORK = 60.0  # seconds of work a phase must get besides MARGIN to be started at all
 
 
 def _gpu_count() -> int:
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"proof_scale.parallel: {gpus} GPU(s), {len(plan)} phases, work {args.work}", flush=True)
     for i, children in enumerate(plan, 1):
         left = start + args.max_seconds - time.monotonic() if args.max_seconds > 0 else math.inf
-        if left < 2 * MARGIN:
+        if left < MARGIN + MIN_WORK:  # too little for the children to do anything but start and stop
             print(f"proof_scale.parallel: INCOMPLETE: {left:.0f} s left before phase {i}; run the same command again", flush=True)
             return EXIT_INCOMPLETE
         t0 = time.monotonic()

@@ -167,3 +167,76 @@ def test_teacher_metadata_is_checked(ps, model_set, tmp_path):
     gm = importlib.import_module(ps.__name__.rsplit(".", 1)[0] + ".generator_model")
     with pytest.raises(ValueError, match="teacher file must predict one of eps, v, x0"):  # the pack's GeneratorFileError
         gm.load_generator_model(str(tmp_path / "flow_teacher.safetensors"))
+
+
+# ---------------------------------------------------------------- shipping a finished run as the default set
+def _finished_run(root, enc: str) -> tuple[str, str]:
+    """A pipeline work folder as the report leaves it (stand-in weights, the records the ship tool reads)."""
+    import json
+
+    from proof_scale.checkpoint import digest
+
+    work = root / "work"
+    (work / "generators").mkdir(parents=True)
+    (work / "distill" / "diffusion2gan").mkdir(parents=True)
+    table = E.write_table(enc, str(root / "context.safetensors"))
+    E.write_unet(str(work / "generators" / "teacher.safetensors"), "teacher", TINY_NET, seed=3)
+    E.write_unet(str(work / "generators" / "diffusion2gan.safetensors"), "student", TINY_NET, seed=4)
+    row = {"fd": 1.0, "precision": 0.5, "recall": 0.5, "class_acc": 0.9, "nfe": 1, "seconds": 0.1}
+    records = {
+        "teacher.json": {"context_sha256": digest({"context": table}), "steps_done": 10, "seconds": 1.0, "parameters": 1, "command": "c"},
+        "teacher_eval.json": {"row": {**row, "nfe": 100}, "steps": 50, "cfg": 1.5, "sampler": "euler", "command": "c"},
+        "distill/diffusion2gan/result.json": {"row": row, "generator": "runs/x/generators/diffusion2gan.safetensors", "command": "c", "device": "d"},
+    }
+    for rel, obj in records.items():
+        (work / rel).write_text(json.dumps(obj))
+    return str(work), str(root / "context.safetensors")
+
+
+def test_ship_a_finished_run_and_install_it_as_the_default_set(ps, model_set, tmp_path):
+    from onestep.atomic import file_sha256
+    from onestep.format import load_generator
+    from tools import ship_proof_scale as S
+    from tools.build_default_models import install_proof_scale
+
+    enc = str(model_set["dir"] / "enc.safetensors")
+    work, ctx = _finished_run(tmp_path, enc)
+    dest = str(tmp_path / "default")
+    assert install_proof_scale(str(tmp_path / "models"), dest) == {}  # nothing shipped yet: nothing installed
+    prov = S.ship(work, ctx, enc, dest)
+    assert set(prov["files"]) == set(S.FILES.values()) and prov["rows"]["teacher"]["cfg"] == 1.5
+    for role in ("teacher", "student"):
+        src_sd, src_meta = load_generator(os.path.join(work, "generators", "teacher.safetensors" if role == "teacher" else "diffusion2gan.safetensors"))
+        sd, meta = load_generator(os.path.join(dest, S.FILES[role]))
+        assert all(v.dtype == torch.float16 for v in sd.values()) and set(sd) == set(src_sd)
+        assert max((sd[k].float() - src_sd[k]).abs().max().item() for k in sd) < 1e-2
+        assert meta.method == src_meta.method and "fp16 copy" in meta.notes["shipped"]
+    assert file_sha256(os.path.join(dest, S.FILES["text_encoder"])) == file_sha256(enc)
+    installed = install_proof_scale(str(tmp_path / "models"), dest)
+    assert set(installed) == {"teacher", "student", "text_encoder"}
+    teacher, student, clip, vae = ps.load_model_set(installed["teacher"], installed["student"], installed["text_encoder"])
+    assert ps.clip_width(clip) == 64
+    # a shipped file that no longer matches its provenance is named, not silently installed
+    with open(os.path.join(dest, S.FILES["student"]), "r+b") as f:
+        f.seek(-4, os.SEEK_END)
+        f.write(b"\0\0\0\0")
+    with pytest.raises(S.ShipError, match="differs from PROVENANCE.json"):
+        S.shipped_set(dest)
+
+
+def test_ship_refuses_a_chain_that_does_not_fit(model_set, tmp_path):
+    from tools import ship_proof_scale as S
+
+    enc = str(model_set["dir"] / "enc.safetensors")
+    work, ctx = _finished_run(tmp_path, enc)
+    other_enc = str(tmp_path / "other-enc.safetensors")
+    E.write_random_encoder(other_enc, seed=1)
+    with pytest.raises(S.ShipError, match="not the encoder the context table was made with"):
+        S.check_run(work, ctx, other_enc, "diffusion2gan")
+    other_ctx = str(tmp_path / "other-context.safetensors")
+    E.write_table(other_enc, other_ctx)
+    with pytest.raises(S.ShipError, match="not the context table the teacher trained on"):
+        S.check_run(work, other_ctx, other_enc, "diffusion2gan")
+    with pytest.raises(S.ShipError, match="is missing"):
+        S.check_run(work, ctx, enc, "regression_mse")
+    assert S.main([work, ctx, other_enc, "--dest", str(tmp_path / "d")]) == 2 and not os.path.exists(tmp_path / "d" / S.PROVENANCE)

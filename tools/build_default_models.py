@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 
 import torch
 from PIL import Image, ImageDraw
 
+from onestep.atomic import atomic_write, file_sha256
 from onestep.latent_lpips import LatentLPIPS, get_encoder
 from onestep.latent_lpips.weights import save as save_latent_lpips
 from tools import fixtures as F
+from tools import ship_proof_scale
 
 GENERATOR = "onestep-default-sd15-random.safetensors"
 CLIP = "onestep-default-clip-l-random.safetensors"
@@ -46,10 +49,29 @@ def build_defaults(base_dir: str) -> None:
             logging.info("building %s", rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             make(path)
+    install_proof_scale(models)
     hint = os.path.join(base_dir, "input", HINT)
     if not os.path.exists(hint):
         os.makedirs(os.path.dirname(hint), exist_ok=True)
         write_hint(hint)
+
+
+def install_proof_scale(models: str, dest: str | None = None) -> dict[str, str]:
+    """Copy the shipped proof-scale set (default_models/proof_scale, tools/ship_proof_scale.py) into models/onestep;
+    role → installed path ({} while none is shipped). A file already there with other contents is replaced."""
+    shipped = ship_proof_scale.shipped_set(dest or ship_proof_scale.DEFAULT_DEST)
+    if shipped is None:
+        logging.info("no proof-scale model set is shipped in this checkout yet (default_models/proof_scale)")
+        return {}
+    out = {}
+    for role, src in shipped.items():
+        dst = os.path.join(models, "onestep", os.path.basename(src))
+        if not os.path.isfile(dst) or file_sha256(dst) != file_sha256(src):
+            logging.info("installing %s", os.path.basename(src))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            atomic_write(dst, lambda tmp, src=src: shutil.copyfile(src, tmp))
+        out[role] = dst
+    return out
 
 
 def write_random_latent_lpips(path: str, seed: int = 6) -> None:

@@ -1,0 +1,154 @@
+"""Make a finished proof-scale run the pack's embedded default model set (issue 6).
+
+  python -m tools.ship_proof_scale WORK CONTEXT ENCODER [--dest default_models/proof_scale] [--row diffusion2gan]
+
+WORK is proof_scale.pipeline's work folder after its report; CONTEXT the context table the teacher trained on;
+ENCODER the text-encoder file that table was encoded with. Before anything is written the chain is checked: the
+table is the teacher's (teacher.json's context_sha256), the encoder is the table's (its encoder_sha256), the
+teacher and student are generator files of the fmnist32 space with the encoder's text width, and both rows
+were scored. Written atomically into DEST: the teacher and the student as fp16 generator files (their metadata
+kept, the scored weights' dtype noted), the encoder, and PROVENANCE.json (file names → role, sha256; the scored
+rows; the commands). tools/build_default_models.py installs a DEST that holds a PROVENANCE.json into ComfyUI's
+models/onestep, which the README's main command (scripts/serve.sh) runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from dataclasses import replace
+
+import torch
+from safetensors import safe_open
+
+from onestep.atomic import atomic_write, file_sha256
+from onestep.format import load_generator, save_generator
+from proof_scale.checkpoint import digest
+
+log = logging.getLogger("onestep")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DEST = os.path.join(REPO, "default_models", "proof_scale")
+PROVENANCE = "PROVENANCE.json"
+FILES = {  # role → file name in DEST and in models/onestep
+    "teacher": "fmnist-teacher.safetensors",
+    "student": "fmnist-student-diffusion2gan.safetensors",
+    "text_encoder": "fmnist-text-encoder.safetensors",
+}
+LATENT_FORMAT = "fmnist32"
+
+
+class ShipError(ValueError):
+    """The run cannot be shipped; the message says what does not fit."""
+
+
+def _json(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise ShipError(f"{path} is missing: finish the pipeline first (python -m proof_scale.parallel ... or --stage ...)")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _encoder_width(path: str) -> int:
+    with safe_open(path, "pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("onestep.format") != "onestep-text-encoder":
+        raise ShipError(f"{os.path.basename(path)} is not an onestep text-encoder file")
+    try:
+        return int(json.loads(meta["onestep.text_config"])["hidden_size"])
+    except (KeyError, ValueError, TypeError):
+        raise ShipError(f"{os.path.basename(path)}: metadata onestep.text_config is missing or has no hidden_size") from None
+
+
+def check_run(work: str, context: str, encoder: str, row: str) -> dict:
+    """Everything PROVENANCE.json records, after checking the chain encoder → table → teacher → student."""
+    teacher_rec = _json(os.path.join(work, "teacher.json"))
+    ev = _json(os.path.join(work, "teacher_eval.json"))
+    student_rec = _json(os.path.join(work, "distill", row, "result.json"))
+    with safe_open(context, "pt") as f:
+        table, table_meta = f.get_tensor("context"), f.metadata() or {}
+    if digest({"context": table}) != teacher_rec.get("context_sha256"):
+        raise ShipError(f"{os.path.basename(context)} is not the context table the teacher trained on (teacher.json context_sha256)")
+    enc_sha = file_sha256(encoder)
+    if table_meta.get("encoder_sha256") != enc_sha:
+        raise ShipError(f"{os.path.basename(encoder)} is not the encoder the context table was made with (its encoder_sha256)")
+    files = {"teacher": os.path.join(work, "generators", "teacher.safetensors"), "student": os.path.join(work, "generators", f"{row}.safetensors")}
+    width = _encoder_width(encoder)
+    for role, path in files.items():
+        _, meta = load_generator(path)
+        if meta.latent_format != LATENT_FORMAT:
+            raise ShipError(f"{role} {os.path.basename(path)} makes {meta.latent_format!r} latents, not {LATENT_FORMAT!r}")
+        if (meta.method == "teacher") != (role == "teacher"):
+            raise ShipError(f"{os.path.basename(path)} has method {meta.method!r}: wrong file for the {role}")
+        dim = (meta.unet_config or {}).get("context_dim")
+        if dim is None or int(dim) != width:
+            raise ShipError(f"{role} takes text width {dim}, the encoder makes {width}")
+    if os.path.basename(student_rec.get("generator", "")) != os.path.basename(files["student"]):
+        raise ShipError(f"row {row}'s result was scored on {student_rec.get('generator')}, not {files['student']}")
+    return {"files": files, "encoder": encoder, "rows": {"teacher": {**ev["row"], "steps": ev["steps"], "cfg": ev["cfg"], "sampler": ev["sampler"]},
+                                                         row: student_rec["row"]},
+            "commands": sorted({teacher_rec.get("command", ""), ev.get("command", ""), student_rec.get("command", "")} - {""}),
+            "device": student_rec.get("device"), "teacher_train": {k: teacher_rec.get(k) for k in ("steps_done", "seconds", "parameters")}}
+
+
+def ship(work: str, context: str, encoder: str, dest: str = DEFAULT_DEST, row: str = "diffusion2gan") -> dict:
+    """Check the run, then write the fp16 set and PROVENANCE.json into dest (PROVENANCE last); the provenance."""
+    info = check_run(work, context, encoder, row)
+    os.makedirs(dest, exist_ok=True)
+    for role in ("teacher", "student"):
+        sd, meta = load_generator(info["files"][role])
+        dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in sd.values() if v.is_floating_point()})
+        half = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+        meta = replace(meta, notes={**meta.notes, "shipped": f"fp16 copy of the scored {'/'.join(dtypes)} weights of {os.path.basename(info['files'][role])}"})
+        save_generator(os.path.join(dest, FILES[role]), half, meta)
+    atomic_write(os.path.join(dest, FILES["text_encoder"]), lambda tmp: shutil.copyfile(encoder, tmp))
+    provenance = {
+        "files": {FILES[r]: {"role": r, "sha256": file_sha256(os.path.join(dest, FILES[r]))} for r in FILES},
+        "rows": info["rows"], "device": info["device"], "teacher_train": info["teacher_train"], "commands": info["commands"],
+        "note": "rows were scored on the run's own weights; the shipped UNets are their fp16 copies",
+    }
+    text = json.dumps(provenance, indent=2) + "\n"
+    atomic_write(os.path.join(dest, PROVENANCE), lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
+    log.info("shipped %s → %s", work, dest)
+    return provenance
+
+
+def shipped_set(dest: str = DEFAULT_DEST) -> dict[str, str] | None:
+    """role → path of a shipped set whose files match its PROVENANCE.json; None when nothing is shipped there."""
+    path = os.path.join(dest, PROVENANCE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        prov = json.load(f)
+    out = {}
+    for name, entry in prov["files"].items():
+        p = os.path.join(dest, name)
+        if not os.path.isfile(p) or file_sha256(p) != entry["sha256"]:
+            raise ShipError(f"{p} is missing or differs from {PROVENANCE} (sha256): restore it from git")
+        out[entry["role"]] = p
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ap = argparse.ArgumentParser(prog="python -m tools.ship_proof_scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("work")
+    ap.add_argument("context")
+    ap.add_argument("encoder")
+    ap.add_argument("--dest", default=DEFAULT_DEST)
+    ap.add_argument("--row", default="diffusion2gan")
+    a = ap.parse_args(argv)
+    try:
+        prov = ship(a.work, a.context, a.encoder, a.dest, a.row)
+    except (ShipError, OSError) as e:
+        log.error("error: %s", e)
+        return 2
+    print(json.dumps(prov["rows"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    sys.exit(main())
