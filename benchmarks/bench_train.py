@@ -13,6 +13,8 @@ Rows (one process, one after another; an out-of-memory row is recorded as "OOM" 
   full-b2            the same without gradient checkpointing
   lora64-b{2,4}-ckpt LoRA rank 64 (AdamW), G's frozen base stored in bf16, D with Adafactor
   lora64-b4          the same without gradient checkpointing
+  *-ar1              approximated R1 (finite differences: no double backward)
+  *-dbf16            D's weights and gradients stored in bf16 (stochastic-rounding updates, training/rounding.py)
 Per row: trainable parameters of G and D, ms/step (median of the non-R1 steps, median of the R1 steps, and their
 1-in-16 weighted mean — the average step as it occurs), peak torch.cuda.max_memory_allocated / reserved over the
 timed steps (R1 steps included; also split into R1 and other steps, and the construction / warm-up peaks apart,
@@ -51,7 +53,7 @@ import comfy.supported_models  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK = "onestep_pack"
-ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode, R1 mode)
+ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode, R1 mode[, D storage dtype])
     "ref-full-b2-ckpt": (0, 2, True, False, "exact"),
     "full-b2-ckpt": (0, 2, True, True, "exact"),
     "full-b4-ckpt": (0, 4, True, True, "exact"),
@@ -64,6 +66,10 @@ ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory 
     "full-b2-ar1": (0, 2, False, True, "approx"),
     "lora64-b4-ckpt-ar1": (64, 4, True, True, "approx"),
     "lora64-b4-ar1": (64, 4, False, True, "approx"),
+    # D's weights and gradients stored in bf16 (stochastic-rounding updates): the LoRA ≤ 6 GB attempt
+    "full-b2-ckpt-ar1-dbf16": (0, 2, True, True, "approx", "bfloat16"),
+    "lora64-b4-ckpt-ar1-dbf16": (64, 4, True, True, "approx", "bfloat16"),
+    "lora64-b4-ckpt-dbf16": (64, 4, True, True, "exact", "bfloat16"),
 }
 SCALING_ROWS = ["full-b2-ckpt", "lora64-b2-ckpt"]
 R1_EVERY = 16
@@ -94,7 +100,7 @@ def load_pack() -> types.SimpleNamespace:
     )
 
 
-def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0, r1_mode: str = "exact"):
+def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0, r1_mode: str = "exact", d_storage: str = "float32"):
     """The TrainConfig of one row (batch is the global batch of the trainer)."""
     c = P.config
     if lowmem and lora:
@@ -106,7 +112,7 @@ def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0
     return c.TrainConfig(
         generator=c.GeneratorConfig(lora_rank=lora, gradient_checkpointing=ckpt, frozen_dtype="bfloat16" if lowmem and lora else "float32"),
         optim=optim, loss=c.LossConfig(regression="elatentlpips", warmup_steps=0),
-        discriminator=c.DiscriminatorConfig(enabled=True, r1_every=R1_EVERY, mix_and_match=True, r1_mode=r1_mode),
+        discriminator=c.DiscriminatorConfig(enabled=True, r1_every=R1_EVERY, mix_and_match=True, r1_mode=r1_mode, storage_dtype=d_storage),
         batch_size=batch, ema_dtype="bfloat16" if lowmem and not lora else "float32", bf16=True, seed=seed, save_every=0, log_every=0,
     )
 
@@ -179,7 +185,7 @@ class Bench:
 
     def run_row(self, name: str, single: bool = False) -> dict:
         """Build a trainer for the row, warm up, time the steps; a dict of results ("OOM"/"error" on failure)."""
-        lora, batch, ckpt, lowmem, _ = ROWS[name]
+        lora, batch, ckpt, lowmem = ROWS[name][:4]
         world = 1 if single else WORLD
         row = {"row": name, "lora_rank": lora, "per_gpu_batch": batch, "global_batch": batch * world, "world_size": world,
                "gradient_checkpointing": ckpt, "low_memory": lowmem, "lpips_compiled": self.compile}
@@ -210,7 +216,7 @@ class Bench:
         a, P = self.args, self.P
         if a.fake_oom == name:
             raise torch.cuda.OutOfMemoryError(f"simulated out-of-memory in {name} (--fake-oom)")
-        cfg = row_config(P, lora, batch * world, ckpt, lowmem, r1_mode=ROWS[name][4])
+        cfg = row_config(P, lora, batch * world, ckpt, lowmem, r1_mode=ROWS[name][4], d_storage=(ROWS[name][5:] or ("float32",))[0])
         batches = make_batches(4, batch * world, self.size)
         reset_memory()
         t_build = time.perf_counter()

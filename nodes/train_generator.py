@@ -14,7 +14,7 @@ import torch
 from ..onestep.latent_lpips import ELatentLPIPS
 from ..onestep.pairs.manifest import DatasetError
 from ..onestep.parameterization import OneStepSpec
-from ..training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, TrainConfig
+from ..training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
 from ..training.session import TrainingSession
 from . import model_folder
 from .collect_pairs import TRAINING_CATEGORY, _pil
@@ -94,12 +94,15 @@ class OneStepTrainDiffusion2GAN:
                 "z_conditioning": ("BOOLEAN", {"default": True, "tooltip": "Ablation: the discriminator sees the noise z."}),
                 "multiscale": ("BOOLEAN", {"default": True, "tooltip": "Ablation: readout heads on every encoder scale."}),
                 "mix_and_match": ("BOOLEAN", {"default": True, "tooltip": "Ablation: extra fakes pairing real latents with the wrong z or prompt."}),
+                "memory": (["standard", "low"], {"default": "standard", "tooltip": (
+                    "low: the settings measured for small GPUs (Adafactor, bf16 storage of D, of the EMA and of a LoRA run's frozen base, "
+                    "approximated R1, bf16 compute): SD1.5 full fine-tuning in ~13 GB at batch 2. Slower per step; see docs/benchmarks.md.")}),
             },
         }
 
     def train(self, model, dataset, latent_lpips, regression, steps, batch_size, lr_g, lr_d, gan_weight, r1_gamma, warmup_steps, lora_rank,
               save_every, seed, generator_name, resume, gradient_checkpointing, vae=None, discriminator=True, z_conditioning=True,
-              multiscale=True, mix_and_match=True):
+              multiscale=True, mix_and_match=True, memory="standard"):
         out_path = model_folder.output_path(generator_name, overwrite=True)
         run_dir = os.path.join(folder_paths.models_dir, "onestep_runs", os.path.splitext(os.path.basename(out_path))[0])
         if os.path.exists(out_path) and not os.path.isdir(run_dir):
@@ -119,6 +122,8 @@ class OneStepTrainDiffusion2GAN:
             discriminator=DiscriminatorConfig(enabled=discriminator, z_conditioning=z_conditioning, r1_gamma=r1_gamma, multiscale=multiscale, mix_and_match=mix_and_match),
             batch_size=batch_size, bf16=device.type == "cuda", seed=seed, save_every=save_every, log_every=max(1, min(50, steps // 20)),
         )
+        if memory == "low":
+            config = low_memory(config)
         folder = resolve_dataset(dataset)
         with torch.inference_mode(False), torch.enable_grad():
             unet = ComfyUNet.from_model(model, device=device)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from test_core_training_fixtures import PairsDataset, config, tiny_elpips, tiny_unet
 
-from training.config import GeneratorConfig, TrainConfig
-from training.ema import stochastic_round_bf16
+from training.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
+from training.rounding import Bf16WeightsOptimizer, stochastic_round_bf16
 from training.trainer import Trainer
 
 
@@ -74,3 +74,66 @@ def test_bf16_frozen_base_needs_autocast():
     with pytest.raises(ValueError, match="ema_dtype"):
         TrainConfig(ema_dtype="float16")
     assert TrainConfig.from_dict(TrainConfig(ema_dtype="bfloat16", bf16=True).to_dict()).ema_dtype == "bfloat16"
+
+
+def test_bf16_weights_optimizer_keeps_steps_below_bf16_resolution():
+    # SGD steps of 1e-4 on weights of 1.0 are 1/78 of a bf16 step: rounding to nearest would never move them
+    w = torch.nn.Parameter(torch.ones(4096, dtype=torch.bfloat16))
+    opt = Bf16WeightsOptimizer(torch.optim.SGD([w], lr=1e-4), seed=3)
+    for _ in range(100):
+        w.grad = torch.ones_like(w)
+        opt.step()
+    assert w.dtype == torch.bfloat16 and w.grad is None
+    assert abs(w.float().mean().item() - (1.0 - 1e-2)) < 1e-3  # unbiased: 100 steps of 1e-4 on average
+    nearest = torch.ones(4096, dtype=torch.bfloat16)
+    for _ in range(100):
+        nearest = (nearest.float() - 1e-4).to(torch.bfloat16)
+    assert torch.equal(nearest.float(), torch.ones(4096))  # what plain bf16 storage would do
+    state = opt.state_dict()
+    again = Bf16WeightsOptimizer(torch.optim.SGD([torch.nn.Parameter(w.detach().clone())], lr=1e-4), seed=3)
+    again.load_state_dict(state)
+    assert again.steps == 100
+
+
+def _bf16_d(seed: int = 4) -> Trainer:
+    cfg = config(optim={"optimizer_d": "adafactor", "foreach": False}, bf16=True, discriminator={"storage_dtype": "bfloat16", "r1_every": 2},
+                 loss={"warmup_steps": 1}, seed=seed)
+    return Trainer(tiny_unet(), cfg, tiny_elpips())
+
+
+def test_bf16_discriminator_trains_and_resumes_exactly(tmp_path):
+    full = _bf16_d()
+    d = full.discriminator
+    assert all(p.dtype == torch.bfloat16 for p in d.parameters())
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    result = full.run(PairsDataset(), 4)
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.logs.values()) and "d_real" in result.logs
+    assert all(p.dtype == torch.bfloat16 for p in d.parameters()) and all(p.grad is None for p in d.parameters())
+    assert sum(not torch.equal(before[k], v) for k, v in d.state_dict().items()) > len(before) // 2  # D learns in bf16
+    half = _bf16_d()
+    ckpt = str(tmp_path / "c.safetensors")
+    half.run(PairsDataset(), 2, checkpoint=ckpt)
+    resumed = _bf16_d()
+    assert resumed.load(ckpt) == 2
+    resumed.run(PairsDataset(), 4)
+    assert all(torch.equal(a, b) for a, b in zip(d.state_dict().values(), resumed.discriminator.state_dict().values()))
+    want, got = full.generator_state_dict(ema=True, layout="native"), resumed.generator_state_dict(ema=True, layout="native")
+    assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_bf16_discriminator_needs_autocast():
+    with pytest.raises(ValueError, match="bf16 autocast"):
+        TrainConfig(discriminator=DiscriminatorConfig(storage_dtype="bfloat16"))
+    with pytest.raises(ValueError, match="storage_dtype"):
+        DiscriminatorConfig(storage_dtype="float16")
+
+
+def test_low_memory_variant_of_a_config():
+    from training.config import low_memory
+
+    lora = low_memory(TrainConfig(generator=GeneratorConfig(lora_rank=8)))
+    assert (lora.generator.frozen_dtype, lora.optim.optimizer, lora.optim.optimizer_d, lora.ema_dtype) == ("bfloat16", "adamw", "adafactor", "float32")
+    full = low_memory(TrainConfig())
+    assert (full.generator.frozen_dtype, full.optim.optimizer, full.ema_dtype) == ("float32", "adafactor", "bfloat16")
+    for c in (lora, full):
+        assert c.bf16 and c.discriminator.storage_dtype == "bfloat16" and c.discriminator.r1_mode == "approx"

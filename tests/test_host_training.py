@@ -93,6 +93,22 @@ def test_lora_run_saves_a_lora_for_core_loaders(host):
     assert (student - teacher).abs().max() > 1e-3 * scale  # and the LoRA did something
 
 
+def test_low_memory_lora_run_trains_with_bf16_discriminator_and_approximated_r1(host):
+    import json
+
+    from safetensors import safe_open
+
+    out = ok(host.run(graph("d2g-lowmem", "train-pairs", lora_rank=4, lr_g=1e-2, memory="low")))
+    assert torch.isfinite(latent(host, out, "90")).all()
+    ckpt = os.path.join(host.base_dir, "models", "onestep_runs", "d2g-lowmem", "checkpoint.safetensors")
+    with safe_open(ckpt, "pt") as f:
+        config = json.loads(f.metadata()["onestep.trainer_state"])["config"]
+        d_weight = next(f.get_tensor(k) for k in f.keys() if k.startswith("/discriminator/"))
+    assert config["discriminator"]["storage_dtype"] == "bfloat16" and config["discriminator"]["r1_mode"] == "approx"
+    assert config["generator"]["frozen_dtype"] == "bfloat16" and config["optim"]["optimizer_d"] == "adafactor" and config["bf16"]
+    assert d_weight.dtype == torch.bfloat16
+
+
 def test_dataset_from_another_text_encoder_is_refused(host):
     ok(host.run({k: v for k, v in graph("unused", "pairs-clip-l").items() if k in ("1", "2", "4")}))
     g = graph("d2g-mismatch", "pairs-clip-l")

@@ -110,7 +110,12 @@ def ship(work: str, context: str, encoder: str, dest: str = DEFAULT_DEST, row: s
         "note": "rows were scored on the run's own weights; the shipped UNets are their fp16 copies",
     }
     text = json.dumps(provenance, indent=2) + "\n"
-    atomic_write(os.path.join(dest, PROVENANCE), lambda tmp: open(tmp, "w", encoding="utf-8").write(text))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    atomic_write(os.path.join(dest, PROVENANCE), write)
     log.info("shipped %s → %s", work, dest)
     return provenance
 

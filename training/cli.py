@@ -22,6 +22,7 @@ from .config import (
     LossConfig,
     OptimConfig,
     TrainConfig,
+    low_memory,
 )
 from .core import ELatentLPIPS, OneStepSpec, bases, format
 
@@ -53,6 +54,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema-dtype", default=g.ema_dtype, choices=["float32", "bfloat16"], help="EMA storage (bfloat16: stochastic rounding)")
     p.add_argument("--frozen-dtype", default=GeneratorConfig().frozen_dtype, choices=["float32", "bfloat16"],
                    help="storage of G's frozen weights in a LoRA run (bfloat16 needs --bf16)")
+    p.add_argument("--d-dtype", default=d.storage_dtype, choices=["float32", "bfloat16"],
+                   help="storage of D's weights and gradients (bfloat16: stochastic-rounding updates; needs --bf16)")
+    p.add_argument("--low-memory", action="store_true", help="the measured low-memory settings (training.config.low_memory), over the flags above")
     p.add_argument("--lr-g", type=float, default=o.lr_g)
     p.add_argument("--lr-d", type=float, default=o.lr_d)
     p.add_argument("--betas", type=float, nargs=2, default=list(o.betas))
@@ -80,6 +84,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     """The typed config the flags describe."""
+    config = _config_from_flags(a)
+    return low_memory(config) if a.low_memory else config
+
+
+def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing,
                                   frozen_dtype=a.frozen_dtype),
@@ -89,6 +98,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
+            storage_dtype=a.d_dtype,
         ),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
     )

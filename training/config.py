@@ -102,12 +102,18 @@ class DiscriminatorConfig:
     d_t_min: int = 0  # D sees x0 re-noised to t ~ U{d_t_min..d_t_max} (model time /1000 for flow models)
     d_t_max: int = 499  # upper end of D's timestep range
     head_channels: int = 64  # hidden width of each readout head
+    # Storage of D's weights and gradients: "bfloat16" halves both (0.7 + 0.7 GB instead of 1.4 + 1.4 for SD1.5's
+    # 351 M-parameter D); each optimiser update is computed in float32 one tensor at a time and rounded back
+    # stochastically (training/rounding.py), so steps far below bf16's resolution still count. Needs bf16 autocast.
+    storage_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be ≥ 1, not {self.r1_every}")
         if self.r1_mode not in ("exact", "approx") or self.r1_sigma <= 0:
             raise ValueError(f"r1_mode must be 'exact' or 'approx' with r1_sigma > 0, not {self.r1_mode!r}, {self.r1_sigma}")
+        if self.storage_dtype not in STORAGE_DTYPES:
+            raise ValueError(f"discriminator storage_dtype must be one of {STORAGE_DTYPES}, not {self.storage_dtype!r}")
         if not 0 <= self.d_t_min <= self.d_t_max:
             raise ValueError(f"need 0 ≤ d_t_min ≤ d_t_max, got {self.d_t_min}, {self.d_t_max}")
 
@@ -140,6 +146,8 @@ class TrainConfig:
             raise ValueError(f"ema_dtype must be one of {STORAGE_DTYPES}, not {self.ema_dtype!r}")
         if self.generator.frozen_dtype != "float32" and not self.bf16:
             raise ValueError(f"frozen_dtype={self.generator.frozen_dtype!r} needs bf16 autocast (bf16=True)")
+        if self.discriminator.storage_dtype != "float32" and not self.bf16:
+            raise ValueError(f"discriminator storage_dtype={self.discriminator.storage_dtype!r} needs bf16 autocast (bf16=True)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready nested dict (the spec as its fields)."""
@@ -161,3 +169,17 @@ class TrainConfig:
             generator=GeneratorConfig(**g), optim=OptimConfig(**o), loss=LossConfig(**d.get("loss", {})),
             discriminator=DiscriminatorConfig(**d.get("discriminator", {})), **rest,
         )
+
+
+def low_memory(config: TrainConfig) -> TrainConfig:
+    """The low-memory variant of a config, as measured in docs/benchmarks.md (issue 5): Adafactor for D (and for G in
+    a full fine-tune, whose EMA is then stored in bf16), G's frozen base in bf16 (LoRA), D's weights and gradients
+    in bf16, approximated R1 (no double backward) and bf16 autocast. LoRA runs keep AdamW for their small factors."""
+    lora = config.generator.lora_rank > 0
+    return dataclasses.replace(
+        config,
+        generator=dataclasses.replace(config.generator, frozen_dtype="bfloat16" if lora else config.generator.frozen_dtype),
+        optim=dataclasses.replace(config.optim, optimizer=config.optim.optimizer if lora else "adafactor", optimizer_d="adafactor"),
+        discriminator=dataclasses.replace(config.discriminator, r1_mode="approx", storage_dtype="bfloat16"),
+        ema_dtype=config.ema_dtype if lora else "bfloat16", bf16=True,
+    )

@@ -10,19 +10,10 @@ resumed run rounds exactly as an uninterrupted one.
 """
 from __future__ import annotations
 
-import hashlib
-
 import torch
 from torch import nn
 
-
-def stochastic_round_bf16(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """float32 → bfloat16, rounding up or down at random with probability proportional to the distance (unbiased)."""
-    bits = x.contiguous().view(torch.int32)
-    noise = torch.randint(0, 1 << 16, x.shape, dtype=torch.int32, device=x.device, generator=generator)
-    # bf16 keeps the top 16 bits of a float32: adding uniform noise below them, then truncating, rounds the magnitude
-    # up with probability (dropped bits)/2^16; the sign bit is untouched, so negatives round symmetrically.
-    return ((bits + noise) & -65536).view(torch.float32).to(torch.bfloat16)
+from .rounding import seeded_generator, stochastic_round_bf16
 
 
 class EMA:
@@ -48,8 +39,7 @@ class EMA:
                 s.lerp_(p.detach().float(), 1.0 - beta)
                 continue
             if s.device not in generators:  # one stream of random bits per update, in parameter order
-                seed = int.from_bytes(hashlib.sha256(f"ema:{self.seed}:{self.updates}".encode()).digest()[:8], "little") >> 1
-                generators[s.device] = torch.Generator(device=s.device).manual_seed(seed)
+                generators[s.device] = seeded_generator("ema", self.seed, self.updates, s.device)
             s.copy_(stochastic_round_bf16(s.float().lerp_(p.detach().float(), 1.0 - beta), generators[s.device]))
 
     def state_dict(self) -> dict:

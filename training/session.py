@@ -79,7 +79,8 @@ class TrainingSession:
         extra = {"pooled": batch["pooled"].to(dev)} if "pooled" in batch else {}
         was_training = t.unet.training
         t.unet.eval()
-        x0 = t.generator(batch["noise"].to(dev), batch["context"].to(dev), **extra)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.config.bf16):  # weights stored in bf16 need it
+            x0 = t.generator(batch["noise"].to(dev), batch["context"].to(dev), **extra)
         t.unet.train(was_training)
         return t.info.to_latent(x0.float()).cpu(), batch["latent"]
 

@@ -27,6 +27,7 @@ from .data import ResumableBatchSampler, chunk_rng, derived_seed, my_chunks
 from .discriminator import ConditionalDiffusionDiscriminator
 from .ema import EMA
 from .losses import DiscriminatorLoss, GeneratorLoss, MicroBatch, RegressionLoss
+from .rounding import Bf16WeightsOptimizer
 from .steps import StepParts, discriminator_step, generator_step
 from .unet_interface import TrainableUNet, check_batch_compatible
 
@@ -73,7 +74,7 @@ class Trainer:
         if dc.enabled:  # from the teacher's encoder, before G's weights change
             d_init = torch.Generator().manual_seed(derived_seed(c.seed, -1))
             self.discriminator = ConditionalDiffusionDiscriminator(unet.encoder_copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init)
-            self.discriminator.to(self.device).train().requires_grad_(True)
+            self.discriminator.to(self.device, getattr(torch, dc.storage_dtype)).train().requires_grad_(True)
         if c.generator.lora_rank > 0:
             lora.add_lora(unet, unet.lora_targets(), c.generator.lora_rank, c.generator.lora_alpha, torch.Generator().manual_seed(derived_seed(c.seed, -2)))
         else:
@@ -95,6 +96,8 @@ class Trainer:
         self.opt_g = _optimizer(o.optimizer, self.trainable_parameters(), o.lr_g, o.betas, o.weight_decay, o.foreach)
         self.opt_d = _optimizer(o.optimizer_d or o.optimizer, list(self.discriminator.parameters()), o.lr_d, o.betas, o.weight_decay,
                                 o.foreach) if self.discriminator else None
+        if self.opt_d is not None and dc.storage_dtype != "float32":
+            self.opt_d = Bf16WeightsOptimizer(self.opt_d, derived_seed(c.seed, -4))
         self.ema = EMA(unet, c.ema_decay, getattr(torch, c.ema_dtype), derived_seed(c.seed, -3))
         t_range = (dc.d_t_min, dc.d_t_max)
         self.parts = StepParts(
