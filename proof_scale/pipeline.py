@@ -53,12 +53,13 @@ from onestep import format as gen_format
 from onestep.atomic import atomic_write
 from onestep.latent_lpips import ELatentLPIPS, get_encoder
 from onestep.latent_lpips import weights as lpips_weights
-from onestep.latent_lpips.checkpoint import end_of_step, restore, snapshot
 from onestep.latent_lpips.datasets import FASHION_MNIST_DIR
 from onestep.latent_lpips.train_trunk import (
     TrunkClassifier,
     TrunkTrainConfig,
+    TrunkTrainingStopped,
     to_latent_lpips,
+    train_trunk,
 )
 from onestep.pairs import collect as pair_collect
 from onestep.pairs.manifest import Manifest, PairSettings, prompts_hash
@@ -511,40 +512,6 @@ def stage_pairs(run: Run) -> dict:
     }, t0)
 
 
-def train_trunk_on_device(latents: torch.Tensor, labels: torch.Tensor, cfg: TrunkTrainConfig, device: torch.device,
-                          checkpoint: str | None, deadline: float = math.inf) -> TrunkClassifier:
-    """onestep.latent_lpips.train_trunk.train_trunk on a device: the same model, optimiser, batch draws (the CPU
-    generator), checkpoints and resume; bf16 autocast on CUDA. Stops at the deadline with a checkpoint (Incomplete)."""
-    torch.manual_seed(cfg.seed)
-    model = TrunkClassifier(latents.shape[1], int(labels.max()) + 1, cfg.width).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    g = torch.Generator().manual_seed(cfg.seed)
-    parts = {"model": model, "optimizer": opt}
-    step = restore(checkpoint, parts, g)
-    if step:
-        log.info("latent-lpips: resumed trunk training at step %d", step)
-    x_all, y_all = latents.to(device), labels.to(device)
-    model.train()
-    start = time.monotonic()
-    report = lambda k, loss: log.info("latent-lpips: trunk step %d/%d loss %.4f (%.0f s)", k, cfg.steps, loss, time.monotonic() - start)
-    while step < cfg.steps:
-        idx = torch.randint(len(latents), (cfg.batch,), generator=g).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = torch.nn.functional.cross_entropy(model(x_all[idx]).float(), y_all[idx])
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"trunk training diverged at step {step} (loss {loss.item()}); the last checkpoint is kept")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        end_of_step(step, loss, cfg, report, checkpoint, parts, g)
-        if step < cfg.steps and time.monotonic() > deadline:
-            if checkpoint:
-                snapshot(checkpoint, parts, g, step, asdict(cfg))
-            raise Incomplete(f"latent-lpips: deadline reached at trunk step {step}/{cfg.steps} (checkpoint {checkpoint})")
-    return model.eval()
-
-
 @torch.no_grad()
 def _trunk_accuracy(model: TrunkClassifier, latents: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float:
     model.eval()
@@ -569,7 +536,11 @@ def stage_latent_lpips(run: Run) -> dict:
         log.info("latent-lpips: training the latent VGG16-BN trunk (width %g) as a Fashion-MNIST classifier: %d steps at batch %d",
                  s.trunk.width, s.trunk.steps, s.trunk.batch)
         start = time.monotonic()
-        model = train_trunk_on_device(x, y, s.trunk, run.device, ckpt, run.deadline)
+        report = lambda k, loss: log.info("latent-lpips: trunk step %d/%d loss %.4f", k, s.trunk.steps, loss)
+        try:
+            model = train_trunk(x, y, s.trunk, ckpt, report, run.device, run.deadline)
+        except TrunkTrainingStopped as e:
+            raise Incomplete(f"latent-lpips: {e}") from None
         seconds = time.monotonic() - start
         acc = _trunk_accuracy(model, xt, yt)
         log.info("latent-lpips: trunk test accuracy %.4f after %.0f s", acc, seconds)

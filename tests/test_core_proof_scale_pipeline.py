@@ -121,13 +121,20 @@ def test_exported_generators_and_latent_lpips_weights(work):
     assert info["heads"].startswith("uniform") and "2AFC" in info["heads"]
 
 
-def test_trunk_training_on_a_device_matches_the_pack_loop(tmp_path):
+def test_trunk_training_stops_at_its_deadline_and_resumes_exactly(tmp_path):
+    import time
+
+    from onestep.latent_lpips.train_trunk import TrunkTrainingStopped
+
     x, y = load_split("train", limit=64)
     cfg = TrunkTrainConfig(steps=3, batch=8, width=1 / 16, log_every=3, checkpoint_every=3)
-    ours = pipeline.train_trunk_on_device(x, y, cfg, torch.device("cpu"), str(tmp_path / "a.ckpt"))
-    pack = train_trunk(x, y, cfg, str(tmp_path / "b.ckpt"))
-    for (k, a), b in zip(ours.state_dict().items(), pack.state_dict().values()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+    straight = train_trunk(x, y, cfg, str(tmp_path / "a.ckpt"))
+    ckpt = str(tmp_path / "b.ckpt")
+    with pytest.raises(TrunkTrainingStopped, match="step 1/3"):
+        train_trunk(x, y, cfg, ckpt, deadline=time.monotonic() - 1)
+    resumed = train_trunk(x, y, cfg, ckpt, device=torch.device("cpu"))
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 def test_bad_invocations_fail_with_status_2(tmp_path):

@@ -4,13 +4,15 @@ holds weights, optimizer, step and the batch-sampling RNG, so N steps equal N/2 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .checkpoint import end_of_step, restore
+from .checkpoint import end_of_step, restore, snapshot
 from .network import LatentLPIPS, LatentVGG16BN
 
 log = logging.getLogger("latent_lpips")
@@ -42,23 +44,32 @@ class TrunkClassifier(nn.Module):
         return self.head(self.trunk(x)[-1].mean(dim=(2, 3)))
 
 
+class TrunkTrainingStopped(Exception):
+    """train_trunk reached its deadline; the checkpoint holds the state to resume from (the message names the step)."""
+
+
 def train_trunk(
     latents: torch.Tensor, labels: torch.Tensor, cfg: TrunkTrainConfig, checkpoint: str | None = None,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[int, float], None] | None = None, device: torch.device | str = "cpu", deadline: float = math.inf,
 ) -> TrunkClassifier:
-    """Train (or resume) the classifier; `progress(step, loss)` is called every log_every steps."""
+    """Train (or resume) the classifier on `device` (bf16 autocast on CUDA); `progress(step, loss)` is called every
+    log_every steps. Batches are drawn by a CPU generator, so every device samples the same items. Past the
+    time.monotonic() `deadline` it writes the checkpoint and raises TrunkTrainingStopped."""
+    device = torch.device(device)
     torch.manual_seed(cfg.seed)
-    model = TrunkClassifier(latents.shape[1], int(labels.max()) + 1, cfg.width)
+    model = TrunkClassifier(latents.shape[1], int(labels.max()) + 1, cfg.width).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(cfg.seed)
     parts = {"model": model, "optimizer": opt}
     step = restore(checkpoint, parts, g)
     if step:
         log.info("resumed trunk training at step %d", step)
+    latents, labels = latents.to(device), labels.to(device)
     model.train()
     while step < cfg.steps:
-        idx = torch.randint(len(latents), (cfg.batch,), generator=g)
-        loss = nn.functional.cross_entropy(model(latents[idx]), labels[idx])
+        idx = torch.randint(len(latents), (cfg.batch,), generator=g).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = nn.functional.cross_entropy(model(latents[idx]).float(), labels[idx])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"trunk training diverged at step {step} (loss {loss.item()}); the last checkpoint is kept")
         opt.zero_grad(set_to_none=True)
@@ -66,6 +77,10 @@ def train_trunk(
         opt.step()
         step += 1
         end_of_step(step, loss, cfg, progress, checkpoint, parts, g)
+        if step < cfg.steps and time.monotonic() > deadline:
+            if checkpoint:
+                snapshot(checkpoint, parts, g, step, asdict(cfg))
+            raise TrunkTrainingStopped(f"trunk training stopped at its deadline at step {step}/{cfg.steps} (checkpoint {checkpoint})")
     return model.eval()
 
 
