@@ -18,6 +18,15 @@ except ImportError:
 from comfy_host import REPO, ComfyHost, comfyui_dir
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests: tiny convolutions run faster on one core than on two shared ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _build_fixtures(base: str) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [REPO, comfyui_dir(), os.environ.get("PYTHONPATH", "")] if p)}
     subprocess.run([sys.executable, "-m", "tools.build_test_fixtures", base], cwd=REPO, env=env, check=True)

@@ -22,12 +22,7 @@ TINY_NET = ClassifierConfig(width=4, feature_dim=32)
 TINY_TRAIN = ClassifierTrainConfig(steps=80, batch=32, lr=3e-3, warmup=5, log_every=40)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions run faster on one core than on two shared ones
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny convolutions run faster on one core
 
 
 @pytest.fixture(scope="module")

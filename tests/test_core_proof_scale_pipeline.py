@@ -18,12 +18,7 @@ from proof_scale.sampler import sample_teacher_from_noise, seed_noise
 from proof_scale.teacher import load_teacher
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions run faster on one core than on two shared ones
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny convolutions run faster on one core
 
 
 def _json(*parts: str):

@@ -24,12 +24,7 @@ from proof_scale.teacher import (
 TINY = TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True), layers_per_block=1, heads=2, context_dim=16)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions run faster on one core than on two shared ones
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny convolutions run faster on one core
 
 
 @pytest.fixture(scope="module")
