@@ -53,7 +53,7 @@ import comfy.supported_models  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK = "onestep_pack"
-ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode, R1 mode[, D storage dtype])
+ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode, R1 mode[, D storage dtype[, D backbone]])
     "ref-full-b2-ckpt": (0, 2, True, False, "exact"),
     "full-b2-ckpt": (0, 2, True, True, "exact"),
     "full-b4-ckpt": (0, 4, True, True, "exact"),
@@ -70,6 +70,10 @@ ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory 
     "full-b2-ckpt-ar1-dbf16": (0, 2, True, True, "approx", "bfloat16"),
     "lora64-b4-ckpt-ar1-dbf16": (64, 4, True, True, "approx", "bfloat16"),
     "lora64-b4-ckpt-dbf16": (64, 4, True, True, "exact", "bfloat16"),
+    # D's backbone frozen with LoRA factors (as the naive LoRA reference's "frozen backbones"), sharing G's frozen base
+    "ref-lora64-b4-ckpt-dlora": (64, 4, True, False, "exact", "float32", "lora"),
+    "lora64-b4-ckpt-dlora": (64, 4, True, True, "exact", "float32", "lora"),
+    "lora64-b4-ckpt-ar1-dlora": (64, 4, True, True, "approx", "float32", "lora"),
 }
 SCALING_ROWS = ["full-b2-ckpt", "lora64-b2-ckpt"]
 R1_EVERY = 16
@@ -100,7 +104,8 @@ def load_pack() -> types.SimpleNamespace:
     )
 
 
-def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0, r1_mode: str = "exact", d_storage: str = "float32"):
+def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0, r1_mode: str = "exact", d_storage: str = "float32",
+               d_backbone: str = "full"):
     """The TrainConfig of one row (batch is the global batch of the trainer)."""
     c = P.config
     if lowmem and lora:
@@ -112,7 +117,8 @@ def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0
     return c.TrainConfig(
         generator=c.GeneratorConfig(lora_rank=lora, gradient_checkpointing=ckpt, frozen_dtype="bfloat16" if lowmem and lora else "float32"),
         optim=optim, loss=c.LossConfig(regression="elatentlpips", warmup_steps=0),
-        discriminator=c.DiscriminatorConfig(enabled=True, r1_every=R1_EVERY, mix_and_match=True, r1_mode=r1_mode, storage_dtype=d_storage),
+        discriminator=c.DiscriminatorConfig(enabled=True, r1_every=R1_EVERY, mix_and_match=True, r1_mode=r1_mode, storage_dtype=d_storage,
+                                            backbone=d_backbone, lora_rank=lora or 64),
         batch_size=batch, ema_dtype="bfloat16" if lowmem and not lora else "float32", bf16=True, seed=seed, save_every=0, log_every=0,
     )
 
@@ -216,7 +222,8 @@ class Bench:
         a, P = self.args, self.P
         if a.fake_oom == name:
             raise torch.cuda.OutOfMemoryError(f"simulated out-of-memory in {name} (--fake-oom)")
-        cfg = row_config(P, lora, batch * world, ckpt, lowmem, r1_mode=ROWS[name][4], d_storage=(ROWS[name][5:] or ("float32",))[0])
+        d_storage, d_backbone = (*ROWS[name][5:], *("float32", "full")[len(ROWS[name][5:]):])
+        cfg = row_config(P, lora, batch * world, ckpt, lowmem, r1_mode=ROWS[name][4], d_storage=d_storage, d_backbone=d_backbone)
         batches = make_batches(4, batch * world, self.size)
         reset_memory()
         t_build = time.perf_counter()
@@ -226,7 +233,7 @@ class Bench:
             trainer = P.Trainer(net, cfg, self.elpips, self.device)
         del net
         n_g = sum(p.numel() for p in trainer.trainable_parameters())
-        n_d = sum(p.numel() for p in trainer.discriminator.parameters())
+        n_d = sum(p.numel() for p in trainer.discriminator_parameters())
         sync()
         build_s = time.perf_counter() - t_build
         log(f"[bench] {name}: built in {build_s:.1f} s (G trainable {n_g / 1e6:.1f} M, D {n_d / 1e6:.1f} M); "

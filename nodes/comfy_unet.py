@@ -15,7 +15,7 @@ from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..training.unet_interface import ModelInfo, default_lora_targets
+from ..training.unet_interface import ModelInfo, copy_module, default_lora_targets
 
 
 def normal_tensors(module: nn.Module) -> nn.Module:
@@ -108,14 +108,14 @@ class ComfyUNet(nn.Module):
         feats.append(self._block(u.middle_block, h, emb, context))
         return feats
 
-    def encoder_copy(self) -> ComfyUNet:
-        """A deep copy without the decoder (output blocks and out)."""
+    def encoder_copy(self, share_weights: bool = False) -> ComfyUNet:
+        """A deep copy without the decoder (output blocks and out); share_weights: on this UNet's tensors."""
         u = self.unet
         dec = {"output_blocks": u.output_blocks, "out": u.out}
         for k in dec:  # do not deep-copy the decoder only to drop it
             setattr(u, k, None)
         try:
-            enc = copy.deepcopy(u)
+            enc = copy_module(u, share_weights)
         finally:
             for k, v in dec.items():
                 setattr(u, k, v)

@@ -95,8 +95,9 @@ class OneStepTrainDiffusion2GAN:
                 "multiscale": ("BOOLEAN", {"default": True, "tooltip": "Ablation: readout heads on every encoder scale."}),
                 "mix_and_match": ("BOOLEAN", {"default": True, "tooltip": "Ablation: extra fakes pairing real latents with the wrong z or prompt."}),
                 "memory": (["standard", "low"], {"default": "standard", "tooltip": (
-                    "low: the settings measured for small GPUs (Adafactor, bf16 storage of D, of the EMA and of a LoRA run's frozen base, "
-                    "approximated R1, bf16 compute): SD1.5 full fine-tuning in ~13 GB at batch 2. Slower per step; see docs/benchmarks.md.")}),
+                    "low: the settings measured for small GPUs (Adafactor, approximated R1, bf16 compute; a full fine-tune stores D and "
+                    "the EMA in bf16; a LoRA run keeps one bf16 copy of the teacher that D shares, with its own LoRA factors): SD1.5 at "
+                    "512² full fine-tuning in ~12 GB at batch 2, LoRA in ~5 GB at batch 4. See docs/benchmarks.md.")}),
             },
         }
 

@@ -136,4 +136,6 @@ def test_low_memory_variant_of_a_config():
     full = low_memory(TrainConfig())
     assert (full.generator.frozen_dtype, full.optim.optimizer, full.ema_dtype) == ("float32", "adafactor", "bfloat16")
     for c in (lora, full):
-        assert c.bf16 and c.discriminator.storage_dtype == "bfloat16" and c.discriminator.r1_mode == "approx"
+        assert c.bf16 and c.discriminator.r1_mode == "approx"
+    assert (full.discriminator.backbone, full.discriminator.storage_dtype) == ("full", "bfloat16")  # the paper's D, stored in bf16
+    assert (lora.discriminator.backbone, lora.discriminator.storage_dtype) == ("lora", "float32")  # D on G's frozen base

@@ -56,6 +56,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="storage of G's frozen weights in a LoRA run (bfloat16 needs --bf16)")
     p.add_argument("--d-dtype", default=d.storage_dtype, choices=["float32", "bfloat16"],
                    help="storage of D's weights and gradients (bfloat16: stochastic-rounding updates; needs --bf16)")
+    p.add_argument("--d-backbone", default=d.backbone, choices=["full", "lora"],
+                   help="full: D's copy of the teacher encoder trains (the paper); lora: frozen, with LoRA factors (shares a LoRA G's frozen base)")
+    p.add_argument("--d-lora-rank", type=int, default=d.lora_rank, help="D's LoRA rank with --d-backbone lora")
     p.add_argument("--low-memory", action="store_true", help="the measured low-memory settings (training.config.low_memory), over the flags above")
     p.add_argument("--lr-g", type=float, default=o.lr_g)
     p.add_argument("--lr-d", type=float, default=o.lr_d)
@@ -98,7 +101,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
-            storage_dtype=a.d_dtype,
+            storage_dtype=a.d_dtype, backbone=a.d_backbone, lora_rank=a.d_lora_rank,
         ),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
     )

@@ -27,6 +27,7 @@ from .core import DiscreteSchedule, OneStepSpec
 REGRESSION_LOSSES = ("elatentlpips", "latentlpips", "mse")
 OPTIMIZERS = ("adamw", "adafactor")
 STORAGE_DTYPES = ("float32", "bfloat16")
+D_BACKBONES = ("full", "lora")  # discriminator backbone: trained copy of the teacher encoder, or frozen + LoRA
 # The Diffusion2GAN generator: ε-prediction at t=999 on sqrt(1−ᾱ)·z, as DMD2/SwiftBrush run one step (algorithms.md).
 DEFAULT_SPEC = OneStepSpec("eps", 999, "sigma_z")
 
@@ -106,8 +107,18 @@ class DiscriminatorConfig:
     # 351 M-parameter D); each optimiser update is computed in float32 one tensor at a time and rounded back
     # stochastically (training/rounding.py), so steps far below bf16's resolution still count. Needs bf16 autocast.
     storage_dtype: str = "float32"
+    # "full": the whole copy of the teacher's encoder trains (the paper). "lora": that copy is frozen and only LoRA
+    # factors of rank lora_rank on its attention/feed-forward layers, the readout heads and the z-conv train (the
+    # "frozen backbones" of the naive LoRA reference); with a LoRA generator the frozen weights are G's own frozen
+    # base, held once in memory.
+    backbone: str = "full"
+    lora_rank: int = 64  # D's LoRA rank when backbone == "lora"
 
     def __post_init__(self) -> None:
+        if self.backbone not in D_BACKBONES:
+            raise ValueError(f"discriminator backbone must be one of {D_BACKBONES}, not {self.backbone!r}")
+        if self.backbone == "lora" and self.lora_rank < 1:
+            raise ValueError(f"a LoRA discriminator backbone needs lora_rank ≥ 1, not {self.lora_rank}")
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be ≥ 1, not {self.r1_every}")
         if self.r1_mode not in ("exact", "approx") or self.r1_sigma <= 0:
@@ -173,13 +184,17 @@ class TrainConfig:
 
 def low_memory(config: TrainConfig) -> TrainConfig:
     """The low-memory variant of a config, as measured in docs/benchmarks.md (issue 5): Adafactor for D (and for G in
-    a full fine-tune, whose EMA is then stored in bf16), G's frozen base in bf16 (LoRA), D's weights and gradients
-    in bf16, approximated R1 (no double backward) and bf16 autocast. LoRA runs keep AdamW for their small factors."""
+    a full fine-tune, whose EMA is then stored in bf16), approximated R1 (no double backward) and bf16 autocast.
+    A full fine-tune keeps the paper's fully trained D with its weights and gradients stored in bf16; a LoRA run
+    gives D a frozen backbone with LoRA factors that shares G's frozen base, stored in bf16 (one copy of the
+    teacher's weights in memory), and keeps AdamW for G's small factors."""
     lora = config.generator.lora_rank > 0
+    d = config.discriminator
     return dataclasses.replace(
         config,
         generator=dataclasses.replace(config.generator, frozen_dtype="bfloat16" if lora else config.generator.frozen_dtype),
         optim=dataclasses.replace(config.optim, optimizer=config.optim.optimizer if lora else "adafactor", optimizer_d="adafactor"),
-        discriminator=dataclasses.replace(config.discriminator, r1_mode="approx", storage_dtype="bfloat16"),
+        discriminator=dataclasses.replace(d, r1_mode="approx", backbone="lora" if lora else d.backbone,
+                                          storage_dtype=d.storage_dtype if lora else "bfloat16"),
         ema_dtype=config.ema_dtype if lora else "bfloat16", bf16=True,
     )

@@ -5,14 +5,13 @@ text-time embedding, conv_in, down blocks, mid block) and returns the feature ma
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from .core import unet_keys
-from .unet_interface import ModelInfo, default_lora_targets
+from .unet_interface import ModelInfo, copy_module, default_lora_targets
 
 
 class DiffusersUNet(nn.Module):
@@ -71,13 +70,13 @@ class DiffusersUNet(nn.Module):
         feats.append(h)
         return feats
 
-    def encoder_copy(self) -> DiffusersUNet:
-        """A deep copy without the decoder (up blocks, output norm and conv)."""
+    def encoder_copy(self, share_weights: bool = False) -> DiffusersUNet:
+        """A deep copy without the decoder (up blocks, output norm and conv); share_weights: on this UNet's tensors."""
         dec = {k: getattr(self.unet, k) for k in ("up_blocks", "conv_norm_out", "conv_act", "conv_out")}
         for k in dec:  # do not deep-copy the decoder only to drop it
             setattr(self.unet, k, None)
         try:
-            enc = copy.deepcopy(self.unet)
+            enc = copy_module(self.unet, share_weights)
         finally:
             for k, v in dec.items():
                 setattr(self.unet, k, v)

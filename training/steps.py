@@ -63,8 +63,9 @@ def _finish(parts: StepParts, opt: torch.optim.Optimizer, terms: dict[str, float
 def generator_step(parts: StepParts, batches: list[MicroBatch], step: int, use_gan: bool) -> tuple[dict[str, float], list[torch.Tensor]]:
     """One G update on this rank's micro-batches; (averaged terms, detached fakes per micro-batch)."""
     d = parts.discriminator if use_gan else None
-    if d is not None:
-        d.requires_grad_(False)
+    d_params = [p for g in parts.opt_d.param_groups for p in g["params"]] if d is not None else []
+    for p in d_params:  # only D's trained weights: a LoRA backbone's frozen ones are G's own
+        p.requires_grad_(False)
     parts.opt_g.zero_grad(set_to_none=True)
     sums: dict[str, float] = {}
     fakes = []
@@ -79,8 +80,8 @@ def generator_step(parts: StepParts, batches: list[MicroBatch], step: int, use_g
                 key = "g_total" if k == "total" else k
                 sums[key] = sums.get(key, 0.0) + float(v.detach()) / len(batches)
     finally:
-        if d is not None:
-            d.requires_grad_(True)
+        for p in d_params:
+            p.requires_grad_(True)
     return _finish(parts, parts.opt_g, sums, step, "generator", device), fakes
 
 

@@ -53,11 +53,25 @@ def _optimizer(name: str, params: list[nn.Parameter], lr: float, betas: tuple[fl
 
 
 def _store_frozen(module: nn.Module, dtype: torch.dtype) -> None:
-    """Keep the parameters that are not trained in `dtype` (trained ones and buffers unchanged)."""
-    for m in module.modules():
-        for name, p in list(m._parameters.items()):
-            if p is not None and not p.requires_grad and p.is_floating_point() and p.dtype != dtype:
-                m._parameters[name] = nn.Parameter(p.detach().to(dtype), requires_grad=False)
+    """Keep the parameters that are not trained in `dtype` (trained ones and buffers unchanged). In place, so a
+    frozen weight another module shares (a LoRA discriminator's backbone) stays shared."""
+    for p in module.parameters():
+        if not p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+            p.data = p.detach().to(dtype)
+
+
+def _discriminator(unet: TrainableUNet, config: TrainConfig) -> ConditionalDiffusionDiscriminator:
+    """D from the teacher's encoder (call before G's weights change). A LoRA backbone with a LoRA generator shares
+    G's frozen weights: G's own LoRA is added afterwards and freezes the same tensors."""
+    c, dc = config, config.discriminator
+    d_init = torch.Generator().manual_seed(derived_seed(c.seed, -1))
+    if dc.backbone == "full":
+        return ConditionalDiffusionDiscriminator(unet.encoder_copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init).requires_grad_(True)
+    encoder = unet.encoder_copy(share_weights=c.generator.lora_rank > 0)
+    lora.add_lora(encoder, encoder.lora_targets(), dc.lora_rank, 0.0, torch.Generator().manual_seed(derived_seed(c.seed, -5)))
+    d = ConditionalDiffusionDiscriminator(encoder, dc.z_conditioning, dc.multiscale, dc.head_channels, d_init)
+    _store_frozen(d, getattr(torch, c.generator.frozen_dtype))
+    return d
 
 
 class Trainer:
@@ -70,11 +84,11 @@ class Trainer:
         c, dc = config, config.discriminator
         if elpips is not None and elpips.encoder.channels != self.info.latent_channels:
             raise ValueError(f"E-LatentLPIPS weights are for {elpips.encoder.channels}-channel latents, the UNet makes {self.info.latent_channels}")
-        self.discriminator = None
-        if dc.enabled:  # from the teacher's encoder, before G's weights change
-            d_init = torch.Generator().manual_seed(derived_seed(c.seed, -1))
-            self.discriminator = ConditionalDiffusionDiscriminator(unet.encoder_copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init)
-            self.discriminator.to(self.device, getattr(torch, dc.storage_dtype)).train().requires_grad_(True)
+        self.discriminator = _discriminator(unet, config) if dc.enabled else None
+        if self.discriminator is not None:  # its trained weights in their storage dtype; a frozen backbone as it is
+            self.discriminator.to(self.device).train()
+            for p in self.discriminator_parameters():
+                p.data = p.detach().to(getattr(torch, dc.storage_dtype))
         if c.generator.lora_rank > 0:
             lora.add_lora(unet, unet.lora_targets(), c.generator.lora_rank, c.generator.lora_alpha, torch.Generator().manual_seed(derived_seed(c.seed, -2)))
         else:
@@ -94,7 +108,7 @@ class Trainer:
             elpips.to(self.device).eval().requires_grad_(False)
         o = c.optim
         self.opt_g = _optimizer(o.optimizer, self.trainable_parameters(), o.lr_g, o.betas, o.weight_decay, o.foreach)
-        self.opt_d = _optimizer(o.optimizer_d or o.optimizer, list(self.discriminator.parameters()), o.lr_d, o.betas, o.weight_decay,
+        self.opt_d = _optimizer(o.optimizer_d or o.optimizer, self.discriminator_parameters(), o.lr_d, o.betas, o.weight_decay,
                                 o.foreach) if self.discriminator else None
         if self.opt_d is not None and dc.storage_dtype != "float32":
             self.opt_d = Bf16WeightsOptimizer(self.opt_d, derived_seed(c.seed, -4))
@@ -111,6 +125,15 @@ class Trainer:
     def trainable_parameters(self) -> list[nn.Parameter]:
         """G's parameters being trained (all, or the LoRA factors)."""
         return [p for p in self.unet.parameters() if p.requires_grad]
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """D's parameters being trained (all, or with a LoRA backbone its LoRA factors, heads and z-conv)."""
+        return [p for p in self.discriminator.parameters() if p.requires_grad] if self.discriminator is not None else []
+
+    def _discriminator_state(self) -> dict[str, torch.Tensor]:
+        """D's state without a frozen backbone (the teacher's weights, rebuilt with the trainer; shared with G)."""
+        frozen = {n for n, p in self.discriminator.named_parameters() if not p.requires_grad}
+        return {k: v for k, v in self.discriminator.state_dict().items() if k not in frozen}
 
     # -- one step -------------------------------------------------------------------------------------------
     def _micro_batch(self, chunk: dict, j: int) -> MicroBatch:
@@ -187,7 +210,7 @@ class Trainer:
         return {
             "version": STATE_VERSION, "step": self.step, "config": self.config.to_dict(),
             "generator": {n: p for n, p in self.unet.named_parameters() if p.requires_grad},
-            "discriminator": self.discriminator.state_dict() if self.discriminator is not None else {},
+            "discriminator": self._discriminator_state() if self.discriminator is not None else {},
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict() if self.opt_d is not None else {},
             "ema": self.ema.state_dict(), "rng": rng,
             "data": {"seed": self.config.seed, "next_batch": self.step},  # the order is a function of (seed, step)
@@ -208,7 +231,10 @@ class Trainer:
             for n, p in params.items():
                 p.copy_(state["generator"][n])
         if self.discriminator is not None:
-            self.discriminator.load_state_dict(state["discriminator"])
+            d_state = state["discriminator"]
+            if set(d_state) != set(self._discriminator_state()):
+                raise ValueError("the checkpoint's discriminator does not match this trainer (full vs LoRA backbone, or another UNet)")
+            self.discriminator.load_state_dict(d_state, strict=False)
             self.opt_d.load_state_dict(state["opt_d"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.ema.load_state_dict(state["ema"])

@@ -9,6 +9,7 @@ the same way (time_embed, input_blocks, middle_block; output_blocks/out dropped 
 """
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ class TrainableUNet(Protocol):
         """Feature maps after each down level and after the middle block (coarsest last); `input_residual` is
         added to the input conv's output ([B, input_features, H, W])."""
 
-    def encoder_copy(self) -> TrainableUNet:
-        """A deep copy holding only the encoder (time embedding, input conv, down blocks, middle block)."""
+    def encoder_copy(self, share_weights: bool = False) -> TrainableUNet:
+        """A deep copy holding only the encoder (time embedding, input conv, down blocks, middle block); with
+        share_weights its modules hold this UNet's own parameter and buffer tensors (copy_module below)."""
 
     @property
     def input_features(self) -> int:
@@ -75,6 +77,13 @@ class TrainableUNet(Protocol):
 
     def export_state_dict(self, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """This module's state dict (keys as named here) → ComfyUI's ldm UNet layout for onestep.format."""
+
+
+def copy_module(module: nn.Module, share_weights: bool = False) -> nn.Module:
+    """copy.deepcopy of a module; with share_weights the copy's modules are new but its parameters and buffers are
+    the original's tensors (a second set of layers on the same weights: no memory for the weights)."""
+    memo = {id(t): t for t in (*module.parameters(), *module.buffers())} if share_weights else {}
+    return copy.deepcopy(module, memo)
 
 
 def default_lora_targets(module: nn.Module) -> list[str]:
