@@ -9,7 +9,7 @@ comfy="${COMFYUI_DIR:-$here/.host/ComfyUI}"
 py="$here/.host/venv/bin/python"
 link="$comfy/custom_nodes/$(basename "$here")"
 [ -e "$link" ] || ln -s "$here" "$link"
-echo "[serve] building the embedded default models (random-weight SD1.5 architecture; first run only)"
+echo "[serve] installing the embedded Fashion-MNIST models; building the random-weight SD1.5 set (first run only)"
 (cd "$here" && PYTHONPATH="$here:$comfy" "$py" -m tools.build_default_models "$comfy")
 extra=()
 "$py" -c "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null || extra+=(--cpu)

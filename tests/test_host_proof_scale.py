@@ -89,3 +89,36 @@ def _swapped(files):
     g["3"] = {"class_type": "OneStepGenerate", "inputs": {"model": ["1", 1], "positive": ["2", 0], "seed": 5, "width": 256, "height": 256, "batch_size": 1}}
     g["4"] = {"class_type": "SaveLatent", "inputs": {"samples": ["3", 0], "filename_prefix": "latents/proof_scale_swapped"}}
     return g
+
+
+def test_bundled_fmnist_workflow_runs_on_the_shipped_default_set(host):
+    """workflows/api/fmnist_text_to_image.json unchanged, on the trained files serve.sh installs (not stand-ins):
+    Fashion-MNIST images are garments on a black background, so a trained teacher and student leave the 2-pixel
+    padding of the 32×32 latent black and put a bright object in the middle; random weights do neither."""
+    import json
+
+    import numpy as np
+
+    from comfy_host import REPO
+    from tools import ship_proof_scale
+
+    shipped = ship_proof_scale.shipped_set()
+    assert shipped, "default_models/proof_scale holds no shipped set"
+    prompt = json.load(open(os.path.join(REPO, "workflows", "api", "fmnist_text_to_image.json")))
+    assert {prompt["1"]["inputs"][r] for r in ("teacher", "student", "text_encoder")} == {os.path.basename(p) for p in shipped.values()}
+    installed = os.path.join(host.base_dir, "models", "onestep")
+    for path in shipped.values():  # the host runs the very files the repo ships
+        assert open(os.path.join(installed, os.path.basename(path)), "rb").read() == open(path, "rb").read()
+    outputs = ok(host.run(prompt))
+    for node in ("5", "10"):  # one step, teacher
+        images = saved(host, outputs, node)
+        assert len(images) == 4
+        for path in images:
+            img = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
+            assert img.shape == (256, 256)
+            cells = img.reshape(32, 8, 32, 8).mean(axis=(1, 3))  # back to the 32×32 latent grid (8×8 blocks)
+            border = np.concatenate([cells[:2].ravel(), cells[-2:].ravel(), cells[:, :2].ravel(), cells[:, -2:].ravel()])
+            assert border.mean() < 0.1, f"{os.path.basename(path)}: padding not black ({border.mean():.3f})"
+            assert cells[8:24, 8:24].mean() > 0.2, f"{os.path.basename(path)}: no garment in the middle ({cells[8:24, 8:24].mean():.3f})"
+    one_step = [np.asarray(Image.open(p)) for p in saved(host, outputs, "5")]
+    assert any(not np.array_equal(one_step[0], x) for x in one_step[1:])  # four seeds, four images
