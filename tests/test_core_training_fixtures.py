@@ -62,3 +62,14 @@ def config(**kw) -> TrainConfig:
     optim.update(kw.pop("optim", {}))
     return TrainConfig(discriminator=DiscriminatorConfig(**d), loss=LossConfig(**loss), optim=OptimConfig(**optim),
                        batch_size=kw.pop("batch_size", 4), save_every=kw.pop("save_every", 0), **kw)
+
+
+def resumed_halfway(make, tmp_path, steps: int = 4):
+    """(first half, resumed): make() run steps//2 steps with a checkpoint, then a fresh make() resumed from it and run to steps."""
+    half = make()
+    ckpt = str(tmp_path / "halfway.safetensors")
+    half.run(PairsDataset(), steps // 2, checkpoint=ckpt)
+    resumed = make()
+    assert resumed.load(ckpt) == steps // 2
+    resumed.run(PairsDataset(), steps)
+    return half, resumed

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_core_training_fixtures import PairsDataset, config, tiny_elpips, tiny_unet
+from test_core_training_fixtures import PairsDataset, config, resumed_halfway, tiny_elpips, tiny_unet
 
 from training import lora
 from training.config import DiscriminatorConfig, GeneratorConfig
@@ -55,20 +55,15 @@ def test_gan_steps_train_the_lora_factors_and_heads_but_never_the_shared_weights
 def test_lora_backbone_checkpoint_leaves_the_backbone_out_and_resumes_exactly(tmp_path):
     full = _lora_d()
     full.run(PairsDataset(), 4)
-    half = _lora_d()
-    ckpt = str(tmp_path / "c.safetensors")
-    half.run(PairsDataset(), 2, checkpoint=ckpt)
+    half, resumed = resumed_halfway(_lora_d, tmp_path)
     d_keys = set(half.state_dict()["discriminator"])
     assert d_keys and not d_keys & set(_frozen(half.discriminator))
-    resumed = _lora_d()
-    assert resumed.load(ckpt) == 2
-    resumed.run(PairsDataset(), 4)
     want, got = full.generator_state_dict(ema=True, layout="native"), resumed.generator_state_dict(ema=True, layout="native")
     assert all(torch.equal(want[k], got[k]) for k in want)
     assert all(torch.equal(a, b) for a, b in zip(full.discriminator.state_dict().values(), resumed.discriminator.state_dict().values()))
     paper_d = Trainer(tiny_unet(), config(generator=GeneratorConfig(lora_rank=4), seed=7), tiny_elpips())
     with pytest.raises(ValueError, match="discriminator does not match"):
-        paper_d.load(ckpt)
+        paper_d.load(str(tmp_path / "halfway.safetensors"))
 
 
 def test_full_generator_with_lora_backbone_keeps_its_own_frozen_copy():
