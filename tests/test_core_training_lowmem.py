@@ -39,7 +39,7 @@ def test_lowmem_full_finetune_trains_and_resumes_exactly(tmp_path):
     ema = full.generator_state_dict(ema=True, layout="native")
     assert any(not torch.equal(before[k], ema[k].to(torch.bfloat16).float()) for k in before)  # the EMA moved too
 
-    half, resumed = resumed_halfway(_lowmem_full, tmp_path)
+    _, resumed = resumed_halfway(_lowmem_full, tmp_path)
     for ema_flag in (False, True):
         want, got = full.generator_state_dict(ema=ema_flag, layout="native"), resumed.generator_state_dict(ema=ema_flag, layout="native")
         assert all(torch.equal(want[k], got[k]) for k in want), f"ema={ema_flag}"
@@ -105,7 +105,7 @@ def test_bf16_discriminator_trains_and_resumes_exactly(tmp_path):
     assert all(torch.isfinite(torch.tensor(v)) for v in result.logs.values()) and "d_real" in result.logs
     assert all(p.dtype == torch.bfloat16 for p in d.parameters()) and all(p.grad is None for p in d.parameters())
     assert sum(not torch.equal(before[k], v) for k, v in d.state_dict().items()) > len(before) // 2  # D learns in bf16
-    half, resumed = resumed_halfway(_bf16_d, tmp_path)
+    _, resumed = resumed_halfway(_bf16_d, tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(d.state_dict().values(), resumed.discriminator.state_dict().values()))
     want, got = full.generator_state_dict(ema=True, layout="native"), resumed.generator_state_dict(ema=True, layout="native")
     assert all(torch.equal(want[k], got[k]) for k in want)

@@ -100,15 +100,18 @@ def test_bundled_fmnist_workflow_runs_on_the_shipped_default_set(host):
     import numpy as np
 
     from comfy_host import REPO
+
+    from onestep.atomic import file_sha256
     from tools import ship_proof_scale
 
     shipped = ship_proof_scale.shipped_set()
     assert shipped, "default_models/proof_scale holds no shipped set"
-    prompt = json.load(open(os.path.join(REPO, "workflows", "api", "fmnist_text_to_image.json")))
+    with open(os.path.join(REPO, "workflows", "api", "fmnist_text_to_image.json")) as f:
+        prompt = json.load(f)
     assert {prompt["1"]["inputs"][r] for r in ("teacher", "student", "text_encoder")} == {os.path.basename(p) for p in shipped.values()}
     installed = os.path.join(host.base_dir, "models", "onestep")
     for path in shipped.values():  # the host runs the very files the repo ships
-        assert open(os.path.join(installed, os.path.basename(path)), "rb").read() == open(path, "rb").read()
+        assert file_sha256(os.path.join(installed, os.path.basename(path))) == file_sha256(path)
     outputs = ok(host.run(prompt))
     for node in ("5", "10"):  # one step, teacher
         images = saved(host, outputs, node)
