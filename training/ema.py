@@ -14,33 +14,39 @@ import torch
 from torch import nn
 
 from .rounding import seeded_generator, stochastic_round_bf16
+from .tensor_chunks import CHUNK_ELEMENTS, chunked
 
 
 class EMA:
     """Shadow copies of a module's trainable parameters, keyed by parameter name."""
 
-    def __init__(self, module: nn.Module, decay: float, dtype: torch.dtype = torch.float32, seed: int = 0):
-        self.decay = decay
+    def __init__(self, module: nn.Module, decay: float, dtype: torch.dtype = torch.float32, seed: int = 0, chunk_elements: int = CHUNK_ELEMENTS):
+        self.decay, self.chunk_elements = decay, chunk_elements
         self.updates = 0
         self.dtype, self.seed = dtype, seed
         self.shadow = {n: p.detach().to(dtype).clone() for n, p in module.named_parameters() if p.requires_grad}
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
-        """One averaging step towards the module's current weights."""
+        """One averaging step towards the module's current weights (multi-tensor kernels; a bf16 shadow a chunk at
+        a time: the chunk's shadow and weights concatenated in float32, averaged, rounded, split back)."""
         self.updates += 1
-        beta = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+        pairs = [(self.shadow[n], p.detach()) for n, p in module.named_parameters() if n in self.shadow]
+        exact = [(s, p) for s, p in pairs if s.dtype == torch.float32]
+        if exact:
+            torch._foreach_lerp_([s for s, _ in exact], [p.float() for _, p in exact], weight)
+        rounded = [(s, p) for s, p in pairs if s.dtype != torch.float32]
         generators: dict[torch.device, torch.Generator] = {}
-        for n, p in module.named_parameters():
-            if n not in self.shadow:
-                continue
-            s = self.shadow[n]
-            if s.dtype == torch.float32:
-                s.lerp_(p.detach().float(), 1.0 - beta)
-                continue
-            if s.device not in generators:  # one stream of random bits per update, in parameter order
-                generators[s.device] = seeded_generator("ema", self.seed, self.updates, s.device)
-            s.copy_(stochastic_round_bf16(s.float().lerp_(p.detach().float(), 1.0 - beta), generators[s.device]))
+        for chunk in chunked(rounded, lambda sp: sp[0].numel(), self.chunk_elements):
+            shadows = [s for s, _ in chunk]
+            device = shadows[0].device
+            if device not in generators:  # one stream of random bits per update, chunks in parameter order
+                generators[device] = seeded_generator("ema", self.seed, self.updates, device)
+            flat = torch.cat([s.reshape(-1) for s in shadows]).float()
+            flat.lerp_(torch.cat([p.reshape(-1).float() for _, p in chunk]), weight)
+            flat = stochastic_round_bf16(flat, generators[device])
+            torch._foreach_copy_(shadows, [v.view_as(s) for v, s in zip(flat.split([s.numel() for s in shadows]), shadows)])
 
     def state_dict(self) -> dict:
         """Tensors under 'shadow.<name>' plus the update count."""

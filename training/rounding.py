@@ -12,6 +12,8 @@ import hashlib
 
 import torch
 
+from .tensor_chunks import CHUNK_ELEMENTS, chunked
+
 
 def stochastic_round_bf16(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """float32 → bfloat16, rounding up or down at random with probability proportional to the distance (unbiased)."""
@@ -29,14 +31,17 @@ def seeded_generator(purpose: str, seed: int, count: int, device: torch.device) 
 
 
 class Bf16WeightsOptimizer:
-    """Steps a torch optimiser over bf16-stored parameters one tensor at a time: the parameter and its gradient
-    are lifted to float32, the wrapped optimiser updates that copy (its states are float32, created on the first
-    step), and the result is rounded back to bf16 stochastically. Only one tensor is ever held in float32, so the
-    weights and gradients cost half of float32 storage. float32 parameters in the same optimiser step normally.
-    Behaves as the wrapped optimiser for param_groups, zero_grad and (load_)state_dict."""
+    """Steps a torch optimiser over bf16-stored parameters a chunk at a time: the chunk's parameters and gradients
+    are lifted to float32, the wrapped optimiser updates those copies in one step (its states are float32, created
+    on the first step), and the results are rounded back to bf16 stochastically, tensor by tensor in parameter
+    order. Only one chunk (tensor_chunks.CHUNK_ELEMENTS) is ever held in float32, so the weights and gradients cost
+    half of float32 storage; one wrapped step per chunk (not per tensor) keeps the optimiser's multi-tensor kernels.
+    float32 parameters in the same optimiser step normally. Behaves as the wrapped optimiser for param_groups,
+    zero_grad and (load_)state_dict."""
 
-    def __init__(self, inner: torch.optim.Optimizer, seed: int = 0):
+    def __init__(self, inner: torch.optim.Optimizer, seed: int = 0, chunk_elements: int = CHUNK_ELEMENTS):
         self.inner, self.seed, self.steps = inner, seed, 0
+        self.chunk_elements = chunk_elements
 
     @property
     def param_groups(self) -> list[dict]:
@@ -55,20 +60,18 @@ class Bf16WeightsOptimizer:
             for g in groups:
                 g["params"] = []
             for group, params in zip(groups, saved):
-                for p in params:
-                    if p.grad is None:
-                        continue
-                    group["params"] = [p]  # the wrapped optimiser sees this one tensor only
-                    if p.dtype != torch.bfloat16:
-                        self.inner.step()
-                        continue
-                    p.data = p.data.float()
-                    p.grad = p.grad.float()
+                for chunk in chunked([p for p in params if p.grad is not None], torch.Tensor.numel, self.chunk_elements):
+                    group["params"] = chunk  # the wrapped optimiser sees this chunk only
+                    lifted = [p for p in chunk if p.dtype == torch.bfloat16]
+                    for p in lifted:
+                        p.data = p.data.float()
+                        p.grad = p.grad.float()
                     self.inner.step()
-                    if p.device not in generators:
-                        generators[p.device] = seeded_generator("weights", self.seed, self.steps, p.device)
-                    p.data = stochastic_round_bf16(p.data, generators[p.device])
-                    p.grad = None  # the float32 copy goes now; the trainer zeroes gradients after the step anyway
+                    for p in lifted:
+                        if p.device not in generators:
+                            generators[p.device] = seeded_generator("weights", self.seed, self.steps, p.device)
+                        p.data = stochastic_round_bf16(p.data, generators[p.device])
+                        p.grad = None  # the float32 copy goes now; the trainer zeroes gradients after the step anyway
                 group["params"] = []
         finally:
             for g, params in zip(groups, saved):

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import distributed, lora
+from .adafactor import SyncFreeAdafactor
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .core import ELatentLPIPS, OneStepGenerator, collate_pairs, format
@@ -47,8 +48,8 @@ class RunResult:
 
 def _optimizer(name: str, params: list[nn.Parameter], lr: float, betas: tuple[float, float], weight_decay: float,
                foreach: bool | None = None) -> torch.optim.Optimizer:
-    if name == "adafactor":  # lr is relative to each weight's RMS in torch's Adafactor
-        return torch.optim.Adafactor(params, lr=lr, weight_decay=weight_decay, foreach=foreach)
+    if name == "adafactor":  # lr is relative to each weight's RMS in Adafactor; torch's update, without its GPU syncs
+        return SyncFreeAdafactor(params, lr=lr, weight_decay=weight_decay)
     return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, foreach=foreach)
 
 
