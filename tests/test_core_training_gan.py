@@ -35,6 +35,19 @@ def test_discriminator_starts_from_the_teacher_encoder():
     assert all(torch.equal(x, y) for x, y in zip(a, c))  # zero-initialised z-conv: D is the teacher's encoder
 
 
+def test_discriminator_initialisation_follows_the_run_seed_only():
+    # the new layers (heads, z-conv) come from the config's seed, not the global RNG, so that a run started
+    # twice from the same flags in two processes is the same run
+    built = []
+    for global_seed in (1, 2):
+        unet, elpips = tiny_unet(), tiny_elpips()  # (the fixtures seed the global RNG themselves)
+        torch.manual_seed(global_seed)
+        built.append(Trainer(unet, config(), elpips).discriminator.state_dict())
+    assert all(torch.equal(built[0][k], built[1][k]) for k in built[0])
+    other = Trainer(tiny_unet(), config(seed=7), tiny_elpips()).discriminator.state_dict()
+    assert not all(torch.equal(built[0][k], other[k]) for k in other if k.startswith("heads."))
+
+
 def test_one_gan_step_changes_generator_and_discriminator():
     trainer = Trainer(tiny_unet(), config(), tiny_elpips())
     g0 = {n: p.detach().clone() for n, p in trainer.unet.named_parameters()}

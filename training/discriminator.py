@@ -49,10 +49,10 @@ class ConditionalDiffusionDiscriminator(nn.Module):
         c = encoder.info.latent_channels
         self.z_conv = nn.Conv2d(c, encoder.input_features, 3, padding=1) if z_conditioning else None
         if generator is not None:  # seeded initialisation of the new layers, independent of the global RNG
-            with torch.no_grad():
-                for p in self.heads.parameters():
-                    if p.ndim > 1:
-                        bound = 1.0 / p[0].numel() ** 0.5
+            with torch.no_grad():  # torch's default conv init, U(±1/√fan_in) for weights and biases; norms stay 1, 0
+                for conv in (m for m in self.heads.modules() if isinstance(m, nn.Conv2d)):
+                    bound = 1.0 / conv.weight[0].numel() ** 0.5
+                    for p in (conv.weight, conv.bias):
                         p.copy_((torch.rand(p.shape, generator=generator) * 2 - 1) * bound)
         if self.z_conv is not None:
             nn.init.zeros_(self.z_conv.weight)
