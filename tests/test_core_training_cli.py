@@ -3,6 +3,7 @@ folder to a generator file, resuming from its checkpoint."""
 from __future__ import annotations
 
 import argparse
+import json
 
 import torch
 from test_core_training_fixtures import CTX_DIM, tiny_unet
@@ -73,3 +74,17 @@ def test_train_end_to_end_and_resume(tmp_path, caplog):
     assert "at step 2" in caplog.text and "resuming" in caplog.text  # continued from the checkpoint's 2 steps
     meta = read_metadata(out)
     assert (meta.method, meta.base, meta.latent_format, meta.guidance, meta.training_steps) == ("diffusion2gan", "custom", "sd15", 3.0, 3)  # width-32 text: no standard base
+
+
+def test_stats_file_reports_the_measured_speed(tmp_path):
+    pairs = _pairs(str(tmp_path / "pairs"))
+    teacher = str(tmp_path / "teacher")
+    tiny_unet().unet.save_pretrained(teacher)
+    stats = tmp_path / "stats.json"
+    assert cli.main(["train", "--pairs", pairs, "--teacher", teacher, "--out", str(tmp_path / "g.safetensors"), "--regression", "mse",
+                     "--batch-size", "2", "--warmup-steps", "0", "--num-workers", "0", "--steps", "5", "--stats", str(stats)]) == 0
+    s = json.loads(stats.read_text())
+    # 5 steps, the first 3 not timed (allocation, autotuning): 2 intervals, whose median gives images/s at batch 2
+    assert (s["timed_steps"], s["global_batch"], s["world_size"], s["steps"], s["device"]) == (2, 2, 1, 5, "cpu")
+    assert s["ms_per_step"] > 0 and abs(s["images_per_s"] - 2 / s["ms_per_step"] * 1000) < 0.01 * s["images_per_s"] + 0.01
+    assert s["config"]["batch_size"] == 2 and s["config"]["optim"]["optimizer"] == "adamw"

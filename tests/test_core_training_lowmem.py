@@ -122,9 +122,9 @@ def test_low_memory_variant_of_a_config():
     from training.config import low_memory
 
     lora = low_memory(TrainConfig(generator=GeneratorConfig(lora_rank=8)))
-    assert (lora.generator.frozen_dtype, lora.optim.optimizer, lora.optim.optimizer_d, lora.ema_dtype) == ("bfloat16", "adamw", "adafactor", "float32")
+    assert (lora.generator.frozen_dtype, lora.optim.optimizer, lora.optim.optimizer_d, lora.ema_dtype) == ("bfloat16", "adamw", "", "float32")
     full = low_memory(TrainConfig())
-    assert (full.generator.frozen_dtype, full.optim.optimizer, full.ema_dtype) == ("float32", "adafactor", "bfloat16")
+    assert (full.generator.frozen_dtype, full.optim.optimizer, full.optim.optimizer_d, full.ema_dtype) == ("float32", "adafactor", "adafactor", "bfloat16")
     for c in (lora, full):
         assert c.bf16 and c.discriminator.r1_mode == "approx"
     assert (full.discriminator.backbone, full.discriminator.storage_dtype) == ("full", "bfloat16")  # the paper's D, stored in bf16

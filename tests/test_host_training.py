@@ -106,7 +106,7 @@ def test_low_memory_lora_run_trains_a_lora_discriminator_on_the_generators_froze
         d_keys = [k.removeprefix("/discriminator/") for k in f.keys() if k.startswith("/discriminator/")]
     d = config["discriminator"]
     assert (d["backbone"], d["r1_mode"]) == ("lora", "approx")
-    assert config["generator"]["frozen_dtype"] == "bfloat16" and config["optim"]["optimizer_d"] == "adafactor" and config["bf16"]
+    assert config["generator"]["frozen_dtype"] == "bfloat16" and config["optim"]["optimizer_d"] in ("", "adamw") and config["bf16"]
     # only what D trains is saved: its LoRA factors, heads and z-conv (the frozen backbone is G's base, not stored twice)
     assert any(".lora_up." in k for k in d_keys) and any(k.startswith("heads.") for k in d_keys)
     assert all(".lora_" in k or k.startswith(("heads.", "z_conv.")) for k in d_keys), [k for k in d_keys if ".lora_" not in k][:5]

@@ -8,9 +8,12 @@ weights. --checkpoint keeps a resumable state (every --save-every steps, at the 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
+import statistics
+import time
 
 import torch
 import torch.distributed as dist
@@ -24,7 +27,7 @@ from .config import (
     TrainConfig,
     low_memory,
 )
-from .core import ELatentLPIPS, OneStepSpec, bases, format
+from .core import ELatentLPIPS, OneStepSpec, atomic_write, bases, format
 
 log = logging.getLogger("onestep")
 LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI latent format → UNet-space scale
@@ -42,6 +45,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, required=True, help="optimiser steps in all (a resumed run continues to this count)")
     p.add_argument("--base", default=None, help="generator base written to the file (default: recognised from the UNet's shape)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--stats", default=None, help="write the run's speed (ms/step, images/s, peak GPU memory) to this JSON file")
     p.add_argument("--prediction", default=DEFAULT_SPEC.prediction, help="generator output: eps | v | x0 | flow")
     p.add_argument("--timestep", type=float, default=DEFAULT_SPEC.timestep, help="UNet time input of the single call")
     p.add_argument("--input-convention", default=DEFAULT_SPEC.input_convention, help="sigma_z | raw_z")
@@ -50,7 +54,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
     p.add_argument("--optimizer", default=o.optimizer, choices=["adamw", "adafactor"])
     p.add_argument("--optimizer-d", default=o.optimizer_d, choices=["", "adamw", "adafactor"], help="D's optimiser (default: --optimizer)")
-    p.add_argument("--no-foreach", action="store_true", help="update one tensor at a time (less peak memory, slower step)")
+    p.add_argument("--no-foreach", action="store_true", help="AdamW: update one tensor at a time (less peak memory, slower step; Adafactor always works in bounded chunks)")
     p.add_argument("--ema-dtype", default=g.ema_dtype, choices=["float32", "bfloat16"], help="EMA storage (bfloat16: stochastic rounding)")
     p.add_argument("--frozen-dtype", default=GeneratorConfig().frozen_dtype, choices=["float32", "bfloat16"],
                    help="storage of G's frozen weights in a LoRA run (bfloat16 needs --bf16)")
@@ -115,6 +119,34 @@ def load_teacher(path: str):
     return UNet2DConditionModel.from_pretrained(sub if os.path.isdir(sub) else path)
 
 
+class StepTimer:
+    """Wall time between completed steps (each ends with loss values read back, so the GPU has finished it)."""
+
+    SKIP = 3  # the first steps allocate, autotune and fill the data loader's workers
+
+    def __init__(self):
+        self.marks: list[float] = [time.perf_counter()]
+
+    def tick(self) -> None:
+        self.marks.append(time.perf_counter())
+
+    def summary(self, global_batch: int, world_size: int) -> dict | None:
+        """ms/step (median after SKIP steps), images/s and this process's peak GPU memory; None if too few steps."""
+        times = [(b - a) * 1000 for a, b in zip(self.marks, self.marks[1:])][self.SKIP:]
+        if not times:
+            return None
+        ms = statistics.median(times)
+        peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+        return {"ms_per_step": round(ms, 1), "timed_steps": len(times), "global_batch": global_batch, "world_size": world_size,
+                "images_per_s": round(global_batch / ms * 1000, 2), "peak_alloc_gib_rank0": round(peak, 2),
+                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__}
+
+
+def _write_json(path: str, obj: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
 def _init_distributed() -> torch.device:
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -149,12 +181,19 @@ def train(a: argparse.Namespace) -> int:
     if a.checkpoint and os.path.exists(a.checkpoint):
         log.info("[onestep] resuming from %s at step %d", a.checkpoint, trainer.load(a.checkpoint))
     stop = {"now": False}
+    timer = StepTimer()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))  # Ctrl-C: checkpoint, then exit
     try:
-        result = trainer.run(data, a.steps, on_step=lambda step, logs: stop["now"], checkpoint=a.checkpoint,
+        result = trainer.run(data, a.steps, on_step=lambda step, logs: timer.tick() or stop["now"], checkpoint=a.checkpoint,
                              collate_fn=collate_pairs, num_workers=a.num_workers)
     finally:
         signal.signal(signal.SIGINT, previous)
+    speed = timer.summary(config.batch_size, trainer.dist.world_size)
+    if speed and trainer.dist.is_main:
+        log.info("[onestep] speed: %.1f ms/step (median of %d steps after the first %d), %.2f images/s on %d process(es)",
+                 speed["ms_per_step"], speed["timed_steps"], StepTimer.SKIP, speed["images_per_s"], speed["world_size"])
+        if a.stats:
+            atomic_write(a.stats, lambda tmp: _write_json(tmp, {**speed, "config": config.to_dict(), "steps": result.step}))
     if result.stopped:
         log.info("[onestep] stopped at step %d; run again with the same --checkpoint to resume", result.step)
         return 130

@@ -28,6 +28,7 @@ REGRESSION_LOSSES = ("elatentlpips", "latentlpips", "mse")
 OPTIMIZERS = ("adamw", "adafactor")
 STORAGE_DTYPES = ("float32", "bfloat16")
 D_BACKBONES = ("full", "lora")  # discriminator backbone: trained copy of the teacher encoder, or frozen + LoRA
+FULL_D_STORAGE = "bfloat16"  # low_memory(): storage of a full fine-tune's D (measured in docs/benchmarks.md)
 # The Diffusion2GAN generator: ε-prediction at t=999 on sqrt(1−ᾱ)·z, as DMD2/SwiftBrush run one step (algorithms.md).
 DEFAULT_SPEC = OneStepSpec("eps", 999, "sigma_z")
 
@@ -55,7 +56,7 @@ class GeneratorConfig:
 class OptimConfig:
     """Optimisers of G and D."""
 
-    optimizer: str = "adamw"  # "adamw" | "adafactor" (torch.optim.Adafactor: factored second moments, low memory)
+    optimizer: str = "adamw"  # "adamw" | "adafactor" (torch's Adafactor update: factored second moments, low memory; adafactor.py)
     lr_g: float = 1e-5  # generator learning rate (full fine-tune; LoRA wants ~1e-4)
     lr_d: float = 1e-5  # discriminator learning rate
     betas: tuple[float, float] = (0.9, 0.999)  # Adam β1, β2 (Adafactor uses only β2 as its decay floor; ignored)
@@ -63,8 +64,9 @@ class OptimConfig:
     grad_accumulation: int = 1  # micro-batches per optimiser step on each rank
     grad_clip: float = 1.0  # max global gradient norm per optimiser step (0: no clipping)
     optimizer_d: str = ""  # D's optimiser when it should differ from G's ("": the same as `optimizer`)
-    # torch's multi-tensor ("foreach") optimiser update: None lets torch choose (fastest on a GPU, but it holds about
-    # one extra copy of the trained weights during the step); False updates one tensor at a time (low memory).
+    # AdamW's multi-tensor ("foreach") update: None lets torch choose (fastest on a GPU, but it holds about one extra
+    # copy of the trained weights during the step); False updates one tensor at a time (low memory). Adafactor always
+    # updates in bounded chunks of multi-tensor kernels (training/adafactor.py) and ignores it.
     foreach: bool | None = None
 
     def __post_init__(self) -> None:
@@ -183,18 +185,19 @@ class TrainConfig:
 
 
 def low_memory(config: TrainConfig) -> TrainConfig:
-    """The low-memory variant of a config, as measured in docs/benchmarks.md (issue 5): Adafactor for D (and for G in
-    a full fine-tune, whose EMA is then stored in bf16), approximated R1 (no double backward) and bf16 autocast.
-    A full fine-tune keeps the paper's fully trained D with its weights and gradients stored in bf16; a LoRA run
-    gives D a frozen backbone with LoRA factors that shares G's frozen base, stored in bf16 (one copy of the
-    teacher's weights in memory), and keeps AdamW for G's small factors."""
+    """The low-memory variant of a config, as measured in docs/benchmarks.md (issue 5): Adafactor for G in a full
+    fine-tune (its EMA then stored in bf16) and for a fully trained D, approximated R1 (no double backward) and
+    bf16 autocast. A full fine-tune keeps the paper's fully trained D; a LoRA run gives D a frozen backbone with
+    LoRA factors that shares G's frozen base, stored in bf16 (one copy of the teacher's weights in memory), and keeps
+    the configured optimiser (AdamW) for G's and D's few factors, whose states are small."""
     lora = config.generator.lora_rank > 0
     d = config.discriminator
     return dataclasses.replace(
         config,
         generator=dataclasses.replace(config.generator, frozen_dtype="bfloat16" if lora else config.generator.frozen_dtype),
-        optim=dataclasses.replace(config.optim, optimizer=config.optim.optimizer if lora else "adafactor", optimizer_d="adafactor"),
+        optim=dataclasses.replace(config.optim, optimizer=config.optim.optimizer if lora else "adafactor",
+                                  optimizer_d=config.optim.optimizer_d if lora else "adafactor"),
         discriminator=dataclasses.replace(d, r1_mode="approx", backbone="lora" if lora else d.backbone,
-                                          storage_dtype=d.storage_dtype if lora else "bfloat16"),
+                                          storage_dtype=d.storage_dtype if lora else FULL_D_STORAGE),
         ema_dtype=config.ema_dtype if lora else "bfloat16", bf16=True,
     )
