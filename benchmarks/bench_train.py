@@ -11,7 +11,8 @@ Rows (one process, one after another; an out-of-memory row is recorded as "OOM" 
   ref-full-b2-ckpt   the trainer's defaults (AdamW, float32 EMA): the naive reference
   full-b{2,4}-ckpt   full fine-tune, low-memory mode: Adafactor for G and D, bf16 EMA (stochastic rounding)
   full-b2            the same without gradient checkpointing
-  lora64-b{2,4}-ckpt LoRA rank 64 (AdamW), G's frozen base stored in bf16, D with Adafactor
+  lora64-b{2,4}-ckpt LoRA rank 64 (AdamW), G's frozen base stored in bf16, D (fully trained) with Adafactor
+  *-dlora            D's backbone frozen (G's bf16 base) with LoRA factors, AdamW (training.config.low_memory)
   lora64-b4          the same without gradient checkpointing
   *-ar1              approximated R1 (finite differences: no double backward)
   *-dbf16            D's weights and gradients stored in bf16 (stochastic-rounding updates, training/rounding.py)
@@ -24,7 +25,7 @@ Multi-GPU scaling (torchrun): every rank first times the row alone on its GPU (p
 then all ranks time it together on a global batch of 2 × world size; rank 0 prints throughput scaling.
 
 Usage (ComfyUI tree on PYTHONPATH, run from the repo root):
-    python -m benchmarks.bench_train [--rows ...] [--steps 32] [--warmup 4] [--out results.json]
+    python -m benchmarks.bench_train [--rows ...] [--steps 32] [--warmup 4] [--breakdown] [--profile] [--out results.json]
     torchrun --nproc_per_node 2 -m benchmarks.bench_train --scaling [--rows full-b2-ckpt lora64-b2-ckpt] [--out f.json]
     python -m benchmarks.bench_train --tiny    # CPU check of the same code paths: tiny UNet, 16×16 latents
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import gc
 import importlib
 import json
@@ -64,6 +66,7 @@ ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory 
     # approximated R1 (finite differences, no double backward): what sets the peak in the rows above
     "full-b2-ckpt-ar1": (0, 2, True, True, "approx"),
     "full-b2-ar1": (0, 2, False, True, "approx"),
+    "full-b2-ar1-dbf16": (0, 2, False, True, "approx", "bfloat16"),
     "lora64-b4-ckpt-ar1": (64, 4, True, True, "approx"),
     "lora64-b4-ar1": (64, 4, False, True, "approx"),
     # D's weights and gradients stored in bf16 (stochastic-rounding updates): the LoRA ≤ 6 GB attempt
@@ -106,21 +109,22 @@ def load_pack() -> types.SimpleNamespace:
 
 def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0, r1_mode: str = "exact", d_storage: str = "float32",
                d_backbone: str = "full"):
-    """The TrainConfig of one row (batch is the global batch of the trainer)."""
+    """The TrainConfig of one row (batch is the global batch of the trainer): the trainer's defaults (the reference),
+    or training.config.low_memory() of them as the node's memory=low and the CLI's --low-memory give it, with the
+    row's R1 mode and D storage / backbone."""
     c = P.config
-    if lowmem and lora:
-        optim = c.OptimConfig(optimizer="adamw", optimizer_d="adafactor", lr_g=1e-4, lr_d=1e-5)
-    elif lowmem:
-        optim = c.OptimConfig(optimizer="adafactor", lr_g=1e-5, lr_d=1e-5)
-    else:
-        optim = c.OptimConfig()
-    return c.TrainConfig(
-        generator=c.GeneratorConfig(lora_rank=lora, gradient_checkpointing=ckpt, frozen_dtype="bfloat16" if lowmem and lora else "float32"),
-        optim=optim, loss=c.LossConfig(regression="elatentlpips", warmup_steps=0),
-        discriminator=c.DiscriminatorConfig(enabled=True, r1_every=R1_EVERY, mix_and_match=True, r1_mode=r1_mode, storage_dtype=d_storage,
-                                            backbone=d_backbone, lora_rank=lora or 64),
-        batch_size=batch, ema_dtype="bfloat16" if lowmem and not lora else "float32", bf16=True, seed=seed, save_every=0, log_every=0,
+    cfg = c.TrainConfig(
+        generator=c.GeneratorConfig(lora_rank=lora, gradient_checkpointing=ckpt),
+        optim=c.OptimConfig(lr_g=1e-4 if lora else 1e-5, lr_d=1e-5), loss=c.LossConfig(regression="elatentlpips", warmup_steps=0),
+        discriminator=c.DiscriminatorConfig(enabled=True, r1_every=R1_EVERY, mix_and_match=True, lora_rank=lora or 64),
+        batch_size=batch, bf16=True, seed=seed, save_every=0, log_every=0,
     )
+    if lowmem:
+        cfg = c.low_memory(cfg)
+    d = dataclasses.replace(cfg.discriminator, r1_mode=r1_mode, storage_dtype=d_storage, backbone=d_backbone)
+    if d_backbone == "full" and lowmem:  # a full D in low memory: Adafactor (a LoRA backbone's few factors keep AdamW)
+        cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, optimizer_d="adafactor"))
+    return dataclasses.replace(cfg, discriminator=d)
 
 
 def make_batches(n: int, batch: int, size: int, count: int = 4) -> list[dict]:
@@ -239,6 +243,7 @@ class Bench:
         log(f"[bench] {name}: built in {build_s:.1f} s (G trainable {n_g / 1e6:.1f} M, D {n_d / 1e6:.1f} M); "
             f"{a.warmup} warm-up + {a.steps} timed steps at batch {batch}/GPU × {world}")
         build_peak = mem()
+        parts_ms = _time_parts(trainer) if a.breakdown else None
         times, r1_flags, peaks = [], [], []  # per timed step: ms, R1 or not, (max allocated, max reserved) GiB
         warm_peak = build_peak
         resident = 0.0
@@ -256,6 +261,11 @@ class Bench:
             dt = (time.perf_counter() - t0) * 1000
             if i == 0:
                 log(f"[bench] {name}: first step {dt / 1000:.1f} s (compile, autotune); loss terms {', '.join(f'{k} {v:.3g}' for k, v in sorted(logs.items()))}")
+            if parts_ms is not None and i == a.warmup:
+                for v in parts_ms.values():
+                    v.clear()
+            if a.profile and i == a.warmup + 1:
+                _profile(trainer, batches[i % len(batches)], name)
             if i < a.warmup:
                 warm_peak = tuple(max(x, y) for x, y in zip(warm_peak, mem()))
                 resident = torch.cuda.memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
@@ -290,6 +300,10 @@ class Bench:
             "last_losses": {k2: round(v, 4) for k2, v in logs.items()},
             "config": trainer.config.to_dict(),
         }
+        if parts_ms is not None:  # medians over the timed steps, and the rest of a step (forward, backward, clipping)
+            out["ms_parts"] = {k: round(statistics.median(v), 1) for k, v in parts_ms.items() if v}
+            out["ms_parts"]["forward_backward_rest"] = round(med_plain - sum(out["ms_parts"].values()), 1)
+            log(f"[bench] {name}: parts (median ms) {out['ms_parts']}")
         if world > 1:  # the slowest rank sets the pace; report it
             t = torch.tensor([weighted, out["peak_alloc_gib"]], device=self.device, dtype=torch.float64)
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
@@ -299,6 +313,43 @@ class Bench:
 
 
 WORLD = int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _time_parts(trainer) -> dict[str, list[float]]:
+    """Wrap the optimiser steps and the EMA update of a trainer with synchronised timers (--breakdown); the lists
+    of ms they fill. The synchronisations cost a little, so the breakdown rows are not the headline figures."""
+    out: dict[str, list[float]] = {}
+
+    def timed(label, fn):
+        out[label] = []
+
+        def wrapper(*args, **kwargs):
+            sync()
+            t0 = time.perf_counter()
+            r = fn(*args, **kwargs)
+            sync()
+            out[label].append((time.perf_counter() - t0) * 1000)
+            return r
+        return wrapper
+
+    trainer.parts.opt_g.step = timed("opt_g_step", trainer.parts.opt_g.step)
+    if trainer.parts.opt_d is not None:
+        trainer.parts.opt_d.step = timed("opt_d_step", trainer.parts.opt_d.step)
+    trainer.ema.update = timed("ema_update", trainer.ema.update)
+    return out
+
+
+def _profile(trainer, batch: dict, name: str) -> None:
+    """torch.profiler over one training step: the top operators by GPU time and by CPU time (--profile)."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=acts) as prof:
+        trainer.train_step(batch)
+        sync()
+    ka = prof.key_averages()
+    key = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    log(f"[bench] {name}: profile of one step, top operators by {key}\n" + ka.table(sort_by=key, row_limit=25, max_name_column_width=60))
+    log(f"[bench] {name}: profile of one step, top operators by CPU total\n" + ka.table(sort_by="cpu_time_total", row_limit=25, max_name_column_width=60))
 
 
 def table(rows: list[dict]) -> str:
@@ -326,6 +377,8 @@ def main() -> None:
     ap.add_argument("--cudnn-benchmark", action="store_true", help="autotune conv algorithms (ComfyUI: --fast autotune)")
     ap.add_argument("--tiny", action="store_true", help="CPU check: tiny UNet (tools.fixtures.TINY_UNET), 16×16 latents")
     ap.add_argument("--fake-oom", default="", help="(testing) raise an out-of-memory error in this row")
+    ap.add_argument("--breakdown", action="store_true", help="also time G's and D's optimiser steps and the EMA update apart (synchronised)")
+    ap.add_argument("--profile", action="store_true", help="print torch.profiler's top operators for one step of each row")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     rows = args.rows or (SCALING_ROWS if args.scaling else list(ROWS))
