@@ -97,7 +97,8 @@ class OneStepTrainDiffusion2GAN:
                 "memory": (["standard", "low"], {"default": "standard", "tooltip": (
                     "low: the settings measured for small GPUs (Adafactor, approximated R1, bf16 compute; a full fine-tune stores D and "
                     "the EMA in bf16; a LoRA run keeps one bf16 copy of the teacher that D shares, with its own LoRA factors): SD1.5 at "
-                    "512² full fine-tuning in ~12 GB at batch 2, LoRA in ~5 GB at batch 4. See docs/benchmarks.md.")}),
+                    "512² full fine-tuning at batch 2 in ~14 GB without gradient checkpointing (faster than standard) or ~12 GB with "
+                    "it, LoRA in ~5 GB at batch 4. See docs/benchmarks.md.")}),
             },
         }
 
