@@ -107,20 +107,19 @@ def teacher_weights(folder: str) -> dict[str, torch.Tensor]:
     """The teacher's weights in the generator file's layout (where the runs started)."""
     from diffusers import UNet2DConditionModel
 
+    from training.cli import LATENT_SCALES
     from training.diffusers_unet import DiffusersUNet
-    unet = DiffusersUNet(UNet2DConditionModel.from_pretrained(folder), latent_scale=0.18215)
+    unet = DiffusersUNet(UNet2DConditionModel.from_pretrained(folder), latent_scale=LATENT_SCALES["SD15"])
     return {k: v.float() for k, v in unet.export_state_dict(dict(unet.state_dict())).items()}
 
 
-def equivalence(a: str, b: str, teacher: dict[str, torch.Tensor] | None) -> dict:
+def equivalence(a: str, b: str, teacher: dict[str, torch.Tensor]) -> dict:
     """‖b − a‖ relative to ‖a − teacher‖ (how far a moved), and the largest element difference."""
     wa, wb = _weights(a), _weights(b)
     diff = sum(float((wa[k] - wb[k]).square().sum()) for k in wa) ** 0.5
-    out = {"l2_diff": diff, "max_abs_diff": max(float((wa[k] - wb[k]).abs().max()) for k in wa)}
-    if teacher is not None:
-        moved = sum(float((wa[k] - teacher[k]).square().sum()) for k in wa if k in teacher) ** 0.5
-        out.update(l2_moved=moved, relative=diff / moved if moved else float("nan"))
-    return out
+    moved = sum(float((wa[k] - teacher[k]).square().sum()) for k in wa if k in teacher) ** 0.5
+    return {"l2_diff": diff, "max_abs_diff": max(float((wa[k] - wb[k]).abs().max()) for k in wa), "l2_moved": moved,
+            "relative": diff / moved if moved else float("nan")}
 
 
 def main() -> None:
@@ -147,15 +146,18 @@ def main() -> None:
     n, b = a.gpus, a.per_gpu_batch
     if a.omp_threads:
         os.environ["OMP_NUM_THREADS"] = str(a.omp_threads)
+    def run(name: str, world: int, batch: int, accumulation: int) -> dict:
+        return run_cli(name, a.work, paths, world, batch, accumulation, a.steps, extra, a.tiny)
+
     runs, singles, multis = [], [], []
     for r in range(a.rounds):  # alternating, so that a slow spell of a shared host does not land on one side only
         tag = f"#{r + 1}" if a.rounds > 1 else ""
-        singles.append(run_cli(f"1gpu{tag}", a.work, paths, 1, b, 1, a.steps, extra, a.tiny))
+        singles.append(run(f"1gpu{tag}", 1, b, 1))
         if r == 0 and not a.skip_equivalence:
-            runs.append(run_cli("1gpu-accum", a.work, paths, 1, n * b, n, a.steps, extra, a.tiny))
-        multis.append(run_cli(f"{n}gpu{tag}", a.work, paths, n, n * b, 1, a.steps, extra, a.tiny))
+            runs.append(run("1gpu-accum", 1, n * b, n))
+        multis.append(run(f"{n}gpu{tag}", n, n * b, 1))
     if a.repeat_accum and not a.skip_equivalence:
-        runs.append(run_cli("1gpu-accum-again", a.work, paths, 1, n * b, n, a.steps, extra, a.tiny))
+        runs.append(run("1gpu-accum-again", 1, n * b, n))
     runs = [*singles, *multis, *runs]
     named = {r["run"]: r for r in runs}
     eq = floor = None
@@ -177,10 +179,10 @@ def main() -> None:
               f"{r['peak_alloc_gib_rank0']:.2f} | {r['wall_s']:.0f} |")
     print(f"\nthroughput scaling {n} GPUs vs 1 (median images/s of {a.rounds} run(s) each): {scaling:.2f}× (efficiency {scaling / n:.0%})")
     if eq:
-        print(f"{n} GPUs vs {n} accumulation steps on one: ‖ΔW‖ = {eq['l2_diff']:.3g} = {eq.get('relative', float('nan')):.2%} of how far "
-              f"training moved the weights ({eq.get('l2_moved', 0):.3g}), max |Δw| {eq['max_abs_diff']:.3g}")
+        print(f"{n} GPUs vs {n} accumulation steps on one: ‖ΔW‖ = {eq['l2_diff']:.3g} = {eq['relative']:.2%} of how far "
+              f"training moved the weights ({eq['l2_moved']:.3g}), max |Δw| {eq['max_abs_diff']:.3g}")
     if floor:
-        print(f"floor: the same accumulation run twice differs by ‖ΔW‖ = {floor['l2_diff']:.3g} = {floor.get('relative', float('nan')):.2%}, "
+        print(f"floor: the same accumulation run twice differs by ‖ΔW‖ = {floor['l2_diff']:.3g} = {floor['relative']:.2%}, "
               f"max |Δw| {floor['max_abs_diff']:.3g}")
     print(f"total {info['total_s']:.0f} s", flush=True)
     if a.out:
