@@ -122,6 +122,11 @@ class ComfyUNet(nn.Module):
         return ComfyUNet(enc, self.info, self._encode_adm)
 
     @property
+    def output_conv(self) -> nn.Module:
+        """The last layer (kept in float32 under autocast: onestep/precision.py)."""
+        return self.unet.out[-1]
+
+    @property
     def input_features(self) -> int:
         return self.unet.model_channels
 

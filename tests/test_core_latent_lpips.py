@@ -172,17 +172,21 @@ def test_trunk_learns_fashion_mnist_classes():
     assert accuracy(model, xt, yt) > 0.5  # chance is 0.1
 
 
-def test_trunk_training_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("augment", ["", "bg"])
+def test_trunk_training_resumes_exactly(tmp_path, augment):
     from onestep.latent_lpips.train_trunk import TrunkTrainConfig, train_trunk
 
     x, y = fmnist_latents(256, "train")
-    cfg = TrunkTrainConfig(steps=8, batch=16, width=0.125, checkpoint_every=4)
+    cfg = TrunkTrainConfig(steps=8, batch=16, width=0.125, checkpoint_every=4, augment=augment)
     straight = train_trunk(x, y, cfg)
     ckpt = str(tmp_path / "t.ckpt")
     train_trunk(x, y, TrunkTrainConfig(**{**cfg.__dict__, "steps": 4}), ckpt)
     resumed = train_trunk(x, y, cfg, ckpt)
     a, b = straight.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    if augment:  # the augmentations reach the batches: the same run without them ends elsewhere
+        plain = train_trunk(x, y, TrunkTrainConfig(**{**cfg.__dict__, "augment": ""})).state_dict()
+        assert not all(torch.equal(a[k], plain[k]) for k in a)
 
 
 def write_bapps(root, n=6, size=16, seed=0):

@@ -53,12 +53,12 @@ class PairsDataset(torch.utils.data.Dataset):
 
 
 def config(**kw) -> TrainConfig:
-    """A small-run config: GAN from step 0 unless told, fast learning rates."""
+    """A small-run config: GAN from step 0 unless told, fast learning rates, no lr warm-up."""
     d = {"enabled": True}
     d.update(kw.pop("discriminator", {}))
     loss = {"regression": "elatentlpips", "warmup_steps": 0}
     loss.update(kw.pop("loss", {}))
-    optim = {"lr_g": 1e-3, "lr_d": 1e-3}
+    optim = {"lr_g": 1e-3, "lr_d": 1e-3, "lr_warmup": 0}
     optim.update(kw.pop("optim", {}))
     return TrainConfig(discriminator=DiscriminatorConfig(**d), loss=LossConfig(**loss), optim=OptimConfig(**optim),
                        batch_size=kw.pop("batch_size", 4), save_every=kw.pop("save_every", 0), **kw)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .core import DiscreteSchedule, OneStepSpec
+from .lr_schedule import DECAYS
 
 REGRESSION_LOSSES = ("elatentlpips", "latentlpips", "mse")
 OPTIMIZERS = ("adamw", "adafactor")
@@ -68,8 +69,16 @@ class OptimConfig:
     # copy of the trained weights during the step); False updates one tensor at a time (low memory). Adafactor always
     # updates in bounded chunks of multi-tensor kernels (training/adafactor.py) and ignores it.
     foreach: bool | None = None
+    # Schedule of both learning rates (lr_schedule.py): linear warm-up over lr_warmup steps, then "constant" or a
+    # "cosine" decay to lr_floor·lr at lr_decay_steps (the node and the CLI set it to the run's step count).
+    lr_warmup: int = 500
+    lr_decay: str = "constant"
+    lr_decay_steps: int = 0
+    lr_floor: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.lr_warmup < 0 or self.lr_decay not in DECAYS or not 0.0 <= self.lr_floor <= 1.0:
+            raise ValueError(f"need lr_warmup ≥ 0, lr_decay in {DECAYS} and 0 ≤ lr_floor ≤ 1; got {self.lr_warmup}, {self.lr_decay!r}, {self.lr_floor}")
         for name in (self.optimizer, self.optimizer_d or self.optimizer):
             if name not in OPTIMIZERS:
                 raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
@@ -82,10 +91,15 @@ class LossConfig:
     """L_G = regression(G(z,c), x) + λ_GAN · softplus(−D(c, z, G(z,c))) after the warm-up (paper Eq. 5)."""
 
     regression: str = "elatentlpips"  # "elatentlpips" | "latentlpips" (one un-augmented draw) | "mse" (latent MSE)
-    gan_weight: float = 0.1  # λ_GAN (unpublished; see the module docstring)
+    gan_weight: float = 0.1  # λ_GAN (unpublished; see the module docstring); with gan_balance "adaptive" the ratio below
     warmup_steps: int = 1000  # regression-only steps before the GAN terms (and D updates) start
+    # "fixed": λ_GAN = gan_weight. "adaptive": the GAN's gradient at G's output is scaled to gan_weight × the
+    # regression's (losses.GeneratorLoss), so a confident D cannot pull G off the teacher's pairs.
+    gan_balance: str = "fixed"
 
     def __post_init__(self) -> None:
+        if self.gan_balance not in ("fixed", "adaptive") or self.gan_weight < 0:
+            raise ValueError(f"gan_balance must be 'fixed' or 'adaptive' with gan_weight ≥ 0, not {self.gan_balance!r}, {self.gan_weight}")
         if self.regression not in REGRESSION_LOSSES:
             raise ValueError(f"regression loss must be one of {REGRESSION_LOSSES}, not {self.regression!r}")
 
@@ -149,12 +163,17 @@ class TrainConfig:
     seed: int = 0  # seeds data order, D heads, noise draws and augmentations
     save_every: int = 500  # checkpoint every this many steps (0: only at the end and on stop)
     log_every: int = 10  # call on_step with fresh loss values every this many steps
+    # Where the session keeps the pairs: "auto" on a GPU when they take ≤ 1/4 of its memory (batches gathered there,
+    # training/device_data.py), "always", or "never" (a DataLoader over the memory-mapped shards).
+    data_on_device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, not {self.batch_size}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
+        if self.data_on_device not in ("auto", "always", "never"):
+            raise ValueError(f"data_on_device must be 'auto', 'always' or 'never', not {self.data_on_device!r}")
         if self.ema_dtype not in STORAGE_DTYPES:
             raise ValueError(f"ema_dtype must be one of {STORAGE_DTYPES}, not {self.ema_dtype!r}")
         if self.generator.frozen_dtype != "float32" and not self.bf16:

@@ -83,6 +83,11 @@ class DiffusersUNet(nn.Module):
         return DiffusersUNet(enc, self.info.latent_scale, self.info.latent_shift)
 
     @property
+    def output_conv(self) -> nn.Module:
+        """The last layer (kept in float32 under autocast: onestep/precision.py)."""
+        return self.unet.conv_out
+
+    @property
     def input_features(self) -> int:
         """Channels after conv_in."""
         return self.unet.conv_in.out_channels

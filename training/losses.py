@@ -72,22 +72,41 @@ class RegressionLoss:
 
 
 class GeneratorLoss:
-    """L_G = regression + λ_GAN · non-saturating GAN loss (the GAN part only when a discriminator is given)."""
+    """L_G = regression + λ · non-saturating GAN loss (the GAN part only when a discriminator is given).
 
-    def __init__(self, regression: RegressionLoss, spec: OneStepSpec, gan_weight: float, t_range: tuple[int, int]):
-        self.regression, self.spec, self.gan_weight, self.t_range = regression, spec, gan_weight, t_range
+    balance "fixed": λ = gan_weight. balance "adaptive": the GAN's gradient at G's output x̂ is rescaled to
+    gan_weight × the regression's (per micro-batch): ∇_x̂ L = ∇_x̂ d + w·∇_x̂ GAN with w = gan_weight·‖∇_x̂ d‖/‖∇_x̂ GAN‖
+    (the output-space form of VQGAN's adaptive weight, Esser et al. 2021), so with gan_weight < 1 the GAN can
+    sharpen but never outpull the teacher's pairs, however confident D becomes; terms["gan_scale"] logs w."""
+
+    def __init__(self, regression: RegressionLoss, spec: OneStepSpec, gan_weight: float, t_range: tuple[int, int], balance: str = "fixed"):
+        self.regression, self.spec, self.gan_weight, self.t_range, self.balance = regression, spec, gan_weight, t_range, balance
 
     def __call__(self, generator: nn.Module, discriminator: nn.Module | None, mb: MicroBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """(terms, fake x0); terms["total"] is what backward sees."""
+        """(terms, fake x0); backward of terms["objective"] (when present, else terms["total"]) gives G's gradient."""
         x0 = generator(mb.z, mb.context, **mb.extra)
+        if discriminator is not None and self.balance == "adaptive":
+            return self._adaptive(x0, discriminator, mb), x0.detach()
         terms = {"regression": self.regression(x0, mb).mean()}
         total = terms["regression"]
         if discriminator is not None:
-            x_t, t = _noised(self.spec, x0, mb, self.t_range)
-            terms["gan_g"] = _ns(discriminator(x_t, t, mb.z, mb.context, **mb.extra), real=True).mean()
+            terms["gan_g"] = self._gan(x0, discriminator, mb)
             total = total + self.gan_weight * terms["gan_g"]
         terms["total"] = total
         return terms, x0.detach()
+
+    def _gan(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch) -> torch.Tensor:
+        x_t, t = _noised(self.spec, x0, mb, self.t_range)
+        return _ns(discriminator(x_t, t, mb.z, mb.context, **mb.extra), real=True).mean()
+
+    def _adaptive(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch) -> dict[str, torch.Tensor]:
+        out = x0.detach().float().requires_grad_(True)
+        regression, gan = self.regression(out, mb).mean(), self._gan(out, discriminator, mb)
+        (g_reg,) = torch.autograd.grad(regression, out)
+        (g_gan,) = torch.autograd.grad(gan, out)
+        w = self.gan_weight * g_reg.norm() / g_gan.norm().clamp(min=1e-12)
+        return {"regression": regression.detach(), "gan_g": gan.detach(), "gan_scale": w,
+                "total": regression.detach() + w * gan.detach(), "objective": (x0.float() * (g_reg + w * g_gan)).sum()}
 
 
 class DiscriminatorLoss:

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from .config import TrainConfig
+from .device_data import DevicePairs
 from .core import ELatentLPIPS, PairDataset, atomic_write, collate_pairs, format
 from .loss_curve import loss_curve
 from .trainer import RunResult, Trainer
@@ -36,6 +37,7 @@ class TrainingSession:
         self.history_path = os.path.join(run_dir, "history.json")
         self.trainer = Trainer(unet, config, elpips, device)
         self.history: dict[str, list[tuple[int, float]]] = {}
+        self._device_pairs: DevicePairs | None = None
         if resume and os.path.isfile(self.checkpoint):
             step = self.trainer.load(self.checkpoint)
             if os.path.isfile(self.history_path):
@@ -57,9 +59,27 @@ class TrainingSession:
                 self.save_history()
             return stop
 
-        result = self.trainer.run(self.dataset, steps, record, checkpoint=self.checkpoint)
+        result = self.trainer.run(self.training_data(), steps, record, checkpoint=self.checkpoint)
         self.save_history()
         return result
+
+    def training_data(self) -> PairDataset | DevicePairs:
+        """The pairs on the training device when the config allows and they fit (a quarter of the GPU's memory at
+        most under "auto"), else the Dataset; both give the same batches in the same order."""
+        where, device = self.trainer.config.data_on_device, self.trainer.device
+        if where == "never" or (where == "auto" and device.type != "cuda"):
+            return self.dataset
+        if self._device_pairs is None:
+            if where == "auto" and DevicePairs.nbytes(self.dataset) > torch.cuda.get_device_properties(device).total_memory // 4:
+                return self.dataset
+            try:
+                self._device_pairs = DevicePairs(self.dataset, device)
+            except ValueError as e:  # prompts of different token lengths: the Dataset path repeats them per batch
+                if where == "always":
+                    raise
+                log.info("[onestep] pairs stay on the host: %s", e)
+                return self.dataset
+        return self._device_pairs
 
     def save_history(self) -> None:
         text = json.dumps(self.history)

@@ -74,7 +74,7 @@ def generator_step(parts: StepParts, batches: list[MicroBatch], step: int, use_g
         for mb in batches:
             with _autocast(parts, device):
                 terms, fake = parts.g_loss(parts.generator, d, mb)
-            (terms["total"] / len(batches)).backward()
+            (terms.pop("objective", terms["total"]) / len(batches)).backward()
             fakes.append(fake)
             for k, v in terms.items():
                 key = "g_total" if k == "total" else k

@@ -23,11 +23,13 @@ from . import distributed, lora
 from .adafactor import SyncFreeAdafactor
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .core import ELatentLPIPS, OneStepGenerator, collate_pairs, format
+from .core import ELatentLPIPS, OneStepGenerator, collate_pairs, format, keep_output_float32
 from .data import ResumableBatchSampler, chunk_rng, derived_seed, my_chunks
 from .discriminator import ConditionalDiffusionDiscriminator
 from .ema import EMA
+from .device_data import DevicePairs
 from .losses import DiscriminatorLoss, GeneratorLoss, MicroBatch, RegressionLoss
+from .lr_schedule import lr_factor
 from .rounding import Bf16WeightsOptimizer
 from .steps import StepParts, discriminator_step, generator_step
 from .unet_interface import TrainableUNet, check_batch_compatible
@@ -101,6 +103,7 @@ class Trainer:
             unet.set_gradient_checkpointing(True)
             if self.discriminator is not None:
                 self.discriminator.encoder.set_gradient_checkpointing(True)
+        keep_output_float32(getattr(unet, "output_conv", None))  # x0 amplifies ε̂'s rounding ~15× (onestep/precision.py)
         self.generator = OneStepGenerator(unet, c.generator.spec)
         distributed.broadcast_module(unet, self.dist)
         if self.discriminator is not None:
@@ -117,7 +120,7 @@ class Trainer:
         t_range = (dc.d_t_min, dc.d_t_max)
         self.parts = StepParts(
             self.generator, self.discriminator,
-            GeneratorLoss(RegressionLoss(c.loss.regression, self.info, elpips), c.generator.spec, c.loss.gan_weight, t_range),
+            GeneratorLoss(RegressionLoss(c.loss.regression, self.info, elpips), c.generator.spec, c.loss.gan_weight, t_range, c.loss.gan_balance),
             DiscriminatorLoss(c.generator.spec, t_range, dc.mix_and_match, dc.z_conditioning, dc.r1_gamma, dc.r1_every, dc.r1_mode, dc.r1_sigma) if self.discriminator else None,
             self.opt_g, self.opt_d, o.grad_clip, c.bf16, self.dist,
         )
@@ -154,6 +157,7 @@ class Trainer:
         mbs = [self._micro_batch(chunk, j) for j, chunk in my_chunks(batch, self.dist.world_size, c.optim.grad_accumulation, self.dist.rank)]
         use_gan = self.discriminator is not None and self.step >= c.loss.warmup_steps
         number = self.step + 1  # 1-based, as people count steps
+        self._set_learning_rates()
         terms, fakes = generator_step(self.parts, mbs, number, use_gan)
         if use_gan:
             terms.update(discriminator_step(self.parts, mbs, fakes, number, self.step % c.discriminator.r1_every == 0))
@@ -161,10 +165,21 @@ class Trainer:
         self.step += 1
         return terms
 
+    def _set_learning_rates(self) -> None:
+        """Both optimisers' lr for this step: base lr × the schedule's factor (lr_schedule.py)."""
+        o = self.config.optim
+        f = lr_factor(self.step, o.lr_warmup, o.lr_decay, o.lr_decay_steps, o.lr_floor)
+        for opt, base in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
+            for group in opt.param_groups if opt is not None else ():
+                group["lr"] = base * f
+
     # -- the loop -------------------------------------------------------------------------------------------
     def batches(self, data, steps: int, collate_fn: Callable | None = None, num_workers: int = 0) -> Iterable[dict]:
-        """Global batches: from a map-style torch Dataset of items, in a resumable order from step self.step; any
-        other iterable (a DataLoader, a list of batch dicts) is used as given."""
+        """Global batches: from DevicePairs (indexed on the device) or a map-style torch Dataset of items, in a
+        resumable order from step self.step; any other iterable (a DataLoader, a list of batch dicts) is used as given."""
+        if isinstance(data, DevicePairs):  # the same order as the Dataset path, with no host round trip
+            sampler = ResumableBatchSampler(len(data), self.config.batch_size, self.config.seed, self.step, steps)
+            return (data.batch(indices) for indices in sampler)
         if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
             sampler = ResumableBatchSampler(len(data), self.config.batch_size, self.config.seed, self.step, steps)
             return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate_fn or collate_pairs, num_workers=num_workers)

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .augment import PairedAugment
 from .checkpoint import end_of_step, restore, snapshot
 from .network import LatentLPIPS, LatentVGG16BN
 
@@ -30,6 +31,10 @@ class TrunkTrainConfig:
     seed: int = 0  # initialisation and batch sampling
     log_every: int = 50  # steps between progress reports
     checkpoint_every: int = 200  # steps between checkpoints
+    # Augmentation preset applied to every training batch (augment.py letters, "" none): the trunk of an E-LatentLPIPS
+    # for a new latent space should have seen the transforms the loss's ensemble applies ("bg"), or their features
+    # on augmented inputs are noise to it.
+    augment: str = ""
 
 
 class TrunkClassifier(nn.Module):
@@ -65,11 +70,15 @@ def train_trunk(
     if step:
         log.info("resumed trunk training at step %d", step)
     latents, labels = latents.to(device), labels.to(device)
+    augment = PairedAugment(cfg.augment) if cfg.augment else None
     model.train()
     while step < cfg.steps:
         idx = torch.randint(len(latents), (cfg.batch,), generator=g).to(device)
+        x = latents[idx]
+        if augment is not None:  # parameters from the same CPU generator: resumes exactly
+            (x,) = augment(x, generator=g)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = nn.functional.cross_entropy(model(latents[idx]).float(), labels[idx])
+            loss = nn.functional.cross_entropy(model(x).float(), labels[idx])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"trunk training diverged at step {step} (loss {loss.item()}); the last checkpoint is kept")
         opt.zero_grad(set_to_none=True)
