@@ -98,3 +98,20 @@ def score(images: torch.Tensor, labels: torch.Tensor, reference: Reference) -> d
     precision, recall = precision_recall(reference.features, feats, reference.k, real_radii=reference.radii)
     class_acc = (preds.cpu() == labels.cpu()).float().mean().item()
     return {"fd": fd, "precision": precision, "recall": recall, "class_acc": class_acc}
+
+
+def score_seeds(sample, labels: torch.Tensor, reference: Reference, seeds: tuple[int, ...]) -> dict:
+    """A row scored on one sample set per noise seed: the metrics' means, `fd_seeds` and `fd_spread` (max − min FD,
+    the noise a ratio of two rows has to beat), and the mean sampling seconds. `sample(seed)` → latents [N, 1, 32, 32]."""
+    import time
+
+    per = []
+    for seed in seeds:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.monotonic()
+        x = sample(seed)
+        per.append({**score(x, labels, reference), "seconds": time.monotonic() - start, "seed": seed})
+    row = {k: sum(p[k] for p in per) / len(per) for k in ("fd", "precision", "recall", "class_acc", "seconds")}
+    fds = [p["fd"] for p in per]
+    return {**row, "fd_seeds": fds, "fd_spread": max(fds) - min(fds), "seeds": list(seeds)}

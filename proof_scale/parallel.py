@@ -1,12 +1,12 @@
 """The whole proof-scale benchmark on every GPU of one machine, resumable: `proof_scale.pipeline` stages run as
 child processes, independent ones side by side, one GPU each.
 
-  python -m proof_scale.parallel --work runs/proof_scale [--max-seconds S] [--gpus N] PIPELINE-OPTIONS...
+  python -m proof_scale.parallel --work runs/proof_scale [--max-seconds S] [--gpus N] [--rows-per-gpu K] PIPELINE-OPTIONS...
 
 Phases (each waits for the one before):
   1. teacher on GPU 0  ‖  classifier, latent-lpips on GPU 1
   2. teacher-eval on GPU 0, then pairs on all GPUs (rank r makes shards k ≡ r mod N)
-  3. the distillation rows, row i on GPU i mod N (a GPU with several rows runs them one after another)
+  3. the distillation rows (and --variants), K side by side on each GPU (a slot with several runs them in turn)
   4. report
 With one GPU (or none: --tiny on the CPU) the same stages run one after another. Every stage skips what is done,
 so the command is resumable: when the --max-seconds deadline stops a phase, the children leave resumable state
@@ -42,19 +42,22 @@ def _gpu_count() -> int:
         return 0
 
 
-def phases(gpus: int) -> list[list[tuple[str | None, list[str]]]]:
-    """Per phase, the children as (CUDA_VISIBLE_DEVICES or None, stages)."""
-    rows = [f"distill-{r}" for r in DISTILL_ROWS]
+def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = ()) -> list[list[tuple[str | None, list[str]]]]:
+    """Per phase, the children as (CUDA_VISIBLE_DEVICES or None, stages). The distillation rows (and variants) run
+    rows_per_gpu at a time on each GPU: the small proof-scale models leave one GPU mostly idle with one row."""
+    rows = [f"distill-{r}" for r in (*DISTILL_ROWS, *variants)]
+    slots = max(1, gpus) * max(1, rows_per_gpu)
+    visible = [str(g % gpus) if gpus else None for g in range(slots)]
+    per_slot = [(visible[i], rows[i::slots]) for i in range(slots) if rows[i::slots]]
     if gpus <= 1:
         one = "0" if gpus == 1 else None
-        return [[(one, ["classifier", "latent-lpips", "teacher"])], [(one, ["teacher-eval", "pairs"])], [(one, rows)], [(one, ["report"])]]
+        return [[(one, ["classifier", "latent-lpips", "teacher"])], [(one, ["teacher-eval", "pairs"])], per_slot, [(one, ["report"])]]
     every = ",".join(str(g) for g in range(gpus))
-    per_gpu = [rows[g::gpus] for g in range(gpus)]
     return [
         [("0", ["teacher"]), ("1", ["classifier", "latent-lpips"])],
         [("0", ["teacher-eval"])],
         [(every, ["pairs"])],
-        [(str(g), r) for g, r in enumerate(per_gpu) if r],
+        per_slot,
         [("0", ["report"])],
     ]
 
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", required=True, help="the pipeline's work folder")
     p.add_argument("--max-seconds", type=float, default=0.0, help="deadline of the whole run (0: none); resumable (exit 3)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: all visible; 0: the CPU)")
+    p.add_argument("--rows-per-gpu", type=int, default=1, help="distillation rows trained side by side on each GPU")
     args, rest = p.parse_known_args(argv)
     bad = [a for a in rest if a in ("--stage", "--label") or a.startswith(("--stage=", "--label="))]
     if bad:
@@ -104,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     gpus = _gpu_count() if args.gpus is None else args.gpus
     label = "python -m proof_scale.parallel " + " ".join(shlex.quote(a) for a in argv)
     base = [*rest, "--label", label] + (["--device", "cpu"] if gpus == 0 and "--device" not in rest else [])
-    plan = phases(gpus)
+    variants = ()
+    for i, a in enumerate(rest):  # the pipeline's --variants also become distillation stages here
+        if a == "--variants" and i + 1 < len(rest):
+            variants = tuple(v for v in rest[i + 1].split(";") if v)
+    plan = phases(gpus, args.rows_per_gpu, variants)
     print(f"proof_scale.parallel: {gpus} GPU(s), {len(plan)} phases, work {args.work}", flush=True)
     for i, children in enumerate(plan, 1):
         left = start + args.max_seconds - time.monotonic() if args.max_seconds > 0 else math.inf

@@ -32,8 +32,11 @@ in DATA, the context table [11, 77, 64] from tools/proof_scale_encoder.py in CTX
 
 The latent space is the benchmark's identity "VAE" (data.py): images padded to 32×32, in [−1, 1]; so the
 trainer's UNet adapter uses latent_scale 1 and the E-LatentLPIPS encoder is custom-1 (identity normalisation).
-All noise for scoring comes from one seed (EVAL_SEED) shared by teacher and students; the pairs use per-item
-seeds 0..N−1 with ComfyUI's per-seed noise, so scoring never reuses a training noise.
+Scoring noise comes from common.EVAL_SEEDS (the teacher is scored on all three, each student on two: the FD range
+over them is each row's noise), shared by teacher and students; model selection (the teacher's sweep, the students'
+checkpoints) uses VAL_SEED; the pairs use per-item seeds 0..N−1 (then N..N+heldout, held out) with ComfyUI's
+per-seed noise, so neither selection nor scoring reuses a training noise. Rows (rows.py) train through the pack's
+TrainingSession; distill.py selects, exports and scores them; `distill-ROW@key=value:key=value` runs a variant.
 """
 from __future__ import annotations
 
@@ -50,7 +53,6 @@ from dataclasses import asdict, dataclass, replace
 import torch
 
 from onestep import format as gen_format
-from onestep.atomic import atomic_write
 from onestep.latent_lpips import ELatentLPIPS, get_encoder
 from onestep.latent_lpips import weights as lpips_weights
 from onestep.latent_lpips.datasets import FASHION_MNIST_DIR
@@ -65,11 +67,6 @@ from onestep.pairs import collect as pair_collect
 from onestep.pairs.manifest import Manifest, PairSettings, prompts_hash
 from onestep.pairs.shards import file_sha256
 from onestep.pairs.validate import validate
-from onestep.parameterization import OneStepGenerator
-from onestep.unet_keys import diffusers_to_ldm
-from training.config import DiscriminatorConfig, LossConfig, OptimConfig, TrainConfig
-from training.diffusers_unet import DiffusersUNet
-from training.session import TrainingSession
 
 from .checkpoint import CheckpointError, digest
 from .classifier import (
@@ -81,11 +78,12 @@ from .classifier import (
     train_classifier,
 )
 from .cli import read_context
+from .common import EVAL_SEEDS, EXIT_INCOMPLETE, LATENT_FORMAT, VAL_SEED, Incomplete, read_json, sync, write_json
 from .data import EMPTY_PROMPT_INDEX, PROMPTS, SIZE, load_split
-from .evaluator import load_or_build_reference, score
+from .distill import stage_distill
+from .evaluator import load_or_build_reference, score, score_seeds
 from .sampler import (
     class_labels,
-    initial_noise,
     sample_teacher,
     sample_teacher_from_noise,
     seed_noise,
@@ -102,24 +100,18 @@ from .teacher import (
     save_teacher,
     train_teacher,
 )
+from .rows import BASE_ROWS, parse_row, row_dir_name
+from .teacher_import import import_teacher
 
 log = logging.getLogger("proof_scale")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_RESULTS = os.path.join("benchmarks", "results", "proof_scale.json")
-DISTILL_ROWS: dict[str, tuple[str, bool]] = {  # row → (regression loss, GAN on)
-    "diffusion2gan": ("elatentlpips", True),
-    "regression_mse": ("mse", False),
-    "regression_latentlpips": ("latentlpips", False),
-    "regression_elatentlpips": ("elatentlpips", False),
-}
+DISTILL_ROWS = tuple(BASE_ROWS)  # the table's distillation rows (rows.py); variants ROW@key=value run as distill-VARIANT
 ROWS = ("teacher", *DISTILL_ROWS)
 STAGES = ("classifier", "teacher", "teacher-eval", "pairs", "latent-lpips", *(f"distill-{r}" for r in DISTILL_ROWS), "report")
 METRICS = ("fd", "precision", "recall", "class_acc", "nfe", "seconds")
-EVAL_SEED = 1_000_000  # one noise stream for every scored sample set; pair seeds are 0..N−1 (per-seed noise)
-LATENT_FORMAT = "fmnist32"  # generator files: the benchmark's identity latent space (1×32×32 in [−1, 1])
 SCHEDULER = "linspace-999-0"  # proof_scale.sampler.discrete_sigmas: t = round(linspace(999, 0, steps)), then σ=0
-EXIT_INCOMPLETE = 3
 DEFAULT_MAX_SECONDS = 510.0  # full scale: each call ends within ~9 min (imports + this + the final save/score)
 
 
@@ -141,27 +133,30 @@ class Scale:
     pairs: int  # teacher pairs collected
     pairs_batch: int  # items per teacher call while collecting
     pairs_shard: int  # items per shard file
+    heldout: int  # teacher pairs of the seeds after the training pairs', kept out of training (over-fitting check)
     trunk: TrunkTrainConfig  # E-LatentLPIPS trunk (classifier) training
-    distill_steps: int  # optimiser steps of every distillation row
-    distill_batch: int  # global batch of every row
-    lr: float  # G's (and D's) AdamW learning rate
-    gan_warmup: int  # diffusion2gan: regression-only steps before the GAN terms
-    ema_decay: float  # EMA of G (the exported and scored weights)
-    r1_gamma: float  # single-sample R1 weight
-    r1_every: int  # lazy R1 interval
+    row: dict  # every distillation row's plan before its own settings (rows.PLAN_TYPES: steps, batch, lr, GAN, ...)
+    val_count: int  # one-step samples of each model-selection point (validation noise)
+    select_every: int  # steps between model-selection points (0: none; the final EMA is scored)
     save_every: int  # trainer checkpoints (besides the end and a deadline stop)
     log_every: int  # progress lines of the distillation
 
 
+# The rows' shared settings (issue 14; measured in docs/benchmarks.md): warm-up then cosine decay of lr, the GAN's
+# gradient at G's output a fixed fraction of the regression's (adaptive), R1 γ 1 every 16 steps.
+ROW_DEFAULTS = {
+    "steps": 6000, "batch": 256, "lr": 1e-4, "lr_warmup": 500, "lr_decay": "cosine", "lr_floor": 0.1, "gan_warmup": 1000,
+    "gan_weight": 0.3, "gan_balance": "adaptive", "timestep": 999, "ema_decay": 0.999, "r1_gamma": 1.0, "r1_every": 16,
+    "lr_d_ratio": 1.0, "d_t_max": 499, "seed": 0,
+}
 FULL = Scale(
     train_limit=None, test_limit=None,
     classifier_net=ClassifierConfig(), classifier_train=ClassifierTrainConfig(),
     teacher_net=TeacherNetConfig(), teacher_train=TeacherTrainConfig(max_seconds=450.0),
-    sweep_steps=(10, 25, 50), sweep_cfg=(1.0, 1.5, 2.0, 3.0), sweep_count=2000, eval_count=10000, sample_batch=1000,
-    pairs=50000, pairs_batch=1000, pairs_shard=5000,
-    trunk=TrunkTrainConfig(steps=3000, batch=256, lr=1e-3, weight_decay=1e-4, width=0.25, log_every=250, checkpoint_every=500),
-    distill_steps=3000, distill_batch=128, lr=1e-4, gan_warmup=1000, ema_decay=0.999, r1_gamma=0.2, r1_every=16,
-    save_every=500, log_every=100,
+    sweep_steps=(10, 25, 50), sweep_cfg=(1.0, 1.5, 2.0, 3.0), sweep_count=2000, eval_count=10000, sample_batch=2000,
+    pairs=200000, pairs_batch=2000, pairs_shard=10000, heldout=2000,
+    trunk=TrunkTrainConfig(steps=3000, batch=256, lr=1e-3, weight_decay=1e-4, width=0.25, log_every=250, checkpoint_every=500, augment="bg"),
+    row=ROW_DEFAULTS, val_count=2000, select_every=500, save_every=1000, log_every=200,
 )
 TINY = Scale(
     train_limit=256, test_limit=100,
@@ -169,42 +164,16 @@ TINY = Scale(
     teacher_net=TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True), layers_per_block=1, heads=2, context_dim=16),
     teacher_train=TeacherTrainConfig(steps=6, batch=4, warmup=2, log_every=3),
     sweep_steps=(1, 2), sweep_cfg=(1.0, 2.0), sweep_count=12, eval_count=20, sample_batch=10,
-    pairs=16, pairs_batch=4, pairs_shard=8,
-    trunk=TrunkTrainConfig(steps=4, batch=8, width=1 / 16, log_every=2, checkpoint_every=2),
-    distill_steps=3, distill_batch=4, lr=1e-4, gan_warmup=1, ema_decay=0.9, r1_gamma=0.2, r1_every=2,
-    save_every=0, log_every=1,
+    pairs=16, pairs_batch=4, pairs_shard=8, heldout=8,
+    trunk=TrunkTrainConfig(steps=4, batch=8, width=1 / 16, log_every=2, checkpoint_every=2, augment="bg"),
+    row={**ROW_DEFAULTS, "steps": 3, "batch": 4, "lr_warmup": 1, "gan_warmup": 1, "ema_decay": 0.9, "r1_every": 2},
+    val_count=12, select_every=2, save_every=0, log_every=1,
 )
 TINY_CONTEXT = (4, 16)  # random context table [11, 4, 16] for --tiny
 
 
-class Incomplete(Exception):
-    """A stage stopped at the deadline with resumable state; the message says where."""
-
-
 class _OutOfTime(Exception):
     pass
-
-
-# -- small helpers ------------------------------------------------------------------------------------------
-def write_json(path: str, obj) -> None:
-    """JSON written atomically."""
-    text = json.dumps(obj, indent=2, allow_nan=True)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-
-    atomic_write(path, write)
-
-
-def read_json(path: str):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _device_name(device: torch.device) -> str:
@@ -228,22 +197,27 @@ class Run:
         self.data = args.data
         self.command = args.label or "python -m proof_scale.pipeline " + " ".join(shlex.quote(a) for a in argv)
         s = TINY if args.tiny else FULL
-        over = {k: getattr(args, k) for k in ("pairs", "distill_steps", "distill_batch", "lr", "gan_warmup", "sweep_count", "eval_count")
-                if getattr(args, k) is not None}
+        over = {k: getattr(args, k) for k in ("pairs", "sweep_count", "eval_count") if getattr(args, k) is not None}
         if args.sweep_steps:
             over["sweep_steps"] = tuple(args.sweep_steps)
         if args.sweep_cfg:
             over["sweep_cfg"] = tuple(args.sweep_cfg)
+        row = {**s.row, **{k: v for k, v in (("steps", args.distill_steps), ("batch", args.distill_batch), ("lr", args.lr),
+                                               ("gan_warmup", args.gan_warmup)) if v is not None}}
         tt = s.teacher_train
         if args.teacher_steps is not None:
             tt = replace(tt, steps=args.teacher_steps)
         if args.teacher_seconds is not None:
             tt = replace(tt, max_seconds=args.teacher_seconds)
-        self.scale = replace(s, teacher_train=tt, **over)
+        self.scale = replace(s, teacher_train=tt, row=row, **over)
         self.results = args.results or (os.path.join(self.work, "proof_scale.json") if args.tiny else os.path.join(REPO, DEFAULT_RESULTS))
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.work, *parts)
+
+    def row_defaults(self) -> dict:
+        """The plan every distillation row starts from (rows.plan)."""
+        return dict(self.scale.row)
 
     def left(self) -> float:
         """Seconds to the deadline."""
@@ -280,7 +254,7 @@ def stage_classifier(run: Run) -> dict:
         log.info("classifier: training %d steps at batch %d on %d images (%s)", s.classifier_train.steps, s.classifier_train.batch, len(x), run.device)
         start = time.monotonic()
         model = train_classifier(x, y, s.classifier_train, s.classifier_net, run.device)
-        _sync(run.device)
+        sync(run.device)
         seconds = time.monotonic() - start
         acc = accuracy(model, *load_split("test", s.test_limit, run.data))
         save_classifier(weights, model, {"train": asdict(s.classifier_train), "test_accuracy": acc, "seconds": seconds, "device": str(run.device)})
@@ -306,6 +280,15 @@ def stage_teacher(run: Run) -> dict:
     out = run.path("teacher.safetensors")
     if os.path.isfile(out):
         unet, _, net, info = load_teacher(out)
+    elif run.args.teacher_import:  # a teacher trained before (e.g. the shipped one): the rows distill exactly it
+        unet, net, meta = import_teacher(run.args.teacher_import)
+        if net.context_dim != table.shape[2]:
+            raise ValueError(f"{run.args.teacher_import} takes text of width {net.context_dim}, the context table has {table.shape[2]}")
+        info = {"imported_from": os.path.basename(run.args.teacher_import), "imported_sha256": file_sha256(run.args.teacher_import),
+                "steps_done": meta.training_steps, "teacher_train": meta.notes.get("teacher_train"), "seconds": 0.0,
+                "device": str(run.device), "context": source, "context_sha256": digest({"context": table})}
+        save_teacher(out, unet, net, table, info)
+        log.info("teacher: imported %s (%d training steps) → %s", run.args.teacher_import, meta.training_steps, out)
     else:
         net = replace(s.teacher_net, context_dim=int(table.shape[2]))
         cap = s.teacher_train.max_seconds if s.teacher_train.max_seconds > 0 else math.inf
@@ -316,7 +299,7 @@ def stage_teacher(run: Run) -> dict:
                  net, parameter_count(build_unet(net)) / 1e6, tuple(table.shape), source, cfg.steps, cfg.batch, f"{cfg.max_seconds:.0f}" if cfg.max_seconds else "∞")
         start = time.monotonic()
         unet, losses = train_teacher(x, y, table, cfg, net, run.device)
-        _sync(run.device)
+        sync(run.device)
         seconds = time.monotonic() - start
         tail = losses[-min(len(losses), 200):]
         info = {"train": asdict(cfg), "steps_done": len(losses), "final_loss": sum(tail) / len(tail), "seconds": seconds,
@@ -367,7 +350,7 @@ def stage_teacher_eval(run: Run) -> dict:
             if run.left() < 1.2 * predicted(s.sweep_count, steps, cfg) or run.left() <= 0:
                 raise Incomplete(f"teacher-eval: deadline reached after {len(rows)} sweep points (kept in {partial_path})")
             start = time.monotonic()
-            x = sample_teacher(unet, table, labels, steps, cfg, EVAL_SEED, "euler", s.sample_batch)
+            x = sample_teacher(unet, table, labels, steps, cfg, VAL_SEED, "euler", s.sample_batch)  # never the scoring noise
             rows.append({"steps": steps, "cfg": cfg, "count": s.sweep_count, "sample_seconds": time.monotonic() - start, **score(x, labels, ref)})
             write_json(partial_path, partial)
             r = rows[-1]
@@ -376,19 +359,16 @@ def stage_teacher_eval(run: Run) -> dict:
     sweep = [r for r in rows if r["steps"] in s.sweep_steps and r["cfg"] in s.sweep_cfg and r["count"] == s.sweep_count]
     best = min(sweep, key=lambda r: r["fd"])
     log.info("teacher-eval: best of the sweep: %d steps, CFG %g (fd %.4f on %d samples); scoring %d samples", best["steps"], best["cfg"], best["fd"], s.sweep_count, s.eval_count)
-    if run.left() < 1.2 * predicted(s.eval_count + s.sample_batch, best["steps"], best["cfg"]) + 10:
-        raise Incomplete(f"teacher-eval: sweep done, but too little time left for the {s.eval_count} samples of the best setting")
+    if run.left() < 1.2 * predicted(len(EVAL_SEEDS) * s.eval_count + s.sample_batch, best["steps"], best["cfg"]) + 10:
+        raise Incomplete(f"teacher-eval: sweep done, but too little time left for {len(EVAL_SEEDS)} × {s.eval_count} samples of the best setting")
     labels = class_labels(s.eval_count)
-    sample_teacher(unet, table, labels[: s.sample_batch], best["steps"], best["cfg"], EVAL_SEED, "euler", s.sample_batch)  # warm-up
-    _sync(run.device)
-    start = time.monotonic()
-    x = sample_teacher(unet, table, labels, best["steps"], best["cfg"], EVAL_SEED, "euler", s.sample_batch)
-    seconds = time.monotonic() - start
-    row = {**score(x, labels, ref), "nfe": best["steps"] * (2 if best["cfg"] != 1.0 else 1), "seconds": seconds}
-    log.info("teacher-eval: row teacher %s", json.dumps({k: round(v, 4) for k, v in row.items()}))
+    sample_teacher(unet, table, labels[: s.sample_batch], best["steps"], best["cfg"], EVAL_SEEDS[0], "euler", s.sample_batch)  # warm-up
+    sample = lambda seed: sample_teacher(unet, table, labels, best["steps"], best["cfg"], seed, "euler", s.sample_batch)
+    row = {**score_seeds(sample, labels, ref, EVAL_SEEDS), "nfe": best["steps"] * (2 if best["cfg"] != 1.0 else 1)}
+    log.info("teacher-eval: row teacher %s", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
     return run.record(run.path("teacher_eval.json"), {
         "row": row, "steps": best["steps"], "cfg": best["cfg"], "sampler": "euler", "scheduler": SCHEDULER, "count": s.eval_count,
-        "batch": s.sample_batch, "seed": EVAL_SEED, "sweep": sweep,
+        "batch": s.sample_batch, "seeds": list(EVAL_SEEDS), "sweep_seed": VAL_SEED, "sweep": sweep,
     }, t0)
 
 
@@ -506,8 +486,14 @@ def stage_pairs(run: Run) -> dict:
     if not report.ok:
         raise ValueError("the pairs dataset does not validate:\n" + report.text())
     log.info("pairs: %s", report.text().replace("\n", " | "))
+    if s.heldout:  # the seeds after the training pairs': never trained on, they show over-fitting (distill.Selection)
+        held = replace(settings, seed_start=s.pairs, count=s.heldout, shard_size=s.heldout)
+        manifest = pair_collect.open_dataset(run.path("pairs_heldout"), held, prompts, {**info, "held_out": "never trained on"})
+        if manifest.missing():
+            unet, table, _, _ = load_teacher(teacher_path, devices[0])
+            pair_collect.collect(run.path("pairs_heldout"), manifest, ProofScaleTeacher(unet, table, held.steps, held.cfg, held.sampler, s.pairs_batch))
     return run.record(run.path("pairs.json"), {
-        "folder": folder, "count": s.pairs, "shards": settings.num_shards, "settings": settings.to_json(), "devices": len(devices),
+        "folder": folder, "count": s.pairs, "heldout": s.heldout, "shards": settings.num_shards, "settings": settings.to_json(), "devices": len(devices),
         "collect_seconds": timing["seconds"], "pairs_per_second": timing["items"] / max(timing["seconds"], 1e-9),
     }, t0)
 
@@ -560,110 +546,8 @@ def stage_latent_lpips(run: Run) -> dict:
                                                        "distance_same": d_self, "distance_other": d_other}, t0)
 
 
-def distill_plan(run: Run, row: str) -> dict:
-    """What every distillation row shares (steps, batch, lr, ...) and what this row changes (loss, GAN)."""
-    s = run.scale
-    regression, gan = DISTILL_ROWS[row]
-    return {"row": row, "steps": s.distill_steps, "batch": s.distill_batch, "lr": s.lr, "regression": regression, "gan": gan,
-            "gan_warmup": s.gan_warmup if gan else 0, "ema_decay": s.ema_decay, "r1_gamma": s.r1_gamma, "r1_every": s.r1_every}
-
-
-def train_config(run: Run, plan: dict) -> TrainConfig:
-    """The trainer's configuration of a row: its defaults, with the plan's loss, GAN switch, lr, batch, EMA and R1."""
-    s = run.scale
-    return TrainConfig(
-        optim=OptimConfig(lr_g=plan["lr"], lr_d=plan["lr"]),
-        loss=LossConfig(regression=plan["regression"], warmup_steps=plan["gan_warmup"]),
-        discriminator=DiscriminatorConfig(enabled=plan["gan"], r1_gamma=plan["r1_gamma"], r1_every=plan["r1_every"]),
-        batch_size=plan["batch"], ema_decay=plan["ema_decay"], bf16=run.device.type == "cuda", seed=0,
-        save_every=s.save_every, log_every=0,
-    )
-
-
-@torch.no_grad()
-def sample_one_step(generator: OneStepGenerator, table: torch.Tensor, labels: torch.Tensor, seed: int, batch: int) -> torch.Tensor:
-    """One-step latents [N, 1, 32, 32] (CPU) from the scoring noise stream (initial_noise(N, seed))."""
-    device = next(generator.parameters()).device
-    z = initial_noise(len(labels), seed)
-    table = table.to(device)
-    out = []
-    for i in range(0, len(labels), batch):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            x = generator(z[i:i + batch].to(device), table[labels[i:i + batch].to(device)])
-        out.append(x.float().cpu())
-    return torch.cat(out)
-
-
-def stage_distill(run: Run, row: str) -> dict:
-    s, t0 = run.scale, time.monotonic()
-    run.require("pairs", "pairs.json")
-    run_dir = run.path("distill", row)
-    plan = distill_plan(run, row)
-    plan_path = os.path.join(run_dir, "plan.json")
-    if os.path.isfile(plan_path):
-        old = read_json(plan_path)
-        diff = [f"{k}: {old.get(k)!r} → {v!r}" for k, v in plan.items() if old.get(k) != v]
-        if diff:
-            raise ValueError(f"row {row} was started with other settings ({'; '.join(diff)}); use the same options, or delete {run_dir} to restart it")
-    else:
-        write_json(plan_path, plan)
-    teacher_path = run.path("teacher.safetensors")
-    unet, table, net, _ = load_teacher(teacher_path)  # a fresh copy of the teacher: the trainer changes it in place
-    elpips, lpips_info = None, None
-    if plan["regression"] != "mse":
-        run.require("latent-lpips", "latent_lpips.json")
-        lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
-        elpips = ELatentLPIPS(lp, enc)
-    config = train_config(run, plan)
-    session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, run.path("pairs"), run_dir, elpips, run.device, resume=True)
-    steps = plan["steps"]
-    if session.step < steps:
-        log.info("distill-%s: %s regression%s, %d steps at batch %d, lr %g, from step %d on %d pairs (%s)", row, plan["regression"],
-                 f" + GAN after {plan['gan_warmup']} warm-up steps" if plan["gan"] else " only", steps, plan["batch"], plan["lr"],
-                 session.step, len(session.dataset), run.device)
-        first, start = session.step, time.monotonic()
-
-        def on_step(step: int, logs: dict) -> bool:
-            if step % s.log_every == 0 or step == steps:
-                el = time.monotonic() - start
-                per = el / max(1, step - first)
-                terms = ", ".join(f"{k} {v:.4g}" for k, v in sorted(logs.items()) if not k.startswith("grad_norm"))
-                log.info("distill-%s: step %d/%d %s | %.3f s/step, %.0f s, ETA %.0f s", row, step, steps, terms, per, el, per * (steps - step))
-            return step < steps and time.monotonic() > run.deadline
-
-        result = session.run(steps, on_step)
-        _sync(run.device)
-        if result.stopped:
-            raise Incomplete(f"distill-{row}: deadline reached at step {result.step}/{steps} (checkpoint in {run_dir})")
-        log.info("distill-%s: %d steps done (%.0f s in this run)", row, result.step, time.monotonic() - start)
-    # export the EMA generator as a generator file, then score exactly those weights
-    gen_path = run.path("generators", f"{row}.safetensors")
-    ds = session.dataset.settings
-    meta = session.trainer.generator_metadata("custom", LATENT_FORMAT, guidance=ds.cfg, teacher_hash=ds.teacher[:16],
-                                              source=f"proof_scale.pipeline row {row}: Diffusion2GAN trainer on {ds.count} teacher pairs")
-    meta = replace(meta, unet_config=ldm_unet_config(net), notes={**meta.notes, "proof_scale_row": row, "plan": plan,
-                                                                  "latent_lpips": lpips_info or {}})
-    gen_format.save_generator(gen_path, session.trainer.generator_state_dict(ema=True), meta)
-    native = session.trainer.generator_state_dict(ema=True, layout="native")
-    student = build_unet(net)
-    student.load_state_dict({k[len("unet."):]: v for k, v in native.items()})
-    file_sd, _ = gen_format.load_generator(gen_path)
-    mine = diffusers_to_ldm(student.state_dict())
-    if set(file_sd) != set(mine) or any(not torch.equal(file_sd[k], mine[k].float()) for k in mine):
-        raise ValueError(f"{gen_path} does not hold the weights being scored")
-    del session, unet
-    generator = OneStepGenerator(DiffusersUNet(student.to(run.device).eval(), 1.0, 0.0), config.generator.spec).eval()
-    ref = run.reference()
-    labels = class_labels(s.eval_count)
-    sample_one_step(generator, table, labels[: s.sample_batch], EVAL_SEED, s.sample_batch)  # warm-up
-    _sync(run.device)
-    start = time.monotonic()
-    x = sample_one_step(generator, table, labels, EVAL_SEED, s.sample_batch)
-    seconds = time.monotonic() - start
-    row_metrics = {**score(x, labels, ref), "nfe": 1, "seconds": seconds}
-    log.info("distill-%s: row %s", row, json.dumps({k: round(v, 4) for k, v in row_metrics.items()}))
-    return run.record(os.path.join(run_dir, "result.json"), {"row": row_metrics, "plan": plan, "generator": gen_path,
-                                                             "training_steps": meta.training_steps, "count": s.eval_count}, t0)
+def _result_path(row: str) -> str:
+    return os.path.join("distill", row_dir_name(row), "result.json")
 
 
 def stage_report(run: Run) -> dict:
@@ -674,34 +558,37 @@ def stage_report(run: Run) -> dict:
         "latent-lpips": run.require("latent-lpips", "latent_lpips.json"),
     }
     rows = {"teacher": records["teacher-eval"]["row"]}
-    for r in DISTILL_ROWS:
-        records[f"distill-{r}"] = rec = run.require(f"distill-{r}", os.path.join("distill", r, "result.json"))
-        rows[r] = rec["row"]
+    variants = sorted(r for r in (run.args.variants or []) if r not in DISTILL_ROWS)
+    for r in (*DISTILL_ROWS, *variants):
+        records[f"distill-{r}"] = rec = run.require(f"distill-{r}", _result_path(r))
+        rows[r] = {**rec["row"], "plan": rec["plan"]}
     for name, row in rows.items():
         bad = [k for k in METRICS if not isinstance(row.get(k), (int, float)) or not math.isfinite(row[k])]
         if bad:
             raise ValueError(f"row {name} has missing or non-finite {bad}")
     plans = {r: records[f"distill-{r}"]["plan"] for r in DISTILL_ROWS}
-    shared = ("steps", "batch", "lr", "ema_decay")
+    shared = ("steps", "batch", "lr", "ema_decay", "lr_warmup", "lr_decay", "timestep", "seed")
     mismatch = sorted({k for k in shared for p in plans.values() if p[k] != plans["diffusion2gan"][k]})
-    p0 = plans["diffusion2gan"]
     meta = {
-        "device": records["distill-diffusion2gan"]["device"], "torch": torch.__version__,
-        "steps": p0["steps"], "batch": p0["batch"], "lr": p0["lr"], "ema_decay": p0["ema_decay"], "gan_warmup": p0["gan_warmup"],
-        "r1_gamma": p0["r1_gamma"], "r1_every": p0["r1_every"], "same_settings_all_rows": not mismatch,
-        "pairs": records["pairs"]["count"], "pairs_per_second": records["pairs"]["pairs_per_second"],
+        "device": records["distill-diffusion2gan"]["device"], "torch": torch.__version__, "plan": plans["diffusion2gan"],
+        "same_settings_all_rows": not mismatch,
+        "pairs": records["pairs"]["count"], "heldout_pairs": records["pairs"].get("heldout", 0), "pairs_per_second": records["pairs"]["pairs_per_second"],
         "teacher_sampling": {k: records["teacher-eval"][k] for k in ("steps", "cfg", "sampler", "scheduler")},
-        "teacher_train": {k: records["teacher"].get(k) for k in ("steps_done", "seconds", "final_loss", "parameters", "context")},
-        "teacher_sweep": records["teacher-eval"]["sweep"],
+        "teacher_train": {k: records["teacher"].get(k) for k in ("steps_done", "seconds", "final_loss", "parameters", "context", "imported_from")},
+        "teacher_sweep": records["teacher-eval"]["sweep"], "sweep_seed": VAL_SEED,
         "classifier_test_accuracy": records["classifier"]["test_accuracy"],
-        "latent_lpips": {"heads": records["latent-lpips"]["info"].get("heads"), "width": records["latent-lpips"]["trunk"]["width"]},
-        "eval_count": records["teacher-eval"]["count"], "eval_seed": EVAL_SEED, "tiny": bool(run.args.tiny),
+        "latent_lpips": {"heads": records["latent-lpips"]["info"].get("heads"), "width": records["latent-lpips"]["trunk"]["width"],
+                         "augment": records["latent-lpips"]["trunk"].get("augment", "")},
+        "eval_count": records["teacher-eval"]["count"], "eval_seeds": list(EVAL_SEEDS), "tiny": bool(run.args.tiny),
         "commands": {k: v["command"] for k, v in records.items()} | {"report": run.command},
         "stage_seconds": {k: v.get("stage_seconds") for k, v in records.items()},
     }
     if mismatch:
         log.warning("report: the distillation rows differ in %s — the ablation is not like for like", mismatch)
-    out = {**{name: {k: rows[name][k] for k in METRICS} for name in ROWS}, "meta": meta}
+    keep = (*METRICS, "fd_seeds", "fd_spread", "training_samples", "train_seconds", "selected_step", "steps")
+    out = {name: {k: row[k] for k in keep if k in row} for name, row in rows.items() if name in ROWS}
+    out["variants"] = {name: {**{k: rows[name][k] for k in keep if k in rows[name]}, "plan": rows[name]["plan"]} for name in variants}
+    out["meta"] = meta
     write_json(run.results, out)
     text = markdown(out)
     sys.stdout.write(text + "\n")
@@ -710,29 +597,42 @@ def stage_report(run: Run) -> dict:
     return {"results": run.results, "stage_seconds": time.monotonic() - t0}
 
 
+def _fd(r: dict) -> str:
+    seeds = r.get("fd_seeds") or [r["fd"]]
+    return f"{r['fd']:.2f} ({min(seeds):.2f}–{max(seeds):.2f})" if len(seeds) > 1 else f"{r['fd']:.2f}"
+
+
 def markdown(result: dict) -> str:
-    """The results table, the targets and the commands, as markdown."""
+    """The results table (FD: mean over the scoring seeds, their range in brackets), the targets and the commands."""
     t = result["teacher"]
-    lines = ["| row | FD | FD / teacher | precision | recall | class acc | NFE | seconds (sampling) |", "|---|---|---|---|---|---|---|---|"]
-    for name in ROWS:
-        r = result[name]
-        lines.append(f"| {name} | {r['fd']:.3f} | {r['fd'] / t['fd'] if t['fd'] > 0 else float('nan'):.2f} | {r['precision']:.3f} | "
-                     f"{r['recall']:.3f} | {r['class_acc']:.4f} | {r['nfe']} | {r['seconds']:.2f} |")
+    lines = ["| row | FD (range over seeds) | FD / teacher | precision | recall | class acc | NFE | training samples | GPU s (training) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    named = [(n, result[n]) for n in ROWS] + list(result.get("variants", {}).items())
+    for name, r in named:
+        samples = f"{r['training_samples'] / 1e6:.2f} M" if "training_samples" in r else "—"
+        gpu = f"{r['train_seconds']:.0f}" if "train_seconds" in r else "—"
+        lines.append(f"| {name} | {_fd(r)} | {r['fd'] / t['fd'] if t['fd'] > 0 else float('nan'):.2f} | {r['precision']:.3f} | "
+                     f"{r['recall']:.3f} | {r['class_acc']:.4f} | {r['nfe']} | {samples} | {gpu} |")
     d = result["diffusion2gan"]
     ratio = d["fd"] / t["fd"] if t["fd"] > 0 else float("inf")
     acc_gap = (d["class_acc"] - t["class_acc"]) * 100
-    fds = [result[r]["fd"] for r in ("regression_mse", "regression_latentlpips", "regression_elatentlpips")]
+    rec = d["recall"] / t["recall"] if t["recall"] > 0 else 0.0
+    order = [result[r]["fd"] for r in ("regression_mse", "regression_latentlpips", "regression_elatentlpips", "diffusion2gan")]
     ok = lambda b: "**met**" if b else "**missed**"
     m = result["meta"]
+    p = m["plan"]
     lines += [
         "",
-        (f"Targets: diffusion2gan FD ≤ 1.10 × teacher: {ratio:.2f}× → {ok(ratio <= 1.10)}; "
-         f"class accuracy within 2 points of the teacher: {acc_gap:+.2f} points → {ok(abs(acc_gap) <= 2.0)}; "
-         f"ablation order mse > latentlpips > elatentlpips in FD: {fds[0]:.3f} > {fds[1]:.3f} > {fds[2]:.3f} → {ok(fds[0] > fds[1] > fds[2])}."),
+        (f"Targets: diffusion2gan FD ≤ 1.10 × teacher: {ratio:.2f}× → {ok(ratio <= 1.10)}; class accuracy within 2 points: "
+         f"{acc_gap:+.2f} points → {ok(abs(acc_gap) <= 2.0)}; recall ≥ 0.8 × teacher: {rec:.2f}× → {ok(rec >= 0.8)}; "
+         f"order mse > latentlpips > elatentlpips > diffusion2gan in FD: {' > '.join(f'{v:.2f}' for v in order)} → "
+         f"{ok(all(a > b for a, b in zip(order, order[1:])))}."),
         "",
-        (f"Device: {m['device']}. Teacher: {m['teacher_sampling']['steps']} euler steps, CFG {m['teacher_sampling']['cfg']:g}. "
-         f"Students: {m['steps']} steps at batch {m['batch']}, lr {m['lr']:g}, EMA {m['ema_decay']}, on {m['pairs']} teacher pairs; "
-         f"scored on {m['eval_count']} samples (seed {m['eval_seed']})."),
+        (f"Device: {m['device']}. Teacher: {m['teacher_sampling']['steps']} euler steps, CFG {m['teacher_sampling']['cfg']:g} (FD range over "
+         f"{len(t.get('fd_seeds', [0]))} scoring seeds: {t.get('fd_spread', 0):.2f}). Students: up to {p['steps']} steps at batch {p['batch']}, "
+         f"lr {p['lr']:g} (warm-up {p['lr_warmup']}, {p['lr_decay']}), EMA {p['ema_decay']}, ε at t={p['timestep']}; the EMA weights with the "
+         f"best validation FD (noise seed {m['sweep_seed']}) are scored; {m['pairs']} teacher pairs (+{m['heldout_pairs']} held out); "
+         f"{m['eval_count']} samples per scoring seed {m['eval_seeds']}."),
         "",
         "Commands:",
         *[f"    {c}" for c in dict.fromkeys(m["commands"].values())],  # each distinct command once, in stage order
@@ -743,9 +643,10 @@ def markdown(result: dict) -> str:
 def run_stage(run: Run, stage: str) -> None:
     t0 = time.monotonic()
     records = {"classifier": "classifier.json", "teacher": "teacher.json", "teacher-eval": "teacher_eval.json", "pairs": "pairs.json",
-               "latent-lpips": "latent_lpips.json", **{f"distill-{r}": os.path.join("distill", r, "result.json") for r in DISTILL_ROWS}}
-    if stage in records and os.path.isfile(run.path(records[stage])):
-        log.info("=== stage %s: already done (%s), skipped", stage, run.path(records[stage]))
+               "latent-lpips": "latent_lpips.json"}
+    record = _result_path(stage[len("distill-"):]) if stage.startswith("distill-") else records.get(stage)
+    if record and os.path.isfile(run.path(record)):
+        log.info("=== stage %s: already done (%s), skipped", stage, run.path(record))
         return
     log.info("=== stage %s", stage)
     handlers = {"classifier": stage_classifier, "teacher": stage_teacher, "teacher-eval": stage_teacher_eval, "pairs": stage_pairs,
@@ -769,6 +670,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=None,
                    help=f"deadline of this process (default {DEFAULT_MAX_SECONDS:g}, none with --tiny; 0: none); stages stop there, resumable (exit 3)")
     p.add_argument("--deadline-unix", type=float, default=None, help="an absolute deadline (seconds since the epoch), besides --max-seconds")
+    p.add_argument("--teacher-import", default=None, help="teacher stage: take this trained teacher generator file (method teacher) instead of training one")
     p.add_argument("--teacher-steps", type=int, default=None, help="teacher optimiser steps")
     p.add_argument("--teacher-seconds", type=float, default=None, help="teacher training time cap")
     p.add_argument("--sweep-steps", type=lambda v: [int(x) for x in v.split(",")], default=None, help="teacher steps to try, e.g. 10,25,50")
@@ -782,6 +684,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--distill-batch", type=int, default=None, help="global batch of every distillation row")
     p.add_argument("--lr", type=float, default=None, help="G and D learning rate of every distillation row")
     p.add_argument("--gan-warmup", type=int, default=None, help="diffusion2gan: regression-only steps before the GAN")
+    p.add_argument("--variants", type=lambda v: [x for x in v.split(";") if x], default=None,
+                   help="report: variant rows to list after the table's (';'-separated, e.g. 'diffusion2gan@timestep=625')")
     return p.parse_args(argv)
 
 
@@ -794,13 +698,20 @@ def _ignore_work(work: str) -> None:
             f.write("# proof_scale.pipeline outputs\n*\n")
 
 
+def _is_variant_stage(stage: str) -> bool:
+    try:
+        return stage.startswith("distill-") and bool(parse_row(stage[len("distill-"):]))
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; 0 done, 2 error, 3 stopped at the deadline (run the same command again to continue)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
     stages = list(STAGES) if args.stage == "all" else [v.strip() for v in args.stage.split(",") if v.strip()]
-    unknown = [v for v in stages if v not in STAGES]
+    unknown = [v for v in stages if v not in STAGES and not _is_variant_stage(v)]
     if unknown:
         log.error("error: unknown stage(s) %s; stages: all, %s", unknown, ", ".join(STAGES))
         return 2

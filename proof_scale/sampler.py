@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from onestep.cuda_graph import GraphCache
 from onestep.schedule import SD_SCHEDULE, DiscreteSchedule
 
 from .data import EMPTY_PROMPT_INDEX, SIZE
@@ -97,6 +98,22 @@ def sample_heun(model, x, sigmas, extra_args=None, callback=None, disable=None):
 SAMPLERS = {"euler": sample_euler, "heun": sample_heun}  # name → k-diffusion-signature sampler
 
 
+class GraphedDenoiser:
+    """An EpsDenoiser whose calls replay CUDA graphs, one per (batch shape, CFG scale): at 32×32 a step of the small
+    teacher is hundreds of short kernels, so eager sampling leaves the GPU idle between launches. The graph holds
+    the autocast of the capture (bf16 when `bf16`); the result is float32."""
+
+    def __init__(self, denoiser: EpsDenoiser, bf16: bool = True):
+        self.denoiser, self.bf16, self.cache = denoiser, bf16, GraphCache(max_entries=4)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor, cfg: float = 1.0) -> torch.Tensor:
+        def call(x, sigma, labels):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+                return self.denoiser(x, sigma, labels, cfg).float()
+
+        return self.cache.run((tuple(x.shape), float(cfg)), call, {"x": x.float(), "sigma": sigma.float(), "labels": labels})
+
+
 def initial_noise(count: int, seed: int) -> torch.Tensor:
     """Standard normal [count, 1, 32, 32] on the CPU from one seed (independent of batch size and device)."""
     return torch.randn(count, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
@@ -115,17 +132,20 @@ def sample_teacher(
 @torch.no_grad()
 def sample_teacher_from_noise(
     unet: torch.nn.Module, context_table: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, steps: int, cfg: float,
-    sampler: str = "euler", batch: int = 500, schedule: DiscreteSchedule = SD_SCHEDULE, bf16: bool = True,
+    sampler: str = "euler", batch: int = 500, schedule: DiscreteSchedule = SD_SCHEDULE, bf16: bool = True, graphs: bool = True,
 ) -> torch.Tensor:
-    """`sample_teacher` from given standard-normal noise z [N, 1, 32, 32] (e.g. per-seed noise, `seed_noise`)."""
+    """`sample_teacher` from given standard-normal noise z [N, 1, 32, 32] (e.g. per-seed noise, `seed_noise`).
+    On CUDA the denoiser calls replay CUDA graphs unless graphs=False (same arithmetic, launched at once)."""
     device = next(unet.parameters()).device
     denoiser = EpsDenoiser(unet, context_table.to(device), schedule).to(device)
+    graphed = device.type == "cuda" and graphs
+    model = GraphedDenoiser(denoiser, bf16) if graphed else denoiser
     sigmas = discrete_sigmas(steps, schedule).to(device)
     out = []
     for i in range(0, len(labels), batch):
         x = z[i:i + batch].to(device) * math.sqrt(float(sigmas[0]) ** 2 + 1)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
-            x = SAMPLERS[sampler](denoiser, x, sigmas, {"labels": labels[i:i + batch].to(device), "cfg": cfg})
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda" and not graphed):
+            x = SAMPLERS[sampler](model, x, sigmas, {"labels": labels[i:i + batch].to(device), "cfg": cfg})
         out.append(x.float().cpu())
     return torch.cat(out)
 

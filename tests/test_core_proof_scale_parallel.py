@@ -47,6 +47,15 @@ def test_four_gpus_share_the_work():
     assert [len(s) for _, s in parallel.phases(2)[3]] == [2, 2]
 
 
+def test_one_gpu_trains_rows_and_variants_side_by_side():
+    variant = "diffusion2gan@timestep=625"
+    plan = parallel.phases(1, rows_per_gpu=3, variants=(variant,))
+    rows = plan[2]
+    assert [v for v, _ in rows] == ["0", "0", "0"]  # three children on the one GPU
+    assert sorted(s for _, ss in rows for s in ss) == sorted([*ROWS, f"distill-{variant}"])
+    assert plan[0][0][1] == ["classifier", "latent-lpips", "teacher"] and plan[-1] == [("0", ["report"])]
+
+
 def test_too_little_time_stops_before_starting_anything(tmp_path, capsys):
     code = parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--max-seconds", str(parallel.MARGIN)])
     assert code == pipeline.EXIT_INCOMPLETE
@@ -64,7 +73,7 @@ def test_whole_tiny_run_with_two_pair_processes(tmp_path):
     assert code == 0
     with open(os.path.join(w, "proof_scale.json")) as f:
         result = json.load(f)
-    assert set(result) == {*pipeline.ROWS, "meta"}
+    assert set(result) == {*pipeline.ROWS, "variants", "meta"}
     assert result["meta"]["commands"]["report"].startswith("python -m proof_scale.parallel ")
     assert all(os.path.getsize(os.path.join(w, "logs", f)) > 0 for f in os.listdir(os.path.join(w, "logs")))
     # the two processes' shards form one valid dataset, and an item of each replays the teacher

@@ -50,25 +50,33 @@ def work(tmp_path_factory):
     assert pipeline.main([*tiny, "--stage", "distill-regression_mse", "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE
     assert os.path.isfile(os.path.join(w, "distill", "regression_mse", "checkpoint.safetensors"))
     assert pipeline.main([*tiny, "--stage", "all"]) == 0
+    # a variant row (here the parameterisation study's t=625) runs through the same stage and joins the report
+    variant = "diffusion2gan@timestep=625:gan_weight=0.5"
+    assert pipeline.main([*tiny, "--stage", f"distill-{variant},report", "--variants", variant]) == 0
     return w
 
 
 def test_results_have_every_row_and_finite_metrics(work):
     result = _json(work, "proof_scale.json")
-    assert set(result) == {*pipeline.ROWS, "meta"}
+    assert set(result) == {*pipeline.ROWS, "variants", "meta"}
     for row in pipeline.ROWS:
-        assert set(result[row]) == set(pipeline.METRICS)
-        assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in result[row].values()), (row, result[row])
-    assert all(result[r]["nfe"] == 1 for r in pipeline.DISTILL_ROWS)
+        assert set(pipeline.METRICS) <= set(result[row])
+        assert all(isinstance(result[row][k], (int, float)) and math.isfinite(result[row][k]) for k in pipeline.METRICS), (row, result[row])
+        assert len(result[row]["fd_seeds"]) == (3 if row == "teacher" else 2)  # every row with its spread over scoring seeds
+        assert result[row]["fd"] == pytest.approx(sum(result[row]["fd_seeds"]) / len(result[row]["fd_seeds"]))
+    assert all(result[r]["nfe"] == 1 and result[r]["training_samples"] == result[r]["selected_step"] * 4 for r in pipeline.DISTILL_ROWS)
     ev = _json(work, "teacher_eval.json")
     assert result["teacher"]["nfe"] == ev["steps"] * (2 if ev["cfg"] != 1.0 else 1)
-    assert len(ev["sweep"]) == len(pipeline.TINY.sweep_steps) * len(pipeline.TINY.sweep_cfg)
+    assert len(ev["sweep"]) == len(pipeline.TINY.sweep_steps) * len(pipeline.TINY.sweep_cfg) and ev["sweep_seed"] not in ev["seeds"]
     meta = result["meta"]
-    assert meta["steps"] == pipeline.TINY.distill_steps and meta["batch"] == pipeline.TINY.distill_batch
-    assert meta["pairs"] == pipeline.TINY.pairs and meta["same_settings_all_rows"] and meta["torch"] == torch.__version__
+    assert meta["plan"]["steps"] == pipeline.TINY.row["steps"] and meta["plan"]["batch"] == pipeline.TINY.row["batch"]
+    assert meta["pairs"] == pipeline.TINY.pairs and meta["heldout_pairs"] == pipeline.TINY.heldout
+    assert meta["same_settings_all_rows"] and meta["torch"] == torch.__version__
     assert meta["device"].startswith("cpu") and set(meta["commands"]) >= {"classifier", "pairs", "distill-diffusion2gan", "report"}
+    (variant, v), = result["variants"].items()
+    assert variant.startswith("diffusion2gan@") and v["plan"]["timestep"] == 625 and v["plan"]["gan_weight"] == 0.5
     text = pipeline.markdown(result)
-    assert all(f"| {r} |" in text for r in pipeline.ROWS) and "Targets:" in text and "python -m proof_scale.pipeline" in text
+    assert all(f"| {r} |" in text for r in (*pipeline.ROWS, variant)) and "Targets:" in text and "python -m proof_scale.pipeline" in text
 
 
 def test_rerun_skips_every_finished_stage(work):
@@ -80,7 +88,9 @@ def test_rerun_skips_every_finished_stage(work):
 def test_resumed_distillation_counts_each_step_once(work):
     history = _json(work, "distill", "regression_mse", "history.json")
     assert [s for s, _ in history["regression"]] == [1, 2, 3]
-    assert _json(work, "distill", "regression_mse", "result.json")["training_steps"] == 3
+    result = _json(work, "distill", "regression_mse", "result.json")
+    assert result["row"]["steps"] == 3 and [p["step"] for p in result["selection"]] == [2, 3]  # select_every 2, and the end
+    assert all(p["heldout_mse"] >= 0 and p["train_mse"] >= 0 for p in result["selection"])
 
 
 def test_pairs_dataset_validates_and_replays_the_teacher(work):
@@ -105,8 +115,10 @@ def test_exported_generators_and_latent_lpips_weights(work):
     for row in pipeline.DISTILL_ROWS:
         _, meta = load_generator(os.path.join(work, "generators", f"{row}.safetensors"))
         assert (meta.method, meta.base, meta.latent_format, meta.latent_channels) == ("diffusion2gan", "custom", "fmnist32", 1)
-        assert meta.unet_config["num_heads"] == 2 and meta.training_steps == pipeline.TINY.distill_steps
+        assert meta.unet_config["num_heads"] == 2 and meta.training_steps == meta.notes["selected_step"] in (2, 3)
         assert meta.notes["proof_scale_row"] == row and (meta.prediction, meta.timestep) == ("eps", 999)
+    _, meta = load_generator(os.path.join(work, "generators", "diffusion2gan__timestep-625-gan_weight-0.5.safetensors"))
+    assert (meta.prediction, meta.timestep, meta.input_convention) == ("eps", 625, "sigma_z")
     teacher_file = _json(work, "teacher.json")["generator_file"]
     if teacher_file:  # where the generator format knows the "teacher" method
         _, meta = load_generator(teacher_file)

@@ -143,3 +143,23 @@ def test_cli_end_to_end(tmp_path):
     assert main(["export-ldm", d("t.safetensors"), d("ldm.safetensors")]) == 0
     assert "input_blocks.0.0.weight" in load_file(d("ldm.safetensors"))
     assert main([*common, "score", d("s.safetensors"), "--classifier", d("t.safetensors")]) == 2  # not a classifier file
+
+
+def test_the_shipped_teacher_imports_into_the_pipelines_unet_exactly():
+    """teacher_import: the shipped ldm-layout teacher file becomes the diffusers UNet the pipeline samples, weight for weight."""
+    import os
+
+    from onestep import format as gen_format
+    from onestep.unet_keys import diffusers_to_ldm
+    from proof_scale.teacher import ldm_unet_config
+    from proof_scale.teacher_import import import_teacher
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "default_models", "proof_scale", "fmnist-teacher.safetensors")
+    unet, net, meta = import_teacher(path)
+    sd, _ = gen_format.load_generator(path)
+    mine = diffusers_to_ldm(unet.state_dict())
+    assert set(mine) == set(sd) and all(torch.equal(mine[k], sd[k].float()) for k in sd)
+    assert ldm_unet_config(net) == {k: meta.unet_config[k] for k in ldm_unet_config(net)} and meta.method == "teacher"
+    student = os.path.join(os.path.dirname(path), "fmnist-student-diffusion2gan.safetensors")
+    with pytest.raises(ValueError, match="not a proof-scale teacher"):
+        import_teacher(student)

@@ -1,0 +1,41 @@
+"""What the proof-scale stages share: the benchmark's seeds and latent space, JSON records written atomically, and
+the exception of a stage stopped at its deadline."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from onestep.atomic import atomic_write
+
+EVAL_SEEDS = (1_000_000, 1_000_001, 1_000_002)  # scoring noise streams; a row is scored on the first SEEDS_PER_ROW
+SEEDS_PER_ROW = 2  # distillation rows: two scoring sets (their FD spread is reported); the teacher gets all three
+VAL_SEED = 2_000_000  # model selection (teacher sweep, student checkpoints) never sees the scoring noise
+LATENT_FORMAT = "fmnist32"  # generator files: the benchmark's identity latent space (1×32×32 in [−1, 1])
+EXIT_INCOMPLETE = 3
+
+
+class Incomplete(Exception):
+    """A stage stopped at the deadline with resumable state; the message says where."""
+
+
+def write_json(path: str, obj) -> None:
+    """JSON written atomically."""
+    text = json.dumps(obj, indent=2, allow_nan=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+    atomic_write(path, write)
+
+
+def read_json(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device (timings)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

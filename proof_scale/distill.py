@@ -1,0 +1,197 @@
+"""The proof-scale distillation stage: one row (rows.py) trained through the pack's TrainingSession on the teacher's
+pairs, with model selection on validation noise, then exported as a generator file and scored.
+
+Model selection: every `select_every` steps the EMA student makes `val_count` one-step samples from the validation
+noise stream (common.VAL_SEED, never a scoring or pair seed) and its FD is measured; the best weights are kept in
+`best.safetensors` (resumable), and the export is of those. The same points record the student's latent MSE to the
+teacher on held-out pairs (seeds after the training pairs') and on as many training pairs: a gap between the two
+is over-fitting. The row is scored on common.SEEDS_PER_ROW scoring noise streams.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from onestep import format as gen_format
+from onestep.atomic import atomic_write
+from onestep.latent_lpips import ELatentLPIPS
+from onestep.latent_lpips import weights as lpips_weights
+from onestep.pairs import PairDataset
+from onestep.parameterization import OneStepGenerator
+from onestep.precision import keep_output_float32
+from onestep.unet_keys import diffusers_to_ldm
+from training.device_data import DevicePairs
+from training.diffusers_unet import DiffusersUNet
+from training.session import TrainingSession
+
+from . import rows
+from .common import EVAL_SEEDS, LATENT_FORMAT, SEEDS_PER_ROW, VAL_SEED, Incomplete, read_json, sync, write_json
+from .evaluator import score, score_seeds
+from .sampler import class_labels, initial_noise
+from .teacher import build_unet, ldm_unet_config, load_teacher
+
+log = logging.getLogger("proof_scale")
+
+
+def one_step(student: torch.nn.Module, spec) -> OneStepGenerator:
+    """The one-step generator of a diffusers student, its last layer in float32 (onestep/precision.py)."""
+    keep_output_float32(student.conv_out)
+    return OneStepGenerator(DiffusersUNet(student, 1.0, 0.0), spec).eval()
+
+
+@torch.no_grad()
+def sample_one_step(generator: OneStepGenerator, table: torch.Tensor, labels: torch.Tensor, seed: int, batch: int) -> torch.Tensor:
+    """One-step latents [N, 1, 32, 32] (CPU) from the noise stream initial_noise(N, seed)."""
+    device = next(generator.parameters()).device
+    z = initial_noise(len(labels), seed)
+    table = table.to(device)
+    out = []
+    for i in range(0, len(labels), batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            x = generator(z[i:i + batch].to(device), table[labels[i:i + batch].to(device)])
+        out.append(x.float().cpu())
+    return torch.cat(out)
+
+
+class Selection:
+    """Validation FD and held-out/train MSE of the EMA student every few steps; keeps the best weights on disk."""
+
+    def __init__(self, run_dir: str, net, spec, table: torch.Tensor, reference, device: torch.device, val_count: int, batch: int,
+                 heldout: PairDataset | None, train: PairDataset):
+        self.path, self.best_path = os.path.join(run_dir, "selection.json"), os.path.join(run_dir, "best.safetensors")
+        self.state = read_json(self.path) if os.path.isfile(self.path) else {"points": [], "best": None}
+        self.student = build_unet(net).to(device)
+        self.generator = one_step(self.student, spec)
+        self.table, self.reference, self.batch = table, reference, batch
+        self.labels = class_labels(val_count)
+        n = min(val_count, len(heldout)) if heldout is not None else 0
+        self.heldout = DevicePairs(heldout, device).batch(list(range(n))) if n else None
+        self.train = DevicePairs(train, device).batch(list(range(n))) if n else None
+
+    def forget_after(self, step: int) -> None:
+        """Drop points past `step` (a resume from an earlier checkpoint recomputes them)."""
+        self.state["points"] = [p for p in self.state["points"] if p["step"] <= step]
+        if self.state["best"] and self.state["best"]["step"] > step:
+            best = min(self.state["points"], key=lambda p: p["fd"], default=None)
+            self.state["best"] = best
+
+    @torch.no_grad()
+    def _mse(self, pairs: dict) -> float:
+        out = []
+        for i in range(0, len(pairs["noise"]), self.batch):
+            with torch.autocast(pairs["noise"].device.type, dtype=torch.bfloat16, enabled=pairs["noise"].is_cuda):
+                x = self.generator(pairs["noise"][i:i + self.batch], pairs["context"][i:i + self.batch])
+            out.append((x.float() - pairs["latent"][i:i + self.batch]).pow(2).mean(dim=(1, 2, 3)))
+        return torch.cat(out).mean().item()
+
+    def evaluate(self, step: int, weights: dict[str, torch.Tensor]) -> dict:
+        """Score `weights` (the adapter's native EMA state dict) at `step`; saves them when they are the best so far."""
+        self.student.load_state_dict({k[len("unet."):]: v for k, v in weights.items()})
+        self.student.eval()
+        x = sample_one_step(self.generator, self.table, self.labels, VAL_SEED, self.batch)
+        point = {"step": step, **score(x, self.labels, self.reference)}
+        if self.heldout is not None:
+            point["heldout_mse"], point["train_mse"] = self._mse(self.heldout), self._mse(self.train)
+        self.state["points"].append(point)
+        if self.state["best"] is None or point["fd"] < self.state["best"]["fd"]:
+            self.state["best"] = point
+            sd = {k: v.detach().float().cpu().contiguous() for k, v in self.student.state_dict().items()}
+            atomic_write(self.best_path, lambda tmp: save_file(sd, tmp, metadata={"step": str(step)}))
+        write_json(self.path, self.state)
+        return point
+
+    def best_weights(self) -> tuple[int, dict[str, torch.Tensor]] | None:
+        """(step, diffusers state dict) of the best point, or None before the first."""
+        if self.state["best"] is None or not os.path.isfile(self.best_path):
+            return None
+        return self.state["best"]["step"], load_file(self.best_path)
+
+
+def stage_distill(run, row: str) -> dict:
+    """Train (or resume) one row, select, export and score it; `run` is proof_scale.pipeline's Run."""
+    s, t0 = run.scale, time.monotonic()
+    run.require("pairs", "pairs.json")
+    run_dir = run.path("distill", rows.row_dir_name(row))
+    plan = rows.plan(row, run.row_defaults())
+    plan_path = os.path.join(run_dir, "plan.json")
+    if os.path.isfile(plan_path):
+        old = read_json(plan_path)
+        diff = [f"{k}: {old.get(k)!r} → {v!r}" for k, v in plan.items() if old.get(k) != v]
+        if diff:
+            raise ValueError(f"row {row} was started with other settings ({'; '.join(diff)}); use the same options, or delete {run_dir} to restart it")
+    else:
+        os.makedirs(run_dir, exist_ok=True)
+        write_json(plan_path, plan)
+    unet, table, net, _ = load_teacher(run.path("teacher.safetensors"))  # a fresh copy of the teacher: the trainer changes it in place
+    elpips, lpips_info = None, None
+    if plan["regression"] != "mse":
+        run.require("latent-lpips", "latent_lpips.json")
+        lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
+        elpips = ELatentLPIPS(lp, enc)
+    config = rows.train_config(plan, run.device.type == "cuda", s.save_every)
+    session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, run.path("pairs"), run_dir, elpips, run.device, resume=True)
+    heldout = PairDataset(run.path("pairs_heldout")) if os.path.isdir(run.path("pairs_heldout")) else None
+    selection = Selection(run_dir, net, config.generator.spec, table, run.reference(), run.device, s.val_count, s.sample_batch, heldout, session.dataset)
+    selection.forget_after(session.step)
+    timing_path = os.path.join(run_dir, "timing.json")
+    timing = read_json(timing_path) if os.path.isfile(timing_path) else {"train_seconds": 0.0, "steps": 0}
+    steps = plan["steps"]
+    if session.step < steps:
+        log.info("distill-%s: %s, %d steps at batch %d, lr %g, from step %d on %d pairs (%s)", row, plan["regression"] + (" + GAN" if plan["gan"] else ""),
+                 steps, plan["batch"], plan["lr"], session.step, len(session.dataset), run.device)
+        first, start, paused = session.step, time.monotonic(), [0.0]
+
+        def on_step(step: int, logs: dict) -> bool:
+            if s.select_every and (step % s.select_every == 0 or step == steps):
+                t = time.monotonic()
+                p = selection.evaluate(step, session.trainer.generator_state_dict(ema=True, layout="native"))
+                paused[0] += time.monotonic() - t
+                log.info("distill-%s: step %d val fd %.3f%s", row, step, p["fd"],
+                         f", held-out mse {p['heldout_mse']:.5f} / train mse {p['train_mse']:.5f}" if "heldout_mse" in p else "")
+            if step % s.log_every == 0 or step == steps:
+                el = time.monotonic() - start
+                per = (el - paused[0]) / max(1, step - first)
+                terms = ", ".join(f"{k} {v:.4g}" for k, v in sorted(logs.items()) if not k.startswith("grad_norm"))
+                log.info("distill-%s: step %d/%d %s | %.1f ms/step, %.0f s, ETA %.0f s", row, step, steps, terms, 1000 * per, el, per * (steps - step))
+            return step < steps and time.monotonic() > run.deadline
+
+        result = session.run(steps, on_step)
+        sync(run.device)
+        timing = {"train_seconds": timing["train_seconds"] + time.monotonic() - start - paused[0], "steps": result.step}
+        write_json(timing_path, timing)
+        if result.stopped:
+            raise Incomplete(f"distill-{row}: deadline reached at step {result.step}/{steps} (checkpoint in {run_dir})")
+    chosen = selection.best_weights()
+    if chosen is None:  # no selection points (select_every 0): the final EMA
+        chosen = session.step, {k[len("unet."):]: v for k, v in session.trainer.generator_state_dict(ema=True, layout="native").items()}
+    chosen_step, weights = chosen
+    gen_path = run.path("generators", f"{rows.row_dir_name(row)}.safetensors")
+    ds = session.dataset.settings
+    meta = session.trainer.generator_metadata("custom", LATENT_FORMAT, guidance=ds.cfg, teacher_hash=ds.teacher[:16],
+                                              source=f"proof_scale row {row}: Diffusion2GAN trainer on {ds.count} teacher pairs")
+    meta = dataclasses.replace(meta, training_steps=chosen_step, unet_config=ldm_unet_config(net),
+                               notes={**meta.notes, "proof_scale_row": row, "plan": plan, "latent_lpips": lpips_info or {},
+                                      "selected_step": chosen_step, "selected_by": f"FD on {s.val_count} samples of noise seed {VAL_SEED}"})
+    gen_format.save_generator(gen_path, diffusers_to_ldm(weights), meta)
+    del session, unet
+    student = build_unet(net)
+    student.load_state_dict(weights)
+    file_sd, _ = gen_format.load_generator(gen_path)
+    mine = diffusers_to_ldm(student.state_dict())
+    if set(file_sd) != set(mine) or any(not torch.equal(file_sd[k], mine[k].float()) for k in mine):
+        raise ValueError(f"{gen_path} does not hold the weights being scored")
+    generator = one_step(student.to(run.device), config.generator.spec)
+    labels = class_labels(s.eval_count)
+    sample_one_step(generator, table, labels[: s.sample_batch], EVAL_SEEDS[0], s.sample_batch)  # warm-up
+    metrics = score_seeds(lambda seed: sample_one_step(generator, table, labels, seed, s.sample_batch), labels, run.reference(),
+                          EVAL_SEEDS[:SEEDS_PER_ROW])
+    row_metrics = {**metrics, "nfe": 1, "training_samples": chosen_step * plan["batch"], "train_seconds": timing["train_seconds"],
+                   "selected_step": chosen_step, "steps": plan["steps"]}
+    log.info("distill-%s: row %s", row, {k: round(v, 4) if isinstance(v, float) else v for k, v in row_metrics.items()})
+    return run.record(os.path.join(run_dir, "result.json"), {"row": row_metrics, "plan": plan, "generator": gen_path,
+                                                             "selection": selection.state["points"], "count": s.eval_count}, t0)

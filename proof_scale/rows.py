@@ -1,0 +1,70 @@
+"""The distillation rows of the proof-scale benchmark: what each row trains, as a plan (a flat JSON-able dict) and
+the trainer configuration it becomes.
+
+Base rows (the paper's regression-loss ablation, Kang et al. 2024 Table 3, and the full method):
+  regression_mse, regression_latentlpips, regression_elatentlpips  — regression only
+  diffusion2gan                                                    — E-LatentLPIPS + conditional diffusion GAN
+A variant is a base row with settings changed, named `BASE@key=value:key=value` (e.g.
+`diffusion2gan@timestep=625` or `diffusion2gan@gan_balance=fixed:gan_weight=0.1`): the parameterisation and GAN
+studies run through the same code as the table's rows, in their own run folders. Every key of a plan can be set.
+"""
+from __future__ import annotations
+
+import re
+
+from training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, TrainConfig
+from training.core import OneStepSpec
+
+BASE_ROWS: dict[str, tuple[str, bool]] = {  # row → (regression loss, GAN on)
+    "diffusion2gan": ("elatentlpips", True),
+    "regression_mse": ("mse", False),
+    "regression_latentlpips": ("latentlpips", False),
+    "regression_elatentlpips": ("elatentlpips", False),
+}
+PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is read
+    "steps": int, "batch": int, "lr": float, "lr_warmup": int, "lr_decay": str, "lr_floor": float, "regression": str, "gan": lambda v: v == "true",
+    "gan_warmup": int, "gan_weight": float, "gan_balance": str, "timestep": int, "ema_decay": float, "r1_gamma": float,
+    "r1_every": int, "lr_d_ratio": float, "d_t_max": int, "seed": int,
+}
+
+
+def row_dir_name(row: str) -> str:
+    """A folder name for a row or variant (letters, digits, '.', '_', '-')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", row.replace("@", "__"))
+
+
+def parse_row(row: str) -> tuple[str, dict]:
+    """(base row, overrides) of `BASE` or `BASE@key=value:...`; raises ValueError naming what is wrong."""
+    base, _, rest = row.partition("@")
+    if base not in BASE_ROWS:
+        raise ValueError(f"unknown distillation row {base!r}; rows: {', '.join(BASE_ROWS)} (variants: ROW@key=value:key=value)")
+    over = {}
+    for item in filter(None, rest.split(":")):
+        key, eq, value = item.partition("=")
+        if not eq or key not in PLAN_TYPES:
+            raise ValueError(f"bad setting {item!r} in row {row!r}; settable: {', '.join(PLAN_TYPES)}")
+        over[key] = PLAN_TYPES[key](value)
+    return base, over
+
+
+def plan(row: str, defaults: dict) -> dict:
+    """The row's plan: the scale's shared defaults, the base row's loss and GAN switch, then the variant's settings."""
+    base, over = parse_row(row)
+    regression, gan = BASE_ROWS[base]
+    p = {"row": row, **defaults, "regression": regression, "gan": gan}
+    if not gan:
+        p["gan_warmup"] = 0
+    p.update(over)
+    return p
+
+
+def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
+    """The trainer configuration of a plan (the trainer's defaults for everything the plan does not set)."""
+    return TrainConfig(
+        generator=GeneratorConfig(spec=OneStepSpec("eps", p["timestep"], "sigma_z")),
+        optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"],
+                          lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
+        loss=LossConfig(regression=p["regression"], warmup_steps=p["gan_warmup"], gan_weight=p["gan_weight"], gan_balance=p["gan_balance"]),
+        discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_max=p["d_t_max"]),
+        batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
+    )
