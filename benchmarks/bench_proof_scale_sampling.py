@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
     if args.teacher:
         unet, table, _, _ = load_teacher(args.teacher, device)
     else:
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     z, labels = initial_noise(args.count, 7), class_labels(args.count)
     reference = None
     rows = []
+    print(f"device: {torch.cuda.get_device_name(device)} (torch {torch.__version__}); Euler {args.steps} steps, CFG {args.cfg:g}\n")
+    print("| mode | batch | pairs/s | UNet images/s | first call (s) | max abs Δ to first mode |")
+    print("|---|---|---|---|---|---|", flush=True)
     for mode in args.modes.split(","):
         net = unet.to(memory_format=torch.channels_last if mode.endswith("-cl") else torch.contiguous_format)
         if mode == "compile-graph":
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.perf_counter() - t0
         except Exception as e:  # noqa: BLE001 (a mode that cannot run here is reported, not fatal)
             rows.append({"mode": mode, "error": f"{type(e).__name__}: {e}"[:300]})
+            print(f"| {mode} | — | failed: {rows[-1]['error']} | | | |", flush=True)
             continue
         if reference is None:
             reference = x
@@ -72,16 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"mode": mode, "batch": args.batch, "count": args.count, "seconds": seconds, "first_call_seconds": first,
                      "pairs_per_second": args.count / seconds, "unet_images_per_second": args.count * nfe / seconds,
                      "max_abs_diff_to_first_mode": float((x - reference).abs().max())})
+        r = rows[-1]
+        print(f"| {r['mode']} | {r['batch']} | {r['pairs_per_second']:.0f} | {r['unet_images_per_second']:.0f} | {r['first_call_seconds']:.1f} | "
+              f"{r['max_abs_diff_to_first_mode']:.2e} |", flush=True)
     unet.to(memory_format=torch.contiguous_format)
-    print(f"device: {torch.cuda.get_device_name(device)} (torch {torch.__version__}); Euler {args.steps} steps, CFG {args.cfg:g}\n")
-    print("| mode | batch | pairs/s | UNet images/s | first call (s) | max abs Δ to first mode |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['mode']} | — | failed: {r['error']} | | | |")
-        else:
-            print(f"| {r['mode']} | {r['batch']} | {r['pairs_per_second']:.0f} | {r['unet_images_per_second']:.0f} | {r['first_call_seconds']:.1f} | "
-                  f"{r['max_abs_diff_to_first_mode']:.2e} |")
     command = "python -m benchmarks.bench_proof_scale_sampling " + " ".join(shlex.quote(a) for a in argv)
     print(f"\n{command}")
     if args.json:

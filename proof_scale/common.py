@@ -8,8 +8,7 @@ import torch
 
 from onestep.atomic import atomic_write
 
-EVAL_SEEDS = (1_000_000, 1_000_001, 1_000_002)  # scoring noise streams; a row is scored on the first SEEDS_PER_ROW
-SEEDS_PER_ROW = 2  # distillation rows: two scoring sets (their FD spread is reported); the teacher gets all three
+EVAL_SEEDS = (1_000_000, 1_000_001, 1_000_002)  # scoring noise streams: the teacher is scored on (by default) all, each row on two
 VAL_SEED = 2_000_000  # model selection (teacher sweep, student checkpoints) never sees the scoring noise
 LATENT_FORMAT = "fmnist32"  # generator files: the benchmark's identity latent space (1×32×32 in [−1, 1])
 EXIT_INCOMPLETE = 3

@@ -5,7 +5,7 @@ Model selection: every `select_every` steps the EMA student makes `val_count` on
 noise stream (common.VAL_SEED, never a scoring or pair seed) and its FD is measured; the best weights are kept in
 `best.safetensors` (resumable), and the export is of those. The same points record the student's latent MSE to the
 teacher on held-out pairs (seeds after the training pairs') and on as many training pairs: a gap between the two
-is over-fitting. The row is scored on common.SEEDS_PER_ROW scoring noise streams.
+is over-fitting. The row is scored on the scale's row_seeds scoring noise streams (common.EVAL_SEEDS).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from training.diffusers_unet import DiffusersUNet
 from training.session import TrainingSession
 
 from . import rows
-from .common import EVAL_SEEDS, LATENT_FORMAT, SEEDS_PER_ROW, VAL_SEED, Incomplete, read_json, sync, write_json
+from .common import EVAL_SEEDS, LATENT_FORMAT, VAL_SEED, Incomplete, read_json, sync, write_json
 from .evaluator import score, score_seeds
 from .sampler import class_labels, initial_noise
 from .teacher import build_unet, ldm_unet_config, load_teacher
@@ -189,7 +189,7 @@ def stage_distill(run, row: str) -> dict:
     labels = class_labels(s.eval_count)
     sample_one_step(generator, table, labels[: s.sample_batch], EVAL_SEEDS[0], s.sample_batch)  # warm-up
     metrics = score_seeds(lambda seed: sample_one_step(generator, table, labels, seed, s.sample_batch), labels, run.reference(),
-                          EVAL_SEEDS[:SEEDS_PER_ROW])
+                          EVAL_SEEDS[: s.row_seeds])
     row_metrics = {**metrics, "nfe": 1, "training_samples": chosen_step * plan["batch"], "train_seconds": timing["train_seconds"],
                    "selected_step": chosen_step, "steps": plan["steps"]}
     log.info("distill-%s: row %s", row, {k: round(v, 4) if isinstance(v, float) else v for k, v in row_metrics.items()})

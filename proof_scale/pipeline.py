@@ -100,7 +100,7 @@ from .teacher import (
     save_teacher,
     train_teacher,
 )
-from .rows import BASE_ROWS, parse_row, row_dir_name
+from .rows import BASE_ROWS, ROW_DEFAULTS, parse_row, parse_settings, row_dir_name
 from .teacher_import import import_teacher
 
 log = logging.getLogger("proof_scale")
@@ -136,19 +136,14 @@ class Scale:
     heldout: int  # teacher pairs of the seeds after the training pairs', kept out of training (over-fitting check)
     trunk: TrunkTrainConfig  # E-LatentLPIPS trunk (classifier) training
     row: dict  # every distillation row's plan before its own settings (rows.PLAN_TYPES: steps, batch, lr, GAN, ...)
+    teacher_seeds: int  # scoring noise streams of the teacher row (its FD spread); at most len(EVAL_SEEDS)
+    row_seeds: int  # scoring noise streams of each distillation row
     val_count: int  # one-step samples of each model-selection point (validation noise)
     select_every: int  # steps between model-selection points (0: none; the final EMA is scored)
     save_every: int  # trainer checkpoints (besides the end and a deadline stop)
     log_every: int  # progress lines of the distillation
 
 
-# The rows' shared settings (issue 14; measured in docs/benchmarks.md): warm-up then cosine decay of lr, the GAN's
-# gradient at G's output a fixed fraction of the regression's (adaptive), R1 γ 1 every 16 steps.
-ROW_DEFAULTS = {
-    "steps": 6000, "batch": 256, "lr": 1e-4, "lr_warmup": 500, "lr_decay": "cosine", "lr_floor": 0.1, "gan_warmup": 1000,
-    "gan_weight": 0.3, "gan_balance": "adaptive", "timestep": 999, "ema_decay": 0.999, "r1_gamma": 1.0, "r1_every": 16,
-    "lr_d_ratio": 1.0, "d_t_max": 499, "seed": 0,
-}
 FULL = Scale(
     train_limit=None, test_limit=None,
     classifier_net=ClassifierConfig(), classifier_train=ClassifierTrainConfig(),
@@ -156,7 +151,7 @@ FULL = Scale(
     sweep_steps=(10, 25, 50), sweep_cfg=(1.0, 1.5, 2.0, 3.0), sweep_count=2000, eval_count=10000, sample_batch=2000,
     pairs=200000, pairs_batch=2000, pairs_shard=10000, heldout=2000,
     trunk=TrunkTrainConfig(steps=3000, batch=256, lr=1e-3, weight_decay=1e-4, width=0.25, log_every=250, checkpoint_every=500, augment="bg"),
-    row=ROW_DEFAULTS, val_count=2000, select_every=500, save_every=1000, log_every=200,
+    row=ROW_DEFAULTS, teacher_seeds=3, row_seeds=2, val_count=2000, select_every=500, save_every=1000, log_every=200,
 )
 TINY = Scale(
     train_limit=256, test_limit=100,
@@ -167,7 +162,7 @@ TINY = Scale(
     pairs=16, pairs_batch=4, pairs_shard=8, heldout=8,
     trunk=TrunkTrainConfig(steps=4, batch=8, width=1 / 16, log_every=2, checkpoint_every=2, augment="bg"),
     row={**ROW_DEFAULTS, "steps": 3, "batch": 4, "lr_warmup": 1, "gan_warmup": 1, "ema_decay": 0.9, "r1_every": 2},
-    val_count=12, select_every=2, save_every=0, log_every=1,
+    teacher_seeds=3, row_seeds=2, val_count=12, select_every=2, save_every=0, log_every=1,
 )
 TINY_CONTEXT = (4, 16)  # random context table [11, 4, 16] for --tiny
 
@@ -197,12 +192,12 @@ class Run:
         self.data = args.data
         self.command = args.label or "python -m proof_scale.pipeline " + " ".join(shlex.quote(a) for a in argv)
         s = TINY if args.tiny else FULL
-        over = {k: getattr(args, k) for k in ("pairs", "sweep_count", "eval_count") if getattr(args, k) is not None}
+        over = {k: getattr(args, k) for k in ("pairs", "sweep_count", "eval_count", "teacher_seeds", "row_seeds") if getattr(args, k) is not None}
         if args.sweep_steps:
             over["sweep_steps"] = tuple(args.sweep_steps)
         if args.sweep_cfg:
             over["sweep_cfg"] = tuple(args.sweep_cfg)
-        row = {**s.row, **{k: v for k, v in (("steps", args.distill_steps), ("batch", args.distill_batch), ("lr", args.lr),
+        row = {**s.row, **parse_settings(args.row_set or ""), **{k: v for k, v in (("steps", args.distill_steps), ("batch", args.distill_batch), ("lr", args.lr),
                                                ("gan_warmup", args.gan_warmup)) if v is not None}}
         tt = s.teacher_train
         if args.teacher_steps is not None:
@@ -359,16 +354,16 @@ def stage_teacher_eval(run: Run) -> dict:
     sweep = [r for r in rows if r["steps"] in s.sweep_steps and r["cfg"] in s.sweep_cfg and r["count"] == s.sweep_count]
     best = min(sweep, key=lambda r: r["fd"])
     log.info("teacher-eval: best of the sweep: %d steps, CFG %g (fd %.4f on %d samples); scoring %d samples", best["steps"], best["cfg"], best["fd"], s.sweep_count, s.eval_count)
-    if run.left() < 1.2 * predicted(len(EVAL_SEEDS) * s.eval_count + s.sample_batch, best["steps"], best["cfg"]) + 10:
-        raise Incomplete(f"teacher-eval: sweep done, but too little time left for {len(EVAL_SEEDS)} × {s.eval_count} samples of the best setting")
+    seeds = EVAL_SEEDS[: s.teacher_seeds]
+    if run.left() < 1.2 * predicted(len(seeds) * s.eval_count, best["steps"], best["cfg"]) + 10:
+        raise Incomplete(f"teacher-eval: sweep done, but too little time left for {len(seeds)} × {s.eval_count} samples of the best setting")
     labels = class_labels(s.eval_count)
-    sample_teacher(unet, table, labels[: s.sample_batch], best["steps"], best["cfg"], EVAL_SEEDS[0], "euler", s.sample_batch)  # warm-up
     sample = lambda seed: sample_teacher(unet, table, labels, best["steps"], best["cfg"], seed, "euler", s.sample_batch)
-    row = {**score_seeds(sample, labels, ref, EVAL_SEEDS), "nfe": best["steps"] * (2 if best["cfg"] != 1.0 else 1)}
+    row = {**score_seeds(sample, labels, ref, seeds), "nfe": best["steps"] * (2 if best["cfg"] != 1.0 else 1)}
     log.info("teacher-eval: row teacher %s", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
     return run.record(run.path("teacher_eval.json"), {
         "row": row, "steps": best["steps"], "cfg": best["cfg"], "sampler": "euler", "scheduler": SCHEDULER, "count": s.eval_count,
-        "batch": s.sample_batch, "seeds": list(EVAL_SEEDS), "sweep_seed": VAL_SEED, "sweep": sweep,
+        "batch": s.sample_batch, "seeds": list(seeds), "sweep_seed": VAL_SEED, "sweep": sweep,
     }, t0)
 
 
@@ -684,6 +679,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--distill-batch", type=int, default=None, help="global batch of every distillation row")
     p.add_argument("--lr", type=float, default=None, help="G and D learning rate of every distillation row")
     p.add_argument("--gan-warmup", type=int, default=None, help="diffusion2gan: regression-only steps before the GAN")
+    p.add_argument("--teacher-seeds", type=int, default=None, help=f"scoring noise streams of the teacher (default 3, at most {len(EVAL_SEEDS)})")
+    p.add_argument("--row-seeds", type=int, default=None, help="scoring noise streams of each distillation row (default 2)")
+    p.add_argument("--row-set", default=None, help="settings of every distillation row, as a variant's: key=value:key=value (rows.PLAN_TYPES)")
     p.add_argument("--variants", type=lambda v: [x for x in v.split(";") if x], default=None,
                    help="report: variant rows to list after the table's (';'-separated, e.g. 'diffusion2gan@timestep=625')")
     return p.parse_args(argv)

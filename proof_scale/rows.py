@@ -21,6 +21,13 @@ BASE_ROWS: dict[str, tuple[str, bool]] = {  # row → (regression loss, GAN on)
     "regression_latentlpips": ("latentlpips", False),
     "regression_elatentlpips": ("elatentlpips", False),
 }
+# The rows' shared settings (issue 14; measured in docs/benchmarks.md): warm-up then cosine decay of lr, the GAN's
+# gradient at G's output a fixed fraction of the regression's (adaptive), R1 γ 1 every 16 steps.
+ROW_DEFAULTS = {
+    "steps": 6000, "batch": 256, "lr": 1e-4, "lr_warmup": 500, "lr_decay": "cosine", "lr_floor": 0.1, "gan_warmup": 1000,
+    "gan_weight": 0.3, "gan_balance": "adaptive", "timestep": 999, "ema_decay": 0.999, "r1_gamma": 1.0, "r1_every": 16,
+    "lr_d_ratio": 1.0, "d_t_max": 499, "seed": 0,
+}
 PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is read
     "steps": int, "batch": int, "lr": float, "lr_warmup": int, "lr_decay": str, "lr_floor": float, "regression": str, "gan": lambda v: v == "true",
     "gan_warmup": int, "gan_weight": float, "gan_balance": str, "timestep": int, "ema_decay": float, "r1_gamma": float,
@@ -38,13 +45,18 @@ def parse_row(row: str) -> tuple[str, dict]:
     base, _, rest = row.partition("@")
     if base not in BASE_ROWS:
         raise ValueError(f"unknown distillation row {base!r}; rows: {', '.join(BASE_ROWS)} (variants: ROW@key=value:key=value)")
+    return base, parse_settings(rest)
+
+
+def parse_settings(text: str) -> dict:
+    """Plan settings from `key=value:key=value` (values read as rows.PLAN_TYPES says)."""
     over = {}
-    for item in filter(None, rest.split(":")):
+    for item in filter(None, text.split(":")):
         key, eq, value = item.partition("=")
         if not eq or key not in PLAN_TYPES:
-            raise ValueError(f"bad setting {item!r} in row {row!r}; settable: {', '.join(PLAN_TYPES)}")
+            raise ValueError(f"bad setting {item!r}; settable: {', '.join(PLAN_TYPES)}")
         over[key] = PLAN_TYPES[key](value)
-    return base, over
+    return over
 
 
 def plan(row: str, defaults: dict) -> dict:
@@ -68,3 +80,13 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
         discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_max=p["d_t_max"]),
         batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
     )
+
+
+ROW_KINDS = ("mse", "latentlpips", "elatentlpips", "diffusion2gan")  # the four losses, for benchmarks/bench_proof_scale_train.py
+
+
+def train_config_for_kind(kind: str, batch: int, steps: int) -> TrainConfig:
+    """A row's trainer configuration by loss kind (the GAN on from the first step), for speed measurements."""
+    row = "diffusion2gan" if kind == "diffusion2gan" else f"regression_{kind}"
+    p = plan(row, {**ROW_DEFAULTS, "batch": batch, "steps": steps, "gan_warmup": 0})
+    return train_config(p, bf16=True, save_every=0)
