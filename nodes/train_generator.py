@@ -14,7 +14,7 @@ import torch
 from ..onestep.latent_lpips import ELatentLPIPS
 from ..onestep.pairs.manifest import DatasetError
 from ..onestep.parameterization import OneStepSpec
-from ..training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
+from ..training.config import DEFAULT_SPEC, DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
 from ..training.session import TrainingSession
 from . import model_folder
 from .collect_pairs import TRAINING_CATEGORY, _pil
@@ -40,14 +40,15 @@ def resolve_dataset(value: str) -> str:
 
 
 def generator_spec(model) -> OneStepSpec:
-    """ε or v at t=999 on σ_t·z, after the teacher's prediction type (flow teachers are not supported yet)."""
+    """ε or v at the trainer's default timestep (DEFAULT_SPEC: t=625, measured) on σ_t·z, after the teacher's prediction
+    type (flow teachers are not supported yet)."""
     import comfy.model_sampling as ms
 
     sampling = model.get_model_object("model_sampling")
     if isinstance(sampling, ms.V_PREDICTION):
-        return OneStepSpec("v", 999, "sigma_z")
+        return OneStepSpec("v", DEFAULT_SPEC.timestep, "sigma_z")
     if isinstance(sampling, ms.EPS):
-        return OneStepSpec("eps", 999, "sigma_z")
+        return OneStepSpec("eps", DEFAULT_SPEC.timestep, "sigma_z")
     raise ValueError(f"teachers with {type(sampling).__name__} sampling (e.g. flow models) cannot be distilled with Diffusion2GAN here yet")
 
 
@@ -78,7 +79,7 @@ class OneStepTrainDiffusion2GAN:
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 1024, "tooltip": "Pairs per step."}),
                 "lr_g": ("FLOAT", {"default": 1e-5, "min": 0.0, "max": 1.0, "step": 1e-6, "round": 1e-8, "tooltip": "Generator learning rate (LoRA runs like ~1e-4)."}),
                 "lr_d": ("FLOAT", {"default": 1e-5, "min": 0.0, "max": 1.0, "step": 1e-6, "round": 1e-8, "tooltip": "Discriminator learning rate."}),
-                "gan_weight": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip": "λ_GAN, the weight of the GAN term (unpublished; 0.1 by default, see README)."}),
+                "gan_weight": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip": "The GAN's pull on the generator as a share of the regression's (adaptive weight: its gradient at the output is scaled to this fraction; 0.3 by default, see README)."}),
                 "r1_gamma": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip": "Single-sample R1 weight, applied every 16 steps (0: off)."}),
                 "warmup_steps": ("INT", {"default": 1000, "min": 0, "max": 10_000_000, "tooltip": "Regression-only steps before the GAN starts."}),
                 "lora_rank": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: full fine-tune; >0: train LoRA adapters of this rank (low memory) and also save them as a LoRA."}),
@@ -119,7 +120,7 @@ class OneStepTrainDiffusion2GAN:
             raise ValueError(f"the {regression} regression needs E-LatentLPIPS weights: pick a file in latent_lpips or set regression to mse")
         config = TrainConfig(
             generator=GeneratorConfig(spec=generator_spec(model), lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
-            optim=OptimConfig(lr_g=lr_g, lr_d=lr_d),
+            optim=OptimConfig(lr_g=lr_g, lr_d=lr_d, lr_decay="cosine", lr_decay_steps=steps),  # warm-up, then cosine over the run
             loss=LossConfig(regression=regression, gan_weight=gan_weight, warmup_steps=warmup_steps),
             discriminator=DiscriminatorConfig(enabled=discriminator, z_conditioning=z_conditioning, r1_gamma=r1_gamma, multiscale=multiscale, mix_and_match=mix_and_match),
             batch_size=batch_size, bf16=device.type == "cuda", seed=seed, save_every=save_every, log_every=max(1, min(50, steps // 20)),

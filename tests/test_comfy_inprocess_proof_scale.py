@@ -145,16 +145,17 @@ def test_teacher_samples_with_core_eps_as_diffusers_computes(ps, model_set):
 def test_student_generates_as_diffusers_computes(pack, ps, model_set):
     _, student, clip, _ = _load(ps, model_set)
     ms = student.get_model_object("model_sampling")
-    assert ms.onestep_spec.timestep == 999
+    t = int(ms.onestep_spec.timestep)
+    assert t == 625  # the shipped student: ε at t=625 (issue 14's parameterisation study)
     ctx = ps.encode_prompt(clip, "Sneaker")
     out = pack.NODE_CLASS_MAPPINGS["OneStepGenerate"]().generate(student, [[ctx, {}]], 7, 256, 256, 2)[0]["samples"].double()
     assert out.shape == (2, 1, 32, 32)
 
     z = comfy.sample.prepare_noise(torch.zeros(2, 1, 32, 32), 7).double()
-    a = float(torch.cumprod(1 - torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2, 0)[999])
+    a = float(torch.cumprod(1 - torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2, 0)[t])
     x_in = math.sqrt(1 - a) * z  # sigma_z: the UNet sees sqrt(1 − ᾱ)·z
     with torch.no_grad():
-        eps = model_set["student"](x_in.float(), torch.full((2,), 999.0), encoder_hidden_states=ctx.float().expand(2, -1, -1)).sample.double()
+        eps = model_set["student"](x_in.float(), torch.full((2,), float(t)), encoder_hidden_states=ctx.float().expand(2, -1, -1)).sample.double()
     ref = (x_in - math.sqrt(1 - a) * eps) / math.sqrt(a)
     assert torch.allclose(out, ref, atol=2e-4 * ref.abs().max().item()), (out - ref).abs().max()
 

@@ -50,8 +50,8 @@ def work(tmp_path_factory):
     assert pipeline.main([*tiny, "--stage", "distill-regression_mse", "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE
     assert os.path.isfile(os.path.join(w, "distill", "regression_mse", "checkpoint.safetensors"))
     assert pipeline.main([*tiny, "--stage", "all"]) == 0
-    # a variant row (here the parameterisation study's t=625) runs through the same stage and joins the report
-    variant = "diffusion2gan@timestep=625:gan_weight=0.5"
+    # a variant row (here the parameterisation study's t=999) runs through the same stage and joins the report
+    variant = "diffusion2gan@timestep=999:gan_weight=0.5"
     assert pipeline.main([*tiny, "--stage", f"distill-{variant},report", "--variants", variant]) == 0
     return w
 
@@ -74,7 +74,7 @@ def test_results_have_every_row_and_finite_metrics(work):
     assert meta["same_settings_all_rows"] and meta["torch"] == torch.__version__
     assert meta["device"].startswith("cpu") and set(meta["commands"]) >= {"classifier", "pairs", "distill-diffusion2gan", "report"}
     (variant, v), = result["variants"].items()
-    assert variant.startswith("diffusion2gan@") and v["plan"]["timestep"] == 625 and v["plan"]["gan_weight"] == 0.5
+    assert variant.startswith("diffusion2gan@") and v["plan"]["timestep"] == 999 and v["plan"]["gan_weight"] == 0.5
     text = pipeline.markdown(result)
     assert all(f"| {r} |" in text for r in (*pipeline.ROWS, variant)) and "Targets:" in text and "python -m proof_scale.pipeline" in text
 
@@ -116,9 +116,9 @@ def test_exported_generators_and_latent_lpips_weights(work):
         _, meta = load_generator(os.path.join(work, "generators", f"{row}.safetensors"))
         assert (meta.method, meta.base, meta.latent_format, meta.latent_channels) == ("diffusion2gan", "custom", "fmnist32", 1)
         assert meta.unet_config["num_heads"] == 2 and meta.training_steps == meta.notes["selected_step"] in (2, 3)
-        assert meta.notes["proof_scale_row"] == row and (meta.prediction, meta.timestep) == ("eps", 999)
-    _, meta = load_generator(os.path.join(work, "generators", "diffusion2gan__timestep-625-gan_weight-0.5.safetensors"))
-    assert (meta.prediction, meta.timestep, meta.input_convention) == ("eps", 625, "sigma_z")
+        assert meta.notes["proof_scale_row"] == row and (meta.prediction, meta.timestep) == ("eps", 625)
+    _, meta = load_generator(os.path.join(work, "generators", "diffusion2gan__timestep-999-gan_weight-0.5.safetensors"))
+    assert (meta.prediction, meta.timestep, meta.input_convention) == ("eps", 999, "sigma_z")
     teacher_file = _json(work, "teacher.json")["generator_file"]
     if teacher_file:  # where the generator format knows the "teacher" method
         _, meta = load_generator(teacher_file)

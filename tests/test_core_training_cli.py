@@ -13,7 +13,7 @@ from onestep.pairs import PairSettings
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.manifest import prompts_hash
 from training import cli
-from training.config import DEFAULT_SPEC, TrainConfig, low_memory
+from training.config import DEFAULT_SPEC, OptimConfig, TrainConfig, low_memory
 
 PROMPTS = ["a cat", "a dog", "a bird"]
 
@@ -45,7 +45,11 @@ def _parse(argv):
 
 
 def test_flags_fill_the_config():
-    assert cli.config_from_args(_parse([])) == TrainConfig(generator=TrainConfig().generator)
+    # the defaults are the trainer's, with the node's lr schedule: warm-up, then cosine over the run's --steps
+    assert cli.config_from_args(_parse([])) == TrainConfig(optim=OptimConfig(lr_decay="cosine", lr_decay_steps=5))
+    c = cli.config_from_args(_parse(["--lr-warmup", "7", "--lr-decay", "constant", "--lr-floor", "0.5", "--gan-balance", "fixed",
+                                     "--data-on-device", "never"]))
+    assert (c.optim.lr_warmup, c.optim.lr_decay, c.optim.lr_floor, c.loss.gan_balance, c.data_on_device) == (7, "constant", 0.5, "fixed", "never")
     c = cli.config_from_args(_parse(["--lora-rank", "8", "--optimizer", "adafactor", "--regression", "mse", "--no-z-conditioning",
                                      "--single-scale", "--no-mix-and-match", "--r1-gamma", "0", "--gan-weight", "0.5", "--bf16",
                                      "--timestep", "399", "--input-convention", "raw_z", "--d-t-range", "10", "300", "--d-dtype", "bfloat16",

@@ -9,7 +9,7 @@ import torch
 from test_core_training_fixtures import PairsDataset, config, tiny_elpips, tiny_unet
 
 from onestep.format import read_metadata, save_generator
-from training.config import GeneratorConfig, OptimConfig, TrainConfig
+from training.config import DEFAULT_SPEC, GeneratorConfig, OptimConfig, TrainConfig
 from training.lora import LoRALayer
 from training.trainer import Trainer
 from training.unet_interface import IncompatibleDataError, check_batch_compatible
@@ -94,5 +94,5 @@ def test_export_writes_a_generator_file(tmp_path):
     path = str(tmp_path / "g.safetensors")
     save_generator(path, sd, trainer.generator_metadata("custom", "sd15"))
     meta = read_metadata(path)
-    assert (meta.method, meta.prediction, meta.timestep, meta.training_steps) == ("diffusion2gan", "eps", 999, 1)
+    assert (meta.method, meta.prediction, meta.timestep, meta.training_steps) == ("diffusion2gan", "eps", DEFAULT_SPEC.timestep, 1)
     assert meta.notes["training_config"]["loss"]["regression"] == "mse"

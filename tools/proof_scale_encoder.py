@@ -123,8 +123,11 @@ def unet_metadata(role: str, net, **extra):
     """Generator-format metadata of the set's teacher (role "teacher") or one-step student (role "student")."""
     from onestep.format import GeneratorMetadata
     from proof_scale.teacher import ldm_unet_config
+    from training.config import DEFAULT_SPEC
 
-    fields = {"method": "teacher" if role == "teacher" else "diffusion2gan", "base": "custom", "prediction": "eps", "timestep": 999,
+    # the teacher's timestep is unused (multi-step sampling); the student's is the trainer's one-step default (t=625)
+    fields = {"method": "teacher" if role == "teacher" else "diffusion2gan", "base": "custom", "prediction": "eps",
+              "timestep": 999 if role == "teacher" else DEFAULT_SPEC.timestep,
               "input_convention": "sigma_z", "latent_format": "fmnist32", "latent_channels": 1, "unet_config": ldm_unet_config(net),
               "source": "proof-scale (issue 6)"}
     return GeneratorMetadata(**{**fields, **extra})

@@ -70,8 +70,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=o.weight_decay)
     p.add_argument("--grad-accumulation", type=int, default=o.grad_accumulation)
     p.add_argument("--grad-clip", type=float, default=o.grad_clip)
+    p.add_argument("--lr-warmup", type=int, default=o.lr_warmup, help="linear lr warm-up steps")
+    p.add_argument("--lr-decay", default="cosine", choices=["constant", "cosine"], help="after the warm-up: cosine to --lr-floor at --steps (as the node), or constant")
+    p.add_argument("--lr-floor", type=float, default=o.lr_floor, help="cosine decay's final lr, as a fraction of the lr")
     p.add_argument("--regression", default=lo.regression, choices=["elatentlpips", "latentlpips", "mse"])
-    p.add_argument("--gan-weight", type=float, default=lo.gan_weight, help="λ_GAN")
+    p.add_argument("--gan-weight", type=float, default=lo.gan_weight, help="λ_GAN (fixed), or the GAN's share of the regression's gradient (adaptive)")
+    p.add_argument("--gan-balance", default=lo.gan_balance, choices=["fixed", "adaptive"], help="how --gan-weight weighs the GAN term")
+    p.add_argument("--data-on-device", default=g.data_on_device, choices=["auto", "always", "never"], help="keep the pairs on the GPU")
     p.add_argument("--warmup-steps", type=int, default=lo.warmup_steps, help="regression-only steps before the GAN")
     p.add_argument("--no-discriminator", action="store_true", help="regression only")
     p.add_argument("--no-z-conditioning", action="store_true")
@@ -100,14 +105,16 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing,
                                   frozen_dtype=a.frozen_dtype),
         optim=OptimConfig(a.optimizer, a.lr_g, a.lr_d, tuple(a.betas), a.weight_decay, a.grad_accumulation, a.grad_clip,
-                          optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None),
-        loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps),
+                          optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=a.lr_warmup, lr_decay=a.lr_decay,
+                          lr_decay_steps=a.steps, lr_floor=a.lr_floor),
+        loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps, a.gan_balance),
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
             storage_dtype=a.d_dtype, backbone=a.d_backbone, lora_rank=a.d_lora_rank,
         ),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
+        data_on_device=a.data_on_device,
     )
 
 

@@ -2,9 +2,12 @@
 Conditional GANs"): one frozen dataclass per component, a comment per field, filled in by the CLI and the node.
 
 Defaults the paper does not publish, and why they were chosen:
-  - λ_GAN = 0.1: E-LatentLPIPS carries the teacher's ODE mapping (alone it already reaches FID 14.72 in the
-    paper's ablation) and the GAN only sharpens it (→ 9.45). At 0.1 the non-saturating term (≈0.7 at balance)
-    adds ~0.07 to a regression loss of ~0.2–0.5, so the GAN refines without pulling G off the teacher's pairs.
+  - GAN weight, adaptive 0.3: E-LatentLPIPS carries the teacher's ODE mapping (alone it already reaches FID 14.72 in
+    the paper's ablation) and the GAN only sharpens it (→ 9.45). A fixed λ_GAN = 0.1 let a confident D pull twice as
+    hard as the regression in the proof-scale run of session 4 (the GAN made that student worse, FD 90 → 104); the
+    adaptive weight scales the GAN's gradient at G's output to 0.3 × the regression's, whatever D's confidence.
+  - lr warm-up 500 steps (lr_schedule.py): without it Adam's first full-size steps undo the teacher initialisation.
+  - ε at t=625 (DEFAULT_SPEC below), measured against t=999.
   - R1 γ = 1.0: StyleGAN2's heuristic γ ≈ 2e-4·H·W/batch gives 0.8 for a 64×64 SD1.5 latent with the single
     R1 sample; rounded up, and lazily applied (every 16 steps, the penalty scaled by 16 as in StyleGAN2).
   - D timestep: D sees the latent (in the UNet's x0 space) re-noised to a random t ~ U{d_t_min..d_t_max} =
@@ -30,8 +33,11 @@ OPTIMIZERS = ("adamw", "adafactor")
 STORAGE_DTYPES = ("float32", "bfloat16")
 D_BACKBONES = ("full", "lora")  # discriminator backbone: trained copy of the teacher encoder, or frozen + LoRA
 FULL_D_STORAGE = "bfloat16"  # low_memory(): storage of a full fine-tune's D (measured in docs/benchmarks.md)
-# The Diffusion2GAN generator: ε-prediction at t=999 on sqrt(1−ᾱ)·z, as DMD2/SwiftBrush run one step (algorithms.md).
-DEFAULT_SPEC = OneStepSpec("eps", 999, "sigma_z")
+# The generator: ε-prediction at t=625 (σ≈2.5) on sqrt(1−ᾱ)·z, the input ComfyUI's Euler step from σ_625 gives (as
+# SiD-LSG runs one step). Measured on the proof-scale benchmark (docs/benchmarks.md, run 5): at t=999 x0 = σ·(z − ε̂)
+# multiplies every error of ε̂ by σ≈14.6 and the student reached FD 114.6 after 230 k samples; at t=625 (×2.5) it
+# reached 30.2 / 30.4 (two training seeds) after 128–154 k. docs/methods.md has the formulas.
+DEFAULT_SPEC = OneStepSpec("eps", 625, "sigma_z")
 
 
 @dataclass(frozen=True)
@@ -91,11 +97,11 @@ class LossConfig:
     """L_G = regression(G(z,c), x) + λ_GAN · softplus(−D(c, z, G(z,c))) after the warm-up (paper Eq. 5)."""
 
     regression: str = "elatentlpips"  # "elatentlpips" | "latentlpips" (one un-augmented draw) | "mse" (latent MSE)
-    gan_weight: float = 0.1  # λ_GAN (unpublished; see the module docstring); with gan_balance "adaptive" the ratio below
+    gan_weight: float = 0.3  # "adaptive": the GAN's share of the regression's gradient at G's output; "fixed": λ_GAN
     warmup_steps: int = 1000  # regression-only steps before the GAN terms (and D updates) start
     # "fixed": λ_GAN = gan_weight. "adaptive": the GAN's gradient at G's output is scaled to gan_weight × the
     # regression's (losses.GeneratorLoss), so a confident D cannot pull G off the teacher's pairs.
-    gan_balance: str = "fixed"
+    gan_balance: str = "adaptive"
 
     def __post_init__(self) -> None:
         if self.gan_balance not in ("fixed", "adaptive") or self.gan_weight < 0:
