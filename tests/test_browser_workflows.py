@@ -215,16 +215,19 @@ def write_docs(page, host, name: str, thumb: dict) -> None:
             break
         page.keyboard.press("Escape")
         page.wait_for_timeout(300)
-    page.evaluate("""() => {
-        const g = window.app.graph, c = window.app.canvas;
+    bounds = page.evaluate("""() => {
+        const g = window.app.graph;
         const rects = g._nodes.map(n => n.boundingRect).concat(g._groups.map(gr => gr._bounding || gr.bounding));
         const x0 = Math.min(...rects.map(r => r[0])), y0 = Math.min(...rects.map(r => r[1]));
-        const x1 = Math.max(...rects.map(r => r[0] + r[2])), y1 = Math.max(...rects.map(r => r[1] + r[3]));
-        const w = c.canvas.clientWidth - 120, h = c.canvas.clientHeight - 200;
-        const s = Math.min(w / (x1 - x0), h / (y1 - y0), 1);
-        c.ds.scale = s; c.ds.offset = [90 / s - x0, 160 / s - y0]; c.setDirty(true, true); c.draw(true, true) }""")
+        return [x0, y0, Math.max(...rects.map(r => r[0] + r[2])) - x0, Math.max(...rects.map(r => r[1] + r[3])) - y0] }""")
+    scale = 0.65  # the canvas drops text below 60 %: the window grows to show the whole workflow at 65 %
+    page.set_viewport_size({"width": max(VIEWPORT["width"], int(bounds[2] * scale) + 160), "height": max(VIEWPORT["height"], int(bounds[3] * scale) + 220)})
+    page.wait_for_timeout(500)
+    page.evaluate("""([x0, y0, s]) => { const c = window.app.canvas;
+        c.ds.scale = s; c.ds.offset = [90 / s - x0, 170 / s - y0]; c.setDirty(true, true); c.draw(true, true) }""", [bounds[0], bounds[1], scale])
     page.wait_for_timeout(1500)  # image previews load
     png = page.screenshot()
+    page.set_viewport_size(VIEWPORT)
     out = os.path.join(REPO, "docs", "workflows", f"{name}.png")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=128).save(out, optimize=True)

@@ -118,7 +118,7 @@ STEP_OF_CLASS = {
 
 GAP_X, GAP_Y = 60, 70  # between nodes (a node's title bar, 30 px, sits above its pos)
 GROUP_PAD, GROUP_HEAD = 20, 50  # group border and title band
-ROW_WIDTH = 2600  # groups wrap to a new row past this
+ROW_WIDTH = 3000  # groups wrap to a new row past this
 
 
 def _inputs(info: dict) -> list[tuple[str, list]]:
@@ -274,7 +274,7 @@ def convert(prompt: dict, object_info: dict, doc: Workflow | None = None) -> dic
     prompt = complete(prompt, object_info)
     ids = {key: int(key) for key in prompt}
     note_text = f"{doc.description}\n\nWhat to change: {doc.change}" if doc else ""
-    note_size = (340, 60 + 22 * (len(note_text) // 38 + 3)) if doc else (0, 0)
+    note_size = (340, 40 + 16 * (len(note_text) // 40 + 4)) if doc else (0, 0)
     pos, size, groups, note_pos = _layout(prompt, object_info, note_size)
     nodes, links = [], []
     outputs: dict[tuple[str, int], list[int]] = {}
