@@ -152,6 +152,10 @@ def fresh_training_outputs(host, prompt: dict) -> None:
             shutil.rmtree(os.path.join(models, "onestep_pairs", inputs["dataset_name"]), ignore_errors=True)
         if node["class_type"] == "OneStepTrainDiffusion2GAN":
             shutil.rmtree(os.path.join(models, "onestep_runs", inputs["generator_name"]), ignore_errors=True)
+            for folder in ("onestep", "loras"):  # the exported generator (and LoRA) of an earlier run
+                path = os.path.join(models, folder, inputs["generator_name"] + ".safetensors")
+                if os.path.exists(path):
+                    os.remove(path)
 
 
 @pytest.mark.parametrize("name", list(WORKFLOWS))
