@@ -1,6 +1,6 @@
 """One-step parameterizations: how a generator turns noise z into x0 in a single UNet call.
 
-A one-step generator is the teacher's network run at one fixed noise level (algorithms.md):
+A one-step generator is the teacher's network run at one fixed noise level (docs/methods.md):
   - ε-prediction at timestep t (Diffusion2GAN/DMD2 t=999, DMD2-SDXL t=399, SiD-LSG t=625):
       x0 = (x_in − sqrt(1−ᾱ_t)·ε̂) / sqrt(ᾱ_t)
   - v-prediction at t:  x0 = sqrt(ᾱ_t)·x_in − sqrt(1−ᾱ_t)·v̂

@@ -1,4 +1,4 @@
-"""One-step parameterizations against the reference formulas of algorithms.md (no ComfyUI)."""
+"""One-step parameterizations against the reference formulas of docs/methods.md (no ComfyUI)."""
 import math
 
 import pytest
@@ -64,7 +64,7 @@ def test_eps_raw_z_dmd2(z, t):
 
 
 def test_conventions_differ_by_the_documented_amount():
-    # algorithms.md: raw z vs sqrt(1-ᾱ)z differ by 0.2% at t=999 and ~20% at t=399
+    # docs/methods.md: raw z vs sqrt(1-ᾱ)z differ by 0.2% at t=999 and ~20% at t=399
     # (relative to the raw z the UNet sees in DMD2)
     for t, expected in ((999, 0.002), (399, 0.2)):
         ratio = OneStepSpec("eps", t, "sigma_z").noise_multiplier / OneStepSpec("eps", t, "raw_z").noise_multiplier
