@@ -7,22 +7,15 @@ import os
 import comfy.model_management as mm
 import comfy.samplers
 import comfy.utils
-import numpy as np
 import torch
-from PIL import Image
 
 from ..onestep.pairs.collect import collect, open_dataset
 from ..onestep.pairs.dataset import PairDataset
 from ..onestep.pairs.prompts import read_prompts
 from . import model_folder
-from .load_generator import CATEGORY
+from .constants import TRAINING_CATEGORY, to_pil
 from .pair_collection import ComfyTeacher, latent_preview, settings_for
 
-TRAINING_CATEGORY = CATEGORY.rsplit("/", 1)[0] + "/distillation"
-
-
-def _pil(image: torch.Tensor) -> Image.Image:
-    return Image.fromarray((image[0].clamp(0, 1).numpy() * 255).astype(np.uint8))
 
 
 class OneStepCollectTeacherPairs:
@@ -93,7 +86,7 @@ class OneStepCollectTeacherPairs:
 
         def progress(done, total, latents):
             latest[:] = [latents]
-            bar.update_absolute(already + done, count, ("JPEG", _pil(latent_preview(model, latents[:1].cpu(), vae)), 512))
+            bar.update_absolute(already + done, count, ("JPEG", to_pil(latent_preview(model, latents[:1].cpu(), vae)), 512))
 
         collect(folder, manifest, teacher, num_hints=len(hint) if control_net is not None else 0, progress=progress)
         latents = latest[0].cpu() if latest else torch.stack([PairDataset(folder)[i]["latent"] for i in range(min(batch_size, count))])

@@ -9,7 +9,7 @@ import torch
 
 from ..onestep.cuda_graph import GraphCache
 from .fast_path import FAST_MODES, OFF, fully_loaded, weights_key
-from .load_generator import CATEGORY
+from .constants import CATEGORY
 
 log = logging.getLogger("onestep")
 _CACHE = GraphCache(max_entries=4)

@@ -5,7 +5,7 @@ import os
 
 from ..onestep.importers import IMPORTERS
 from . import model_folder
-from .load_generator import CATEGORY
+from .constants import CATEGORY
 
 
 class OneStepImportGenerator:

@@ -11,7 +11,7 @@ from ..onestep.latent_lpips import ELatentLPIPS
 from ..onestep.latent_lpips.augment import parse_preset
 from ..onestep.latent_lpips.weights import load
 from . import model_folder
-from .load_generator import CATEGORY
+from .constants import CATEGORY
 
 PRESETS = ["bg", "b", "g", "go", "bgc", "bgco", "none"]
 # ComfyUI latent formats → the encoders whose weights fit them

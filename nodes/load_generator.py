@@ -4,9 +4,8 @@ from __future__ import annotations
 import folder_paths
 
 from . import model_folder
+from .constants import CATEGORY
 from .generator_model import load_generator_model
-
-CATEGORY = "Diffusion2GAN/one-step"
 
 
 class OneStepLoadGenerator:

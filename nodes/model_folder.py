@@ -41,13 +41,26 @@ def output_path(name: str, overwrite: bool = False) -> str:
     return existing or os.path.join(folder_paths.get_folder_paths(FOLDER)[0], name)
 
 
+def _relative_name(rel: str, what: str, root: str) -> str:
+    """A typed relative path, checked as text: no absolute path, no control characters, no '..' leaving the folder."""
+    rel = rel.strip()
+    if not rel or any(ch in rel for ch in "\0\n\r"):
+        raise ValueError(f"{what} {rel!r} is not a usable path: give a name relative to {root}")
+    if os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == "..":
+        raise ValueError(f"{what} {rel!r} is outside ComfyUI's model folders; give a path relative to {root}")
+    return os.path.normpath(rel)
+
+
 def resolve_source(rel: str) -> str:
-    """A user-given source path, relative to ComfyUI's models folder and required to stay inside it."""
-    root = os.path.realpath(folder_paths.models_dir)
+    """A user-given source path, relative to ComfyUI's models folder and required to stay inside its model folders.
+    The check is on the path as typed (normalised, links not followed): a link the user put inside a model folder
+    (a shared model drive) is followed, as core follows it; a typed path can never leave the folders."""
+    root = os.path.abspath(folder_paths.models_dir)
+    name = _relative_name(rel, "source", root)
     roots = {root} | {
-        os.path.realpath(p) for key, (paths, _) in folder_paths.folder_names_and_paths.items() if key != "custom_nodes" for p in paths
+        os.path.abspath(p) for key, (paths, _) in folder_paths.folder_names_and_paths.items() if key != "custom_nodes" for p in paths
     }
-    full = os.path.realpath(os.path.join(root, rel.strip()))
+    full = os.path.join(root, name)
     if not any(full == r or full.startswith(r + os.sep) for r in roots if r):
         raise ValueError(f"source {rel!r} is outside ComfyUI's model folders; give a path relative to {root}")
     if not os.path.exists(full):

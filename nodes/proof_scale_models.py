@@ -40,7 +40,7 @@ from .generator_model import (
     is_teacher,
     load_generator_model,
 )
-from .load_generator import CATEGORY
+from .constants import CATEGORY
 
 log = logging.getLogger("onestep")
 

@@ -5,7 +5,7 @@ import comfy.samplers
 
 from ..onestep.sampling import sample_onestep
 from .generate import onestep_sigmas
-from .load_generator import CATEGORY
+from .constants import CATEGORY
 
 
 class OneStepSampler:

@@ -14,10 +14,10 @@ import torch
 from ..onestep.latent_lpips import ELatentLPIPS
 from ..onestep.pairs.manifest import DatasetError
 from ..onestep.parameterization import OneStepSpec
-from ..training.config import DEFAULT_SPEC, DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
+from ..training.config import DEFAULT_SPEC, DiscriminatorConfig, default_lr_warmup, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
 from ..training.session import TrainingSession
 from . import model_folder
-from .collect_pairs import TRAINING_CATEGORY, _pil
+from .constants import TRAINING_CATEGORY, to_pil
 from .comfy_unet import ComfyUNet, normal_tensors
 from .generator_model import load_generator_model
 from .latent_diff import check_latent_space, load_weights
@@ -39,16 +39,22 @@ def resolve_dataset(value: str) -> str:
     return model_folder.dataset_folder(value)
 
 
-def generator_spec(model) -> OneStepSpec:
-    """ε or v at the trainer's default timestep (DEFAULT_SPEC: t=625, measured) on σ_t·z, after the teacher's prediction
-    type (flow teachers are not supported yet)."""
+def generator_spec(model, lora: bool = False) -> OneStepSpec:
+    """The student's single call, after the teacher's prediction type (flow teachers are not supported yet): ε or v at
+    the trainer's default timestep (DEFAULT_SPEC: t=625, measured) on σ_t·z. A LoRA run instead trains at the one-step
+    call One-Step Generate makes with the teacher MODEL itself — its file's spec, or σ_max (t=999) for a plain model —
+    because its LoRA is applied to that MODEL by core's loaders and run there."""
     import comfy.model_sampling as ms
 
     sampling = model.get_model_object("model_sampling")
+    own = getattr(sampling, "onestep_spec", None)
+    if lora and own is not None and own.prediction in ("eps", "v"):
+        return own
+    t = 999 if lora else DEFAULT_SPEC.timestep
     if isinstance(sampling, ms.V_PREDICTION):
-        return OneStepSpec("v", DEFAULT_SPEC.timestep, "sigma_z")
+        return OneStepSpec("v", t, "sigma_z")
     if isinstance(sampling, ms.EPS):
-        return OneStepSpec("eps", DEFAULT_SPEC.timestep, "sigma_z")
+        return OneStepSpec("eps", t, "sigma_z")
     raise ValueError(f"teachers with {type(sampling).__name__} sampling (e.g. flow models) cannot be distilled with Diffusion2GAN here yet")
 
 
@@ -82,7 +88,7 @@ class OneStepTrainDiffusion2GAN:
                 "gan_weight": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 100.0, "step": 0.01, "tooltip": "The GAN's pull on the generator as a share of the regression's (adaptive weight: its gradient at the output is scaled to this fraction; 0.3 by default, see README)."}),
                 "r1_gamma": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1000.0, "step": 0.1, "tooltip": "Single-sample R1 weight, applied every 16 steps (0: off)."}),
                 "warmup_steps": ("INT", {"default": 1000, "min": 0, "max": 10_000_000, "tooltip": "Regression-only steps before the GAN starts."}),
-                "lora_rank": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: full fine-tune; >0: train LoRA adapters of this rank (low memory) and also save them as a LoRA."}),
+                "lora_rank": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: full fine-tune; >0: train LoRA adapters of this rank (low memory) and also save them as a LoRA (trained at the one-step call One-Step Generate makes with this teacher MODEL, so core's LoRA loaders apply it there)."}),
                 "save_every": ("INT", {"default": 500, "min": 0, "max": 10_000_000, "tooltip": "Checkpoint every N steps (0: only at the end and on cancel)."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seeds the data order, noise draws and augmentations."}),
                 "generator_name": ("STRING", {"default": "my-diffusion2gan", "tooltip": "Name of the run and of the generator file in models/onestep."}),
@@ -119,8 +125,8 @@ class OneStepTrainDiffusion2GAN:
         elif regression != "mse":
             raise ValueError(f"the {regression} regression needs E-LatentLPIPS weights: pick a file in latent_lpips or set regression to mse")
         config = TrainConfig(
-            generator=GeneratorConfig(spec=generator_spec(model), lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
-            optim=OptimConfig(lr_g=lr_g, lr_d=lr_d, lr_decay="cosine", lr_decay_steps=steps),  # warm-up, then cosine over the run
+            generator=GeneratorConfig(spec=generator_spec(model, lora_rank > 0), lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
+            optim=OptimConfig(lr_g=lr_g, lr_d=lr_d, lr_warmup=default_lr_warmup(steps), lr_decay="cosine", lr_decay_steps=steps),
             loss=LossConfig(regression=regression, gan_weight=gan_weight, warmup_steps=warmup_steps),
             discriminator=DiscriminatorConfig(enabled=discriminator, z_conditioning=z_conditioning, r1_gamma=r1_gamma, multiscale=multiscale, mix_and_match=mix_and_match),
             batch_size=batch_size, bf16=device.type == "cuda", seed=seed, save_every=save_every, log_every=max(1, min(50, steps // 20)),
@@ -144,7 +150,7 @@ class OneStepTrainDiffusion2GAN:
                 preview = None
                 if step % every == 0 or step == steps:
                     student, _ = session.previews(1)
-                    preview = ("JPEG", _pil(latent_preview(model, student, vae)), 512)
+                    preview = ("JPEG", to_pil(latent_preview(model, student, vae)), 512)
                 try:
                     bar.update_absolute(step, steps, preview)
                 except mm.InterruptProcessingException:

@@ -97,3 +97,29 @@ def test_invalid_metadata_values():
         meta(method="magic")
     with pytest.raises(GeneratorFileError, match="timestep"):
         meta(timestep=1500)
+
+
+def test_atomic_writes_keep_the_normal_permissions(tmp_path):
+    """Files written atomically are readable as a plain open() would make them (0666 less the umask), not private."""
+    import os
+
+    from onestep.atomic import atomic_write
+
+    mask = os.umask(0o027)
+    try:
+        import importlib
+
+        import onestep.atomic as atomic
+        importlib.reload(atomic)  # the umask is read at import
+        atomic.atomic_write(str(tmp_path / "a.bin"), lambda tmp: open(tmp, "wb").write(b"x"))
+        assert os.stat(tmp_path / "a.bin").st_mode & 0o777 == 0o640
+    finally:
+        os.umask(mask)
+        importlib.reload(atomic)
+    atomic_write(str(tmp_path / "b.bin"), lambda tmp: open(tmp, "wb").write(b"y"))
+    assert os.stat(tmp_path / "b.bin").st_mode & 0o777 == 0o666 & ~mask
+    import torch
+    from safetensors.torch import save_file
+
+    atomic_write(str(tmp_path / "c.safetensors"), lambda tmp: save_file({"a": torch.zeros(2)}, tmp))  # safetensors writes a private file
+    assert os.stat(tmp_path / "c.safetensors").st_mode & 0o777 == 0o666 & ~mask

@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import shutil
+import time
 from urllib.parse import quote
 
 import pytest
@@ -203,7 +204,7 @@ def test_importer_node_round_trip(host):
         ok(host.run(generate(text_graph(f"{name}.safetensors"), prefix=name)))
 
 
-@pytest.mark.parametrize("case", ["plain", "truncated", "width", "outside", "pickle", "sigmas", "exists"])
+@pytest.mark.parametrize("case", ["plain", "truncated", "width", "outside", "absolute", "pickle", "sigmas", "exists", "too_big"])
 def test_bad_input_gets_a_clear_message(host, case):
     onestep = os.path.join(host.base_dir, "models", "onestep")
     good = os.path.join(onestep, "tiny_eps_t999.safetensors")
@@ -221,6 +222,18 @@ def test_bad_input_gets_a_clear_message(host, case):
     elif case == "outside":
         g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "dmd2", "source": "../../../etc/passwd", "name": "x", "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": False}}}
         assert "outside ComfyUI's model folders" in failed(host.run(g))
+    elif case == "absolute":  # a typed absolute path is refused even when it points into the models folder
+        g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "dmd2", "source": good, "name": "never_abs", "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": False}}}
+        assert "outside ComfyUI's model folders" in failed(host.run(g))
+        assert not os.path.exists(os.path.join(onestep, "never_abs.safetensors"))
+    elif case == "too_big":  # refused up front by the size of the call, not by running out of memory
+        g = text_graph("tiny_eps_t999.safetensors")
+        g["4"] = {"class_type": "OneStepGenerate", "inputs": {"model": ["1", 0], "positive": ["3", 0], "seed": 1, "width": 16384, "height": 16384, "batch_size": 64}}
+        g["5"] = {"class_type": "SaveLatent", "inputs": {"samples": ["4", 0], "filename_prefix": "latents/never_big"}}
+        start = time.monotonic()
+        msg = failed(host.run(g))
+        assert "16384×16384, batch 64 needs about" in msg and "GiB" in msg and "lower the size or the batch" in msg, msg
+        assert time.monotonic() - start < 60
     elif case == "pickle":
         shutil.copy(good, os.path.join(host.base_dir, "models", "victim.pkl"))
         g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "sid-lsg", "source": "victim.pkl", "name": "never_written", "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": False}}}
@@ -242,6 +255,30 @@ def test_bad_input_gets_a_clear_message(host, case):
         before = open(good, "rb").read()
         assert "already exists" in failed(host.run(g))
         assert open(good, "rb").read() == before
+
+
+def test_a_model_linked_into_a_model_folder_imports(host, tmp_path):
+    """A link the user put inside models/ (a shared model drive) is followed, as core follows it."""
+    outside = tmp_path / "shared_drive"
+    outside.mkdir()
+    shutil.copy(os.path.join(host.base_dir, "models", "onestep", "tiny_eps_t999.safetensors"), outside / "dmd2_linked.safetensors")
+    link = os.path.join(host.base_dir, "models", "unet", "linked_drive")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if not os.path.islink(link):
+        os.symlink(outside, link)
+    g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "dmd2", "source": "unet/linked_drive/dmd2_linked.safetensors", "name": "imp_linked",
+                                                                  "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": True}}}
+    assert ok(host.run(g))["1"]["text"] == ["imp_linked.safetensors"]
+    written = os.path.join(host.base_dir, "models", "onestep", "imp_linked.safetensors")
+    assert os.stat(written).st_mode & 0o777 == 0o666 & ~_umask()  # atomic writes keep the normal permissions
+    g["1"]["inputs"]["source"] = "unet/linked_drive/../../../etc/passwd"  # a typed path still cannot leave the folders
+    assert "outside ComfyUI's model folders" in failed(host.run(g))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @pytest.mark.parametrize("path", api_workflows(), ids=os.path.basename)

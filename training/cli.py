@@ -25,6 +25,7 @@ from .config import (
     LossConfig,
     OptimConfig,
     TrainConfig,
+    default_lr_warmup,
     low_memory,
 )
 from .core import ELatentLPIPS, OneStepSpec, atomic_write, bases, format
@@ -70,7 +71,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=o.weight_decay)
     p.add_argument("--grad-accumulation", type=int, default=o.grad_accumulation)
     p.add_argument("--grad-clip", type=float, default=o.grad_clip)
-    p.add_argument("--lr-warmup", type=int, default=o.lr_warmup, help="linear lr warm-up steps")
+    p.add_argument("--lr-warmup", type=int, default=None, help=f"linear lr warm-up steps (default: {o.lr_warmup}, or a tenth of a shorter run)")
     p.add_argument("--lr-decay", default="cosine", choices=["constant", "cosine"], help="after the warm-up: cosine to --lr-floor at --steps (as the node), or constant")
     p.add_argument("--lr-floor", type=float, default=o.lr_floor, help="cosine decay's final lr, as a fraction of the lr")
     p.add_argument("--regression", default=lo.regression, choices=["elatentlpips", "latentlpips", "mse"])
@@ -105,7 +106,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing,
                                   frozen_dtype=a.frozen_dtype),
         optim=OptimConfig(a.optimizer, a.lr_g, a.lr_d, tuple(a.betas), a.weight_decay, a.grad_accumulation, a.grad_clip,
-                          optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=a.lr_warmup, lr_decay=a.lr_decay,
+                          optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=default_lr_warmup(a.steps) if a.lr_warmup is None else a.lr_warmup, lr_decay=a.lr_decay,
                           lr_decay_steps=a.steps, lr_floor=a.lr_floor),
         loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps, a.gan_balance),
         discriminator=DiscriminatorConfig(

@@ -209,6 +209,12 @@ class TrainConfig:
         )
 
 
+def default_lr_warmup(steps: int) -> int:
+    """The lr warm-up of a run of `steps` steps when none is given: OptimConfig's 500 steps, or a tenth of a shorter run
+    (a few-step trial run still moves)."""
+    return min(OptimConfig.lr_warmup, steps // 10)
+
+
 def low_memory(config: TrainConfig) -> TrainConfig:
     """The low-memory variant of a config, as measured in docs/benchmarks.md (issue 5): Adafactor for G in a full
     fine-tune (its EMA then stored in bf16) and for a fully trained D, approximated R1 (no double backward) and
