@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                     call()
                     torch.cuda.synchronize()
                 print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=70), flush=True)
-        del unet
+        unet = None
         torch.cuda.empty_cache()
     print(f"\n{per_image / 1e9:.2f} GFLOP per image forward; python -m benchmarks.bench_proof_scale_unet {' '.join(argv)}")
     return 0

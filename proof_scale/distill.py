@@ -178,7 +178,7 @@ def stage_distill(run, row: str) -> dict:
                                notes={**meta.notes, "proof_scale_row": row, "plan": plan, "latent_lpips": lpips_info or {},
                                       "selected_step": chosen_step, "selected_by": f"FD on {s.val_count} samples of noise seed {VAL_SEED}"})
     gen_format.save_generator(gen_path, diffusers_to_ldm(weights), meta)
-    del session, unet
+    session = unet = None  # the trainer and its copy of the teacher are freed before scoring
     student = build_unet(net)
     student.load_state_dict(weights)
     file_sd, _ = gen_format.load_generator(gen_path)
