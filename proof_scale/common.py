@@ -12,6 +12,9 @@ EVAL_SEEDS = (1_000_000, 1_000_001, 1_000_002)  # scoring noise streams: the tea
 VAL_SEED = 2_000_000  # model selection (teacher sweep, student checkpoints) never sees the scoring noise
 LATENT_FORMAT = "fmnist32"  # generator files: the benchmark's identity latent space (1×32×32 in [−1, 1])
 EXIT_INCOMPLETE = 3
+METRICS = ("fd", "precision", "recall", "class_acc", "nfe", "seconds")  # every row of the report has these
+SCHEDULER = "linspace-999-0"  # proof_scale.sampler.discrete_sigmas: t = round(linspace(999, 0, steps)), then σ=0
+TINY_CONTEXT = (4, 16)  # random context table [11, 4, 16] for --tiny
 
 
 class Incomplete(Exception):

@@ -21,6 +21,8 @@ BASE_ROWS: dict[str, tuple[str, bool]] = {  # row → (regression loss, GAN on)
     "regression_latentlpips": ("latentlpips", False),
     "regression_elatentlpips": ("elatentlpips", False),
 }
+DISTILL_ROWS = tuple(BASE_ROWS)  # the table's distillation rows; variants ROW@key=value:... run as distill-VARIANT
+ROWS = ("teacher", *DISTILL_ROWS)  # the rows of the report's table
 # The rows' shared settings (issue 14; measured in docs/benchmarks.md): warm-up then cosine decay of lr, the GAN's
 # gradient at G's output a fixed fraction of the regression's (adaptive), ε at t=625 (4× lower FD than t=999 in run 5).
 ROW_DEFAULTS = {
