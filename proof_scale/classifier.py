@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from .checkpoint import load_tensors, save_tensors
-from .data import NUM_CLASSES
 
 log = logging.getLogger("proof_scale")
 KIND = "fmnist-classifier"
@@ -26,6 +25,7 @@ class ClassifierConfig:
     width: int = 32  # channels of the first conv stage (stages: width, 2·width, 4·width at 32, 16, 8 px)
     feature_dim: int = 256  # penultimate (feature) layer width: the metrics' feature space
     dropout: float = 0.3  # dropout before the classification head (training only)
+    num_classes: int = 10  # classes of the labelled set (set from its labels by the pipeline)
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Classifier(nn.Module):
         w = cfg.width
         self.trunk = nn.Sequential(_stage(1, w), _stage(w, 2 * w), _stage(2 * w, 4 * w), nn.Flatten())
         self.feature = nn.Sequential(nn.Linear(4 * w * 16, cfg.feature_dim, bias=False), nn.BatchNorm1d(cfg.feature_dim))
-        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.feature_dim, NUM_CLASSES))
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.feature_dim, cfg.num_classes))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features [N, feature_dim] (batch-normalised, before the ReLU)."""

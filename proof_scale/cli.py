@@ -19,13 +19,14 @@ import time
 from dataclasses import fields
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from onestep.atomic import atomic_write
 
 from .checkpoint import CheckpointError
 from .classifier import ClassifierConfig, ClassifierTrainConfig, accuracy, load_classifier, save_classifier, train_classifier
-from .data import load_split
+from .data import empty_row, load_split
 from .evaluator import load_or_build_reference, score
 from .sampler import SAMPLERS, class_labels, sample_teacher
 from .teacher import (
@@ -68,8 +69,17 @@ def _device(name: str | None) -> torch.device:
     return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def context_prompts(spec: str) -> list[str] | None:
+    """The class prompts a context-table file was encoded from (its "prompts" metadata, the empty prompt dropped)."""
+    if spec.startswith("random:"):
+        return None
+    with safe_open(spec, "pt") as f:
+        prompts = json.loads((f.metadata() or {}).get("prompts", "null"))
+    return [p for p in prompts if p] if prompts else None
+
+
 def read_context(spec: str) -> torch.Tensor:
-    """A context table [11, L, D] from a .safetensors file (tensor "context") or "random:L:D[:seed]"."""
+    """A context table [K+1, L, D] from a .safetensors file (tensor "context") or "random:L:D[:seed[:classes]]"."""
     if spec.startswith("random:"):
         parts = [int(v) for v in spec.split(":")[1:]]
         return random_context_table(*parts)
@@ -195,7 +205,7 @@ def cmd_train_teacher(args) -> int:
 
 def cmd_sample_teacher(args) -> int:
     unet, table, _, _ = load_teacher(args.teacher, _device(args.device))
-    labels = class_labels(args.count)
+    labels = class_labels(args.count, empty_row(table))
     start = time.monotonic()
     x = sample_teacher(unet, table, labels, args.steps, args.cfg, args.seed, args.sampler, args.batch, bf16=not args.fp32)
     log.info("%d samples, %d steps, cfg %g in %.1f s", args.count, args.steps, args.cfg, time.monotonic() - start)
@@ -215,7 +225,7 @@ def cmd_score(args) -> int:
 def cmd_sweep_teacher(args) -> int:
     ref, _ = _evaluator(args)
     unet, table, _, _ = load_teacher(args.teacher, _device(args.device))
-    labels = class_labels(args.count)
+    labels = class_labels(args.count, empty_row(table))
     rows = []
     for steps in args.steps:
         for cfg in args.cfg:

@@ -12,9 +12,29 @@ from onestep.latent_lpips.datasets import FASHION_MNIST_CLASSES, FASHION_MNIST_D
 SIZE = 32  # latent height and width
 PAD = 2  # pixels of background added on each side (28 + 2·2 = 32)
 BACKGROUND = 0  # uint8 background of Fashion-MNIST (black)
-PROMPTS: tuple[str, ...] = FASHION_MNIST_CLASSES  # class i's prompt is its name; the empty prompt is ""
-NUM_CLASSES = len(PROMPTS)
-EMPTY_PROMPT_INDEX = NUM_CLASSES  # row of the context table holding the empty prompt (CFG's unconditional branch)
+PROMPTS: tuple[str, ...] = FASHION_MNIST_CLASSES  # Fashion-MNIST's class i's prompt is its name; the empty prompt is ""
+NUM_CLASSES = len(PROMPTS)  # Fashion-MNIST's; other data sets bring their own count (num_classes)
+EMPTY_PROMPT_INDEX = NUM_CLASSES  # Fashion-MNIST's empty-prompt row; in general the table's last row (empty_row)
+
+
+def num_classes(labels: torch.Tensor) -> int:
+    """Classes of a labelled set (labels 0..K−1)."""
+    return int(labels.max()) + 1
+
+
+def empty_row(table: torch.Tensor) -> int:
+    """The context table's row of the empty prompt (CFG's unconditional branch): the last, after one row per class."""
+    return int(table.shape[0]) - 1
+
+
+def prompt_names(classes: int, names: list[str] | None = None) -> list[str]:
+    """The class prompts of a data set: `names` when given (the prompts a context table was encoded from, recorded in
+    its file), else neutral "class i" (any distinct texts condition a teacher trained on them)."""
+    if names is not None:
+        if len(names) != classes:
+            raise ValueError(f"{len(names)} prompt names for {classes} classes")
+        return list(names)
+    return [f"class {i}" for i in range(classes)]
 
 
 def to_latents(images: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ from training.session import TrainingSession
 
 from . import rows
 from .common import EVAL_SEEDS, LATENT_FORMAT, VAL_SEED, Incomplete, read_json, sync, write_json
+from .data import empty_row
 from .evaluator import score, score_seeds
 from .sampler import class_labels, initial_noise
 from .teacher import build_unet, ldm_unet_config, load_teacher
@@ -68,7 +69,7 @@ class Selection:
         self.student = build_unet(net).to(device)
         self.generator = one_step(self.student, spec)
         self.table, self.reference, self.batch = table, reference, batch
-        self.labels = class_labels(val_count)
+        self.labels = class_labels(val_count, empty_row(table))
         n = min(val_count, len(heldout)) if heldout is not None else 0
         self.heldout = DevicePairs(heldout, device).batch(list(range(n))) if n else None
         self.train = DevicePairs(train, device).batch(list(range(n))) if n else None
@@ -186,7 +187,7 @@ def stage_distill(run, row: str) -> dict:
     if set(file_sd) != set(mine) or any(not torch.equal(file_sd[k], mine[k].float()) for k in mine):
         raise ValueError(f"{gen_path} does not hold the weights being scored")
     generator = one_step(student.to(run.device), config.generator.spec)
-    labels = class_labels(s.eval_count)
+    labels = class_labels(s.eval_count, empty_row(table))
     sample_one_step(generator, table, labels[: s.sample_batch], EVAL_SEEDS[0], s.sample_batch)  # warm-up
     metrics = score_seeds(lambda seed: sample_one_step(generator, table, labels, seed, s.sample_batch), labels, run.reference(),
                           EVAL_SEEDS[: s.row_seeds])

@@ -17,7 +17,7 @@ import torch
 from onestep.cuda_graph import GraphCache
 from onestep.schedule import SD_SCHEDULE, DiscreteSchedule
 
-from .data import EMPTY_PROMPT_INDEX, SIZE
+from .data import NUM_CLASSES, SIZE, empty_row
 
 
 def schedule_sigmas(schedule: DiscreteSchedule = SD_SCHEDULE) -> torch.Tensor:
@@ -56,7 +56,7 @@ class EpsDenoiser(torch.nn.Module):
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor, cfg: float = 1.0) -> torch.Tensor:
         if cfg == 1.0:
             return x - sigma.view(-1, 1, 1, 1) * self.eps(x, sigma, labels)
-        empty = torch.full_like(labels, EMPTY_PROMPT_INDEX)
+        empty = torch.full_like(labels, empty_row(self.context_table))
         eps_c, eps_u = self.eps(torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([labels, empty])).chunk(2)
         return x - sigma.view(-1, 1, 1, 1) * (eps_u + cfg * (eps_c - eps_u))
 
@@ -156,6 +156,6 @@ def seed_noise(seed: int) -> torch.Tensor:
     return torch.randn(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
 
 
-def class_labels(count: int) -> torch.Tensor:
-    """Balanced prompts: item i gets class i mod 10."""
-    return torch.arange(count) % 10
+def class_labels(count: int, classes: int = NUM_CLASSES) -> torch.Tensor:
+    """Balanced prompts: item i gets class i mod `classes`."""
+    return torch.arange(count) % classes

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
@@ -16,7 +16,7 @@ from onestep.latent_lpips.train_trunk import TrunkClassifier, TrunkTrainingStopp
 
 from .classifier import accuracy, load_classifier, save_classifier, train_classifier
 from .common import Incomplete, sync
-from .data import load_split
+from .data import load_split, num_classes
 from .evaluator import load_or_build_reference, score
 
 log = logging.getLogger("proof_scale")
@@ -33,7 +33,7 @@ def stage_classifier(run) -> dict:
         x, y = load_split("train", s.train_limit, run.data)
         log.info("classifier: training %d steps at batch %d on %d images (%s)", s.classifier_train.steps, s.classifier_train.batch, len(x), run.device)
         start = time.monotonic()
-        model = train_classifier(x, y, s.classifier_train, s.classifier_net, run.device)
+        model = train_classifier(x, y, s.classifier_train, replace(s.classifier_net, num_classes=num_classes(y)), run.device)
         sync(run.device)
         seconds = time.monotonic() - start
         acc = accuracy(model, *load_split("test", s.test_limit, run.data))

@@ -17,7 +17,7 @@ from onestep.pairs.validate import validate
 
 from .checkpoint import digest
 from .common import LATENT_FORMAT, SCHEDULER, Incomplete, read_json, write_json
-from .data import EMPTY_PROMPT_INDEX, PROMPTS, SIZE
+from .data import SIZE, empty_row, prompt_names
 from .sampler import sample_teacher_from_noise, seed_noise
 from .teacher import load_teacher
 
@@ -39,7 +39,7 @@ class ProofScaleTeacher:
         return seed_noise(seed)
 
     def conditioning(self, prompt_index: int) -> dict[str, torch.Tensor]:
-        row = EMPTY_PROMPT_INDEX if prompt_index < 0 else prompt_index
+        row = empty_row(self.table) if prompt_index < 0 else prompt_index
         return {"cond": self.table[row][None].float().cpu()}
 
     def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
@@ -91,7 +91,7 @@ def stage_pairs(run) -> dict:
     teacher_path = run.path("teacher.safetensors")
     devices = _pair_devices(run)
     unet, table, _, _ = load_teacher(teacher_path, devices[0])
-    prompts = list(PROMPTS)
+    prompts = prompt_names(empty_row(table), run.require("teacher", "teacher.json").get("prompts"))
     settings = PairSettings(
         teacher=file_sha256(teacher_path), latent_format=LATENT_FORMAT, latent_shape=(1, SIZE, SIZE), sampler=ev["sampler"],
         scheduler=SCHEDULER, steps=int(ev["steps"]), cfg=float(ev["cfg"]), negative="", prompts_sha256=prompts_hash(prompts),

@@ -15,9 +15,9 @@ from onestep import format as gen_format
 from onestep.pairs.shards import file_sha256
 
 from .checkpoint import digest
-from .cli import read_context
+from .cli import context_prompts, read_context
 from .common import EVAL_SEEDS, LATENT_FORMAT, SCHEDULER, TINY_CONTEXT, VAL_SEED, Incomplete, read_json, sync, write_json
-from .data import load_split
+from .data import empty_row, load_split, num_classes, prompt_names
 from .evaluator import score, score_seeds
 from .sampler import class_labels, sample_teacher
 from .teacher import TeacherNetConfig, build_unet, ldm_state_dict, ldm_unet_config, load_teacher, parameter_count, random_context_table, save_teacher, train_teacher
@@ -28,12 +28,17 @@ log = logging.getLogger("proof_scale")
 
 def stage_teacher(run) -> dict:
     s, t0 = run.scale, time.monotonic()
+    classes = num_classes(load_split("train", s.train_limit, run.data)[1])  # the data set's, not Fashion-MNIST's ten
+    prompts = None
     if run.args.tiny:
-        table, source = random_context_table(*TINY_CONTEXT), f"random:{TINY_CONTEXT[0]}:{TINY_CONTEXT[1]} (--tiny)"
+        table, source = random_context_table(*TINY_CONTEXT, classes=classes), f"random:{TINY_CONTEXT[0]}:{TINY_CONTEXT[1]} (--tiny)"
     elif run.args.context:
-        table, source = read_context(run.args.context), run.args.context
+        table, source, prompts = read_context(run.args.context), run.args.context, context_prompts(run.args.context)
     else:
-        raise ValueError("the teacher stage needs --context FILE (.safetensors with 'context' [11, L, D]: the ten class prompts, then the empty prompt)")
+        raise ValueError(f"the teacher stage needs --context FILE (.safetensors with 'context' [{classes + 1}, L, D]: one prompt per class, then the empty prompt)")
+    if table.shape[0] != classes + 1:
+        raise ValueError(f"the context table has {table.shape[0]} rows, the data set has {classes} classes: it needs one row per class, then the empty prompt")
+    prompts = prompt_names(classes, prompts)
     out = run.path("teacher.safetensors")
     if os.path.isfile(out):
         unet, _, net, info = load_teacher(out)
@@ -43,7 +48,7 @@ def stage_teacher(run) -> dict:
             raise ValueError(f"{run.args.teacher_import} takes text of width {net.context_dim}, the context table has {table.shape[2]}")
         info = {"imported_from": os.path.basename(run.args.teacher_import), "imported_sha256": file_sha256(run.args.teacher_import),
                 "steps_done": meta.training_steps, "teacher_train": meta.notes.get("teacher_train"), "seconds": 0.0,
-                "device": str(run.device), "context": source, "context_sha256": digest({"context": table})}
+                "device": str(run.device), "context": source, "context_sha256": digest({"context": table}), "prompts": prompts}
         save_teacher(out, unet, net, table, info)
         log.info("teacher: imported %s (%d training steps) → %s", run.args.teacher_import, meta.training_steps, out)
     else:
@@ -60,7 +65,7 @@ def stage_teacher(run) -> dict:
         seconds = time.monotonic() - start
         tail = losses[-min(len(losses), 200):]
         info = {"train": asdict(cfg), "steps_done": len(losses), "final_loss": sum(tail) / len(tail), "seconds": seconds,
-                "device": str(run.device), "context": source, "context_sha256": digest({"context": table})}
+                "device": str(run.device), "context": source, "context_sha256": digest({"context": table}), "prompts": prompts}
         save_teacher(out, unet, net, table, info)
         log.info("teacher: %d steps in %.0f s, final loss %.4f → %s", len(losses), seconds, info["final_loss"], out)
     comfy_file = export_teacher_generator(run, unet.cpu(), net, info)
@@ -92,7 +97,7 @@ def stage_teacher_eval(run) -> dict:
     partial_path = run.path("teacher_eval.partial.json")
     partial = read_json(partial_path) if os.path.isfile(partial_path) else {"rows": []}
     rows = partial["rows"]
-    labels = class_labels(s.sweep_count)
+    labels = class_labels(s.sweep_count, empty_row(table))
     nfe = lambda steps, cfg: steps * (2 if cfg != 1.0 else 1)
 
     def predicted(count: int, steps: int, cfg: float) -> float:
@@ -119,7 +124,7 @@ def stage_teacher_eval(run) -> dict:
     seeds = EVAL_SEEDS[: s.teacher_seeds]
     if run.left() < 1.2 * predicted(len(seeds) * s.eval_count, best["steps"], best["cfg"]) + 10:
         raise Incomplete(f"teacher-eval: sweep done, but too little time left for {len(seeds)} × {s.eval_count} samples of the best setting")
-    labels = class_labels(s.eval_count)
+    labels = class_labels(s.eval_count, empty_row(table))
     sample = lambda seed: sample_teacher(unet, table, labels, best["steps"], best["cfg"], seed, "euler", s.sample_batch)
     row = {**score_seeds(sample, labels, ref, seeds), "nfe": best["steps"] * (2 if best["cfg"] != 1.0 else 1)}
     log.info("teacher-eval: row teacher %s", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))

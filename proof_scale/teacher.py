@@ -4,7 +4,7 @@ on the SD discrete schedule (onestep/schedule.py), with classifier-free-guidance
 2022: 10% of prompts replaced by the empty prompt) and an EMA of the weights.
 
 Conditioning is a text-embedding table passed in by the caller, [11, L, D]: rows 0..9 the encodings of the
-ten class prompts (data.PROMPTS), row 10 the empty prompt. The weights convert to ComfyUI's ldm layout with
+class prompts (K rows; Fashion-MNIST: data.PROMPTS), row K the empty prompt. The weights convert to ComfyUI's ldm layout with
 onestep/unet_keys.py; `ldm_unet_config` gives the matching ComfyUI UNetModel config.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from onestep.schedule import SD_SCHEDULE, DiscreteSchedule
 from onestep.unet_keys import diffusers_to_ldm
 
 from .checkpoint import load_tensors, save_tensors
-from .data import EMPTY_PROMPT_INDEX, NUM_CLASSES, SIZE
+from .data import NUM_CLASSES, SIZE, empty_row, num_classes
 
 log = logging.getLogger("proof_scale")
 KIND = "fmnist-teacher"
@@ -116,7 +116,7 @@ class EpsLoss:
         t = torch.randint(0, len(self.alphas_cumprod), (n,), generator=generator, device=dev)
         eps = torch.randn(x0.shape, generator=generator, device=dev)
         drop = torch.rand(n, generator=generator, device=dev) < self.cond_dropout
-        rows = torch.where(drop, torch.full_like(labels, EMPTY_PROMPT_INDEX), labels)
+        rows = torch.where(drop, torch.full_like(labels, empty_row(self.context_table)), labels)
         pred = unet(noisy(x0, eps, t, self.alphas_cumprod), t, encoder_hidden_states=self.context_table[rows]).sample
         return torch.nn.functional.mse_loss(pred.float(), eps)
 
@@ -128,10 +128,11 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p.detach(), 1.0 - decay)
 
 
-def check_context_table(table: torch.Tensor, context_dim: int) -> None:
+def check_context_table(table: torch.Tensor, context_dim: int, classes: int | None = None) -> None:
     """Raise unless the table is [11, L, context_dim] and finite."""
-    if table.ndim != 3 or table.shape[0] != NUM_CLASSES + 1 or table.shape[2] != context_dim:
-        raise ValueError(f"context table must be [{NUM_CLASSES + 1}, L, {context_dim}] (10 prompts + empty), got {tuple(table.shape)}")
+    rows = (classes + 1) if classes is not None else max(2, table.shape[0] if table.ndim == 3 else 0)
+    if table.ndim != 3 or table.shape[0] != rows or table.shape[2] != context_dim:
+        raise ValueError(f"context table must be [{rows}, L, {context_dim}] (one prompt per class, then the empty prompt), got {tuple(table.shape)}")
     if not torch.isfinite(table).all():
         raise ValueError("context table has non-finite values")
 
@@ -142,7 +143,7 @@ def train_teacher(
     device: str | torch.device | None = None, progress: Callable[[int, float], None] | None = None,
 ) -> tuple[UNet2DConditionModel, list[float]]:
     """Train the teacher; returns (EMA UNet in eval mode, loss per step). bf16 autocast on CUDA."""
-    check_context_table(context_table, net.context_dim)
+    check_context_table(context_table, net.context_dim, num_classes(labels))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(cfg.seed)
     unet = build_unet(net).to(device).train()
@@ -198,10 +199,10 @@ def load_teacher(path: str, device: str | torch.device = "cpu") -> tuple[UNet2DC
     return unet.to(device).eval(), table.to(device), net, meta.get("info", {})
 
 
-def random_context_table(length: int = 8, dim: int = 768, seed: int = 0) -> torch.Tensor:
+def random_context_table(length: int = 8, dim: int = 768, seed: int = 0, classes: int = NUM_CLASSES) -> torch.Tensor:
     """A seeded Gaussian stand-in table [11, length, dim] (unit-variance tokens) for runs without a text encoder."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(NUM_CLASSES + 1, length, dim, generator=g)
+    return torch.randn(classes + 1, length, dim, generator=g)
 
 
 def parameter_count(unet: torch.nn.Module) -> int:

@@ -148,3 +148,52 @@ def test_bad_invocations_fail_with_status_2(tmp_path):
     assert pipeline.main(["--work", str(tmp_path), "--stage", "nonsense", "--tiny"]) == 2
     assert pipeline.main(["--work", str(tmp_path), "--stage", "teacher"]) == 2  # full scale needs --context
     assert pipeline.main(["--work", str(tmp_path), "--stage", "pairs", "--tiny"]) == 2  # before the teacher exists
+
+
+def _write_idx(path: str, array) -> None:
+    import gzip
+
+    import numpy as np
+
+    a = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + a.tobytes())
+
+
+def shapes_dataset(folder: str, train: int = 256, test: int = 100, seed: int = 0) -> None:
+    """A second labelled 28×28 set in Fashion-MNIST's four IDX files: 4 classes of noisy bright shapes (square, disc,
+    bar, cross) at random positions — not Fashion-MNIST, not 10 classes."""
+    import numpy as np
+
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:28, :28]
+    for prefix, n in (("train", train), ("t10k", test)):
+        labels = g.integers(0, 4, n)
+        images = np.zeros((n, 28, 28))
+        for i, k in enumerate(labels):
+            cy, cx = g.integers(9, 19, 2)
+            shape = [(abs(yy - cy) < 6) & (abs(xx - cx) < 6), (yy - cy) ** 2 + (xx - cx) ** 2 < 36,
+                     (abs(yy - cy) < 2) & (abs(xx - cx) < 9), ((abs(yy - cy) < 2) | (abs(xx - cx) < 2)) & (abs(yy - cy) < 8) & (abs(xx - cx) < 8)][k]
+            images[i] = np.clip(shape * 220 + g.normal(0, 12, (28, 28)), 0, 255)
+        _write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), images)
+        _write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+
+
+def test_a_second_labelled_dataset_runs_through_unchanged(tmp_path, caplog):
+    """Issue 14: any small labelled image set given as the four IDX files runs through every stage, its class count
+    (4 here) taken from its labels, its prompts neutral class names (no Fashion-MNIST constant)."""
+    data = str(tmp_path / "shapes")
+    os.makedirs(data)
+    shapes_dataset(data)
+    w = str(tmp_path / "work")
+    assert pipeline.main(["--work", w, "--tiny", "--data", data, "--stage", "all"]) == 0
+    result = _json(w, "proof_scale.json")
+    assert all(math.isfinite(result[r]["fd"]) for r in pipeline.ROWS)
+    assert _json(w, "teacher.json")["prompts"] == ["class 0", "class 1", "class 2", "class 3"]
+    assert validate(os.path.join(w, "pairs")).manifest.prompts == ["class 0", "class 1", "class 2", "class 3"]
+    _, table, _, _ = load_teacher(os.path.join(w, "teacher.safetensors"))
+    assert table.shape[0] == 5  # four classes, then the empty prompt
+    # a context table made for other data (ten classes) is refused by name
+    assert pipeline.main(["--work", str(tmp_path / "other"), "--data", data, "--stage", "teacher", "--context", "random:4:16:0:10", "--device", "cpu"]) == 2
+    assert "the context table has 11 rows, the data set has 4 classes" in caplog.text

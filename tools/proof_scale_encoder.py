@@ -95,17 +95,19 @@ def check_distinct(table: torch.Tensor, min_relative: float = 0.05) -> float:
     return rel
 
 
-def write_table(encoder_path: str, table_path: str) -> torch.Tensor:
-    """Encode proof_scale's ten class names + "" with the encoder file and save the table (key "context")."""
+def write_table(encoder_path: str, table_path: str, prompts: list[str] | None = None) -> torch.Tensor:
+    """Encode the class prompts (default: Fashion-MNIST's ten class names) + "" with the encoder file and save the
+    table (key "context"; the prompts in its metadata, which the pipeline records and the pairs manifest lists)."""
     from proof_scale.data import PROMPTS
 
+    prompts = list(prompts or PROMPTS)
     ps = comfy_adapter()
     clip = ps.load_text_encoder(encoder_path)
-    table = context_table(clip, PROMPTS)
+    table = context_table(clip, prompts)
     rel = check_distinct(table)
     with open(encoder_path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    meta = {"prompts": json.dumps([*PROMPTS, ""]), "encoder_sha256": digest, "encoder_file": os.path.basename(encoder_path)}
+    meta = {"prompts": json.dumps([*prompts, ""]), "encoder_sha256": digest, "encoder_file": os.path.basename(encoder_path)}
     os.makedirs(os.path.dirname(os.path.abspath(table_path)), exist_ok=True)
     save_file({TABLE_KEY: table.contiguous()}, table_path, metadata=meta)
     log.info("context table %s %s, smallest relative distance between prompts %.3f", table_path, tuple(table.shape), rel)
@@ -169,16 +171,21 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("encoder")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
-    t = sub.add_parser("table", help="encode the ten class names + the empty prompt")
+    t = sub.add_parser("table", help="encode the class names + the empty prompt")
     t.add_argument("encoder")
     t.add_argument("table")
+    t.add_argument("--classes", default=None, help="a text file of class names, one per line in label order (default: Fashion-MNIST's ten)")
     s = sub.add_parser("stand-ins", help="write a random-weight encoder, teacher and student (default architecture)")
     s.add_argument("folder")
     a = ap.parse_args(argv)
     if a.cmd == "random":
         write_random_encoder(a.encoder, a.seed, torch.float32 if a.fp32 else torch.float16)
     elif a.cmd == "table":
-        write_table(a.encoder, a.table)
+        names = None
+        if a.classes:
+            with open(a.classes, encoding="utf-8") as fh:
+                names = [line.strip() for line in fh if line.strip()]
+        write_table(a.encoder, a.table, names)
     else:
         for role, path in write_stand_in_set(a.folder).items():
             log.info("%s: %s", role, path)
