@@ -9,6 +9,7 @@ Writes are atomic (temporary file, then rename), so a crash never leaves half a 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
@@ -97,7 +98,24 @@ class GeneratorMetadata:
         required = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING and f.default_factory is MISSING]
         if required:
             raise GeneratorFileError(f"{name}: generator metadata lacks {', '.join(required)}")
-        return cls(**values)
+        for f in fields(cls):
+            if f.name in values and not _of_type(values[f.name], f.type):
+                raise GeneratorFileError(f"{name}: metadata field onestep.{f.name}={header[f'onestep.{f.name}']!r} is not a {f.type}")
+        try:
+            return cls(**values)
+        except GeneratorFileError as e:
+            raise GeneratorFileError(f"{name}: {e}") from None
+        except (TypeError, ValueError, OverflowError) as e:  # values of the right type out of every usable range
+            raise GeneratorFileError(f"{name}: unusable generator metadata: {e}") from None
+
+
+def _of_type(value, annotation: str) -> bool:
+    """Whether a parsed metadata value has its field's type (annotations are strings: `from __future__ import annotations`)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return {
+        "str": isinstance(value, str), "float": number, "int": isinstance(value, int) and not isinstance(value, bool),
+        "float | None": value is None or number, "dict": isinstance(value, dict),
+    }.get(annotation, True)
 
 
 def check_weights(meta: GeneratorMetadata, sd: dict[str, torch.Tensor], name: str = "file") -> None:
@@ -140,8 +158,18 @@ def load_generator(path: str | os.PathLike, device: str = "cpu") -> tuple[dict[s
     name = os.path.basename(path)
     meta = read_metadata(path)
     sd = _open(path, lambda f: {k: f.get_tensor(k) for k in f.keys()}, device)
+    check_tensors(sd, name)
     check_weights(meta, sd, name)
     return sd, meta
+
+
+def check_tensors(sd: dict[str, torch.Tensor], name: str = "file") -> None:
+    """Refuse weights that are not floating point or not finite (a damaged or hostile file), naming the tensor."""
+    for key, value in sd.items():
+        if not value.is_floating_point():
+            raise GeneratorFileError(f"{name}: weight {key} is {str(value.dtype).removeprefix('torch.')}, not a floating-point tensor")
+        if not torch.isfinite(value).all():
+            raise GeneratorFileError(f"{name}: weight {key} holds NaN or infinite values")
 
 
 def _open(path, read, device: str = "cpu"):
