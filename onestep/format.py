@@ -142,6 +142,7 @@ def check_weights(meta: GeneratorMetadata, sd: dict[str, torch.Tensor], name: st
 
 def save_generator(path: str | os.PathLike, unet_sd: dict[str, torch.Tensor], meta: GeneratorMetadata) -> None:
     """Validate and write a generator atomically (nothing is left at `path` if anything fails)."""
+    check_tensors(unet_sd, os.path.basename(path))
     check_weights(meta, unet_sd, os.path.basename(path))
     tensors = {k: v.detach().contiguous() for k, v in unet_sd.items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta.to_header()))

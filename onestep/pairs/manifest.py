@@ -66,17 +66,51 @@ class PairSettings:
 
     @classmethod
     def from_json(cls, d: dict) -> PairSettings:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
+        if not isinstance(d, dict):
+            raise DatasetError("manifest settings are not an object")
+        fields_ = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(fields_)
         if unknown:
             raise DatasetError(f"manifest settings have unknown fields {sorted(unknown)} (made by a newer version?)")
-        d = dict(d, latent_shape=tuple(d["latent_shape"]))
-        return cls(**d)
+        for name, value in d.items():
+            if not _of_type(value, fields_[name].type):
+                raise DatasetError(f"manifest setting {name}={value!r} is not a {fields_[name].type}")
+        d = dict(d, latent_shape=tuple(d.get("latent_shape", ())))
+        try:
+            return cls(**d)
+        except TypeError as e:  # a required field missing
+            raise DatasetError(f"manifest settings are incomplete: {e}") from None
 
     def differences(self, other: PairSettings) -> list[str]:
         """Human-readable `field: old → new` for every setting that differs."""
         a, b = self.to_json(), other.to_json()
         return [f"{k}: {a[k]!r} → {b[k]!r}" for k in a if a[k] != b[k]]
+
+
+def _of_type(value, annotation: str) -> bool:
+    """Whether a manifest value has its setting's type (annotations are strings: `from __future__ import annotations`)."""
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    return {
+        "str": isinstance(value, str), "int": integer, "float": (integer or isinstance(value, float)) and math.isfinite(value),
+        "tuple[int, int, int]": isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value),
+    }.get(annotation, True)
+
+
+def _shard_entry(entry, settings: PairSettings) -> dict:
+    """A manifest shard entry, checked: its index names a shard of these settings, its file is that shard's own name
+    (never a path), its count is that shard's."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("index"), int) or isinstance(entry.get("index"), bool):
+        raise DatasetError(f"a shard entry is not an object with an integer index: {entry!r}"[:200])
+    k = entry["index"]
+    if not 0 <= k < settings.num_shards:
+        raise DatasetError(f"shard index {k} is outside 0..{settings.num_shards - 1}")
+    if entry.get("file") != shard_name(k):
+        raise DatasetError(f"shard {k} names the file {entry.get('file')!r}, not {shard_name(k)!r}")
+    if entry.get("count") != len(settings.shard_items(k)):
+        raise DatasetError(f"shard {k} records {entry.get('count')!r} items, its settings make {len(settings.shard_items(k))}")
+    if not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("bytes", 0), int):
+        raise DatasetError(f"shard {k} has no usable sha256/bytes record")
+    return entry
 
 
 def shard_name(k: int) -> str:
@@ -124,16 +158,25 @@ class Manifest:
                 d = json.load(f)
         except (OSError, ValueError) as e:
             raise DatasetError(f"{name}/{MANIFEST} cannot be read: {e}") from None
+        if not isinstance(d, dict):
+            raise DatasetError(f"{name}/{MANIFEST} is not a teacher-pairs manifest (a JSON {type(d).__name__}, not an object)")
         if d.get("format") != FORMAT:
             raise DatasetError(f"{name}/{MANIFEST} is not a teacher-pairs manifest (format {d.get('format')!r})")
-        if d.get("version", 0) > VERSION:
-            raise DatasetError(f"{name} was written by a newer version of the pack (format version {d['version']})")
+        version = d.get("version", 0)
+        if not isinstance(version, int) or isinstance(version, bool) or version > VERSION:
+            raise DatasetError(f"{name} was written by a newer version of the pack, or the manifest is damaged (format version {version!r})")
         try:
-            settings = PairSettings.from_json(d["settings"])
-            prompts = list(d["prompts"])
-            shards = {int(s["index"]): s for s in d.get("shards", [])}
-        except (KeyError, TypeError) as e:
-            raise DatasetError(f"{name}/{MANIFEST} is incomplete: {e}") from None
+            settings = PairSettings.from_json(d.get("settings"))
+            prompts = d.get("prompts")
+            if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+                raise DatasetError("its prompts are not a list of texts")
+            entries = d.get("shards", [])
+            if not isinstance(entries, list):
+                raise DatasetError("its shard list is not a list")
+            shards = {e["index"]: e for e in (_shard_entry(e, settings) for e in entries)}
+        except DatasetError as e:
+            raise DatasetError(f"{name}/{MANIFEST}: {e}") from None
         if prompts_hash(prompts) != settings.prompts_sha256:
             raise DatasetError(f"{name}/{MANIFEST}: the prompt list does not match its recorded hash")
-        return cls(settings, prompts, shards, d.get("info", {}))
+        info = d.get("info", {})
+        return cls(settings, prompts, shards, info if isinstance(info, dict) else {})

@@ -1,0 +1,118 @@
+"""Fuzzing teacher-pairs manifests (issue 21): ≥ 200 seeded mutations of a valid dataset's manifest.json — truncation,
+byte flips, JSON of another shape, settings and shard entries of the wrong type or out of range — opened the way the
+training node and the CLI open a dataset (PairDataset, then every item) and by the validator. Each either opens and
+reads (a change that leaves a consistent manifest) or ends in the pack's DatasetError naming the dataset — never
+another exception, never a hang."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+from collections import Counter
+
+import pytest
+import torch
+
+from onestep.pairs import DatasetError, PairDataset, PairSettings
+from onestep.pairs.collect import collect, open_dataset
+from onestep.pairs.manifest import prompts_hash
+from onestep.pairs.validate import validate
+
+PROMPTS = ["a cat", "a dog", "a bird"]
+WRONG = ["abc", -1, 0, 1.5, None, [], {}, [1, 2], True, 10**12, "1e400", ""]
+
+
+class Teacher:
+    def noise(self, seed):
+        return torch.randn([1, 4, 8, 8], generator=torch.Generator().manual_seed(seed))
+
+    def conditioning(self, j):
+        return {"cond": torch.full((1, 77, 8), float(j))}
+
+    def sample(self, noise, prompt_indices, hint_indices):
+        return torch.tanh(noise + torch.tensor([float(j) for j in prompt_indices]).view(-1, 1, 1, 1))
+
+
+def _set_path(d, path, value):
+    for k in path[:-1]:
+        d = d[k]
+    d[path[-1]] = value
+
+
+def mutate(text: str, rng: random.Random) -> bytes:
+    kind = rng.choice(["truncate", "flip", "shape", "field", "field", "shard"])
+    if kind == "truncate":
+        return text.encode()[: rng.randrange(len(text))]
+    if kind == "flip":
+        b = bytearray(text.encode())
+        for _ in range(rng.randint(1, 3)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(7)
+        return bytes(b)
+    d = json.loads(text)
+    if kind == "shape":
+        d = rng.choice([[], "manifest", 3, None, [d], {"format": d["format"]}])
+    elif kind == "field":
+        key = rng.choice(sorted(d["settings"]) + ["prompts", "shards", "version", "complete", "info"])
+        path = ["settings", key] if key in d["settings"] else [key]
+        _set_path(d, path, rng.choice(WRONG))
+    else:
+        entry = rng.choice(d["shards"])
+        entry[rng.choice(sorted(entry))] = rng.choice(WRONG)
+    return json.dumps(d).encode()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> str:
+    folder = str(tmp_path_factory.mktemp("pairs") / "good")
+    s = PairSettings(teacher="t" * 64, latent_format="SD15", latent_shape=(4, 8, 8), sampler="euler", scheduler="normal", steps=2, cfg=1.0,
+                     negative="", prompts_sha256=prompts_hash(PROMPTS), seed_start=0, count=12, batch_size=2, shard_size=4)
+    collect(folder, open_dataset(folder, s, PROMPTS), Teacher())
+    assert validate(folder).ok
+    return folder
+
+
+def _open_and_read(folder: str) -> None:
+    ds = PairDataset(folder)
+    for i in range(len(ds)):
+        ds[i]
+    report = validate(folder)
+    if not report.ok:
+        raise DatasetError(f"{os.path.basename(folder)}: " + report.text())
+
+
+def _alarm(signum, frame):
+    raise TimeoutError
+
+
+def test_every_mutated_manifest_opens_or_is_refused_by_name(dataset, tmp_path):
+    rng = random.Random(21)
+    text = open(os.path.join(dataset, "manifest.json"), encoding="utf-8").read()
+    outcomes, bad = Counter(), []
+    old = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for i in range(200):
+            folder = str(tmp_path / f"mut-{i}")
+            shutil.copytree(dataset, folder)
+            with open(os.path.join(folder, "manifest.json"), "wb") as f:
+                f.write(mutate(text, rng))
+            signal.alarm(20)
+            try:
+                _open_and_read(folder)
+                outcomes["opened"] += 1
+            except DatasetError as e:
+                outcomes["refused"] += 1
+                if f"mut-{i}" not in str(e):
+                    bad.append((i, f"message does not name the dataset: {e}"))
+            except TimeoutError:
+                bad.append((i, "hang"))
+            except Exception as e:  # noqa: BLE001 (what the test exists to catch)
+                bad.append((i, f"{type(e).__name__}: {e}"[:200]))
+            finally:
+                signal.alarm(0)
+            shutil.rmtree(folder)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    print(f"pairs manifests: 200 mutations; {dict(outcomes)}")
+    assert not bad, "\n".join(f"mut-{i}: {m}" for i, m in bad)
