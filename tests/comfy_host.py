@@ -24,6 +24,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_FOLDER_NAME = "ComfyUI-Diffusion2GAN_under-test"
 
 
+def import_pack(folder: str = REPO, name: str = "onestep pack-under-test"):
+    """The pack in `folder` imported as a package the way ComfyUI imports a custom-node folder (by file location,
+    under a name of ComfyUI's choosing), so its nodes register as in the host; imported once per name."""
+    import importlib.util
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(folder, "__init__.py"), submodule_search_locations=[folder])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def comfyui_dir() -> str:
     """The host tree: $COMFYUI_DIR or the one scripts/bootstrap.sh unpacks."""
     path = os.environ.get("COMFYUI_DIR") or os.path.join(REPO, ".host", "ComfyUI")

@@ -1,14 +1,11 @@
 """The ComfyUI adapters in-process with the real ComfyUI modules (the host tree on PYTHONPATH), no server:
 every parameterization through the real node code against its reference formula on the raw UNet."""
-import importlib.util
 import math
-import os
-import sys
 
 import pytest
 import torch
 
-from comfy_host import REPO
+from comfy_host import REPO, import_pack
 from test_core_parameterization import alpha_bar
 
 try:
@@ -26,12 +23,7 @@ from tools import fixtures as F  # noqa: E402
 @pytest.fixture(scope="module")
 def pack():
     """The repo imported as a package the way ComfyUI imports a custom node folder (odd name on purpose)."""
-    name = "onestep pack-under-test"
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "__init__.py"), submodule_search_locations=[REPO])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_pack(REPO)
 
 
 @pytest.fixture(scope="module")

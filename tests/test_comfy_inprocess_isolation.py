@@ -5,27 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 import uuid
 
 import pytest
+from comfy_host import import_pack
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _import_copy(tmp_path, broken: str):
-    import importlib.util
-
     dest = tmp_path / "pack copy"
     shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(".git", ".host", ".devdata", ".whl", "default_models", "runs", "docs",
                                                                 "benchmarks", "workflows", "tests", "__pycache__", "*.safetensors"))
     (dest / "nodes" / f"{broken}.py").write_text('raise ImportError("simulated: a core ComfyUI internal this module needs was renamed")\n')
-    name = f"pack_isolation_{uuid.uuid4().hex[:8]}"
-    spec = importlib.util.spec_from_file_location(name, str(dest / "__init__.py"), submodule_search_locations=[str(dest)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_pack(str(dest), f"pack_isolation_{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture(scope="module")

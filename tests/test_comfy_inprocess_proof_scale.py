@@ -6,11 +6,10 @@ import importlib.util
 import itertools
 import math
 import os
-import sys
 
 import pytest
 import torch
-from comfy_host import REPO
+from comfy_host import REPO, import_pack
 from safetensors import safe_open
 
 try:
@@ -34,13 +33,7 @@ TINY_NET = TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True)
 @pytest.fixture(scope="module")
 def pack():
     """The repo imported as a package the way ComfyUI imports a custom node folder (odd name on purpose)."""
-    name = "onestep pack-under-test"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "__init__.py"), submodule_search_locations=[REPO])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return import_pack(REPO)
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import struct
-from collections import Counter
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from onestep.format import GeneratorFileError, load_generator
+from reliability.harness import run_cases
 from proof_scale.teacher import TeacherNetConfig
 from tools.proof_scale_encoder import write_unet
 
@@ -64,14 +63,6 @@ def mutate(kind: str, good: str, out: str, rng: random.Random) -> None:
         _rewrite(out, sd, meta)
 
 
-class _Timeout(Exception):
-    pass
-
-
-def _alarm(signum, frame):
-    raise _Timeout
-
-
 @pytest.fixture(scope="module")
 def good(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("fuzz") / "good.safetensors")
@@ -82,32 +73,16 @@ def good(tmp_path_factory) -> str:
 
 def test_every_mutated_generator_file_loads_or_is_refused_by_name(good, tmp_path):
     rng = random.Random(21)
-    outcomes: Counter = Counter()
-    bad = []
-    old = signal.signal(signal.SIGALRM, _alarm)
-    try:
+
+    def cases():
         for kind, count in PER_KIND.items():
             for i in range(count):
                 name = f"mut-{kind}-{i}.safetensors"
-                path = str(tmp_path / name)
-                mutate(kind, good, path, rng)
-                signal.alarm(20)
-                try:
-                    load_generator(path)
-                    outcomes[(kind, "loaded")] += 1
-                except GeneratorFileError as e:
-                    outcomes[(kind, "refused")] += 1
-                    if name not in str(e):
-                        bad.append((name, f"message does not name the file: {e}"))
-                except _Timeout:
-                    bad.append((name, "hang"))
-                except Exception as e:  # noqa: BLE001 (what the test exists to catch)
-                    bad.append((name, f"{type(e).__name__}: {e}"[:200]))
-                finally:
-                    signal.alarm(0)
-                os.remove(path)
-    finally:
-        signal.signal(signal.SIGALRM, old)
+                mutate(kind, good, str(tmp_path / name), rng)
+                yield kind, name
+                os.remove(tmp_path / name)
+
+    outcomes, bad = run_cases(cases(), lambda name: load_generator(str(tmp_path / name)), GeneratorFileError)
     total = sum(PER_KIND.values())
     print(f"generator files: {total} mutations; " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     assert total >= 200 and not bad, "\n".join(f"{n}: {m}" for n, m in bad)
