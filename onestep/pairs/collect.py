@@ -49,20 +49,28 @@ def open_dataset(folder: str, settings: PairSettings, prompts: list[str], info: 
                 f"dataset {os.path.basename(os.path.normpath(folder))!r} was collected with other settings ({'; '.join(diff[:4])}); "
                 "use a new dataset name, or the same settings to resume it"
             )
+        before = manifest.to_json()
         reconcile(folder, manifest)
+        if create and manifest.to_json() != before:  # shards adopted or forgotten: the manifest on disk says so at once
+            manifest.save(folder)
         return manifest
     manifest = Manifest(settings, list(prompts), info=dict(info or {}))
     if create:
         os.makedirs(folder, exist_ok=True)
+        _remove_unfinished(folder)  # a run killed while writing its first manifest left only a temporary file
         manifest.save(folder)
     return manifest
+
+
+def _remove_unfinished(folder: str) -> None:
+    for tmp in glob.glob(os.path.join(folder, ".tmp-*")):
+        os.remove(tmp)  # our own unfinished writes from a killed run
 
 
 def reconcile(folder: str, manifest: Manifest) -> None:
     """Match the manifest to the shards on disk: adopt finished shards it missed (killed between rename and
     manifest update), forget listed shards whose file is gone or the wrong size, set aside corrupt files."""
-    for tmp in glob.glob(os.path.join(folder, ".tmp-*")):
-        os.remove(tmp)  # our own unfinished writes from a killed run
+    _remove_unfinished(folder)
     n_prompts = len(manifest.prompts)
     for k in range(manifest.settings.num_shards):
         path = os.path.join(folder, shard_name(k))
