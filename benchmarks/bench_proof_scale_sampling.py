@@ -11,13 +11,12 @@ weights; the Δ column then compares random networks' outputs, still a check tha
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 
 import torch
 
+from benchmarks.records import finish
 from proof_scale.sampler import class_labels, initial_noise, sample_teacher_from_noise
 from proof_scale.teacher import TeacherNetConfig, build_unet, load_teacher, random_context_table
 
@@ -81,11 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['mode']} | {r['batch']} | {r['pairs_per_second']:.0f} | {r['unet_images_per_second']:.0f} | {r['first_call_seconds']:.1f} | "
               f"{r['max_abs_diff_to_first_mode']:.2e} |", flush=True)
     unet.to(memory_format=torch.contiguous_format)
-    command = "python -m benchmarks.bench_proof_scale_sampling " + " ".join(shlex.quote(a) for a in argv)
-    print(f"\n{command}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"rows": rows, "command": command, "device": torch.cuda.get_device_name(device), "torch": torch.__version__}, f, indent=2)
+    finish("benchmarks.bench_proof_scale_sampling", argv, rows, args.json, device)
     return 0
 
 

@@ -11,13 +11,12 @@ Prints a markdown table (row, batch, ms/step, training samples/s, peak GiB) and 
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 
 import torch
 
+from benchmarks.records import finish
 from onestep.latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
 from proof_scale.rows import ROW_KINDS, train_config_for_kind
 from proof_scale.teacher import TeacherNetConfig, build_unet
@@ -74,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['row']} | {r['batch']} | {r['ms_per_step']:.1f} | {r['samples_per_second']:.0f} | {r['peak_gib']:.2f} |")
-    command = "python -m benchmarks.bench_proof_scale_train " + " ".join(shlex.quote(a) for a in argv)
-    print(f"\n{command}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"rows": rows, "command": command, "device": torch.cuda.get_device_name(device), "torch": torch.__version__}, f, indent=2)
+    finish("benchmarks.bench_proof_scale_train", argv, rows, args.json, device)
     return 0
 
 

@@ -11,27 +11,15 @@ import random
 import shutil
 
 import pytest
-import torch
 
 from onestep.pairs import DatasetError, PairDataset, PairSettings
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.manifest import prompts_hash
 from onestep.pairs.validate import validate
 from reliability.harness import run_cases
+from reliability.kill_child import PROMPTS, Teacher
 
-PROMPTS = ["a cat", "a dog", "a bird"]
 WRONG = ["abc", -1, 0, 1.5, None, [], {}, [1, 2], True, 10**12, "1e400", ""]
-
-
-class Teacher:
-    def noise(self, seed):
-        return torch.randn([1, 4, 8, 8], generator=torch.Generator().manual_seed(seed))
-
-    def conditioning(self, j):
-        return {"cond": torch.full((1, 77, 8), float(j))}
-
-    def sample(self, noise, prompt_indices, hint_indices):
-        return torch.tanh(noise + torch.tensor([float(j) for j in prompt_indices]).view(-1, 1, 1, 1))
 
 
 def _set_path(d, path, value):
