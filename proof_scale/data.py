@@ -14,7 +14,6 @@ PAD = 2  # pixels of background added on each side (28 + 2·2 = 32)
 BACKGROUND = 0  # uint8 background of Fashion-MNIST (black)
 PROMPTS: tuple[str, ...] = FASHION_MNIST_CLASSES  # Fashion-MNIST's class i's prompt is its name; the empty prompt is ""
 NUM_CLASSES = len(PROMPTS)  # Fashion-MNIST's; other data sets bring their own count (num_classes)
-EMPTY_PROMPT_INDEX = NUM_CLASSES  # Fashion-MNIST's empty-prompt row; in general the table's last row (empty_row)
 
 
 def num_classes(labels: torch.Tensor) -> int:

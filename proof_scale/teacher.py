@@ -128,11 +128,10 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p.detach(), 1.0 - decay)
 
 
-def check_context_table(table: torch.Tensor, context_dim: int, classes: int | None = None) -> None:
-    """Raise unless the table is [11, L, context_dim] and finite."""
-    rows = (classes + 1) if classes is not None else max(2, table.shape[0] if table.ndim == 3 else 0)
-    if table.ndim != 3 or table.shape[0] != rows or table.shape[2] != context_dim:
-        raise ValueError(f"context table must be [{rows}, L, {context_dim}] (one prompt per class, then the empty prompt), got {tuple(table.shape)}")
+def check_context_table(table: torch.Tensor, context_dim: int, classes: int) -> None:
+    """Raise unless the table is [classes + 1, L, context_dim] (one prompt per class, then the empty prompt) and finite."""
+    if table.ndim != 3 or table.shape[0] != classes + 1 or table.shape[2] != context_dim:
+        raise ValueError(f"context table must be [{classes + 1}, L, {context_dim}] (one prompt per class, then the empty prompt), got {tuple(table.shape)}")
     if not torch.isfinite(table).all():
         raise ValueError("context table has non-finite values")
 

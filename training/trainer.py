@@ -25,9 +25,9 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .core import ELatentLPIPS, OneStepGenerator, collate_pairs, format, keep_output_float32
 from .data import ResumableBatchSampler, chunk_rng, derived_seed, my_chunks
+from .device_data import DevicePairs
 from .discriminator import ConditionalDiffusionDiscriminator
 from .ema import EMA
-from .device_data import DevicePairs
 from .losses import DiscriminatorLoss, GeneratorLoss, MicroBatch, RegressionLoss
 from .lr_schedule import lr_factor
 from .rounding import Bf16WeightsOptimizer
