@@ -71,7 +71,7 @@ def _pump(proc: subprocess.Popen, prefix: str, log_path: str) -> None:
             sys.stdout.flush()
 
 
-def run_phase(children: list[tuple[str | None, list[str]]], work: str, base: list[str], left: float, name: str) -> list[int]:
+def run_phase(children: list[tuple[str | None, list[str]]], work: str, base: list[str], left: float, name: str, margin: float = MARGIN) -> list[int]:
     """Start the phase's children, stream their output, return their exit codes."""
     os.makedirs(os.path.join(work, "logs"), exist_ok=True)
     procs = []
@@ -79,7 +79,7 @@ def run_phase(children: list[tuple[str | None, list[str]]], work: str, base: lis
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if visible is not None:
             env["CUDA_VISIBLE_DEVICES"] = visible
-        limit = [] if math.isinf(left) else ["--deadline-unix", f"{time.time() + max(1.0, left - MARGIN):.1f}", "--max-seconds", "0"]
+        limit = [] if math.isinf(left) else ["--deadline-unix", f"{time.time() + max(1.0, left - margin):.1f}", "--max-seconds", "0"]
         cmd = [sys.executable, "-m", "proof_scale.pipeline", "--work", work, "--stage", ",".join(stages), *limit, *base]
         tag = f"[{name}{'' if visible is None else ' gpu ' + visible}]"
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=0.0, help="deadline of the whole run (0: none); resumable (exit 3)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: all visible; 0: the CPU)")
     p.add_argument("--rows-per-gpu", type=int, default=1, help="distillation rows trained side by side on each GPU")
+    p.add_argument("--margin", type=float, default=MARGIN, help=f"seconds children stop before the deadline for their last save and scoring (default {MARGIN:g})")
     args, rest = p.parse_known_args(argv)
     bad = [a for a in rest if a in ("--stage", "--label") or a.startswith(("--stage=", "--label="))]
     if bad:
@@ -116,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"proof_scale.parallel: {gpus} GPU(s), {len(plan)} phases, work {args.work}", flush=True)
     for i, children in enumerate(plan, 1):
         left = start + args.max_seconds - time.monotonic() if args.max_seconds > 0 else math.inf
-        if left < MARGIN + MIN_WORK:  # too little for the children to do anything but start and stop
+        if left < args.margin + MIN_WORK:  # too little for the children to do anything but start and stop
             print(f"proof_scale.parallel: INCOMPLETE: {left:.0f} s left before phase {i}; run the same command again", flush=True)
             return EXIT_INCOMPLETE
         t0 = time.monotonic()
-        codes = run_phase(children, args.work, base, left, f"phase{i}")
+        codes = run_phase(children, args.work, base, left, f"phase{i}", args.margin)
         print(f"proof_scale.parallel: phase {i} ({'; '.join(','.join(s) for _, s in children)}) exit {codes} in {time.monotonic() - t0:.0f} s", flush=True)
         if any(c not in (0, EXIT_INCOMPLETE) for c in codes):
             print(f"proof_scale.parallel: error in phase {i}; see {os.path.join(args.work, 'logs')}", flush=True)

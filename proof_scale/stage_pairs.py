@@ -65,6 +65,8 @@ def _collect_rank(rank: int, devices: list[str], folder: str, teacher_path: str,
     world = len(devices)
     if devices[rank] == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # the ranks share the cores
+    else:  # CUDA-graph capture streams are made on the current device: it must be this rank's
+        torch.cuda.set_device(torch.device(devices[rank]))
     unet, table, _, _ = load_teacher(teacher_path, torch.device(devices[rank]))
     manifest = Manifest.load(folder)  # made and reconciled by the parent: no reconcile here (it would remove other ranks' temp files)
     last = [time.monotonic()]

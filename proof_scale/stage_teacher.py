@@ -28,7 +28,9 @@ log = logging.getLogger("proof_scale")
 
 def stage_teacher(run) -> dict:
     s, t0 = run.scale, time.monotonic()
-    classes = num_classes(load_split("train", s.train_limit, run.data)[1])  # the data set's, not Fashion-MNIST's ten
+    # the data set's class count, not Fashion-MNIST's ten; an imported teacher needs no training images (the test labels tell)
+    split, limit = ("test", s.test_limit) if run.args.teacher_import else ("train", s.train_limit)
+    classes = num_classes(load_split(split, limit, run.data)[1])
     prompts = None
     if run.args.tiny:
         table, source = random_context_table(*TINY_CONTEXT, classes=classes), f"random:{TINY_CONTEXT[0]}:{TINY_CONTEXT[1]} (--tiny)"
