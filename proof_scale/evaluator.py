@@ -100,13 +100,18 @@ def score(images: torch.Tensor, labels: torch.Tensor, reference: Reference) -> d
     return {"fd": fd, "precision": precision, "recall": recall, "class_acc": class_acc}
 
 
-def score_seeds(sample, labels: torch.Tensor, reference: Reference, seeds: tuple[int, ...]) -> dict:
+def score_seeds(sample, labels: torch.Tensor, reference: Reference, seeds: tuple[int, ...], done: list[dict] | None = None) -> dict:
     """A row scored on one sample set per noise seed: the metrics' means, `fd_seeds` and `fd_spread` (max − min FD,
-    the noise a ratio of two rows has to beat), and the mean sampling seconds. `sample(seed)` → latents [N, 1, 32, 32]."""
+    the noise a ratio of two rows has to beat), the mean sampling seconds and `per_seed` (each seed's metrics).
+    `sample(seed)` → latents [N, 1, 32, 32]; `done`: per-seed results scored before (their seeds are not sampled again)."""
     import time
 
+    known = {p["seed"]: p for p in done or []}
     per = []
     for seed in seeds:
+        if seed in known:
+            per.append(known[seed])
+            continue
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         start = time.monotonic()
@@ -114,4 +119,13 @@ def score_seeds(sample, labels: torch.Tensor, reference: Reference, seeds: tuple
         per.append({**score(x, labels, reference), "seconds": time.monotonic() - start, "seed": seed})
     row = {k: sum(p[k] for p in per) / len(per) for k in ("fd", "precision", "recall", "class_acc", "seconds")}
     fds = [p["fd"] for p in per]
-    return {**row, "fd_seeds": fds, "fd_spread": max(fds) - min(fds), "seeds": list(seeds)}
+    return {**row, "fd_seeds": fds, "fd_spread": max(fds) - min(fds), "seeds": list(seeds), "per_seed": per}
+
+
+def per_seed_results(row: dict) -> list[dict]:
+    """The per-seed results of a scored row; a record written before rows kept them has them only for one seed."""
+    if "per_seed" in row:
+        return row["per_seed"]
+    if len(row.get("seeds", [])) == 1:
+        return [{**{k: row[k] for k in ("fd", "precision", "recall", "class_acc", "seconds")}, "seed": row["seeds"][0]}]
+    return []

@@ -64,7 +64,7 @@ from .report import markdown, result_path, stage_report
 from .rows import DISTILL_ROWS, ROW_DEFAULTS, ROWS, parse_row, parse_settings
 from .stage_evaluators import stage_classifier, stage_latent_lpips
 from .stage_pairs import stage_pairs
-from .stage_teacher import stage_teacher, stage_teacher_eval
+from .stage_teacher import stage_teacher, stage_teacher_eval, teacher_eval_done
 from .teacher import TeacherNetConfig, TeacherTrainConfig
 
 log = logging.getLogger("proof_scale")
@@ -198,7 +198,8 @@ def run_stage(run: Run, stage: str) -> None:
     records = {"classifier": "classifier.json", "teacher": "teacher.json", "teacher-eval": "teacher_eval.json", "pairs": "pairs.json",
                "latent-lpips": "latent_lpips.json"}
     record = result_path(stage[len("distill-"):]) if stage.startswith("distill-") else records.get(stage)
-    if record and os.path.isfile(run.path(record)):
+    done = teacher_eval_done(run) if stage == "teacher-eval" else bool(record and os.path.isfile(run.path(record)))
+    if done:
         log.info("=== stage %s: already done (%s), skipped", stage, run.path(record))
         return
     log.info("=== stage %s", stage)

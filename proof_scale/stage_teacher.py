@@ -18,7 +18,7 @@ from .checkpoint import digest
 from .cli import context_prompts, read_context
 from .common import EVAL_SEEDS, LATENT_FORMAT, SCHEDULER, TINY_CONTEXT, VAL_SEED, Incomplete, read_json, sync, write_json
 from .data import empty_row, load_split, num_classes, prompt_names
-from .evaluator import score, score_seeds
+from .evaluator import per_seed_results, score, score_seeds
 from .sampler import class_labels, sample_teacher
 from .teacher import TeacherNetConfig, build_unet, ldm_state_dict, ldm_unet_config, load_teacher, parameter_count, random_context_table, save_teacher, train_teacher
 from .teacher_import import import_teacher
@@ -91,13 +91,29 @@ def export_teacher_generator(run, unet: torch.nn.Module, net: TeacherNetConfig, 
     return path
 
 
+def teacher_eval_done(run) -> bool:
+    """The teacher row is scored on every noise seed asked for (--teacher-seeds); a record with fewer is extended."""
+    path = run.path("teacher_eval.json")
+    return os.path.isfile(path) and len(read_json(path).get("seeds", [])) >= run.scale.teacher_seeds
+
+
+def _scored_before(run, best: dict, count: int) -> list[dict]:
+    """Per-seed results of an earlier teacher_eval.json at the same setting and sample count (kept, not sampled again)."""
+    path = run.path("teacher_eval.json")
+    old = read_json(path) if os.path.isfile(path) else {}
+    if (old.get("steps"), old.get("cfg"), old.get("count")) != (best["steps"], best["cfg"], count):
+        return []
+    return per_seed_results(old["row"])
+
+
 def stage_teacher_eval(run) -> dict:
     s, t0 = run.scale, time.monotonic()
     run.require("teacher", "teacher.json")
     ref = run.reference()
     unet, table, _, _ = load_teacher(run.path("teacher.safetensors"), run.device)
     partial_path = run.path("teacher_eval.partial.json")
-    partial = read_json(partial_path) if os.path.isfile(partial_path) else {"rows": []}
+    earlier = read_json(run.path("teacher_eval.json")) if os.path.isfile(run.path("teacher_eval.json")) else {}
+    partial = read_json(partial_path) if os.path.isfile(partial_path) else {"rows": list(earlier.get("sweep", []))}
     rows = partial["rows"]
     labels = class_labels(s.sweep_count, empty_row(table))
     nfe = lambda steps, cfg: steps * (2 if cfg != 1.0 else 1)
@@ -124,11 +140,13 @@ def stage_teacher_eval(run) -> dict:
     best = min(sweep, key=lambda r: r["fd"])
     log.info("teacher-eval: best of the sweep: %d steps, CFG %g (fd %.4f on %d samples); scoring %d samples", best["steps"], best["cfg"], best["fd"], s.sweep_count, s.eval_count)
     seeds = EVAL_SEEDS[: s.teacher_seeds]
-    if run.left() < 1.2 * predicted(len(seeds) * s.eval_count, best["steps"], best["cfg"]) + 10:
+    done = _scored_before(run, best, s.eval_count)
+    todo = [x for x in seeds if x not in {p["seed"] for p in done}]
+    if run.left() < 1.2 * predicted(len(todo) * s.eval_count, best["steps"], best["cfg"]) + 10:
         raise Incomplete(f"teacher-eval: sweep done, but too little time left for {len(seeds)} × {s.eval_count} samples of the best setting")
     labels = class_labels(s.eval_count, empty_row(table))
     sample = lambda seed: sample_teacher(unet, table, labels, best["steps"], best["cfg"], seed, "euler", s.sample_batch)
-    row = {**score_seeds(sample, labels, ref, seeds), "nfe": best["steps"] * (2 if best["cfg"] != 1.0 else 1)}
+    row = {**score_seeds(sample, labels, ref, seeds, done), "nfe": best["steps"] * (2 if best["cfg"] != 1.0 else 1)}
     log.info("teacher-eval: row teacher %s", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
     return run.record(run.path("teacher_eval.json"), {
         "row": row, "steps": best["steps"], "cfg": best["cfg"], "sampler": "euler", "scheduler": SCHEDULER, "count": s.eval_count,

@@ -3,6 +3,7 @@ results file, skipping on a re-run, and the files it leaves (pairs dataset, E-La
 import json
 import math
 import os
+import shutil
 
 import pytest
 import torch
@@ -40,7 +41,10 @@ def _outputs(work: str) -> dict[str, float]:
 def work(tmp_path_factory):
     w = str(tmp_path_factory.mktemp("proof_scale"))
     tiny = ["--work", w, "--tiny"]
-    assert pipeline.main([*tiny, "--stage", "classifier,teacher,teacher-eval"]) == 0
+    # the teacher scored on one noise seed first: the later runs (3 seeds by default) extend that record
+    assert pipeline.main([*tiny, "--stage", "classifier,teacher,teacher-eval", "--teacher-seeds", "1"]) == 0
+    os.remove(os.path.join(w, "teacher_eval.partial.json"))  # as a record carried from another machine: without the sweep's partial file
+    shutil.copyfile(os.path.join(w, "teacher_eval.json"), os.path.join(w, "teacher_eval.one_seed.json"))
     # deadline stops (exit 3) leave resumable state: one of two pair shards, a trunk and a distillation checkpoint
     assert pipeline.main([*tiny, "--stage", "pairs", "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE
     assert sorted(f for f in os.listdir(os.path.join(w, "pairs")) if f.startswith("shard-")) == ["shard-000000.safetensors"]
@@ -77,6 +81,15 @@ def test_results_have_every_row_and_finite_metrics(work):
     assert variant.startswith("diffusion2gan@") and v["plan"]["timestep"] == 999 and v["plan"]["gan_weight"] == 0.5
     text = pipeline.markdown(result)
     assert all(f"| {r} |" in text for r in (*pipeline.ROWS, variant)) and "Targets:" in text and "python -m proof_scale.pipeline" in text
+
+
+def test_more_teacher_seeds_extend_the_record_without_sampling_again(work):
+    one, three = _json(work, "teacher_eval.one_seed.json"), _json(work, "teacher_eval.json")
+    assert one["seeds"] == three["seeds"][:1] and len(three["seeds"]) == 3 and three["sweep"] == one["sweep"]
+    first = three["row"]["per_seed"][0]
+    assert first == one["row"]["per_seed"][0]  # the same seconds too: the first seed was not sampled again
+    assert three["row"]["fd_seeds"] == [p["fd"] for p in three["row"]["per_seed"]]
+    assert three["row"]["fd"] == pytest.approx(sum(three["row"]["fd_seeds"]) / 3)
 
 
 def test_rerun_skips_every_finished_stage(work):

@@ -160,6 +160,6 @@ def test_the_shipped_teacher_imports_into_the_pipelines_unet_exactly():
     mine = diffusers_to_ldm(unet.state_dict())
     assert set(mine) == set(sd) and all(torch.equal(mine[k], sd[k].float()) for k in sd)
     assert ldm_unet_config(net) == {k: meta.unet_config[k] for k in ldm_unet_config(net)} and meta.method == "teacher"
-    student = os.path.join(os.path.dirname(path), "fmnist-student-diffusion2gan.safetensors")
+    student = os.path.join(os.path.dirname(path), "fmnist-student.safetensors")
     with pytest.raises(ValueError, match="not a proof-scale teacher"):
         import_teacher(student)

@@ -34,7 +34,7 @@ DEFAULT_DEST = os.path.join(REPO, "default_models", "proof_scale")
 PROVENANCE = "PROVENANCE.json"
 FILES = {  # role → file name in DEST and in models/onestep
     "teacher": "fmnist-teacher.safetensors",
-    "student": "fmnist-student-diffusion2gan.safetensors",
+    "student": "fmnist-student.safetensors",
     "text_encoder": "fmnist-text-encoder.safetensors",
 }
 LATENT_FORMAT = "fmnist32"
