@@ -15,6 +15,7 @@ import comfy.latent_formats
 import comfy.model_detection
 import comfy.model_management as mm
 import comfy.model_patcher
+import comfy.ops
 import comfy.supported_models
 import comfy.utils
 import torch
@@ -164,10 +165,35 @@ def _build(sd, meta: GeneratorMetadata) -> comfy.model_patcher.ModelPatcher:
     )
     model_config.set_inference_dtype(unet_dtype, mm.unet_manual_cast(unet_dtype, load_device, supported))
     model = model_config.get_model(sd, "").to(offload_device)
+    if not is_teacher(meta):
+        float32_output_conv(model.diffusion_model)
     model.load_model_weights(sd, "")
     patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
     patcher.add_object_patch("model_sampling", model_sampling_for(meta, model_config))
     return patcher
+
+
+class Float32OutputConv(comfy.ops.disable_weight_init.Conv2d):
+    """Core's convolution (offloading, LoRA weight functions and manual casting keep working: core casts the weights to
+    the input's dtype, here float32) computing in float32 on float32 weights."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+def float32_output_conv(unet: torch.nn.Module) -> None:
+    """Give the UNet's last convolution float32 weights and float32 arithmetic, whatever dtype core runs the rest in
+    (fp16/bf16 on GPUs): one step turns ε̂ into x0 = (x − σ·ε̂)/α, which multiplies the rounding of ε̂ by σ/α
+    (2.5 at t=625, 14.6 at t=999; onestep/precision.py). Core's x0 conversion after it is float32 already. The
+    module keeps its place and parameter names, so LoRA patches and state dicts address it as before. Call it
+    before the weights are loaded (they then arrive in float32 unrounded)."""
+    out = getattr(unet, "out", None)
+    if not isinstance(out, torch.nn.Sequential) or not isinstance(out[-1], torch.nn.Conv2d):
+        return
+    old = out[-1]
+    out[-1] = Float32OutputConv(old.in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation, old.groups,
+                                old.bias is not None, device=old.weight.device, dtype=torch.float32)
 
 
 def context_dim(model) -> int | None:

@@ -126,3 +126,29 @@ def test_fast_path_is_off_where_core_must_run(pack, gen_dir):
     wrapped = model.clone()
     wrapped.set_model_unet_function_wrapper(lambda apply, args: apply(args["input"], args["timestep"], **args["c"]))
     assert fast_path.per_call_reason(wrapped, [[ctx, {}]], None) == "model wrappers"
+
+
+def test_one_step_output_conv_keeps_float32_when_core_stores_bf16(pack, gen_dir):
+    """With core's --bf16-unet the generator's trunk is stored in bf16, but its last convolution keeps the file's
+    float32 weights and float32 arithmetic: ε̂ is never rounded to bf16 before x0 = (x − σ·ε̂)/α multiplies that
+    rounding by σ/α (14.6 here, t=999). The plain teacher path is left to core."""
+    from onestep.format import load_generator
+
+    path = gen_dir / "bf16_head.safetensors"
+    F.write_generator(str(path))
+    comfy_cli_args.args.bf16_unet = True
+    try:
+        model = pack.NODE_CLASS_MAPPINGS["OneStepLoadGenerator"]().load(path.name)[0]
+    finally:
+        comfy_cli_args.args.bf16_unet = False
+    unet = model.model.diffusion_model
+    conv = unet.out[-1]
+    assert unet.input_blocks[0][0].weight.dtype == torch.bfloat16  # core did store the trunk in bf16
+    sd, _ = load_generator(str(path))
+    assert conv.weight.dtype == torch.float32 and torch.equal(conv.weight, sd["out.2.weight"]) and torch.equal(conv.bias, sd["out.2.bias"])
+    x, ctx = torch.randn(2, 4, 4, 4), torch.randn(2, 77, 768)
+    with torch.no_grad():
+        eps = unet(x.bfloat16(), torch.full((2,), 999.0), context=ctx.bfloat16())
+    assert eps.dtype == torch.float32 and (eps != eps.bfloat16().float()).float().mean() > 0.9  # not rounded to bf16
+    out = pack.NODE_CLASS_MAPPINGS["OneStepGenerate"]().generate(model, [[ctx[:1], {}]], 7, 32, 32, 2)[0]["samples"]
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
