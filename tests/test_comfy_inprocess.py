@@ -152,3 +152,41 @@ def test_one_step_output_conv_keeps_float32_when_core_stores_bf16(pack, gen_dir)
     assert eps.dtype == torch.float32 and (eps != eps.bfloat16().float()).float().mean() > 0.9  # not rounded to bf16
     out = pack.NODE_CLASS_MAPPINGS["OneStepGenerate"]().generate(model, [[ctx[:1], {}]], 7, 32, 32, 2)[0]["samples"]
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+SDXL_CASES = {  # name → (metadata, timestep, UNet input from noise z and ᾱ_t)
+    "dmd2_t399_raw_z": (dict(method="dmd2", timestep=399, input_convention="raw_z"), 399, lambda z, a: z),
+    "eps_t999_sigma_z": (dict(), 999, lambda z, a: math.sqrt(1 - a) * z),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SDXL_CASES))
+def test_sdxl_generator_takes_pooled_and_size_conditioning(pack, gen_dir, case):
+    """An SDXL-family generator (reduced width, SDXL's conditioning) through One-Step Generate equals the one-step
+    formula on the raw UNet fed with core's own SDXL label embedding of the pooled text and the image size."""
+    meta, t, unet_input = SDXL_CASES[case]
+    name = f"sdxl_{case}.safetensors"
+    F.write_generator(str(gen_dir / name), F.TINY_SDXL_UNET, base="sdxl", latent_format="sdxl",
+                      unet_config={k: F.TINY_SDXL_UNET[k] for k in ("num_heads", "num_head_channels")}, **meta)
+    nodes = pack.NODE_CLASS_MAPPINGS
+    model = nodes["OneStepLoadGenerator"]().load(name)[0]
+    g = torch.Generator().manual_seed(2)
+    ctx, pooled = torch.randn(1, 77, 2048, generator=g), torch.randn(1, 1280, generator=g)
+    size = {"width": 1024, "height": 1024, "crop_w": 0, "crop_h": 0, "target_width": 1024, "target_height": 1024}
+    positive = [[ctx, {"pooled_output": pooled, **size}]]
+    out = nodes["OneStepGenerate"]().generate(model, positive, 5, 64, 64, 2)[0]["samples"].double()
+    out = out * model.get_model_object("latent_format").scale_factor
+    with pytest.raises(ValueError, match="pooled"):  # SDXL without the pooled text is refused by name
+        nodes["OneStepGenerate"]().generate(model, [[ctx, {}]], 5, 64, 64, 2)
+
+    z = comfy.sample.prepare_noise(torch.zeros(2, 4, 8, 8), 5).double()
+    a = alpha_bar(t)
+    x_in = unet_input(z, a)
+    y = model.model.encode_adm(pooled_output=pooled, **size).repeat(2, 1)  # core's SDXL label embedding
+    with torch.no_grad():
+        eps = model.model.diffusion_model(x_in.float(), torch.full((2,), float(t)), context=ctx.repeat(2, 1, 1), y=y).double()
+    ref = (x_in - math.sqrt(1 - a) * eps) / math.sqrt(a)
+    assert torch.allclose(out, ref, atol=2e-4 * ref.abs().max().item(), rtol=1e-4), (out - ref).abs().max()
+    # the size conditioning reaches the UNet: another size gives another image
+    other = nodes["OneStepGenerate"]().generate(model, [[ctx, {"pooled_output": pooled, **size, "width": 512, "target_width": 512}]], 5, 64, 64, 2)[0]
+    assert not torch.allclose(other["samples"].double() * model.get_model_object("latent_format").scale_factor, out)

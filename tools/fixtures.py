@@ -36,6 +36,12 @@ TINY_UNET = {
     **SD15_UNET, "model_channels": 32, "num_res_blocks": [1, 1], "transformer_depth": [1, 0],
     "transformer_depth_output": [1, 1, 0, 0], "channel_mult": [1, 2],
 }
+# The SDXL family at reduced width: SDXL's conditioning (2048-wide text, pooled text + six size embeddings into a
+# 2816-wide label embedding, linear transformer projections), SD1.5-tiny's blocks. Files carry it as unet_config.
+TINY_SDXL_UNET = {
+    **TINY_UNET, "context_dim": 2048, "adm_in_channels": 2816, "num_classes": "sequential", "use_linear_in_transformer": True,
+    "num_heads": -1, "num_head_channels": 32,
+}
 SD_VAE = {
     "double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
     "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0,
@@ -63,13 +69,14 @@ def unet_state_dict(unet_config: dict, seed: int = 0) -> dict[str, torch.Tensor]
     return {k: v.contiguous() for k, v in randomize(model.diffusion_model, seed).state_dict().items()}
 
 
-def write_generator(path: str, unet_config: dict = TINY_UNET, seed: int = 0, dtype: torch.dtype = torch.float32, **meta) -> GeneratorMetadata:
-    """A generator file around a random UNet (defaults: Diffusion2GAN-style ε at t=999, σ_t·z input)."""
+def write_generator(path: str, architecture: dict = TINY_UNET, seed: int = 0, dtype: torch.dtype = torch.float32, **meta) -> GeneratorMetadata:
+    """A generator file around a random UNet of `architecture` (an ldm unet config; defaults: Diffusion2GAN-style ε at
+    t=999, σ_t·z input); `meta` sets metadata fields (its unet_config is what the file records)."""
     fields = dict(method="diffusion2gan", base="sd15", prediction="eps", timestep=999, input_convention="sigma_z",
                   latent_format="sd15", latent_channels=4, guidance=None, source="random-weight fixture")
     fields.update(meta)
     md = GeneratorMetadata(**fields)
-    save_generator(path, {k: v.to(dtype) for k, v in unet_state_dict(unet_config, seed).items()}, md)
+    save_generator(path, {k: v.to(dtype) for k, v in unet_state_dict(architecture, seed).items()}, md)
     return md
 
 
