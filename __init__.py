@@ -8,4 +8,5 @@ if importlib.util.find_spec("comfy") is not None:
 else:  # imported outside ComfyUI (pytest collects the repo root as a package; CLI tools): no nodes to offer
     NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+WEB_DIRECTORY = "./web"  # the node help pages (web/docs/<NodeClass>.md) the frontend's node library shows
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

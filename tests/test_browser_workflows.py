@@ -8,7 +8,8 @@ shifted by one slot fails here); no two nodes overlap, every node sits in a step
 queued from the UI (`app.queuePrompt`, what the Run button calls) it passes validation and produces its images.
 
 ONESTEP_UPDATE_DOCS=1 also writes what the runs make: each template's thumbnail (workflows/<title>.jpg, from its
-output) and a screenshot of each workflow after its run (docs/workflows/<name>.png).
+output) and a screenshot of each workflow after its run (web/docs/workflows/<name>.png, shown by the README and the
+node help pages).
 Another frontend: COMFYUI_EXTRA_ARGS="--front-end-root DIR" (README, "Tests").
 """
 from __future__ import annotations
@@ -232,6 +233,6 @@ def write_docs(page, host, name: str, thumb: dict) -> None:
     page.wait_for_timeout(1500)  # image previews load
     png = page.screenshot()
     page.set_viewport_size(VIEWPORT)
-    out = os.path.join(REPO, "docs", "workflows", f"{name}.png")
+    out = os.path.join(REPO, "web", "docs", "workflows", f"{name}.png")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=128).save(out, optimize=True)

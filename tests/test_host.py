@@ -2,8 +2,10 @@
 import glob
 import json
 import os
+import re
 import shutil
 import time
+import urllib.request
 from urllib.parse import quote
 
 import pytest
@@ -82,6 +84,18 @@ def test_ui_workflows_are_listed_as_templates(host):
     assert ui and ui <= listed
     name = sorted(ui)[0]
     assert host.get(f"/api/workflow_templates/{quote(PACK_FOLDER_NAME)}/{quote(name)}.json")["nodes"]  # served, so it opens
+
+
+def test_node_help_pages_are_served_where_the_frontend_looks(host):
+    """The node library fetches /extensions/<pack folder>/docs/<NodeClass>.md (WEB_DIRECTORY) and its pictures."""
+    base = f"{host.url}/extensions/{quote(PACK_FOLDER_NAME)}/docs"
+    for name in sorted(PACK_NODES):
+        with urllib.request.urlopen(f"{base}/{name}.md", timeout=60) as r:
+            text = r.read().decode()
+        assert text.startswith("# ") and "## Outputs" in text, name
+        for picture in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+            with urllib.request.urlopen(f"{base}/{quote(picture)}", timeout=60) as r:
+                assert r.status == 200 and r.read(8).startswith(b"\x89PNG"), picture
 
 
 @pytest.mark.parametrize("path", api_workflows(), ids=os.path.basename)

@@ -1,0 +1,34 @@
+"""Every node's help page (web/docs/<NodeClass>.md) is what tools/node_help.py makes from the node's own
+declarations: a node, input or tooltip changed without regenerating the pages fails here."""
+import pytest
+
+from comfy_host import REPO, import_pack
+
+try:
+    import comfy.cli_args as comfy_cli_args
+except ImportError as e:  # a missing host is a failure, not a skip
+    raise ImportError("run with the ComfyUI tree on PYTHONPATH (scripts/test.sh does)") from e
+comfy_cli_args.args.cpu = True
+
+from tools import node_help  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return import_pack(REPO)
+
+
+def test_every_node_has_an_up_to_date_help_page(pack):
+    assert node_help.main(["--check"]) == 0, "run: python -m tools.node_help (with the ComfyUI tree on PYTHONPATH)"
+    want = node_help.pages(pack.NODE_CLASS_MAPPINGS, pack.NODE_DISPLAY_NAME_MAPPINGS)
+    assert set(want) == {f"{k}.md" for k in pack.NODE_CLASS_MAPPINGS}
+
+
+def test_a_page_names_every_input_and_output_with_its_tooltip(pack):
+    cls = pack.NODE_CLASS_MAPPINGS["OneStepGenerate"]
+    text = node_help.page("OneStepGenerate", cls, "One-Step Generate")
+    for section in ("required", "optional"):
+        for name, spec in cls.INPUT_TYPES().get(section, {}).items():
+            assert f"| `{name}` |" in text and " ".join(spec[1]["tooltip"].split()) in text, name
+    assert "| `LATENT` | LATENT | The generated latents" in text
+    assert "Text to image in one step" in text and "](workflows/fmnist_text_to_image.png)" in text  # the README's first workflow
