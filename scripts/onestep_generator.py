@@ -43,11 +43,20 @@ def generator_names() -> list:
     return sorted(f for f in os.listdir(folder) if f.endswith(".safetensors"))
 
 
+def _sampler(sd_model):
+    """The one-step sampler for this app: Forge's (webui/forge.py); A1111 proper has no adapter yet (README)."""
+    try:
+        forge = _pack("webui.forge")
+    except ImportError as e:
+        raise RuntimeError(f"the one-step generator script needs Stable Diffusion WebUI Forge (A1111 proper is not supported yet: {e})") from None
+    return forge.OneStepSampler(sd_model)
+
+
 def _register_sampler() -> None:
     """Add the one-step sampler to the app's list, the way sampler extensions do (both apps read these names)."""
     if SAMPLER_NAME in sd_samplers.all_samplers_map:
         return
-    data = sd_samplers_common.SamplerData(SAMPLER_NAME, lambda model: _pack("webui.forge").OneStepSampler(model), [], {})
+    data = sd_samplers_common.SamplerData(SAMPLER_NAME, _sampler, [], {})
     sd_samplers.all_samplers.append(data)
     sd_samplers.all_samplers_map[SAMPLER_NAME] = data
     sd_samplers.set_samplers()
