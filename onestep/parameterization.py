@@ -11,7 +11,9 @@ The UNet input x_in depends on the input convention the method was trained with:
     ComfyUI's Euler step from σ_t feeds the UNet (SiD-LSG, Diffusion2GAN here);
   - "raw_z": x_in = z, the raw noise (DMD2's `noisy_image = noise`).
 In k-diffusion terms both are x = m·z with m = σ_t ("sigma_z") or sqrt(σ_t²+1) ("raw_z"):
-`noise_multiplier` is that m, and the ComfyUI adapter maps it onto core's noise scaling.
+`noise_multiplier` is that m, `input_scale` the c_in that turns x into the UNet input and `denoised` the
+denoiser's x0; the ComfyUI adapter maps m onto core's noise scaling, the A1111/Forge adapter (webui/) all three
+onto Forge's predictor.
 """
 from __future__ import annotations
 
@@ -64,11 +66,20 @@ class OneStepSpec:
             return self.sigma
         return math.sqrt(self.sigma**2 + 1.0)
 
-    def unet_input(self, z: torch.Tensor) -> torch.Tensor:
-        """What the UNet sees for noise z."""
+    @property
+    def input_scale(self) -> float:
+        """c_in: the UNet input is input_scale·x for the k-diffusion sample x (1/sqrt(σ²+1); the flow takes x as is)."""
         if self.prediction == "flow":
-            return self.sigma * z
-        return z * (self.noise_multiplier / math.sqrt(self.sigma**2 + 1.0))
+            return 1.0
+        return 1.0 / math.sqrt(self.sigma**2 + 1.0)
+
+    def unet_input(self, z: torch.Tensor) -> torch.Tensor:
+        """What the UNet sees for noise z: input_scale·(noise_multiplier·z)."""
+        return z * (self.noise_multiplier * self.input_scale)
+
+    def denoised(self, output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x0 as a k-diffusion denoiser returns it: from the network output and the sample x it was called at."""
+        return self.x0(output, x * self.input_scale)
 
     def x0(self, output: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor:
         """x0 from the network output and the UNet input it was computed from."""

@@ -123,3 +123,15 @@ def test_sampler_is_one_euler_step():
     assert len(calls) == 2 and torch.allclose(out, euler, atol=1e-5)
     with pytest.raises(OneStepSigmasError, match="two sigmas"):
         sample_onestep(denoiser, x, torch.tensor([14.6, 3.0, 0.0]))
+
+
+@pytest.mark.parametrize("prediction,t,convention", [("eps", 999, "raw_z"), ("eps", 625, "sigma_z"), ("v", 625, "sigma_z"),
+                                                     ("x0", 500, "raw_z"), ("flow", 1000, "sigma_z")])
+def test_denoiser_scalings_compose_to_the_generator(z, prediction, t, convention):
+    """What a host's k-diffusion predictor does (A1111/Forge adapter): x = m·z, UNet(c_in·x, t), denoised(out, x)."""
+    spec = OneStepSpec(prediction, t, convention)
+    unet = lambda x_in, ts, ctx: torch.tanh(x_in) * 0.7 + 0.1  # noqa: E731
+    x = z * spec.noise_multiplier
+    out = unet(x * spec.input_scale, None, None)
+    torch.testing.assert_close(x * spec.input_scale, spec.unet_input(z), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(spec.denoised(out, x), OneStepGenerator(unet, spec)(z), rtol=1e-6, atol=1e-6)
