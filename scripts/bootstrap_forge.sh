@@ -7,8 +7,8 @@
 #                      huggingface-guess 0.1.0 from PyPI (the same files as the commit Forge pins, 8482624).
 # Forge is not on PyPI, Debian or npm, and CI reaches nothing else, so its source must already be on the machine:
 #   FORGE_SRC=<git repository or .tar/.tar.gz archive of the Forge repository>   (the commit below is taken from a
-#   repository; an archive must be of that commit), else ../shared/forge/forge-$FORGE_COMMIT.tar.gz beside the clone.
-# Without either this exits 3 and says so; the tests then fail (never skip) with that message.
+#   repository; an archive must be of that commit). Without it this exits 3 and says so; the Forge tests (opted in
+#   with ONESTEP_FORGE_TESTS=1, see tests/conftest.py) then fail with that message.
 # FORGE_DIR=/path/to/Forge uses an existing Forge tree as is (its deps still go into .host/forge-venv).
 # Idempotent: each step is skipped when its stamp exists. Prints the tree and the venv's python on the last line.
 set -euo pipefail
@@ -23,14 +23,10 @@ log() { echo "[bootstrap-forge] $*" >&2; }
 forge="${FORGE_DIR:-$host/forge}"
 if [ -z "${FORGE_DIR:-}" ] && [ ! -f "$forge/.tree-ok" ]; then
   src="${FORGE_SRC:-}"
-  if [ -z "$src" ] && [ -f "$here/../shared/forge/forge-$FORGE_COMMIT.tar.gz" ]; then
-    src="$here/../shared/forge/forge-$FORGE_COMMIT.tar.gz"
-  fi
   if [ -z "$src" ] || [ ! -e "$src" ]; then
     log "FORGE NOT AVAILABLE: Stable Diffusion WebUI Forge is not on PyPI, Debian or npm, and its repository"
     log "cannot be cloned here. Set FORGE_SRC to a git repository (or a .tar.gz archive) of"
-    log "lllyasviel/stable-diffusion-webui-forge at $FORGE_COMMIT, or put the archive at"
-    log "../shared/forge/forge-$FORGE_COMMIT.tar.gz beside the clone, or set FORGE_DIR to a Forge tree."
+    log "lllyasviel/stable-diffusion-webui-forge at $FORGE_COMMIT, or set FORGE_DIR to a Forge tree."
     exit 3
   fi
   stage="$forge.partial"

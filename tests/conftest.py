@@ -17,6 +17,11 @@ except ImportError:
 
 from comfy_host import REPO, ComfyHost, comfyui_dir
 
+# The real-Forge tests run when asked for (ONESTEP_FORGE_TESTS=1, with FORGE_SRC or FORGE_DIR: scripts/bootstrap_forge.sh).
+# Forge's source cannot be installed from PyPI, Debian or npm, so the default suite (CI on a fresh machine) leaves
+# the file out rather than failing or skipping it; the README says what was run where.
+collect_ignore = [] if os.environ.get("ONESTEP_FORGE_TESTS") == "1" else ["test_forge_onestep.py"]
+
 
 @pytest.fixture(scope="module")
 def one_thread():
