@@ -151,6 +151,6 @@ def test_checkpoints_written_before_methods_had_names_still_load(method, tmp_pat
     again = Trainer(tiny_unet(), dataclasses.replace(config(**kw), method=method), tiny_elpips())
     again.load_state_dict(state)
     assert again.step == 2 and all(torch.equal(a, b) for a, b in zip(again.trainable_parameters(), first.trainable_parameters()))
-    toy_engine = Engine(tiny_unet(), TrainConfig(), method=ToyCritic(TrainConfig(), None))
+    toy_engine = Engine(tiny_unet(), TrainConfig(), method=ToyCritic(TrainConfig()))
     with pytest.raises(ValueError, match="predates training methods"):
         toy_engine.load_state_dict(state)

@@ -79,8 +79,8 @@ class Method:
     file_method = ""  # `onestep.method` of the generator files it makes (default: name)
     data = PAIRS  # PAIRS or PROMPTS
 
-    def __init__(self, config: TrainConfig, resources: Resources):
-        self.config, self.resources = config, resources
+    def __init__(self, config: TrainConfig, resources: Resources | None = None):
+        self.config, self.resources = config, resources or Resources()
 
     def prepare(self, info: ModelInfo) -> None:
         """Check the teacher (refuse one the method cannot train) and set up the losses; called before anything is built."""
