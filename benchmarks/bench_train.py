@@ -332,9 +332,9 @@ def _time_parts(trainer) -> dict[str, list[float]]:
             return r
         return wrapper
 
-    trainer.parts.opt_g.step = timed("opt_g_step", trainer.parts.opt_g.step)
-    if trainer.parts.opt_d is not None:
-        trainer.parts.opt_d.step = timed("opt_d_step", trainer.parts.opt_d.step)
+    trainer.opt_g.step = timed("opt_g_step", trainer.opt_g.step)
+    if trainer.opt_d is not None:
+        trainer.opt_d.step = timed("opt_d_step", trainer.opt_d.step)
     trainer.ema.update = timed("ema_update", trainer.ema.update)
     return out
 

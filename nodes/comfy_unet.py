@@ -1,4 +1,5 @@
-"""ComfyUI's ldm UNetModel behind the trainer's TrainableUNet interface (training/unet_interface.py).
+"""ComfyUI's ldm UNetModel behind the engine's TrainableUNet interface (training/unet_interface.py) and
+Diffusion2GAN's UNetEncoder (training/discriminator.py).
 
 The forward pass walks the same blocks UNetModel._forward walks (time embedding, input blocks with skips,
 middle block, output blocks, out) minus ControlNet and model patches, which training does not use, so each

@@ -9,7 +9,6 @@ is over-fitting. The row is scored on the scale's row_seeds scoring noise stream
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -172,13 +171,10 @@ def stage_distill(run, row: str) -> dict:
         chosen = session.step, {k[len("unet."):]: v for k, v in session.trainer.generator_state_dict(ema=True, layout="native").items()}
     chosen_step, weights = chosen
     gen_path = run.path("generators", f"{rows.row_dir_name(row)}.safetensors")
-    ds = session.dataset.settings
-    meta = session.trainer.generator_metadata("custom", LATENT_FORMAT, guidance=ds.cfg, teacher_hash=ds.teacher[:16],
-                                              source=f"proof_scale row {row}: Diffusion2GAN trainer on {ds.count} teacher pairs")
-    meta = dataclasses.replace(meta, training_steps=chosen_step, unet_config=ldm_unet_config(net),
-                               notes={**meta.notes, "proof_scale_row": row, "plan": plan, "latent_lpips": lpips_info or {},
-                                      "selected_step": chosen_step, "selected_by": f"FD on {s.val_count} samples of noise seed {VAL_SEED}"})
-    gen_format.save_generator(gen_path, diffusers_to_ldm(weights), meta)
+    session.export(gen_path, "custom", LATENT_FORMAT, unet_config=ldm_unet_config(net), weights=diffusers_to_ldm(weights), training_steps=chosen_step,
+                   source=f"proof_scale row {row}: {config.method} on {session.dataset.settings.count} teacher pairs",
+                   notes={"proof_scale_row": row, "plan": plan, "latent_lpips": lpips_info or {}, "selected_step": chosen_step,
+                          "selected_by": f"FD on {s.val_count} samples of noise seed {VAL_SEED}"})
     session = unet = None  # the trainer and its copy of the teacher are freed before scoring
     student = build_unet(net)
     student.load_state_dict(weights)

@@ -75,6 +75,7 @@ def plan(row: str, defaults: dict) -> dict:
 def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
     """The trainer configuration of a plan (the trainer's defaults for everything the plan does not set)."""
     return TrainConfig(
+        method="diffusion2gan" if p["gan"] else "regression",  # training/methods/
         generator=GeneratorConfig(spec=OneStepSpec("eps", p["timestep"], "sigma_z")),
         optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"],
                           lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),

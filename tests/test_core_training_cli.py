@@ -79,6 +79,7 @@ def test_train_end_to_end_and_resume(tmp_path, caplog):
     assert "at step 2" in caplog.text and "resuming" in caplog.text  # continued from the checkpoint's 2 steps
     meta = read_metadata(out)
     assert (meta.method, meta.base, meta.latent_format, meta.guidance, meta.training_steps) == ("diffusion2gan", "custom", "sd15", 3.0, 3)  # width-32 text: no standard base
+    assert meta.teacher_hash == "t" * 16  # the pairs' teacher fingerprint, written by the one export the node also uses
 
 
 def test_stats_file_reports_the_measured_speed(tmp_path):

@@ -28,7 +28,8 @@ from .config import (
     default_lr_warmup,
     low_memory,
 )
-from .core import ELatentLPIPS, OneStepSpec, atomic_write, bases, format
+from .core import ELatentLPIPS, OneStepSpec, atomic_write, bases
+from .methods import METHODS
 
 log = logging.getLogger("onestep")
 LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI latent format → UNet-space scale
@@ -37,6 +38,7 @@ LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI l
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The `train` command's options: inputs, outputs, then one flag per config field."""
     d, o, lo, g = DiscriminatorConfig(), OptimConfig(), LossConfig(), TrainConfig()
+    p.add_argument("--method", default=g.method, choices=sorted(METHODS), help="training method (training/methods/)")
     p.add_argument("--pairs", required=True, help="teacher-pairs dataset folder")
     p.add_argument("--teacher", required=True, help="diffusers UNet2DConditionModel folder (or a pipeline folder with unet/)")
     p.add_argument("--out", required=True, help="generator file to write (.safetensors)")
@@ -103,6 +105,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
+        method=a.method,
         generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing,
                                   frozen_dtype=a.frozen_dtype),
         optim=OptimConfig(a.optimizer, a.lr_g, a.lr_d, tuple(a.betas), a.weight_decay, a.grad_accumulation, a.grad_clip,
@@ -165,11 +168,11 @@ def _init_distributed() -> torch.device:
 
 
 def train(a: argparse.Namespace) -> int:
-    """Build everything from the flags, train (resuming from --checkpoint), write the generator."""
-    from .core import PairDataset, collate_pairs, latent_lpips_weights
+    """Build the run from the flags (training/session.py, as the node does), train (resuming from --checkpoint),
+    write the generator (with the teacher's fingerprint from the pairs)."""
+    from .core import PairDataset, latent_lpips_weights
     from .diffusers_unet import DiffusersUNet
-    from .trainer import Trainer
-    from .unet_interface import check_batch_compatible
+    from .session import TrainingSession
 
     config = config_from_args(a)
     device = _init_distributed()
@@ -178,22 +181,19 @@ def train(a: argparse.Namespace) -> int:
     if fmt not in LATENT_SCALES:
         raise SystemExit(f"no latent scale known for the dataset's latent format {fmt!r}")
     unet = DiffusersUNet(load_teacher(a.teacher), latent_scale=LATENT_SCALES[fmt])
-    check_batch_compatible(data[0], unet.info)
     elpips = None
     if config.loss.regression != "mse":
         if not a.latent_lpips:
             raise SystemExit(f"--regression {config.loss.regression} needs --latent-lpips weights")
         net, encoder, _ = latent_lpips_weights.load(a.latent_lpips)
         elpips = ELatentLPIPS(net, encoder, preset=a.augment)
-    trainer = Trainer(unet, config, elpips, device)
-    if a.checkpoint and os.path.exists(a.checkpoint):
-        log.info("[onestep] resuming from %s at step %d", a.checkpoint, trainer.load(a.checkpoint))
+    session = TrainingSession(unet, config, data, None, elpips, device, resume=True, checkpoint=a.checkpoint)
+    trainer = session.trainer
     stop = {"now": False}
     timer = StepTimer()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))  # Ctrl-C: checkpoint, then exit
     try:
-        result = trainer.run(data, a.steps, on_step=lambda step, logs: timer.tick() or stop["now"], checkpoint=a.checkpoint,
-                             collate_fn=collate_pairs, num_workers=a.num_workers)
+        result = session.run(a.steps, on_step=lambda step, logs: timer.tick() or stop["now"], num_workers=a.num_workers)
     finally:
         signal.signal(signal.SIGINT, previous)
     speed = timer.summary(config.batch_size, trainer.dist.world_size)
@@ -208,8 +208,7 @@ def train(a: argparse.Namespace) -> int:
     if trainer.dist.is_main:
         sd = trainer.generator_state_dict()
         base = a.base or bases.base_from_shape(bases.inspect_ldm_unet(sd))
-        meta = trainer.generator_metadata(base, fmt.lower(), guidance=data.settings.cfg, source=f"training.cli:{os.path.basename(a.pairs.rstrip('/'))}")
-        format.save_generator(a.out, sd, meta)
+        session.export(a.out, base, fmt.lower(), weights=sd, source=f"training.cli:{os.path.basename(a.pairs.rstrip('/'))}")
         log.info("[onestep] wrote %s after %d steps", a.out, result.step)
     return 0
 

@@ -65,12 +65,12 @@ class OptimConfig:
 
     optimizer: str = "adamw"  # "adamw" | "adafactor" (torch's Adafactor update: factored second moments, low memory; adafactor.py)
     lr_g: float = 1e-5  # generator learning rate (full fine-tune; LoRA wants ~1e-4)
-    lr_d: float = 1e-5  # discriminator learning rate
+    lr_d: float = 1e-5  # learning rate of the method's other networks (Diffusion2GAN's discriminator)
     betas: tuple[float, float] = (0.9, 0.999)  # Adam β1, β2 (Adafactor uses only β2 as its decay floor; ignored)
     weight_decay: float = 0.0  # decoupled weight decay of both optimisers
     grad_accumulation: int = 1  # micro-batches per optimiser step on each rank
     grad_clip: float = 1.0  # max global gradient norm per optimiser step (0: no clipping)
-    optimizer_d: str = ""  # D's optimiser when it should differ from G's ("": the same as `optimizer`)
+    optimizer_d: str = ""  # the other networks' optimiser when it should differ from G's ("": the same as `optimizer`)
     # AdamW's multi-tensor ("foreach") update: None lets torch choose (fastest on a GPU, but it holds about one extra
     # copy of the trained weights during the step); False updates one tensor at a time (low memory). Adafactor always
     # updates in bounded chunks of multi-tensor kernels (training/adafactor.py) and ignores it.
@@ -153,8 +153,11 @@ class DiscriminatorConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything one Diffusion2GAN run needs besides the models and the data."""
+    """Everything one training run needs besides the models and the data."""
 
+    # The method (training/methods/: "diffusion2gan", "regression", ...): its networks, phases and losses. Its settings
+    # are the sections below (a new method adds its own section).
+    method: str = "diffusion2gan"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # G and its parameterization
     optim: OptimConfig = field(default_factory=OptimConfig)  # optimisers
     loss: LossConfig = field(default_factory=LossConfig)  # regression loss, λ_GAN, warm-up

@@ -1,4 +1,5 @@
-"""TrainableUNet adapter for diffusers' UNet2DConditionModel (the headless CLI path; SD1.x/2.x/XL layouts).
+"""diffusers' UNet2DConditionModel as the engine's TrainableUNet and the discriminator's UNetEncoder (the headless
+CLI path; SD1.x/2.x/XL layouts).
 
 The encoder pass repeats UNet2DConditionModel.forward up to the middle block (time embedding, SDXL's
 text-time embedding, conv_in, down blocks, mid block) and returns the feature map of every level.
@@ -15,7 +16,7 @@ from .unet_interface import ModelInfo, copy_module, default_lora_targets
 
 
 class DiffusersUNet(nn.Module):
-    """A diffusers UNet2DConditionModel behind the trainer's TrainableUNet interface."""
+    """A diffusers UNet2DConditionModel behind the engine's TrainableUNet and the discriminator's UNetEncoder."""
 
     def __init__(self, unet: nn.Module, latent_scale: float = 0.18215, latent_shift: float = 0.0):
         super().__init__()

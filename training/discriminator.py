@@ -8,11 +8,38 @@ one head on the middle block — give patch logits. Which t, and why: see traini
 """
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 from torch import nn
 
 from .core import OneStepSpec
 from .unet_interface import TrainableUNet
+
+
+@runtime_checkable
+class UNetEncoder(TrainableUNet, Protocol):
+    """What D needs from the teacher UNet beyond the engine's TrainableUNet: its *encoder* (input conv, down blocks,
+    middle block) run with text c through its own cross-attention. The adapters (training/diffusers_unet.py,
+    nodes/comfy_unet.py) implement it; other methods never call it."""
+
+    def encoder_features(
+        self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None, **extra
+    ) -> list[torch.Tensor]:
+        """Feature maps after each down level and after the middle block (coarsest last); `input_residual` is
+        added to the input conv's output ([B, input_features, H, W])."""
+
+    def encoder_copy(self, share_weights: bool = False) -> UNetEncoder:
+        """A deep copy holding only the encoder (time embedding, input conv, down blocks, middle block); with
+        share_weights its modules hold this UNet's own parameter and buffer tensors (unet_interface.copy_module)."""
+
+    @property
+    def input_features(self) -> int:
+        """Channels of the input conv's output (where the z-conv adds in)."""
+
+    @property
+    def feature_channels(self) -> list[int]:
+        """Channels of each map encoder_features returns, in order."""
 
 
 def _groups(c: int) -> int:
@@ -39,7 +66,7 @@ class ReadoutHead(nn.Module):
 class ConditionalDiffusionDiscriminator(nn.Module):
     """Patch logits of D(x_t, t, z, c) at one or several scales."""
 
-    def __init__(self, encoder: TrainableUNet, z_conditioning: bool = True, multiscale: bool = True, head_channels: int = 64,
+    def __init__(self, encoder: UNetEncoder, z_conditioning: bool = True, multiscale: bool = True, head_channels: int = 64,
                  generator: torch.Generator | None = None):
         super().__init__()
         self.encoder = encoder

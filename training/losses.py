@@ -24,16 +24,18 @@ from .unet_interface import ModelInfo
 
 @dataclass
 class MicroBatch:
-    """One micro-batch on this rank, with the random source of its draws."""
+    """One micro-batch on this rank, with the random source of its draws. A pairs method gets all fields; a
+    prompts-only method gets the conditioning (z None unless the data holds noise, real/latent None)."""
 
-    z: torch.Tensor  # the teacher's noise [B, C, H, W]
-    real: torch.Tensor  # the teacher's output in the UNet's x0 space
-    latent: torch.Tensor  # the teacher's output in VAE units (as stored)
+    z: torch.Tensor | None  # the generator's noise [B, C, H, W] (the teacher's, for pairs)
+    real: torch.Tensor | None  # the teacher's output in the UNet's x0 space (pairs only)
+    latent: torch.Tensor | None  # the teacher's output in VAE units, as stored (pairs only)
     context: torch.Tensor  # cross-attention conditioning [B, L, D]
     extra: dict = field(default_factory=dict)  # further UNet inputs (pooled)
     seed: torch.Tensor | None = None  # per-item seeds (mix-and-match validity)
     prompt_index: torch.Tensor | None = None  # per-item prompt ids (mix-and-match validity)
     rng: torch.Generator | None = None  # CPU generator for every random draw of this micro-batch
+    outputs: dict = field(default_factory=dict)  # what a phase leaves for later phases of the same step (G's fakes for D)
 
 
 def _ns(logits: list[torch.Tensor], real: bool) -> torch.Tensor:

@@ -1,11 +1,9 @@
-"""The narrow interface the Diffusion2GAN trainer needs from a teacher UNet, whatever library built it.
+"""The narrow interface the training engine needs from a teacher UNet, whatever library built it.
 
-The generator G(z, c) = x0(UNet(x_in, t, c)) (onestep/parameterization.py) needs only the call. The conditional
-diffusion discriminator (Kang et al. 2024, Sec. 4.2) needs the UNet's *encoder*: the input conv, the down blocks
-and the middle block, run with text c through their own cross-attention, returning feature maps at several
-scales, with an optional residual (the zero-initialised z-conv) added to the input conv's output. Adapters:
-training/diffusers_unet.py (diffusers UNet2DConditionModel, headless); the ComfyUI node wraps ldm's UNetModel
-the same way (time_embed, input_blocks, middle_block; output_blocks/out dropped in the encoder copy).
+The generator G(z, c) = x0(UNet(x_in, t, c)) (onestep/parameterization.py) needs only the call, plus what the
+engine's memory levers use (gradient checkpointing, LoRA targets) and the export's key layout. Methods that need
+more declare it themselves (Diffusion2GAN's discriminator reads the encoder: discriminator.UNetEncoder). Adapters:
+training/diffusers_unet.py (diffusers UNet2DConditionModel, headless); nodes/comfy_unet.py (ComfyUI's ldm UNetModel).
 """
 from __future__ import annotations
 
@@ -51,24 +49,6 @@ class TrainableUNet(Protocol):
     def __call__(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, **extra) -> torch.Tensor:
         """The raw network output (ε, v, x0 or velocity) for UNet input x_in at timesteps t [B]."""
 
-    def encoder_features(
-        self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None, **extra
-    ) -> list[torch.Tensor]:
-        """Feature maps after each down level and after the middle block (coarsest last); `input_residual` is
-        added to the input conv's output ([B, input_features, H, W])."""
-
-    def encoder_copy(self, share_weights: bool = False) -> TrainableUNet:
-        """A deep copy holding only the encoder (time embedding, input conv, down blocks, middle block); with
-        share_weights its modules hold this UNet's own parameter and buffer tensors (copy_module below)."""
-
-    @property
-    def input_features(self) -> int:
-        """Channels of the input conv's output (where the z-conv adds in)."""
-
-    @property
-    def feature_channels(self) -> list[int]:
-        """Channels of each map encoder_features returns, in order."""
-
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Recompute block activations in backward."""
 
@@ -91,28 +71,30 @@ def default_lora_targets(module: nn.Module) -> list[str]:
     return [n for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and LORA_TARGET_PATTERN.search(n)]
 
 
+def store_frozen(module: nn.Module, dtype: torch.dtype) -> None:
+    """Keep the parameters that are not trained in `dtype` (trained ones and buffers unchanged). In place, so a
+    frozen weight another module shares (a LoRA discriminator's backbone) stays shared."""
+    for p in module.parameters():
+        if not p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+            p.data = p.detach().to(dtype)
+
+
 class IncompatibleDataError(ValueError):
     """Training data that does not fit the UNet; the message names what differs."""
 
 
-def check_batch_compatible(batch: Mapping[str, torch.Tensor], info: ModelInfo) -> None:
-    """Refuse a batch (or one dataset item, unbatched) whose shapes do not fit the UNet, naming the mismatch."""
-    for key in ("noise", "latent", "context"):
+def check_batch_compatible(batch: Mapping[str, torch.Tensor], info: ModelInfo, keys: tuple[str, ...] = ("noise", "latent", "context")) -> None:
+    """Refuse a batch (or one dataset item, unbatched) whose shapes do not fit the UNet, naming the mismatch; `keys`
+    are the entries the method needs (a prompts-only method: just "context")."""
+    for key in keys:
         if key not in batch:
             raise IncompatibleDataError(f"training data lacks {key!r} (has {', '.join(sorted(batch))})")
-    noise, latent, context = batch["noise"], batch["latent"], batch["context"]
-    if latent.ndim == 3:  # one dataset item: add the batch dimension
-        noise, latent, context = noise[None], latent[None], context[None]
-    if latent.ndim != 4 or noise.shape != latent.shape:
-        raise IncompatibleDataError(f"noise {tuple(noise.shape)} and latent {tuple(latent.shape)} must both be [B, C, H, W] of one shape")
-    if latent.shape[1] != info.latent_channels:
-        raise IncompatibleDataError(
-            f"the dataset's latents have {latent.shape[1]} channels but the teacher UNet makes {info.latent_channels}-channel "
-            "latents: these pairs were collected with another model family"
-        )
-    h, w = latent.shape[-2:]
-    if h % info.spatial_multiple or w % info.spatial_multiple:
-        raise IncompatibleDataError(f"latents of {h}×{w} do not fit the UNet: height and width must be multiples of {info.spatial_multiple}")
+    context = batch["context"]
+    if context.ndim == 2:  # one dataset item: add the batch dimension
+        batch = {k: v[None] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        context = batch["context"]
+    if "latent" in keys:
+        _check_latents(batch["noise"], batch["latent"], info)
     if context.ndim != 3 or context.shape[-1] != info.context_dim:
         raise IncompatibleDataError(
             f"the dataset's text conditioning has width {context.shape[-1]} but the teacher UNet's cross-attention takes "
@@ -123,3 +105,16 @@ def check_batch_compatible(batch: Mapping[str, torch.Tensor], info: ModelInfo) -
         raise IncompatibleDataError(f"the teacher UNet needs a pooled text embedding of width {info.pooled_dim} (SDXL); the dataset has none")
     if info.pooled_dim is not None and pooled.shape[-1] != info.pooled_dim:
         raise IncompatibleDataError(f"the dataset's pooled embedding has width {pooled.shape[-1]}, the teacher UNet takes {info.pooled_dim}")
+
+
+def _check_latents(noise: torch.Tensor, latent: torch.Tensor, info: ModelInfo) -> None:
+    if latent.ndim != 4 or noise.shape != latent.shape:
+        raise IncompatibleDataError(f"noise {tuple(noise.shape)} and latent {tuple(latent.shape)} must both be [B, C, H, W] of one shape")
+    if latent.shape[1] != info.latent_channels:
+        raise IncompatibleDataError(
+            f"the dataset's latents have {latent.shape[1]} channels but the teacher UNet makes {info.latent_channels}-channel "
+            "latents: these pairs were collected with another model family"
+        )
+    h, w = latent.shape[-2:]
+    if h % info.spatial_multiple or w % info.spatial_multiple:
+        raise IncompatibleDataError(f"latents of {h}×{w} do not fit the UNet: height and width must be multiples of {info.spatial_multiple}")

@@ -1,0 +1,298 @@
+"""The training engine: everything the distillation methods share (training/methods/ holds what differs).
+
+The engine owns the generator G — the teacher UNet passed in, trained in place (pass a copy to keep the teacher)
+as the one-step generator of the config's OneStepSpec (onestep/parameterization.py), full weights or LoRA — and the
+networks its method adds (Diffusion2GAN's discriminator), their optimisers and lr schedule, G's EMA, low-memory
+storage (bf16 frozen weights, bf16 trained weights with stochastic-rounding updates, Adafactor), gradient
+accumulation and DDP averaging (steps.py, distributed.py), checkpoints with exact resume, stop requests, the NaN
+stop, and the generator's weights and metadata for export (export.py). The data order and every random draw are
+functions of (seed, step, chunk) (data.py), so a checkpoint resumes bit-for-bit.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from . import distributed, lora
+from .adafactor import SyncFreeAdafactor
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .core import OneStepGenerator, collate_pairs, format, keep_output_float32
+from .data import ResumableBatchSampler, chunk_rng, derived_seed, my_chunks
+from .device_data import DevicePairs
+from .ema import EMA
+from .losses import MicroBatch
+from .lr_schedule import lr_factor
+from .methods import DATA_KEYS, Method, Resources, method_class
+from .rounding import Bf16WeightsOptimizer
+from .steps import run_phase
+from .unet_interface import TrainableUNet, check_batch_compatible, store_frozen
+
+log = logging.getLogger("onestep")
+STATE_VERSION = 1
+OnStep = Callable[[int, dict], "bool | None"]  # (completed steps, loss terms) → True to stop
+GENERATOR = "generator"
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    step: int  # completed optimiser steps
+    stopped: bool  # True when on_step asked to stop before the target
+    logs: dict = field(default_factory=dict)  # loss terms of the last step
+
+
+@dataclass
+class Network:
+    """A trained network: its module, optimiser and base lr; `key` names its optimiser state and log terms."""
+
+    name: str
+    key: str
+    module: nn.Module
+    optimizer: object  # torch.optim.Optimizer or Bf16WeightsOptimizer
+    lr: float
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The module's state without frozen parameters (a frozen backbone is rebuilt from the teacher)."""
+        frozen = {n for n, p in self.module.named_parameters() if not p.requires_grad}
+        return {k: v for k, v in self.module.state_dict().items() if k not in frozen}
+
+
+def make_optimizer(name: str, params: list[nn.Parameter], lr: float, betas: tuple[float, float], weight_decay: float,
+                   foreach: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW, or Adafactor (lr relative to each weight's RMS; torch's update without its GPU syncs)."""
+    if name == "adafactor":
+        return SyncFreeAdafactor(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, foreach=foreach)
+
+
+class Engine:
+    """Trains a teacher UNet into a one-step generator with the config's method (or the `method` given)."""
+
+    def __init__(self, unet: TrainableUNet, config: TrainConfig, resources: Resources | None = None, device: torch.device | str | None = None,
+                 method: Method | None = None):
+        self.config, self.unet, self.info = config, unet, unet.info
+        self.dist = distributed.current()
+        self.device = torch.device(device) if device is not None else next(unet.parameters()).device
+        self.method = method or method_class(config.method)(config, resources or Resources())
+        self.method.prepare(self.info)
+        c, o = config, config.optim
+        extras = self.method.build(self)  # from the teacher's weights, before G's change
+        for x in extras:  # trained weights in their storage dtype; a frozen backbone as it is
+            x.module.to(self.device).train()
+            for p in x.module.parameters():
+                if p.requires_grad:
+                    p.data = p.detach().to(getattr(torch, x.storage_dtype))
+        if c.generator.lora_rank > 0:
+            lora.add_lora(unet, unet.lora_targets(), c.generator.lora_rank, c.generator.lora_alpha, torch.Generator().manual_seed(derived_seed(c.seed, -2)))
+        else:
+            unet.requires_grad_(True)
+        if c.generator.frozen_dtype != "float32":  # before the move, so the device never holds the float32 copy
+            store_frozen(unet, getattr(torch, c.generator.frozen_dtype))
+        unet.to(self.device).train()
+        if c.generator.gradient_checkpointing:
+            unet.set_gradient_checkpointing(True)
+        keep_output_float32(getattr(unet, "output_conv", None))  # x0 amplifies ε̂'s rounding ~15× (onestep/precision.py)
+        self.generator = OneStepGenerator(unet, c.generator.spec)
+        distributed.broadcast_module(unet, self.dist)
+        for x in extras:
+            distributed.broadcast_module(x.module, self.dist)
+        self.opt_g = make_optimizer(o.optimizer, self.trainable_parameters(), o.lr_g, o.betas, o.weight_decay, o.foreach)
+        self.networks: dict[str, Network] = {GENERATOR: Network(GENERATOR, "g", unet, self.opt_g, o.lr_g)}
+        for x in extras:
+            if x.name in self.networks or x.key == "g":
+                raise ValueError(f"method {self.method.name!r} names two networks {x.name!r}/{x.key!r}")
+            opt = make_optimizer(x.optimizer, [p for p in x.module.parameters() if p.requires_grad], x.lr, o.betas, o.weight_decay, o.foreach)
+            if x.storage_dtype != "float32":
+                opt = Bf16WeightsOptimizer(opt, x.rounding_seed)
+            self.networks[x.name] = Network(x.name, x.key, x.module, opt, x.lr)
+        self.ema = EMA(unet, c.ema_decay, getattr(torch, c.ema_dtype), derived_seed(c.seed, -3))
+        self.step = 0
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """G's parameters being trained (all, or the LoRA factors)."""
+        return [p for p in self.unet.parameters() if p.requires_grad]
+
+    # -- one step -------------------------------------------------------------------------------------------
+    def _micro_batch(self, chunk: dict, j: int) -> MicroBatch:
+        dev = self.device
+        latent = chunk["latent"].to(dev, torch.float32) if "latent" in chunk else None
+        extra = {"pooled": chunk["pooled"].to(dev, torch.float32)} if "pooled" in chunk else {}
+        return MicroBatch(
+            z=chunk["noise"].to(dev, torch.float32) if "noise" in chunk else None,
+            real=self.info.to_unet_space(latent) if latent is not None else None, latent=latent,
+            context=chunk["context"].to(dev, torch.float32), extra=extra,
+            seed=chunk.get("seed"), prompt_index=chunk.get("prompt_index"), rng=chunk_rng(self.config.seed, self.step, j),
+        )
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        """One step of every phase the method runs now, on a global batch; the averaged loss terms."""
+        check_batch_compatible(batch, self.info, DATA_KEYS[self.method.data])
+        c = self.config
+        mbs = [self._micro_batch(chunk, j) for j, chunk in my_chunks(batch, self.dist.world_size, c.optim.grad_accumulation, self.dist.rank)]
+        self._set_learning_rates()
+        terms: dict[str, float] = {}
+        for phase in self.method.phases(self, self.step):
+            terms.update(run_phase(self, phase, mbs, self.step + 1))  # 1-based, as people count steps
+        self.ema.update(self.unet)
+        self.step += 1
+        return terms
+
+    def _set_learning_rates(self) -> None:
+        """Every optimiser's lr for this step: its base lr × the schedule's factor (lr_schedule.py)."""
+        o = self.config.optim
+        f = lr_factor(self.step, o.lr_warmup, o.lr_decay, o.lr_decay_steps, o.lr_floor)
+        for net in self.networks.values():
+            for group in net.optimizer.param_groups:
+                group["lr"] = net.lr * f
+
+    # -- the loop -------------------------------------------------------------------------------------------
+    def batches(self, data, steps: int, collate_fn: Callable | None = None, num_workers: int = 0) -> Iterable[dict]:
+        """Global batches: from DevicePairs (indexed on the device) or a map-style torch Dataset of items, in a
+        resumable order from step self.step; any other iterable (a DataLoader, a list of batch dicts) is used as given."""
+        if isinstance(data, DevicePairs):  # the same order as the Dataset path, with no host round trip
+            sampler = ResumableBatchSampler(len(data), self.config.batch_size, self.config.seed, self.step, steps)
+            return (data.batch(indices) for indices in sampler)
+        if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
+            sampler = ResumableBatchSampler(len(data), self.config.batch_size, self.config.seed, self.step, steps)
+            return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate_fn or collate_pairs, num_workers=num_workers)
+        if self.step:
+            log.warning("[onestep] resuming at step %d on an iterable: its order is the caller's (pass a map-style dataset to resume the order)", self.step)
+        return data
+
+    def _stop_requested(self, on_step: OnStep | None, logs: dict) -> bool:
+        stop = bool(on_step(self.step, logs)) if on_step is not None else False
+        if self.dist.world_size > 1:  # every rank follows rank 0's decision
+            flag = torch.tensor([int(stop)], device=self.device if dist.get_backend() == "nccl" else "cpu")
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        return stop
+
+    def run(self, data, steps: int, on_step: OnStep | None = None, checkpoint: str | os.PathLike | None = None,
+            collate_fn: Callable | None = None, num_workers: int = 0) -> RunResult:
+        """Train until `steps` completed steps (counting resumed ones); on_step(step, logs) → True stops early.
+        Checkpoints (when a path is given) every save_every steps, at a stop and at the end."""
+        logs: dict = {}
+        saved_at = self.step
+        for batch in self.batches(data, steps, collate_fn, num_workers):
+            if self.step >= steps:
+                break
+            logs = self.train_step(batch)
+            if self.config.log_every and self.step % self.config.log_every == 0 and self.dist.is_main:
+                log.info("[onestep] step %d: %s", self.step, ", ".join(f"{k} {v:.4g}" for k, v in sorted(logs.items())))
+            stop = self._stop_requested(on_step, logs)
+            if checkpoint and (stop or (self.config.save_every and self.step % self.config.save_every == 0)):
+                self.save(checkpoint)
+                saved_at = self.step
+            if stop:
+                return RunResult(self.step, True, logs)
+        if checkpoint and saved_at != self.step:
+            self.save(checkpoint)
+        return RunResult(self.step, False, logs)
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything a resume needs: G's trainable weights, the method's networks, every optimiser, EMA, step, RNG
+        states, config. G under "generator"/"opt_g", each extra network under its name and "opt_<key>"."""
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        state = {
+            "version": STATE_VERSION, "method": self.method.name, "step": self.step, "config": self.config.to_dict(),
+            "generator": {n: p for n, p in self.unet.named_parameters() if p.requires_grad}, "opt_g": self.opt_g.state_dict(),
+            "ema": self.ema.state_dict(), "rng": rng,
+            "data": {"seed": self.config.seed, "next_batch": self.step},  # the order is a function of (seed, step)
+        }
+        for net in self.extra_networks():
+            state[net.name], state[f"opt_{net.key}"] = net.state(), net.optimizer.state_dict()
+        return state
+
+    def extra_networks(self) -> list[Network]:
+        """The method's networks (all but G)."""
+        return [n for n in self.networks.values() if n.name != GENERATOR]
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state_dict() of an engine built the same way (same UNet, method and config structure). States
+        written before methods were named (no "method") are Diffusion2GAN's, which the regression method also reads."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"trainer state version {state.get('version')!r} is not supported (this code reads {STATE_VERSION})")
+        saved_method = state.get("method")
+        if saved_method is not None and saved_method != self.method.name:
+            raise ValueError(f"the checkpoint was written by the {saved_method!r} method, this run trains with {self.method.name!r}")
+        if saved_method is None and self.method.name not in ("diffusion2gan", "regression"):
+            raise ValueError(f"the checkpoint predates training methods (it is Diffusion2GAN's); this run trains with {self.method.name!r}")
+        saved, now = _flat(state["config"]), _flat(self.config.to_dict())
+        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k) and not (k == "method" and k not in saved))
+        if diff:
+            log.warning("[onestep] resuming with a changed configuration: %s", ", ".join(diff))
+        params = {n: p for n, p in self.unet.named_parameters() if p.requires_grad}
+        if set(params) != set(state["generator"]):
+            raise ValueError("the checkpoint's generator weights do not match this trainer (full fine-tune vs LoRA, or another UNet)")
+        for net in self.extra_networks():
+            if set(state.get(net.name, {})) != set(net.state()):
+                raise ValueError(f"the checkpoint's {net.name} does not match this trainer (full vs LoRA backbone, or another UNet)")
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(state["generator"][n])
+        for net in self.extra_networks():
+            net.module.load_state_dict(state[net.name], strict=False)
+            net.optimizer.load_state_dict(state[f"opt_{net.key}"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.ema.load_state_dict(state["ema"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Atomic safetensors checkpoint (rank 0 writes; refuses non-finite states)."""
+        if self.dist.is_main:
+            save_checkpoint(path, self.state_dict())
+            log.info("[onestep] checkpoint at step %d → %s", self.step, os.fspath(path))
+
+    def load(self, path: str | os.PathLike) -> int:
+        """Resume from a checkpoint; the step to continue from."""
+        self.load_state_dict(load_checkpoint(path))
+        return self.step
+
+    # -- export ---------------------------------------------------------------------------------------------
+    def generator_state_dict(self, ema: bool = True, layout: str = "ldm") -> dict[str, torch.Tensor]:
+        """G's full weights (EMA by default; LoRA merged in) in ComfyUI's ldm layout ("ldm") or the adapter's own ("native")."""
+        params = self.ema.shadow if ema else None
+        if lora.lora_layers(self.unet):
+            sd = lora.merged_state_dict(self.unet, params)
+        else:
+            sd = {k: (params or {}).get(k, v).detach() for k, v in self.unet.state_dict().items()}
+        sd = {k: v.detach().float().cpu().contiguous() for k, v in sd.items()}
+        return self.unet.export_state_dict(sd) if layout == "ldm" else sd
+
+    def lora_state_dict(self, ema: bool = True) -> dict[str, torch.Tensor]:
+        """`<module>.lora_down.weight` / `.lora_up.weight` / `.alpha` per wrapped layer (names as in the adapter)."""
+        return lora.lora_state_dict(self.unet, self.ema.shadow if ema else None)
+
+    def generator_metadata(self, base: str, latent_format: str, guidance: float | None = None, teacher_hash: str = "", source: str = "") -> format.GeneratorMetadata:
+        """The generator file's metadata for this run (onestep.format.save_generator)."""
+        s = self.config.generator.spec
+        return format.GeneratorMetadata(
+            method=self.method.file_method or self.method.name, base=base, prediction=s.prediction, timestep=s.timestep,
+            input_convention=s.input_convention, latent_format=latent_format, latent_channels=self.info.latent_channels, guidance=guidance,
+            teacher_hash=teacher_hash, training_steps=self.step, source=source or "training.engine",
+            notes={"training_method": self.method.name, "training_config": self.config.to_dict()},
+        )
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

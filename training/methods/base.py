@@ -1,0 +1,102 @@
+"""What a training method is, for the engine (training/engine.py): a small class that names the data it needs,
+builds the networks it trains beside the generator, and lists the update phases of each step.
+
+The engine owns everything methods share — the generator G (the teacher's UNet trained in place, full or LoRA), the
+optimisers, lr schedule, EMA, low-memory storage, gradient accumulation, DDP averaging, checkpoints, stop, NaN
+stop and export. A phase updates one network: for each of this rank's micro-batches it runs its forward passes
+under `backward.autocast()`, calls `backward(loss)` (the engine scales by the micro-batch count) and returns
+named loss terms; the engine then averages terms and gradients over ranks, refuses non-finite ones, clips and
+steps that network's optimiser. While a phase runs, the other networks' trained weights are frozen.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..core import ELatentLPIPS
+from ..losses import MicroBatch
+from ..unet_interface import ModelInfo
+
+PAIRS = "pairs"  # (noise, prompt, teacher latent) datasets of onestep/pairs
+PROMPTS = "prompts"  # items with only the text conditioning ("context", optional "pooled"); noise drawn per step
+DATA_KEYS = {PAIRS: ("noise", "latent", "context"), PROMPTS: ("context",)}
+
+
+@dataclass
+class Resources:
+    """Frozen helpers a method may use, given by the caller (node, CLI, benchmark)."""
+
+    elpips: ELatentLPIPS | None = None  # E-LatentLPIPS (regression losses)
+
+
+@dataclass
+class ExtraNetwork:
+    """A network a method trains beside G; the engine places it, stores it, gives it an optimiser and checkpoints it."""
+
+    name: str  # its weights' key in a checkpoint ("discriminator")
+    key: str  # short name: optimiser state under "opt_<key>", log terms "<key>_total" and "grad_norm_<key>"
+    module: nn.Module  # its trained parameters are those with requires_grad (frozen ones are left out of checkpoints)
+    lr: float  # base learning rate (× the run's lr schedule)
+    optimizer: str = "adamw"  # "adamw" | "adafactor"
+    storage_dtype: str = "float32"  # "bfloat16": trained weights and gradients in bf16, stochastic-rounding updates
+    rounding_seed: int = 0  # seed of those roundings (a derived seed of the run's)
+
+
+class Backward:
+    """What a phase needs from the engine per micro-batch: the autocast context and a backward that averages."""
+
+    def __init__(self, micro_batches: int, bf16: bool, device: torch.device):
+        self.micro_batches, self.bf16, self.device = micro_batches, bf16, device
+
+    def autocast(self):
+        """bfloat16 autocast for forward passes when the run computes in bf16."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+    def __call__(self, loss: torch.Tensor) -> None:
+        (loss / self.micro_batches).backward()
+
+
+PhaseUpdate = Callable[[MicroBatch, Backward], dict]  # (micro-batch, backward) → named terms ("total" logged as <key>_total)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimiser step of one network within a training step."""
+
+    network: str  # "generator" or an ExtraNetwork's name
+    update: PhaseUpdate
+
+
+class Method:
+    """Base of every method; a subclass sets `name` and `data` and defines `phases` (and `build` for extra networks)."""
+
+    name = ""  # registry key (TrainConfig.method)
+    file_method = ""  # `onestep.method` of the generator files it makes (default: name)
+    data = PAIRS  # PAIRS or PROMPTS
+
+    def __init__(self, config: TrainConfig, resources: Resources | None = None):
+        self.config, self.resources = config, resources or Resources()
+
+    def prepare(self, info: ModelInfo) -> None:
+        """Check the teacher (refuse one the method cannot train) and set up the losses; called before anything is built."""
+
+    def build(self, engine) -> list[ExtraNetwork]:
+        """The networks this method adds, built from engine.unet while it is still the teacher; move helpers to engine.device."""
+        return []
+
+    def phases(self, engine, step: int) -> list[Phase]:
+        """The phases of the step after `step` completed ones, in order."""
+        raise NotImplementedError
+
+    def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Generator noise [n, C, H, W] for a prompts-only method (pairs methods read it from the data)."""
+        raise NotImplementedError(f"method {self.name!r} reads its noise from the data")
+
+    def guidance(self) -> float | None:
+        """The CFG baked in during training, for the generator file (None: from the data, or unknown)."""
+        return None

@@ -1,0 +1,95 @@
+"""Diffusion2GAN (Kang et al., ECCV 2024, Eq. 5 and Sec. 4.2): regression of the teacher's pairs, then a conditional
+diffusion GAN whose discriminator D is a copy of the teacher UNet's encoder (training/discriminator.py).
+
+Each step after the regression-only warm-up has two phases: G on L_G = d(G(z,c), x) + λ·softplus(−D(x̂_t, t, z, c))
+(losses.GeneratorLoss; λ fixed or adaptive), then D on the detached fakes of that step (losses.DiscriminatorLoss:
+real vs fake, mix-and-match fakes, lazy single-sample R1 in its own backward). With the discriminator switched off
+(DiscriminatorConfig.enabled) it is the regression method.
+"""
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from .. import lora
+from ..data import derived_seed
+from ..discriminator import ConditionalDiffusionDiscriminator
+from ..losses import DiscriminatorLoss, GeneratorLoss, MicroBatch
+from ..unet_interface import ModelInfo, store_frozen
+from .base import Backward, ExtraNetwork, Phase
+from .regression import Regression
+
+
+def build_discriminator(unet, config) -> ConditionalDiffusionDiscriminator:
+    """D from the teacher's encoder (call before G's weights change). A LoRA backbone with a LoRA generator shares
+    G's frozen weights: G's own LoRA is added afterwards and freezes the same tensors."""
+    c, dc = config, config.discriminator
+    d_init = torch.Generator().manual_seed(derived_seed(c.seed, -1))
+    if dc.backbone == "full":
+        return ConditionalDiffusionDiscriminator(unet.encoder_copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init).requires_grad_(True)
+    encoder = unet.encoder_copy(share_weights=c.generator.lora_rank > 0)
+    lora.add_lora(encoder, encoder.lora_targets(), dc.lora_rank, 0.0, torch.Generator().manual_seed(derived_seed(c.seed, -5)))
+    d = ConditionalDiffusionDiscriminator(encoder, dc.z_conditioning, dc.multiscale, dc.head_channels, d_init)
+    store_frozen(d, getattr(torch, c.generator.frozen_dtype))
+    return d
+
+
+class Diffusion2GAN(Regression):
+    """Regression + conditional diffusion GAN; networks: G and D."""
+
+    name = "diffusion2gan"
+    file_method = "diffusion2gan"
+
+    def prepare(self, info: ModelInfo) -> None:
+        super().prepare(info)
+        c, dc = self.config, self.config.discriminator
+        t_range = (dc.d_t_min, dc.d_t_max)
+        self.g_loss = GeneratorLoss(self.regression, c.generator.spec, c.loss.gan_weight, t_range, c.loss.gan_balance)
+        self.d_loss = DiscriminatorLoss(c.generator.spec, t_range, dc.mix_and_match, dc.z_conditioning, dc.r1_gamma, dc.r1_every,
+                                        dc.r1_mode, dc.r1_sigma) if dc.enabled else None
+        self.discriminator: ConditionalDiffusionDiscriminator | None = None
+
+    def build(self, engine) -> list[ExtraNetwork]:
+        super().build(engine)
+        c, dc, o = self.config, self.config.discriminator, self.config.optim
+        if not dc.enabled:
+            return []
+        self.discriminator = build_discriminator(engine.unet, c)
+        if c.generator.gradient_checkpointing:
+            self.discriminator.encoder.set_gradient_checkpointing(True)
+        return [ExtraNetwork("discriminator", "d", self.discriminator, o.lr_d, o.optimizer_d or o.optimizer, dc.storage_dtype, derived_seed(c.seed, -4))]
+
+    def phases(self, engine, step: int) -> list[Phase]:
+        use_gan = self.discriminator is not None and step >= self.config.loss.warmup_steps
+        phases = [Phase("generator", partial(self._generator_gan, engine, use_gan))]
+        if use_gan:
+            phases.append(Phase("discriminator", partial(self._discriminator, step % self.config.discriminator.r1_every == 0)))
+        return phases
+
+    def _generator_gan(self, engine, use_gan: bool, mb: MicroBatch, backward: Backward) -> dict:
+        with backward.autocast():
+            terms, fake = self.g_loss(engine.generator, self.discriminator if use_gan else None, mb)
+        backward(terms.pop("objective", terms["total"]))
+        mb.outputs["fake"] = fake  # D's step of this training step reads it
+        return terms
+
+    def _discriminator(self, apply_r1: bool, mb: MicroBatch, backward: Backward) -> dict:
+        # R1 gets its own backward: only it differentiates D twice, so only it runs under the plain (math) attention
+        # kernel (the fused ones have no double backward; gradient checkpointing recomputes the forward inside the
+        # backward, so the context covers both). The adversarial terms keep the fused kernels on R1 steps too; under
+        # the math kernel a 4×B-item D pass stores full attention matrices, which set the R1 steps' memory peak.
+        loss, d = self.d_loss, self.discriminator
+        with backward.autocast():
+            terms, r1_input = loss.adversarial(d, mb.outputs["fake"], mb)
+        backward(terms["total"])
+        if apply_r1 and loss.r1_gamma > 0:
+            with sdpa_kernel(SDPBackend.MATH) if loss.r1_mode == "exact" else contextlib.nullcontext():
+                with backward.autocast():
+                    r1 = loss.penalty(d, r1_input, mb)
+                backward(r1)
+            terms["r1"] = r1
+            terms["total"] = terms["total"].detach() + r1.detach()
+        return terms
