@@ -112,6 +112,27 @@ class Selection:
         return self.state["best"]["step"], load_file(self.best_path)
 
 
+def _start_from(run, plan: dict, session) -> dict | None:
+    """A row with `init_from` starts G from that finished row's selected weights (before its first step only; a
+    resumed run has them in its checkpoint already). Returns what it started from, for the record."""
+    base = plan.get("init_from")
+    if not base:
+        return None
+    folder = run.path("distill", rows.row_dir_name(base))
+    result = os.path.join(folder, "result.json")
+    if not os.path.isfile(result):
+        raise FileNotFoundError(f"row {plan['row']} starts from row {base}, which has not finished ({result} is missing): run distill-{base} first")
+    info = read_json(result)
+    start = {"row": base, "step": info["row"]["selected_step"], "training_samples": info["row"]["training_samples"]}
+    if session.step == 0:
+        best = os.path.join(folder, "best.safetensors")
+        if not os.path.isfile(best):
+            raise FileNotFoundError(f"row {base} kept no selected weights ({best}; rows keep them when select_every > 0)")
+        session.trainer.start_generator_from({f"unet.{k}": v for k, v in load_file(best).items()})
+        log.info("distill-%s: G starts from row %s at its step %d (%d samples)", plan["row"], base, start["step"], start["training_samples"])
+    return start
+
+
 def stage_distill(run, row: str) -> dict:
     """Train (or resume) one row, select, export and score it; `run` is proof_scale.pipeline's Run."""
     s, t0 = run.scale, time.monotonic()
@@ -138,6 +159,7 @@ def stage_distill(run, row: str) -> dict:
     heldout = PairDataset(run.path("pairs_heldout")) if os.path.isdir(run.path("pairs_heldout")) else None
     selection = Selection(run_dir, net, config.generator.spec, table, run.reference(), run.device, s.val_count, s.sample_batch, heldout, session.dataset)
     selection.forget_after(session.step)
+    started_from = _start_from(run, plan, session)
     timing_path = os.path.join(run_dir, "timing.json")
     timing = read_json(timing_path) if os.path.isfile(timing_path) else {"train_seconds": 0.0, "steps": 0}
     steps = plan["steps"]
@@ -189,6 +211,9 @@ def stage_distill(run, row: str) -> dict:
                           EVAL_SEEDS[: s.row_seeds])
     row_metrics = {**metrics, "nfe": 1, "training_samples": chosen_step * plan["batch"], "train_seconds": timing["train_seconds"],
                    "selected_step": chosen_step, "steps": plan["steps"]}
+    if started_from:  # the samples of the row it started from count too
+        row_metrics["started_from"] = started_from
+        row_metrics["training_samples"] += started_from["training_samples"]
     log.info("distill-%s: row %s", row, {k: round(v, 4) if isinstance(v, float) else v for k, v in row_metrics.items()})
     return run.record(os.path.join(run_dir, "result.json"), {"row": row_metrics, "plan": plan, "generator": gen_path,
                                                              "selection": selection.state["points"], "count": s.eval_count}, t0)

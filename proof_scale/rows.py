@@ -6,7 +6,9 @@ Base rows (the paper's regression-loss ablation, Kang et al. 2024 Table 3, and t
   diffusion2gan                                                    — E-LatentLPIPS + conditional diffusion GAN
 A variant is a base row with settings changed, named `BASE@key=value:key=value` (e.g.
 `diffusion2gan@timestep=625` or `diffusion2gan@gan_balance=fixed:gan_weight=0.1`): the parameterisation and GAN
-studies run through the same code as the table's rows, in their own run folders. Every key of a plan can be set.
+studies run through the same code as the table's rows, in their own run folders. Every key of a plan can be set;
+`init_from=ROW` starts G from a finished row's selected weights (e.g. Diffusion2GAN's GAN stage from its regression
+twin: `diffusion2gan@init_from=regression_elatentlpips:gan_warmup=0`).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "steps": int, "batch": int, "lr": float, "lr_warmup": int, "lr_decay": str, "lr_floor": float, "regression": str, "gan": lambda v: v == "true",
     "gan_warmup": int, "gan_weight": float, "gan_balance": str, "timestep": int, "ema_decay": float, "r1_gamma": float,
     "r1_every": int, "lr_d_ratio": float, "d_t_max": int, "seed": int,
+    "init_from": str,  # a finished row whose selected weights G (and its EMA) start from; D still from the teacher
 }
 
 

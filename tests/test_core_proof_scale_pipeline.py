@@ -57,7 +57,12 @@ def work(tmp_path_factory):
     # a variant row (here the parameterisation study's t=999) runs through the same stage and joins the report
     variant = "diffusion2gan@timestep=999:gan_weight=0.5"
     assert pipeline.main([*tiny, "--stage", f"distill-{variant},report", "--variants", variant]) == 0
+    # Diffusion2GAN's GAN stage started from its finished regression twin's selected weights
+    assert pipeline.main([*tiny, "--stage", f"distill-{TWO_STAGE}"]) == 0
     return w
+
+
+TWO_STAGE = "diffusion2gan@init_from=regression_elatentlpips:gan_warmup=0"
 
 
 def test_results_have_every_row_and_finite_metrics(work):
@@ -90,6 +95,17 @@ def test_more_teacher_seeds_extend_the_record_without_sampling_again(work):
     assert first == one["row"]["per_seed"][0]  # the same seconds too: the first seed was not sampled again
     assert three["row"]["fd_seeds"] == [p["fd"] for p in three["row"]["per_seed"]]
     assert three["row"]["fd"] == pytest.approx(sum(three["row"]["fd_seeds"]) / 3)
+
+
+def test_a_row_can_start_from_a_finished_rows_weights(work):
+    from proof_scale.rows import row_dir_name
+
+    base = _json(work, "distill", "regression_elatentlpips", "result.json")["row"]
+    row = _json(work, "distill", row_dir_name(TWO_STAGE), "result.json")["row"]
+    assert row["started_from"] == {"row": "regression_elatentlpips", "step": base["selected_step"], "training_samples": base["training_samples"]}
+    assert row["training_samples"] == row["selected_step"] * 4 + base["training_samples"]  # both stages' samples count
+    history = _json(work, "distill", row_dir_name(TWO_STAGE), "history.json")
+    assert [s for s, _ in history["d_total"]][0] == 1  # the GAN from its first step
 
 
 def test_rerun_skips_every_finished_stage(work):

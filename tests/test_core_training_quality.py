@@ -13,6 +13,7 @@ from onestep.pairs import PairDataset, PairSettings, collate_pairs
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.manifest import prompts_hash
 from onestep.precision import Float32Conv2d, keep_output_float32
+from training.config import GeneratorConfig
 from training.device_data import DevicePairs
 from training.losses import GeneratorLoss, MicroBatch, RegressionLoss
 from training.lr_schedule import lr_factor
@@ -159,3 +160,24 @@ def test_adaptive_gan_training_runs_and_logs_its_scale():
     trainer = Trainer(tiny_unet(), config(loss={"gan_balance": "adaptive", "gan_weight": 0.5}), tiny_elpips())
     logs = trainer.run(PairsDataset(), 2).logs
     assert math.isfinite(logs["gan_scale"]) and logs["gan_scale"] > 0 and "d_fake" in logs
+
+
+def test_generator_can_start_from_a_finished_runs_weights_with_the_discriminator_from_the_teacher():
+    """Diffusion2GAN's two stages: G (and its EMA) from a regression run's weights, D still the teacher's encoder."""
+    regression = Trainer(tiny_unet(), config(discriminator={"enabled": False}, loss={"regression": "mse"}), None)
+    regression.run(PairsDataset(), 2)
+    start = regression.generator_state_dict(ema=True, layout="native")
+    teacher_d = Trainer(tiny_unet(), config(), tiny_elpips()).discriminator.state_dict()
+    gan = Trainer(tiny_unet(), config(), tiny_elpips())
+    gan.start_generator_from(start)
+    assert all(torch.equal(p.detach(), start[n]) for n, p in gan.unet.named_parameters())
+    assert all(torch.equal(gan.ema.shadow[n], start[n]) for n in gan.ema.shadow)
+    assert all(torch.equal(v, teacher_d[k]) for k, v in gan.discriminator.state_dict().items())
+    assert any(not torch.equal(start[n], p.detach()) for n, p in tiny_unet().named_parameters())  # really other weights
+    gan.run(PairsDataset(), 1)
+    with pytest.raises(ValueError, match="before training starts"):
+        gan.start_generator_from(start)
+    with pytest.raises(ValueError, match="another UNet"):
+        Trainer(tiny_unet(), config(), tiny_elpips()).start_generator_from({k: v for k, v in list(start.items())[1:]})
+    with pytest.raises(ValueError, match="LoRA"):
+        Trainer(tiny_unet(), config(generator=GeneratorConfig(lora_rank=4)), tiny_elpips()).start_generator_from(start)

@@ -116,6 +116,27 @@ class Engine:
         self.ema = EMA(unet, c.ema_decay, getattr(torch, c.ema_dtype), derived_seed(c.seed, -3))
         self.step = 0
 
+    @torch.no_grad()
+    def start_generator_from(self, weights: dict[str, torch.Tensor]) -> None:
+        """Before the first step: G (and its EMA) start from `weights` (the adapter's native names, e.g. a finished
+        regression run's), while the method's networks keep what they were built from (Diffusion2GAN's D: the
+        teacher's encoder) — the paper's recipe of a regression stage followed by the GAN stage."""
+        if self.step:
+            raise ValueError(f"the generator can only be replaced before training starts (this run is at step {self.step})")
+        if lora.lora_layers(self.unet):
+            raise ValueError("a LoRA run trains factors on the teacher's weights: start it from full weights instead")
+        own = dict(self.unet.named_parameters())
+        if set(weights) != set(own):
+            missing, extra = sorted(set(own) - set(weights))[:3], sorted(set(weights) - set(own))[:3]
+            raise ValueError(f"the start weights are for another UNet (missing {missing}, unexpected {extra})")
+        for name, p in own.items():
+            if weights[name].shape != p.shape:
+                raise ValueError(f"start weight {name} has shape {tuple(weights[name].shape)}, the generator's is {tuple(p.shape)}")
+            p.copy_(weights[name])
+        for name, shadow in self.ema.shadow.items():
+            shadow.copy_(own[name])
+        distributed.broadcast_module(self.unet, self.dist)
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """G's parameters being trained (all, or the LoRA factors)."""
         return [p for p in self.unet.parameters() if p.requires_grad]
