@@ -28,7 +28,7 @@ from .config import (
     default_lr_warmup,
     low_memory,
 )
-from .core import ELatentLPIPS, OneStepSpec, atomic_write, bases, format
+from .core import ELatentLPIPS, OneStepSpec, atomic, atomic_write, bases, format
 
 log = logging.getLogger("onestep")
 LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI latent format → UNet-space scale
@@ -221,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     add_train_arguments(sub.add_parser("train", help="distil a teacher into a one-step generator"))
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return train(a)
+    try:
+        return train(a)
+    except atomic.DiskFullError as e:  # the last checkpoint and generator on disk are the previous good ones
+        log.error("[onestep] %s", e.strerror)
+        return 1
 
 
 if __name__ == "__main__":
