@@ -125,6 +125,9 @@ def check_fits(state: dict, current: dict, optimizers: dict[str, Any], name: str
         if opt is None or not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
             continue
         params = [p for group in opt.param_groups for p in group["params"]]
+        groups = saved.get("param_groups")
+        if not isinstance(groups, list) or sum(len(g.get("params", ())) if isinstance(g, dict) else 0 for g in groups) != len(params):
+            continue  # another parameter list altogether: load_state_dict says which network does not match
         for i, moments in saved["state"].items():
             for m, t in (moments.items() if isinstance(moments, dict) else ()):
                 if m in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") and isinstance(i, int) and 0 <= i < len(params) and (
