@@ -7,6 +7,7 @@ import logging
 import sys
 from dataclasses import asdict
 
+from .atomic import DiskFullError
 from .format import GeneratorFileError, read_metadata
 from .importers import IMPORTERS
 from .importers.common import ImportSourceError
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (ImportSourceError, GeneratorFileError) as e:
         log.error("error: %s", e)
+        return 2
+    except DiskFullError as e:
+        log.error("error: %s", e.strerror)
         return 2
 
 

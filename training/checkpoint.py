@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .core import atomic_write
+from .core import atomic, atomic_write
 
 STATE_KEY = "onestep.trainer_state"
 FORMAT = "onestep-trainer-state"
@@ -19,6 +19,11 @@ FORMAT = "onestep-trainer-state"
 
 class NonFiniteStateError(RuntimeError):
     """A training state with NaN/inf values, which is never written."""
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable trainer checkpoint (damaged, foreign, or of another trainer); the message names the
+    file and the problem."""
 
 
 def _flatten(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -65,10 +70,66 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """The nested state save_checkpoint wrote (tensors on the CPU)."""
-    with safe_open(os.fspath(path), "pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("onestep.format") != FORMAT:
-            raise ValueError(f"{os.path.basename(path)} is not a trainer checkpoint (no {FORMAT!r} header)")
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
-    return _unflatten(json.loads(meta[STATE_KEY]), tensors)
+    """The nested state save_checkpoint wrote (tensors on the CPU); CheckpointError for a damaged or foreign file. A
+    resume starts here: what killed writes left beside the checkpoint goes."""
+    name = os.path.basename(os.fspath(path))
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{name}: no such file")
+    try:
+        with safe_open(os.fspath(path), "pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("onestep.format") != FORMAT:
+                raise CheckpointError(f"{name} is not a trainer checkpoint (no {FORMAT!r} header)")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    except CheckpointError:
+        raise
+    except Exception as e:  # safetensors' and the OS's errors: a truncated or foreign file
+        raise CheckpointError(f"{name} is not a readable .safetensors file (truncated or corrupt?): {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    try:
+        state = _unflatten(json.loads(meta[STATE_KEY]), tensors)
+        if not isinstance(state, dict):
+            raise TypeError(f"a {type(state).__name__}, not a mapping")
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:  # json errors are ValueErrors
+        raise CheckpointError(f"{name}: its trainer state header is damaged ({type(e).__name__}: {e})") from None
+    try:
+        check_finite(tensors)
+    except NonFiniteStateError as e:
+        raise CheckpointError(f"{name}: {str(e).replace('refusing to save a training state with', 'holds')}") from None
+    atomic.remove_abandoned(os.path.dirname(os.path.abspath(path)))
+    return state
+
+
+def _describe(t: Any) -> str:
+    return f"{str(t.dtype).removeprefix('torch.')} {list(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def check_fits(state: dict, current: dict, optimizers: dict[str, Any], name: str) -> None:
+    """Raise CheckpointError where a loaded state's tensor differs in dtype or shape from the one at the same place of
+    `current` (the trainer's own state_dict(); places it lacks — an optimiser before its first step — are skipped), or
+    where an AdamW moment's shape differs from its parameter's (optimizers: state key → the trainer's optimiser)."""
+    def walk(saved: Any, now: Any, where: str) -> None:
+        if isinstance(now, torch.Tensor):
+            if not isinstance(saved, torch.Tensor) or saved.dtype != now.dtype or saved.shape != now.shape:
+                raise CheckpointError(f"{name}: {where} is {_describe(saved)}, this trainer's is {_describe(now)}")
+        elif isinstance(now, dict) and isinstance(saved, dict):
+            for k, v in now.items():
+                if k in saved:
+                    walk(saved[k], v, f"{where}/{k}")
+        elif isinstance(now, (list, tuple)) and isinstance(saved, (list, tuple)):
+            for i, (a, b) in enumerate(zip(saved, now)):
+                walk(a, b, f"{where}/{i}")
+
+    walk({k: v for k, v in state.items() if k not in ("rng", "config")}, {k: v for k, v in current.items() if k not in ("rng", "config")}, "")
+    for key, opt in optimizers.items():
+        saved = state.get(key)
+        if opt is None or not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
+            continue
+        params = [p for group in opt.param_groups for p in group["params"]]
+        groups = saved.get("param_groups")
+        if not isinstance(groups, list) or sum(len(g.get("params", ())) if isinstance(g, dict) else 0 for g in groups) != len(params):
+            continue  # another parameter list altogether: load_state_dict says which network does not match
+        for i, moments in saved["state"].items():
+            for m, t in (moments.items() if isinstance(moments, dict) else ()):
+                if m in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") and isinstance(i, int) and 0 <= i < len(params) and (
+                        not isinstance(t, torch.Tensor) or t.shape != params[i].shape):
+                    raise CheckpointError(f"{name}: /{key}/state/{i}/{m} is {_describe(t)}, its parameter is {list(params[i].shape)}")

@@ -28,7 +28,7 @@ from .config import (
     default_lr_warmup,
     low_memory,
 )
-from .core import ELatentLPIPS, OneStepSpec, atomic_write, bases
+from .core import ELatentLPIPS, OneStepSpec, atomic, atomic_write, bases
 from .methods import METHODS
 
 log = logging.getLogger("onestep")
@@ -220,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     add_train_arguments(sub.add_parser("train", help="distil a teacher into a one-step generator"))
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return train(a)
+    try:
+        return train(a)
+    except atomic.DiskFullError as e:  # the last checkpoint and generator on disk are the previous good ones
+        log.error("[onestep] %s", e.strerror)
+        return 1
 
 
 if __name__ == "__main__":

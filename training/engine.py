@@ -21,7 +21,7 @@ from torch import nn
 
 from . import distributed, lora
 from .adafactor import SyncFreeAdafactor
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, check_fits, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .core import OneStepGenerator, collate_pairs, format, keep_output_float32
 from .data import ResumableBatchSampler, chunk_rng, derived_seed, my_chunks
@@ -183,7 +183,11 @@ class Engine:
             return (data.batch(indices) for indices in sampler)
         if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
             sampler = ResumableBatchSampler(len(data), self.config.batch_size, self.config.seed, self.step, steps)
-            return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate_fn or collate_pairs, num_workers=num_workers)
+            # its own generator: a DataLoader draws its workers' base seed when iterated, which must not move the global
+            # RNG a checkpoint restores (a resumed run's state then equals an uninterrupted one's, bit for bit)
+            loader_rng = torch.Generator().manual_seed(derived_seed(self.config.seed, self.step, -6))
+            return torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate_fn or collate_pairs, num_workers=num_workers,
+                                               generator=loader_rng)
         if self.step:
             log.warning("[onestep] resuming at step %d on an iterable: its order is the caller's (pass a map-style dataset to resume the order)", self.step)
         return data
@@ -279,8 +283,14 @@ class Engine:
             log.info("[onestep] checkpoint at step %d → %s", self.step, os.fspath(path))
 
     def load(self, path: str | os.PathLike) -> int:
-        """Resume from a checkpoint; the step to continue from."""
-        self.load_state_dict(load_checkpoint(path))
+        """Resume from a checkpoint; the step to continue from. A file that does not fit raises CheckpointError."""
+        state, name = load_checkpoint(path), os.path.basename(os.fspath(path))
+        optimizers = {"opt_g": self.opt_g, **{f"opt_{n.key}": n.optimizer for n in self.extra_networks()}}
+        check_fits(state, self.state_dict(), optimizers, name)
+        try:
+            self.load_state_dict(state)
+        except (ValueError, RuntimeError, KeyError, TypeError, AttributeError, IndexError) as e:
+            raise CheckpointError(f"{name} does not fit this trainer: {type(e).__name__}: {e}") from None
         return self.step
 
     # -- export ---------------------------------------------------------------------------------------------

@@ -73,6 +73,22 @@ def _trunk_from_classifier(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def _build(sd: dict[str, torch.Tensor], enc_name: str | None, name: str, heads: str) -> tuple[LatentLPIPS, LatentEncoder, dict]:
+    for k, v in sd.items():
+        counter = k.endswith("num_batches_tracked")  # BatchNorm's step counter: the one integer tensor
+        if not isinstance(v, torch.Tensor) or (v.dtype != torch.int64 if counter else not v.is_floating_point()):
+            want = "an int64 counter" if counter else "a floating-point tensor"
+            raise WeightsFileError(f"{name}: weight {k} is {str(getattr(v, 'dtype', type(v).__name__)).removeprefix('torch.')}, not {want}")
+        if not torch.isfinite(v).all():
+            raise WeightsFileError(f"{name}: weight {k} holds NaN or infinite values")
+    try:
+        return _build_checked(sd, enc_name, name, heads)
+    except WeightsFileError:
+        raise
+    except (ValueError, RuntimeError, KeyError, TypeError, IndexError, ZeroDivisionError) as e:  # shapes that build no network
+        raise WeightsFileError(f"{name}: weights do not fit the latent VGG16-BN LPIPS ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+
+
+def _build_checked(sd: dict[str, torch.Tensor], enc_name: str | None, name: str, heads: str) -> tuple[LatentLPIPS, LatentEncoder, dict]:
     if "net.slice1.0.weight" not in sd:
         raise WeightsFileError(f"{name}: the first conv (net.slice1.0.weight) is missing")
     channels = int(sd["net.slice1.0.weight"].shape[1])

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import torch
 
+from ..atomic import TEMP_PREFIX, remove_temporary
 from .manifest import DatasetError, Manifest, PairSettings, prompts_hash, shard_name
 from .shards import check_shard, write_shard
 
@@ -63,8 +64,8 @@ def open_dataset(folder: str, settings: PairSettings, prompts: list[str], info: 
 
 
 def _remove_unfinished(folder: str) -> None:
-    for tmp in glob.glob(os.path.join(folder, ".tmp-*")):
-        os.remove(tmp)  # our own unfinished writes from a killed run
+    for tmp in glob.glob(os.path.join(folder, TEMP_PREFIX + "*")):
+        remove_temporary(tmp)  # our own unfinished writes from a killed run
 
 
 def reconcile(folder: str, manifest: Manifest) -> None:

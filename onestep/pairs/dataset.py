@@ -59,6 +59,13 @@ class PairDataset(torch.utils.data.Dataset):
             raise IndexError(index)
         s = bisect.bisect_right(self._ends, index)
         row = index - (self._ends[s - 1] if s else 0)
+        try:
+            return self._item(s, row)
+        except Exception as e:  # safetensors' and the OS's errors, values that are no index: a damaged shard
+            raise DatasetError(f"{self.shards[s]['file']} of dataset {os.path.basename(os.path.normpath(self.folder))!r} is unreadable "
+                               f"(truncated or damaged?): {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+
+    def _item(self, s: int, row: int) -> dict[str, torch.Tensor]:
         f = self._open(s)
         item = {key: f.get_slice(key)[row] for key in ("noise", "latent", "seed", "prompt_index")}
         if "hint_index" in f.keys():

@@ -34,6 +34,10 @@ def read_prompt_file(path: str, column: str = "prompt") -> list[str]:
                 return [line.strip() for line in f if line.strip()]
     except UnicodeDecodeError as e:
         raise PromptFileError(f"prompt file {name!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:  # NUL bytes, a field over csv's size limit, an unclosed quote
+        raise PromptFileError(f"prompt file {name!r} is not a readable {ext[1:]} table: {e}") from None
+    except OSError as e:
+        raise PromptFileError(f"prompt file {name!r} cannot be read: {e.strerror or e}") from None
     raise PromptFileError(f"prompt file {name!r}: use .txt (one prompt per line), .tsv or .csv, not {ext!r}")
 
 

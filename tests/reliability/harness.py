@@ -1,9 +1,18 @@
 """The fuzzers' common loop: open each mutated case, classify how it ended, and collect what the pack must never do."""
 from __future__ import annotations
 
+import json
+import random
 import signal
+import struct
 from collections import Counter
 from collections.abc import Callable, Iterable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+SAFETENSORS_KINDS = ("truncate", "header_flip", "body_flip", "header_length", "dtype", "shape", "metadata", "nonfinite")
+WRONG_METADATA = ['"abc"', "[1, 2]", "{}", "null", "-5", "1e400", "{not json", "true", '"eps"', "999999"]
 
 
 def _alarm(signum, frame):
@@ -35,3 +44,41 @@ def run_cases(cases: Iterable[tuple[str, str]], open_case: Callable[[str], None]
     finally:
         signal.signal(signal.SIGALRM, old)
     return outcomes, bad
+
+
+def _header(data: bytes) -> tuple[int, dict]:
+    n = struct.unpack("<Q", data[:8])[0]
+    return n, json.loads(data[8:8 + n])
+
+
+def mutate_safetensors(kind: str, good: str, out: str, rng: random.Random, fields: list[str], values: list[str] = WRONG_METADATA,
+                       keys: list[str] | None = None) -> None:
+    """Write a mutation of the valid safetensors file `good` to `out`: truncated at a random offset, 1–4 bit flips in the
+    header or the body, an absurd header length, one tensor (of `keys`, default all) of an integer/bool dtype, of a
+    larger shape or holding NaN/inf, or one metadata field of `fields` set to one of `values`."""
+    data = open(good, "rb").read()
+    n, header = _header(data)
+    if kind == "truncate":
+        open(out, "wb").write(data[: rng.randrange(0, len(data))])
+    elif kind in ("header_flip", "body_flip"):
+        lo, hi = (8, 8 + n) if kind == "header_flip" else (8 + n, len(data))
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            b[rng.randrange(lo, hi)] ^= 1 << rng.randrange(8)
+        open(out, "wb").write(bytes(b))
+    elif kind == "header_length":
+        value = rng.choice([2**63 - 1, 2**40, len(data), n + rng.randint(1, 64), 0, 7])
+        open(out, "wb").write(struct.pack("<Q", value) + data[8:])
+    else:
+        sd, meta = load_file(good), header.get("__metadata__", {})
+        key = rng.choice(sorted(keys if keys is not None else sd))
+        if kind == "dtype":
+            sd[key] = sd[key].to(rng.choice([torch.int8, torch.uint8, torch.bool, torch.int32]))  # float64 would be valid data
+        elif kind == "shape":
+            sd[key] = torch.zeros(*[d + rng.randint(1, 3) for d in sd[key].shape] or [2])
+        elif kind == "metadata":
+            meta = {**meta, rng.choice(fields): rng.choice(values)}
+        elif kind == "nonfinite":
+            sd[key] = sd[key].float().clone()
+            sd[key].view(-1)[rng.randrange(sd[key].numel())] = rng.choice([float("nan"), float("inf"), float("-inf")])
+        save_file(sd, out, metadata=meta)

@@ -5,17 +5,13 @@ leave finite numbers: nothing can tell) or ends in the pack's own GeneratorFileE
 exception, never a hang. The counts are what docs/reliability.md reports."""
 from __future__ import annotations
 
-import json
 import os
 import random
-import struct
 
 import pytest
-import torch
-from safetensors.torch import load_file, save_file
 
 from onestep.format import GeneratorFileError, load_generator
-from reliability.harness import run_cases
+from reliability.harness import mutate_safetensors, run_cases
 from proof_scale.teacher import TeacherNetConfig
 from tools.proof_scale_encoder import write_unet
 
@@ -23,44 +19,12 @@ TINY_NET = TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True)
 PER_KIND = {"truncate": 50, "header_flip": 50, "body_flip": 30, "header_length": 15, "dtype": 15, "shape": 15, "metadata": 30, "nonfinite": 15}
 
 
-def _header(data: bytes) -> tuple[int, dict]:
-    n = struct.unpack("<Q", data[:8])[0]
-    return n, json.loads(data[8:8 + n])
-
-
-def _rewrite(path: str, sd: dict, meta: dict) -> None:
-    save_file(sd, path, metadata=meta)
+FIELDS = ["onestep.timestep", "onestep.latent_channels", "onestep.unet_config", "onestep.guidance", "onestep.format_version",
+          "onestep.prediction", "onestep.notes", "onestep.training_steps", "onestep.input_convention", "onestep.base"]
 
 
 def mutate(kind: str, good: str, out: str, rng: random.Random) -> None:
-    data = open(good, "rb").read()
-    n, header = _header(data)
-    if kind == "truncate":
-        open(out, "wb").write(data[: rng.randrange(0, len(data))])
-    elif kind in ("header_flip", "body_flip"):
-        lo, hi = (8, 8 + n) if kind == "header_flip" else (8 + n, len(data))
-        b = bytearray(data)
-        for _ in range(rng.randint(1, 4)):
-            b[rng.randrange(lo, hi)] ^= 1 << rng.randrange(8)
-        open(out, "wb").write(bytes(b))
-    elif kind == "header_length":
-        value = rng.choice([2**63 - 1, 2**40, len(data), n + rng.randint(1, 64), 0, 7])
-        open(out, "wb").write(struct.pack("<Q", value) + data[8:])
-    else:
-        sd, meta = load_file(good), header["__metadata__"]
-        key = rng.choice(sorted(sd))
-        if kind == "dtype":
-            sd[key] = sd[key].to(rng.choice([torch.int8, torch.uint8, torch.bool, torch.int32]))  # float64 would be valid data
-        elif kind == "shape":
-            sd[key] = torch.zeros(*[d + rng.randint(1, 3) for d in sd[key].shape] or [2])
-        elif kind == "metadata":
-            field = rng.choice(["onestep.timestep", "onestep.latent_channels", "onestep.unet_config", "onestep.guidance", "onestep.format_version",
-                                "onestep.prediction", "onestep.notes", "onestep.training_steps", "onestep.input_convention", "onestep.base"])
-            meta = {**meta, field: rng.choice(['"abc"', "[1, 2]", "{}", "null", "-5", "1e400", "{not json", "true", '"eps"', "999999"])}
-        elif kind == "nonfinite":
-            sd[key] = sd[key].float().clone()
-            sd[key].view(-1)[rng.randrange(sd[key].numel())] = rng.choice([float("nan"), float("inf"), float("-inf")])
-        _rewrite(out, sd, meta)
+    mutate_safetensors(kind, good, out, rng, FIELDS)
 
 
 @pytest.fixture(scope="module")
