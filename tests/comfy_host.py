@@ -52,8 +52,58 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class ComfyHost:
+class ServerProcess:
+    """A test's web-app server process (log in log_path) and a small JSON client for it: what ComfyHost and
+    forge_host.ForgeHost share."""
+
+    name = "the server"
+    url: str
+    log_path: str
+    proc: subprocess.Popen | None = None
+
+    def wait_answering(self, path: str, timeout: float, start: float) -> float:
+        """Poll GET `path` until it answers; seconds since `start`. Raises with the log's tail if the process exits
+        or does not answer within `timeout` of `start`."""
+        while time.time() < start + timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start-up:\n{self.log_tail()}")
+            try:
+                self.get(path)
+                return time.time() - start
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(1.0)
+        raise RuntimeError(f"{self.name} did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def log_tail(self, n: int = 80) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=60) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: dict, timeout: float = 60.0):
+        """(status, JSON body) of a POST; HTTP errors come back as their status, not raised."""
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+
+class ComfyHost(ServerProcess):
     """A running ComfyUI server process and a small HTTP/websocket client for it."""
+
+    name = "ComfyUI"
 
     def __init__(self, base_dir: str):
         self.base_dir = base_dir
@@ -81,40 +131,7 @@ class ComfyHost:
                *shlex.split(os.environ.get("COMFYUI_EXTRA_ARGS", ""))]  # e.g. "--front-end-root DIR": another frontend
         self.proc = subprocess.Popen(cmd, cwd=comfyui_dir(), stdout=log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited at start-up:\n{self.log_tail()}")
-            try:
-                self.get("/system_stats")
-                return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(1.0)
-        raise RuntimeError(f"ComfyUI did not answer within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def log_tail(self, n: int = 80) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-
-    def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=60) as r:
-            return json.loads(r.read())
-
-    def post(self, path: str, body: dict):
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+        self.wait_answering("/system_stats", timeout, time.time())
 
     def run(self, prompt: dict, timeout: float = 600.0) -> dict:
         """Queue an API-format prompt, wait on the websocket until it ends, return its /history entry.

@@ -5,18 +5,15 @@ probe extension (tests/forge_probe: records noise, UNet calls and decoded latent
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import torch
 
-from comfy_host import REPO, free_port
+from comfy_host import REPO, ServerProcess, free_port
 
 EXTENSION_NAME = "sd-webui-diffusion2gan_under-test"  # any folder name must work, as for the ComfyUI pack
 FIXTURES = os.path.join(REPO, ".host", "forge-fixtures")
@@ -49,8 +46,10 @@ def random_checkpoint() -> str:
     return path
 
 
-class ForgeHost:
+class ForgeHost(ServerProcess):
     """A running Forge process (API only) and a small JSON client for it."""
+
+    name = "Forge"
 
     def __init__(self, base_dir: str, tree: str, python: str):
         self.base_dir, self.tree, self.python = base_dir, tree, python
@@ -80,44 +79,16 @@ class ForgeHost:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "ONESTEP_PROBE_DIR": self.probe_dir, "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": ""}  # nothing of the test venv's ComfyUI path leaks in
         self.proc = subprocess.Popen(cmd, cwd=self.tree, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, env=env)
-        while time.time() < t0 + timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Forge exited at start-up:\n{self.log_tail()}")
-            try:
-                self.get("/sdapi/v1/sd-models")
-                return time.time() - t0
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(1.0)
-        raise RuntimeError(f"Forge did not answer within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def log_tail(self, n: int = 60) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-
-    def get(self, path: str):
-        with urllib.request.urlopen(self.url + path, timeout=60) as r:
-            return json.loads(r.read())
+        return self.wait_answering("/sdapi/v1/sd-models", timeout, t0)
 
     def post(self, path: str, body: dict, timeout: float = 600.0):
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+        """A txt2img call on the CPU takes minutes: a longer default than the base's."""
+        return super().post(path, body, timeout)
 
     def take_records(self) -> dict[str, list]:
         """The probe's records since the last call, by kind in call order (and removes them)."""
         out: dict[str, list] = {"noise": [], "unet": [], "latent": []}
         for path in sorted(glob.glob(os.path.join(self.probe_dir, "*.pt"))):
-            out[os.path.basename(path).split("-")[0]].append(torch.load(path))
+            out[os.path.basename(path).split("-")[0]].append(torch.load(path, weights_only=True))
             os.remove(path)
         return out
