@@ -42,7 +42,7 @@ def workflows_using(node_class: str) -> list[str]:
 def _input_line(name: str, spec, optional: bool) -> str:
     kind, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
     if isinstance(kind, (list, tuple)):
-        kind_text = "choice" + (f" ({', '.join(map(str, kind[:6]))}{', …' if len(kind) > 6 else ''})" if kind else "")
+        kind_text = "choice"  # not its values: a file list depends on the models the user has (the tooltip says what to pick)
     else:
         kind_text = str(kind)
     facts = []
