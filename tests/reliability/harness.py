@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import struct
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -13,6 +16,19 @@ from safetensors.torch import load_file, save_file
 
 SAFETENSORS_KINDS = ("truncate", "header_flip", "body_flip", "header_length", "dtype", "shape", "metadata", "nonfinite")
 WRONG_METADATA = ['"abc"', "[1, 2]", "{}", "null", "-5", "1e400", "{not json", "true", '"eps"', "999999"]
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_driver(module: str, args: list[str], timeout: float) -> str:
+    """`python -m reliability.<module> ARGS` (one driver process: torch and diffusers imported once, its cases forked
+    from it) with the repo and tests/ on the path; its stderr. Fails the test with the tail when it fails."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")]), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", f"reliability.{module}", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=timeout)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stderr
 
 
 def _alarm(signum, frame):

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+
+from reliability.harness import run_driver
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -25,12 +25,8 @@ CASES = {  # job: (writes done before the limit, the limit in bytes: above the s
 def reports(tmp_path_factory) -> tuple[str, str]:
     """Every case in one driver process (one import of torch and diffusers)."""
     workdir = tmp_path_factory.mktemp("disk_full")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")]), "OMP_NUM_THREADS": "1"}
     cases = [f"{job}:{after}:{limit}" for job, (after, limit) in sorted(CASES.items())]
-    run = subprocess.run([sys.executable, "-m", "reliability.disk_full", str(workdir), *cases],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return str(workdir), run.stderr
+    return str(workdir), run_driver("disk_full", [str(workdir), *cases], timeout=900)
 
 
 @pytest.mark.parametrize("job", sorted(CASES))

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
+
+from reliability.harness import run_driver
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -23,11 +23,7 @@ POINTS = {"pairs": 22, "train-cli": 20, "train-session": 20, "export": 20}
 def reports(tmp_path_factory) -> tuple[str, str]:
     """Every job's kill schedule, in one driver process (one import of torch and diffusers)."""
     workdir = tmp_path_factory.mktemp("kill")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")]), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "reliability.kill_child", *sorted(POINTS), str(workdir), "--points", "20"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return str(workdir), run.stderr
+    return str(workdir), run_driver("kill_child", [*sorted(POINTS), str(workdir), "--points", "20"], timeout=1200)
 
 
 @pytest.mark.parametrize("job", sorted(POINTS))
