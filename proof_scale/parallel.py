@@ -1,7 +1,7 @@
 """The whole proof-scale benchmark on every GPU of one machine, resumable: `proof_scale.pipeline` stages run as
 child processes, independent ones side by side, one GPU each.
 
-  python -m proof_scale.parallel --work runs/proof_scale [--max-seconds S] [--gpus N] [--rows-per-gpu K] PIPELINE-OPTIONS...
+  python -m proof_scale.parallel --work runs/proof_scale [--max-seconds S] [--gpus N] [--rows-per-gpu K] [--rows R1,R2|none] PIPELINE-OPTIONS...
 
 Phases (each waits for the one before):
   1. teacher on GPU 0  ‖  classifier, latent-lpips on GPU 1
@@ -42,24 +42,24 @@ def _gpu_count() -> int:
         return 0
 
 
-def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = ()) -> list[list[tuple[str | None, list[str]]]]:
+def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), base_rows: tuple[str, ...] = DISTILL_ROWS) -> list[list[tuple[str | None, list[str]]]]:
     """Per phase, the children as (CUDA_VISIBLE_DEVICES or None, stages). The distillation rows (and variants) run
     rows_per_gpu at a time on each GPU: the small proof-scale models leave one GPU mostly idle with one row."""
-    rows = [f"distill-{r}" for r in (*DISTILL_ROWS, *variants)]
+    rows = [f"distill-{r}" for r in (*base_rows, *variants)]
     slots = max(1, gpus) * max(1, rows_per_gpu)
     visible = [str(g % gpus) if gpus else None for g in range(slots)]
     per_slot = [(visible[i], rows[i::slots]) for i in range(slots) if rows[i::slots]]
+    report = set(base_rows) == set(DISTILL_ROWS)  # the report's table needs every base row
     if gpus <= 1:
         one = "0" if gpus == 1 else None
-        return [[(one, ["classifier", "latent-lpips", "teacher"])], [(one, ["teacher-eval", "pairs"])], per_slot, [(one, ["report"])]]
+        return [[(one, ["classifier", "latent-lpips", "teacher"])], [(one, ["teacher-eval", "pairs"])], per_slot] + ([[(one, ["report"])]] if report else [])
     every = ",".join(str(g) for g in range(gpus))
     return [
         [("0", ["teacher"]), ("1", ["classifier", "latent-lpips"])],
         [("0", ["teacher-eval"])],
         [(every, ["pairs"])],
         per_slot,
-        [("0", ["report"])],
-    ]
+    ] + ([[("0", ["report"])]] if report else [])
 
 
 def _pump(proc: subprocess.Popen, prefix: str, log_path: str) -> None:
@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=0.0, help="deadline of the whole run (0: none); resumable (exit 3)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: all visible; 0: the CPU)")
     p.add_argument("--rows-per-gpu", type=int, default=1, help="distillation rows trained side by side on each GPU")
+    p.add_argument("--rows", default=",".join(DISTILL_ROWS),
+                   help="comma-separated base distillation rows to run (default: all; 'none': only --variants, e.g. a GAN stage "
+                        "started from a finished row)")
     p.add_argument("--margin", type=float, default=MARGIN, help=f"seconds children stop before the deadline for their last save and scoring (default {MARGIN:g})")
     args, rest = p.parse_known_args(argv)
     bad = [a for a in rest if a in ("--stage", "--label") or a.startswith(("--stage=", "--label="))]
@@ -113,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     for i, a in enumerate(rest):  # the pipeline's --variants also become distillation stages here
         if a == "--variants" and i + 1 < len(rest):
             variants = tuple(v for v in rest[i + 1].split(";") if v)
-    plan = phases(gpus, args.rows_per_gpu, variants)
+    base_rows = () if args.rows == "none" else tuple(r for r in args.rows.split(",") if r)
+    unknown = [r for r in base_rows if r not in DISTILL_ROWS]
+    if unknown:
+        p.error(f"unknown row {unknown[0]!r}; rows: {', '.join(DISTILL_ROWS)}")
+    plan = phases(gpus, args.rows_per_gpu, variants, base_rows)
     print(f"proof_scale.parallel: {gpus} GPU(s), {len(plan)} phases, work {args.work}", flush=True)
     for i, children in enumerate(plan, 1):
         left = start + args.max_seconds - time.monotonic() if args.max_seconds > 0 else math.inf

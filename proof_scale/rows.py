@@ -37,6 +37,8 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "gan_warmup": int, "gan_weight": float, "gan_balance": str, "timestep": int, "ema_decay": float, "r1_gamma": float,
     "r1_every": int, "lr_d_ratio": float, "d_t_max": int, "seed": int,
     "init_from": str,  # a finished row whose selected weights G (and its EMA) start from; D still from the teacher
+    # D settings read only when a plan sets them (plans written before they existed stay comparable on resume)
+    "d_lead": int, "d_t_min": int, "mix_and_match": lambda v: v == "true", "z_conditioning": lambda v: v == "true",
 }
 
 
@@ -82,8 +84,10 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
         generator=GeneratorConfig(spec=OneStepSpec("eps", p["timestep"], "sigma_z")),
         optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"],
                           lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
-        loss=LossConfig(regression=p["regression"], warmup_steps=p["gan_warmup"], gan_weight=p["gan_weight"], gan_balance=p["gan_balance"]),
-        discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_max=p["d_t_max"]),
+        loss=LossConfig(regression=p["regression"], warmup_steps=p["gan_warmup"], gan_weight=p["gan_weight"], gan_balance=p["gan_balance"],
+                        d_lead_steps=p.get("d_lead", 0)),
+        discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_min=p.get("d_t_min", 0),
+                                          d_t_max=p["d_t_max"], mix_and_match=p.get("mix_and_match", True), z_conditioning=p.get("z_conditioning", True)),
         batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
     )
 

@@ -30,9 +30,17 @@ def net_config(unet_config: dict) -> TeacherNetConfig:
 
 def import_teacher(path: str) -> tuple[UNet2DConditionModel, TeacherNetConfig, gen_format.GeneratorMetadata]:
     """(float32 diffusers UNet in eval mode, architecture, metadata) of a teacher generator file."""
-    sd, meta = gen_format.load_generator(path)
-    if meta.method != "teacher" or meta.prediction != "eps" or not meta.unet_config:
+    unet, net, meta = import_unet(path)
+    if meta.method != "teacher" or meta.prediction != "eps":
         raise ValueError(f"{path} is not a proof-scale teacher file (method {meta.method!r}, prediction {meta.prediction!r})")
+    return unet, net, meta
+
+
+def import_unet(path: str) -> tuple[UNet2DConditionModel, TeacherNetConfig, gen_format.GeneratorMetadata]:
+    """`import_teacher` for any generator file of a proof-scale architecture (e.g. a shipped one-step student)."""
+    sd, meta = gen_format.load_generator(path)
+    if not meta.unet_config:
+        raise ValueError(f"{path} records no unet_config: not a proof-scale generator file")
     net = net_config(meta.unet_config)
     unet = build_unet(net)
     own = unet.state_dict()

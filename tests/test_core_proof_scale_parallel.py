@@ -56,6 +56,13 @@ def test_one_gpu_trains_rows_and_variants_side_by_side():
     assert plan[0][0][1] == ["classifier", "latent-lpips", "teacher"] and plan[-1] == [("0", ["report"])]
 
 
+def test_only_variants_skip_the_base_rows_and_the_report():
+    variant = "diffusion2gan@init_from=regression_latentlpips:gan_warmup=300:d_lead=300"
+    plan = parallel.phases(2, variants=(variant,), base_rows=())
+    assert [s for _, s in _flat(plan)][-1] == f"distill-{variant}" and "report" not in [s for _, s in _flat(plan)]
+    assert not any(s in ROWS for _, s in _flat(plan))
+
+
 def test_too_little_time_stops_before_starting_anything(tmp_path, capsys):
     code = parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--max-seconds", str(parallel.MARGIN)])
     assert code == pipeline.EXIT_INCOMPLETE

@@ -2,6 +2,7 @@
 G and D, R1 runs every 16th step only, and each ablation switch of the paper changes what is computed."""
 from __future__ import annotations
 
+import pytest
 import torch
 from test_core_training_fixtures import PairsDataset, config, tiny_elpips, tiny_unet
 
@@ -81,6 +82,17 @@ def test_ablation_switches():
 
     warm = run(loss={"regression": "mse", "warmup_steps": 1})
     assert "gan_g" not in warm.train_step(b) and "gan_g" in warm.train_step(b)  # regression-only first
+
+    lead = run(loss={"regression": "mse", "warmup_steps": 2, "d_lead_steps": 1})  # D trains from step 1, G hears it from step 2
+    d_before = {k: v.clone() for k, v in lead.discriminator.state_dict().items()}
+    first = lead.train_step(b)
+    assert not {"gan_g", "d_real"} & set(first) and all(torch.equal(v, lead.discriminator.state_dict()[k]) for k, v in d_before.items())
+    second = lead.train_step(b)
+    assert "d_real" in second and "gan_g" not in second
+    assert not all(torch.equal(v, lead.discriminator.state_dict()[k]) for k, v in d_before.items())
+    assert {"gan_g", "d_real"} <= set(lead.train_step(b))
+    with pytest.raises(ValueError, match="d_lead_steps"):
+        config(loss={"warmup_steps": 2, "d_lead_steps": 3})
 
     plain = run(discriminator={"z_conditioning": False})
     assert plain.discriminator.z_conv is None

@@ -154,6 +154,10 @@ def test_adaptive_gan_weight_scales_the_gans_pull_to_a_fraction_of_the_regressio
     want = [p.grad for p in unet.parameters() if p.grad is not None]
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(got, want))
     assert (w * g_gan).norm().item() == pytest.approx(0.25 * g_reg.norm().item(), rel=1e-5)
+    # a cap below w bounds it (a flat D's near-zero gradient must not be multiplied without bound)
+    mb.rng = torch.Generator().manual_seed(3)
+    capped, _ = GeneratorLoss(RegressionLoss("mse", trainer.info), spec, 0.25, (0, 499), "adaptive", scale_max=w.item() / 2)(trainer.generator, d, mb)
+    assert capped["gan_scale"].item() == pytest.approx(w.item() / 2, rel=1e-5)
 
 
 def test_adaptive_gan_training_runs_and_logs_its_scale():

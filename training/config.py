@@ -102,8 +102,20 @@ class LossConfig:
     # "fixed": λ_GAN = gan_weight. "adaptive": the GAN's gradient at G's output is scaled to gan_weight × the
     # regression's (losses.GeneratorLoss), so a confident D cannot pull G off the teacher's pairs.
     gan_balance: str = "adaptive"
+    # D's updates start this many steps before its GAN term reaches G (at warmup_steps − d_lead_steps). A D started
+    # together with G's GAN term sat at the constant "everything is fake" answer for hundreds of steps in proof-scale
+    # run 6 (d_real = ln 3, d_fake = ln 1.5, ‖∇D‖ ≈ 0.005) while the adaptive weight amplified its noise into G.
+    d_lead_steps: int = 0
+    # Upper bound of the adaptive weight w (gan_balance "adaptive"): a D whose logits go flat has a near-zero gradient
+    # at G's output, and w = gan_weight·‖∇d‖/‖∇GAN‖ then multiplies its noise without bound (2,900 in proof-scale
+    # run 9 after D collapsed, the regression loss ×8). 10 never bound in the runs where D was alive (w ≤ 4).
+    gan_scale_max: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.gan_scale_max <= 0:
+            raise ValueError(f"gan_scale_max must be > 0, not {self.gan_scale_max}")
+        if self.d_lead_steps < 0 or self.d_lead_steps > self.warmup_steps:
+            raise ValueError(f"need 0 ≤ d_lead_steps ≤ warmup_steps (D cannot start before step 0), got {self.d_lead_steps}, {self.warmup_steps}")
         if self.gan_balance not in ("fixed", "adaptive") or self.gan_weight < 0:
             raise ValueError(f"gan_balance must be 'fixed' or 'adaptive' with gan_weight ≥ 0, not {self.gan_balance!r}, {self.gan_weight}")
         if self.regression not in REGRESSION_LOSSES:

@@ -79,10 +79,13 @@ class GeneratorLoss:
     balance "fixed": λ = gan_weight. balance "adaptive": the GAN's gradient at G's output x̂ is rescaled to
     gan_weight × the regression's (per micro-batch): ∇_x̂ L = ∇_x̂ d + w·∇_x̂ GAN with w = gan_weight·‖∇_x̂ d‖/‖∇_x̂ GAN‖
     (the output-space form of VQGAN's adaptive weight, Esser et al. 2021), so with gan_weight < 1 the GAN can
-    sharpen but never outpull the teacher's pairs, however confident D becomes; terms["gan_scale"] logs w."""
+    sharpen but never outpull the teacher's pairs, however confident D becomes; w ≤ scale_max, so a D gone flat
+    cannot have its noise amplified without bound either; terms["gan_scale"] logs w."""
 
-    def __init__(self, regression: RegressionLoss, spec: OneStepSpec, gan_weight: float, t_range: tuple[int, int], balance: str = "fixed"):
+    def __init__(self, regression: RegressionLoss, spec: OneStepSpec, gan_weight: float, t_range: tuple[int, int], balance: str = "fixed",
+                 scale_max: float = float("inf")):
         self.regression, self.spec, self.gan_weight, self.t_range, self.balance = regression, spec, gan_weight, t_range, balance
+        self.scale_max = scale_max
 
     def __call__(self, generator: nn.Module, discriminator: nn.Module | None, mb: MicroBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """(terms, fake x0); backward of terms["objective"] (when present, else terms["total"]) gives G's gradient."""
@@ -106,7 +109,7 @@ class GeneratorLoss:
         regression, gan = self.regression(out, mb).mean(), self._gan(out, discriminator, mb)
         (g_reg,) = torch.autograd.grad(regression, out)
         (g_gan,) = torch.autograd.grad(gan, out)
-        w = self.gan_weight * g_reg.norm() / g_gan.norm().clamp(min=1e-12)
+        w = (self.gan_weight * g_reg.norm() / g_gan.norm().clamp(min=1e-12)).clamp(max=self.scale_max)
         return {"regression": regression.detach(), "gan_g": gan.detach(), "gan_scale": w,
                 "total": regression.detach() + w * gan.detach(), "objective": (x0.float() * (g_reg + w * g_gan)).sum()}
 

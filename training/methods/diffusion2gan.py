@@ -3,8 +3,9 @@ diffusion GAN whose discriminator D is a copy of the teacher UNet's encoder (tra
 
 Each step after the regression-only warm-up has two phases: G on L_G = d(G(z,c), x) + λ·softplus(−D(x̂_t, t, z, c))
 (losses.GeneratorLoss; λ fixed or adaptive), then D on the detached fakes of that step (losses.DiscriminatorLoss:
-real vs fake, mix-and-match fakes, lazy single-sample R1 in its own backward). With the discriminator switched off
-(DiscriminatorConfig.enabled) it is the regression method.
+real vs fake, mix-and-match fakes, lazy single-sample R1 in its own backward). D's updates may start d_lead_steps
+before G's GAN term (LossConfig), so G first listens to a D that already discriminates. With the discriminator
+switched off (DiscriminatorConfig.enabled) it is the regression method.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class Diffusion2GAN(Regression):
         super().prepare(info)
         c, dc = self.config, self.config.discriminator
         t_range = (dc.d_t_min, dc.d_t_max)
-        self.g_loss = GeneratorLoss(self.regression, c.generator.spec, c.loss.gan_weight, t_range, c.loss.gan_balance)
+        self.g_loss = GeneratorLoss(self.regression, c.generator.spec, c.loss.gan_weight, t_range, c.loss.gan_balance, c.loss.gan_scale_max)
         self.d_loss = DiscriminatorLoss(c.generator.spec, t_range, dc.mix_and_match, dc.z_conditioning, dc.r1_gamma, dc.r1_every,
                                         dc.r1_mode, dc.r1_sigma) if dc.enabled else None
         self.discriminator: ConditionalDiffusionDiscriminator | None = None
@@ -63,9 +64,11 @@ class Diffusion2GAN(Regression):
         return [ExtraNetwork("discriminator", "d", self.discriminator, o.lr_d, o.optimizer_d or o.optimizer, dc.storage_dtype, derived_seed(c.seed, -4))]
 
     def phases(self, engine, step: int) -> list[Phase]:
-        use_gan = self.discriminator is not None and step >= self.config.loss.warmup_steps
+        loss = self.config.loss
+        use_gan = self.discriminator is not None and step >= loss.warmup_steps
+        train_d = self.discriminator is not None and step >= loss.warmup_steps - loss.d_lead_steps
         phases = [Phase("generator", partial(self._generator_gan, engine, use_gan))]
-        if use_gan:
+        if train_d:
             phases.append(Phase("discriminator", partial(self._discriminator, step % self.config.discriminator.r1_every == 0)))
         return phases
 
