@@ -39,7 +39,7 @@ def sid_config(batch_size: int = 4, top: dict | None = None, **sid) -> TrainConf
     """A small SiD-LSG run: fast learning rates, no warm-up, the method's betas, noise of the tiny UNet's size; `top`:
     other TrainConfig fields."""
     s = {"latent_height": SIZE, "latent_width": SIZE, **sid}
-    return TrainConfig(method="sid-lsg", optim=OptimConfig(lr_g=1e-3, lr_d=1e-3, lr_warmup=0, betas=SidLSG.default_betas),
+    return TrainConfig(method="sid-lsg", optim=OptimConfig(lr_g=1e-3, lr_d=1e-3, lr_warmup=0, betas=SidLSG.optim_defaults["betas"]),
                        sid=SidConfig(**s), batch_size=batch_size, save_every=0, seed=3, **(top or {}))
 
 

@@ -81,7 +81,7 @@ class Method:
     name = ""  # registry key (TrainConfig.method)
     file_method = ""  # `onestep.method` of the generator files it makes (default: name)
     data = PAIRS  # PAIRS or PROMPTS
-    default_betas = (0.9, 0.999)  # Adam β1, β2 the CLI (and the node) use for this method when none are given
+    optim_defaults: dict = {}  # OptimConfig values (betas, lr_g, lr_d) the CLI and the node use for this method unless given
 
     def __init__(self, config: TrainConfig, resources: Resources | None = None):
         self.config, self.resources = config, resources or Resources()

@@ -136,7 +136,7 @@ class SidLSG(Method):
     name = "sid-lsg"
     file_method = "sid-lsg"
     data = PROMPTS
-    default_betas = (0.0, 0.999)  # the official Adam betas of G and ψ
+    optim_defaults = {"betas": (0.0, 0.999), "lr_g": 1e-6, "lr_d": 1e-6}  # the official Adam of G and ψ (SD1.5, batch 512)
 
     def prepare(self, info: ModelInfo) -> None:
         c, s = self.config, self.config.sid
