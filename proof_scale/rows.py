@@ -56,11 +56,12 @@ SID_ROWS: dict[str, dict] = {  # prompts-only rows → their guidance scales
 # The scale's settings a SiD row shares with the table's rows (steps, batch, schedule, EMA, seed, ε at t_init = timestep)
 SID_SHARED = ("steps", "batch", "lr_warmup", "lr_decay", "lr_floor", "timestep", "ema_decay", "lr_d_ratio", "seed")
 # A SiD row's own defaults: the released runs' α, ψ's timesteps and prompt dropout (training.config.SidConfig), the
-# official Adam β = (0, 0.999), and EDM-SiD's small-scale learning rate (CIFAR-10, batch 256: 1e-5) for G and ψ.
-SID_ROW_DEFAULTS = {"lr": 1e-5, "alpha": 1.0, "t_min": 20, "t_max": 979, "prompt_dropout": 0.1, "beta1": 0.0}
+# official Adam β = (0, 0.999) without gradient clipping, and EDM-SiD's small-scale learning rate (CIFAR-10, batch 256:
+# 1e-5) for G and ψ.
+SID_ROW_DEFAULTS = {"lr": 1e-5, "alpha": 1.0, "t_min": 20, "t_max": 979, "prompt_dropout": 0.1, "beta1": 0.0, "grad_clip": 0.0}
 SID_PLAN_TYPES = {
     **{k: PLAN_TYPES[k] for k in (*SID_SHARED, "lr", "init_from")}, "alpha": float, "t_min": int, "t_max": int, "prompt_dropout": float,
-    "beta1": float, "kappa1": float, "kappa2": float, "kappa4": float,
+    "beta1": float, "grad_clip": float, "kappa1": float, "kappa2": float, "kappa4": float,
     "kappa": float,  # κ1 = κ2 = κ4 at once
 }
 
@@ -122,8 +123,8 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
     if p.get("method") == "sid-lsg":
         return TrainConfig(
             method="sid-lsg", generator=GeneratorConfig(spec=OneStepSpec("eps", p["timestep"], "sigma_z")),
-            optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], betas=(p["beta1"], 0.999), lr_warmup=p["lr_warmup"],
-                              lr_decay=p["lr_decay"], lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
+            optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], betas=(p["beta1"], 0.999), grad_clip=p["grad_clip"],
+                              lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"], lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
             sid=SidConfig(kappa1=p["kappa1"], kappa2=p["kappa2"], kappa4=p["kappa4"], alpha=p["alpha"], t_min=p["t_min"], t_max=p["t_max"],
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE),
             batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,

@@ -52,7 +52,8 @@ def test_sid_plans_and_variants():
     p = rows.plan("sid_lsg@kappa=2:alpha=1.2:lr=3e-5", defaults, teacher_cfg=1.5)
     assert (p["kappa1"], p["kappa2"], p["kappa4"], p["alpha"], p["lr"]) == (2.0, 2.0, 2.0, 1.2, 3e-5)
     c = rows.train_config(p, bf16=False, save_every=0)
-    assert (c.method, c.optim.betas, c.sid.latent_height, c.generator.spec.timestep) == ("sid-lsg", (0.0, 0.999), 32, defaults["timestep"])
+    assert (c.method, c.optim.betas, c.optim.grad_clip, c.sid.latent_height, c.generator.spec.timestep) == \
+        ("sid-lsg", (0.0, 0.999), 0.0, 32, defaults["timestep"])
     with pytest.raises(ValueError, match="teacher-eval first"):
         rows.plan("sid_lsg", defaults)
     with pytest.raises(ValueError, match="bad setting 'gan_weight=1'"):

@@ -81,7 +81,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--betas", type=float, nargs=2, default=None, help=f"Adam β1 β2 (default {o.betas[0]:g} {o.betas[1]:g}; sid-lsg: 0 0.999)")
     p.add_argument("--weight-decay", type=float, default=o.weight_decay)
     p.add_argument("--grad-accumulation", type=int, default=o.grad_accumulation)
-    p.add_argument("--grad-clip", type=float, default=o.grad_clip)
+    p.add_argument("--grad-clip", type=float, default=None, help=f"max gradient norm, 0: none (default {o.grad_clip:g}; sid-lsg: 0)")
     p.add_argument("--lr-warmup", type=int, default=None, help=f"linear lr warm-up steps (default: {o.lr_warmup}, or a tenth of a shorter run)")
     p.add_argument("--lr-decay", default="cosine", choices=["constant", "cosine"], help="after the warm-up: cosine to --lr-floor at --steps (as the node), or constant")
     p.add_argument("--lr-floor", type=float, default=o.lr_floor, help="cosine decay's final lr, as a fraction of the lr")
@@ -108,6 +108,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="sid-lsg: the generator's noise height and width in latent cells (SD1.5 512²: 64 64)")
     p.add_argument("--fake-lora-rank", type=int, default=sid.fake_lora_rank, help="sid-lsg: 0 trains all of ψ; >0 LoRA on a frozen copy")
     p.add_argument("--fake-dtype", default=sid.fake_dtype, choices=["float32", "bfloat16"], help="sid-lsg: storage of ψ's trained weights (bfloat16 needs --bf16)")
+    p.add_argument("--sid-reduction", default=sid.reduction, choices=["sum", "mean"], help="sid-lsg: losses summed over pixels (the official) or averaged")
     p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
     p.add_argument("--ema-decay", type=float, default=g.ema_decay)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
@@ -124,13 +125,13 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
     o, method = OptimConfig(), METHODS[a.method].optim_defaults  # a flag left out: the method's default, else OptimConfig's
-    lr_g, lr_d = (v if v is not None else method.get(k, getattr(o, k)) for k, v in (("lr_g", a.lr_g), ("lr_d", a.lr_d)))
+    lr_g, lr_d, clip = (v if v is not None else method.get(k, getattr(o, k)) for k, v in (("lr_g", a.lr_g), ("lr_d", a.lr_d), ("grad_clip", a.grad_clip)))
     betas = tuple(a.betas) if a.betas is not None else tuple(method.get("betas", o.betas))
     return TrainConfig(
         method=a.method,
         generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing,
                                   frozen_dtype=a.frozen_dtype),
-        optim=OptimConfig(a.optimizer, lr_g, lr_d, betas, a.weight_decay, a.grad_accumulation, a.grad_clip,
+        optim=OptimConfig(a.optimizer, lr_g, lr_d, betas, a.weight_decay, a.grad_accumulation, clip,
                           optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=default_lr_warmup(a.steps) if a.lr_warmup is None else a.lr_warmup, lr_decay=a.lr_decay,
                           lr_decay_steps=a.steps, lr_floor=a.lr_floor),
         loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps, a.gan_balance),
@@ -141,7 +142,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         ),
         sid=SidConfig(kappa1=a.kappa1, kappa2=a.kappa2, kappa4=a.kappa4, alpha=a.alpha, t_min=a.sid_t_range[0], t_max=a.sid_t_range[1],
                       prompt_dropout=a.prompt_dropout, latent_height=a.latent_size[0], latent_width=a.latent_size[1],
-                      fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype),
+                      fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype, reduction=a.sid_reduction),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device,
     )

@@ -156,8 +156,9 @@ class SidConfig:
     """SiD-LSG (Zhou et al., "Guided Score identity Distillation"; training/methods/sid_lsg.py): the fake score ψ, the
     guidance scales of long-and-short guidance (LSG) and the generator loss's α. Defaults are the released SD1.5 runs'
     (run_sid.sh): κ1 = κ2 = κ3 = κ4 = 1.5 (their best FID; 2 balances FID and CLIP, 4.5 is best CLIP), α = 1, ψ's
-    timesteps 20..979, 10 % prompt dropout. The generator itself is GeneratorConfig.spec (ε at t_init = 625, sigma_z),
-    ψ's learning rate OptimConfig.lr_d, and the method's Adam betas (0, 0.999) are what the CLI and the node set."""
+    timesteps 20..979, 10 % prompt dropout, losses summed over pixels. The generator itself is GeneratorConfig.spec (ε at
+    t_init = 625, sigma_z), ψ's learning rate OptimConfig.lr_d; the method's optimiser defaults (Adam β = (0, 0.999),
+    lr 1e-6, no gradient clipping: SidLSG.optim_defaults) are what the CLI and the node set."""
 
     kappa1: float = 1.5  # κ1: CFG of ψ's own training prediction (ψ learns the guided score of G's samples)
     kappa2: float = 1.5  # κ2 = κ3: CFG of ψ when it is evaluated in the generator loss
@@ -172,6 +173,9 @@ class SidConfig:
     # Storage of ψ's trained weights and gradients: "bfloat16" halves them, with stochastic-rounding updates
     # (training/rounding.py); needs bf16 autocast.
     fake_dtype: str = "float32"
+    # Both losses per item: "sum" over C, H, W (the official: Adam's ε = 1e-8 and the lr then act as in the released
+    # runs) or "mean" (C·H·W times smaller: loss values and gradient norms that do not grow with the resolution).
+    reduction: str = "sum"
 
     def __post_init__(self) -> None:
         if not 0 <= self.t_min <= self.t_max:
@@ -182,6 +186,8 @@ class SidConfig:
             raise ValueError(f"need a positive latent size and fake_lora_rank ≥ 0, got {self.latent_height}×{self.latent_width}, {self.fake_lora_rank}")
         if self.fake_dtype not in STORAGE_DTYPES:
             raise ValueError(f"fake_dtype must be one of {STORAGE_DTYPES}, not {self.fake_dtype!r}")
+        if self.reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', not {self.reduction!r}")
 
     @property
     def uses_unconditional(self) -> bool:

@@ -12,12 +12,13 @@ Each step has two phases:
               by the empty prompt when κ1 ≠ 1 or κ2 ≠ 1 (ψ then needs an unconditional score).
   generator   fresh z, ε, t; y_fake = x0 of ψ at CFG κ2 (= κ3), y_real = x0 of φ at CFG κ4, both at x_t of x_g with
               gradients through both into x_g; w = mean_CHW |x_g − y_real| (no gradient, ≥ 1e-5);
-              α = 1:  L = mean_CHW[(y_real − y_fake)·(y_fake − x_g)] / w
-              else:   L = mean_CHW[(y_real − y_fake)·((y_real − x_g) − α·(y_real − y_fake))] / w
+              α = 1:  L = Σ_CHW[(y_real − y_fake)·(y_fake − x_g)] / w
+              else:   L = Σ_CHW[(y_real − y_fake)·((y_real − x_g) − α·(y_real − y_fake))] / w
               averaged over the micro-batch. Samples with a non-finite x_g, y_fake or y_real are left out and counted.
 
-docs/methods.md ("SiD-LSG") has the formulas, the defaults and what is a choice of ours (the mean instead of the
-official sum over pixels, one prompt batch for both phases, the NaN handling).
+Both losses sum over pixels and average over items, as the official code (SidConfig.reduction "mean" averages over
+pixels too). docs/methods.md ("SiD-LSG") has the formulas, the defaults and what is a choice of ours (one prompt batch
+for both phases, the NaN handling).
 """
 from __future__ import annotations
 
@@ -74,9 +75,14 @@ def guided(net, x_t: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | N
     return u + kappa * (c - u)
 
 
-def sid_loss(x_g: torch.Tensor, y_real: torch.Tensor, y_fake: torch.Tensor, alpha: float) -> torch.Tensor:
-    """The SiD generator loss per item [B] (float32): mean over C, H, W of the official integrand, divided by
-    w = mean_CHW |x_g − y_real| (no gradient, ≥ W_MIN). α = 1 uses the official special form (the same value)."""
+def reduce_pixels(x: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per item [B]: the sum over C, H, W ("sum", the official) or the mean ("mean")."""
+    return x.sum(dim=(1, 2, 3)) if reduction == "sum" else x.mean(dim=(1, 2, 3))
+
+
+def sid_loss(x_g: torch.Tensor, y_real: torch.Tensor, y_fake: torch.Tensor, alpha: float, reduction: str = "sum") -> torch.Tensor:
+    """The SiD generator loss per item [B] (float32): the official integrand summed (or averaged) over C, H, W, divided
+    by w = mean_CHW |x_g − y_real| (no gradient, ≥ W_MIN). α = 1 uses the official special form (the same value)."""
     x_g, y_real, y_fake = x_g.float(), y_real.float(), y_fake.float()
     with torch.no_grad():
         w = (x_g - y_real).abs().mean(dim=(1, 2, 3)).clamp_min(W_MIN)
@@ -84,7 +90,7 @@ def sid_loss(x_g: torch.Tensor, y_real: torch.Tensor, y_fake: torch.Tensor, alph
         integrand = (y_real - y_fake) * (y_fake - x_g)
     else:
         integrand = (y_real - y_fake) * ((y_real - x_g) - alpha * (y_real - y_fake))
-    return integrand.mean(dim=(1, 2, 3)) / w
+    return reduce_pixels(integrand, reduction) / w
 
 
 def finite_items(*xs: torch.Tensor) -> torch.Tensor:
@@ -96,27 +102,27 @@ def finite_items(*xs: torch.Tensor) -> torch.Tensor:
 
 
 class FakeScoreLoss:
-    """ψ's denoising loss on the generator's detached samples, per item [B]: ε-MSE of ψ's output at CFG κ1 (v teachers:
-    velocity MSE weighted snr/(snr+1) = ᾱ_t), mean over C, H, W."""
+    """ψ's denoising loss on the generator's detached samples, per item [B]: squared error of ψ's ε at CFG κ1 (v
+    teachers: of its velocity, weighted snr/(snr+1) = ᾱ_t), summed (or averaged) over C, H, W."""
 
-    def __init__(self, spec: OneStepSpec, kappa1: float):
-        self.spec, self.kappa1 = spec, kappa1
+    def __init__(self, spec: OneStepSpec, kappa1: float, reduction: str = "sum"):
+        self.spec, self.kappa1, self.reduction = spec, kappa1, reduction
 
     def __call__(self, psi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None) -> torch.Tensor:
         a = alpha_bar(self.spec, t, x_g)
         out = guided(psi, diffuse(x_g, eps, a), t.to(x_g.device, torch.float32), cond, uncond, self.kappa1)
         if self.spec.prediction == "eps":
-            return (out - eps).pow(2).mean(dim=(1, 2, 3))
+            return reduce_pixels((out - eps).pow(2), self.reduction)
         velocity = a.sqrt() * eps - (1 - a).sqrt() * x_g
-        return (a * (out - velocity).pow(2)).mean(dim=(1, 2, 3))
+        return reduce_pixels(a * (out - velocity).pow(2), self.reduction)
 
 
 class SidGeneratorLoss:
     """The generator's SiD loss per item [B] with y_fake from ψ at CFG κ2 (= κ3) and y_real from φ at CFG κ4, at x_t of
     x_g (gradients reach x_g directly and through both networks); also returns x_g's finite-item mask."""
 
-    def __init__(self, spec: OneStepSpec, alpha: float, kappa2: float, kappa4: float):
-        self.spec, self.alpha, self.kappa2, self.kappa4 = spec, alpha, kappa2, kappa4
+    def __init__(self, spec: OneStepSpec, alpha: float, kappa2: float, kappa4: float, reduction: str = "sum"):
+        self.spec, self.alpha, self.kappa2, self.kappa4, self.reduction = spec, alpha, kappa2, kappa4, reduction
 
     def __call__(self, psi, phi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None) -> tuple[torch.Tensor, torch.Tensor, dict]:
         x_g = x_g.float()
@@ -127,7 +133,7 @@ class SidGeneratorLoss:
         ok = finite_items(x_g, y_fake, y_real)
         with torch.no_grad():
             gap = (y_real - y_fake).abs().mean(dim=(1, 2, 3))
-        return sid_loss(x_g, y_real, y_fake, self.alpha), ok, {"gap": gap}
+        return sid_loss(x_g, y_real, y_fake, self.alpha, self.reduction), ok, {"gap": gap}
 
 
 class SidLSG(Method):
@@ -136,7 +142,8 @@ class SidLSG(Method):
     name = "sid-lsg"
     file_method = "sid-lsg"
     data = PROMPTS
-    optim_defaults = {"betas": (0.0, 0.999), "lr_g": 1e-6, "lr_d": 1e-6}  # the official Adam of G and ψ (SD1.5, batch 512)
+    # the official optimiser of G and ψ (SD1.5, batch 512): Adam β = (0, 0.999), lr 1e-6, no gradient clipping in fp32
+    optim_defaults = {"betas": (0.0, 0.999), "lr_g": 1e-6, "lr_d": 1e-6, "grad_clip": 0.0}
 
     def prepare(self, info: ModelInfo) -> None:
         c, s = self.config, self.config.sid
@@ -157,8 +164,8 @@ class SidLSG(Method):
             if info.pooled_dim is not None and u.get("pooled") is None:
                 raise ValueError("the empty prompt's conditioning lacks the pooled embedding this UNet needs")
         self.dropout = s.prompt_dropout if (s.kappa1 != 1.0 or s.kappa2 != 1.0) else 0.0
-        self.fake_loss = FakeScoreLoss(spec, s.kappa1)
-        self.g_loss = SidGeneratorLoss(spec, s.alpha, s.kappa2, s.kappa4)
+        self.fake_loss = FakeScoreLoss(spec, s.kappa1, s.reduction)
+        self.g_loss = SidGeneratorLoss(spec, s.alpha, s.kappa2, s.kappa4, s.reduction)
         self.fake: CopyableUNet | None = None
         self.teacher: CopyableUNet | None = None
         self.uncond: dict | None = None
