@@ -393,3 +393,17 @@ def test_two_ranks_equal_one_process_with_accumulation(tmp_path):
     diff = torch.cat([(r0[k] - want[k]).abs().flatten() for k in want])
     assert diff.max().item() < 0.5 * 1e-3, diff.max().item()
     assert (diff > 1e-6).float().mean().item() < 0.01
+
+
+def test_resume_warns_only_about_settings_the_checkpoint_had(caplog):
+    data = prompts()
+    first = engine(data=data)
+    first.train_step({"context": data.context[:4]})
+    state = first.state_dict()
+    older = {**state, "config": {k: v for k, v in state["config"].items() if k != "sid"}}  # written before the sid section
+    with caplog.at_level("WARNING", logger="onestep"):
+        engine(data=data).load_state_dict(older)
+    assert "changed configuration" not in caplog.text
+    with caplog.at_level("WARNING", logger="onestep"):
+        engine(sid_config(alpha=1.2), data).load_state_dict(state)
+    assert "changed configuration: sid.alpha" in caplog.text
