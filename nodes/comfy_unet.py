@@ -1,5 +1,5 @@
-"""ComfyUI's ldm UNetModel behind the engine's TrainableUNet interface (training/unet_interface.py) and
-Diffusion2GAN's UNetEncoder (training/discriminator.py).
+"""ComfyUI's ldm UNetModel behind the engine's TrainableUNet interface (training/unet_interface.py),
+Diffusion2GAN's UNetEncoder (training/discriminator.py) and SiD-LSG's CopyableUNet (training/methods/sid_lsg.py).
 
 The forward pass walks the same blocks UNetModel._forward walks (time embedding, input blocks with skips,
 middle block, output blocks, out) minus ControlNet and model patches, which training does not use, so each
@@ -121,6 +121,11 @@ class ComfyUNet(nn.Module):
             for k, v in dec.items():
                 setattr(u, k, v)
         return ComfyUNet(enc, self.info, self._encode_adm)
+
+    def full_copy(self, share_weights: bool = False) -> ComfyUNet:
+        """A deep copy of the whole UNet (SiD-LSG's fake score ψ and teacher φ); share_weights: on this UNet's tensors.
+        The model's encode_adm is shared, not copied (deep-copying the bound method would copy the whole model)."""
+        return ComfyUNet(copy_module(self.unet, share_weights), self.info, self._encode_adm)
 
     @property
     def output_conv(self) -> nn.Module:

@@ -1,5 +1,6 @@
 """The proof-scale distillation stage: one row (rows.py) trained through the pack's TrainingSession on the teacher's
-pairs, with model selection on validation noise, then exported as a generator file and scored.
+pairs — or, for a prompts row (SiD-LSG), on the class prompts alone — with model selection on validation noise, then
+exported as a generator file and scored.
 
 Model selection: every `select_every` steps the EMA student makes `val_count` one-step samples from the validation
 noise stream (common.VAL_SEED, never a scoring or pair seed) and its FD is measured; the best weights are kept in
@@ -17,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from onestep import format as gen_format
-from onestep.atomic import atomic_write
+from onestep.atomic import atomic_write, file_sha256
 from onestep.latent_lpips import ELatentLPIPS
 from onestep.latent_lpips import weights as lpips_weights
 from onestep.pairs import PairDataset
@@ -26,6 +27,7 @@ from onestep.precision import keep_output_float32
 from onestep.unet_keys import diffusers_to_ldm
 from training.device_data import DevicePairs
 from training.diffusers_unet import DiffusersUNet
+from training.prompts import PromptDataset
 from training.session import TrainingSession
 
 from . import rows
@@ -133,12 +135,25 @@ def _start_from(run, plan: dict, session) -> dict | None:
     return start
 
 
+def class_prompts(table: torch.Tensor, batch: int) -> PromptDataset:
+    """A prompts row's data: the context table's class rows cycled to the fewest whole rounds that fill a batch (each
+    class equally often), its empty row for CFG; the noise is drawn per step by the method."""
+    classes = empty_row(table)
+    labels = torch.arange(-(-batch // classes) * classes) % classes
+    return PromptDataset(table[labels].float().cpu(), {"context": table[classes].float().cpu()}, prompt_index=labels)
+
+
 def stage_distill(run, row: str) -> dict:
     """Train (or resume) one row, select, export and score it; `run` is proof_scale.pipeline's Run."""
     s, t0 = run.scale, time.monotonic()
-    run.require("pairs", "pairs.json")
+    prompts_row = rows.is_prompts_row(row)
+    if prompts_row:  # SiD-LSG: the class prompts and random noise, κ from the teacher row's CFG
+        teacher_cfg = float(run.require("teacher-eval", "teacher_eval.json")["cfg"])
+    else:
+        run.require("pairs", "pairs.json")
+        teacher_cfg = None
     run_dir = run.path("distill", rows.row_dir_name(row))
-    plan = rows.plan(row, run.row_defaults())
+    plan = rows.plan(row, run.row_defaults(), teacher_cfg)
     plan_path = os.path.join(run_dir, "plan.json")
     if os.path.isfile(plan_path):
         old = read_json(plan_path)
@@ -150,22 +165,26 @@ def stage_distill(run, row: str) -> dict:
         write_json(plan_path, plan)
     unet, table, net, _ = load_teacher(run.path("teacher.safetensors"))  # a fresh copy of the teacher: the trainer changes it in place
     elpips, lpips_info = None, None
-    if plan["regression"] != "mse":
+    if plan.get("regression", "mse") != "mse":
         run.require("latent-lpips", "latent_lpips.json")
         lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
         elpips = ELatentLPIPS(lp, enc)
     config = rows.train_config(plan, run.device.type == "cuda", s.save_every)
-    session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, run.path("pairs"), run_dir, elpips, run.device, resume=True)
-    heldout = PairDataset(run.path("pairs_heldout")) if os.path.isdir(run.path("pairs_heldout")) else None
-    selection = Selection(run_dir, net, config.generator.spec, table, run.reference(), run.device, s.val_count, s.sample_batch, heldout, session.dataset)
+    data = class_prompts(table, plan["batch"]) if prompts_row else run.path("pairs")
+    session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, data, run_dir, elpips, run.device, resume=True)
+    heldout = PairDataset(run.path("pairs_heldout")) if not prompts_row and os.path.isdir(run.path("pairs_heldout")) else None
+    selection = Selection(run_dir, net, config.generator.spec, table, run.reference(), run.device, s.val_count, s.sample_batch, heldout,
+                          None if prompts_row else session.dataset)
     selection.forget_after(session.step)
     started_from = _start_from(run, plan, session)
     timing_path = os.path.join(run_dir, "timing.json")
     timing = read_json(timing_path) if os.path.isfile(timing_path) else {"train_seconds": 0.0, "steps": 0}
     steps = plan["steps"]
     if session.step < steps:
-        log.info("distill-%s: %s, %d steps at batch %d, lr %g, from step %d on %d pairs (%s)", row, plan["regression"] + (" + GAN" if plan["gan"] else ""),
-                 steps, plan["batch"], plan["lr"], session.step, len(session.dataset), run.device)
+        what = (f"SiD-LSG κ1 {plan['kappa1']:g} κ2=κ3 {plan['kappa2']:g} κ4 {plan['kappa4']:g} α {plan['alpha']:g}" if prompts_row
+                else plan["regression"] + (" + GAN" if plan["gan"] else ""))
+        log.info("distill-%s: %s, %d steps at batch %d, lr %g, from step %d on %d %s (%s)", row, what, steps, plan["batch"], plan["lr"], session.step,
+                 len(session.dataset), "class prompts" if prompts_row else "pairs", run.device)
         first, start, paused = session.step, time.monotonic(), [0.0]
 
         def on_step(step: int, logs: dict) -> bool:
@@ -193,8 +212,10 @@ def stage_distill(run, row: str) -> dict:
         chosen = session.step, {k[len("unet."):]: v for k, v in session.trainer.generator_state_dict(ema=True, layout="native").items()}
     chosen_step, weights = chosen
     gen_path = run.path("generators", f"{rows.row_dir_name(row)}.safetensors")
+    trained_on = f"{len(session.dataset)} class prompts, no pairs" if prompts_row else f"{session.dataset.settings.count} teacher pairs"
     session.export(gen_path, "custom", LATENT_FORMAT, unet_config=ldm_unet_config(net), weights=diffusers_to_ldm(weights), training_steps=chosen_step,
-                   source=f"proof_scale row {row}: {config.method} on {session.dataset.settings.count} teacher pairs",
+                   teacher_hash=file_sha256(run.path("teacher.safetensors"))[:16] if prompts_row else None,
+                   source=f"proof_scale row {row}: {config.method} on {trained_on}",
                    notes={"proof_scale_row": row, "plan": plan, "latent_lpips": lpips_info or {}, "selected_step": chosen_step,
                           "selected_by": f"FD on {s.val_count} samples of noise seed {VAL_SEED}"})
     session = unet = None  # the trainer and its copy of the teacher are freed before scoring

@@ -12,8 +12,10 @@ Stages, in order (`--stage all` runs them all; a comma-separated list runs sever
   distill-ROW     a one-step generator from the pairs with the Diffusion2GAN trainer (training/session.py), exported
                   as a generator file and scored on --eval-count one-step samples; ROW is one of
                   diffusion2gan (E-LatentLPIPS + conditional diffusion GAN after a regression warm-up),
-                  regression_mse, regression_latentlpips (no augmentation ensemble), regression_elatentlpips
-  report          benchmarks/results/proof_scale.json + a markdown table with the targets
+                  regression_mse, regression_latentlpips (no augmentation ensemble), regression_elatentlpips;
+                  or a prompts-only row (not part of `all`; needs no pairs or E-LatentLPIPS): sid_lsg (SiD-LSG at the
+                  teacher's CFG), sid_lsg_teacher_cfg (its LSG ablation: guidance in the teacher only)
+  report          benchmarks/results/proof_scale.json + a markdown table with the targets (with the SiD rows that ran)
 
 Every stage skips work whose output exists (its record `<work>/<stage>.json`, written last), writes its files
 atomically, and logs its wall time. Training stages (teacher, latent-lpips, distill-*) and the long sampling
@@ -29,6 +31,7 @@ in DATA, the context table [11, 77, 64] from tools/proof_scale_encoder.py in CTX
   --stage distill-diffusion2gan --data DATA
   --stage distill-regression_mse,distill-regression_latentlpips --data DATA
   --stage distill-regression_elatentlpips,report --data DATA
+  --stage distill-sid_lsg,distill-sid_lsg_teacher_cfg,report --data DATA   (SiD-LSG: class prompts only, no pairs)
 
 The latent space is the benchmark's identity "VAE" (data.py): images padded to 32×32, in [−1, 1]; so the
 trainer's UNet adapter uses latent_scale 1 and the E-LatentLPIPS encoder is custom-1 (identity normalisation).

@@ -11,7 +11,7 @@ import time
 import torch
 
 from .common import EVAL_SEEDS, METRICS, VAL_SEED, write_json
-from .rows import DISTILL_ROWS, ROWS, row_dir_name
+from .rows import DISTILL_ROWS, ROWS, SID_ROWS, row_dir_name
 
 log = logging.getLogger("proof_scale")
 
@@ -29,8 +29,9 @@ def stage_report(run) -> dict:
         "latent-lpips": run.require("latent-lpips", "latent_lpips.json"),
     }
     rows = {"teacher": records["teacher-eval"]["row"]}
-    variants = sorted(r for r in (run.args.variants or []) if r not in DISTILL_ROWS)
-    for r in (*DISTILL_ROWS, *variants):
+    variants = sorted(r for r in (run.args.variants or []) if r not in DISTILL_ROWS and r not in SID_ROWS)
+    sid_rows = [r for r in SID_ROWS if os.path.isfile(run.path(result_path(r)))]  # the prompts-only rows that have run
+    for r in (*DISTILL_ROWS, *sid_rows, *variants):
         records[f"distill-{r}"] = rec = run.require(f"distill-{r}", result_path(r))
         rows[r] = {**rec["row"], "plan": rec["plan"]}
     for name, row in rows.items():
@@ -58,6 +59,7 @@ def stage_report(run) -> dict:
         log.warning("report: the distillation rows differ in %s — the ablation is not like for like", mismatch)
     keep = (*METRICS, "fd_seeds", "fd_spread", "training_samples", "train_seconds", "selected_step", "steps")
     out = {name: {k: row[k] for k in keep if k in row} for name, row in rows.items() if name in ROWS}
+    out.update({name: {**{k: rows[name][k] for k in keep if k in rows[name]}, "plan": rows[name]["plan"]} for name in sid_rows})
     out["variants"] = {name: {**{k: rows[name][k] for k in keep if k in rows[name]}, "plan": rows[name]["plan"]} for name in variants}
     out["meta"] = meta
     write_json(run.results, out)
@@ -78,7 +80,7 @@ def markdown(result: dict) -> str:
     t = result["teacher"]
     lines = ["| row | FD (range over seeds) | FD / teacher | precision | recall | class acc | NFE | training samples | GPU s (training) |",
              "|---|---|---|---|---|---|---|---|---|"]
-    named = [(n, result[n]) for n in ROWS] + list(result.get("variants", {}).items())
+    named = [(n, result[n]) for n in (*ROWS, *SID_ROWS) if n in result] + list(result.get("variants", {}).items())
     for name, r in named:
         samples = f"{r['training_samples'] / 1e6:.2f} M" if "training_samples" in r else "—"
         gpu = f"{r['train_seconds']:.0f}" if "train_seconds" in r else "—"
@@ -98,6 +100,7 @@ def markdown(result: dict) -> str:
          f"{acc_gap:+.2f} points → {ok(abs(acc_gap) <= 2.0)}; recall ≥ 0.8 × teacher: {rec:.2f}× → {ok(rec >= 0.8)}; "
          f"order mse > latentlpips > elatentlpips > diffusion2gan in FD: {' > '.join(f'{v:.2f}' for v in order)} → "
          f"{ok(all(a > b for a, b in zip(order, order[1:])))}."),
+        *(["", _sid_targets(result["sid_lsg"], t, ok)] if "sid_lsg" in result else []),
         "",
         (f"Device: {m['device']}. Teacher: {m['teacher_sampling']['steps']} euler steps, CFG {m['teacher_sampling']['cfg']:g} (FD range over "
          f"{len(t.get('fd_seeds', [0]))} scoring seeds: {t.get('fd_spread', 0):.2f}). Students: up to {p['steps']} steps at batch {p['batch']}, "
@@ -109,3 +112,13 @@ def markdown(result: dict) -> str:
         *[f"    {c}" for c in dict.fromkeys(m["commands"].values())],  # each distinct command once, in stage order
     ]
     return "\n".join(lines)
+
+
+def _sid_targets(r: dict, t: dict, ok) -> str:
+    """SiD-LSG's targets (issue 16): FD ≤ 1.00 × the teacher's (the paper's student beats its teacher), class accuracy
+    within 2 points."""
+    ratio = r["fd"] / t["fd"] if t["fd"] > 0 else float("inf")
+    gap = (r["class_acc"] - t["class_acc"]) * 100
+    p = r.get("plan", {})
+    return (f"SiD-LSG (prompts only, κ1 {p.get('kappa1', float('nan')):g}, κ2=κ3 {p.get('kappa2', float('nan')):g}, κ4 {p.get('kappa4', float('nan')):g}): "
+            f"FD ≤ 1.00 × teacher: {ratio:.2f}× → {ok(ratio <= 1.0)}; class accuracy within 2 points: {gap:+.2f} points → {ok(abs(gap) <= 2.0)}.")

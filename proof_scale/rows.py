@@ -9,13 +9,21 @@ A variant is a base row with settings changed, named `BASE@key=value:key=value` 
 studies run through the same code as the table's rows, in their own run folders. Every key of a plan can be set;
 `init_from=ROW` starts G from a finished row's selected weights (e.g. Diffusion2GAN's GAN stage from its regression
 twin: `diffusion2gan@init_from=regression_elatentlpips:gan_warmup=0`).
+
+Prompts-only rows (SiD-LSG, training/methods/sid_lsg.py: no teacher pairs; the class prompts of the context table and
+random noise, its empty row for CFG), outside the table's ablation and its `all` stage:
+  sid_lsg              κ1 = κ2 = κ3 = κ4 = the teacher row's CFG (teacher_eval.json)
+  sid_lsg_teacher_cfg  the LSG ablation: κ1 = κ2 = κ3 = 1, κ4 = the teacher's CFG (guidance in the teacher only)
+with their own settings (SID_ROW_DEFAULTS; `sid_lsg@kappa=2` sets κ1, κ2 and κ4 at once) beside the scale's shared ones.
 """
 from __future__ import annotations
 
 import re
 
-from training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, TrainConfig
+from training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, SidConfig, TrainConfig
 from training.core import OneStepSpec
+
+from .data import SIZE
 
 BASE_ROWS: dict[str, tuple[str, bool]] = {  # row → (regression loss, GAN on)
     "diffusion2gan": ("elatentlpips", True),
@@ -42,6 +50,29 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
 }
 
 
+TEACHER_CFG = "teacher"  # a κ of a prompts row's definition that takes the teacher row's CFG
+SID_ROWS: dict[str, dict] = {  # prompts-only rows → their guidance scales
+    "sid_lsg": {"kappa1": TEACHER_CFG, "kappa2": TEACHER_CFG, "kappa4": TEACHER_CFG},
+    "sid_lsg_teacher_cfg": {"kappa1": 1.0, "kappa2": 1.0, "kappa4": TEACHER_CFG},
+}
+# The scale's settings a SiD row shares with the table's rows (steps, batch, schedule, EMA, seed, ε at t_init = timestep)
+SID_SHARED = ("steps", "batch", "lr_warmup", "lr_decay", "lr_floor", "timestep", "ema_decay", "lr_d_ratio", "seed")
+# A SiD row's own defaults: the released runs' α, ψ's timesteps and prompt dropout (training.config.SidConfig), the
+# official Adam β = (0, 0.999) without gradient clipping, and EDM-SiD's small-scale learning rate (CIFAR-10, batch 256:
+# 1e-5) for G and ψ.
+SID_ROW_DEFAULTS = {"lr": 1e-5, "alpha": 1.0, "t_min": 20, "t_max": 979, "prompt_dropout": 0.1, "beta1": 0.0, "grad_clip": 0.0}
+SID_PLAN_TYPES = {
+    **{k: PLAN_TYPES[k] for k in (*SID_SHARED, "lr", "init_from")}, "alpha": float, "t_min": int, "t_max": int, "prompt_dropout": float,
+    "beta1": float, "grad_clip": float, "kappa1": float, "kappa2": float, "kappa4": float,
+    "kappa": float,  # κ1 = κ2 = κ4 at once
+}
+
+
+def is_prompts_row(row: str) -> bool:
+    """A SiD-LSG row (or variant): trained from prompts, no teacher pairs."""
+    return row.partition("@")[0] in SID_ROWS
+
+
 def row_dir_name(row: str) -> str:
     """A folder name for a row or variant (letters, digits, '.', '_', '-')."""
     return re.sub(r"[^A-Za-z0-9._-]", "-", row.replace("@", "__"))
@@ -50,25 +81,37 @@ def row_dir_name(row: str) -> str:
 def parse_row(row: str) -> tuple[str, dict]:
     """(base row, overrides) of `BASE` or `BASE@key=value:...`; raises ValueError naming what is wrong."""
     base, _, rest = row.partition("@")
+    if base in SID_ROWS:
+        return base, parse_settings(rest, SID_PLAN_TYPES)
     if base not in BASE_ROWS:
-        raise ValueError(f"unknown distillation row {base!r}; rows: {', '.join(BASE_ROWS)} (variants: ROW@key=value:key=value)")
+        raise ValueError(f"unknown distillation row {base!r}; rows: {', '.join((*BASE_ROWS, *SID_ROWS))} (variants: ROW@key=value:key=value)")
     return base, parse_settings(rest)
 
 
-def parse_settings(text: str) -> dict:
-    """Plan settings from `key=value:key=value` (values read as rows.PLAN_TYPES says)."""
+def parse_settings(text: str, types: dict | None = None) -> dict:
+    """Plan settings from `key=value:key=value` (values read as `types` says; default rows.PLAN_TYPES)."""
+    types = PLAN_TYPES if types is None else types
     over = {}
     for item in filter(None, text.split(":")):
         key, eq, value = item.partition("=")
-        if not eq or key not in PLAN_TYPES:
-            raise ValueError(f"bad setting {item!r}; settable: {', '.join(PLAN_TYPES)}")
-        over[key] = PLAN_TYPES[key](value)
+        if not eq or key not in types:
+            raise ValueError(f"bad setting {item!r}; settable: {', '.join(types)}")
+        over[key] = types[key](value)
     return over
 
 
-def plan(row: str, defaults: dict) -> dict:
-    """The row's plan: the scale's shared defaults, the base row's loss and GAN switch, then the variant's settings."""
+def plan(row: str, defaults: dict, teacher_cfg: float | None = None) -> dict:
+    """The row's plan: the scale's shared defaults, the base row's loss and GAN switch, then the variant's settings. A SiD
+    row's: the shared settings it uses, its own defaults, its guidance scales (TEACHER_CFG: `teacher_cfg`), the variant's."""
     base, over = parse_row(row)
+    if base in SID_ROWS:
+        kappas = dict(SID_ROWS[base])
+        if "kappa" in over:
+            kappas.update(dict.fromkeys(("kappa1", "kappa2", "kappa4"), over.pop("kappa")))
+        if TEACHER_CFG in kappas.values() and teacher_cfg is None:
+            raise ValueError(f"row {row} takes the teacher's CFG: run --stage teacher-eval first")
+        kappas = {k: float(teacher_cfg) if v == TEACHER_CFG else v for k, v in kappas.items()}
+        return {"row": row, "method": "sid-lsg", **{k: defaults[k] for k in SID_SHARED}, **SID_ROW_DEFAULTS, **kappas, **over}
     regression, gan = BASE_ROWS[base]
     p = {"row": row, **defaults, "regression": regression, "gan": gan}
     if not gan:
@@ -79,6 +122,15 @@ def plan(row: str, defaults: dict) -> dict:
 
 def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
     """The trainer configuration of a plan (the trainer's defaults for everything the plan does not set)."""
+    if p.get("method") == "sid-lsg":
+        return TrainConfig(
+            method="sid-lsg", generator=GeneratorConfig(spec=OneStepSpec("eps", p["timestep"], "sigma_z")),
+            optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], betas=(p["beta1"], 0.999), grad_clip=p["grad_clip"],
+                              lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"], lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
+            sid=SidConfig(kappa1=p["kappa1"], kappa2=p["kappa2"], kappa4=p["kappa4"], alpha=p["alpha"], t_min=p["t_min"], t_max=p["t_max"],
+                          prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE),
+            batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
+        )
     return TrainConfig(
         method="diffusion2gan" if p["gan"] else "regression",  # training/methods/
         generator=GeneratorConfig(spec=OneStepSpec("eps", p["timestep"], "sigma_z")),

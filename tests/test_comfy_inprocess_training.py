@@ -1,5 +1,6 @@
 """The trainer's ComfyUI adapter (nodes/comfy_unet.py) in-process with ComfyUI's real UNetModel: its forward is
-the MODEL's UNet, its encoder returns every level, and a Diffusion2GAN step trains through it."""
+the MODEL's UNet, its encoder returns every level, its full copies (SiD-LSG's ψ and φ) compute the same, and a
+Diffusion2GAN step trains through it."""
 import importlib
 
 import torch
@@ -33,6 +34,11 @@ def test_adapter_forward_is_the_unet_and_encoder_has_every_level(pack, tmp_path)
     assert enc.unet.output_blocks is None and net.unet.output_blocks is not None
     with torch.no_grad():
         assert all(torch.equal(a, b) for a, b in zip(enc.encoder_features(x, t, ctx), feats))
+    full, shared = net.full_copy(), net.full_copy(share_weights=True)  # SiD-LSG's ψ and φ
+    with torch.no_grad():
+        assert torch.equal(full(x, t, ctx), net(x, t, ctx)) and torch.equal(shared(x, t, ctx), net(x, t, ctx))
+    assert full.info == net.info and full._encode_adm is net._encode_adm  # the model's method shared, not deep-copied
+    assert all(a is not b for a, b in zip(full.parameters(), net.parameters())) and all(a is b for a, b in zip(shared.parameters(), net.parameters()))
     assert net.lora_targets() and all(".attn" in n or ".ff." in n for n in net.lora_targets())
     assert set(net.export_state_dict(net.state_dict())) == set(model.model.diffusion_model.state_dict())
 

@@ -1,19 +1,25 @@
 """The headless CLI: flags fill the typed config, and `train` goes from a pairs dataset folder and a diffusers UNet
-folder to a generator file, resuming from its checkpoint."""
+folder to a generator file, resuming from its checkpoint — or, for SiD-LSG, from a prompt file and a diffusers
+pipeline folder (its CLIP encodes the prompts), also under torchrun (2 gloo ranks = 1 process accumulating 2)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 
+import pytest
 import torch
-from test_core_training_fixtures import CTX_DIM, tiny_unet
+from safetensors.torch import load_file
+from test_core_training_fixtures import CTX_DIM, tiny_pipeline, tiny_unet
 
 from onestep.format import read_metadata
 from onestep.pairs import PairSettings
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.manifest import prompts_hash
 from training import cli
-from training.config import DEFAULT_SPEC, OptimConfig, TrainConfig, low_memory
+from training.config import DEFAULT_SPEC, OptimConfig, SidConfig, TrainConfig, low_memory
 
 PROMPTS = ["a cat", "a dog", "a bird"]
 
@@ -94,3 +100,59 @@ def test_stats_file_reports_the_measured_speed(tmp_path):
     assert (s["timed_steps"], s["global_batch"], s["world_size"], s["steps"], s["device"]) == (2, 2, 1, 5, "cpu")
     assert s["ms_per_step"] > 0 and abs(s["images_per_s"] - 2 / s["ms_per_step"] * 1000) < 0.01 * s["images_per_s"] + 0.01
     assert s["config"]["batch_size"] == 2 and s["config"]["optim"]["optimizer"] == "adamw"
+
+
+def test_sid_lsg_flags_take_the_methods_defaults():
+    c = cli.config_from_args(_parse(["--method", "sid-lsg"]))
+    assert (c.method, c.optim.betas, c.optim.lr_g, c.optim.lr_d, c.optim.grad_clip) == ("sid-lsg", (0.0, 0.999), 1e-6, 1e-6, 0.0)  # the official Adam
+    assert c.sid == SidConfig() and c.generator.spec == DEFAULT_SPEC  # ε at t_init 625 on sqrt(1−ᾱ)·z
+    c = cli.config_from_args(_parse(["--method", "sid-lsg", "--betas", "0.5", "0.99", "--lr-g", "2e-5", "--kappa1", "1", "--kappa2", "2",
+                                     "--kappa4", "3", "--alpha", "1.2", "--sid-t-range", "30", "900", "--prompt-dropout", "0.2",
+                                     "--latent-size", "32", "48", "--fake-lora-rank", "8", "--fake-dtype", "bfloat16", "--bf16",
+                                     "--sid-reduction", "mean", "--grad-clip", "2"]))
+    assert (c.optim.betas, c.optim.lr_g, c.optim.lr_d, c.optim.grad_clip) == ((0.5, 0.99), 2e-5, 1e-6, 2.0)
+    assert c.sid == SidConfig(kappa1=1.0, kappa2=2.0, kappa4=3.0, alpha=1.2, t_min=30, t_max=900, prompt_dropout=0.2, latent_height=32,
+                              latent_width=48, fake_lora_rank=8, fake_dtype="bfloat16", reduction="mean")
+
+
+def _sid_args(tmp_path, out: str, steps: int, *extra: str) -> list[str]:
+    prompts = tmp_path / "prompts.tsv"
+    prompts.write_text("id\tPrompt\n1\ta red fox\n2\ta blue bird\n3\tsneaker\n")
+    return ["train", "--method", "sid-lsg", "--prompts", str(prompts), "--prompt-column", "Prompt", "--teacher", str(tmp_path / "pipe"),
+            "--out", out, "--batch-size", "4", "--latent-size", "16", "16", "--lr-g", "1e-3", "--lr-d", "1e-3", "--steps", str(steps),
+            "--num-workers", "0", *extra]
+
+
+def test_sid_lsg_trains_from_a_prompt_file_end_to_end_and_resumes(tmp_path, caplog):
+    tiny_pipeline(str(tmp_path / "pipe"))
+    out, ckpt = str(tmp_path / "sid.safetensors"), str(tmp_path / "state.safetensors")
+    assert cli.main(_sid_args(tmp_path, out, 2, "--checkpoint", ckpt)) == 0
+    caplog.clear()
+    with caplog.at_level("INFO", logger="onestep"):
+        assert cli.main(_sid_args(tmp_path, out, 3, "--checkpoint", ckpt)) == 0
+    assert "at step 2" in caplog.text and "resuming" in caplog.text
+    meta = read_metadata(out)
+    assert (meta.method, meta.prediction, meta.timestep, meta.input_convention, meta.guidance, meta.training_steps) == ("sid-lsg", "eps", 625, "sigma_z", 1.5, 3)
+    assert meta.notes["sid_lsg"]["kappa4"] == 1.5 and meta.source == "training.cli:prompts.tsv" and len(meta.teacher_hash) == 16
+    with pytest.raises(SystemExit, match="prompts only: give --prompts"):
+        cli.main(["train", "--method", "sid-lsg", "--teacher", str(tmp_path / "pipe"), "--out", out, "--steps", "1"])
+    with pytest.raises(SystemExit, match="teacher pairs: give --pairs"):
+        cli.main(["train", "--method", "diffusion2gan", "--teacher", str(tmp_path / "pipe"), "--out", out, "--steps", "1"])
+
+
+def test_sid_lsg_under_torchrun_equals_accumulation(tmp_path):
+    tiny_pipeline(str(tmp_path / "pipe"))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH", "")])), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": ""}
+    runs = {}
+    for name, launcher, accumulation in (("one", [sys.executable], "2"),
+                                         ("two", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"], "1")):
+        out = str(tmp_path / f"{name}.safetensors")
+        args = _sid_args(tmp_path, out, 2, "--grad-accumulation", accumulation, "--ema-decay", "0")
+        subprocess.run([*launcher, "-m", "training.cli", *args], cwd=repo, env=env, check=True, timeout=600)
+        runs[name] = load_file(out)
+    teacher = tiny_unet().export_state_dict(dict(tiny_unet().state_dict()))
+    moved = sum(float((runs["one"][k] - teacher[k]).square().sum()) for k in teacher) ** 0.5
+    diff = sum(float((runs["one"][k] - runs["two"][k]).square().sum()) for k in teacher) ** 0.5
+    assert moved > 0 and diff < 0.01 * moved, (diff, moved)  # float summation order only

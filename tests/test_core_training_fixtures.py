@@ -73,3 +73,31 @@ def resumed_halfway(make, tmp_path, steps: int = 4):
     assert resumed.load(ckpt) == steps // 2
     resumed.run(PairsDataset(), steps)
     return half, resumed
+
+
+def tiny_pipeline(folder: str, seed: int = 0) -> str:
+    """A diffusers pipeline folder as the CLI's prompts path reads it: the tiny UNet (unet/), a 2-layer CLIP text model
+    of width CTX_DIM (text_encoder/) and a character-level CLIP tokenizer (tokenizer/: one token per character, no
+    merges), all random and deterministic for a seed."""
+    import json
+    import os
+    import string
+
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    tiny_unet(seed).unet.save_pretrained(os.path.join(folder, "unet"))
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in string.ascii_lowercase + string.digits + ".,'-!":
+        vocab[c], vocab[c + "</w>"] = len(vocab), len(vocab) + 1
+    raw = os.path.join(folder, "tokenizer_files")
+    os.makedirs(raw, exist_ok=True)
+    with open(os.path.join(raw, "vocab.json"), "w") as f:
+        json.dump(vocab, f)
+    with open(os.path.join(raw, "merges.txt"), "w") as f:
+        f.write("#version: 0.2\n")
+    CLIPTokenizer(os.path.join(raw, "vocab.json"), os.path.join(raw, "merges.txt"), model_max_length=77).save_pretrained(os.path.join(folder, "tokenizer"))
+    torch.manual_seed(seed)
+    config = CLIPTextConfig(vocab_size=len(vocab), hidden_size=CTX_DIM, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                            max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    CLIPTextModel(config).save_pretrained(os.path.join(folder, "text_encoder"))
+    return folder

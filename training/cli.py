@@ -1,9 +1,13 @@
-"""Headless Diffusion2GAN distillation (Kang et al., ECCV 2024): `python -m training.cli train --pairs DIR
---teacher UNET_DIR --out generator.safetensors`, also under `torchrun --nproc-per-node N` (one process per GPU).
+"""Headless one-step distillation: `python -m training.cli train --pairs DIR --teacher UNET_DIR --out
+generator.safetensors` (Diffusion2GAN, Kang et al., ECCV 2024, and its regression ablation) or `--method sid-lsg
+--prompts FILE --teacher PIPELINE_DIR` (SiD-LSG, Zhou et al.: data-free, prompts only), also under `torchrun
+--nproc-per-node N` (one process per GPU).
 
---pairs is a teacher-pairs dataset folder (onestep/pairs); --teacher a diffusers UNet2DConditionModel folder
-(`unet/` of a pipeline works too). The result is a one-step generator file (onestep/format.py) of G's EMA
-weights. --checkpoint keeps a resumable state (every --save-every steps, at the end, and on Ctrl-C).
+--pairs is a teacher-pairs dataset folder (onestep/pairs); --prompts a .txt (one prompt per line) or .tsv/.csv
+(column --prompt-column) file, encoded by the CLIP text encoder of a diffusers pipeline folder (--text-encoder,
+by default --teacher). --teacher is a diffusers UNet2DConditionModel folder (`unet/` of a pipeline works too). The
+result is a one-step generator file (onestep/format.py) of G's EMA weights. --checkpoint keeps a resumable state
+(every --save-every steps, at the end, and on Ctrl-C).
 """
 from __future__ import annotations
 
@@ -24,12 +28,13 @@ from .config import (
     GeneratorConfig,
     LossConfig,
     OptimConfig,
+    SidConfig,
     TrainConfig,
     default_lr_warmup,
     low_memory,
 )
 from .core import ELatentLPIPS, OneStepSpec, atomic, atomic_write, bases
-from .methods import METHODS
+from .methods import METHODS, PAIRS
 
 log = logging.getLogger("onestep")
 LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI latent format → UNet-space scale
@@ -37,9 +42,13 @@ LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI l
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The `train` command's options: inputs, outputs, then one flag per config field."""
-    d, o, lo, g = DiscriminatorConfig(), OptimConfig(), LossConfig(), TrainConfig()
+    d, o, lo, g, sid = DiscriminatorConfig(), OptimConfig(), LossConfig(), TrainConfig(), SidConfig()
     p.add_argument("--method", default=g.method, choices=sorted(METHODS), help="training method (training/methods/)")
-    p.add_argument("--pairs", required=True, help="teacher-pairs dataset folder")
+    p.add_argument("--pairs", default=None, help="teacher-pairs dataset folder (diffusion2gan, regression)")
+    p.add_argument("--prompts", default=None, help="prompt file (.txt one per line, .tsv/.csv with --prompt-column) of a prompts-only method (sid-lsg)")
+    p.add_argument("--prompt-column", default="prompt", help="the prompt column of a .tsv/.csv prompt file (any case; PartiPrompts.tsv: Prompt)")
+    p.add_argument("--text-encoder", default=None, help="diffusers pipeline folder with tokenizer/ and text_encoder/ for --prompts (default: --teacher)")
+    p.add_argument("--latent-format", default="SD15", choices=sorted(LATENT_SCALES), help="the teacher's latent format with --prompts (pairs record their own)")
     p.add_argument("--teacher", required=True, help="diffusers UNet2DConditionModel folder (or a pipeline folder with unet/)")
     p.add_argument("--out", required=True, help="generator file to write (.safetensors)")
     p.add_argument("--latent-lpips", default=None, help="E-LatentLPIPS weights (.safetensors/.pth); not needed with --regression mse")
@@ -67,12 +76,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="full: D's copy of the teacher encoder trains (the paper); lora: frozen, with LoRA factors (shares a LoRA G's frozen base)")
     p.add_argument("--d-lora-rank", type=int, default=d.lora_rank, help="D's LoRA rank with --d-backbone lora")
     p.add_argument("--low-memory", action="store_true", help="the measured low-memory settings (training.config.low_memory), over the flags above")
-    p.add_argument("--lr-g", type=float, default=o.lr_g)
-    p.add_argument("--lr-d", type=float, default=o.lr_d)
-    p.add_argument("--betas", type=float, nargs=2, default=list(o.betas))
+    p.add_argument("--lr-g", type=float, default=None, help=f"generator lr (default {o.lr_g:g}; sid-lsg: 1e-6, the official)")
+    p.add_argument("--lr-d", type=float, default=None, help=f"lr of the method's other network, D or ψ (default {o.lr_d:g}; sid-lsg: 1e-6)")
+    p.add_argument("--betas", type=float, nargs=2, default=None, help=f"Adam β1 β2 (default {o.betas[0]:g} {o.betas[1]:g}; sid-lsg: 0 0.999)")
     p.add_argument("--weight-decay", type=float, default=o.weight_decay)
     p.add_argument("--grad-accumulation", type=int, default=o.grad_accumulation)
-    p.add_argument("--grad-clip", type=float, default=o.grad_clip)
+    p.add_argument("--grad-clip", type=float, default=None, help=f"max gradient norm, 0: none (default {o.grad_clip:g}; sid-lsg: 0)")
     p.add_argument("--lr-warmup", type=int, default=None, help=f"linear lr warm-up steps (default: {o.lr_warmup}, or a tenth of a shorter run)")
     p.add_argument("--lr-decay", default="cosine", choices=["constant", "cosine"], help="after the warm-up: cosine to --lr-floor at --steps (as the node), or constant")
     p.add_argument("--lr-floor", type=float, default=o.lr_floor, help="cosine decay's final lr, as a fraction of the lr")
@@ -89,6 +98,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--single-scale", action="store_true", help="one readout head on the middle block")
     p.add_argument("--no-mix-and-match", action="store_true")
     p.add_argument("--d-t-range", type=int, nargs=2, default=[d.d_t_min, d.d_t_max])
+    p.add_argument("--kappa1", type=float, default=sid.kappa1, help="sid-lsg κ1: CFG of the fake score ψ's training prediction")
+    p.add_argument("--kappa2", type=float, default=sid.kappa2, help="sid-lsg κ2 = κ3: CFG of ψ in the generator loss")
+    p.add_argument("--kappa4", type=float, default=sid.kappa4, help="sid-lsg κ4: CFG of the teacher in the generator loss")
+    p.add_argument("--alpha", type=float, default=sid.alpha, help="sid-lsg α of the generator loss (1: the released SD runs)")
+    p.add_argument("--sid-t-range", type=int, nargs=2, default=[sid.t_min, sid.t_max], help="sid-lsg: ψ and the generator loss diffuse to t in this range")
+    p.add_argument("--prompt-dropout", type=float, default=sid.prompt_dropout, help="sid-lsg: ψ's blanked prompts when κ1 or κ2 ≠ 1")
+    p.add_argument("--latent-size", type=int, nargs=2, default=[sid.latent_height, sid.latent_width],
+                   help="sid-lsg: the generator's noise height and width in latent cells (SD1.5 512²: 64 64)")
+    p.add_argument("--fake-lora-rank", type=int, default=sid.fake_lora_rank, help="sid-lsg: 0 trains all of ψ; >0 LoRA on a frozen copy")
+    p.add_argument("--fake-dtype", default=sid.fake_dtype, choices=["float32", "bfloat16"], help="sid-lsg: storage of ψ's trained weights (bfloat16 needs --bf16)")
+    p.add_argument("--sid-reduction", default=sid.reduction, choices=["sum", "mean"], help="sid-lsg: losses summed over pixels (the official) or averaged")
     p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
     p.add_argument("--ema-decay", type=float, default=g.ema_decay)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
@@ -104,11 +124,14 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
 
 
 def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
+    o, method = OptimConfig(), METHODS[a.method].optim_defaults  # a flag left out: the method's default, else OptimConfig's
+    lr_g, lr_d, clip = (v if v is not None else method.get(k, getattr(o, k)) for k, v in (("lr_g", a.lr_g), ("lr_d", a.lr_d), ("grad_clip", a.grad_clip)))
+    betas = tuple(a.betas) if a.betas is not None else tuple(method.get("betas", o.betas))
     return TrainConfig(
         method=a.method,
         generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing,
                                   frozen_dtype=a.frozen_dtype),
-        optim=OptimConfig(a.optimizer, a.lr_g, a.lr_d, tuple(a.betas), a.weight_decay, a.grad_accumulation, a.grad_clip,
+        optim=OptimConfig(a.optimizer, lr_g, lr_d, betas, a.weight_decay, a.grad_accumulation, clip,
                           optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=default_lr_warmup(a.steps) if a.lr_warmup is None else a.lr_warmup, lr_decay=a.lr_decay,
                           lr_decay_steps=a.steps, lr_floor=a.lr_floor),
         loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps, a.gan_balance),
@@ -117,6 +140,9 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
             storage_dtype=a.d_dtype, backbone=a.d_backbone, lora_rank=a.d_lora_rank,
         ),
+        sid=SidConfig(kappa1=a.kappa1, kappa2=a.kappa2, kappa4=a.kappa4, alpha=a.alpha, t_min=a.sid_t_range[0], t_max=a.sid_t_range[1],
+                      prompt_dropout=a.prompt_dropout, latent_height=a.latent_size[0], latent_width=a.latent_size[1],
+                      fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype, reduction=a.sid_reduction),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device,
     )
@@ -167,22 +193,44 @@ def _init_distributed() -> torch.device:
     return torch.device("cpu")
 
 
+def _training_data(a: argparse.Namespace, config: TrainConfig, device: torch.device):
+    """(dataset, latent format, teacher fingerprint or None, source): teacher pairs, or prompts encoded by the teacher's
+    text encoder (cycled to fill a batch when there are fewer)."""
+    from .core import PairDataset, atomic, read_prompts
+    from .text_encoder import TextEncoderError, encode_prompts, weights_file
+
+    if METHODS[config.method].data == PAIRS:
+        if not a.pairs:
+            raise SystemExit(f"--method {config.method} trains on teacher pairs: give --pairs DIR")
+        data = PairDataset(a.pairs)
+        return data, data.settings.latent_format, None, os.path.basename(a.pairs.rstrip("/"))
+    if not a.prompts:
+        raise SystemExit(f"--method {config.method} trains from prompts only: give --prompts FILE (.txt, .tsv or .csv)")
+    try:
+        data = encode_prompts(a.text_encoder or a.teacher, read_prompts(path=a.prompts, column=a.prompt_column), device)
+        teacher_hash = atomic.file_sha256(weights_file(a.teacher))[:16]
+    except (TextEncoderError, ValueError) as e:
+        raise SystemExit(str(e)) from None
+    if len(data) < config.batch_size:
+        data = data.repeated(-(-config.batch_size // len(data)) * len(data))
+    return data, a.latent_format, teacher_hash, os.path.basename(a.prompts)
+
+
 def train(a: argparse.Namespace) -> int:
     """Build the run from the flags (training/session.py, as the node does), train (resuming from --checkpoint),
-    write the generator (with the teacher's fingerprint from the pairs)."""
-    from .core import PairDataset, latent_lpips_weights
+    write the generator (with the teacher's fingerprint from the pairs, or of its weights file)."""
+    from .core import latent_lpips_weights
     from .diffusers_unet import DiffusersUNet
     from .session import TrainingSession
 
     config = config_from_args(a)
     device = _init_distributed()
-    data = PairDataset(a.pairs)
-    fmt = data.settings.latent_format
+    data, fmt, teacher_hash, source = _training_data(a, config, device)
     if fmt not in LATENT_SCALES:
         raise SystemExit(f"no latent scale known for the dataset's latent format {fmt!r}")
     unet = DiffusersUNet(load_teacher(a.teacher), latent_scale=LATENT_SCALES[fmt])
     elpips = None
-    if config.loss.regression != "mse":
+    if METHODS[config.method].data == PAIRS and config.loss.regression != "mse":
         if not a.latent_lpips:
             raise SystemExit(f"--regression {config.loss.regression} needs --latent-lpips weights")
         net, encoder, _ = latent_lpips_weights.load(a.latent_lpips)
@@ -208,7 +256,7 @@ def train(a: argparse.Namespace) -> int:
     if trainer.dist.is_main:
         sd = trainer.generator_state_dict()
         base = a.base or bases.base_from_shape(bases.inspect_ldm_unet(sd))
-        session.export(a.out, base, fmt.lower(), weights=sd, source=f"training.cli:{os.path.basename(a.pairs.rstrip('/'))}")
+        session.export(a.out, base, fmt.lower(), weights=sd, teacher_hash=teacher_hash, source=f"training.cli:{source}")
         log.info("[onestep] wrote %s after %d steps", a.out, result.step)
     return 0
 

@@ -164,6 +164,50 @@ class DiscriminatorConfig:
 
 
 @dataclass(frozen=True)
+class SidConfig:
+    """SiD-LSG (Zhou et al., "Guided Score identity Distillation"; training/methods/sid_lsg.py): the fake score ψ, the
+    guidance scales of long-and-short guidance (LSG) and the generator loss's α. Defaults are the released SD1.5 runs'
+    (run_sid.sh): κ1 = κ2 = κ3 = κ4 = 1.5 (their best FID; 2 balances FID and CLIP, 4.5 is best CLIP), α = 1, ψ's
+    timesteps 20..979, 10 % prompt dropout, losses summed over pixels. The generator itself is GeneratorConfig.spec (ε at
+    t_init = 625, sigma_z), ψ's learning rate OptimConfig.lr_d; the method's optimiser defaults (Adam β = (0, 0.999),
+    lr 1e-6, no gradient clipping: SidLSG.optim_defaults) are what the CLI and the node set."""
+
+    kappa1: float = 1.5  # κ1: CFG of ψ's own training prediction (ψ learns the guided score of G's samples)
+    kappa2: float = 1.5  # κ2 = κ3: CFG of ψ when it is evaluated in the generator loss
+    kappa4: float = 1.5  # κ4: CFG of the frozen teacher φ in the generator loss
+    alpha: float = 1.0  # α of the generator loss (1: the released SD scripts; 1.2: EDM-SiD)
+    t_min: int = 20  # ψ and the generator loss diffuse x_g to t ~ U{t_min..t_max}
+    t_max: int = 979  # (the official randint(20, 980))
+    prompt_dropout: float = 0.1  # share of ψ's training prompts replaced by the empty prompt, only when κ1 ≠ 1 or κ2 ≠ 1
+    latent_height: int = 64  # the generator's noise [C, H, W] (64×64: SD1.5 at 512²)
+    latent_width: int = 64
+    fake_lora_rank: int = 0  # 0: ψ is a trained full copy of the teacher; >0: LoRA of this rank on a frozen copy (shares φ's weights)
+    # Storage of ψ's trained weights and gradients: "bfloat16" halves them, with stochastic-rounding updates
+    # (training/rounding.py); needs bf16 autocast.
+    fake_dtype: str = "float32"
+    # Both losses per item: "sum" over C, H, W (the official: Adam's ε = 1e-8 and the lr then act as in the released
+    # runs) or "mean" (C·H·W times smaller: loss values and gradient norms that do not grow with the resolution).
+    reduction: str = "sum"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.t_min <= self.t_max:
+            raise ValueError(f"need 0 ≤ t_min ≤ t_max, got {self.t_min}, {self.t_max}")
+        if not 0.0 <= self.prompt_dropout <= 1.0:
+            raise ValueError(f"prompt_dropout must be in [0, 1], not {self.prompt_dropout}")
+        if self.latent_height < 1 or self.latent_width < 1 or self.fake_lora_rank < 0:
+            raise ValueError(f"need a positive latent size and fake_lora_rank ≥ 0, got {self.latent_height}×{self.latent_width}, {self.fake_lora_rank}")
+        if self.fake_dtype not in STORAGE_DTYPES:
+            raise ValueError(f"fake_dtype must be one of {STORAGE_DTYPES}, not {self.fake_dtype!r}")
+        if self.reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', not {self.reduction!r}")
+
+    @property
+    def uses_unconditional(self) -> bool:
+        """Whether any CFG needs the empty prompt's conditioning."""
+        return self.kappa1 != 1.0 or self.kappa2 != 1.0 or self.kappa4 != 1.0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs besides the models and the data."""
 
@@ -174,6 +218,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)  # optimisers
     loss: LossConfig = field(default_factory=LossConfig)  # regression loss, λ_GAN, warm-up
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)  # D and ablation switches
+    sid: SidConfig = field(default_factory=SidConfig)  # SiD-LSG: guidance scales, α, ψ
     batch_size: int = 8  # global batch per optimiser step (all ranks × accumulation × micro-batch)
     ema_decay: float = 0.999  # EMA of G's trainable weights (ramped up early: min(decay, (1+n)/(10+n)))
     # Storage of the EMA: "bfloat16" halves it (1.7 GB instead of 3.4 for a full SD1.5 fine-tune), updated with
@@ -201,6 +246,8 @@ class TrainConfig:
             raise ValueError(f"frozen_dtype={self.generator.frozen_dtype!r} needs bf16 autocast (bf16=True)")
         if self.discriminator.storage_dtype != "float32" and not self.bf16:
             raise ValueError(f"discriminator storage_dtype={self.discriminator.storage_dtype!r} needs bf16 autocast (bf16=True)")
+        if self.sid.fake_dtype != "float32" and not self.bf16:
+            raise ValueError(f"sid fake_dtype={self.sid.fake_dtype!r} needs bf16 autocast (bf16=True)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready nested dict (the spec as its fields)."""
@@ -217,10 +264,10 @@ class TrainConfig:
         o = dict(d.get("optim", {}))
         if "betas" in o:
             o["betas"] = tuple(o["betas"])
-        rest = {k: v for k, v in d.items() if k not in ("generator", "optim", "loss", "discriminator")}
+        rest = {k: v for k, v in d.items() if k not in ("generator", "optim", "loss", "discriminator", "sid")}
         return cls(
             generator=GeneratorConfig(**g), optim=OptimConfig(**o), loss=LossConfig(**d.get("loss", {})),
-            discriminator=DiscriminatorConfig(**d.get("discriminator", {})), **rest,
+            discriminator=DiscriminatorConfig(**d.get("discriminator", {})), sid=SidConfig(**d.get("sid", {})), **rest,
         )
 
 

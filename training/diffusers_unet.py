@@ -1,5 +1,5 @@
-"""diffusers' UNet2DConditionModel as the engine's TrainableUNet and the discriminator's UNetEncoder (the headless
-CLI path; SD1.x/2.x/XL layouts).
+"""diffusers' UNet2DConditionModel as the engine's TrainableUNet, the discriminator's UNetEncoder and SiD-LSG's
+CopyableUNet (the headless CLI path; SD1.x/2.x/XL layouts).
 
 The encoder pass repeats UNet2DConditionModel.forward up to the middle block (time embedding, SDXL's
 text-time embedding, conv_in, down blocks, mid block) and returns the feature map of every level.
@@ -82,6 +82,10 @@ class DiffusersUNet(nn.Module):
             for k, v in dec.items():
                 setattr(self.unet, k, v)
         return DiffusersUNet(enc, self.info.latent_scale, self.info.latent_shift)
+
+    def full_copy(self, share_weights: bool = False) -> DiffusersUNet:
+        """A deep copy of the whole UNet (SiD-LSG's fake score ψ and teacher φ); share_weights: on this UNet's tensors."""
+        return DiffusersUNet(copy_module(self.unet, share_weights), self.info.latent_scale, self.info.latent_shift)
 
     @property
     def output_conv(self) -> nn.Module:

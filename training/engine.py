@@ -254,7 +254,8 @@ class Engine:
         if saved_method is None and self.method.name not in ("diffusion2gan", "regression"):
             raise ValueError(f"the checkpoint predates training methods (it is Diffusion2GAN's); this run trains with {self.method.name!r}")
         saved, now = _flat(state["config"]), _flat(self.config.to_dict())
-        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k) and not (k == "method" and k not in saved))
+        # settings the saved config lacks were added after it was written (the method name, a new method's section)
+        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k) and k in saved)
         if diff:
             log.warning("[onestep] resuming with a changed configuration: %s", ", ".join(diff))
         params = {n: p for n, p in self.unet.named_parameters() if p.requires_grad}
@@ -315,7 +316,7 @@ class Engine:
             method=self.method.file_method or self.method.name, base=base, prediction=s.prediction, timestep=s.timestep,
             input_convention=s.input_convention, latent_format=latent_format, latent_channels=self.info.latent_channels, guidance=guidance,
             teacher_hash=teacher_hash, training_steps=self.step, source=source or "training.engine",
-            notes={"training_method": self.method.name, "training_config": self.config.to_dict()},
+            notes={"training_method": self.method.name, "training_config": self.config.to_dict(), **self.method.file_notes()},
         )
 
 

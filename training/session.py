@@ -3,7 +3,8 @@ checked against the UNet and the method, the engine built from the typed config,
 a loss history kept next to it, previews of the student on fixed items, and the export (export.py).
 
 Data: a teacher-pairs dataset folder (onestep/pairs) or any map-style Dataset of items in its layout; a
-prompts-only method takes items with just the conditioning ("context", optional "pooled")."""
+prompts-only method takes items with just the conditioning ("context", optional "pooled"), and the empty prompt's
+conditioning for CFG (`unconditional`, or the dataset's own: prompts.PromptDataset)."""
 from __future__ import annotations
 
 import json
@@ -31,10 +32,13 @@ class TrainingSession:
 
     def __init__(self, unet: TrainableUNet, config: TrainConfig, data: str | torch.utils.data.Dataset, run_dir: str | None,
                  elpips: ELatentLPIPS | None = None, device: torch.device | None = None, resume: bool = True, *,
-                 checkpoint: str | None = None, method: Method | None = None):
+                 checkpoint: str | None = None, method: Method | None = None, unconditional: dict | None = None):
         self.dataset = PairDataset(data) if isinstance(data, (str, os.PathLike)) else data
         self.pairs = isinstance(self.dataset, PairDataset)
-        self.trainer = Engine(unet, config, Resources(elpips=elpips), device, method=method)  # the config's method unless one is given
+        if unconditional is None and hasattr(self.dataset, "unconditional"):  # prompts data (prompts.PromptDataset) brings its own
+            unconditional = self.dataset.unconditional()
+        resources = Resources(elpips=elpips, unconditional=unconditional)
+        self.trainer = Engine(unet, config, resources, device, method=method)  # the config's method unless one is given
         check_batch_compatible(self.dataset[0], unet.info, DATA_KEYS[self.trainer.method.data])
         if len(self.dataset) < config.batch_size:
             raise IncompatibleDataError(f"the dataset holds {len(self.dataset)} items, fewer than one batch of {config.batch_size}")

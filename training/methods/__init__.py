@@ -5,10 +5,12 @@ from __future__ import annotations
 from .base import DATA_KEYS, PAIRS, PROMPTS, Backward, ExtraNetwork, Method, Phase, Resources
 from .diffusion2gan import Diffusion2GAN
 from .regression import Regression
+from .sid_lsg import SidLSG
 
 METHODS: dict[str, type[Method]] = {
     Regression.name: Regression,
     Diffusion2GAN.name: Diffusion2GAN,
+    SidLSG.name: SidLSG,
 }
 
 

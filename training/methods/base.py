@@ -32,6 +32,9 @@ class Resources:
     """Frozen helpers a method may use, given by the caller (node, CLI, benchmark)."""
 
     elpips: ELatentLPIPS | None = None  # E-LatentLPIPS (regression losses)
+    # The empty prompt's conditioning {"context": [L, D], optional "pooled": [P]} (CFG's unconditional branch of a
+    # prompts-only method; the node and the CLI encode "" with the teacher's text encoder)
+    unconditional: dict | None = None
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Method:
     name = ""  # registry key (TrainConfig.method)
     file_method = ""  # `onestep.method` of the generator files it makes (default: name)
     data = PAIRS  # PAIRS or PROMPTS
+    optim_defaults: dict = {}  # OptimConfig values (betas, lr_g, lr_d) the CLI and the node use for this method unless given
 
     def __init__(self, config: TrainConfig, resources: Resources | None = None):
         self.config, self.resources = config, resources or Resources()
@@ -100,3 +104,7 @@ class Method:
     def guidance(self) -> float | None:
         """The CFG baked in during training, for the generator file (None: from the data, or unknown)."""
         return None
+
+    def file_notes(self) -> dict:
+        """Extra notes for the generator file's metadata (e.g. every guidance scale of the run)."""
+        return {}

@@ -1,0 +1,76 @@
+"""The proof-scale SiD-LSG rows at --tiny scale on the CPU: trained from the class prompts alone (no pairs stage, no
+E-LatentLPIPS), κ from the teacher row's CFG (the LSG ablation with guidance in the teacher only), selected, exported
+as `sid-lsg` generator files and scored like every row; the report lists them with their target."""
+import json
+import os
+
+import pytest
+
+from onestep.format import load_generator
+from proof_scale import pipeline, rows
+from proof_scale.report import markdown
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny convolutions run faster on one core
+
+
+def _json(*parts: str):
+    with open(os.path.join(*parts)) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    w = str(tmp_path_factory.mktemp("proof_scale_sid"))
+    tiny = ["--work", w, "--tiny"]
+    assert pipeline.main([*tiny, "--stage", "classifier,teacher,teacher-eval", "--teacher-seeds", "1"]) == 0
+    assert pipeline.main([*tiny, "--stage", "distill-sid_lsg", "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE  # resumable stop
+    assert pipeline.main([*tiny, "--stage", "distill-sid_lsg,distill-sid_lsg_teacher_cfg"]) == 0
+    return w
+
+
+def test_sid_rows_train_from_prompts_and_score_like_every_row(work):
+    cfg = _json(work, "teacher_eval.json")["cfg"]
+    assert not os.path.exists(os.path.join(work, "pairs"))  # no teacher pairs were made
+    for row, kappas in (("sid_lsg", (cfg, cfg, cfg)), ("sid_lsg_teacher_cfg", (1.0, 1.0, cfg))):
+        result = _json(work, "distill", row, "result.json")
+        r, plan = result["row"], result["plan"]
+        assert (plan["method"], plan["kappa1"], plan["kappa2"], plan["kappa4"], plan["alpha"], plan["beta1"]) == ("sid-lsg", *kappas, 1.0, 0.0)
+        assert "regression" not in plan and "gan" not in plan and plan["steps"] == pipeline.TINY.row["steps"]
+        assert set(pipeline.METRICS) <= set(r) and r["nfe"] == 1 and len(r["fd_seeds"]) == 2
+        assert r["training_samples"] == r["selected_step"] * pipeline.TINY.row["batch"]
+        assert [p["step"] for p in result["selection"]] == [2, 3] and "heldout_mse" not in result["selection"][0]
+        _, meta = load_generator(result["generator"])
+        assert (meta.method, meta.prediction, meta.timestep, meta.input_convention, meta.latent_format) == ("sid-lsg", "eps", 625, "sigma_z", "fmnist32")
+        assert meta.guidance == cfg and meta.notes["sid_lsg"]["kappa1"] == kappas[0] and meta.notes["proof_scale_row"] == row
+        assert meta.training_steps == r["selected_step"] and len(meta.teacher_hash) == 16
+        history = _json(work, "distill", row, "history.json")
+        assert [s for s, _ in history["fake_total"]] == [1, 2, 3] and [s for s, _ in history["sid"]] == [1, 2, 3]  # resumed once, each step once
+
+
+def test_sid_plans_and_variants():
+    defaults = pipeline.TINY.row
+    p = rows.plan("sid_lsg@kappa=2:alpha=1.2:lr=3e-5", defaults, teacher_cfg=1.5)
+    assert (p["kappa1"], p["kappa2"], p["kappa4"], p["alpha"], p["lr"]) == (2.0, 2.0, 2.0, 1.2, 3e-5)
+    c = rows.train_config(p, bf16=False, save_every=0)
+    assert (c.method, c.optim.betas, c.optim.grad_clip, c.sid.latent_height, c.generator.spec.timestep) == \
+        ("sid-lsg", (0.0, 0.999), 0.0, 32, defaults["timestep"])
+    with pytest.raises(ValueError, match="teacher-eval first"):
+        rows.plan("sid_lsg", defaults)
+    with pytest.raises(ValueError, match="bad setting 'gan_weight=1'"):
+        rows.plan("sid_lsg@gan_weight=1", defaults, 1.5)
+    assert rows.is_prompts_row("sid_lsg_teacher_cfg@seed=1") and not rows.is_prompts_row("diffusion2gan")
+    assert rows.plan("diffusion2gan", defaults) == rows.plan("diffusion2gan", defaults, 1.5)  # the table's rows ignore the teacher's CFG
+
+
+def test_report_lists_the_sid_rows_with_their_target():
+    row = {"fd": 2.0, "fd_seeds": [1.9, 2.1], "precision": 0.5, "recall": 0.5, "class_acc": 0.8, "nfe": 1, "seconds": 1.0,
+           "training_samples": 1000, "train_seconds": 5.0}
+    result = {name: dict(row) for name in pipeline.ROWS}
+    result["teacher"]["fd"] = 2.5
+    result["sid_lsg"] = {**row, "plan": {"kappa1": 1.5, "kappa2": 1.5, "kappa4": 1.5}}
+    result["variants"] = {}
+    result["meta"] = {"device": "cpu", "teacher_sampling": {"steps": 2, "cfg": 1.5}, "plan": {"steps": 3, "batch": 4, "lr": 1e-4, "lr_warmup": 1,
+                      "lr_decay": "cosine", "ema_decay": 0.9, "timestep": 625}, "sweep_seed": 2, "pairs": 16, "heldout_pairs": 8,
+                      "eval_count": 20, "eval_seeds": [1], "commands": {"report": "x"}}
+    text = markdown(result)
+    assert "| sid_lsg |" in text and "SiD-LSG (prompts only, κ1 1.5" in text and "0.80× → **met**" in text

@@ -1,0 +1,409 @@
+"""SiD-LSG (training/methods/sid_lsg.py) on the CPU with a tiny UNet: the generator loss is the formula (both α forms),
+guidance and x0 agree with the parameterization module, gradients reach G only through x_g in the generator phase and
+ψ only in the fake-score phase, φ never changes, prompt dropout only under guidance, NaN samples are left out and
+counted, N straight steps equal N/2 + resume + N/2, two gloo ranks equal one process accumulating two micro-batches,
+and the exported file loads as a `sid-lsg` generator."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from test_core_training_fixtures import CTX_DIM, tiny_unet
+
+from onestep.format import load_generator, read_metadata
+from onestep.parameterization import OneStepSpec
+from training.config import OptimConfig, SidConfig, TrainConfig
+from training.engine import Engine
+from training.methods import METHODS, Resources
+from training.methods.base import Backward
+from training.methods.sid_lsg import SidLSG, alpha_bar, diffuse, guided, sid_loss, x0_from_output
+from training.prompts import PromptDataset
+from training.session import TrainingSession
+
+SIZE = 16  # the tiny UNet's latent size
+
+
+def prompts(n: int = 8, seed: int = 5) -> PromptDataset:
+    g = torch.Generator().manual_seed(seed)
+    return PromptDataset(torch.randn(n, 7, CTX_DIM, generator=g), {"context": torch.randn(7, CTX_DIM, generator=g)})
+
+
+def sid_config(batch_size: int = 4, top: dict | None = None, **sid) -> TrainConfig:
+    """A small SiD-LSG run: fast learning rates, no warm-up, the method's betas, noise of the tiny UNet's size; `top`:
+    other TrainConfig fields."""
+    s = {"latent_height": SIZE, "latent_width": SIZE, **sid}
+    optim = OptimConfig(lr_g=1e-3, lr_d=1e-3, lr_warmup=0, betas=SidLSG.optim_defaults["betas"], grad_clip=SidLSG.optim_defaults["grad_clip"])
+    return TrainConfig(method="sid-lsg", optim=optim,
+                       sid=SidConfig(**s), batch_size=batch_size, save_every=0, seed=3, **(top or {}))
+
+
+def engine(config: TrainConfig | None = None, data: PromptDataset | None = None) -> Engine:
+    data = data or prompts()
+    return Engine(tiny_unet(), config or sid_config(), Resources(unconditional=data.unconditional()))
+
+
+def micro_batch(e: Engine, n: int = 4, seed: int = 0):
+    batch = {"context": prompts().context[:n]}
+    mb = e._micro_batch(batch, 0)
+    mb.rng = torch.Generator().manual_seed(seed)
+    return mb
+
+
+def reference_loss(x_g, y_real, y_fake, alpha):
+    """The official integrand summed over pixels ÷ batch, written out element by element (no vectorised mean)."""
+    b, c, h, w_ = x_g.shape
+    total = 0.0
+    for i in range(b):
+        w = max(sum(abs(float(x_g[i, k, y, x] - y_real[i, k, y, x])) for k in range(c) for y in range(h) for x in range(w_)) / (c * h * w_), 1e-5)
+        for k in range(c):
+            for y in range(h):
+                for x in range(w_):
+                    r, f, g = float(y_real[i, k, y, x]), float(y_fake[i, k, y, x]), float(x_g[i, k, y, x])
+                    total += (r - f) * ((r - g) - alpha * (r - f)) / w
+    return total / b
+
+
+@pytest.mark.parametrize("alpha", [1.0, 1.2, 0.5])
+def test_generator_loss_is_the_formula(alpha):
+    g = torch.Generator().manual_seed(1)
+    x_g, y_real, y_fake = (torch.randn(3, 2, 3, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    y_real[2] = x_g[2]  # w clipped at 1e-5 for this item
+    y_fake[2] = x_g[2] + 1e-3
+    ours = sid_loss(x_g, y_real, y_fake, alpha)  # the official reduction: the pixel sum (÷ batch when averaged over items)
+    assert float(ours.mean()) == pytest.approx(reference_loss(x_g, y_real, y_fake, alpha), rel=1e-5)
+    assert torch.allclose(sid_loss(x_g, y_real, y_fake, alpha, "mean") * 2 * 3 * 3, ours)  # "mean": C·H·W times smaller
+    # w carries no gradient: with y_real and y_fake held fixed, ∂L_i/∂x_g = −(y_real − y_fake)/w_i in both forms
+    x = x_g.clone().float().requires_grad_(True)
+    sid_loss(x, y_real.float(), y_fake.float(), alpha).sum().backward()
+    w = (x_g - y_real).abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-5)
+    assert torch.allclose(x.grad.double(), -(y_real - y_fake) / w, rtol=1e-4, atol=1e-6)
+
+
+def test_guidance_and_x0_agree_with_the_parameterization():
+    g = torch.Generator().manual_seed(2)
+    cond, unc = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)
+    net = lambda x, t, context: torch.where(context[:, :1, :1, None] > 0, cond.repeat(2, 1, 1, 1)[: len(x)], unc.repeat(2, 1, 1, 1)[: len(x)])
+    c = {"context": torch.ones(2, 1, 1)}
+    u = {"context": -torch.ones(2, 1, 1)}
+    x = torch.zeros(2, 4, 3, 3)
+    assert torch.allclose(guided(net, x, torch.zeros(2), c, u, 2.5), unc + 2.5 * (cond - unc))
+    assert torch.equal(guided(net, x, torch.zeros(2), c, None, 1.0), cond)
+    for prediction in ("eps", "v"):  # at one timestep for every item, x0 is the one-step parameterization's
+        spec = OneStepSpec(prediction, 625)
+        t = torch.full((2,), 625)
+        a = alpha_bar(spec, t, x)
+        out, x_t = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)
+        assert torch.allclose(x0_from_output(prediction, out, x_t, a), spec.x0(out, x_t), atol=1e-6)
+    x0, eps = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)
+    a = alpha_bar(OneStepSpec("eps", 625), torch.tensor([20, 979]), x0)
+    assert torch.allclose(x0_from_output("eps", eps, diffuse(x0, eps, a), a), x0, atol=1e-4)  # the true ε gives back x0
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_fake_score_loss_targets(prediction):
+    from training.methods.sid_lsg import FakeScoreLoss
+
+    spec = OneStepSpec(prediction, 625)
+    g = torch.Generator().manual_seed(3)
+    x_g, eps, t = torch.randn(3, 4, 4, 4, generator=g), torch.randn(3, 4, 4, 4, generator=g), torch.tensor([20, 500, 979])
+    a = alpha_bar(spec, t, x_g)
+    target = eps if prediction == "eps" else a.sqrt() * eps - (1 - a).sqrt() * x_g
+    loss = FakeScoreLoss(spec, 1.0)
+    exact = loss(lambda x, tt, context: target, x_g, eps, t, {"context": torch.zeros(3, 1, 1)}, None)
+    assert torch.allclose(exact, torch.zeros(3), atol=1e-10)
+    off = loss(lambda x, tt, context: target + 1, x_g, eps, t, {"context": torch.zeros(3, 1, 1)}, None)
+    weight = torch.ones(3) if prediction == "eps" else a.flatten()  # v: snr/(snr+1) = ᾱ_t
+    assert torch.allclose(off, 4 * 4 * 4 * weight, atol=1e-5)  # summed over C, H, W
+    mean = FakeScoreLoss(spec, 1.0, "mean")(lambda x, tt, context: target + 1, x_g, eps, t, {"context": torch.zeros(3, 1, 1)}, None)
+    assert torch.allclose(mean, weight, atol=1e-6)
+
+
+def moved_fake_score(e: Engine, seed: int = 9) -> None:
+    """ψ a little away from the teacher (at the start ψ = φ, so with κ2 = κ4 the generator loss and its gradient vanish)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in e.method.fake.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.02)
+
+
+def _trained(e: Engine) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in e.unet.named_parameters()}
+
+
+def test_generator_phase_reaches_g_only_through_x_g():
+    e = engine()
+    m = e.method
+    moved_fake_score(e)
+    for p in [*m.fake.parameters(), *e.unet.parameters()]:  # even with ψ trainable, the phase leaves it alone
+        p.requires_grad_(p.is_floating_point())
+    mb = micro_batch(e)
+    terms = m._generator(e, mb, Backward(1, False, e.device))
+    assert all(p.grad is None for p in m.fake.parameters()) and all(p.grad is None for p in m.teacher.parameters())
+    ours = {n: p.grad.clone() for n, p in e.unet.named_parameters()}
+    e.unet.zero_grad(set_to_none=True)
+    # the reference: the same draws, the loss written out, one plain backward into G
+    rng = torch.Generator().manual_seed(0)
+    z, eps, t = torch.randn(4, 4, SIZE, SIZE, generator=rng), torch.randn(4, 4, SIZE, SIZE, generator=rng), torch.randint(20, 980, (4,), generator=rng)
+    for p in m.fake.parameters():
+        p.requires_grad_(False)
+    s = e.config.sid
+    x_g = e.generator(z, mb.context)
+    a = alpha_bar(e.config.generator.spec, t, x_g)
+    x_t = a.sqrt() * x_g + (1 - a).sqrt() * eps
+    u = m.uncond["context"].expand(4, -1, -1)
+
+    def x0(net, kappa):
+        eu, ec = net(x_t, t.float(), u), net(x_t, t.float(), mb.context)
+        return (x_t - (1 - a).sqrt() * (eu + kappa * (ec - eu))) / a.sqrt()
+
+    y_fake, y_real = x0(m.fake, s.kappa2), x0(m.teacher, s.kappa4)
+    w = (x_g - y_real).abs().mean(dim=(1, 2, 3), keepdim=True).detach()
+    loss = ((y_real - y_fake) * (y_fake - x_g) / w).sum(dim=(1, 2, 3)).mean()
+    loss.backward()
+    assert float(terms["sid"]) == pytest.approx(loss.item(), rel=1e-5) and abs(loss.item()) > 1e-3
+    scale = max(p.grad.abs().max().item() for p in e.unet.parameters())
+    assert scale > 1e-3  # not a comparison of rounding noise
+    for n, p in e.unet.named_parameters():
+        assert torch.allclose(ours[n], p.grad, rtol=1e-4, atol=1e-5 * scale), n
+
+
+def test_fake_phase_trains_psi_only_and_phi_never_changes():
+    e = engine()
+    m = e.method
+    teacher = {k: v.clone() for k, v in m.teacher.state_dict().items()}
+    g_before = _trained(e)
+    for p in e.unet.parameters():  # trainable here: the fake phase samples G without gradients all the same
+        p.requires_grad_(True)
+    m._fake_score(e, micro_batch(e), Backward(1, False, e.device))
+    assert all(p.grad is None for p in e.unet.parameters()) and all(p.grad is None for p in m.teacher.parameters())
+    assert all(p.grad is not None for p in m.fake.parameters() if p.requires_grad)
+    m.fake.zero_grad(set_to_none=True)
+    for step in range(2):  # whole steps through the engine: ψ and G move, φ does not
+        e.train_step({"context": prompts().context[:4]})
+    assert any(not torch.equal(g_before[n], p) for n, p in e.unet.named_parameters())
+    assert all(torch.equal(teacher[k], v) for k, v in m.teacher.state_dict().items())
+    assert all(not p.requires_grad for p in m.teacher.parameters())
+    assert set(e.networks) == {"generator", "fake_score"}  # φ is no trained network: not in checkpoints
+
+
+@pytest.mark.parametrize(("kappas", "drops"), [((1.0, 1.0, 2.0), False), ((2.0, 1.0, 1.0), True), ((1.0, 2.0, 1.0), True)])
+def test_prompt_dropout_only_when_psi_is_guided(kappas, drops):
+    k1, k2, k4 = kappas
+    e = engine(sid_config(kappa1=k1, kappa2=k2, kappa4=k4, prompt_dropout=0.5))
+    m = e.method
+    seen = []
+    loss = m.fake_loss
+    m.fake_loss = lambda psi, x_g, eps, t, cond, uncond: seen.append(cond["context"].clone()) or loss(psi, x_g, eps, t, cond, uncond)
+    mb = micro_batch(e)
+    for seed in range(4):
+        mb.rng = torch.Generator().manual_seed(seed)
+        m._fake_score(e, mb, Backward(1, False, e.device))
+    blank = m.uncond["context"]
+    rows = [torch.equal(c[i], blank) for c in seen for i in range(len(c))]
+    originals = [torch.equal(c[i], mb.context[i]) for c in seen for i in range(len(c))]
+    assert all(a != b for a, b in zip(rows, originals))  # each row is its prompt or the empty one
+    assert any(rows) == drops and (not drops or not all(rows))
+
+
+def test_nan_samples_are_left_out_and_counted():
+    e = engine()
+    m = e.method
+    moved_fake_score(e)
+    teacher_forward = m.teacher.forward
+
+    def nan_in_item_0(x, t, context, **kw):
+        out = teacher_forward(x, t, context, **kw).clone()
+        out[0::4] = float("nan")  # item 0 of each half of the CFG batch
+        return out
+
+    m.teacher.forward = nan_in_item_0
+    e.unet.requires_grad_(True)
+    terms = m._generator(e, micro_batch(e), Backward(1, False, e.device))
+    assert float(terms["g_nan_samples"]) == 1 and torch.isfinite(terms["sid"])
+    ours = {n: p.grad.clone() for n, p in e.unet.named_parameters()}
+    assert all(torch.isfinite(g).all() for g in ours.values())
+    # the same as the loss of items 1..3 alone (still ÷ 4, as the official ÷ per-GPU batch)
+    m.teacher.forward = teacher_forward
+    e.unet.zero_grad(set_to_none=True)
+    mb = micro_batch(e)
+    rng = torch.Generator().manual_seed(0)
+    z, eps, t = torch.randn(4, 4, SIZE, SIZE, generator=rng), torch.randn(4, 4, SIZE, SIZE, generator=rng), torch.randint(20, 980, (4,), generator=rng)
+    cond, uncond = m._conditioning(mb)
+    x_g = e.generator(z, mb.context)
+    per_item, ok, _ = m.g_loss(m.fake, m.teacher, x_g, eps.to(x_g), t, cond, uncond)
+    (per_item[1:].sum() / 4).backward()
+    assert float(terms["sid"]) == pytest.approx((per_item[1:].sum() / 4).item(), rel=1e-5)
+    scale = max(p.grad.abs().max().item() for p in e.unet.parameters())
+    assert scale > 1e-3
+    for n, p in e.unet.named_parameters():
+        assert torch.allclose(ours[n], p.grad, rtol=1e-4, atol=1e-5 * scale), n
+    # the fake phase: a non-finite generator sample is left out of ψ's loss and counted; ψ's gradients stay finite
+    e.unet.zero_grad(set_to_none=True)
+    sample = e.generator
+
+    def nan_sample(z, **kw):
+        x = sample(z, **kw).clone()
+        x[1] = float("inf")
+        return x
+
+    e.generator = nan_sample
+    terms = m._fake_score(e, micro_batch(e), Backward(1, False, e.device))
+    assert float(terms["fake_nan_samples"]) == 1 and torch.isfinite(terms["fake_score"])
+    assert all(torch.isfinite(p.grad).all() for p in m.fake.parameters() if p.grad is not None)
+
+
+def _state(session: TrainingSession) -> dict[str, torch.Tensor]:
+    e = session.trainer
+    out = {f"g.{k}": v.clone() for k, v in e.generator_state_dict(ema=False, layout="native").items()}
+    out.update({f"ema.{k}": v.clone() for k, v in e.generator_state_dict(ema=True, layout="native").items()})
+    out.update({f"fake.{k}": v.detach().clone() for k, v in e.method.fake.state_dict().items()})
+    out.update({f"teacher.{k}": v.detach().clone() for k, v in e.method.teacher.state_dict().items()})
+    return out
+
+
+def test_resume_is_exact_and_the_export_loads_as_sid_lsg(tmp_path):
+    config = sid_config()
+    straight = TrainingSession(tiny_unet(), config, prompts(), str(tmp_path / "straight"))
+    teacher = _state(straight)
+    result = straight.run(4)
+    assert {"fake_score", "fake_total", "grad_norm_fake", "sid", "sid_gap", "g_total", "grad_norm_g", "g_nan_samples"} <= set(result.logs)
+    want = _state(straight)
+    assert all(torch.equal(want[k], teacher[k]) for k in want if k.startswith("teacher."))  # φ never changes
+    assert any(not torch.equal(want[k], teacher[k]) for k in want if k.startswith("fake."))  # ψ does
+
+    run_dir = str(tmp_path / "halves")
+    half = TrainingSession(tiny_unet(), config, prompts(), run_dir)
+    assert half.run(4, on_step=lambda step, logs: step == 2).stopped
+    with safe_open(os.path.join(run_dir, "checkpoint.safetensors"), "pt") as f:
+        state = json.loads(f.metadata()["onestep.trainer_state"])
+        keys = set(f.keys())
+    assert state["method"] == "sid-lsg" and state["step"] == 2
+    assert any(k.startswith("/fake_score/") for k in keys) and any(k.startswith("/opt_fake/state/") for k in keys)
+    assert not any("teacher" in k for k in keys)  # φ is rebuilt from the teacher, never stored
+    resumed = TrainingSession(tiny_unet(), config, prompts(), run_dir)
+    assert resumed.step == 2
+    resumed.run(4)
+    got = _state(resumed)
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want), [k for k in want if not torch.equal(got[k], want[k])][:5]
+
+    student, teacher_latents = resumed.previews(2)
+    assert student.shape == (2, 4, SIZE, SIZE) and teacher_latents is None and torch.isfinite(student).all()
+    path = str(tmp_path / "sid.safetensors")
+    resumed.export(path, "custom", "sd15", teacher_hash="cd" * 8, source="test")
+    meta = read_metadata(path)
+    assert (meta.method, meta.prediction, meta.timestep, meta.input_convention) == ("sid-lsg", "eps", 625, "sigma_z")
+    assert meta.guidance == config.sid.kappa4 and meta.training_steps == 4
+    assert meta.notes["sid_lsg"] == {"kappa1": 1.5, "kappa2": 1.5, "kappa3": 1.5, "kappa4": 1.5, "alpha": 1.0, "t_init": 625, "t_range": [20, 979]}
+    assert meta.notes["training_config"]["sid"]["alpha"] == 1.0
+    sd, loaded = load_generator(path)
+    assert loaded.method == "sid-lsg" and all(torch.equal(sd[k], v) for k, v in resumed.trainer.generator_state_dict().items())
+
+
+def test_v_prediction_lora_and_low_memory_storage_train():
+    from training.config import GeneratorConfig
+
+    g = GeneratorConfig(OneStepSpec("v", 625), lora_rank=4, frozen_dtype="bfloat16", gradient_checkpointing=True)
+    config = sid_config(fake_lora_rank=4, fake_dtype="bfloat16", top={"bf16": True, "generator": g})
+    e = engine(config)
+    m = e.method
+    shared = {id(p) for p in e.unet.parameters() if not p.requires_grad}
+    assert all(id(p) in shared for n, p in m.teacher.named_parameters() if "lora" not in n)  # φ is G's frozen base: one copy
+    assert {p.dtype for p in m.teacher.parameters()} == {torch.bfloat16}
+    trained = [p for p in m.fake.parameters() if p.requires_grad]
+    assert trained and all(p.dtype == torch.bfloat16 for p in trained) and len(trained) < len(list(m.fake.parameters()))
+    teacher = {k: v.clone() for k, v in m.teacher.state_dict().items()}
+    before = [p.detach().clone() for p in trained]
+    logs = e.train_step({"context": prompts().context[:4]})
+    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, trained))
+    assert all(torch.equal(teacher[k], v) for k, v in m.teacher.state_dict().items())
+
+
+def test_refusals():
+    with pytest.raises(ValueError, match="empty prompt's conditioning"):
+        Engine(tiny_unet(), sid_config())
+    Engine(tiny_unet(), sid_config(kappa1=1.0, kappa2=1.0, kappa4=1.0))  # without guidance no empty prompt is needed
+    from training.config import GeneratorConfig
+
+    with pytest.raises(ValueError, match="ε- or v-prediction"):
+        engine(dataclasses.replace(sid_config(), generator=GeneratorConfig(OneStepSpec("x0", 625))))
+    with pytest.raises(ValueError, match="multiples of 2"):
+        engine(sid_config(latent_height=15))
+    with pytest.raises(ValueError, match="t_min"):
+        SidConfig(t_min=30, t_max=20)
+    assert METHODS["sid-lsg"] is SidLSG and TrainConfig.from_dict(sid_config(alpha=1.2).to_dict()).sid.alpha == 1.2
+
+
+def test_full_copy_of_the_adapter():
+    unet = tiny_unet()
+    copy, shared = unet.full_copy(), unet.full_copy(share_weights=True)
+    x, t, ctx = torch.randn(2, 4, SIZE, SIZE), torch.tensor([10.0, 900.0]), torch.randn(2, 7, CTX_DIM)
+    with torch.no_grad():
+        want = unet(x, t, ctx)
+        assert torch.equal(copy(x, t, ctx), want) and torch.equal(shared(x, t, ctx), want)
+    assert copy.info == unet.info and copy.unet is not unet.unet
+    assert all(a is not b for a, b in zip(copy.parameters(), unet.parameters()))
+    assert all(a is b for a, b in zip(shared.parameters(), unet.parameters()))
+
+
+# -- two gloo ranks = one process accumulating two micro-batches --------------------------------------------
+STEPS = 2
+
+
+def _final(e: Engine) -> dict[str, torch.Tensor]:
+    sd = {f"g.{k}": v for k, v in e.generator_state_dict(ema=False, layout="native").items()}
+    sd.update({f"fake.{k}": v.detach().clone().contiguous() for k, v in e.method.fake.state_dict().items()})
+    return sd
+
+
+def _rank(rank: int, folder: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
+    try:
+        data = prompts()
+        e = Engine(tiny_unet(), sid_config(), Resources(unconditional=data.unconditional()))
+        assert e.dist.world_size == 2
+        e.run(data, STEPS)
+        save_file(_final(e), os.path.join(folder, f"rank{rank}.safetensors"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_equal_one_process_with_accumulation(tmp_path):
+    folder = str(tmp_path)
+    mp.spawn(_rank, args=(folder,), nprocs=2, join=True)
+    data = prompts()
+    single = Engine(tiny_unet(), dataclasses.replace(sid_config(), optim=dataclasses.replace(sid_config().optim, grad_accumulation=2)),
+                    Resources(unconditional=data.unconditional()))
+    single.run(data, STEPS)
+    want = _final(single)
+    r0, r1 = (load_file(os.path.join(folder, f"rank{r}.safetensors")) for r in (0, 1))
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    untrained = _final(engine())
+    assert max((want[k] - untrained[k]).abs().max().item() for k in want) > 1e-4  # they moved
+    # float summation order only (ranks average, one process accumulates); Adam with β1 = 0 divides by the
+    # gradient's own size, so a weight whose gradient is ~0 can move by a fraction of a step (lr 1e-3)
+    diff = torch.cat([(r0[k] - want[k]).abs().flatten() for k in want])
+    assert diff.max().item() < 0.5 * 1e-3, diff.max().item()
+    assert (diff > 1e-6).float().mean().item() < 0.01
+
+
+def test_resume_warns_only_about_settings_the_checkpoint_had(caplog):
+    data = prompts()
+    first = engine(data=data)
+    first.train_step({"context": data.context[:4]})
+    state = first.state_dict()
+    older = {**state, "config": {k: v for k, v in state["config"].items() if k != "sid"}}  # written before the sid section
+    with caplog.at_level("WARNING", logger="onestep"):
+        engine(data=data).load_state_dict(older)
+    assert "changed configuration" not in caplog.text
+    with caplog.at_level("WARNING", logger="onestep"):
+        engine(sid_config(alpha=1.2), data).load_state_dict(state)
+    assert "changed configuration: sid.alpha" in caplog.text

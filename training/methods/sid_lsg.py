@@ -1,0 +1,266 @@
+"""SiD-LSG: data-free one-step distillation by Score identity Distillation (Zhou et al., ICML 2024, the generator
+loss of Eq. 14/16 with α) with Long-and-Short Guidance (Zhou et al., "Guided Score identity Distillation for
+Data-Free One-Step Text-to-Image Generation", ICLR 2025), as the official loop runs it (mingyuanzhou/SiD-LSG).
+
+Networks: the generator G (the engine's: the teacher UNet run once at t_init, GeneratorConfig.spec), the fake score
+ψ (a trained copy of the teacher, an ExtraNetwork: checkpointed) and the teacher φ (a frozen copy, rebuilt from the
+teacher, never checkpointed). Data: prompts only; the noise is drawn per step from the micro-batch's random source.
+Each step has two phases:
+
+  fake score  x_g = sg(G(z, c)), x_t = sqrt(ᾱ_t)·x_g + sqrt(1−ᾱ_t)·ε, t ~ U{t_min..t_max}; ψ's guided output at κ1
+              regressed on ε (v teachers: on the velocity, weighted snr/(snr+1) = ᾱ_t); 10 % of the prompts replaced
+              by the empty prompt when κ1 ≠ 1 or κ2 ≠ 1 (ψ then needs an unconditional score).
+  generator   fresh z, ε, t; y_fake = x0 of ψ at CFG κ2 (= κ3), y_real = x0 of φ at CFG κ4, both at x_t of x_g with
+              gradients through both into x_g; w = mean_CHW |x_g − y_real| (no gradient, ≥ 1e-5);
+              α = 1:  L = Σ_CHW[(y_real − y_fake)·(y_fake − x_g)] / w
+              else:   L = Σ_CHW[(y_real − y_fake)·((y_real − x_g) − α·(y_real − y_fake))] / w
+              averaged over the micro-batch. Samples with a non-finite x_g, y_fake or y_real are left out and counted.
+
+Both losses sum over pixels and average over items, as the official code (SidConfig.reduction "mean" averages over
+pixels too). docs/methods.md ("SiD-LSG") has the formulas, the defaults and what is a choice of ours (one prompt batch
+for both phases, the NaN handling).
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from .. import lora
+from ..core import OneStepSpec, keep_output_float32
+from ..data import derived_seed
+from ..losses import MicroBatch
+from ..unet_interface import ModelInfo, TrainableUNet, store_frozen
+from .base import PROMPTS, Backward, ExtraNetwork, Method, Phase
+
+W_MIN = 1e-5  # floor of the generator loss's normaliser w (the official clip)
+PREDICTIONS = ("eps", "v")  # teachers SiD-LSG trains here: ε- and v-prediction on a discrete VP schedule
+
+
+@runtime_checkable
+class CopyableUNet(TrainableUNet, Protocol):
+    """What SiD-LSG needs from the teacher UNet beyond the engine's TrainableUNet: whole copies of it, for ψ and φ.
+    The adapters (training/diffusers_unet.py, nodes/comfy_unet.py) implement it."""
+
+    def full_copy(self, share_weights: bool = False) -> CopyableUNet:
+        """A deep copy of the UNet; with share_weights its modules hold this UNet's own parameter and buffer tensors
+        (unet_interface.copy_module)."""
+
+
+def alpha_bar(spec: OneStepSpec, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """ᾱ_t per item as [B, 1, 1, 1] float32 on like's device."""
+    return spec.schedule.alphas_cumprod()[t.long().cpu()].to(like.device, torch.float32).view(-1, *([1] * (like.ndim - 1)))
+
+
+def diffuse(x0: torch.Tensor, eps: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """x_t = sqrt(ᾱ_t)·x0 + sqrt(1−ᾱ_t)·ε (DDPM's add_noise)."""
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+def x0_from_output(prediction: str, out: torch.Tensor, x_t: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """x0 from a network output at x_t: ε: (x_t − sqrt(1−ᾱ)·ε̂)/sqrt(ᾱ); v: sqrt(ᾱ)·x_t − sqrt(1−ᾱ)·v̂."""
+    if prediction == "eps":
+        return (x_t - (1 - a).sqrt() * out) / a.sqrt()
+    return a.sqrt() * x_t - (1 - a).sqrt() * out
+
+
+def guided(net, x_t: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None, kappa: float) -> torch.Tensor:
+    """The network's raw output with classifier-free guidance, uncond + κ·(cond − uncond) in float32 (one call on the
+    doubled batch); κ = 1 is the conditional call alone. cond/uncond: {"context": [B, L, D], optional "pooled"}."""
+    if kappa == 1.0:
+        return net(x_t, t, **cond).float()
+    both = {k: torch.cat([uncond[k], cond[k]]) for k in cond}
+    u, c = net(torch.cat([x_t, x_t]), torch.cat([t, t]), **both).float().chunk(2)
+    return u + kappa * (c - u)
+
+
+def reduce_pixels(x: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per item [B]: the sum over C, H, W ("sum", the official) or the mean ("mean")."""
+    return x.sum(dim=(1, 2, 3)) if reduction == "sum" else x.mean(dim=(1, 2, 3))
+
+
+def sid_loss(x_g: torch.Tensor, y_real: torch.Tensor, y_fake: torch.Tensor, alpha: float, reduction: str = "sum") -> torch.Tensor:
+    """The SiD generator loss per item [B] (float32): the official integrand summed (or averaged) over C, H, W, divided
+    by w = mean_CHW |x_g − y_real| (no gradient, ≥ W_MIN). α = 1 uses the official special form (the same value)."""
+    x_g, y_real, y_fake = x_g.float(), y_real.float(), y_fake.float()
+    with torch.no_grad():
+        w = (x_g - y_real).abs().mean(dim=(1, 2, 3)).clamp_min(W_MIN)
+    if alpha == 1.0:
+        integrand = (y_real - y_fake) * (y_fake - x_g)
+    else:
+        integrand = (y_real - y_fake) * ((y_real - x_g) - alpha * (y_real - y_fake))
+    return reduce_pixels(integrand, reduction) / w
+
+
+def finite_items(*xs: torch.Tensor) -> torch.Tensor:
+    """[B] bool: the items whose every value in every tensor is finite."""
+    ok = torch.ones(xs[0].shape[0], dtype=torch.bool, device=xs[0].device)
+    for x in xs:
+        ok = ok & torch.isfinite(x).flatten(1).all(dim=1)
+    return ok
+
+
+class FakeScoreLoss:
+    """ψ's denoising loss on the generator's detached samples, per item [B]: squared error of ψ's ε at CFG κ1 (v
+    teachers: of its velocity, weighted snr/(snr+1) = ᾱ_t), summed (or averaged) over C, H, W."""
+
+    def __init__(self, spec: OneStepSpec, kappa1: float, reduction: str = "sum"):
+        self.spec, self.kappa1, self.reduction = spec, kappa1, reduction
+
+    def __call__(self, psi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None) -> torch.Tensor:
+        a = alpha_bar(self.spec, t, x_g)
+        out = guided(psi, diffuse(x_g, eps, a), t.to(x_g.device, torch.float32), cond, uncond, self.kappa1)
+        if self.spec.prediction == "eps":
+            return reduce_pixels((out - eps).pow(2), self.reduction)
+        velocity = a.sqrt() * eps - (1 - a).sqrt() * x_g
+        return reduce_pixels(a * (out - velocity).pow(2), self.reduction)
+
+
+class SidGeneratorLoss:
+    """The generator's SiD loss per item [B] with y_fake from ψ at CFG κ2 (= κ3) and y_real from φ at CFG κ4, at x_t of
+    x_g (gradients reach x_g directly and through both networks); also returns x_g's finite-item mask."""
+
+    def __init__(self, spec: OneStepSpec, alpha: float, kappa2: float, kappa4: float, reduction: str = "sum"):
+        self.spec, self.alpha, self.kappa2, self.kappa4, self.reduction = spec, alpha, kappa2, kappa4, reduction
+
+    def __call__(self, psi, phi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        x_g = x_g.float()
+        a = alpha_bar(self.spec, t, x_g)
+        x_t, tt = diffuse(x_g, eps, a), t.to(x_g.device, torch.float32)
+        y_fake = x0_from_output(self.spec.prediction, guided(psi, x_t, tt, cond, uncond, self.kappa2), x_t, a)
+        y_real = x0_from_output(self.spec.prediction, guided(phi, x_t, tt, cond, uncond, self.kappa4), x_t, a)
+        ok = finite_items(x_g, y_fake, y_real)
+        with torch.no_grad():
+            gap = (y_real - y_fake).abs().mean(dim=(1, 2, 3))
+        return sid_loss(x_g, y_real, y_fake, self.alpha, self.reduction), ok, {"gap": gap}
+
+
+class SidLSG(Method):
+    """SiD with long-and-short guidance; networks: G, the fake score ψ (trained), the teacher φ (frozen)."""
+
+    name = "sid-lsg"
+    file_method = "sid-lsg"
+    data = PROMPTS
+    # the official optimiser of G and ψ (SD1.5, batch 512): Adam β = (0, 0.999), lr 1e-6, no gradient clipping in fp32
+    optim_defaults = {"betas": (0.0, 0.999), "lr_g": 1e-6, "lr_d": 1e-6, "grad_clip": 0.0}
+
+    def prepare(self, info: ModelInfo) -> None:
+        c, s = self.config, self.config.sid
+        spec = c.generator.spec
+        if spec.prediction not in PREDICTIONS:
+            raise ValueError(f"SiD-LSG trains ε- or v-prediction teachers; the generator spec says {spec.prediction!r}")
+        if s.t_max >= spec.schedule.steps:
+            raise ValueError(f"SiD-LSG's t_max {s.t_max} is beyond the teacher's schedule (timesteps 0..{spec.schedule.steps - 1})")
+        m = info.spatial_multiple
+        if s.latent_height % m or s.latent_width % m:
+            raise ValueError(f"the noise of {s.latent_height}×{s.latent_width} does not fit the UNet: height and width must be multiples of {m}")
+        u = self.resources.unconditional
+        if s.uses_unconditional:
+            if u is None:
+                raise ValueError("SiD-LSG with a guidance scale ≠ 1 needs the empty prompt's conditioning (Resources.unconditional)")
+            if u["context"].ndim != 2 or u["context"].shape[-1] != info.context_dim:
+                raise ValueError(f"the empty prompt's conditioning has shape {tuple(u['context'].shape)}; the UNet takes [L, {info.context_dim}]")
+            if info.pooled_dim is not None and u.get("pooled") is None:
+                raise ValueError("the empty prompt's conditioning lacks the pooled embedding this UNet needs")
+        self.dropout = s.prompt_dropout if (s.kappa1 != 1.0 or s.kappa2 != 1.0) else 0.0
+        self.fake_loss = FakeScoreLoss(spec, s.kappa1, s.reduction)
+        self.g_loss = SidGeneratorLoss(spec, s.alpha, s.kappa2, s.kappa4, s.reduction)
+        self.fake: CopyableUNet | None = None
+        self.teacher: CopyableUNet | None = None
+        self.uncond: dict | None = None
+
+    def build(self, engine) -> list[ExtraNetwork]:
+        c, s, o = self.config, self.config.sid, self.config.optim
+        unet = engine.unet
+        if not isinstance(unet, CopyableUNet):
+            raise TypeError(f"SiD-LSG copies the teacher UNet; {type(unet).__name__} has no full_copy")
+        frozen = getattr(torch, c.generator.frozen_dtype)
+        # φ: the teacher, frozen. A LoRA generator never changes its base, so φ shares it (one copy of the weights).
+        self.teacher = unet.full_copy(share_weights=c.generator.lora_rank > 0).requires_grad_(False)
+        if s.fake_lora_rank > 0:  # ψ: LoRA factors on φ's frozen weights
+            self.fake = self.teacher.full_copy(share_weights=True)
+            lora.add_lora(self.fake, self.fake.lora_targets(), s.fake_lora_rank, 0.0, torch.Generator().manual_seed(derived_seed(c.seed, -7)))
+        else:  # ψ: a whole trained copy
+            self.fake = unet.full_copy().requires_grad_(True)
+        store_frozen(self.teacher, frozen)
+        store_frozen(self.fake, frozen)
+        for net in (self.teacher, self.fake):
+            keep_output_float32(net.output_conv)  # x0 from ε̂ multiplies its rounding (onestep/precision.py)
+            if c.generator.gradient_checkpointing:
+                net.set_gradient_checkpointing(True)
+        self.teacher.to(engine.device).eval()
+        u = self.resources.unconditional
+        self.uncond = {k: v.to(engine.device, torch.float32) for k, v in u.items() if v is not None} if u is not None else None
+        return [ExtraNetwork("fake_score", "fake", self.fake, o.lr_d, o.optimizer_d or o.optimizer, s.fake_dtype, derived_seed(c.seed, -8))]
+
+    def phases(self, engine, step: int) -> list[Phase]:
+        return [Phase("fake_score", partial(self._fake_score, engine)), Phase("generator", partial(self._generator, engine))]
+
+    def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
+        s = self.config.sid
+        return torch.randn((n, engine.info.latent_channels, s.latent_height, s.latent_width), generator=generator)
+
+    def guidance(self) -> float | None:
+        return self.config.sid.kappa4  # the teacher's CFG the student learns to match
+
+    def file_notes(self) -> dict:
+        s = self.config.sid
+        return {"sid_lsg": {"kappa1": s.kappa1, "kappa2": s.kappa2, "kappa3": s.kappa2, "kappa4": s.kappa4, "alpha": s.alpha,
+                            "t_init": self.config.generator.spec.timestep, "t_range": [s.t_min, s.t_max]}}
+
+    # -- the phases -----------------------------------------------------------------------------------------
+    def _conditioning(self, mb: MicroBatch) -> tuple[dict, dict | None]:
+        """(cond, uncond) of the micro-batch, uncond expanded to its size (a shorter empty-prompt context repeated to
+        the prompts' token count, which attention reads the same)."""
+        cond = {"context": mb.context, **mb.extra}
+        if self.uncond is None:
+            return cond, None
+        n, length = mb.context.shape[:2]
+        ctx = self.uncond["context"]
+        if length % ctx.shape[0]:
+            raise ValueError(f"prompts of {length} tokens and an empty prompt of {ctx.shape[0]} cannot share a CFG batch")
+        uncond = {"context": ctx.repeat(length // ctx.shape[0], 1).expand(n, -1, -1)}
+        if "pooled" in cond:
+            uncond["pooled"] = self.uncond["pooled"].expand(n, -1)
+        return cond, uncond
+
+    def _draws(self, engine, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z, ε (on the device) and t ~ U{t_min..t_max} (CPU), in this order from the micro-batch's source."""
+        s = self.config.sid
+        z = self.draw_noise(engine, n, rng)
+        eps = torch.randn(z.shape, generator=rng)
+        t = torch.randint(s.t_min, s.t_max + 1, (n,), generator=rng)
+        return z.to(engine.device), eps.to(engine.device), t
+
+    def _fake_score(self, engine, mb: MicroBatch, backward: Backward) -> dict:
+        cond, uncond = self._conditioning(mb)
+        n = len(mb.context)
+        if self.dropout > 0:  # blanked prompts: G samples and ψ learns them unconditionally
+            drop = (torch.rand(n, generator=mb.rng) < self.dropout).to(engine.device)
+            cond = {k: torch.where(drop.view(-1, *([1] * (v.ndim - 1))), uncond[k], v) for k, v in cond.items()}
+        z, eps, t = self._draws(engine, n, mb.rng)
+        with torch.no_grad(), backward.autocast():
+            x_g = engine.generator(z, **cond).float()
+        finite_x = finite_items(x_g)
+        x_g = torch.where(finite_x.view(-1, 1, 1, 1), x_g, 0.0)  # a non-finite sample is left out, and kept out of ψ's pass
+        with backward.autocast():
+            per_item = self.fake_loss(self.fake, x_g, eps, t, cond, uncond)
+        ok = finite_x & finite_items(per_item[:, None])
+        loss = torch.where(ok, per_item, 0.0).mean()
+        backward(loss)  # a NaN inside ψ reaches its gradients: the engine's NaN stop names the phase
+        return {"fake_score": loss.detach(), "fake_nan_samples": (~ok).sum().float(), "total": loss.detach()}
+
+    def _generator(self, engine, mb: MicroBatch, backward: Backward) -> dict:
+        cond, uncond = self._conditioning(mb)
+        z, eps, t = self._draws(engine, len(mb.context), mb.rng)
+        with backward.autocast():
+            x_g = engine.generator(z, **cond)
+            per_item, ok, extra = self.g_loss(self.fake, self.teacher, x_g, eps, t, cond, uncond)
+        loss = torch.where(ok, per_item, 0.0).mean()
+        # ∂L/∂x_g through ψ, φ and directly; a left-out item's row (NaN from ψ or φ) is zeroed before it reaches G
+        (grad,) = torch.autograd.grad(loss, x_g)
+        grad = torch.where(ok.view(-1, *([1] * (grad.ndim - 1))), grad, 0.0)
+        backward((x_g * grad).sum())  # G's gradient is that row-masked ∂L/∂x_g times ∂x_g/∂θ
+        return {"sid": loss.detach(), "sid_gap": torch.where(ok, extra["gap"], 0.0).mean(), "g_nan_samples": (~ok).sum().float(),
+                "total": loss.detach()}
