@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from .base import DATA_KEYS, PAIRS, PROMPTS, Backward, ExtraNetwork, Method, Phase, Resources
 from .diffusion2gan import Diffusion2GAN
+from .reflow import InstaFlow, Reflow
 from .regression import Regression
 
 METHODS: dict[str, type[Method]] = {
     Regression.name: Regression,
     Diffusion2GAN.name: Diffusion2GAN,
+    Reflow.name: Reflow,
+    InstaFlow.name: InstaFlow,
 }
 
 

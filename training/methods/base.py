@@ -32,6 +32,7 @@ class Resources:
     """Frozen helpers a method may use, given by the caller (node, CLI, benchmark)."""
 
     elpips: ELatentLPIPS | None = None  # E-LatentLPIPS (regression losses)
+    uncond: dict[str, torch.Tensor] | None = None  # the empty prompt's conditioning {"context": [L, D], optional "pooled"} (text dropout)
 
 
 @dataclass
