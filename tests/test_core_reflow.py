@@ -142,3 +142,29 @@ def test_trains_resumes_exactly_and_writes_a_flow_file(method, tmp_path):
         for i in range(4):
             x = x + e.unet(x, torch.tensor([1000.0 - 250 * i]), ctx) / 4
         assert torch.allclose(flow.euler(e.unet, z, 4, context=ctx), x, atol=1e-5)
+
+
+def test_cli_trains_a_2rf_then_distils_it_from_its_file(tmp_path):
+    from test_core_training_cli import _pairs, _parse
+
+    from training import cli
+
+    c = cli.config_from_args(_parse(["--method", "reflow", "--text-dropout", "0.2", "--t-eps", "0.01"]))
+    assert c.method == "reflow" and c.generator.spec == FLOW_SPEC and c.reflow == ReflowConfig(t_eps=0.01, text_dropout=0.2)
+    assert cli.config_from_args(_parse(["--method", "instaflow"])).generator.spec == FLOW_SPEC
+    assert cli.config_from_args(_parse([])).generator.spec.prediction == "eps"  # other methods keep their default
+
+    pairs = _pairs(str(tmp_path / "pairs"))
+    teacher = str(tmp_path / "teacher")
+    tiny_unet().unet.save_pretrained(teacher)
+    common = ["--pairs", pairs, "--teacher", teacher, "--batch-size", "4", "--num-workers", "0", "--steps", "2"]
+    rf = str(tmp_path / "2rf.safetensors")
+    assert cli.main(["train", "--method", "reflow", "--out", rf, *common]) == 0  # no E-LatentLPIPS weights needed
+    meta = read_metadata(rf)
+    assert (meta.method, meta.prediction, meta.timestep, meta.guidance, meta.notes["training_method"]) == ("2-rectified-flow", "flow", 1000, 3.0, "reflow")
+    one = str(tmp_path / "instaflow.safetensors")  # lr 0: G stays what it started from, the 2-RF's weights
+    assert cli.main(["train", "--method", "instaflow", "--regression", "mse", "--init-from", rf, "--lr-g", "0", "--out", one, *common]) == 0
+    (sd_rf, _), (sd_one, meta) = load_generator(rf), load_generator(one)
+    assert meta.method == "instaflow" and meta.spec() == FLOW_SPEC and all(torch.equal(sd_one[k], sd_rf[k]) for k in sd_rf)
+    with pytest.raises(SystemExit, match="predicts 'flow'"):
+        cli.main(["train", "--regression", "mse", "--init-from", rf, "--out", str(tmp_path / "x.safetensors"), *common])
