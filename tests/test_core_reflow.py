@@ -37,9 +37,9 @@ class Recorder(torch.nn.Module):
 
 
 def reflow_config(**kw) -> TrainConfig:
-    reflow = kw.pop("reflow", {})
+    reflow, method = kw.pop("reflow", {}), kw.pop("method", "reflow")
     c = config(loss={"regression": "mse"}, discriminator={"enabled": False}, **kw)
-    return dataclasses.replace(c, method="reflow", generator=GeneratorConfig(spec=FLOW_SPEC), reflow=ReflowConfig(**reflow))
+    return dataclasses.replace(c, method=method, generator=GeneratorConfig(spec=FLOW_SPEC), reflow=ReflowConfig(**reflow))
 
 
 def test_flow_convention_matches_the_released_pipelines():
@@ -106,7 +106,7 @@ def _weights(session: TrainingSession) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("method", ["reflow", "instaflow"])
 def test_trains_resumes_exactly_and_writes_a_flow_file(method, tmp_path):
-    cfg = dataclasses.replace(reflow_config(optim={"lr_g": 1e-3, "lr_warmup": 0}), method=method)
+    cfg = reflow_config(method=method, optim={"lr_g": 1e-3, "lr_warmup": 0})
     straight = TrainingSession(tiny_unet(), cfg, FlowPairs(), str(tmp_path / "straight"))
     before = _weights(straight)
     result = straight.run(4)
