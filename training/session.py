@@ -34,8 +34,8 @@ class TrainingSession:
                  checkpoint: str | None = None, method: Method | None = None):
         self.dataset = PairDataset(data) if isinstance(data, (str, os.PathLike)) else data
         self.pairs = isinstance(self.dataset, PairDataset)
-        negative = getattr(self.dataset, "negative", None)  # a pairs dataset's negative (empty) prompt: text dropout's ∅
-        resources = Resources(elpips=elpips, uncond=negative() if negative is not None else None)
+        # a pairs dataset's negative (empty) prompt, read only by a method that needs it (reflow's text dropout: ∅)
+        resources = Resources(elpips=elpips, uncond=getattr(self.dataset, "negative", None))
         self.trainer = Engine(unet, config, resources, device, method=method)  # the config's method unless one is given
         check_batch_compatible(self.dataset[0], unet.info, DATA_KEYS[self.trainer.method.data])
         if len(self.dataset) < config.batch_size:

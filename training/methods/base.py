@@ -32,7 +32,8 @@ class Resources:
     """Frozen helpers a method may use, given by the caller (node, CLI, benchmark)."""
 
     elpips: ELatentLPIPS | None = None  # E-LatentLPIPS (regression losses)
-    uncond: dict[str, torch.Tensor] | None = None  # the empty prompt's conditioning {"context": [L, D], optional "pooled"} (text dropout)
+    # the empty prompt's conditioning {"context": [L, D], optional "pooled"}, read when a method asks (reflow's text dropout)
+    uncond: Callable[[], dict[str, torch.Tensor]] | None = None
 
 
 @dataclass

@@ -76,8 +76,8 @@ class Reflow(Method):
 
     def prepare(self, info: ModelInfo) -> None:
         check_flow_spec(self.name, self.config.generator.spec)
-        r = self.config.reflow
-        self.loss = ReflowLoss(r.t_eps, r.text_dropout, self.resources.uncond)
+        r, uncond = self.config.reflow, self.resources.uncond
+        self.loss = ReflowLoss(r.t_eps, r.text_dropout, uncond() if uncond is not None and r.text_dropout > 0 else None)
 
     def phases(self, engine, step: int) -> list[Phase]:
         return [Phase("generator", partial(self._velocity, engine))]
