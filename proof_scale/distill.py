@@ -7,6 +7,8 @@ noise stream (common.VAL_SEED, never a scoring or pair seed) and its FD is measu
 `best.safetensors` (resumable), and the export is of those. The same points record the student's latent MSE to the
 teacher on held-out pairs (seeds after the training pairs') and on as many training pairs: a gap between the two
 is over-fitting. The row is scored on the scale's row_seeds scoring noise streams (common.EVAL_SEEDS).
+A flow row (rows.FLOW_ROWS, proof_scale/flow.py) trains on the pairs folder its plan names, selects on
+`select_steps`-step Euler samples of the flow and is scored at each of its `score_steps` (the last is its row).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from . import rows
 from .common import EVAL_SEEDS, LATENT_FORMAT, VAL_SEED, Incomplete, read_json, sync, write_json
 from .data import empty_row
 from .evaluator import score, score_seeds
+from .flow import sample_flow
 from .sampler import class_labels, initial_noise
 from .teacher import build_unet, ldm_unet_config, load_teacher
 
@@ -64,12 +67,13 @@ class Selection:
     """Validation FD and held-out/train MSE of the EMA student every few steps; keeps the best weights on disk."""
 
     def __init__(self, run_dir: str, net, spec, table: torch.Tensor, reference, device: torch.device, val_count: int, batch: int,
-                 heldout: PairDataset | None, train: PairDataset):
+                 heldout: PairDataset | None, train: PairDataset | None, flow_steps: int = 0, flow_cfg: float = 1.0):
         self.path, self.best_path = os.path.join(run_dir, "selection.json"), os.path.join(run_dir, "best.safetensors")
         self.state = read_json(self.path) if os.path.isfile(self.path) else {"points": [], "best": None}
         self.student = build_unet(net).to(device)
         self.generator = one_step(self.student, spec)
         self.table, self.reference, self.batch = table, reference, batch
+        self.flow_steps, self.flow_cfg = flow_steps, flow_cfg  # a flow row: selected on k-step Euler samples (0: one step)
         self.labels = class_labels(val_count, empty_row(table))
         n = min(val_count, len(heldout)) if heldout is not None else 0
         self.heldout = DevicePairs(heldout, device).batch(list(range(n))) if n else None
@@ -95,7 +99,10 @@ class Selection:
         """Score `weights` (the adapter's native EMA state dict) at `step`; saves them when they are the best so far."""
         self.student.load_state_dict({k[len("unet."):]: v for k, v in weights.items()})
         self.student.eval()
-        x = sample_one_step(self.generator, self.table, self.labels, VAL_SEED, self.batch)
+        if self.flow_steps:
+            x = sample_flow(self.student, self.table, self.labels, self.flow_steps, self.flow_cfg, VAL_SEED, self.batch)
+        else:
+            x = sample_one_step(self.generator, self.table, self.labels, VAL_SEED, self.batch)
         point = {"step": step, **score(x, self.labels, self.reference)}
         if self.heldout is not None:
             point["heldout_mse"], point["train_mse"] = self._mse(self.heldout), self._mse(self.train)
@@ -146,14 +153,13 @@ def class_prompts(table: torch.Tensor, batch: int) -> PromptDataset:
 def stage_distill(run, row: str) -> dict:
     """Train (or resume) one row, select, export and score it; `run` is proof_scale.pipeline's Run."""
     s, t0 = run.scale, time.monotonic()
-    prompts_row = rows.is_prompts_row(row)
-    if prompts_row:  # SiD-LSG: the class prompts and random noise, κ from the teacher row's CFG
-        teacher_cfg = float(run.require("teacher-eval", "teacher_eval.json")["cfg"])
-    else:
-        run.require("pairs", "pairs.json")
-        teacher_cfg = None
+    prompts_row = rows.is_prompts_row(row)  # SiD-LSG: the class prompts and random noise, κ from the teacher row's CFG
+    teacher_cfg = float(run.require("teacher-eval", "teacher_eval.json")["cfg"]) if prompts_row else None
     run_dir = run.path("distill", rows.row_dir_name(row))
     plan = rows.plan(row, run.row_defaults(), teacher_cfg)
+    data = None if prompts_row else plan.get("data", "pairs")  # the pairs folder: the teacher's, or a flow row's (rows.FLOW_ROWS)
+    if data:
+        run.require(data.replace("_", "-"), f"{data}.json")
     plan_path = os.path.join(run_dir, "plan.json")
     if os.path.isfile(plan_path):
         old = read_json(plan_path)
@@ -170,11 +176,12 @@ def stage_distill(run, row: str) -> dict:
         lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
         elpips = ELatentLPIPS(lp, enc)
     config = rows.train_config(plan, run.device.type == "cuda", s.save_every)
-    data = class_prompts(table, plan["batch"]) if prompts_row else run.path("pairs")
-    session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, data, run_dir, elpips, run.device, resume=True)
-    heldout = PairDataset(run.path("pairs_heldout")) if not prompts_row and os.path.isdir(run.path("pairs_heldout")) else None
+    dataset = class_prompts(table, plan["batch"]) if prompts_row else run.path(data)
+    session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, dataset, run_dir, elpips, run.device, resume=True)
+    heldout = PairDataset(run.path("pairs_heldout")) if data == "pairs" and os.path.isdir(run.path("pairs_heldout")) else None
+    flow_steps = plan["select_steps"] if rows.is_flow_row(row) and plan["select_steps"] > 1 else 0
     selection = Selection(run_dir, net, config.generator.spec, table, run.reference(), run.device, s.val_count, s.sample_batch, heldout,
-                          None if prompts_row else session.dataset)
+                          None if prompts_row else session.dataset, flow_steps, plan.get("sample_cfg", 1.0))
     selection.forget_after(session.step)
     started_from = _start_from(run, plan, session)
     timing_path = os.path.join(run_dir, "timing.json")
@@ -228,10 +235,17 @@ def stage_distill(run, row: str) -> dict:
     generator = one_step(student.to(run.device), config.generator.spec)
     labels = class_labels(s.eval_count, empty_row(table))
     sample_one_step(generator, table, labels[: s.sample_batch], EVAL_SEEDS[0], s.sample_batch)  # warm-up
-    metrics = score_seeds(lambda seed: sample_one_step(generator, table, labels, seed, s.sample_batch), labels, run.reference(),
-                          EVAL_SEEDS[: s.row_seeds])
-    row_metrics = {**metrics, "nfe": 1, "training_samples": chosen_step * plan["batch"], "train_seconds": timing["train_seconds"],
+    by_steps = {}
+    for k in plan.get("score_steps", [1]):  # a flow row: x ← x + v/k from the same noise; others: the one-step generator
+        cfg = plan.get("sample_cfg", 1.0)
+        sample = ((lambda seed: sample_one_step(generator, table, labels, seed, s.sample_batch)) if k == 1 and cfg == 1.0 else
+                  (lambda seed, k=k: sample_flow(student, table, labels, k, cfg, seed, s.sample_batch)))
+        metrics = score_seeds(sample, labels, run.reference(), EVAL_SEEDS[: s.row_seeds])
+        by_steps[k] = {**metrics, "nfe": k * (2 if cfg != 1.0 else 1)}
+    row_metrics = {**by_steps[k], "training_samples": chosen_step * plan["batch"], "train_seconds": timing["train_seconds"],
                    "selected_step": chosen_step, "steps": plan["steps"]}
+    if "score_steps" in plan:
+        row_metrics["by_steps"] = {str(n): m for n, m in by_steps.items()}
     if started_from:  # the samples of the row it started from count too
         row_metrics["started_from"] = started_from
         row_metrics["training_samples"] += started_from["training_samples"]

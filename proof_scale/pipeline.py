@@ -15,7 +15,11 @@ Stages, in order (`--stage all` runs them all; a comma-separated list runs sever
                   regression_mse, regression_latentlpips (no augmentation ensemble), regression_elatentlpips;
                   or a prompts-only row (not part of `all`; needs no pairs or E-LatentLPIPS): sid_lsg (SiD-LSG at the
                   teacher's CFG), sid_lsg_teacher_cfg (its LSG ablation: guidance in the teacher only)
-  report          benchmarks/results/proof_scale.json + a markdown table with the targets (with the SiD rows that ran)
+  report          benchmarks/results/proof_scale.json + a markdown table with the targets (with the SiD and flow rows that ran)
+Rectified-flow stages (issue 17; proof_scale/flow.py), run by name after the pairs (`all` leaves them out; the report
+adds their table when they have finished):
+  teacher-steps   the teacher at 1, 2, 4 Euler steps (the few-step baseline)
+  distill-reflow_2rf, pairs-2rf, distill-instaflow   reflow → 2-RF pairs → InstaFlow one-step distillation
 
 Every stage skips work whose output exists (its record `<work>/<stage>.json`, written last), writes its files
 atomically, and logs its wall time. Training stages (teacher, latent-lpips, distill-*) and the long sampling
@@ -66,6 +70,7 @@ from .evaluator import load_or_build_reference
 from .report import markdown, result_path, stage_report
 from .rows import DISTILL_ROWS, ROW_DEFAULTS, ROWS, parse_row, parse_settings
 from .stage_evaluators import stage_classifier, stage_latent_lpips
+from .flow import stage_pairs_2rf, stage_teacher_steps
 from .stage_pairs import stage_pairs
 from .stage_teacher import stage_teacher, stage_teacher_eval, teacher_eval_done
 from .teacher import TeacherNetConfig, TeacherTrainConfig
@@ -76,6 +81,7 @@ __all__ = ["DISTILL_ROWS", "EXIT_INCOMPLETE", "FULL", "METRICS", "ROWS", "STAGES
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_RESULTS = os.path.join("benchmarks", "results", "proof_scale.json")
 STAGES = ("classifier", "teacher", "teacher-eval", "pairs", "latent-lpips", *(f"distill-{r}" for r in DISTILL_ROWS), "report")
+FLOW_STAGES = ("teacher-steps", "pairs-2rf")  # besides distill-reflow_2rf and distill-instaflow (proof_scale/flow.py)
 DEFAULT_MAX_SECONDS = 510.0  # full scale: each call ends within ~9 min (imports + this + the final save/score)
 
 
@@ -106,6 +112,7 @@ class Scale:
     select_every: int  # steps between model-selection points (0: none; the final EMA is scored)
     save_every: int  # trainer checkpoints (besides the end and a deadline stop)
     log_every: int  # progress lines of the distillation
+    flow_pairs_steps: int = 25  # Euler steps of the 2-RF's ODE for the InstaFlow pairs (pairs-2rf)
 
 
 FULL = Scale(
@@ -126,7 +133,7 @@ TINY = Scale(
     pairs=16, pairs_batch=4, pairs_shard=8, heldout=8,
     trunk=TrunkTrainConfig(steps=4, batch=8, width=1 / 16, log_every=2, checkpoint_every=2, augment="bg"),
     row={**ROW_DEFAULTS, "steps": 3, "batch": 4, "lr_warmup": 1, "gan_warmup": 1, "ema_decay": 0.9, "r1_every": 2},
-    teacher_seeds=3, row_seeds=2, val_count=12, select_every=2, save_every=0, log_every=1,
+    teacher_seeds=3, row_seeds=2, val_count=12, select_every=2, save_every=0, log_every=1, flow_pairs_steps=2,
 )
 
 
@@ -199,7 +206,7 @@ class Run:
 def run_stage(run: Run, stage: str) -> None:
     t0 = time.monotonic()
     records = {"classifier": "classifier.json", "teacher": "teacher.json", "teacher-eval": "teacher_eval.json", "pairs": "pairs.json",
-               "latent-lpips": "latent_lpips.json"}
+               "latent-lpips": "latent_lpips.json", "teacher-steps": "teacher_steps.json", "pairs-2rf": "pairs_2rf.json"}
     record = result_path(stage[len("distill-"):]) if stage.startswith("distill-") else records.get(stage)
     done = teacher_eval_done(run) if stage == "teacher-eval" else bool(record and os.path.isfile(run.path(record)))
     if done:
@@ -207,7 +214,7 @@ def run_stage(run: Run, stage: str) -> None:
         return
     log.info("=== stage %s", stage)
     handlers = {"classifier": stage_classifier, "teacher": stage_teacher, "teacher-eval": stage_teacher_eval, "pairs": stage_pairs,
-                "latent-lpips": stage_latent_lpips, "report": stage_report}
+                "latent-lpips": stage_latent_lpips, "report": stage_report, "teacher-steps": stage_teacher_steps, "pairs-2rf": stage_pairs_2rf}
     if stage.startswith("distill-"):
         stage_distill(run, stage[len("distill-"):])
     else:
@@ -271,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
     stages = list(STAGES) if args.stage == "all" else [v.strip() for v in args.stage.split(",") if v.strip()]
-    unknown = [v for v in stages if v not in STAGES and not _is_variant_stage(v)]
+    unknown = [v for v in stages if v not in STAGES and v not in FLOW_STAGES and not _is_variant_stage(v)]
     if unknown:
         log.error("error: unknown stage(s) %s; stages: all, %s", unknown, ", ".join(STAGES))
         return 2

@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from .common import EVAL_SEEDS, METRICS, VAL_SEED, write_json
-from .rows import DISTILL_ROWS, ROWS, SID_ROWS, row_dir_name
+from .common import EVAL_SEEDS, METRICS, VAL_SEED, read_json, write_json
+from .rows import DISTILL_ROWS, FLOW_ROWS, ROWS, SID_ROWS, row_dir_name
 
 log = logging.getLogger("proof_scale")
 
@@ -62,12 +62,51 @@ def stage_report(run) -> dict:
     out.update({name: {**{k: rows[name][k] for k in keep if k in rows[name]}, "plan": rows[name]["plan"]} for name in sid_rows})
     out["variants"] = {name: {**{k: rows[name][k] for k in keep if k in rows[name]}, "plan": rows[name]["plan"]} for name in variants}
     out["meta"] = meta
+    flow = flow_rows(run, keep)
+    if flow:  # the rectified-flow rows (issue 17), once any has finished
+        out["flow"] = flow
     write_json(run.results, out)
     text = markdown(out)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     log.info("report: wrote %s", run.results)
     return {"results": run.results, "stage_seconds": time.monotonic() - t0}
+
+
+def flow_rows(run, keep: tuple[str, ...]) -> dict:
+    """The teacher at few Euler steps, the 2-RF at each step count it was scored at and InstaFlow, where finished."""
+    rows = {}
+    if os.path.isfile(run.path("teacher_steps.json")):
+        rows.update(read_json(run.path("teacher_steps.json"))["rows"])
+    for name in FLOW_ROWS:
+        if not os.path.isfile(run.path(result_path(name))):
+            continue
+        r = read_json(run.path(result_path(name)))["row"]
+        shared = {k: r[k] for k in keep if k in r and k not in METRICS and k not in ("fd_seeds", "fd_spread")}
+        for k, m in (r.get("by_steps") or {"1": r}).items():
+            rows[f"{name}_{k}" if "by_steps" in r and name == "reflow_2rf" else name] = {**{x: m[x] for x in keep if x in m}, **shared}
+    return rows
+
+
+def _flow_markdown(result: dict) -> list[str]:
+    t, rows = result["teacher"], result["flow"]
+    lines = ["", "Rectified flow (issue 17): the teacher at few Euler steps, the 2-rectified flow (reflow) at 1, 2, 4 Euler steps, InstaFlow (one step).",
+             "", "| row | FD (range over seeds) | FD / teacher | precision | recall | class acc | NFE | training samples | GPU s (training) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        samples = f"{r['training_samples'] / 1e6:.2f} M" if "training_samples" in r else "—"
+        gpu = f"{r['train_seconds']:.0f}" if "train_seconds" in r else "—"
+        lines.append(f"| {name} | {_fd(r)} | {r['fd'] / t['fd'] if t['fd'] > 0 else float('nan'):.2f} | {r['precision']:.3f} | "
+                     f"{r['recall']:.3f} | {r['class_acc']:.4f} | {r['nfe']} | {samples} | {gpu} |")
+    ok = lambda b: "**met**" if b else "**missed**"
+    targets = []
+    if "reflow_2rf_4" in rows:
+        ratio = rows["reflow_2rf_4"]["fd"] / t["fd"]
+        targets.append(f"2-RF at 4 Euler steps FD ≤ 1.5 × teacher: {ratio:.2f}× → {ok(ratio <= 1.5)}")
+    if "instaflow" in rows:
+        ratio = rows["instaflow"]["fd"] / t["fd"]
+        targets.append(f"InstaFlow one step FD ≤ 1.30 × teacher: {ratio:.2f}× → {ok(ratio <= 1.30)}")
+    return lines + (["", "Targets: " + "; ".join(targets) + "."] if targets else [])
 
 
 def _fd(r: dict) -> str:
@@ -94,6 +133,8 @@ def markdown(result: dict) -> str:
     ok = lambda b: "**met**" if b else "**missed**"
     m = result["meta"]
     p = m["plan"]
+    if "flow" in result:
+        lines += _flow_markdown(result)
     lines += [
         "",
         (f"Targets: diffusion2gan FD ≤ 1.10 × teacher: {ratio:.2f}× → {ok(ratio <= 1.10)}; class accuracy within 2 points: "

@@ -15,13 +15,17 @@ random noise, its empty row for CFG), outside the table's ablation and its `all`
   sid_lsg              κ1 = κ2 = κ3 = κ4 = the teacher row's CFG (teacher_eval.json)
   sid_lsg_teacher_cfg  the LSG ablation: κ1 = κ2 = κ3 = 1, κ4 = the teacher's CFG (guidance in the teacher only)
 with their own settings (SID_ROW_DEFAULTS; `sid_lsg@kappa=2` sets κ1, κ2 and κ4 at once) beside the scale's shared ones.
+Rectified-flow rows (issue 17, InstaFlow; run by name, not part of `all` or the table above; proof_scale/flow.py):
+  reflow_2rf  — the teacher's UNet as a velocity model on the teacher's pairs (method reflow), scored at 1, 2, 4 Euler steps
+  instaflow   — one step x0 = z + v(z, 1000) from reflow_2rf's weights on pairs of the 2-RF's own Euler ODE (stage pairs-2rf)
 """
 from __future__ import annotations
 
 import re
 
-from training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, SidConfig, TrainConfig
+from training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, SidConfig, TrainConfig
 from training.core import OneStepSpec
+from training.methods.reflow import FLOW_SPEC
 
 from .data import SIZE
 
@@ -47,6 +51,21 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "init_from": str,  # a finished row whose selected weights G (and its EMA) start from; D still from the teacher
     # D settings read only when a plan sets them (plans written before they existed stay comparable on resume)
     "d_lead": int, "d_t_min": int, "mix_and_match": lambda v: v == "true", "z_conditioning": lambda v: v == "true",
+    # flow rows only (FLOW_ROWS):
+    "method": str,  # the training method (training/methods/)
+    "data": str,  # the pairs folder of the work folder it trains on: "pairs" (the teacher's) or "pairs_2rf" (the 2-RF's)
+    "t_eps": float, "text_dropout": float,  # reflow: σ ~ U(t_eps, 1); the empty prompt's share of the conditioning
+    "select_steps": int,  # Euler steps of the model-selection samples
+    "score_steps": lambda v: [int(x) for x in str(v).split(",")],  # Euler step counts the row is scored at (the last is its main row)
+    "sample_cfg": float,  # CFG on velocities when sampling (1: none; the pairs' CFG is baked into the couplings)
+}
+# The rectified-flow rows (issue 17) and their settings beyond the scale's row defaults. The teacher pairs carry the
+# teacher's CFG, so the flows sample at CFG 1 and reflow needs no text dropout here (a variant can set both).
+FLOW_ROWS: dict[str, dict] = {
+    "reflow_2rf": {"method": "reflow", "data": "pairs", "regression": "mse", "t_eps": 1e-3, "text_dropout": 0.0, "select_steps": 4,
+                   "score_steps": [1, 2, 4], "sample_cfg": 1.0},
+    "instaflow": {"method": "instaflow", "data": "pairs_2rf", "regression": "elatentlpips", "init_from": "reflow_2rf", "select_steps": 1,
+                  "score_steps": [1], "sample_cfg": 1.0},
 }
 
 
@@ -73,6 +92,11 @@ def is_prompts_row(row: str) -> bool:
     return row.partition("@")[0] in SID_ROWS
 
 
+def is_flow_row(row: str) -> bool:
+    """A rectified-flow row (or variant): reflow_2rf or instaflow (FLOW_ROWS)."""
+    return row.partition("@")[0] in FLOW_ROWS
+
+
 def row_dir_name(row: str) -> str:
     """A folder name for a row or variant (letters, digits, '.', '_', '-')."""
     return re.sub(r"[^A-Za-z0-9._-]", "-", row.replace("@", "__"))
@@ -83,8 +107,8 @@ def parse_row(row: str) -> tuple[str, dict]:
     base, _, rest = row.partition("@")
     if base in SID_ROWS:
         return base, parse_settings(rest, SID_PLAN_TYPES)
-    if base not in BASE_ROWS:
-        raise ValueError(f"unknown distillation row {base!r}; rows: {', '.join((*BASE_ROWS, *SID_ROWS))} (variants: ROW@key=value:key=value)")
+    if base not in BASE_ROWS and base not in FLOW_ROWS:
+        raise ValueError(f"unknown distillation row {base!r}; rows: {', '.join((*BASE_ROWS, *SID_ROWS, *FLOW_ROWS))} (variants: ROW@key=value:key=value)")
     return base, parse_settings(rest)
 
 
@@ -112,6 +136,8 @@ def plan(row: str, defaults: dict, teacher_cfg: float | None = None) -> dict:
             raise ValueError(f"row {row} takes the teacher's CFG: run --stage teacher-eval first")
         kappas = {k: float(teacher_cfg) if v == TEACHER_CFG else v for k, v in kappas.items()}
         return {"row": row, "method": "sid-lsg", **{k: defaults[k] for k in SID_SHARED}, **SID_ROW_DEFAULTS, **kappas, **over}
+    if base in FLOW_ROWS:
+        return {"row": row, **defaults, "gan": False, "gan_warmup": 0, "timestep": 1000, **FLOW_ROWS[base], **over}
     regression, gan = BASE_ROWS[base]
     p = {"row": row, **defaults, "regression": regression, "gan": gan}
     if not gan:
@@ -131,15 +157,17 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE),
             batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
         )
+    flow = "method" in p  # a flow row (FLOW_ROWS; a SiD row's plan returned above)
     return TrainConfig(
-        method="diffusion2gan" if p["gan"] else "regression",  # training/methods/
-        generator=GeneratorConfig(spec=OneStepSpec("eps", p["timestep"], "sigma_z")),
+        method=p["method"] if flow else "diffusion2gan" if p["gan"] else "regression",  # training/methods/
+        generator=GeneratorConfig(spec=FLOW_SPEC if flow else OneStepSpec("eps", p["timestep"], "sigma_z")),
         optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"],
                           lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
         loss=LossConfig(regression=p["regression"], warmup_steps=p["gan_warmup"], gan_weight=p["gan_weight"], gan_balance=p["gan_balance"],
                         d_lead_steps=p.get("d_lead", 0)),
         discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_min=p.get("d_t_min", 0),
                                           d_t_max=p["d_t_max"], mix_and_match=p.get("mix_and_match", True), z_conditioning=p.get("z_conditioning", True)),
+        reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),
         batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
     )
 

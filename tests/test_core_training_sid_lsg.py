@@ -46,7 +46,7 @@ def sid_config(batch_size: int = 4, top: dict | None = None, **sid) -> TrainConf
 
 def engine(config: TrainConfig | None = None, data: PromptDataset | None = None) -> Engine:
     data = data or prompts()
-    return Engine(tiny_unet(), config or sid_config(), Resources(unconditional=data.unconditional()))
+    return Engine(tiny_unet(), config or sid_config(), Resources(unconditional=data.unconditional))
 
 
 def micro_batch(e: Engine, n: int = 4, seed: int = 0):
@@ -368,7 +368,7 @@ def _rank(rank: int, folder: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2)
     try:
         data = prompts()
-        e = Engine(tiny_unet(), sid_config(), Resources(unconditional=data.unconditional()))
+        e = Engine(tiny_unet(), sid_config(), Resources(unconditional=data.unconditional))
         assert e.dist.world_size == 2
         e.run(data, STEPS)
         save_file(_final(e), os.path.join(folder, f"rank{rank}.safetensors"))
@@ -381,7 +381,7 @@ def test_two_ranks_equal_one_process_with_accumulation(tmp_path):
     mp.spawn(_rank, args=(folder,), nprocs=2, join=True)
     data = prompts()
     single = Engine(tiny_unet(), dataclasses.replace(sid_config(), optim=dataclasses.replace(sid_config().optim, grad_accumulation=2)),
-                    Resources(unconditional=data.unconditional()))
+                    Resources(unconditional=data.unconditional))
     single.run(data, STEPS)
     want = _final(single)
     r0, r1 = (load_file(os.path.join(folder, f"rank{r}.safetensors")) for r in (0, 1))

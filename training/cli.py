@@ -1,7 +1,8 @@
 """Headless one-step distillation: `python -m training.cli train --pairs DIR --teacher UNET_DIR --out
 generator.safetensors` (Diffusion2GAN, Kang et al., ECCV 2024, and its regression ablation) or `--method sid-lsg
 --prompts FILE --teacher PIPELINE_DIR` (SiD-LSG, Zhou et al.: data-free, prompts only), also under `torchrun
---nproc-per-node N` (one process per GPU).
+--nproc-per-node N` (one process per GPU). `--method reflow` trains a 2-rectified flow on pairs and `--method
+instaflow` its one-step distillation (their flow generator spec is the default for them).
 
 --pairs is a teacher-pairs dataset folder (onestep/pairs); --prompts a .txt (one prompt per line) or .tsv/.csv
 (column --prompt-column) file, encoded by the CLIP text encoder of a diffusers pipeline folder (--text-encoder,
@@ -28,13 +29,15 @@ from .config import (
     GeneratorConfig,
     LossConfig,
     OptimConfig,
+    ReflowConfig,
     SidConfig,
     TrainConfig,
     default_lr_warmup,
     low_memory,
 )
-from .core import ELatentLPIPS, OneStepSpec, atomic, atomic_write, bases
-from .methods import METHODS, PAIRS
+from .core import ELatentLPIPS, OneStepSpec, atomic, atomic_write, bases, format
+from .methods import METHODS, PAIRS, method_class
+from .methods.regression import Regression
 
 log = logging.getLogger("onestep")
 LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI latent format → UNet-space scale
@@ -42,7 +45,7 @@ LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI l
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """The `train` command's options: inputs, outputs, then one flag per config field."""
-    d, o, lo, g, sid = DiscriminatorConfig(), OptimConfig(), LossConfig(), TrainConfig(), SidConfig()
+    d, o, lo, g, sid, r = DiscriminatorConfig(), OptimConfig(), LossConfig(), TrainConfig(), SidConfig(), ReflowConfig()
     p.add_argument("--method", default=g.method, choices=sorted(METHODS), help="training method (training/methods/)")
     p.add_argument("--pairs", default=None, help="teacher-pairs dataset folder (diffusion2gan, regression)")
     p.add_argument("--prompts", default=None, help="prompt file (.txt one per line, .tsv/.csv with --prompt-column) of a prompts-only method (sid-lsg)")
@@ -54,13 +57,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent-lpips", default=None, help="E-LatentLPIPS weights (.safetensors/.pth); not needed with --regression mse")
     p.add_argument("--augment", default="bg", help="E-LatentLPIPS augmentation preset")
     p.add_argument("--checkpoint", default=None, help="trainer checkpoint to write and resume from")
+    p.add_argument("--init-from", default=None, help="a generator file G (and its EMA) start from, e.g. the 2-rectified flow for --method instaflow "
+                   "(the --teacher folder then gives the architecture; D, if any, is still built from it)")
     p.add_argument("--steps", type=int, required=True, help="optimiser steps in all (a resumed run continues to this count)")
     p.add_argument("--base", default=None, help="generator base written to the file (default: recognised from the UNet's shape)")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes")
     p.add_argument("--stats", default=None, help="write the run's speed (ms/step, images/s, peak GPU memory) to this JSON file")
-    p.add_argument("--prediction", default=DEFAULT_SPEC.prediction, help="generator output: eps | v | x0 | flow")
-    p.add_argument("--timestep", type=float, default=DEFAULT_SPEC.timestep, help="UNet time input of the single call")
-    p.add_argument("--input-convention", default=DEFAULT_SPEC.input_convention, help="sigma_z | raw_z")
+    p.add_argument("--prediction", default=None, help=f"generator output: eps | v | x0 | flow (default: the method's, else {DEFAULT_SPEC.prediction})")
+    p.add_argument("--timestep", type=float, default=None, help=f"UNet time input of the single call (default: the method's, else {DEFAULT_SPEC.timestep:g})")
+    p.add_argument("--input-convention", default=None, help=f"sigma_z | raw_z (default: the method's, else {DEFAULT_SPEC.input_convention})")
     p.add_argument("--lora-rank", type=int, default=0, help="0: full fine-tune; >0: LoRA rank")
     p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA alpha (0: = rank)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
@@ -88,6 +93,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regression", default=lo.regression, choices=["elatentlpips", "latentlpips", "mse"])
     p.add_argument("--gan-weight", type=float, default=lo.gan_weight, help="λ_GAN (fixed), or the GAN's share of the regression's gradient (adaptive)")
     p.add_argument("--gan-balance", default=lo.gan_balance, choices=["fixed", "adaptive"], help="how --gan-weight weighs the GAN term")
+    p.add_argument("--t-eps", type=float, default=r.t_eps, help="reflow: σ ~ U(t_eps, 1) (the data end left out)")
+    p.add_argument("--text-dropout", type=float, default=r.text_dropout, help="reflow: probability of the negative (empty) prompt per item, for CFG on velocities")
     p.add_argument("--data-on-device", default=g.data_on_device, choices=["auto", "always", "never"], help="keep the pairs on the GPU")
     p.add_argument("--warmup-steps", type=int, default=lo.warmup_steps, help="regression-only steps before the GAN")
     p.add_argument("--no-discriminator", action="store_true", help="regression only")
@@ -123,14 +130,20 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return low_memory(config) if a.low_memory else config
 
 
+def generator_spec(a: argparse.Namespace) -> OneStepSpec:
+    """The flags' spec; what they leave out comes from the method's own spec (a flow method's x0 = z + v at 1000), else DEFAULT_SPEC."""
+    base = getattr(method_class(a.method), "generator_spec", DEFAULT_SPEC)
+    pick = lambda flag, default: default if flag is None else flag
+    return OneStepSpec(pick(a.prediction, base.prediction), pick(a.timestep, base.timestep), pick(a.input_convention, base.input_convention))
+
+
 def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
     o, method = OptimConfig(), METHODS[a.method].optim_defaults  # a flag left out: the method's default, else OptimConfig's
     lr_g, lr_d, clip = (v if v is not None else method.get(k, getattr(o, k)) for k, v in (("lr_g", a.lr_g), ("lr_d", a.lr_d), ("grad_clip", a.grad_clip)))
     betas = tuple(a.betas) if a.betas is not None else tuple(method.get("betas", o.betas))
     return TrainConfig(
         method=a.method,
-        generator=GeneratorConfig(OneStepSpec(a.prediction, a.timestep, a.input_convention), a.lora_rank, a.lora_alpha, a.gradient_checkpointing,
-                                  frozen_dtype=a.frozen_dtype),
+        generator=GeneratorConfig(generator_spec(a), a.lora_rank, a.lora_alpha, a.gradient_checkpointing, frozen_dtype=a.frozen_dtype),
         optim=OptimConfig(a.optimizer, lr_g, lr_d, betas, a.weight_decay, a.grad_accumulation, clip,
                           optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=default_lr_warmup(a.steps) if a.lr_warmup is None else a.lr_warmup, lr_decay=a.lr_decay,
                           lr_decay_steps=a.steps, lr_floor=a.lr_floor),
@@ -143,9 +156,22 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         sid=SidConfig(kappa1=a.kappa1, kappa2=a.kappa2, kappa4=a.kappa4, alpha=a.alpha, t_min=a.sid_t_range[0], t_max=a.sid_t_range[1],
                       prompt_dropout=a.prompt_dropout, latent_height=a.latent_size[0], latent_width=a.latent_size[1],
                       fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype, reduction=a.sid_reduction),
+        reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device,
     )
+
+
+def start_from_file(trainer, path: str) -> None:
+    """G and its EMA start from a generator file's weights; its prediction must be the run's (a flow for InstaFlow)."""
+    from .export import native_weights
+
+    sd, meta = format.load_generator(path)
+    spec = trainer.config.generator.spec
+    if meta.prediction != spec.prediction:
+        raise SystemExit(f"--init-from {os.path.basename(path)} predicts {meta.prediction!r}, this run trains a {spec.prediction!r} generator")
+    trainer.start_generator_from(native_weights(trainer.unet, sd))
+    log.info("[onestep] G starts from %s (%s, %d training steps)", os.path.basename(path), meta.method, meta.training_steps)
 
 
 def load_teacher(path: str):
@@ -230,13 +256,15 @@ def train(a: argparse.Namespace) -> int:
         raise SystemExit(f"no latent scale known for the dataset's latent format {fmt!r}")
     unet = DiffusersUNet(load_teacher(a.teacher), latent_scale=LATENT_SCALES[fmt])
     elpips = None
-    if METHODS[config.method].data == PAIRS and config.loss.regression != "mse":
+    if config.loss.regression != "mse" and issubclass(method_class(config.method), Regression):  # methods on the regression loss
         if not a.latent_lpips:
             raise SystemExit(f"--regression {config.loss.regression} needs --latent-lpips weights")
         net, encoder, _ = latent_lpips_weights.load(a.latent_lpips)
         elpips = ELatentLPIPS(net, encoder, preset=a.augment)
     session = TrainingSession(unet, config, data, None, elpips, device, resume=True, checkpoint=a.checkpoint)
     trainer = session.trainer
+    if a.init_from and trainer.step == 0:  # a resumed run has these weights (trained on) in its checkpoint
+        start_from_file(trainer, a.init_from)
     stop = {"now": False}
     timer = StepTimer()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))  # Ctrl-C: checkpoint, then exit

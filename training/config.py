@@ -208,6 +208,23 @@ class SidConfig:
 
 
 @dataclass(frozen=True)
+class ReflowConfig:
+    """The reflow method (training/methods/reflow.py): the velocity loss ‖v(X_σ, 1000σ | c) − (x − z)‖² on pairs."""
+
+    # σ ~ U(t_eps, 1): the noise fraction of X_σ = (1 − σ)·x + σ·z. The data end [0, t_eps) is left out (Liu et al.'s
+    # code draws its t ~ U(1e-3, 1)); Euler from the noise never queries it, and the noise end σ = 1, where the first
+    # (or only) step is taken, is trained.
+    t_eps: float = 1e-3
+    # Probability that an item's text conditioning is replaced by the dataset's negative (the empty prompt by default),
+    # so the velocity model also learns v(·|∅) for classifier-free guidance on velocities (0: no dropout).
+    text_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.t_eps < 1.0 or not 0.0 <= self.text_dropout < 1.0:
+            raise ValueError(f"need 0 ≤ t_eps < 1 and 0 ≤ text_dropout < 1, got {self.t_eps}, {self.text_dropout}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs besides the models and the data."""
 
@@ -219,6 +236,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)  # regression loss, λ_GAN, warm-up
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)  # D and ablation switches
     sid: SidConfig = field(default_factory=SidConfig)  # SiD-LSG: guidance scales, α, ψ
+    reflow: ReflowConfig = field(default_factory=ReflowConfig)  # the reflow method's velocity loss
     batch_size: int = 8  # global batch per optimiser step (all ranks × accumulation × micro-batch)
     ema_decay: float = 0.999  # EMA of G's trainable weights (ramped up early: min(decay, (1+n)/(10+n)))
     # Storage of the EMA: "bfloat16" halves it (1.7 GB instead of 3.4 for a full SD1.5 fine-tune), updated with
@@ -264,10 +282,11 @@ class TrainConfig:
         o = dict(d.get("optim", {}))
         if "betas" in o:
             o["betas"] = tuple(o["betas"])
-        rest = {k: v for k, v in d.items() if k not in ("generator", "optim", "loss", "discriminator", "sid")}
+        rest = {k: v for k, v in d.items() if k not in ("generator", "optim", "loss", "discriminator", "sid", "reflow")}
         return cls(
             generator=GeneratorConfig(**g), optim=OptimConfig(**o), loss=LossConfig(**d.get("loss", {})),
-            discriminator=DiscriminatorConfig(**d.get("discriminator", {})), sid=SidConfig(**d.get("sid", {})), **rest,
+            discriminator=DiscriminatorConfig(**d.get("discriminator", {})), sid=SidConfig(**d.get("sid", {})),
+            reflow=ReflowConfig(**d.get("reflow", {})), **rest,
         )
 
 

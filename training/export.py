@@ -32,3 +32,16 @@ def export_generator(engine, path: str | os.PathLike, base: str, latent_format: 
         header = {"onestep.method": meta.method, "onestep.steps": str(engine.step)}
         atomic_write(lora_path, lambda tmp: save_file(sd, tmp, metadata=header))
     return meta
+
+
+def native_weights(unet, ldm: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A generator file's weights (ldm layout) under the adapter's own parameter names — export_state_dict inverted, so a
+    run can start from a finished run's file (InstaFlow's distillation from the 2-rectified flow: Engine.start_generator_from)."""
+    names = list(unet.state_dict())
+    tags = unet.export_state_dict({n: torch.tensor(i) for i, n in enumerate(names)})  # a pure renaming: follow each name through it
+    to_native = {key: names[int(tag)] for key, tag in tags.items()}
+    params = {n for n, _ in unet.named_parameters()}
+    missing = sorted(k for k, n in to_native.items() if n in params and k not in ldm)[:3]
+    if missing:
+        raise ValueError(f"the generator file's weights are for another UNet (it lacks {missing})")
+    return {to_native[k]: v for k, v in ldm.items() if to_native.get(k) in params}

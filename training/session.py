@@ -35,9 +35,11 @@ class TrainingSession:
                  checkpoint: str | None = None, method: Method | None = None, unconditional: dict | None = None):
         self.dataset = PairDataset(data) if isinstance(data, (str, os.PathLike)) else data
         self.pairs = isinstance(self.dataset, PairDataset)
-        if unconditional is None and hasattr(self.dataset, "unconditional"):  # prompts data (prompts.PromptDataset) brings its own
-            unconditional = self.dataset.unconditional()
-        resources = Resources(elpips=elpips, unconditional=unconditional)
+        if unconditional is not None:
+            source = lambda: dict(unconditional)  # noqa: E731
+        else:  # prompts data (prompts.PromptDataset) brings its own; a pairs dataset has its negative prompt (read lazily)
+            source = getattr(self.dataset, "unconditional", None) or getattr(self.dataset, "negative", None)
+        resources = Resources(elpips=elpips, unconditional=source)
         self.trainer = Engine(unet, config, resources, device, method=method)  # the config's method unless one is given
         check_batch_compatible(self.dataset[0], unet.info, DATA_KEYS[self.trainer.method.data])
         if len(self.dataset) < config.batch_size:

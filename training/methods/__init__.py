@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import DATA_KEYS, PAIRS, PROMPTS, Backward, ExtraNetwork, Method, Phase, Resources
 from .diffusion2gan import Diffusion2GAN
+from .reflow import InstaFlow, Reflow
 from .regression import Regression
 from .sid_lsg import SidLSG
 
@@ -11,6 +12,8 @@ METHODS: dict[str, type[Method]] = {
     Regression.name: Regression,
     Diffusion2GAN.name: Diffusion2GAN,
     SidLSG.name: SidLSG,
+    Reflow.name: Reflow,
+    InstaFlow.name: InstaFlow,
 }
 
 

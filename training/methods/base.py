@@ -32,9 +32,14 @@ class Resources:
     """Frozen helpers a method may use, given by the caller (node, CLI, benchmark)."""
 
     elpips: ELatentLPIPS | None = None  # E-LatentLPIPS (regression losses)
-    # The empty prompt's conditioning {"context": [L, D], optional "pooled": [P]} (CFG's unconditional branch of a
-    # prompts-only method; the node and the CLI encode "" with the teacher's text encoder)
-    unconditional: dict | None = None
+    # The empty prompt's conditioning {"context": [L, D], optional "pooled": [P]}, read only when a method asks for it
+    # (empty_prompt): CFG's unconditional branch of SiD-LSG, reflow's text dropout. The node and the CLI encode "";
+    # prompts data brings its own, a pairs dataset its negative prompt.
+    unconditional: Callable[[], dict[str, torch.Tensor]] | None = None
+
+    def empty_prompt(self) -> dict[str, torch.Tensor] | None:
+        """The empty prompt's conditioning, or None when the caller gave none."""
+        return self.unconditional() if self.unconditional is not None else None
 
 
 @dataclass

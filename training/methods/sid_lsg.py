@@ -155,7 +155,7 @@ class SidLSG(Method):
         m = info.spatial_multiple
         if s.latent_height % m or s.latent_width % m:
             raise ValueError(f"the noise of {s.latent_height}×{s.latent_width} does not fit the UNet: height and width must be multiples of {m}")
-        u = self.resources.unconditional
+        u = self.resources.empty_prompt()
         if s.uses_unconditional:
             if u is None:
                 raise ValueError("SiD-LSG with a guidance scale ≠ 1 needs the empty prompt's conditioning (Resources.unconditional)")
@@ -190,7 +190,7 @@ class SidLSG(Method):
             if c.generator.gradient_checkpointing:
                 net.set_gradient_checkpointing(True)
         self.teacher.to(engine.device).eval()
-        u = self.resources.unconditional
+        u = self.resources.empty_prompt()
         self.uncond = {k: v.to(engine.device, torch.float32) for k, v in u.items() if v is not None} if u is not None else None
         return [ExtraNetwork("fake_score", "fake", self.fake, o.lr_d, o.optimizer_d or o.optimizer, s.fake_dtype, derived_seed(c.seed, -8))]
 

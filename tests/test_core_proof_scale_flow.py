@@ -1,0 +1,80 @@
+"""The proof-scale rectified-flow rows (issue 17, proof_scale/flow.py) end to end at --tiny scale on the CPU: the
+teacher's few-step baseline, reflow_2rf scored at 1, 2, 4 Euler steps, the 2-RF's own pairs (stopped at a deadline
+and resumed), InstaFlow from the 2-RF's weights, and the report's flow table; the files they leave."""
+import json
+import os
+
+import pytest
+import torch
+
+from onestep import flow
+from onestep.format import load_generator
+from onestep.pairs.dataset import PairDataset
+from onestep.pairs.validate import validate
+from onestep.parameterization import OneStepGenerator
+from proof_scale import pipeline
+from proof_scale.flow import load_flow_unet, sample_flow_from_noise
+from proof_scale.sampler import seed_noise
+from proof_scale.teacher import load_teacher
+from training.diffusers_unet import DiffusersUNet
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny convolutions run faster on one core
+FLOW = ["teacher-steps", "distill-reflow_2rf", "pairs-2rf", "distill-instaflow"]
+
+
+def _json(*parts: str):
+    with open(os.path.join(*parts)) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    w = str(tmp_path_factory.mktemp("proof_scale_flow"))
+    tiny = ["--work", w, "--tiny"]
+    assert pipeline.main([*tiny, "--stage", "classifier,teacher,teacher-eval,pairs,latent-lpips"]) == 0
+    assert pipeline.main([*tiny, "--stage", "pairs-2rf"]) == 2  # before the 2-RF exists: an error naming the stage
+    assert pipeline.main([*tiny, "--stage", "teacher-steps,distill-reflow_2rf"]) == 0
+    assert pipeline.main([*tiny, "--stage", "pairs-2rf", "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE
+    assert sorted(f for f in os.listdir(os.path.join(w, "pairs_2rf")) if f.startswith("shard-")) == ["shard-000000.safetensors"]
+    assert pipeline.main([*tiny, "--stage", "pairs-2rf,distill-instaflow"]) == 0
+    assert pipeline.main([*tiny, "--stage", "all"]) == 0  # the table's rows and the report, which adds the flow table
+    return w
+
+
+def test_report_has_the_flow_rows_and_targets(work):
+    result = _json(work, "proof_scale.json")
+    assert set(result) == {*pipeline.ROWS, "variants", "meta", "flow"}
+    rows = result["flow"]
+    assert list(rows) == ["teacher_1", "teacher_2", "teacher_4", "reflow_2rf_1", "reflow_2rf_2", "reflow_2rf_4", "instaflow"]
+    for name, r in rows.items():
+        assert all(isinstance(r[k], (int, float)) and r[k] == r[k] for k in ("fd", "precision", "recall", "class_acc", "nfe")), name
+    assert [rows[f"reflow_2rf_{k}"]["nfe"] for k in (1, 2, 4)] == [1, 2, 4] and rows["instaflow"]["nfe"] == 1
+    cfg = _json(work, "teacher_eval.json")["cfg"]
+    assert rows["teacher_4"]["nfe"] == 4 * (2 if cfg != 1.0 else 1)
+    text = pipeline.markdown(result)
+    assert "| reflow_2rf_4 |" in text and "2-RF at 4 Euler steps FD ≤ 1.5 × teacher" in text and "InstaFlow one step FD ≤ 1.30 × teacher" in text
+
+
+def test_instaflow_starts_from_the_2rf_and_counts_its_samples(work):
+    rf, one = _json(work, "distill", "reflow_2rf", "result.json"), _json(work, "distill", "instaflow", "result.json")
+    assert one["row"]["started_from"]["row"] == "reflow_2rf"
+    assert one["row"]["training_samples"] == one["row"]["selected_step"] * 4 + rf["row"]["training_samples"]
+    assert one["plan"]["data"] == "pairs_2rf" and rf["plan"]["data"] == "pairs"
+
+
+def test_flow_files_and_the_2rf_pairs(work):
+    _, table, net, _ = load_teacher(os.path.join(work, "teacher.safetensors"))
+    for row, method in (("reflow_2rf", "2-rectified-flow"), ("instaflow", "instaflow")):
+        _, meta = load_generator(os.path.join(work, "generators", f"{row}.safetensors"))
+        assert (meta.method, meta.prediction, meta.timestep, meta.latent_format) == (method, "flow", 1000, "fmnist32")
+    unet = load_flow_unet(os.path.join(work, "generators", "reflow_2rf.safetensors"), net, torch.device("cpu"))
+    z, labels = seed_noise(3), torch.tensor([3])
+    with torch.no_grad():  # one Euler step of the flow is the file's one-step formula x0 = z + v(z, 1000)
+        one = OneStepGenerator(DiffusersUNet(unet, 1.0, 0.0), meta.spec())(z, table[labels])
+    assert torch.allclose(sample_flow_from_noise(unet, table, z, labels, 1), one, atol=1e-5)
+    report = validate(os.path.join(work, "pairs_2rf"))
+    assert report.ok and report.items == pipeline.TINY.pairs, report.text()
+    item = PairDataset(os.path.join(work, "pairs_2rf"))[5]  # the 2-RF's own Euler ODE from the item's seed and prompt
+    steps = pipeline.TINY.flow_pairs_steps
+    want = flow.euler(lambda x, tau: unet(x, tau, encoder_hidden_states=item["context"][None]).sample, seed_noise(5), steps)
+    assert torch.allclose(item["latent"][None], want, atol=1e-5) and torch.equal(item["noise"][None], seed_noise(5))
