@@ -3,40 +3,14 @@
 into models/onestep (and a LoRA into models/loras for LoRA runs)."""
 from __future__ import annotations
 
-import copy
-import os
-
 import comfy.model_management as mm
-import comfy.utils
 import folder_paths
-import torch
 
-from ..onestep.latent_lpips import ELatentLPIPS
-from ..onestep.pairs.manifest import DatasetError
 from ..onestep.parameterization import OneStepSpec
 from ..training.config import DEFAULT_SPEC, DiscriminatorConfig, default_lr_warmup, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
-from ..training.session import TrainingSession
 from . import model_folder
-from .constants import TRAINING_CATEGORY, to_pil
-from .comfy_unet import ComfyUNet, normal_tensors
-from .generator_model import load_generator_model
-from .latent_diff import check_latent_space, load_weights
-from .pair_collection import latent_preview
-
-MSE = "(none: latent MSE regression)"
-BASES = {"SD15": "sd15", "SD20": "sd21", "SD21UnclipL": "sd21", "SD21UnclipH": "sd21", "SDXL": "sdxl"}
-
-
-def resolve_dataset(value: str) -> str:
-    """A dataset given by name or by the path Collect Teacher Pairs outputs; it must be under models/onestep_pairs."""
-    value = value.strip()
-    if os.path.isabs(value):
-        full = os.path.realpath(value)
-        roots = [os.path.realpath(p) for p in folder_paths.get_folder_paths(model_folder.PAIRS_FOLDER)]
-        if not any(full.startswith(r + os.sep) for r in roots):
-            raise ValueError(f"dataset {value!r} is outside models/onestep_pairs; give a dataset name")
-        return full
-    return model_folder.dataset_folder(value)
+from .constants import TRAINING_CATEGORY
+from .training_node import MSE, regression_elpips, run_paths, train_run
 
 
 def generator_spec(model, lora: bool = False) -> OneStepSpec:
@@ -55,7 +29,7 @@ def generator_spec(model, lora: bool = False) -> OneStepSpec:
         return OneStepSpec("v", t, "sigma_z")
     if isinstance(sampling, ms.EPS):
         return OneStepSpec("eps", t, "sigma_z")
-    raise ValueError(f"teachers with {type(sampling).__name__} sampling (e.g. flow models) cannot be distilled with Diffusion2GAN here yet")
+    raise ValueError(f"teachers with {type(sampling).__name__} sampling (e.g. flow models) cannot be distilled with Diffusion2GAN here: distil a flow with Train InstaFlow")
 
 
 class OneStepTrainDiffusion2GAN:
@@ -112,18 +86,9 @@ class OneStepTrainDiffusion2GAN:
     def train(self, model, dataset, latent_lpips, regression, steps, batch_size, lr_g, lr_d, gan_weight, r1_gamma, warmup_steps, lora_rank,
               save_every, seed, generator_name, resume, gradient_checkpointing, vae=None, discriminator=True, z_conditioning=True,
               multiscale=True, mix_and_match=True, memory="standard"):
-        out_path = model_folder.output_path(generator_name, overwrite=True)
-        run_dir = os.path.join(folder_paths.models_dir, "onestep_runs", os.path.splitext(os.path.basename(out_path))[0])
-        if os.path.exists(out_path) and not os.path.isdir(run_dir):
-            raise ValueError(f"{os.path.basename(out_path)} exists and was not made by this training run; choose another generator_name")
+        run_paths(generator_name)  # a bad name is named before the E-LatentLPIPS weights load
         device = mm.get_torch_device()
-        elpips = None
-        if latent_lpips != MSE:
-            net, encoder, _ = load_weights(latent_lpips)
-            check_latent_space(model, encoder.name)
-            elpips = ELatentLPIPS(normal_tensors(copy.deepcopy(net)), encoder)  # a private copy: the trainer moves and freezes it
-        elif regression != "mse":
-            raise ValueError(f"the {regression} regression needs E-LatentLPIPS weights: pick a file in latent_lpips or set regression to mse")
+        elpips = regression_elpips(model, latent_lpips, regression)
         config = TrainConfig(
             generator=GeneratorConfig(spec=generator_spec(model, lora_rank > 0), lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
             optim=OptimConfig(lr_g=lr_g, lr_d=lr_d, lr_warmup=default_lr_warmup(steps), lr_decay="cosine", lr_decay_steps=steps),
@@ -133,43 +98,7 @@ class OneStepTrainDiffusion2GAN:
         )
         if memory == "low":
             config = low_memory(config)
-        folder = resolve_dataset(dataset)
-        with torch.inference_mode(False), torch.enable_grad():
-            unet = ComfyUNet.from_model(model, device=device)
-            mm.unload_all_models()  # the trainable copy is independent of the teacher's weights
-            session = TrainingSession(unet, config, folder, run_dir, elpips, device, resume)
-            latent_format = type(model.get_model_object("latent_format")).__name__
-            if session.dataset.settings.latent_format != latent_format:
-                raise DatasetError(f"the dataset holds {session.dataset.settings.latent_format} latents but the teacher makes {latent_format} latents")
-            bar = comfy.utils.ProgressBar(steps)
-            every = max(1, steps // 20)
-
-            def on_step(step: int, logs: dict) -> bool:
-                if mm.processing_interrupted():
-                    return True  # the trainer writes a checkpoint, then we report the cancel
-                preview = None
-                if step % every == 0 or step == steps:
-                    student, _ = session.previews(1)
-                    preview = ("JPEG", to_pil(latent_preview(model, student, vae)), 512)
-                try:
-                    bar.update_absolute(step, steps, preview)
-                except mm.InterruptProcessingException:
-                    return True
-                return False
-
-            result = session.run(steps, on_step)
-            if result.stopped:
-                raise mm.InterruptProcessingException()
-            base = BASES.get(type(model.model.model_config).__name__, "custom")
-            lora_path = None
-            if lora_rank > 0:
-                lora_path = os.path.join(folder_paths.get_folder_paths("loras")[0], os.path.basename(out_path))
-            heads = {k: v for k, v in model.model.model_config.unet_config.items() if k in ("num_heads", "num_head_channels")}
-            session.export(out_path, base, latent_format.lower(), lora_path, unet_config=heads if base == "custom" else None)
-            student, teacher = session.previews(4)
-            curve = torch.from_numpy(session.loss_curve())[None]
-        images = latent_preview(model, torch.cat([student, teacher]), vae)
-        return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}
+        return train_run(model, config, dataset, generator_name, steps, resume, vae, elpips, lora=lora_rank > 0)
 
 
 NODE_CLASS_MAPPINGS = {"OneStepTrainDiffusion2GAN": OneStepTrainDiffusion2GAN}

@@ -1,0 +1,184 @@
+"""Nodes: Train Rectified Flow (reflow) and Train InstaFlow — InstaFlow's two stages (Liu et al., ICLR 2024) on
+teacher-pairs datasets: reflow turns the teacher's UNet into a velocity model on the teacher's ODE couplings (→ a
+2-rectified flow file, sampled with 1–8 Euler steps), InstaFlow distils that flow into one step x0 = z + v(z, 1000)
+on pairs of the flow's own Euler ODE (→ an instaflow file). Formulas: docs/methods.md, "Rectified flow";
+engine methods: training/methods/reflow.py. Same run contract as Train Diffusion2GAN (nodes/training_node.py)."""
+from __future__ import annotations
+
+import os
+
+import comfy.model_management as mm
+import folder_paths
+
+from ..onestep import format
+from ..training.config import GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, TrainConfig, default_lr_warmup, low_memory
+from ..training.export import native_weights
+from ..training.methods.reflow import FLOW_SPEC
+from . import model_folder
+from .constants import TRAINING_CATEGORY
+from .training_node import MSE, regression_elpips, run_paths, train_run
+
+OUTPUT_TOOLTIPS = ("The trained flow generator, loaded (One-Step Generate, or KSampler/SamplerCustom with euler + simple).",
+                   "Where the generator file was written (connect it to Train InstaFlow's init_from).",
+                   "Loss terms over the steps.", "Student (top, one Euler step) and the pairs' latents (bottom) on the dataset's first seeds.")
+MEMORY = (["standard", "low"], {"default": "standard", "tooltip": (
+    "low: the settings measured for small GPUs (a full fine-tune: Adafactor and a bf16 EMA; a LoRA run: the frozen "
+    "base in bf16; bf16 compute in both). See docs/benchmarks.md.")})
+
+
+def common_inputs(name: str) -> dict:
+    """The inputs both flow nodes take, in Train Diffusion2GAN's order and wording."""
+    return {
+        "steps": ("INT", {"default": 2000, "min": 1, "max": 10_000_000, "tooltip": "Total optimiser steps (a resumed run continues to this count)."}),
+        "batch_size": ("INT", {"default": 4, "min": 1, "max": 1024, "tooltip": "Pairs per step."}),
+        "lr": ("FLOAT", {"default": 1e-5, "min": 0.0, "max": 1.0, "step": 1e-6, "round": 1e-8, "tooltip": "Learning rate (AdamW; cosine decay after a warm-up of min(500, steps/10) steps; LoRA runs like ~1e-4)."}),
+        "lora_rank": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: full fine-tune; >0: train LoRA adapters of this rank (low memory). The generator file holds the merged weights (a flow generator predicts velocities, so its LoRA alone would not fit the teacher's sampling)."}),
+        "save_every": ("INT", {"default": 500, "min": 0, "max": 10_000_000, "tooltip": "Checkpoint every N steps (0: only at the end and on cancel)."}),
+        "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seeds the data order and the noise draws."}),
+        "generator_name": ("STRING", {"default": name, "tooltip": "Name of the run and of the generator file in models/onestep."}),
+        "resume": ("BOOLEAN", {"default": True, "tooltip": "Continue this run from its checkpoint if it has one (weights, optimiser, EMA, step and random state: exact)."}),
+        "gradient_checkpointing": ("BOOLEAN", {"default": True, "tooltip": "Recompute activations in backward: less memory, ~30 % slower."}),
+    }
+
+
+def flow_config(method: str, steps: int, batch_size: int, lr: float, lora_rank: int, save_every: int, seed: int, gradient_checkpointing: bool,
+                memory: str, **sections) -> TrainConfig:
+    """The engine config of a flow node: the flow generator spec (x0 = z + v(z, 1000)), AdamW with warm-up and cosine decay."""
+    config = TrainConfig(
+        method=method, generator=GeneratorConfig(spec=FLOW_SPEC, lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
+        optim=OptimConfig(lr_g=lr, lr_warmup=default_lr_warmup(steps), lr_decay="cosine", lr_decay_steps=steps),
+        batch_size=batch_size, bf16=mm.get_torch_device().type == "cuda", seed=seed, save_every=save_every,
+        log_every=max(1, min(50, steps // 20)), **sections,
+    )
+    return low_memory(config) if memory == "low" else config
+
+
+def resolve_generator(value: str, what: str = "init_from") -> str:
+    """A generator file given by its name in models/onestep (with or without .safetensors) or by the path a training
+    node outputs (which must lie in a models/onestep folder)."""
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{what} is empty: give a generator file in models/onestep or connect Train Rectified Flow's generator_path")
+    roots = [os.path.realpath(p) for p in folder_paths.get_folder_paths(model_folder.FOLDER)]
+    if os.path.isabs(value):
+        full = os.path.realpath(value)
+        if not any(full.startswith(r + os.sep) for r in roots):
+            raise ValueError(f"{what} {value!r} is outside models/onestep; give a generator name")
+    else:
+        name = value if value.endswith(".safetensors") else value + ".safetensors"
+        full = folder_paths.get_full_path(model_folder.FOLDER, name)
+        if full is None:
+            raise ValueError(f"{what} {value!r} is not a generator file in models/onestep")
+    if not os.path.isfile(full):
+        raise ValueError(f"{what} {value!r} does not exist ({full})")
+    return full
+
+
+def check_flow_file(path: str, what: str = "init_from") -> format.GeneratorMetadata:
+    """The metadata of a flow generator file; a file of another prediction (an ε/v generator or teacher) is refused by name."""
+    name = os.path.basename(path)
+    try:
+        meta = format.read_metadata(path)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{what} {name} is not a readable generator file: {str(e).splitlines()[0]}") from None
+    if meta.prediction != "flow":
+        raise ValueError(f"{what} {name} is a {meta.prediction!r}-prediction {meta.method} file; InstaFlow starts from a flow generator "
+                         "(method 2-rectified-flow, made by Train Rectified Flow, or instaflow)")
+    return meta
+
+
+class OneStepTrainReflow:
+    DESCRIPTION = (
+        "Reflow (InstaFlow's first stage): train the teacher's UNet as a velocity model v(X_σ, 1000σ | c) on the teacher's "
+        "pairs, L = ‖v − (x − z)‖² on X_σ = (1 − σ)·x + σ·z, σ ~ U(t_eps, 1), with text dropout for CFG on velocities. The "
+        "result is a 2-rectified flow: sample it with KSampler (sampler euler, scheduler simple, 1–8 steps), collect its own "
+        "pairs with Collect Teacher Pairs (euler, simple) and distil those into one step with Train InstaFlow. Its own node, "
+        "not a mode of Train Diffusion2GAN: it makes a multi-step model, has no discriminator and no regression loss. Run it "
+        "again to resume (exact); cancel keeps a checkpoint and writes no generator."
+    )
+    CATEGORY = TRAINING_CATEGORY
+    RETURN_TYPES = ("MODEL", "STRING", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("generator", "generator_path", "loss_curve", "previews")
+    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
+    FUNCTION = "train"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The teacher the pairs came from (ε or v): the velocity model starts from its UNet, the same weights."}),
+                "dataset": ("STRING", {"default": "teacher-pairs", "tooltip": "Teacher-pairs dataset (the teacher's ODE couplings): its name under models/onestep_pairs, or connect Collect Teacher Pairs' dataset output."}),
+                **common_inputs("my-2-rectified-flow"),
+                "t_eps": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 0.999, "step": 1e-4, "round": 1e-6, "tooltip": "σ ~ U(t_eps, 1): the data end [0, t_eps) is left out (Liu et al.'s 1e-3)."}),
+                "text_dropout": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 0.999, "step": 0.01, "tooltip": "Share of items trained on the pairs' negative (empty) prompt, so the flow learns v(·|∅) for CFG (0: off)."}),
+            },
+            "optional": {
+                "vae": ("VAE", {"tooltip": "Decode the previews (otherwise a latent→RGB projection)."}),
+                "memory": MEMORY,
+            },
+        }
+
+    def train(self, model, dataset, steps, batch_size, lr, lora_rank, save_every, seed, generator_name, resume, gradient_checkpointing,
+              t_eps, text_dropout, vae=None, memory="standard"):
+        run_paths(generator_name)
+        config = flow_config("reflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing, memory,
+                             reflow=ReflowConfig(t_eps=t_eps, text_dropout=text_dropout))
+        return train_run(model, config, dataset, generator_name, steps, resume, vae)
+
+
+class OneStepTrainInstaFlow:
+    DESCRIPTION = (
+        "InstaFlow (the second stage): distil a 2-rectified flow into one step, x0 = z + v(z, 1000 | c), by regression "
+        "on pairs of the flow's own Euler ODE (Collect Teacher Pairs on the 2-RF's MODEL with euler + simple). G and its "
+        "EMA start from init_from (the 2-RF file). The recipe: a run with latent MSE, then one with E-LatentLPIPS started "
+        "from the first's file. Its own node rather than Train Diffusion2GAN: no discriminator, and it starts from a flow "
+        "file. Resume and cancel as the other training nodes."
+    )
+    CATEGORY = TRAINING_CATEGORY
+    RETURN_TYPES = ("MODEL", "STRING", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("generator", "generator_path", "loss_curve", "previews")
+    OUTPUT_TOOLTIPS = ("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
+                       OUTPUT_TOOLTIPS[2], OUTPUT_TOOLTIPS[3])
+    FUNCTION = "train"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        weights = [MSE] + folder_paths.get_filename_list(model_folder.LATENT_LPIPS_FOLDER)
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The 2-RF or its teacher: gives the UNet architecture and latent space (the weights come from init_from)."}),
+                "init_from": ("STRING", {"default": "my-2-rectified-flow", "tooltip": "The flow generator G starts from: a file name in models/onestep (a 2-rectified-flow or instaflow file), or connect Train Rectified Flow's generator_path."}),
+                "dataset": ("STRING", {"default": "2rf-pairs", "tooltip": "Pairs of the 2-RF's own Euler ODE: a name under models/onestep_pairs, or connect Collect Teacher Pairs' dataset output."}),
+                "latent_lpips": (weights, {"tooltip": "E-LatentLPIPS weights for this latent space (models/latent_lpips); the first entry trains with latent MSE instead."}),
+                "regression": (["mse", "elatentlpips", "latentlpips"], {"tooltip": "Regression loss: latent MSE (InstaFlow's first run), E-LatentLPIPS (augmented) or LatentLPIPS without ensemble."}),
+                **common_inputs("my-instaflow"),
+            },
+            "optional": {
+                "vae": ("VAE", {"tooltip": "Decode the previews (otherwise a latent→RGB projection)."}),
+                "memory": MEMORY,
+            },
+        }
+
+    def train(self, model, init_from, dataset, latent_lpips, regression, steps, batch_size, lr, lora_rank, save_every, seed, generator_name,
+              resume, gradient_checkpointing, vae=None, memory="standard"):
+        run_paths(generator_name)
+        source = resolve_generator(init_from)
+        check_flow_file(source)
+        elpips = regression_elpips(model, latent_lpips, regression)
+        config = flow_config("instaflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing, memory,
+                             loss=LossConfig(regression=regression))
+
+        def start(session) -> None:
+            sd, _ = format.load_generator(source)
+            try:
+                session.trainer.start_generator_from(native_weights(session.trainer.unet, sd))
+            except ValueError as e:
+                raise ValueError(f"init_from {os.path.basename(source)}: {e}") from None
+
+        return train_run(model, config, dataset, generator_name, steps, resume, vae, elpips, start=start)
+
+
+NODE_CLASS_MAPPINGS = {"OneStepTrainReflow": OneStepTrainReflow, "OneStepTrainInstaFlow": OneStepTrainInstaFlow}
+NODE_DISPLAY_NAME_MAPPINGS = {"OneStepTrainReflow": "Train Rectified Flow (reflow)", "OneStepTrainInstaFlow": "Train InstaFlow (one step from a flow)"}

@@ -1,0 +1,107 @@
+"""What the training nodes share (Train Diffusion2GAN, Train Rectified Flow, Train InstaFlow): the dataset and the
+run folder from the node's inputs, the E-LatentLPIPS choice, and one run — session, resume, progress with previews,
+cancel → checkpoint and no generator file, export, loss curve and previews. Each node builds its TrainConfig and
+calls `train_run`."""
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+
+import comfy.model_management as mm
+import comfy.utils
+import folder_paths
+import torch
+
+from ..onestep.latent_lpips import ELatentLPIPS
+from ..onestep.pairs.manifest import DatasetError
+from ..training.config import TrainConfig
+from ..training.session import TrainingSession
+from . import model_folder
+from .comfy_unet import ComfyUNet, normal_tensors
+from .constants import to_pil
+from .generator_model import load_generator_model
+from .latent_diff import check_latent_space, load_weights
+from .pair_collection import latent_preview
+
+MSE = "(none: latent MSE regression)"
+BASES = {"SD15": "sd15", "SD20": "sd21", "SD21UnclipL": "sd21", "SD21UnclipH": "sd21", "SDXL": "sdxl"}
+
+
+def resolve_dataset(value: str) -> str:
+    """A dataset given by name or by the path Collect Teacher Pairs outputs; it must be under models/onestep_pairs."""
+    value = value.strip()
+    if os.path.isabs(value):
+        full = os.path.realpath(value)
+        roots = [os.path.realpath(p) for p in folder_paths.get_folder_paths(model_folder.PAIRS_FOLDER)]
+        if not any(full.startswith(r + os.sep) for r in roots):
+            raise ValueError(f"dataset {value!r} is outside models/onestep_pairs; give a dataset name")
+        return full
+    return model_folder.dataset_folder(value)
+
+
+def run_paths(generator_name: str) -> tuple[str, str]:
+    """(generator file in models/onestep, run folder in models/onestep_runs) of a run; refuses to overwrite a file
+    another run or a user put there."""
+    out_path = model_folder.output_path(generator_name, overwrite=True)
+    run_dir = os.path.join(folder_paths.models_dir, "onestep_runs", os.path.splitext(os.path.basename(out_path))[0])
+    if os.path.exists(out_path) and not os.path.isdir(run_dir):
+        raise ValueError(f"{os.path.basename(out_path)} exists and was not made by this training run; choose another generator_name")
+    return out_path, run_dir
+
+
+def regression_elpips(model, latent_lpips: str, regression: str) -> ELatentLPIPS | None:
+    """The E-LatentLPIPS of the regression loss (None: latent MSE), checked against the MODEL's latent space."""
+    if latent_lpips == MSE:
+        if regression != "mse":
+            raise ValueError(f"the {regression} regression needs E-LatentLPIPS weights: pick a file in latent_lpips or set regression to mse")
+        return None
+    net, encoder, _ = load_weights(latent_lpips)
+    check_latent_space(model, encoder.name)
+    return ELatentLPIPS(normal_tensors(copy.deepcopy(net)), encoder)  # a private copy: the trainer moves and freezes it
+
+
+def train_run(model, config: TrainConfig, dataset: str, generator_name: str, steps: int, resume: bool, vae=None,
+              elpips: ELatentLPIPS | None = None, lora: bool = False, start: Callable[[TrainingSession], None] | None = None) -> dict:
+    """Train `model`'s UNet copy with `config` on the pairs `dataset` to `steps` (resuming the run's checkpoint), then
+    write the generator (and for a LoRA run its LoRA) and return the node's result: (MODEL, path, loss curve, previews).
+    `start(session)` runs before the first step of a fresh run (not of a resumed one): e.g. G starting from a file."""
+    out_path, run_dir = run_paths(generator_name)
+    device = mm.get_torch_device()
+    folder = resolve_dataset(dataset)
+    with torch.inference_mode(False), torch.enable_grad():
+        unet = ComfyUNet.from_model(model, device=device)
+        mm.unload_all_models()  # the trainable copy is independent of the teacher's weights
+        session = TrainingSession(unet, config, folder, run_dir, elpips, device, resume)
+        latent_format = type(model.get_model_object("latent_format")).__name__
+        if session.dataset.settings.latent_format != latent_format:
+            raise DatasetError(f"the dataset holds {session.dataset.settings.latent_format} latents but the teacher makes {latent_format} latents")
+        if start is not None and session.step == 0:
+            start(session)
+        bar = comfy.utils.ProgressBar(steps)
+        every = max(1, steps // 20)
+
+        def on_step(step: int, logs: dict) -> bool:
+            if mm.processing_interrupted():
+                return True  # the trainer writes a checkpoint, then we report the cancel
+            preview = None
+            if step % every == 0 or step == steps:
+                student, _ = session.previews(1)
+                preview = ("JPEG", to_pil(latent_preview(model, student, vae)), 512)
+            try:
+                bar.update_absolute(step, steps, preview)
+            except mm.InterruptProcessingException:
+                return True
+            return False
+
+        result = session.run(steps, on_step)
+        if result.stopped:
+            raise mm.InterruptProcessingException()
+        base = BASES.get(type(model.model.model_config).__name__, "custom")
+        lora_path = os.path.join(folder_paths.get_folder_paths("loras")[0], os.path.basename(out_path)) if lora else None
+        heads = {k: v for k, v in model.model.model_config.unet_config.items() if k in ("num_heads", "num_head_channels")}
+        session.export(out_path, base, latent_format.lower(), lora_path, unet_config=heads if base == "custom" else None)
+        student, teacher = session.previews(4)
+        curve = torch.from_numpy(session.loss_curve())[None]
+    images = latent_preview(model, torch.cat([student, teacher]), vae)
+    return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}
