@@ -94,6 +94,13 @@ WORKFLOWS = {  # API twin name (workflows/api/<name>.json) → its UI workflow
         "This runs in minutes on a CPU with a tiny random teacher. For a real run load your teacher, raise count and "
         "steps, set lr and batch size, and give the generator a name; running again resumes training.",
         "12"),
+    "distill_instaflow": Workflow(
+        "Distill InstaFlow via reflow",
+        "Teacher pairs, reflow to a 2-rectified flow, its own Euler pairs, InstaFlow one-step distillation, then compare.",
+        "This runs in minutes on a CPU with a tiny random teacher. For a real run load your teacher, raise count and "
+        "steps; sample the 2-RF with KSampler euler + simple (1-8 steps); train InstaFlow with mse, then again with "
+        "E-LatentLPIPS and init_from set to the first run's file. Running again resumes training.",
+        "14"),
 }
 
 # Steps, in pipeline order: group title and colour. A node's step comes from its class (STEP_OF_CLASS), except in a
@@ -113,7 +120,7 @@ STEP_OF_CLASS = {
                  "EmptyLatentImage", "OneStepSampler", "OneStepSigmas", "KSamplerSelect", "RandomNoise", "BasicGuider"},
     "decode": {"VAEDecode", "OneStepVAEDecode", "SaveImage", "PreviewImage", "SaveLatent", "OneStepLatentPerceptualDiff"},
     "collect": {"OneStepCollectTeacherPairs"},
-    "train": {"OneStepTrainDiffusion2GAN"},
+    "train": {"OneStepTrainDiffusion2GAN", "OneStepTrainReflow", "OneStepTrainInstaFlow"},
 }
 
 GAP_X, GAP_Y = 60, 70  # between nodes (a node's title bar, 30 px, sits above its pos)
