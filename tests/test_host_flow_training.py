@@ -115,3 +115,10 @@ def test_instaflow_names_a_missing_init_from(host):
     g = instaflow_graph("if-missing", "rf-straight")
     g["11"]["inputs"]["init_from"] = "no-such-flow"
     assert "init_from 'no-such-flow' is not a generator file in models/onestep" in failed(host.run(g))
+
+
+def test_low_memory_lora_reflow_writes_the_merged_2rf_and_no_lora(host):
+    out = ok(host.run(reflow_graph("rf-lowmem", steps=2, lora_rank=4, lr=1e-2, memory="low")))
+    assert torch.isfinite(latent(host, out, "90")).all()
+    assert format.read_metadata(generator_file(host, "rf-lowmem")).method == "2-rectified-flow"
+    assert not os.path.exists(os.path.join(host.base_dir, "models", "loras", "rf-lowmem.safetensors"))
