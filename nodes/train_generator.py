@@ -7,7 +7,6 @@ import copy
 import os
 
 import comfy.model_management as mm
-import comfy.utils
 import folder_paths
 import torch
 
@@ -17,14 +16,13 @@ from ..onestep.parameterization import OneStepSpec
 from ..training.config import DEFAULT_SPEC, DiscriminatorConfig, default_lr_warmup, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
 from ..training.session import TrainingSession
 from . import model_folder
-from .constants import TRAINING_CATEGORY, to_pil
+from .constants import TRAINING_CATEGORY
 from .comfy_unet import ComfyUNet, normal_tensors
 from .generator_model import load_generator_model
 from .latent_diff import check_latent_space, load_weights
-from .pair_collection import latent_preview
+from .training_run import export_metadata, run_paths, run_with_progress, training_outputs
 
 MSE = "(none: latent MSE regression)"
-BASES = {"SD15": "sd15", "SD20": "sd21", "SD21UnclipL": "sd21", "SD21UnclipH": "sd21", "SDXL": "sdxl"}
 
 
 def resolve_dataset(value: str) -> str:
@@ -112,10 +110,7 @@ class OneStepTrainDiffusion2GAN:
     def train(self, model, dataset, latent_lpips, regression, steps, batch_size, lr_g, lr_d, gan_weight, r1_gamma, warmup_steps, lora_rank,
               save_every, seed, generator_name, resume, gradient_checkpointing, vae=None, discriminator=True, z_conditioning=True,
               multiscale=True, mix_and_match=True, memory="standard"):
-        out_path = model_folder.output_path(generator_name, overwrite=True)
-        run_dir = os.path.join(folder_paths.models_dir, "onestep_runs", os.path.splitext(os.path.basename(out_path))[0])
-        if os.path.exists(out_path) and not os.path.isdir(run_dir):
-            raise ValueError(f"{os.path.basename(out_path)} exists and was not made by this training run; choose another generator_name")
+        out_path, run_dir = run_paths(generator_name)
         device = mm.get_torch_device()
         elpips = None
         if latent_lpips != MSE:
@@ -141,34 +136,13 @@ class OneStepTrainDiffusion2GAN:
             latent_format = type(model.get_model_object("latent_format")).__name__
             if session.dataset.settings.latent_format != latent_format:
                 raise DatasetError(f"the dataset holds {session.dataset.settings.latent_format} latents but the teacher makes {latent_format} latents")
-            bar = comfy.utils.ProgressBar(steps)
-            every = max(1, steps // 20)
-
-            def on_step(step: int, logs: dict) -> bool:
-                if mm.processing_interrupted():
-                    return True  # the trainer writes a checkpoint, then we report the cancel
-                preview = None
-                if step % every == 0 or step == steps:
-                    student, _ = session.previews(1)
-                    preview = ("JPEG", to_pil(latent_preview(model, student, vae)), 512)
-                try:
-                    bar.update_absolute(step, steps, preview)
-                except mm.InterruptProcessingException:
-                    return True
-                return False
-
-            result = session.run(steps, on_step)
-            if result.stopped:
-                raise mm.InterruptProcessingException()
-            base = BASES.get(type(model.model.model_config).__name__, "custom")
+            result = run_with_progress(session, model, steps, vae)
+            base, latent_format, unet_config = export_metadata(model)
             lora_path = None
             if lora_rank > 0:
                 lora_path = os.path.join(folder_paths.get_folder_paths("loras")[0], os.path.basename(out_path))
-            heads = {k: v for k, v in model.model.model_config.unet_config.items() if k in ("num_heads", "num_head_channels")}
-            session.export(out_path, base, latent_format.lower(), lora_path, unet_config=heads if base == "custom" else None)
-            student, teacher = session.previews(4)
-            curve = torch.from_numpy(session.loss_curve())[None]
-        images = latent_preview(model, torch.cat([student, teacher]), vae)
+            session.export(out_path, base, latent_format.lower(), lora_path, unet_config=unet_config)
+            curve, images = training_outputs(session, model, 4, vae)
         return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}
 
 
