@@ -125,8 +125,9 @@ class OneStepTrainSiDLSG:
         out_path, run_dir = run_paths(generator_name)
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
         spec = OneStepSpec(teacher_prediction(model), t_init, "sigma_z")
-        if width % LATENT_DOWNSCALE or height % LATENT_DOWNSCALE:
-            raise ValueError(f"width and height must be multiples of {LATENT_DOWNSCALE}, not {width}×{height}")
+        multiple = LATENT_DOWNSCALE * 2 ** (len(model.model.model_config.unet_config.get("channel_mult", (1, 2, 4, 4))) - 1)
+        if width % multiple or height % multiple:
+            raise ValueError(f"width and height must be multiples of {multiple} for this teacher's UNet, not {width}×{height}")
         device = mm.get_torch_device()
         o = SidLSG.optim_defaults
         sid = SidConfig(kappa1=kappa1, kappa2=kappa2, kappa4=kappa4, alpha=alpha, latent_height=height // LATENT_DOWNSCALE,

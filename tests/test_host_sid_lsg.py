@@ -111,7 +111,7 @@ def test_low_memory_lora_run_generates(host):
     ({"prompt_file": "../sid_outside.txt"}, "outside ComfyUI's input folder"),
     ({"prompt_file": "no_such_prompts.txt"}, "not found in ComfyUI's input folder"),
     ({"teacher": "tiny_flow.safetensors"}, "SiD-LSG distills ε- or v-prediction teachers"),
-    ({"width": 60}, "multiples of 8"),
+    ({"width": 72}, "width and height must be multiples of"),
 ])
 def test_bad_input_is_named_in_the_execution_error(host, change, want):
     change = dict(change)

@@ -94,6 +94,12 @@ WORKFLOWS = {  # API twin name (workflows/api/<name>.json) → its UI workflow
         "This runs in minutes on a CPU with a tiny random teacher. For a real run load your teacher, raise count and "
         "steps, set lr and batch size, and give the generator a name; running again resumes training.",
         "12"),
+    "distill_sid_lsg": Workflow(
+        "Distill from prompts with SiD-LSG",
+        "Train a one-step student from prompts only (no pairs, no images) with SiD-LSG, then compare it with the teacher.",
+        "This runs in minutes on a CPU with a tiny random teacher. For a real run load your teacher and its CLIP, put one "
+        "prompt per line (or a prompt file from input/), raise steps and size, and name the generator; running again resumes.",
+        "12"),
 }
 
 # Steps, in pipeline order: group title and colour. A node's step comes from its class (STEP_OF_CLASS), except in a
@@ -113,7 +119,7 @@ STEP_OF_CLASS = {
                  "EmptyLatentImage", "OneStepSampler", "OneStepSigmas", "KSamplerSelect", "RandomNoise", "BasicGuider"},
     "decode": {"VAEDecode", "OneStepVAEDecode", "SaveImage", "PreviewImage", "SaveLatent", "OneStepLatentPerceptualDiff"},
     "collect": {"OneStepCollectTeacherPairs"},
-    "train": {"OneStepTrainDiffusion2GAN"},
+    "train": {"OneStepTrainDiffusion2GAN", "OneStepTrainSiDLSG"},
 }
 
 GAP_X, GAP_Y = 60, 70  # between nodes (a node's title bar, 30 px, sits above its pos)
