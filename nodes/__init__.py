@@ -9,7 +9,7 @@ log = logging.getLogger("onestep")
 
 NODE_MODULES = (
     "load_generator", "generate", "sampler", "import_generator", "fast_decode", "latent_diff", "collect_pairs", "train_generator",
-    "proof_scale_models", "train_flow",
+    "proof_scale_models", "train_flow", "train_sid_lsg",
 )
 
 

@@ -1,4 +1,4 @@
-"""What the training nodes share (Train Diffusion2GAN, Train Rectified Flow, Train InstaFlow): the dataset and the
+"""What the training nodes share (Train Diffusion2GAN, Train Rectified Flow, Train InstaFlow, Train SiD-LSG): the dataset and the
 run folder from the node's inputs, the E-LatentLPIPS choice, and one run — session, resume, progress with previews,
 cancel → checkpoint and no generator file, export, loss curve and previews. Each node builds its TrainConfig and
 calls `train_run`."""
@@ -78,30 +78,52 @@ def train_run(model, config: TrainConfig, dataset: str, generator_name: str, ste
             raise DatasetError(f"the dataset holds {session.dataset.settings.latent_format} latents but the teacher makes {latent_format} latents")
         if start is not None and session.step == 0:
             start(session)
-        bar = comfy.utils.ProgressBar(steps)
-        every = max(1, steps // 20)
-
-        def on_step(step: int, logs: dict) -> bool:
-            if mm.processing_interrupted():
-                return True  # the trainer writes a checkpoint, then we report the cancel
-            preview = None
-            if step % every == 0 or step == steps:
-                student, _ = session.previews(1)
-                preview = ("JPEG", to_pil(latent_preview(model, student, vae)), 512)
-            try:
-                bar.update_absolute(step, steps, preview)
-            except mm.InterruptProcessingException:
-                return True
-            return False
-
-        result = session.run(steps, on_step)
-        if result.stopped:
-            raise mm.InterruptProcessingException()
-        base = BASES.get(type(model.model.model_config).__name__, "custom")
+        result = run_with_progress(session, model, steps, vae)
+        base, _, unet_config = export_metadata(model)
         lora_path = os.path.join(folder_paths.get_folder_paths("loras")[0], os.path.basename(out_path)) if lora else None
-        heads = {k: v for k, v in model.model.model_config.unet_config.items() if k in ("num_heads", "num_head_channels")}
-        session.export(out_path, base, latent_format.lower(), lora_path, unet_config=heads if base == "custom" else None)
-        student, teacher = session.previews(4)
-        curve = torch.from_numpy(session.loss_curve())[None]
-    images = latent_preview(model, torch.cat([student, teacher]), vae)
+        session.export(out_path, base, latent_format.lower(), lora_path, unet_config=unet_config)
+        curve, images = training_outputs(session, model, 4, vae)
     return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}
+
+
+def run_with_progress(session: TrainingSession, model, steps: int, vae=None):
+    """Train the session to `steps` with ComfyUI's progress bar and a student preview ~20 times; a cancel (the queue's
+    interrupt) stops at the end of the step, after the engine wrote its checkpoint, and is re-raised as ComfyUI's
+    interrupt, so no generator file is written. Returns the engine's RunResult."""
+    bar = comfy.utils.ProgressBar(steps)
+    every = max(1, steps // 20)
+
+    def on_step(step: int, logs: dict) -> bool:
+        if mm.processing_interrupted():
+            return True  # the trainer writes a checkpoint, then we report the cancel
+        preview = None
+        if step % every == 0 or step == steps:
+            student, _ = session.previews(1)
+            preview = ("JPEG", to_pil(latent_preview(model, student, vae)), 512)
+        try:
+            bar.update_absolute(step, steps, preview)
+        except mm.InterruptProcessingException:
+            return True
+        return False
+
+    result = session.run(steps, on_step)
+    if result.stopped:
+        raise mm.InterruptProcessingException()
+    return result
+
+
+def export_metadata(model) -> tuple[str, str, dict | None]:
+    """(base, latent format name, unet_config for a custom base) of the teacher MODEL, for TrainingSession.export."""
+    base = BASES.get(type(model.model.model_config).__name__, "custom")
+    latent_format = type(model.get_model_object("latent_format")).__name__
+    heads = {k: v for k, v in model.model.model_config.unet_config.items() if k in ("num_heads", "num_head_channels")}
+    return base, latent_format, heads if base == "custom" else None
+
+
+def training_outputs(session: TrainingSession, model, count: int = 4, vae=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss curve IMAGE [1, H, W, 3], previews IMAGE: the student's latents on the data's first items, then the
+    teacher's where the data has them)."""
+    student, teacher = session.previews(count)
+    curve = torch.from_numpy(session.loss_curve())[None]
+    latents = student if teacher is None else torch.cat([student, teacher])
+    return curve, latent_preview(model, latents, vae)

@@ -151,7 +151,7 @@ def fresh_training_outputs(host, prompt: dict) -> None:
         inputs = node["inputs"]
         if node["class_type"] == "OneStepCollectTeacherPairs":
             shutil.rmtree(os.path.join(models, "onestep_pairs", inputs["dataset_name"]), ignore_errors=True)
-        if node["class_type"] == "OneStepTrainDiffusion2GAN":
+        if node["class_type"] in ("OneStepTrainDiffusion2GAN", "OneStepTrainSiDLSG"):
             shutil.rmtree(os.path.join(models, "onestep_runs", inputs["generator_name"]), ignore_errors=True)
             for folder in ("onestep", "loras"):  # the exported generator (and LoRA) of an earlier run
                 path = os.path.join(models, folder, inputs["generator_name"] + ".safetensors")

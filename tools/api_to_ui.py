@@ -101,6 +101,12 @@ WORKFLOWS = {  # API twin name (workflows/api/<name>.json) → its UI workflow
         "steps; sample the 2-RF with KSampler euler + simple (1-8 steps); train InstaFlow with mse, then again with "
         "E-LatentLPIPS and init_from set to the first run's file. Running again resumes training.",
         "14"),
+    "distill_sid_lsg": Workflow(
+        "Distill from prompts with SiD-LSG",
+        "Train a one-step student from prompts only (no pairs, no images) with SiD-LSG, then compare it with the teacher.",
+        "This runs in minutes on a CPU with a tiny random teacher. For a real run load your teacher and its CLIP, put one "
+        "prompt per line (or a prompt file from input/), raise steps and size, and name the generator; running again resumes.",
+        "12"),
 }
 
 # Steps, in pipeline order: group title and colour. A node's step comes from its class (STEP_OF_CLASS), except in a
@@ -120,7 +126,7 @@ STEP_OF_CLASS = {
                  "EmptyLatentImage", "OneStepSampler", "OneStepSigmas", "KSamplerSelect", "RandomNoise", "BasicGuider"},
     "decode": {"VAEDecode", "OneStepVAEDecode", "SaveImage", "PreviewImage", "SaveLatent", "OneStepLatentPerceptualDiff"},
     "collect": {"OneStepCollectTeacherPairs"},
-    "train": {"OneStepTrainDiffusion2GAN", "OneStepTrainReflow", "OneStepTrainInstaFlow"},
+    "train": {"OneStepTrainDiffusion2GAN", "OneStepTrainReflow", "OneStepTrainInstaFlow", "OneStepTrainSiDLSG"},
 }
 
 GAP_X, GAP_Y = 60, 70  # between nodes (a node's title bar, 30 px, sits above its pos)

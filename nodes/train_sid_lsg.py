@@ -1,0 +1,160 @@
+"""Node: Train SiD-LSG — data-free one-step distillation of a teacher MODEL from prompts only (score identity
+distillation with long-and-short guidance, training/methods/sid_lsg.py): the prompts and "" encoded with the CLIP, the
+generator G, the fake score ψ and the frozen teacher φ all from the MODEL's UNet. Resumable, cancel-safe; writes a
+generator file (method sid-lsg) into models/onestep that Load One-Step Generator and One-Step Generate run."""
+from __future__ import annotations
+
+import dataclasses
+
+import comfy.model_management as mm
+import torch
+
+from ..onestep.pairs.dataset import repeat_to_common_length
+from ..onestep.pairs.prompts import read_prompts
+from ..onestep.parameterization import OneStepSpec
+from ..training.config import default_lr_warmup, GeneratorConfig, OptimConfig, SidConfig, TrainConfig, low_memory
+from ..training.methods.sid_lsg import PREDICTIONS, SidLSG
+from ..training.prompts import PromptDataset
+from ..training.session import TrainingSession
+from . import model_folder
+from .comfy_unet import ComfyUNet
+from .constants import TRAINING_CATEGORY
+from .generator_model import check_conditioning, load_generator_model
+from .pair_collection import model_fingerprint, needs_pooled
+from .training_node import export_metadata, run_paths, run_with_progress, training_outputs
+
+LATENT_DOWNSCALE = 8  # pixels per latent cell (the SD family's VAE), as Empty Latent Image assumes
+
+
+def teacher_prediction(model) -> str:
+    """"eps" or "v": what the teacher MODEL predicts on its discrete VP schedule; anything else (flow, x0, EDM, a
+    continuous schedule) is refused by name."""
+    import comfy.model_sampling as ms
+
+    sampling = model.get_model_object("model_sampling")
+    own = getattr(sampling, "onestep_spec", None)  # a generator file loaded as the teacher says what it predicts
+    kind = None
+    if isinstance(sampling, ms.ModelSamplingDiscrete) and not isinstance(sampling, (ms.X0, ms.EDM)):
+        kind = "v" if isinstance(sampling, ms.V_PREDICTION) else "eps" if isinstance(sampling, ms.EPS) else None
+    if own is not None and own.prediction not in PREDICTIONS:
+        kind = None
+    if kind is None:
+        what = repr(own.prediction) if own is not None else "/".join(c.__name__ for c in type(sampling).__bases__)
+        raise ValueError(f"SiD-LSG distills ε- or v-prediction teachers on a discrete noise schedule (SD1.x, SD2.x, SDXL); "
+                         f"this MODEL predicts {what} (e.g. a flow model): connect such a teacher")
+    return kind
+
+
+def encode_prompts(model, clip, prompts: list[str], batch_size: int) -> PromptDataset:
+    """The prompts and "" encoded with the CLIP as CLIP Text Encode does (pooled kept where the model uses it),
+    cycled to fill a batch when there are fewer prompts than the batch."""
+    pooled_needed = needs_pooled(model)
+
+    def encode(text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True, return_dict=True)
+        cond, pooled = out["cond"].float().cpu(), out.get("pooled_output")
+        check_conditioning(model, [[cond, {"pooled_output": pooled}]])  # a CLIP of another base: named, before training
+        return cond[0], pooled.float().cpu()[0] if pooled_needed and pooled is not None else None
+
+    empty = encode("")
+    encoded = [encode(p) for p in prompts]
+    context = repeat_to_common_length([c for c, _ in encoded])
+    pooled = torch.stack([p for _, p in encoded]) if pooled_needed else None
+    unconditional = {"context": empty[0], **({"pooled": empty[1]} if pooled_needed else {})}
+    data = PromptDataset(context, unconditional, pooled)
+    if len(data) < batch_size:
+        data = data.repeated(-(-batch_size // len(data)) * len(data))
+    return data
+
+
+class OneStepTrainSiDLSG:
+    DESCRIPTION = (
+        "Distill the teacher into a one-step generator with SiD-LSG (score identity distillation with long-and-short "
+        "guidance): data-free, from prompts only — no teacher pairs, no images. Trains the generator and a fake score "
+        "network, both started from the teacher, against the frozen teacher. Run it again to resume (weights, "
+        "optimisers, EMA, step and random state); cancel keeps a checkpoint and writes no generator file."
+    )
+    CATEGORY = TRAINING_CATEGORY
+    RETURN_TYPES = ("MODEL", "STRING", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("generator", "generator_path", "loss_curve", "previews")
+    OUTPUT_TOOLTIPS = ("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
+                       "Loss terms over the steps (fake score, SiD generator loss, ...).", "The student's samples for the first prompts (fixed noise).")
+    FUNCTION = "train"
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        sid, kappa = SidConfig(), {"min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}
+        lr = SidLSG.optim_defaults["lr_g"]
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The teacher (ε or v prediction: SD1.x, SD2.x, SDXL): the generator, the fake score and the frozen teacher all start from its UNet."}),
+                "clip": ("CLIP", {"tooltip": "The teacher's text encoder: it encodes the prompts and the empty prompt of the guidance."}),
+                "prompts": ("STRING", {"multiline": True, "default": "", "tooltip": "Training prompts, one per line (added before the prompt file's). The only data SiD-LSG needs."}),
+                "prompt_file": ("STRING", {"default": "", "tooltip": "Optional prompt file in ComfyUI's input folder: .txt one per line, .tsv/.csv with a prompt column (e.g. PartiPrompts.tsv, column Prompt)."}),
+                "prompt_column": ("STRING", {"default": "prompt", "tooltip": "Column of a .tsv/.csv prompt file (any case)."}),
+                "kappa1": ("FLOAT", {"default": sid.kappa1, **kappa, "tooltip": "κ1: guidance scale of the fake score's own training prediction (LSG; 1.5 the released best FID, 2 FID/CLIP balance, 4.5 best CLIP)."}),
+                "kappa2": ("FLOAT", {"default": sid.kappa2, **kappa, "tooltip": "κ2 = κ3: guidance scale of the fake score in the generator loss."}),
+                "kappa4": ("FLOAT", {"default": sid.kappa4, **kappa, "tooltip": "κ4: guidance scale of the frozen teacher in the generator loss (the CFG the student learns; written into the file as its guidance)."}),
+                "alpha": ("FLOAT", {"default": sid.alpha, "min": -10.0, "max": 10.0, "step": 0.1, "round": 0.01, "tooltip": "α of the SiD generator loss (1: the released SD scripts; 1.2: EDM-SiD)."}),
+                "t_init": ("INT", {"default": 625, "min": 1, "max": 999, "tooltip": "The generator's timestep: it sees sqrt(1−ᾱ_t)·z at this t (625: σ ≈ 2.5, the paper's)."}),
+                "width": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8, "tooltip": "Width in pixels of the images the generator learns to make (its noise is width/8 latent cells)."}),
+                "height": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8, "tooltip": "Height in pixels (the noise is height/8 latent cells)."}),
+                "steps": ("INT", {"default": 2000, "min": 1, "max": 10_000_000, "tooltip": "Total optimiser steps (a resumed run continues to this count); each step trains the fake score, then the generator."}),
+                "batch_size": ("INT", {"default": 4, "min": 1, "max": 1024, "tooltip": "Prompts per step (fewer prompts than this are cycled)."}),
+                "lr": ("FLOAT", {"default": lr, "min": 0.0, "max": 1.0, "step": 1e-7, "round": 1e-9, "tooltip": "Learning rate of the generator and the fake score (Adam β = (0, 0.999); 1e-6 the official at batch 512; small runs and LoRA like ~1e-5 to 1e-4)."}),
+                "lora_rank": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: full fine-tune of the generator and the fake score; >0: LoRA adapters of this rank on the generator (low memory; the teacher then shares its frozen weights)."}),
+                "save_every": ("INT", {"default": 500, "min": 0, "max": 10_000_000, "tooltip": "Checkpoint every N steps (0: only at the end and on cancel)."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seeds the prompt order, the noise, the timesteps and the prompt dropout."}),
+                "generator_name": ("STRING", {"default": "my-sid-lsg", "tooltip": "Name of the run and of the generator file in models/onestep."}),
+                "resume": ("BOOLEAN", {"default": True, "tooltip": "Continue this run from its checkpoint if it has one."}),
+                "gradient_checkpointing": ("BOOLEAN", {"default": True, "tooltip": "Recompute activations in backward (generator, fake score and teacher): less memory, slower."}),
+            },
+            "optional": {
+                "vae": ("VAE", {"tooltip": "Decode the previews (otherwise a latent→RGB projection)."}),
+                "memory": (["standard", "low"], {"default": "standard", "tooltip": (
+                    "low: the low-memory levers of the Diffusion2GAN trainer for SiD's three UNets: bf16 compute; a full fine-tune "
+                    "trains with Adafactor and stores the fake score and the EMA in bf16 (stochastic rounding); a LoRA run keeps "
+                    "one bf16 copy of the teacher that the generator, the fake score (LoRA factors of the same rank) and the "
+                    "teacher share.")}),
+            },
+        }
+
+    def train(self, model, clip, prompts, prompt_file, prompt_column, kappa1, kappa2, kappa4, alpha, t_init, width, height, steps, batch_size,
+              lr, lora_rank, save_every, seed, generator_name, resume, gradient_checkpointing, vae=None, memory="standard"):
+        out_path, run_dir = run_paths(generator_name)
+        prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
+        spec = OneStepSpec(teacher_prediction(model), t_init, "sigma_z")
+        multiple = LATENT_DOWNSCALE * 2 ** (len(model.model.model_config.unet_config.get("channel_mult", (1, 2, 4, 4))) - 1)
+        if width % multiple or height % multiple:
+            raise ValueError(f"width and height must be multiples of {multiple} for this teacher's UNet, not {width}×{height}")
+        device = mm.get_torch_device()
+        o = SidLSG.optim_defaults
+        sid = SidConfig(kappa1=kappa1, kappa2=kappa2, kappa4=kappa4, alpha=alpha, latent_height=height // LATENT_DOWNSCALE,
+                        latent_width=width // LATENT_DOWNSCALE)
+        config = TrainConfig(
+            method=SidLSG.name,
+            generator=GeneratorConfig(spec=spec, lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
+            optim=OptimConfig(lr_g=lr, lr_d=lr, betas=tuple(o["betas"]), grad_clip=o["grad_clip"], lr_warmup=default_lr_warmup(steps)),
+            sid=sid, batch_size=batch_size, bf16=device.type == "cuda", seed=seed, save_every=save_every,
+            log_every=max(1, min(50, steps // 20)),
+        )
+        if memory == "low":
+            config = low_memory(config)
+            config = dataclasses.replace(config, sid=dataclasses.replace(
+                sid, **({"fake_lora_rank": lora_rank} if lora_rank > 0 else {"fake_dtype": "bfloat16"})))
+        data = encode_prompts(model, clip, prompt_list, batch_size)
+        with torch.inference_mode(False), torch.enable_grad():
+            unet = ComfyUNet.from_model(model, device=device)
+            mm.unload_all_models()  # the trainable copy (and ψ, φ copied from it) are independent of the teacher's weights
+            session = TrainingSession(unet, config, data, run_dir, None, device, resume)
+            result = run_with_progress(session, model, steps, vae)
+            base, latent_format, unet_config = export_metadata(model)
+            session.export(out_path, base, latent_format.lower(), unet_config=unet_config, teacher_hash=model_fingerprint(model)[:16],
+                           source=f"Train SiD-LSG node: {len(prompt_list)} prompts")
+            curve, images = training_outputs(session, model, 4, vae)
+        return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}
+
+
+NODE_CLASS_MAPPINGS = {"OneStepTrainSiDLSG": OneStepTrainSiDLSG}
+NODE_DISPLAY_NAME_MAPPINGS = {"OneStepTrainSiDLSG": "Train SiD-LSG"}

@@ -1,0 +1,133 @@
+"""Train SiD-LSG in the REAL ComfyUI host over HTTP on a small teacher, from prompts only: the generator file (method
+sid-lsg, its t_init and κ4) lands in models/onestep, loads with Load One-Step Generator and generates; cancel leaves a
+checkpoint and no generator file; N steps straight equal N/2 + resume + N/2 (and a cancelled run resumed); bad input
+(no prompts, a prompt file outside input/, a flow teacher, a CLIP of another base) is named in the execution error."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_host import CLIP, failed, latent, ok
+
+from onestep import format
+
+TEACHER = "tiny_eps_t999.safetensors"  # a small SD1.5-family UNet; any ε/v MODEL can be the teacher
+PROMPTS = "a red fox\na blue bird\na green frog"
+
+
+def graph(name, steps=4, teacher=TEACHER, **kw):
+    """Train from typed prompts at 64² (8×8 latents), then generate with the result."""
+    g = {
+        "1": {"class_type": "OneStepLoadGenerator", "inputs": {"generator": teacher}},
+        "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": CLIP, "type": "stable_diffusion"}},
+        "5": {"class_type": "OneStepTrainSiDLSG", "inputs": {
+            "model": ["1", 0], "clip": ["2", 0], "prompts": PROMPTS, "prompt_file": "", "prompt_column": "prompt",
+            "kappa1": 1.5, "kappa2": 1.5, "kappa4": 2.0, "alpha": 1.0, "t_init": 625, "width": 64, "height": 64,
+            "steps": steps, "batch_size": 2, "lr": 1e-4, "lora_rank": 0, "save_every": 0, "seed": 0, "generator_name": name,
+            "resume": True, "gradient_checkpointing": False}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["2", 0]}},
+        "7": {"class_type": "OneStepGenerate", "inputs": {"model": ["5", 0], "positive": ["6", 0], "seed": 0, "width": 64, "height": 64, "batch_size": 1}},
+        "90": {"class_type": "SaveLatent", "inputs": {"samples": ["7", 0], "filename_prefix": f"latents/{name}"}},
+        "91": {"class_type": "SaveImage", "inputs": {"images": ["5", 2], "filename_prefix": f"onestep/{name}_loss"}},
+        "92": {"class_type": "SaveImage", "inputs": {"images": ["5", 3], "filename_prefix": f"onestep/{name}_previews"}},
+    }
+    g["5"]["inputs"].update(kw)
+    return g
+
+
+def generator_file(host, name):
+    return os.path.join(host.base_dir, "models", "onestep", f"{name}.safetensors")
+
+
+def run_dir(host, name):
+    return os.path.join(host.base_dir, "models", "onestep_runs", name)
+
+
+def test_train_from_a_prompt_file_writes_a_sid_generator_that_loads_and_generates(host):
+    with open(os.path.join(host.base_dir, "input", "sid_prompts.tsv"), "w", encoding="utf-8") as f:
+        f.write("Prompt\tCategory\na lighthouse at dusk\tplaces\na bowl of ramen\tfood\n")
+    out = ok(host.run(graph("sid-straight", prompts="a red fox", prompt_file="sid_prompts.tsv", prompt_column="Prompt")))
+    path = generator_file(host, "sid-straight")
+    sd, teacher = load_file(path), load_file(os.path.join(host.base_dir, "models", "onestep", TEACHER))
+    assert sd.keys() == teacher.keys()
+    assert any(not torch.allclose(sd[k].float(), teacher[k].float()) for k in sd)  # it trained
+    meta = format.read_metadata(path)
+    assert (meta.method, meta.prediction, meta.timestep, meta.input_convention, meta.guidance) == ("sid-lsg", "eps", 625, "sigma_z", 2.0)
+    assert meta.training_steps == 4 and meta.notes["sid_lsg"]["kappa1"] == 1.5 and "3 prompts" in meta.source  # typed + file
+    assert torch.isfinite(latent(host, out)).all()
+    assert out["91"]["images"] and out["92"]["images"], "no loss-curve or preview image"
+    info = host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    assert "sid-straight.safetensors" in info  # listed at once by Load One-Step Generator
+    g = {  # the file through the existing nodes alone: the loaded generator equals the node's own output
+        "2": graph("x")["2"], "6": graph("x")["6"],
+        "10": {"class_type": "OneStepLoadGenerator", "inputs": {"generator": "sid-straight.safetensors"}},
+        "11": {"class_type": "OneStepGenerate", "inputs": {"model": ["10", 0], "positive": ["6", 0], "seed": 0, "width": 64, "height": 64, "batch_size": 1}},
+        "93": {"class_type": "SaveLatent", "inputs": {"samples": ["11", 0], "filename_prefix": "latents/sid-loaded"}},
+    }
+    loaded = latent(host, ok(host.run(g)), "93")
+    assert torch.allclose(loaded, latent(host, out), atol=1e-5)
+
+
+def test_halves_and_a_cancelled_run_resume_exactly(host):
+    ok(host.run(graph("sid-ref", steps=6)))
+    ok(host.run(graph("sid-half", steps=3)))
+    ok(host.run(graph("sid-half", steps=6)))  # resumes at step 3
+    ref, half = load_file(generator_file(host, "sid-ref")), load_file(generator_file(host, "sid-half"))
+    assert format.read_metadata(generator_file(host, "sid-half")).training_steps == 6
+    for k in ref:
+        assert torch.equal(ref[k], half[k]), k
+
+    def interrupt_at_first_checkpoint():
+        deadline = time.time() + 600
+        while time.time() < deadline and not os.path.exists(os.path.join(run_dir(host, "sid-cut"), "checkpoint.safetensors")):
+            time.sleep(0.02)
+        host.post("/interrupt", {})
+
+    t = threading.Thread(target=interrupt_at_first_checkpoint)
+    t.start()
+    entry = host.run(graph("sid-cut", steps=6, save_every=2))
+    t.join()
+    assert entry["status"]["status_str"] != "success"
+    assert os.path.exists(os.path.join(run_dir(host, "sid-cut"), "checkpoint.safetensors"))
+    assert not os.path.exists(generator_file(host, "sid-cut"))  # no half-trained generator file
+    ok(host.run(graph("sid-cut", steps=6, save_every=2)))
+    cut = load_file(generator_file(host, "sid-cut"))
+    for k in ref:
+        assert torch.equal(ref[k], cut[k]), k
+
+
+def test_low_memory_lora_run_generates(host):
+    out = ok(host.run(graph("sid-lora-low", lora_rank=4, memory="low")))
+    assert torch.isfinite(latent(host, out)).all()
+    assert format.read_metadata(generator_file(host, "sid-lora-low")).method == "sid-lsg"
+
+
+@pytest.mark.parametrize("change, want", [
+    ({"prompts": "  \n"}, "the prompt list is empty"),
+    ({"prompt_file": "../sid_outside.txt"}, "outside ComfyUI's input folder"),
+    ({"prompt_file": "no_such_prompts.txt"}, "not found in ComfyUI's input folder"),
+    ({"teacher": "tiny_flow.safetensors"}, "SiD-LSG distills ε- or v-prediction teachers"),
+    ({"width": 72}, "width and height must be multiples of"),
+])
+def test_bad_input_is_named_in_the_execution_error(host, change, want):
+    change = dict(change)
+    with open(os.path.join(host.base_dir, "sid_outside.txt"), "w", encoding="utf-8") as f:
+        f.write("a prompt outside input/\n")
+    entry = host.run(graph("sid-bad", **change))
+    msg = failed(entry)
+    assert want in msg, msg
+    assert entry["error"]["exception_type"] not in ("RuntimeError", "torch.OutOfMemoryError"), entry["error"]
+    assert not os.path.exists(generator_file(host, "sid-bad"))
+
+
+def test_a_clip_of_another_base_is_refused_before_training(host):
+    g = graph("sid-mismatch")
+    g["20"] = {"class_type": "OneStepLoadGenerator", "inputs": {"generator": "tiny_sd21_width1024.safetensors"}}
+    g["5"]["inputs"]["model"] = ["20", 0]
+    msg = failed(host.run({k: v for k, v in g.items() if k in ("2", "5", "20", "91")}))
+    assert "width 768" in msg and "1024" in msg, msg
+    assert not os.path.isdir(run_dir(host, "sid-mismatch")) or not os.listdir(run_dir(host, "sid-mismatch"))
