@@ -70,15 +70,19 @@ def test_template_browser_lists_every_workflow_with_title_and_thumbnail(page, ho
     for title in titles:  # the frontend fetches each thumbnail (a missing one would show its generic picture)
         path = f"/api/workflow_templates/{PACK_FOLDER_NAME}/{title}.jpg"
         page.wait_for_function("(t) => document.querySelector('[role=dialog]').innerText.includes(t)", arg=title, timeout=30_000)
+        # the frontend loads a card's thumbnail lazily, when the card scrolls into view (nine cards overflow the dialog)
+        dialog.get_by_text(title, exact=True).first.scroll_into_view_if_needed()
         deadline = time.time() + 30
         while path not in page.template_files and time.time() < deadline:
             page.wait_for_timeout(200)
         assert page.template_files.get(path) == 200, f"thumbnail {path}: {page.template_files.get(path)}"
-    page.wait_for_function("""() => Array.from(document.querySelectorAll('[role=dialog] img')).every(i => i.complete)""", timeout=30_000)
-    cards = page.evaluate("""() => Array.from(document.querySelectorAll('[role=dialog] img')).map(i => {
-            let card = i; while (card && !(card.innerText || '').trim()) card = card.parentElement;
-            return {loaded: i.naturalWidth > 0, lines: card ? card.innerText.split('\\n').map(t => t.trim()).filter(t => t) : []} })""")
     for title in titles:  # each card: its picture, the title, then the description (the title's words)
+        dialog.get_by_text(title, exact=True).first.scroll_into_view_if_needed()  # a card gets its picture once in view
+        page.wait_for_function("(t) => Array.from(document.querySelectorAll('[role=dialog] img')).some(i => i.alt === t && i.complete)",
+                               arg=title, timeout=30_000)
+        cards = page.evaluate("""() => Array.from(document.querySelectorAll('[role=dialog] img')).map(i => {
+                let card = i; while (card && !(card.innerText || '').trim()) card = card.parentElement;
+                return {loaded: i.naturalWidth > 0, lines: card ? card.innerText.split('\\n').map(t => t.trim()).filter(t => t) : []} })""")
         card = [c for c in cards if c["lines"][:1] == [title]]
         assert card, f"no card titled {title!r}: {[c['lines'] for c in cards]}"
         assert card[0]["loaded"], f"the picture of {title!r} did not load"
