@@ -60,6 +60,44 @@ def test_restricted_unpickler_refuses_code(tmp_path, unet):
     assert not os.path.exists("/tmp/onestep_pwned") and not dest.exists()
 
 
+class _Payload:
+    """Unpickled by a plain unpickler, this runs `echo pwned > marker`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"echo pwned > {self.marker}",))
+
+
+@pytest.mark.parametrize("allow_pickle", [False, True], ids=["no_opt_in", "opt_in"])
+@pytest.mark.parametrize("kind,ext,writer", [("sid-lsg", "pkl", "pickle"), ("dmd2", "pt", "torch"), ("dmd2", "ckpt", "pickle")])
+def test_a_malicious_pickle_runs_nothing_with_or_without_opt_in(tmp_path, unet, kind, ext, writer, allow_pickle):
+    """The opt-in reads SiD-LSG pickles with the restricted unpickler, other torch files with weights_only: a pickle
+    that calls os.system is refused by name either way, and the command never runs."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+    src, dest = str(tmp_path / f"evil.{ext}"), tmp_path / "evil.safetensors"
+    obj = {"ema": unet, "state_dict": unet.state_dict(), "payload": _Payload(marker)}
+    if writer == "torch":
+        torch.save(obj, src)
+    else:
+        with open(src, "wb") as f:
+            pickle.dump(obj, f)
+    with pytest.raises(ImportSourceError) as refused:
+        IMPORTERS[kind](src, str(dest), allow_pickle=allow_pickle)
+    message = str(refused.value)
+    if kind == "sid-lsg" and not allow_pickle:
+        assert "allow_pickle" in message, message
+    elif kind == "sid-lsg":  # the restricted unpickler names the call it refused
+        assert "system" in message, message
+    else:  # weights_only names the first code the file refers to (the UNet class in a torch.save), or its reason
+        assert "not a plain weights file" in message and ("it names" in message if writer == "torch" else True), message
+    assert f"evil.{ext}" in message and "weights_only` set to `False`" not in message and "\x1b" not in message, message
+    assert not marker.exists() and not dest.exists()
+
+
 def test_restricted_unpickler_reads_module_state(tmp_path, unet):
     src = sid_lsg_pickle(str(tmp_path / "sid.pkl"), unet)
     with open(src, "rb") as f:

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from ..bases import base_from_shape, get_base, inspect_ldm_unet
 from ..format import GeneratorMetadata, save_generator
+from ..weights_only import refusal_reason
 from ..unet_keys import diffusers_to_ldm, is_diffusers_unet
 
 
@@ -25,8 +26,8 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError and others for non-weight pickles
         raise ImportSourceError(
-            f"{os.path.basename(path)} is not a plain weights file (torch.load with weights_only=True refused it: "
-            f"{str(e).splitlines()[0]})"
+            f"{os.path.basename(path)} is not a plain weights file: torch.load with weights_only=True refused it "
+            f"({refusal_reason(e)}); the pack never runs code a pickle names"
         ) from None
     for key in ("state_dict", "model", "module"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):

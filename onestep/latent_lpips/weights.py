@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..atomic import atomic_write
+from ..weights_only import refusal_reason
 
 from .encoders import LatentEncoder, get_encoder
 from .network import SLICES, LatentLPIPS
@@ -49,7 +50,7 @@ def load(path: str, encoder: str | None = None) -> tuple[LatentLPIPS, LatentEnco
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise WeightsFileError(f"{name} is not a plain weights file (torch.load with weights_only=True refused it: {str(e).splitlines()[0]})") from None
+        raise WeightsFileError(f"{name} is not a plain weights file (torch.load with weights_only=True refused it: {refusal_reason(e)})") from None
     if not isinstance(obj, dict):
         raise WeightsFileError(f"{name} does not hold a state dict")
     enc_name = encoder or encoder_from_filename(path)
