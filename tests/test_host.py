@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import urllib.request
 from urllib.parse import quote
@@ -269,6 +270,39 @@ def test_bad_input_gets_a_clear_message(host, case):
         before = open(good, "rb").read()
         assert "already exists" in failed(host.run(g))
         assert open(good, "rb").read() == before
+
+
+def test_interrupt_stops_a_long_one_step_call_between_unet_blocks(host):
+    """A one-step call is a single sampler step, where core checks /interrupt only after it; the pack's block patches
+    (nodes/interruptible.py) stop it within a piece of the UNet. A batch-64 call runs about 8× a batch-8 one (T8);
+    interrupted 1 s in, it must end within 3·T8, well before the ~7·T8 it would otherwise still run."""
+    def call(batch, prefix):
+        g = generate(text_graph("tiny_eps_t999.safetensors"), size=256, prefix=prefix)
+        g["80"]["inputs"].update(batch_size=batch, seed=int(time.time() * 1000) % 10**9)  # never cached
+        return g
+
+    ok(host.run(call(8, "irq_warm")))  # loads the model and encodes the prompt
+    start = time.monotonic()
+    ok(host.run(call(8, "irq_small")))
+    t8 = time.monotonic() - start
+    fired = {}
+
+    def interrupt_once_running():
+        while not host.get("/queue")["queue_running"]:
+            time.sleep(0.02)
+        time.sleep(1.0)
+        fired["at"] = time.monotonic()
+        host.post("/interrupt", {})
+
+    t = threading.Thread(target=interrupt_once_running)
+    t.start()
+    entry = host.run(call(64, "irq_never"))
+    ended = time.monotonic()
+    t.join()
+    assert entry["status"]["status_str"] == "error" and "execution_interrupted" in [m[0] for m in entry["status"]["messages"]], entry["status"]
+    assert ended - fired["at"] < 3 * t8, f"the call ran {ended - fired['at']:.1f} s after the interrupt (a batch of 8 takes {t8:.1f} s)"
+    assert not glob.glob(os.path.join(host.base_dir, "output", "latents", "irq_never*"))
+    assert host.get("/system_stats")["system"]
 
 
 def test_a_model_linked_into_a_model_folder_imports(host, tmp_path):
