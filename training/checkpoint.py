@@ -106,7 +106,8 @@ def _describe(t: Any) -> str:
 def check_fits(state: dict, current: dict, optimizers: dict[str, Any], name: str) -> None:
     """Raise CheckpointError where a loaded state's tensor differs in dtype or shape from the one at the same place of
     `current` (the trainer's own state_dict(); places it lacks — an optimiser before its first step — are skipped), or
-    where an AdamW moment's shape differs from its parameter's (optimizers: state key → the trainer's optimiser)."""
+    where an optimiser moment (AdamW's or Adafactor's factored ones) is missing or does not fit its parameter
+    (optimizers: state key → the trainer's optimiser)."""
     def walk(saved: Any, now: Any, where: str) -> None:
         if isinstance(now, torch.Tensor):
             if not isinstance(saved, torch.Tensor) or saved.dtype != now.dtype or saved.shape != now.shape:
@@ -129,7 +130,41 @@ def check_fits(state: dict, current: dict, optimizers: dict[str, Any], name: str
         if not isinstance(groups, list) or sum(len(g.get("params", ())) if isinstance(g, dict) else 0 for g in groups) != len(params):
             continue  # another parameter list altogether: load_state_dict says which network does not match
         for i, moments in saved["state"].items():
-            for m, t in (moments.items() if isinstance(moments, dict) else ()):
-                if m in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") and isinstance(i, int) and 0 <= i < len(params) and (
-                        not isinstance(t, torch.Tensor) or t.shape != params[i].shape):
-                    raise CheckpointError(f"{name}: /{key}/state/{i}/{m} is {_describe(t)}, its parameter is {list(params[i].shape)}")
+            if not (isinstance(i, int) and 0 <= i < len(params) and isinstance(moments, dict)):
+                continue
+            shape = list(params[i].shape)
+            missing = [m for m in _required_moments(opt, shape) if m not in moments]
+            if missing:
+                raise CheckpointError(f"{name}: /{key}/state/{i} lacks {', '.join(missing)} (its parameter is {shape})")
+            for m, t in moments.items():
+                if m in MOMENTS and (not isinstance(t, torch.Tensor) or list(t.shape) != _moment_shape(m, shape)):
+                    want = _moment_shape(m, shape)
+                    raise CheckpointError(f"{name}: /{key}/state/{i}/{m} is {_describe(t)}, "
+                                          + (f"its parameter {shape} needs {want}" if want is not None else f"its parameter {shape} has no such moment"))
+
+
+# Per-parameter optimiser moments: AdamW's (exp_avg, exp_avg_sq, max_exp_avg_sq with amsgrad) have the parameter's shape;
+# Adafactor factors a matrix's (or conv kernel's) second moment into row_var (last dim 1) and col_var (second-to-last
+# dim 1) and keeps a full variance for a vector. A wrong shape would broadcast silently or fail mid-step.
+MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "row_var", "col_var", "variance")
+
+
+def _moment_shape(moment: str, shape: list[int]) -> list[int] | None:
+    """The shape `moment` of a parameter of `shape` has; None where that parameter has no such moment."""
+    factored = len(shape) > 1
+    if moment == "row_var":
+        return shape[:-1] + [1] if factored else None
+    if moment == "col_var":
+        return shape[:-2] + [1, shape[-1]] if factored else None
+    if moment == "variance":
+        return None if factored else shape
+    return shape
+
+
+def _required_moments(opt: Any, shape: list[int]) -> tuple[str, ...]:
+    """The moments a stepped parameter's state must hold for `opt` to take its next step."""
+    if isinstance(opt, torch.optim.Adafactor):
+        return ("step", "row_var", "col_var") if len(shape) > 1 else ("step", "variance")
+    if isinstance(opt, torch.optim.AdamW):
+        return ("step", "exp_avg", "exp_avg_sq")
+    return ()
