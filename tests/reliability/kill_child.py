@@ -205,9 +205,9 @@ class PairCollection(Scenario):
 
 
 def scenarios() -> dict[str, Scenario]:
-    from reliability.kill_training import SCENARIOS
+    from reliability import kill_methods, kill_training
 
-    return {"pairs": PairCollection(), **SCENARIOS}
+    return {"pairs": PairCollection(), **kill_training.SCENARIOS, **kill_methods.SCENARIOS}
 
 
 def _point(scenario: Scenario, folder: str, event: int, delay: float, write: str, want: dict) -> dict:
