@@ -17,9 +17,8 @@ import torch
 
 from ..onestep.sampling import sample_onestep
 from .fast_path import FAST_MODES, OFF, fast_denoise, ineligible_reason
-from .constants import CATEGORY
 from .generator_model import check_conditioning, generator_sigma
-from .interruptible import interruptible
+from .constants import CATEGORY
 
 
 def onestep_sigmas(model, denoise: float = 1.0) -> torch.Tensor:
@@ -58,7 +57,7 @@ def onestep_generate(
         out = _fast(model, positive, sigmas, noise, latent_image, noise_mask, fast)
         if out is not None:
             return out
-    guider = comfy.samplers.CFGGuider(interruptible(model))  # a long call stops within a UNet block on /interrupt
+    guider = comfy.samplers.CFGGuider(model)
     guider.inner_set_conds({"positive": positive})
     guider.set_cfg(1.0)
     callback = latent_preview.prepare_callback(model, 1)

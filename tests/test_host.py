@@ -272,10 +272,11 @@ def test_bad_input_gets_a_clear_message(host, case):
         assert open(good, "rb").read() == before
 
 
-def test_interrupt_stops_a_long_one_step_call_between_unet_blocks(host):
-    """A one-step call is a single sampler step, where core checks /interrupt only after it; the pack's block patches
-    (nodes/interruptible.py) stop it within a piece of the UNet. A batch-64 call runs about 8× a batch-8 one (T8);
-    interrupted 1 s in, it must end within 3·T8, well before the ~7·T8 it would otherwise still run."""
+def test_interrupt_stops_a_long_one_step_call_inside_the_unet(host):
+    """A one-step call is a single sampler step, and core checks /interrupt between steps; inside the step, core
+    (0.3.75+) checks it before every Linear/Conv of its ops (comfy.ops.run_every_op). The pack's path must keep the UNet
+    on those ops so that a long call stops within one op. A batch-64 call runs about 8× a batch-8 one (T8); interrupted
+    1 s in, it must end within 3·T8, well before the ~7·T8 it would otherwise still run."""
     def call(batch, prefix):
         g = generate(text_graph("tiny_eps_t999.safetensors"), size=256, prefix=prefix)
         g["80"]["inputs"].update(batch_size=batch, seed=int(time.time() * 1000) % 10**9)  # never cached
