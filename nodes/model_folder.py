@@ -29,9 +29,20 @@ def generator_files() -> list[str]:
     return folder_paths.get_filename_list(FOLDER)
 
 
+def has_control_characters(text: str) -> bool:
+    """NUL, newlines and other control characters: never part of a name a user means (a NUL makes the OS calls raise,
+    a newline would make a file whose name the UI cannot show)."""
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+def plain_name(name: str) -> bool:
+    """A name for a new file or folder: no folders, not hidden, no control characters."""
+    return bool(name) and os.path.basename(name) == name and not name.startswith(".") and not has_control_characters(name)
+
+
 def output_path(name: str, overwrite: bool = False) -> str:
     """Where a new generator called `name` is written (models/onestep); refuses a name already listed anywhere."""
-    if not name or os.path.basename(name) != name or name.startswith("."):
+    if not plain_name(name):
         raise ValueError(f"invalid generator name {name!r}: give a plain file name without folders")
     if not name.endswith(".safetensors"):
         name += ".safetensors"
@@ -44,7 +55,7 @@ def output_path(name: str, overwrite: bool = False) -> str:
 def _relative_name(rel: str, what: str, root: str) -> str:
     """A typed relative path, checked as text: no absolute path, no control characters, no '..' leaving the folder."""
     rel = rel.strip()
-    if not rel or any(ch in rel for ch in "\0\n\r"):
+    if not rel or has_control_characters(rel):
         raise ValueError(f"{what} {rel!r} is not a usable path: give a name relative to {root}")
     if os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == "..":
         raise ValueError(f"{what} {rel!r} is outside ComfyUI's model folders; give a path relative to {root}")
@@ -78,7 +89,7 @@ PAIRS_FOLDER = "onestep_pairs"  # teacher-pairs datasets: one folder each, liste
 def dataset_folder(name: str) -> str:
     """The folder of dataset `name` under models/onestep_pairs (an existing one in any registered path first)."""
     name = name.strip()
-    if not name or os.path.basename(name) != name or name.startswith("."):
+    if not plain_name(name):
         raise ValueError(f"invalid dataset name {name!r}: give a plain folder name without slashes")
     for root in folder_paths.get_folder_paths(PAIRS_FOLDER):
         if os.path.isdir(os.path.join(root, name)):
@@ -94,6 +105,8 @@ def dataset_names() -> list[str]:
 def resolve_input(rel: str) -> str:
     """A user-given file path relative to ComfyUI's input folder, required to stay inside it."""
     root = os.path.realpath(folder_paths.get_input_directory())
+    if has_control_characters(rel):
+        raise ValueError(f"file {rel!r} is not a usable file name: give the name of a file in {root}")
     full = os.path.realpath(os.path.join(root, rel.strip()))
     if not full.startswith(root + os.sep):
         raise ValueError(f"file {rel!r} is outside ComfyUI's input folder; put it in {root} and give its name")

@@ -31,6 +31,8 @@ BASES = {"SD15": "sd15", "SD20": "sd21", "SD21UnclipL": "sd21", "SD21UnclipH": "
 def resolve_dataset(value: str) -> str:
     """A dataset given by name or by the path Collect Teacher Pairs outputs; it must be under models/onestep_pairs."""
     value = value.strip()
+    if model_folder.has_control_characters(value):
+        raise ValueError(f"invalid dataset {value!r}: give a dataset name (a folder under models/onestep_pairs)")
     if os.path.isabs(value):
         full = os.path.realpath(value)
         roots = [os.path.realpath(p) for p in folder_paths.get_folder_paths(model_folder.PAIRS_FOLDER)]
