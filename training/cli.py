@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from .config import (
     DEFAULT_SPEC,
+    GAN_LOSSES,
     DiscriminatorConfig,
     GeneratorConfig,
     LossConfig,
@@ -93,6 +94,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regression", default=lo.regression, choices=["elatentlpips", "latentlpips", "mse"])
     p.add_argument("--gan-weight", type=float, default=lo.gan_weight, help="λ_GAN (fixed), or the GAN's share of the regression's gradient (adaptive)")
     p.add_argument("--gan-balance", default=lo.gan_balance, choices=["fixed", "adaptive"], help="how --gan-weight weighs the GAN term")
+    p.add_argument("--gan-loss", default=lo.gan_loss, choices=list(GAN_LOSSES),
+                   help="standard: non-saturating per logit (the paper); relativistic: each fake against its own real pair (same z, c, t, ε)")
+    p.add_argument("--d-lead", type=int, default=lo.d_lead_steps, help="D trains alone for this many steps before --warmup-steps ends")
+    p.add_argument("--lr-d-schedule", default=o.lr_d_schedule, choices=["shared", "constant"],
+                   help="D's lr: G's warm-up and decay (shared) or --lr-d from D's first step (constant)")
     p.add_argument("--t-eps", type=float, default=r.t_eps, help="reflow: σ ~ U(t_eps, 1) (the data end left out)")
     p.add_argument("--text-dropout", type=float, default=r.text_dropout, help="reflow: probability of the negative (empty) prompt per item, for CFG on velocities")
     p.add_argument("--data-on-device", default=g.data_on_device, choices=["auto", "always", "never"], help="keep the pairs on the GPU")
@@ -146,8 +152,8 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         generator=GeneratorConfig(generator_spec(a), a.lora_rank, a.lora_alpha, a.gradient_checkpointing, frozen_dtype=a.frozen_dtype),
         optim=OptimConfig(a.optimizer, lr_g, lr_d, betas, a.weight_decay, a.grad_accumulation, clip,
                           optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=default_lr_warmup(a.steps) if a.lr_warmup is None else a.lr_warmup, lr_decay=a.lr_decay,
-                          lr_decay_steps=a.steps, lr_floor=a.lr_floor),
-        loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps, a.gan_balance),
+                          lr_decay_steps=a.steps, lr_floor=a.lr_floor, lr_d_schedule=a.lr_d_schedule),
+        loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps, a.gan_balance, d_lead_steps=a.d_lead, gan_loss=a.gan_loss),
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],

@@ -48,9 +48,10 @@ class Diffusion2GAN(Regression):
         super().prepare(info)
         c, dc = self.config, self.config.discriminator
         t_range = (dc.d_t_min, dc.d_t_max)
-        self.g_loss = GeneratorLoss(self.regression, c.generator.spec, c.loss.gan_weight, t_range, c.loss.gan_balance, c.loss.gan_scale_max)
+        self.g_loss = GeneratorLoss(self.regression, c.generator.spec, c.loss.gan_weight, t_range, c.loss.gan_balance, c.loss.gan_scale_max,
+                                    c.loss.gan_loss)
         self.d_loss = DiscriminatorLoss(c.generator.spec, t_range, dc.mix_and_match, dc.z_conditioning, dc.r1_gamma, dc.r1_every,
-                                        dc.r1_mode, dc.r1_sigma) if dc.enabled else None
+                                        dc.r1_mode, dc.r1_sigma, c.loss.gan_loss) if dc.enabled else None
         self.discriminator: ConditionalDiffusionDiscriminator | None = None
 
     def build(self, engine) -> list[ExtraNetwork]:
