@@ -8,7 +8,7 @@ flow convention of the pack's generator files (prediction "flow", onestep/parame
       x0 = X_σ + σ·v                      (exact on a straight path; one step from noise: x0 = z + v(z, 1000))
       Euler from σ to σ' < σ: X_σ' = X_σ + (σ − σ')·v(X_σ, 1000·σ); N equal steps: x ← x + v/N.
   Liu et al. write X_t = t·X1 + (1 − t)·X0 with X0 = z, X1 = x: their t is 1 − σ, so τ = 1000·(1 − t).
-  As a k-diffusion denoiser (ComfyUI's CONST sampling with the sign of v flipped, nodes/generator_model.py)
+  As a k-diffusion denoiser (ComfyUI's CONST sampling with the sign of v flipped, onestep_nodes/generator_model.py)
   D(x, σ) = x + σ·v, so k-diffusion's Euler step x + (x − D)/σ·(σ' − σ) is the Euler step above.
 """
 from __future__ import annotations

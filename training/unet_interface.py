@@ -3,7 +3,7 @@
 The generator G(z, c) = x0(UNet(x_in, t, c)) (onestep/parameterization.py) needs only the call, plus what the
 engine's memory levers use (gradient checkpointing, LoRA targets) and the export's key layout. Methods that need
 more declare it themselves (Diffusion2GAN's discriminator reads the encoder: discriminator.UNetEncoder). Adapters:
-training/diffusers_unet.py (diffusers UNet2DConditionModel, headless); nodes/comfy_unet.py (ComfyUI's ldm UNetModel).
+training/diffusers_unet.py (diffusers UNet2DConditionModel, headless); onestep_nodes/comfy_unet.py (ComfyUI's ldm UNetModel).
 """
 from __future__ import annotations
 

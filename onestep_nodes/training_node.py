@@ -13,10 +13,10 @@ import comfy.utils
 import folder_paths
 import torch
 
-from ..onestep.latent_lpips import ELatentLPIPS
-from ..onestep.pairs.manifest import DatasetError
-from ..training.config import TrainConfig
-from ..training.session import TrainingSession
+from onestep.latent_lpips import ELatentLPIPS
+from onestep.pairs.manifest import DatasetError
+from training.config import TrainConfig
+from training.session import TrainingSession
 from . import model_folder
 from .comfy_unet import ComfyUNet, normal_tensors
 from .constants import to_pil

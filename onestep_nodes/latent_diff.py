@@ -7,9 +7,9 @@ import comfy.model_management as mm
 import folder_paths
 import torch
 
-from ..onestep.latent_lpips import ELatentLPIPS
-from ..onestep.latent_lpips.augment import parse_preset
-from ..onestep.latent_lpips.weights import load
+from onestep.latent_lpips import ELatentLPIPS
+from onestep.latent_lpips.augment import parse_preset
+from onestep.latent_lpips.weights import load
 from . import model_folder
 from .constants import CATEGORY
 

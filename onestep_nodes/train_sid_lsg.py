@@ -9,13 +9,13 @@ import dataclasses
 import comfy.model_management as mm
 import torch
 
-from ..onestep.pairs.dataset import repeat_to_common_length
-from ..onestep.pairs.prompts import read_prompts
-from ..onestep.parameterization import OneStepSpec
-from ..training.config import default_lr_warmup, GeneratorConfig, OptimConfig, SidConfig, TrainConfig, low_memory
-from ..training.methods.sid_lsg import PREDICTIONS, SidLSG
-from ..training.prompts import PromptDataset
-from ..training.session import TrainingSession
+from onestep.pairs.dataset import repeat_to_common_length
+from onestep.pairs.prompts import read_prompts
+from onestep.parameterization import OneStepSpec
+from training.config import default_lr_warmup, GeneratorConfig, OptimConfig, SidConfig, TrainConfig, low_memory
+from training.methods.sid_lsg import PREDICTIONS, SidLSG
+from training.prompts import PromptDataset
+from training.session import TrainingSession
 from . import model_folder
 from .comfy_unet import ComfyUNet
 from .constants import TRAINING_CATEGORY

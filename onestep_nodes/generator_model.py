@@ -21,8 +21,8 @@ import comfy.utils
 import torch
 from comfy.model_sampling import CONST, EPS, V_PREDICTION, X0, ModelSamplingDiscrete, ModelSamplingDiscreteFlow, reshape_sigma
 
-from ..onestep.format import GeneratorFileError, GeneratorMetadata, load_generator
-from ..onestep.parameterization import OneStepSpec
+from onestep.format import GeneratorFileError, GeneratorMetadata, load_generator
+from onestep.parameterization import OneStepSpec
 
 
 class _GeneratorNoise:
