@@ -185,3 +185,16 @@ def test_sdxl_generator_takes_pooled_and_size_conditioning(pack, gen_dir, case):
     # the size conditioning reaches the UNet: another size gives another image
     other = nodes["OneStepGenerate"]().generate(model, [[ctx, {"pooled_output": pooled, **size, "width": 512, "target_width": 512}]], 5, 64, 64, 2)[0]
     assert not torch.allclose(other["samples"].double() * model.get_model_object("latent_format").scale_factor, out)
+
+
+def test_latent_space_table_matches_comfyuis_latent_formats():
+    """onestep/latent_spaces.py holds ComfyUI's numbers (the pack's own fmnist32 is its class in generator_model.py)."""
+    import comfy.latent_formats
+
+    from onestep.latent_spaces import LATENT_SPACES
+    from onestep_nodes.generator_model import LATENT_FORMATS
+
+    for space in LATENT_SPACES.values():
+        fmt = LATENT_FORMATS[space.name]() if space.name in LATENT_FORMATS else getattr(comfy.latent_formats, space.comfy_format)()
+        assert type(fmt).__name__ == space.comfy_format
+        assert (fmt.latent_channels, fmt.scale_factor, getattr(fmt, "shift_factor", None) or 0.0) == (space.channels, space.scale, space.shift), space

@@ -115,6 +115,9 @@ def test_teacher_samples_with_core_eps_as_diffusers_computes(ps, model_set):
     z = torch.randn(2, 1, 32, 32)
     assert torch.allclose(ms.noise_scaling(ms.sigma_max, z, torch.zeros_like(z), True), z * torch.sqrt(1 + ms.sigma_max**2))  # core's, no override
     assert teacher.get_model_object("latent_format").latent_channels == 1
+    from onestep_nodes.training_node import export_metadata
+
+    assert export_metadata(teacher)[1] == "fmnist32"  # a node-trained student's file names the space Load One-Step Generator knows
 
     ctx = ps.encode_prompt(clip, "Sneaker")
     empty = comfy.sample.fix_empty_latent_channels(teacher, torch.zeros(2, 4, 32, 32))  # EmptyLatentImage 256×256

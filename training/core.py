@@ -2,6 +2,7 @@
 from onestep import atomic, bases, flow, format, parameterization, schedule, unet_keys
 from onestep.latent_lpips import ELatentLPIPS, LatentEncoder, get_encoder
 from onestep.latent_lpips import weights as latent_lpips_weights
+from onestep.latent_spaces import LATENT_SPACES, LatentSpace, latent_space
 from onestep.pairs.dataset import PairDataset, collate_pairs
 from onestep.pairs.prompts import read_prompts
 from onestep.precision import keep_output_float32
@@ -12,6 +13,7 @@ DiscreteSchedule = schedule.DiscreteSchedule
 atomic_write = atomic.atomic_write
 
 __all__ = [
-    "DiscreteSchedule", "ELatentLPIPS", "LatentEncoder", "OneStepGenerator", "OneStepSpec", "PairDataset", "atomic_write",
-    "bases", "collate_pairs", "flow", "format", "get_encoder", "keep_output_float32", "latent_lpips_weights", "read_prompts", "unet_keys",
+    "DiscreteSchedule", "ELatentLPIPS", "LATENT_SPACES", "LatentEncoder", "LatentSpace", "OneStepGenerator", "OneStepSpec", "PairDataset", "atomic_write",
+    "bases", "collate_pairs", "flow", "format", "get_encoder", "keep_output_float32", "latent_lpips_weights", "latent_space", "read_prompts",
+    "unet_keys",
 ]
