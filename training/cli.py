@@ -36,12 +36,11 @@ from .config import (
     default_lr_warmup,
     low_memory,
 )
-from .core import ELatentLPIPS, OneStepSpec, atomic, atomic_write, bases, format
+from .core import ELatentLPIPS, LATENT_SPACES, OneStepSpec, atomic, atomic_write, bases, format, latent_space
 from .methods import METHODS, PAIRS, method_class
 from .methods.regression import Regression
 
 log = logging.getLogger("onestep")
-LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI latent format → UNet-space scale
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,7 +51,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts", default=None, help="prompt file (.txt one per line, .tsv/.csv with --prompt-column) of a prompts-only method (sid-lsg)")
     p.add_argument("--prompt-column", default="prompt", help="the prompt column of a .tsv/.csv prompt file (any case; PartiPrompts.tsv: Prompt)")
     p.add_argument("--text-encoder", default=None, help="diffusers pipeline folder with tokenizer/ and text_encoder/ for --prompts (default: --teacher)")
-    p.add_argument("--latent-format", default="SD15", choices=sorted(LATENT_SCALES), help="the teacher's latent format with --prompts (pairs record their own)")
+    p.add_argument("--latent-format", default="SD15", choices=[s.comfy_format for s in LATENT_SPACES.values()],
+                   help="the teacher's latent format with --prompts (pairs record their own; onestep/latent_spaces.py)")
     p.add_argument("--teacher", required=True, help="diffusers UNet2DConditionModel folder (or a pipeline folder with unet/)")
     p.add_argument("--out", required=True, help="generator file to write (.safetensors)")
     p.add_argument("--latent-lpips", default=None, help="E-LatentLPIPS weights (.safetensors/.pth); not needed with --regression mse")
@@ -258,9 +258,11 @@ def train(a: argparse.Namespace) -> int:
     config = config_from_args(a)
     device = _init_distributed()
     data, fmt, teacher_hash, source = _training_data(a, config, device)
-    if fmt not in LATENT_SCALES:
-        raise SystemExit(f"no latent scale known for the dataset's latent format {fmt!r}")
-    unet = DiffusersUNet(load_teacher(a.teacher), latent_scale=LATENT_SCALES[fmt])
+    try:
+        space = latent_space(fmt)
+    except ValueError as e:
+        raise SystemExit(f"the training data's latent format: {e}") from None
+    unet = DiffusersUNet(load_teacher(a.teacher), latent_scale=space.scale, latent_shift=space.shift)
     elpips = None
     if config.loss.regression != "mse" and issubclass(method_class(config.method), Regression):  # methods on the regression loss
         if not a.latent_lpips:
@@ -290,7 +292,7 @@ def train(a: argparse.Namespace) -> int:
     if trainer.dist.is_main:
         sd = trainer.generator_state_dict()
         base = a.base or bases.base_from_shape(bases.inspect_ldm_unet(sd))
-        session.export(a.out, base, fmt.lower(), weights=sd, teacher_hash=teacher_hash, source=f"training.cli:{source}")
+        session.export(a.out, base, space.name, weights=sd, teacher_hash=teacher_hash, source=f"training.cli:{source}")
         log.info("[onestep] wrote %s after %d steps", a.out, result.step)
     return 0
 
