@@ -1,5 +1,6 @@
-"""The paired relativistic GAN loss (LossConfig.gan_loss "relativistic"), D's ranking accuracy in the logs, and D's own
-constant learning rate (OptimConfig.lr_d_schedule)."""
+"""The GAN settings added after proof-scale run 10: the paired relativistic loss (LossConfig.gan_loss "relativistic"),
+D's ranking accuracy in the logs, D's own constant learning rate (OptimConfig.lr_d_schedule) and Adam β
+(OptimConfig.betas_d), and the ramp of G's GAN weight (LossConfig.gan_ramp_steps)."""
 from __future__ import annotations
 
 import math
@@ -100,3 +101,20 @@ def test_constant_discriminator_lr_ignores_the_generator_schedule():
     d = next(k for k in shared if k != g)
     assert shared[g] == constant[g] < 1e-3 / 50  # G warms up either way (step 0 of 100)
     assert shared[d] < 2e-3 / 50 and constant[d] == 2e-3
+
+
+def test_discriminator_betas_and_the_gan_weight_ramp():
+    t = Trainer(tiny_unet(), config(loss={"regression": "mse"}, optim={"betas_d": (0.0, 0.99)}))
+    betas = {name: net.optimizer.param_groups[0]["betas"] for name, net in t.networks.items()}
+    assert betas["generator"] == (0.9, 0.999) and [b for n, b in betas.items() if n != "generator"] == [(0.0, 0.99)]
+
+    def gan_scale(ramp_steps, step):
+        cfg = config(loss={"regression": "mse", "warmup_steps": 2, "gan_ramp_steps": ramp_steps, "gan_balance": "adaptive", "gan_weight": 1.0,
+                           "gan_scale_max": 1e12})
+        t = Trainer(tiny_unet(), cfg)
+        b = _batch(PairsDataset())
+        logs = [t.train_step(b) for _ in range(step)]
+        return logs[-1]["gan_scale"]
+
+    # the same draws up to the step looked at: at the first GAN step (step 3, 1-based) a 4-step ramp gives ¼ of the weight
+    assert abs(gan_scale(4, 3) / gan_scale(0, 3) - 0.25) < 1e-4

@@ -86,6 +86,10 @@ class OptimConfig:
     # their first step — a discriminator that starts late (LossConfig.warmup_steps − d_lead_steps) would otherwise
     # start on G's decayed lr, and one that starts with G would spend G's warm-up barely moving.
     lr_d_schedule: str = "shared"
+    # Adam β1, β2 of the other networks when they should differ from G's (None: `betas`). A GAN's D usually runs with
+    # β = (0, 0.99) (StyleGAN2): with β2 = 0.999 the second moments of D's large early gradients shrink its steps for
+    # thousands of steps after its gradients fall (proof-scale run 10: ‖∇D‖ 5–11 while it led, 0.005 after G caught up).
+    betas_d: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.lr_d_schedule not in ("shared", "constant"):
@@ -109,6 +113,9 @@ class LossConfig:
     # "fixed": λ_GAN = gan_weight. "adaptive": the GAN's gradient at G's output is scaled to gan_weight × the
     # regression's (losses.GeneratorLoss), so a confident D cannot pull G off the teacher's pairs.
     gan_balance: str = "adaptive"
+    # G's GAN weight rises linearly from 0 to its value over this many steps after warmup_steps: in proof-scale run
+    # 10 a D that had led for 200 steps was fooled within 25 steps of a GAN term switched on at full weight.
+    gan_ramp_steps: int = 0
     # D's updates start this many steps before its GAN term reaches G (at warmup_steps − d_lead_steps). A D started
     # together with G's GAN term sat at the constant "everything is fake" answer for hundreds of steps in proof-scale
     # run 6 (d_real = ln 3, d_fake = ln 1.5, ‖∇D‖ ≈ 0.005) while the adaptive weight amplified its noise into G.
@@ -127,6 +134,8 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.gan_loss not in GAN_LOSSES:
             raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, not {self.gan_loss!r}")
+        if self.gan_ramp_steps < 0:
+            raise ValueError(f"gan_ramp_steps must be ≥ 0, not {self.gan_ramp_steps}")
         if self.gan_scale_max <= 0:
             raise ValueError(f"gan_scale_max must be > 0, not {self.gan_scale_max}")
         if self.d_lead_steps < 0 or self.d_lead_steps > self.warmup_steps:
@@ -295,8 +304,9 @@ class TrainConfig:
             s["schedule"] = DiscreteSchedule(**s.get("schedule", {}))
             g["spec"] = OneStepSpec(**s)
         o = dict(d.get("optim", {}))
-        if "betas" in o:
-            o["betas"] = tuple(o["betas"])
+        for key in ("betas", "betas_d"):
+            if o.get(key) is not None:
+                o[key] = tuple(o[key])
         rest = {k: v for k, v in d.items() if k not in ("generator", "optim", "loss", "discriminator", "sid", "reflow")}
         return cls(
             generator=GeneratorConfig(**g), optim=OptimConfig(**o), loss=LossConfig(**d.get("loss", {})),

@@ -96,16 +96,17 @@ class GeneratorLoss:
         self.regression, self.spec, self.gan_weight, self.t_range, self.balance = regression, spec, gan_weight, t_range, balance
         self.scale_max, self.gan_loss = scale_max, gan_loss
 
-    def __call__(self, generator: nn.Module, discriminator: nn.Module | None, mb: MicroBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """(terms, fake x0); backward of terms["objective"] (when present, else terms["total"]) gives G's gradient."""
+    def __call__(self, generator: nn.Module, discriminator: nn.Module | None, mb: MicroBatch, ramp: float = 1.0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """(terms, fake x0); backward of terms["objective"] (when present, else terms["total"]) gives G's gradient.
+        `ramp` ∈ [0, 1] scales gan_weight (LossConfig.gan_ramp_steps)."""
         x0 = generator(mb.z, mb.context, **mb.extra)
         if discriminator is not None and self.balance == "adaptive":
-            return self._adaptive(x0, discriminator, mb), x0.detach()
+            return self._adaptive(x0, discriminator, mb, ramp), x0.detach()
         terms = {"regression": self.regression(x0, mb).mean()}
         total = terms["regression"]
         if discriminator is not None:
             terms["gan_g"] = self._gan(x0, discriminator, mb)
-            total = total + self.gan_weight * terms["gan_g"]
+            total = total + ramp * self.gan_weight * terms["gan_g"]
         terms["total"] = total
         return terms, x0.detach()
 
@@ -120,12 +121,12 @@ class GeneratorLoss:
             real = discriminator(diffuse(self.spec, mb.real.to(x0.dtype), eps, t), t_dev, mb.z, mb.context, **mb.extra)
         return _rp(fake, [r.detach() for r in real]).mean()
 
-    def _adaptive(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch) -> dict[str, torch.Tensor]:
+    def _adaptive(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch, ramp: float = 1.0) -> dict[str, torch.Tensor]:
         out = x0.detach().float().requires_grad_(True)
         regression, gan = self.regression(out, mb).mean(), self._gan(out, discriminator, mb)
         (g_reg,) = torch.autograd.grad(regression, out)
         (g_gan,) = torch.autograd.grad(gan, out)
-        w = (self.gan_weight * g_reg.norm() / g_gan.norm().clamp(min=1e-12)).clamp(max=self.scale_max)
+        w = (ramp * self.gan_weight * g_reg.norm() / g_gan.norm().clamp(min=1e-12)).clamp(max=self.scale_max)
         return {"regression": regression.detach(), "gan_g": gan.detach(), "gan_scale": w,
                 "total": regression.detach() + w * gan.detach(), "objective": (x0.float() * (g_reg + w * g_gan)).sum()}
 
