@@ -107,9 +107,9 @@ def teacher_weights(folder: str) -> dict[str, torch.Tensor]:
     """The teacher's weights in the generator file's layout (where the runs started)."""
     from diffusers import UNet2DConditionModel
 
-    from training.cli import LATENT_SCALES
+    from onestep.latent_spaces import latent_space
     from training.diffusers_unet import DiffusersUNet
-    unet = DiffusersUNet(UNet2DConditionModel.from_pretrained(folder), latent_scale=LATENT_SCALES["SD15"])
+    unet = DiffusersUNet(UNet2DConditionModel.from_pretrained(folder), latent_scale=latent_space("SD15").scale)
     return {k: v.float() for k, v in unet.export_state_dict(dict(unet.state_dict())).items()}
 
 

@@ -12,11 +12,10 @@ Usage (ComfyUI tree on PYTHONPATH, run from the repo root):
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import types
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 
@@ -36,12 +35,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_pack():
-    """Import the pack as ComfyUI does (by path, as a package)."""
-    spec = importlib.util.spec_from_file_location("onestep_pack", os.path.join(REPO, "__init__.py"), submodule_search_locations=[REPO])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["onestep_pack"] = module
-    spec.loader.exec_module(module)
-    return module
+    """The pack's node classes, imported by name (the repo root on sys.path) as the pack's entry registers them."""
+    import onestep_nodes
+
+    return types.SimpleNamespace(NODE_CLASS_MAPPINGS=onestep_nodes.load_node_modules()[0])
 
 
 def round_robin(paths: dict, rounds: int, warmup: int = 3) -> dict[str, float]:

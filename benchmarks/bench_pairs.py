@@ -22,7 +22,6 @@ import comfy.model_management as mm
 import comfy.sd
 import torch
 
-from benchmarks.bench_onestep import load_pack
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.prompts import read_prompts
 from tools import fixtures as F
@@ -103,7 +102,7 @@ def main() -> None:
     ap.add_argument("--out", default="")
     ap.add_argument("--breakdown", action="store_true", help="also time the collector's parts per batch")
     args = ap.parse_args()
-    pc = load_pack().nodes.pair_collection
+    from onestep_nodes import pair_collection as pc
     work = tempfile.mkdtemp()
     unet_path, clip_path = os.path.join(work, "unet.safetensors"), os.path.join(work, "clip.safetensors")
     F.write_unet(unet_path)

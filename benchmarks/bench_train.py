@@ -1,7 +1,7 @@
 """GPU benchmark: Diffusion2GAN training steps on an SD1.5-architecture UNet (issue 5).
 
 G is ComfyUI's own SD1.5 UNetModel (random weights, built with tools/fixtures.py) behind the trainer's ComfyUI
-adapter (nodes/comfy_unet.ComfyUNet); D is built by the trainer from a copy of the UNet's encoder; the regression
+adapter (onestep_nodes/comfy_unet.ComfyUNet); D is built by the trainer from a copy of the UNet's encoder; the regression
 loss is E-LatentLPIPS at full width (random weights, bg augmentation + L1), its VGG trunk compiled with
 torch.compile(mode="reduce-overhead") (falls back to eager, noted, if that fails inside the trainer). 512² (64×64
 latents), context [B, 77, 768], GAN from step 0, R1 every 16 steps, mix-and-match, bf16 autocast. Synthetic batches
@@ -36,7 +36,6 @@ import contextlib
 import copy
 import dataclasses
 import gc
-import importlib
 import json
 import os
 import statistics
@@ -54,7 +53,6 @@ from tools import fixtures as F  # noqa: E402  (sets --cpu when there is no GPU)
 import comfy.supported_models  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACK = "onestep_pack"
 ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode, R1 mode[, D storage dtype[, D backbone]])
     "ref-full-b2-ckpt": (0, 2, True, False, "exact"),
     "full-b2-ckpt": (0, 2, True, True, "exact"),
@@ -92,19 +90,15 @@ RANK = int(os.environ.get("RANK", "0"))
 
 
 def load_pack() -> types.SimpleNamespace:
-    """The pack's trainer and ComfyUI adapter imported as ComfyUI imports them (the repo as a package, relative
-    imports), without registering the nodes (the package and nodes/__init__ are bare namespaces here)."""
-    for name, path in ((PACK, REPO), (f"{PACK}.nodes", os.path.join(REPO, "nodes"))):
-        if name not in sys.modules:
-            m = types.ModuleType(name)
-            m.__path__ = [path]
-            sys.modules[name] = m
-    imp = lambda n: importlib.import_module(f"{PACK}.{n}")  # noqa: E731
-    return types.SimpleNamespace(
-        ComfyUNet=imp("nodes.comfy_unet").ComfyUNet, ModelInfo=imp("training.unet_interface").ModelInfo,
-        Trainer=imp("training.trainer").Trainer, config=imp("training.config"), distributed=imp("training.distributed"),
-        lpips=imp("onestep.latent_lpips"),
-    )
+    """The pack's trainer and ComfyUI adapter, imported by name (the repo root on sys.path), without registering nodes."""
+    from onestep_nodes.comfy_unet import ComfyUNet
+    from training import config, distributed
+    from training.trainer import Trainer
+    from training.unet_interface import ModelInfo
+
+    import onestep.latent_lpips as lpips
+
+    return types.SimpleNamespace(ComfyUNet=ComfyUNet, ModelInfo=ModelInfo, Trainer=Trainer, config=config, distributed=distributed, lpips=lpips)
 
 
 def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0, r1_mode: str = "exact", d_storage: str = "float32",

@@ -8,8 +8,8 @@ flow convention of the pack's generator files (prediction "flow", onestep/parame
       x0 = X_σ + σ·v                      (exact on a straight path; one step from noise: x0 = z + v(z, 1000))
       Euler from σ to σ' < σ: X_σ' = X_σ + (σ − σ')·v(X_σ, 1000·σ); N equal steps: x ← x + v/N.
   Liu et al. write X_t = t·X1 + (1 − t)·X0 with X0 = z, X1 = x: their t is 1 − σ, so τ = 1000·(1 − t).
-  As a k-diffusion denoiser (ComfyUI's CONST sampling with the sign of v flipped, nodes/generator_model.py)
-  D(x, σ) = x + σ·v, so k-diffusion's Euler step x + (x − D)/σ·(σ' − σ) is the Euler step above.
+  As a k-diffusion denoiser (ComfyUI's CONST sampling with the sign of v flipped, onestep_nodes/generator_model.py)
+  D(x, σ) = x + σ·v, so k-diffusion's Euler step x + (x − D)/σ·(σ' − σ) (onestep/euler.py) is the Euler step above.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 
+from .euler import sample_euler
 from .parameterization import FLOW_TIME_SCALE
 
 VelocityFn = Callable[..., torch.Tensor]  # velocity(x, τ [B], **cond) -> v, the raw UNet of a flow model
@@ -62,20 +63,8 @@ class FlowDenoiser(torch.nn.Module):
         return x + sigma.reshape(-1, *[1] * (x.ndim - 1)).to(x.dtype) * v.to(x.dtype)
 
 
-@torch.no_grad()
-def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
-    """Euler's method on dx/dσ = (x − D(x, σ))/σ (k-diffusion's signature); for a FlowDenoiser x ← x + (σ − σ')·v."""
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
-        x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
-    return x
-
-
 def euler(velocity: VelocityFn, z: torch.Tensor, steps: int, **cond) -> torch.Tensor:
-    """k equal Euler steps of a flow from noise z: x ← x + (σ_i − σ_{i+1})·v(x, 1000·σ_i) (x ← x + v/k)."""
+    """k equal Euler steps of a flow from noise z: x ← x + (σ_i − σ_{i+1})·v(x, 1000·σ_i) (x ← x + v/k), by the generic
+    Euler sampler on a FlowDenoiser."""
     sigmas = flow_sigmas(steps).to(z.device)
     return sample_euler(FlowDenoiser(velocity), z, sigmas, extra_args=cond)

@@ -19,6 +19,7 @@ import torch
 
 from onestep import flow
 from onestep import format as gen_format
+from onestep.euler import sample_euler
 from onestep.pairs import collect as pair_collect
 from onestep.pairs.manifest import PairSettings, prompts_hash
 from onestep.pairs.shards import file_sha256
@@ -65,7 +66,7 @@ def sample_flow_from_noise(unet: torch.nn.Module, table: torch.Tensor, z: torch.
         rows = labels[i:i + batch].to(device)
         cond = {"rows": rows, "cfg": cfg, "uncond": {"rows": torch.full_like(rows, empty_row(table))}}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
-            x = flow.sample_euler(denoiser, z[i:i + batch].to(device).float(), sigmas, cond)
+            x = sample_euler(denoiser, z[i:i + batch].to(device).float(), sigmas, cond)
         out.append(x.float().cpu())
     return torch.cat(out)
 

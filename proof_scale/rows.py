@@ -51,6 +51,8 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "init_from": str,  # a finished row whose selected weights G (and its EMA) start from; D still from the teacher
     # D settings read only when a plan sets them (plans written before they existed stay comparable on resume)
     "d_lead": int, "d_t_min": int, "mix_and_match": lambda v: v == "true", "z_conditioning": lambda v: v == "true",
+    "gan_loss": str, "lr_d_schedule": str,  # "standard" | "relativistic"; "shared" | "constant" (training/config.py)
+    "gan_ramp": int, "d_beta1": float, "d_beta2": float,  # LossConfig.gan_ramp_steps; D's Adam β (OptimConfig.betas_d)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)
     "data": str,  # the pairs folder of the work folder it trains on: "pairs" (the teacher's) or "pairs_2rf" (the 2-RF's)
@@ -162,9 +164,11 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
         method=p["method"] if flow else "diffusion2gan" if p["gan"] else "regression",  # training/methods/
         generator=GeneratorConfig(spec=FLOW_SPEC if flow else OneStepSpec("eps", p["timestep"], "sigma_z")),
         optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"],
-                          lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
+                          lr_decay_steps=p["steps"], lr_floor=p["lr_floor"], lr_d_schedule=p.get("lr_d_schedule", "shared"),
+                          betas_d=(p.get("d_beta1", 0.9), p.get("d_beta2", 0.999)) if "d_beta1" in p or "d_beta2" in p else None),
         loss=LossConfig(regression=p["regression"], warmup_steps=p["gan_warmup"], gan_weight=p["gan_weight"], gan_balance=p["gan_balance"],
-                        d_lead_steps=p.get("d_lead", 0)),
+                        d_lead_steps=p.get("d_lead", 0), gan_loss=p.get("gan_loss", "standard"),
+                        gan_ramp_steps=p.get("gan_ramp", 0)),
         discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_min=p.get("d_t_min", 0),
                                           d_t_max=p["d_t_max"], mix_and_match=p.get("mix_and_match", True), z_conditioning=p.get("z_conditioning", True)),
         reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),

@@ -4,8 +4,8 @@
 - `EpsDenoiser` turns the UNet into a denoiser D(x, σ) = x0: the UNet sees x/sqrt(σ² + 1) at the discrete
   timestep nearest σ in log σ (as ComfyUI's ModelSamplingDiscrete), x0 = x − σ·ε̂; classifier-free guidance
   (Ho & Salimans 2022) mixes the conditional and empty-prompt denoisers: D_u + w·(D_c − D_u).
-- `sample_euler` (Euler = DDIM for ε-models, Song et al. 2021) and `sample_heun` (Karras et al. 2022,
-  Alg. 1, no churn) have k-diffusion's sampler signature.
+- `sample_euler` (the pack's one Euler sampler, onestep/euler.py; Euler = DDIM for ε-models, Song et al. 2021) and
+  `sample_heun` (Karras et al. 2022, Alg. 1, no churn) have k-diffusion's sampler signature.
 - `discrete_sigmas(steps)`: σ at timesteps spaced uniformly from 999 to 0 (DDIM's linspace spacing), then 0.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 import torch
 
 from onestep.cuda_graph import GraphCache
+from onestep.euler import sample_euler
 from onestep.schedule import SD_SCHEDULE, DiscreteSchedule
 
 from .data import NUM_CLASSES, SIZE, empty_row
@@ -59,20 +60,6 @@ class EpsDenoiser(torch.nn.Module):
         empty = torch.full_like(labels, empty_row(self.context_table))
         eps_c, eps_u = self.eps(torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([labels, empty])).chunk(2)
         return x - sigma.view(-1, 1, 1, 1) * (eps_u + cfg * (eps_c - eps_u))
-
-
-@torch.no_grad()
-def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
-    """Euler's method on the probability-flow ODE dx/dσ = (x − D(x, σ))/σ (DDIM for ε-models)."""
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
-        d = (x - denoised) / sigmas[i]
-        x = x + d * (sigmas[i + 1] - sigmas[i])
-    return x
 
 
 @torch.no_grad()

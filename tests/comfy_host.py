@@ -24,18 +24,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACK_FOLDER_NAME = "ComfyUI-Diffusion2GAN_under-test"
 
 
-def import_pack(folder: str = REPO, name: str = "onestep pack-under-test"):
-    """The pack in `folder` imported as a package the way ComfyUI imports a custom-node folder (by file location,
-    under a name of ComfyUI's choosing), so its nodes register as in the host; imported once per name."""
-    import importlib.util
+def import_pack(folder: str = REPO):
+    """The pack's entry module as ComfyUI's own loader imports a custom-node folder (nodes.load_custom_node: by path,
+    under a name of its choosing), once per process; its NODE_CLASS_MAPPINGS are what the host registers."""
+    import asyncio
 
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.join(folder, "__init__.py"), submodule_search_locations=[folder])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    import nodes  # ComfyUI's
+
+    def loaded():
+        entry = os.path.join(folder, "__init__.py")
+        return next((m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == entry), None)
+
+    if loaded() is None and not asyncio.run(nodes.load_custom_node(folder)):
+        raise RuntimeError(f"ComfyUI could not load the pack from {folder} (its log says why)")
+    return loaded()
 
 
 def comfyui_dir() -> str:

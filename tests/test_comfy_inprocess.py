@@ -34,10 +34,9 @@ def gen_dir(tmp_path_factory):
 
 
 def test_failing_node_module_is_isolated(pack, caplog):
-    from importlib import import_module
+    import onestep_nodes
 
-    nodes = import_module(f"{pack.__name__}.nodes")
-    classes, _ = nodes.load_node_modules(pack.__name__, ("load_generator", "no_such_module", "sampler"))
+    classes, _ = onestep_nodes.load_node_modules(("load_generator", "no_such_module", "sampler"))
     assert {"OneStepLoadGenerator", "OneStepSampler", "OneStepSigmas"} <= set(classes)
     assert "no_such_module" in caplog.text and "failed to import" in caplog.text
 
@@ -98,9 +97,7 @@ def test_imported_weights_compute_what_diffusers_computes(pack, gen_dir, tmp_pat
 
 
 def test_fast_path_weights_key_tracks_replaced_weights(pack):
-    from importlib import import_module
-
-    fast_path = import_module(f"{pack.__name__}.nodes.fast_path")
+    from onestep_nodes import fast_path
     net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Sequential(torch.nn.Linear(4, 2)))
     k = fast_path.weights_key(net)
     assert fast_path.weights_key(net) == k
@@ -112,9 +109,7 @@ def test_fast_path_weights_key_tracks_replaced_weights(pack):
 
 
 def test_fast_path_is_off_where_core_must_run(pack, gen_dir):
-    from importlib import import_module
-
-    fast_path = import_module(f"{pack.__name__}.nodes.fast_path")
+    from onestep_nodes import fast_path
     F.write_generator(str(gen_dir / "fp.safetensors"))
     model = pack.NODE_CLASS_MAPPINGS["OneStepLoadGenerator"]().load("fp.safetensors")[0]
     ctx = torch.randn(1, 77, 768)
@@ -190,3 +185,16 @@ def test_sdxl_generator_takes_pooled_and_size_conditioning(pack, gen_dir, case):
     # the size conditioning reaches the UNet: another size gives another image
     other = nodes["OneStepGenerate"]().generate(model, [[ctx, {"pooled_output": pooled, **size, "width": 512, "target_width": 512}]], 5, 64, 64, 2)[0]
     assert not torch.allclose(other["samples"].double() * model.get_model_object("latent_format").scale_factor, out)
+
+
+def test_latent_space_table_matches_comfyuis_latent_formats():
+    """onestep/latent_spaces.py holds ComfyUI's numbers (the pack's own fmnist32 is its class in generator_model.py)."""
+    import comfy.latent_formats
+
+    from onestep.latent_spaces import LATENT_SPACES
+    from onestep_nodes.generator_model import LATENT_FORMATS
+
+    for space in LATENT_SPACES.values():
+        fmt = LATENT_FORMATS[space.name]() if space.name in LATENT_FORMATS else getattr(comfy.latent_formats, space.comfy_format)()
+        assert type(fmt).__name__ == space.comfy_format
+        assert (fmt.latent_channels, fmt.scale_factor, getattr(fmt, "shift_factor", None) or 0.0) == (space.channels, space.scale, space.shift), space

@@ -1,17 +1,15 @@
 """The collector's ComfyUI adapter in-process with the real ComfyUI modules: batched prompt encoding equals
 CLIP Text Encode per prompt (long and weighted prompts included)."""
-import importlib
-
 import torch
 
-from test_comfy_inprocess import F, pack  # noqa: F401  (fixture: the repo imported as ComfyUI imports it)
+from test_comfy_inprocess import F
 
 PROMPTS = ["a red fox", "(a blue:1.4) bird on a (branch:0.7)", " ".join(["a very long prompt about many things"] * 20), "x"]
 
 
-def test_batched_encoding_equals_clip_text_encode(pack, tmp_path):  # noqa: F811
-    pc = importlib.import_module(f"{pack.__name__}.nodes.pair_collection")
-    gm = importlib.import_module(f"{pack.__name__}.nodes.generator_model")
+def test_batched_encoding_equals_clip_text_encode(tmp_path):
+    from onestep_nodes import pair_collection as pc
+    from onestep_nodes import generator_model as gm
     F.write_generator(str(tmp_path / "g.safetensors"))
     model = gm.load_generator_model(str(tmp_path / "g.safetensors"))
     clip = F.clip_l()

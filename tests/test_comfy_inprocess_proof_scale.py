@@ -1,8 +1,6 @@
 """The proof-scale model set in-process with the real ComfyUI modules (host tree on PYTHONPATH), no server:
 its CLIP, pixel-grid VAE, teacher and one-step student against reference formulas on the colleague's
 diffusers UNet. Random-weight stand-ins of a tiny architecture; a few seconds on 2 CPU cores."""
-import importlib
-import importlib.util
 import itertools
 import math
 import os
@@ -38,7 +36,9 @@ def pack():
 
 @pytest.fixture(scope="module")
 def ps(pack):
-    return importlib.import_module(f"{pack.__name__}.nodes.proof_scale_models")
+    from onestep_nodes import proof_scale_models
+
+    return proof_scale_models
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,9 @@ def test_vae_round_trips_the_latent_grid(pack, ps):
     assert back.shape == x.shape and torch.allclose(back, x, atol=1e-6), (back - x).abs().max()
     assert torch.equal(((back + 1) * 127.5).round(), ((x + 1) * 127.5).round())
     assert vae.spacial_compression_decode() == vae.spacial_compression_encode() == 8 and vae.latent_channels == 1
-    fast = importlib.import_module(f"{pack.__name__}.nodes.fast_decode").OneStepVAEDecode()
+    from onestep_nodes.fast_decode import OneStepVAEDecode
+
+    fast = OneStepVAEDecode()
     assert torch.equal(fast.decode({"samples": x}, vae, "cuda graph")[0], images)  # no GPU here: falls back to core's decode
 
 
@@ -113,6 +115,9 @@ def test_teacher_samples_with_core_eps_as_diffusers_computes(ps, model_set):
     z = torch.randn(2, 1, 32, 32)
     assert torch.allclose(ms.noise_scaling(ms.sigma_max, z, torch.zeros_like(z), True), z * torch.sqrt(1 + ms.sigma_max**2))  # core's, no override
     assert teacher.get_model_object("latent_format").latent_channels == 1
+    from onestep_nodes.training_node import export_metadata
+
+    assert export_metadata(teacher)[1] == "fmnist32"  # a node-trained student's file names the space Load One-Step Generator knows
 
     ctx = ps.encode_prompt(clip, "Sneaker")
     empty = comfy.sample.fix_empty_latent_channels(teacher, torch.zeros(2, 4, 32, 32))  # EmptyLatentImage 256×256
@@ -158,7 +163,7 @@ def test_teacher_metadata_is_checked(ps, model_set, tmp_path):
 
     sd, _ = load_generator(str(model_set["dir"] / "teacher.safetensors"))
     save_generator(str(tmp_path / "flow_teacher.safetensors"), sd, E.unet_metadata("teacher", TINY_NET, prediction="flow", timestep=1000))
-    gm = importlib.import_module(ps.__name__.rsplit(".", 1)[0] + ".generator_model")
+    from onestep_nodes import generator_model as gm
     with pytest.raises(ValueError, match="teacher file must predict one of eps, v, x0"):  # the pack's GeneratorFileError
         gm.load_generator_model(str(tmp_path / "flow_teacher.safetensors"))
 

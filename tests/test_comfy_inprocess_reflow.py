@@ -1,9 +1,7 @@
-"""Files written by the reflow and InstaFlow methods through the pack's ComfyUI loader (nodes/generator_model.py), in
+"""Files written by the reflow and InstaFlow methods through the pack's ComfyUI loader (onestep_nodes/generator_model.py), in
 process with the real ComfyUI modules: core's KSampler with Euler and the "simple" scheduler on the 2-rectified flow
 equals k Euler steps x ← x + v/k at model times 1000·(1 − i/k) on the raw UNet (CFG mixing velocities), and
 One-Step Generate on either file equals x0 = z + v(z, 1000)."""
-import importlib
-
 import pytest
 import torch
 from test_comfy_inprocess import pack  # noqa: F401  (fixture: the repo imported as ComfyUI imports it)
@@ -40,7 +38,7 @@ def _velocity(model, x, tau, ctx):
 
 @pytest.mark.parametrize("steps,cfg", [(1, 1.0), (2, 1.0), (4, 1.0), (4, 2.0)])
 def test_ksampler_euler_simple_is_the_flows_euler(pack, files, steps, cfg):  # noqa: F811
-    gm = importlib.import_module(f"{pack.__name__}.nodes.generator_model")
+    from onestep_nodes import generator_model as gm
     path, trained = files["2-rectified-flow"]
     model = gm.load_generator_model(path)
     data = FlowPairs()

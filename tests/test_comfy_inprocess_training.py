@@ -1,25 +1,23 @@
-"""The trainer's ComfyUI adapter (nodes/comfy_unet.py) in-process with ComfyUI's real UNetModel: its forward is
+"""The trainer's ComfyUI adapter (onestep_nodes/comfy_unet.py) in-process with ComfyUI's real UNetModel: its forward is
 the MODEL's UNet, its encoder returns every level, its full copies (SiD-LSG's ψ and φ) compute the same, and a
 Diffusion2GAN step trains through it."""
-import importlib
-
 import torch
 
 from onestep.latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
-from test_comfy_inprocess import F, pack  # noqa: F401  (fixture: the repo imported as ComfyUI imports it)
+from test_comfy_inprocess import F
 from training.config import TrainConfig
 
 
-def adapter(pack, tmp_path):  # noqa: F811
-    cu = importlib.import_module(f"{pack.__name__}.nodes.comfy_unet")
-    gm = importlib.import_module(f"{pack.__name__}.nodes.generator_model")
+def adapter(tmp_path):
+    from onestep_nodes import comfy_unet as cu
+    from onestep_nodes import generator_model as gm
     F.write_generator(str(tmp_path / "g.safetensors"))
     model = gm.load_generator_model(str(tmp_path / "g.safetensors"))
     return model, cu.ComfyUNet.from_model(model, device=torch.device("cpu"))
 
 
-def test_adapter_forward_is_the_unet_and_encoder_has_every_level(pack, tmp_path):  # noqa: F811
-    model, net = adapter(pack, tmp_path)
+def test_adapter_forward_is_the_unet_and_encoder_has_every_level(tmp_path):
+    model, net = adapter(tmp_path)
     assert net.info.latent_channels == 4 and net.info.context_dim == 768 and net.info.spatial_multiple == 2
     x, t, ctx = torch.randn(2, 4, 16, 16), torch.tensor([999.0, 500.0]), torch.randn(2, 77, 768)
     with torch.no_grad():
@@ -43,11 +41,11 @@ def test_adapter_forward_is_the_unet_and_encoder_has_every_level(pack, tmp_path)
     assert set(net.export_state_dict(net.state_dict())) == set(model.model.diffusion_model.state_dict())
 
 
-def test_gan_step_trains_the_comfy_unet(pack, tmp_path):  # noqa: F811
+def test_gan_step_trains_the_comfy_unet(tmp_path):
     from test_core_training_fixtures import PairsDataset
     from training.trainer import Trainer
 
-    _, net = adapter(pack, tmp_path)
+    _, net = adapter(tmp_path)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     elpips = ELatentLPIPS(LatentLPIPS(in_channels=4, width=1 / 8), get_encoder("sd15"))
     cfg = TrainConfig.from_dict({"batch_size": 2, "loss": {"warmup_steps": 0}, "discriminator": {"enabled": True}})

@@ -66,6 +66,11 @@ def test_flags_fill_the_config():
     assert (d.z_conditioning, d.multiscale, d.mix_and_match, d.r1_gamma, d.d_t_min, d.d_t_max) == (False, False, False, 0.0, 10, 300)
     assert (d.storage_dtype, d.backbone, d.lora_rank) == ("bfloat16", "lora", 16)
     assert c.bf16 and c.generator.spec == DEFAULT_SPEC.__class__("eps", 399, "raw_z")
+    c = cli.config_from_args(_parse(["--gan-loss", "relativistic", "--warmup-steps", "10", "--d-lead", "4", "--lr-d-schedule", "constant"]))
+    assert (c.loss.gan_loss, c.loss.d_lead_steps, c.optim.lr_d_schedule) == ("relativistic", 4, "constant")
+    c = cli.config_from_args(_parse(["--gan-ramp", "50", "--betas-d", "0", "0.99"]))
+    assert (c.loss.gan_ramp_steps, c.optim.betas_d, c.optim.betas) == (50, (0.0, 0.99), OptimConfig().betas)
+    assert TrainConfig.from_dict(c.to_dict()) == c
     assert cli.config_from_args(_parse(["--low-memory"])) == low_memory(cli.config_from_args(_parse([])))
     assert cli.config_from_args(_parse(["--low-memory"])).discriminator.storage_dtype == "bfloat16"
 

@@ -17,7 +17,7 @@ NODE = "OneStepLoadProofScaleModelSet"
 def proof_scale(host):
     """The stand-in set in the host's models/onestep (role → file name), after checking the node is served."""
     info = host.get("/object_info")
-    assert NODE in info, f"{NODE} is not served: add 'proof_scale_models' to NODE_MODULES in nodes/__init__.py"
+    assert NODE in info, f"{NODE} is not served: add 'proof_scale_models' to NODE_MODULES in onestep_nodes/__init__.py"
     E.write_stand_in_set(os.path.join(host.base_dir, "models", "onestep"))
     return dict(E.STAND_IN_FILES)
 

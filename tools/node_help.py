@@ -85,22 +85,21 @@ def pages(mappings: dict, display: dict) -> dict[str, str]:
     return {f"{k}.md": page(k, cls, display.get(k, k)) for k, cls in sorted(mappings.items())}
 
 
-def _pack():
-    sys.path.insert(0, os.path.join(REPO, "tests"))
+def _mappings() -> tuple[dict, dict]:
+    """The pack's node classes and display names, as its entry point registers them (ComfyUI on the CPU)."""
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True
-    from comfy_host import import_pack
+    from onestep_nodes import load_node_modules
 
-    return import_pack(REPO)
+    return load_node_modules()
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.node_help", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="only compare: exit 1 when a page is missing or differs")
     args = ap.parse_args(argv)
-    pack = _pack()
-    want = pages(pack.NODE_CLASS_MAPPINGS, pack.NODE_DISPLAY_NAME_MAPPINGS)
+    want = pages(*_mappings())
     stale = []
     for name, text in want.items():
         path = os.path.join(DOCS, name)

@@ -1,6 +1,6 @@
 """The proof-scale text encoder: a seeded random-weight stand-in file, and the context table the teacher trains on.
 
-The encoder is a small CLIP in ComfyUI's own CLIP machinery (nodes/proof_scale_models.py: SD1 tokenizer, a
+The encoder is a small CLIP in ComfyUI's own CLIP machinery (onestep_nodes/proof_scale_models.py: SD1 tokenizer, a
 CLIPTextModel of width 64, 2 layers), so CLIPTextEncode in ComfyUI conditions the teacher and student exactly as
 the trainer did. The context table [11, 77, 64] holds the encodings of the ten class names (proof_scale/data.py
 PROMPTS) and of the empty prompt (row 10), made by that CLIP as CLIPTextEncode makes them; it is saved as
@@ -28,7 +28,6 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-from onestep.pack import pack_module
 
 log = logging.getLogger("onestep")
 TABLE_KEY = "context"  # the table's tensor name, read by proof_scale's teacher trainer
@@ -42,7 +41,12 @@ LAYER_GAIN = 1.0  # fan-in scaled normal init of the attention and MLP weights (
 
 def comfy_adapter():
     """The pack's proof-scale node module (ComfyUI tree on PYTHONPATH)."""
-    return pack_module("nodes.proof_scale_models")
+    from onestep_nodes.headless import use_cpu_without_gpu
+
+    use_cpu_without_gpu()
+    from onestep_nodes import proof_scale_models
+
+    return proof_scale_models
 
 
 def randomize_text_model(model: torch.nn.Module, seed: int, embed_std: float = EMBED_STD, gain: float = LAYER_GAIN) -> torch.nn.Module:

@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from .config import (
     DEFAULT_SPEC,
+    GAN_LOSSES,
     DiscriminatorConfig,
     GeneratorConfig,
     LossConfig,
@@ -35,12 +36,11 @@ from .config import (
     default_lr_warmup,
     low_memory,
 )
-from .core import ELatentLPIPS, OneStepSpec, atomic, atomic_write, bases, format
+from .core import ELatentLPIPS, LATENT_SPACES, OneStepSpec, atomic, atomic_write, bases, format, latent_space
 from .methods import METHODS, PAIRS, method_class
 from .methods.regression import Regression
 
 log = logging.getLogger("onestep")
-LATENT_SCALES = {"SD15": 0.18215, "SD21": 0.18215, "SDXL": 0.13025}  # ComfyUI latent format → UNet-space scale
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,7 +51,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompts", default=None, help="prompt file (.txt one per line, .tsv/.csv with --prompt-column) of a prompts-only method (sid-lsg)")
     p.add_argument("--prompt-column", default="prompt", help="the prompt column of a .tsv/.csv prompt file (any case; PartiPrompts.tsv: Prompt)")
     p.add_argument("--text-encoder", default=None, help="diffusers pipeline folder with tokenizer/ and text_encoder/ for --prompts (default: --teacher)")
-    p.add_argument("--latent-format", default="SD15", choices=sorted(LATENT_SCALES), help="the teacher's latent format with --prompts (pairs record their own)")
+    p.add_argument("--latent-format", default="SD15", choices=[s.comfy_format for s in LATENT_SPACES.values()],
+                   help="the teacher's latent format with --prompts (pairs record their own; onestep/latent_spaces.py)")
     p.add_argument("--teacher", required=True, help="diffusers UNet2DConditionModel folder (or a pipeline folder with unet/)")
     p.add_argument("--out", required=True, help="generator file to write (.safetensors)")
     p.add_argument("--latent-lpips", default=None, help="E-LatentLPIPS weights (.safetensors/.pth); not needed with --regression mse")
@@ -93,6 +94,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regression", default=lo.regression, choices=["elatentlpips", "latentlpips", "mse"])
     p.add_argument("--gan-weight", type=float, default=lo.gan_weight, help="λ_GAN (fixed), or the GAN's share of the regression's gradient (adaptive)")
     p.add_argument("--gan-balance", default=lo.gan_balance, choices=["fixed", "adaptive"], help="how --gan-weight weighs the GAN term")
+    p.add_argument("--gan-loss", default=lo.gan_loss, choices=list(GAN_LOSSES),
+                   help="standard: non-saturating per logit (the paper); relativistic: each fake against its own real pair (same z, c, t, ε)")
+    p.add_argument("--d-lead", type=int, default=lo.d_lead_steps, help="D trains alone for this many steps before --warmup-steps ends")
+    p.add_argument("--gan-ramp", type=int, default=lo.gan_ramp_steps, help="G's GAN weight rises from 0 over this many steps after --warmup-steps")
+    p.add_argument("--betas-d", type=float, nargs=2, default=None, help="D's Adam β1 β2 when they should differ from --betas (GANs: 0 0.99)")
+    p.add_argument("--lr-d-schedule", default=o.lr_d_schedule, choices=["shared", "constant"],
+                   help="D's lr: G's warm-up and decay (shared) or --lr-d from D's first step (constant)")
     p.add_argument("--t-eps", type=float, default=r.t_eps, help="reflow: σ ~ U(t_eps, 1) (the data end left out)")
     p.add_argument("--text-dropout", type=float, default=r.text_dropout, help="reflow: probability of the negative (empty) prompt per item, for CFG on velocities")
     p.add_argument("--data-on-device", default=g.data_on_device, choices=["auto", "always", "never"], help="keep the pairs on the GPU")
@@ -146,8 +154,9 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         generator=GeneratorConfig(generator_spec(a), a.lora_rank, a.lora_alpha, a.gradient_checkpointing, frozen_dtype=a.frozen_dtype),
         optim=OptimConfig(a.optimizer, lr_g, lr_d, betas, a.weight_decay, a.grad_accumulation, clip,
                           optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=default_lr_warmup(a.steps) if a.lr_warmup is None else a.lr_warmup, lr_decay=a.lr_decay,
-                          lr_decay_steps=a.steps, lr_floor=a.lr_floor),
-        loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps, a.gan_balance),
+                          lr_decay_steps=a.steps, lr_floor=a.lr_floor, lr_d_schedule=a.lr_d_schedule,
+                          betas_d=tuple(a.betas_d) if a.betas_d is not None else None),
+        loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps, a.gan_balance, d_lead_steps=a.d_lead, gan_loss=a.gan_loss, gan_ramp_steps=a.gan_ramp),
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
@@ -252,9 +261,11 @@ def train(a: argparse.Namespace) -> int:
     config = config_from_args(a)
     device = _init_distributed()
     data, fmt, teacher_hash, source = _training_data(a, config, device)
-    if fmt not in LATENT_SCALES:
-        raise SystemExit(f"no latent scale known for the dataset's latent format {fmt!r}")
-    unet = DiffusersUNet(load_teacher(a.teacher), latent_scale=LATENT_SCALES[fmt])
+    try:
+        space = latent_space(fmt)
+    except ValueError as e:
+        raise SystemExit(f"the training data's latent format: {e}") from None
+    unet = DiffusersUNet(load_teacher(a.teacher), latent_scale=space.scale, latent_shift=space.shift)
     elpips = None
     if config.loss.regression != "mse" and issubclass(method_class(config.method), Regression):  # methods on the regression loss
         if not a.latent_lpips:
@@ -284,7 +295,7 @@ def train(a: argparse.Namespace) -> int:
     if trainer.dist.is_main:
         sd = trainer.generator_state_dict()
         base = a.base or bases.base_from_shape(bases.inspect_ldm_unet(sd))
-        session.export(a.out, base, fmt.lower(), weights=sd, teacher_hash=teacher_hash, source=f"training.cli:{source}")
+        session.export(a.out, base, space.name, weights=sd, teacher_hash=teacher_hash, source=f"training.cli:{source}")
         log.info("[onestep] wrote %s after %d steps", a.out, result.step)
     return 0
 

@@ -29,6 +29,7 @@ from .core import DiscreteSchedule, OneStepSpec
 from .lr_schedule import DECAYS
 
 REGRESSION_LOSSES = ("elatentlpips", "latentlpips", "mse")
+GAN_LOSSES = ("standard", "relativistic")  # LossConfig.gan_loss
 OPTIMIZERS = ("adamw", "adafactor")
 STORAGE_DTYPES = ("float32", "bfloat16")
 D_BACKBONES = ("full", "lora")  # discriminator backbone: trained copy of the teacher encoder, or frozen + LoRA
@@ -81,8 +82,18 @@ class OptimConfig:
     lr_decay: str = "constant"
     lr_decay_steps: int = 0
     lr_floor: float = 0.1
+    # "shared": the other networks' lr follows G's schedule (warm-up and decay). "constant": theirs stays at lr_d from
+    # their first step — a discriminator that starts late (LossConfig.warmup_steps − d_lead_steps) would otherwise
+    # start on G's decayed lr, and one that starts with G would spend G's warm-up barely moving.
+    lr_d_schedule: str = "shared"
+    # Adam β1, β2 of the other networks when they should differ from G's (None: `betas`). A GAN's D usually runs with
+    # β = (0, 0.99) (StyleGAN2): with β2 = 0.999 the second moments of D's large early gradients shrink its steps for
+    # thousands of steps after its gradients fall (proof-scale run 10: ‖∇D‖ 5–11 while it led, 0.005 after G caught up).
+    betas_d: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.lr_d_schedule not in ("shared", "constant"):
+            raise ValueError(f"lr_d_schedule must be 'shared' or 'constant', not {self.lr_d_schedule!r}")
         if self.lr_warmup < 0 or self.lr_decay not in DECAYS or not 0.0 <= self.lr_floor <= 1.0:
             raise ValueError(f"need lr_warmup ≥ 0, lr_decay in {DECAYS} and 0 ≤ lr_floor ≤ 1; got {self.lr_warmup}, {self.lr_decay!r}, {self.lr_floor}")
         for name in (self.optimizer, self.optimizer_d or self.optimizer):
@@ -102,6 +113,9 @@ class LossConfig:
     # "fixed": λ_GAN = gan_weight. "adaptive": the GAN's gradient at G's output is scaled to gan_weight × the
     # regression's (losses.GeneratorLoss), so a confident D cannot pull G off the teacher's pairs.
     gan_balance: str = "adaptive"
+    # G's GAN weight rises linearly from 0 to its value over this many steps after warmup_steps: in proof-scale run
+    # 10 a D that had led for 200 steps was fooled within 25 steps of a GAN term switched on at full weight.
+    gan_ramp_steps: int = 0
     # D's updates start this many steps before its GAN term reaches G (at warmup_steps − d_lead_steps). A D started
     # together with G's GAN term sat at the constant "everything is fake" answer for hundreds of steps in proof-scale
     # run 6 (d_real = ln 3, d_fake = ln 1.5, ‖∇D‖ ≈ 0.005) while the adaptive weight amplified its noise into G.
@@ -110,8 +124,18 @@ class LossConfig:
     # at G's output, and w = gan_weight·‖∇d‖/‖∇GAN‖ then multiplies its noise without bound (2,900 in proof-scale
     # run 9 after D collapsed, the regression loss ×8). 10 never bound in the runs where D was alive (w ≤ 4).
     gan_scale_max: float = 10.0
+    # "standard": the paper's non-saturating loss on each logit. "relativistic": the paired relativistic loss (RpGAN,
+    # Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024) on the same (z, c, t, ε) — D: softplus(D(x̂_t) − D(x_t)),
+    # G: softplus(D(x_t) − D(x̂_t)), position by position. A one-step student's sample differs from its teacher's pair
+    # by far less than samples differ from each other: in the proof-scale probe a D ranked the pair right 99.6 % of
+    # the time at t = 0 while a threshold on its logit was right 83 %, so the pairwise margin is the signal to train.
+    gan_loss: str = "standard"
 
     def __post_init__(self) -> None:
+        if self.gan_loss not in GAN_LOSSES:
+            raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, not {self.gan_loss!r}")
+        if self.gan_ramp_steps < 0:
+            raise ValueError(f"gan_ramp_steps must be ≥ 0, not {self.gan_ramp_steps}")
         if self.gan_scale_max <= 0:
             raise ValueError(f"gan_scale_max must be > 0, not {self.gan_scale_max}")
         if self.d_lead_steps < 0 or self.d_lead_steps > self.warmup_steps:
@@ -280,8 +304,9 @@ class TrainConfig:
             s["schedule"] = DiscreteSchedule(**s.get("schedule", {}))
             g["spec"] = OneStepSpec(**s)
         o = dict(d.get("optim", {}))
-        if "betas" in o:
-            o["betas"] = tuple(o["betas"])
+        for key in ("betas", "betas_d"):
+            if o.get(key) is not None:
+                o[key] = tuple(o[key])
         rest = {k: v for k, v in d.items() if k not in ("generator", "optim", "loss", "discriminator", "sid", "reflow")}
         return cls(
             generator=GeneratorConfig(**g), optim=OptimConfig(**o), loss=LossConfig(**d.get("loss", {})),

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .core import unet_keys
+from .core import LATENT_SPACES, unet_keys
 from .unet_interface import ModelInfo, copy_module, default_lora_targets
 
 
 class DiffusersUNet(nn.Module):
     """A diffusers UNet2DConditionModel behind the engine's TrainableUNet and the discriminator's UNetEncoder."""
 
-    def __init__(self, unet: nn.Module, latent_scale: float = 0.18215, latent_shift: float = 0.0):
+    def __init__(self, unet: nn.Module, latent_scale: float = LATENT_SPACES["sd15"].scale, latent_shift: float = 0.0):
         super().__init__()
         self.unet = unet
         cfg = unet.config

@@ -21,7 +21,7 @@ from .unet_interface import TrainableUNet
 class UNetEncoder(TrainableUNet, Protocol):
     """What D needs from the teacher UNet beyond the engine's TrainableUNet: its *encoder* (input conv, down blocks,
     middle block) run with text c through its own cross-attention. The adapters (training/diffusers_unet.py,
-    nodes/comfy_unet.py) implement it; other methods never call it."""
+    onestep_nodes/comfy_unet.py) implement it; other methods never call it."""
 
     def encoder_features(
         self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None, **extra

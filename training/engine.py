@@ -109,7 +109,7 @@ class Engine:
         for x in extras:
             if x.name in self.networks or x.key == "g":
                 raise ValueError(f"method {self.method.name!r} names two networks {x.name!r}/{x.key!r}")
-            opt = make_optimizer(x.optimizer, [p for p in x.module.parameters() if p.requires_grad], x.lr, o.betas, o.weight_decay, o.foreach)
+            opt = make_optimizer(x.optimizer, [p for p in x.module.parameters() if p.requires_grad], x.lr, o.betas_d or o.betas, o.weight_decay, o.foreach)
             if x.storage_dtype != "float32":
                 opt = Bf16WeightsOptimizer(opt, x.rounding_seed)
             self.networks[x.name] = Network(x.name, x.key, x.module, opt, x.lr)
@@ -167,12 +167,13 @@ class Engine:
         return terms
 
     def _set_learning_rates(self) -> None:
-        """Every optimiser's lr for this step: its base lr × the schedule's factor (lr_schedule.py)."""
+        """Every optimiser's lr for this step: its base lr × the schedule's factor (lr_schedule.py; the other networks'
+        lr stays at its base with OptimConfig.lr_d_schedule "constant")."""
         o = self.config.optim
         f = lr_factor(self.step, o.lr_warmup, o.lr_decay, o.lr_decay_steps, o.lr_floor)
-        for net in self.networks.values():
+        for name, net in self.networks.items():
             for group in net.optimizer.param_groups:
-                group["lr"] = net.lr * f
+                group["lr"] = net.lr * (f if name == GENERATOR or o.lr_d_schedule == "shared" else 1.0)
 
     # -- the loop -------------------------------------------------------------------------------------------
     def batches(self, data, steps: int, collate_fn: Callable | None = None, num_workers: int = 0) -> Iterable[dict]:

@@ -7,6 +7,10 @@ Discriminator:  L_D = softplus(−D(x_t, t, z, c)) + softplus(D(x̂_t, t, z, c))
 d is E-LatentLPIPS (one random augmentation per call), LatentLPIPS (no augmentation) or latent MSE; z' and c'
 come from another item of the batch (pairs that happen to share the seed / prompt are not counted as fakes).
 Logits are patch maps at one or several scales; each term averages over positions, then over scales.
+
+With gan_loss "relativistic" (paired RpGAN; LossConfig.gan_loss) every fake is scored against its own real pair — the
+same z, c, t and ε — position by position: D: softplus(D(x̂_t) − D(x_t)), mix-and-match softplus(D(x_t, z') − D(x_t)),
+G: softplus(D(x_t) − D(x̂_t)) (D(x_t) a constant for G).
 """
 from __future__ import annotations
 
@@ -44,15 +48,20 @@ def _ns(logits: list[torch.Tensor], real: bool) -> torch.Tensor:
     return torch.stack([F.softplus(sign * l.float()).mean(dim=(1, 2, 3)) for l in logits]).mean(dim=0)
 
 
+def _rp(winner: list[torch.Tensor], loser: list[torch.Tensor]) -> torch.Tensor:
+    """Paired relativistic loss per item [B] for wanting `winner` above `loser`: softplus(loser − winner) position by
+    position, averaged over positions and scales."""
+    return torch.stack([F.softplus(lo.float() - w.float()).mean(dim=(1, 2, 3)) for w, lo in zip(winner, loser)]).mean(dim=0)
+
+
+def _item_score(logits: list[torch.Tensor]) -> torch.Tensor:
+    """Per-item mean logit over positions and scales [B] (float32)."""
+    return torch.stack([l.float().mean(dim=(1, 2, 3)) for l in logits]).mean(dim=0)
+
+
 def _score(logits: list[torch.Tensor]) -> torch.Tensor:
     """Σ over items of the mean logit per scale (what R1 differentiates)."""
     return sum(l.float().mean(dim=(1, 2, 3)).sum() for l in logits)
-
-
-def _noised(spec: OneStepSpec, x0: torch.Tensor, mb: MicroBatch, t_range: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    t = sample_d_timesteps(x0.shape[0], *t_range, generator=mb.rng)
-    eps = torch.randn(x0.shape, generator=mb.rng).to(x0.device, x0.dtype)
-    return diffuse(spec, x0, eps, t), t.to(x0.device)
 
 
 class RegressionLoss:
@@ -83,33 +92,41 @@ class GeneratorLoss:
     cannot have its noise amplified without bound either; terms["gan_scale"] logs w."""
 
     def __init__(self, regression: RegressionLoss, spec: OneStepSpec, gan_weight: float, t_range: tuple[int, int], balance: str = "fixed",
-                 scale_max: float = float("inf")):
+                 scale_max: float = float("inf"), gan_loss: str = "standard"):
         self.regression, self.spec, self.gan_weight, self.t_range, self.balance = regression, spec, gan_weight, t_range, balance
-        self.scale_max = scale_max
+        self.scale_max, self.gan_loss = scale_max, gan_loss
 
-    def __call__(self, generator: nn.Module, discriminator: nn.Module | None, mb: MicroBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """(terms, fake x0); backward of terms["objective"] (when present, else terms["total"]) gives G's gradient."""
+    def __call__(self, generator: nn.Module, discriminator: nn.Module | None, mb: MicroBatch, ramp: float = 1.0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """(terms, fake x0); backward of terms["objective"] (when present, else terms["total"]) gives G's gradient.
+        `ramp` ∈ [0, 1] scales gan_weight (LossConfig.gan_ramp_steps)."""
         x0 = generator(mb.z, mb.context, **mb.extra)
         if discriminator is not None and self.balance == "adaptive":
-            return self._adaptive(x0, discriminator, mb), x0.detach()
+            return self._adaptive(x0, discriminator, mb, ramp), x0.detach()
         terms = {"regression": self.regression(x0, mb).mean()}
         total = terms["regression"]
         if discriminator is not None:
             terms["gan_g"] = self._gan(x0, discriminator, mb)
-            total = total + self.gan_weight * terms["gan_g"]
+            total = total + ramp * self.gan_weight * terms["gan_g"]
         terms["total"] = total
         return terms, x0.detach()
 
     def _gan(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch) -> torch.Tensor:
-        x_t, t = _noised(self.spec, x0, mb, self.t_range)
-        return _ns(discriminator(x_t, t, mb.z, mb.context, **mb.extra), real=True).mean()
+        t = sample_d_timesteps(x0.shape[0], *self.t_range, generator=mb.rng)
+        eps = torch.randn(x0.shape, generator=mb.rng).to(x0.device, x0.dtype)
+        t_dev = t.to(x0.device)
+        fake = discriminator(diffuse(self.spec, x0, eps, t), t_dev, mb.z, mb.context, **mb.extra)
+        if self.gan_loss == "standard":
+            return _ns(fake, real=True).mean()
+        with torch.no_grad():  # the real pair under the same t and ε: a constant for G
+            real = discriminator(diffuse(self.spec, mb.real.to(x0.dtype), eps, t), t_dev, mb.z, mb.context, **mb.extra)
+        return _rp(fake, [r.detach() for r in real]).mean()
 
-    def _adaptive(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch) -> dict[str, torch.Tensor]:
+    def _adaptive(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch, ramp: float = 1.0) -> dict[str, torch.Tensor]:
         out = x0.detach().float().requires_grad_(True)
         regression, gan = self.regression(out, mb).mean(), self._gan(out, discriminator, mb)
         (g_reg,) = torch.autograd.grad(regression, out)
         (g_gan,) = torch.autograd.grad(gan, out)
-        w = (self.gan_weight * g_reg.norm() / g_gan.norm().clamp(min=1e-12)).clamp(max=self.scale_max)
+        w = (ramp * self.gan_weight * g_reg.norm() / g_gan.norm().clamp(min=1e-12)).clamp(max=self.scale_max)
         return {"regression": regression.detach(), "gan_g": gan.detach(), "gan_scale": w,
                 "total": regression.detach() + w * gan.detach(), "objective": (x0.float() * (g_reg + w * g_gan)).sum()}
 
@@ -118,8 +135,8 @@ class DiscriminatorLoss:
     """L_D: real vs generated, mix-and-match fakes, lazy single-sample R1."""
 
     def __init__(self, spec: OneStepSpec, t_range: tuple[int, int], mix_and_match: bool, z_conditioning: bool,
-                 r1_gamma: float, r1_every: int, r1_mode: str = "exact", r1_sigma: float = 0.01):
-        self.spec, self.t_range = spec, t_range
+                 r1_gamma: float, r1_every: int, r1_mode: str = "exact", r1_sigma: float = 0.01, gan_loss: str = "standard"):
+        self.spec, self.t_range, self.gan_loss = spec, t_range, gan_loss
         self.mix_and_match, self.z_conditioning = mix_and_match, z_conditioning
         self.r1_gamma, self.r1_every = r1_gamma, r1_every
         self.r1_mode, self.r1_sigma = r1_mode, r1_sigma
@@ -147,14 +164,23 @@ class DiscriminatorLoss:
         extra = {k: torch.cat([e[k] for e in extras]) for k in mb.extra}
         logits = discriminator(torch.cat(xs), t.repeat(len(xs)), torch.cat(zs), torch.cat(cs), **extra)
         parts = [list(p) for p in zip(*[l.split(b) for l in logits])]  # per kind: list over scales
-        terms = {"d_real": _ns(parts[0], real=True).mean(), "d_fake": _ns(parts[1], real=False).mean()}
-        total = terms["d_real"] + terms["d_fake"]
+        relativistic = self.gan_loss == "relativistic"
+        if relativistic:
+            terms = {"d_pair": _rp(parts[0], parts[1]).mean()}
+            total = terms["d_pair"]
+        else:
+            terms = {"d_real": _ns(parts[0], real=True).mean(), "d_fake": _ns(parts[1], real=False).mean()}
+            total = terms["d_real"] + terms["d_fake"]
+        with torch.no_grad():  # how well D tells this step's fakes (not yet trained on) from their own real pairs
+            gap = _item_score(parts[0]) - _item_score(parts[1])
+            terms["d_rank_acc"], terms["d_gap"] = (gap > 0).float().mean(), gap.mean()
         if len(parts) > 2:
             mixed = []
             for kind, p in zip(kinds[2:], parts[2:]):
                 key = mb.seed if kind == "wrong_z" else mb.prompt_index
                 valid = (key != key.roll(1, 0)).float().to(fake.device) if key is not None else torch.ones(b, device=fake.device)
-                mixed.append((_ns(p, real=False) * valid).sum() / valid.sum().clamp(min=1.0))
+                loss = _rp(parts[0], p) if relativistic else _ns(p, real=False)
+                mixed.append((loss * valid).sum() / valid.sum().clamp(min=1.0))
             terms["d_mixed"] = torch.stack(mixed).mean()
             total = total + terms["d_mixed"]
         terms["total"] = total

@@ -3,7 +3,7 @@
 The generator G(z, c) = x0(UNet(x_in, t, c)) (onestep/parameterization.py) needs only the call, plus what the
 engine's memory levers use (gradient checkpointing, LoRA targets) and the export's key layout. Methods that need
 more declare it themselves (Diffusion2GAN's discriminator reads the encoder: discriminator.UNetEncoder). Adapters:
-training/diffusers_unet.py (diffusers UNet2DConditionModel, headless); nodes/comfy_unet.py (ComfyUI's ldm UNetModel).
+training/diffusers_unet.py (diffusers UNet2DConditionModel, headless); onestep_nodes/comfy_unet.py (ComfyUI's ldm UNetModel).
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from .core import LATENT_SPACES
+
 # Attention projections and feed-forward layers: the same names in diffusers' and ldm's transformer blocks.
 LORA_TARGET_PATTERN = re.compile(r"(^|\.)(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2))$")
 
@@ -27,7 +29,7 @@ class ModelInfo:
     latent_channels: int  # channels of the latent the UNet reads and writes
     context_dim: int  # width of the cross-attention conditioning (768 SD1.5, 1024 SD2, 2048 SDXL)
     pooled_dim: int | None = None  # width of the pooled text embedding the UNet needs (SDXL: 1280), None: none
-    latent_scale: float = 0.18215  # UNet (x0) space = (VAE latent − latent_shift) · latent_scale
+    latent_scale: float = LATENT_SPACES["sd15"].scale  # UNet (x0) space = (VAE latent − latent_shift) · latent_scale
     latent_shift: float = 0.0  # see latent_scale
     spatial_multiple: int = 1  # latent height and width must be multiples of this (2^downsamplings)
 

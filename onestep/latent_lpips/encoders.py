@@ -1,10 +1,13 @@
 """Latent spaces E-LatentLPIPS knows: channel count and the normalisation applied before the network
-(the same scale/shift ComfyUI's latent formats apply when a latent enters the diffusion model)."""
+(the same scale/shift ComfyUI's latent formats apply when a latent enters the diffusion model), from the pack's one
+table of latent spaces (onestep/latent_spaces.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+from ..latent_spaces import LATENT_SPACES
 
 
 @dataclass(frozen=True)
@@ -21,12 +24,8 @@ class LatentEncoder:
         return (x - self.shift) * self.scale
 
 
-ENCODERS: dict[str, LatentEncoder] = {
-    "sd15": LatentEncoder("sd15", 4, 0.18215),
-    "sd21": LatentEncoder("sd21", 4, 0.18215),
-    "sdxl": LatentEncoder("sdxl", 4, 0.13025),
-    "sd3": LatentEncoder("sd3", 16, 1.5305, 0.0609),
-    "flux": LatentEncoder("flux", 16, 0.3611, 0.1159),
+ENCODERS: dict[str, LatentEncoder] = {  # sd15, sd21, sdxl, sd3, flux
+    name: LatentEncoder(name, space.channels, space.scale, space.shift) for space in LATENT_SPACES.values() for name in space.encoders or ()
 }
 
 

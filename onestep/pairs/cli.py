@@ -17,10 +17,13 @@ log = logging.getLogger("onestep")
 
 
 def comfy_adapter():
-    """The pack's ComfyUI-side collection module (ComfyUI tree on PYTHONPATH)."""
-    from ..pack import pack_module
+    """The pack's ComfyUI-side collection module (ComfyUI tree on PYTHONPATH); only `collect` needs the host."""
+    from onestep_nodes.headless import use_cpu_without_gpu
 
-    return pack_module("nodes.pair_collection")
+    use_cpu_without_gpu()
+    from onestep_nodes import pair_collection
+
+    return pair_collection
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The resumable collection loop: make the missing shards of a dataset with a teacher, batch by batch.
 
-The teacher is anything with the `Teacher` interface (the ComfyUI adapter in nodes/pair_collection.py runs
+The teacher is anything with the `Teacher` interface (the ComfyUI adapter in onestep_nodes/pair_collection.py runs
 core's sampling machinery). Under torchrun, rank r makes the missing shards k with k mod world = r, so ranks
 take disjoint seeds and the files are the same as one process would write.
 """

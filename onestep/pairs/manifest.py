@@ -29,7 +29,7 @@ class DatasetError(ValueError):
 class PairSettings:
     """Everything that decides a dataset's content; a resumed run must match it exactly."""
 
-    teacher: str  # fingerprint of the teacher's weights and patches (LoRA), see nodes/pair_collection.py
+    teacher: str  # fingerprint of the teacher's weights and patches (LoRA), see onestep_nodes/pair_collection.py
     latent_format: str  # ComfyUI latent format name (SD15, SDXL, ...): the space the latents live in
     latent_shape: tuple[int, int, int]  # [channels, height, width] of one latent
     sampler: str  # deterministic ODE sampler (k-diffusion name)

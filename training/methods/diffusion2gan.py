@@ -48,9 +48,10 @@ class Diffusion2GAN(Regression):
         super().prepare(info)
         c, dc = self.config, self.config.discriminator
         t_range = (dc.d_t_min, dc.d_t_max)
-        self.g_loss = GeneratorLoss(self.regression, c.generator.spec, c.loss.gan_weight, t_range, c.loss.gan_balance, c.loss.gan_scale_max)
+        self.g_loss = GeneratorLoss(self.regression, c.generator.spec, c.loss.gan_weight, t_range, c.loss.gan_balance, c.loss.gan_scale_max,
+                                    c.loss.gan_loss)
         self.d_loss = DiscriminatorLoss(c.generator.spec, t_range, dc.mix_and_match, dc.z_conditioning, dc.r1_gamma, dc.r1_every,
-                                        dc.r1_mode, dc.r1_sigma) if dc.enabled else None
+                                        dc.r1_mode, dc.r1_sigma, c.loss.gan_loss) if dc.enabled else None
         self.discriminator: ConditionalDiffusionDiscriminator | None = None
 
     def build(self, engine) -> list[ExtraNetwork]:
@@ -67,14 +68,15 @@ class Diffusion2GAN(Regression):
         loss = self.config.loss
         use_gan = self.discriminator is not None and step >= loss.warmup_steps
         train_d = self.discriminator is not None and step >= loss.warmup_steps - loss.d_lead_steps
-        phases = [Phase("generator", partial(self._generator_gan, engine, use_gan))]
+        ramp = min(1.0, (step - loss.warmup_steps + 1) / loss.gan_ramp_steps) if use_gan and loss.gan_ramp_steps else 1.0
+        phases = [Phase("generator", partial(self._generator_gan, engine, use_gan, ramp))]
         if train_d:
             phases.append(Phase("discriminator", partial(self._discriminator, step % self.config.discriminator.r1_every == 0)))
         return phases
 
-    def _generator_gan(self, engine, use_gan: bool, mb: MicroBatch, backward: Backward) -> dict:
+    def _generator_gan(self, engine, use_gan: bool, ramp: float, mb: MicroBatch, backward: Backward) -> dict:
         with backward.autocast():
-            terms, fake = self.g_loss(engine.generator, self.discriminator if use_gan else None, mb)
+            terms, fake = self.g_loss(engine.generator, self.discriminator if use_gan else None, mb, ramp)
         backward(terms.pop("objective", terms["total"]))
         mb.outputs["fake"] = fake  # D's step of this training step reads it
         return terms

@@ -41,7 +41,7 @@ PREDICTIONS = ("eps", "v")  # teachers SiD-LSG trains here: ε- and v-prediction
 @runtime_checkable
 class CopyableUNet(TrainableUNet, Protocol):
     """What SiD-LSG needs from the teacher UNet beyond the engine's TrainableUNet: whole copies of it, for ψ and φ.
-    The adapters (training/diffusers_unet.py, nodes/comfy_unet.py) implement it."""
+    The adapters (training/diffusers_unet.py, onestep_nodes/comfy_unet.py) implement it."""
 
     def full_copy(self, share_weights: bool = False) -> CopyableUNet:
         """A deep copy of the UNet; with share_weights its modules hold this UNet's own parameter and buffer tensors

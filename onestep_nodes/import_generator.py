@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from ..onestep.importers import IMPORTERS
+from onestep.importers import IMPORTERS
 from . import model_folder
 from .constants import CATEGORY
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import comfy.model_management as mm
 import folder_paths
 
-from ..onestep.parameterization import OneStepSpec
-from ..training.config import DEFAULT_SPEC, DiscriminatorConfig, default_lr_warmup, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
+from onestep.parameterization import OneStepSpec
+from training.config import DEFAULT_SPEC, DiscriminatorConfig, default_lr_warmup, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
 from . import model_folder
 from .constants import TRAINING_CATEGORY
 from .training_node import MSE, regression_elpips, run_paths, train_run

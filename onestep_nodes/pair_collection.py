@@ -14,10 +14,10 @@ import comfy.sample
 import comfy.samplers
 import torch
 
-from ..onestep.pairs.collect import collect, open_dataset
-from ..onestep.pairs.dataset import repeat_to_common_length
-from ..onestep.pairs.manifest import PairSettings, prompts_hash
-from ..onestep.pairs.prompts import read_prompts
+from onestep.pairs.collect import collect, open_dataset
+from onestep.pairs.dataset import repeat_to_common_length
+from onestep.pairs.manifest import PairSettings, prompts_hash
+from onestep.pairs.prompts import read_prompts
 from .generator_model import check_conditioning
 
 log = logging.getLogger("onestep")

@@ -15,7 +15,7 @@ import comfy.utils
 import latent_preview
 import torch
 
-from ..onestep.sampling import sample_onestep
+from onestep.sampling import sample_onestep
 from .fast_path import FAST_MODES, OFF, fast_denoise, ineligible_reason
 from .generator_model import check_conditioning, generator_sigma
 from .constants import CATEGORY

@@ -2,7 +2,7 @@
 teacher-pairs datasets: reflow turns the teacher's UNet into a velocity model on the teacher's ODE couplings (→ a
 2-rectified flow file, sampled with 1–8 Euler steps), InstaFlow distils that flow into one step x0 = z + v(z, 1000)
 on pairs of the flow's own Euler ODE (→ an instaflow file). Formulas: docs/methods.md, "Rectified flow";
-engine methods: training/methods/reflow.py. Same run contract as Train Diffusion2GAN (nodes/training_node.py)."""
+engine methods: training/methods/reflow.py. Same run contract as Train Diffusion2GAN (onestep_nodes/training_node.py)."""
 from __future__ import annotations
 
 import os
@@ -10,10 +10,10 @@ import os
 import comfy.model_management as mm
 import folder_paths
 
-from ..onestep import format
-from ..training.config import GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, TrainConfig, default_lr_warmup, low_memory
-from ..training.export import native_weights
-from ..training.methods.reflow import FLOW_SPEC
+from onestep import format
+from training.config import GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, TrainConfig, default_lr_warmup, low_memory
+from training.export import native_weights
+from training.methods.reflow import FLOW_SPEC
 from . import model_folder
 from .constants import TRAINING_CATEGORY
 from .training_node import MSE, regression_elpips, run_paths, train_run

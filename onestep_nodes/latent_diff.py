@@ -7,15 +7,14 @@ import comfy.model_management as mm
 import folder_paths
 import torch
 
-from ..onestep.latent_lpips import ELatentLPIPS
-from ..onestep.latent_lpips.augment import parse_preset
-from ..onestep.latent_lpips.weights import load
+from onestep.latent_lpips import ELatentLPIPS
+from onestep.latent_lpips.augment import parse_preset
+from onestep.latent_lpips.weights import load
+from onestep.latent_spaces import latent_space
 from . import model_folder
 from .constants import CATEGORY
 
 PRESETS = ["bg", "b", "g", "go", "bgc", "bgco", "none"]
-# ComfyUI latent formats → the encoders whose weights fit them
-FORMAT_ENCODERS = {"SD15": {"sd15", "sd21"}, "SDXL": {"sdxl"}, "SD3": {"sd3"}, "Flux": {"flux"}}
 _NETS: dict[tuple[str, float], tuple] = {}
 
 
@@ -32,7 +31,10 @@ def load_weights(name: str):
 def check_latent_space(model, encoder_name: str) -> None:
     """Refuse comparing latents of a model whose latent space the weights were not made for."""
     fmt = type(model.get_model_object("latent_format")).__name__
-    allowed = FORMAT_ENCODERS.get(fmt)
+    try:
+        allowed = latent_space(fmt).encoders
+    except ValueError:  # a latent space the pack does not know: nothing to check against
+        return
     if allowed is not None and encoder_name not in allowed:
         raise ValueError(f"these E-LatentLPIPS weights are for {encoder_name} latents, but the model makes {fmt} latents; pick weights for {fmt}")
 

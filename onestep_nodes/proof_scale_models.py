@@ -3,7 +3,7 @@
 The proof-scale model set (issue 6) lives in a 32×32×1 latent space ("fmnist32"): the Fashion-MNIST image
 itself, padded 28→32 and scaled to [−1, 1] (proof_scale/data.py). Its parts, as ComfyUI objects:
   - teacher and student: generator-format files (onestep/format.py); the teacher's method is "teacher"
-    (core's plain multi-step ε sampling), the student's a one-step method (nodes/generator_model.py);
+    (core's plain multi-step ε sampling), the student's a one-step method (onestep_nodes/generator_model.py);
   - text encoder: a small CLIP in ComfyUI's own CLIP machinery (comfy.sd1_clip: SD1 tokenizer, CLIPTextModel
     of any width), from a .safetensors whose metadata names its config ("onestep.format" =
     "onestep-text-encoder"), so core's CLIPTextEncode conditions the UNets as it does SD1.5's;
@@ -30,9 +30,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..onestep.atomic import atomic_write
-from ..onestep.format import FORMAT_NAME as GENERATOR_FORMAT
-from ..onestep.format import GeneratorFileError, read_metadata
+from onestep.atomic import atomic_write
+from onestep.format import FORMAT_NAME as GENERATOR_FORMAT
+from onestep.format import GeneratorFileError, read_metadata
 from . import model_folder
 from .generator_model import (
     FashionMNIST32,

@@ -7,7 +7,7 @@ import logging
 
 import torch
 
-from ..onestep.cuda_graph import GraphCache
+from onestep.cuda_graph import GraphCache
 from .fast_path import FAST_MODES, OFF, fully_loaded, weights_key
 from .constants import CATEGORY
 

@@ -21,8 +21,9 @@ import comfy.utils
 import torch
 from comfy.model_sampling import CONST, EPS, V_PREDICTION, X0, ModelSamplingDiscrete, ModelSamplingDiscreteFlow, reshape_sigma
 
-from ..onestep.format import GeneratorFileError, GeneratorMetadata, load_generator
-from ..onestep.parameterization import OneStepSpec
+from onestep.format import GeneratorFileError, GeneratorMetadata, load_generator
+from onestep.latent_spaces import LATENT_SPACES
+from onestep.parameterization import OneStepSpec
 
 
 class _GeneratorNoise:
@@ -83,8 +84,8 @@ TEACHER_SAMPLING_CLASSES = {"eps": TeacherEps, "v": TeacherV, "x0": TeacherX0}
 class FashionMNIST32(comfy.latent_formats.LatentFormat):
     """The proof-scale latent space: one channel, 32×32, the image itself in [−1, 1] (identity "VAE", ×8 pixels)."""
 
-    scale_factor = 1.0
-    latent_channels = 1
+    scale_factor = LATENT_SPACES["fmnist32"].scale
+    latent_channels = LATENT_SPACES["fmnist32"].channels
     latent_dimensions = 2
     spacial_downscale_ratio = 8  # 8 pixels per latent cell, ComfyUI's convention (EmptyLatentImage 256² → 32²)
 
@@ -93,7 +94,7 @@ class FashionMNIST32(comfy.latent_formats.LatentFormat):
         self.latent_rgb_factors_bias = None
 
 
-LATENT_FORMATS = {"fmnist32": FashionMNIST32}  # the pack's own latent spaces; other names keep the base's format
+LATENT_FORMATS = {"fmnist32": FashionMNIST32}  # ComfyUI classes of the pack's own latent spaces; others keep the base's format
 MODEL_CONFIGS = {  # base → core's model config class (custom widths reuse the SD1.5 family's)
     "sd15": comfy.supported_models.SD15,
     "sd21": comfy.supported_models.SD20,

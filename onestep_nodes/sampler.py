@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import comfy.samplers
 
-from ..onestep.sampling import sample_onestep
+from onestep.sampling import sample_onestep
 from .generate import onestep_sigmas
 from .constants import CATEGORY
 

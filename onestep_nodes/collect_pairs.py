@@ -9,9 +9,9 @@ import comfy.samplers
 import comfy.utils
 import torch
 
-from ..onestep.pairs.collect import collect, open_dataset
-from ..onestep.pairs.dataset import PairDataset
-from ..onestep.pairs.prompts import read_prompts
+from onestep.pairs.collect import collect, open_dataset
+from onestep.pairs.dataset import PairDataset
+from onestep.pairs.prompts import read_prompts
 from . import model_folder
 from .constants import TRAINING_CATEGORY, to_pil
 from .pair_collection import ComfyTeacher, latent_preview, settings_for

@@ -9,13 +9,13 @@ import dataclasses
 import comfy.model_management as mm
 import torch
 
-from ..onestep.pairs.dataset import repeat_to_common_length
-from ..onestep.pairs.prompts import read_prompts
-from ..onestep.parameterization import OneStepSpec
-from ..training.config import default_lr_warmup, GeneratorConfig, OptimConfig, SidConfig, TrainConfig, low_memory
-from ..training.methods.sid_lsg import PREDICTIONS, SidLSG
-from ..training.prompts import PromptDataset
-from ..training.session import TrainingSession
+from onestep.pairs.dataset import repeat_to_common_length
+from onestep.pairs.prompts import read_prompts
+from onestep.parameterization import OneStepSpec
+from training.config import default_lr_warmup, GeneratorConfig, OptimConfig, SidConfig, TrainConfig, low_memory
+from training.methods.sid_lsg import PREDICTIONS, SidLSG
+from training.prompts import PromptDataset
+from training.session import TrainingSession
 from . import model_folder
 from .comfy_unet import ComfyUNet
 from .constants import TRAINING_CATEGORY
@@ -149,8 +149,8 @@ class OneStepTrainSiDLSG:
             mm.unload_all_models()  # the trainable copy (and ψ, φ copied from it) are independent of the teacher's weights
             session = TrainingSession(unet, config, data, run_dir, None, device, resume)
             result = run_with_progress(session, model, steps, vae)
-            base, latent_format, unet_config = export_metadata(model)
-            session.export(out_path, base, latent_format.lower(), unet_config=unet_config, teacher_hash=model_fingerprint(model)[:16],
+            base, file_format, unet_config = export_metadata(model)
+            session.export(out_path, base, file_format, unet_config=unet_config, teacher_hash=model_fingerprint(model)[:16],
                            source=f"Train SiD-LSG node: {len(prompt_list)} prompts")
             curve, images = training_outputs(session, model, 4, vae)
         return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}

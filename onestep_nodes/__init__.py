@@ -1,5 +1,6 @@
-"""Thin ComfyUI adapters. Each node module is imported on its own by the pack's entry point, so one that
-fails to import is logged and the others still load. Only this folder imports ComfyUI (`comfy`, `folder_paths`)."""
+"""Thin ComfyUI adapters: the only package that imports ComfyUI (`comfy`, `folder_paths`). Not named `nodes`, because
+ComfyUI's own top-level module is. Each node module is imported on its own by the pack's entry point (the repository's
+__init__.py), so one that fails to import is logged and the others still load."""
 from __future__ import annotations
 
 import importlib
@@ -13,13 +14,13 @@ NODE_MODULES = (
 )
 
 
-def load_node_modules(package: str, names: tuple[str, ...] = NODE_MODULES) -> tuple[dict, dict]:
-    """Import `package`.nodes.<name> for each name; merge their mappings; log and skip failures."""
+def load_node_modules(names: tuple[str, ...] = NODE_MODULES) -> tuple[dict, dict]:
+    """Import onestep_nodes.<name> for each name; merge their mappings; log and skip failures."""
     classes: dict = {}
     display: dict = {}
     for name in names:
         try:
-            module = importlib.import_module(f"{package}.nodes.{name}")
+            module = importlib.import_module(f"{__name__}.{name}")
         except Exception:
             log.exception("[onestep] node module %r failed to import; its nodes are unavailable", name)
             continue

@@ -14,7 +14,7 @@ import weakref
 import comfy.model_management as mm
 import torch
 
-from ..onestep.cuda_graph import GraphCache
+from onestep.cuda_graph import GraphCache
 
 log = logging.getLogger("onestep")
 _CACHE = GraphCache(max_entries=4)

@@ -13,10 +13,11 @@ import comfy.utils
 import folder_paths
 import torch
 
-from ..onestep.latent_lpips import ELatentLPIPS
-from ..onestep.pairs.manifest import DatasetError
-from ..training.config import TrainConfig
-from ..training.session import TrainingSession
+from onestep.latent_lpips import ELatentLPIPS
+from onestep.latent_spaces import latent_space
+from onestep.pairs.manifest import DatasetError
+from training.config import TrainConfig
+from training.session import TrainingSession
 from . import model_folder
 from .comfy_unet import ComfyUNet, normal_tensors
 from .constants import to_pil
@@ -81,9 +82,9 @@ def train_run(model, config: TrainConfig, dataset: str, generator_name: str, ste
         if start is not None and session.step == 0:
             start(session)
         result = run_with_progress(session, model, steps, vae)
-        base, _, unet_config = export_metadata(model)
+        base, file_format, unet_config = export_metadata(model)
         lora_path = os.path.join(folder_paths.get_folder_paths("loras")[0], os.path.basename(out_path)) if lora else None
-        session.export(out_path, base, latent_format.lower(), lora_path, unet_config=unet_config)
+        session.export(out_path, base, file_format, lora_path, unet_config=unet_config)
         curve, images = training_outputs(session, model, 4, vae)
     return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}
 
@@ -115,11 +116,16 @@ def run_with_progress(session: TrainingSession, model, steps: int, vae=None):
 
 
 def export_metadata(model) -> tuple[str, str, dict | None]:
-    """(base, latent format name, unet_config for a custom base) of the teacher MODEL, for TrainingSession.export."""
+    """(base, latent space as generator files name it, unet_config for a custom base) of the teacher MODEL, for
+    TrainingSession.export. A latent format the pack's table does not know keeps ComfyUI's class name in lower case."""
     base = BASES.get(type(model.model.model_config).__name__, "custom")
-    latent_format = type(model.get_model_object("latent_format")).__name__
+    comfy_format = type(model.get_model_object("latent_format")).__name__
+    try:
+        file_format = latent_space(comfy_format).name
+    except ValueError:
+        file_format = comfy_format.lower()
     heads = {k: v for k, v in model.model.model_config.unet_config.items() if k in ("num_heads", "num_head_channels")}
-    return base, latent_format, heads if base == "custom" else None
+    return base, file_format, heads if base == "custom" else None
 
 
 def training_outputs(session: TrainingSession, model, count: int = 4, vae=None) -> tuple[torch.Tensor, torch.Tensor]:

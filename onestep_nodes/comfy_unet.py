@@ -16,7 +16,7 @@ from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..training.unet_interface import ModelInfo, copy_module, default_lora_targets
+from training.unet_interface import ModelInfo, copy_module, default_lora_targets
 
 
 def normal_tensors(module: nn.Module) -> nn.Module:
