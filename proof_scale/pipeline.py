@@ -158,7 +158,8 @@ class Run:
         self.data = args.data
         self.command = args.label or "python -m proof_scale.pipeline " + " ".join(shlex.quote(a) for a in argv)
         s = TINY if args.tiny else FULL
-        over = {k: getattr(args, k) for k in ("pairs", "sweep_count", "eval_count", "teacher_seeds", "row_seeds") if getattr(args, k) is not None}
+        over = {k: getattr(args, k) for k in ("pairs", "sweep_count", "eval_count", "teacher_seeds", "row_seeds", "select_every", "val_count", "log_every")
+                if getattr(args, k) is not None}
         if args.sweep_steps:
             over["sweep_steps"] = tuple(args.sweep_steps)
         if args.sweep_cfg:
@@ -250,6 +251,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--gan-warmup", type=int, default=None, help="diffusion2gan: regression-only steps before the GAN")
     p.add_argument("--teacher-seeds", type=int, default=None, help=f"scoring noise streams of the teacher (default 3, at most {len(EVAL_SEEDS)})")
     p.add_argument("--row-seeds", type=int, default=None, help="scoring noise streams of each distillation row (default 2)")
+    p.add_argument("--select-every", type=int, default=None, help=f"steps between a row's model-selection points (default {FULL.select_every}; 0: none)")
+    p.add_argument("--val-count", type=int, default=None, help=f"one-step samples of each selection point (default {FULL.val_count})")
+    p.add_argument("--log-every", type=int, default=None, help=f"steps between a row's progress lines (default {FULL.log_every})")
     p.add_argument("--row-set", default=None, help="settings of every distillation row, as a variant's: key=value:key=value (rows.PLAN_TYPES)")
     p.add_argument("--variants", type=lambda v: [x for x in v.split(";") if x], default=None,
                    help="report: variant rows to list after the table's (';'-separated, e.g. 'diffusion2gan@timestep=625')")

@@ -226,3 +226,11 @@ def test_a_second_labelled_dataset_runs_through_unchanged(tmp_path, caplog):
     # a context table made for other data (ten classes) is refused by name
     assert pipeline.main(["--work", str(tmp_path / "other"), "--data", data, "--stage", "teacher", "--context", "random:4:16:0:10", "--device", "cpu"]) == 2
     assert "the context table has 11 rows, the data set has 4 classes" in caplog.text
+
+
+def test_selection_and_logging_intervals_are_set_from_the_command_line(tmp_path):
+    argv = ["--work", str(tmp_path), "--stage", "teacher", "--tiny", "--select-every", "250", "--val-count", "500", "--log-every", "50"]
+    scale = pipeline.Run(pipeline.parse_args(argv), argv).scale
+    assert (scale.select_every, scale.val_count, scale.log_every) == (250, 500, 50)
+    default = pipeline.Run(pipeline.parse_args(argv[:5]), argv[:5]).scale
+    assert (default.select_every, default.val_count, default.log_every) == (pipeline.TINY.select_every, pipeline.TINY.val_count, pipeline.TINY.log_every)
