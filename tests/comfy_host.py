@@ -138,8 +138,9 @@ class ComfyHost(ServerProcess):
     def run(self, prompt: dict, timeout: float = 600.0) -> dict:
         """Queue an API-format prompt, wait on the websocket until it ends, return its /history entry.
 
-        The entry gains "error": the execution_error payload, or None; a prompt refused at validation
-        returns {"refused": node_errors}.
+        The entry gains "error": the execution_error payload, or None, and "interrupted_at": the monotonic time the
+        server's execution_interrupted message arrived, or None; a prompt refused at validation returns
+        {"refused": node_errors}.
         """
         ws = websocket.create_connection(f"ws://127.0.0.1:{self.port}/ws?clientId={self.client_id}", timeout=timeout)
         try:
@@ -147,7 +148,7 @@ class ComfyHost(ServerProcess):
             if status != 200:
                 return {"refused": body}
             pid = body["prompt_id"]
-            error = None
+            error = interrupted_at = None
             deadline = time.time() + timeout
             while time.time() < deadline:
                 msg = ws.recv()
@@ -157,6 +158,8 @@ class ComfyHost(ServerProcess):
                 data = m.get("data", {})
                 if data.get("prompt_id") != pid:
                     continue
+                if m["type"] == "execution_interrupted":
+                    interrupted_at = time.monotonic()  # the call stopped here; the prompt still ends as below
                 if m["type"] == "execution_error":
                     error = data
                     break
@@ -172,7 +175,7 @@ class ComfyHost(ServerProcess):
             hist = self.get(f"/history/{pid}")
             if pid in hist:
                 entry = hist[pid]
-                entry["error"] = error
+                entry["error"], entry["interrupted_at"] = error, interrupted_at
                 return entry
             time.sleep(0.1)
         raise RuntimeError(f"prompt {pid} finished but is not in /history")

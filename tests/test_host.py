@@ -279,8 +279,9 @@ def test_bad_input_gets_a_clear_message(host, case):
 def test_interrupt_stops_a_long_one_step_call_inside_the_unet(host):
     """A one-step call is a single sampler step, and core checks /interrupt between steps; inside the step, core
     (0.3.75+) checks it before every Linear/Conv of its ops (comfy.ops.run_every_op). The pack's path must keep the UNet
-    on those ops so that a long call stops within one op. A batch-64 call runs about 8× a batch-8 one (T8); interrupted
-    1 s in, it must end within 3·T8, well before the ~7·T8 it would otherwise still run."""
+    on those ops so that a long call stops within one op. Interrupted 1 s in, a batch-64 call must stop (the server's
+    execution_interrupted message) within half of the T64 − 1 s it would otherwise still run, T64 measured on the same
+    host just before (a bound that scales with the host's load, where one against a batch-8 call did not)."""
     def call(batch, prefix):
         g = generate(text_graph("tiny_eps_t999.safetensors"), size=256, prefix=prefix)
         g["80"]["inputs"].update(batch_size=batch, seed=int(time.time() * 1000) % 10**9)  # never cached
@@ -288,8 +289,8 @@ def test_interrupt_stops_a_long_one_step_call_inside_the_unet(host):
 
     ok(host.run(call(8, "irq_warm")))  # loads the model and encodes the prompt
     start = time.monotonic()
-    ok(host.run(call(8, "irq_small")))
-    t8 = time.monotonic() - start
+    ok(host.run(call(64, "irq_full")))
+    t64 = time.monotonic() - start
     fired = {}
 
     def interrupt_once_running():
@@ -305,10 +306,15 @@ def test_interrupt_stops_a_long_one_step_call_inside_the_unet(host):
     ended = time.monotonic()
     t.join()
     assert entry["status"]["status_str"] == "error" and "execution_interrupted" in [m[0] for m in entry["status"]["messages"]], entry["status"]
-    assert ended - fired["at"] < 3 * t8, f"the call ran {ended - fired['at']:.1f} s after the interrupt (a batch of 8 takes {t8:.1f} s)"
+    # timed to the server's execution_interrupted message (the call has stopped there), not to the prompt's end,
+    # which adds the host's own bookkeeping
+    stopped = entry["interrupted_at"]
+    assert stopped is not None and stopped - fired["at"] < 0.5 * (t64 - 1.0), \
+        f"the call ran {(stopped or ended) - fired['at']:.1f} s after the interrupt (an uninterrupted batch of 64 takes {t64:.1f} s)"
     assert not glob.glob(os.path.join(host.base_dir, "output", "latents", "irq_never*"))
     assert host.get("/system_stats")["system"]
-    print(f"batch 64 at 256²: interrupted 1 s in, ended {ended - fired['at']:.1f} s after /interrupt (a batch of 8: {t8:.1f} s)")
+    print(f"batch 64 at 256²: interrupted 1 s in, stopped {stopped - fired['at']:.1f} s and ended {ended - fired['at']:.1f} s after "
+          f"/interrupt (uninterrupted: {t64:.1f} s)")
 
 
 def test_a_model_linked_into_a_model_folder_imports(host, tmp_path):
