@@ -21,6 +21,7 @@ Rectified-flow rows (issue 17, InstaFlow; run by name, not part of `all` or the 
 """
 from __future__ import annotations
 
+import hashlib
 import re
 
 from training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, SidConfig, TrainConfig
@@ -53,6 +54,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "d_lead": int, "d_t_min": int, "mix_and_match": lambda v: v == "true", "z_conditioning": lambda v: v == "true",
     "gan_loss": str, "lr_d_schedule": str,  # "standard" | "relativistic"; "shared" | "constant" (training/config.py)
     "gan_ramp": int, "d_beta1": float, "d_beta2": float,  # LossConfig.gan_ramp_steps; D's Adam β (OptimConfig.betas_d)
+    "d_backbone": str, "d_lora_rank": int,  # "full" | "lora": D's teacher encoder trained, or frozen with LoRA (DiscriminatorConfig)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)
     "data": str,  # the pairs folder of the work folder it trains on: "pairs" (the teacher's) or "pairs_2rf" (the 2-RF's)
@@ -100,8 +102,12 @@ def is_flow_row(row: str) -> bool:
 
 
 def row_dir_name(row: str) -> str:
-    """A folder name for a row or variant (letters, digits, '.', '_', '-')."""
-    return re.sub(r"[^A-Za-z0-9._-]", "-", row.replace("@", "__"))
+    """A folder name for a row or variant (letters, digits, '.', '_', '-'); one longer than file systems allow (255
+    bytes) keeps its first 160 characters and a digest of the whole name, so distinct variants stay distinct."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", row.replace("@", "__"))
+    if len(name) <= 160:
+        return name
+    return f"{name[:160]}-{hashlib.sha1(row.encode()).hexdigest()[:12]}"
 
 
 def parse_row(row: str) -> tuple[str, dict]:
@@ -170,7 +176,8 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
                         d_lead_steps=p.get("d_lead", 0), gan_loss=p.get("gan_loss", "standard"),
                         gan_ramp_steps=p.get("gan_ramp", 0)),
         discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_min=p.get("d_t_min", 0),
-                                          d_t_max=p["d_t_max"], mix_and_match=p.get("mix_and_match", True), z_conditioning=p.get("z_conditioning", True)),
+                                          d_t_max=p["d_t_max"], mix_and_match=p.get("mix_and_match", True), z_conditioning=p.get("z_conditioning", True),
+                                          backbone=p.get("d_backbone", "full"), lora_rank=p.get("d_lora_rank", 64)),
         reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),
         batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
     )

@@ -1,0 +1,26 @@
+"""proof_scale.rows: variant folder names stay legal on every file system, and the D-backbone keys reach the trainer."""
+import os
+
+from proof_scale import rows
+
+
+LONG = ("diffusion2gan@init_from=regression_latentlpips:regression=latentlpips:lr=3e-5:lr_warmup=100:gan_warmup=200:"
+        "d_lead=200:gan_ramp=300:gan_weight=0.5:r1_gamma=1:lr_d_ratio=5:batch=512:d_t_max=100:mix_and_match=false:"
+        "lr_d_schedule=constant:d_beta1=0:d_beta2=0.99:steps=2000")
+
+
+def test_a_long_variant_gets_a_short_distinct_folder_name(tmp_path):
+    # run 11's first call died making this folder: 263 characters, over the 255 that file systems allow
+    name, other = rows.row_dir_name(LONG), rows.row_dir_name(LONG + ":d_backbone=lora")
+    assert len(name) <= 180 and len(other) <= 180 and name != other
+    assert name.startswith("diffusion2gan__init_from-regression_latentlpips") and name == rows.row_dir_name(LONG)
+    os.makedirs(tmp_path / name)
+    assert rows.row_dir_name("regression_mse@lr=1e-4") == "regression_mse__lr-1e-4"  # short names unchanged
+
+
+def test_d_backbone_keys_reach_the_discriminator_config():
+    plan = rows.plan(LONG + ":d_backbone=lora:d_lora_rank=8", rows.ROW_DEFAULTS)
+    d = rows.train_config(plan, bf16=False, save_every=0).discriminator
+    assert (d.backbone, d.lora_rank) == ("lora", 8)
+    d = rows.train_config(rows.plan(LONG, rows.ROW_DEFAULTS), bf16=False, save_every=0).discriminator
+    assert (d.backbone, d.lora_rank) == ("full", 64)
