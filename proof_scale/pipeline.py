@@ -158,7 +158,7 @@ class Run:
         self.data = args.data
         self.command = args.label or "python -m proof_scale.pipeline " + " ".join(shlex.quote(a) for a in argv)
         s = TINY if args.tiny else FULL
-        over = {k: getattr(args, k) for k in ("pairs", "sweep_count", "eval_count", "teacher_seeds", "row_seeds", "select_every", "val_count", "log_every")
+        over = {k: getattr(args, k) for k in ("pairs", "pairs_batch", "heldout", "sweep_count", "eval_count", "teacher_seeds", "row_seeds", "select_every", "val_count", "log_every")
                 if getattr(args, k) is not None}
         if args.sweep_steps:
             over["sweep_steps"] = tuple(args.sweep_steps)
@@ -243,6 +243,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sweep-count", type=int, default=None, help="samples per sweep point")
     p.add_argument("--eval-count", type=int, default=None, help="samples of each scored row")
     p.add_argument("--pairs", type=int, default=None, help="teacher pairs to collect")
+    p.add_argument("--pairs-batch", type=int, default=None, help="items per teacher call while collecting (memory: ~7 MB each on the CPU)")
+    p.add_argument("--heldout", type=int, default=None, help="held-out teacher pairs (the rows' held-out MSE)")
     p.add_argument("--pairs-devices", type=int, default=None, help="GPUs the pairs stage collects on (default: all visible; rank r makes shards k ≡ r mod N)")
     p.add_argument("--label", default=None, help="the command recorded in the stage records (default: this process's own; proof_scale.parallel passes its own)")
     p.add_argument("--distill-steps", type=int, default=None, help="optimiser steps of every distillation row")

@@ -228,9 +228,12 @@ def test_a_second_labelled_dataset_runs_through_unchanged(tmp_path, caplog):
     assert "the context table has 11 rows, the data set has 4 classes" in caplog.text
 
 
-def test_selection_and_logging_intervals_are_set_from_the_command_line(tmp_path):
-    argv = ["--work", str(tmp_path), "--stage", "teacher", "--tiny", "--select-every", "250", "--val-count", "500", "--log-every", "50"]
+def test_selection_logging_and_collection_sizes_are_set_from_the_command_line(tmp_path):
+    argv = ["--work", str(tmp_path), "--stage", "teacher", "--tiny", "--select-every", "250", "--val-count", "500", "--log-every", "50",
+            "--pairs-batch", "2", "--heldout", "6"]
     scale = pipeline.Run(pipeline.parse_args(argv), argv).scale
-    assert (scale.select_every, scale.val_count, scale.log_every) == (250, 500, 50)
+    assert (scale.select_every, scale.val_count, scale.log_every, scale.pairs_batch, scale.heldout) == (250, 500, 50, 2, 6)
     default = pipeline.Run(pipeline.parse_args(argv[:5]), argv[:5]).scale
-    assert (default.select_every, default.val_count, default.log_every) == (pipeline.TINY.select_every, pipeline.TINY.val_count, pipeline.TINY.log_every)
+    t = pipeline.TINY
+    assert (default.select_every, default.val_count, default.log_every, default.pairs_batch, default.heldout) == (
+        t.select_every, t.val_count, t.log_every, t.pairs_batch, t.heldout)
