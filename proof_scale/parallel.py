@@ -1,12 +1,15 @@
 """The whole proof-scale benchmark on every GPU of one machine, resumable: `proof_scale.pipeline` stages run as
 child processes, independent ones side by side, one GPU each.
 
-  python -m proof_scale.parallel --work runs/proof_scale [--max-seconds S] [--gpus N] [--rows-per-gpu K] [--rows R1,R2|none] PIPELINE-OPTIONS...
+  python -m proof_scale.parallel --work runs/proof_scale [--max-seconds S] [--gpus N] [--rows-per-gpu K] [--rows R1,R2|none]
+                                 [--chains "S1,S2,...;..."] PIPELINE-OPTIONS...
 
 Phases (each waits for the one before):
   1. teacher on GPU 0  ‖  classifier, latent-lpips on GPU 1
   2. teacher-eval on GPU 0, then pairs on all GPUs (rank r makes shards k ≡ r mod N)
-  3. the distillation rows (and --variants), K side by side on each GPU (a slot with several runs them in turn)
+  3. the distillation rows (and --variants), K side by side on each GPU (a slot with several runs them in turn); each
+     --chains entry (stages that depend on each other, e.g. the rectified-flow chain
+     teacher-steps,distill-reflow_2rf,pairs-2rf,distill-instaflow) takes a slot like one row and runs in order there
   4. report
 With one GPU (or none: --tiny on the CPU) the same stages run one after another. Every stage skips what is done,
 so the command is resumable: when the --max-seconds deadline stops a phase, the children leave resumable state
@@ -26,7 +29,7 @@ import sys
 import threading
 import time
 
-from .pipeline import DISTILL_ROWS, EXIT_INCOMPLETE
+from .pipeline import DISTILL_ROWS, EXIT_INCOMPLETE, FLOW_STAGES, STAGES
 
 # Seconds a child keeps after its deadline for what follows a stop: the last checkpoint (≈210 MB per distillation row;
 # on the lent GPU machines' disk four rows writing at once took 20–30 s), the export and 10k-sample scoring.
@@ -42,13 +45,15 @@ def _gpu_count() -> int:
         return 0
 
 
-def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), base_rows: tuple[str, ...] = DISTILL_ROWS) -> list[list[tuple[str | None, list[str]]]]:
+def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), base_rows: tuple[str, ...] = DISTILL_ROWS,
+           chains: tuple[tuple[str, ...], ...] = ()) -> list[list[tuple[str | None, list[str]]]]:
     """Per phase, the children as (CUDA_VISIBLE_DEVICES or None, stages). The distillation rows (and variants) run
-    rows_per_gpu at a time on each GPU: the small proof-scale models leave one GPU mostly idle with one row."""
-    rows = [f"distill-{r}" for r in (*base_rows, *variants)]
+    rows_per_gpu at a time on each GPU: the small proof-scale models leave one GPU mostly idle with one row. A chain
+    (stages in order) is placed like one row."""
+    items = [[f"distill-{r}"] for r in (*base_rows, *variants)] + [list(c) for c in chains]
     slots = max(1, gpus) * max(1, rows_per_gpu)
     visible = [str(g % gpus) if gpus else None for g in range(slots)]
-    per_slot = [(visible[i], rows[i::slots]) for i in range(slots) if rows[i::slots]]
+    per_slot = [(visible[i], [s for item in items[i::slots] for s in item]) for i in range(slots) if items[i::slots]]
     report = set(base_rows) == set(DISTILL_ROWS)  # the report's table needs every base row
     if gpus <= 1:
         one = "0" if gpus == 1 else None
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", default=",".join(DISTILL_ROWS),
                    help="comma-separated base distillation rows to run (default: all; 'none': only --variants, e.g. a GAN stage "
                         "started from a finished row)")
+    p.add_argument("--chains", default="", help="';'-separated chains of ','-separated pipeline stages, each run in order in one slot "
+                                                 "of the distillation phase (e.g. the flow rows: teacher-steps,distill-reflow_2rf,pairs-2rf,distill-instaflow)")
     p.add_argument("--margin", type=float, default=MARGIN, help=f"seconds children stop before the deadline for their last save and scoring (default {MARGIN:g})")
     args, rest = p.parse_known_args(argv)
     bad = [a for a in rest if a in ("--stage", "--label") or a.startswith(("--stage=", "--label="))]
@@ -120,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in base_rows if r not in DISTILL_ROWS]
     if unknown:
         p.error(f"unknown row {unknown[0]!r}; rows: {', '.join(DISTILL_ROWS)}")
-    plan = phases(gpus, args.rows_per_gpu, variants, base_rows)
+    chains = tuple(tuple(x for x in c.split(",") if x) for c in args.chains.split(";") if c.strip(", "))
+    known = (*STAGES, *FLOW_STAGES)
+    odd = [x for c in chains for x in c if x not in known and not x.startswith("distill-")]
+    if odd:
+        p.error(f"unknown stage {odd[0]!r} in --chains; stages: {', '.join(known)}, distill-ROW")
+    plan = phases(gpus, args.rows_per_gpu, variants, base_rows, chains)
     print(f"proof_scale.parallel: {gpus} GPU(s), {len(plan)} phases, work {args.work}", flush=True)
     for i, children in enumerate(plan, 1):
         left = start + args.max_seconds - time.monotonic() if args.max_seconds > 0 else math.inf

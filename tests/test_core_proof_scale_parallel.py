@@ -107,3 +107,18 @@ def test_absolute_deadline_counts_from_the_clock_not_from_the_start(tmp_path):
     assert 45 < run.left() <= 50
     run = pipeline.Run(pipeline.parse_args(["--work", str(tmp_path), "--stage", "teacher", "--max-seconds", "0"]), [])
     assert run.left() == float("inf")
+
+
+def test_a_chain_takes_a_slot_like_a_row_and_keeps_its_order():
+    chain = ("teacher-steps", "distill-reflow_2rf", "pairs-2rf", "distill-instaflow")
+    variant = "diffusion2gan@init_from=regression_latentlpips:gan_warmup=300:d_lead=300"
+    last = parallel.phases(2, variants=(variant,), base_rows=(), chains=(chain,))[-1]
+    assert last == [("0", [f"distill-{variant}"]), ("1", list(chain))]
+    one = parallel.phases(1, variants=(variant,), base_rows=(), chains=(chain,))[-1]
+    assert one == [("0", [f"distill-{variant}", *chain])]  # one slot: the row, then the chain in order
+
+
+def test_an_unknown_chain_stage_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--chains", "teacher-steps,pairs-3rf"])
+    assert e.value.code == 2 and "pairs-3rf" in capsys.readouterr().err
