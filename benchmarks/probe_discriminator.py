@@ -30,7 +30,7 @@ from proof_scale.sampler import class_labels, initial_noise, sample_teacher_from
 from proof_scale.teacher_import import import_teacher, import_unet
 from training.diffusers_unet import DiffusersUNet
 from training.discriminator import ConditionalDiffusionDiscriminator, diffuse
-from training.losses import _ns
+from training.losses import _ns, item_score
 
 DEFAULT_CONFIGS = ("trainer:lr=1.5e-4;lr1e-3:lr=1e-3;t0-100:t_max=100;heads-only:freeze=1,lr=1e-3;"
                    "no-z:z=0;beta0:beta1=0;t0:t_max=0;lr1e-3-t0-100:lr=1e-3,t_max=100")
@@ -64,8 +64,8 @@ def student_samples(student, spec: OneStepSpec, table, z, labels, batch: int, de
 
 
 def d_score(d, x, t, z, ctx) -> torch.Tensor:
-    """Per-item mean logit over positions and scales."""
-    return torch.stack([l.float().mean(dim=(1, 2, 3)) for l in d(x, t, z, ctx)]).mean(0)
+    """Per-item mean logit over positions and scales (the trainer's own d_rank_acc score)."""
+    return item_score(d(x, t, z, ctx))
 
 
 @torch.no_grad()

@@ -54,7 +54,7 @@ def _rp(winner: list[torch.Tensor], loser: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([F.softplus(lo.float() - w.float()).mean(dim=(1, 2, 3)) for w, lo in zip(winner, loser)]).mean(dim=0)
 
 
-def _item_score(logits: list[torch.Tensor]) -> torch.Tensor:
+def item_score(logits: list[torch.Tensor]) -> torch.Tensor:
     """Per-item mean logit over positions and scales [B] (float32)."""
     return torch.stack([l.float().mean(dim=(1, 2, 3)) for l in logits]).mean(dim=0)
 
@@ -172,7 +172,7 @@ class DiscriminatorLoss:
             terms = {"d_real": _ns(parts[0], real=True).mean(), "d_fake": _ns(parts[1], real=False).mean()}
             total = terms["d_real"] + terms["d_fake"]
         with torch.no_grad():  # how well D tells this step's fakes (not yet trained on) from their own real pairs
-            gap = _item_score(parts[0]) - _item_score(parts[1])
+            gap = item_score(parts[0]) - item_score(parts[1])
             terms["d_rank_acc"], terms["d_gap"] = (gap > 0).float().mean(), gap.mean()
         if len(parts) > 2:
             mixed = []
