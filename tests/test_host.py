@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from comfy_host import PACK_FOLDER_NAME, REPO
+from comfy_host import PACK_FOLDER_NAME, REPO, combo_options
 
 PACK_NODES = {"OneStepLoadGenerator", "OneStepGenerate", "OneStepSampler", "OneStepSigmas", "OneStepImportGenerator", "OneStepVAEDecode", "OneStepLatentPerceptualDiff", "OneStepCollectTeacherPairs"}
 CLIP = "onestep-default-clip-l-random.safetensors"
@@ -71,7 +71,7 @@ def test_object_info_lists_every_node(host):
         for section in ("required", "optional"):
             for inp, spec in node["input"].get(section, {}).items():
                 assert len(spec) > 1 and spec[1].get("tooltip"), f"{name}.{inp} has no tooltip"
-    assert "tiny_eps_t999.safetensors" in info["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    assert "tiny_eps_t999.safetensors" in combo_options(info["OneStepLoadGenerator"]["input"]["required"]["generator"])
 
 
 def test_pack_loaded_under_an_odd_folder_name(host):
@@ -394,10 +394,10 @@ def test_latent_perceptual_diff_refuses_another_latent_space(host):
 
 def test_extra_model_paths_folder_is_kept(host):
     shutil.copy(os.path.join(host.base_dir, "models", "onestep", "tiny_eps_t999.safetensors"), os.path.join(host.extra_onestep, "from_extra_paths.safetensors"))
-    listed = host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    listed = combo_options(host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"])
     assert "from_extra_paths.safetensors" in listed and "tiny_eps_t999.safetensors" in listed
     ok(host.run(generate(text_graph("from_extra_paths.safetensors"), prefix="extra_paths")))
     with open(os.path.join(host.extra_onestep, "not_a_model.ckpt"), "w") as f:
         f.write("x")
-    listed = host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    listed = combo_options(host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"])
     assert "not_a_model.ckpt" not in listed  # .safetensors only
