@@ -3,9 +3,8 @@
 The frontend fills a node's widgets by position (a saved workflow's `widgets_values`), so each helper returns its
 inputs in the order the nodes have always had; a node splices them in where they stood. The training nodes (Train
 Diffusion2GAN, Train Rectified Flow, Train InstaFlow, Train SiD-LSG) share a run block, an optional tail and their
-outputs; Collect
-Teacher Pairs and Train SiD-LSG share the prompt inputs. Where a node says more about an input, it passes its own
-tooltip; the defaults here are the wording most nodes use."""
+outputs; Collect Teacher Pairs and Train SiD-LSG share the prompt inputs. Where a node says more about an input, it
+passes its own tooltip; the defaults here are the wording most nodes use."""
 from __future__ import annotations
 
 from collections.abc import Sequence

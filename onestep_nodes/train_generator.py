@@ -63,9 +63,13 @@ class OneStepTrainDiffusion2GAN(io.ComfyNode):
                 latent_lpips_input(),
                 io.Combo.Input("regression", options=["elatentlpips", "latentlpips", "mse"], tooltip=(
                     "Regression loss: E-LatentLPIPS (augmented, the paper's), LatentLPIPS without ensemble, or latent MSE.")),
-                *run_inputs("my-diffusion2gan", optimisation, seed="Seeds the data order, noise draws and augmentations.", lora_rank=(
-                    "0: full fine-tune; >0: train LoRA adapters of this rank (low memory) and also save them as a LoRA (trained at the "
-                    "one-step call One-Step Generate makes with this teacher MODEL, so core's LoRA loaders apply it there).")),
+                *run_inputs(
+                    "my-diffusion2gan", optimisation,
+                    lora_rank=("0: full fine-tune; >0: train LoRA adapters of this rank (low memory) and also save them as a LoRA "
+                               "(trained at the one-step call One-Step Generate makes with this teacher MODEL, so core's LoRA loaders "
+                               "apply it there)."),
+                    seed="Seeds the data order, noise draws and augmentations.",
+                ),
                 *optional_run_inputs(switches=ablations, memory=(
                     "low: the settings measured for small GPUs (Adafactor, approximated R1, bf16 compute; a full fine-tune stores D and "
                     "the EMA in bf16; a LoRA run keeps one bf16 copy of the teacher that D shares, with its own LoRA factors): SD1.5 at "

@@ -106,14 +106,16 @@ class OneStepTrainSiDLSG(io.ComfyNode):
                 io.Int.Input("width", default=512, min=64, max=4096, step=8, tooltip=(
                     "Width in pixels of the images the generator learns to make (its noise is width/8 latent cells).")),
                 io.Int.Input("height", default=512, min=64, max=4096, step=8, tooltip="Height in pixels (the noise is height/8 latent cells)."),
-                *run_inputs("my-sid-lsg", [lr], lora_rank=(
-                    "0: full fine-tune of the generator and the fake score; >0: LoRA adapters of this rank on the generator (low "
-                    "memory; the teacher then shares its frozen weights)."),
-                    seed="Seeds the prompt order, the noise, the timesteps and the prompt dropout.",
-                    steps=("Total optimiser steps (a resumed run continues to this count); each step trains the fake score, then the "
-                           "generator."),
+                *run_inputs(
+                    "my-sid-lsg", [lr],
+                    steps=("Total optimiser steps (a resumed run continues to this count); each step trains the fake score, then "
+                           "the generator."),
                     batch_size="Prompts per step (fewer prompts than this are cycled).",
-                    gradient_checkpointing="Recompute activations in backward (generator, fake score and teacher): less memory, slower."),
+                    lora_rank=("0: full fine-tune of the generator and the fake score; >0: LoRA adapters of this rank on the generator "
+                               "(low memory; the teacher then shares its frozen weights)."),
+                    seed="Seeds the prompt order, the noise, the timesteps and the prompt dropout.",
+                    gradient_checkpointing="Recompute activations in backward (generator, fake score and teacher): less memory, slower.",
+                ),
                 *optional_run_inputs(memory=(
                     "low: the low-memory levers of the Diffusion2GAN trainer for SiD's three UNets: bf16 compute; a full fine-tune "
                     "trains with Adafactor and stores the fake score and the EMA in bf16 (stochastic rounding); a LoRA run keeps "
