@@ -1,6 +1,12 @@
-"""Thin ComfyUI adapters: the only package that imports ComfyUI (`comfy`, `folder_paths`). Not named `nodes`, because
-ComfyUI's own top-level module is. Each node module is imported on its own by the pack's entry point (the repository's
-__init__.py), so one that fails to import is logged and the others still load."""
+"""Thin ComfyUI adapters: the only package that imports ComfyUI (`comfy`, `comfy_api`, `folder_paths`). Not named
+`nodes`, because ComfyUI's own top-level module is.
+
+Every node is declared with ComfyUI's V3 schema (`comfy_api.latest.io.ComfyNode`: `define_schema` and a classmethod
+`execute`); each node module lists its node classes in `NODES`. The pack's entry point (the repository's __init__.py)
+registers them through `comfy_entrypoint`. Each node module is imported on its own, and each node's schema is built on
+its own before ComfyUI sees it, so a module that fails to import, or a node whose schema cannot be built, is logged and
+the other nodes still load (ComfyUI builds the schemas of a pack's node list in one loop: one raising there would take
+the whole pack down). This package's own __init__ imports no host module."""
 from __future__ import annotations
 
 import importlib
@@ -14,16 +20,26 @@ NODE_MODULES = (
 )
 
 
-def load_node_modules(names: tuple[str, ...] = NODE_MODULES) -> tuple[dict, dict]:
-    """Import onestep_nodes.<name> for each name; merge their mappings; log and skip failures."""
-    classes: dict = {}
-    display: dict = {}
+def load_node_modules(names: tuple[str, ...] = NODE_MODULES) -> list[type]:
+    """The node classes (io.ComfyNode) of onestep_nodes.<name> for each name, in order; failures are logged and skipped."""
+    found: list[type] = []
     for name in names:
         try:
             module = importlib.import_module(f"{__name__}.{name}")
         except Exception:
             log.exception("[onestep] node module %r failed to import; its nodes are unavailable", name)
             continue
-        classes.update(module.NODE_CLASS_MAPPINGS)
-        display.update(getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", {}))
-    return classes, display
+        for node in module.NODES:
+            try:
+                node.GET_SCHEMA()
+            except Exception:
+                log.exception("[onestep] node %s (module %r) has a schema ComfyUI cannot build; it is unavailable", node.__name__, name)
+                continue
+            found.append(node)
+    return found
+
+
+def node_mappings(node_list: list[type]) -> tuple[dict, dict]:
+    """({node_id: class}, {node_id: display name}) of V3 node classes, as ComfyUI registers them."""
+    schemas = [(node, node.GET_SCHEMA()) for node in node_list]
+    return {s.node_id: node for node, s in schemas}, {s.node_id: s.display_name for _, s in schemas if s.display_name is not None}

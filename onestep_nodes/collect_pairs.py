@@ -8,70 +8,78 @@ import comfy.model_management as mm
 import comfy.samplers
 import comfy.utils
 import torch
+from comfy_api.latest import io
 
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.dataset import PairDataset
 from onestep.pairs.prompts import read_prompts
 from . import model_folder
-from .constants import TRAINING_CATEGORY, to_pil
+from .constants import TRAINING_CATEGORY, check_choices, to_pil
+from .inputs import prompt_inputs
 from .pair_collection import ComfyTeacher, latent_preview, settings_for
 
 
-
-class OneStepCollectTeacherPairs:
-    DESCRIPTION = (
-        "Record teacher pairs (noise, prompt, teacher latent) with a deterministic ODE sampler, the data Diffusion2GAN "
-        "distills from. Writes a resumable dataset under models/onestep_pairs/<name>: run it again with the same "
-        "settings to finish an interrupted or cancelled collection."
-    )
-    CATEGORY = TRAINING_CATEGORY
-    RETURN_TYPES = ("STRING", "IMAGE")
-    RETURN_NAMES = ("dataset", "previews")
-    OUTPUT_TOOLTIPS = ("Path of the dataset folder.", "The teacher's latest outputs (VAE-decoded if a VAE is connected).")
-    FUNCTION = "collect"
-    OUTPUT_NODE = True
+class OneStepCollectTeacherPairs(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OneStepCollectTeacherPairs", display_name="Collect Teacher Pairs", category=TRAINING_CATEGORY, is_output_node=True,
+            description=(
+                "Record teacher pairs (noise, prompt, teacher latent) with a deterministic ODE sampler, the data Diffusion2GAN "
+                "distills from. Writes a resumable dataset under models/onestep_pairs/<name>: run it again with the same "
+                "settings to finish an interrupted or cancelled collection."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="The teacher model (SD1.5, SDXL, ...; LoRAs applied are part of it)."),
+                io.Clip.Input("clip", tooltip="The teacher's text encoder: it encodes the prompts."),
+                *prompt_inputs("Prompts, one per line (added before the prompt file's).",
+                               "Optional prompt file in ComfyUI's input folder: .txt one per line, .tsv/.csv with a prompt column."),
+                io.String.Input("negative", multiline=True, default="", tooltip="Negative prompt (the unconditional branch of CFG)."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, default="euler", tooltip=(
+                    "Deterministic ODE sampler; ancestral/SDE samplers are refused (they add noise the pairs cannot record).")),
+                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="Noise schedule, as in KSampler."),
+                io.Int.Input("steps", default=25, min=1, max=1000, tooltip="Teacher sampling steps."),
+                io.Float.Input("cfg", default=7.5, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Guidance scale baked into the pairs (and into the distilled generator)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seed of the first pair; pair i uses seed + i (replay it in KSampler with that seed)."),
+                io.Int.Input("count", default=64, min=1, max=100_000_000, tooltip="Number of pairs; prompts are used in turn."),
+                io.Int.Input("width", default=512, min=64, max=4096, step=8, tooltip="Image width in pixels."),
+                io.Int.Input("height", default=512, min=64, max=4096, step=8, tooltip="Image height in pixels."),
+                io.Int.Input("batch_size", default=8, min=1, max=256, tooltip="Pairs per teacher call (part of the dataset's settings)."),
+                io.Int.Input("shard_size", default=64, min=1, max=65536, tooltip=(
+                    "Pairs per file (rounded up to a multiple of the batch size); a cancel loses at most the shard in progress.")),
+                io.String.Input("dataset_name", default="teacher-pairs", tooltip=(
+                    "Folder under models/onestep_pairs; an existing dataset with the same settings is resumed.")),
+                io.ControlNet.Input("control_net", optional=True, tooltip="Optional ControlNet applied while collecting, to distill a one-step ControlNet generator."),
+                io.Image.Input("hint", optional=True, tooltip="ControlNet hint images; pair i uses hint i mod batch size of this input."),
+                io.Float.Input("control_strength", default=1.0, min=0.0, max=10.0, step=0.01, optional=True, tooltip="ControlNet strength."),
+                io.Vae.Input("vae", optional=True, tooltip="Optional VAE to decode the previews (without it: a quick latent→RGB projection)."),
+            ],
+            outputs=[
+                io.String.Output(display_name="dataset", tooltip="Path of the dataset folder."),
+                io.Image.Output(display_name="previews", tooltip="The teacher's latest outputs (VAE-decoded if a VAE is connected)."),
+            ],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("MODEL", {"tooltip": "The teacher model (SD1.5, SDXL, ...; LoRAs applied are part of it)."}),
-                "clip": ("CLIP", {"tooltip": "The teacher's text encoder: it encodes the prompts."}),
-                "prompts": ("STRING", {"multiline": True, "default": "", "tooltip": "Prompts, one per line (added before the prompt file's)."}),
-                "prompt_file": ("STRING", {"default": "", "tooltip": "Optional prompt file in ComfyUI's input folder: .txt one per line, .tsv/.csv with a prompt column."}),
-                "prompt_column": ("STRING", {"default": "prompt", "tooltip": "Column of a .tsv/.csv prompt file (any case)."}),
-                "negative": ("STRING", {"multiline": True, "default": "", "tooltip": "Negative prompt (the unconditional branch of CFG)."}),
-                "sampler_name": (comfy.samplers.KSampler.SAMPLERS, {"default": "euler", "tooltip": "Deterministic ODE sampler; ancestral/SDE samplers are refused (they add noise the pairs cannot record)."}),
-                "scheduler": (comfy.samplers.KSampler.SCHEDULERS, {"tooltip": "Noise schedule, as in KSampler."}),
-                "steps": ("INT", {"default": 25, "min": 1, "max": 1000, "tooltip": "Teacher sampling steps."}),
-                "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01, "tooltip": "Guidance scale baked into the pairs (and into the distilled generator)."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seed of the first pair; pair i uses seed + i (replay it in KSampler with that seed)."}),
-                "count": ("INT", {"default": 64, "min": 1, "max": 100_000_000, "tooltip": "Number of pairs; prompts are used in turn."}),
-                "width": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8, "tooltip": "Image width in pixels."}),
-                "height": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8, "tooltip": "Image height in pixels."}),
-                "batch_size": ("INT", {"default": 8, "min": 1, "max": 256, "tooltip": "Pairs per teacher call (part of the dataset's settings)."}),
-                "shard_size": ("INT", {"default": 64, "min": 1, "max": 65536, "tooltip": "Pairs per file (rounded up to a multiple of the batch size); a cancel loses at most the shard in progress."}),
-                "dataset_name": ("STRING", {"default": "teacher-pairs", "tooltip": "Folder under models/onestep_pairs; an existing dataset with the same settings is resumed."}),
-            },
-            "optional": {
-                "control_net": ("CONTROL_NET", {"tooltip": "Optional ControlNet applied while collecting, to distill a one-step ControlNet generator."}),
-                "hint": ("IMAGE", {"tooltip": "ControlNet hint images; pair i uses hint i mod batch size of this input."}),
-                "control_strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01, "tooltip": "ControlNet strength."}),
-                "vae": ("VAE", {"tooltip": "Optional VAE to decode the previews (without it: a quick latent→RGB projection)."}),
-            },
-        }
+    def validate_inputs(cls, sampler_name=None, scheduler=None) -> bool | str:
+        return check_choices(cls, sampler_name=sampler_name, scheduler=scheduler)
 
     @classmethod
-    def IS_CHANGED(cls, dataset_name, **_):
-        """Run again whenever the dataset folder changed (e.g. deleted or cancelled), else reuse the cached result."""
+    def fingerprint_inputs(cls, dataset_name=None, **_) -> str | float:
+        """Run again whenever the dataset folder changed (e.g. deleted or cancelled), else reuse the cached result. A linked
+        name (None here) is not known before the run: always run (NaN never equals itself; resuming is cheap)."""
+        if dataset_name is None:
+            return float("nan")
         try:
             manifest = os.path.join(model_folder.dataset_folder(dataset_name), "manifest.json")
             return f"{os.path.getmtime(manifest)}:{os.path.getsize(manifest)}"
         except (OSError, ValueError):
             return "absent"
 
-    def collect(self, model, clip, prompts, prompt_file, prompt_column, negative, sampler_name, scheduler, steps, cfg, seed, count,
-                width, height, batch_size, shard_size, dataset_name, control_net=None, hint=None, control_strength=1.0, vae=None):
+    @classmethod
+    def execute(cls, model, clip, prompts: str, prompt_file: str, prompt_column: str, negative: str, sampler_name: str, scheduler: str,
+                steps: int, cfg: float, seed: int, count: int, width: int, height: int, batch_size: int, shard_size: int, dataset_name: str,
+                control_net=None, hint=None, control_strength: float = 1.0, vae=None) -> io.NodeOutput:
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
         settings = settings_for(model, clip, prompt_list, negative, sampler_name, scheduler, steps, cfg, seed, count, width, height,
                                 batch_size, shard_size, control_net, hint, control_strength)
@@ -90,8 +98,7 @@ class OneStepCollectTeacherPairs:
 
         collect(folder, manifest, teacher, num_hints=len(hint) if control_net is not None else 0, progress=progress)
         latents = latest[0].cpu() if latest else torch.stack([PairDataset(folder)[i]["latent"] for i in range(min(batch_size, count))])
-        return {"ui": {"text": [f"{len(manifest.shards)}/{settings.num_shards} shards in {folder}"]}, "result": (folder, latent_preview(model, latents, vae))}
+        return io.NodeOutput(folder, latent_preview(model, latents, vae), ui={"text": [f"{len(manifest.shards)}/{settings.num_shards} shards in {folder}"]})
 
 
-NODE_CLASS_MAPPINGS = {"OneStepCollectTeacherPairs": OneStepCollectTeacherPairs}
-NODE_DISPLAY_NAME_MAPPINGS = {"OneStepCollectTeacherPairs": "Collect Teacher Pairs"}
+NODES = [OneStepCollectTeacherPairs]

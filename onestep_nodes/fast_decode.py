@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 
 import torch
+from comfy_api.latest import io
 
 from onestep.cuda_graph import GraphCache
 from .fast_path import FAST_MODES, OFF, fully_loaded, weights_key
-from .constants import CATEGORY
+from .constants import CATEGORY, check_choices
 
 log = logging.getLogger("onestep")
 _CACHE = GraphCache(max_entries=4)
@@ -41,31 +42,33 @@ def fast_decode(vae, samples: torch.Tensor, mode: str) -> torch.Tensor | None:
     return out.to(vae.output_device).movedim(1, -1)
 
 
-class OneStepVAEDecode:
-    DESCRIPTION = "VAE Decode with a GPU fast path (CUDA graph, optionally torch.compile); identical to core's VAE Decode otherwise."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("IMAGE",)
-    OUTPUT_TOOLTIPS = ("The decoded images.",)
-    FUNCTION = "decode"
+class OneStepVAEDecode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OneStepVAEDecode", display_name="VAE Decode (fast)", category=CATEGORY,
+            description="VAE Decode with a GPU fast path (CUDA graph, optionally torch.compile); identical to core's VAE Decode otherwise.",
+            inputs=[
+                io.Latent.Input("samples", tooltip="Latents to decode."),
+                io.Vae.Input("vae", tooltip="The VAE of the generator's base."),
+                io.Combo.Input("fast", options=[*DECODE_MODES, OFF], default="cuda graph", tooltip=(
+                    "GPU fast path; the compiled modes spend a minute (default) or minutes (max-autotune) on their first run per image size.")),
+            ],
+            outputs=[io.Image.Output(tooltip="The decoded images.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "samples": ("LATENT", {"tooltip": "Latents to decode."}),
-                "vae": ("VAE", {"tooltip": "The VAE of the generator's base."}),
-                "fast": ([*DECODE_MODES, OFF], {"default": "cuda graph", "tooltip": "GPU fast path; the compiled modes spend a minute (default) or minutes (max-autotune) on their first run per image size."}),
-            }
-        }
+    def validate_inputs(cls, fast=None) -> bool | str:
+        return check_choices(cls, fast=fast)
 
-    def decode(self, samples, vae, fast):
+    @classmethod
+    def execute(cls, samples, vae, fast: str) -> io.NodeOutput:
         images = fast_decode(vae, samples["samples"], fast)
         if images is None:
             images = vae.decode(samples["samples"])
         if images.ndim == 5:  # video VAEs: fold frames into the batch, as core's VAE Decode does
             images = images.reshape(-1, *images.shape[-3:])
-        return (images,)
+        return io.NodeOutput(images)
 
 
-NODE_CLASS_MAPPINGS = {"OneStepVAEDecode": OneStepVAEDecode}
-NODE_DISPLAY_NAME_MAPPINGS = {"OneStepVAEDecode": "VAE Decode (fast)"}
+NODES = [OneStepVAEDecode]

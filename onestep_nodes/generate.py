@@ -14,11 +14,12 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 import torch
+from comfy_api.latest import io
 
 from onestep.sampling import sample_onestep
 from .fast_path import FAST_MODES, OFF, fast_denoise, ineligible_reason
 from .generator_model import check_conditioning, generator_sigma
-from .constants import CATEGORY
+from .constants import CATEGORY, check_choices
 
 
 def onestep_sigmas(model, denoise: float = 1.0) -> torch.Tensor:
@@ -86,32 +87,36 @@ def _fast(model, positive, sigmas, noise, latent_image, noise_mask, mode):
     return out.to(comfy.model_management.intermediate_device())
 
 
-class OneStepGenerate:
-    DESCRIPTION = "Makes latents with a one-step generator: one UNet call per image, no CFG (the guidance is baked in)."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("LATENT",)
-    OUTPUT_TOOLTIPS = ("The generated latents; decode them with VAE Decode.",)
-    FUNCTION = "generate"
+class OneStepGenerate(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OneStepGenerate", display_name="One-Step Generate", category=CATEGORY,
+            description="Makes latents with a one-step generator: one UNet call per image, no CFG (the guidance is baked in).",
+            inputs=[
+                io.Model.Input("model", tooltip="A one-step generator (Load One-Step Generator), with LoRAs if you like."),
+                io.Conditioning.Input("positive", tooltip="Text (and ControlNet) conditioning."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Seed of the noise z."),
+                io.Int.Input("width", default=512, min=16, max=16384, step=8, tooltip="Image width in pixels."),
+                io.Int.Input("height", default=512, min=16, max=16384, step=8, tooltip="Image height in pixels."),
+                io.Int.Input("batch_size", default=1, min=1, max=4096, tooltip="Images per run."),
+                io.Latent.Input("latent_image", optional=True, tooltip="Optional start latent (img2img); replaces width/height/batch."),
+                io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01, optional=True,
+                               tooltip="With a start latent: how much to re-noise it (1 = ignore it)."),
+                io.Combo.Input("fast", options=[*FAST_MODES, OFF], default="cuda graph", optional=True, tooltip=(
+                    "GPU fast path: replay the UNet call from a CUDA graph (optionally compiled first) when nothing per-call "
+                    "(ControlNet, wrappers) needs core's path; falls back automatically.")),
+            ],
+            outputs=[io.Latent.Output(tooltip="The generated latents; decode them with VAE Decode.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("MODEL", {"tooltip": "A one-step generator (Load One-Step Generator), with LoRAs if you like."}),
-                "positive": ("CONDITIONING", {"tooltip": "Text (and ControlNet) conditioning."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True, "tooltip": "Seed of the noise z."}),
-                "width": ("INT", {"default": 512, "min": 16, "max": 16384, "step": 8, "tooltip": "Image width in pixels."}),
-                "height": ("INT", {"default": 512, "min": 16, "max": 16384, "step": 8, "tooltip": "Image height in pixels."}),
-                "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096, "tooltip": "Images per run."}),
-            },
-            "optional": {
-                "latent_image": ("LATENT", {"tooltip": "Optional start latent (img2img); replaces width/height/batch."}),
-                "denoise": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": "With a start latent: how much to re-noise it (1 = ignore it)."}),
-                "fast": ([*FAST_MODES, OFF], {"default": "cuda graph", "tooltip": "GPU fast path: replay the UNet call from a CUDA graph (optionally compiled first) when nothing per-call (ControlNet, wrappers) needs core's path; falls back automatically."}),
-            },
-        }
+    def validate_inputs(cls, fast=None) -> bool | str:
+        return check_choices(cls, fast=fast)
 
-    def generate(self, model, positive, seed, width, height, batch_size, latent_image=None, denoise=1.0, fast="cuda graph"):
+    @classmethod
+    def execute(cls, model, positive, seed: int, width: int, height: int, batch_size: int, latent_image=None, denoise: float = 1.0,
+                fast: str = "cuda graph") -> io.NodeOutput:
         if latent_image is None:
             fmt = model.get_model_object("latent_format")
             factor = getattr(fmt, "spacial_downscale_ratio", 8)
@@ -121,8 +126,7 @@ class OneStepGenerate:
         else:
             samples, mask = latent_image["samples"], latent_image.get("noise_mask")
         out = onestep_generate(model, positive, seed, samples, mask, denoise if latent_image is not None else 1.0, fast)
-        return ({"samples": out},)
+        return io.NodeOutput({"samples": out})
 
 
-NODE_CLASS_MAPPINGS = {"OneStepGenerate": OneStepGenerate}
-NODE_DISPLAY_NAME_MAPPINGS = {"OneStepGenerate": "One-Step Generate"}
+NODES = [OneStepGenerate]

@@ -6,13 +6,14 @@ import os
 import comfy.model_management as mm
 import folder_paths
 import torch
+from comfy_api.latest import io
 
 from onestep.latent_lpips import ELatentLPIPS
 from onestep.latent_lpips.augment import parse_preset
 from onestep.latent_lpips.weights import load
 from onestep.latent_spaces import latent_space
 from . import model_folder
-from .constants import CATEGORY
+from .constants import CATEGORY, check_choices
 
 PRESETS = ["bg", "b", "g", "go", "bgc", "bgco", "none"]
 _NETS: dict[tuple[str, float], tuple] = {}
@@ -50,33 +51,42 @@ def heat_map(d: torch.Tensor, factor: int) -> torch.Tensor:
     return anchors[lo] * (1 - w) + anchors[lo + 1] * w
 
 
-class OneStepLatentPerceptualDiff:
-    DESCRIPTION = "How far two latents are apart perceptually (E-LatentLPIPS, computed on latents, no decoding), with a heat map of where they differ."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("FLOAT", "STRING", "IMAGE")
-    RETURN_NAMES = ("distance", "table", "heat_map")
-    OUTPUT_TOOLTIPS = ("Mean distance over the batch.", "Distance per item.", "Where the latents differ, one image per item (brighter = further).")
-    FUNCTION = "compare"
-    OUTPUT_NODE = True
+class OneStepLatentPerceptualDiff(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OneStepLatentPerceptualDiff", display_name="Latent Perceptual Diff", category=CATEGORY, is_output_node=True,
+            description=("How far two latents are apart perceptually (E-LatentLPIPS, computed on latents, no decoding), with a heat map "
+                         "of where they differ."),
+            inputs=[
+                io.Latent.Input("latent_a", tooltip="First latents (a batch of 1 is compared with every item of b)."),
+                io.Latent.Input("latent_b", tooltip="Second latents."),
+                io.Combo.Input("weights", options=folder_paths.get_filename_list(model_folder.LATENT_LPIPS_FOLDER), tooltip=(
+                    "E-LatentLPIPS weights in models/latent_lpips (published .pth or converted .safetensors) for this latent space.")),
+                io.Int.Input("draws", default=8, min=1, max=256, tooltip="Augmentations averaged (the ensemble)."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seed of the augmentations: the same seed gives the same distance."),
+                io.Combo.Input("augment", options=PRESETS, tooltip=(
+                    "b: flips/quarter turns/integer shifts; g: scale/rotation/shifts; c: colour; o: cutout; none: plain LatentLPIPS.")),
+                io.Boolean.Input("l1", default=True, tooltip="Add the mean absolute difference of the latents, as E-LatentLPIPS does."),
+                io.Model.Input("model", optional=True, tooltip="The model that made the latents: checks they are from the weights' latent space."),
+            ],
+            outputs=[
+                io.Float.Output(display_name="distance", tooltip="Mean distance over the batch."),
+                io.String.Output(display_name="table", tooltip="Distance per item."),
+                io.Image.Output(display_name="heat_map", tooltip="Where the latents differ, one image per item (brighter = further)."),
+            ],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "latent_a": ("LATENT", {"tooltip": "First latents (a batch of 1 is compared with every item of b)."}),
-                "latent_b": ("LATENT", {"tooltip": "Second latents."}),
-                "weights": (folder_paths.get_filename_list(model_folder.LATENT_LPIPS_FOLDER), {"tooltip": "E-LatentLPIPS weights in models/latent_lpips (published .pth or converted .safetensors) for this latent space."}),
-                "draws": ("INT", {"default": 8, "min": 1, "max": 256, "tooltip": "Augmentations averaged (the ensemble)."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seed of the augmentations: the same seed gives the same distance."}),
-                "augment": (PRESETS, {"tooltip": "b: flips/quarter turns/integer shifts; g: scale/rotation/shifts; c: colour; o: cutout; none: plain LatentLPIPS."}),
-                "l1": ("BOOLEAN", {"default": True, "tooltip": "Add the mean absolute difference of the latents, as E-LatentLPIPS does."}),
-            },
-            "optional": {
-                "model": ("MODEL", {"tooltip": "The model that made the latents: checks they are from the weights' latent space."}),
-            },
-        }
+    def validate_inputs(cls, weights=None, augment=None) -> bool | str:
+        return check_choices(cls, weights=weights, augment=augment)
 
-    def compare(self, latent_a, latent_b, weights, draws, seed, augment, l1, model=None):
+    @classmethod
+    def fingerprint_inputs(cls, weights=None, **_) -> str:
+        return model_folder.file_fingerprint(model_folder.LATENT_LPIPS_FOLDER, weights)
+
+    @classmethod
+    def execute(cls, latent_a, latent_b, weights: str, draws: int, seed: int, augment: str, l1: bool, model=None) -> io.NodeOutput:
         net, encoder, info = load_weights(weights)
         if model is not None:
             check_latent_space(model, encoder.name)
@@ -100,8 +110,7 @@ class OneStepLatentPerceptualDiff:
         rows += [f"item {i}: {v:.4f}" for i, v in enumerate(dist.tolist())]
         rows.append(f"mean: {dist.mean():.4f}")
         table = "\n".join(rows)
-        return {"ui": {"text": [table]}, "result": (float(dist.mean()), table, image)}
+        return io.NodeOutput(float(dist.mean()), table, image, ui={"text": [table]})
 
 
-NODE_CLASS_MAPPINGS = {"OneStepLatentPerceptualDiff": OneStepLatentPerceptualDiff}
-NODE_DISPLAY_NAME_MAPPINGS = {"OneStepLatentPerceptualDiff": "Latent Perceptual Diff"}
+NODES = [OneStepLatentPerceptualDiff]

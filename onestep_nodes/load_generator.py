@@ -2,26 +2,34 @@
 from __future__ import annotations
 
 import folder_paths
+from comfy_api.latest import io
 
 from . import model_folder
-from .constants import CATEGORY
+from .constants import CATEGORY, check_choices
 from .generator_model import load_generator_model
 
 
-class OneStepLoadGenerator:
-    DESCRIPTION = "Loads a one-step generator (.safetensors from models/onestep) as a MODEL whose sampling follows its metadata."
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("MODEL",)
-    OUTPUT_TOOLTIPS = ("The generator as a MODEL: use it with One-Step Generate, core LoRA loaders and ControlNet.",)
-    FUNCTION = "load"
+class OneStepLoadGenerator(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OneStepLoadGenerator", display_name="Load One-Step Generator", category=CATEGORY,
+            description="Loads a one-step generator (.safetensors from models/onestep) as a MODEL whose sampling follows its metadata.",
+            inputs=[io.Combo.Input("generator", options=model_folder.generator_files(), tooltip="A generator file in models/onestep.")],
+            outputs=[io.Model.Output(tooltip="The generator as a MODEL: use it with One-Step Generate, core LoRA loaders and ControlNet.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"generator": (model_folder.generator_files(), {"tooltip": "A generator file in models/onestep."})}}
+    def validate_inputs(cls, generator=None) -> bool | str:
+        return check_choices(cls, generator=generator)
 
-    def load(self, generator):
-        return (load_generator_model(folder_paths.get_full_path_or_raise(model_folder.FOLDER, generator)),)
+    @classmethod
+    def fingerprint_inputs(cls, generator=None) -> str:
+        return model_folder.file_fingerprint(model_folder.FOLDER, generator)
+
+    @classmethod
+    def execute(cls, generator: str) -> io.NodeOutput:
+        return io.NodeOutput(load_generator_model(folder_paths.get_full_path_or_raise(model_folder.FOLDER, generator)))
 
 
-NODE_CLASS_MAPPINGS = {"OneStepLoadGenerator": OneStepLoadGenerator}
-NODE_DISPLAY_NAME_MAPPINGS = {"OneStepLoadGenerator": "Load One-Step Generator"}
+NODES = [OneStepLoadGenerator]

@@ -116,3 +116,17 @@ def resolve_input(rel: str) -> str:
 
 
 register(PAIRS_FOLDER, {".json"})
+
+
+def file_fingerprint(folder: str, *names: str) -> str:
+    """What changes when one of these files in a model folder is replaced (its modification time and size): a loader's
+    `fingerprint_inputs`, so that ComfyUI loads a file rewritten under the same name (by a training run, an import with
+    overwrite) again instead of reusing the MODEL it cached for that name."""
+    parts = []
+    for name in names:
+        try:
+            st = os.stat(folder_paths.get_full_path(folder, name))
+            parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+        except (OSError, TypeError, ValueError):  # absent, not listed (None) or not a name: the load itself says why
+            parts.append("absent")
+    return "|".join(parts)

@@ -27,6 +27,7 @@ import comfy.supported_models_base
 import comfy.utils
 import folder_paths
 import torch
+from comfy_api.latest import io
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -40,7 +41,7 @@ from .generator_model import (
     is_teacher,
     load_generator_model,
 )
-from .constants import CATEGORY
+from .constants import CATEGORY, check_choices
 
 log = logging.getLogger("onestep")
 
@@ -241,35 +242,41 @@ def _read(path: str, tensors: bool) -> tuple[dict[str, str], dict[str, torch.Ten
         raise ProofScaleFileError(f"{name} is not a readable .safetensors file (truncated or corrupt?): {e}") from None
 
 
-class OneStepLoadProofScaleModelSet:
-    DESCRIPTION = ("Loads the proof-scale model set (Fashion-MNIST, 32×32×1 latents): the multi-step teacher, its one-step student, "
-                   "their small CLIP text encoder and the pixel-grid VAE (1 latent cell = 8×8 grey pixels; use 256×256 images).")
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("MODEL", "MODEL", "CLIP", "VAE")
-    RETURN_NAMES = ("teacher", "student", "clip", "vae")
-    OUTPUT_TOOLTIPS = (
-        "The multi-step teacher: use it with KSampler (ε-prediction on the SD discrete schedule).",
-        "The one-step student: use it with One-Step Generate.",
-        "The text encoder both models were conditioned with: use it with CLIP Text Encode (prompts are the class names, e.g. 'Sneaker').",
-        "The pixel-grid VAE: VAE Decode turns a 32×32 latent into a 256×256 grey image, VAE Encode the reverse.",
-    )
-    FUNCTION = "load"
+class OneStepLoadProofScaleModelSet(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        files = model_folder.generator_files()
+        return io.Schema(
+            node_id="OneStepLoadProofScaleModelSet", display_name="Load Proof-Scale Model Set", category=CATEGORY,
+            description=("Loads the proof-scale model set (Fashion-MNIST, 32×32×1 latents): the multi-step teacher, its one-step student, "
+                         "their small CLIP text encoder and the pixel-grid VAE (1 latent cell = 8×8 grey pixels; use 256×256 images)."),
+            inputs=[
+                io.Combo.Input("teacher", options=files, tooltip="The teacher: a generator-format file in models/onestep with method 'teacher'."),
+                io.Combo.Input("student", options=files, tooltip="The one-step student: a generator file in models/onestep in the same latent space."),
+                io.Combo.Input("text_encoder", options=files, tooltip="The text encoder: an 'onestep-text-encoder' file in models/onestep."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="teacher", tooltip="The multi-step teacher: use it with KSampler (ε-prediction on the SD discrete schedule)."),
+                io.Model.Output(display_name="student", tooltip="The one-step student: use it with One-Step Generate."),
+                io.Clip.Output(display_name="clip", tooltip=(
+                    "The text encoder both models were conditioned with: use it with CLIP Text Encode (prompts are the class names, "
+                    "e.g. 'Sneaker').")),
+                io.Vae.Output(display_name="vae", tooltip="The pixel-grid VAE: VAE Decode turns a 32×32 latent into a 256×256 grey image, VAE Encode the reverse."),
+            ],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        files = model_folder.generator_files()
-        return {
-            "required": {
-                "teacher": (files, {"tooltip": "The teacher: a generator-format file in models/onestep with method 'teacher'."}),
-                "student": (files, {"tooltip": "The one-step student: a generator file in models/onestep in the same latent space."}),
-                "text_encoder": (files, {"tooltip": "The text encoder: an 'onestep-text-encoder' file in models/onestep."}),
-            }
-        }
+    def validate_inputs(cls, teacher=None, student=None, text_encoder=None) -> bool | str:
+        return check_choices(cls, teacher=teacher, student=student, text_encoder=text_encoder)
 
-    def load(self, teacher, student, text_encoder):
+    @classmethod
+    def fingerprint_inputs(cls, teacher=None, student=None, text_encoder=None) -> str:
+        return model_folder.file_fingerprint(model_folder.FOLDER, teacher, student, text_encoder)
+
+    @classmethod
+    def execute(cls, teacher: str, student: str, text_encoder: str) -> io.NodeOutput:
         full = functools.partial(folder_paths.get_full_path_or_raise, model_folder.FOLDER)
-        return load_model_set(full(teacher), full(student), full(text_encoder))
+        return io.NodeOutput(*load_model_set(full(teacher), full(student), full(text_encoder)))
 
 
-NODE_CLASS_MAPPINGS = {"OneStepLoadProofScaleModelSet": OneStepLoadProofScaleModelSet}
-NODE_DISPLAY_NAME_MAPPINGS = {"OneStepLoadProofScaleModelSet": "Load Proof-Scale Model Set"}
+NODES = [OneStepLoadProofScaleModelSet]

@@ -9,36 +9,32 @@ import os
 
 import comfy.model_management as mm
 import folder_paths
+from comfy_api.latest import io
 
 from onestep import format
 from training.config import GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, TrainConfig, default_lr_warmup, low_memory
 from training.export import native_weights
 from training.methods.reflow import FLOW_SPEC
 from . import model_folder
-from .constants import TRAINING_CATEGORY
-from .training_node import MSE, regression_elpips, run_paths, train_run
+from .constants import TRAINING_CATEGORY, check_choices
+from .inputs import dataset_input, latent_lpips_input, optional_run_inputs, run_inputs, run_outputs
+from .training_node import regression_elpips, run_paths, train_run
 
-OUTPUT_TOOLTIPS = ("The trained flow generator, loaded (One-Step Generate, or KSampler/SamplerCustom with euler + simple).",
-                   "Where the generator file was written (connect it to Train InstaFlow's init_from).",
-                   "Loss terms over the steps.", "Student (top, one Euler step) and the pairs' latents (bottom) on the dataset's first seeds.")
-MEMORY = (["standard", "low"], {"default": "standard", "tooltip": (
-    "low: the settings measured for small GPUs (a full fine-tune: Adafactor and a bf16 EMA; a LoRA run: the frozen "
-    "base in bf16; bf16 compute in both). See docs/benchmarks.md.")})
+PREVIEWS = "Student (top, one Euler step) and the pairs' latents (bottom) on the dataset's first seeds."
+MEMORY = ("low: the settings measured for small GPUs (a full fine-tune: Adafactor and a bf16 EMA; a LoRA run: the frozen "
+          "base in bf16; bf16 compute in both). See docs/benchmarks.md.")
 
 
-def common_inputs(name: str) -> dict:
-    """The inputs both flow nodes take, in Train Diffusion2GAN's order and wording."""
-    return {
-        "steps": ("INT", {"default": 2000, "min": 1, "max": 10_000_000, "tooltip": "Total optimiser steps (a resumed run continues to this count)."}),
-        "batch_size": ("INT", {"default": 4, "min": 1, "max": 1024, "tooltip": "Pairs per step."}),
-        "lr": ("FLOAT", {"default": 1e-5, "min": 0.0, "max": 1.0, "step": 1e-6, "round": 1e-8, "tooltip": "Learning rate (AdamW; cosine decay after a warm-up of min(500, steps/10) steps; LoRA runs like ~1e-4)."}),
-        "lora_rank": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: full fine-tune; >0: train LoRA adapters of this rank (low memory). The generator file holds the merged weights (a flow generator predicts velocities, so its LoRA alone would not fit the teacher's sampling)."}),
-        "save_every": ("INT", {"default": 500, "min": 0, "max": 10_000_000, "tooltip": "Checkpoint every N steps (0: only at the end and on cancel)."}),
-        "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seeds the data order and the noise draws."}),
-        "generator_name": ("STRING", {"default": name, "tooltip": "Name of the run and of the generator file in models/onestep."}),
-        "resume": ("BOOLEAN", {"default": True, "tooltip": "Continue this run from its checkpoint if it has one (weights, optimiser, EMA, step and random state: exact)."}),
-        "gradient_checkpointing": ("BOOLEAN", {"default": True, "tooltip": "Recompute activations in backward: less memory, ~30 % slower."}),
-    }
+def flow_run_inputs(generator_name: str) -> list[io.Input]:
+    """The run block of both flow nodes (inputs.run_inputs with one learning rate), in Train Diffusion2GAN's order and wording."""
+    lr = io.Float.Input("lr", default=1e-5, min=0.0, max=1.0, step=1e-6, round=1e-8, tooltip=(
+        "Learning rate (AdamW; cosine decay after a warm-up of min(500, steps/10) steps; LoRA runs like ~1e-4)."))
+    return run_inputs(
+        generator_name, [lr], seed="Seeds the data order and the noise draws.",
+        lora_rank=("0: full fine-tune; >0: train LoRA adapters of this rank (low memory). The generator file holds the merged weights "
+                   "(a flow generator predicts velocities, so its LoRA alone would not fit the teacher's sampling)."),
+        resume="Continue this run from its checkpoint if it has one (weights, optimiser, EMA, step and random state: exact).",
+    )
 
 
 def flow_config(method: str, steps: int, batch_size: int, lr: float, lora_rank: int, save_every: int, seed: int, gradient_checkpointing: bool,
@@ -87,82 +83,88 @@ def check_flow_file(path: str, what: str = "init_from") -> format.GeneratorMetad
     return meta
 
 
-class OneStepTrainReflow:
-    DESCRIPTION = (
-        "Reflow (InstaFlow's first stage): train the teacher's UNet as a velocity model v(X_σ, 1000σ | c) on the teacher's "
-        "pairs, L = ‖v − (x − z)‖² on X_σ = (1 − σ)·x + σ·z, σ ~ U(t_eps, 1), with text dropout for CFG on velocities. The "
-        "result is a 2-rectified flow: sample it with KSampler (sampler euler, scheduler simple, 1–8 steps), collect its own "
-        "pairs with Collect Teacher Pairs (euler, simple) and distil those into one step with Train InstaFlow. Its own node, "
-        "not a mode of Train Diffusion2GAN: it makes a multi-step model, has no discriminator and no regression loss. Run it "
-        "again to resume (exact); cancel keeps a checkpoint and writes no generator."
-    )
-    CATEGORY = TRAINING_CATEGORY
-    RETURN_TYPES = ("MODEL", "STRING", "IMAGE", "IMAGE")
-    RETURN_NAMES = ("generator", "generator_path", "loss_curve", "previews")
-    OUTPUT_TOOLTIPS = OUTPUT_TOOLTIPS
-    FUNCTION = "train"
-    OUTPUT_NODE = True
+class OneStepTrainReflow(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OneStepTrainReflow", display_name="Train Rectified Flow (reflow)", category=TRAINING_CATEGORY, is_output_node=True,
+            description=(
+                "Reflow (InstaFlow's first stage): train the teacher's UNet as a velocity model v(X_σ, 1000σ | c) on the teacher's "
+                "pairs, L = ‖v − (x − z)‖² on X_σ = (1 − σ)·x + σ·z, σ ~ U(t_eps, 1), with text dropout for CFG on velocities. The "
+                "result is a 2-rectified flow: sample it with KSampler (sampler euler, scheduler simple, 1–8 steps), collect its own "
+                "pairs with Collect Teacher Pairs (euler, simple) and distil those into one step with Train InstaFlow. Its own node, "
+                "not a mode of Train Diffusion2GAN: it makes a multi-step model, has no discriminator and no regression loss. Run it "
+                "again to resume (exact); cancel keeps a checkpoint and writes no generator."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="The teacher the pairs came from (ε or v): the velocity model starts from its UNet, the same weights."),
+                dataset_input("teacher-pairs", (
+                    "Teacher-pairs dataset (the teacher's ODE couplings): its name under models/onestep_pairs, or connect Collect "
+                    "Teacher Pairs' dataset output.")),
+                *flow_run_inputs("my-2-rectified-flow"),
+                io.Float.Input("t_eps", default=1e-3, min=0.0, max=0.999, step=1e-4, round=1e-6, tooltip=(
+                    "σ ~ U(t_eps, 1): the data end [0, t_eps) is left out (Liu et al.'s 1e-3).")),
+                io.Float.Input("text_dropout", default=0.1, min=0.0, max=0.999, step=0.01, tooltip=(
+                    "Share of items trained on the pairs' negative (empty) prompt, so the flow learns v(·|∅) for CFG (0: off).")),
+                *optional_run_inputs(MEMORY),
+            ],
+            outputs=run_outputs(
+                "The trained flow generator, loaded (One-Step Generate, or KSampler/SamplerCustom with euler + simple).",
+                "Where the generator file was written (connect it to Train InstaFlow's init_from).", "Loss terms over the steps.", PREVIEWS),
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": ("MODEL", {"tooltip": "The teacher the pairs came from (ε or v): the velocity model starts from its UNet, the same weights."}),
-                "dataset": ("STRING", {"default": "teacher-pairs", "tooltip": "Teacher-pairs dataset (the teacher's ODE couplings): its name under models/onestep_pairs, or connect Collect Teacher Pairs' dataset output."}),
-                **common_inputs("my-2-rectified-flow"),
-                "t_eps": ("FLOAT", {"default": 1e-3, "min": 0.0, "max": 0.999, "step": 1e-4, "round": 1e-6, "tooltip": "σ ~ U(t_eps, 1): the data end [0, t_eps) is left out (Liu et al.'s 1e-3)."}),
-                "text_dropout": ("FLOAT", {"default": 0.1, "min": 0.0, "max": 0.999, "step": 0.01, "tooltip": "Share of items trained on the pairs' negative (empty) prompt, so the flow learns v(·|∅) for CFG (0: off)."}),
-            },
-            "optional": {
-                "vae": ("VAE", {"tooltip": "Decode the previews (otherwise a latent→RGB projection)."}),
-                "memory": MEMORY,
-            },
-        }
+    def validate_inputs(cls, memory=None) -> bool | str:
+        return check_choices(cls, memory=memory)
 
-    def train(self, model, dataset, steps, batch_size, lr, lora_rank, save_every, seed, generator_name, resume, gradient_checkpointing,
-              t_eps, text_dropout, vae=None, memory="standard"):
+    @classmethod
+    def execute(cls, model, dataset: str, steps: int, batch_size: int, lr: float, lora_rank: int, save_every: int, seed: int,
+                generator_name: str, resume: bool, gradient_checkpointing: bool, t_eps: float, text_dropout: float, vae=None,
+                memory: str = "standard") -> io.NodeOutput:
         run_paths(generator_name)
         config = flow_config("reflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing, memory,
                              reflow=ReflowConfig(t_eps=t_eps, text_dropout=text_dropout))
         return train_run(model, config, dataset, generator_name, steps, resume, vae)
 
 
-class OneStepTrainInstaFlow:
-    DESCRIPTION = (
-        "InstaFlow (the second stage): distil a 2-rectified flow into one step, x0 = z + v(z, 1000 | c), by regression "
-        "on pairs of the flow's own Euler ODE (Collect Teacher Pairs on the 2-RF's MODEL with euler + simple). G and its "
-        "EMA start from init_from (the 2-RF file). The recipe: a run with latent MSE, then one with E-LatentLPIPS started "
-        "from the first's file. Its own node rather than Train Diffusion2GAN: no discriminator, and it starts from a flow "
-        "file. Resume and cancel as the other training nodes."
-    )
-    CATEGORY = TRAINING_CATEGORY
-    RETURN_TYPES = ("MODEL", "STRING", "IMAGE", "IMAGE")
-    RETURN_NAMES = ("generator", "generator_path", "loss_curve", "previews")
-    OUTPUT_TOOLTIPS = ("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
-                       OUTPUT_TOOLTIPS[2], OUTPUT_TOOLTIPS[3])
-    FUNCTION = "train"
-    OUTPUT_NODE = True
+class OneStepTrainInstaFlow(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="OneStepTrainInstaFlow", display_name="Train InstaFlow (one step from a flow)", category=TRAINING_CATEGORY,
+            is_output_node=True,
+            description=(
+                "InstaFlow (the second stage): distil a 2-rectified flow into one step, x0 = z + v(z, 1000 | c), by regression "
+                "on pairs of the flow's own Euler ODE (Collect Teacher Pairs on the 2-RF's MODEL with euler + simple). G and its "
+                "EMA start from init_from (the 2-RF file). The recipe: a run with latent MSE, then one with E-LatentLPIPS started "
+                "from the first's file. Its own node rather than Train Diffusion2GAN: no discriminator, and it starts from a flow "
+                "file. Resume and cancel as the other training nodes."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="The 2-RF or its teacher: gives the UNet architecture and latent space (the weights come from init_from)."),
+                io.String.Input("init_from", default="my-2-rectified-flow", tooltip=(
+                    "The flow generator G starts from: a file name in models/onestep (a 2-rectified-flow or instaflow file), or "
+                    "connect Train Rectified Flow's generator_path.")),
+                dataset_input("2rf-pairs", (
+                    "Pairs of the 2-RF's own Euler ODE: a name under models/onestep_pairs, or connect Collect Teacher Pairs' dataset output.")),
+                latent_lpips_input(),
+                io.Combo.Input("regression", options=["mse", "elatentlpips", "latentlpips"], tooltip=(
+                    "Regression loss: latent MSE (InstaFlow's first run), E-LatentLPIPS (augmented) or LatentLPIPS without ensemble.")),
+                *flow_run_inputs("my-instaflow"),
+                *optional_run_inputs(MEMORY),
+            ],
+            outputs=run_outputs("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
+                                "Loss terms over the steps.", PREVIEWS),
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        weights = [MSE] + folder_paths.get_filename_list(model_folder.LATENT_LPIPS_FOLDER)
-        return {
-            "required": {
-                "model": ("MODEL", {"tooltip": "The 2-RF or its teacher: gives the UNet architecture and latent space (the weights come from init_from)."}),
-                "init_from": ("STRING", {"default": "my-2-rectified-flow", "tooltip": "The flow generator G starts from: a file name in models/onestep (a 2-rectified-flow or instaflow file), or connect Train Rectified Flow's generator_path."}),
-                "dataset": ("STRING", {"default": "2rf-pairs", "tooltip": "Pairs of the 2-RF's own Euler ODE: a name under models/onestep_pairs, or connect Collect Teacher Pairs' dataset output."}),
-                "latent_lpips": (weights, {"tooltip": "E-LatentLPIPS weights for this latent space (models/latent_lpips); the first entry trains with latent MSE instead."}),
-                "regression": (["mse", "elatentlpips", "latentlpips"], {"tooltip": "Regression loss: latent MSE (InstaFlow's first run), E-LatentLPIPS (augmented) or LatentLPIPS without ensemble."}),
-                **common_inputs("my-instaflow"),
-            },
-            "optional": {
-                "vae": ("VAE", {"tooltip": "Decode the previews (otherwise a latent→RGB projection)."}),
-                "memory": MEMORY,
-            },
-        }
+    def validate_inputs(cls, latent_lpips=None, regression=None, memory=None) -> bool | str:
+        return check_choices(cls, latent_lpips=latent_lpips, regression=regression, memory=memory)
 
-    def train(self, model, init_from, dataset, latent_lpips, regression, steps, batch_size, lr, lora_rank, save_every, seed, generator_name,
-              resume, gradient_checkpointing, vae=None, memory="standard"):
+    @classmethod
+    def execute(cls, model, init_from: str, dataset: str, latent_lpips: str, regression: str, steps: int, batch_size: int, lr: float,
+                lora_rank: int, save_every: int, seed: int, generator_name: str, resume: bool, gradient_checkpointing: bool, vae=None,
+                memory: str = "standard") -> io.NodeOutput:
         run_paths(generator_name)
         source = resolve_generator(init_from)
         check_flow_file(source)
@@ -180,5 +182,4 @@ class OneStepTrainInstaFlow:
         return train_run(model, config, dataset, generator_name, steps, resume, vae, elpips, start=start)
 
 
-NODE_CLASS_MAPPINGS = {"OneStepTrainReflow": OneStepTrainReflow, "OneStepTrainInstaFlow": OneStepTrainInstaFlow}
-NODE_DISPLAY_NAME_MAPPINGS = {"OneStepTrainReflow": "Train Rectified Flow (reflow)", "OneStepTrainInstaFlow": "Train InstaFlow (one step from a flow)"}
+NODES = [OneStepTrainReflow, OneStepTrainInstaFlow]

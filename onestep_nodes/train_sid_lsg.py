@@ -8,6 +8,7 @@ import dataclasses
 
 import comfy.model_management as mm
 import torch
+from comfy_api.latest import io
 
 from onestep.pairs.dataset import repeat_to_common_length
 from onestep.pairs.prompts import read_prompts
@@ -18,8 +19,9 @@ from training.prompts import PromptDataset
 from training.session import TrainingSession
 from . import model_folder
 from .comfy_unet import ComfyUNet
-from .constants import TRAINING_CATEGORY
+from .constants import TRAINING_CATEGORY, check_choices
 from .generator_model import check_conditioning, load_generator_model
+from .inputs import optional_run_inputs, prompt_inputs, run_inputs, run_outputs
 from .pair_collection import model_fingerprint, needs_pooled
 from .training_node import export_metadata, run_paths, run_with_progress, training_outputs
 
@@ -67,61 +69,71 @@ def encode_prompts(model, clip, prompts: list[str], batch_size: int) -> PromptDa
     return data
 
 
-class OneStepTrainSiDLSG:
-    DESCRIPTION = (
-        "Distill the teacher into a one-step generator with SiD-LSG (score identity distillation with long-and-short "
-        "guidance): data-free, from prompts only — no teacher pairs, no images. Trains the generator and a fake score "
-        "network, both started from the teacher, against the frozen teacher. Run it again to resume (weights, "
-        "optimisers, EMA, step and random state); cancel keeps a checkpoint and writes no generator file."
-    )
-    CATEGORY = TRAINING_CATEGORY
-    RETURN_TYPES = ("MODEL", "STRING", "IMAGE", "IMAGE")
-    RETURN_NAMES = ("generator", "generator_path", "loss_curve", "previews")
-    OUTPUT_TOOLTIPS = ("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
-                       "Loss terms over the steps (fake score, SiD generator loss, ...).", "The student's samples for the first prompts (fixed noise).")
-    FUNCTION = "train"
-    OUTPUT_NODE = True
-
+class OneStepTrainSiDLSG(io.ComfyNode):
     @classmethod
-    def INPUT_TYPES(cls):
+    def define_schema(cls) -> io.Schema:
         sid, kappa = SidConfig(), {"min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}
-        lr = SidLSG.optim_defaults["lr_g"]
-        return {
-            "required": {
-                "model": ("MODEL", {"tooltip": "The teacher (ε or v prediction: SD1.x, SD2.x, SDXL): the generator, the fake score and the frozen teacher all start from its UNet."}),
-                "clip": ("CLIP", {"tooltip": "The teacher's text encoder: it encodes the prompts and the empty prompt of the guidance."}),
-                "prompts": ("STRING", {"multiline": True, "default": "", "tooltip": "Training prompts, one per line (added before the prompt file's). The only data SiD-LSG needs."}),
-                "prompt_file": ("STRING", {"default": "", "tooltip": "Optional prompt file in ComfyUI's input folder: .txt one per line, .tsv/.csv with a prompt column (e.g. PartiPrompts.tsv, column Prompt)."}),
-                "prompt_column": ("STRING", {"default": "prompt", "tooltip": "Column of a .tsv/.csv prompt file (any case)."}),
-                "kappa1": ("FLOAT", {"default": sid.kappa1, **kappa, "tooltip": "κ1: guidance scale of the fake score's own training prediction (LSG; 1.5 the released best FID, 2 FID/CLIP balance, 4.5 best CLIP)."}),
-                "kappa2": ("FLOAT", {"default": sid.kappa2, **kappa, "tooltip": "κ2 = κ3: guidance scale of the fake score in the generator loss."}),
-                "kappa4": ("FLOAT", {"default": sid.kappa4, **kappa, "tooltip": "κ4: guidance scale of the frozen teacher in the generator loss (the CFG the student learns; written into the file as its guidance)."}),
-                "alpha": ("FLOAT", {"default": sid.alpha, "min": -10.0, "max": 10.0, "step": 0.1, "round": 0.01, "tooltip": "α of the SiD generator loss (1: the released SD scripts; 1.2: EDM-SiD)."}),
-                "t_init": ("INT", {"default": 625, "min": 1, "max": 999, "tooltip": "The generator's timestep: it sees sqrt(1−ᾱ_t)·z at this t (625: σ ≈ 2.5, the paper's)."}),
-                "width": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8, "tooltip": "Width in pixels of the images the generator learns to make (its noise is width/8 latent cells)."}),
-                "height": ("INT", {"default": 512, "min": 64, "max": 4096, "step": 8, "tooltip": "Height in pixels (the noise is height/8 latent cells)."}),
-                "steps": ("INT", {"default": 2000, "min": 1, "max": 10_000_000, "tooltip": "Total optimiser steps (a resumed run continues to this count); each step trains the fake score, then the generator."}),
-                "batch_size": ("INT", {"default": 4, "min": 1, "max": 1024, "tooltip": "Prompts per step (fewer prompts than this are cycled)."}),
-                "lr": ("FLOAT", {"default": lr, "min": 0.0, "max": 1.0, "step": 1e-7, "round": 1e-9, "tooltip": "Learning rate of the generator and the fake score (Adam β = (0, 0.999); 1e-6 the official at batch 512; small runs and LoRA like ~1e-5 to 1e-4)."}),
-                "lora_rank": ("INT", {"default": 0, "min": 0, "max": 1024, "tooltip": "0: full fine-tune of the generator and the fake score; >0: LoRA adapters of this rank on the generator (low memory; the teacher then shares its frozen weights)."}),
-                "save_every": ("INT", {"default": 500, "min": 0, "max": 10_000_000, "tooltip": "Checkpoint every N steps (0: only at the end and on cancel)."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seeds the prompt order, the noise, the timesteps and the prompt dropout."}),
-                "generator_name": ("STRING", {"default": "my-sid-lsg", "tooltip": "Name of the run and of the generator file in models/onestep."}),
-                "resume": ("BOOLEAN", {"default": True, "tooltip": "Continue this run from its checkpoint if it has one."}),
-                "gradient_checkpointing": ("BOOLEAN", {"default": True, "tooltip": "Recompute activations in backward (generator, fake score and teacher): less memory, slower."}),
-            },
-            "optional": {
-                "vae": ("VAE", {"tooltip": "Decode the previews (otherwise a latent→RGB projection)."}),
-                "memory": (["standard", "low"], {"default": "standard", "tooltip": (
+        lr = io.Float.Input("lr", default=SidLSG.optim_defaults["lr_g"], min=0.0, max=1.0, step=1e-7, round=1e-9, tooltip=(
+            "Learning rate of the generator and the fake score (Adam β = (0, 0.999); 1e-6 the official at batch 512; small runs "
+            "and LoRA like ~1e-5 to 1e-4)."))
+        return io.Schema(
+            node_id="OneStepTrainSiDLSG", display_name="Train SiD-LSG", category=TRAINING_CATEGORY, is_output_node=True,
+            description=(
+                "Distill the teacher into a one-step generator with SiD-LSG (score identity distillation with long-and-short "
+                "guidance): data-free, from prompts only — no teacher pairs, no images. Trains the generator and a fake score "
+                "network, both started from the teacher, against the frozen teacher. Run it again to resume (weights, "
+                "optimisers, EMA, step and random state); cancel keeps a checkpoint and writes no generator file."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip=(
+                    "The teacher (ε or v prediction: SD1.x, SD2.x, SDXL): the generator, the fake score and the frozen teacher all "
+                    "start from its UNet.")),
+                io.Clip.Input("clip", tooltip="The teacher's text encoder: it encodes the prompts and the empty prompt of the guidance."),
+                *prompt_inputs("Training prompts, one per line (added before the prompt file's). The only data SiD-LSG needs.", (
+                    "Optional prompt file in ComfyUI's input folder: .txt one per line, .tsv/.csv with a prompt column (e.g. "
+                    "PartiPrompts.tsv, column Prompt).")),
+                io.Float.Input("kappa1", default=sid.kappa1, **kappa, tooltip=(
+                    "κ1: guidance scale of the fake score's own training prediction (LSG; 1.5 the released best FID, 2 FID/CLIP "
+                    "balance, 4.5 best CLIP).")),
+                io.Float.Input("kappa2", default=sid.kappa2, **kappa, tooltip="κ2 = κ3: guidance scale of the fake score in the generator loss."),
+                io.Float.Input("kappa4", default=sid.kappa4, **kappa, tooltip=(
+                    "κ4: guidance scale of the frozen teacher in the generator loss (the CFG the student learns; written into the "
+                    "file as its guidance).")),
+                io.Float.Input("alpha", default=sid.alpha, min=-10.0, max=10.0, step=0.1, round=0.01, tooltip=(
+                    "α of the SiD generator loss (1: the released SD scripts; 1.2: EDM-SiD).")),
+                io.Int.Input("t_init", default=625, min=1, max=999, tooltip=(
+                    "The generator's timestep: it sees sqrt(1−ᾱ_t)·z at this t (625: σ ≈ 2.5, the paper's).")),
+                io.Int.Input("width", default=512, min=64, max=4096, step=8, tooltip=(
+                    "Width in pixels of the images the generator learns to make (its noise is width/8 latent cells).")),
+                io.Int.Input("height", default=512, min=64, max=4096, step=8, tooltip="Height in pixels (the noise is height/8 latent cells)."),
+                *run_inputs(
+                    "my-sid-lsg", [lr],
+                    steps=("Total optimiser steps (a resumed run continues to this count); each step trains the fake score, then "
+                           "the generator."),
+                    batch_size="Prompts per step (fewer prompts than this are cycled).",
+                    lora_rank=("0: full fine-tune of the generator and the fake score; >0: LoRA adapters of this rank on the generator "
+                               "(low memory; the teacher then shares its frozen weights)."),
+                    seed="Seeds the prompt order, the noise, the timesteps and the prompt dropout.",
+                    gradient_checkpointing="Recompute activations in backward (generator, fake score and teacher): less memory, slower.",
+                ),
+                *optional_run_inputs(memory=(
                     "low: the low-memory levers of the Diffusion2GAN trainer for SiD's three UNets: bf16 compute; a full fine-tune "
                     "trains with Adafactor and stores the fake score and the EMA in bf16 (stochastic rounding); a LoRA run keeps "
                     "one bf16 copy of the teacher that the generator, the fake score (LoRA factors of the same rank) and the "
-                    "teacher share.")}),
-            },
-        }
+                    "teacher share.")),
+            ],
+            outputs=run_outputs("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
+                                "Loss terms over the steps (fake score, SiD generator loss, ...).", "The student's samples for the first prompts (fixed noise)."),
+        )
 
-    def train(self, model, clip, prompts, prompt_file, prompt_column, kappa1, kappa2, kappa4, alpha, t_init, width, height, steps, batch_size,
-              lr, lora_rank, save_every, seed, generator_name, resume, gradient_checkpointing, vae=None, memory="standard"):
+    @classmethod
+    def validate_inputs(cls, memory=None) -> bool | str:
+        return check_choices(cls, memory=memory)
+
+    @classmethod
+    def execute(cls, model, clip, prompts: str, prompt_file: str, prompt_column: str, kappa1: float, kappa2: float, kappa4: float, alpha: float,
+                t_init: int, width: int, height: int, steps: int, batch_size: int, lr: float, lora_rank: int, save_every: int, seed: int,
+                generator_name: str, resume: bool, gradient_checkpointing: bool, vae=None, memory: str = "standard") -> io.NodeOutput:
         out_path, run_dir = run_paths(generator_name)
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
         spec = OneStepSpec(teacher_prediction(model), t_init, "sigma_z")
@@ -153,8 +165,7 @@ class OneStepTrainSiDLSG:
             session.export(out_path, base, file_format, unet_config=unet_config, teacher_hash=model_fingerprint(model)[:16],
                            source=f"Train SiD-LSG node: {len(prompt_list)} prompts")
             curve, images = training_outputs(session, model, 4, vae)
-        return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}
+        return io.NodeOutput(load_generator_model(out_path), out_path, curve, images, ui={"text": [f"{result.step} steps → {out_path}"]})
 
 
-NODE_CLASS_MAPPINGS = {"OneStepTrainSiDLSG": OneStepTrainSiDLSG}
-NODE_DISPLAY_NAME_MAPPINGS = {"OneStepTrainSiDLSG": "Train SiD-LSG"}
+NODES = [OneStepTrainSiDLSG]

@@ -1,7 +1,7 @@
 """What the training nodes share (Train Diffusion2GAN, Train Rectified Flow, Train InstaFlow, Train SiD-LSG): the dataset and the
 run folder from the node's inputs, the E-LatentLPIPS choice, and one run — session, resume, progress with previews,
 cancel → checkpoint and no generator file, export, loss curve and previews. Each node builds its TrainConfig and
-calls `train_run`."""
+calls `train_run`. The inputs they share are declared once, in inputs.py."""
 from __future__ import annotations
 
 import copy
@@ -12,6 +12,7 @@ import comfy.model_management as mm
 import comfy.utils
 import folder_paths
 import torch
+from comfy_api.latest import io
 
 from onestep.latent_lpips import ELatentLPIPS
 from onestep.latent_spaces import latent_space
@@ -22,10 +23,10 @@ from . import model_folder
 from .comfy_unet import ComfyUNet, normal_tensors
 from .constants import to_pil
 from .generator_model import load_generator_model
+from .inputs import MSE
 from .latent_diff import check_latent_space, load_weights
 from .pair_collection import latent_preview
 
-MSE = "(none: latent MSE regression)"
 BASES = {"SD15": "sd15", "SD20": "sd21", "SD21UnclipL": "sd21", "SD21UnclipH": "sd21", "SDXL": "sdxl"}
 
 
@@ -65,7 +66,7 @@ def regression_elpips(model, latent_lpips: str, regression: str) -> ELatentLPIPS
 
 
 def train_run(model, config: TrainConfig, dataset: str, generator_name: str, steps: int, resume: bool, vae=None,
-              elpips: ELatentLPIPS | None = None, lora: bool = False, start: Callable[[TrainingSession], None] | None = None) -> dict:
+              elpips: ELatentLPIPS | None = None, lora: bool = False, start: Callable[[TrainingSession], None] | None = None) -> io.NodeOutput:
     """Train `model`'s UNet copy with `config` on the pairs `dataset` to `steps` (resuming the run's checkpoint), then
     write the generator (and for a LoRA run its LoRA) and return the node's result: (MODEL, path, loss curve, previews).
     `start(session)` runs before the first step of a fresh run (not of a resumed one): e.g. G starting from a file."""
@@ -86,7 +87,7 @@ def train_run(model, config: TrainConfig, dataset: str, generator_name: str, ste
         lora_path = os.path.join(folder_paths.get_folder_paths("loras")[0], os.path.basename(out_path)) if lora else None
         session.export(out_path, base, file_format, lora_path, unet_config=unet_config)
         curve, images = training_outputs(session, model, 4, vae)
-    return {"ui": {"text": [f"{result.step} steps → {out_path}"]}, "result": (load_generator_model(out_path), out_path, curve, images)}
+    return io.NodeOutput(load_generator_model(out_path), out_path, curve, images, ui={"text": [f"{result.step} steps → {out_path}"]})
 
 
 def run_with_progress(session: TrainingSession, model, steps: int, vae=None):

@@ -26,18 +26,34 @@ PACK_FOLDER_NAME = "ComfyUI-Diffusion2GAN_under-test"
 
 def import_pack(folder: str = REPO):
     """The pack's entry module as ComfyUI's own loader imports a custom-node folder (nodes.load_custom_node: by path,
-    under a name of its choosing), once per process; its NODE_CLASS_MAPPINGS are what the host registers."""
+    under a name of its choosing, then the node list of its comfy_entrypoint registered), once per process. pytest may
+    have imported the same file as a package already (the repository root has an __init__.py); that import registers
+    nothing, so what counts is whether ComfyUI's loader has loaded the folder."""
     import asyncio
 
     import nodes  # ComfyUI's
 
-    def loaded():
-        entry = os.path.join(folder, "__init__.py")
-        return next((m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == entry), None)
+    folder = os.path.abspath(folder)
+    if folder not in {os.path.abspath(d) for d in nodes.LOADED_MODULE_DIRS.values()}:
+        if not asyncio.run(nodes.load_custom_node(folder)):
+            raise RuntimeError(f"ComfyUI could not load the pack from {folder} (its log says why)")
+    entry = os.path.join(folder, "__init__.py")
+    return [m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == entry][-1]  # the loader's: the latest
 
-    if loaded() is None and not asyncio.run(nodes.load_custom_node(folder)):
-        raise RuntimeError(f"ComfyUI could not load the pack from {folder} (its log says why)")
-    return loaded()
+
+def pack_nodes(folder: str = REPO) -> dict[str, type]:
+    """{node id: class} of the pack's nodes as ComfyUI registered them (nodes.NODE_CLASS_MAPPINGS, filled by the pack's
+    comfy_entrypoint when import_pack loads it): V3 classes, run with `cls.execute(...)` → io.NodeOutput (`[0]`: the
+    first output)."""
+    import nodes  # ComfyUI's
+
+    import_pack(folder)
+    return {k: c for k, c in nodes.NODE_CLASS_MAPPINGS.items() if c.__module__.split(".")[0] == "onestep_nodes"}
+
+
+def combo_options(spec: list) -> list:
+    """The choices of a combo input as /object_info serves it: a V1 list (spec[0]) or a V3 COMBO's options."""
+    return spec[0] if isinstance(spec[0], list) else spec[1].get("options", [])
 
 
 def comfyui_dir() -> str:

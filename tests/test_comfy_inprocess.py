@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from comfy_host import REPO, import_pack
+from comfy_host import REPO, pack_nodes
 from test_core_parameterization import alpha_bar
 
 try:
@@ -22,8 +22,8 @@ from tools import fixtures as F  # noqa: E402
 
 @pytest.fixture(scope="module")
 def pack():
-    """The repo imported as a package the way ComfyUI imports a custom node folder (odd name on purpose)."""
-    return import_pack(REPO)
+    """The pack's nodes by id, the repo imported as a package the way ComfyUI imports a custom node folder."""
+    return pack_nodes(REPO)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,44 @@ def gen_dir(tmp_path_factory):
 def test_failing_node_module_is_isolated(pack, caplog):
     import onestep_nodes
 
-    classes, _ = onestep_nodes.load_node_modules(("load_generator", "no_such_module", "sampler"))
-    assert {"OneStepLoadGenerator", "OneStepSampler", "OneStepSigmas"} <= set(classes)
+    classes = onestep_nodes.load_node_modules(("load_generator", "no_such_module", "sampler"))
+    assert [c.__name__ for c in classes] == ["OneStepLoadGenerator", "OneStepSampler", "OneStepSigmas"]
     assert "no_such_module" in caplog.text and "failed to import" in caplog.text
+
+
+def test_a_node_whose_schema_fails_is_left_out_alone(pack, caplog, monkeypatch):
+    """ComfyUI builds the schemas of a V3 pack's node list in one loop, so one raising there would lose the whole pack:
+    load_node_modules builds each first and leaves out only the node that fails."""
+    import sys
+    import types
+
+    import onestep_nodes
+    from comfy_api.latest import io
+
+    class OneStepBrokenSchema(io.ComfyNode):
+        @classmethod
+        def define_schema(cls):
+            raise RuntimeError("simulated: a schema using a type this ComfyUI lacks")
+
+        @classmethod
+        def execute(cls):
+            return io.NodeOutput()
+
+    module = types.ModuleType("onestep_nodes.broken_schema")
+    module.NODES = [OneStepBrokenSchema, pack["OneStepSampler"]]
+    monkeypatch.setitem(sys.modules, "onestep_nodes.broken_schema", module)
+    classes = onestep_nodes.load_node_modules(("load_generator", "broken_schema"))
+    assert [c.__name__ for c in classes] == ["OneStepLoadGenerator", "OneStepSampler"]
+    assert "OneStepBrokenSchema" in caplog.text and "simulated" in caplog.text
+
+
+def test_node_ids_are_the_class_names_and_every_node_is_v3(pack):
+    """Saved workflows name nodes by id: the ids stay the V1 class names, and every node is an io.ComfyNode."""
+    from comfy_api.latest import io
+
+    assert len(pack) == 13
+    for node_id, cls in pack.items():
+        assert issubclass(cls, io.ComfyNode) and cls.__name__ == node_id and node_id.startswith("OneStep")
 
 
 CASES = {  # name → (metadata, reference x0 from ε̂/v̂/x̂ = unet(x_in, t) and noise z)
@@ -56,10 +91,9 @@ def test_generate_matches_reference_formula(pack, gen_dir, case):
     meta, pred, t, unet_input = CASES[case]
     name = f"{case}.safetensors"
     F.write_generator(str(gen_dir / name), **meta)
-    nodes = pack.NODE_CLASS_MAPPINGS
-    model = nodes["OneStepLoadGenerator"]().load(name)[0]
+    model = pack["OneStepLoadGenerator"].execute(name)[0]
     ctx = torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(1))
-    out = nodes["OneStepGenerate"]().generate(model, [[ctx, {}]], 7, 32, 32, 2)[0]["samples"].double()
+    out = pack["OneStepGenerate"].execute(model, [[ctx, {}]], 7, 32, 32, 2)[0]["samples"].double()
     out = out * model.get_model_object("latent_format").scale_factor  # LATENTs are in VAE units, the UNet's x0 is scaled
 
     z = comfy.sample.prepare_noise(torch.zeros(2, 4, 4, 4), 7).double()
@@ -86,7 +120,7 @@ def test_imported_weights_compute_what_diffusers_computes(pack, gen_dir, tmp_pat
     from onestep.importers import IMPORTERS
 
     IMPORTERS["dmd2"](src, str(gen_dir / "dmd2_tiny.safetensors"))
-    model = pack.NODE_CLASS_MAPPINGS["OneStepLoadGenerator"]().load("dmd2_tiny.safetensors")[0]
+    model = pack["OneStepLoadGenerator"].execute("dmd2_tiny.safetensors")[0]
     x = torch.randn(2, 4, 8, 8)
     ctx = torch.randn(2, 77, 768)
     t = torch.tensor([999.0, 399.0])
@@ -111,7 +145,7 @@ def test_fast_path_weights_key_tracks_replaced_weights(pack):
 def test_fast_path_is_off_where_core_must_run(pack, gen_dir):
     from onestep_nodes import fast_path
     F.write_generator(str(gen_dir / "fp.safetensors"))
-    model = pack.NODE_CLASS_MAPPINGS["OneStepLoadGenerator"]().load("fp.safetensors")[0]
+    model = pack["OneStepLoadGenerator"].execute("fp.safetensors")[0]
     ctx = torch.randn(1, 77, 768)
     assert fast_path.ineligible_reason(model, [[ctx, {}]], None) == "not a CUDA device"  # this machine has no GPU
     assert fast_path.per_call_reason(model, [[ctx, {"pooled_output": ctx[:, 0]}]], None) is None
@@ -133,7 +167,7 @@ def test_one_step_output_conv_keeps_float32_when_core_stores_bf16(pack, gen_dir)
     F.write_generator(str(path))
     comfy_cli_args.args.bf16_unet = True
     try:
-        model = pack.NODE_CLASS_MAPPINGS["OneStepLoadGenerator"]().load(path.name)[0]
+        model = pack["OneStepLoadGenerator"].execute(path.name)[0]
     finally:
         comfy_cli_args.args.bf16_unet = False
     unet = model.model.diffusion_model
@@ -145,7 +179,7 @@ def test_one_step_output_conv_keeps_float32_when_core_stores_bf16(pack, gen_dir)
     with torch.no_grad():
         eps = unet(x.bfloat16(), torch.full((2,), 999.0), context=ctx.bfloat16())
     assert eps.dtype == torch.float32 and (eps != eps.bfloat16().float()).float().mean() > 0.9  # not rounded to bf16
-    out = pack.NODE_CLASS_MAPPINGS["OneStepGenerate"]().generate(model, [[ctx[:1], {}]], 7, 32, 32, 2)[0]["samples"]
+    out = pack["OneStepGenerate"].execute(model, [[ctx[:1], {}]], 7, 32, 32, 2)[0]["samples"]
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
@@ -163,16 +197,15 @@ def test_sdxl_generator_takes_pooled_and_size_conditioning(pack, gen_dir, case):
     name = f"sdxl_{case}.safetensors"
     F.write_generator(str(gen_dir / name), F.TINY_SDXL_UNET, base="sdxl", latent_format="sdxl",
                       unet_config={k: F.TINY_SDXL_UNET[k] for k in ("num_heads", "num_head_channels")}, **meta)
-    nodes = pack.NODE_CLASS_MAPPINGS
-    model = nodes["OneStepLoadGenerator"]().load(name)[0]
+    model = pack["OneStepLoadGenerator"].execute(name)[0]
     g = torch.Generator().manual_seed(2)
     ctx, pooled = torch.randn(1, 77, 2048, generator=g), torch.randn(1, 1280, generator=g)
     size = {"width": 1024, "height": 1024, "crop_w": 0, "crop_h": 0, "target_width": 1024, "target_height": 1024}
     positive = [[ctx, {"pooled_output": pooled, **size}]]
-    out = nodes["OneStepGenerate"]().generate(model, positive, 5, 64, 64, 2)[0]["samples"].double()
+    out = pack["OneStepGenerate"].execute(model, positive, 5, 64, 64, 2)[0]["samples"].double()
     out = out * model.get_model_object("latent_format").scale_factor
     with pytest.raises(ValueError, match="pooled"):  # SDXL without the pooled text is refused by name
-        nodes["OneStepGenerate"]().generate(model, [[ctx, {}]], 5, 64, 64, 2)
+        pack["OneStepGenerate"].execute(model, [[ctx, {}]], 5, 64, 64, 2)
 
     z = comfy.sample.prepare_noise(torch.zeros(2, 4, 8, 8), 5).double()
     a = alpha_bar(t)
@@ -183,7 +216,7 @@ def test_sdxl_generator_takes_pooled_and_size_conditioning(pack, gen_dir, case):
     ref = (x_in - math.sqrt(1 - a) * eps) / math.sqrt(a)
     assert torch.allclose(out, ref, atol=2e-4 * ref.abs().max().item(), rtol=1e-4), (out - ref).abs().max()
     # the size conditioning reaches the UNet: another size gives another image
-    other = nodes["OneStepGenerate"]().generate(model, [[ctx, {"pooled_output": pooled, **size, "width": 512, "target_width": 512}]], 5, 64, 64, 2)[0]
+    other = pack["OneStepGenerate"].execute(model, [[ctx, {"pooled_output": pooled, **size, "width": 512, "target_width": 512}]], 5, 64, 64, 2)[0]
     assert not torch.allclose(other["samples"].double() * model.get_model_object("latent_format").scale_factor, out)
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from comfy_host import REPO, comfyui_dir, import_pack
+from comfy_host import REPO, comfyui_dir, pack_nodes
 
 LOAD = """
 import asyncio, json, sys
@@ -41,7 +41,7 @@ def _load_copy(tmp_path, broken: str) -> tuple[set, str]:
     ("collect_pairs", {"OneStepCollectTeacherPairs"}),  # once the source of the training node's category and preview helper
 ])
 def test_a_broken_node_module_takes_only_its_own_nodes(tmp_path, broken, lost):
-    all_nodes = set(import_pack().NODE_CLASS_MAPPINGS)
+    all_nodes = set(pack_nodes())
     assert lost <= all_nodes and len(all_nodes) >= 10
     registered, log = _load_copy(tmp_path, broken)
     assert registered == all_nodes - lost

@@ -7,7 +7,7 @@ import os
 
 import pytest
 import torch
-from comfy_host import REPO, import_pack
+from comfy_host import REPO, pack_nodes
 from safetensors import safe_open
 
 try:
@@ -30,8 +30,8 @@ TINY_NET = TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True)
 
 @pytest.fixture(scope="module")
 def pack():
-    """The repo imported as a package the way ComfyUI imports a custom node folder (odd name on purpose)."""
-    return import_pack(REPO)
+    """The pack's nodes by id, the repo imported as a package the way ComfyUI imports a custom node folder."""
+    return pack_nodes(REPO)
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +99,7 @@ def test_vae_round_trips_the_latent_grid(pack, ps):
     assert vae.spacial_compression_decode() == vae.spacial_compression_encode() == 8 and vae.latent_channels == 1
     from onestep_nodes.fast_decode import OneStepVAEDecode
 
-    fast = OneStepVAEDecode()
-    assert torch.equal(fast.decode({"samples": x}, vae, "cuda graph")[0], images)  # no GPU here: falls back to core's decode
+    assert torch.equal(OneStepVAEDecode.execute({"samples": x}, vae, "cuda graph")[0], images)  # no GPU here: falls back to core's decode
 
 
 def _load(ps, model_set):
@@ -146,7 +145,7 @@ def test_student_generates_as_diffusers_computes(pack, ps, model_set):
     t = int(ms.onestep_spec.timestep)
     assert t == 625  # the shipped student: ε at t=625 (issue 14's parameterisation study)
     ctx = ps.encode_prompt(clip, "Sneaker")
-    out = pack.NODE_CLASS_MAPPINGS["OneStepGenerate"]().generate(student, [[ctx, {}]], 7, 256, 256, 2)[0]["samples"].double()
+    out = pack["OneStepGenerate"].execute(student, [[ctx, {}]], 7, 256, 256, 2)[0]["samples"].double()
     assert out.shape == (2, 1, 32, 32)
 
     z = comfy.sample.prepare_noise(torch.zeros(2, 1, 32, 32), 7).double()

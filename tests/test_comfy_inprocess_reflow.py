@@ -4,7 +4,7 @@ equals k Euler steps x ← x + v/k at model times 1000·(1 − i/k) on the raw U
 One-Step Generate on either file equals x0 = z + v(z, 1000)."""
 import pytest
 import torch
-from test_comfy_inprocess import pack  # noqa: F401  (fixture: the repo imported as ComfyUI imports it)
+from test_comfy_inprocess import pack  # noqa: F401  (fixture: the pack's nodes as ComfyUI registers them)
 from test_core_reflow import FlowPairs, reflow_config
 from test_core_training_fixtures import tiny_unet
 
@@ -64,9 +64,9 @@ def test_ksampler_euler_simple_is_the_flows_euler(pack, files, steps, cfg):  # n
 @pytest.mark.parametrize("file_method", ["2-rectified-flow", "instaflow"])
 def test_one_step_generate_is_z_plus_v(pack, files, file_method):  # noqa: F811
     path, _ = files[file_method]
-    model = pack.NODE_CLASS_MAPPINGS["OneStepLoadGenerator"]().load(path.rsplit("/", 1)[-1])[0]
+    model = pack["OneStepLoadGenerator"].execute(path.rsplit("/", 1)[-1])[0]
     ctx = FlowPairs()[2]["context"][None]
-    out = pack.NODE_CLASS_MAPPINGS["OneStepGenerate"]().generate(model, [[ctx, {}]], 7, 128, 128, 2)[0]["samples"].double()
+    out = pack["OneStepGenerate"].execute(model, [[ctx, {}]], 7, 128, 128, 2)[0]["samples"].double()
     out = out * model.get_model_object("latent_format").scale_factor
     z = comfy.sample.prepare_noise(torch.zeros(2, 4, 16, 16), 7)
     ref = z + _velocity(model, z, 1000.0, ctx)

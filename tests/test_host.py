@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from comfy_host import PACK_FOLDER_NAME, REPO
+from comfy_host import PACK_FOLDER_NAME, REPO, combo_options
 
 PACK_NODES = {"OneStepLoadGenerator", "OneStepGenerate", "OneStepSampler", "OneStepSigmas", "OneStepImportGenerator", "OneStepVAEDecode", "OneStepLatentPerceptualDiff", "OneStepCollectTeacherPairs"}
 CLIP = "onestep-default-clip-l-random.safetensors"
@@ -71,7 +71,7 @@ def test_object_info_lists_every_node(host):
         for section in ("required", "optional"):
             for inp, spec in node["input"].get(section, {}).items():
                 assert len(spec) > 1 and spec[1].get("tooltip"), f"{name}.{inp} has no tooltip"
-    assert "tiny_eps_t999.safetensors" in info["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    assert "tiny_eps_t999.safetensors" in combo_options(info["OneStepLoadGenerator"]["input"]["required"]["generator"])
 
 
 def test_pack_loaded_under_an_odd_folder_name(host):
@@ -276,6 +276,29 @@ def test_bad_input_gets_a_clear_message(host, case):
         assert open(good, "rb").read() == before
 
 
+def test_a_choice_not_on_the_list_is_refused_before_it_runs(host):
+    """ComfyUI 0.3.75 checks a V1 combo's value against its list but not a V3 COMBO's; the nodes' validate_inputs
+    (constants.check_choices) does, so a wrong choice is still refused at validation, naming input, value and choices."""
+    refused = json.dumps(host.run(generate(text_graph("no_such_generator.safetensors")))["refused"])
+    assert "generator 'no_such_generator.safetensors' is not one of the choices" in refused, refused
+    g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "bogus", "source": "x", "name": "never_bogus", "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": False}}}
+    refused = json.dumps(host.run(g)["refused"])
+    assert "kind 'bogus' is not one of the choices (dmd2, instaflow, sid-lsg)" in refused, refused
+
+
+def test_a_generator_rewritten_under_the_same_name_is_loaded_again(host):
+    """Load One-Step Generator fingerprints its file (fingerprint_inputs): a file replaced under the same name (a training
+    run, an import with overwrite) is loaded again rather than served from ComfyUI's cache."""
+    onestep = os.path.join(host.base_dir, "models", "onestep")
+    path = os.path.join(onestep, "rewritten.safetensors")
+    shutil.copy(os.path.join(onestep, "tiny_eps_t999.safetensors"), path)
+    first = latent(host, ok(host.run(generate(text_graph("rewritten.safetensors"), prefix="rewritten_a"))))
+    shutil.copy(os.path.join(onestep, "tiny_eps_t625_sid.safetensors"), path)  # another generator, the same name
+    second = latent(host, ok(host.run(generate(text_graph("rewritten.safetensors"), prefix="rewritten_b"))))
+    direct = latent(host, ok(host.run(generate(text_graph("tiny_eps_t625_sid.safetensors"), prefix="rewritten_ref"))))
+    assert not torch.equal(first, second) and torch.equal(second, direct)
+
+
 def test_interrupt_stops_a_long_one_step_call_inside_the_unet(host):
     """A one-step call is a single sampler step, and core checks /interrupt between steps; inside the step, core
     (0.3.75+) checks it before every Linear/Conv of its ops (comfy.ops.run_every_op). The pack's path must keep the UNet
@@ -394,10 +417,10 @@ def test_latent_perceptual_diff_refuses_another_latent_space(host):
 
 def test_extra_model_paths_folder_is_kept(host):
     shutil.copy(os.path.join(host.base_dir, "models", "onestep", "tiny_eps_t999.safetensors"), os.path.join(host.extra_onestep, "from_extra_paths.safetensors"))
-    listed = host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    listed = combo_options(host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"])
     assert "from_extra_paths.safetensors" in listed and "tiny_eps_t999.safetensors" in listed
     ok(host.run(generate(text_graph("from_extra_paths.safetensors"), prefix="extra_paths")))
     with open(os.path.join(host.extra_onestep, "not_a_model.ckpt"), "w") as f:
         f.write("x")
-    listed = host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    listed = combo_options(host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"])
     assert "not_a_model.ckpt" not in listed  # .safetensors only

@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 from PIL import Image
+from comfy_host import combo_options
 from safetensors.torch import load_file
 
 from tools import proof_scale_encoder as E
@@ -42,7 +43,7 @@ def test_node_has_tooltips_and_lists_files(host, proof_scale):
     assert node["category"] == "Diffusion2GAN/one-step" and len(node["output_tooltips"]) == 4
     for name, spec in node["input"]["required"].items():
         assert spec[1].get("tooltip"), name
-        assert set(proof_scale.values()) <= set(spec[0])
+        assert set(proof_scale.values()) <= set(combo_options(spec))
 
 
 def test_teacher_ksampler_vae_decode_save_image(host, proof_scale):

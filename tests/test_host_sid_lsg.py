@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+from comfy_host import combo_options
 from safetensors.torch import load_file
 from test_host import CLIP, failed, latent, ok
 
@@ -60,7 +61,7 @@ def test_train_from_a_prompt_file_writes_a_sid_generator_that_loads_and_generate
     assert meta.training_steps == 4 and meta.notes["sid_lsg"]["kappa1"] == 1.5 and "3 prompts" in meta.source  # typed + file
     assert torch.isfinite(latent(host, out)).all()
     assert out["91"]["images"] and out["92"]["images"], "no loss-curve or preview image"
-    info = host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    info = combo_options(host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"])
     assert "sid-straight.safetensors" in info  # listed at once by Load One-Step Generator
     g = {  # the file through the existing nodes alone: the loaded generator equals the node's own output
         "2": graph("x")["2"], "6": graph("x")["6"],

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from comfy_host import combo_options
 from safetensors.torch import load_file
 from test_host import CLIP, failed, latent, ok
 
@@ -50,7 +51,7 @@ def test_train_writes_a_generator_that_generates(host):
     assert any(not torch.allclose(sd[k].float(), teacher[k].float()) for k in sd)  # it trained
     assert torch.isfinite(latent(host, out)).all()
     assert out["91"]["images"], "no loss-curve image"
-    info = host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"][0]
+    info = combo_options(host.get("/object_info/OneStepLoadGenerator")["OneStepLoadGenerator"]["input"]["required"]["generator"])
     assert "d2g-straight.safetensors" in info  # listed at once by Load One-Step Generator
 
 

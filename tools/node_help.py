@@ -2,10 +2,11 @@
 
   python -m tools.node_help [--check]      (the ComfyUI tree on PYTHONPATH)
 
-Every page is made from what the node itself declares — DESCRIPTION, each input's type, default, range and tooltip,
-each output's tooltip — plus the bundled workflows that use it (read from workflows/api/) with the screenshot of the
-first (web/docs/workflows/<name>.png, made by the browser test with ONESTEP_UPDATE_DOCS=1). So the pages cannot drift
-from the code: `--check` (and tests/test_core_node_help.py) fails when a page differs from what would be written.
+Every page is made from what the node itself declares in its V3 schema (`define_schema()`: the description, each
+input's type, default, range and tooltip, each output's name and tooltip) plus the bundled workflows that use it (read
+from workflows/api/) with the screenshot of the first (web/docs/workflows/<name>.png, made by the browser test with
+ONESTEP_UPDATE_DOCS=1). So the pages cannot drift from the code: `--check` (and tests/test_comfy_inprocess_node_help.py)
+fails when a page differs from what would be written.
 The frontend fetches /extensions/<pack folder>/docs/<NodeClass>.md (WEB_DIRECTORY = ./web in __init__.py) and
 resolves the pictures' relative paths against that folder.
 """
@@ -39,36 +40,35 @@ def workflows_using(node_class: str) -> list[str]:
     return sorted(found, key=lambda n: (order.get(n, len(order)), n))
 
 
-def _input_line(name: str, spec, optional: bool) -> str:
-    kind, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
-    if isinstance(kind, (list, tuple)):
-        kind_text = "choice"  # not its values: a file list depends on the models the user has (the tooltip says what to pick)
-    else:
-        kind_text = str(kind)
+def _input_line(spec) -> str:
+    """The table row of one V3 input (comfy_api.latest.io.Input)."""
+    kind = spec.get_io_type()
+    kind_text = "choice" if kind == "COMBO" else str(kind)  # not its values: a file list depends on the models the user has
     facts = []
-    if "default" in opts and not isinstance(opts["default"], (list, dict)):
-        facts.append(f"default {opts['default']!r}" if isinstance(opts["default"], str) else f"default {opts['default']}")
-    if "min" in opts or "max" in opts:
-        facts.append(f"range {opts.get('min', '…')}–{opts.get('max', '…')}")
-    if optional:
+    default = getattr(spec, "default", None)
+    if default is not None and not isinstance(default, (list, dict)):
+        facts.append(f"default {default!r}" if isinstance(default, str) else f"default {default}")
+    low, high = getattr(spec, "min", None), getattr(spec, "max", None)
+    if low is not None or high is not None:
+        facts.append(f"range {'…' if low is None else low}–{'…' if high is None else high}")
+    if spec.optional:
         facts.append("optional")
-    tip = " ".join(str(opts.get("tooltip", "")).split())
-    return f"| `{name}` | {kind_text} | {'; '.join(facts)} | {tip} |"
+    tip = " ".join(str(spec.tooltip or "").split())
+    return f"| `{spec.id}` | {kind_text} | {'; '.join(facts)} | {tip} |"
 
 
-def page(node_class: str, cls, display_name: str) -> str:
-    """The help page of one node class."""
-    lines = [f"# {display_name}", "", " ".join(str(getattr(cls, "DESCRIPTION", "")).split()), ""]
-    spec = cls.INPUT_TYPES()
-    rows = [_input_line(k, v, sec == "optional") for sec in ("required", "optional") for k, v in spec.get(sec, {}).items()]
-    if rows:
-        lines += ["## Inputs", "", "| input | type | value | what it does |", "|---|---|---|---|", *rows, ""]
-    names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
-    tips = getattr(cls, "OUTPUT_TOOLTIPS", None) or [""] * len(names)
+def page(node) -> str:
+    """The help page of one node class (io.ComfyNode), from its V3 schema."""
+    schema = node.define_schema()
+    lines = [f"# {schema.display_name or schema.node_id}", "", " ".join(str(schema.description or "").split()), ""]
+    inputs = sorted(schema.inputs or [], key=lambda i: bool(i.optional))  # as the frontend shows them: required, then optional
+    if inputs:
+        lines += ["## Inputs", "", "| input | type | value | what it does |", "|---|---|---|---|", *map(_input_line, inputs), ""]
     lines += ["## Outputs", "", "| output | type | what it is |", "|---|---|---|"]
-    lines += [f"| `{n}` | {t} | {' '.join(str(tip).split())} |" for n, t, tip in zip(names, cls.RETURN_TYPES, tips)]
+    for out in schema.outputs or []:
+        lines.append(f"| `{out.display_name or out.io_type}` | {out.io_type} | {' '.join(str(out.tooltip or '').split())} |")
     lines.append("")
-    used = workflows_using(node_class)
+    used = workflows_using(schema.node_id)
     if used:
         titles = {k: w.title for k, w in WORKFLOWS.items()}
         lines += ["## In the bundled workflows", "", "Open them from the template browser (Workflow → Browse Templates → Extensions):", ""]
@@ -80,13 +80,13 @@ def page(node_class: str, cls, display_name: str) -> str:
     return "\n".join(lines)
 
 
-def pages(mappings: dict, display: dict) -> dict[str, str]:
-    """file name → text of every node's page."""
-    return {f"{k}.md": page(k, cls, display.get(k, k)) for k, cls in sorted(mappings.items())}
+def pages(node_list: list) -> dict[str, str]:
+    """file name (<node id>.md) → text of every node's page."""
+    return {f"{node.define_schema().node_id}.md": page(node) for node in sorted(node_list, key=lambda n: n.define_schema().node_id)}
 
 
-def _mappings() -> tuple[dict, dict]:
-    """The pack's node classes and display names, as its entry point registers them (ComfyUI on the CPU)."""
+def _nodes() -> list:
+    """The pack's node classes, as its entry point registers them (ComfyUI on the CPU)."""
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = True
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.node_help", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="only compare: exit 1 when a page is missing or differs")
     args = ap.parse_args(argv)
-    want = pages(*_mappings())
+    want = pages(_nodes())
     stale = []
     for name, text in want.items():
         path = os.path.join(DOCS, name)
