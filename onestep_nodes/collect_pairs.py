@@ -12,6 +12,7 @@ import torch
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.dataset import PairDataset
 from onestep.pairs.prompts import read_prompts
+from onestep.ranges import check_declared
 from . import model_folder
 from .constants import TRAINING_CATEGORY, to_pil
 from .pair_collection import ComfyTeacher, latent_preview, settings_for
@@ -72,6 +73,7 @@ class OneStepCollectTeacherPairs:
 
     def collect(self, model, clip, prompts, prompt_file, prompt_column, negative, sampler_name, scheduler, steps, cfg, seed, count,
                 width, height, batch_size, shard_size, dataset_name, control_net=None, hint=None, control_strength=1.0, vae=None):
+        check_declared(self.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
         settings = settings_for(model, clip, prompt_list, negative, sampler_name, scheduler, steps, cfg, seed, count, width, height,
                                 batch_size, shard_size, control_net, hint, control_strength)

@@ -11,6 +11,7 @@ import comfy.model_management as mm
 import folder_paths
 
 from onestep import format
+from onestep.ranges import check_declared
 from training.config import GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, TrainConfig, default_lr_warmup, low_memory
 from training.export import native_weights
 from training.methods.reflow import FLOW_SPEC
@@ -121,6 +122,7 @@ class OneStepTrainReflow:
 
     def train(self, model, dataset, steps, batch_size, lr, lora_rank, save_every, seed, generator_name, resume, gradient_checkpointing,
               t_eps, text_dropout, vae=None, memory="standard"):
+        check_declared(self.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         run_paths(generator_name)
         config = flow_config("reflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing, memory,
                              reflow=ReflowConfig(t_eps=t_eps, text_dropout=text_dropout))
@@ -163,6 +165,7 @@ class OneStepTrainInstaFlow:
 
     def train(self, model, init_from, dataset, latent_lpips, regression, steps, batch_size, lr, lora_rank, save_every, seed, generator_name,
               resume, gradient_checkpointing, vae=None, memory="standard"):
+        check_declared(self.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         run_paths(generator_name)
         source = resolve_generator(init_from)
         check_flow_file(source)

@@ -7,6 +7,7 @@ import comfy.model_management as mm
 import folder_paths
 
 from onestep.parameterization import OneStepSpec
+from onestep.ranges import check_declared
 from training.config import DEFAULT_SPEC, DiscriminatorConfig, default_lr_warmup, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
 from . import model_folder
 from .constants import TRAINING_CATEGORY
@@ -86,6 +87,7 @@ class OneStepTrainDiffusion2GAN:
     def train(self, model, dataset, latent_lpips, regression, steps, batch_size, lr_g, lr_d, gan_weight, r1_gamma, warmup_steps, lora_rank,
               save_every, seed, generator_name, resume, gradient_checkpointing, vae=None, discriminator=True, z_conditioning=True,
               multiscale=True, mix_and_match=True, memory="standard"):
+        check_declared(self.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         run_paths(generator_name)  # a bad name is named before the E-LatentLPIPS weights load
         device = mm.get_torch_device()
         elpips = regression_elpips(model, latent_lpips, regression)
