@@ -13,6 +13,7 @@ from comfy_api.latest import io
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.dataset import PairDataset
 from onestep.pairs.prompts import read_prompts
+from onestep.ranges import check_declared
 from . import model_folder
 from .constants import TRAINING_CATEGORY, check_choices, to_pil
 from .inputs import prompt_inputs
@@ -80,6 +81,7 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
     def execute(cls, model, clip, prompts: str, prompt_file: str, prompt_column: str, negative: str, sampler_name: str, scheduler: str,
                 steps: int, cfg: float, seed: int, count: int, width: int, height: int, batch_size: int, shard_size: int, dataset_name: str,
                 control_net=None, hint=None, control_strength: float = 1.0, vae=None) -> io.NodeOutput:
+        check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
         settings = settings_for(model, clip, prompt_list, negative, sampler_name, scheduler, steps, cfg, seed, count, width, height,
                                 batch_size, shard_size, control_net, hint, control_strength)

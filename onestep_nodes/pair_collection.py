@@ -14,11 +14,12 @@ import comfy.sample
 import comfy.samplers
 import torch
 
-from onestep.pairs.collect import collect, open_dataset
+from onestep.pairs.collect import check_shard_memory, collect, open_dataset
 from onestep.pairs.dataset import repeat_to_common_length
 from onestep.pairs.manifest import PairSettings, prompts_hash
 from onestep.pairs.prompts import read_prompts
 from .generator_model import check_conditioning
+from .memory_budget import check_model_call, ram_bytes
 
 log = logging.getLogger("onestep")
 
@@ -154,26 +155,34 @@ def apply_controlnet(positive, negative, controlnet, hint, strength: float, vae=
 
 def settings_for(model, clip, prompts, negative, sampler, scheduler, steps, cfg, seed, count, width, height, batch_size,
                  shard_size, controlnet=None, hints=None, control_strength=1.0) -> PairSettings:
-    """The dataset settings for these inputs (refuses stochastic samplers and bad sizes with a message)."""
+    """The dataset settings for these inputs (refuses stochastic samplers, bad sizes and sizes whose teacher call or
+    shard would not fit in memory, with a message)."""
     check_sampler(sampler)
     if scheduler not in comfy.samplers.KSampler.SCHEDULERS:
         raise ValueError(f"unknown scheduler {scheduler!r}")
-    if width % 8 or height % 8:
-        raise ValueError(f"width and height must be multiples of 8, got {width}×{height}")
+    if width < 8 or height < 8 or width % 8 or height % 8:
+        raise ValueError(f"width and height must be positive multiples of 8, got {width}×{height}")
+    if batch_size < 1 or shard_size < 1:
+        raise ValueError(f"batch_size and shard_size must be ≥ 1, got {batch_size}, {shard_size}")
     latent_format = model.get_model_object("latent_format")
+    shape = [batch_size, latent_format.latent_channels, height // 8, width // 8]
+    check_model_call(model, shape, f"width {width} × height {height} at batch_size {batch_size}", "one teacher call",
+                     "lower width, height or batch_size")
     shard_size = max(batch_size, -(-shard_size // batch_size) * batch_size)
     hints_sha = ""
     if controlnet is not None:
         if hints is None:
             raise ValueError("a ControlNet needs hint images: connect the hint IMAGE input")
         hints_sha = hashlib.sha256(hints.float().cpu().numpy().tobytes()).hexdigest()
-    return PairSettings(
+    settings = PairSettings(
         teacher=model_fingerprint(model), latent_format=type(latent_format).__name__,
         latent_shape=(latent_format.latent_channels, height // 8, width // 8), sampler=sampler, scheduler=scheduler,
         steps=steps, cfg=float(cfg), negative=negative, prompts_sha256=prompts_hash(prompts), seed_start=seed, count=count,
         batch_size=batch_size, shard_size=shard_size, controlnet=controlnet_fingerprint(controlnet),
         control_strength=float(control_strength) if controlnet is not None else 0.0, hints_sha256=hints_sha, text_encoder=clip_fingerprint(clip),
     )
+    check_shard_memory(settings, ram_bytes())
+    return settings
 
 
 def latent_preview(model, latents: torch.Tensor, vae=None) -> torch.Tensor:

@@ -12,6 +12,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from onestep import format
+from onestep.ranges import check_declared
 from training.config import GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, TrainConfig, default_lr_warmup, low_memory
 from training.export import native_weights
 from training.methods.reflow import FLOW_SPEC
@@ -121,6 +122,7 @@ class OneStepTrainReflow(io.ComfyNode):
     def execute(cls, model, dataset: str, steps: int, batch_size: int, lr: float, lora_rank: int, save_every: int, seed: int,
                 generator_name: str, resume: bool, gradient_checkpointing: bool, t_eps: float, text_dropout: float, vae=None,
                 memory: str = "standard") -> io.NodeOutput:
+        check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         run_paths(generator_name)
         config = flow_config("reflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing, memory,
                              reflow=ReflowConfig(t_eps=t_eps, text_dropout=text_dropout))
@@ -165,6 +167,7 @@ class OneStepTrainInstaFlow(io.ComfyNode):
     def execute(cls, model, init_from: str, dataset: str, latent_lpips: str, regression: str, steps: int, batch_size: int, lr: float,
                 lora_rank: int, save_every: int, seed: int, generator_name: str, resume: bool, gradient_checkpointing: bool, vae=None,
                 memory: str = "standard") -> io.NodeOutput:
+        check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         run_paths(generator_name)
         source = resolve_generator(init_from)
         check_flow_file(source)

@@ -7,6 +7,7 @@ import comfy.model_management as mm
 from comfy_api.latest import io
 
 from onestep.parameterization import OneStepSpec
+from onestep.ranges import check_declared
 from training.config import DEFAULT_SPEC, DiscriminatorConfig, default_lr_warmup, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
 from .constants import TRAINING_CATEGORY, check_choices
 from .inputs import dataset_input, latent_lpips_input, optional_run_inputs, run_inputs, run_outputs
@@ -89,6 +90,7 @@ class OneStepTrainDiffusion2GAN(io.ComfyNode):
                 gan_weight: float, r1_gamma: float, warmup_steps: int, lora_rank: int, save_every: int, seed: int, generator_name: str,
                 resume: bool, gradient_checkpointing: bool, vae=None, discriminator: bool = True, z_conditioning: bool = True,
                 multiscale: bool = True, mix_and_match: bool = True, memory: str = "standard") -> io.NodeOutput:
+        check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         run_paths(generator_name)  # a bad name is named before the E-LatentLPIPS weights load
         device = mm.get_torch_device()
         elpips = regression_elpips(model, latent_lpips, regression)

@@ -13,6 +13,7 @@ from comfy_api.latest import io
 from onestep.pairs.dataset import repeat_to_common_length
 from onestep.pairs.prompts import read_prompts
 from onestep.parameterization import OneStepSpec
+from onestep.ranges import check_declared
 from training.config import default_lr_warmup, GeneratorConfig, OptimConfig, SidConfig, TrainConfig, low_memory
 from training.methods.sid_lsg import PREDICTIONS, SidLSG
 from training.prompts import PromptDataset
@@ -23,7 +24,7 @@ from .constants import TRAINING_CATEGORY, check_choices
 from .generator_model import check_conditioning, load_generator_model
 from .inputs import optional_run_inputs, prompt_inputs, run_inputs, run_outputs
 from .pair_collection import model_fingerprint, needs_pooled
-from .training_node import export_metadata, run_paths, run_with_progress, training_outputs
+from .training_node import check_training_fits, export_metadata, run_paths, run_with_progress, training_outputs
 
 LATENT_DOWNSCALE = 8  # pixels per latent cell (the SD family's VAE), as Empty Latent Image assumes
 
@@ -134,12 +135,16 @@ class OneStepTrainSiDLSG(io.ComfyNode):
     def execute(cls, model, clip, prompts: str, prompt_file: str, prompt_column: str, kappa1: float, kappa2: float, kappa4: float, alpha: float,
                 t_init: int, width: int, height: int, steps: int, batch_size: int, lr: float, lora_rank: int, save_every: int, seed: int,
                 generator_name: str, resume: bool, gradient_checkpointing: bool, vae=None, memory: str = "standard") -> io.NodeOutput:
+        check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         out_path, run_dir = run_paths(generator_name)
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
         spec = OneStepSpec(teacher_prediction(model), t_init, "sigma_z")
         multiple = LATENT_DOWNSCALE * 2 ** (len(model.model.model_config.unet_config.get("channel_mult", (1, 2, 4, 4))) - 1)
         if width % multiple or height % multiple:
             raise ValueError(f"width and height must be multiples of {multiple} for this teacher's UNet, not {width}×{height}")
+        latent = (model.get_model_object("latent_format").latent_channels, height // LATENT_DOWNSCALE, width // LATENT_DOWNSCALE)
+        check_training_fits(model, batch_size, latent, f"width {width} × height {height} at batch_size {batch_size}",
+                            "lower width, height or batch_size")
         device = mm.get_torch_device()
         o = SidLSG.optim_defaults
         sid = SidConfig(kappa1=kappa1, kappa2=kappa2, kappa4=kappa4, alpha=alpha, latent_height=height // LATENT_DOWNSCALE,

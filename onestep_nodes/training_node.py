@@ -16,7 +16,7 @@ from comfy_api.latest import io
 
 from onestep.latent_lpips import ELatentLPIPS
 from onestep.latent_spaces import latent_space
-from onestep.pairs.manifest import DatasetError
+from onestep.pairs.manifest import DatasetError, Manifest
 from training.config import TrainConfig
 from training.session import TrainingSession
 from . import model_folder
@@ -25,6 +25,7 @@ from .constants import to_pil
 from .generator_model import load_generator_model
 from .inputs import MSE
 from .latent_diff import check_latent_space, load_weights
+from .memory_budget import check_model_call
 from .pair_collection import latent_preview
 
 BASES = {"SD15": "sd15", "SD20": "sd21", "SD21UnclipL": "sd21", "SD21UnclipH": "sd21", "SDXL": "sdxl"}
@@ -65,6 +66,12 @@ def regression_elpips(model, latent_lpips: str, regression: str) -> ELatentLPIPS
     return ELatentLPIPS(normal_tensors(copy.deepcopy(net)), encoder)  # a private copy: the trainer moves and freezes it
 
 
+def check_training_fits(model, batch_size: int, latent_shape: tuple[int, int, int], what: str, advice: str = "lower batch_size") -> None:
+    """Refuse a batch whose forward pass alone (ComfyUI's estimate; training keeps its activations for the backward
+    pass and needs more) exceeds the device's memory, before the UNet is copied."""
+    check_model_call(model, [batch_size, *latent_shape], what, "one forward pass of the UNet alone (training needs several times that)", advice)
+
+
 def train_run(model, config: TrainConfig, dataset: str, generator_name: str, steps: int, resume: bool, vae=None,
               elpips: ELatentLPIPS | None = None, lora: bool = False, start: Callable[[TrainingSession], None] | None = None) -> io.NodeOutput:
     """Train `model`'s UNet copy with `config` on the pairs `dataset` to `steps` (resuming the run's checkpoint), then
@@ -73,6 +80,8 @@ def train_run(model, config: TrainConfig, dataset: str, generator_name: str, ste
     out_path, run_dir = run_paths(generator_name)
     device = mm.get_torch_device()
     folder = resolve_dataset(dataset)
+    c, h, w = Manifest.load(folder).settings.latent_shape
+    check_training_fits(model, config.batch_size, (c, h, w), f"batch_size {config.batch_size} of the dataset's {w * 8}×{h * 8} pairs")
     with torch.inference_mode(False), torch.enable_grad():
         unet = ComfyUNet.from_model(model, device=device)
         mm.unload_all_models()  # the trainable copy is independent of the teacher's weights

@@ -25,9 +25,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from onestep.ranges import check_range
+
 from .core import DiscreteSchedule, OneStepSpec
 from .lr_schedule import DECAYS
 
+SEED_MAX = 2**64 - 1  # seeds are what torch.Generator.manual_seed takes (ComfyUI's seed widgets: 0..2^64 − 1)
 REGRESSION_LOSSES = ("elatentlpips", "latentlpips", "mse")
 GAN_LOSSES = ("standard", "relativistic")  # LossConfig.gan_loss
 OPTIMIZERS = ("adamw", "adafactor")
@@ -54,8 +57,8 @@ class GeneratorConfig:
     frozen_dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if self.lora_rank < 0:
-            raise ValueError(f"lora_rank must be ≥ 0, not {self.lora_rank}")
+        check_range("lora_rank", self.lora_rank, 0, integer=True)
+        check_range("lora_alpha", self.lora_alpha, 0.0)
         if self.frozen_dtype not in STORAGE_DTYPES:
             raise ValueError(f"frozen_dtype must be one of {STORAGE_DTYPES}, not {self.frozen_dtype!r}")
 
@@ -101,6 +104,12 @@ class OptimConfig:
                 raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
         if self.grad_accumulation < 1:
             raise ValueError(f"grad_accumulation must be ≥ 1, not {self.grad_accumulation}")
+        # NaN and negative rates reached torch's optimisers ("Invalid learning rate: nan") or trained on silently
+        for name in ("lr_g", "lr_d", "weight_decay", "grad_clip"):
+            check_range(name, getattr(self, name), 0.0)
+        for name in ("betas", "betas_d"):
+            if any(not 0.0 <= beta < 1.0 for beta in getattr(self, name) or ()):
+                raise ValueError(f"{name} must be two numbers in [0, 1), not {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -136,8 +145,10 @@ class LossConfig:
             raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, not {self.gan_loss!r}")
         if self.gan_ramp_steps < 0:
             raise ValueError(f"gan_ramp_steps must be ≥ 0, not {self.gan_ramp_steps}")
-        if self.gan_scale_max <= 0:
+        if not self.gan_scale_max > 0:  # (NaN too)
             raise ValueError(f"gan_scale_max must be > 0, not {self.gan_scale_max}")
+        check_range("gan_weight", self.gan_weight, 0.0)  # NaN trained a step, then stopped on a NaN 'gan_scale'
+        check_range("warmup_steps", self.warmup_steps, 0, integer=True)
         if self.d_lead_steps < 0 or self.d_lead_steps > self.warmup_steps:
             raise ValueError(f"need 0 ≤ d_lead_steps ≤ warmup_steps (D cannot start before step 0), got {self.d_lead_steps}, {self.warmup_steps}")
         if self.gan_balance not in ("fixed", "adaptive") or self.gan_weight < 0:
@@ -179,7 +190,8 @@ class DiscriminatorConfig:
             raise ValueError(f"a LoRA discriminator backbone needs lora_rank ≥ 1, not {self.lora_rank}")
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be ≥ 1, not {self.r1_every}")
-        if self.r1_mode not in ("exact", "approx") or self.r1_sigma <= 0:
+        check_range("r1_gamma", self.r1_gamma, 0.0)  # NaN or a negative weight trained D against its own penalty
+        if self.r1_mode not in ("exact", "approx") or not self.r1_sigma > 0:
             raise ValueError(f"r1_mode must be 'exact' or 'approx' with r1_sigma > 0, not {self.r1_mode!r}, {self.r1_sigma}")
         if self.storage_dtype not in STORAGE_DTYPES:
             raise ValueError(f"discriminator storage_dtype must be one of {STORAGE_DTYPES}, not {self.storage_dtype!r}")
@@ -214,6 +226,8 @@ class SidConfig:
     reduction: str = "sum"
 
     def __post_init__(self) -> None:
+        for name in ("kappa1", "kappa2", "kappa4", "alpha"):  # NaN stopped at a NaN loss, or (κ4) was written into the file
+            check_range(name, getattr(self, name))
         if not 0 <= self.t_min <= self.t_max:
             raise ValueError(f"need 0 ≤ t_min ≤ t_max, got {self.t_min}, {self.t_max}")
         if not 0.0 <= self.prompt_dropout <= 1.0:
@@ -270,14 +284,16 @@ class TrainConfig:
     bf16: bool = False  # bfloat16 autocast for forward passes (weights and optimiser states stay float32)
     seed: int = 0  # seeds data order, D heads, noise draws and augmentations
     save_every: int = 500  # checkpoint every this many steps (0: only at the end and on stop)
-    log_every: int = 10  # call on_step with fresh loss values every this many steps
+    log_every: int = 10  # call on_step with fresh loss values every this many steps (0: never)
     # Where the session keeps the pairs: "auto" on a GPU when they take ≤ 1/4 of its memory (batches gathered there,
     # training/device_data.py), "always", or "never" (a DataLoader over the memory-mapped shards).
     data_on_device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, not {self.batch_size}")
+        check_range("batch_size", self.batch_size, 1, integer=True)
+        check_range("seed", self.seed, 0, SEED_MAX, integer=True)
+        check_range("save_every", self.save_every, 0, integer=True)
+        check_range("log_every", self.log_every, 0, integer=True)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
         if self.data_on_device not in ("auto", "always", "never"):

@@ -43,7 +43,8 @@ class TrainingSession:
         self.trainer = Engine(unet, config, resources, device, method=method)  # the config's method unless one is given
         check_batch_compatible(self.dataset[0], unet.info, DATA_KEYS[self.trainer.method.data])
         if len(self.dataset) < config.batch_size:
-            raise IncompatibleDataError(f"the dataset holds {len(self.dataset)} items, fewer than one batch of {config.batch_size}")
+            raise IncompatibleDataError(f"batch_size {config.batch_size} is more than the {len(self.dataset)} items the dataset holds: "
+                                        "lower batch_size (or collect more pairs)")
         self.run_dir = run_dir
         self.checkpoint = checkpoint
         self.history_path = None

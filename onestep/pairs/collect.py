@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -38,8 +40,50 @@ class Teacher(Protocol):
 Progress = Callable[[int, int, torch.Tensor], None]  # (items done, items total, latest latents); may raise to cancel
 
 
+GIB = 2**30
+
+
+def item_bytes(settings: PairSettings) -> int:
+    """Bytes of one pair in a shard: its noise and latent (float32) and its seed and prompt index (int64). Each shard
+    also holds the conditioning of its prompts, so a dataset takes more than count × this."""
+    return 2 * 4 * math.prod(settings.latent_shape) + 2 * 8
+
+
+def shard_memory(settings: PairSettings) -> int:
+    """Memory a shard takes while it is made: its pairs are kept until the shard is written, then concatenated and
+    serialised (about three copies)."""
+    return 3 * min(settings.shard_size, settings.count) * item_bytes(settings)
+
+
+def check_shard_memory(settings: PairSettings, ram_bytes: int) -> None:
+    """Refuse a shard size whose shard would not fit in the machine's memory (`ram_bytes`), before anything is sampled."""
+    need = shard_memory(settings)
+    if need > ram_bytes:
+        c, h, w = settings.latent_shape
+        raise DatasetError(
+            f"shard_size {settings.shard_size:,} is too large for {c}×{h}×{w} latents: a shard is kept in memory until it is "
+            f"written, about {need / GIB:,.1f} GiB, more than the {ram_bytes / GIB:,.1f} GiB of this machine; lower shard_size")
+
+
+def check_disk(folder: str, settings: PairSettings, done_items: int = 0) -> None:
+    """Refuse a collection whose remaining pairs would not fit on the disk that holds `folder` (a lower bound: their
+    noise and latents, without the conditioning), before anything is written."""
+    need = (settings.count - done_items) * item_bytes(settings)
+    where = os.path.abspath(folder)
+    while not os.path.isdir(where) and os.path.dirname(where) != where:
+        where = os.path.dirname(where)
+    free = shutil.disk_usage(where).free
+    if need > free:
+        c, h, w = settings.latent_shape
+        raise DatasetError(
+            f"count {settings.count:,} pairs of {c}×{h}×{w} latents need at least {need / GIB:,.1f} GiB on disk for the "
+            f"{settings.count - done_items:,} still to collect, more than the {free / GIB:,.1f} GiB free where "
+            f"{os.path.basename(os.path.normpath(folder))!r} is; lower count or free some space")
+
+
 def open_dataset(folder: str, settings: PairSettings, prompts: list[str], info: dict | None = None, create: bool = True) -> Manifest:
-    """Load (and reconcile with the files on disk) or start the dataset in `folder`; refuse other settings."""
+    """Load (and reconcile with the files on disk) or start the dataset in `folder`; refuse other settings, and (with
+    `create`) a collection whose pairs would not fit on the disk."""
     if prompts_hash(prompts) != settings.prompts_sha256:
         raise DatasetError("settings.prompts_sha256 does not match the prompt list")
     if os.path.isfile(os.path.join(folder, "manifest.json")):
@@ -54,9 +98,12 @@ def open_dataset(folder: str, settings: PairSettings, prompts: list[str], info: 
         reconcile(folder, manifest)
         if create and manifest.to_json() != before:  # shards adopted or forgotten: the manifest on disk says so at once
             manifest.save(folder)
+        if create:
+            check_disk(folder, settings, sum(int(e["count"]) for e in manifest.shards.values()))
         return manifest
     manifest = Manifest(settings, list(prompts), info=dict(info or {}))
     if create:
+        check_disk(folder, settings)
         os.makedirs(folder, exist_ok=True)
         _remove_unfinished(folder)  # a run killed while writing its first manifest left only a temporary file
         manifest.save(folder)
@@ -96,8 +143,9 @@ def collect(
     """Make this rank's missing shards; returns the shard indices written. Each shard is written atomically
     and (with write_manifest) recorded in the manifest at once, so an interruption loses at most one shard."""
     s = manifest.settings
-    todo = [k for k in manifest.missing() if k % world == rank]
-    total = sum(len(s.shard_items(k)) for k in todo)
+    # Lazily, and the total by arithmetic: count 10^8 at shard_size 1 plans 10^8 shards (a list of them took 4 GB)
+    todo = (k for k in range(rank, s.num_shards, world) if k not in manifest.shards)
+    total = _rank_items(s, rank, world) - sum(int(e["count"]) for k, e in manifest.shards.items() if k % world == rank)
     done = 0
     negative = _named(teacher.conditioning(-1), "negative.cond", "negative.pooled")
     written = []
@@ -136,6 +184,13 @@ def collect(
         if progress is not None:  # may raise to cancel: the shard just written is kept
             progress(done, total, latent)
     return written
+
+
+def _rank_items(s: PairSettings, rank: int, world: int) -> int:
+    """Items in the shards k ≡ rank (mod world): full shards, but the last one may be short."""
+    shards = len(range(rank, s.num_shards, world))
+    last_short = s.num_shards * s.shard_size - s.count
+    return shards * s.shard_size - (last_short if (s.num_shards - 1) % world == rank else 0)
 
 
 def _named(cond: dict[str, torch.Tensor], cond_key: str, pooled_key: str) -> dict[str, torch.Tensor]:

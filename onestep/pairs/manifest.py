@@ -19,6 +19,7 @@ from ..atomic import atomic_write
 FORMAT = "onestep-teacher-pairs"
 VERSION = 1
 MANIFEST = "manifest.json"
+SEED_MAX = 2**63 - 1  # the largest seed a shard records (its seeds are an int64 tensor)
 
 
 class DatasetError(ValueError):
@@ -52,6 +53,17 @@ class PairSettings:
             raise DatasetError("the dataset must hold at least one item (count ≥ 1)")
         if self.batch_size < 1 or self.shard_size < self.batch_size or self.shard_size % self.batch_size:
             raise DatasetError(f"shard size {self.shard_size} must be a positive multiple of batch size {self.batch_size}")
+        if self.steps < 1:
+            raise DatasetError(f"steps must be ≥ 1 (teacher sampling steps), not {self.steps}")
+        if not (math.isfinite(self.cfg) and math.isfinite(self.control_strength)):  # NaN made NaN latents after a full batch
+            raise DatasetError(f"cfg and control_strength must be finite numbers, not {self.cfg}, {self.control_strength}")
+        if len(self.latent_shape) != 3 or min(self.latent_shape) < 1:
+            raise DatasetError(f"the latents must have a positive size, not {self.latent_shape} (width and height ≥ 8 pixels)")
+        # Each item's seed is stored in the shards as a signed 64-bit integer (seed ≥ 2^63 raised torch's "Overflow when
+        # unpacking long long" after the first batch was sampled)
+        if not 0 <= self.seed_start <= SEED_MAX - (self.count - 1):
+            raise DatasetError(f"seed must be from 0 to {SEED_MAX - (self.count - 1):,} for count {self.count:,} (pair i uses seed + i, "
+                               f"recorded as a signed 64-bit integer, at most 2^63 − 1), not {self.seed_start:,}")
 
     @property
     def num_shards(self) -> int:
