@@ -37,4 +37,3 @@ def load_node_modules(names: tuple[str, ...] = NODE_MODULES) -> list[type]:
                 continue
             found.append(node)
     return found
-
