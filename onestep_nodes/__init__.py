@@ -37,9 +37,3 @@ def load_node_modules(names: tuple[str, ...] = NODE_MODULES) -> list[type]:
                 continue
             found.append(node)
     return found
-
-
-def node_mappings(node_list: list[type]) -> tuple[dict, dict]:
-    """({node_id: class}, {node_id: display name}) of V3 node classes, as ComfyUI registers them."""
-    schemas = [(node, node.GET_SCHEMA()) for node in node_list]
-    return {s.node_id: node for node, s in schemas}, {s.node_id: s.display_name for _, s in schemas if s.display_name is not None}

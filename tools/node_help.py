@@ -81,8 +81,8 @@ def page(node) -> str:
 
 
 def pages(node_list: list) -> dict[str, str]:
-    """file name (<node id>.md) → text of every node's page."""
-    return {f"{node.define_schema().node_id}.md": page(node) for node in sorted(node_list, key=lambda n: n.define_schema().node_id)}
+    """file name (<node id>.md) → text of every node's page, by file name."""
+    return dict(sorted((f"{node.define_schema().node_id}.md", page(node)) for node in node_list))
 
 
 def _nodes() -> list:
