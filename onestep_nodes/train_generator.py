@@ -9,6 +9,7 @@ from comfy_api.latest import io
 from onestep.parameterization import OneStepSpec
 from onestep.ranges import check_declared
 from training.config import DEFAULT_SPEC, DiscriminatorConfig, default_lr_warmup, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
+from training.methods.diffusion2gan import Diffusion2GAN
 from .constants import TRAINING_CATEGORY, check_choices
 from .inputs import dataset_input, latent_lpips_input, optional_run_inputs, run_inputs, run_outputs
 from .training_node import regression_elpips, run_paths, train_run
@@ -96,7 +97,8 @@ class OneStepTrainDiffusion2GAN(io.ComfyNode):
         elpips = regression_elpips(model, latent_lpips, regression)
         config = TrainConfig(
             generator=GeneratorConfig(spec=generator_spec(model, lora_rank > 0), lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
-            optim=OptimConfig(lr_g=lr_g, lr_d=lr_d, lr_warmup=default_lr_warmup(steps), lr_decay="cosine", lr_decay_steps=steps),
+            optim=OptimConfig(lr_g=lr_g, lr_d=lr_d, lr_warmup=default_lr_warmup(steps), lr_decay="cosine", lr_decay_steps=steps,
+                              betas_d=Diffusion2GAN.optim_defaults["betas_d"]),
             loss=LossConfig(regression=regression, gan_weight=gan_weight, warmup_steps=warmup_steps),
             discriminator=DiscriminatorConfig(enabled=discriminator, z_conditioning=z_conditioning, r1_gamma=r1_gamma, multiscale=multiscale, mix_and_match=mix_and_match),
             batch_size=batch_size, bf16=device.type == "cuda", seed=seed, save_every=save_every, log_every=max(1, min(50, steps // 20)),

@@ -26,6 +26,7 @@ import re
 
 from training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, SidConfig, TrainConfig
 from training.core import OneStepSpec
+from training.methods.diffusion2gan import Diffusion2GAN
 from training.methods.reflow import FLOW_SPEC
 
 from .data import SIZE
@@ -154,6 +155,9 @@ def plan(row: str, defaults: dict, teacher_cfg: float | None = None) -> dict:
     return p
 
 
+D2G_BETAS_D = Diffusion2GAN.optim_defaults["betas_d"]  # D's Adam β unless a plan sets d_beta1 / d_beta2 (runs ≤ 11: G's β2 0.999)
+
+
 def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
     """The trainer configuration of a plan (the trainer's defaults for everything the plan does not set)."""
     if p.get("method") == "sid-lsg":
@@ -171,7 +175,7 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
         generator=GeneratorConfig(spec=FLOW_SPEC if flow else OneStepSpec("eps", p["timestep"], "sigma_z")),
         optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"],
                           lr_decay_steps=p["steps"], lr_floor=p["lr_floor"], lr_d_schedule=p.get("lr_d_schedule", "shared"),
-                          betas_d=(p.get("d_beta1", 0.9), p.get("d_beta2", 0.999)) if "d_beta1" in p or "d_beta2" in p else None),
+                          betas_d=(p.get("d_beta1", D2G_BETAS_D[0]), p.get("d_beta2", D2G_BETAS_D[1]))),
         loss=LossConfig(regression=p["regression"], warmup_steps=p["gan_warmup"], gan_weight=p["gan_weight"], gan_balance=p["gan_balance"],
                         d_lead_steps=p.get("d_lead", 0), gan_loss=p.get("gan_loss", "standard"),
                         gan_ramp_steps=p.get("gan_ramp", 0)),

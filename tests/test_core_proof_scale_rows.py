@@ -1,4 +1,4 @@
-"""proof_scale.rows: variant folder names stay legal on every file system, and the D-backbone keys reach the trainer."""
+"""proof_scale.rows: variant folder names stay legal on every file system; the D-backbone and D-optimiser keys reach the trainer."""
 import os
 
 from proof_scale import rows
@@ -24,3 +24,12 @@ def test_d_backbone_keys_reach_the_discriminator_config():
     assert (d.backbone, d.lora_rank) == ("lora", 8)
     d = rows.train_config(rows.plan(LONG, rows.ROW_DEFAULTS), bf16=False, save_every=0).discriminator
     assert (d.backbone, d.lora_rank) == ("full", 64)
+
+
+def test_d_optimiser_defaults_to_the_methods_and_a_plan_can_set_it():
+    o = rows.train_config(rows.plan("diffusion2gan", rows.ROW_DEFAULTS), bf16=False, save_every=0).optim
+    assert o.betas_d == (0.9, 0.99) and o.betas == (0.9, 0.999)  # D's β2 0.99 (run 12), G's unchanged
+    o = rows.train_config(rows.plan(LONG, rows.ROW_DEFAULTS), bf16=False, save_every=0).optim
+    assert o.betas_d == (0.0, 0.99)
+    o = rows.train_config(rows.plan("diffusion2gan@d_beta2=0.999", rows.ROW_DEFAULTS), bf16=False, save_every=0).optim
+    assert o.betas_d == (0.9, 0.999)  # runs 10–11 as they ran

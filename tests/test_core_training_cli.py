@@ -53,7 +53,9 @@ def _parse(argv):
 def test_flags_fill_the_config():
     # the defaults are the trainer's, with the node's lr schedule: warm-up, then cosine over the run's --steps
     # (and a warm-up of a tenth of a run shorter than 5,000 steps: 0 for these 5)
-    assert cli.config_from_args(_parse([])) == TrainConfig(optim=OptimConfig(lr_warmup=0, lr_decay="cosine", lr_decay_steps=5))
+    # D's Adam β from the method (Diffusion2GAN: β2 0.99, measured in proof-scale runs 10–12); methods without it keep G's
+    assert cli.config_from_args(_parse([])) == TrainConfig(optim=OptimConfig(lr_warmup=0, lr_decay="cosine", lr_decay_steps=5, betas_d=(0.9, 0.99)))
+    assert cli.config_from_args(_parse(["--method", "regression"])).optim.betas_d is None
     c = cli.config_from_args(_parse(["--lr-warmup", "7", "--lr-decay", "constant", "--lr-floor", "0.5", "--gan-balance", "fixed",
                                      "--data-on-device", "never"]))
     assert (c.optim.lr_warmup, c.optim.lr_decay, c.optim.lr_floor, c.loss.gan_balance, c.data_on_device) == (7, "constant", 0.5, "fixed", "never")

@@ -89,9 +89,10 @@ class OptimConfig:
     # their first step — a discriminator that starts late (LossConfig.warmup_steps − d_lead_steps) would otherwise
     # start on G's decayed lr, and one that starts with G would spend G's warm-up barely moving.
     lr_d_schedule: str = "shared"
-    # Adam β1, β2 of the other networks when they should differ from G's (None: `betas`). A GAN's D usually runs with
-    # β = (0, 0.99) (StyleGAN2): with β2 = 0.999 the second moments of D's large early gradients shrink its steps for
-    # thousands of steps after its gradients fall (proof-scale run 10: ‖∇D‖ 5–11 while it led, 0.005 after G caught up).
+    # Adam β1, β2 of the other networks when they should differ from G's (None: `betas`). With β2 = 0.999 the second
+    # moments of D's large early gradients shrink its steps for thousands of steps after its gradients fall
+    # (proof-scale run 10: ‖∇D‖ 5–11 while it led, 0.005 after G caught up): Diffusion2GAN's default is (0.9, 0.99)
+    # (its optim_defaults, which the CLI and the node apply).
     betas_d: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:

@@ -43,6 +43,10 @@ class Diffusion2GAN(Regression):
 
     name = "diffusion2gan"
     file_method = "diffusion2gan"
+    # D's Adam β2 0.99 (G keeps 0.999): with 0.999 the second moments of D's large early gradients kept its steps ~100×
+    # too small once G caught up, and D went flat for good (proof-scale run 10); with 0.99 it stayed alive through
+    # all 1,330 GAN steps of run 12. β1 stays 0.9: StyleGAN2's β1 = 0 kept this D from learning at all (runs 11, 12).
+    optim_defaults = {"betas_d": (0.9, 0.99)}
 
     def prepare(self, info: ModelInfo) -> None:
         super().prepare(info)
