@@ -69,6 +69,7 @@ from .distill import stage_distill
 from .evaluator import load_or_build_reference
 from .report import markdown, result_path, stage_report
 from .rows import DISTILL_ROWS, ROW_DEFAULTS, ROWS, parse_row, parse_settings
+from .sampler import SAMPLERS
 from .stage_evaluators import stage_classifier, stage_latent_lpips
 from .flow import stage_pairs_2rf, stage_teacher_steps
 from .stage_pairs import stage_pairs
@@ -113,6 +114,10 @@ class Scale:
     save_every: int  # trainer checkpoints (besides the end and a deadline stop)
     log_every: int  # progress lines of the distillation
     flow_pairs_steps: int = 25  # Euler steps of the 2-RF's ODE for the InstaFlow pairs (pairs-2rf)
+    # The teacher pairs' ODE solver and steps when they should differ from the teacher row's setting ("" / 0: the row's),
+    # e.g. Heun at 13 steps (25 UNet calls per sample against Euler's 50); the pairs stage then scores the teacher at it too.
+    pairs_sampler: str = ""
+    pairs_steps: int = 0
 
 
 FULL = Scale(
@@ -158,7 +163,7 @@ class Run:
         self.data = args.data
         self.command = args.label or "python -m proof_scale.pipeline " + " ".join(shlex.quote(a) for a in argv)
         s = TINY if args.tiny else FULL
-        over = {k: getattr(args, k) for k in ("pairs", "pairs_batch", "heldout", "sweep_count", "eval_count", "teacher_seeds", "row_seeds", "select_every", "val_count", "log_every")
+        over = {k: getattr(args, k) for k in ("pairs", "pairs_batch", "pairs_sampler", "pairs_steps", "heldout", "sweep_count", "eval_count", "teacher_seeds", "row_seeds", "select_every", "val_count", "log_every")
                 if getattr(args, k) is not None}
         if args.sweep_steps:
             over["sweep_steps"] = tuple(args.sweep_steps)
@@ -244,6 +249,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--eval-count", type=int, default=None, help="samples of each scored row")
     p.add_argument("--pairs", type=int, default=None, help="teacher pairs to collect")
     p.add_argument("--pairs-batch", type=int, default=None, help="items per teacher call while collecting (memory: ~7 MB each on the CPU)")
+    p.add_argument("--pairs-sampler", choices=sorted(SAMPLERS), default=None, help="ODE solver of the teacher pairs (default: the teacher row's)")
+    p.add_argument("--pairs-steps", type=int, default=None, help="solver steps of the teacher pairs (default: the teacher row's)")
     p.add_argument("--heldout", type=int, default=None, help="held-out teacher pairs (the rows' held-out MSE)")
     p.add_argument("--pairs-devices", type=int, default=None, help="GPUs the pairs stage collects on (default: all visible; rank r makes shards k ≡ r mod N)")
     p.add_argument("--label", default=None, help="the command recorded in the stage records (default: this process's own; proof_scale.parallel passes its own)")

@@ -16,9 +16,10 @@ from onestep.pairs.shards import file_sha256
 from onestep.pairs.validate import validate
 
 from .checkpoint import digest
-from .common import LATENT_FORMAT, SCHEDULER, Incomplete, read_json, write_json
+from .common import EVAL_SEEDS, LATENT_FORMAT, SCHEDULER, Incomplete, read_json, write_json
 from .data import SIZE, empty_row, prompt_names
-from .sampler import sample_teacher_from_noise, seed_noise
+from .evaluator import score_seeds
+from .sampler import class_labels, sample_teacher, sample_teacher_from_noise, seed_noise
 from .teacher import load_teacher
 
 log = logging.getLogger("proof_scale")
@@ -95,8 +96,8 @@ def stage_pairs(run) -> dict:
     unet, table, _, _ = load_teacher(teacher_path, devices[0])
     prompts = prompt_names(empty_row(table), run.require("teacher", "teacher.json").get("prompts"))
     settings = PairSettings(
-        teacher=file_sha256(teacher_path), latent_format=LATENT_FORMAT, latent_shape=(1, SIZE, SIZE), sampler=ev["sampler"],
-        scheduler=SCHEDULER, steps=int(ev["steps"]), cfg=float(ev["cfg"]), negative="", prompts_sha256=prompts_hash(prompts),
+        teacher=file_sha256(teacher_path), latent_format=LATENT_FORMAT, latent_shape=(1, SIZE, SIZE), sampler=s.pairs_sampler or ev["sampler"],
+        scheduler=SCHEDULER, steps=s.pairs_steps or int(ev["steps"]), cfg=float(ev["cfg"]), negative="", prompts_sha256=prompts_hash(prompts),
         seed_start=0, count=s.pairs, batch_size=s.pairs_batch, shard_size=s.pairs_shard, text_encoder=digest({"context": table.cpu()}),
     )
     folder = run.path("pairs")
@@ -107,8 +108,8 @@ def stage_pairs(run) -> dict:
     timing_path = run.path("pairs_timing.json")
     timing = read_json(timing_path) if os.path.isfile(timing_path) else {"items": 0, "seconds": 0.0}
     todo = sum(len(settings.shard_items(k)) for k in manifest.missing())
-    log.info("pairs: %d of %d pairs to make (%d steps, CFG %g, batch %d, %d per shard) on %d device(s)", todo, s.pairs, settings.steps,
-             settings.cfg, s.pairs_batch, s.pairs_shard, len(devices))
+    log.info("pairs: %d of %d pairs to make (%s, %d steps, CFG %g, batch %d, %d per shard) on %d device(s)", todo, s.pairs, settings.sampler,
+             settings.steps, settings.cfg, s.pairs_batch, s.pairs_shard, len(devices))
     start, last = time.monotonic(), [time.monotonic(), 0]
     if len(devices) > 1 and todo:
         del unet
@@ -150,7 +151,26 @@ def stage_pairs(run) -> dict:
         if manifest.missing():
             unet, table, _, _ = load_teacher(teacher_path, devices[0])
             pair_collect.collect(run.path("pairs_heldout"), manifest, ProofScaleTeacher(unet, table, held.steps, held.cfg, held.sampler, s.pairs_batch))
+    extra = {}
+    if (settings.sampler, settings.steps) != (ev["sampler"], int(ev["steps"])):
+        extra["teacher_at_pairs_setting"] = _teacher_at(run, teacher_path, devices[0], settings)
     return run.record(run.path("pairs.json"), {
         "folder": folder, "count": s.pairs, "heldout": s.heldout, "shards": settings.num_shards, "settings": settings.to_json(), "devices": len(devices),
-        "collect_seconds": timing["seconds"], "pairs_per_second": timing["items"] / max(timing["seconds"], 1e-9),
+        "collect_seconds": timing["seconds"], "pairs_per_second": timing["items"] / max(timing["seconds"], 1e-9), **extra,
     }, t0)
+
+
+def _teacher_at(run, teacher_path: str, device: torch.device, settings: PairSettings) -> dict:
+    """The teacher scored like its row (row_seeds noise streams) at the pairs' solver and steps, which differ from the
+    row's: the students learn these samples, so how far they are from the row's is part of the record."""
+    s = run.scale
+    if run.left() <= 0:
+        raise Incomplete("pairs: made, but no time left to score the teacher at the pairs' setting")
+    unet, table, _, _ = load_teacher(teacher_path, device)
+    labels = class_labels(s.eval_count, empty_row(table))
+    calls = (2 * settings.steps - 1 if settings.sampler == "heun" else settings.steps) * (2 if settings.cfg != 1.0 else 1)
+    sample = lambda seed: sample_teacher(unet, table, labels, settings.steps, settings.cfg, seed, settings.sampler, s.sample_batch)
+    row = {**score_seeds(sample, labels, run.reference(), EVAL_SEEDS[: s.row_seeds]), "nfe": calls, "sampler": settings.sampler, "steps": settings.steps}
+    log.info("pairs: the teacher at the pairs' setting (%s, %d steps, CFG %g): fd %.4f (row seeds %s)", settings.sampler, settings.steps,
+             settings.cfg, row["fd"], EVAL_SEEDS[: s.row_seeds])
+    return row

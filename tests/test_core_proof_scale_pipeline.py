@@ -237,3 +237,25 @@ def test_selection_logging_and_collection_sizes_are_set_from_the_command_line(tm
     t = pipeline.TINY
     assert (default.select_every, default.val_count, default.log_every, default.pairs_batch, default.heldout) == (
         t.select_every, t.val_count, t.log_every, t.pairs_batch, t.heldout)
+
+
+def test_pairs_at_another_solver_record_the_teacher_there(work, tmp_path):
+    # cheaper pairs (issue 14: Heun at ~half the UNet calls of Euler's 50) replay exactly and carry the teacher's score at
+    # that setting; the teacher row's own setting (Euler) is unchanged
+    w = str(tmp_path / "w")
+    shutil.copytree(work, w, ignore=shutil.ignore_patterns("pairs*", "distill", "generators"))
+    argv = ["--work", w, "--tiny", "--stage", "pairs", "--pairs-sampler", "heun", "--pairs-steps", "2", "--heldout", "0"]
+    assert pipeline.main(argv) == 0
+    record = _json(w, "pairs.json")
+    s = validate(os.path.join(w, "pairs")).manifest.settings
+    assert (s.sampler, s.steps) == ("heun", 2) and record["settings"]["sampler"] == "heun"
+    row = record["teacher_at_pairs_setting"]
+    assert (row["sampler"], row["steps"], row["nfe"]) == ("heun", 2, 3 * (2 if s.cfg != 1.0 else 1)) and math.isfinite(row["fd"])
+    assert _json(w, "teacher_eval.json")["sampler"] == "euler"
+    ds = PairDataset(os.path.join(w, "pairs"))
+    unet, table, _, _ = load_teacher(os.path.join(w, "teacher.safetensors"))
+    item = ds[3]
+    x = sample_teacher_from_noise(unet, table, item["noise"][None], torch.tensor([3]), 2, s.cfg, "heun")
+    assert torch.allclose(x[0], item["latent"], rtol=1e-4, atol=1e-3)  # batch 1 vs the stage's batch: rounding only
+    euler = sample_teacher_from_noise(unet, table, item["noise"][None], torch.tensor([3]), 2, s.cfg, "euler")
+    assert (euler[0] - item["latent"]).abs().max() > 0.1

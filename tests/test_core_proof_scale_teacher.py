@@ -8,7 +8,7 @@ import torch
 from onestep.parameterization import OneStepGenerator, OneStepSpec
 from onestep.schedule import SD_SCHEDULE
 from proof_scale.data import load_split
-from proof_scale.sampler import EpsDenoiser, discrete_sigmas, initial_noise, sample_euler, sample_teacher
+from proof_scale.sampler import EpsDenoiser, discrete_sigmas, initial_noise, sample_euler, sample_heun, sample_teacher
 from proof_scale.teacher import (
     TeacherNetConfig,
     TeacherTrainConfig,
@@ -61,6 +61,23 @@ def test_sigmas_lie_on_the_schedule():
     assert s[:-1].tolist() == pytest.approx([SD_SCHEDULE.sigma(t) for t in (999, 666, 333, 0)], rel=1e-6) and s[-1] == 0
     den = EpsDenoiser(torch.nn.Identity(), torch.zeros(11, 1, 1))
     assert den.timestep(s[:-1]).tolist() == [999, 666, 333, 0]
+
+
+def test_heun_reaches_the_ode_solution_closer_than_euler_at_half_the_calls():
+    # Gaussian data x0 ~ N(mu, s²): D(x, σ) = mu + s²/(s² + σ²)·(x − mu) and the ODE's exact end point is
+    # mu + (x_T − mu)·s/sqrt(s² + σ_max²). Why the pairs stage may use Heun at 13 steps (25 calls) for Euler's 50.
+    mu, s = 0.3, 0.5
+    denoiser = lambda x, sigma: mu + s**2 / (s**2 + sigma.view(-1, 1, 1, 1) ** 2) * (x - mu)
+    z = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def error(sampler, steps):
+        sigmas = discrete_sigmas(steps).double()
+        x_T = z * sigmas[0]
+        exact = mu + (x_T - mu) * s / (s**2 + sigmas[0] ** 2).sqrt()
+        return (sampler(denoiser, x_T, sigmas) - exact).abs().max().item()
+
+    assert error(sample_heun, 13) < 0.6 * error(sample_euler, 50)  # 0.040 vs 0.082
+    assert error(sample_euler, 100) < 0.6 * error(sample_euler, 50)  # Euler converges, at first order
 
 
 def test_one_euler_step_is_the_core_one_step_generator(trained):
