@@ -238,3 +238,49 @@ def test_ship_refuses_a_chain_that_does_not_fit(model_set, tmp_path):
     with pytest.raises(S.ShipError, match="is missing"):
         S.check_run(work, ctx, enc, "regression_mse")
     assert S.main([work, ctx, other_enc, "--dest", str(tmp_path / "d")]) == 2 and not os.path.exists(tmp_path / "d" / S.PROVENANCE)
+
+
+def test_ship_only_a_scored_student_from_weights_that_came_back_from_the_gpu(model_set, tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    from onestep.format import load_generator
+    from proof_scale.teacher_import import import_unet
+    from tools import ship_proof_scale as S
+
+    enc = str(model_set["dir"] / "enc.safetensors")
+    work, ctx = _finished_run(tmp_path, enc)
+    dest = str(tmp_path / "default")
+    S.ship(work, ctx, enc, dest)
+    before = json.loads((tmp_path / "default" / S.PROVENANCE).read_text())
+    teacher_bytes = (tmp_path / "default" / S.FILES["teacher"]).read_bytes()
+    unet, _, _ = import_unet(os.path.join(dest, S.FILES["student"]))
+    native = {k: (v + 0.01).half().contiguous() for k, v in unet.state_dict().items()}  # "trained further"
+    keys = sorted(native)
+    a, b = str(tmp_path / "best_a.safetensors"), str(tmp_path / "best_b.safetensors")
+    save_file({k: native[k] for k in keys[:len(keys) // 2]}, a)
+    save_file({k: native[k] for k in keys[len(keys) // 2:]}, b)
+    score = tmp_path / "score.json"
+    row = {"fd": 0.5, "precision": 0.6, "recall": 0.6, "class_acc": 0.95, "seeds": [1000000], "precision_mode": "float32"}
+    score.write_text(json.dumps({**row, "command": "python -m benchmarks.score_generator --weights x/best_other.safetensors"}))
+    argv = ["--student-weights", a, b, "--score", str(score), "--row", "gan_stage", "--steps", "3000", "--source", "GAN stage", "--dest", dest]
+    assert S.main(argv) == 2  # a score of other files is refused, nothing written
+    assert json.loads((tmp_path / "default" / S.PROVENANCE).read_text()) == before
+    score.write_text(json.dumps({**row, "command": f"python -m benchmarks.score_generator --weights {a} {b}"}))
+    assert S.main(argv) == 0
+    prov = json.loads((tmp_path / "default" / S.PROVENANCE).read_text())
+    assert set(prov["rows"]) == {"teacher", "gan_stage"} and prov["rows"]["gan_stage"]["fd"] == 0.5 and prov["rows"]["teacher"] == before["rows"]["teacher"]
+    assert prov["commands"][-1].endswith(f"{a} {b}") and set(S.shipped_set(dest)) == {"teacher", "student", "text_encoder"}
+    assert (tmp_path / "default" / S.FILES["teacher"]).read_bytes() == teacher_bytes
+    shipped = import_unet(os.path.join(dest, S.FILES["student"]))[0].state_dict()
+    assert all(torch.equal(shipped[k].half(), native[k]) for k in native)
+    _, meta = load_generator(os.path.join(dest, S.FILES["student"]))
+    assert (meta.training_steps, meta.source, meta.notes["proof_scale_row"]) == (3000, "GAN stage", "gan_stage")
+    # weights of another UNet are named, not shipped
+    save_file({k: v for k, v in native.items() if k != keys[0]}, b)
+    save_file({k: native[k] for k in keys[:1]} | {"extra.weight": torch.zeros(1)}, a)
+    assert S.main(argv) == 2 and json.loads((tmp_path / "default" / S.PROVENANCE).read_text()) == prov
+    save_file({k: native[k] for k in keys[1:len(keys) // 2]}, a)  # one tensor short
+    save_file({k: native[k] for k in keys[len(keys) // 2:]}, b)
+    assert S.main(argv) == 2 and json.loads((tmp_path / "default" / S.PROVENANCE).read_text()) == prov

@@ -1,6 +1,8 @@
-"""Make a finished proof-scale run the pack's embedded default model set (issue 6).
+"""Make a finished proof-scale run the pack's embedded default model set (issue 6), or replace its student.
 
   python -m tools.ship_proof_scale WORK CONTEXT ENCODER [--dest default_models/proof_scale] [--row diffusion2gan]
+  python -m tools.ship_proof_scale --student-weights A.safetensors [B ...] --score SCORE.json --row NAME --steps N
+                                   --source TEXT [--plan PLAN.json] [--dest default_models/proof_scale]
 
 WORK is proof_scale.pipeline's work folder after its report; CONTEXT the context table the teacher trained on;
 ENCODER the text-encoder file that table was encoded with. Before anything is written the chain is checked: the
@@ -10,6 +12,12 @@ were scored. Written atomically into DEST: the teacher and the student as fp16 g
 kept, the scored weights' dtype noted), the encoder, and PROVENANCE.json (file names → role, sha256; the scored
 rows; the commands). tools/build_default_models.py installs a DEST that holds a PROVENANCE.json into ComfyUI's
 models/onestep, which the README's main command (scripts/serve.sh) runs.
+
+The second form replaces only the student of a shipped set with weights that came back from the GPU without a
+finished row (a stage stopped by the device budget) and were scored by benchmarks.score_generator: SCORE.json must
+name those files in its command, and the weights must be the shipped student's architecture (the same UNet keys and
+shapes); the teacher, the encoder and the teacher row stay, PROVENANCE.json gets the new row, its files' sha256 and the
+score's command.
 """
 from __future__ import annotations
 
@@ -24,6 +32,9 @@ from dataclasses import replace
 import torch
 from safetensors import safe_open
 
+from safetensors.torch import load_file
+
+from onestep import unet_keys
 from onestep.atomic import atomic_write, file_sha256
 from onestep.format import load_generator, save_generator
 from proof_scale.checkpoint import digest
@@ -109,6 +120,12 @@ def ship(work: str, context: str, encoder: str, dest: str = DEFAULT_DEST, row: s
         "rows": info["rows"], "device": info["device"], "teacher_train": info["teacher_train"], "commands": info["commands"],
         "note": "rows were scored on the run's own weights; the shipped UNets are their fp16 copies",
     }
+    _write_provenance(dest, provenance)
+    log.info("shipped %s → %s", work, dest)
+    return provenance
+
+
+def _write_provenance(dest: str, provenance: dict) -> None:
     text = json.dumps(provenance, indent=2) + "\n"
 
     def write(tmp: str) -> None:
@@ -116,8 +133,43 @@ def ship(work: str, context: str, encoder: str, dest: str = DEFAULT_DEST, row: s
             f.write(text)
 
     atomic_write(os.path.join(dest, PROVENANCE), write)
-    log.info("shipped %s → %s", work, dest)
-    return provenance
+
+
+def ship_student(weights: list[str], score: str, row: str, steps: int, source: str, dest: str = DEFAULT_DEST, plan: str | None = None) -> dict:
+    """Replace the shipped set's student with scored native (diffusers-named) weights; the new provenance."""
+    files = shipped_set(dest)
+    if files is None:
+        raise ShipError(f"{dest} holds no shipped set whose student could be replaced: ship a finished run first")
+    rec = _json(score)
+    names = [os.path.basename(w) for w in weights]
+    if not all(n in rec.get("command", "") for n in names) or not isinstance(rec.get("fd"), float):
+        raise ShipError(f"{os.path.basename(score)} is not a score of {', '.join(names)} (benchmarks.score_generator's JSON names them in its command)")
+    native = {}
+    for w in weights:
+        native.update(load_file(w))
+    try:
+        ldm = unet_keys.diffusers_to_ldm(native)
+    except ValueError as e:  # a key no diffusers UNet has
+        raise ShipError(f"{', '.join(names)} are not weights of the shipped student's UNet ({e})") from None
+    old, meta = load_generator(files["student"])
+    if set(ldm) != set(old) or any(ldm[k].shape != old[k].shape for k in ldm):
+        raise ShipError(f"{', '.join(names)} are not weights of the shipped student's UNet (other keys or shapes)")
+    dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in ldm.values() if v.is_floating_point()})
+    notes = {"proof_scale_row": row, "started_from": meta.source, "shipped": f"fp16 copy of the scored {'/'.join(dtypes)} weights {', '.join(names)}",
+             "score": {k: rec[k] for k in ("precision_mode", "seeds") if k in rec}, **({"plan": _json(plan)} if plan else {})}
+    meta = replace(meta, training_steps=steps, source=source, notes=notes)
+    save_generator(os.path.join(dest, FILES["student"]), {k: v.half() if v.is_floating_point() else v for k, v in ldm.items()}, meta)
+    with open(os.path.join(dest, PROVENANCE), encoding="utf-8") as f:
+        prov = json.load(f)
+    student_name = FILES["student"]
+    prov["files"][student_name]["sha256"] = file_sha256(os.path.join(dest, student_name))
+    prov["rows"] = {"teacher": prov["rows"]["teacher"], row: {k: v for k, v in rec.items() if k != "command"}}
+    prov["commands"] = [*prov.get("commands", []), rec["command"]]
+    prov["note"] = (f"{prov.get('note', '')}; the student was replaced by {', '.join(names)} ({source}), scored as the row {row} "
+                    f"({rec.get('precision_mode', 'as recorded')}) by the last command").lstrip("; ")
+    _write_provenance(dest, prov)
+    log.info("shipped the student %s → %s", ", ".join(names), dest)
+    return prov
 
 
 def shipped_set(dest: str = DEFAULT_DEST) -> dict[str, str] | None:
@@ -139,14 +191,26 @@ def shipped_set(dest: str = DEFAULT_DEST) -> dict[str, str] | None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     ap = argparse.ArgumentParser(prog="python -m tools.ship_proof_scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("work")
-    ap.add_argument("context")
-    ap.add_argument("encoder")
+    ap.add_argument("work", nargs="?")
+    ap.add_argument("context", nargs="?")
+    ap.add_argument("encoder", nargs="?")
     ap.add_argument("--dest", default=DEFAULT_DEST)
     ap.add_argument("--row", default="diffusion2gan")
+    ap.add_argument("--student-weights", nargs="+", help="replace only the student: its native weights (one or several files)")
+    ap.add_argument("--score", help="with --student-weights: benchmarks.score_generator's JSON of those weights")
+    ap.add_argument("--steps", type=int, help="with --student-weights: the student's training steps")
+    ap.add_argument("--source", help="with --student-weights: how the student was made (the generator file's source)")
+    ap.add_argument("--plan", help="with --student-weights: the stage's plan.json, kept in the file's notes")
     a = ap.parse_args(argv)
+    if a.student_weights is None and None in (a.work, a.context, a.encoder):
+        ap.error("WORK CONTEXT ENCODER, or --student-weights with --score, --steps and --source")
+    if a.student_weights is not None and None in (a.score, a.steps, a.source):
+        ap.error("--student-weights needs --score, --steps and --source")
     try:
-        prov = ship(a.work, a.context, a.encoder, a.dest, a.row)
+        if a.student_weights is not None:
+            prov = ship_student(a.student_weights, a.score, a.row, a.steps, a.source, a.dest, a.plan)
+        else:
+            prov = ship(a.work, a.context, a.encoder, a.dest, a.row)
     except (ShipError, OSError) as e:
         log.error("error: %s", e)
         return 2
