@@ -30,6 +30,7 @@ import threading
 import time
 
 from .pipeline import DISTILL_ROWS, EXIT_INCOMPLETE, FLOW_STAGES, STAGES
+from .rows import ROW_DEFAULTS, plan as plan_row
 
 # Seconds a child keeps after its deadline for what follows a stop: the last checkpoint (≈210 MB per distillation row;
 # on the lent GPU machines' disk four rows writing at once took 20–30 s), the export and 10k-sample scoring.
@@ -123,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     for i, a in enumerate(rest):  # the pipeline's --variants also become distillation stages here
         if a == "--variants" and i + 1 < len(rest):
             variants = tuple(v for v in rest[i + 1].split(";") if v)
+    for v in variants:  # before any GPU time goes to the phases that precede them (session 12 lost a call to a ',')
+        try:
+            plan_row(v, ROW_DEFAULTS)
+        except (ValueError, KeyError) as e:
+            p.error(f"--variants: {v!r} is not a row variant ({e}); variants are separated by ';'")
     base_rows = () if args.rows == "none" else tuple(r for r in args.rows.split(",") if r)
     unknown = [r for r in base_rows if r not in DISTILL_ROWS]
     if unknown:

@@ -122,3 +122,11 @@ def test_an_unknown_chain_stage_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--chains", "teacher-steps,pairs-3rf"])
     assert e.value.code == 2 and "pairs-3rf" in capsys.readouterr().err
+
+
+def test_variants_joined_by_a_comma_are_refused_before_anything_runs(tmp_path, capsys):
+    # session 12 lost a device call: two variants joined by ',' reached the distillation phase after the pairs
+    joined = "diffusion2gan@lr=3e-5:steps=30,diffusion2gan@lr=1e-5:steps=30"
+    with pytest.raises(SystemExit) as e:
+        parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--rows", "none", "--variants", joined])
+    assert e.value.code == 2 and "separated by ';'" in capsys.readouterr().err and os.listdir(tmp_path) == []
