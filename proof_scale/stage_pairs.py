@@ -153,19 +153,20 @@ def stage_pairs(run) -> dict:
             pair_collect.collect(run.path("pairs_heldout"), manifest, ProofScaleTeacher(unet, table, held.steps, held.cfg, held.sampler, s.pairs_batch))
     extra = {}
     if (settings.sampler, settings.steps) != (ev["sampler"], int(ev["steps"])):
-        extra["teacher_at_pairs_setting"] = _teacher_at(run, teacher_path, devices[0], settings)
+        per_item = timing["seconds"] * len(devices) / max(timing["items"], 1)  # one device's seconds per sample at this setting
+        extra["teacher_at_pairs_setting"] = _teacher_at(run, teacher_path, devices[0], settings, per_item)
     return run.record(run.path("pairs.json"), {
         "folder": folder, "count": s.pairs, "heldout": s.heldout, "shards": settings.num_shards, "settings": settings.to_json(), "devices": len(devices),
         "collect_seconds": timing["seconds"], "pairs_per_second": timing["items"] / max(timing["seconds"], 1e-9), **extra,
     }, t0)
 
 
-def _teacher_at(run, teacher_path: str, device: torch.device, settings: PairSettings) -> dict:
+def _teacher_at(run, teacher_path: str, device: torch.device, settings: PairSettings, seconds_per_item: float) -> dict:
     """The teacher scored like its row (row_seeds noise streams) at the pairs' solver and steps, which differ from the
     row's: the students learn these samples, so how far they are from the row's is part of the record."""
     s = run.scale
-    if run.left() <= 0:
-        raise Incomplete("pairs: made, but no time left to score the teacher at the pairs' setting")
+    if run.left() < 1.2 * seconds_per_item * s.eval_count * s.row_seeds + 10:  # the pairs are kept: the next run scores
+        raise Incomplete("pairs: made, but too little time left to score the teacher at the pairs' setting")
     unet, table, _, _ = load_teacher(teacher_path, device)
     labels = class_labels(s.eval_count, empty_row(table))
     calls = (2 * settings.steps - 1 if settings.sampler == "heun" else settings.steps) * (2 if settings.cfg != 1.0 else 1)

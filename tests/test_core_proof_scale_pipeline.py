@@ -245,6 +245,10 @@ def test_pairs_at_another_solver_record_the_teacher_there(work, tmp_path):
     w = str(tmp_path / "w")
     shutil.copytree(work, w, ignore=shutil.ignore_patterns("pairs*", "distill", "generators"))
     argv = ["--work", w, "--tiny", "--stage", "pairs", "--pairs-sampler", "heun", "--pairs-steps", "2", "--heldout", "0"]
+    # the pairs are kept when there is no time left to score the teacher at their setting; the next run scores it
+    assert pipeline.main([*argv, "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE
+    assert pipeline.main([*argv, "--max-seconds", "5"]) == pipeline.EXIT_INCOMPLETE and not os.path.exists(os.path.join(w, "pairs.json"))
+    assert validate(os.path.join(w, "pairs")).ok
     assert pipeline.main(argv) == 0
     record = _json(w, "pairs.json")
     s = validate(os.path.join(w, "pairs")).manifest.settings
