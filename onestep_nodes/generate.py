@@ -20,6 +20,7 @@ from onestep.sampling import sample_onestep
 from .fast_path import FAST_MODES, OFF, fast_denoise, ineligible_reason
 from .generator_model import check_conditioning, generator_sigma
 from .constants import CATEGORY, check_choices
+from .inputs import seed_input
 
 
 def onestep_sigmas(model, denoise: float = 1.0) -> torch.Tensor:
@@ -96,7 +97,7 @@ class OneStepGenerate(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="A one-step generator (Load One-Step Generator), with LoRAs if you like."),
                 io.Conditioning.Input("positive", tooltip="Text (and ControlNet) conditioning."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Seed of the noise z."),
+                seed_input("Seed of the noise z.", control_after_generate=True),
                 io.Int.Input("width", default=512, min=16, max=16384, step=8, tooltip="Image width in pixels."),
                 io.Int.Input("height", default=512, min=16, max=16384, step=8, tooltip="Image height in pixels."),
                 io.Int.Input("batch_size", default=1, min=1, max=4096, tooltip="Images per run."),
