@@ -16,6 +16,7 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
+from onestep.ranges import check_declared
 from onestep.sampling import sample_onestep
 from .fast_path import FAST_MODES, OFF, fast_denoise, ineligible_reason
 from .generator_model import check_conditioning, generator_sigma
@@ -107,6 +108,7 @@ class OneStepGenerate(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, seed: int, width: int, height: int, batch_size: int, latent_image=None, denoise: float = 1.0,
                 fast: str = "cuda graph") -> io.NodeOutput:
+        check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         if latent_image is None:
             fmt = model.get_model_object("latent_format")
             factor = getattr(fmt, "spacial_downscale_ratio", 8)

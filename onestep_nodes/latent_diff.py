@@ -12,6 +12,7 @@ from onestep.latent_lpips import ELatentLPIPS
 from onestep.latent_lpips.augment import parse_preset
 from onestep.latent_lpips.weights import load
 from onestep.latent_spaces import latent_space
+from onestep.ranges import check_declared
 from . import model_folder
 from .constants import CATEGORY, check_choices
 from .inputs import seed_input
@@ -88,6 +89,7 @@ class OneStepLatentPerceptualDiff(io.ComfyNode):
 
     @classmethod
     def execute(cls, latent_a, latent_b, weights: str, draws: int, seed: int, augment: str, l1: bool, model=None) -> io.NodeOutput:
+        check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         net, encoder, info = load_weights(weights)
         if model is not None:
             check_latent_space(model, encoder.name)
