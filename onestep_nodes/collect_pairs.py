@@ -12,11 +12,12 @@ from comfy_api.latest import io
 
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.dataset import PairDataset
+from onestep.pairs.manifest import SEED_MAX
 from onestep.pairs.prompts import read_prompts
 from onestep.ranges import check_declared
 from . import model_folder
 from .constants import TRAINING_CATEGORY, check_choices, to_pil
-from .inputs import prompt_inputs
+from .inputs import prompt_inputs, seed_input
 from .pair_collection import ComfyTeacher, latent_preview, settings_for
 
 
@@ -41,7 +42,8 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="Noise schedule, as in KSampler."),
                 io.Int.Input("steps", default=25, min=1, max=1000, tooltip="Teacher sampling steps."),
                 io.Float.Input("cfg", default=7.5, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Guidance scale baked into the pairs (and into the distilled generator)."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seed of the first pair; pair i uses seed + i (replay it in KSampler with that seed)."),
+                seed_input("Seed of the first pair; pair i uses seed + i (replay it in KSampler with that seed), at most 2^63 − 1 "
+                           "(shards record seeds as signed 64-bit integers).", most=SEED_MAX),
                 io.Int.Input("count", default=64, min=1, max=100_000_000, tooltip="Number of pairs; prompts are used in turn."),
                 io.Int.Input("width", default=512, min=64, max=4096, step=8, tooltip="Image width in pixels."),
                 io.Int.Input("height", default=512, min=64, max=4096, step=8, tooltip="Image height in pixels."),

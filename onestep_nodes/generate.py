@@ -16,10 +16,13 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
+from onestep.ranges import check_declared
 from onestep.sampling import sample_onestep
 from .fast_path import FAST_MODES, OFF, fast_denoise, ineligible_reason
 from .generator_model import check_conditioning, generator_sigma
 from .constants import CATEGORY, check_choices
+from .inputs import seed_input
+from .memory_budget import check_model_call
 
 
 def onestep_sigmas(model, denoise: float = 1.0) -> torch.Tensor:
@@ -29,18 +32,6 @@ def onestep_sigmas(model, denoise: float = 1.0) -> torch.Tensor:
     if denoise < 1.0:
         sigma = float(ms.sigma(ms.timestep(torch.tensor(sigma)) * denoise))
     return torch.tensor([sigma, 0.0])
-
-
-def check_fits(model, shape: list[int], what: str) -> None:
-    """Refuse, before anything is allocated, a call whose memory (ComfyUI's own estimate for this model, plus the
-    latent buffers) exceeds all the memory of the device it runs on: such a call would run out of memory or, on a
-    CPU, swap for minutes with no way to interrupt it."""
-    device = comfy.model_management.get_torch_device()
-    need = model.model.memory_required(shape) + 3 * 4 * math.prod(shape)
-    have = comfy.model_management.get_total_memory(device)
-    if need > have:
-        raise ValueError(f"{what} needs about {need / 2**30:.1f} GiB for the one-step call, more than the {have / 2**30:.1f} GiB "
-                         f"of {device}: lower the size or the batch")
 
 
 def onestep_generate(
@@ -96,7 +87,7 @@ class OneStepGenerate(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="A one-step generator (Load One-Step Generator), with LoRAs if you like."),
                 io.Conditioning.Input("positive", tooltip="Text (and ControlNet) conditioning."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Seed of the noise z."),
+                seed_input("Seed of the noise z.", control_after_generate=True),
                 io.Int.Input("width", default=512, min=16, max=16384, step=8, tooltip="Image width in pixels."),
                 io.Int.Input("height", default=512, min=16, max=16384, step=8, tooltip="Image height in pixels."),
                 io.Int.Input("batch_size", default=1, min=1, max=4096, tooltip="Images per run."),
@@ -117,11 +108,14 @@ class OneStepGenerate(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, seed: int, width: int, height: int, batch_size: int, latent_image=None, denoise: float = 1.0,
                 fast: str = "cuda graph") -> io.NodeOutput:
+        check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         if latent_image is None:
             fmt = model.get_model_object("latent_format")
             factor = getattr(fmt, "spacial_downscale_ratio", 8)
-            check_fits(model, [batch_size, fmt.latent_channels, height // factor, width // factor], f"{width}×{height}, batch {batch_size}")
-            samples = torch.zeros([batch_size, fmt.latent_channels, height // factor, width // factor], device=comfy.model_management.intermediate_device())
+            shape = [batch_size, fmt.latent_channels, height // factor, width // factor]
+            check_model_call(model, shape, f"width {width} × height {height} at batch_size {batch_size}", "the one-step call",
+                             "lower width, height or batch_size")
+            samples = torch.zeros(shape, device=comfy.model_management.intermediate_device())
             mask = None
         else:
             samples, mask = latent_image["samples"], latent_image.get("noise_mask")

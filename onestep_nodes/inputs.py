@@ -15,6 +15,13 @@ from comfy_api.latest import io
 from . import model_folder
 
 MSE = "(none: latent MSE regression)"  # the latent_lpips choice that trains with latent MSE instead
+SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes 0..2^64 − 1, as core's seed widgets declare (KSampler)
+
+
+def seed_input(tooltip: str, most: int = SEED_MAX, **options) -> io.Int.Input:
+    """The `seed` widget (default 0) from 0 to `most`: every seed torch's generators take, unless the node records its
+    seeds somewhere narrower (Collect Teacher Pairs: int64 shards). `options`: more io.Int.Input options."""
+    return io.Int.Input("seed", default=0, min=0, max=most, tooltip=tooltip, **options)
 
 
 def prompt_inputs(prompts: str, prompt_file: str) -> list[io.Input]:
@@ -54,7 +61,7 @@ def run_inputs(
         *optimisation,
         io.Int.Input("lora_rank", default=0, min=0, max=1024, tooltip=lora_rank),
         io.Int.Input("save_every", default=500, min=0, max=10_000_000, tooltip="Checkpoint every N steps (0: only at the end and on cancel)."),
-        io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip=seed),
+        seed_input(seed),
         io.String.Input("generator_name", default=generator_name, tooltip="Name of the run and of the generator file in models/onestep."),
         io.Boolean.Input("resume", default=True, tooltip=resume),
         io.Boolean.Input("gradient_checkpointing", default=True, tooltip=gradient_checkpointing),

@@ -12,8 +12,10 @@ from onestep.latent_lpips import ELatentLPIPS
 from onestep.latent_lpips.augment import parse_preset
 from onestep.latent_lpips.weights import load
 from onestep.latent_spaces import latent_space
+from onestep.ranges import check_declared
 from . import model_folder
 from .constants import CATEGORY, check_choices
+from .inputs import seed_input
 
 PRESETS = ["bg", "b", "g", "go", "bgc", "bgco", "none"]
 _NETS: dict[tuple[str, float], tuple] = {}
@@ -64,7 +66,7 @@ class OneStepLatentPerceptualDiff(io.ComfyNode):
                 io.Combo.Input("weights", options=folder_paths.get_filename_list(model_folder.LATENT_LPIPS_FOLDER), tooltip=(
                     "E-LatentLPIPS weights in models/latent_lpips (published .pth or converted .safetensors) for this latent space.")),
                 io.Int.Input("draws", default=8, min=1, max=256, tooltip="Augmentations averaged (the ensemble)."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seed of the augmentations: the same seed gives the same distance."),
+                seed_input("Seed of the augmentations: the same seed gives the same distance."),
                 io.Combo.Input("augment", options=PRESETS, tooltip=(
                     "b: flips/quarter turns/integer shifts; g: scale/rotation/shifts; c: colour; o: cutout; none: plain LatentLPIPS.")),
                 io.Boolean.Input("l1", default=True, tooltip="Add the mean absolute difference of the latents, as E-LatentLPIPS does."),
@@ -87,6 +89,7 @@ class OneStepLatentPerceptualDiff(io.ComfyNode):
 
     @classmethod
     def execute(cls, latent_a, latent_b, weights: str, draws: int, seed: int, augment: str, l1: bool, model=None) -> io.NodeOutput:
+        check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         net, encoder, info = load_weights(weights)
         if model is not None:
             check_latent_space(model, encoder.name)

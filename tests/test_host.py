@@ -248,11 +248,12 @@ def test_bad_input_gets_a_clear_message(host, case):
         g["5"] = {"class_type": "SaveLatent", "inputs": {"samples": ["4", 0], "filename_prefix": "latents/never_big"}}
         start = time.monotonic()
         msg = failed(host.run(g))
-        assert "16384×16384, batch 64 needs about" in msg and "GiB" in msg and "lower the size or the batch" in msg, msg
+        assert "width 16384 × height 16384 at batch_size 64: the one-step call needs about" in msg and "GiB" in msg, msg
+        assert "lower width, height or batch_size" in msg, msg
         assert time.monotonic() - start < 60
         if psutil.virtual_memory().total < 2**39:  # the reported case: one image, which core estimates at ~600 GiB on a CPU
             g["4"]["inputs"]["batch_size"] = 1
-            assert "16384×16384, batch 1 needs about" in failed(host.run(g))
+            assert "width 16384 × height 16384 at batch_size 1: the one-step call needs about" in failed(host.run(g))
     elif case == "pickle":
         shutil.copy(good, os.path.join(host.base_dir, "models", "victim.pkl"))
         g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "sid-lsg", "source": "victim.pkl", "name": "never_written", "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": False}}}

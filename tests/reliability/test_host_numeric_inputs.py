@@ -1,9 +1,10 @@
 """Every numeric input of the training and pair-collection nodes (Collect Teacher Pairs, Train Diffusion2GAN, Train
-Rectified Flow, Train InstaFlow, Train SiD-LSG), driven through the REAL ComfyUI host with out-of-range and hostile
+Rectified Flow, Train InstaFlow, Train SiD-LSG) and of One-Step Generate and Latent Perceptual Diff, driven through the
+REAL ComfyUI host with out-of-range and hostile
 values (issue 21): below the minimum, above the maximum, 0, −1, 2^31, 2^63, 2^64, NaN and ±inf typed into the widget,
 the same through a link (a Primitive node: ComfyUI checks no range on a linked value), and values inside the declared
-range that cannot work (seeds a shard cannot record, sizes that are not multiples of 8, a teacher call, a shard, a
-training batch or a dataset that would need absurd memory or disk).
+range that cannot work (seeds a shard cannot record, sizes that are not multiples of 8, a teacher call, a one-step
+call, a shard, a training batch or a dataset that would need absurd memory or disk).
 
 Each must be refused by ComfyUI's validation (naming the input) or fail at once with the pack's ValueError naming the
 input (and, for a declared range, the range) — never a torch traceback, a hang or a crash of the server; the user's
@@ -68,8 +69,28 @@ def sid_prompt(name: str = "sweep-sid", **over) -> dict:
         "kappa4": 2.0, "alpha": 1.0, "t_init": 625, "width": 64, "height": 64, "batch_size": 1, "lr": 1e-4, **over})
 
 
+def generate_prompt(**over) -> dict:
+    inputs = {"model": ["1", 0], "positive": ["3", 0], "seed": 0, "width": 64, "height": 64, "batch_size": 1, **over}
+    return {**_teacher(), "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["2", 0]}},
+            "5": {"class_type": "OneStepGenerate", "inputs": inputs},
+            "6": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "latents/sweep-generate"}}}
+
+
+def diff_prompt(**over) -> dict:
+    """Latent Perceptual Diff of a one-step generation with itself (its loaders stay in ComfyUI's cache between attacks,
+    as for the other nodes: a reload between attacks would raise the server's peak memory, which the sweep measures)."""
+    inputs = {"latent_a": ["4", 0], "latent_b": ["4", 0], "weights": "onestep-default-latent-lpips-sd15-random.safetensors", "draws": 2,
+              "seed": 0, "augment": "bgco", "l1": True, "model": ["1", 0], **over}
+    g = generate_prompt(width=128, height=128, batch_size=2)  # the E-LatentLPIPS network pools twice: latents ≥ 16×16
+    g["4"] = g.pop("5")
+    del g["6"]
+    return {**g, "5": {"class_type": "OneStepLatentPerceptualDiff", "inputs": inputs}}
+
+
 PROMPTS = {"OneStepCollectTeacherPairs": collect_prompt, "OneStepTrainDiffusion2GAN": d2g_prompt, "OneStepTrainReflow": reflow_prompt,
-           "OneStepTrainInstaFlow": instaflow_prompt, "OneStepTrainSiDLSG": sid_prompt}
+           "OneStepTrainInstaFlow": instaflow_prompt, "OneStepTrainSiDLSG": sid_prompt, "OneStepGenerate": generate_prompt,
+           "OneStepLatentPerceptualDiff": diff_prompt}
+MIN_INPUTS = {"OneStepGenerate": 5, "OneStepLatentPerceptualDiff": 2}  # numeric inputs each node declares (others: ≥ 6)
 
 # Values inside the declared ranges that cannot work: (input values, inputs the message may name, what it must say —
 # one of; a machine with less memory may refuse the shard case for its teacher call first)
@@ -78,8 +99,7 @@ CALL = "one teacher call needs about"
 FORWARD = "one forward pass of the UNet alone"
 IN_RANGE = {
     "OneStepCollectTeacherPairs": [
-        ({"seed": 2**63}, {"seed"}, (SEED,)),  # shards record seed + i as int64
-        ({"seed": 2**64 - 1}, {"seed"}, (SEED,)),
+        ({"seed": 2**63 - 1}, {"seed"}, (SEED,)),  # the declared maximum, but shards record seed + i as int64 (count 4)
         ({"width": 68}, {"width"}, ("multiples of 8",)),
         ({"height": 100}, {"height"}, ("multiples of 8",)),
         ({"width": 4096, "height": 4096, "batch_size": 256}, {"width", "batch_size"}, (CALL,)),  # ~9,800 GiB
@@ -96,6 +116,7 @@ IN_RANGE = {
         ({"height": 100}, {"height"}, ("multiples of 16",)),
         ({"width": 4096, "height": 4096, "batch_size": 64}, {"width", "batch_size"}, (FORWARD,)),  # ~2,500 GiB
     ],
+    "OneStepGenerate": [({"width": 16384, "height": 16384, "batch_size": 64}, {"width", "batch_size"}, ("the one-step call needs about",))],
 }
 IN_RANGE_LINKED = {"OneStepCollectTeacherPairs": [({"seed": LINK_MAX}, {"seed"}, (SEED,))]}
 
@@ -171,10 +192,11 @@ def peak_rss(host) -> int:
 @pytest.fixture(scope="module")
 def sweep(host):
     """Valid runs that leave what a user has under the names the attacks use: a pairs dataset, a Diffusion2GAN, a
-    reflow, an InstaFlow and a SiD-LSG run (generator files and checkpoints) and the 2-RF's own pairs."""
+    reflow, an InstaFlow and a SiD-LSG run (generator files and checkpoints) and the 2-RF's own pairs; before them a
+    one-step generation and a latent distance (so the prompts the attacks vary are known to work)."""
     t0 = time.time()
-    for prompt in (collect_prompt(), d2g_prompt(), reflow_prompt(), collect_prompt("sweep-rf-pairs", "sweep-rf.safetensors", scheduler="simple", cfg=1.0),
-                   instaflow_prompt(), sid_prompt()):
+    for prompt in (generate_prompt(), diff_prompt(), collect_prompt(), d2g_prompt(), reflow_prompt(),
+                   collect_prompt("sweep-rf-pairs", "sweep-rf.safetensors", scheduler="simple", cfg=1.0), instaflow_prompt(), sid_prompt()):
         ok(host.run(prompt))
     files = _user_files(host)
     assert sum(p.endswith("checkpoint.safetensors") for p in files) == 4 and sum("shard-" in p for p in files) == 4, sorted(files)
@@ -216,7 +238,7 @@ def _attack(host, prompt: dict, names: set[str], declared: tuple | None, says: t
 @pytest.mark.parametrize("node", sorted(PROMPTS))
 def test_every_numeric_input_refuses_out_of_range_and_hostile_values(host, sweep, node):
     declared = numeric_inputs(host, node)
-    assert len(declared) >= 6, declared
+    assert len(declared) >= MIN_INPUTS.get(node, 6), declared
     make = PROMPTS[node]
     rows, t0 = [], time.time()
     for name, (kind, lo, hi) in sorted(declared.items()):
@@ -230,7 +252,8 @@ def test_every_numeric_input_refuses_out_of_range_and_hostile_values(host, sweep
         rows.append((label, "widget", tuple(values.values()), *_attack(host, make(**values), names, None, says)))
     for values, names, says in IN_RANGE_LINKED.get(node, []):
         rows.append((",".join(values), "linked", tuple(values.values()), *_attack(host, _linked(make(), values), names, None, says)))
-    print(f"\n{node}: {len(rows)} attacks on {len(declared)} inputs in {time.time() - t0:.1f} s")
+    print(f"\n{node}: {len(rows)} attacks on {len(declared)} inputs in {time.time() - t0:.1f} s; the server's peak resident memory "
+          f"{peak_rss(host) / 2**20:.0f} MiB")
     for name, path, value, how, msg in rows:
         print(f"  {name:22s} {path:6s} {value!s:28.28s} {how:7s} {msg.splitlines()[0][:150]}")
     by_how = {h: sum(r[3] == h for r in rows) for h in ("comfyui", "pack")}
@@ -250,4 +273,6 @@ def test_after_the_sweep_the_users_files_are_unchanged_and_valid_runs_still_work
     ok(host.run(collect_prompt("sweep-after", count=2)))
     for make in (d2g_prompt, reflow_prompt, instaflow_prompt, sid_prompt):  # each resumes the run the attacks named, one step on
         ok(host.run(make(steps=3)))
+    assert ok(host.run(generate_prompt(seed=2**64 - 1)))["6"]["latents"]  # the largest seed a seed widget takes
+    assert ok(host.run(diff_prompt(seed=2**64 - 1, draws=3)))["5"]["text"][0].endswith("mean: 0.0000")
     print(f"valid runs after the sweep: {time.time() - t0:.1f} s")
