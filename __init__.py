@@ -24,8 +24,8 @@ for _name in PACKAGES:
 try:
     from comfy_api.latest import ComfyExtension, io  # noqa: E402
 except ImportError as e:
-    raise ImportError("[onestep] this pack's nodes use ComfyUI's V3 node API (comfy_api.latest: ComfyUI 0.3.48 or newer; "
-                      "tested on 0.3.75): update ComfyUI") from e
+    raise ImportError("[onestep] this pack's nodes use ComfyUI's V3 node API (comfy_api.latest, from ComfyUI 0.3.48); "
+                      "the pack needs ComfyUI 0.3.68 or newer (tested on 0.3.75, README): update ComfyUI") from e
 
 from onestep_nodes import load_node_modules  # noqa: E402
 

@@ -12,7 +12,7 @@ The UNet input x_in depends on the input convention the method was trained with:
   - "raw_z": x_in = z, the raw noise (DMD2's `noisy_image = noise`).
 In k-diffusion terms both are x = m·z with m = σ_t ("sigma_z") or sqrt(σ_t²+1) ("raw_z"):
 `noise_multiplier` is that m, `input_scale` the c_in that turns x into the UNet input and `denoised` the
-denoiser's x0; the ComfyUI adapter maps m onto core's noise scaling, the A1111/Forge adapter (webui/) all three
+denoiser's x0; the ComfyUI adapter maps m onto core's noise scaling, the A1111/Forge adapter (onestep_webui/) all three
 onto Forge's predictor.
 """
 from __future__ import annotations

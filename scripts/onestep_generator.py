@@ -2,35 +2,44 @@
 
 The app imports every .py in scripts/, so this is the only one here. It sets steps 1, CFG 1 (the guidance is
 baked into the generator), sigmas [σ_t, 0] from the file's metadata and the pack's one-step sampler
-(onestep.sampling.sample_onestep in k-diffusion's signature, wrapped by webui/forge.py, which swaps in the
+(onestep.sampling.sample_onestep in k-diffusion's signature, wrapped by onestep_webui/forge.py, which swaps in the
 generator's UNet at sampling time); the app's own processing does the rest (prompts, seeds, VAE, saving).
 API: POST /sdapi/v1/txt2img with "script_name": "one-step generator", "script_args": ["<file name>"].
+
+Imports: Automatic1111 and Forge put the extension's folder first on sys.path while they load this file, so the core
+(`onestep`) and the app adapter (`onestep_webui`) import by their own names here, as in ComfyUI and the tests; both
+names are checked to resolve to this extension (module names are shared by every extension of the app).
 """
-import importlib
 import os
-import sys
-import types
 
 import gradio as gr
 import torch
 from modules import errors, paths, processing, scripts, sd_samplers, sd_samplers_common
 
+import onestep
+import onestep_webui
+
 EXTENSION_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGE = "onestep_pack_" + "".join(c if c.isalnum() else "_" for c in os.path.basename(EXTENSION_DIR))
 SAMPLER_NAME = "One-Step (generator file)"  # set by this script; a plain run with it is refused with a message
 TITLE = "One-step generator"
 
 
-def _pack(module: str):
-    """A module of this extension, imported as <unique package>.<module> (names must be unique across extensions)."""
-    if PACKAGE not in sys.modules:
-        package = types.ModuleType(PACKAGE)
-        package.__path__ = [EXTENSION_DIR]  # the folder as a package, without running the ComfyUI entry __init__.py
-        sys.modules[PACKAGE] = package
-    return importlib.import_module(f"{PACKAGE}.{module}")
+def _check_own(module) -> None:
+    """Refuse, by name, a package of another extension (or an installed package) that took this one's name."""
+    found = os.path.dirname(os.path.dirname(os.path.realpath(module.__file__)))
+    if found != os.path.realpath(EXTENSION_DIR):
+        raise ImportError(f"[onestep] package {module.__name__!r} resolves to {found}, not to this extension's folder "
+                          f"{EXTENSION_DIR}: another extension or installed package has the same top-level name")
 
 
-onestep_format = _pack("onestep.format")
+for _package in (onestep, onestep_webui):
+    _check_own(_package)
+from onestep import format as onestep_format  # noqa: E402 (after the check, which names a clash plainly)
+
+try:  # Forge's backend; Automatic1111 proper has none, and no adapter yet (README)
+    from onestep_webui import forge
+except ImportError as e:
+    forge, FORGE_MISSING = None, e
 
 
 def generator_dir() -> str:
@@ -44,11 +53,10 @@ def generator_names() -> list:
 
 
 def _sampler(sd_model):
-    """The one-step sampler for this app: Forge's (webui/forge.py); A1111 proper has no adapter yet (README)."""
-    try:
-        forge = _pack("webui.forge")
-    except ImportError as e:
-        raise RuntimeError(f"the one-step generator script needs Stable Diffusion WebUI Forge (A1111 proper is not supported yet: {e})") from None
+    """The one-step sampler for this app: Forge's (onestep_webui/forge.py); A1111 proper has no adapter yet (README)."""
+    if forge is None:
+        raise RuntimeError("the one-step generator script needs Stable Diffusion WebUI Forge "
+                           f"(A1111 proper is not supported yet: {FORGE_MISSING})")
     return forge.OneStepSampler(sd_model)
 
 

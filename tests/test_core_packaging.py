@@ -49,6 +49,7 @@ def test_only_the_adapters_import_the_host():
 
 def test_no_package_is_loaded_by_its_file_path():
     this = os.path.relpath(os.path.abspath(__file__), REPO)
-    assert not [path for path, text in _sources(*CORE, "onestep_nodes", "tools", "tests") if path != this and BY_PATH.search(text)]
+    folders = (*CORE, "onestep_nodes", "onestep_webui", "scripts", "tools", "tests")  # the A1111 script too (issue 15)
+    assert not [path for path, text in _sources(*folders) if path != this and BY_PATH.search(text)]
     entry = open(os.path.join(REPO, "__init__.py"), encoding="utf-8").read()
     assert "sys.path.append(ROOT)" in entry and "spec_from_file_location" not in entry

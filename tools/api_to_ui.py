@@ -2,8 +2,8 @@
 
 `workflows/api/<name>.json` is the source of truth (the tests queue it as it is). This tool writes
 `workflows/<title>.json`, the file the frontend loads, where <title> is the workflow's title in `WORKFLOWS`: in the
-frontends tested (1.32.x with ComfyUI 0.3.75, 1.35.x with 0.8.0) a custom-node template's title and description are
-its file name, and `<title>.jpg` beside it is its thumbnail.
+frontends tested (1.32.9 and 1.35.9, both on ComfyUI 0.3.75: README, Tests) a custom-node template's title and
+description are its file name, and `<title>.jpg` beside it is its thumbnail.
 
 What the frontend queues from a UI file (`app.graphToPrompt()`) must equal the API twin. The frontend fills a node's
 widgets POSITIONALLY from `widgets_values`, so this tool writes exactly what the frontend itself serialises:

@@ -15,9 +15,9 @@ from backend.modules.k_prediction import Prediction
 from backend.patcher.unet import UnetPatcher
 from modules.sd_samplers_kdiffusion import KDiffusionSampler
 
-from ..onestep.format import GeneratorFileError, GeneratorMetadata, load_generator
-from ..onestep.parameterization import OneStepSpec
-from ..onestep.sampling import sample_onestep
+from onestep.format import GeneratorFileError, GeneratorMetadata, load_generator
+from onestep.parameterization import OneStepSpec
+from onestep.sampling import sample_onestep
 
 
 class OneStepPrediction(Prediction):
