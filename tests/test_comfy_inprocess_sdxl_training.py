@@ -179,3 +179,30 @@ def test_train_node_then_one_step_generate(pack, sdxl):  # noqa: F811
     assert torch.allclose(out, ref, atol=1e-4 * ref.abs().max(), rtol=1e-4), (out - ref).abs().max()
     other = pack["OneStepGenerate"].execute(gen, [[cond, {"pooled_output": extra["pooled_output"].flip(-1)}]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
     assert (other - out).abs().max() > 1e-4 * out.abs().max()
+
+
+OTHER_METHODS = {  # node, its arguments after the teacher (2 steps, batch 2, full fine-tune, no resume), the file's method
+    "sid_lsg": ("OneStepTrainSiDLSG", lambda s: (s["clip"], "\n".join(PROMPTS), "", "prompt", 1.5, 1.5, 1.5, 1.0, 625, WIDTH, HEIGHT, 2, 2,
+                                                 1e-5, 0, 0, 0, "sdxl-sid", False, False), "sid-lsg"),
+    "reflow": ("OneStepTrainReflow", lambda s: ("sdxl-pairs", 2, 2, 1e-5, 0, 0, 0, "sdxl-reflow", False, False, 1e-3, 0.5), "2-rectified-flow"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(OTHER_METHODS))
+def test_other_methods_train_on_the_sdxl_teacher(pack, sdxl, method):  # noqa: F811
+    """Train SiD-LSG (prompts through core's SDXL CLIP; G, the fake score ψ and the teacher φ, CFG with the empty prompt's
+    pooled text) and Train Rectified Flow (the pairs, text dropout to the negative's pooled text) on the SDXL teacher:
+    the adapter refuses any UNet call without the pooled text, so the runs finishing means every call had it. Each file
+    is SDXL-family with the teacher's heads, and One-Step Generate on it reads the pooled text."""
+    from onestep.format import load_generator
+
+    node, args, file_method = OTHER_METHODS[method]
+    gen, path = pack[node].execute(sdxl["model"], *args(sdxl))[:2]
+    _, meta = load_generator(path)
+    assert (meta.method, meta.base, meta.latent_format, meta.training_steps) == (file_method, "sdxl", "sdxl", 2)
+    assert {k: meta.unet_config.get(k) for k in HEADS} == HEADS and {k: gen.model.model_config.unet_config[k] for k in HEADS} == HEADS
+    (cond, extra), = encode(sdxl["clip"], PROMPTS[0])
+    out = pack["OneStepGenerate"].execute(gen, [[cond, extra]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    other = pack["OneStepGenerate"].execute(gen, [[cond, {"pooled_output": extra["pooled_output"].flip(-1)}]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    assert out.shape == (2, 4, HEIGHT // 8, WIDTH // 8) and torch.isfinite(out).all()
+    assert (other - out).abs().max() > 1e-4 * out.abs().max()
