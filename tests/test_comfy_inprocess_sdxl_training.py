@@ -2,8 +2,8 @@
 (tools/fixtures.py TINY_SDXL_UNET, loaded as a teacher file) and core's SDXL text encoder (CLIP-L + OpenCLIP-G at full
 width, 3 layers each). Collect Teacher Pairs stores the pooled text of every prompt and of the negative, and its latents
 are core KSampler's; the trainer's ComfyUI adapter (onestep_nodes/comfy_unet.py) feeds the pooled text and the image
-size (from the latent's shape, as core's sampling does) to G and to D; Train Diffusion2GAN writes a generator that
-One-Step Generate runs with the teacher's attention layout."""
+size (from the latent's shape, as core's sampling does) to G and to D; Train Diffusion2GAN (full and LoRA), Train SiD-LSG
+and Train Rectified Flow write SDXL-family files that One-Step Generate runs with the teacher's attention layout."""
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,6 +14,7 @@ import comfy.samplers
 import folder_paths
 import nodes
 
+from onestep_nodes.inputs import MSE
 from tools import fixtures as F
 
 PROMPTS = ["a red fox in the snow", "(a blue:1.3) bird", "x"]
@@ -118,11 +119,11 @@ def test_diffusion2gan_steps_feed_each_items_pooled_text_to_g_and_d(sdxl):
     """Two regression + GAN steps on the collected pairs: every call of G and of D gets the pooled text of the items'
     own prompts (mix-and-match's wrong-prompt fakes: of the rolled prompts), and G's weights change."""
     from onestep.pairs.dataset import PairDataset
+    from training.config import TrainConfig
     from training.session import TrainingSession
 
     net = adapter(sdxl["model"])
     cfg = {"batch_size": 2, "loss": {"warmup_steps": 0, "regression": "mse"}, "discriminator": {"enabled": True, "r1_every": 1}}
-    from training.config import TrainConfig
     session = TrainingSession(net, TrainConfig.from_dict(cfg), sdxl["folder"], None, None, torch.device("cpu"))
     pooled_of = {j: PairDataset(sdxl["folder"])[j]["pooled"] for j in range(3)}
     known = torch.stack(list(pooled_of.values()))
@@ -157,7 +158,6 @@ def test_train_node_then_one_step_generate(pack, sdxl):  # noqa: F811
     UNet fed the pooled text and the image size."""
     from onestep.format import load_generator
     from onestep.parameterization import OneStepGenerator
-    from onestep_nodes.inputs import MSE
 
     model = sdxl["model"]
     gen, path, curve, previews = pack["OneStepTrainDiffusion2GAN"].execute(
@@ -206,3 +206,21 @@ def test_other_methods_train_on_the_sdxl_teacher(pack, sdxl, method):  # noqa: F
     other = pack["OneStepGenerate"].execute(gen, [[cond, {"pooled_output": extra["pooled_output"].flip(-1)}]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
     assert out.shape == (2, 4, HEIGHT // 8, WIDTH // 8) and torch.isfinite(out).all()
     assert (other - out).abs().max() > 1e-4 * out.abs().max()
+
+
+def test_lora_run_on_the_sdxl_teacher_applies_with_core_loaders(pack, sdxl):  # noqa: F811
+    """A LoRA Diffusion2GAN run on the SDXL teacher: core's LoraLoaderModelOnly applies its LoRA to the teacher MODEL, and
+    One-Step Generate on teacher + LoRA equals it on the merged generator file (pooled and size conditioning included)."""
+    model = sdxl["model"]
+    gen = pack["OneStepTrainDiffusion2GAN"].execute(
+        model, "sdxl-pairs", MSE, "mse", 2, 2, 1e-2, 1e-4, 0.3, 1.0, 1, 4, 0, 0, "sdxl-d2g-lora", False, False)[0]
+    lora = folder_paths.get_full_path("loras", "sdxl-d2g-lora.safetensors")
+    assert lora and any(k.startswith("diffusion_model.") and k.endswith(".lora_up.weight") for k in load_file(lora))
+    patched = nodes.LoraLoaderModelOnly().load_lora_model_only(model, "sdxl-d2g-lora.safetensors", 1.0)[0]
+    assert patched.patches  # core mapped the LoRA's keys onto the SDXL UNet
+    (cond, extra), = encode(sdxl["clip"], PROMPTS[2])
+    run = lambda m: pack["OneStepGenerate"].execute(m, [[cond, extra]], 3, WIDTH, HEIGHT, 2)[0]["samples"]  # noqa: E731
+    student, with_lora, teacher = run(gen), run(patched), run(model)
+    scale = student.abs().max()
+    assert (student - with_lora).abs().max() <= 1e-4 * scale, (student - with_lora).abs().max()
+    assert (student - teacher).abs().max() > 1e-3 * scale  # the LoRA changed the teacher's one-step output
