@@ -224,3 +224,30 @@ def test_lora_run_on_the_sdxl_teacher_applies_with_core_loaders(pack, sdxl):  # 
     scale = student.abs().max()
     assert (student - with_lora).abs().max() <= 1e-4 * scale, (student - with_lora).abs().max()
     assert (student - teacher).abs().max() > 1e-3 * scale  # the LoRA changed the teacher's one-step output
+
+
+def test_instaflow_on_pairs_of_the_sdxl_2_rectified_flow(pack, sdxl):  # noqa: F811
+    """InstaFlow's chain on the SDXL teacher: Train Rectified Flow → Collect Teacher Pairs on the 2-RF MODEL (euler +
+    simple; pooled stored, latents equal KSampler's) → Train InstaFlow from the 2-RF file → One-Step Generate reads the
+    pooled text."""
+    from onestep.format import load_generator
+
+    flow = pack["OneStepTrainReflow"].execute(sdxl["model"], "sdxl-pairs", 2, 2, 1e-5, 0, 0, 0, "sdxl-2rf", False, False, 1e-3, 0.0)[0]
+    folder = pack["OneStepCollectTeacherPairs"].execute(
+        flow, sdxl["clip"], "\n".join(PROMPTS), "", "prompt", NEGATIVE, "euler", "simple", 2, 1.0, 20, 2, WIDTH, HEIGHT, 2, 2, "sdxl-2rf-pairs")[0]
+    shard = load_file(f"{folder}/shard-000000.safetensors")
+    assert {"pooled.0", "pooled.1", "negative.pooled"} <= set(shard)
+    empty = {"samples": torch.zeros(1, 4, HEIGHT // 8, WIDTH // 8)}
+    replay = nodes.KSampler().sample(flow, 21, 2, 1.0, "euler", "simple", encode(sdxl["clip"], PROMPTS[1]), encode(sdxl["clip"], NEGATIVE),
+                                     empty)[0]["samples"][0]
+    scale = shard["latent"][1].abs().max()
+    assert (replay - shard["latent"][1]).abs().max() <= 1e-5 * scale, ((replay - shard["latent"][1]).abs().max(), scale)
+    gen, path = pack["OneStepTrainInstaFlow"].execute(sdxl["model"], "sdxl-2rf", "sdxl-2rf-pairs", MSE, "mse", 2, 2, 1e-5, 0, 0, 0,
+                                                      "sdxl-instaflow", False, False)[:2]
+    _, meta = load_generator(path)
+    assert (meta.method, meta.base, meta.prediction) == ("instaflow", "sdxl", "flow")
+    assert {k: meta.unet_config.get(k) for k in HEADS} == HEADS
+    (cond, extra), = encode(sdxl["clip"], PROMPTS[0])
+    out = pack["OneStepGenerate"].execute(gen, [[cond, extra]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    other = pack["OneStepGenerate"].execute(gen, [[cond, {"pooled_output": extra["pooled_output"].flip(-1)}]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    assert torch.isfinite(out).all() and (other - out).abs().max() > 1e-4 * out.abs().max()
