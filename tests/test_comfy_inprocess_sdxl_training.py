@@ -51,6 +51,7 @@ def encode(clip, text):
 
 
 def test_pairs_store_pooled_text_and_equal_ksampler(sdxl):
+    """Every prompt's and the negative's cond and pooled text are CLIP Text Encode's; a recorded latent is KSampler's."""
     shard = load_file(f"{sdxl['folder']}/shard-000000.safetensors")
     assert shard["latent"].shape == (3, 4, HEIGHT // 8, WIDTH // 8) and shard["seed"].tolist() == [10, 11, 12]
     for key, text in [*((f"{j}", p) for j, p in enumerate(PROMPTS)), ("negative", NEGATIVE)]:
