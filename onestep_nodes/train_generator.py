@@ -18,19 +18,20 @@ from .training_node import regression_elpips, run_paths, train_run
 def generator_spec(model, lora: bool = False) -> OneStepSpec:
     """The student's single call, after the teacher's prediction type (flow teachers are not supported yet): ε or v at
     the trainer's default timestep (DEFAULT_SPEC: t=625, measured) on σ_t·z. A LoRA run instead trains at the one-step
-    call One-Step Generate makes with the teacher MODEL itself — its file's spec, or σ_max (t=999) for a plain model —
-    because its LoRA is applied to that MODEL by core's loaders and run there."""
+    call One-Step Generate makes with the teacher MODEL itself — its file's spec, or for a plain model core's start at
+    σ_max (t=999) from sqrt(σ²+1)·z, where the UNet sees z itself (raw_z) — because its LoRA is applied to that MODEL
+    by core's loaders and run there."""
     import comfy.model_sampling as ms
 
     sampling = model.get_model_object("model_sampling")
     own = getattr(sampling, "onestep_spec", None)
     if lora and own is not None and own.prediction in ("eps", "v"):
         return own
-    t = 999 if lora else DEFAULT_SPEC.timestep
+    t, convention = (999, "raw_z") if lora else (DEFAULT_SPEC.timestep, "sigma_z")
     if isinstance(sampling, ms.V_PREDICTION):
-        return OneStepSpec("v", t, "sigma_z")
+        return OneStepSpec("v", t, convention)
     if isinstance(sampling, ms.EPS):
-        return OneStepSpec("eps", t, "sigma_z")
+        return OneStepSpec("eps", t, convention)
     raise ValueError(f"teachers with {type(sampling).__name__} sampling (e.g. flow models) cannot be distilled with Diffusion2GAN here: distil a flow with Train InstaFlow")
 
 

@@ -126,16 +126,19 @@ def run_with_progress(session: TrainingSession, model, steps: int, vae=None):
 
 
 def export_metadata(model) -> tuple[str, str, dict | None]:
-    """(base, latent space as generator files name it, unet_config for a custom base) of the teacher MODEL, for
-    TrainingSession.export. A latent format the pack's table does not know keeps ComfyUI's class name in lower case."""
-    base = BASES.get(type(model.model.model_config).__name__, "custom")
+    """(base, latent space as generator files name it, unet_config for a non-standard width) of the teacher MODEL, for
+    TrainingSession.export. A latent format the pack's table does not know keeps ComfyUI's class name in lower case.
+    The attention heads are recorded for a custom base and for a standard family at another width (e.g. a reduced SDXL):
+    the loader cannot read them from the weights and would otherwise give such a file SD1.x's heads."""
+    config = model.model.model_config
+    base = BASES.get(type(config).__name__, "custom")
     comfy_format = type(model.get_model_object("latent_format")).__name__
     try:
         file_format = latent_space(comfy_format).name
     except ValueError:
         file_format = comfy_format.lower()
-    heads = {k: v for k, v in model.model.model_config.unet_config.items() if k in ("num_heads", "num_head_channels")}
-    return base, file_format, heads if base == "custom" else None
+    heads = {k: v for k, v in config.unet_config.items() if k in ("num_heads", "num_head_channels")}
+    return base, file_format, heads if base == "custom" or not type(config).matches(config.unet_config) else None
 
 
 def training_outputs(session: TrainingSession, model, count: int = 4, vae=None) -> tuple[torch.Tensor, torch.Tensor]:

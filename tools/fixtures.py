@@ -93,6 +93,16 @@ def clip_l(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
+def sdxl_clip(seed: int = 5, layers: int = 3) -> comfy.sd.CLIP:
+    """Core's SDXL text encoder (CLIP-L + OpenCLIP-G, SDXL's tokenizers, 2048-wide text and 1280-wide pooled output) with
+    `layers` transformer layers per tower instead of 12/32 (core reads the penultimate one: at least 3) and random weights: what CLIP Text Encode makes for SDXL."""
+    depth = {"num_hidden_layers": layers}
+    target = comfy.supported_models.SDXL(dict(TINY_SDXL_UNET)).clip_target()
+    clip = comfy.sd.CLIP(target, model_options={"clip_l_model_config": depth, "clip_g_model_config": depth})
+    randomize(clip.cond_stage_model, seed)
+    return clip
+
+
 def write_clip_l(path: str, seed: int = 1) -> None:
     """CLIP-L in the standalone layout CLIPLoader (type stable_diffusion) reads."""
     sd = clip_l(seed).get_sd()

@@ -1,0 +1,254 @@
+"""Pairs and Diffusion2GAN on an SDXL-family teacher, in process with ComfyUI's real classes: a reduced-width SDXL UNet
+(tools/fixtures.py TINY_SDXL_UNET, loaded as a teacher file) and core's SDXL text encoder (CLIP-L + OpenCLIP-G at full
+width, 3 layers each). Collect Teacher Pairs stores the pooled text of every prompt and of the negative, and its latents
+are core KSampler's; the trainer's ComfyUI adapter (onestep_nodes/comfy_unet.py) feeds the pooled text and the image
+size (from the latent's shape, as core's sampling does) to G and to D; Train Diffusion2GAN (full and LoRA), Train SiD-LSG
+and Train Rectified Flow write SDXL-family files that One-Step Generate runs with the teacher's attention layout."""
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_comfy_inprocess import pack  # noqa: F401  (fixture: the pack's nodes as ComfyUI registers them)
+
+import comfy.sample
+import comfy.samplers
+import folder_paths
+import nodes
+
+from onestep_nodes.inputs import MSE
+from tools import fixtures as F
+
+PROMPTS = ["a red fox in the snow", "(a blue:1.3) bird", "x"]
+NEGATIVE = "blurry"
+WIDTH, HEIGHT = 64, 80  # non-square: the size embedding's height and width must not be swapped
+SEED, STEPS, CFG = 10, 3, 5.0
+HEADS = {k: F.TINY_SDXL_UNET[k] for k in ("num_heads", "num_head_channels")}
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny convolutions run faster on one core
+
+
+@pytest.fixture(scope="module")
+def sdxl(pack, tmp_path_factory):  # noqa: F811
+    """The teacher MODEL and CLIP, model folders in a temporary directory, and a 3-pair dataset collected by the node."""
+    from onestep_nodes import generator_model as gm
+
+    root = tmp_path_factory.mktemp("sdxl_models")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(folder_paths, "models_dir", str(root))
+        for name, exts in (("onestep", {".safetensors"}), ("onestep_pairs", {".json"}), ("loras", {".safetensors"})):
+            (root / name).mkdir()
+            mp.setitem(folder_paths.folder_names_and_paths, name, ([str(root / name)], exts))
+        F.write_generator(str(root / "teacher.safetensors"), F.TINY_SDXL_UNET, seed=3, method="teacher", base="sdxl",
+                          latent_format="sdxl", unet_config=HEADS)
+        model = gm.load_generator_model(str(root / "teacher.safetensors"))
+        clip = F.sdxl_clip()
+        folder = pack["OneStepCollectTeacherPairs"].execute(
+            model, clip, "\n".join(PROMPTS), "", "prompt", NEGATIVE, "euler", "normal", STEPS, CFG, SEED, 3, WIDTH, HEIGHT, 3, 3, "sdxl-pairs")[0]
+        yield {"root": root, "model": model, "clip": clip, "folder": folder}
+
+
+def encode(clip, text):
+    return nodes.CLIPTextEncode().encode(clip, text)[0]  # [[cond [1, 77, 2048], {"pooled_output": [1, 1280]}]]
+
+
+def test_pairs_store_pooled_text_and_equal_ksampler(sdxl):
+    """Every prompt's and the negative's cond and pooled text are CLIP Text Encode's; a recorded latent is KSampler's."""
+    shard = load_file(f"{sdxl['folder']}/shard-000000.safetensors")
+    assert shard["latent"].shape == (3, 4, HEIGHT // 8, WIDTH // 8) and shard["seed"].tolist() == [10, 11, 12]
+    for key, text in [*((f"{j}", p) for j, p in enumerate(PROMPTS)), ("negative", NEGATIVE)]:
+        (cond, extra), = encode(sdxl["clip"], text)
+        prefix = "negative." if key == "negative" else ""
+        suffix = "" if key == "negative" else f".{key}"
+        stored_cond, stored_pooled = shard[f"{prefix}cond{suffix}"], shard[f"{prefix}pooled{suffix}"]
+        assert stored_pooled.shape == (1, 1280) and stored_cond.shape == (1, 77, 2048), key
+        assert torch.allclose(stored_pooled, extra["pooled_output"].float(), atol=1e-5), key
+        assert torch.allclose(stored_cond, cond.float(), atol=1e-5), key
+    # item 1 (seed 11, prompt 1) replayed alone in core's KSampler: batch 3 vs batch 1 changes float rounding only
+    empty = {"samples": torch.zeros(1, 4, HEIGHT // 8, WIDTH // 8)}
+    replay = nodes.KSampler().sample(sdxl["model"], 11, STEPS, CFG, "euler", "normal", encode(sdxl["clip"], PROMPTS[1]),
+                                     encode(sdxl["clip"], NEGATIVE), empty)[0]["samples"][0]
+    scale = shard["latent"][1].abs().max()
+    assert (replay - shard["latent"][1]).abs().max() <= 1e-5 * scale, ((replay - shard["latent"][1]).abs().max(), scale)
+    assert (replay - shard["latent"][0]).abs().max() > 0.1 * scale  # another seed and prompt are far away
+    # the pooled text reaches the teacher: the same seed and prompt with another pooled vector give another latent
+    (cond, extra), = encode(sdxl["clip"], PROMPTS[1])
+    other = nodes.KSampler().sample(sdxl["model"], 11, STEPS, CFG, "euler", "normal", [[cond, {"pooled_output": extra["pooled_output"].flip(-1)}]],
+                                    encode(sdxl["clip"], NEGATIVE), empty)[0]["samples"][0]
+    assert (other - replay).abs().max() > 1e-3 * scale
+
+
+def adapter(model):
+    from onestep_nodes.comfy_unet import ComfyUNet
+    with torch.inference_mode(False):
+        return ComfyUNet.from_model(model, device=torch.device("cpu"))
+
+
+def test_adapter_feeds_pooled_and_latent_size_as_core_and_to_d(sdxl):
+    """G's forward equals the raw UNet fed core's own label embedding for that latent (comfy.samplers.encode_model_conds:
+    height, width from the latent's shape), and changing the pooled text changes both G's output and D's logits."""
+    from training.config import TrainConfig
+    from training.methods.diffusion2gan import build_discriminator
+
+    model = sdxl["model"]
+    net = adapter(model)
+    assert net.info.pooled_dim == 1280 and net.info.context_dim == 2048
+    shard = load_file(f"{sdxl['folder']}/shard-000000.safetensors")
+    ctx, pooled = shard["cond.0"].repeat(2, 1, 1), torch.cat([shard["pooled.0"], shard["pooled.1"]])
+    x, t = torch.randn(2, 4, HEIGHT // 8, WIDTH // 8, generator=torch.Generator().manual_seed(0)), torch.tensor([999.0, 400.0])
+    conds = comfy.samplers.encode_model_conds(model.model.extra_conds, [{"pooled_output": pooled, "model_conds": {}}], x, "cpu", "positive")
+    y = conds[0]["model_conds"]["y"].cond
+    assert torch.equal(y, model.model.encode_adm(pooled_output=pooled, width=WIDTH, height=HEIGHT))
+    with torch.no_grad():
+        want = model.model.diffusion_model(x, t, context=ctx, y=y)
+        got = net(x, t, ctx, pooled=pooled)
+        assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+        swapped = model.model.diffusion_model(x, t, context=ctx, y=model.model.encode_adm(pooled_output=pooled, width=HEIGHT, height=WIDTH))
+        assert (swapped - want).abs().max() > 1e-4  # the size embedding matters, so the comparison above checks it
+        assert (net(x, t, ctx, pooled=pooled.flip(0)) - got).abs().amax(dim=(1, 2, 3)).min() > 1e-4
+        with pytest.raises(ValueError, match="pooled"):
+            net(x, t, ctx)
+        d = build_discriminator(net, TrainConfig.from_dict({"discriminator": {"enabled": True}}))
+        z = torch.randn_like(x)
+        logits = d(x, t, z, ctx, pooled=pooled)
+        other = d(x, t, z, ctx, pooled=pooled.flip(0))
+        assert [tuple(lg.shape[-2:]) for lg in logits] == [(HEIGHT // 16, WIDTH // 16)] * 3  # each level after its downsample
+        # the finest level cannot see it at this width: its 32 channels in 32 GroupNorm groups normalise the time/label
+        # embedding's per-channel shift away; the deeper levels (64 channels) and the middle block read it
+        assert all((a - b).abs().max() > 1e-3 for a, b in zip(logits[1:], other[1:]))
+
+
+def test_diffusion2gan_steps_feed_each_items_pooled_text_to_g_and_d(sdxl):
+    """Two regression + GAN steps on the collected pairs: every call of G and of D gets the pooled text of the items'
+    own prompts (mix-and-match's wrong-prompt fakes: of the rolled prompts), and G's weights change."""
+    from onestep.pairs.dataset import PairDataset
+    from training.config import TrainConfig
+    from training.session import TrainingSession
+
+    net = adapter(sdxl["model"])
+    cfg = {"batch_size": 2, "loss": {"warmup_steps": 0, "regression": "mse"}, "discriminator": {"enabled": True, "r1_every": 1}}
+    session = TrainingSession(net, TrainConfig.from_dict(cfg), sdxl["folder"], None, None, torch.device("cpu"))
+    pooled_of = {j: PairDataset(sdxl["folder"])[j]["pooled"] for j in range(3)}
+    known = torch.stack(list(pooled_of.values()))
+    seen = {"g": [], "d": []}
+
+    def record(name):
+        def hook(module, args, kwargs):
+            p = kwargs.get("pooled")
+            assert p is not None, f"{name} called without the pooled text"
+            assert all((known - row).abs().amax(dim=1).min() == 0 for row in p), name
+            seen[name].append(p.shape[0])
+        return hook
+
+    handles = [net.register_forward_pre_hook(record("g"), with_kwargs=True),
+               session.trainer.method.discriminator.register_forward_pre_hook(record("d"), with_kwargs=True)]
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    try:
+        with torch.inference_mode(False):
+            result = session.run(2)
+    finally:
+        for h in handles:
+            h.remove()
+    assert result.step == 2 and seen["g"] and seen["d"]
+    assert any(n >= 8 for n in seen["d"])  # real, fake and mix-and-match items in one D call
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.logs.values() if isinstance(v, float))
+
+
+def test_train_node_then_one_step_generate(pack, sdxl):  # noqa: F811
+    """Train Diffusion2GAN (MSE regression + GAN, 3 steps) through the node on the SDXL pairs; its generator file is
+    SDXL-family with the teacher's attention layout, and One-Step Generate on it is the one-step formula on the trained
+    UNet fed the pooled text and the image size."""
+    from onestep.format import load_generator
+    from onestep.parameterization import OneStepGenerator
+
+    model = sdxl["model"]
+    gen, path, curve, previews = pack["OneStepTrainDiffusion2GAN"].execute(
+        model, "sdxl-pairs", MSE, "mse", 3, 2, 1e-4, 1e-4, 0.3, 1.0, 1, 0, 0, 0, "sdxl-d2g", False, False)[:4]
+    _, meta = load_generator(path)
+    assert (meta.method, meta.base, meta.latent_format, meta.guidance) == ("diffusion2gan", "sdxl", "sdxl", CFG)
+    assert {k: meta.unet_config.get(k) for k in HEADS} == HEADS  # a reduced-width SDXL keeps its heads (not SD1.x's default)
+    assert {k: gen.model.model_config.unet_config[k] for k in HEADS} == HEADS
+    attn = gen.model.diffusion_model.input_blocks[1][1].transformer_blocks[0].attn1
+    assert attn.heads == model.model.diffusion_model.input_blocks[1][1].transformer_blocks[0].attn1.heads
+    assert previews.shape[0] == 6 and torch.isfinite(previews).all()
+
+    (cond, extra), = encode(sdxl["clip"], PROMPTS[0])
+    out = pack["OneStepGenerate"].execute(gen, [[cond, extra]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    z = comfy.sample.prepare_noise(torch.zeros(2, 4, HEIGHT // 8, WIDTH // 8), 7)
+    net = adapter(gen)
+    with torch.no_grad():
+        ref = net.info.to_latent(OneStepGenerator(net, meta.spec())(z, cond.float().repeat(2, 1, 1), pooled=extra["pooled_output"].float().repeat(2, 1)))
+    assert torch.allclose(out, ref, atol=1e-4 * ref.abs().max(), rtol=1e-4), (out - ref).abs().max()
+    other = pack["OneStepGenerate"].execute(gen, [[cond, {"pooled_output": extra["pooled_output"].flip(-1)}]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    assert (other - out).abs().max() > 1e-4 * out.abs().max()
+
+
+OTHER_METHODS = {  # node, its arguments after the teacher (2 steps, batch 2, full fine-tune, no resume), the file's method
+    "sid_lsg": ("OneStepTrainSiDLSG", lambda s: (s["clip"], "\n".join(PROMPTS), "", "prompt", 1.5, 1.5, 1.5, 1.0, 625, WIDTH, HEIGHT, 2, 2,
+                                                 1e-5, 0, 0, 0, "sdxl-sid", False, False), "sid-lsg"),
+    "reflow": ("OneStepTrainReflow", lambda s: ("sdxl-pairs", 2, 2, 1e-5, 0, 0, 0, "sdxl-reflow", False, False, 1e-3, 0.5), "2-rectified-flow"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(OTHER_METHODS))
+def test_other_methods_train_on_the_sdxl_teacher(pack, sdxl, method):  # noqa: F811
+    """Train SiD-LSG (prompts through core's SDXL CLIP; G, the fake score ψ and the teacher φ, CFG with the empty prompt's
+    pooled text) and Train Rectified Flow (the pairs, text dropout to the negative's pooled text) on the SDXL teacher:
+    the adapter refuses any UNet call without the pooled text, so the runs finishing means every call had it. Each file
+    is SDXL-family with the teacher's heads, and One-Step Generate on it reads the pooled text."""
+    from onestep.format import load_generator
+
+    node, args, file_method = OTHER_METHODS[method]
+    gen, path = pack[node].execute(sdxl["model"], *args(sdxl))[:2]
+    _, meta = load_generator(path)
+    assert (meta.method, meta.base, meta.latent_format, meta.training_steps) == (file_method, "sdxl", "sdxl", 2)
+    assert {k: meta.unet_config.get(k) for k in HEADS} == HEADS and {k: gen.model.model_config.unet_config[k] for k in HEADS} == HEADS
+    (cond, extra), = encode(sdxl["clip"], PROMPTS[0])
+    out = pack["OneStepGenerate"].execute(gen, [[cond, extra]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    other = pack["OneStepGenerate"].execute(gen, [[cond, {"pooled_output": extra["pooled_output"].flip(-1)}]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    assert out.shape == (2, 4, HEIGHT // 8, WIDTH // 8) and torch.isfinite(out).all()
+    assert (other - out).abs().max() > 1e-4 * out.abs().max()
+
+
+def test_lora_run_on_the_sdxl_teacher_applies_with_core_loaders(pack, sdxl):  # noqa: F811
+    """A LoRA Diffusion2GAN run on the SDXL teacher: core's LoraLoaderModelOnly applies its LoRA to the teacher MODEL, and
+    One-Step Generate on teacher + LoRA equals it on the merged generator file (pooled and size conditioning included)."""
+    model = sdxl["model"]
+    gen = pack["OneStepTrainDiffusion2GAN"].execute(
+        model, "sdxl-pairs", MSE, "mse", 2, 2, 1e-2, 1e-4, 0.3, 1.0, 1, 4, 0, 0, "sdxl-d2g-lora", False, False)[0]
+    lora = folder_paths.get_full_path("loras", "sdxl-d2g-lora.safetensors")
+    assert lora and any(k.startswith("diffusion_model.") and k.endswith(".lora_up.weight") for k in load_file(lora))
+    patched = nodes.LoraLoaderModelOnly().load_lora_model_only(model, "sdxl-d2g-lora.safetensors", 1.0)[0]
+    assert patched.patches  # core mapped the LoRA's keys onto the SDXL UNet
+    (cond, extra), = encode(sdxl["clip"], PROMPTS[2])
+    run = lambda m: pack["OneStepGenerate"].execute(m, [[cond, extra]], 3, WIDTH, HEIGHT, 2)[0]["samples"]  # noqa: E731
+    student, with_lora, teacher = run(gen), run(patched), run(model)
+    scale = student.abs().max()
+    assert (student - with_lora).abs().max() <= 1e-4 * scale, (student - with_lora).abs().max()
+    assert (student - teacher).abs().max() > 1e-3 * scale  # the LoRA changed the teacher's one-step output
+
+
+def test_instaflow_on_pairs_of_the_sdxl_2_rectified_flow(pack, sdxl):  # noqa: F811
+    """InstaFlow's chain on the SDXL teacher: Train Rectified Flow → Collect Teacher Pairs on the 2-RF MODEL (euler +
+    simple; pooled stored, latents equal KSampler's) → Train InstaFlow from the 2-RF file → One-Step Generate reads the
+    pooled text."""
+    from onestep.format import load_generator
+
+    flow = pack["OneStepTrainReflow"].execute(sdxl["model"], "sdxl-pairs", 2, 2, 1e-5, 0, 0, 0, "sdxl-2rf", False, False, 1e-3, 0.0)[0]
+    folder = pack["OneStepCollectTeacherPairs"].execute(
+        flow, sdxl["clip"], "\n".join(PROMPTS), "", "prompt", NEGATIVE, "euler", "simple", 2, 1.0, 20, 2, WIDTH, HEIGHT, 2, 2, "sdxl-2rf-pairs")[0]
+    shard = load_file(f"{folder}/shard-000000.safetensors")
+    assert {"pooled.0", "pooled.1", "negative.pooled"} <= set(shard)
+    empty = {"samples": torch.zeros(1, 4, HEIGHT // 8, WIDTH // 8)}
+    replay = nodes.KSampler().sample(flow, 21, 2, 1.0, "euler", "simple", encode(sdxl["clip"], PROMPTS[1]), encode(sdxl["clip"], NEGATIVE),
+                                     empty)[0]["samples"][0]
+    scale = shard["latent"][1].abs().max()
+    assert (replay - shard["latent"][1]).abs().max() <= 1e-5 * scale, ((replay - shard["latent"][1]).abs().max(), scale)
+    gen, path = pack["OneStepTrainInstaFlow"].execute(sdxl["model"], "sdxl-2rf", "sdxl-2rf-pairs", MSE, "mse", 2, 2, 1e-5, 0, 0, 0,
+                                                      "sdxl-instaflow", False, False)[:2]
+    _, meta = load_generator(path)
+    assert (meta.method, meta.base, meta.prediction) == ("instaflow", "sdxl", "flow")
+    assert {k: meta.unet_config.get(k) for k in HEADS} == HEADS
+    (cond, extra), = encode(sdxl["clip"], PROMPTS[0])
+    out = pack["OneStepGenerate"].execute(gen, [[cond, extra]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    other = pack["OneStepGenerate"].execute(gen, [[cond, {"pooled_output": extra["pooled_output"].flip(-1)}]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    assert torch.isfinite(out).all() and (other - out).abs().max() > 1e-4 * out.abs().max()
