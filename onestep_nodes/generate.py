@@ -119,6 +119,8 @@ class OneStepGenerate(io.ComfyNode):
             mask = None
         else:
             samples, mask = latent_image["samples"], latent_image.get("noise_mask")
+            check_model_call(model, list(samples.shape), f"the latent_image of shape {list(samples.shape)}", "the one-step call",
+                             "use a smaller latent_image")
         out = onestep_generate(model, positive, seed, samples, mask, denoise if latent_image is not None else 1.0, fast)
         return io.NodeOutput({"samples": out})
 

@@ -254,6 +254,11 @@ def test_bad_input_gets_a_clear_message(host, case):
         if psutil.virtual_memory().total < 2**39:  # the reported case: one image, which core estimates at ~600 GiB on a CPU
             g["4"]["inputs"]["batch_size"] = 1
             assert "width 16384 × height 16384 at batch_size 1: the one-step call needs about" in failed(host.run(g))
+            # the same image as a linked latent (core's Empty Latent Image allocates it, 64 MB): refused before the call too
+            g["6"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 16384, "height": 16384, "batch_size": 1}}
+            g["4"]["inputs"]["latent_image"] = ["6", 0]
+            msg = failed(host.run(g))
+            assert "the latent_image of shape [1, 4, 2048, 2048]: the one-step call needs about" in msg and "use a smaller latent_image" in msg, msg
     elif case == "pickle":
         shutil.copy(good, os.path.join(host.base_dir, "models", "victim.pkl"))
         g = {"1": {"class_type": "OneStepImportGenerator", "inputs": {"kind": "sid-lsg", "source": "victim.pkl", "name": "never_written", "base": "auto", "guidance": -1.0, "allow_pickle": False, "overwrite": False}}}
