@@ -37,7 +37,7 @@ from .common import EVAL_SEEDS, LATENT_FORMAT, VAL_SEED, Incomplete, read_json, 
 from .data import empty_row
 from .evaluator import score, score_seeds
 from .flow import sample_flow
-from .sampler import class_labels, initial_noise
+from .sampler import class_labels, initial_noise, nfe
 from .teacher import build_unet, ldm_unet_config, load_teacher
 
 log = logging.getLogger("proof_scale")
@@ -241,7 +241,7 @@ def stage_distill(run, row: str) -> dict:
         sample = ((lambda seed: sample_one_step(generator, table, labels, seed, s.sample_batch)) if k == 1 and cfg == 1.0 else
                   (lambda seed, k=k: sample_flow(student, table, labels, k, cfg, seed, s.sample_batch)))
         metrics = score_seeds(sample, labels, run.reference(), EVAL_SEEDS[: s.row_seeds])
-        by_steps[k] = {**metrics, "nfe": k * (2 if cfg != 1.0 else 1)}
+        by_steps[k] = {**metrics, "nfe": nfe(k, cfg)}
     row_metrics = {**by_steps[k], "training_samples": chosen_step * plan["batch"], "train_seconds": timing["train_seconds"],
                    "selected_step": chosen_step, "steps": plan["steps"]}
     if "score_steps" in plan:

@@ -32,7 +32,7 @@ from .common import EVAL_SEEDS, LATENT_FORMAT, Incomplete, read_json
 from .data import SIZE, empty_row, prompt_names
 from .evaluator import score_seeds
 from .rows import row_dir_name
-from .sampler import class_labels, initial_noise, sample_teacher
+from .sampler import class_labels, initial_noise, nfe, sample_teacher
 from .stage_pairs import ProofScaleTeacher
 from .teacher import build_unet, load_teacher
 
@@ -105,7 +105,7 @@ def stage_teacher_steps(run) -> dict:
         start = time.monotonic()
         m = score_seeds(lambda seed: sample_teacher(unet, table, labels, k, ev["cfg"], seed, "euler", s.sample_batch), labels, run.reference(),
                         EVAL_SEEDS[: s.row_seeds])
-        rows[f"teacher_{k}"] = {**m, "nfe": k * (2 if ev["cfg"] != 1.0 else 1), "sample_seconds": time.monotonic() - start}
+        rows[f"teacher_{k}"] = {**m, "nfe": nfe(k, ev["cfg"]), "sample_seconds": time.monotonic() - start}
         log.info("teacher-steps: %d euler steps, CFG %g: fd %.4f", k, ev["cfg"], m["fd"])
     return run.record(run.path("teacher_steps.json"), {"rows": rows, "cfg": ev["cfg"], "steps": list(FEW_STEPS), "count": s.eval_count}, t0)
 

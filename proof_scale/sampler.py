@@ -85,6 +85,12 @@ def sample_heun(model, x, sigmas, extra_args=None, callback=None, disable=None):
 SAMPLERS = {"euler": sample_euler, "heun": sample_heun}  # name → k-diffusion-signature sampler
 
 
+def nfe(steps: int, cfg: float, sampler: str = "euler") -> int:
+    """UNet evaluations per sample: Heun calls twice per step but once on the last (to σ = 0); CFG doubles each call."""
+    calls = 2 * steps - 1 if sampler == "heun" else steps
+    return calls * (2 if cfg != 1.0 else 1)
+
+
 class GraphedDenoiser:
     """An EpsDenoiser whose calls replay CUDA graphs, one per (batch shape, CFG scale): at 32×32 a step of the small
     teacher is hundreds of short kernels, so eager sampling leaves the GPU idle between launches. The graph holds

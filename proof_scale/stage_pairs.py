@@ -19,7 +19,7 @@ from .checkpoint import digest
 from .common import EVAL_SEEDS, LATENT_FORMAT, SCHEDULER, Incomplete, read_json, write_json
 from .data import SIZE, empty_row, prompt_names
 from .evaluator import score_seeds
-from .sampler import class_labels, sample_teacher, sample_teacher_from_noise, seed_noise
+from .sampler import class_labels, nfe, sample_teacher, sample_teacher_from_noise, seed_noise
 from .teacher import load_teacher
 
 log = logging.getLogger("proof_scale")
@@ -169,9 +169,8 @@ def _teacher_at(run, teacher_path: str, device: torch.device, settings: PairSett
         raise Incomplete("pairs: made, but too little time left to score the teacher at the pairs' setting")
     unet, table, _, _ = load_teacher(teacher_path, device)
     labels = class_labels(s.eval_count, empty_row(table))
-    calls = (2 * settings.steps - 1 if settings.sampler == "heun" else settings.steps) * (2 if settings.cfg != 1.0 else 1)
     sample = lambda seed: sample_teacher(unet, table, labels, settings.steps, settings.cfg, seed, settings.sampler, s.sample_batch)
-    row = {**score_seeds(sample, labels, run.reference(), EVAL_SEEDS[: s.row_seeds]), "nfe": calls, "sampler": settings.sampler, "steps": settings.steps}
+    row = {**score_seeds(sample, labels, run.reference(), EVAL_SEEDS[: s.row_seeds]), "nfe": nfe(settings.steps, settings.cfg, settings.sampler), "sampler": settings.sampler, "steps": settings.steps}
     log.info("pairs: the teacher at the pairs' setting (%s, %d steps, CFG %g): fd %.4f (row seeds %s)", settings.sampler, settings.steps,
              settings.cfg, row["fd"], EVAL_SEEDS[: s.row_seeds])
     return row

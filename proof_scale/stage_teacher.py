@@ -19,7 +19,7 @@ from .cli import context_prompts, read_context
 from .common import EVAL_SEEDS, LATENT_FORMAT, SCHEDULER, TINY_CONTEXT, VAL_SEED, Incomplete, read_json, sync, write_json
 from .data import empty_row, load_split, num_classes, prompt_names
 from .evaluator import per_seed_results, score, score_seeds
-from .sampler import class_labels, sample_teacher
+from .sampler import class_labels, nfe, sample_teacher
 from .teacher import TeacherNetConfig, build_unet, ldm_state_dict, ldm_unet_config, load_teacher, parameter_count, random_context_table, save_teacher, train_teacher
 from .teacher_import import import_teacher
 
@@ -116,7 +116,6 @@ def stage_teacher_eval(run) -> dict:
     partial = read_json(partial_path) if os.path.isfile(partial_path) else {"rows": list(earlier.get("sweep", []))}
     rows = partial["rows"]
     labels = class_labels(s.sweep_count, empty_row(table))
-    nfe = lambda steps, cfg: steps * (2 if cfg != 1.0 else 1)
 
     def predicted(count: int, steps: int, cfg: float) -> float:
         """Seconds to sample `count` at this setting, from the sweep points measured so far (0 before the first)."""
@@ -146,7 +145,7 @@ def stage_teacher_eval(run) -> dict:
         raise Incomplete(f"teacher-eval: sweep done, but too little time left for {len(seeds)} × {s.eval_count} samples of the best setting")
     labels = class_labels(s.eval_count, empty_row(table))
     sample = lambda seed: sample_teacher(unet, table, labels, best["steps"], best["cfg"], seed, "euler", s.sample_batch)
-    row = {**score_seeds(sample, labels, ref, seeds, done), "nfe": best["steps"] * (2 if best["cfg"] != 1.0 else 1)}
+    row = {**score_seeds(sample, labels, ref, seeds, done), "nfe": nfe(best["steps"], best["cfg"])}
     log.info("teacher-eval: row teacher %s", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
     return run.record(run.path("teacher_eval.json"), {
         "row": row, "steps": best["steps"], "cfg": best["cfg"], "sampler": "euler", "scheduler": SCHEDULER, "count": s.eval_count,

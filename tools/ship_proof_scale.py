@@ -31,7 +31,6 @@ from dataclasses import replace
 
 import torch
 from safetensors import safe_open
-
 from safetensors.torch import load_file
 
 from onestep import unet_keys
@@ -110,9 +109,8 @@ def ship(work: str, context: str, encoder: str, dest: str = DEFAULT_DEST, row: s
     os.makedirs(dest, exist_ok=True)
     for role in ("teacher", "student"):
         sd, meta = load_generator(info["files"][role])
-        dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in sd.values() if v.is_floating_point()})
-        half = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
-        meta = replace(meta, notes={**meta.notes, "shipped": f"fp16 copy of the scored {'/'.join(dtypes)} weights of {os.path.basename(info['files'][role])}"})
+        half, dtypes = _fp16(sd)
+        meta = replace(meta, notes={**meta.notes, "shipped": f"fp16 copy of the scored {dtypes} weights of {os.path.basename(info['files'][role])}"})
         save_generator(os.path.join(dest, FILES[role]), half, meta)
     atomic_write(os.path.join(dest, FILES["text_encoder"]), lambda tmp: shutil.copyfile(encoder, tmp))
     provenance = {
@@ -123,6 +121,12 @@ def ship(work: str, context: str, encoder: str, dest: str = DEFAULT_DEST, row: s
     _write_provenance(dest, provenance)
     log.info("shipped %s → %s", work, dest)
     return provenance
+
+
+def _fp16(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """The floating tensors in fp16 (the shipped files), and their dtypes before, e.g. "float32"."""
+    dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in sd.values() if v.is_floating_point()})
+    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, "/".join(dtypes)
 
 
 def _write_provenance(dest: str, provenance: dict) -> None:
@@ -154,11 +158,11 @@ def ship_student(weights: list[str], score: str, row: str, steps: int, source: s
     old, meta = load_generator(files["student"])
     if set(ldm) != set(old) or any(ldm[k].shape != old[k].shape for k in ldm):
         raise ShipError(f"{', '.join(names)} are not weights of the shipped student's UNet (other keys or shapes)")
-    dtypes = sorted({str(v.dtype).removeprefix("torch.") for v in ldm.values() if v.is_floating_point()})
-    notes = {"proof_scale_row": row, "started_from": meta.source, "shipped": f"fp16 copy of the scored {'/'.join(dtypes)} weights {', '.join(names)}",
+    half, dtypes = _fp16(ldm)
+    notes = {"proof_scale_row": row, "started_from": meta.source, "shipped": f"fp16 copy of the scored {dtypes} weights {', '.join(names)}",
              "score": {k: rec[k] for k in ("precision_mode", "seeds") if k in rec}, **({"plan": _json(plan)} if plan else {})}
     meta = replace(meta, training_steps=steps, source=source, notes=notes)
-    save_generator(os.path.join(dest, FILES["student"]), {k: v.half() if v.is_floating_point() else v for k, v in ldm.items()}, meta)
+    save_generator(os.path.join(dest, FILES["student"]), half, meta)
     with open(os.path.join(dest, PROVENANCE), encoding="utf-8") as f:
         prov = json.load(f)
     student_name = FILES["student"]
