@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             variants = tuple(v for v in rest[i + 1].split(";") if v)
     for v in variants:  # before any GPU time goes to the phases that precede them (session 12 lost a call to a ',')
         try:
-            plan_row(v, ROW_DEFAULTS)
+            plan_row(v, ROW_DEFAULTS, teacher_cfg=1.0)  # only the syntax is checked here: any CFG will do
         except (ValueError, KeyError) as e:
             p.error(f"--variants: {v!r} is not a row variant ({e}); variants are separated by ';'")
     base_rows = () if args.rows == "none" else tuple(r for r in args.rows.split(",") if r)

@@ -130,3 +130,14 @@ def test_variants_joined_by_a_comma_are_refused_before_anything_runs(tmp_path, c
     with pytest.raises(SystemExit) as e:
         parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--rows", "none", "--variants", joined])
     assert e.value.code == 2 and "separated by ';'" in capsys.readouterr().err and os.listdir(tmp_path) == []
+
+
+def test_sid_variants_pass_the_check_before_the_teacher_is_scored(tmp_path, capsys):
+    # session 13 lost two calls: the syntax check asked for the teacher's CFG, which SiD rows take from teacher-eval
+    sid = "sid_lsg@lr=1e-4:steps=30;sid_lsg@lr=1e-5:kappa4=1:steps=30"
+    parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--rows", "none", "--variants", sid, "--max-seconds", "1"])
+    out = capsys.readouterr()
+    assert "not a row variant" not in out.err and "INCOMPLETE" in out.out  # past the check, stopped by the deadline
+    with pytest.raises(SystemExit) as e:
+        parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--rows", "none", "--variants", "sid_lsg@kapa=2"])
+    assert e.value.code == 2 and "kapa" in capsys.readouterr().err
