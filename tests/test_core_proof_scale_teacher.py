@@ -65,8 +65,8 @@ def test_sigmas_lie_on_the_schedule():
 
 def test_heun_reaches_the_ode_solution_closer_than_euler_at_half_the_calls():
     # Gaussian data x0 ~ N(mu, s²): D(x, σ) = mu + s²/(s² + σ²)·(x − mu) and the ODE's exact end point is
-    # mu + (x_T − mu)·s/sqrt(s² + σ_max²). On the real teacher closer to the ODE was not better: Heun-13 scored FD 21.9,
-    # Euler-50 8.6 (run 13), so the pairs stage scores the teacher at the pairs' setting.
+    # mu + (x_T − mu)·s/sqrt(s² + σ_max²). It did not carry over to the proof-scale teacher (run 13: Heun-13 FD 21.9,
+    # Euler-50 8.6), which is why the pairs stage scores the teacher at the pairs' setting.
     mu, s = 0.3, 0.5
     denoiser = lambda x, sigma: mu + s**2 / (s**2 + sigma.view(-1, 1, 1, 1) ** 2) * (x - mu)
     z = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
