@@ -4,7 +4,8 @@
   python -m benchmarks.bench_proof_scale_unet [--forward-batch 4000] [--train-batch 1024] [--variants ...] [--profile]
 
 Variants: nchw (bf16 autocast, float32 weights), nchw-nobench (cudnn.benchmark off), cl (channels-last + autocast),
-cl-bf16 (channels-last, bf16 weights, no autocast). Each row prints as soon as it is measured: ms per call and
+cl-bf16 (channels-last, bf16 weights, no autocast), compile (nchw through torch.compile, mode "default": the
+pipeline's --compile-teacher; its first call compiles, outside the timing). Each row prints as soon as it is measured: ms per call and
 TFLOP/s from the UNet's counted FLOPs (torch.utils.flop_counter).
 """
 from __future__ import annotations
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         unet = unet.to(dev, dtype=torch.bfloat16 if bf16_weights else torch.float32)
         fmt = torch.channels_last if cl else torch.contiguous_format
         unet = unet.to(memory_format=fmt)
+        if variant == "compile":
+            unet.compile(mode="default", dynamic=False)
         for name, batch in (("forward", args.forward_batch), ("train", args.train_batch)):
             dtype = torch.bfloat16 if bf16_weights else torch.float32
             x = torch.randn(batch, 1, 32, 32, device=dev, dtype=dtype).contiguous(memory_format=fmt)

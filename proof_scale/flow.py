@@ -98,7 +98,7 @@ def stage_teacher_steps(run) -> dict:
     """The teacher at FEW_STEPS Euler steps and its row's CFG, scored like the teacher row: the baseline reflow must beat."""
     s, t0 = run.scale, time.monotonic()
     ev = run.require("teacher-eval", "teacher_eval.json")
-    unet, table, _, _ = load_teacher(run.path("teacher.safetensors"), run.device)
+    unet, table, _, _ = load_teacher(run.path("teacher.safetensors"), run.device, run.args.compile_teacher)
     labels = class_labels(s.eval_count, empty_row(table))
     rows = {}
     for k in FEW_STEPS:

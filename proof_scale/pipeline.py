@@ -252,6 +252,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--pairs-batch", type=int, default=None, help="items per teacher call while collecting (memory: ~7 MB each on the CPU)")
     p.add_argument("--pairs-sampler", choices=sorted(SAMPLERS), default=None,
                    help="ODE solver of the teacher pairs (default: the teacher row's; read the teacher's score at it in pairs.json first)")
+    p.add_argument("--compile-teacher", choices=("", "default", "max-autotune-no-cudagraphs"), default="",
+                   help="teacher sampling (teacher-eval, pairs, teacher-steps) through torch.compile in this mode (default: eager)")
     p.add_argument("--pairs-steps", type=int, default=None, help="solver steps of the teacher pairs (default: the teacher row's)")
     p.add_argument("--heldout", type=int, default=None, help="held-out teacher pairs (the rows' held-out MSE)")
     p.add_argument("--pairs-devices", type=int, default=None, help="GPUs the pairs stage collects on (default: all visible; rank r makes shards k ≡ r mod N)")

@@ -58,7 +58,9 @@ def _pair_devices(run) -> list[torch.device]:
     return [torch.device("cuda", r) for r in range(n)] if n > 1 else [run.device]
 
 
-def _collect_rank(rank: int, devices: list[str], folder: str, teacher_path: str, settings: PairSettings, batch: int, deadline: float) -> None:
+def _collect_rank(
+    rank: int, devices: list[str], folder: str, teacher_path: str, settings: PairSettings, batch: int, deadline: float, compile_mode: str = ""
+) -> None:
     """One rank of a multi-device pairs collection (a torch.multiprocessing.spawn worker): its shards on devices[rank],
     shard files only (the parent adopts them into the manifest); stops before a shard that would pass the deadline
     (time.monotonic is system-wide, so the parent's deadline holds here)."""
@@ -68,7 +70,7 @@ def _collect_rank(rank: int, devices: list[str], folder: str, teacher_path: str,
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # the ranks share the cores
     else:  # CUDA-graph capture streams are made on the current device: it must be this rank's
         torch.cuda.set_device(torch.device(devices[rank]))
-    unet, table, _, _ = load_teacher(teacher_path, torch.device(devices[rank]))
+    unet, table, _, _ = load_teacher(teacher_path, torch.device(devices[rank]), compile_mode)
     manifest = Manifest.load(folder)  # made and reconciled by the parent: no reconcile here (it would remove other ranks' temp files)
     last = [time.monotonic()]
 
@@ -93,7 +95,7 @@ def stage_pairs(run) -> dict:
     ev = run.require("teacher-eval", "teacher_eval.json")
     teacher_path = run.path("teacher.safetensors")
     devices = _pair_devices(run)
-    unet, table, _, _ = load_teacher(teacher_path, devices[0])
+    unet, table, _, _ = load_teacher(teacher_path, devices[0], run.args.compile_teacher)
     prompts = prompt_names(empty_row(table), run.require("teacher", "teacher.json").get("prompts"))
     settings = PairSettings(
         teacher=file_sha256(teacher_path), latent_format=LATENT_FORMAT, latent_shape=(1, SIZE, SIZE), sampler=s.pairs_sampler or ev["sampler"],
@@ -113,7 +115,8 @@ def stage_pairs(run) -> dict:
     start, last = time.monotonic(), [time.monotonic(), 0]
     if len(devices) > 1 and todo:
         del unet
-        torch.multiprocessing.spawn(_collect_rank, args=([str(d) for d in devices], folder, teacher_path, settings, s.pairs_batch, run.deadline), nprocs=len(devices))
+        rank_args = ([str(d) for d in devices], folder, teacher_path, settings, s.pairs_batch, run.deadline, run.args.compile_teacher)
+        torch.multiprocessing.spawn(_collect_rank, args=rank_args, nprocs=len(devices))
         manifest = pair_collect.open_dataset(folder, settings, prompts, info)  # adopts the ranks' shards (checked in full)
         manifest.save(folder)
         made = todo - sum(len(settings.shard_items(k)) for k in manifest.missing())
@@ -149,9 +152,9 @@ def stage_pairs(run) -> dict:
         held = replace(settings, seed_start=s.pairs, count=s.heldout, shard_size=s.heldout)
         manifest = pair_collect.open_dataset(run.path("pairs_heldout"), held, prompts, {**info, "held_out": "never trained on"})
         if manifest.missing():
-            unet, table, _, _ = load_teacher(teacher_path, devices[0])
+            unet, table, _, _ = load_teacher(teacher_path, devices[0], run.args.compile_teacher)
             pair_collect.collect(run.path("pairs_heldout"), manifest, ProofScaleTeacher(unet, table, held.steps, held.cfg, held.sampler, s.pairs_batch))
-    extra = {}
+    extra = {"compile_teacher": run.args.compile_teacher} if run.args.compile_teacher else {}
     if (settings.sampler, settings.steps) != (ev["sampler"], int(ev["steps"])):
         per_item = timing["seconds"] * len(devices) / max(timing["items"], 1)  # one device's seconds per sample at this setting
         extra["teacher_at_pairs_setting"] = _teacher_at(run, teacher_path, devices[0], settings, per_item)

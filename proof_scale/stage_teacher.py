@@ -110,7 +110,7 @@ def stage_teacher_eval(run) -> dict:
     s, t0 = run.scale, time.monotonic()
     run.require("teacher", "teacher.json")
     ref = run.reference()
-    unet, table, _, _ = load_teacher(run.path("teacher.safetensors"), run.device)
+    unet, table, _, _ = load_teacher(run.path("teacher.safetensors"), run.device, run.args.compile_teacher)
     partial_path = run.path("teacher_eval.partial.json")
     earlier = read_json(run.path("teacher_eval.json")) if os.path.isfile(run.path("teacher_eval.json")) else {}
     partial = read_json(partial_path) if os.path.isfile(partial_path) else {"rows": list(earlier.get("sweep", []))}

@@ -187,15 +187,22 @@ def save_teacher(path: str, unet: UNet2DConditionModel, net: TeacherNetConfig, c
     save_tensors(path, tensors, KIND, {"net": asdict(net), "ldm_unet_config": ldm_unet_config(net), "info": info or {}})
 
 
-def load_teacher(path: str, device: str | torch.device = "cpu") -> tuple[UNet2DConditionModel, torch.Tensor, TeacherNetConfig, dict]:
-    """(UNet in eval mode, context table [11, L, D], architecture, info) of a teacher file."""
+def load_teacher(
+    path: str, device: str | torch.device = "cpu", compile_mode: str = ""
+) -> tuple[UNet2DConditionModel, torch.Tensor, TeacherNetConfig, dict]:
+    """(UNet in eval mode, context table [11, L, D], architecture, info) of a teacher file. With `compile_mode` the
+    UNet's calls go through torch.compile (mode e.g. "default"; not one with CUDA graphs: the sampler captures its own):
+    at 32×32 the model is bound by its GroupNorm and elementwise kernels, which inductor fuses."""
     tensors, meta = load_tensors(path, KIND)
     table = tensors.pop(CONTEXT_KEY)
     raw = meta["net"]
     net = TeacherNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
     unet = build_unet(net)
     unet.load_state_dict(tensors)
-    return unet.to(device).eval(), table.to(device), net, meta.get("info", {})
+    unet = unet.to(device).eval()
+    if compile_mode:
+        unet.compile(mode=compile_mode, dynamic=False)  # in place: state_dict keys and the module stay as they were
+    return unet, table.to(device), net, meta.get("info", {})
 
 
 def random_context_table(length: int = 8, dim: int = 768, seed: int = 0, classes: int = NUM_CLASSES) -> torch.Tensor:

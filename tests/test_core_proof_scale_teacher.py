@@ -93,6 +93,21 @@ def test_one_euler_step_is_the_core_one_step_generator(trained):
     assert torch.allclose(x, ref, atol=1e-5)
 
 
+def test_a_compiled_teacher_samples_as_the_eager_one(tmp_path, trained):
+    # --compile-teacher (issue 14: the GPU time of pairs is GroupNorm/elementwise-bound, which inductor fuses) must not
+    # change what the sampler computes; the module keeps its state_dict keys, so nothing else sees the compile
+    unet, table, _ = trained
+    path = str(tmp_path / "teacher.safetensors")
+    save_teacher(path, unet, TINY, table)
+    eager, _, _, _ = load_teacher(path)
+    compiled, _, _, _ = load_teacher(path, compile_mode="default")
+    assert compiled.state_dict().keys() == eager.state_dict().keys() and compiled._compiled_call_impl is not None
+    labels = torch.tensor([0, 3, 7, 9])
+    x = sample_teacher(eager, table, labels, steps=3, cfg=1.5, seed=5)
+    y = sample_teacher(compiled, table, labels, steps=3, cfg=1.5, seed=5)
+    assert torch.allclose(x, y, atol=1e-4) and not torch.equal(x, sample_teacher(eager, table, labels, steps=3, cfg=1.5, seed=6))
+
+
 def test_teacher_file_round_trip(tmp_path, trained):
     unet, table, _ = trained
     path = str(tmp_path / "teacher.safetensors")
