@@ -7,7 +7,8 @@ proof-scale rows run SiD-LSG; no ComfyUI is needed. 512² (64×64×4 latents), s
 and an empty-prompt embedding (the official guidance κ1 = κ2 = κ4 = 1.5 doubles every ψ and φ call for CFG), the
 method's optimiser settings (β = (0, 0.999), lr 1e-6, no clipping).
 
-Rows (one process, one after another; an out-of-memory row is recorded as "OOM" and the run goes on):
+Rows (one process, one after another in the order of ROWS; an out-of-memory row is recorded as "OOM" and the run goes on;
+a row that would pass --time-budget is recorded as "skipped"):
   ref-fp32-b{1,2}        the reference: float32 weights and compute (no autocast), AdamW for G and ψ, our default
                          EMA (0.999, float32), no gradient checkpointing (the official recipe's fp32 + Adam)
   full-lowmem-b{1,2}     full fine-tune of G and ψ with every lever: training.config.low_memory (bf16 autocast,
@@ -25,7 +26,7 @@ max_memory_reserved over the timed steps (GiB and GB), the memory allocated betw
 weights, optimiser states and EMA counted tensor by tensor (so the CPU check has a memory figure too).
 
 Usage (repo root; torch, safetensors, diffusers and kornia importable, no ComfyUI):
-    python -m benchmarks.bench_sid_lsg [--rows ...] [--steps 6] [--warmup 2] [--out sid_mem.json]
+    python -m benchmarks.bench_sid_lsg [--rows ...] [--steps 6] [--warmup 2] [--time-budget 150] [--out sid_mem.json]
     python -m benchmarks.bench_sid_lsg --tiny      # CPU check of the same code paths: tiny UNet, 8×8 latents
 """
 from __future__ import annotations
@@ -77,14 +78,14 @@ class Row:
     lora_rank: int = 0
 
 
-ROWS = [
+ROWS = [  # the targets' rows first: a row that would overrun --time-budget is skipped, so the last ones go first
     Row("ref-fp32-b1", 1, "ref"),
-    Row("ref-fp32-b2", 2, "ref"),
     Row("full-lowmem-b1", 1, "lowmem"),
-    Row("full-lowmem-b2", 2, "lowmem"),
-    Row("full-lowmem-g32-b1", 1, "lowmem", g_bf16=False),
     Row("lora64-b1", 1, "lora", lora_rank=64),
+    Row("full-lowmem-b2", 2, "lowmem"),
     Row("lora64-b2", 2, "lora", lora_rank=64),
+    Row("full-lowmem-g32-b1", 1, "lowmem", g_bf16=False),
+    Row("ref-fp32-b2", 2, "ref"),
 ]
 BY_NAME = {r.name: r for r in ROWS}
 
@@ -110,23 +111,28 @@ def row_config(row: Row, latent: int) -> TrainConfig:
     return cfg
 
 
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
-def peaks() -> tuple[float, float]:
+def peaks(device: torch.device) -> tuple[float, float]:
     """(max allocated, max reserved) bytes since the last reset (0 on the CPU)."""
-    if not torch.cuda.is_available():
+    if device.type != "cuda":
         return 0.0, 0.0
-    return float(torch.cuda.max_memory_allocated()), float(torch.cuda.max_memory_reserved())
+    return float(torch.cuda.max_memory_allocated(device)), float(torch.cuda.max_memory_reserved(device))
 
 
-def reset_memory() -> None:
+def reset_peaks(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def reset_memory(device: torch.device) -> None:
     gc.collect()
-    if torch.cuda.is_available():
+    if device.type == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
+    reset_peaks(device)
 
 
 def _bytes(tensors, seen: set) -> int:
@@ -203,10 +209,10 @@ class Bench:
             rec.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
             traceback.print_exc()
         if rec["status"] != "ok":  # out of the except block: the traceback's frames (and the engine they hold) are gone
-            alloc, reserved = peaks()
+            alloc, reserved = peaks(self.device)
             rec["peak_alloc_gib"], rec["peak_reserved_gib"] = round(alloc / 2**30, 2), round(reserved / 2**30, 2)
             print(f"[bench] {row.name}: {rec['status']} ({rec['error']})", flush=True)
-        reset_memory()
+        reset_memory(self.device)
         return rec
 
     def _measure(self, row: Row, cfg: TrainConfig) -> dict:
@@ -214,36 +220,36 @@ class Bench:
         if a.fake_oom == row.name:
             raise torch.cuda.OutOfMemoryError(f"simulated out-of-memory in {row.name} (--fake-oom)")
         batches = make_batches(row.batch)
-        reset_memory()
+        dev = self.device
+        reset_memory(dev)
         t_build = time.perf_counter()
         unet = DiffusersUNet(copy.deepcopy(self.master), latent_scale=SD15_SCALE)
-        engine = Engine(unet, cfg, Resources(unconditional=lambda: {"context": self.empty}), self.device)
+        engine = Engine(unet, cfg, Resources(unconditional=lambda: {"context": self.empty}), dev)
         del unet
-        sync()
+        sync(dev)
         build_s = time.perf_counter() - t_build
         n_g = sum(p.numel() for p in engine.trainable_parameters())
         n_fake = sum(p.numel() for p in engine.method.fake.parameters() if p.requires_grad)
-        build_peak = peaks()
+        build_peak = peaks(dev)
         print(f"[bench] {row.name}: built in {build_s:.1f} s (G trainable {n_g / 1e6:.1f} M, ψ {n_fake / 1e6:.1f} M); "
               f"{a.warmup} warm-up + {a.steps} timed steps at batch {row.batch}", flush=True)
         times, step_peaks, warm_peak = [], [], build_peak
         resident, logs = 0.0, {}
         t_row = time.perf_counter()
         for i in range(a.warmup + a.steps):
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()
-            sync()
+            reset_peaks(dev)
+            sync(dev)
             t0 = time.perf_counter()
             logs = engine.train_step(batches[i % len(batches)])
-            sync()
+            sync(dev)
             dt = (time.perf_counter() - t0) * 1000
             if i < a.warmup:
-                warm_peak = tuple(max(x, y) for x, y in zip(warm_peak, peaks()))
+                warm_peak = tuple(max(x, y) for x, y in zip(warm_peak, peaks(dev)))
             else:
                 times.append(dt)
-                step_peaks.append(peaks())
-            if torch.cuda.is_available():
-                resident = float(torch.cuda.memory_allocated())
+                step_peaks.append(peaks(dev))
+            if dev.type == "cuda":
+                resident = float(torch.cuda.memory_allocated(dev))
         state = counted_state(engine)
         alloc, reserved = (max(p[j] for p in step_peaks) for j in (0, 1))
         med = statistics.median(times)
@@ -274,6 +280,9 @@ def table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     short = {"float32": "fp32", "bfloat16": "bf16"}
     for r in rows:
+        if "storage" not in r:  # skipped for the time budget
+            lines.append(f"| {r['row']} | | {r['batch']} | | | | | {r['status']} | | | | | |")
+            continue
         s = r["storage"]
         storage = f"{short[s['g']]} / {short[s['fake']]} / {short[s['frozen']]}" + ("" if r["bf16_autocast"] else " (fp32 compute)")
         n = f"{r['trainable_g'] / 1e6:.1f} M + {r['trainable_fake'] / 1e6:.1f} M" if "trainable_g" in r else ""
@@ -298,6 +307,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=6, help="timed steps per row (after the warm-up)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (autotuning, allocator growth)")
     ap.add_argument("--tiny", action="store_true", help="CPU check: tiny UNet, 8×8 latents")
+    ap.add_argument("--time-budget", type=float, default=150.0,
+                    help="seconds for the whole run: a row is skipped when the time so far plus the longest row so far would pass it")
     ap.add_argument("--fake-oom", default="", help="(testing) raise an out-of-memory error in this row")
     ap.add_argument("--out", default="", help="write the records here as JSON (atomically)")
     args = ap.parse_args(argv)
@@ -309,9 +320,17 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"[bench] {command}", flush=True)
     t_start = time.perf_counter()
     bench = Bench(args, device)
-    results = []
+    results, longest = [], 0.0
     for row in rows:
+        elapsed = time.perf_counter() - t_start
+        if results and elapsed + longest > args.time_budget:
+            results.append({"row": row.name, "batch": row.batch, "recipe": row.recipe, "status": "skipped",
+                            "error": f"{elapsed:.0f} s + the longest row ({longest:.0f} s) would pass --time-budget {args.time_budget:g} s"})
+            print(f"[bench] {row.name}: skipped ({results[-1]['error']})", flush=True)
+            continue
+        t_row = time.perf_counter()
         results.append(bench.run_row(row))
+        longest = max(longest, time.perf_counter() - t_row)
         print(f"[bench] {row.name}: {results[-1]['status']} ({time.perf_counter() - t_start:.0f} s since start)", flush=True)
     import diffusers
 

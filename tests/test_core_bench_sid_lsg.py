@@ -38,3 +38,11 @@ def test_tiny_run_records(tmp_path, capsys):
     # LoRA: one frozen copy of the teacher (G's base, in bf16) that ψ and φ share; ψ adds only its float32 factors
     assert s_lora["weights_fake"] == 4 * lora["trainable_fake"] and s_lora["weights_teacher"] == 0
     assert s_ref["total"] > s_full["total"] > 0 and s_ref["total"] > s_lora["total"] > 0
+
+
+def test_rows_past_the_time_budget_are_skipped(capsys):
+    args = ["--tiny", "--rows", "lora64-b1", "ref-fp32-b1", "--steps", "1", "--warmup", "0", "--time-budget", "0", "--fake-oom", "lora64-b1"]
+    first, second = bench.main(args)["rows"]
+    assert first["status"] == "OOM"  # the first row always runs (here: out of memory at once)
+    assert second["status"] == "skipped" and "--time-budget 0" in second["error"]
+    assert "| ref-fp32-b1 | | 1 | | | | | skipped |" in capsys.readouterr().out

@@ -4,6 +4,7 @@ training.config.low_memory for SiD-LSG (ψ stored in bf16 or as LoRA factors of 
 still trains (finite losses, weights move), and a checkpoint resumes exactly."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from test_core_training_fixtures import tiny_unet
 from test_core_training_sid_lsg import _state, prompts, sid_config
 
+from training import cli
 from training.config import GeneratorConfig, TrainConfig, low_memory
 from training.ema import EMA
 from training.rounding import Bf16WeightsOptimizer
@@ -90,3 +92,12 @@ def test_bf16_generator_storage_with_adamw_and_an_ema():
     live, ema = e.generator_state_dict(ema=False, layout="native"), e.generator_state_dict(ema=True, layout="native")
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in ema.values())
     assert any(not torch.equal(live[k], ema[k]) for k in live)
+
+
+def test_cli_flags_of_the_levers():
+    p = argparse.ArgumentParser()
+    cli.add_train_arguments(p)
+    a = p.parse_args(["--method", "sid-lsg", "--prompts", "p.txt", "--teacher", "t", "--out", "o", "--steps", "5", "--bf16", "--low-memory",
+                      "--generator-dtype", "bfloat16", "--ema-decay", "0"])
+    c = cli.config_from_args(a)
+    assert (c.generator.storage_dtype, c.ema_decay, c.sid.fake_dtype, c.generator.frozen_dtype) == ("bfloat16", 0.0, "bfloat16", "bfloat16")
