@@ -26,7 +26,7 @@ max_memory_reserved over the timed steps (GiB and GB), the memory allocated betw
 weights, optimiser states and EMA counted tensor by tensor (so the CPU check has a memory figure too).
 
 Usage (repo root; torch, safetensors, diffusers and kornia importable, no ComfyUI):
-    python -m benchmarks.bench_sid_lsg [--rows ...] [--steps 6] [--warmup 2] [--time-budget 150] [--out sid_mem.json]
+    python -m benchmarks.bench_sid_lsg [--rows ...] [--steps 6] [--warmup 2] [--time-budget 135] [--out sid_mem.json]
     python -m benchmarks.bench_sid_lsg --tiny      # CPU check of the same code paths: tiny UNet, 8×8 latents
 """
 from __future__ import annotations
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=6, help="timed steps per row (after the warm-up)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (autotuning, allocator growth)")
     ap.add_argument("--tiny", action="store_true", help="CPU check: tiny UNet, 8×8 latents")
-    ap.add_argument("--time-budget", type=float, default=150.0,
+    ap.add_argument("--time-budget", type=float, default=135.0,
                     help="seconds for the whole run: a row is skipped when the time so far plus the longest row so far would pass it")
     ap.add_argument("--fake-oom", default="", help="(testing) raise an out-of-memory error in this row")
     ap.add_argument("--out", default="", help="write the records here as JSON (atomically)")
