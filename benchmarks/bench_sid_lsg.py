@@ -27,7 +27,7 @@ weights, optimiser states and EMA counted tensor by tensor (so the CPU check has
 
 Usage (repo root; torch, safetensors, diffusers and kornia importable, no ComfyUI):
     python -m benchmarks.bench_sid_lsg [--rows ...] [--steps 6] [--warmup 2] [--time-budget 135] [--out sid_mem.json]
-    python -m benchmarks.bench_sid_lsg --tiny      # CPU check of the same code paths: tiny UNet, 8×8 latents
+    python -m benchmarks.bench_sid_lsg --tiny      # CPU check of the same code paths: tiny UNet, 16×16 latents
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ SD15_UNET = dict(
     act_fn="silu", norm_num_groups=32, norm_eps=1e-5, cross_attention_dim=768, attention_head_dim=8,
 )
 TINY_UNET = dict(  # the same block types, narrow (the CPU check)
-    sample_size=8, block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+    sample_size=16, block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, cross_attention_dim=768, attention_head_dim=8,
     norm_num_groups=32,
 )
@@ -185,7 +185,7 @@ def build_master(tiny: bool) -> torch.nn.Module:
 class Bench:
     def __init__(self, args, device: torch.device):
         self.args, self.device = args, device
-        self.latent = 8 if args.tiny else 64
+        self.latent = 16 if args.tiny else 64
         t0 = time.perf_counter()
         self.master = build_master(args.tiny)
         self.build_master_s = time.perf_counter() - t0
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rows", nargs="+", default=None, choices=list(BY_NAME), help="rows to run, in this order (default: all)")
     ap.add_argument("--steps", type=int, default=6, help="timed steps per row (after the warm-up)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (autotuning, allocator growth)")
-    ap.add_argument("--tiny", action="store_true", help="CPU check: tiny UNet, 8×8 latents")
+    ap.add_argument("--tiny", action="store_true", help="CPU check: tiny UNet, 16×16 latents")
     ap.add_argument("--time-budget", type=float, default=135.0,
                     help="seconds for the whole run: a row is skipped when the time so far plus the longest row so far would pass it")
     ap.add_argument("--fake-oom", default="", help="(testing) raise an out-of-memory error in this row")

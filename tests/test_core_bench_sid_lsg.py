@@ -12,7 +12,8 @@ ROWS = ["ref-fp32-b1", "full-lowmem-b2", "full-lowmem-b1", "lora64-b1"]
 
 def test_tiny_run_records(tmp_path, capsys):
     out = tmp_path / "sid_mem.json"
-    info = bench.main(["--tiny", "--rows", *ROWS, "--steps", "1", "--warmup", "0", "--fake-oom", "full-lowmem-b2", "--out", str(out)])
+    info = bench.main(["--tiny", "--rows", *ROWS, "--steps", "1", "--warmup", "0", "--fake-oom", "full-lowmem-b2", "--out", str(out),
+                       "--time-budget", "1e9"])  # a loaded CPU must not skip rows
     printed = capsys.readouterr().out
     assert json.loads(out.read_text()) == json.loads(json.dumps(info))  # the file holds what was measured
     assert info["command"] in printed and "| full-lowmem-b2 |" in printed
