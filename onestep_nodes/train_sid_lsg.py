@@ -4,8 +4,6 @@ generator G, the fake score ψ and the frozen teacher φ all from the MODEL's UN
 generator file (method sid-lsg) into models/onestep that Load One-Step Generator and One-Step Generate run."""
 from __future__ import annotations
 
-import dataclasses
-
 import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
@@ -119,7 +117,7 @@ class OneStepTrainSiDLSG(io.ComfyNode):
                 ),
                 *optional_run_inputs(memory=(
                     "low: the low-memory levers of the Diffusion2GAN trainer for SiD's three UNets: bf16 compute; a full fine-tune "
-                    "trains with Adafactor and stores the fake score and the EMA in bf16 (stochastic rounding); a LoRA run keeps "
+                    "trains with Adafactor, stores the fake score and the EMA in bf16 (stochastic rounding) and the teacher's frozen copy in bf16; a LoRA run keeps "
                     "one bf16 copy of the teacher that the generator, the fake score (LoRA factors of the same rank) and the "
                     "teacher share.")),
             ],
@@ -157,9 +155,7 @@ class OneStepTrainSiDLSG(io.ComfyNode):
             log_every=max(1, min(50, steps // 20)),
         )
         if memory == "low":
-            config = low_memory(config)
-            config = dataclasses.replace(config, sid=dataclasses.replace(
-                sid, **({"fake_lora_rank": lora_rank} if lora_rank > 0 else {"fake_dtype": "bfloat16"})))
+            config = low_memory(config)  # ψ as bf16 (full) or LoRA factors of G's rank; φ's copy in bf16
         data = encode_prompts(model, clip, prompt_list, batch_size)
         with torch.inference_mode(False), torch.enable_grad():
             unet = ComfyUNet.from_model(model, device=device)

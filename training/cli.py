@@ -75,7 +75,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-foreach", action="store_true", help="AdamW: update one tensor at a time (less peak memory, slower step; Adafactor always works in bounded chunks)")
     p.add_argument("--ema-dtype", default=g.ema_dtype, choices=["float32", "bfloat16"], help="EMA storage (bfloat16: stochastic rounding)")
     p.add_argument("--frozen-dtype", default=GeneratorConfig().frozen_dtype, choices=["float32", "bfloat16"],
-                   help="storage of G's frozen weights in a LoRA run (bfloat16 needs --bf16)")
+                   help="storage of frozen weights: G's base in a LoRA run, sid-lsg's teacher copy (bfloat16 needs --bf16)")
+    p.add_argument("--generator-dtype", default=GeneratorConfig().storage_dtype, choices=["float32", "bfloat16"],
+                   help="storage of G's trained weights and gradients (bfloat16: stochastic-rounding updates; needs --bf16)")
     p.add_argument("--d-dtype", default=d.storage_dtype, choices=["float32", "bfloat16"],
                    help="storage of D's weights and gradients (bfloat16: stochastic-rounding updates; needs --bf16)")
     p.add_argument("--d-backbone", default=d.backbone, choices=["full", "lora"],
@@ -151,7 +153,8 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
     betas = tuple(a.betas) if a.betas is not None else tuple(method.get("betas", o.betas))
     return TrainConfig(
         method=a.method,
-        generator=GeneratorConfig(generator_spec(a), a.lora_rank, a.lora_alpha, a.gradient_checkpointing, frozen_dtype=a.frozen_dtype),
+        generator=GeneratorConfig(generator_spec(a), a.lora_rank, a.lora_alpha, a.gradient_checkpointing, frozen_dtype=a.frozen_dtype,
+                                  storage_dtype=a.generator_dtype),
         optim=OptimConfig(a.optimizer, lr_g, lr_d, betas, a.weight_decay, a.grad_accumulation, clip,
                           optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=default_lr_warmup(a.steps) if a.lr_warmup is None else a.lr_warmup, lr_decay=a.lr_decay,
                           lr_decay_steps=a.steps, lr_floor=a.lr_floor, lr_d_schedule=a.lr_d_schedule,

@@ -55,12 +55,17 @@ class GeneratorConfig:
     # Storage of G's frozen weights (a LoRA run's base): "bfloat16" halves them (1.7 GB instead of 3.4 for SD1.5);
     # the forward then computes in bf16 anyway, so it needs bf16 autocast (TrainConfig.bf16). Trained weights stay fp32.
     frozen_dtype: str = "float32"
+    # Storage of G's trained weights and gradients: "bfloat16" halves them (1.7 + 1.7 GB instead of 3.4 + 3.4 for a
+    # full SD1.5 fine-tune); each optimiser update is computed in float32 a chunk at a time and rounded back
+    # stochastically (training/rounding.py), as a bf16 D or fake score. Needs bf16 autocast.
+    storage_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         check_range("lora_rank", self.lora_rank, 0, integer=True)
         check_range("lora_alpha", self.lora_alpha, 0.0)
-        if self.frozen_dtype not in STORAGE_DTYPES:
-            raise ValueError(f"frozen_dtype must be one of {STORAGE_DTYPES}, not {self.frozen_dtype!r}")
+        for name in ("frozen_dtype", "storage_dtype"):
+            if getattr(self, name) not in STORAGE_DTYPES:
+                raise ValueError(f"{name} must be one of {STORAGE_DTYPES}, not {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -277,7 +282,9 @@ class TrainConfig:
     sid: SidConfig = field(default_factory=SidConfig)  # SiD-LSG: guidance scales, α, ψ
     reflow: ReflowConfig = field(default_factory=ReflowConfig)  # the reflow method's velocity loss
     batch_size: int = 8  # global batch per optimiser step (all ranks × accumulation × micro-batch)
-    ema_decay: float = 0.999  # EMA of G's trainable weights (ramped up early: min(decay, (1+n)/(10+n)))
+    # EMA of G's trainable weights (ramped up early: min(decay, (1+n)/(10+n))); 0: no EMA (no shadow copy is held,
+    # the export is the live weights; the official low-memory SiD-LSG recipe trains without one)
+    ema_decay: float = 0.999
     # Storage of the EMA: "bfloat16" halves it (1.7 GB instead of 3.4 for a full SD1.5 fine-tune), updated with
     # seeded stochastic rounding so that updates far below bf16's resolution (1 − decay = 1e-3) still add up in
     # expectation; the exported EMA then has bf16 precision.
@@ -303,6 +310,8 @@ class TrainConfig:
             raise ValueError(f"ema_dtype must be one of {STORAGE_DTYPES}, not {self.ema_dtype!r}")
         if self.generator.frozen_dtype != "float32" and not self.bf16:
             raise ValueError(f"frozen_dtype={self.generator.frozen_dtype!r} needs bf16 autocast (bf16=True)")
+        if self.generator.storage_dtype != "float32" and not self.bf16:
+            raise ValueError(f"generator storage_dtype={self.generator.storage_dtype!r} needs bf16 autocast (bf16=True)")
         if self.discriminator.storage_dtype != "float32" and not self.bf16:
             raise ValueError(f"discriminator storage_dtype={self.discriminator.storage_dtype!r} needs bf16 autocast (bf16=True)")
         if self.sid.fake_dtype != "float32" and not self.bf16:
@@ -343,12 +352,20 @@ def low_memory(config: TrainConfig) -> TrainConfig:
     fine-tune (its EMA then stored in bf16) and for a fully trained D, approximated R1 (no double backward) and
     bf16 autocast. A full fine-tune keeps the paper's fully trained D; a LoRA run gives D a frozen backbone with
     LoRA factors that shares G's frozen base, stored in bf16 (one copy of the teacher's weights in memory), and keeps
-    the configured optimiser (AdamW) for G's and D's few factors, whose states are small."""
+    the configured optimiser (AdamW) for G's and D's few factors, whose states are small.
+    SiD-LSG (issue 16): frozen weights are stored in bf16 in a full fine-tune too (its frozen teacher φ is a whole
+    copy); a full fine-tune stores the fake score ψ's weights in bf16 (Adafactor, stochastic rounding), a LoRA run
+    gives ψ LoRA factors of G's rank on the shared bf16 base (unless a ψ rank is set). G's own trained weights and
+    the EMA's existence are left to the caller (GeneratorConfig.storage_dtype, TrainConfig.ema_decay = 0)."""
     lora = config.generator.lora_rank > 0
-    d = config.discriminator
+    d, s = config.discriminator, config.sid
+    if config.method == "sid-lsg":
+        s = dataclasses.replace(s, fake_lora_rank=s.fake_lora_rank or config.generator.lora_rank) if lora else dataclasses.replace(s, fake_dtype="bfloat16")
+    frozen = "bfloat16" if lora or config.method == "sid-lsg" else config.generator.frozen_dtype
     return dataclasses.replace(
         config,
-        generator=dataclasses.replace(config.generator, frozen_dtype="bfloat16" if lora else config.generator.frozen_dtype),
+        sid=s,
+        generator=dataclasses.replace(config.generator, frozen_dtype=frozen),
         optim=dataclasses.replace(config.optim, optimizer=config.optim.optimizer if lora else "adafactor",
                                   optimizer_d=config.optim.optimizer_d if lora else "adafactor"),
         discriminator=dataclasses.replace(d, r1_mode="approx", backbone="lora" if lora else d.backbone,

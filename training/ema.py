@@ -1,7 +1,8 @@
 """Exponential moving average of the generator's trainable weights (Polyak averaging), the weights exported.
 
 θ_ema ← β θ_ema + (1 − β) θ with β = min(decay, (1 + n)/(10 + n)) after n updates, so that short runs (the
-in-app case) are not dominated by the initial weights.
+in-app case) are not dominated by the initial weights. decay = 0 is no EMA: the average would be the live weights
+themselves, so no shadow is held (a full fine-tune saves one copy of G's weights; the export reads the live weights).
 
 Low-memory storage (dtype=bfloat16): each update is computed in float32 and rounded to bf16 stochastically (up or
 down with the probabilities that make the rounding unbiased), so the (1 − β)-sized steps, far below bf16's
@@ -24,13 +25,16 @@ class EMA:
         self.decay, self.chunk_elements = decay, chunk_elements
         self.updates = 0
         self.dtype, self.seed = dtype, seed
-        self.shadow = {n: p.detach().to(dtype).clone() for n, p in module.named_parameters() if p.requires_grad}
+        self.enabled = decay > 0  # decay 0: every update would copy the weights; hold nothing instead
+        self.shadow = {n: p.detach().to(dtype).clone() for n, p in module.named_parameters() if p.requires_grad} if self.enabled else {}
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
         """One averaging step towards the module's current weights (multi-tensor kernels; a bf16 shadow a chunk at
         a time: the chunk's shadow and weights concatenated in float32, averaged, rounded, split back)."""
         self.updates += 1
+        if not self.enabled:
+            return
         weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
         pairs = [(self.shadow[n], p.detach()) for n, p in module.named_parameters() if n in self.shadow]
         exact = [(s, p) for s, p in pairs if s.dtype == torch.float32]
@@ -55,6 +59,9 @@ class EMA:
     def load_state_dict(self, state: dict) -> None:
         """Inverse of state_dict; refuses a state for other parameters."""
         names = {k[len("shadow."):] for k in state if k.startswith("shadow.")}
+        if not self.enabled:  # no EMA now: a state written with one resumes on the live weights
+            self.updates = int(state["updates"])
+            return
         if names != set(self.shadow):
             missing, extra = sorted(set(self.shadow) - names)[:3], sorted(names - set(self.shadow))[:3]
             raise ValueError(f"EMA state is for other parameters (missing {missing}, unexpected {extra})")

@@ -96,6 +96,10 @@ class Engine:
             unet.requires_grad_(True)
         if c.generator.frozen_dtype != "float32":  # before the move, so the device never holds the float32 copy
             store_frozen(unet, getattr(torch, c.generator.frozen_dtype))
+        if c.generator.storage_dtype != "float32":  # G's trained weights too (stochastic-rounding updates below)
+            for p in unet.parameters():
+                if p.requires_grad:
+                    p.data = p.detach().to(getattr(torch, c.generator.storage_dtype))
         unet.to(self.device).train()
         if c.generator.gradient_checkpointing:
             unet.set_gradient_checkpointing(True)
@@ -105,6 +109,8 @@ class Engine:
         for x in extras:
             distributed.broadcast_module(x.module, self.dist)
         self.opt_g = make_optimizer(o.optimizer, self.trainable_parameters(), o.lr_g, o.betas, o.weight_decay, o.foreach)
+        if c.generator.storage_dtype != "float32":
+            self.opt_g = Bf16WeightsOptimizer(self.opt_g, derived_seed(c.seed, -9))
         self.networks: dict[str, Network] = {GENERATOR: Network(GENERATOR, "g", unet, self.opt_g, o.lr_g)}
         for x in extras:
             if x.name in self.networks or x.key == "g":
