@@ -3,14 +3,17 @@ small teacher architecture (1×32×32 latents), per row kind and batch, with the
 DevicePairs gives them), bf16 autocast as the pipeline trains.
 
   python -m benchmarks.bench_proof_scale_train [--rows mse,latentlpips,elatentlpips,diffusion2gan] [--batches 256,1024]
-      [--steps 30] [--json OUT.json]
+      [--steps 30] [--compile] [--json OUT.json]
 
 Prints a markdown table (row, batch, ms/step, training samples/s, peak GiB) and the command; the first 10 steps
 (warm-up, the GAN's first R1 step) are not timed. Weights are random: speed does not depend on them.
+--compile measures every row twice, eager and with TrainConfig.compile_blocks (training/compile.py; its compile falls in
+the untimed steps), both without R1 (inductor has no double backward; the runs since session 10 train without it).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", default=",".join(ROW_KINDS))
     p.add_argument("--batches", default="256,1024")
     p.add_argument("--steps", type=int, default=30, help="steps per measurement (the first 10 untimed)")
+    p.add_argument("--compile", action="store_true", help="each row eager and with compile_blocks, both with r1_gamma 0")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     device = torch.device("cuda")
@@ -48,26 +52,29 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.benchmark = True  # as the pipeline runs
     context = torch.randn(11, 77, 64, device=device)
     rows = []
-    for kind in args.rows.split(","):
-        for batch in (int(b) for b in args.batches.split(",")):
-            torch.manual_seed(0)
-            unet = DiffusersUNet(build_unet(TeacherNetConfig(context_dim=64)), 1.0, 0.0)
-            elpips = ELatentLPIPS(LatentLPIPS(1, width=0.25), get_encoder("custom-1", 1))
-            config = train_config_for_kind(kind, batch, steps=args.steps)
-            trainer = Trainer(unet, config, elpips if config.loss.regression != "mse" else None, device)
-            torch.cuda.reset_peak_memory_stats(device)
-            times = []
+    modes = (False, True) if args.compile else (False,)
+    for kind, batch, compiled in ((k, int(b), c) for k in args.rows.split(",") for b in args.batches.split(",") for c in modes):
+        torch.manual_seed(0)
+        unet = DiffusersUNet(build_unet(TeacherNetConfig(context_dim=64)), 1.0, 0.0)
+        elpips = ELatentLPIPS(LatentLPIPS(1, width=0.25), get_encoder("custom-1", 1))
+        config = train_config_for_kind(kind, batch, steps=args.steps)
+        if args.compile:
+            config = dataclasses.replace(config, compile_blocks=compiled,
+                                         discriminator=dataclasses.replace(config.discriminator, r1_gamma=0.0))
+        trainer = Trainer(unet, config, elpips if config.loss.regression != "mse" else None, device)
+        torch.cuda.reset_peak_memory_stats(device)
+        times = []
 
-            def on_step(step, logs, times=times):
-                torch.cuda.synchronize(device)
-                times.append(time.perf_counter())
+        def on_step(step, logs, times=times):
+            torch.cuda.synchronize(device)
+            times.append(time.perf_counter())
 
-            trainer.run(_batches(args.steps, batch, device, context), args.steps, on_step)
-            per = (times[-1] - times[WARMUP - 1]) / (len(times) - WARMUP)
-            rows.append({"row": kind, "batch": batch, "ms_per_step": 1000 * per, "samples_per_second": batch / per,
-                         "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30})
-            del trainer, unet
-            torch.cuda.empty_cache()
+        trainer.run(_batches(args.steps, batch, device, context), args.steps, on_step)
+        per = (times[-1] - times[WARMUP - 1]) / (len(times) - WARMUP)
+        rows.append({"row": kind + (" compiled" if compiled else ""), "batch": batch, "ms_per_step": 1000 * per, "samples_per_second": batch / per,
+                     "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30})
+        del trainer, unet
+        torch.cuda.empty_cache()
     print(f"device: {torch.cuda.get_device_name(device)} (torch {torch.__version__}); bf16 autocast, batches on the GPU\n")
     print("| row | batch | ms/step | training samples/s | peak GiB |")
     print("|---|---|---|---|---|")

@@ -141,6 +141,11 @@ class ComfyUNet(nn.Module):
         mult = [m * self.unet.model_channels for m in self.unet.channel_mult]
         return [*mult, mult[-1]]
 
+    def blocks(self) -> list[nn.Module]:
+        """Input, middle and output blocks (an encoder copy has no output blocks): what TrainConfig.compile_blocks compiles."""
+        u = self.unet
+        return [*u.input_blocks, u.middle_block, *(u.output_blocks or [])]
+
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Recompute each block's activations in backward."""
         self.checkpointing = enabled

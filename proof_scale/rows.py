@@ -56,6 +56,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "gan_loss": str, "lr_d_schedule": str,  # "standard" | "relativistic"; "shared" | "constant" (training/config.py)
     "gan_ramp": int, "d_beta1": float, "d_beta2": float,  # LossConfig.gan_ramp_steps; D's Adam β (OptimConfig.betas_d)
     "d_backbone": str, "d_lora_rank": int,  # "full" | "lora": D's teacher encoder trained, or frozen with LoRA (DiscriminatorConfig)
+    "compile": lambda v: v == "true",  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)
     "data": str,  # the pairs folder of the work folder it trains on: "pairs" (the teacher's) or "pairs_2rf" (the 2-RF's)
@@ -89,6 +90,7 @@ SID_PLAN_TYPES = {
     **{k: PLAN_TYPES[k] for k in (*SID_SHARED, "lr", "init_from")}, "alpha": float, "t_min": int, "t_max": int, "prompt_dropout": float,
     "beta1": float, "grad_clip": float, "kappa1": float, "kappa2": float, "kappa4": float,
     "kappa": float,  # κ1 = κ2 = κ4 at once
+    "compile": PLAN_TYPES["compile"],
 }
 
 
@@ -168,6 +170,7 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
             sid=SidConfig(kappa1=p["kappa1"], kappa2=p["kappa2"], kappa4=p["kappa4"], alpha=p["alpha"], t_min=p["t_min"], t_max=p["t_max"],
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE),
             batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
+            compile_blocks=p.get("compile", False),
         )
     flow = "method" in p  # a flow row (FLOW_ROWS; a SiD row's plan returned above)
     return TrainConfig(
@@ -184,6 +187,7 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
                                           backbone=p.get("d_backbone", "full"), lora_rank=p.get("d_lora_rank", 64)),
         reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),
         batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
+        compile_blocks=p.get("compile", False),
     )
 
 

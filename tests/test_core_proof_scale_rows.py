@@ -1,4 +1,4 @@
-"""proof_scale.rows: variant folder names stay legal on every file system; the D-backbone and D-optimiser keys reach the trainer."""
+"""proof_scale.rows: variant folder names stay legal on every file system; the D-backbone, D-optimiser and compile keys reach the trainer."""
 import os
 
 from proof_scale import rows
@@ -33,3 +33,11 @@ def test_d_optimiser_defaults_to_the_methods_and_a_plan_can_set_it():
     assert o.betas_d == (0.0, 0.99)
     o = rows.train_config(rows.plan("diffusion2gan@d_beta2=0.999", rows.ROW_DEFAULTS), bf16=False, save_every=0).optim
     assert o.betas_d == (0.9, 0.999)  # runs 10–11 as they ran
+
+
+def test_compile_reaches_the_trainer_only_when_a_plan_sets_it():
+    plain = rows.plan("diffusion2gan@r1_gamma=0", rows.ROW_DEFAULTS)
+    assert "compile" not in plain and not rows.train_config(plain, bf16=False, save_every=0).compile_blocks  # old plans resume as they were
+    assert rows.train_config(rows.plan("diffusion2gan@r1_gamma=0:compile=true", rows.ROW_DEFAULTS), bf16=False, save_every=0).compile_blocks
+    sid = rows.plan("sid_lsg@compile=true", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    assert rows.train_config(sid, bf16=False, save_every=0).compile_blocks

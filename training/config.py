@@ -296,6 +296,9 @@ class TrainConfig:
     # Where the session keeps the pairs: "auto" on a GPU when they take ≤ 1/4 of its memory (batches gathered there,
     # training/device_data.py), "always", or "never" (a DataLoader over the memory-mapped shards).
     data_on_device: str = "auto"
+    # torch.compile every UNet block the run calls (training/compile.py): fuses the GroupNorm/elementwise kernels that
+    # bound small UNets; the first steps compile (minutes). Not with exact R1 (no double backward in inductor).
+    compile_blocks: bool = False
 
     def __post_init__(self) -> None:
         check_range("batch_size", self.batch_size, 1, integer=True)
@@ -316,6 +319,10 @@ class TrainConfig:
             raise ValueError(f"discriminator storage_dtype={self.discriminator.storage_dtype!r} needs bf16 autocast (bf16=True)")
         if self.sid.fake_dtype != "float32" and not self.bf16:
             raise ValueError(f"sid fake_dtype={self.sid.fake_dtype!r} needs bf16 autocast (bf16=True)")
+        d = self.discriminator
+        if self.compile_blocks and self.method == "diffusion2gan" and d.enabled and d.r1_gamma > 0 and d.r1_mode == "exact":
+            raise ValueError("compile_blocks cannot run exact R1 (torch.compile has no double backward): "
+                             "set r1_gamma 0 or r1_mode 'approx'")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready nested dict (the spec as its fields)."""

@@ -103,6 +103,11 @@ class DiffusersUNet(nn.Module):
         cfg = self.unet.config
         return [*cfg.block_out_channels, cfg.block_out_channels[-1]]
 
+    def blocks(self) -> list[nn.Module]:
+        """The down, middle and up blocks (an encoder copy has no up blocks): what TrainConfig.compile_blocks compiles."""
+        u = self.unet
+        return [*u.down_blocks, u.mid_block, *(u.up_blocks or [])]
+
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """diffusers' own per-block checkpointing."""
         if enabled:

@@ -22,6 +22,7 @@ from torch import nn
 from . import distributed, lora
 from .adafactor import SyncFreeAdafactor
 from .checkpoint import CheckpointError, check_fits, load_checkpoint, save_checkpoint
+from .compile import compile_unet_blocks
 from .config import TrainConfig
 from .core import OneStepGenerator, collate_pairs, format, keep_output_float32
 from .data import ResumableBatchSampler, chunk_rng, derived_seed, my_chunks
@@ -121,6 +122,10 @@ class Engine:
             self.networks[x.name] = Network(x.name, x.key, x.module, opt, x.lr)
         self.ema = EMA(unet, c.ema_decay, getattr(torch, c.ema_dtype), derived_seed(c.seed, -3))
         self.step = 0
+        if c.compile_blocks:  # last: after LoRA, storage dtypes and the method's copies (a copy of a compiled block would not be)
+            frozen = [m for m in vars(self.method).values() if isinstance(m, nn.Module)]  # e.g. SiD-LSG's teacher φ
+            n = compile_unet_blocks([unet, *(net.module for net in self.networks.values()), *frozen])
+            log.info("[onestep] compile_blocks: %d UNet blocks compiled (the first steps compile them)", n)
 
     @torch.no_grad()
     def start_generator_from(self, weights: dict[str, torch.Tensor]) -> None:
