@@ -18,7 +18,7 @@ from onestep.ranges import check_declared
 from . import model_folder
 from .constants import TRAINING_CATEGORY, check_choices, to_pil
 from .inputs import prompt_inputs, seed_input
-from .pair_collection import ComfyTeacher, latent_preview, settings_for
+from .pair_collection import ComfyTeacher, latent_preview, sdxl_size_setting, settings_for
 
 
 class OneStepCollectTeacherPairs(io.ComfyNode):
@@ -56,6 +56,13 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
                 io.Image.Input("hint", optional=True, tooltip="ControlNet hint images; pair i uses hint i mod batch size of this input."),
                 io.Float.Input("control_strength", default=1.0, min=0.0, max=10.0, step=0.01, optional=True, tooltip="ControlNet strength."),
                 io.Vae.Input("vae", optional=True, tooltip="Optional VAE to decode the previews (without it: a quick latent→RGB projection)."),
+                io.Conditioning.Input("size_conditioning", optional=True, tooltip=(
+                    "SDXL only, optional: a CLIP Text Encode SDXL whose size settings (width, height, crop_w, crop_h, target_width, "
+                    "target_height) the teacher uses for every prompt; its text is not used. Without it: original = target = "
+                    "the image size, no crop, as with a plain CLIP Text Encode. The pairs record it and training uses it.")),
+                io.Conditioning.Input("negative_size_conditioning", optional=True, tooltip=(
+                    "SDXL only, optional: the negative prompt's size settings, as size_conditioning (default: size_conditioning's; "
+                    "a plain CLIP Text Encode here gives the negative the image-size default).")),
             ],
             outputs=[
                 io.String.Output(display_name="dataset", tooltip="Path of the dataset folder."),
@@ -82,11 +89,13 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, prompts: str, prompt_file: str, prompt_column: str, negative: str, sampler_name: str, scheduler: str,
                 steps: int, cfg: float, seed: int, count: int, width: int, height: int, batch_size: int, shard_size: int, dataset_name: str,
-                control_net=None, hint=None, control_strength: float = 1.0, vae=None) -> io.NodeOutput:
+                control_net=None, hint=None, control_strength: float = 1.0, vae=None, size_conditioning=None,
+                negative_size_conditioning=None) -> io.NodeOutput:
         check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
         settings = settings_for(model, clip, prompt_list, negative, sampler_name, scheduler, steps, cfg, seed, count, width, height,
-                                batch_size, shard_size, control_net, hint, control_strength)
+                                batch_size, shard_size, control_net, hint, control_strength,
+                                sdxl_size_setting(model, width, height, size_conditioning, negative_size_conditioning))
         folder = model_folder.dataset_folder(dataset_name)
         manifest = open_dataset(folder, settings, prompt_list, {"teacher_name": "ComfyUI MODEL", "made_by": "Collect Teacher Pairs node"})
         teacher = ComfyTeacher(model, clip, prompt_list, negative, settings, control_net, hint, vae)

@@ -16,6 +16,7 @@ from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from onestep.pairs.manifest import SIZE_KEYS
 from training.unet_interface import ModelInfo, copy_module, default_lora_targets
 
 
@@ -61,16 +62,31 @@ class ComfyUNet(nn.Module):
         )
         return cls(unet, info, base.encode_adm if adm else None)
 
-    def _emb(self, x: torch.Tensor, t: torch.Tensor, pooled: torch.Tensor | None) -> torch.Tensor:
+    def _emb(self, x: torch.Tensor, t: torch.Tensor, pooled: torch.Tensor | None, size: torch.Tensor | None = None) -> torch.Tensor:
         u = self.unet
         emb = u.time_embed(timestep_embedding(t, u.model_channels, repeat_only=False).to(x.dtype))
         if u.num_classes is not None:
             if pooled is None:
                 raise ValueError("this UNet (SDXL family) needs the pooled text embedding")
-            h, w = x.shape[-2] * 8, x.shape[-1] * 8
-            y = self._encode_adm(pooled_output=pooled, width=w, height=h, target_width=w, target_height=h)
-            emb = emb + u.label_emb(y.to(x.device, x.dtype))
+            emb = emb + u.label_emb(self._adm(x, pooled, size).to(x.device, x.dtype))
         return emb
+
+    def _adm(self, x: torch.Tensor, pooled: torch.Tensor, size: torch.Tensor | None) -> torch.Tensor:
+        """The label input y as core makes it (model_base.SDXL.encode_adm): the pooled text and the size/crop
+        conditioning, per item [B, 6] (SIZE_KEYS order) or, without it, core's default for a conditioning with no size
+        keys (comfy.samplers.encode_model_conds): original = target = the image size, no crop."""
+        h, w = x.shape[-2] * 8, x.shape[-1] * 8
+        if size is None:
+            return self._encode_adm(pooled_output=pooled, width=w, height=h, target_width=w, target_height=h)
+        if size.shape != (pooled.shape[0], len(SIZE_KEYS)):
+            raise ValueError(f"size conditioning {tuple(size.shape)} must be [batch {pooled.shape[0]}, {len(SIZE_KEYS)}]")
+        rows = [tuple(int(v) for v in row) for row in size.round().tolist()]
+        parts, start = [], 0
+        for end in range(1, len(rows) + 1):  # one call per run of equal rows (encode_adm takes one size for its batch)
+            if end == len(rows) or rows[end] != rows[start]:
+                parts.append(self._encode_adm(pooled_output=pooled[start:end], **dict(zip(SIZE_KEYS, rows[start]))))
+                start = end
+        return torch.cat(parts)
 
     def _block(self, module: nn.Module, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, output_shape=None) -> torch.Tensor:
         def run(h, emb, context):
@@ -79,10 +95,11 @@ class ComfyUNet(nn.Module):
             return checkpoint(run, h, emb, context, use_reentrant=False)
         return run(h, emb, context)
 
-    def forward(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
-        """The raw UNet output, as UNetModel.forward computes it."""
+    def forward(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor | None = None,
+                size: torch.Tensor | None = None) -> torch.Tensor:
+        """The raw UNet output, as UNetModel.forward computes it (pooled, size: SDXL's label inputs, see _adm)."""
         u = self.unet
-        emb = self._emb(x_in, t, pooled)
+        emb = self._emb(x_in, t, pooled, size)
         h, hs = x_in, []
         for module in u.input_blocks:
             h = self._block(module, h, emb, context)
@@ -94,10 +111,10 @@ class ComfyUNet(nn.Module):
         return u.out(h)
 
     def encoder_features(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
-                         pooled: torch.Tensor | None = None) -> list[torch.Tensor]:
+                         pooled: torch.Tensor | None = None, size: torch.Tensor | None = None) -> list[torch.Tensor]:
         """The output of each resolution level (after its downsample) and of the middle block."""
         u = self.unet
-        emb = self._emb(x_in, t, pooled)
+        emb = self._emb(x_in, t, pooled, size)
         h, feats = x_in, []
         last = len(u.input_blocks) - 1
         for i, module in enumerate(u.input_blocks):

@@ -16,7 +16,7 @@ import torch
 
 from onestep.pairs.collect import check_shard_memory, collect, open_dataset
 from onestep.pairs.dataset import repeat_to_common_length
-from onestep.pairs.manifest import PairSettings, prompts_hash
+from onestep.pairs.manifest import SIZE_KEYS, PairSettings, prompts_hash
 from onestep.pairs.prompts import read_prompts
 from .generator_model import check_conditioning
 from .memory_budget import check_model_call, ram_bytes
@@ -76,6 +76,39 @@ def needs_pooled(model) -> bool:
     return model.model.model_config.unet_config.get("adm_in_channels") is not None
 
 
+def size_conditioning(conditioning, width: int, height: int, what: str = "size_conditioning") -> tuple[int, ...]:
+    """The SDXL size/crop settings a CONDITIONING carries (CLIP Text Encode SDXL stores width, height, crop_w, crop_h,
+    target_width, target_height in its dict), in SIZE_KEYS order, each missing key resolved as core resolves it for
+    a `width`×`height` image: original = the image size (comfy.samplers.encode_model_conds), no crop, target = original
+    (model_base.SDXL.encode_adm)."""
+    found = set()
+    for entry in conditioning or []:
+        d = entry[1]
+        w, h = d.get("width", width), d.get("height", height)
+        values = (h, w, d.get("crop_h", 0), d.get("crop_w", 0), d.get("target_height", h), d.get("target_width", w))
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise ValueError(f"{what}: the size/crop settings must be whole numbers ≥ 0, not {dict(zip(SIZE_KEYS, values))}")
+        found.add(values)
+    if len(found) != 1:
+        raise ValueError(f"{what} is empty: connect a CLIP Text Encode SDXL node" if not found else
+                         f"{what} carries {len(found)} different size/crop settings (combined conditionings?): connect one CLIP Text Encode SDXL")
+    return found.pop()
+
+
+def sdxl_size_setting(model, width: int, height: int, size_cond=None, negative_size_cond=None) -> tuple[int, ...]:
+    """PairSettings.sdxl_size for the optional size conditionings: () where both give core's default for this image size
+    (the dataset is then the same as one collected without them); the negative's defaults to the prompts'."""
+    if size_cond is None and negative_size_cond is None:
+        return ()
+    if not needs_pooled(model):
+        raise ValueError("size_conditioning only acts on SDXL-family models (their label input carries the image size and crop); "
+                         "this MODEL has none: disconnect it")
+    default = (height, width, 0, 0, height, width)
+    pos = size_conditioning(size_cond, width, height) if size_cond is not None else default
+    neg = size_conditioning(negative_size_cond, width, height, "negative_size_conditioning") if negative_size_cond is not None else pos
+    return () if pos == neg == default else (*pos, *neg)
+
+
 class ComfyTeacher:
     """A MODEL + CLIP (+ ControlNet and hint images) as a teacher for the collection loop."""
 
@@ -99,7 +132,10 @@ class ComfyTeacher:
             check_conditioning(self.model, [[cond["cond"], {"pooled_output": cond["pooled"]}]])
             self._cache[prompt_index] = cond
         cond = self._cache[prompt_index]
-        return cond if needs_pooled(self.model) else {"cond": cond["cond"]}
+        if not needs_pooled(self.model):
+            return {"cond": cond["cond"]}
+        size = self.s.size_of(negative=prompt_index < 0)
+        return {**cond, "size": torch.tensor([size])} if size is not None else cond
 
     def encode(self, prompt_indices: list[int]) -> None:
         """Encode the uncached prompts in one text-encoder call where that is exact: with a single token stream and
@@ -128,6 +164,9 @@ class ComfyTeacher:
         extra = {}
         if needs_pooled(self.model):  # SD1.x/2.x ignore the pooled vector, so it is only passed where it is used
             extra["pooled_output"] = torch.cat([c["pooled"] for c in conds])
+        size = self.s.size_of(negative=indices == [-1])
+        if size is not None:  # the keys CLIP Text Encode SDXL sets, which core's encode_adm reads
+            extra.update(zip(SIZE_KEYS, size))
         return [[repeat_to_common_length([c["cond"][0] for c in conds]), extra]]
 
     def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
@@ -154,7 +193,7 @@ def apply_controlnet(positive, negative, controlnet, hint, strength: float, vae=
 
 
 def settings_for(model, clip, prompts, negative, sampler, scheduler, steps, cfg, seed, count, width, height, batch_size,
-                 shard_size, controlnet=None, hints=None, control_strength=1.0) -> PairSettings:
+                 shard_size, controlnet=None, hints=None, control_strength=1.0, sdxl_size: tuple[int, ...] = ()) -> PairSettings:
     """The dataset settings for these inputs (refuses stochastic samplers, bad sizes and sizes whose teacher call or
     shard would not fit in memory, with a message)."""
     check_sampler(sampler)
@@ -180,6 +219,7 @@ def settings_for(model, clip, prompts, negative, sampler, scheduler, steps, cfg,
         steps=steps, cfg=float(cfg), negative=negative, prompts_sha256=prompts_hash(prompts), seed_start=seed, count=count,
         batch_size=batch_size, shard_size=shard_size, controlnet=controlnet_fingerprint(controlnet),
         control_strength=float(control_strength) if controlnet is not None else 0.0, hints_sha256=hints_sha, text_encoder=clip_fingerprint(clip),
+        sdxl_size=tuple(sdxl_size),
     )
     check_shard_memory(settings, ram_bytes())
     return settings

@@ -171,3 +171,80 @@ def test_bad_settings_and_foreign_folders(tmp_path):
     with pytest.raises(DatasetError, match="no manifest.json"):
         PairDataset(str(tmp_path))
     assert "no manifest.json" in validate(str(tmp_path)).text()
+
+
+# SDXL size/crop conditioning (CLIP Text Encode SDXL's settings), manifest.SIZE_KEYS order: the prompts', then the negative's
+SIZES = (768, 1024, 16, 32, 640, 512, 1024, 1024, 0, 0, 1024, 1024)
+
+
+class SizedTeacher(StandInTeacher):
+    """The stand-in teacher with SDXL size conditioning: each prompt's (and the negative's) size, as ComfyTeacher gives it
+    (77 tokens each, so the on-device batches take the dataset)."""
+
+    def conditioning(self, j):
+        return {"cond": torch.full((1, 77, 8), float(j)), "pooled": torch.full((1, 4), float(j)),
+                "size": torch.tensor([SIZES[6:] if j < 0 else SIZES[:6]])}
+
+
+def test_size_conditioning_round_trips_and_old_datasets_keep_their_format(tmp_path):
+    """Pairs with SDXL size conditioning: recorded per prompt and for the negative, in the settings (manifest version 2),
+    checked against them, read back by the Dataset and the on-device batches; a dataset without it is written exactly
+    as before (version 1, the settings hash an older pack computed), loads without sizes and is no other dataset."""
+    from onestep.pairs.manifest import Manifest
+    from onestep.pairs.shards import settings_hash
+    from training.device_data import DevicePairs
+
+    s = settings(PROMPTS, sdxl_size=SIZES)
+    manifest = open_dataset(str(tmp_path / "sized"), s, PROMPTS)
+    collect(str(tmp_path / "sized"), manifest, SizedTeacher(PROMPTS))
+    shard = load_file(str(tmp_path / "sized" / "shard-000000.safetensors"))
+    assert shard["size.0"].tolist() == [list(SIZES[:6])] and shard["size.1"].tolist() == [list(SIZES[:6])]
+    assert shard["negative.size"].tolist() == [list(SIZES[6:])] and shard["size.0"].dtype == torch.int64
+    loaded = Manifest.load(str(tmp_path / "sized"))
+    assert loaded.settings == s and loaded.settings.sdxl_size == SIZES and loaded.to_json()["version"] == 2
+    report = validate(str(tmp_path / "sized"))
+    assert report.ok and "prompts [768, 1024, 16, 32, 640, 512], negative [1024, 1024, 0, 0, 1024, 1024]" in report.text(), report.text()
+    ds = PairDataset(str(tmp_path / "sized"))
+    assert ds[4]["size"].tolist() == list(SIZES[:6]) and ds.negative()["size"].tolist() == list(SIZES[6:])
+    batch = collate_pairs([ds[i] for i in range(3)])
+    assert batch["size"].shape == (3, 6)
+    on_device = DevicePairs(ds, "cpu").batch([0, 1, 2])
+    assert on_device.keys() == batch.keys() and all(torch.equal(on_device[k], batch[k]) for k in batch if k != "context")
+    # a shard whose sizes are not its settings' is caught (a hand-edited or mixed-up file)
+    with pytest.raises(DatasetError, match="other settings.*sdxl_size"):
+        open_dataset(str(tmp_path / "sized"), settings(PROMPTS), PROMPTS)
+    with pytest.raises(DatasetError, match="sdxl_size must be 12"):
+        settings(PROMPTS, sdxl_size=SIZES[:6])
+
+    old = settings(PROMPTS, latent_format="SDXL", latent_shape=(4, 10, 8), negative="blurry", prompts_sha256=prompts_hash(["a", "b"]),
+                   seed_start=10, count=3, batch_size=3, shard_size=3)
+    assert settings_hash(old) == "4885fb9a797fabdffabfaeec00c696e46bba62dec5c29281136c54dc4deaabfd"  # what the pack computed before sizes
+    manifest, _ = make(tmp_path / "plain")
+    d = Manifest.load(str(tmp_path / "plain")).to_json()
+    assert d["version"] == 1 and "sdxl_size" not in d["settings"]
+    shard = load_file(str(tmp_path / "plain" / "shard-000000.safetensors"))
+    assert not [k for k in shard if "size" in k] and "size" not in PairDataset(str(tmp_path / "plain"))[0]
+    assert "size" not in PairDataset(str(tmp_path / "plain")).negative()
+
+
+def test_size_conditioning_shards_are_checked_against_the_settings(tmp_path):
+    """A shard of a sized dataset that lacks its sizes, or holds other ones, is set aside and made again on resume."""
+    from safetensors.torch import save_file
+
+    s = settings(PROMPTS, sdxl_size=SIZES)
+    collect(str(tmp_path / "d"), open_dataset(str(tmp_path / "d"), s, PROMPTS), SizedTeacher(PROMPTS))
+    path = str(tmp_path / "d" / "shard-000001.safetensors")
+    from safetensors import safe_open
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(path)
+    tensors["negative.size"] = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    save_file(tensors, path, metadata=meta)
+    report = validate(str(tmp_path / "d"))
+    assert not report.ok and any("negative.size [1, 2, 3, 4, 5, 6] is not the size conditioning" in p for p in report.problems), report.text()
+    del tensors["negative.size"]
+    save_file(tensors, path, metadata=meta)
+    assert any("lacks conditioning ['negative.size']" in p for p in validate(str(tmp_path / "d")).problems)
+    teacher = SizedTeacher(PROMPTS)
+    collect(str(tmp_path / "d"), open_dataset(str(tmp_path / "d"), s, PROMPTS), teacher)
+    assert len(teacher.calls) == 1 and validate(str(tmp_path / "d")).ok

@@ -25,7 +25,7 @@ class DevicePairs:
         self.device = torch.device(device)
         parts: dict[str, list[torch.Tensor]] = {}
         contexts: dict[int, torch.Tensor] = {}
-        pooled: dict[int, torch.Tensor] = {}
+        tables: dict[str, dict[int, torch.Tensor]] = {"pooled": {}, "size": {}}  # per-prompt entries besides the text
         for entry in dataset.shards:
             with safe_open(os.path.join(dataset.folder, entry["file"]), "pt") as f:
                 keys = set(f.keys())
@@ -34,8 +34,9 @@ class DevicePairs:
                         parts.setdefault(key, []).append(f.get_tensor(key))
                 for j in parts["prompt_index"][-1].unique().tolist():
                     contexts.setdefault(j, f.get_tensor(f"cond.{j}")[0])
-                    if f"pooled.{j}" in keys:
-                        pooled.setdefault(j, f.get_tensor(f"pooled.{j}")[0])
+                    for name, table in tables.items():
+                        if f"{name}.{j}" in keys:
+                            table.setdefault(j, f.get_tensor(f"{name}.{j}")[0])
         lengths = {c.shape[0] for c in contexts.values()}
         if len(lengths) != 1:
             raise ValueError(f"the prompts' text conditionings have different lengths {sorted(lengths)}: use the Dataset path")
@@ -45,7 +46,7 @@ class DevicePairs:
         row_of[rows] = torch.arange(len(rows))
         self.row_of = row_of.to(self.device)  # prompt index → row of the tables
         self.context = torch.stack([contexts[j] for j in rows]).to(self.device)
-        self.pooled = torch.stack([pooled[j] for j in rows]).to(self.device) if pooled else None
+        self.tables = {name: torch.stack([t[j] for j in rows]).to(self.device) for name, t in tables.items() if t}
 
     def __len__(self) -> int:
         return int(self.items["noise"].shape[0])
@@ -56,8 +57,8 @@ class DevicePairs:
         out = {k: v.index_select(0, idx) for k, v in self.items.items()}
         rows = self.row_of.index_select(0, out["prompt_index"])
         out["context"] = self.context.index_select(0, rows)
-        if self.pooled is not None:
-            out["pooled"] = self.pooled.index_select(0, rows)
+        for name, table in self.tables.items():
+            out[name] = table.index_select(0, rows)
         return out
 
     @staticmethod

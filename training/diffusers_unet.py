@@ -30,27 +30,30 @@ class DiffusersUNet(nn.Module):
             latent_scale=latent_scale, latent_shift=latent_shift, spatial_multiple=2 ** (len(cfg.block_out_channels) - 1),
         )
 
-    def _added(self, x: torch.Tensor, pooled: torch.Tensor | None) -> dict:
+    def _added(self, x: torch.Tensor, pooled: torch.Tensor | None, size: torch.Tensor | None = None) -> dict:
         if self.info.pooled_dim is None:
             return {}
         if pooled is None:
             raise ValueError("this UNet (SDXL layout) needs the pooled text embedding: pass pooled=")
-        h, w = x.shape[-2] * 8, x.shape[-1] * 8  # size conditioning: original = target size, no crop
+        if size is not None:  # [B, 6]: original (h, w), crop top-left (h, w), target (h, w), diffusers' time_ids order
+            return {"text_embeds": pooled, "time_ids": size.to(x.device, x.dtype)}
+        h, w = x.shape[-2] * 8, x.shape[-1] * 8  # default size conditioning: original = target size, no crop
         ids = torch.tensor([h, w, 0, 0, h, w], device=x.device, dtype=x.dtype).expand(x.shape[0], 6)
         return {"text_embeds": pooled, "time_ids": ids}
 
-    def forward(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor | None = None,
+                size: torch.Tensor | None = None) -> torch.Tensor:
         """The raw UNet output."""
-        return self.unet(x_in, t, encoder_hidden_states=context, added_cond_kwargs=self._added(x_in, pooled), return_dict=False)[0]
+        return self.unet(x_in, t, encoder_hidden_states=context, added_cond_kwargs=self._added(x_in, pooled, size), return_dict=False)[0]
 
     def encoder_features(
         self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
-        pooled: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None, size: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Feature maps after each down block and after the middle block."""
         u = self.unet
         emb = u.time_embedding(u.get_time_embed(sample=x_in, timestep=t))
-        aug = u.get_aug_embed(emb=emb, encoder_hidden_states=context, added_cond_kwargs=self._added(x_in, pooled))
+        aug = u.get_aug_embed(emb=emb, encoder_hidden_states=context, added_cond_kwargs=self._added(x_in, pooled, size))
         emb = emb + aug if aug is not None else emb
         if u.time_embed_act is not None:
             emb = u.time_embed_act(emb)

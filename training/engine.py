@@ -33,7 +33,7 @@ from .lr_schedule import lr_factor
 from .methods import DATA_KEYS, Method, Resources, method_class
 from .rounding import Bf16WeightsOptimizer
 from .steps import run_phase
-from .unet_interface import TrainableUNet, check_batch_compatible, store_frozen
+from .unet_interface import TrainableUNet, check_batch_compatible, store_frozen, unet_extra
 
 log = logging.getLogger("onestep")
 STATE_VERSION = 1
@@ -156,7 +156,7 @@ class Engine:
     def _micro_batch(self, chunk: dict, j: int) -> MicroBatch:
         dev = self.device
         latent = chunk["latent"].to(dev, torch.float32) if "latent" in chunk else None
-        extra = {"pooled": chunk["pooled"].to(dev, torch.float32)} if "pooled" in chunk else {}
+        extra = unet_extra(chunk, dev)
         return MicroBatch(
             z=chunk["noise"].to(dev, torch.float32) if "noise" in chunk else None,
             real=self.info.to_unet_space(latent) if latent is not None else None, latent=latent,

@@ -15,13 +15,13 @@ from collections.abc import Callable
 import torch
 
 from .config import TrainConfig
-from .core import ELatentLPIPS, PairDataset, atomic_write, collate_pairs, format
+from .core import SIZE_KEYS, ELatentLPIPS, PairDataset, atomic_write, collate_pairs, format
 from .device_data import DevicePairs
 from .engine import Engine, RunResult
 from .export import export_generator
 from .loss_curve import loss_curve
 from .methods import DATA_KEYS, Method, Resources
-from .unet_interface import IncompatibleDataError, TrainableUNet, check_batch_compatible
+from .unet_interface import IncompatibleDataError, TrainableUNet, check_batch_compatible, unet_extra
 
 log = logging.getLogger("onestep")
 
@@ -115,7 +115,7 @@ class TrainingSession:
         t = self.trainer
         dev = t.device
         noise = batch["noise"] if "noise" in batch else t.method.draw_noise(t, len(items), torch.Generator().manual_seed(t.config.seed))
-        extra = {"pooled": batch["pooled"].to(dev)} if "pooled" in batch else {}
+        extra = unet_extra(batch, dev)
         was_training = t.unet.training
         t.unet.eval()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.config.bf16):  # weights stored in bf16 need it
@@ -133,6 +133,9 @@ class TrainingSession:
             teacher_hash = teacher_hash or s.teacher[:16]
             guidance = s.cfg if guidance is None else guidance
             source = source or f"{self.trainer.method.name} from pairs {os.path.basename(os.path.normpath(self.dataset.folder))}"
+            if s.sdxl_size:  # what to set in CLIP Text Encode SDXL at inference to meet the training's conditioning
+                notes = {"sdxl_size": {"prompts": dict(zip(SIZE_KEYS, s.size_of())), "negative": dict(zip(SIZE_KEYS, s.size_of(negative=True)))},
+                         **(notes or {})}
         if guidance is None:
             guidance = self.trainer.method.guidance()
         return export_generator(self.trainer, generator_path, base, latent_format, teacher_hash=teacher_hash or "", guidance=guidance,

@@ -42,6 +42,16 @@ class ModelInfo:
         return x0 / self.latent_scale + self.latent_shift
 
 
+UNET_EXTRA = ("pooled", "size")  # batch entries every UNet call takes besides x, t and the text: the pooled text [B, P] and
+# SDXL's size/crop conditioning [B, 6] (height, width, crop_h, crop_w, target_height, target_width; absent: the default,
+# original = target = the image size, no crop), travelling with the text through G, D and the teacher
+
+
+def unet_extra(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The UNET_EXTRA entries of a batch, as float32 on `device` (the keyword arguments of the UNet calls)."""
+    return {k: batch[k].to(device, torch.float32) for k in UNET_EXTRA if k in batch}
+
+
 @runtime_checkable
 class TrainableUNet(Protocol):
     """A UNet as the trainer uses it (an nn.Module; see training/diffusers_unet.py for the reference adapter)."""
@@ -49,7 +59,7 @@ class TrainableUNet(Protocol):
     info: ModelInfo
 
     def __call__(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, **extra) -> torch.Tensor:
-        """The raw network output (ε, v, x0 or velocity) for UNet input x_in at timesteps t [B]."""
+        """The raw network output (ε, v, x0 or velocity) for UNet input x_in at timesteps t [B]; extra: UNET_EXTRA."""
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Recompute block activations in backward."""
@@ -107,6 +117,11 @@ def check_batch_compatible(batch: Mapping[str, torch.Tensor], info: ModelInfo, k
         raise IncompatibleDataError(f"the teacher UNet needs a pooled text embedding of width {info.pooled_dim} (SDXL); the dataset has none")
     if info.pooled_dim is not None and pooled.shape[-1] != info.pooled_dim:
         raise IncompatibleDataError(f"the dataset's pooled embedding has width {pooled.shape[-1]}, the teacher UNet takes {info.pooled_dim}")
+    size = batch.get("size")
+    if size is not None and info.pooled_dim is None:
+        raise IncompatibleDataError("the dataset has SDXL size/crop conditioning but the teacher UNet takes no size embedding (not SDXL-family)")
+    if size is not None and size.shape[-1] != 6:
+        raise IncompatibleDataError(f"the dataset's size conditioning has {size.shape[-1]} values per item, SDXL's has 6")
 
 
 def _check_latents(noise: torch.Tensor, latent: torch.Tensor, info: ModelInfo) -> None:

@@ -31,7 +31,8 @@ class Teacher(Protocol):
         """[1, C, h, w] starting noise for a seed, exactly as core KSampler makes it."""
 
     def conditioning(self, prompt_index: int) -> dict[str, torch.Tensor]:
-        """{'cond': [1, L, D], optional 'pooled': [1, P]} for a prompt of the list (the negative: index -1)."""
+        """{'cond': [1, L, D], optional 'pooled': [1, P], optional 'size': [1, 6] (SDXL size/crop conditioning in
+        manifest.SIZE_KEYS order, where the settings have it)} for a prompt of the list (the negative: index -1)."""
 
     def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
         """Teacher latents [B, C, h, w] (LATENT units) for a batch of noises and prompts."""
@@ -147,7 +148,7 @@ def collect(
     todo = (k for k in range(rank, s.num_shards, world) if k not in manifest.shards)
     total = _rank_items(s, rank, world) - sum(int(e["count"]) for k, e in manifest.shards.items() if k % world == rank)
     done = 0
-    negative = _named(teacher.conditioning(-1), "negative.cond", "negative.pooled")
+    negative = _named(teacher.conditioning(-1), "negative.")
     written = []
     for k in todo:
         items = s.shard_items(k)
@@ -168,7 +169,7 @@ def collect(
                 progress(done, total, latent)
         tensors.update(noise=torch.cat(noises), latent=torch.cat(latents), **negative)
         for j in sorted({i % len(manifest.prompts) for i in items}):
-            tensors.update(_named(teacher.conditioning(j), f"cond.{j}", f"pooled.{j}"))
+            tensors.update(_named(teacher.conditioning(j), "", f".{j}"))
         try:
             entry = write_shard(folder, k, s, tensors)
         except OSError as e:
@@ -193,9 +194,7 @@ def _rank_items(s: PairSettings, rank: int, world: int) -> int:
     return shards * s.shard_size - (last_short if (s.num_shards - 1) % world == rank else 0)
 
 
-def _named(cond: dict[str, torch.Tensor], cond_key: str, pooled_key: str) -> dict[str, torch.Tensor]:
-    """A prompt's conditioning under its shard keys (pooled only where the model uses it)."""
-    out = {cond_key: cond["cond"]}
-    if cond.get("pooled") is not None:
-        out[pooled_key] = cond["pooled"]
-    return out
+def _named(cond: dict[str, torch.Tensor], prefix: str, suffix: str = "") -> dict[str, torch.Tensor]:
+    """A prompt's conditioning under its shard keys: cond.<j>, pooled.<j>, size.<j> (the negative: negative.cond, ...);
+    pooled only where the model uses it, size only where the settings have SDXL size conditioning."""
+    return {f"{prefix}{key}{suffix}": cond[key] for key in ("cond", "pooled", "size") if cond.get(key) is not None}

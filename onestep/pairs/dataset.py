@@ -2,7 +2,9 @@
 
 Shards are memory-mapped through safetensors and opened lazily in each process, so DataLoader workers
 (fork or spawn) each read their own mappings. Items are dicts: noise, latent ([C,h,w]), context ([L,D]),
-optional pooled ([P]), seed, prompt_index (and hint_index with ControlNet datasets)."""
+optional pooled ([P]), optional size ([6] int64: SDXL size/crop conditioning, manifest.SIZE_KEYS order; absent in
+datasets collected without it, whose teacher calls had the default), seed, prompt_index (and hint_index with
+ControlNet datasets)."""
 from __future__ import annotations
 
 import bisect
@@ -72,16 +74,18 @@ class PairDataset(torch.utils.data.Dataset):
             item["hint_index"] = f.get_slice("hint_index")[row]
         j = int(item["prompt_index"])
         item["context"] = f.get_tensor(f"cond.{j}")[0]
-        if f"pooled.{j}" in f.keys():
-            item["pooled"] = f.get_tensor(f"pooled.{j}")[0]
+        for key in ("pooled", "size"):
+            if f"{key}.{j}" in f.keys():
+                item[key] = f.get_tensor(f"{key}.{j}")[0]
         return item
 
     def negative(self) -> dict[str, torch.Tensor]:
-        """The negative prompt's conditioning {'context': [L,D], optional 'pooled': [P]}."""
+        """The negative prompt's conditioning {'context': [L,D], optional 'pooled': [P], optional 'size': [6]}."""
         f = self._open(0)
         out = {"context": f.get_tensor("negative.cond")[0]}
-        if "negative.pooled" in f.keys():
-            out["pooled"] = f.get_tensor("negative.pooled")[0]
+        for key in ("pooled", "size"):
+            if f"negative.{key}" in f.keys():
+                out[key] = f.get_tensor(f"negative.{key}")[0]
         return out
 
     def context_dim(self) -> int:

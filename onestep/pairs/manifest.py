@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from ..atomic import atomic_write
 
 FORMAT = "onestep-teacher-pairs"
-VERSION = 1
+VERSION = 2  # 2: SDXL size/crop conditioning (PairSettings.sdxl_size); a dataset without it is still written as 1
+SIZE_KEYS = ("height", "width", "crop_h", "crop_w", "target_height", "target_width")  # SDXL's order (model_base.SDXL.encode_adm)
 MANIFEST = "manifest.json"
 SEED_MAX = 2**63 - 1  # the largest seed a shard records (its seeds are an int64 tensor)
 
@@ -47,6 +48,9 @@ class PairSettings:
     control_strength: float = 0.0  # ControlNet strength
     hints_sha256: str = ""  # hash of the hint images (item i uses hint i mod number of hints)
     text_encoder: str = ""  # fingerprint of the text encoder that made the conditioning
+    # SDXL size/crop conditioning (CLIP Text Encode SDXL's inputs), in SIZE_KEYS order: the prompts' 6 values, then the
+    # negative's 6. () = the default every teacher call had before: original = target = the image size, no crop.
+    sdxl_size: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -59,6 +63,9 @@ class PairSettings:
             raise DatasetError(f"cfg and control_strength must be finite numbers, not {self.cfg}, {self.control_strength}")
         if len(self.latent_shape) != 3 or min(self.latent_shape) < 1:
             raise DatasetError(f"the latents must have a positive size, not {self.latent_shape} (width and height ≥ 8 pixels)")
+        if self.sdxl_size and (len(self.sdxl_size) != 2 * len(SIZE_KEYS) or min(self.sdxl_size) < 0):
+            raise DatasetError(f"sdxl_size must be {2 * len(SIZE_KEYS)} sizes ≥ 0 (the prompts' and the negative's {', '.join(SIZE_KEYS)}), "
+                               f"not {self.sdxl_size}")
         # Each item's seed is stored in the shards as a signed 64-bit integer (seed ≥ 2^63 raised torch's "Overflow when
         # unpacking long long" after the first batch was sampled)
         if not 0 <= self.seed_start <= SEED_MAX - (self.count - 1):
@@ -74,7 +81,20 @@ class PairSettings:
         return range(k * self.shard_size, min((k + 1) * self.shard_size, self.count))
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not self.sdxl_size:  # absent when default: older datasets keep their settings hash (shards record it)
+            del d["sdxl_size"]
+        return d
+
+    @property
+    def version(self) -> int:
+        """The manifest format version these settings need (older packs refuse a newer one instead of ignoring it)."""
+        return 2 if self.sdxl_size else 1
+
+    def size_of(self, negative: bool = False) -> tuple[int, ...] | None:
+        """The prompts' (or the negative's) SDXL size conditioning in SIZE_KEYS order, or None for the default."""
+        n = len(SIZE_KEYS)
+        return (self.sdxl_size[n:] if negative else self.sdxl_size[:n]) if self.sdxl_size else None
 
     @classmethod
     def from_json(cls, d: dict) -> PairSettings:
@@ -87,7 +107,7 @@ class PairSettings:
         for name, value in d.items():
             if not _of_type(value, fields_[name].type):
                 raise DatasetError(f"manifest setting {name}={value!r} is not a {fields_[name].type}")
-        d = dict(d, latent_shape=tuple(d.get("latent_shape", ())))
+        d = dict(d, latent_shape=tuple(d.get("latent_shape", ())), sdxl_size=tuple(d.get("sdxl_size", ())))
         try:
             return cls(**d)
         except TypeError as e:  # a required field missing
@@ -95,7 +115,7 @@ class PairSettings:
 
     def differences(self, other: PairSettings) -> list[str]:
         """Human-readable `field: old → new` for every setting that differs."""
-        a, b = self.to_json(), other.to_json()
+        a, b = dataclasses.asdict(self), dataclasses.asdict(other)
         return [f"{k}: {a[k]!r} → {b[k]!r}" for k in a if a[k] != b[k]]
 
 
@@ -105,6 +125,7 @@ def _of_type(value, annotation: str) -> bool:
     return {
         "str": isinstance(value, str), "int": integer, "float": (integer or isinstance(value, float)) and math.isfinite(value),
         "tuple[int, int, int]": isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value),
+        "tuple[int, ...]": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value),
     }.get(annotation, True)
 
 
@@ -151,7 +172,7 @@ class Manifest:
 
     def to_json(self) -> dict:
         return {
-            "format": FORMAT, "version": VERSION, "complete": self.complete, "settings": self.settings.to_json(),
+            "format": FORMAT, "version": self.settings.version, "complete": self.complete, "settings": self.settings.to_json(),
             "prompts": self.prompts, "info": self.info, "shards": [self.shards[k] for k in sorted(self.shards)],
         }
 

@@ -1,6 +1,7 @@
 """One shard of a teacher-pairs dataset: a safetensors file with the items' noise, teacher latents, seeds and
 prompt indices, plus the conditioning of the prompts it uses (`cond.<j>`, `pooled.<j>` for prompt j, and the
-negative prompt's `negative.cond`/`negative.pooled`), so every shard is self-contained."""
+negative prompt's `negative.cond`/`negative.pooled`; with SDXL size conditioning also `size.<j>` and `negative.size`,
+int64 [1, 6] in manifest.SIZE_KEYS order), so every shard is self-contained."""
 from __future__ import annotations
 
 import hashlib
@@ -80,5 +81,11 @@ def _check_values(f, name: str, items: range, settings: PairSettings, num_prompt
         if not torch.isfinite(f.get_tensor(key)).all():
             raise DatasetError(f"{name}: {key} contains NaN or infinite values")
     needed = {f"cond.{int(j)}" for j in prompt_index.unique()} | {"negative.cond"}
+    if settings.sdxl_size:
+        needed |= {f"size.{int(j)}" for j in prompt_index.unique()} | {"negative.size"}
     if needed - keys:
         raise DatasetError(f"{name} lacks conditioning {sorted(needed - keys)[:3]}")
+    for key in sorted(k for k in keys if k == "negative.size" or k.startswith("size.")):  # the settings say what they must be
+        want = settings.size_of(negative=key == "negative.size")
+        if want is None or f.get_tensor(key).flatten().tolist() != list(want):
+            raise DatasetError(f"{name}: {key} {f.get_tensor(key).flatten().tolist()} is not the size conditioning of its settings {want}")

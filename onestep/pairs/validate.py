@@ -39,6 +39,9 @@ class Report:
             f"sampling: {s.sampler}/{s.scheduler}, {s.steps} steps, CFG {s.cfg:g}, seeds {s.seed_start}..{s.seed_start + s.count - 1}, batch {s.batch_size}",
             f"prompts: {len(self.manifest.prompts)} (first: {self.manifest.prompts[0][:60]!r}); negative: {s.negative[:40]!r}",
         ]
+        if s.sdxl_size:
+            lines.append(f"SDXL size conditioning (height, width, crop_h, crop_w, target_height, target_width): prompts "
+                         f"{list(s.size_of())}, negative {list(s.size_of(negative=True))}")
         if s.controlnet:
             lines.append(f"controlnet: {self.manifest.info.get('controlnet_name', '?')} [{s.controlnet[:12]}], strength {s.control_strength:g}")
         if self.missing:

@@ -54,8 +54,9 @@ class ReflowLoss:
             raise ValueError(f"the empty prompt's conditioning {tuple(null.shape)} does not fit the prompts' {tuple(mb.context.shape[1:])}")
         context = torch.where(drop.view(-1, 1, 1), null, mb.context)
         extra = dict(mb.extra)
-        if "pooled" in extra and "pooled" in self.uncond:
-            extra["pooled"] = torch.where(drop.view(-1, 1), self.uncond["pooled"].to(extra["pooled"]), extra["pooled"])
+        for key in ("pooled", "size"):  # a dropped item takes the negative's pooled text and SDXL size conditioning too
+            if key in extra and key in self.uncond:
+                extra[key] = torch.where(drop.view(-1, 1), self.uncond[key].to(extra[key]), extra[key])
         return context, extra
 
     def __call__(self, unet, mb: MicroBatch) -> dict[str, torch.Tensor]:

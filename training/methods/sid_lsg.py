@@ -67,7 +67,7 @@ def x0_from_output(prediction: str, out: torch.Tensor, x_t: torch.Tensor, a: tor
 
 def guided(net, x_t: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None, kappa: float) -> torch.Tensor:
     """The network's raw output with classifier-free guidance, uncond + κ·(cond − uncond) in float32 (one call on the
-    doubled batch); κ = 1 is the conditional call alone. cond/uncond: {"context": [B, L, D], optional "pooled"}."""
+    doubled batch); κ = 1 is the conditional call alone. cond/uncond: {"context": [B, L, D], optional "pooled", "size"}."""
     if kappa == 1.0:
         return net(x_t, t, **cond).float()
     both = {k: torch.cat([uncond[k], cond[k]]) for k in cond}
@@ -223,6 +223,8 @@ class SidLSG(Method):
         uncond = {"context": ctx.repeat(length // ctx.shape[0], 1).expand(n, -1, -1)}
         if "pooled" in cond:
             uncond["pooled"] = self.uncond["pooled"].expand(n, -1)
+        if "size" in cond:  # SDXL size conditioning: the empty prompt's own, else the prompts' (one setting for both)
+            uncond["size"] = self.uncond["size"].expand(n, -1) if "size" in self.uncond else cond["size"]
         return cond, uncond
 
     def _draws(self, engine, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
