@@ -252,3 +252,214 @@ def test_instaflow_on_pairs_of_the_sdxl_2_rectified_flow(pack, sdxl):  # noqa: F
     out = pack["OneStepGenerate"].execute(gen, [[cond, extra]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
     other = pack["OneStepGenerate"].execute(gen, [[cond, {"pooled_output": extra["pooled_output"].flip(-1)}]], 7, WIDTH, HEIGHT, 2)[0]["samples"]
     assert torch.isfinite(out).all() and (other - out).abs().max() > 1e-4 * out.abs().max()
+
+
+# SDXL size/crop conditioning (issue 20): CLIP Text Encode SDXL's settings, as its inputs (width, height, crop_w, crop_h,
+# target_width, target_height), and as the pairs record them (manifest.SIZE_KEYS: height, width, crop_h, crop_w,
+# target_height, target_width). Non-square, a crop, a target other than the original: every swap or default would show.
+POS_SIZE = dict(width=1024, height=768, crop_w=32, crop_h=16, target_width=512, target_height=640)
+NEG_SIZE = dict(width=2048, height=1536, crop_w=0, crop_h=0, target_width=2048, target_height=1536)
+POS_ROW, NEG_ROW = [768, 1024, 16, 32, 640, 512], [1536, 2048, 0, 0, 1536, 2048]
+
+
+def encode_sdxl(clip, text, size):
+    """Core's CLIP Text Encode SDXL (the same text for both towers, as CLIP Text Encode tokenizes it)."""
+    from comfy_extras.nodes_clip_sdxl import CLIPTextEncodeSDXL
+    return CLIPTextEncodeSDXL.execute(clip, size["width"], size["height"], size["crop_w"], size["crop_h"], size["target_width"],
+                                      size["target_height"], text, text)[0]
+
+
+@pytest.fixture(scope="module")
+def sized(pack, sdxl):  # noqa: F811
+    """A 3-pair dataset collected like sdxl's, with CLIP Text Encode SDXL size settings for the prompts and the negative."""
+    folder = pack["OneStepCollectTeacherPairs"].execute(
+        sdxl["model"], sdxl["clip"], "\n".join(PROMPTS), "", "prompt", NEGATIVE, "euler", "normal", STEPS, CFG, SEED, 3, WIDTH, HEIGHT, 3, 3,
+        "sdxl-sized", size_conditioning=encode_sdxl(sdxl["clip"], "its text is not used", POS_SIZE),
+        negative_size_conditioning=encode_sdxl(sdxl["clip"], "", NEG_SIZE))[0]
+    return folder
+
+
+def test_pairs_record_sdxl_size_and_equal_ksampler_with_clip_text_encode_sdxl(pack, sdxl, sized):  # noqa: F811
+    """Collect Teacher Pairs fed CLIP Text Encode SDXL's size settings records them per prompt and for the negative (manifest
+    version 2; the dataset and the validator read them back), and a recorded latent is core KSampler's with CLIP Text
+    Encode SDXL conditioning at those settings, not the default-size one. A conditioning without size keys is the default:
+    the same dataset as without it (resumed, still version 1). Old datasets have no sizes and keep loading."""
+    from onestep.pairs.dataset import PairDataset
+    from onestep.pairs.manifest import Manifest
+    from onestep.pairs.validate import validate
+
+    shard = load_file(f"{sized}/shard-000000.safetensors")
+    assert all(shard[f"size.{j}"].tolist() == [POS_ROW] for j in range(3)) and shard["negative.size"].tolist() == [NEG_ROW]
+    manifest = Manifest.load(sized)
+    assert manifest.to_json()["version"] == 2 and list(manifest.settings.sdxl_size) == POS_ROW + NEG_ROW
+    assert PairDataset(sized)[2]["size"].tolist() == POS_ROW and PairDataset(sized).negative()["size"].tolist() == NEG_ROW
+    assert validate(sized).ok and "negative [1536, 2048, 0, 0, 1536, 2048]" in validate(sized).text()
+    empty = {"samples": torch.zeros(1, 4, HEIGHT // 8, WIDTH // 8)}
+    replay = nodes.KSampler().sample(sdxl["model"], 11, STEPS, CFG, "euler", "normal", encode_sdxl(sdxl["clip"], PROMPTS[1], POS_SIZE),
+                                     encode_sdxl(sdxl["clip"], NEGATIVE, NEG_SIZE), empty)[0]["samples"][0]
+    scale = shard["latent"][1].abs().max()
+    assert (replay - shard["latent"][1]).abs().max() <= 1e-5 * scale, ((replay - shard["latent"][1]).abs().max(), scale)
+    default = load_file(f"{sdxl['folder']}/shard-000000.safetensors")
+    assert (default["latent"][1] - shard["latent"][1]).abs().max() > 1e-3 * scale  # the settings reached the teacher
+    # only the negative's settings differ: still another latent (the negative's are recorded and used on their own)
+    neg_default = nodes.KSampler().sample(sdxl["model"], 11, STEPS, CFG, "euler", "normal", encode_sdxl(sdxl["clip"], PROMPTS[1], POS_SIZE),
+                                          encode(sdxl["clip"], NEGATIVE), empty)[0]["samples"][0]
+    assert (neg_default - replay).abs().max() > 1e-4 * scale
+
+    # a plain CLIP Text Encode (no size keys) resolves to the default: the existing default-size dataset, resumed as it is
+    assert Manifest.load(sdxl["folder"]).to_json()["version"] == 1 and "size" not in PairDataset(sdxl["folder"])[0]
+    args = (sdxl["model"], sdxl["clip"], "\n".join(PROMPTS), "", "prompt", NEGATIVE, "euler", "normal", STEPS, CFG, SEED, 3, WIDTH, HEIGHT, 3, 3)
+    pack["OneStepCollectTeacherPairs"].execute(*args, "sdxl-pairs", size_conditioning=encode(sdxl["clip"], "x"))
+    assert Manifest.load(sdxl["folder"]).to_json()["version"] == 1 and not [k for k in load_file(f"{sdxl['folder']}/shard-000000.safetensors") if "size" in k]
+    with pytest.raises(ValueError, match=r"other settings \(sdxl_size"):  # other size settings are another dataset
+        pack["OneStepCollectTeacherPairs"].execute(*args, "sdxl-pairs", size_conditioning=encode_sdxl(sdxl["clip"], "", POS_SIZE))
+    both = encode_sdxl(sdxl["clip"], "", POS_SIZE) + encode_sdxl(sdxl["clip"], "", NEG_SIZE)
+    with pytest.raises(ValueError, match="2 different size/crop settings"):
+        pack["OneStepCollectTeacherPairs"].execute(*args, "sdxl-other", size_conditioning=both)
+
+
+def test_adapter_feeds_recorded_size_as_core_does(sdxl, sized):
+    """With the recorded size conditioning, G's forward equals the raw UNet fed the label core makes from CLIP Text Encode
+    SDXL's conditioning dict (comfy.samplers.encode_model_conds → SDXL.encode_adm), per item where items differ; changing
+    the recorded original size changes G's output and D's logits."""
+    from onestep.pairs.dataset import PairDataset, collate_pairs
+    from training.config import TrainConfig
+    from training.methods.diffusion2gan import build_discriminator
+
+    model = sdxl["model"]
+    net = adapter(model)
+    batch = collate_pairs([PairDataset(sized)[j] for j in range(2)])
+    ctx, pooled, size = batch["context"], batch["pooled"], batch["size"].float()
+    x, t = torch.randn(2, 4, HEIGHT // 8, WIDTH // 8, generator=torch.Generator().manual_seed(0)), torch.tensor([999.0, 400.0])
+
+    def core_y(p, settings):
+        conds = comfy.samplers.encode_model_conds(model.model.extra_conds, [{"pooled_output": p, "model_conds": {}, **settings}], x, "cpu", "positive")
+        return conds[0]["model_conds"]["y"].cond
+
+    with torch.no_grad():
+        want = model.model.diffusion_model(x, t, context=ctx, y=core_y(pooled, POS_SIZE))
+        got = net(x, t, ctx, pooled=pooled, size=size)
+        assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+        default = net(x, t, ctx, pooled=pooled)
+        assert (default - got).abs().amax(dim=(1, 2, 3)).min() > 1e-4  # the recorded size is not the default's
+        # items with their own settings: each as core makes it for its own
+        mixed = torch.tensor([POS_ROW, NEG_ROW], dtype=torch.float32)
+        want1 = model.model.diffusion_model(x[1:], t[1:], context=ctx[1:], y=core_y(pooled[1:], NEG_SIZE))
+        assert torch.allclose(net(x, t, ctx, pooled=pooled, size=mixed)[1:], want1, atol=1e-5)
+        assert torch.allclose(net(x, t, ctx, pooled=pooled, size=mixed)[:1], got[:1], atol=1e-5)
+        other = size.clone()
+        other[:, 0] = 1536  # another original height only
+        assert (net(x, t, ctx, pooled=pooled, size=other) - got).abs().amax(dim=(1, 2, 3)).min() > 1e-4
+        d = build_discriminator(net, TrainConfig.from_dict({"discriminator": {"enabled": True}}))
+        z = torch.randn_like(x)
+        logits, moved = d(x, t, z, ctx, pooled=pooled, size=size), d(x, t, z, ctx, pooled=pooled, size=other)
+        assert all((a - b).abs().max() > 1e-3 for a, b in zip(logits[1:], moved[1:]))  # levels that read the embedding (above)
+
+
+def _resized_copy(src, dst, pos_row, neg_row):
+    """The dataset at `src` with other recorded size settings (same latents): shards and manifest rewritten consistently."""
+    import dataclasses
+    import os
+
+    from onestep.pairs.manifest import Manifest
+    from onestep.pairs.shards import write_shard
+
+    m = Manifest.load(src)
+    m.settings = dataclasses.replace(m.settings, sdxl_size=(*pos_row, *neg_row))
+    os.makedirs(dst)
+    for k, entry in list(m.shards.items()):
+        tensors = load_file(os.path.join(src, entry["file"]))
+        tensors.update({key: torch.tensor([neg_row if key == "negative.size" else pos_row]) for key in tensors if "size" in key})
+        m.shards[k] = write_shard(dst, k, m.settings, tensors)
+    m.save(dst)
+    return dst
+
+
+def test_diffusion2gan_steps_feed_the_recorded_size_to_g_and_d(sdxl, sized, tmp_path):
+    """Training on the sized pairs: every G and D call gets each item's recorded size with its pooled text; the same run
+    on a copy whose only difference is the recorded original size gives other D losses and G weights (the size reaches
+    the networks), and the default-size (old) pairs still train with no size at all."""
+    from training.config import TrainConfig
+    from training.session import TrainingSession
+
+    cfg = {"batch_size": 2, "loss": {"warmup_steps": 0, "regression": "mse"}, "discriminator": {"enabled": True, "r1_every": 1}}
+
+    def run(folder, check):
+        net = adapter(sdxl["model"])
+        session = TrainingSession(net, TrainConfig.from_dict(cfg), folder, None, None, torch.device("cpu"))
+        calls = []
+
+        def hook(module, args, kwargs):
+            calls.append(check(kwargs))
+
+        handles = [net.register_forward_pre_hook(hook, with_kwargs=True),
+                   session.trainer.method.discriminator.register_forward_pre_hook(hook, with_kwargs=True)]
+        try:
+            with torch.inference_mode(False):
+                result = session.run(2)
+        finally:
+            for h in handles:
+                h.remove()
+        assert result.step == 2 and len(calls) > 4
+        return result, net
+
+    def recorded(row):
+        def check(kwargs):
+            s = kwargs.get("size")
+            assert s is not None and s.shape == (kwargs["pooled"].shape[0], 6), "a UNet call without the recorded size"
+            assert (s == torch.tensor(row, dtype=s.dtype)).all(), s
+        return check
+
+    a, net_a = run(sized, recorded(POS_ROW))
+    moved_row = [1536, *POS_ROW[1:]]
+    b, net_b = run(_resized_copy(sized, str(tmp_path / "moved"), moved_row, NEG_ROW), recorded(moved_row))
+    d_terms = [k for k in a.logs if k.startswith("d_") and isinstance(a.logs[k], float)]
+    assert d_terms and any(abs(a.logs[k] - b.logs[k]) > 1e-6 for k in d_terms), {k: (a.logs[k], b.logs[k]) for k in d_terms}
+    assert any(not torch.equal(v, net_b.state_dict()[k]) for k, v in net_a.state_dict().items())
+    run(sdxl["folder"], lambda kwargs: None if "size" not in kwargs else pytest.fail("old pairs gave a size"))
+
+
+def test_reflow_text_dropout_takes_the_negatives_size(sdxl, sized):
+    """Reflow's text dropout swaps a dropped item's text, pooled text and size conditioning for the negative's together."""
+    from onestep.pairs.dataset import PairDataset, collate_pairs
+    from training.losses import MicroBatch
+    from training.methods.reflow import ReflowLoss
+    from training.unet_interface import unet_extra
+
+    ds = PairDataset(sized)
+    batch = collate_pairs([ds[i % 3] for i in range(16)])
+    mb = MicroBatch(z=batch["noise"], real=None, latent=None, context=batch["context"], extra=unet_extra(batch, torch.device("cpu")),
+                    rng=torch.Generator().manual_seed(1))
+    context, extra = ReflowLoss(1e-3, 0.5, ds.negative()).conditioning(mb)
+    negative = ds.negative()
+    dropped = (context == negative["context"]).flatten(1).all(dim=1)
+    assert 0 < int(dropped.sum()) < 16
+    assert torch.equal(extra["size"][dropped], torch.tensor(NEG_ROW).float().expand(int(dropped.sum()), 6))
+    assert torch.equal(extra["size"][~dropped], torch.tensor(POS_ROW).float().expand(int((~dropped).sum()), 6))
+    assert torch.equal(extra["pooled"][dropped], negative["pooled"].expand(int(dropped.sum()), -1))
+
+
+def test_node_training_on_sized_pairs_then_one_step_generate_with_those_settings(pack, sdxl, sized):  # noqa: F811
+    """Train Diffusion2GAN through the node on the sized pairs: the file notes the size settings, and One-Step Generate
+    fed CLIP Text Encode SDXL at them (core passes the size keys to the generator's label input) is the one-step formula
+    on the trained UNet with the recorded size; Train Rectified Flow (text dropout to the negative's) runs on them too."""
+    from onestep.format import load_generator
+    from onestep.parameterization import OneStepGenerator
+
+    gen, path = pack["OneStepTrainDiffusion2GAN"].execute(
+        sdxl["model"], "sdxl-sized", MSE, "mse", 2, 2, 1e-4, 1e-4, 0.3, 1.0, 1, 0, 0, 0, "sdxl-sized-d2g", False, False)[:2]
+    _, meta = load_generator(path)
+    assert meta.notes["sdxl_size"] == {"prompts": {**{k: POS_SIZE[k] for k in POS_SIZE}}, "negative": {**{k: NEG_SIZE[k] for k in NEG_SIZE}}}
+    positive = encode_sdxl(sdxl["clip"], PROMPTS[0], POS_SIZE)
+    (cond, extra), = positive
+    out = pack["OneStepGenerate"].execute(gen, positive, 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    z = comfy.sample.prepare_noise(torch.zeros(2, 4, HEIGHT // 8, WIDTH // 8), 7)
+    net = adapter(gen)
+    with torch.no_grad():
+        ref = net.info.to_latent(OneStepGenerator(net, meta.spec())(z, cond.float().repeat(2, 1, 1), pooled=extra["pooled_output"].float().repeat(2, 1),
+                                                                    size=torch.tensor([POS_ROW] * 2).float()))
+    assert torch.allclose(out, ref, atol=1e-4 * ref.abs().max(), rtol=1e-4), (out - ref).abs().max()
+    plain = pack["OneStepGenerate"].execute(gen, encode(sdxl["clip"], PROMPTS[0]), 7, WIDTH, HEIGHT, 2)[0]["samples"]
+    assert (plain - out).abs().max() > 1e-4 * out.abs().max()  # the settings matter at inference too
+    flow, flow_path = pack["OneStepTrainReflow"].execute(sdxl["model"], "sdxl-sized", 2, 2, 1e-5, 0, 0, 0, "sdxl-sized-reflow", False, False, 1e-3, 0.5)[:2]
+    assert load_generator(flow_path)[1].notes["sdxl_size"]["negative"]["width"] == 2048
