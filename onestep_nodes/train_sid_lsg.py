@@ -9,6 +9,7 @@ import torch
 from comfy_api.latest import io
 
 from onestep.pairs.dataset import repeat_to_common_length
+from onestep.pairs.manifest import size_notes
 from onestep.pairs.prompts import read_prompts
 from onestep.parameterization import OneStepSpec
 from onestep.ranges import check_declared
@@ -21,7 +22,7 @@ from .comfy_unet import ComfyUNet
 from .constants import TRAINING_CATEGORY, check_choices
 from .generator_model import check_conditioning, load_generator_model
 from .inputs import optional_run_inputs, prompt_inputs, run_inputs, run_outputs
-from .pair_collection import model_fingerprint, needs_pooled
+from .pair_collection import model_fingerprint, needs_pooled, sdxl_size_setting
 from .training_node import check_training_fits, export_metadata, run_paths, run_with_progress, training_outputs
 
 LATENT_DOWNSCALE = 8  # pixels per latent cell (the SD family's VAE), as Empty Latent Image assumes
@@ -46,9 +47,10 @@ def teacher_prediction(model) -> str:
     return kind
 
 
-def encode_prompts(model, clip, prompts: list[str], batch_size: int) -> PromptDataset:
-    """The prompts and "" encoded with the CLIP as CLIP Text Encode does (pooled kept where the model uses it),
-    cycled to fill a batch when there are fewer prompts than the batch."""
+def encode_prompts(model, clip, prompts: list[str], batch_size: int, sdxl_size: tuple[int, ...] = ()) -> PromptDataset:
+    """The prompts and "" encoded with the CLIP as CLIP Text Encode does (pooled kept where the model uses it), with
+    SDXL size conditioning where `sdxl_size` gives it (PairSettings.sdxl_size: the prompts' 6 values, the empty
+    prompt's 6), cycled to fill a batch when there are fewer prompts than the batch."""
     pooled_needed = needs_pooled(model)
 
     def encode(text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -62,7 +64,11 @@ def encode_prompts(model, clip, prompts: list[str], batch_size: int) -> PromptDa
     context = repeat_to_common_length([c for c, _ in encoded])
     pooled = torch.stack([p for _, p in encoded]) if pooled_needed else None
     unconditional = {"context": empty[0], **({"pooled": empty[1]} if pooled_needed else {})}
-    data = PromptDataset(context, unconditional, pooled)
+    size = None
+    if sdxl_size:
+        size = torch.tensor([list(sdxl_size[:6])] * len(prompts))
+        unconditional["size"] = torch.tensor(sdxl_size[6:])
+    data = PromptDataset(context, unconditional, pooled, size=size)
     if len(data) < batch_size:
         data = data.repeated(-(-batch_size // len(data)) * len(data))
     return data
@@ -115,6 +121,10 @@ class OneStepTrainSiDLSG(io.ComfyNode):
                     seed="Seeds the prompt order, the noise, the timesteps and the prompt dropout.",
                     gradient_checkpointing="Recompute activations in backward (generator, fake score and teacher): less memory, slower.",
                 ),
+                io.Conditioning.Input("size_conditioning", optional=True, tooltip=(
+                    "SDXL only, optional: a CLIP Text Encode SDXL whose size settings (width, height, crop_w, crop_h, target_width, "
+                    "target_height) every UNet call uses, for the prompts and the empty prompt alike; its text is not used. "
+                    "Without it: original = target = width × height, no crop.")),
                 *optional_run_inputs(memory=(
                     "low: the low-memory levers of the Diffusion2GAN trainer for SiD's three UNets: bf16 compute; a full fine-tune "
                     "trains with Adafactor, stores the fake score and the EMA in bf16 (stochastic rounding) and the teacher's frozen copy in bf16; a LoRA run keeps "
@@ -132,7 +142,8 @@ class OneStepTrainSiDLSG(io.ComfyNode):
     @classmethod
     def execute(cls, model, clip, prompts: str, prompt_file: str, prompt_column: str, kappa1: float, kappa2: float, kappa4: float, alpha: float,
                 t_init: int, width: int, height: int, steps: int, batch_size: int, lr: float, lora_rank: int, save_every: int, seed: int,
-                generator_name: str, resume: bool, gradient_checkpointing: bool, vae=None, memory: str = "standard") -> io.NodeOutput:
+                generator_name: str, resume: bool, gradient_checkpointing: bool, vae=None, memory: str = "standard",
+                size_conditioning=None) -> io.NodeOutput:
         check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         out_path, run_dir = run_paths(generator_name)
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
@@ -156,7 +167,8 @@ class OneStepTrainSiDLSG(io.ComfyNode):
         )
         if memory == "low":
             config = low_memory(config)  # ψ as bf16 (full) or LoRA factors of G's rank; φ's copy in bf16
-        data = encode_prompts(model, clip, prompt_list, batch_size)
+        sdxl_size = sdxl_size_setting(model, width, height, size_conditioning, size_conditioning)
+        data = encode_prompts(model, clip, prompt_list, batch_size, sdxl_size)
         with torch.inference_mode(False), torch.enable_grad():
             unet = ComfyUNet.from_model(model, device=device)
             mm.unload_all_models()  # the trainable copy (and ψ, φ copied from it) are independent of the teacher's weights
@@ -164,7 +176,7 @@ class OneStepTrainSiDLSG(io.ComfyNode):
             result = run_with_progress(session, model, steps, vae)
             base, file_format, unet_config = export_metadata(model)
             session.export(out_path, base, file_format, unet_config=unet_config, teacher_hash=model_fingerprint(model)[:16],
-                           source=f"Train SiD-LSG node: {len(prompt_list)} prompts")
+                           source=f"Train SiD-LSG node: {len(prompt_list)} prompts", notes=size_notes(sdxl_size) if sdxl_size else None)
             curve, images = training_outputs(session, model, 4, vae)
         return io.NodeOutput(load_generator_model(out_path), out_path, curve, images, ui={"text": [f"{result.step} steps → {out_path}"]})
 

@@ -463,3 +463,26 @@ def test_node_training_on_sized_pairs_then_one_step_generate_with_those_settings
     assert (plain - out).abs().max() > 1e-4 * out.abs().max()  # the settings matter at inference too
     flow, flow_path = pack["OneStepTrainReflow"].execute(sdxl["model"], "sdxl-sized", 2, 2, 1e-5, 0, 0, 0, "sdxl-sized-reflow", False, False, 1e-3, 0.5)[:2]
     assert load_generator(flow_path)[1].notes["sdxl_size"]["negative"]["width"] == 2048
+
+
+def test_sid_lsg_node_feeds_its_size_conditioning_to_every_unet_call(pack, sdxl, monkeypatch):  # noqa: F811
+    """Train SiD-LSG with a CLIP Text Encode SDXL size_conditioning: every call of G, the fake score ψ and the frozen
+    teacher φ (CFG's empty-prompt half included) gets those settings, and the file notes them."""
+    from onestep.format import load_generator
+    from onestep_nodes.comfy_unet import ComfyUNet
+
+    sizes, adm = [], ComfyUNet._adm
+
+    def record(self, x, pooled, size):
+        sizes.append(None if size is None else size.tolist())
+        return adm(self, x, pooled, size)
+
+    monkeypatch.setattr(ComfyUNet, "_adm", record)
+    node, args, _ = OTHER_METHODS["sid_lsg"]
+    gen, path = pack[node].execute(sdxl["model"], *args(sdxl)[:-3], "sdxl-sid-sized", False, False,
+                                   size_conditioning=encode_sdxl(sdxl["clip"], "", POS_SIZE))[:2]
+    monkeypatch.undo()
+    # per step: ψ's phase (G, ψ on the doubled CFG batch) and G's (G, ψ, φ on doubled batches); previews: G
+    assert len(sizes) >= 2 * 5 and all(s is not None and all(row == POS_ROW for row in s) for s in sizes), sizes[:3]
+    assert any(len(s) == 4 for s in sizes)  # a CFG call: the empty prompt's 2 rows with the prompts' 2
+    assert load_generator(path)[1].notes["sdxl_size"]["prompts"] == POS_SIZE

@@ -15,7 +15,8 @@ from collections.abc import Callable
 import torch
 
 from .config import TrainConfig
-from .core import SIZE_KEYS, ELatentLPIPS, PairDataset, atomic_write, collate_pairs, format
+from .core import size_notes
+from .core import ELatentLPIPS, PairDataset, atomic_write, collate_pairs, format
 from .device_data import DevicePairs
 from .engine import Engine, RunResult
 from .export import export_generator
@@ -134,8 +135,7 @@ class TrainingSession:
             guidance = s.cfg if guidance is None else guidance
             source = source or f"{self.trainer.method.name} from pairs {os.path.basename(os.path.normpath(self.dataset.folder))}"
             if s.sdxl_size:  # what to set in CLIP Text Encode SDXL at inference to meet the training's conditioning
-                notes = {"sdxl_size": {"prompts": dict(zip(SIZE_KEYS, s.size_of())), "negative": dict(zip(SIZE_KEYS, s.size_of(negative=True)))},
-                         **(notes or {})}
+                notes = {**size_notes(s.sdxl_size), **(notes or {})}
         if guidance is None:
             guidance = self.trainer.method.guidance()
         return export_generator(self.trainer, generator_path, base, latent_format, teacher_hash=teacher_hash or "", guidance=guidance,

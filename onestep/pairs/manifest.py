@@ -23,6 +23,13 @@ MANIFEST = "manifest.json"
 SEED_MAX = 2**63 - 1  # the largest seed a shard records (its seeds are an int64 tensor)
 
 
+def size_notes(sdxl_size: tuple[int, ...]) -> dict:
+    """A generator file's note of the SDXL size conditioning it was trained with (PairSettings.sdxl_size's 12 values):
+    what to set in CLIP Text Encode SDXL at inference to meet it."""
+    n = len(SIZE_KEYS)
+    return {"sdxl_size": {"prompts": dict(zip(SIZE_KEYS, sdxl_size[:n])), "negative": dict(zip(SIZE_KEYS, sdxl_size[n:]))}}
+
+
 class DatasetError(ValueError):
     """A dataset folder that cannot be used or resumed, with a message naming the problem."""
 
