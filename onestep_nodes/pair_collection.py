@@ -225,6 +225,17 @@ def settings_for(model, clip, prompts, negative, sampler, scheduler, steps, cfg,
     return settings
 
 
+CLI_SIZE_KEYS = ("width", "height", "crop_w", "crop_h", "target_width", "target_height")  # CLIP Text Encode SDXL's input order
+
+
+def cli_size_setting(model, args) -> tuple[int, ...]:
+    """PairSettings.sdxl_size for the CLI's --size-conditioning/--negative-size-conditioning (CLIP Text Encode SDXL's six
+    inputs each), read as the node reads its size_conditioning inputs."""
+    as_cond = lambda values: None if values is None else [[None, dict(zip(CLI_SIZE_KEYS, values))]]  # noqa: E731
+    return sdxl_size_setting(model, args.width, args.height, as_cond(getattr(args, "size_conditioning", None)),
+                             as_cond(getattr(args, "negative_size_conditioning", None)))
+
+
 def latent_preview(model, latents: torch.Tensor, vae=None) -> torch.Tensor:
     """IMAGE [B,H,W,3] of latents: VAE-decoded if a VAE is given, else core's cheap latent→RGB projection."""
     if vae is not None:
@@ -259,7 +270,8 @@ def collect_headless(args) -> int:
         raise SystemExit("give --checkpoint, or --unet and --clip")
     prompts = read_prompts("\n".join(args.prompt), args.prompts, args.column)
     settings = settings_for(model, clip, prompts, args.negative, args.sampler, args.scheduler, args.steps, args.cfg, args.seed,
-                            args.count, args.width, args.height, args.batch_size, args.shard_size or 8 * args.batch_size)
+                            args.count, args.width, args.height, args.batch_size, args.shard_size or 8 * args.batch_size,
+                            sdxl_size=cli_size_setting(model, args))
     info = {"teacher_name": os.path.basename(args.checkpoint or args.unet), "made_by": "python -m onestep.pairs.cli collect"}
     if rank == 0:
         manifest = open_dataset(args.out, settings, prompts, info)

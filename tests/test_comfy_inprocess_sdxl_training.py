@@ -486,3 +486,41 @@ def test_sid_lsg_node_feeds_its_size_conditioning_to_every_unet_call(pack, sdxl,
     assert len(sizes) >= 2 * 5 and all(s is not None and all(row == POS_ROW for row in s) for s in sizes), sizes[:3]
     assert any(len(s) == 4 for s in sizes)  # a CFG call: the empty prompt's 2 rows with the prompts' 2
     assert load_generator(path)[1].notes["sdxl_size"]["prompts"] == POS_SIZE
+
+
+def test_diffusers_adapter_takes_the_same_size_rows_as_time_ids():
+    """The diffusers adapter (training/diffusers_unet.py, SDXL's text_time layout) feeds a recorded size row [B, 6] as
+    diffusers' time_ids (original h, w, crop top, left, target h, w: SIZE_KEYS' order); without it, the image-size default."""
+    from diffusers import UNet2DConditionModel
+    from diffusers_fixtures import TINY_SD15
+
+    from training.diffusers_unet import DiffusersUNet
+
+    torch.manual_seed(0)
+    cfg = {**TINY_SD15, "cross_attention_dim": 64, "addition_embed_type": "text_time", "addition_time_embed_dim": 8,
+           "projection_class_embeddings_input_dim": 16 + 6 * 8}
+    unet = UNet2DConditionModel(**cfg).eval()
+    net = DiffusersUNet(unet)
+    assert net.info.pooled_dim == 16
+    x, t, ctx, pooled = torch.randn(2, 4, 8, 6), torch.tensor([999.0, 400.0]), torch.randn(2, 5, 64), torch.randn(2, 16)
+    size = torch.tensor([POS_ROW, NEG_ROW], dtype=torch.float32)
+    with torch.no_grad():
+        own = lambda ids: unet(x, t, encoder_hidden_states=ctx, added_cond_kwargs={"text_embeds": pooled, "time_ids": ids}).sample  # noqa: E731
+        assert torch.equal(net(x, t, ctx, pooled=pooled, size=size), own(size))
+        assert torch.equal(net(x, t, ctx, pooled=pooled), own(torch.tensor([[64.0, 48, 0, 0, 64, 48]] * 2)))
+        assert (net(x, t, ctx, pooled=pooled, size=size) - net(x, t, ctx, pooled=pooled)).abs().max() > 1e-5
+
+
+def test_headless_collect_reads_size_flags_as_the_node_reads_clip_text_encode_sdxl(sdxl):
+    """`python -m onestep.pairs.cli collect --size-conditioning W H CROP_W CROP_H TW TH` (CLIP Text Encode SDXL's input
+    order) gives the settings the node's size_conditioning input gives; no flags: the default."""
+    import argparse
+
+    from onestep_nodes.pair_collection import cli_size_setting
+
+    flags = lambda size: [size[k] for k in ("width", "height", "crop_w", "crop_h", "target_width", "target_height")]  # noqa: E731
+    args = argparse.Namespace(width=WIDTH, height=HEIGHT, size_conditioning=flags(POS_SIZE), negative_size_conditioning=flags(NEG_SIZE))
+    assert list(cli_size_setting(sdxl["model"], args)) == POS_ROW + NEG_ROW
+    args.negative_size_conditioning = None
+    assert list(cli_size_setting(sdxl["model"], args)) == POS_ROW + POS_ROW
+    assert cli_size_setting(sdxl["model"], argparse.Namespace(width=WIDTH, height=HEIGHT, size_conditioning=None, negative_size_conditioning=None)) == ()

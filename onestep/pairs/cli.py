@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--height", type=int, default=512)
     c.add_argument("--batch-size", type=int, default=8)
     c.add_argument("--shard-size", type=int, default=0, help="items per shard (a multiple of the batch size; default 8 batches)")
+    size = ("WIDTH", "HEIGHT", "CROP_W", "CROP_H", "TARGET_WIDTH", "TARGET_HEIGHT")
+    c.add_argument("--size-conditioning", type=int, nargs=6, metavar=size, help=(
+        "SDXL: the prompts' size settings, as CLIP Text Encode SDXL's inputs (default: original = target = the image size, no crop)"))
+    c.add_argument("--negative-size-conditioning", type=int, nargs=6, metavar=size, help="SDXL: the negative's (default: --size-conditioning's)")
     c.add_argument("--out", required=True, help="dataset folder (resumed if it exists with the same settings)")
     args = ap.parse_args(argv)
     if args.cmd == "validate":
