@@ -81,6 +81,29 @@ class OneStepSpec:
         """x0 as a k-diffusion denoiser returns it: from the network output and the sample x it was called at."""
         return self.x0(output, x * self.input_scale)
 
+    # The k-diffusion denoiser at any σ (a call started part-way: onestep/img2img.py), as ComfyUI's model_sampling for
+    # the file computes it; at σ = self.sigma these equal the properties above and `denoised`.
+    def noise_scaling_at(self, sigma: float, noise: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """The sample x at σ from a start latent (zeros for txt2img) and noise z: latent + m(σ)·z; flow (1 − σ)·latent + σ·z."""
+        if self.prediction == "flow":
+            return latent * (1.0 - sigma) + noise * sigma
+        m = sigma if self.input_convention == "sigma_z" else math.sqrt(sigma**2 + 1.0)
+        return latent + noise * m
+
+    def input_scale_at(self, sigma: float) -> float:
+        """c_in at σ."""
+        return 1.0 if self.prediction == "flow" else 1.0 / math.sqrt(sigma**2 + 1.0)
+
+    def denoised_at(self, output: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """x0 from the network output at σ and the sample x it was called at."""
+        if self.prediction == "flow":
+            return x + output * sigma
+        if self.prediction == "x0":
+            return output
+        if self.prediction == "eps":
+            return x - output * sigma
+        return x / (sigma**2 + 1.0) - output * (sigma / math.sqrt(sigma**2 + 1.0))
+
     def x0(self, output: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor:
         """x0 from the network output and the UNet input it was computed from."""
         if self.prediction == "flow":

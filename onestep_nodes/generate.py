@@ -16,6 +16,7 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
+from onestep.img2img import start_sigma
 from onestep.ranges import check_declared
 from onestep.sampling import sample_onestep
 from .fast_path import FAST_MODES, OFF, fast_denoise, ineligible_reason
@@ -26,8 +27,12 @@ from .memory_budget import check_model_call
 
 
 def onestep_sigmas(model, denoise: float = 1.0) -> torch.Tensor:
-    """[σ, 0] for the MODEL's single call; denoise < 1 starts lower (img2img), at timestep × denoise."""
+    """[σ, 0] for the MODEL's single call; denoise < 1 starts lower (img2img), at timestep × denoise: the core's rule
+    (onestep.img2img, shared with the A1111/Forge adapter) for a generator file, core's model_sampling for a plain MODEL."""
     ms = model.get_model_object("model_sampling")
+    spec = getattr(ms, "onestep_spec", None)
+    if spec is not None:
+        return torch.tensor([start_sigma(spec, denoise), 0.0])
     sigma = generator_sigma(ms)
     if denoise < 1.0:
         sigma = float(ms.sigma(ms.timestep(torch.tensor(sigma)) * denoise))

@@ -1,10 +1,15 @@
-"""Automatic1111/Forge script "One-step generator": txt2img with a generator file from models/onestep, in one UNet call.
+"""Automatic1111/Forge script "One-step generator": txt2img and img2img with a generator file from models/onestep, in one
+UNet call.
 
 The app imports every .py in scripts/, so this is the only one here. It sets steps 1, CFG 1 (the guidance is
 baked into the generator), sigmas [σ_t, 0] from the file's metadata and the pack's one-step sampler
 (onestep.sampling.sample_onestep in k-diffusion's signature, wrapped by onestep_webui/forge.py, which swaps in the
 generator's UNet at sampling time); the app's own processing does the rest (prompts, seeds, VAE, saving).
-API: POST /sdapi/v1/txt2img with "script_name": "one-step generator", "script_args": ["<file name>"].
+img2img makes the call at σ(timestep × denoising strength) on the start image's latent re-noised to that σ, the rule
+of ComfyUI's One-Step Generate (onestep/img2img.py); hires fix's second pass is such an img2img of the upscaled first
+image, at its own denoising strength. A prompt's <lora:name:weight> applies to the generator's UNet.
+API: POST /sdapi/v1/txt2img (or /sdapi/v1/img2img with init_images and denoising_strength) with
+"script_name": "one-step generator", "script_args": ["<file name>"].
 
 Imports: Automatic1111 and Forge put the extension's folder first on sys.path while they load this file, so the core
 (`onestep`) and the app adapter (`onestep_webui`) import by their own names here, as in ComfyUI and the tests; both
@@ -35,6 +40,7 @@ def _check_own(module) -> None:
 for _package in (onestep, onestep_webui):
     _check_own(_package)
 from onestep import format as onestep_format  # noqa: E402 (after the check, which names a clash plainly)
+from onestep import img2img as onestep_img2img  # noqa: E402
 
 try:  # Forge's backend; Automatic1111 proper has none, and no adapter yet (README)
     from onestep_webui import forge
@@ -50,6 +56,15 @@ def generator_names() -> list:
     folder = generator_dir()
     os.makedirs(folder, exist_ok=True)
     return sorted(f for f in os.listdir(folder) if f.endswith(".safetensors"))
+
+
+def one_step_sigmas(spec, denoise: float, steps: int) -> torch.Tensor:
+    """The app's sigma schedule of `steps` + 1 values for the one call at σ(timestep × denoise) (onestep.img2img).
+
+    txt2img samples all of them ([σ, 0] at steps 1); img2img samples the last t_enc + 2, with t_enc = 0 at one step
+    (and, under "img2img_fix_steps", steps = 1/denoise), so the call's σ fills every place before the final 0.
+    """
+    return torch.tensor([onestep_img2img.start_sigma(spec, denoise)] * max(int(steps), 1) + [0.0])
 
 
 def _sampler(sd_model):
@@ -81,7 +96,7 @@ class Script(scripts.Script):
         return TITLE
 
     def show(self, is_img2img):
-        return not is_img2img
+        return True  # txt2img, and img2img from the start image at timestep × denoising strength
 
     def ui(self, is_img2img):
         names = generator_names()
@@ -98,8 +113,12 @@ class Script(scripts.Script):
         path = os.path.join(generator_dir(), os.path.basename(generator))
         spec = onestep_format.read_metadata(path).spec()  # a file that is no generator is refused here, by name
         p.onestep_generator = path
-        p.steps, p.cfg_scale, p.sampler_name, p.scheduler, p.enable_hr = 1, 1.0, SAMPLER_NAME, "Automatic", False
-        p.sampler_noise_scheduler_override = lambda steps: torch.tensor([spec.sigma, 0.0])
+        p.steps, p.cfg_scale, p.sampler_name, p.scheduler = 1, 1.0, SAMPLER_NAME, "Automatic"
+        # Hires fix's second pass is an img2img of the upscaled first image: the same sampler, one step, no CFG.
+        p.hr_sampler_name, p.hr_scheduler, p.hr_second_pass_steps, p.hr_cfg = SAMPLER_NAME, "Automatic", 0, 1.0
+        img2img = self.is_img2img
+        p.sampler_noise_scheduler_override = lambda steps: one_step_sigmas(
+            spec, p.denoising_strength if img2img or getattr(p, "is_hr_pass", False) else 1.0, steps)
         p.extra_generation_params.update({
             "One-step generator": os.path.basename(path), "One-step timestep": spec.timestep,
             "One-step prediction": spec.prediction, "One-step input": spec.input_convention})

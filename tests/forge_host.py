@@ -87,7 +87,7 @@ class ForgeHost(ServerProcess):
 
     def take_records(self) -> dict[str, list]:
         """The probe's records since the last call, by kind in call order (and removes them)."""
-        out: dict[str, list] = {"noise": [], "unet": [], "latent": []}
+        out: dict[str, list] = {"noise": [], "unet": [], "latent": [], "init": []}
         for path in sorted(glob.glob(os.path.join(self.probe_dir, "*.pt"))):
             out[os.path.basename(path).split("-")[0]].append(torch.load(path, weights_only=True))
             os.remove(path)

@@ -112,6 +112,36 @@ def test_generate_matches_reference_formula(pack, gen_dir, case):
     assert torch.allclose(out, ref, atol=2e-4 * scale, rtol=1e-4), (out - ref).abs().max()
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_denoise_starts_where_it_did_and_generate_is_the_cores_denoiser_there(pack, gen_dir, case):
+    """denoise < 1 (a start latent): One-Step Sigmas gives bit for bit the σ that ComfyUI's model_sampling gave before the
+    rule moved to the core (onestep.img2img: σ(t(σ_t)·denoise)), and One-Step Generate's latent is the core's denoiser at
+    that σ on the re-noised start latent (the formulas the A1111/Forge adapter runs)."""
+    from onestep.img2img import start_sigma, timestep_at
+
+    name = f"img2img_{case}.safetensors"
+    F.write_generator(str(gen_dir / name), **CASES[case][0])
+    model = pack["OneStepLoadGenerator"].execute(name)[0]
+    ms = model.get_model_object("model_sampling")
+    sigma_t = float(ms.sigma(torch.tensor(float(ms.onestep_spec.timestep))))  # the removed code, on core's model_sampling
+    for d in [1.0, 0.99, 0.75, 0.6, 0.5, 0.33, 0.2, 0.01]:
+        before = sigma_t if d >= 1.0 else float(ms.sigma(ms.timestep(torch.tensor(sigma_t)) * d))
+        assert torch.equal(pack["OneStepSigmas"].execute(model, d)[0], torch.tensor([before, 0.0])), (d, before)
+
+    spec, d = ms.onestep_spec, 0.5
+    start = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(2))
+    ctx = torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(1))
+    out = pack["OneStepGenerate"].execute(model, [[ctx, {}]], 7, 32, 32, 1, {"samples": start}, d)[0]["samples"]
+    fmt = model.get_model_object("latent_format")
+    sigma = start_sigma(spec, d)
+    x = spec.noise_scaling_at(sigma, comfy.sample.prepare_noise(start, 7), fmt.process_in(start))
+    with torch.no_grad():
+        raw = model.model.diffusion_model(x * spec.input_scale_at(sigma), torch.tensor([timestep_at(spec, sigma)]), context=ctx)
+    ref = spec.denoised_at(raw, x, sigma)
+    got = fmt.process_in(out)  # LATENTs are in VAE units
+    assert torch.allclose(got, ref, atol=2e-4 * ref.abs().max().item(), rtol=1e-4), (got - ref).abs().max()
+
+
 def test_imported_weights_compute_what_diffusers_computes(pack, gen_dir, tmp_path):
     import diffusers_fixtures
 

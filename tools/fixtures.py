@@ -85,6 +85,51 @@ def write_unet(path: str, unet_config: dict = SD15_UNET, seed: int = 7, dtype: t
     _save(unet_state_dict(unet_config, seed), path, dtype)
 
 
+# Layers of an SD1.5 UNet a kohya-format LoRA fixture adapts, in diffusers names (kohya's key names are these with
+# "_" for "."): attention projections at both ends and the middle, a 1×1 convolution and a feed-forward output.
+KOHYA_LORA_LAYERS = (
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q",
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k",
+    "down_blocks.1.attentions.1.proj_in",
+    "mid_block.attentions.0.transformer_blocks.0.attn1.to_out.0",
+    "up_blocks.3.attentions.2.transformer_blocks.0.attn2.to_v",
+    "up_blocks.3.attentions.2.transformer_blocks.0.ff.net.2",
+)
+
+
+def kohya_lora(unet_sd: dict[str, torch.Tensor], unet_config: dict = SD15_UNET, rank: int = 4, alpha: float = 2.0,
+               seed: int = 9) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A random LoRA for KOHYA_LORA_LAYERS in kohya's format (lora_unet_<name>.lora_down/.lora_up/.alpha, as
+    A1111/Forge load it) and, per kohya module name, the ldm key of the weight it changes (sized from `unet_sd`)."""
+    import comfy.utils
+
+    to_ldm = comfy.utils.unet_to_diffusers(dict(unet_config))
+    g = torch.Generator().manual_seed(seed)
+    lora, targets = {}, {}
+    for layer in KOHYA_LORA_LAYERS:
+        key = to_ldm[layer + ".weight"]
+        out_ch, in_ch, *kernel = unet_sd[key].shape
+        name = "lora_unet_" + layer.replace(".", "_")
+        ones = [1] * len(kernel)  # a 1×1 convolution's LoRA factors are 1×1 convolutions
+        lora[name + ".lora_down.weight"] = (torch.randn(rank, in_ch, generator=g) / math.sqrt(in_ch)).reshape(rank, in_ch, *ones)
+        lora[name + ".lora_up.weight"] = (torch.randn(out_ch, rank, generator=g) / math.sqrt(rank)).reshape(out_ch, rank, *ones)
+        lora[name + ".alpha"] = torch.tensor(float(alpha))
+        targets[name] = key
+    return lora, targets
+
+
+def merge_kohya_lora(unet_sd: dict[str, torch.Tensor], lora: dict[str, torch.Tensor], targets: dict[str, str],
+                     strength: float) -> dict[str, torch.Tensor]:
+    """`unet_sd` with the LoRA merged at `strength`: W + strength·(alpha/rank)·up·down, the LoRA definition (the
+    changed weights in float32, the others as they are)."""
+    out = dict(unet_sd)
+    for name, key in targets.items():
+        down, up = lora[name + ".lora_down.weight"].float(), lora[name + ".lora_up.weight"].float()
+        scale = float(lora[name + ".alpha"]) / down.shape[0]
+        out[key] = out[key].float() + strength * scale * (up.flatten(1) @ down.flatten(1)).reshape(out[key].shape)
+    return out
+
+
 def clip_l(seed: int = 1) -> comfy.sd.CLIP:
     """A random-weight CLIP-L text encoder with ComfyUI's SD1.5 tokenizer."""
     target = comfy.supported_models.SD15(dict(SD15_UNET)).clip_target()

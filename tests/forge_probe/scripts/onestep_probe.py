@@ -2,7 +2,8 @@
 what Forge actually computes, so the tests observe it from outside the pack's own code.
 
 Into $ONESTEP_PROBE_DIR it writes, numbered in call order: noise-N.pt (each batch's noise from Forge's ImageRNG),
-unet-N.pt (every UNet forward call: input, timesteps, context, output) and latent-N.pt (the latents Forge decodes).
+unet-N.pt (every UNet forward call: input, timesteps, context, output), latent-N.pt (the latents Forge decodes) and
+init-N.pt (img2img: the start latent and noise Forge's k-diffusion sampler gets).
 """
 import itertools
 import os
@@ -10,6 +11,7 @@ import os
 import torch
 from backend.nn.unet import IntegratedUNet2DConditionModel
 from modules import processing, rng
+from modules.sd_samplers_kdiffusion import KDiffusionSampler
 
 OUT = os.environ["ONESTEP_PROBE_DIR"]
 _count = itertools.count()
@@ -43,3 +45,5 @@ def _unet(args, kwargs, out):
 _wrap(IntegratedUNet2DConditionModel, "forward", _unet)
 _wrap(rng.ImageRNG, "next", lambda args, kwargs, x: _save("noise", x.detach().float().cpu()))
 _wrap(processing, "decode_latent_batch", lambda args, kwargs, r: _save("latent", args[1].detach().float().cpu()))
+_wrap(KDiffusionSampler, "sample_img2img",
+      lambda args, kwargs, r: _save("init", {"x": args[2].detach().float().cpu(), "noise": args[3].detach().float().cpu()}))
