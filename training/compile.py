@@ -10,12 +10,10 @@ Not with exact R1: inductor has no double backward (TrainConfig refuses the pair
 """
 from __future__ import annotations
 
-import logging
+import inspect
 from collections.abc import Iterable
 
 from torch import nn
-
-log = logging.getLogger("onestep")
 
 
 def compile_unet_blocks(roots: Iterable[nn.Module], mode: str = "default") -> int:
@@ -25,7 +23,7 @@ def compile_unet_blocks(roots: Iterable[nn.Module], mode: str = "default") -> in
     for root in roots:
         for module in root.modules():
             blocks = getattr(module, "blocks", None)
-            if not callable(blocks):
+            if not inspect.ismethod(blocks):  # an adapter's method, not a submodule that happens to be named "blocks"
                 continue
             for block in blocks():
                 if id(block) not in done:
