@@ -116,6 +116,21 @@ def test_adapter_feeds_pooled_and_latent_size_as_core_and_to_d(sdxl):
         assert all((a - b).abs().max() > 1e-3 for a, b in zip(logits[1:], other[1:]))
 
 
+GAN_STEPS = {"batch_size": 2, "loss": {"warmup_steps": 0, "regression": "mse"}, "discriminator": {"enabled": True, "r1_every": 1}}
+
+
+def _run_hooked(session, net, hook_g, hook_d, steps: int = 2):
+    """session.run(steps) with forward pre-hooks (they see the call's kwargs) on G and on D, removed afterwards."""
+    handles = [net.register_forward_pre_hook(hook_g, with_kwargs=True),
+               session.trainer.method.discriminator.register_forward_pre_hook(hook_d, with_kwargs=True)]
+    try:
+        with torch.inference_mode(False):
+            return session.run(steps)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def test_diffusion2gan_steps_feed_each_items_pooled_text_to_g_and_d(sdxl):
     """Two regression + GAN steps on the collected pairs: every call of G and of D gets the pooled text of the items'
     own prompts (mix-and-match's wrong-prompt fakes: of the rolled prompts), and G's weights change."""
@@ -124,8 +139,7 @@ def test_diffusion2gan_steps_feed_each_items_pooled_text_to_g_and_d(sdxl):
     from training.session import TrainingSession
 
     net = adapter(sdxl["model"])
-    cfg = {"batch_size": 2, "loss": {"warmup_steps": 0, "regression": "mse"}, "discriminator": {"enabled": True, "r1_every": 1}}
-    session = TrainingSession(net, TrainConfig.from_dict(cfg), sdxl["folder"], None, None, torch.device("cpu"))
+    session = TrainingSession(net, TrainConfig.from_dict(GAN_STEPS), sdxl["folder"], None, None, torch.device("cpu"))
     pooled_of = {j: PairDataset(sdxl["folder"])[j]["pooled"] for j in range(3)}
     known = torch.stack(list(pooled_of.values()))
     seen = {"g": [], "d": []}
@@ -138,15 +152,8 @@ def test_diffusion2gan_steps_feed_each_items_pooled_text_to_g_and_d(sdxl):
             seen[name].append(p.shape[0])
         return hook
 
-    handles = [net.register_forward_pre_hook(record("g"), with_kwargs=True),
-               session.trainer.method.discriminator.register_forward_pre_hook(record("d"), with_kwargs=True)]
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    try:
-        with torch.inference_mode(False):
-            result = session.run(2)
-    finally:
-        for h in handles:
-            h.remove()
+    result = _run_hooked(session, net, record("g"), record("d"))
     assert result.step == 2 and seen["g"] and seen["d"]
     assert any(n >= 8 for n in seen["d"])  # real, fake and mix-and-match items in one D call
     assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -382,24 +389,16 @@ def test_diffusion2gan_steps_feed_the_recorded_size_to_g_and_d(sdxl, sized, tmp_
     from training.config import TrainConfig
     from training.session import TrainingSession
 
-    cfg = {"batch_size": 2, "loss": {"warmup_steps": 0, "regression": "mse"}, "discriminator": {"enabled": True, "r1_every": 1}}
 
     def run(folder, check):
         net = adapter(sdxl["model"])
-        session = TrainingSession(net, TrainConfig.from_dict(cfg), folder, None, None, torch.device("cpu"))
+        session = TrainingSession(net, TrainConfig.from_dict(GAN_STEPS), folder, None, None, torch.device("cpu"))
         calls = []
 
         def hook(module, args, kwargs):
             calls.append(check(kwargs))
 
-        handles = [net.register_forward_pre_hook(hook, with_kwargs=True),
-                   session.trainer.method.discriminator.register_forward_pre_hook(hook, with_kwargs=True)]
-        try:
-            with torch.inference_mode(False):
-                result = session.run(2)
-        finally:
-            for h in handles:
-                h.remove()
+        result = _run_hooked(session, net, hook, hook)
         assert result.step == 2 and len(calls) > 4
         return result, net
 
