@@ -15,7 +15,7 @@ Stages, in order (`--stage all` runs them all; a comma-separated list runs sever
                   regression_mse, regression_latentlpips (no augmentation ensemble), regression_elatentlpips;
                   or a prompts-only row (not part of `all`; needs no pairs or E-LatentLPIPS): sid_lsg (SiD-LSG at the
                   teacher's CFG), sid_lsg_teacher_cfg (its LSG ablation: guidance in the teacher only)
-  report          benchmarks/results/proof_scale.json + a markdown table with the targets (with the SiD and flow rows that ran)
+  report          WORK/proof_scale.json + a markdown table with the targets (with the SiD and flow rows that ran)
 Rectified-flow stages (issue 17; proof_scale/flow.py), run by name after the pairs (`all` leaves them out; the report
 adds their table when they have finished):
   teacher-steps   the teacher at 1, 2, 4 Euler steps (the few-step baseline)
@@ -79,8 +79,6 @@ from .teacher import TeacherNetConfig, TeacherTrainConfig
 log = logging.getLogger("proof_scale")
 __all__ = ["DISTILL_ROWS", "EXIT_INCOMPLETE", "FULL", "METRICS", "ROWS", "STAGES", "TINY", "Run", "Scale", "main", "markdown", "parse_args"]
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_RESULTS = os.path.join("benchmarks", "results", "proof_scale.json")
 STAGES = ("classifier", "teacher", "teacher-eval", "pairs", "latent-lpips", *(f"distill-{r}" for r in DISTILL_ROWS), "report")
 FLOW_STAGES = ("teacher-steps", "pairs-2rf")  # besides distill-reflow_2rf and distill-instaflow (proof_scale/flow.py)
 DEFAULT_MAX_SECONDS = 510.0  # full scale: each call ends within ~9 min (imports + this + the final save/score)
@@ -178,7 +176,7 @@ class Run:
         if args.teacher_seconds is not None:
             tt = replace(tt, max_seconds=args.teacher_seconds)
         self.scale = replace(s, teacher_train=tt, row=row, **over)
-        self.results = args.results or (os.path.join(self.work, "proof_scale.json") if args.tiny else os.path.join(REPO, DEFAULT_RESULTS))
+        self.results = args.results or os.path.join(self.work, "proof_scale.json")  # the repo's scoreboard: tools.collect_proof_scale
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.work, *parts)
@@ -237,7 +235,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--context", default=None, help='teacher stage: .safetensors with "context" [11, L, D] (or random:L:D[:seed])')
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
     p.add_argument("--data", default=FASHION_MNIST_DIR, help="folder of Fashion-MNIST's four .gz files")
-    p.add_argument("--results", default=None, help=f"report output (default {DEFAULT_RESULTS}; with --tiny WORK/proof_scale.json)")
+    p.add_argument("--results", default=None, help="report output (default WORK/proof_scale.json; benchmarks/results/proof_scale.json is the scoreboard tools.collect_proof_scale gathers from the committed run records)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help=f"deadline of this process (default {DEFAULT_MAX_SECONDS:g}, none with --tiny; 0: none); stages stop there, resumable (exit 3)")
     p.add_argument("--deadline-unix", type=float, default=None, help="an absolute deadline (seconds since the epoch), besides --max-seconds")

@@ -1,4 +1,4 @@
-"""The proof-scale report: every row's record into benchmarks/results/proof_scale.json and a markdown table with the
+"""The proof-scale report: every row's record into WORK/proof_scale.json and a markdown table with the
 targets, each row's FD range over its scoring seeds, training samples and GPU seconds. `run` is proof_scale.pipeline's Run."""
 from __future__ import annotations
 

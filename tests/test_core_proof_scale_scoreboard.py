@@ -1,0 +1,30 @@
+"""benchmarks/results/proof_scale.json is the proof-scale scoreboard tools.collect_proof_scale gathers from the
+committed run records: it must be what the records give (not edited by hand, not stale), with honest target flags."""
+import json
+import os
+
+from tools import collect_proof_scale as board
+
+
+def test_committed_scoreboard_is_what_the_run_records_give():
+    with open(os.path.join(board.REPO, board.OUT), encoding="utf-8") as f:
+        committed = json.load(f)
+    assert committed == board.collect(), "stale scoreboard: run python -m tools.collect_proof_scale"
+    assert board.main(["--check"]) == 0
+
+
+def test_every_row_is_read_from_its_record_and_judged_against_the_teacher():
+    result = board.collect()
+    rows = result["rows"]
+    teacher = rows["teacher"]["fd"]
+    assert rows["teacher"]["fd_ratio"] == 1.0 and 5.0 < teacher < 12.0
+    for name, row in rows.items():
+        path = row["source"].split(".json/")[0] + ".json"
+        assert os.path.isfile(os.path.join(board.REPO, path)), (name, path)
+        assert abs(row["fd_ratio"] - row["fd"] / teacher) < 1e-4
+        if "target" in row:
+            assert row["target"]["met"] == (row["fd"] / teacher <= row["target"]["fd_ratio_max"])
+    # the markdown says "missed" exactly for the rows whose target is missed
+    text = board.markdown(result)
+    missed = [n for n, r in rows.items() if "target" in r and not r["target"]["met"]]
+    assert text.count("(missed)") == len(missed)

@@ -1,0 +1,105 @@
+"""The proof-scale scoreboard: the best scored row of every method, gathered from the committed run records into
+benchmarks/results/proof_scale.json, with each row's ratio to the teacher, its issue's target and where it came from.
+
+  python -m tools.collect_proof_scale [--check]
+
+Device calls are budget-bound, so the rows come from several runs (benchmarks/results/proof_scale_h200_run*/...);
+the teacher is the shipped one (default_models/proof_scale/PROVENANCE.json), which every run since run 8 imported and
+scored with the same evaluator, seeds and sample count. A row's record is a stage's result.json (its "row"), a row of
+a result's "by_steps", a row of teacher_steps.json, or a row of the shipped set's PROVENANCE.json (the shipped student
+was CPU-scored by benchmarks.score_generator). Adding a run's row = one line in SOURCES, then run this again; --check
+(run by the tests) fails when the committed file is not what SOURCES gives.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join("benchmarks", "results", "proof_scale.json")
+PROVENANCE = os.path.join("default_models", "proof_scale", "PROVENANCE.json")
+R = "benchmarks/results/proof_scale_h200_run"
+KEEP = ("fd", "fd_seeds", "fd_spread", "precision", "recall", "class_acc", "nfe", "training_samples", "train_seconds",
+        "selected_step", "steps")
+# row → (record file, key path inside it, what it is); the first row is the teacher every ratio is taken against
+SOURCES = {
+    "teacher": (PROVENANCE, ("rows", "teacher"), "the shipped teacher: Euler 50 steps, CFG 1.5"),
+    "diffusion2gan": (PROVENANCE, ("rows", "diffusion2gan_gan_stage_run10"),
+                      "the shipped student: run 10's GAN stage, 3,000 steps from the LatentLPIPS student (CPU-scored)"),
+    "regression_latentlpips": (f"{R}14/distill/start_student/result.json", ("row",),
+                               "LatentLPIPS regression, 2,500 steps at batch 1,024 on 80,000 pairs (the GAN stages' start)"),
+    "regression_latentlpips_160k": (f"{R}14/distill/control_regression/result.json", ("row",),
+                                    "the start student + 1,000 LatentLPIPS steps on 160,000 pairs (run 14's control)"),
+    "sid_lsg": (f"{R}13/distill/sid_lsg_lr1e-4/result.json", ("row",),
+                "SiD-LSG, prompts only, κ = 1.5, lr 1e-4, 750 steps at batch 256"),
+    "teacher_4": (f"{R}12/teacher_steps.json", ("rows", "teacher_4"), "the teacher at 4 Euler steps (reflow's baseline)"),
+    "reflow_2rf_4": (f"{R}12/distill/reflow_2rf/result.json", ("row", "by_steps", "4"),
+                     "2-rectified flow at 4 Euler steps (reflow from the teacher, run 12)"),
+}
+TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
+    "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "reflow_2rf_4": (1.50, 17), "instaflow": (1.30, 17),
+}
+
+
+def _record(path: str, keys: tuple[str, ...]) -> dict:
+    with open(os.path.join(REPO, path), encoding="utf-8") as f:
+        node = json.load(f)
+    for k in keys:
+        node = node[k]
+    return node
+
+
+def collect() -> dict:
+    rows = {}
+    for name, (path, keys, what) in SOURCES.items():
+        rec = _record(path, keys)
+        rows[name] = {k: rec[k] for k in KEEP if k in rec} | {"what": what, "source": "/".join((path, *keys))}
+    teacher = rows["teacher"]["fd"]
+    for name, row in rows.items():
+        row["fd_ratio"] = round(row["fd"] / teacher, 4)
+        if name in TARGETS:
+            limit, issue = TARGETS[name]
+            row["target"] = {"fd_ratio_max": limit, "issue": issue, "met": row["fd_ratio"] <= limit}
+    return {"rows": rows, "meta": {
+        "evaluator": "proof_scale.evaluator: FD on the proof-scale classifier's features, 10,000 samples per scoring seed",
+        "command": "python -m tools.collect_proof_scale",
+    }}
+
+
+def markdown(result: dict) -> str:
+    lines = ["| row | FD | FD / teacher | target | precision | recall | class acc | NFE | what |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in result["rows"].items():
+        t = r.get("target")
+        target = f"≤ {t['fd_ratio_max']:.2f}× ({'met' if t['met'] else 'missed'})" if t else ""
+        lines.append(f"| {name} | {r['fd']:.2f} | {r['fd_ratio']:.2f} | {target} | {r['precision']:.3f} | {r['recall']:.3f} | "
+                     f"{r['class_acc']:.4f} | {r.get('nfe', '–')} | {r['what']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.collect_proof_scale", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="only compare the committed file with what SOURCES gives")
+    a = p.parse_args(argv)
+    result = collect()
+    text = json.dumps(result, indent=2, sort_keys=False) + "\n"
+    path = os.path.join(REPO, OUT)
+    if a.check:
+        with open(path, encoding="utf-8") as f:
+            same = f.read() == text
+        print(f"{OUT}: {'up to date' if same else 'STALE: run python -m tools.collect_proof_scale'}")
+        return 0 if same else 1
+    from onestep.atomic import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    atomic_write(path, write)
+    print(markdown(result))
+    print(f"\nwrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
