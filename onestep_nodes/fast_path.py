@@ -51,6 +51,8 @@ def per_call_reason(model, positive, noise_mask) -> str | None:
         return f"conditioning carries {sorted(extra)}"
     if adm and type(model.model) is not comfy.model_base.SDXL:  # unCLIP, refiner, SVD, ...: their y reads more
         return "vector (adm) conditioning other than SDXL's"
+    if adm and positive[0][1].get("pooled_output") is None:
+        return "no pooled text for the vector (adm) conditioning"
     opts = model.model_options
     if opts.get("model_function_wrapper") or opts.get("sampler_cfg_function") or opts.get("sampler_post_cfg_function"):
         return "model wrappers"

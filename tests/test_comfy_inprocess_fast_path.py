@@ -69,6 +69,7 @@ def test_fast_path_refuses_what_needs_core_on_sdxl(sdxl, pack):  # noqa: F811
     assert fast_path.per_call_reason(sdxl, [[ctx, {**extra, "mask": torch.ones(1, 8, 8)}]], None) == "conditioning carries ['mask']"
     assert fast_path.per_call_reason(sdxl, [[ctx, {**extra, "area": (8, 8, 0, 0)}]], None) == "conditioning carries ['area']"
     assert fast_path.per_call_reason(sdxl, [[ctx, {**extra, "aesthetic_score": 6.0}]], None) == "conditioning carries ['aesthetic_score']"
+    assert fast_path.per_call_reason(sdxl, [[ctx, {"width": 1024}]], None) == "no pooled text for the vector (adm) conditioning"
     assert fast_path.per_call_reason(sdxl, ok + ok, None) == "several conditionings"
     assert fast_path.per_call_reason(sdxl, ok, torch.ones(1, 1, 4, 4)) == "noise mask"
     wrapped = sdxl.clone()
