@@ -92,3 +92,16 @@ def test_size_keys_are_refused_on_models_without_a_label_vector(pack, tmp_path):
     assert fast_path.per_call_reason(model, [[ctx, {"width": 1024, "height": 1024}]], None) == "conditioning carries ['height', 'width']"
     inputs = fast_path.call_inputs(model, [[ctx, {"pooled_output": ctx[:, 0]}]], 14.6, torch.zeros(3, 4, 8, 8))
     assert set(inputs) == {"x", "sigma", "context"} and inputs["context"].shape == (3, 77, 768)
+
+
+def test_vector_conditioning_of_other_model_classes_is_refused(pack, tmp_path):  # noqa: F811
+    """A label vector built by another class's encode_adm (here core's plain BaseModel, whose y is zeros or unCLIP's) is
+    not SDXL's: the fast path leaves it to core."""
+    from onestep_nodes import fast_path
+    from onestep_nodes import generator_model as gm
+
+    F.write_generator(str(tmp_path / "custom.safetensors"), F.TINY_SDXL_UNET, base="custom", unet_config=HEADS)
+    model = gm.load_generator_model(str(tmp_path / "custom.safetensors"))
+    assert type(model.model).__name__ == "BaseModel"
+    (ctx, extra), = conditioning(2)
+    assert fast_path.per_call_reason(model, [[ctx, extra]], None) == "vector (adm) conditioning other than SDXL's"
