@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     modes = () if not cuda else (GRAPH,) if args.no_compile else (GRAPH, COMPILED)
     info = {"command": "python -m benchmarks.bench_onestep " + shlex.join(argv), "arch": args.arch, "tiny": args.tiny,
             "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
-            "unet_dtype": str(m.ours.model.get_dtype()), "vae_dtype": str(m.vae.vae_dtype), "size": args.size,
+            "unet_dtype": str(m.ours.model.get_dtype()), "teacher_dtype": str(m.core.model.get_dtype()), "vae_dtype": str(m.vae.vae_dtype), "size": args.size,
             "build_s": round(budget.elapsed(), 1), "rows": [], "skipped": [], "first_call_s": {}, "checks": {}}
     state = {"compile_s": args.compile_estimate}
     with torch.inference_mode():
