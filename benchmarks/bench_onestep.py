@@ -1,44 +1,39 @@
-"""GPU benchmark: one-step generation paths at 512² on an SD1.5-architecture UNet + SD VAE (random weights, fp16).
+"""GPU benchmark: one-step generation paths vs the teacher, on an SD1.5 (512²) or SDXL (1024², --arch sdxl)
+architecture UNet + SD VAE with random weights (fp16; benchmarks/onestep_models.py builds them).
 
-Rows: the pack's One-Step Generate node in each fast mode (CUDA graph; torch.compile + CUDA graph; off = core's
-sampling machinery), ComfyUI's own one-step path today (what core's SamplerCustom node does: noise, preview
-callback, sample_custom with one euler step at t=999, as SD-Turbo is run), the raw UNet call (eager and as a
-CUDA graph), core VAE Decode vs the pack's VAE Decode (fast), end to end, and the teacher at 25 euler steps with
-CFG 7.5. Each group of paths is timed round-robin (one call of each per round, medians), so clock drift hits
-all alike. It also checks that the fast paths agree with core's.
-Usage (ComfyUI tree on PYTHONPATH, run from the repo root):
-    python -m benchmarks.bench_onestep [--batches 1 8] [--out results.json]
+Rows per batch: the pack's One-Step Generate node in each fast mode (CUDA graph; torch.compile + CUDA graph; off =
+core's sampling machinery), the fast path's own call run eagerly (what the graph captures, no graph), ComfyUI's own
+one-step path today (what core's SamplerCustom node does: noise, preview callback, sample_custom with one euler step
+from σ_max, as SD-Turbo is run), the raw UNet call (eager and as a CUDA graph), core VAE Decode vs the pack's VAE
+Decode (fast), end to end, and the teacher through core's KSampler node (25 euler steps, CFG 7.5). Each group of paths
+is timed round-robin (one call of each per round, medians), so clock drift hits all alike; a compiled mode's first
+call (the compile) is reported as first_call_s, not timed. It also checks that the fast paths agree with core's.
+--time-budget bounds the run: a group whose estimate would pass it is recorded as skipped (the compiles are the long
+part). --tiny: the same code paths on the CPU with the tests' reduced-width UNets (no CUDA rows), for the unit test.
+Usage (run from the repo root):
+    python -m benchmarks.bench_onestep --comfy <ComfyUI tree> --arch sdxl [--batches 1 4] [--time-budget 480] [--out r.json]
+    python -m benchmarks.bench_onestep --comfy <ComfyUI tree> --arch sdxl --tiny      # CPU check, seconds
 """
 from __future__ import annotations
 
 import argparse
-import types
 import json
 import os
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 
 import torch
 
-import comfy.cli_args  # noqa: F401  (parsed before model_management decides on the device)
-import comfy.model_management as mm
-import comfy.sample
-import comfy.samplers
-import comfy.sd
-import comfy.utils
-import latent_preview
-
-from tools import fixtures as F
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GRAPH, COMPILED, OFF = "cuda graph", "compile + cuda graph (slow first run)", "off"
+AUTOTUNED = "max-autotune compile + cuda graph (minutes on first run)"
 
 
-def load_pack():
-    """The pack's node classes, imported by name (the repo root on sys.path) as the pack's entry registers them."""
-    import onestep_nodes
-
-    return types.SimpleNamespace(NODE_CLASS_MAPPINGS=onestep_nodes.load_node_modules()[0])
+def sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def round_robin(paths: dict, rounds: int, warmup: int = 3) -> dict[str, float]:
@@ -46,13 +41,13 @@ def round_robin(paths: dict, rounds: int, warmup: int = 3) -> dict[str, float]:
     for fn in paths.values():
         for _ in range(warmup):
             fn()
-    torch.cuda.synchronize()
+    sync()
     times = {name: [] for name in paths}
     for _ in range(rounds):
         for name, fn in paths.items():
             t0 = time.perf_counter()
             fn()
-            torch.cuda.synchronize()
+            sync()
             times[name].append((time.perf_counter() - t0) * 1000)
     return {name: statistics.median(v) for name, v in times.items()}
 
@@ -71,103 +66,199 @@ def graphed(fn):
     return lambda: (g.replay(), out)[1]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--size", type=int, default=512)
+def timed_first_call(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+class Budget:
+    """Seconds left of --time-budget since the start (model building included)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.t0 = seconds, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def allows(self, estimate_s: float) -> bool:
+        return self.elapsed() + estimate_s <= self.seconds
+
+
+def parse(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", choices=("sd15", "sdxl"), default="sd15")
+    ap.add_argument("--comfy", default=None, help="ComfyUI tree to import (put first on sys.path); default: already importable")
+    ap.add_argument("--tiny", action="store_true", help="CPU check: reduced-width UNet, 64² images, no CUDA rows")
+    ap.add_argument("--batches", type=int, nargs="+", default=None, help="default: 1 8 (sd15), 1 4 (sdxl), 1 (tiny)")
+    ap.add_argument("--size", type=int, default=None, help="image size; default: 512 (sd15), 1024 (sdxl), 64 (tiny)")
     ap.add_argument("--teacher-steps", type=int, default=25)
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=None, help="round-robin rounds; default 15 (1 with --tiny)")
+    ap.add_argument("--no-compile", action="store_true", help="leave out the compiled modes")
     ap.add_argument("--autotune-batches", type=int, nargs="*", default=[], help="batches that also run VAE Decode (fast) in max-autotune mode (minutes to compile)")
+    ap.add_argument("--time-budget", type=float, default=480.0, help="seconds for the whole run; groups that would pass it are skipped")
+    ap.add_argument("--compile-estimate", type=float, default=240.0, help="seconds assumed for a first compile until one is measured")
     ap.add_argument("--out", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    from benchmarks.onestep_models import ARCHS
+    args.batches = args.batches or ([1] if args.tiny else [1, 8] if args.arch == "sd15" else [1, 4])
+    args.size = args.size or (64 if args.tiny else ARCHS[args.arch])
+    args.rounds = args.rounds or (1 if args.tiny else 15)
+    return args
+
+
+def import_host(args):
+    """ComfyUI's modules (CPU-only under --tiny) and the pack's node classes by id."""
+    if args.comfy:
+        sys.path.insert(0, os.path.abspath(args.comfy))
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = comfy.cli_args.args.cpu or args.tiny or not torch.cuda.is_available()
+    import comfy.utils
+    import onestep_nodes
+
     comfy.utils.PROGRESS_BAR_ENABLED = False  # no tqdm output in timings (ComfyUI's server sets the same hook-less bar)
-    pack = load_pack()
+    return {cls.__name__: cls for cls in onestep_nodes.load_node_modules()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse(argv)
+    budget = Budget(args.time_budget)
+    nodes = import_host(args)
+    import comfy.model_management as mm
     import folder_paths
+
+    from benchmarks.onestep_models import build
 
     tmp = tempfile.mkdtemp()
     folder_paths.add_model_folder_path("onestep", tmp)
-    F.write_generator(os.path.join(tmp, "g.safetensors"), F.SD15_UNET, seed=5, dtype=torch.float16)
-    ours = pack.NODE_CLASS_MAPPINGS["OneStepLoadGenerator"]().load("g.safetensors")[0]
-    core = comfy.sd.load_diffusion_model(os.path.join(tmp, "g.safetensors"))  # core's own loader, plain EPS sampling
-    vae = comfy.sd.VAE(sd=F.vae_state_dict())
-    clip = F.clip_l()
-    positive = clip.encode_from_tokens_scheduled(clip.tokenize("a photo of a red fox in the snow"))
-    negative = clip.encode_from_tokens_scheduled(clip.tokenize(""))
-    gen = pack.NODE_CLASS_MAPPINGS["OneStepGenerate"]()
-    dec = pack.NODE_CLASS_MAPPINGS["OneStepVAEDecode"]()
-    euler = comfy.samplers.KSAMPLER(comfy.samplers.ksampler("euler").sampler_function)
-    dev = mm.get_torch_device()
-    rows, checks = [], {}
-    lat = args.size // 8
-    for b in args.batches:
-        empty = torch.zeros(b, 4, lat, lat)
-        sigma_max = float(core.get_model_object("model_sampling").sigma_max)
-
-        def node(mode):
-            return lambda: gen.generate(ours, positive, 0, args.size, args.size, b, fast=mode)[0]["samples"]
-
-        def core_samplercustom():  # the body of core's SamplerCustom node
-            noise = comfy.sample.prepare_noise(empty, 0)
-            cb = latent_preview.prepare_callback(core, 1)
-            return comfy.sample.sample_custom(core, noise, 1.0, euler, torch.tensor([sigma_max, 0.0]), positive, negative, empty,
-                                              callback=cb, disable_pbar=True, seed=0)
-
-        def teacher():
-            noise = comfy.sample.prepare_noise(empty, 0)
-            return comfy.sample.sample(core, noise, args.teacher_steps, 7.5, "euler", "normal", positive, negative, empty, seed=0, disable_pbar=True)
-
-        mm.load_models_gpu([ours, vae.patcher])
-        unet = ours.model.diffusion_model
-        x = torch.randn(b, 4, lat, lat, device=dev, dtype=ours.model.get_dtype())
-        ctx = positive[0][0].to(dev, x.dtype).repeat(b, 1, 1)
-        t = torch.full((b,), 999.0, device=dev, dtype=x.dtype)
-
-        @torch.no_grad()
-        def raw_unet():
-            return unet(x, t, context=ctx)
-
-        graph, compiled, off = "cuda graph", "compile + cuda graph (slow first run)", "off"
-        autotuned = "max-autotune compile + cuda graph (minutes on first run)"
-        latent = node(off)()
-        decode = {m: (lambda m=m: dec.decode({"samples": latent}, vae, m)[0]) for m in (graph, compiled, autotuned, off)}
-        modes = (graph, compiled)
-        decode_modes = modes + ((autotuned,) if b in args.autotune_batches else ())
-        with torch.no_grad():
-            ref = node(off)()
-            scale = float(ref.abs().max())
-            for m in decode_modes:
-                checks[f"batch {b}: VAE Decode (fast) {m} vs core decode, max |Δ| (0..1 pixels)"] = float((decode[m]() - decode[off]()).abs().max())
-            for m in modes:
-                checks[f"batch {b}: One-Step Generate {m} vs fast=off, max |Δ| / max |x|"] = float((node(m)() - ref).abs().max()) / scale
-            checks[f"batch {b}: One-Step Generate vs core SamplerCustom at t=999, max |Δ| / max |x| (σ_t·z vs core's sqrt(1+σ²)·z at σ_max)"] = float((ref - core_samplercustom()).abs().max()) / scale
-            g_unet = graphed(raw_unet)
-        ms = round_robin({
-            **{f"One-Step Generate, fast={m}": node(m) for m in modes},
-            "One-Step Generate, fast=off (core machinery)": node(off),
-            "core SamplerCustom node path, 1 euler step t=999": core_samplercustom,
-            "raw UNet call, eager": raw_unet,
-            "raw UNet call, CUDA graph": g_unet,
-        }, args.rounds)
-        ms.update(round_robin({"core VAE Decode": decode[off], **{f"VAE Decode (fast), {m}": decode[m] for m in decode_modes}}, args.rounds))
-        pairs = [(m, m) for m in modes] + [(compiled, autotuned)] * (autotuned in decode_modes)
-        ms.update(round_robin({
-            **{f"end to end: One-Step Generate {g} + VAE Decode (fast) {d}": (lambda g=g, d=d: dec.decode({"samples": node(g)()}, vae, d)) for g, d in pairs},
-            "end to end: core SamplerCustom + core VAE Decode": lambda: vae.decode(core_samplercustom()),
-        }, args.rounds))
-        teacher_ms = round_robin({"t": teacher}, 3, warmup=1)["t"] + ms["core VAE Decode"]
-        ms[f"teacher, {args.teacher_steps} euler steps CFG 7.5 + core VAE Decode"] = teacher_ms
-        for name, v in ms.items():
-            rows.append({"batch": b, "path": name, "ms": round(v, 2), "images_per_s": round(1000 * b / v, 1), "x_vs_teacher": round(teacher_ms / v, 1)})
-    info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "unet_dtype": str(ours.model.get_dtype()),
-            "vae_dtype": str(vae.vae_dtype), "size": args.size, "rows": rows, "checks": checks}
-    lines = ["| batch | path | ms | images/s | × vs teacher |", "|---|---|---|---|---|"]
-    lines += [f"| {r['batch']} | {r['path']} | {r['ms']:.1f} | {r['images_per_s']:.1f} | {r['x_vs_teacher']:.1f} |" for r in rows]
-    print(f"device: {info['device']}, torch {info['torch']}, UNet {info['unet_dtype']}, VAE {info['vae_dtype']}, {args.size}²")
-    print("\n".join(lines))
-    print(json.dumps(checks, indent=1))
+    m = build(args.arch, args.tiny, args.size, tmp, nodes)
+    cuda = mm.get_torch_device().type == "cuda"
+    modes = () if not cuda else (GRAPH,) if args.no_compile else (GRAPH, COMPILED)
+    info = {"command": "python -m benchmarks.bench_onestep " + shlex.join(argv), "arch": args.arch, "tiny": args.tiny,
+            "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+            "unet_dtype": str(m.ours.model.get_dtype()), "teacher_dtype": str(m.core.model.get_dtype()), "vae_dtype": str(m.vae.vae_dtype), "size": args.size,
+            "build_s": round(budget.elapsed(), 1), "rows": [], "skipped": [], "first_call_s": {}, "checks": {}}
+    state = {"compile_s": args.compile_estimate}
+    with torch.inference_mode():
+        for b in args.batches:
+            run_batch(args, nodes, m, b, modes, budget, info, state)
+    print_report(info)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(info, f, indent=1)
+    return info
+
+
+def run_batch(args, nodes, m, b, modes, budget, info, state) -> None:
+    import comfy.model_management as mm
+    import comfy.sample
+    import comfy.samplers
+    import latent_preview
+    import nodes as core_nodes
+
+    from onestep_nodes import fast_path, generate
+
+    gen, dec = nodes["OneStepGenerate"], nodes["OneStepVAEDecode"]
+    lat = args.size // 8
+    empty = torch.zeros(b, 4, lat, lat)
+    sigma_max = float(m.core.get_model_object("model_sampling").sigma_max)
+    euler = comfy.samplers.KSAMPLER(comfy.samplers.ksampler("euler").sampler_function)
+    ms, first = {}, info["first_call_s"]
+
+    def skip(what: str, estimate: float) -> bool:
+        if budget.allows(estimate):
+            return False
+        info["skipped"].append({"batch": b, "what": what, "reason": f"{budget.elapsed():.0f} s + ~{estimate:.0f} s would pass --time-budget {args.time_budget:g} s"})
+        return True
+
+    def node(mode):
+        return lambda: gen.execute(m.ours, m.positive, 0, args.size, args.size, b, fast=mode)[0]["samples"]
+
+    def eager_fast():  # the fast path's call without the graph: call_inputs + apply_model, core's steps around it
+        noise = comfy.sample.prepare_noise(empty, 0)
+        return generate.one_call_latents(m.ours, generate.onestep_sigmas(m.ours), noise, empty,
+                                         lambda x, s: fast_path.eager_denoise(m.ours, m.positive, s, x.to(mm.get_torch_device())))
+
+    def core_samplercustom():  # the body of core's SamplerCustom node
+        noise = comfy.sample.prepare_noise(empty, 0)
+        cb = latent_preview.prepare_callback(m.core, 1)
+        return comfy.sample.sample_custom(m.core, noise, 1.0, euler, torch.tensor([sigma_max, 0.0]), m.positive, m.negative, empty,
+                                          callback=cb, disable_pbar=True, seed=0)
+
+    def teacher():  # core's KSampler node
+        return core_nodes.KSampler().sample(m.core, 0, args.teacher_steps, 7.5, "euler", "normal", m.positive, m.negative,
+                                            {"samples": empty})[0]["samples"]
+
+    mm.load_models_gpu([m.ours, m.vae.patcher])
+    dev, dtype = mm.get_torch_device(), m.ours.model.get_dtype()
+    x = torch.randn(b, 4, lat, lat, device=dev, dtype=dtype)
+    inputs = fast_path.call_inputs(m.ours, m.positive, sigma_max, x)
+    extra = {"y": inputs["y"].to(dtype)} if "y" in inputs else {}
+    ctx, t = inputs["context"].to(dtype), torch.full((b,), 999.0, device=dev, dtype=dtype)
+    unet = m.ours.model.diffusion_model
+
+    def raw_unet():
+        return unet(x, t, context=ctx, **extra)
+
+    ref = node(OFF)()
+    scale = float(ref.abs().max())
+    checks = info["checks"]
+    checks[f"batch {b}: fast path's call run eagerly vs fast=off, max |Δ| / max |x|"] = float((eager_fast() - ref).abs().max()) / scale
+    ready = []
+    for mode in modes:
+        if mode == COMPILED and skip(f"One-Step Generate fast={mode}", state["compile_s"]):
+            continue
+        first[f"batch {b}: One-Step Generate fast={mode}"] = s = round(timed_first_call(node(mode)), 2)
+        state["compile_s"] = s if mode == COMPILED else state["compile_s"]
+        checks[f"batch {b}: One-Step Generate {mode} vs fast=off, max |Δ| / max |x|"] = float((node(mode)() - ref).abs().max()) / scale
+        ready.append(mode)
+    checks[f"batch {b}: One-Step Generate vs core SamplerCustom from σ_max, max |Δ| / max |x| (σ_t·z vs core's sqrt(1+σ²)·z)"] = float((ref - core_samplercustom()).abs().max()) / scale
+    paths = {f"One-Step Generate, fast={mode}": node(mode) for mode in ready}
+    paths.update({"One-Step Generate, fast=off (core machinery)": node(OFF), "fast path's call, eager (no graph)": eager_fast,
+                  "core SamplerCustom node path, 1 euler step from σ_max": core_samplercustom, "raw UNet call, eager": raw_unet})
+    if modes:
+        paths["raw UNet call, CUDA graph"] = graphed(raw_unet)
+    ms.update(round_robin(paths, args.rounds, warmup=1 if args.tiny else 3))
+
+    decode = {mode: (lambda mode=mode: dec.execute({"samples": ref}, m.vae, mode)[0]) for mode in (GRAPH, COMPILED, AUTOTUNED, OFF)}
+    decode_ready = []
+    for mode in (*modes, *((AUTOTUNED,) if modes and b in args.autotune_batches and COMPILED in modes else ())):
+        if mode != GRAPH and skip(f"VAE Decode (fast) {mode}", state["compile_s"]):
+            continue
+        first[f"batch {b}: VAE Decode (fast) {mode}"] = round(timed_first_call(decode[mode]), 2)
+        checks[f"batch {b}: VAE Decode (fast) {mode} vs core decode, max |Δ| (0..1 pixels)"] = float((decode[mode]() - decode[OFF]()).abs().max())
+        decode_ready.append(mode)
+    ms.update(round_robin({"core VAE Decode": decode[OFF], **{f"VAE Decode (fast), {d}": decode[d] for d in decode_ready}},
+                          args.rounds, warmup=1 if args.tiny else 3))
+    pairs = [(g, g) for g in ready if g in decode_ready] + [(COMPILED, AUTOTUNED)] * (COMPILED in ready and AUTOTUNED in decode_ready)
+    ms.update(round_robin({
+        **{f"end to end: One-Step Generate {g} + VAE Decode (fast) {d}": (lambda g=g, d=d: dec.execute({"samples": node(g)()}, m.vae, d)) for g, d in pairs},
+        "end to end: core SamplerCustom + core VAE Decode": lambda: m.vae.decode(core_samplercustom()),
+    }, args.rounds, warmup=1 if args.tiny else 3))
+
+    teacher_rounds = 1 if args.tiny else 3
+    teacher_ms = None  # estimate: 2 UNet calls per step (CFG) at the eager one-step path's time, warm-up + rounds
+    if not skip(f"teacher, {args.teacher_steps} steps", 2 * args.teacher_steps * ms["raw UNet call, eager"] / 1000 * (teacher_rounds + 1)):
+        ms[f"teacher, {args.teacher_steps} euler steps CFG 7.5 (core KSampler)"] = t_ms = round_robin({"t": teacher}, teacher_rounds, warmup=1)["t"]
+        teacher_ms = ms[f"teacher, {args.teacher_steps} euler steps CFG 7.5 + core VAE Decode"] = t_ms + ms["core VAE Decode"]
+    for name, v in ms.items():
+        info["rows"].append({"batch": b, "path": name, "ms": round(v, 2), "images_per_s": round(1000 * b / v, 1),
+                             "x_vs_teacher": round(teacher_ms / v, 1) if teacher_ms else None})
+
+
+def print_report(info: dict) -> None:
+    print(f"command: {info['command']}")
+    print(f"device: {info['device']}, torch {info['torch']}, {info['arch']}{' (tiny)' if info['tiny'] else ''}, "
+          f"UNet {info['unet_dtype']}, VAE {info['vae_dtype']}, {info['size']}²")
+    lines = ["| batch | path | ms | images/s | × vs teacher |", "|---|---|---|---|---|"]
+    lines += [f"| {r['batch']} | {r['path']} | {r['ms']:.1f} | {r['images_per_s']:.1f} | "
+              f"{'' if r['x_vs_teacher'] is None else format(r['x_vs_teacher'], '.1f')} |" for r in info["rows"]]
+    lines += [f"| {s['batch']} | {s['what']} | skipped: {s['reason']} | | |" for s in info["skipped"]]
+    print("\n".join(lines))
+    print(json.dumps({"first_call_s": info["first_call_s"], "checks": info["checks"]}, indent=1))
 
 
 if __name__ == "__main__":

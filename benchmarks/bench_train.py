@@ -1,11 +1,13 @@
-"""GPU benchmark: Diffusion2GAN training steps on an SD1.5-architecture UNet (issue 5).
+"""GPU benchmark: Diffusion2GAN training steps on an SD1.5-architecture UNet (issue 5), or SDXL's (--arch sdxl, issue 20).
 
 G is ComfyUI's own SD1.5 UNetModel (random weights, built with tools/fixtures.py) behind the trainer's ComfyUI
 adapter (onestep_nodes/comfy_unet.ComfyUNet); D is built by the trainer from a copy of the UNet's encoder; the regression
 loss is E-LatentLPIPS at full width (random weights, bg augmentation + L1), its VGG trunk compiled with
 torch.compile(mode="reduce-overhead") (falls back to eager, noted, if that fails inside the trainer). 512² (64×64
 latents), context [B, 77, 768], GAN from step 0, R1 every 16 steps, mix-and-match, bf16 autocast. Synthetic batches
-in the pairs layout (noise, latent, context, seed, prompt_index).
+in the pairs layout (noise, latent, context, seed, prompt_index). --arch sdxl: ComfyUI's SDXL UNet (tools/fixtures.py
+SDXL_UNET, the pooled text and core's encode_adm label, context [B, 77, 2048]) at 1024² (128×128 latents), E-LatentLPIPS
+with the SDXL latent encoder; its default rows are the *-low ones.
 
 Rows (one process, one after another; an out-of-memory row is recorded as "OOM" and the run goes on):
   ref-full-b2-ckpt   the trainer's defaults (AdamW, float32 EMA): the naive reference
@@ -15,6 +17,7 @@ Rows (one process, one after another; an out-of-memory row is recorded as "OOM" 
   *-dlora            D's backbone frozen (G's bf16 base) with LoRA factors, AdamW (training.config.low_memory)
   lora64-b4          the same without gradient checkpointing
   *-ar1              approximated R1 (finite differences: no double backward)
+  *-ckpt-low         memory=low exactly as the training nodes give it (training.config.low_memory, nothing overridden)
   *-dbf16            D's weights and gradients stored in bf16 (stochastic-rounding updates, training/rounding.py)
 Per row: trainable parameters of G and D, ms/step (median of the non-R1 steps, median of the R1 steps, and their
 1-in-16 weighted mean — the average step as it occurs), peak torch.cuda.max_memory_allocated / reserved over the
@@ -27,7 +30,8 @@ then all ranks time it together on a global batch of 2 × world size; rank 0 pri
 Usage (ComfyUI tree on PYTHONPATH, run from the repo root):
     python -m benchmarks.bench_train [--rows ...] [--steps 32] [--warmup 4] [--breakdown] [--profile] [--out results.json]
     torchrun --nproc_per_node 2 -m benchmarks.bench_train --scaling [--rows full-b2-ckpt lora64-b2-ckpt] [--out f.json]
-    python -m benchmarks.bench_train --tiny    # CPU check of the same code paths: tiny UNet, 16×16 latents
+    python -m benchmarks.bench_train --arch sdxl [--rows full-b2-ckpt-low lora64-b2-ckpt-low] [--steps 32] [--out sdxl_train.json]
+    python -m benchmarks.bench_train --tiny [--arch sdxl]   # CPU check of the same code paths: tiny UNet, 16×16 latents
 """
 from __future__ import annotations
 
@@ -75,7 +79,11 @@ ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory 
     "ref-lora64-b4-ckpt-dlora": (64, 4, True, False, "exact", "float32", "lora"),
     "lora64-b4-ckpt-dlora": (64, 4, True, True, "exact", "float32", "lora"),
     "lora64-b4-ckpt-ar1-dlora": (64, 4, True, True, "approx", "float32", "lora"),
+    # memory=low as the nodes and the CLI's --low-memory set it (R1 mode, D storage and backbone: low_memory's own)
+    "full-b2-ckpt-low": (0, 2, True, True, None),
+    "lora64-b2-ckpt-low": (64, 2, True, True, None),
 }
+SDXL_ROWS = ["full-b2-ckpt-low", "lora64-b2-ckpt-low"]  # issue 20: SDXL at 1024², batch 2, memory=low
 SCALING_ROWS = ["full-b2-ckpt", "lora64-b2-ckpt"]
 R1_EVERY = 16
 
@@ -115,23 +123,27 @@ def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0
     )
     if lowmem:
         cfg = c.low_memory(cfg)
+    if r1_mode is None:  # the *-low rows: memory=low exactly as the training nodes give it
+        return cfg
     d = dataclasses.replace(cfg.discriminator, r1_mode=r1_mode, storage_dtype=d_storage, backbone=d_backbone)
     if d_backbone == "full" and lowmem:  # a full D in low memory: Adafactor (a LoRA backbone's few factors keep AdamW)
         cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, optimizer_d="adafactor"))
     return dataclasses.replace(cfg, discriminator=d)
 
 
-def make_batches(n: int, batch: int, size: int, count: int = 4) -> list[dict]:
-    """Synthetic global batches in the pairs layout (CPU; identical on every rank)."""
+def make_batches(n: int, batch: int, size: int, count: int = 4, info=None) -> list[dict]:
+    """Synthetic global batches in the pairs layout (CPU; identical on every rank); SDXL's carry the pooled text."""
     g = torch.Generator().manual_seed(0)
     out = []
     for i in range(count):
         out.append({
             "noise": torch.randn(batch, 4, size, size, generator=g),
             "latent": torch.randn(batch, 4, size, size, generator=g) * 5.0,  # VAE units (SD latents have std ~5)
-            "context": torch.randn(batch, 77, 768, generator=g),
+            "context": torch.randn(batch, 77, info.context_dim if info else 768, generator=g),
             "seed": torch.arange(i * batch, (i + 1) * batch), "prompt_index": torch.arange(i * batch, (i + 1) * batch),
         })
+        if info is not None and info.pooled_dim:
+            out[-1]["pooled"] = torch.randn(batch, info.pooled_dim, generator=g)
     return out
 
 
@@ -160,13 +172,19 @@ class Bench:
     def __init__(self, args, device: torch.device):
         self.args, self.device = args, device
         self.P = load_pack()
-        cfg = F.TINY_UNET if args.tiny else F.SD15_UNET
-        self.size = 16 if args.tiny else 64
+        sdxl = args.arch == "sdxl"
+        cfg = {(False, False): F.SD15_UNET, (False, True): F.TINY_UNET, (True, False): F.SDXL_UNET, (True, True): F.TINY_SDXL_UNET}[sdxl, args.tiny]
+        self.size = 16 if args.tiny else 128 if sdxl else 64
         t0 = time.perf_counter()
-        model = comfy.supported_models.SD15(dict(cfg)).get_model({})
+        model_config = (comfy.supported_models.SDXL if sdxl else comfy.supported_models.SD15)(dict(cfg))
+        if sdxl:  # a reduced width names its heads (the class's defaults are SDXL's own)
+            model_config.unet_config.update({k: cfg[k] for k in ("num_heads", "num_head_channels")})
+        model = model_config.get_model({})
         self.master = F.randomize(model.diffusion_model, 7).float().cpu()
-        self.info = self.P.ModelInfo(latent_channels=4, context_dim=768, latent_scale=0.18215, spatial_multiple=2 ** (len(cfg["channel_mult"]) - 1))
-        log(f"[bench] random {'tiny' if args.tiny else 'SD1.5'} UNet built in {time.perf_counter() - t0:.1f} s "
+        self.encode_adm = model.encode_adm if sdxl else None  # core's label vector from the pooled text and the size
+        self.info = self.P.ModelInfo(latent_channels=4, context_dim=cfg["context_dim"], pooled_dim=1280 if sdxl else None,
+                                     latent_scale=0.13025 if sdxl else 0.18215, spatial_multiple=2 ** (len(cfg["channel_mult"]) - 1))
+        log(f"[bench] random {'tiny ' if args.tiny else ''}{'SDXL' if sdxl else 'SD1.5'} UNet built in {time.perf_counter() - t0:.1f} s "
             f"({sum(p.numel() for p in self.master.parameters()) / 1e6:.1f} M parameters)")
         self.compile = args.compile_lpips
         self.elpips = self.new_elpips()
@@ -174,7 +192,7 @@ class Bench:
     def new_elpips(self):
         L = self.P.lpips
         torch.manual_seed(0)
-        e = L.ELatentLPIPS(L.LatentLPIPS(in_channels=4), L.get_encoder("sd15"), preset="bg").eval().to(self.device)
+        e = L.ELatentLPIPS(L.LatentLPIPS(in_channels=4), L.get_encoder(self.args.arch), preset="bg").eval().to(self.device)
         if self.compile:
             e.lpips.net.compile(mode="reduce-overhead", dynamic=False)  # fwd+bwd replayed as CUDA graphs (issue 3: 12.5 → 9.5 ms)
         return e
@@ -222,10 +240,10 @@ class Bench:
             raise torch.cuda.OutOfMemoryError(f"simulated out-of-memory in {name} (--fake-oom)")
         d_storage, d_backbone = (*ROWS[name][5:], *("float32", "full")[len(ROWS[name][5:]):])
         cfg = row_config(P, lora, batch * world, ckpt, lowmem, r1_mode=ROWS[name][4], d_storage=d_storage, d_backbone=d_backbone)
-        batches = make_batches(4, batch * world, self.size)
+        batches = make_batches(4, batch * world, self.size, info=self.info)
         reset_memory()
         t_build = time.perf_counter()
-        net = P.ComfyUNet(copy.deepcopy(self.master), self.info)
+        net = P.ComfyUNet(copy.deepcopy(self.master), self.info, self.encode_adm)
         single = mock.patch.object(P.distributed, "current", lambda: P.distributed.DistInfo()) if world == 1 else contextlib.nullcontext()
         with single:  # alone on this GPU even under torchrun: no broadcasts, no all-reduce
             trainer = P.Trainer(net, cfg, self.elpips, self.device)
@@ -361,8 +379,10 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", choices=("sd15", "sdxl"), default="sd15", help="sdxl: SDXL's UNet at 1024² (default rows: " + " ".join(SDXL_ROWS) + ")")
     ap.add_argument("--rows", nargs="+", default=None, choices=list(ROWS), help="rows to run (default: all; with --scaling: " + " ".join(SCALING_ROWS) + ")")
     ap.add_argument("--steps", type=int, default=32, help="timed steps per row (≥ 32 holds two R1 steps)")
     ap.add_argument("--warmup", type=int, default=4, help="untimed steps first (the first compiles E-LatentLPIPS' trunk)")
@@ -374,8 +394,8 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true", help="also time G's and D's optimiser steps and the EMA update apart (synchronised)")
     ap.add_argument("--profile", action="store_true", help="print torch.profiler's top operators for one step of each row")
     ap.add_argument("--out", default="")
-    args = ap.parse_args()
-    rows = args.rows or (SCALING_ROWS if args.scaling else list(ROWS))
+    args = ap.parse_args(argv)
+    rows = args.rows or (SCALING_ROWS if args.scaling else SDXL_ROWS if args.arch == "sdxl" else list(ROWS))
     if WORLD > 1 and not args.scaling:
         raise SystemExit("under torchrun pass --scaling")
     if torch.cuda.is_available():
@@ -389,7 +409,7 @@ def main() -> None:
         device = torch.device("cpu")
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, WORLD)))
     t_start = time.perf_counter()
-    command = " ".join(([f"torchrun --nproc_per_node {WORLD}", "-m benchmarks.bench_train"] if WORLD > 1 else ["python -m benchmarks.bench_train"]) + sys.argv[1:])
+    command = " ".join(([f"torchrun --nproc_per_node {WORLD}", "-m benchmarks.bench_train"] if WORLD > 1 else ["python -m benchmarks.bench_train"]) + argv)
     log(f"[bench] {command}")
     bench = Bench(args, device)
     results = []
@@ -404,7 +424,8 @@ def main() -> None:
             f"({time.perf_counter() - t_start:.0f} s since start)")
     info = {
         "command": command, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__,
-        "world_size": WORLD, "size": bench.size * 8, "latent": [4, bench.size, bench.size], "context": [77, 768], "r1_every": R1_EVERY,
+        "world_size": WORLD, "arch": args.arch, "size": bench.size * 8, "latent": [4, bench.size, bench.size], "context": [77, bench.info.context_dim],
+        "r1_every": R1_EVERY,
         "steps": args.steps, "warmup": args.warmup, "tiny": args.tiny, "bf16_autocast": True, "cudnn_benchmark": args.cudnn_benchmark,
         "rows": results, "total_s": round(time.perf_counter() - t_start, 1),
     }
@@ -418,7 +439,7 @@ def main() -> None:
                                 "throughput_scaling": round(WORLD * t1 / tn, 3), "efficiency": round(t1 / tn, 3)})
         info["scaling"] = scaling
     if RANK == 0:
-        print(f"\ndevice: {info['device']}, torch {info['torch']}, {info['size']}² ({bench.size}×{bench.size} latents), bf16 autocast, "
+        print(f"\ndevice: {info['device']}, torch {info['torch']}, {args.arch}, {info['size']}² ({bench.size}×{bench.size} latents), bf16 autocast, "
               f"R1 every {R1_EVERY}, {args.steps} timed steps after {args.warmup} warm-up; command: {command}", flush=True)
         print(table(results), flush=True)
         if info.get("scaling"):
@@ -434,6 +455,7 @@ def main() -> None:
     if WORLD > 1:
         dist.barrier()
         dist.destroy_process_group()
+    return info
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
 """The fast path of One-Step Generate: the single model call replayed from a CUDA graph.
 
 Taken only when the result is provably the same as core's machinery would give: a CUDA device, the model
-fully loaded, one plain text conditioning (no ControlNet, area, mask or hooks), no model wrappers or
-patches that act per call, no noise mask, and no SDXL-style vector conditioning. Otherwise (or if capture
-fails) `fast_denoise` returns None and the caller takes core's path. Graphs are keyed by the model, the
-addresses of its weights (so reloads and LoRA re-patching recapture) and the input shapes.
+fully loaded, one plain text conditioning (no ControlNet, area, mask or hooks; for SDXL its pooled text and
+CLIP Text Encode SDXL's size keys), no model wrappers or patches that act per call, no noise mask. Otherwise
+(or if capture fails) `fast_denoise` returns None and the caller takes core's path. The call's inputs are
+built by core's own conditioning code (`call_inputs`), so SDXL's label vector y is core's. Graphs are keyed
+by the model, the addresses of its weights (so reloads and LoRA re-patching recapture) and the input shapes.
 """
 from __future__ import annotations
 
 import logging
 import weakref
 
+import comfy.model_base
 import comfy.model_management as mm
+import comfy.sampler_helpers
+import comfy.samplers
 import torch
 
 from onestep.cuda_graph import GraphCache
@@ -23,7 +27,9 @@ FAST_MODES = {  # node option → torch.compile mode (None: CUDA graph of the ea
     "compile + cuda graph (slow first run)": "default",
 }
 OFF = "off"
-_PLAIN_COND_KEYS = {"pooled_output"}  # CLIP adds it; SD1.x/2.x UNets do not read it
+_PLAIN_COND_KEYS = {"pooled_output"}  # CLIP adds it; SD1.x/2.x UNets do not read it, SDXL's y is built from it
+SIZE_KEYS = {"width", "height", "crop_w", "crop_h", "target_width", "target_height"}  # CLIP Text Encode SDXL's
+_MODEL_INPUTS = {"c_crossattn", "y"}  # the extra_conds outputs the replayed call takes (text; SDXL's label vector)
 
 
 def ineligible_reason(model, positive, noise_mask) -> str | None:
@@ -39,11 +45,14 @@ def per_call_reason(model, positive, noise_mask) -> str | None:
         return "noise mask"
     if len(positive) != 1:
         return "several conditionings"
-    extra = set(positive[0][1]) - _PLAIN_COND_KEYS
+    adm = model.model.model_config.unet_config.get("adm_in_channels") is not None
+    extra = set(positive[0][1]) - _PLAIN_COND_KEYS - (SIZE_KEYS if adm else set())
     if extra:
         return f"conditioning carries {sorted(extra)}"
-    if model.model.model_config.unet_config.get("adm_in_channels") is not None:
-        return "vector (adm) conditioning"
+    if adm and type(model.model) is not comfy.model_base.SDXL:  # unCLIP, refiner, SVD, ...: their y reads more
+        return "vector (adm) conditioning other than SDXL's"
+    if adm and positive[0][1].get("pooled_output") is None:
+        return "no pooled text for the vector (adm) conditioning"
     opts = model.model_options
     if opts.get("model_function_wrapper") or opts.get("sampler_cfg_function") or opts.get("sampler_post_cfg_function"):
         return "model wrappers"
@@ -75,6 +84,39 @@ def weights_key(module: torch.nn.Module) -> int:
     return hash(tuple(params[name].data_ptr() for params, name in slots))
 
 
+def call_inputs(model, positive, sigma: float, x: torch.Tensor) -> dict[str, torch.Tensor] | None:
+    """The model call's inputs for the noise-scaled x, built as core's sampling builds them: convert_cond, then
+    encode_model_conds with the model's extra_conds (SDXL: y from the pooled text and the size keys, or the
+    latent's size), then each cond repeated to the batch (process_cond) as calc_cond_batch does. None when
+    extra_conds makes inputs the replayed call does not take (concat latents, ...)."""
+    conds = comfy.samplers.encode_model_conds(
+        model.model.extra_conds, comfy.sampler_helpers.convert_cond(positive), x, x.device, "positive")
+    model_conds = conds[0]["model_conds"]
+    if set(model_conds) - _MODEL_INPUTS or "c_crossattn" not in model_conds:
+        return None
+    out = {"x": x, "sigma": torch.full((x.shape[0],), sigma, device=x.device, dtype=torch.float32)}
+    out["context"] = model_conds["c_crossattn"].process_cond(batch_size=x.shape[0], area=None).concat([]).to(x.device)
+    if "y" in model_conds:
+        out["y"] = model_conds["y"].process_cond(batch_size=x.shape[0], area=None).concat([]).to(x.device)
+    return out
+
+
+def model_call(base):
+    """The one call the graph replays: core's apply_model (input scaling, dtype casts, denoised output)."""
+    def call(x, sigma, context, **extra):
+        return base.apply_model(x, sigma, c_crossattn=context, **extra)
+    return call
+
+
+def eager_denoise(model, positive, sigma: float, x: torch.Tensor) -> torch.Tensor | None:
+    """The fast path's call run eagerly, on any device: exactly what the graph captures (tests run it on CPU)."""
+    inputs = call_inputs(model, positive, sigma, x)
+    if inputs is None:
+        return None
+    with torch.inference_mode():
+        return model_call(model.model)(**inputs)
+
+
 def fast_denoise(model, positive, sigma: float, x: torch.Tensor, noise_mask=None, mode: str = "cuda graph") -> torch.Tensor | None:
     """x0 of the model at σ for the noise-scaled input x, by graph replay; None when not eligible."""
     reason = ineligible_reason(model, positive, noise_mask)
@@ -85,18 +127,15 @@ def fast_denoise(model, positive, sigma: float, x: torch.Tensor, noise_mask=None
         log.debug("[onestep] fast path off: model only partly on the GPU")
         return None
     base = model.model
-    device = model.load_device
-    x = x.to(device)
-    cond = positive[0][0].to(device).expand(x.shape[0], -1, -1).contiguous()
-    sigmas = torch.full((x.shape[0],), sigma, device=device, dtype=torch.float32)
-    key = (id(base), weights_key(base.diffusion_model), tuple(x.shape), x.dtype, tuple(cond.shape), cond.dtype, mode)
-
-    def call(x, sigma, context):
-        return base.apply_model(x, sigma, c_crossattn=context)
-
+    inputs = call_inputs(model, positive, sigma, x.to(model.load_device))
+    if inputs is None:
+        log.debug("[onestep] fast path off: the model's conditioning makes inputs beyond text and y")
+        return None
+    shapes = tuple((k, tuple(v.shape), v.dtype) for k, v in inputs.items())
+    key = (id(base), weights_key(base.diffusion_model), shapes, mode)
     try:
         with torch.inference_mode():
-            return _CACHE.run(key, call, {"x": x, "sigma": sigmas, "context": cond}, FAST_MODES[mode])
+            return _CACHE.run(key, model_call(base), inputs, FAST_MODES[mode])
     except Exception as e:  # capture is unsupported by some ops/backends: fall back, never fail the run
         log.warning("[onestep] CUDA-graph fast path failed (%s); using core's path", str(e).splitlines()[0])
         _CACHE.clear()

@@ -69,13 +69,18 @@ def _fast(model, positive, sigmas, noise, latent_image, noise_mask, mode):
     """The CUDA-graph path (fast_path.py) with core's input and output steps around it, or None."""
     if ineligible_reason(model, positive, noise_mask) is not None:
         return None
+    return one_call_latents(model, sigmas, noise, latent_image, lambda x, sigma: fast_denoise(model, positive, sigma, x, noise_mask, mode))
+
+
+def one_call_latents(model, sigmas, noise, latent_image, denoise) -> torch.Tensor | None:
+    """Core's steps around the single call denoise(x, σ) → x0 (None: not possible): latent in, noise scaling, latent out."""
     base = model.model
     latent_in = base.process_latent_in(latent_image) if torch.count_nonzero(latent_image) > 0 else latent_image
     ms = model.get_model_object("model_sampling")
     # core's KSAMPLER flags a start at σ_max (sqrt(1+σ²)·z for plain models); generator files decide for themselves
     max_denoise = math.isclose(float(ms.sigma_max), float(sigmas[0]), rel_tol=1e-05) or float(sigmas[0]) > float(ms.sigma_max)
     x = ms.noise_scaling(sigmas[0], noise, latent_in, max_denoise)
-    denoised = fast_denoise(model, positive, float(sigmas[0]), x, noise_mask, mode)
+    denoised = denoise(x, float(sigmas[0]))
     if denoised is None:
         return None
     comfy.utils.ProgressBar(1).update_absolute(1, 1)  # also raises if the user cancelled

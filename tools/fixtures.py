@@ -31,6 +31,15 @@ SD15_UNET = {
     "transformer_depth_middle": 1, "use_linear_in_transformer": False, "context_dim": 768,
     "use_temporal_resblock": False, "use_temporal_attention": False,
 }
+# SDXL's base UNet (2.6 B parameters) as ComfyUI's model detection reads it from SDXL weights (tests check that core's
+# detection of its state dict gives supported_models.SDXL and this config); for the GPU benchmarks.
+SDXL_UNET = {
+    "use_checkpoint": False, "image_size": 32, "use_spatial_transformer": True, "legacy": False, "num_classes": "sequential",
+    "adm_in_channels": 2816, "in_channels": 4, "out_channels": 4, "model_channels": 320, "num_res_blocks": [2, 2, 2],
+    "transformer_depth": [0, 0, 2, 2, 10, 10], "transformer_depth_output": [0, 0, 0, 2, 2, 2, 10, 10, 10], "channel_mult": [1, 2, 4],
+    "transformer_depth_middle": 10, "use_linear_in_transformer": True, "context_dim": 2048, "use_temporal_resblock": False,
+    "use_temporal_attention": False, "num_heads": -1, "num_head_channels": 64,
+}
 # The SD1.5 family at 1/10 width: same blocks and conditioning, ~1 M parameters, runs in milliseconds on CPU.
 TINY_UNET = {
     **SD15_UNET, "model_channels": 32, "num_res_blocks": [1, 1], "transformer_depth": [1, 0],

@@ -1,0 +1,29 @@
+"""benchmarks/bench_train.py --tiny --arch sdxl on the CPU: SDXL's conditioning (2048-wide text, the pooled text through
+core's encode_adm) reaches the trainer's G and D (an SDXL UNet without pooled text refuses the batch), and the
+issue-20 rows are memory=low exactly as the training nodes give it (training.config.low_memory, nothing overridden)."""
+from __future__ import annotations
+
+import json
+
+from benchmarks import bench_train as bench
+
+
+def test_tiny_sdxl_rows_are_memory_low(tmp_path, capsys):
+    out = tmp_path / "train.json"
+    info = bench.main(["--tiny", "--arch", "sdxl", "--rows", "lora64-b2-ckpt-low", "--steps", "1", "--warmup", "0", "--no-compile-lpips",
+                       "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert json.loads(out.read_text()) == json.loads(json.dumps(info))
+    assert info["command"] in printed and "| lora64-b2-ckpt-low |" in printed
+    assert [r["row"] for r in info["rows"]] == ["lora64-b2-ckpt-low"] and bench.SDXL_ROWS == ["full-b2-ckpt-low", "lora64-b2-ckpt-low"]
+    assert info["arch"] == "sdxl" and info["context"] == [77, 2048] and info["latent"] == [4, 16, 16]
+    lora, = info["rows"]
+    assert lora["row"] == "lora64-b2-ckpt-low" and lora["status"] == "ok" and lora["per_gpu_batch"] == 2
+    assert lora["ms_median_r1"] > 0 and {"regression", "gan_g", "r1"} <= set(lora["last_losses"]) and lora["trainable_g"] > 0
+    P = bench.load_pack()
+    for rank in (0, 64):  # the rows' configs: low_memory's own settings, not the older rows' per-row overrides
+        got = bench.row_config(P, rank, 2, True, True, r1_mode=None)
+        assert got == P.config.low_memory(bench.row_config(P, rank, 2, True, False, r1_mode=None))
+        assert got.discriminator.r1_mode == "approx" and got.bf16 and got.generator.gradient_checkpointing
+        assert got.discriminator.backbone == ("lora" if rank else "full") and (got.optim.optimizer == "adafactor") == (rank == 0)
+    assert lora["config"] == json.loads(json.dumps(bench.row_config(P, 64, 2, True, True, r1_mode=None).to_dict()))
