@@ -107,6 +107,29 @@ class GraphedDenoiser:
         return self.cache.run((tuple(x.shape), float(cfg)), call, {"x": x.float(), "sigma": sigma.float(), "labels": labels})
 
 
+_GRAPHED_ATTR = "_onestep_graphed_denoisers"  # on the UNet itself: a weak-keyed table would be kept alive by its values
+_GRAPHED_PER_UNET = 2
+
+
+def graphed_denoiser(unet: torch.nn.Module, context_table: torch.Tensor, schedule: DiscreteSchedule = SD_SCHEDULE,
+                     bf16: bool = True) -> GraphedDenoiser:
+    """The GraphedDenoiser of this UNet, context table and schedule, reused across calls: sampling in batches calls
+    sample_teacher_from_noise once per batch, and a fresh denoiser would capture its graphs again each time. Reused only
+    while the UNet's weights are the same tensors (a reload or .to() makes new ones; in-place updates are read by the
+    replay) and the table has equal values (the graph reads the copy the cached denoiser holds)."""
+    device = next(unet.parameters()).device
+    key = (tuple(p.data_ptr() for p in unet.parameters()), device, schedule, bool(bf16))
+    entries = unet.__dict__.setdefault(_GRAPHED_ATTR, [])  # collected with the UNet (a plain cycle, no global)
+    for k, table, graphed in entries:
+        if k == key and table.shape == context_table.shape and torch.equal(table, context_table.to(device)):
+            return graphed
+    denoiser = EpsDenoiser(unet, context_table.to(device), schedule).to(device)
+    graphed = GraphedDenoiser(denoiser, bf16)
+    entries.append((key, denoiser.context_table, graphed))
+    del entries[:-_GRAPHED_PER_UNET]  # each holds its graphs' memory pools
+    return graphed
+
+
 def initial_noise(count: int, seed: int) -> torch.Tensor:
     """Standard normal [count, 1, 32, 32] on the CPU from one seed (independent of batch size and device)."""
     return torch.randn(count, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
@@ -130,9 +153,8 @@ def sample_teacher_from_noise(
     """`sample_teacher` from given standard-normal noise z [N, 1, 32, 32] (e.g. per-seed noise, `seed_noise`).
     On CUDA the denoiser calls replay CUDA graphs unless graphs=False (same arithmetic, launched at once)."""
     device = next(unet.parameters()).device
-    denoiser = EpsDenoiser(unet, context_table.to(device), schedule).to(device)
     graphed = device.type == "cuda" and graphs
-    model = GraphedDenoiser(denoiser, bf16) if graphed else denoiser
+    model = graphed_denoiser(unet, context_table, schedule, bf16) if graphed else EpsDenoiser(unet, context_table.to(device), schedule).to(device)
     sigmas = discrete_sigmas(steps, schedule).to(device)
     out = []
     for i in range(0, len(labels), batch):

@@ -196,3 +196,21 @@ def test_the_shipped_teacher_imports_into_the_pipelines_unet_exactly():
     student = os.path.join(os.path.dirname(path), "fmnist-student.safetensors")
     with pytest.raises(ValueError, match="not a proof-scale teacher"):
         import_teacher(student)
+
+
+def test_graphed_denoiser_survives_across_batches():
+    """Batched sampling calls sample_teacher_from_noise once per batch: the graphed denoiser (and so its captured graphs)
+    is reused for the same UNet, table and settings, and rebuilt when the table or the weights' tensors change."""
+    from proof_scale import sampler as ps
+    unet, table = build_unet(TINY), random_context_table(4, TINY.context_dim)
+    first = ps.graphed_denoiser(unet, table)
+    assert ps.graphed_denoiser(unet, table.clone()) is first  # equal values: the same graphs
+    assert ps.graphed_denoiser(unet, table, bf16=False) is not first
+    other = ps.graphed_denoiser(unet, table + 1)
+    assert other is not first and ps.graphed_denoiser(unet, table + 1) is other
+    assert len(getattr(unet, ps._GRAPHED_ATTR)) == 2  # bounded: the oldest entry and its graph pools go
+    with torch.no_grad():
+        unet.conv_in.weight = torch.nn.Parameter(unet.conv_in.weight.clone())  # a reload: new weight tensors
+    assert ps.graphed_denoiser(unet, table) is not first
+    g = ps.graphed_denoiser(unet, table)
+    assert g.denoiser.unet is unet and torch.equal(g.denoiser.context_table, table)
