@@ -13,6 +13,8 @@ Usage (ComfyUI tree on PYTHONPATH, run from the repo root):
                                      [--breakdown] [--out results.json]
     python -m benchmarks.bench_pairs --tiny    # CPU smoke run of the same code (tiny random models; no graphs there)
 Rounds alternate one collector shard per path (new seeds, prompts never encoded before) with the raw calls; medians.
+Before each timed shard the path's model is loaded untimed (a fast path samples a clone of the MODEL carrying its
+wrapper, and core reloads when the loaded clone changes: a cost one long collection pays once, not per batch).
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ def collector(pc, model, clip, prompts, batch: int, folder: str, mode: str, step
     how many UNet calls replayed a graph and how many took core's path."""
     from onestep.pairs.collect import collect, open_dataset
 
-    calls = [0]
+    calls, graphed = [0], [None]
 
     def run():
         r = calls[0] = calls[0] + 1
@@ -68,11 +70,17 @@ def collector(pc, model, clip, prompts, batch: int, folder: str, mode: str, step
         s = pc.settings_for(model, clip, some, "", "euler", "normal", steps, CFG, r * batch, batch, size, size, batch, batch)
         out = os.path.join(folder, f"round-{mode}-{batch}-{r}")
         teacher = pc.ComfyTeacher(model, clip, some, "", s)
-        teacher.fast_teacher = mode
+        teacher.fast_teacher, teacher._graphed = mode, graphed[0]  # one graphed clone across rounds, as in one long collection
+        replayed, fallbacks = (graphed[0][1].replayed, graphed[0][1].fallbacks) if graphed[0] else (0, 0)
         collect(out, open_dataset(out, s, some, {"teacher_name": "random SD1.5"}), teacher)
-        w = teacher.last_wrapper
-        counts["graph_calls"] += w.replayed if w else 0
-        counts["core_calls"] += w.fallbacks if w else steps
+        graphed[0], w = teacher._graphed, teacher.last_wrapper
+        counts["graph_calls"] += w.replayed - replayed if w else 0
+        counts["core_calls"] += w.fallbacks - fallbacks if w else steps
+
+    def prepare():  # untimed: core loads patchers by identity, so switching paths reloads; one long collection never does
+        import comfy.model_management as mm
+        mm.load_models_gpu([graphed[0][0] if graphed[0] else model])
+    run.prepare = prepare
     return run
 
 
@@ -175,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         times = {name: [] for name in paths}
         for _ in range(args.rounds):  # round-robin, so clock drift hits every path alike
             for name, fn in paths.items():
+                getattr(fn, "prepare", lambda: None)()
                 times[name].append(timed(fn))
         raw = statistics.median(times["raw"])
         core = statistics.median(times["core"]) if "core" in times else None

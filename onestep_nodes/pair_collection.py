@@ -123,7 +123,8 @@ class ComfyTeacher:
         self.step_callback = None  # called after every sampler step (the node checks for cancel there)
         self.fast_teacher = OFF  # unet_graphs mode: the UNet calls replayed from CUDA graphs inside core's sampling
         self.graph_runner = None  # a test's eager stand-in for the graph replay (unet_graphs.GraphedUNet)
-        self.last_wrapper = None  # the GraphedUNet of the latest batch (its replayed/fallbacks counts), or None
+        self.last_wrapper = None  # the GraphedUNet of the latest batch (replayed/fallbacks counts since it was made), or None
+        self._graphed = None  # (clone, wrapper) reused from batch to batch
         self.conditioning(-1)  # a text encoder that does not fit the model fails here, before any sampling
 
     def conditioning(self, prompt_index: int) -> dict[str, torch.Tensor]:
@@ -183,7 +184,10 @@ class ComfyTeacher:
             positive, negative = apply_controlnet(positive, negative, self.controlnet, hint, self.s.control_strength, self.vae)
         s = self.s
         runner = {} if self.graph_runner is None else {"runner": self.graph_runner}
-        model, self.last_wrapper = with_graphed_unet(self.model, positive, negative, self.fast_teacher, **runner)
+        model, wrapper = with_graphed_unet(self.model, positive, negative, self.fast_teacher, reuse=self._graphed, **runner)
+        if wrapper is not None:
+            self._graphed = (model, wrapper)
+        self.last_wrapper = wrapper
         return comfy.sample.sample(
             model, noise, s.steps, s.cfg, s.sampler, s.scheduler, positive, negative, torch.zeros_like(noise),
             denoise=1.0, disable_pbar=True, seed=s.seed_start, callback=self.step_callback,

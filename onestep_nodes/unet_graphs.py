@@ -97,16 +97,18 @@ class GraphedUNet:
         key = (id(base), weights_key(base.diffusion_model), id(base.model_sampling), tuple(x.shape), x.dtype, tuple(t.shape), t.dtype,
                tuple(ctx.shape), ctx.dtype, self.mode)
 
-        def call(x, t, context):
-            return base.apply_model(x, t, c_crossattn=context)
+        def call(x, t, context):  # a fresh options dict: the UNet writes its bookkeeping into the one it gets
+            return base.apply_model(x, t, c_crossattn=context, transformer_options={})
 
         with torch.no_grad():
             return self.runner(key, call, {"x": x, "t": t, "context": ctx}, FAST_MODES[self.mode])
 
 
-def with_graphed_unet(model, positive, negative, mode: str, runner=graph_runner):
+def with_graphed_unet(model, positive, negative, mode: str, runner=graph_runner, reuse=None):
     """(model to sample with, wrapper or None): a clone of `model` whose UNet calls go through GraphedUNet where the
-    model and conditionings allow it, else `model` itself (and the reason is logged once)."""
+    model and conditionings allow it, else `model` itself (and the reason is logged). `reuse`: the (clone, wrapper) of
+    the previous batch, kept when its mode and runner fit: a new clone per batch would make core unload and load the
+    model again before every batch (core's loader tells patchers apart by identity)."""
     if mode == OFF:
         return model, None
     if mode not in FAST_MODES:
@@ -115,6 +117,8 @@ def with_graphed_unet(model, positive, negative, mode: str, runner=graph_runner)
     if reason is not None:
         log.info("[onestep] fast_teacher %r not used: %s; sampling on core's path", mode, reason)
         return model, None
+    if reuse is not None and reuse[1] is not None and (reuse[1].mode, reuse[1].runner) == (mode, runner):
+        return reuse
     wrapper = GraphedUNet(mode, runner)
     clone = model.clone()
     clone.set_model_unet_function_wrapper(wrapper)

@@ -68,6 +68,9 @@ def test_graphed_teacher_calls_equal_core_sampling(tmp_path):
     assert torch.equal(teacher.sample(noise, [0, 1], None), core)
     assert teacher.last_wrapper.replayed == 3 and teacher.last_wrapper.fallbacks == 0 and len(calls) == 3
     assert calls[0][0][3] == (4, 4, 8, 8) and calls[0][1] is None  # one batch of cond + uncond; no compile in this mode
+    wrapper_1 = teacher.last_wrapper
+    assert torch.equal(teacher.sample(noise, [0, 1], None), core) and teacher.last_wrapper is wrapper_1  # the clone is kept
+    assert wrapper_1.replayed == 6 and len(calls) == 6
     teacher.fast_teacher = "compile + cuda graph (slow first run)"
     assert torch.equal(teacher.sample(noise, [0, 1], None), core) and calls[-1][1] == "default"
     assert model is not teacher.model and wrapper is not None
