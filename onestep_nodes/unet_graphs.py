@@ -24,6 +24,7 @@ MODES = (OFF, *FAST_MODES)
 INERT_OPTIONS = {"cond_or_uncond", "uuids", "sigmas", "sample_sigmas"}  # set by core per call; a UNetModel without
 EMPTY_OK_OPTIONS = {"wrappers", "callbacks"}  # patches or wrappers never reads them; these two only matter when not empty
 PLAIN_CALL_KEYS = {"c_crossattn", "transformer_options"}
+_TOLD: set[tuple[str, str]] = set()
 
 
 def model_reason(model, positive, negative, need_cuda: bool = True) -> str | None:
@@ -115,7 +116,9 @@ def with_graphed_unet(model, positive, negative, mode: str, runner=graph_runner,
         raise ValueError(f"fast_teacher must be one of {MODES}, not {mode!r}")
     reason = model_reason(model, positive, negative, need_cuda=runner is graph_runner)
     if reason is not None:
-        log.info("[onestep] fast_teacher %r not used: %s; sampling on core's path", mode, reason)
+        if (mode, reason) not in _TOLD:  # once per process, not once per batch
+            _TOLD.add((mode, reason))
+            log.info("[onestep] fast_teacher %r not used: %s; sampling on core's path", mode, reason)
         return model, None
     if reuse is not None and reuse[1] is not None and (reuse[1].mode, reuse[1].runner) == (mode, runner):
         return reuse
