@@ -37,6 +37,9 @@ class OneStepExtension(ComfyExtension):
     preference to its comfy_entrypoint, and every node is a V3 io.ComfyNode."""
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        from onestep_nodes.compile_folder import use_compile_cache_folder
+
+        use_compile_cache_folder()  # torch.compile modes keep their artifacts in ComfyUI's user folder, across restarts
         return load_node_modules()
 
 

@@ -1,12 +1,20 @@
-"""GPU benchmark: teacher-pair collection throughput vs the raw UNet for the same calls.
+"""GPU benchmark: teacher-pair collection throughput, core's path side by side with the CUDA-graph teacher paths
+(Collect Teacher Pairs' fast_teacher), against the raw UNet for the same calls.
 
 An SD1.5-architecture teacher (random weights, fp16, 512²) collects pairs with 25 euler steps at CFG 7.5 through
 the pack's collector (core's sampling machinery, prompt encoding, noise, shard writes with sha256, manifest
-updates: everything a real collection does). The yardstick is the raw UNet `diffusion_model(x, t, context)` at
-batch 2B (cond + uncond) called 25 times per batch of B pairs, with nothing else.
+updates: everything a real collection does), once per path: `core` (core's UNet calls), `graph` (the same calls
+replayed from CUDA graphs inside core's sampling), `compile` (torch.compile + CUDA graphs; its artifacts persist in
+ComfyUI's user folder, so the first round's time shows the compile, or the cache hit on a second run). The yardstick
+is the raw UNet `diffusion_model(x, t, context)` at batch 2B (cond + uncond) called 25 times per batch of B pairs.
+Each fast path's latents are compared with core's for the same seeds and prompts (max |Δ|, bit-equal or not).
 Usage (ComfyUI tree on PYTHONPATH, run from the repo root):
-    python -m benchmarks.bench_pairs [--batches 8 32] [--rounds 5] [--prompts PartiPrompts.tsv] [--breakdown] [--out results.json]
-Rounds alternate one collector shard (new seeds, prompts never encoded before) with the raw calls; medians.
+    python -m benchmarks.bench_pairs [--batches 8 32] [--paths core graph compile] [--rounds 5] [--prompts PartiPrompts.tsv]
+                                     [--breakdown] [--out results.json]
+    python -m benchmarks.bench_pairs --tiny    # CPU smoke run of the same code (tiny random models; no graphs there)
+Rounds alternate one collector shard per path (new seeds, prompts never encoded before) with the raw calls; medians.
+Before each timed shard the path's model is loaded untimed (a fast path samples a clone of the MODEL carrying its
+wrapper, and core reloads when the loaded clone changes: a cost one long collection pays once, not per batch).
 """
 from __future__ import annotations
 
@@ -14,65 +22,94 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 
-import comfy.cli_args  # noqa: F401  (parsed before model_management decides on the device)
-import comfy.model_management as mm
-import comfy.sd
 import torch
 
-from onestep.pairs.collect import collect, open_dataset
-from onestep.pairs.prompts import read_prompts
-from tools import fixtures as F
-
 STEPS, CFG, SIZE = 25, 7.5, 512
+PATHS = {"core": "off", "graph": "cuda graph", "compile": "compile + cuda graph (slow first run)"}  # → fast_teacher
 
 
-def raw_unet(model, batch: int):
-    """A function making the raw UNet calls of one batch of pairs: STEPS calls at batch 2·batch (cond + uncond in
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def raw_unet(model, batch: int, steps: int, size: int):
+    """A function making the raw UNet calls of one batch of pairs: `steps` calls at batch 2·batch (cond + uncond in
     one call, as core batches them)."""
+    import comfy.model_management as mm
+
     mm.load_models_gpu([model])
     unet = model.model.diffusion_model
     dtype, dev = model.model.get_dtype(), mm.get_torch_device()
-    x = torch.randn(2 * batch, 4, SIZE // 8, SIZE // 8, device=dev, dtype=dtype)
+    channels = model.get_model_object("latent_format").latent_channels
+    x = torch.randn(2 * batch, channels, size // 8, size // 8, device=dev, dtype=dtype)
     t = torch.full((2 * batch,), 999.0, device=dev)
     ctx = torch.randn(2 * batch, 77, 768, device=dev, dtype=dtype)
 
     def run():
         with torch.inference_mode():
-            for _ in range(STEPS):
+            for _ in range(steps):
                 unet(x, t, ctx)
     return run
 
 
-def collector(pc, model, clip, prompts, batch: int, folder: str):
-    """A function making one fresh shard of `batch` pairs with new seeds and new prompts each call."""
-    calls = [0]
+def collector(pc, model, clip, prompts, batch: int, folder: str, mode: str, steps: int, size: int, counts: dict):
+    """A function making one fresh shard of `batch` pairs with new seeds and new prompts each call; `counts` gathers
+    how many UNet calls replayed a graph and how many took core's path."""
+    from onestep.pairs.collect import collect, open_dataset
+
+    calls, graphed = [0], [None]
 
     def run():
         r = calls[0] = calls[0] + 1
         some = prompts[(r * batch) % len(prompts):][:batch] or prompts[:batch]  # prompts never encoded before
-        s = pc.settings_for(model, clip, some, "", "euler", "normal", STEPS, CFG, r * batch, batch, SIZE, SIZE, batch, batch)
-        out = os.path.join(folder, f"round-{batch}-{r}")
+        s = pc.settings_for(model, clip, some, "", "euler", "normal", steps, CFG, r * batch, batch, size, size, batch, batch)
+        out = os.path.join(folder, f"round-{mode}-{batch}-{r}")
         teacher = pc.ComfyTeacher(model, clip, some, "", s)
+        teacher.fast_teacher, teacher._graphed = mode, graphed[0]  # one graphed clone across rounds, as in one long collection
+        replayed, fallbacks = (graphed[0][1].replayed, graphed[0][1].fallbacks) if graphed[0] else (0, 0)
         collect(out, open_dataset(out, s, some, {"teacher_name": "random SD1.5"}), teacher)
+        graphed[0], w = teacher._graphed, teacher.last_wrapper
+        counts["graph_calls"] += w.replayed - replayed if w else 0
+        counts["core_calls"] += w.fallbacks - fallbacks if w else steps
+
+    def prepare():  # untimed: core loads patchers by identity, so switching paths reloads; one long collection never does
+        import comfy.model_management as mm
+        mm.load_models_gpu([graphed[0][0] if graphed[0] else model])
+    run.prepare = prepare
     return run
 
 
+def latent_difference(pc, model, clip, prompts, batch: int, mode: str, steps: int, size: int) -> dict:
+    """Max |Δ| between this path's latents and core's for the same seeds and prompts."""
+    s = pc.settings_for(model, clip, prompts[:batch], "", "euler", "normal", steps, CFG, 0, batch, size, size, batch, batch)
+    teacher = pc.ComfyTeacher(model, clip, prompts[:batch], "", s)
+    noise = torch.cat([teacher.noise(i) for i in range(batch)])
+    idx = list(range(batch))
+    core = teacher.sample(noise, idx, None).float().cpu()
+    teacher.fast_teacher = mode
+    fast = teacher.sample(noise, idx, None).float().cpu()
+    return {"max_abs_diff_vs_core": float((fast - core).abs().max()), "bit_equal_to_core": bool(torch.equal(fast, core)),
+            "latent_abs_mean": float(core.abs().mean())}
+
+
 def timed(fn) -> float:
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     fn()
-    torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - t0
 
 
-def breakdown(pc, model, clip, prompts, batch: int, folder: str, rounds: int = 3) -> dict[str, float]:
-    """Median seconds per batch of the collector's parts: prompt encoding, core sampling, shard write."""
+def breakdown(pc, model, clip, prompts, batch: int, folder: str, steps: int, size: int, rounds: int = 3) -> dict[str, float]:
+    """Median seconds per batch of the collector's parts (core's path): prompt encoding, core sampling, shard write."""
     from onestep.pairs.shards import write_shard
 
-    s = pc.settings_for(model, clip, prompts, "", "euler", "normal", STEPS, CFG, 0, batch * (rounds + 1), SIZE, SIZE, batch, batch)
+    s = pc.settings_for(model, clip, prompts, "", "euler", "normal", steps, CFG, 0, batch * (rounds + 1), size, size, batch, batch)
     teacher = pc.ComfyTeacher(model, clip, prompts, "", s)
     parts = {"encode": [], "sample": [], "write": []}
     for r in range(rounds + 1):
@@ -94,46 +131,89 @@ def breakdown(pc, model, clip, prompts, batch: int, folder: str, rounds: int = 3
     return {k: statistics.median(v) for k, v in parts.items()}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batches", type=int, nargs="+", default=[8, 32])
-    ap.add_argument("--rounds", type=int, default=5, help="timed rounds per batch size (one shard and its raw calls each, medians)")
-    ap.add_argument("--prompts", default="")
-    ap.add_argument("--out", default="")
-    ap.add_argument("--breakdown", action="store_true", help="also time the collector's parts per batch")
-    args = ap.parse_args()
-    from onestep_nodes import pair_collection as pc
-    work = tempfile.mkdtemp()
+def load_models(tiny: bool, work: str):
+    import comfy.sd
+    from tools import fixtures as F
+
+    if tiny:  # the tests' tiny SD1.5-shaped UNet and a random 3-layer CLIP-L (core reads the penultimate layer)
+        import comfy.supported_models
+        from onestep_nodes import generator_model as gm
+        F.write_generator(os.path.join(work, "g.safetensors"))
+        clip = comfy.sd.CLIP(comfy.supported_models.SD15(dict(F.SD15_UNET)).clip_target(), model_options={"clip_l_model_config": {"num_hidden_layers": 3}})
+        F.randomize(clip.cond_stage_model, 1)
+        return gm.load_generator_model(os.path.join(work, "g.safetensors")), clip
     unet_path, clip_path = os.path.join(work, "unet.safetensors"), os.path.join(work, "clip.safetensors")
     F.write_unet(unet_path)
     F.write_clip_l(clip_path)
-    model = comfy.sd.load_diffusion_model(unet_path)
-    clip = comfy.sd.load_clip([clip_path], clip_type=comfy.sd.CLIPType.STABLE_DIFFUSION)
+    return comfy.sd.load_diffusion_model(unet_path), comfy.sd.load_clip([clip_path], clip_type=comfy.sd.CLIPType.STABLE_DIFFUSION)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", type=int, nargs="+", default=None, help="default 8 32 (--tiny: 2)")
+    ap.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS), help="collector paths, side by side")
+    ap.add_argument("--rounds", type=int, default=5, help="timed rounds per batch size (one shard per path and the raw calls each, medians)")
+    ap.add_argument("--prompts", default="")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--breakdown", action="store_true", help="also time core's collector parts per batch")
+    ap.add_argument("--tiny", action="store_true", help="CPU smoke run: tiny random models, 64², 2 steps")
+    args = ap.parse_args(argv)
+    import comfy.cli_args
+
+    if args.tiny:
+        comfy.cli_args.args.cpu = True  # before model_management picks the device
+    from onestep.pairs.prompts import read_prompts
+    from onestep_nodes import pair_collection as pc
+    from onestep_nodes.compile_folder import use_compile_cache_folder
+
+    steps, size = (2, 64) if args.tiny else (STEPS, SIZE)
+    batches = args.batches or ([2] if args.tiny else [8, 32])
+    cache_folder = use_compile_cache_folder()
+    work = tempfile.mkdtemp()
+    model, clip = load_models(args.tiny, work)
     prompts = read_prompts(path=args.prompts, column="Prompt") if args.prompts else [f"a photo of object number {i}" for i in range(256)]
     rows = []
-    for b in args.batches:
-        paths = {"collector": collector(pc, model, clip, prompts, b, work), "raw": raw_unet(model, b)}
-        for fn in paths.values():
-            fn()  # warm-up
+    for b in batches:
+        counts = {p: {"graph_calls": 0, "core_calls": 0} for p in args.paths}
+        paths = {p: collector(pc, model, clip, prompts, b, work, PATHS[p], steps, size, counts[p]) for p in args.paths}
+        paths["raw"] = raw_unet(model, b, steps, size)
+        first = {name: timed(fn) for name, fn in paths.items()}  # warm-up: captures graphs, compiles (or loads the cache)
+        for c in counts.values():
+            c.update(graph_calls=0, core_calls=0)
         times = {name: [] for name in paths}
-        for _ in range(args.rounds):  # round-robin, so clock drift hits both alike
+        for _ in range(args.rounds):  # round-robin, so clock drift hits every path alike
             for name, fn in paths.items():
+                getattr(fn, "prepare", lambda: None)()
                 times[name].append(timed(fn))
-        ours, raw = statistics.median(times["collector"]), statistics.median(times["raw"])
-        rows.append({"batch": b, "pairs_per_round": b, "rounds": args.rounds, "collector_s": ours, "collector_pairs_per_s": b / ours,
-                     "raw_unet_s": raw, "raw_unet_pairs_per_s": b / raw, "fraction_of_raw": raw / ours})
-        if args.breakdown:
-            rows[-1]["per_batch_s"] = {**breakdown(pc, model, clip, prompts, b, os.path.join(work, f"parts-{b}")), "raw_unet": raw}
-    info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "unet_dtype": str(model.model.get_dtype()),
-            "steps": STEPS, "cfg": CFG, "size": SIZE, "sampler": "euler/normal", "prompts": len(prompts), "rows": rows}
-    print("| batch | s per batch: collector | s per batch: raw UNet (same calls) | collector pairs/s | raw UNet pairs/s | fraction of raw |")
-    print("|---|---|---|---|---|---|")
+        raw = statistics.median(times["raw"])
+        core = statistics.median(times["core"]) if "core" in times else None
+        for p in args.paths:
+            s = statistics.median(times[p])
+            row = {"batch": b, "path": p, "fast_teacher": PATHS[p], "rounds": args.rounds, "s_per_batch": s, "pairs_per_s": b / s,
+                   "speedup_vs_core": core / s if core else None, "fraction_of_raw": raw / s, "raw_unet_s": raw,
+                   "raw_unet_pairs_per_s": b / raw, "first_round_s": first[p], **counts[p]}
+            if p != "core":
+                row.update(latent_difference(pc, model, clip, prompts, b, PATHS[p], steps, size))
+            rows.append(row)
+        if args.breakdown and "core" in args.paths:
+            next(r for r in rows if r["batch"] == b and r["path"] == "core")["per_batch_s"] = {**breakdown(pc, model, clip, prompts, b, os.path.join(work, f"parts-{b}"), steps, size), "raw_unet": raw}
+    info = {"command": "python -m benchmarks.bench_pairs " + " ".join(sys.argv[1:] if argv is None else argv),
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() and not args.tiny else "cpu", "torch": torch.__version__,
+            "unet_dtype": str(model.model.get_dtype()), "steps": steps, "cfg": CFG, "size": size, "sampler": "euler/normal",
+            "prompts": len(prompts), "compile_cache": cache_folder, "rows": rows}
+    print(f"`{info['command']}` on {info['device']}, torch {info['torch']}")
+    print("| batch | path | s per batch | pairs/s | × core | fraction of raw UNet | first round s | graph calls / core calls | max abs Δ latent vs core |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['batch']} | {r['collector_s']:.3f} | {r['raw_unet_s']:.3f} | {r['collector_pairs_per_s']:.2f} | {r['raw_unet_pairs_per_s']:.2f} | {r['fraction_of_raw']:.1%} |")
+        diff = "—" if r["path"] == "core" else f"{r['max_abs_diff_vs_core']:.2e}" + (" (bit-equal)" if r["bit_equal_to_core"] else "")
+        speed = f"{r['speedup_vs_core']:.2f}" if r["speedup_vs_core"] else "—"
+        print(f"| {r['batch']} | {r['path']} | {r['s_per_batch']:.3f} | {r['pairs_per_s']:.2f} | {speed} | {r['fraction_of_raw']:.1%} | "
+              f"{r['first_round_s']:.1f} | {r['graph_calls']} / {r['core_calls']} | {diff} |")
     print(json.dumps(info, indent=1))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(info, f, indent=1)
+    return info
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 A one-step generator at batch 1 is launch-bound: the GPU idles while Python issues hundreds of kernels.
 Capturing the call once per (model weights, shapes) and replaying it removes that overhead. Inputs are
 copied into static buffers before each replay; the output buffer is the graph's own, so callers clone it.
+With a compile mode and a folder set by the host adapter (`set_compile_cache_folder`), torch.compile's artifacts
+persist there (onestep/compile_cache.py), so the compile is paid once per machine rather than once per process.
 """
 from __future__ import annotations
 
@@ -12,7 +14,40 @@ from typing import Callable, Hashable
 
 import torch
 
+from .compile_cache import CompileArtifacts, cache_key
+
 log = logging.getLogger("onestep")
+_ARTIFACTS_FOLDER: list[str | None] = [None]
+_ARTIFACTS: dict[str, CompileArtifacts] = {}
+
+
+def set_compile_cache_folder(folder: str | None) -> None:
+    """Where compile artifacts persist (None: nowhere); the host adapter gives a folder inside its own tree."""
+    _ARTIFACTS_FOLDER[0] = folder
+
+
+def closure_modules(fn) -> list[torch.nn.Module]:
+    """The nn.Modules a function closes over or is bound to: whose weights its compiled code depends on."""
+    found = [getattr(fn, "__self__", None)] + [c.cell_contents for c in (getattr(fn, "__closure__", None) or ()) if _filled(c)]
+    return [m for m in found if isinstance(m, torch.nn.Module)]
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return True
+
+
+def compile_artifacts(fn, inputs: dict[str, torch.Tensor], mode: str, modules=None) -> CompileArtifacts | None:
+    """The persistent artifacts of compiling `fn` (one object per key and process, so it loads once), or None."""
+    folder = _ARTIFACTS_FOLDER[0]
+    if folder is None:
+        return None
+    device = next(iter(inputs.values())).device
+    key = cache_key(closure_modules(fn) if modules is None else modules, device, mode)
+    return _ARTIFACTS.setdefault(key, CompileArtifacts(folder, key))
 
 
 class GraphCache:
@@ -30,16 +65,23 @@ class GraphCache:
         self._graphs.clear()
 
     def run(
-        self, key: Hashable, fn: Callable[..., torch.Tensor], inputs: dict[str, torch.Tensor], compile_mode: str | None = None
+        self, key: Hashable, fn: Callable[..., torch.Tensor], inputs: dict[str, torch.Tensor], compile_mode: str | None = None,
+        modules: list[torch.nn.Module] | None = None,
     ) -> torch.Tensor:
         """fn(**inputs) by graph replay (captured on first use of `key`); returns a fresh tensor.
 
         With `compile_mode` the function is first compiled by torch.compile (inductor fuses the many small
-        kernels a graph alone only launches faster); that costs minutes on the first call of each key.
+        kernels a graph alone only launches faster); that costs minutes on the first call of each key, except where
+        the persistent artifacts (keyed on `modules`' weights, default: those `fn` closes over) already hold it.
         """
         entry = self._graphs.get(key)
         if entry is None:
+            artifacts = compile_artifacts(fn, inputs, compile_mode, modules) if compile_mode else None
+            if artifacts is not None:
+                artifacts.load()
             entry = self._capture(torch.compile(fn, mode=compile_mode) if compile_mode else fn, inputs)
+            if artifacts is not None:
+                artifacts.save()
             self._graphs[key] = entry
             while len(self._graphs) > self.max_entries:
                 self._graphs.popitem(last=False)

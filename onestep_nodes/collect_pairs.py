@@ -18,6 +18,7 @@ from onestep.ranges import check_declared
 from . import model_folder
 from .constants import TRAINING_CATEGORY, check_choices, to_pil
 from .inputs import prompt_inputs, seed_input
+from .unet_graphs import MODES, OFF
 from .pair_collection import ComfyTeacher, latent_preview, sdxl_size_setting, settings_for
 
 
@@ -63,6 +64,12 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
                 io.Conditioning.Input("negative_size_conditioning", optional=True, tooltip=(
                     "SDXL only, optional: the negative prompt's size settings, as size_conditioning (default: size_conditioning's; "
                     "a plain CLIP Text Encode here gives the negative the image-size default).")),
+                io.Combo.Input("fast_teacher", options=list(MODES), default=OFF, optional=True, tooltip=(
+                    "Replay the teacher's UNet calls from CUDA graphs inside core's sampling (same sampler, schedule and CFG): "
+                    "'cuda graph' runs the same kernels without Python's launch overhead; 'compile + cuda graph' also compiles the "
+                    "UNet (minutes once per machine, then cached in ComfyUI's user folder; results within float rounding of "
+                    "core's). Used only on CUDA with the model fully loaded and plain prompts (no ControlNet, patches or "
+                    "wrappers); otherwise core's path. Off by default: core's path is the reference the pairs must equal.")),
             ],
             outputs=[
                 io.String.Output(display_name="dataset", tooltip="Path of the dataset folder."),
@@ -71,8 +78,8 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, sampler_name=None, scheduler=None) -> bool | str:
-        return check_choices(cls, sampler_name=sampler_name, scheduler=scheduler)
+    def validate_inputs(cls, sampler_name=None, scheduler=None, fast_teacher=None) -> bool | str:
+        return check_choices(cls, sampler_name=sampler_name, scheduler=scheduler, fast_teacher=fast_teacher)
 
     @classmethod
     def fingerprint_inputs(cls, dataset_name=None, **_) -> str | float:
@@ -90,7 +97,7 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
     def execute(cls, model, clip, prompts: str, prompt_file: str, prompt_column: str, negative: str, sampler_name: str, scheduler: str,
                 steps: int, cfg: float, seed: int, count: int, width: int, height: int, batch_size: int, shard_size: int, dataset_name: str,
                 control_net=None, hint=None, control_strength: float = 1.0, vae=None, size_conditioning=None,
-                negative_size_conditioning=None) -> io.NodeOutput:
+                negative_size_conditioning=None, fast_teacher: str = OFF) -> io.NodeOutput:
         check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
         settings = settings_for(model, clip, prompt_list, negative, sampler_name, scheduler, steps, cfg, seed, count, width, height,
@@ -100,6 +107,7 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
         manifest = open_dataset(folder, settings, prompt_list, {"teacher_name": "ComfyUI MODEL", "made_by": "Collect Teacher Pairs node"})
         teacher = ComfyTeacher(model, clip, prompt_list, negative, settings, control_net, hint, vae)
         teacher.step_callback = lambda *a: mm.throw_exception_if_processing_interrupted()
+        teacher.fast_teacher = fast_teacher
         already = sum(int(e["count"]) for e in manifest.shards.values())
         bar = comfy.utils.ProgressBar(count)
         bar.update_absolute(already, count)

@@ -18,8 +18,10 @@ from onestep.pairs.collect import check_shard_memory, collect, open_dataset
 from onestep.pairs.dataset import repeat_to_common_length
 from onestep.pairs.manifest import SIZE_KEYS, PairSettings, prompts_hash
 from onestep.pairs.prompts import read_prompts
+from .compile_folder import use_compile_cache_folder
 from .generator_model import check_conditioning
 from .memory_budget import check_model_call, ram_bytes
+from .unet_graphs import OFF, with_graphed_unet
 
 log = logging.getLogger("onestep")
 
@@ -119,6 +121,10 @@ class ComfyTeacher:
         c, h, w = settings.latent_shape
         self._empty = torch.zeros([1, c, h, w])
         self.step_callback = None  # called after every sampler step (the node checks for cancel there)
+        self.fast_teacher = OFF  # unet_graphs mode: the UNet calls replayed from CUDA graphs inside core's sampling
+        self.graph_runner = None  # a test's eager stand-in for the graph replay (unet_graphs.GraphedUNet)
+        self.last_wrapper = None  # the GraphedUNet of the latest batch (replayed/fallbacks counts since it was made), or None
+        self._graphed = None  # (clone, wrapper) reused from batch to batch
         self.conditioning(-1)  # a text encoder that does not fit the model fails here, before any sampling
 
     def conditioning(self, prompt_index: int) -> dict[str, torch.Tensor]:
@@ -177,8 +183,13 @@ class ComfyTeacher:
             hint = self.hints[hint_indices].movedim(-1, 1)
             positive, negative = apply_controlnet(positive, negative, self.controlnet, hint, self.s.control_strength, self.vae)
         s = self.s
+        runner = {} if self.graph_runner is None else {"runner": self.graph_runner}
+        model, wrapper = with_graphed_unet(self.model, positive, negative, self.fast_teacher, reuse=self._graphed, **runner)
+        if wrapper is not None:
+            self._graphed = (model, wrapper)
+        self.last_wrapper = wrapper
         return comfy.sample.sample(
-            self.model, noise, s.steps, s.cfg, s.sampler, s.scheduler, positive, negative, torch.zeros_like(noise),
+            model, noise, s.steps, s.cfg, s.sampler, s.scheduler, positive, negative, torch.zeros_like(noise),
             denoise=1.0, disable_pbar=True, seed=s.seed_start, callback=self.step_callback,
         )
 
@@ -223,6 +234,9 @@ def settings_for(model, clip, prompts, negative, sampler, scheduler, steps, cfg,
     )
     check_shard_memory(settings, ram_bytes())
     return settings
+
+
+CLI_FAST_TEACHER = {"off": OFF, "cuda-graph": "cuda graph", "compile": "compile + cuda graph (slow first run)"}
 
 
 CLI_SIZE_KEYS = ("width", "height", "crop_w", "crop_h", "target_width", "target_height")  # CLIP Text Encode SDXL's input order
@@ -280,6 +294,9 @@ def collect_headless(args) -> int:
         if rank:
             manifest = open_dataset(args.out, settings, prompts, info, create=False)
     teacher = ComfyTeacher(model, clip, prompts, args.negative, settings)
+    teacher.fast_teacher = CLI_FAST_TEACHER[getattr(args, "fast_teacher", "off")]
+    if teacher.fast_teacher != OFF:
+        use_compile_cache_folder()
     t0 = time.time()
 
     def progress(done, total, _latents):

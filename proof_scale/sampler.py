@@ -107,6 +107,29 @@ class GraphedDenoiser:
         return self.cache.run((tuple(x.shape), float(cfg)), call, {"x": x.float(), "sigma": sigma.float(), "labels": labels})
 
 
+GRAPHED_PER_CACHE = 2  # each holds its graphs' memory pools
+
+
+def graphed_denoiser(unet: torch.nn.Module, context_table: torch.Tensor, schedule: DiscreteSchedule = SD_SCHEDULE,
+                     bf16: bool = True, cache: list | None = None) -> GraphedDenoiser:
+    """The GraphedDenoiser of this UNet, context table and schedule, taken from `cache` (a list the caller keeps, e.g.
+    ProofScaleTeacher: sampling in batches calls sample_teacher_from_noise once per batch, and a fresh denoiser would
+    capture its graphs again each time). Reused only while the UNet's weights are the same tensors (a reload or .to()
+    makes new ones; in-place updates are read by the replay) and the table has equal values (the graph reads the copy
+    the cached denoiser holds). The caller owns the cache, so the graphs go when it does (no cycle through the UNet)."""
+    device = next(unet.parameters()).device
+    key = (id(unet), tuple(p.data_ptr() for p in unet.parameters()), device, schedule, bool(bf16))
+    cache = [] if cache is None else cache
+    for k, graphed in cache:
+        table = graphed.denoiser.context_table
+        if k == key and graphed.denoiser.unet is unet and table.shape == context_table.shape and torch.equal(table, context_table.to(device)):
+            return graphed
+    graphed = GraphedDenoiser(EpsDenoiser(unet, context_table.to(device), schedule).to(device), bf16)
+    cache.append((key, graphed))
+    del cache[:-GRAPHED_PER_CACHE]
+    return graphed
+
+
 def initial_noise(count: int, seed: int) -> torch.Tensor:
     """Standard normal [count, 1, 32, 32] on the CPU from one seed (independent of batch size and device)."""
     return torch.randn(count, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
@@ -126,13 +149,14 @@ def sample_teacher(
 def sample_teacher_from_noise(
     unet: torch.nn.Module, context_table: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, steps: int, cfg: float,
     sampler: str = "euler", batch: int = 500, schedule: DiscreteSchedule = SD_SCHEDULE, bf16: bool = True, graphs: bool = True,
+    graph_cache: list | None = None,
 ) -> torch.Tensor:
     """`sample_teacher` from given standard-normal noise z [N, 1, 32, 32] (e.g. per-seed noise, `seed_noise`).
-    On CUDA the denoiser calls replay CUDA graphs unless graphs=False (same arithmetic, launched at once)."""
+    On CUDA the denoiser calls replay CUDA graphs unless graphs=False (same arithmetic, launched at once); a caller
+    sampling batch after batch passes the same `graph_cache` list to replay the graphs captured by the first."""
     device = next(unet.parameters()).device
-    denoiser = EpsDenoiser(unet, context_table.to(device), schedule).to(device)
     graphed = device.type == "cuda" and graphs
-    model = GraphedDenoiser(denoiser, bf16) if graphed else denoiser
+    model = graphed_denoiser(unet, context_table, schedule, bf16, graph_cache) if graphed else EpsDenoiser(unet, context_table.to(device), schedule).to(device)
     sigmas = discrete_sigmas(steps, schedule).to(device)
     out = []
     for i in range(0, len(labels), batch):

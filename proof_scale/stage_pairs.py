@@ -35,6 +35,7 @@ class ProofScaleTeacher:
 
     def __init__(self, unet: torch.nn.Module, table: torch.Tensor, steps: int, cfg: float, sampler: str = "euler", batch: int = 1000):
         self.unet, self.table, self.steps, self.cfg, self.sampler, self.batch = unet, table, steps, cfg, sampler, batch
+        self.graphs: list = []  # the graphed denoiser of the first batch, replayed by the next ones (sampler.graphed_denoiser)
 
     def noise(self, seed: int) -> torch.Tensor:
         return seed_noise(seed)
@@ -45,7 +46,8 @@ class ProofScaleTeacher:
 
     def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
         labels = torch.tensor(prompt_indices, dtype=torch.long)
-        return sample_teacher_from_noise(self.unet, self.table, noise, labels, self.steps, self.cfg, self.sampler, self.batch)
+        return sample_teacher_from_noise(self.unet, self.table, noise, labels, self.steps, self.cfg, self.sampler, self.batch,
+                                         graph_cache=self.graphs)
 
 
 def _pair_devices(run) -> list[torch.device]:

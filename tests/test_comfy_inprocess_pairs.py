@@ -1,8 +1,12 @@
 """The collector's ComfyUI adapter in-process with the real ComfyUI modules: batched prompt encoding equals
-CLIP Text Encode per prompt (long and weighted prompts included)."""
+CLIP Text Encode per prompt (long and weighted prompts included); the teacher's UNet calls routed through the
+CUDA-graph wrapper (fast_teacher) give core's latents, and its eligibility checks."""
+import pytest
 import torch
 
 from test_comfy_inprocess import F
+
+import comfy.sample  # noqa: E402  (after test_comfy_inprocess set the host to the CPU)
 
 PROMPTS = ["a red fox", "(a blue:1.4) bird on a (branch:0.7)", " ".join(["a very long prompt about many things"] * 20), "x"]
 
@@ -22,3 +26,89 @@ def test_batched_encoding_equals_clip_text_encode(tmp_path):
         assert got.shape == want.shape, (j, got.shape, want.shape)
         assert torch.allclose(got, want.float(), atol=1e-5, rtol=1e-5), (j, (got - want).abs().max())
     assert teacher.conditioning(2)["cond"].shape[1] == 154  # the long prompt has two chunks
+
+
+def _tiny_teacher(tmp_path, prompts=PROMPTS[:2], steps=3):
+    from onestep_nodes import pair_collection as pc
+    from onestep_nodes import generator_model as gm
+    F.write_generator(str(tmp_path / "g.safetensors"))
+    model, clip = gm.load_generator_model(str(tmp_path / "g.safetensors")), F.clip_l()
+    s = pc.settings_for(model, clip, prompts, "blurry", "euler", "normal", steps, 5.0, 3, 2, 64, 64, 2, 2)
+    return pc.ComfyTeacher(model, clip, prompts, "blurry", s)
+
+
+def _eager_runner(calls):
+    def run(key, fn, inputs, compile_mode):  # the graph's function, called as capture would call it, with no graph
+        calls.append((key, compile_mode))
+        return fn(**inputs)
+    return run
+
+
+def test_graphed_teacher_calls_equal_core_sampling(tmp_path):
+    """fast_teacher inside core's sampling: where graphs are impossible (CPU) the wrapper falls back to core's call, and
+    the call the graph would replay (apply_model(x, t, c_crossattn) alone) gives bit-identical latents to core's."""
+    from onestep_nodes import unet_graphs as ug
+    teacher = _tiny_teacher(tmp_path)
+    noise = torch.cat([teacher.noise(3), teacher.noise(4)])
+    core = teacher.sample(noise, [0, 1], None)
+    assert teacher.last_wrapper is None
+    teacher.fast_teacher = "cuda graph"
+    assert torch.equal(teacher.sample(noise, [0, 1], None), core) and teacher.last_wrapper is None  # not CUDA: core's path
+
+    positive, negative = teacher._batch_cond([0, 1]), teacher._batch_cond([-1])
+    model, wrapper = ug.with_graphed_unet(teacher.model, positive, negative, "cuda graph", runner=_eager_runner([]))
+    forced = ug.GraphedUNet("cuda graph")  # the real graph runner, installed although graphs are impossible here
+    clone = teacher.model.clone()
+    clone.set_model_unet_function_wrapper(forced)
+    out = comfy.sample.sample(clone, noise, 3, 5.0, "euler", "normal", positive, negative, torch.zeros_like(noise), seed=3, disable_pbar=True)
+    assert torch.equal(out, core) and forced.replayed == 0 and forced.fallbacks == 3  # cond+uncond in one call per step
+
+    calls = []
+    teacher.graph_runner = _eager_runner(calls)
+    assert torch.equal(teacher.sample(noise, [0, 1], None), core)
+    assert teacher.last_wrapper.replayed == 3 and teacher.last_wrapper.fallbacks == 0 and len(calls) == 3
+    assert calls[0][0][3] == (4, 4, 8, 8) and calls[0][1] is None  # one batch of cond + uncond; no compile in this mode
+    wrapper_1 = teacher.last_wrapper
+    assert torch.equal(teacher.sample(noise, [0, 1], None), core) and teacher.last_wrapper is wrapper_1  # the clone is kept
+    assert wrapper_1.replayed == 6 and len(calls) == 6
+    teacher.fast_teacher = "compile + cuda graph (slow first run)"
+    assert torch.equal(teacher.sample(noise, [0, 1], None), core) and calls[-1][1] == "default"
+    assert model is not teacher.model and wrapper is not None
+
+
+def test_graphed_teacher_eligibility(tmp_path):
+    """What keeps core's path: a model-level patch or wrapper, a ControlNet-style key, per-call extras; a bad mode."""
+    from onestep_nodes import unet_graphs as ug
+    teacher = _tiny_teacher(tmp_path)
+    positive, negative = teacher._batch_cond([0]), teacher._batch_cond([-1])
+    assert ug.model_reason(teacher.model, positive, negative, need_cuda=False) is None
+    assert ug.model_reason(teacher.model, positive, negative) == "not a CUDA device"
+    patched = teacher.model.clone()
+    patched.set_model_attn1_patch(lambda q, k, v, extra: (q, k, v))
+    assert ug.model_reason(patched, positive, negative, need_cuda=False) == "transformer patches"
+    wrapped = teacher.model.clone()
+    wrapped.set_model_unet_function_wrapper(lambda f, a: f(a["input"], a["timestep"], **a["c"]))
+    assert ug.model_reason(wrapped, positive, negative, need_cuda=False) == "model wrappers"
+    assert ug.with_graphed_unet(wrapped, positive, negative, "cuda graph", runner=_eager_runner([]))[1] is None
+    control = [[positive[0][0], {**positive[0][1], "control": object()}]]
+    assert "control" in ug.model_reason(teacher.model, control, negative, need_cuda=False)
+    with pytest.raises(ValueError, match="fast_teacher"):
+        ug.with_graphed_unet(teacher.model, positive, negative, "fastest")
+
+    import comfy.model_management as mm
+    mm.load_models_gpu([teacher.model])
+    base, x = teacher.model.model, torch.zeros(2, 4, 8, 8)
+    base.current_patcher = None  # outside sampling: no patcher says the model is loaded
+    assert ug.call_reason(base, {"input": x, "timestep": torch.ones(2), "c": {"c_crossattn": torch.zeros(2, 77, 768)}},
+                          need_cuda=False) == "model only partly on the GPU"
+    base.current_patcher = teacher.model  # what core's sampling sets (ModelPatcher.pre_run)
+    ctx = torch.zeros(2, 77, 768)
+    plain = {"input": x, "timestep": torch.ones(2), "c": {"c_crossattn": ctx, "transformer_options": {
+        "cond_or_uncond": [0, 1], "uuids": [None, None], "sigmas": torch.ones(1), "wrappers": {}}}}
+    assert ug.call_reason(base, plain, need_cuda=False) is None
+    assert ug.call_reason(base, plain) == "inputs not on one CUDA device"
+    assert ug.call_reason(base, {**plain, "c": {**plain["c"], "y": torch.zeros(2, 8)}}, need_cuda=False) == "call carries ['y']"
+    patches = {**plain["c"]["transformer_options"], "patches": {"attn1_patch": [None]}}
+    assert ug.call_reason(base, {**plain, "c": {**plain["c"], "transformer_options": patches}}, need_cuda=False) == "transformer_options carry ['patches']"
+    hooked = {**plain["c"]["transformer_options"], "wrappers": {"apply_model": {"x": [print]}}}
+    assert "wrappers" in ug.call_reason(base, {**plain, "c": {**plain["c"], "transformer_options": hooked}}, need_cuda=False)

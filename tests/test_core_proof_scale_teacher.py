@@ -196,3 +196,34 @@ def test_the_shipped_teacher_imports_into_the_pipelines_unet_exactly():
     student = os.path.join(os.path.dirname(path), "fmnist-student.safetensors")
     with pytest.raises(ValueError, match="not a proof-scale teacher"):
         import_teacher(student)
+
+
+def test_graphed_denoiser_survives_across_batches():
+    """Batched pair collection calls sample_teacher_from_noise once per batch: the graphed denoiser (and so its captured
+    graphs) in the teacher's cache is reused for the same UNet, table and settings, and rebuilt when the table or the
+    weights' tensors change; the cache is the caller's (no cycle through the UNet keeps graphs alive after it)."""
+    import gc
+    import weakref
+    from proof_scale import sampler as ps
+    from proof_scale.stage_pairs import ProofScaleTeacher
+    unet, table = build_unet(TINY), random_context_table(4, TINY.context_dim)
+    cache = ProofScaleTeacher(unet, table, 2, 1.5).graphs
+    first = ps.graphed_denoiser(unet, table, cache=cache)
+    assert ps.graphed_denoiser(unet, table.clone(), cache=cache) is first  # equal values: the same graphs
+    assert ps.graphed_denoiser(unet, table, cache=[]) is not first  # no cache given: a fresh one, as before
+    assert ps.graphed_denoiser(unet, table, bf16=False, cache=cache) is not first
+    other = ps.graphed_denoiser(unet, table + 1, cache=cache)
+    assert other is not first and ps.graphed_denoiser(unet, table + 1, cache=cache) is other
+    assert len(cache) == ps.GRAPHED_PER_CACHE  # bounded: the oldest entry and its graph pools go
+    with torch.no_grad():
+        unet.conv_in.weight = torch.nn.Parameter(unet.conv_in.weight.clone())  # a reload: new weight tensors
+    g = ps.graphed_denoiser(unet, table, cache=cache)
+    assert g is not first and ps.graphed_denoiser(unet, table, cache=cache) is g
+    assert g.denoiser.unet is unet and torch.equal(g.denoiser.context_table, table)
+    gc.disable()  # freed by reference counting alone once the cache's owner goes
+    try:
+        gone = weakref.ref(unet)
+        del unet, cache, first, other, g
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -150,9 +150,10 @@ def test_cli_kill_9_resume_matches_node_and_torchrun(host, parti_in_input, tmp_p
     proc.wait()
     code, text = validate(out)
     assert code == 0 and "not yet collected" in text, text
-    proc = cli(host, out)
+    proc = cli(host, out, "--fast-teacher", "cuda-graph")  # resumed with the graph option: on the CPU, core's path
     log = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, log
+    assert log.count("fast_teacher 'cuda graph' not used: not a CUDA device") == 1, log
     code, text = validate(out)
     assert code == 0 and "items: 4 of 4 (4/4 shards, complete)" in text, text
     # the node with the same teacher and settings writes the same pairs

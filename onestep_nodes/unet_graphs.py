@@ -1,0 +1,129 @@
+"""The teacher's UNet calls replayed from CUDA graphs inside core's sampling (Collect Teacher Pairs' fast_teacher).
+
+Core keeps its sampler, schedule, CFG and cond/uncond batching; only the model call `apply_model(x, t, c_crossattn)`
+goes through a graph (optionally torch.compiled), via ComfyUI's `model_options["model_function_wrapper"]`. A call
+replays a graph only where that is the same computation as core's call: a CUDA device, the model fully loaded, plain
+text conditioning on both branches (fast_path.ineligible_reason), and per call nothing but `c_crossattn` and inert
+transformer_options (the bookkeeping core adds for patches, which a patch-free UNet never reads). Anything else,
+or any failure, runs core's own call, so the wrapper never fails a run. Graphs are keyed like the one-step fast path's:
+the model, the addresses of its weights, the model_sampling object, shapes and dtypes, and the mode.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+from onestep.cuda_graph import GraphCache
+from .fast_path import FAST_MODES, OFF, ineligible_reason, per_call_reason, weights_key
+
+log = logging.getLogger("onestep")
+_CACHE = GraphCache(max_entries=2)  # cond+uncond at one batch size, plus a split batch if memory ever forces one
+MODES = (OFF, *FAST_MODES)
+INERT_OPTIONS = {"cond_or_uncond", "uuids", "sigmas", "sample_sigmas"}  # set by core per call; a UNetModel without
+EMPTY_OK_OPTIONS = {"wrappers", "callbacks"}  # patches or wrappers never reads them; these two only matter when not empty
+PLAIN_CALL_KEYS = {"c_crossattn", "transformer_options"}
+_TOLD: set[tuple[str, str]] = set()
+
+
+def model_reason(model, positive, negative, need_cuda: bool = True) -> str | None:
+    """Why this MODEL with these conditionings cannot replay graphs (checked before sampling), or None; need_cuda=False
+    (a test's eager runner, which replays nothing) skips only the device check."""
+    if not isinstance(model.model.diffusion_model, UNetModel):
+        return f"{type(model.model.diffusion_model).__name__} is not an SD-style UNet (others may read per-call options)"
+    for cond in (positive, negative):
+        reason = ineligible_reason(model, cond, None) if need_cuda else per_call_reason(model, cond, None)
+        if reason is not None:
+            return reason
+    return None
+
+
+def call_reason(base, args: dict, need_cuda: bool = True) -> str | None:
+    """What in this one call needs core's path, or None: the checks that can change between calls."""
+    c = args["c"]
+    if set(c) - PLAIN_CALL_KEYS:
+        return f"call carries {sorted(set(c) - PLAIN_CALL_KEYS)}"
+    options = c.get("transformer_options", {})
+    extra = {k for k, v in options.items() if k not in INERT_OPTIONS and not (k in EMPTY_OK_OPTIONS and not _nonempty(v))}
+    if extra:
+        return f"transformer_options carry {sorted(extra)}"
+    x, ctx = args["input"], c.get("c_crossattn")
+    if ctx is None or ctx.device != x.device or (need_cuda and x.device.type != "cuda"):
+        return "inputs not on one CUDA device"
+    patcher = getattr(base, "current_patcher", None)
+    if patcher is None or patcher.loaded_size() < patcher.model_size():
+        return "model only partly on the GPU"
+    return None
+
+
+def _nonempty(value) -> bool:
+    """Whether a nested dict of lists (core's wrappers/callbacks registries) holds anything."""
+    return any(_nonempty(v) for v in value.values()) if isinstance(value, dict) else bool(value)
+
+
+def graph_runner(key, fn, inputs: dict[str, torch.Tensor], compile_mode: str | None) -> torch.Tensor:
+    return _CACHE.run(key, fn, inputs, compile_mode)
+
+
+class GraphedUNet:
+    """A model_function_wrapper replaying eligible calls; `runner(key, fn, inputs, compile_mode)` does the replay (a
+    test may give one that calls fn eagerly, to check the eligible call against core's on the CPU)."""
+
+    def __init__(self, mode: str, runner=graph_runner):
+        self.mode, self.runner, self.failed = mode, runner, False
+        self.need_cuda = runner is graph_runner
+        self.replayed = self.fallbacks = 0
+
+    def __call__(self, apply_model, args: dict) -> torch.Tensor:
+        base = apply_model.__self__
+        reason = "the graph path failed earlier in this run" if self.failed else call_reason(base, args, self.need_cuda)
+        if reason is None:
+            try:
+                out = self._replay(base, args)
+                self.replayed += 1
+                return out
+            except Exception as e:  # capture is unsupported by some ops/backends: fall back, never fail the run
+                log.warning("[onestep] teacher CUDA-graph path failed (%s); core's path for the rest of this run",
+                            str(e).splitlines()[0] if str(e) else type(e).__name__)
+                self.failed = True
+                _CACHE.clear()
+                reason = "capture failed"
+        log.debug("[onestep] teacher call on core's path: %s", reason)
+        self.fallbacks += 1
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    def _replay(self, base, args: dict) -> torch.Tensor:
+        x, t, ctx = args["input"], args["timestep"], args["c"]["c_crossattn"]
+        key = (id(base), weights_key(base.diffusion_model), id(base.model_sampling), tuple(x.shape), x.dtype, tuple(t.shape), t.dtype,
+               tuple(ctx.shape), ctx.dtype, self.mode)
+
+        def call(x, t, context):  # a fresh options dict: the UNet writes its bookkeeping into the one it gets
+            return base.apply_model(x, t, c_crossattn=context, transformer_options={})
+
+        with torch.no_grad():
+            return self.runner(key, call, {"x": x, "t": t, "context": ctx}, FAST_MODES[self.mode])
+
+
+def with_graphed_unet(model, positive, negative, mode: str, runner=graph_runner, reuse=None):
+    """(model to sample with, wrapper or None): a clone of `model` whose UNet calls go through GraphedUNet where the
+    model and conditionings allow it, else `model` itself (and the reason is logged). `reuse`: the (clone, wrapper) of
+    the previous batch, kept when its mode and runner fit: a new clone per batch would make core unload and load the
+    model again before every batch (core's loader tells patchers apart by identity)."""
+    if mode == OFF:
+        return model, None
+    if mode not in FAST_MODES:
+        raise ValueError(f"fast_teacher must be one of {MODES}, not {mode!r}")
+    reason = model_reason(model, positive, negative, need_cuda=runner is graph_runner)
+    if reason is not None:
+        if (mode, reason) not in _TOLD:  # once per process, not once per batch
+            _TOLD.add((mode, reason))
+            log.info("[onestep] fast_teacher %r not used: %s; sampling on core's path", mode, reason)
+        return model, None
+    if reuse is not None and reuse[1] is not None and (reuse[1].mode, reuse[1].runner) == (mode, runner):
+        return reuse
+    wrapper = GraphedUNet(mode, runner)
+    clone = model.clone()
+    clone.set_model_unet_function_wrapper(wrapper)
+    return clone, wrapper
+

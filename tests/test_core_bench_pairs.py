@@ -1,0 +1,28 @@
+"""benchmarks/bench_pairs.py --tiny on the CPU: the same code as the GPU run (collector per path side by side, raw UNet,
+latent comparison, breakdown), rows per batch and path, the command printed and the JSON written. On the CPU no graph
+can be captured, so every UNet call of every path takes core's path and the fast paths' latents are core's, bit for bit."""
+from __future__ import annotations
+
+import json
+
+import comfy.cli_args
+
+comfy.cli_args.args.cpu = True  # before model_management picks the device
+
+from benchmarks import bench_pairs as bench  # noqa: E402
+
+
+def test_tiny_run_rows(tmp_path, capsys):
+    out = tmp_path / "pairs.json"
+    info = bench.main(["--tiny", "--rounds", "1", "--breakdown", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert json.loads(out.read_text()) == json.loads(json.dumps(info))
+    assert info["command"] in printed and "| 2 | graph |" in printed and info["device"] == "cpu"
+    assert [(r["batch"], r["path"]) for r in info["rows"]] == [(2, "core"), (2, "graph"), (2, "compile")]
+    core, graph, comp = info["rows"]
+    for r in info["rows"]:
+        assert r["s_per_batch"] > 0 and r["pairs_per_s"] == 2 / r["s_per_batch"] and r["first_round_s"] > 0
+        assert r["graph_calls"] == 0 and r["core_calls"] == info["steps"]  # one round, one cond+uncond call per step
+    for r in (graph, comp):
+        assert r["bit_equal_to_core"] and r["max_abs_diff_vs_core"] == 0.0 and r["latent_abs_mean"] > 0
+    assert core["speedup_vs_core"] == 1.0 and set(core["per_batch_s"]) == {"encode", "sample", "write", "raw_unet"}
