@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import bench_train as bench
+
+# conftest's one_thread restores the thread count afterwards: bench_train.main sets it for a CLI run, and a later test
+# that compares this process with a fresh one (tests/test_core_training_resume.py) needs the process default back
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_tiny_sdxl_rows_are_memory_low(tmp_path, capsys):
