@@ -17,6 +17,8 @@ import json
 import os
 import sys
 
+from proof_scale.common import write_json
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join("benchmarks", "results", "proof_scale.json")
 PROVENANCE = os.path.join("default_models", "proof_scale", "PROVENANCE.json")
@@ -83,19 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="only compare the committed file with what SOURCES gives")
     a = p.parse_args(argv)
     result = collect()
-    text = json.dumps(result, indent=2, sort_keys=False) + "\n"
     path = os.path.join(REPO, OUT)
     if a.check:
         with open(path, encoding="utf-8") as f:
-            same = f.read() == text
+            same = json.load(f) == json.loads(json.dumps(result))
         print(f"{OUT}: {'up to date' if same else 'STALE: run python -m tools.collect_proof_scale'}")
         return 0 if same else 1
-    from onestep.atomic import atomic_write
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-    atomic_write(path, write)
+    write_json(path, result)
     print(markdown(result))
     print(f"\nwrote {OUT}")
     return 0
