@@ -284,3 +284,18 @@ def test_ship_only_a_scored_student_from_weights_that_came_back_from_the_gpu(mod
     save_file({k: native[k] for k in keys[1:len(keys) // 2]}, a)  # one tensor short
     save_file({k: native[k] for k in keys[len(keys) // 2:]}, b)
     assert S.main(argv) == 2 and json.loads((tmp_path / "default" / S.PROVENANCE).read_text()) == prov
+    # a later stage of another method, scored by a retrained evaluator: the file names the method, the teacher row
+    # is replaced by the one that evaluator scored; a teacher record without a row, or a teacher "method", is refused
+    save_file({k: native[k] for k in keys[:len(keys) // 2]}, a)
+    save_file({k: native[k] for k in keys[len(keys) // 2:]}, b)
+    teacher_eval = tmp_path / "teacher_eval.json"
+    teacher_eval.write_text(json.dumps({"command": "python -m proof_scale.parallel --work W", "cfg": 1.5}))
+    sid = [*argv[:argv.index("--row") + 1], "sid_stage", *argv[argv.index("--row") + 2:], "--method", "sid-lsg", "--teacher-row", str(teacher_eval)]
+    assert S.main(sid) == 2 and json.loads((tmp_path / "default" / S.PROVENANCE).read_text()) == prov
+    teacher_eval.write_text(json.dumps({"row": {"fd": 0.25, "seeds": [1000000]}, "command": "python -m proof_scale.parallel --work W"}))
+    assert S.main([*sid[:-4], "--method", "teacher", *sid[-2:]]) == 2
+    assert S.main(sid) == 0
+    prov = json.loads((tmp_path / "default" / S.PROVENANCE).read_text())
+    assert prov["rows"] == {"teacher": {"fd": 0.25, "seeds": [1000000]}, "sid_stage": {k: v for k, v in row.items()}}
+    assert prov["commands"][-2:] == ["python -m proof_scale.parallel --work W", f"python -m benchmarks.score_generator --weights {a} {b}"]
+    assert load_generator(os.path.join(dest, S.FILES["student"]))[1].method == "sid-lsg"

@@ -2,7 +2,8 @@
 
   python -m tools.ship_proof_scale WORK CONTEXT ENCODER [--dest default_models/proof_scale] [--row diffusion2gan]
   python -m tools.ship_proof_scale --student-weights A.safetensors [B ...] --score SCORE.json --row NAME --steps N
-                                   --source TEXT [--plan PLAN.json] [--dest default_models/proof_scale]
+                                   --source TEXT [--plan PLAN.json] [--method M] [--teacher-row TEACHER_EVAL.json]
+                                   [--dest default_models/proof_scale]
 
 WORK is proof_scale.pipeline's work folder after its report; CONTEXT the context table the teacher trained on;
 ENCODER the text-encoder file that table was encoded with. Before anything is written the chain is checked: the
@@ -16,8 +17,11 @@ models/onestep, which the README's main command (scripts/serve.sh) runs.
 The second form replaces only the student of a shipped set with weights that came back from the GPU without a
 finished row (a stage stopped by the device budget) and were scored by benchmarks.score_generator: SCORE.json must
 name those files in its command, and the weights must be the shipped student's architecture (the same UNet keys and
-shapes); the teacher, the encoder and the teacher row stay, PROVENANCE.json gets the new row, its files' sha256 and the
-score's command.
+shapes); the teacher and the encoder stay, PROVENANCE.json gets the new row, its files' sha256 and the score's
+command. --method names the method of the stage that made the weights (e.g. sid-lsg for a SiD-LSG stage started from a
+Diffusion2GAN student: the file must not claim a method its last stage did not use; default: keep). --teacher-row
+replaces the teacher row with a pipeline's teacher_eval.json row — needed when the evaluator (classifier) was retrained
+for SCORE, since an FD ratio is only meaningful with both rows from one evaluator; default: keep.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from safetensors.torch import load_file
 
 from onestep import unet_keys
 from onestep.atomic import atomic_write, file_sha256
-from onestep.format import load_generator, save_generator
+from onestep.format import METHODS, load_generator, save_generator
 from proof_scale.checkpoint import digest
 
 log = logging.getLogger("onestep")
@@ -139,11 +143,18 @@ def _write_provenance(dest: str, provenance: dict) -> None:
     atomic_write(os.path.join(dest, PROVENANCE), write)
 
 
-def ship_student(weights: list[str], score: str, row: str, steps: int, source: str, dest: str = DEFAULT_DEST, plan: str | None = None) -> dict:
+def ship_student(weights: list[str], score: str, row: str, steps: int, source: str, dest: str = DEFAULT_DEST, plan: str | None = None,
+                 method: str | None = None, teacher_row: str | None = None) -> dict:
     """Replace the shipped set's student with scored native (diffusers-named) weights; the new provenance."""
     files = shipped_set(dest)
     if files is None:
         raise ShipError(f"{dest} holds no shipped set whose student could be replaced: ship a finished run first")
+    if method is not None and (method not in METHODS or method == "teacher"):
+        raise ShipError(f"{method!r} is not a one-step student's method; known: {', '.join(m for m in METHODS if m != 'teacher')}")
+    teacher_eval = _json(teacher_row) if teacher_row else {}
+    teacher = teacher_eval.get("row")
+    if teacher_row and not (isinstance(teacher, dict) and isinstance(teacher.get("fd"), float)):
+        raise ShipError(f"{os.path.basename(teacher_row)} holds no scored teacher row (a pipeline's teacher_eval.json has one)")
     rec = _json(score)
     names = [os.path.basename(w) for w in weights]
     if not all(n in rec.get("command", "") for n in names) or not isinstance(rec.get("fd"), float):
@@ -161,14 +172,14 @@ def ship_student(weights: list[str], score: str, row: str, steps: int, source: s
     half, dtypes = _fp16(ldm)
     notes = {"proof_scale_row": row, "started_from": meta.source, "shipped": f"fp16 copy of the scored {dtypes} weights {', '.join(names)}",
              "score": {k: rec[k] for k in ("precision_mode", "seeds") if k in rec}, **({"plan": _json(plan)} if plan else {})}
-    meta = replace(meta, training_steps=steps, source=source, notes=notes)
+    meta = replace(meta, training_steps=steps, source=source, notes=notes, method=method or meta.method)
     save_generator(os.path.join(dest, FILES["student"]), half, meta)
     with open(os.path.join(dest, PROVENANCE), encoding="utf-8") as f:
         prov = json.load(f)
     student_name = FILES["student"]
     prov["files"][student_name]["sha256"] = file_sha256(os.path.join(dest, student_name))
-    prov["rows"] = {"teacher": prov["rows"]["teacher"], row: {k: v for k, v in rec.items() if k != "command"}}
-    prov["commands"] = [*prov.get("commands", []), rec["command"]]
+    prov["rows"] = {"teacher": teacher or prov["rows"]["teacher"], row: {k: v for k, v in rec.items() if k != "command"}}
+    prov["commands"] = [*prov.get("commands", []), *([teacher_eval["command"]] if "command" in teacher_eval else []), rec["command"]]
     prov["note"] = (f"{prov.get('note', '')}; the student was replaced by {', '.join(names)} ({source}), scored as the row {row} "
                     f"({rec.get('precision_mode', 'as recorded')}) by the last command").lstrip("; ")
     _write_provenance(dest, prov)
@@ -205,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, help="with --student-weights: the student's training steps")
     ap.add_argument("--source", help="with --student-weights: how the student was made (the generator file's source)")
     ap.add_argument("--plan", help="with --student-weights: the stage's plan.json, kept in the file's notes")
+    ap.add_argument("--method", help=f"with --student-weights: the method of the stage that made them ({', '.join(METHODS)}; default: keep)")
+    ap.add_argument("--teacher-row", help="with --student-weights: a teacher_eval.json scored by SCORE's evaluator (default: keep the teacher row)")
     a = ap.parse_args(argv)
     if a.student_weights is None and None in (a.work, a.context, a.encoder):
         ap.error("WORK CONTEXT ENCODER, or --student-weights with --score, --steps and --source")
@@ -212,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--student-weights needs --score, --steps and --source")
     try:
         if a.student_weights is not None:
-            prov = ship_student(a.student_weights, a.score, a.row, a.steps, a.source, a.dest, a.plan)
+            prov = ship_student(a.student_weights, a.score, a.row, a.steps, a.source, a.dest, a.plan, a.method, a.teacher_row)
         else:
             prov = ship(a.work, a.context, a.encoder, a.dest, a.row)
     except (ShipError, OSError) as e:
