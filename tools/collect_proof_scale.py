@@ -3,12 +3,14 @@ benchmarks/results/proof_scale.json, with each row's ratio to the teacher, its i
 
   python -m tools.collect_proof_scale [--check]
 
-Device calls are budget-bound, so the rows come from several runs (benchmarks/results/proof_scale_h200_run*/...);
-the teacher is the shipped one (default_models/proof_scale/PROVENANCE.json), which every run since run 8 imported and
-scored with the same evaluator, seeds and sample count. A row's record is a stage's result.json (its "row"), a row of
-a result's "by_steps", a row of teacher_steps.json, or a row of the shipped set's PROVENANCE.json (the shipped student
-was CPU-scored by benchmarks.score_generator). Adding a run's row = one line in SOURCES, then run this again; --check
-(run by the tests) fails when the committed file is not what SOURCES gives.
+Device calls are budget-bound, so the rows come from several runs (benchmarks/results/proof_scale_h200_run*/...). An
+FD depends on the classifier whose features it compares, so every row names its evaluator and its ratio is taken
+against the teacher scored by that same evaluator: "run6" is the classifier trained in run 6 (session 8), which runs 6–14
+imported; "run15" the one run 15 trained again (the earlier one went with a device machine). Same seeds, sample count
+and metrics for both. A row's record is a stage's result.json (its "row"), a row of a result's "by_steps", a row of
+teacher_steps.json, or a benchmarks.score_generator JSON (weights that came back from the GPU, scored outside a
+pipeline). Adding a run's row = one line in SOURCES, then run this again; --check (run by the tests) fails when the
+committed file is not what SOURCES gives.
 """
 from __future__ import annotations
 
@@ -21,27 +23,41 @@ from proof_scale.common import write_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join("benchmarks", "results", "proof_scale.json")
-PROVENANCE = os.path.join("default_models", "proof_scale", "PROVENANCE.json")
 R = "benchmarks/results/proof_scale_h200_run"
 KEEP = ("fd", "fd_seeds", "fd_spread", "precision", "recall", "class_acc", "nfe", "training_samples", "train_seconds",
         "selected_step", "steps")
-# row → (record file, key path inside it, what it is); the first row is the teacher every ratio is taken against
+# evaluator → the teacher row (Euler 50, CFG 1.5) it scored: every ratio of that evaluator's rows is taken against it
+TEACHERS = {
+    "run6": "teacher",
+    "run15": "teacher_run15",
+}
+# row → (record file, key path inside it, evaluator, what it is)
 SOURCES = {
-    "teacher": (PROVENANCE, ("rows", "teacher"), "the shipped teacher: Euler 50 steps, CFG 1.5"),
-    "diffusion2gan": (PROVENANCE, ("rows", "diffusion2gan_gan_stage_run10"),
-                      "the shipped student: run 10's GAN stage, 3,000 steps from the LatentLPIPS student (CPU-scored)"),
-    "regression_latentlpips": (f"{R}14/distill/start_student/result.json", ("row",),
+    "teacher": (f"{R}6/teacher_eval.json", ("row",), "run6", "the shipped teacher: Euler 50 steps, CFG 1.5"),
+    "teacher_run15": (f"{R}15/teacher_eval.json", ("row",), "run15", "the shipped teacher: Euler 50 steps, CFG 1.5 (run 15's evaluator)"),
+    "diffusion2gan_then_sid_lsg": (f"{R}15/score_sid_step500_cpu.json", (), "run15",
+                                   "the shipped student: SiD-LSG (κ 1.5, lr 3e-5) 500 steps at batch 256 from run 10's GAN-stage student (CPU-scored)"),
+    "diffusion2gan": (f"{R}15/distill/gan_continued/result.json", ("row",), "run15",
+                      "run 10's GAN stage (the student shipped before) + 2,500 GAN steps at a constant lr 3e-5 (5,500 in all)"),
+    "diffusion2gan_run10": (f"{R}10/score_gan_standard_step3000_cpu.json", (), "run6",
+                            "run 10's GAN stage, 3,000 steps from the LatentLPIPS student (shipped until session 15; CPU-scored)"),
+    "regression_latentlpips": (f"{R}14/distill/start_student/result.json", ("row",), "run6",
                                "LatentLPIPS regression, 2,500 steps at batch 1,024 on 80,000 pairs (the GAN stages' start)"),
-    "regression_latentlpips_160k": (f"{R}14/distill/control_regression/result.json", ("row",),
+    "regression_latentlpips_160k": (f"{R}14/distill/control_regression/result.json", ("row",), "run6",
                                     "the start student + 1,000 LatentLPIPS steps on 160,000 pairs (run 14's control)"),
-    "sid_lsg": (f"{R}13/distill/sid_lsg_lr1e-4/result.json", ("row",),
+    "regression_mse": (f"{R}6/distill/regression_mse/result.json", ("row",), "run6",
+                       "MSE regression, 2,500 steps at batch 1,024 on 80,000 pairs (before the method engine)"),
+    "regression_mse_rerun": (f"{R}15/distill/regression_mse_rerun/result.json", ("row",), "run15",
+                             "the same plan through the method engine (issue 15's rerun)"),
+    "sid_lsg": (f"{R}13/distill/sid_lsg_lr1e-4/result.json", ("row",), "run6",
                 "SiD-LSG, prompts only, κ = 1.5, lr 1e-4, 750 steps at batch 256"),
-    "teacher_4": (f"{R}12/teacher_steps.json", ("rows", "teacher_4"), "the teacher at 4 Euler steps (reflow's baseline)"),
-    "reflow_2rf_4": (f"{R}12/distill/reflow_2rf/result.json", ("row", "by_steps", "4"),
+    "teacher_4": (f"{R}12/teacher_steps.json", ("rows", "teacher_4"), "run6", "the teacher at 4 Euler steps (reflow's baseline)"),
+    "reflow_2rf_4": (f"{R}12/distill/reflow_2rf/result.json", ("row", "by_steps", "4"), "run6",
                      "2-rectified flow at 4 Euler steps (reflow from the teacher, run 12)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
-    "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "reflow_2rf_4": (1.50, 17), "instaflow": (1.30, 17),
+    "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "reflow_2rf_4": (1.50, 17),
+    "instaflow": (1.30, 17),
 }
 
 
@@ -55,28 +71,30 @@ def _record(path: str, keys: tuple[str, ...]) -> dict:
 
 def collect() -> dict:
     rows = {}
-    for name, (path, keys, what) in SOURCES.items():
+    for name, (path, keys, evaluator, what) in SOURCES.items():
         rec = _record(path, keys)
-        rows[name] = {k: rec[k] for k in KEEP if k in rec} | {"what": what, "source": "/".join((path, *keys))}
-    teacher = rows["teacher"]["fd"]
+        rows[name] = {k: rec[k] for k in KEEP if k in rec} | {"what": what, "evaluator": evaluator, "source": "/".join((path, *keys))}
     for name, row in rows.items():
-        row["fd_ratio"] = round(row["fd"] / teacher, 4)
+        row["fd_ratio"] = round(row["fd"] / rows[TEACHERS[row["evaluator"]]]["fd"], 4)
         if name in TARGETS:
             limit, issue = TARGETS[name]
             row["target"] = {"fd_ratio_max": limit, "issue": issue, "met": row["fd_ratio"] <= limit}
     return {"rows": rows, "meta": {
-        "evaluator": "proof_scale.evaluator: FD on the proof-scale classifier's features, 10,000 samples per scoring seed",
+        "evaluator": "proof_scale.evaluator: FD on the proof-scale classifier's features, 10,000 samples per scoring seed; "
+                     "a row's fd_ratio is against the teacher row of its own evaluator (TEACHERS)",
+        "teachers": dict(TEACHERS),
         "command": "python -m tools.collect_proof_scale",
     }}
 
 
 def markdown(result: dict) -> str:
-    lines = ["| row | FD | FD / teacher | target | precision | recall | class acc | NFE | what |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| row | FD | FD / teacher | target | precision | recall | class acc | NFE | evaluator | what |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["rows"].items():
         t = r.get("target")
         target = f"≤ {t['fd_ratio_max']:.2f}× ({'met' if t['met'] else 'missed'})" if t else ""
         lines.append(f"| {name} | {r['fd']:.2f} | {r['fd_ratio']:.2f} | {target} | {r['precision']:.3f} | {r['recall']:.3f} | "
-                     f"{r['class_acc']:.4f} | {r.get('nfe', '–')} | {r['what']} |")
+                     f"{r['class_acc']:.4f} | {r.get('nfe', '–')} | {r['evaluator']} | {r['what']} |")
     return "\n".join(lines)
 
 
