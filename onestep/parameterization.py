@@ -52,6 +52,13 @@ class OneStepSpec:
         else:
             self.schedule.alpha_bar(self.timestep)  # raises a clear error for a timestep off the schedule
 
+    def describe(self) -> str:
+        """The single call in words, for messages: "ε at t=625 (σ·z input)", "flow velocity at model time 1000"."""
+        if self.prediction == "flow":
+            return f"flow velocity at model time {self.timestep:g}"
+        what = {"eps": "ε", "v": "v", "x0": "x0"}[self.prediction]
+        return f"{what} at t={self.timestep:g} ({'σ·z' if self.input_convention == 'sigma_z' else 'raw z'} input)"
+
     @property
     def sigma(self) -> float:
         """The noise level in ComfyUI's convention: k-diffusion σ_t, or the flow's t/1000."""

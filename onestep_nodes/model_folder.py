@@ -29,6 +29,27 @@ def generator_files() -> list[str]:
     return folder_paths.get_filename_list(FOLDER)
 
 
+def resolve_generator(value: str, what: str = "init_from") -> str:
+    """A generator file given by its name in models/onestep (with or without .safetensors) or by the path a training
+    node outputs (which must lie in a models/onestep folder)."""
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{what} is empty: give a generator file in models/onestep or connect a training node's generator_path")
+    roots = [os.path.realpath(p) for p in folder_paths.get_folder_paths(FOLDER)]
+    if os.path.isabs(value):
+        full = os.path.realpath(value)
+        if not any(full.startswith(r + os.sep) for r in roots):
+            raise ValueError(f"{what} {value!r} is outside models/onestep; give a generator name")
+    else:
+        name = value if value.endswith(".safetensors") else value + ".safetensors"
+        full = folder_paths.get_full_path(FOLDER, name)
+        if full is None:
+            raise ValueError(f"{what} {value!r} is not a generator file in models/onestep")
+    if not os.path.isfile(full):
+        raise ValueError(f"{what} {value!r} does not exist ({full})")
+    return full
+
+
 def has_control_characters(text: str) -> bool:
     """NUL, newlines and other control characters: never part of a name a user means (a NUL makes the OS calls raise,
     a newline would make a file whose name the UI cannot show)."""

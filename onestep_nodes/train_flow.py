@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 
 import comfy.model_management as mm
-import folder_paths
 from comfy_api.latest import io
 
 from onestep import format
@@ -48,27 +47,6 @@ def flow_config(method: str, steps: int, batch_size: int, lr: float, lora_rank: 
         log_every=max(1, min(50, steps // 20)), **sections,
     )
     return low_memory(config) if memory == "low" else config
-
-
-def resolve_generator(value: str, what: str = "init_from") -> str:
-    """A generator file given by its name in models/onestep (with or without .safetensors) or by the path a training
-    node outputs (which must lie in a models/onestep folder)."""
-    value = value.strip()
-    if not value:
-        raise ValueError(f"{what} is empty: give a generator file in models/onestep or connect Train Rectified Flow's generator_path")
-    roots = [os.path.realpath(p) for p in folder_paths.get_folder_paths(model_folder.FOLDER)]
-    if os.path.isabs(value):
-        full = os.path.realpath(value)
-        if not any(full.startswith(r + os.sep) for r in roots):
-            raise ValueError(f"{what} {value!r} is outside models/onestep; give a generator name")
-    else:
-        name = value if value.endswith(".safetensors") else value + ".safetensors"
-        full = folder_paths.get_full_path(model_folder.FOLDER, name)
-        if full is None:
-            raise ValueError(f"{what} {value!r} is not a generator file in models/onestep")
-    if not os.path.isfile(full):
-        raise ValueError(f"{what} {value!r} does not exist ({full})")
-    return full
 
 
 def check_flow_file(path: str, what: str = "init_from") -> format.GeneratorMetadata:
@@ -169,7 +147,7 @@ class OneStepTrainInstaFlow(io.ComfyNode):
                 memory: str = "standard") -> io.NodeOutput:
         check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         run_paths(generator_name)
-        source = resolve_generator(init_from)
+        source = model_folder.resolve_generator(init_from)
         check_flow_file(source)
         elpips = regression_elpips(model, latent_lpips, regression)
         config = flow_config("instaflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing, memory,

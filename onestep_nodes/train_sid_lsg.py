@@ -1,19 +1,24 @@
 """Node: Train SiD-LSG — data-free one-step distillation of a teacher MODEL from prompts only (score identity
 distillation with long-and-short guidance, training/methods/sid_lsg.py): the prompts and "" encoded with the CLIP, the
 generator G, the fake score ψ and the frozen teacher φ all from the MODEL's UNet. Resumable, cancel-safe; writes a
-generator file (method sid-lsg) into models/onestep that Load One-Step Generator and One-Step Generate run."""
+generator file (method sid-lsg) into models/onestep that Load One-Step Generator and One-Step Generate run. G may
+start from a one-step generator file instead (init_from: e.g. a Train Diffusion2GAN student), ψ and φ stay the teacher's."""
 from __future__ import annotations
+
+import os
 
 import comfy.model_management as mm
 import torch
 from comfy_api.latest import io
 
+from onestep import format
 from onestep.pairs.dataset import repeat_to_common_length
 from onestep.pairs.manifest import size_notes
 from onestep.pairs.prompts import read_prompts
 from onestep.parameterization import OneStepSpec
 from onestep.ranges import check_declared
 from training.config import default_lr_warmup, GeneratorConfig, OptimConfig, SidConfig, TrainConfig, low_memory
+from training.export import native_weights
 from training.methods.sid_lsg import PREDICTIONS, SidLSG
 from training.prompts import PromptDataset
 from training.session import TrainingSession
@@ -26,6 +31,7 @@ from .pair_collection import model_fingerprint, needs_pooled, sdxl_size_setting
 from .training_node import check_training_fits, export_metadata, run_paths, run_with_progress, training_outputs
 
 LATENT_DOWNSCALE = 8  # pixels per latent cell (the SD family's VAE), as Empty Latent Image assumes
+INIT_RECORD = "init_from.txt"  # in the run folder: the file G started from ("" = the teacher), which a resume continues
 
 
 def teacher_prediction(model) -> str:
@@ -45,6 +51,52 @@ def teacher_prediction(model) -> str:
         raise ValueError(f"SiD-LSG distills ε- or v-prediction teachers on a discrete noise schedule (SD1.x, SD2.x, SDXL); "
                          f"this MODEL predicts {what} (e.g. a flow model): connect such a teacher")
     return kind
+
+
+def check_init_file(path: str, spec: OneStepSpec, lora_rank: int) -> str:
+    """The name of the generator file G starts from, refused by name unless it is readable and makes this run's single
+    call (prediction, timestep, input): G's weights then mean the same thing to the SiD losses as the teacher's."""
+    name = os.path.basename(path)
+    if lora_rank:
+        raise ValueError(f"init_from {name} needs a full fine-tune (lora_rank 0): a LoRA run trains factors on the teacher's "
+                         "weights, which the fake score and the teacher share")
+    try:
+        own = format.read_metadata(path).spec()
+    except (OSError, ValueError) as e:
+        raise ValueError(f"init_from {name} is not a readable generator file: {str(e).splitlines()[0]}") from None
+    if own == spec:
+        return name
+    if own.prediction != spec.prediction:
+        fix = "start from a generator of this teacher's prediction (e.g. a Train Diffusion2GAN student of this teacher)"
+    elif own.input_convention != spec.input_convention:
+        fix = "SiD-LSG trains a σ·z-input generator: start from one (e.g. a full-fine-tune Train Diffusion2GAN student)"
+    else:
+        fix = f"set t_init to {own.timestep:g}, or start from a generator at t={spec.timestep:g}"
+    raise ValueError(f"init_from {name} is a generator for {own.describe()}; this run trains {spec.describe()}: {fix}")
+
+
+def start_generator(session: TrainingSession, run_dir: str, init_path: str | None, init_name: str | None) -> str | None:
+    """A fresh run: G and its EMA from the init file (if any), recorded in the run folder. A resumed run has G (trained on)
+    in its checkpoint: it refuses another init file than its own and returns the one it started from (provenance)."""
+    record = os.path.join(run_dir, INIT_RECORD)
+    if session.step == 0:
+        if init_path:
+            sd, _ = format.load_generator(init_path)
+            try:
+                session.trainer.start_generator_from(native_weights(session.trainer.unet, sd))
+            except ValueError as e:
+                raise ValueError(f"init_from {init_name} does not fit this MODEL's UNet (another architecture): {e}") from None
+        with open(record, "w", encoding="utf-8") as f:
+            f.write(init_name or "")
+        return init_name
+    started = ""
+    if os.path.isfile(record):
+        with open(record, encoding="utf-8") as f:
+            started = f.read().strip()
+    if init_name and init_name != started:
+        raise ValueError(f"init_from {init_name}: this run resumes at step {session.step}, started from {started or 'the teacher'}; "
+                         "init_from applies to a fresh run: choose another generator_name, or turn resume off")
+    return started or None
 
 
 def encode_prompts(model, clip, prompts: list[str], batch_size: int, sdxl_size: tuple[int, ...] = ()) -> PromptDataset:
@@ -86,8 +138,9 @@ class OneStepTrainSiDLSG(io.ComfyNode):
             description=(
                 "Distill the teacher into a one-step generator with SiD-LSG (score identity distillation with long-and-short "
                 "guidance): data-free, from prompts only — no teacher pairs, no images. Trains the generator and a fake score "
-                "network, both started from the teacher, against the frozen teacher. Run it again to resume (weights, "
-                "optimisers, EMA, step and random state); cancel keeps a checkpoint and writes no generator file."
+                "network, both started from the teacher (or G from init_from, e.g. a Train Diffusion2GAN student), against "
+                "the frozen teacher. Run it again to resume (weights, optimisers, EMA, step and random state); cancel keeps a "
+                "checkpoint and writes no generator file."
             ),
             inputs=[
                 io.Model.Input("model", tooltip=(
@@ -130,6 +183,12 @@ class OneStepTrainSiDLSG(io.ComfyNode):
                     "trains with Adafactor, stores the fake score and the EMA in bf16 (stochastic rounding) and the teacher's frozen copy in bf16; a LoRA run keeps "
                     "one bf16 copy of the teacher that the generator, the fake score (LoRA factors of the same rank) and the "
                     "teacher share.")),
+                io.String.Input("init_from", default="", optional=True, tooltip=(
+                    "Empty: the generator starts from the teacher. Otherwise a one-step generator file in models/onestep (or "
+                    "connect a training node's generator_path) that the generator and its EMA start from, e.g. a Train "
+                    "Diffusion2GAN student; the fake score and the frozen teacher stay the teacher's. It must make this run's "
+                    "call (the teacher's prediction at t_init, σ·z input) and have the MODEL's architecture; full fine-tune "
+                    "only. Read by a fresh run (a resumed one continues from its checkpoint).")),
             ],
             outputs=run_outputs("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
                                 "Loss terms over the steps (fake score, SiD generator loss, ...).", "The student's samples for the first prompts (fixed noise)."),
@@ -143,11 +202,13 @@ class OneStepTrainSiDLSG(io.ComfyNode):
     def execute(cls, model, clip, prompts: str, prompt_file: str, prompt_column: str, kappa1: float, kappa2: float, kappa4: float, alpha: float,
                 t_init: int, width: int, height: int, steps: int, batch_size: int, lr: float, lora_rank: int, save_every: int, seed: int,
                 generator_name: str, resume: bool, gradient_checkpointing: bool, vae=None, memory: str = "standard",
-                size_conditioning=None) -> io.NodeOutput:
+                size_conditioning=None, init_from: str = "") -> io.NodeOutput:
         check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         out_path, run_dir = run_paths(generator_name)
         prompt_list = read_prompts(prompts, model_folder.resolve_input(prompt_file) if prompt_file.strip() else None, prompt_column)
         spec = OneStepSpec(teacher_prediction(model), t_init, "sigma_z")
+        init_path = model_folder.resolve_generator(init_from) if init_from.strip() else None
+        init_name = check_init_file(init_path, spec, lora_rank) if init_path else None
         multiple = LATENT_DOWNSCALE * 2 ** (len(model.model.model_config.unet_config.get("channel_mult", (1, 2, 4, 4))) - 1)
         if width % multiple or height % multiple:
             raise ValueError(f"width and height must be multiples of {multiple} for this teacher's UNet, not {width}×{height}")
@@ -173,10 +234,13 @@ class OneStepTrainSiDLSG(io.ComfyNode):
             unet = ComfyUNet.from_model(model, device=device)
             mm.unload_all_models()  # the trainable copy (and ψ, φ copied from it) are independent of the teacher's weights
             session = TrainingSession(unet, config, data, run_dir, None, device, resume)
+            init_name = start_generator(session, run_dir, init_path, init_name)
             result = run_with_progress(session, model, steps, vae)
             base, file_format, unet_config = export_metadata(model)
+            notes = {**(size_notes(sdxl_size) if sdxl_size else {}), **({"init_from": init_name} if init_name else {})}
             session.export(out_path, base, file_format, unet_config=unet_config, teacher_hash=model_fingerprint(model)[:16],
-                           source=f"Train SiD-LSG node: {len(prompt_list)} prompts", notes=size_notes(sdxl_size) if sdxl_size else None)
+                           source=f"Train SiD-LSG node: {len(prompt_list)} prompts" + (f", G from {init_name}" if init_name else ""),
+                           notes=notes or None)
             curve, images = training_outputs(session, model, 4, vae)
         return io.NodeOutput(load_generator_model(out_path), out_path, curve, images, ui={"text": [f"{result.step} steps → {out_path}"]})
 

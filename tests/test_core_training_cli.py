@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from test_core_training_fixtures import CTX_DIM, tiny_pipeline, tiny_unet
 
-from onestep.format import read_metadata
+from onestep.format import load_generator, read_metadata, save_generator
 from onestep.pairs import PairSettings
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.manifest import prompts_hash
@@ -145,6 +145,30 @@ def test_sid_lsg_trains_from_a_prompt_file_end_to_end_and_resumes(tmp_path, capl
         cli.main(["train", "--method", "sid-lsg", "--teacher", str(tmp_path / "pipe"), "--out", out, "--steps", "1"])
     with pytest.raises(SystemExit, match="teacher pairs: give --pairs"):
         cli.main(["train", "--method", "diffusion2gan", "--teacher", str(tmp_path / "pipe"), "--out", out, "--steps", "1"])
+
+
+def test_sid_lsg_starts_from_a_generator_file_and_refuses_another_timestep(tmp_path):
+    """SiD-LSG from a one-step student (the Diffusion2GAN → SiD-LSG recipe): G and its EMA start from the file's weights;
+    a file made for another single call is refused by name before training."""
+    tiny_pipeline(str(tmp_path / "pipe"))
+    first = str(tmp_path / "first.safetensors")
+    assert cli.main(_sid_args(tmp_path, first, 1)) == 0
+    sd, meta = load_generator(first)
+    g = torch.Generator().manual_seed(0)
+    start = str(tmp_path / "student.safetensors")  # a student far from the teacher, at SiD's call (ε, t=625, σ·z)
+    save_generator(start, {k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in sd.items()}, meta)
+    out = str(tmp_path / "from_student.safetensors")  # lr 0: G stays what it started from
+    assert cli.main(_sid_args(tmp_path, out, 1, "--init-from", start, "--lr-g", "0")) == 0
+    began, trained = load_file(start), load_file(out)
+    assert all(torch.allclose(trained[k], began[k], atol=1e-6) for k in began)  # from the teacher they would differ by ~0.05
+    meta = read_metadata(out)
+    assert meta.notes["init_from"] == "student.safetensors" and meta.source == "training.cli:prompts.tsv, G from student.safetensors"
+    with pytest.raises(SystemExit, match=r"student.safetensors is a generator for ε at t=625 \(σ·z input\); this run trains ε at t=999 "
+                       r"\(σ·z input\): give --timestep 625"):
+        cli.main(_sid_args(tmp_path, str(tmp_path / "x.safetensors"), 1, "--init-from", start, "--timestep", "999"))
+    with pytest.raises(SystemExit, match="raw z input"):
+        cli.main(_sid_args(tmp_path, str(tmp_path / "x.safetensors"), 1, "--init-from", start, "--input-convention", "raw_z"))
+    assert not os.path.exists(tmp_path / "x.safetensors")
 
 
 def test_sid_lsg_under_torchrun_equals_accumulation(tmp_path):

@@ -1,7 +1,9 @@
 """Train SiD-LSG in the REAL ComfyUI host over HTTP on a small teacher, from prompts only: the generator file (method
 sid-lsg, its t_init and κ4) lands in models/onestep, loads with Load One-Step Generator and generates; cancel leaves a
 checkpoint and no generator file; N steps straight equal N/2 + resume + N/2 (and a cancelled run resumed); bad input
-(no prompts, a prompt file outside input/, a flow teacher, a CLIP of another base) is named in the execution error."""
+(no prompts, a prompt file outside input/, a flow teacher, a CLIP of another base) is named in the execution error.
+init_from: G starts from a one-step generator file (the Diffusion2GAN → SiD-LSG recipe), recorded in the file it
+writes; a file of another timestep, input or architecture, or no generator file at all, is refused by name."""
 from __future__ import annotations
 
 import os
@@ -15,6 +17,7 @@ from safetensors.torch import load_file
 from test_host import CLIP, failed, latent, ok
 
 from onestep import format
+from tools import fixtures
 
 TEACHER = "tiny_eps_t999.safetensors"  # a small SD1.5-family UNet; any ε/v MODEL can be the teacher
 PROMPTS = "a red fox\na blue bird\na green frog"
@@ -113,6 +116,12 @@ def test_low_memory_lora_run_generates(host):
     ({"prompt_file": "no_such_prompts.txt"}, "not found in ComfyUI's input folder"),
     ({"teacher": "tiny_flow.safetensors"}, "SiD-LSG distills ε- or v-prediction teachers"),
     ({"width": 72}, "width and height must be multiples of"),
+    ({"init_from": TEACHER}, "init_from tiny_eps_t999.safetensors is a generator for ε at t=999 (σ·z input); this run trains ε at "
+                             "t=625 (σ·z input): set t_init to 999"),
+    ({"init_from": "tiny_eps_t399_rawz"}, "SiD-LSG trains a σ·z-input generator"),
+    ({"init_from": "tiny_flow"}, "is a generator for flow velocity at model time 1000; this run trains ε"),
+    ({"init_from": "no-such-student"}, "init_from 'no-such-student' is not a generator file in models/onestep"),
+    ({"init_from": "tiny_eps_t625_sid", "lora_rank": 4}, "needs a full fine-tune (lora_rank 0)"),
 ])
 def test_bad_input_is_named_in_the_execution_error(host, change, want):
     change = dict(change)
@@ -132,3 +141,43 @@ def test_a_clip_of_another_base_is_refused_before_training(host):
     msg = failed(host.run({k: v for k, v in g.items() if k in ("2", "5", "20", "91")}))
     assert "width 768" in msg and "1024" in msg, msg
     assert not os.path.isdir(run_dir(host, "sid-mismatch")) or not os.listdir(run_dir(host, "sid-mismatch"))
+
+
+def test_starts_from_a_generator_file_and_records_it(host):
+    """The recipe Train Diffusion2GAN → Train SiD-LSG: G and its EMA start from the student's file, not the teacher."""
+    onestep = os.path.join(host.base_dir, "models", "onestep")
+    fixtures.write_generator(os.path.join(onestep, "sid-d2g-student.safetensors"), seed=3, timestep=625)  # other weights, SiD's call
+    ok(host.run(graph("sid-from-d2g", steps=1, lr=0.0, init_from="sid-d2g-student")))  # lr 0: G stays what it started from
+    student, teacher = load_file(os.path.join(onestep, "sid-d2g-student.safetensors")), load_file(os.path.join(onestep, TEACHER))
+    out = load_file(generator_file(host, "sid-from-d2g"))
+    assert any(not torch.allclose(student[k], teacher[k], atol=1e-3) for k in student)
+    for k in student:
+        assert torch.allclose(out[k].float(), student[k].float(), atol=1e-6), k
+    meta = format.read_metadata(generator_file(host, "sid-from-d2g"))
+    assert meta.notes["init_from"] == "sid-d2g-student.safetensors" and meta.source.endswith("G from sid-d2g-student.safetensors")
+    assert (meta.method, meta.timestep, meta.input_convention) == ("sid-lsg", 625, "sigma_z")
+    # a resume continues the run's own start: another init file is refused, none keeps the record
+    msg = failed(host.run(graph("sid-from-d2g", steps=2, lr=0.0, init_from="tiny_eps_t625_sid")))
+    assert "resumes at step 1, started from sid-d2g-student.safetensors" in msg, msg
+    ok(host.run(graph("sid-from-d2g", steps=2, lr=0.0)))
+    meta = format.read_metadata(generator_file(host, "sid-from-d2g"))
+    assert meta.training_steps == 2 and meta.notes["init_from"] == "sid-d2g-student.safetensors"
+
+
+def test_an_unreadable_or_other_architecture_init_from_is_refused_by_name(host):
+    onestep = os.path.join(host.base_dir, "models", "onestep")
+    with open(os.path.join(onestep, "sid-not-a-generator.safetensors"), "wb") as f:
+        f.write(b"not a safetensors file")
+    fixtures.write_generator(os.path.join(onestep, "sid-wide-student.safetensors"), {**fixtures.TINY_UNET, "context_dim": 1024}, base="sd21",
+                             timestep=625)
+    try:
+        for init, want in (("sid-not-a-generator", "init_from sid-not-a-generator.safetensors is not a readable generator file"),
+                           ("sid-wide-student", "init_from sid-wide-student.safetensors does not fit this MODEL's UNet (another architecture)")):
+            entry = host.run(graph("sid-bad-init", init_from=init))
+            msg = failed(entry)
+            assert want in msg, msg
+            assert entry["error"]["exception_type"] not in ("RuntimeError", "KeyError", "torch.OutOfMemoryError"), entry["error"]
+            assert not os.path.exists(generator_file(host, "sid-bad-init"))
+    finally:  # the session's other tests list models/onestep
+        for name in ("sid-not-a-generator", "sid-wide-student"):
+            os.remove(os.path.join(onestep, f"{name}.safetensors"))

@@ -105,7 +105,8 @@ WORKFLOWS = {  # API twin name (workflows/api/<name>.json) → its UI workflow
         "Distill from prompts with SiD-LSG",
         "Train a one-step student from prompts only (no pairs, no images) with SiD-LSG, then compare it with the teacher.",
         "This runs in minutes on a CPU with a tiny random teacher. For a real run load your teacher and its CLIP, put one "
-        "prompt per line (or a prompt file from input/), raise steps and size, and name the generator; running again resumes.",
+        "prompt per line (or a prompt file from input/), raise steps and size, and name the generator; running again resumes. "
+        "To fine-tune a Train Diffusion2GAN student instead of the teacher (the pack's best recipe), give its file in init_from.",
         "12"),
 }
 

@@ -175,14 +175,25 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
 
 
 def start_from_file(trainer, path: str) -> None:
-    """G and its EMA start from a generator file's weights; its prediction must be the run's (a flow for InstaFlow)."""
+    """G and its EMA start from a generator file's weights; its single call must be the run's: the prediction (a flow for
+    InstaFlow), and outside flow specs also the timestep and input convention (e.g. SiD-LSG from a Diffusion2GAN student)."""
     from .export import native_weights
 
-    sd, meta = format.load_generator(path)
-    spec = trainer.config.generator.spec
+    try:
+        sd, meta = format.load_generator(path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--init-from {path} is not a readable generator file: {str(e).splitlines()[0]}") from None
+    spec, name = trainer.config.generator.spec, os.path.basename(path)
     if meta.prediction != spec.prediction:
-        raise SystemExit(f"--init-from {os.path.basename(path)} predicts {meta.prediction!r}, this run trains a {spec.prediction!r} generator")
-    trainer.start_generator_from(native_weights(trainer.unet, sd))
+        raise SystemExit(f"--init-from {name} predicts {meta.prediction!r}, this run trains a {spec.prediction!r} generator")
+    own = meta.spec()
+    if spec.prediction != "flow" and (own.timestep, own.input_convention) != (spec.timestep, spec.input_convention):
+        raise SystemExit(f"--init-from {name} is a generator for {own.describe()}; this run trains {spec.describe()}: give "
+                         f"--timestep {own.timestep:g} --input-convention {own.input_convention}, or start from a file of this run's spec")
+    try:
+        trainer.start_generator_from(native_weights(trainer.unet, sd))
+    except ValueError as e:
+        raise SystemExit(f"--init-from {name}: {e}") from None  # e.g. weights of another architecture than --teacher's
     log.info("[onestep] G starts from %s (%s, %d training steps)", os.path.basename(path), meta.method, meta.training_steps)
 
 
@@ -298,7 +309,9 @@ def train(a: argparse.Namespace) -> int:
     if trainer.dist.is_main:
         sd = trainer.generator_state_dict()
         base = a.base or bases.base_from_shape(bases.inspect_ldm_unet(sd))
-        session.export(a.out, base, space.name, weights=sd, teacher_hash=teacher_hash, source=f"training.cli:{source}")
+        init = os.path.basename(a.init_from) if a.init_from else None  # provenance: the file G started from
+        session.export(a.out, base, space.name, weights=sd, teacher_hash=teacher_hash, notes={"init_from": init} if init else None,
+                       source=f"training.cli:{source}" + (f", G from {init}" if init else ""))
         log.info("[onestep] wrote %s after %d steps", a.out, result.step)
     return 0
 
