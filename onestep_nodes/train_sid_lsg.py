@@ -12,6 +12,7 @@ import torch
 from comfy_api.latest import io
 
 from onestep import format
+from onestep.atomic import atomic_write
 from onestep.pairs.dataset import repeat_to_common_length
 from onestep.pairs.manifest import size_notes
 from onestep.pairs.prompts import read_prompts
@@ -86,8 +87,11 @@ def start_generator(session: TrainingSession, run_dir: str, init_path: str | Non
                 session.trainer.start_generator_from(native_weights(session.trainer.unet, sd))
             except ValueError as e:
                 raise ValueError(f"init_from {init_name} does not fit this MODEL's UNet (another architecture): {e}") from None
-        with open(record, "w", encoding="utf-8") as f:
-            f.write(init_name or "")
+        def write(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(init_name or "")
+
+        atomic_write(record, write)  # a crash mid-write must not leave a half name that a resume would trust
         return init_name
     started = ""
     if os.path.isfile(record):
