@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Build what a proof-scale GPU run carries besides the working tree (session 15 rebuilt it by hand after the last
+# session's git-ignored copies were lost; this makes it one command). Run here, after scripts/bootstrap.sh:
+#
+#   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--init GENERATOR.safetensors]
+#
+#   .devdata/ps/context.safetensors   the context table of the shipped text encoder (tools.proof_scale_encoder table)
+#   .devdata/ps/fm/                   Fashion-MNIST's test split (scoring); with --train-images the train split too
+#                                     (30 MB: only a first call that trains the evaluators needs it — carry it once)
+#   .devdata/ps_init/                 with --init: that one-step generator as the diffusers state dict a row's
+#                                     init_from reads (best.safetensors) + result.json/plan.json, for rows
+#                                     `...@init_from=diffusion2gan` (benchmarks/device/proof_scale_run.sh places it)
+#   .whl/                             the wheels the device image lacks (Python 3.12): diffusers, kornia, kornia_rs,
+#                                     importlib_metadata
+# The device call: carry [".whl", ".devdata/ps"] (+ ".devdata/ps_init"), with the tracked files it does not need moved
+# aside to stay under 64 MiB — this prints the sizes. The run: benchmarks/device/proof_scale_run.sh.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=.host/venv/bin/python
+FM=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+TRAIN=0; INIT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --train-images) TRAIN=1 ;;
+    --init) INIT="$2"; shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac; shift
+done
+grep -qx "/.devdata/" .gitignore || { echo "/.devdata/ must be git-ignored (.gitignore)" >&2; exit 2; }
+mkdir -p .devdata/ps/fm .whl
+rm -f .devdata/ps/fm/*
+cp "$FM"/t10k-*.gz .devdata/ps/fm/
+[ "$TRAIN" = 1 ] && cp "$FM"/train-*.gz .devdata/ps/fm/
+PYTHONPATH=.host/ComfyUI $PY -m tools.proof_scale_encoder table default_models/proof_scale/fmnist-text-encoder.safetensors .devdata/ps/context.safetensors
+if [ -n "$INIT" ]; then
+  rm -rf .devdata/ps_init && mkdir -p .devdata/ps_init
+  $PY - "$INIT" <<'PY'
+import json, sys
+from safetensors.torch import save_file
+from onestep.format import read_metadata
+from proof_scale.teacher_import import import_unet
+path = sys.argv[1]
+meta = read_metadata(path)
+unet, _, _ = import_unet(path)
+save_file({k: v.half().contiguous() for k, v in unet.state_dict().items()}, ".devdata/ps_init/best.safetensors")
+# what proof_scale.distill's init_from reads: the start's step and samples (the file's training steps; samples unknown
+# to the file, so 0: the row then counts only its own)
+json.dump({"row": {"selected_step": meta.training_steps, "training_samples": 0, "file": path, "method": meta.method}},
+          open(".devdata/ps_init/result.json", "w"))
+json.dump({"row": "init", "from_file": path, "source": meta.source}, open(".devdata/ps_init/plan.json", "w"))
+print(f"init: {path} ({meta.method}, {meta.training_steps} steps, {meta.prediction} at t={meta.timestep}, {meta.input_convention})")
+PY
+fi
+.host/venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+  "diffusers==$($PY -c 'import diffusers; print(diffusers.__version__)')" \
+  "kornia==$($PY -c 'import kornia; print(kornia.__version__)')" kornia_rs importlib_metadata 2>&1 | grep -v "^WARNING" || true
+du -sh --apparent-size .whl .devdata/ps .devdata/ps_init 2>/dev/null || true
+echo "tracked tree without benchmarks/results, tests, web, workflows, docs, the student and the text encoder:"
+git ls-files | grep -v '^benchmarks/results/\|^tests/\|^web/\|^workflows/\|^docs/\|fmnist-student\|fmnist-text-encoder' | tr '\n' '\0' | du -c --apparent-size -m --files0-from=- | tail -1

@@ -1,0 +1,51 @@
+#!/bin/bash
+# Device side of a proof-scale run (the pattern of runs 10–15; benchmarks/results/proof_scale_h200_run15/run.sh is one
+# instance): evaluators (classifier + E-LatentLPIPS trunk, when the work folder has none), the shipped teacher
+# imported and scored, PAIRS Euler-50 pairs + held out, then the rows of VARIANTS (';'-separated, proof_scale.rows
+# variants; on 2 GPUs slot k = variants k, k+2, ... in turn). Resumable: the same command each call, chained within the
+# machine's idle release; MAXS=... KEEP=tag,... on the last call brings selected weights back (tags are printed; at most
+# two: each is two files of ~10 MB, and what comes back is ≤ 8 files, 64 MiB in all, with call.log, records.tgz and
+# evaluator.tgz — the classifier that CPU scoring of returned weights needs: benchmarks.score_generator --classifier).
+#
+#   VARIANTS='sid_lsg@init_from=diffusion2gan:lr=3e-5:steps=2000:batch=256:ema_decay=0.99;...' bash benchmarks/device/proof_scale_run.sh
+#
+# Carry: [".whl", ".devdata/ps"] (+ ".devdata/ps_init" for rows with init_from=diffusion2gan), built by
+# benchmarks/device/proof_scale_bundle.sh; the first call of a fresh machine needs the train images (--train-images).
+set -o pipefail
+[ -n "$VARIANTS" ] || { echo "set VARIANTS"; exit 2; }
+[ -n "$SKIP_PIP" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 9
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+W=${W:-runs/ps}
+O=${OUT:-$W}
+mkdir -p "$W"
+echo "WORK: $(ls "$W" | tr '\n' ' ')"
+if [ -f .devdata/ps_init/best.safetensors ] && [ ! -f "$W/distill/diffusion2gan/best.safetensors" ]; then
+  mkdir -p "$W/distill/diffusion2gan" && cp .devdata/ps_init/*.json .devdata/ps_init/best.safetensors "$W/distill/diffusion2gan/" && echo "INIT placed"; fi
+nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
+python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margin "${MARGIN:-45}" --rows none --data "${DATA:-.devdata/ps/fm}" \
+  --context .devdata/ps/context.safetensors --teacher-import default_models/proof_scale/fmnist-teacher.safetensors \
+  --sweep-steps 50 --sweep-cfg 1.5 --sweep-count 2000 --teacher-seeds 1 --pairs "${PAIRS:-80000}" --heldout "${HELDOUT:-2000}" \
+  ${NOCOMPILE:---compile-teacher default} --select-every "${SELECT:-250}" --log-every 50 --variants "$VARIANTS" $EXTRA 2>&1 \
+  | tee "$O/call.log" | grep -v "step [0-9]*/[0-9]* \|captured a CUDA graph\|UserWarning\|This call originates\|torch._dynamo\|upsampling.py\|is_torch_version\|^\[phase[0-9]* gpu [0-9,]*\] *$" | tail -c 9000
+rc=$?
+grep "step [0-9]*/[0-9]* " "$O/call.log" | awk 'NR%4==0' | cut -c1-400 | tail -60
+tar czf "$O/records.tgz" --exclude='*.safetensors' --exclude='pairs' --exclude='pairs_heldout' --exclude='*.ckpt' "$W"
+tar czf "$O/evaluator.tgz" "$W"/classifier.safetensors "$W"/*.json 2>/dev/null  # CPU scoring of returned weights needs this run's classifier
+python3 - "$W" "$O" <<'PY'
+import glob, hashlib, os, sys
+from safetensors.torch import load_file, save_file
+work, out = sys.argv[1:]
+keep = [k for k in os.environ.get("KEEP", "").split(",") if k]
+for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
+    b, name = os.path.join(d, "best.safetensors"), os.path.basename(d)
+    tag = "g" + hashlib.sha1(name.encode()).hexdigest()[:6] if "__" in name else name
+    print("weights tag", tag, name, "kept" if tag in keep else "")
+    if tag not in keep or not os.path.isfile(b):
+        continue
+    w = {k: v.half().contiguous() for k, v in load_file(b).items()}
+    ks = sorted(w); h = len(ks) // 2  # two files of < 16 MiB each
+    save_file({k: w[k] for k in ks[:h]}, os.path.join(out, f"best_{tag}_a.safetensors"))
+    save_file({k: w[k] for k in ks[h:]}, os.path.join(out, f"best_{tag}_b.safetensors"))
+PY
+ls -la "$O"
+echo "parallel exit $rc"
