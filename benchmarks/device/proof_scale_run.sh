@@ -12,7 +12,7 @@
 # Carry: [".whl", ".devdata/ps"] (+ ".devdata/ps_init" for rows with init_from=diffusion2gan), built by
 # benchmarks/device/proof_scale_bundle.sh; the first call of a fresh machine needs the train images (--train-images).
 set -o pipefail
-[ -n "$VARIANTS" ] || { echo "set VARIANTS"; exit 2; }
+[ -n "$VARIANTS$EXTRA" ] || { echo "set VARIANTS (rows) and/or EXTRA (e.g. --chains teacher-steps,distill-reflow_2rf,pairs-2rf,distill-instaflow)"; exit 2; }
 [ -n "$SKIP_PIP" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 9
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 W=${W:-runs/ps}
@@ -25,7 +25,7 @@ nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
 python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margin "${MARGIN:-45}" --rows none --data "${DATA:-.devdata/ps/fm}" \
   --context .devdata/ps/context.safetensors --teacher-import default_models/proof_scale/fmnist-teacher.safetensors \
   --sweep-steps 50 --sweep-cfg 1.5 --sweep-count 2000 --teacher-seeds 1 --pairs "${PAIRS:-80000}" --heldout "${HELDOUT:-2000}" \
-  ${NOCOMPILE:---compile-teacher default} --select-every "${SELECT:-250}" --log-every 50 --variants "$VARIANTS" $EXTRA 2>&1 \
+  ${NOCOMPILE:---compile-teacher default} --select-every "${SELECT:-250}" --log-every 50 ${VARIANTS:+--variants "$VARIANTS"} $EXTRA 2>&1 \
   | tee "$O/call.log" | grep -v "step [0-9]*/[0-9]* \|captured a CUDA graph\|UserWarning\|This call originates\|torch._dynamo\|upsampling.py\|is_torch_version\|^\[phase[0-9]* gpu [0-9,]*\] *$" | tail -c 9000
 rc=$?
 grep "step [0-9]*/[0-9]* " "$O/call.log" | awk 'NR%4==0' | cut -c1-400 | tail -60
