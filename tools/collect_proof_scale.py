@@ -41,6 +41,8 @@ SOURCES = {
                       "run 10's GAN stage (the student shipped before) + 2,500 GAN steps at a constant lr 3e-5 (5,500 in all)"),
     "diffusion2gan_run10": (f"{R}10/score_gan_standard_step3000_cpu.json", (), "run6",
                             "run 10's GAN stage, 3,000 steps from the LatentLPIPS student (shipped until session 15; CPU-scored)"),
+    "diffusion2gan_run10_rescored": (f"{R}15/score_run10_student_cpu.json", (), "run15",
+                                     "the same run-10 student scored by run 15's evaluator (the start of run 15's rows; CPU-scored)"),
     "regression_latentlpips": (f"{R}14/distill/start_student/result.json", ("row",), "run6",
                                "LatentLPIPS regression, 2,500 steps at batch 1,024 on 80,000 pairs (the GAN stages' start)"),
     "regression_latentlpips_160k": (f"{R}14/distill/control_regression/result.json", ("row",), "run6",
