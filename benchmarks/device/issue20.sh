@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Issue 20's GPU rows (docs/benchmarks.md: "SDXL at 1024² (issue 20) — how to run", "Teacher calls from CUDA graphs
+# (issue 20)", bench_train --arch sdxl), as three device calls of under 570 s each. Here first:
+#   scripts/bootstrap.sh && scripts/device_bundle.sh && scripts/device_bundle.sh aside
+# then device `run` (kind nvidia-h200-x2: the two jobs of a call side by side, one per GPU; on one GPU they run one
+# after the other and the second gets what time is left):
+#   command "CALL=1 bash benchmarks/device/issue20.sh", carry [".whl", ".devdata/comfy"], timeout_s 600
+#   CALL=1  SDXL 1024² one-step rows without compile, batches 1 4   ‖ bench_train --arch sdxl (full/LoRA b2, memory=low)
+#   CALL=2  bench_pairs core/graph/compile, batches 8 32, PartiPrompts ‖ SD1.5 512² one-step rows with compile
+#   CALL=3  bench_pairs again (its compile first round loads CALL 2's artifacts) ‖ SDXL batch 1 with compile
+# CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
+# part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
+# from CALL 2 also keeps them in /tmp). Afterwards: scripts/device_bundle.sh restore.
+# Each job writes <name>.json (its --out) and <name>.log into $OUT; env.txt holds the GPU and versions.
+set -uo pipefail
+: "${CALL:?set CALL=1, 2 or 3}"
+OUT=${OUT:-/tmp/issue20_out}
+LIMIT=${LIMIT:-550}  # seconds the jobs may run to (+10 s to be killed, then the summary); the device's limit is 600
+DRY=${DRY:-}         # DRY=1: print the job commands only (no install, nothing run), e.g. to check them here
+mkdir -p "$OUT"
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+comfy=.devdata/comfy/ComfyUI
+[ -f "$comfy/nodes.py" ] || { echo "no $comfy: run scripts/device_bundle.sh here and carry .devdata/comfy"; exit 1; }
+
+# The wheels once per machine (a warm machine keeps /tmp/site between calls).
+stamp="$(ls .whl/*.whl | xargs -n1 basename | sort | tr '\n' ' ')"
+if [ -z "$DRY" ] && [ "$(cat /tmp/site/.wheels 2>/dev/null)" != "$stamp" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  echo "$stamp" > /tmp/site/.wheels
+fi
+export PYTHONPATH=/tmp/site:$PWD:$PWD/$comfy PYTHONUNBUFFERED=1
+# ComfyUI's user folder (the pack's compile cache) lives outside the carried tree, which each call replaces.
+[ -n "$DRY" ] || { mkdir -p /tmp/comfy_user
+  rm -rf "$comfy/user" && ln -s /tmp/comfy_user "$comfy/user"; }
+if [ -d .devdata/compile_cache ] && ls .devdata/compile_cache/compile_cache.tgz* >/dev/null 2>&1; then
+  cat .devdata/compile_cache/compile_cache.tgz* | tar -xz -C /tmp/comfy_user && echo "compile cache from .devdata/compile_cache unpacked"
+fi
+{ nvidia-smi -L; python3 -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda)'
+  ls .whl; git log -1 --format='%H %s' 2>/dev/null; } > "$OUT/env.txt" 2>&1
+ngpu=${NGPU:-$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')}
+echo "CALL=$CALL, $ngpu GPU(s), set-up took $SECONDS s"
+
+left() { echo $((LIMIT - SECONDS)); }
+# job NAME GPU SECONDS CMD...: CMD under timeout on one GPU, output in $OUT/NAME.log
+job() {
+  local name=$1 gpu=$2 secs=$3; shift 3
+  echo "[$name] GPU $gpu, ${secs} s: $*"
+  [ -n "$DRY" ] && return
+  CUDA_VISIBLE_DEVICES=$gpu timeout -k 10 "$secs" "$@" > "$OUT/$name.log" 2>&1
+  echo "[$name] exit $? at $SECONDS s"
+}
+onestep() { local name=$1 secs=$2; shift 2  # bench_onestep skips groups that would pass its --time-budget
+  echo python3 -m benchmarks.bench_onestep "$@" --time-budget $((secs - 25)) --out "$OUT/$name.json"; }
+pairs() { echo python3 -m benchmarks.bench_pairs --batches 8 32 --paths core graph compile --rounds 5 \
+  --prompts tests/data/PartiPrompts.tsv --out "$OUT/$1.json"; }
+
+case "$CALL" in
+1) a=(sdxl_graph onestep --arch sdxl --batches 1 4 --no-compile)
+   b=(sdxl_train python3 -m benchmarks.bench_train --arch sdxl --steps 32 --warmup 4 --out "$OUT/sdxl_train.json") ;;
+2) a=(pairs_fast_teacher_run1 pairs)
+   b=(sd15_compile onestep --arch sd15 --batches 1 8) ;;
+3) a=(pairs_fast_teacher_run2 pairs)
+   b=(sdxl_b1_compile onestep --arch sdxl --batches 1) ;;
+*) echo "CALL must be 1, 2 or 3"; exit 2 ;;
+esac
+
+# A job's command line, made once its time is known (bench_onestep's budget depends on it).
+cmd() { local name=$1 secs=$2 kind=$3; shift 3
+  case "$kind" in
+    onestep) onestep "$name" "$secs" "$@" ;;
+    pairs) pairs "$name" ;;
+    *) echo "$kind" "$@" ;;
+  esac; }
+run_a() { job "${a[0]}" "$1" "$2" $(cmd "${a[0]}" "$2" "${a[@]:1}"); }
+run_b() { job "${b[0]}" "$1" "$2" $(cmd "${b[0]}" "$2" "${b[@]:1}"); }
+if [ "$ngpu" -ge 2 ]; then
+  t=$(left); run_a 0 "$t" & run_b 1 "$t" & wait
+else
+  run_a 0 $(( $(left) / 2 )); run_b 0 "$(left)"
+fi
+
+if [ "$CALL" = 2 ] && [ -d /tmp/comfy_user/onestep/compile_cache ]; then
+  tar -czf /tmp/compile_cache.tgz -C /tmp/comfy_user onestep/compile_cache
+  split -b 15m -d /tmp/compile_cache.tgz "$OUT/compile_cache.tgz." && rm /tmp/compile_cache.tgz
+  echo "compile cache: $(du -ch "$OUT"/compile_cache.tgz.* | tail -n 1 | cut -f1) in $(ls "$OUT"/compile_cache.tgz.* | wc -l) part(s)"
+fi
+for f in $(ls "$OUT"/*.log 2>/dev/null); do echo "===== $(basename "$f") (last lines)"; grep -v '^WARNING' "$f" | grep -v '^ \|^{\|^}' | tail -n 45; done
+echo "done at $SECONDS s; files: $(ls "$OUT" | tr '\n' ' ')"
