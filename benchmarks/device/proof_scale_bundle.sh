@@ -51,10 +51,11 @@ json.dump({"row": "init", "from_file": path, "source": meta.source}, open(".devd
 print(f"init: {path} ({meta.method}, {meta.training_steps} steps, {meta.prediction} at t={meta.timestep}, {meta.input_convention})")
 PY
 fi
+# pinned at .host/venv's versions, as scripts/device_bundle.sh pins them: both fill .whl, and two versions of one
+# package there stop the device's install
+pins=$($PY -c 'from importlib.metadata import version as v; print(" ".join(f"{n}=={v(n)}" for n in ("diffusers", "kornia", "kornia_rs", "importlib_metadata")))')
 .host/venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-  "diffusers==$($PY -c 'import diffusers; print(diffusers.__version__)')" \
-  "kornia==$($PY -c 'import kornia; print(kornia.__version__)')" kornia_rs importlib_metadata 2>&1 | grep -v "^WARNING" || true
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $pins 2>&1 | grep -v "^WARNING" || true
 du -sh --apparent-size .whl .devdata/ps .devdata/ps_init 2>/dev/null || true
 echo "tracked tree without benchmarks/results, tests, web, workflows, docs, the student and the text encoder:"
 git ls-files | grep -v '^benchmarks/results/\|^tests/\|^web/\|^workflows/\|^docs/\|fmnist-student\|fmnist-text-encoder' | tr '\n' '\0' | du -c --apparent-size -m --files0-from=- | tail -1
