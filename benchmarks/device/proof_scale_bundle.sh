@@ -2,7 +2,7 @@
 # Build what a proof-scale GPU run carries besides the working tree (session 15 rebuilt it by hand after the last
 # session's git-ignored copies were lost; this makes it one command). Run here, after scripts/bootstrap.sh:
 #
-#   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--init GENERATOR.safetensors]
+#   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--init GENERATOR.safetensors] [--evaluator DIR]
 #
 #   .devdata/ps/context.safetensors   the context table of the shipped text encoder (tools.proof_scale_encoder table)
 #   .devdata/ps/fm/                   Fashion-MNIST's test split (scoring); with --train-images the train split too
@@ -10,6 +10,9 @@
 #   .devdata/ps_init/                 with --init: that one-step generator as the diffusers state dict a row's
 #                                     init_from reads (best.safetensors) + result.json/plan.json, for rows
 #                                     `...@init_from=diffusion2gan` (benchmarks/device/proof_scale_run.sh places it)
+#   .devdata/ps/evaluator/            with --evaluator: a run's classifier (classifier.safetensors + .json, e.g.
+#                                     benchmarks/results/proof_scale_h200_run15/evaluator) — the run then scores with
+#                                     it instead of training one, so its FDs compare with that run's
 #   .whl/                             the wheels the device image lacks (Python 3.12): diffusers, kornia, kornia_rs,
 #                                     importlib_metadata
 # The device call: carry [".whl", ".devdata/ps"] (+ ".devdata/ps_init"), with the tracked files it does not need moved
@@ -18,11 +21,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.host/venv/bin/python
 FM=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-TRAIN=0; INIT=""
+TRAIN=0; INIT=""; EVAL=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --train-images) TRAIN=1 ;;
     --init) INIT="$2"; shift ;;
+    --evaluator) EVAL="$2"; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac; shift
 done
@@ -31,6 +35,8 @@ mkdir -p .devdata/ps/fm .whl
 rm -f .devdata/ps/fm/*
 cp "$FM"/t10k-*.gz .devdata/ps/fm/
 [ "$TRAIN" = 1 ] && cp "$FM"/train-*.gz .devdata/ps/fm/
+rm -rf .devdata/ps/evaluator
+if [ -n "$EVAL" ]; then mkdir -p .devdata/ps/evaluator && cp "$EVAL"/classifier.safetensors "$EVAL"/classifier.json .devdata/ps/evaluator/; fi
 PYTHONPATH=.host/ComfyUI $PY -m tools.proof_scale_encoder table default_models/proof_scale/fmnist-text-encoder.safetensors .devdata/ps/context.safetensors
 if [ -n "$INIT" ]; then
   rm -rf .devdata/ps_init && mkdir -p .devdata/ps_init

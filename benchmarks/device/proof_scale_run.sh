@@ -19,6 +19,8 @@ W=${W:-runs/ps}
 O=${OUT:-$W}
 mkdir -p "$W"
 echo "WORK: $(ls "$W" | tr '\n' ' ')"
+if [ -f .devdata/ps/evaluator/classifier.json ] && [ ! -f "$W/classifier.json" ]; then
+  cp .devdata/ps/evaluator/classifier.* "$W/" && echo "EVALUATOR placed (its classifier: FDs compare with the run it came from)"; fi
 if [ -f .devdata/ps_init/best.safetensors ] && [ ! -f "$W/distill/diffusion2gan/best.safetensors" ]; then
   mkdir -p "$W/distill/diffusion2gan" && cp .devdata/ps_init/*.json .devdata/ps_init/best.safetensors "$W/distill/diffusion2gan/" && echo "INIT placed"; fi
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
@@ -30,7 +32,8 @@ python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margi
 rc=$?
 grep "step [0-9]*/[0-9]* " "$O/call.log" | awk 'NR%4==0' | cut -c1-400 | tail -60
 tar czf "$O/records.tgz" --exclude='*.safetensors' --exclude='pairs' --exclude='pairs_heldout' --exclude='*.ckpt' "$W"
-tar czf "$O/evaluator.tgz" "$W"/classifier.safetensors "$W"/*.json 2>/dev/null  # CPU scoring of returned weights needs this run's classifier
+# the evaluator (classifier: CPU scoring of returned weights, and later runs' --evaluator) and the E-LatentLPIPS trunk
+tar czf "$O/evaluator.tgz" "$W"/classifier.safetensors "$W"/latent_lpips.safetensors "$W"/*.json 2>/dev/null
 python3 - "$W" "$O" <<'PY'
 import glob, hashlib, os, sys
 from safetensors.torch import load_file, save_file
