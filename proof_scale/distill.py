@@ -157,7 +157,8 @@ def stage_distill(run, row: str) -> dict:
     teacher_cfg = float(run.require("teacher-eval", "teacher_eval.json")["cfg"]) if prompts_row else None
     run_dir = run.path("distill", rows.row_dir_name(row))
     plan = rows.plan(row, run.row_defaults(), teacher_cfg)
-    data = None if prompts_row else plan.get("data", "pairs")  # the pairs folder: the teacher's, or a flow row's (rows.FLOW_ROWS)
+    # the pairs folder: the teacher's (also an anchored SiD row's), or a flow row's (rows.FLOW_ROWS)
+    data = None if prompts_row and not rows.is_anchored(plan) else plan.get("data", "pairs")
     if data:
         run.require(data.replace("_", "-"), f"{data}.json")
     plan_path = os.path.join(run_dir, "plan.json")
@@ -176,22 +177,23 @@ def stage_distill(run, row: str) -> dict:
         lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
         elpips = ELatentLPIPS(lp, enc)
     config = rows.train_config(plan, run.device.type == "cuda", s.save_every)
-    dataset = class_prompts(table, plan["batch"]) if prompts_row else run.path(data)
+    dataset = run.path(data) if data else class_prompts(table, plan["batch"])
     session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, dataset, run_dir, elpips, run.device, resume=True)
     heldout = PairDataset(run.path("pairs_heldout")) if data == "pairs" and os.path.isdir(run.path("pairs_heldout")) else None
     flow_steps = plan["select_steps"] if rows.is_flow_row(row) and plan["select_steps"] > 1 else 0
     selection = Selection(run_dir, net, config.generator.spec, table, run.reference(), run.device, s.val_count, s.sample_batch, heldout,
-                          None if prompts_row else session.dataset, flow_steps, plan.get("sample_cfg", 1.0))
+                          session.dataset if data else None, flow_steps, plan.get("sample_cfg", 1.0))
     selection.forget_after(session.step)
     started_from = _start_from(run, plan, session)
     timing_path = os.path.join(run_dir, "timing.json")
     timing = read_json(timing_path) if os.path.isfile(timing_path) else {"train_seconds": 0.0, "steps": 0}
     steps = plan["steps"]
     if session.step < steps:
-        what = (f"SiD-LSG κ1 {plan['kappa1']:g} κ2=κ3 {plan['kappa2']:g} κ4 {plan['kappa4']:g} α {plan['alpha']:g}" if prompts_row
+        what = (f"SiD-LSG κ1 {plan['kappa1']:g} κ2=κ3 {plan['kappa2']:g} κ4 {plan['kappa4']:g} α {plan['alpha']:g}"
+                    + (f" + {plan.get('regression', 'mse')} anchor {plan['anchor']:g}" if data else "") if prompts_row
                 else plan["regression"] + (" + GAN" if plan["gan"] else ""))
         log.info("distill-%s: %s, %d steps at batch %d, lr %g, from step %d on %d %s (%s)", row, what, steps, plan["batch"], plan["lr"], session.step,
-                 len(session.dataset), "class prompts" if prompts_row else "pairs", run.device)
+                 len(session.dataset), "pairs" if data else "class prompts", run.device)
         first, start, paused = session.step, time.monotonic(), [0.0]
 
         def on_step(step: int, logs: dict) -> bool:
@@ -219,7 +221,7 @@ def stage_distill(run, row: str) -> dict:
         chosen = session.step, {k[len("unet."):]: v for k, v in session.trainer.generator_state_dict(ema=True, layout="native").items()}
     chosen_step, weights = chosen
     gen_path = run.path("generators", f"{rows.row_dir_name(row)}.safetensors")
-    trained_on = f"{len(session.dataset)} class prompts, no pairs" if prompts_row else f"{session.dataset.settings.count} teacher pairs"
+    trained_on = f"{session.dataset.settings.count} teacher pairs" if data else f"{len(session.dataset)} class prompts, no pairs"
     session.export(gen_path, "custom", LATENT_FORMAT, unet_config=ldm_unet_config(net), weights=diffusers_to_ldm(weights), training_steps=chosen_step,
                    teacher_hash=file_sha256(run.path("teacher.safetensors"))[:16] if prompts_row else None,
                    source=f"proof_scale row {row}: {config.method} on {trained_on}",

@@ -5,7 +5,7 @@ child processes, independent ones side by side, one GPU each.
                                  [--chains "S1,S2,...;..."] PIPELINE-OPTIONS...
 
 Phases (each waits for the one before):
-  1. teacher on GPU 0  ‖  classifier, latent-lpips on GPU 1
+  1. teacher on GPU 0  ‖  classifier, latent-lpips (when a row trains with LatentLPIPS) on GPU 1
   2. teacher-eval on GPU 0, then pairs on all GPUs (rank r makes shards k ≡ r mod N)
   3. the distillation rows (and --variants), K side by side on each GPU (a slot with several runs them in turn); each
      --chains entry (stages that depend on each other, e.g. the rectified-flow chain
@@ -46,22 +46,30 @@ def _gpu_count() -> int:
         return 0
 
 
+def needs_trunk(items: list[list[str]]) -> bool:
+    """Whether any distillation stage among `items` trains with a LatentLPIPS regression (the latent-lpips stage's
+    trunk; it needs the training images, so runs without such a row skip it)."""
+    rows = [x[len("distill-"):] for item in items for x in item if x.startswith("distill-")]
+    return any(plan_row(r, ROW_DEFAULTS, teacher_cfg=1.0).get("regression", "mse") != "mse" for r in rows)
+
+
 def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), base_rows: tuple[str, ...] = DISTILL_ROWS,
            chains: tuple[tuple[str, ...], ...] = ()) -> list[list[tuple[str | None, list[str]]]]:
     """Per phase, the children as (CUDA_VISIBLE_DEVICES or None, stages). The distillation rows (and variants) run
     rows_per_gpu at a time on each GPU: the small proof-scale models leave one GPU mostly idle with one row. A chain
-    (stages in order) is placed like one row."""
+    (stages in order) is placed like one row. The latent-lpips stage runs only when a row needs it (needs_trunk)."""
     items = [[f"distill-{r}"] for r in (*base_rows, *variants)] + [list(c) for c in chains]
+    evaluators = ["classifier", "latent-lpips"] if needs_trunk(items) else ["classifier"]
     slots = max(1, gpus) * max(1, rows_per_gpu)
     visible = [str(g % gpus) if gpus else None for g in range(slots)]
     per_slot = [(visible[i], [s for item in items[i::slots] for s in item]) for i in range(slots) if items[i::slots]]
     report = set(base_rows) == set(DISTILL_ROWS)  # the report's table needs every base row
     if gpus <= 1:
         one = "0" if gpus == 1 else None
-        return [[(one, ["classifier", "latent-lpips", "teacher"])], [(one, ["teacher-eval", "pairs"])], per_slot] + ([[(one, ["report"])]] if report else [])
+        return [[(one, [*evaluators, "teacher"])], [(one, ["teacher-eval", "pairs"])], per_slot] + ([[(one, ["report"])]] if report else [])
     every = ",".join(str(g) for g in range(gpus))
     return [
-        [("0", ["teacher"]), ("1", ["classifier", "latent-lpips"])],
+        [("0", ["teacher"]), ("1", evaluators)],
         [("0", ["teacher-eval"])],
         [(every, ["pairs"])],
         per_slot,

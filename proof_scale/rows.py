@@ -14,7 +14,8 @@ Prompts-only rows (SiD-LSG, training/methods/sid_lsg.py: no teacher pairs; the c
 random noise, its empty row for CFG), outside the table's ablation and its `all` stage:
   sid_lsg              κ1 = κ2 = κ3 = κ4 = the teacher row's CFG (teacher_eval.json)
   sid_lsg_teacher_cfg  the LSG ablation: κ1 = κ2 = κ3 = 1, κ4 = the teacher's CFG (guidance in the teacher only)
-with their own settings (SID_ROW_DEFAULTS; `sid_lsg@kappa=2` sets κ1, κ2 and κ4 at once) beside the scale's shared ones.
+with their own settings (SID_ROW_DEFAULTS; `sid_lsg@kappa=2` sets κ1, κ2 and κ4 at once) beside the scale's shared ones;
+`sid_lsg@anchor=0.2:regression=latentlpips` adds the recall anchor (a regression on the teacher pairs, SidConfig).
 Rectified-flow rows (issue 17, InstaFlow; run by name, not part of `all` or the table above; proof_scale/flow.py):
   reflow_2rf  — the teacher's UNet as a velocity model on the teacher's pairs (method reflow), scored at 1, 2, 4 Euler steps
   instaflow   — one step x0 = z + v(z, 1000) from reflow_2rf's weights on pairs of the 2-RF's own Euler ODE (stage pairs-2rf)
@@ -91,12 +92,19 @@ SID_PLAN_TYPES = {
     "beta1": float, "grad_clip": float, "kappa1": float, "kappa2": float, "kappa4": float,
     "kappa": float,  # κ1 = κ2 = κ4 at once
     "compile": PLAN_TYPES["compile"],
+    # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
+    "anchor": float, "regression": str,
 }
 
 
 def is_prompts_row(row: str) -> bool:
     """A SiD-LSG row (or variant): trained from prompts, no teacher pairs."""
     return row.partition("@")[0] in SID_ROWS
+
+
+def is_anchored(plan: dict) -> bool:
+    """A SiD row with the recall anchor: it trains on the teacher pairs as well as its prompts' noise."""
+    return plan.get("method") == "sid-lsg" and plan.get("anchor", 0.0) > 0
 
 
 def is_flow_row(row: str) -> bool:
@@ -168,7 +176,8 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
             optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], betas=(p["beta1"], 0.999), grad_clip=p["grad_clip"],
                               lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"], lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
             sid=SidConfig(kappa1=p["kappa1"], kappa2=p["kappa2"], kappa4=p["kappa4"], alpha=p["alpha"], t_min=p["t_min"], t_max=p["t_max"],
-                          prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE),
+                          prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0)),
+            loss=LossConfig(regression=p.get("regression", "mse")),
             batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
             compile_blocks=p.get("compile", False),
         )

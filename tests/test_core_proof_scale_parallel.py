@@ -63,6 +63,15 @@ def test_only_variants_skip_the_base_rows_and_the_report():
     assert not any(s in ROWS for _, s in _flat(plan))
 
 
+def test_the_trunk_is_trained_only_when_a_row_regresses_with_latentlpips():
+    sid = "sid_lsg@init_from=diffusion2gan:anchor=0.25:regression=mse"
+    assert parallel.phases(2, variants=(sid, "sid_lsg_teacher_cfg"), base_rows=())[0] == [("0", ["teacher"]), ("1", ["classifier"])]
+    assert parallel.phases(1, variants=(sid,), base_rows=("regression_mse",))[0] == [("0", ["classifier", "teacher"])]
+    for needs in ((), ("regression_latentlpips",)):  # a base row or a chain's row with a LatentLPIPS loss
+        chain = (("teacher-steps", "distill-reflow_2rf", "pairs-2rf", "distill-instaflow"),) if not needs else ()
+        assert parallel.phases(2, variants=(sid,), base_rows=needs, chains=chain)[0][1] == ("1", ["classifier", "latent-lpips"])
+
+
 def test_too_little_time_stops_before_starting_anything(tmp_path, capsys):
     code = parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--max-seconds", str(parallel.MARGIN)])
     assert code == pipeline.EXIT_INCOMPLETE

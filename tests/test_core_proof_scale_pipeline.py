@@ -59,10 +59,13 @@ def work(tmp_path_factory):
     assert pipeline.main([*tiny, "--stage", f"distill-{variant},report", "--variants", variant]) == 0
     # Diffusion2GAN's GAN stage started from its finished regression twin's selected weights
     assert pipeline.main([*tiny, "--stage", f"distill-{TWO_STAGE}"]) == 0
+    # SiD-LSG from a finished row with the recall anchor: it trains on the teacher pairs too
+    assert pipeline.main([*tiny, "--stage", f"distill-{ANCHORED}"]) == 0
     return w
 
 
 TWO_STAGE = "diffusion2gan@init_from=regression_elatentlpips:gan_warmup=0"
+ANCHORED = "sid_lsg@init_from=regression_latentlpips:anchor=0.3:regression=latentlpips"
 
 
 def test_results_have_every_row_and_finite_metrics(work):
@@ -95,6 +98,21 @@ def test_more_teacher_seeds_extend_the_record_without_sampling_again(work):
     assert first == one["row"]["per_seed"][0]  # the same seconds too: the first seed was not sampled again
     assert three["row"]["fd_seeds"] == [p["fd"] for p in three["row"]["per_seed"]]
     assert three["row"]["fd"] == pytest.approx(sum(three["row"]["fd_seeds"]) / 3)
+
+
+def test_an_anchored_sid_row_trains_on_the_pairs_with_its_regression(work):
+    from onestep.format import load_generator
+    from proof_scale.rows import row_dir_name
+
+    result = _json(work, "distill", row_dir_name(ANCHORED), "result.json")
+    assert (result["plan"]["method"], result["plan"]["anchor"], result["plan"]["regression"]) == ("sid-lsg", 0.3, "latentlpips")
+    assert result["row"]["started_from"]["row"] == "regression_latentlpips"
+    assert "heldout_mse" in result["selection"][0]  # selected with the pairs' held-out MSE, as the pairs rows are
+    history = _json(work, "distill", row_dir_name(ANCHORED), "history.json")
+    assert {"sid", "anchor", "anchor_scale", "fake_total"} <= set(history) and all(v > 0 for _, v in history["anchor_scale"])
+    _, meta = load_generator(result["generator"])
+    assert meta.method == "sid-lsg" and meta.notes["sid_lsg"]["anchor_weight"] == 0.3 and meta.notes["sid_lsg"]["anchor_loss"] == "latentlpips"
+    assert "teacher pairs" in meta.source
 
 
 def test_a_row_can_start_from_a_finished_rows_weights(work):

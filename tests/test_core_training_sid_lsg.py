@@ -1,7 +1,8 @@
 """SiD-LSG (training/methods/sid_lsg.py) on the CPU with a tiny UNet: the generator loss is the formula (both α forms),
 guidance and x0 agree with the parameterization module, gradients reach G only through x_g in the generator phase and
 ψ only in the fake-score phase, φ never changes, prompt dropout only under guidance, NaN samples are left out and
-counted, N straight steps equal N/2 + resume + N/2, two gloo ranks equal one process accumulating two micro-batches,
+counted, the recall anchor adds the pairs' regression at its share of the SiD gradient, N straight steps equal N/2 +
+resume + N/2, two gloo ranks equal one process accumulating two micro-batches,
 and the exported file loads as a `sid-lsg` generator."""
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from test_core_training_fixtures import CTX_DIM, tiny_unet
+from test_core_training_fixtures import CTX_DIM, SCALE, PairsDataset, tiny_elpips, tiny_unet
 
 from onestep.format import load_generator, read_metadata
 from onestep.parameterization import OneStepSpec
-from training.config import OptimConfig, SidConfig, TrainConfig
+from training.config import LossConfig, OptimConfig, SidConfig, TrainConfig
 from training.engine import Engine
-from training.methods import METHODS, Resources
+from training.methods import METHODS, PAIRS, PROMPTS, Resources
 from training.methods.base import Backward
 from training.methods.sid_lsg import SidLSG, alpha_bar, diffuse, guided, sid_loss, x0_from_output
 from training.prompts import PromptDataset
@@ -339,6 +340,73 @@ def test_refusals():
     with pytest.raises(ValueError, match="t_min"):
         SidConfig(t_min=30, t_max=20)
     assert METHODS["sid-lsg"] is SidLSG and TrainConfig.from_dict(sid_config(alpha=1.2).to_dict()).sid.alpha == 1.2
+
+
+def anchored(weight: float, regression: str = "mse") -> Engine:
+    config = dataclasses.replace(sid_config(anchor_weight=weight), loss=LossConfig(regression=regression))
+    elpips = tiny_elpips() if regression != "mse" else None
+    return Engine(tiny_unet(), config, Resources(elpips=elpips, unconditional=prompts().unconditional))
+
+
+def _generator_grads(e: Engine, batch: dict) -> tuple[dict, dict]:
+    mb = e._micro_batch(batch, 0)
+    mb.rng = torch.Generator().manual_seed(0)
+    e.unet.zero_grad(set_to_none=True)
+    terms = e.method._generator(e, mb, Backward(1, False, e.device))
+    return terms, {n: p.grad.clone() for n, p in e.unet.named_parameters() if p.grad is not None}
+
+
+def test_recall_anchor_adds_the_pairs_regression_at_its_share_of_the_sid_gradient():
+    assert SidLSG.data_for(sid_config()) == PROMPTS and SidLSG.data_for(sid_config(anchor_weight=0.3)) == PAIRS
+    assert SidLSG.needs_elpips(dataclasses.replace(sid_config(anchor_weight=0.3), loss=LossConfig(regression="latentlpips")))
+    assert not SidLSG.needs_elpips(sid_config()) and not SidLSG.needs_elpips(TrainConfig(method="sid-lsg", sid=SidConfig(anchor_weight=0.3), loss=LossConfig(regression="mse")))
+    batch = next(iter(torch.utils.data.DataLoader(PairsDataset(n=4, size=SIZE), batch_size=4)))
+    plain, anchored_e = anchored(0.0), anchored(0.5)
+    moved_fake_score(plain)  # ψ ≠ φ: a SiD gradient that is not zero
+    anchored_e.method.fake.load_state_dict(plain.method.fake.state_dict())
+    t0, g0 = _generator_grads(plain, batch)
+    t1, g1 = _generator_grads(anchored_e, batch)
+    assert t1["sid"] == t0["sid"] and "anchor" in t1 and "anchor" not in t0
+    # the difference is the anchor's part: the MSE regression of G(z_pair) on the pairs, rescaled so that its gradient
+    # at G's output has 0.5 × the norm of the SiD gradient there
+    mb = anchored_e._micro_batch(batch, 0)
+    rng = torch.Generator().manual_seed(0)
+    z = torch.randn(4, 4, SIZE, SIZE, generator=rng)
+    eps, t = torch.randn(z.shape, generator=rng), torch.randint(20, 980, (4,), generator=rng)
+    x_g = anchored_e.generator(z, mb.context).detach().requires_grad_(True)
+    m = anchored_e.method
+    sid, ok, _ = m.g_loss(m.fake, m.teacher, x_g, eps, t, *m._conditioning(mb))
+    (g_sid,) = torch.autograd.grad(sid.mean(), x_g)
+    anchored_e.unet.zero_grad(set_to_none=True)
+    x_a = anchored_e.generator(mb.z, mb.context)
+    distance = (x_a - mb.real).pow(2).mean(dim=(1, 2, 3)).mean()
+    (g_a,) = torch.autograd.grad(distance, x_a, retain_graph=True)
+    scale = 0.5 * g_sid.norm() / g_a.norm()
+    assert float(t1["anchor_scale"]) == pytest.approx(scale.item(), rel=1e-4) and float(t1["anchor"]) == pytest.approx(distance.item(), rel=1e-5)
+    (x_a * (scale * g_a)).sum().backward()
+    top = max(p.grad.abs().max().item() for p in anchored_e.unet.parameters() if p.grad is not None)
+    assert top > 1e-4
+    for n, p in anchored_e.unet.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(g1[n] - g0[n], p.grad, rtol=1e-3, atol=1e-4 * top), n
+
+
+def test_recall_anchor_pulls_the_student_to_the_pairs_and_needs_them():
+    data = PairsDataset(n=8, size=SIZE)
+    with pytest.raises(Exception, match="noise"):
+        anchored(0.5).run(prompts(), 1)
+
+    def mse(e: Engine) -> float:
+        with torch.no_grad():
+            return (e.generator(data.noise, data.contexts[data.prompt]) - data.latent * SCALE).pow(2).mean().item()
+
+    ends = {}
+    for weight in (0.0, 2.0):
+        e = anchored(weight, "latentlpips")
+        start = mse(e)
+        e.run(data, 12)
+        ends[weight] = mse(e)
+    assert ends[2.0] < 0.8 * ends[0.0] and ends[2.0] < start, (start, ends)
 
 
 def test_full_copy_of_the_adapter():

@@ -38,7 +38,6 @@ from .config import (
 )
 from .core import ELatentLPIPS, LATENT_SPACES, OneStepSpec, atomic, atomic_write, bases, format, latent_space
 from .methods import METHODS, PAIRS, method_class
-from .methods.regression import Regression
 
 log = logging.getLogger("onestep")
 
@@ -126,6 +125,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fake-lora-rank", type=int, default=sid.fake_lora_rank, help="sid-lsg: 0 trains all of ψ; >0 LoRA on a frozen copy")
     p.add_argument("--fake-dtype", default=sid.fake_dtype, choices=["float32", "bfloat16"], help="sid-lsg: storage of ψ's trained weights (bfloat16 needs --bf16)")
     p.add_argument("--sid-reduction", default=sid.reduction, choices=["sum", "mean"], help="sid-lsg: losses summed over pixels (the official) or averaged")
+    p.add_argument("--sid-anchor", type=float, default=sid.anchor_weight,
+                   help="sid-lsg recall anchor: > 0 trains on --pairs too, adding a --regression term to G's output gradient at this fraction of SiD's norm")
     p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
     p.add_argument("--ema-decay", type=float, default=g.ema_decay)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
@@ -167,7 +168,8 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         ),
         sid=SidConfig(kappa1=a.kappa1, kappa2=a.kappa2, kappa4=a.kappa4, alpha=a.alpha, t_min=a.sid_t_range[0], t_max=a.sid_t_range[1],
                       prompt_dropout=a.prompt_dropout, latent_height=a.latent_size[0], latent_width=a.latent_size[1],
-                      fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype, reduction=a.sid_reduction),
+                      fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype, reduction=a.sid_reduction,
+                      anchor_weight=a.sid_anchor),
         reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device,
@@ -248,7 +250,7 @@ def _training_data(a: argparse.Namespace, config: TrainConfig, device: torch.dev
     from .core import PairDataset, atomic, read_prompts
     from .text_encoder import TextEncoderError, encode_prompts, weights_file
 
-    if METHODS[config.method].data == PAIRS:
+    if METHODS[config.method].data_for(config) == PAIRS:
         if not a.pairs:
             raise SystemExit(f"--method {config.method} trains on teacher pairs: give --pairs DIR")
         data = PairDataset(a.pairs)
@@ -281,7 +283,7 @@ def train(a: argparse.Namespace) -> int:
         raise SystemExit(f"the training data's latent format: {e}") from None
     unet = DiffusersUNet(load_teacher(a.teacher), latent_scale=space.scale, latent_shift=space.shift)
     elpips = None
-    if config.loss.regression != "mse" and issubclass(method_class(config.method), Regression):  # methods on the regression loss
+    if method_class(config.method).needs_elpips(config):  # methods (or settings) with a LatentLPIPS regression
         if not a.latent_lpips:
             raise SystemExit(f"--regression {config.loss.regression} needs --latent-lpips weights")
         net, encoder, _ = latent_lpips_weights.load(a.latent_lpips)

@@ -230,8 +230,13 @@ class SidConfig:
     # Both losses per item: "sum" over C, H, W (the official: Adam's ε = 1e-8 and the lr then act as in the released
     # runs) or "mean" (C·H·W times smaller: loss values and gradient norms that do not grow with the resolution).
     reduction: str = "sum"
+    # Recall anchor (ours; DMD's regression loss, Yin et al. 2024, in SiD's output-gradient form): > 0 trains on
+    # teacher pairs, and G's gradient at its output gets a regression term d(G(z_pair, c), x_teacher) (LossConfig.regression)
+    # rescaled per micro-batch to this fraction of the SiD gradient's norm there. 0: off (data-free, prompts only).
+    anchor_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        check_range("anchor_weight", self.anchor_weight, 0.0)
         for name in ("kappa1", "kappa2", "kappa4", "alpha"):  # NaN stopped at a NaN loss, or (κ4) was written into the file
             check_range(name, getattr(self, name))
         if not 0 <= self.t_min <= self.t_max:

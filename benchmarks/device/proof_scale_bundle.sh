@@ -12,7 +12,9 @@
 #                                     `...@init_from=diffusion2gan` (benchmarks/device/proof_scale_run.sh places it)
 #   .devdata/ps/evaluator/            with --evaluator: a run's classifier (classifier.safetensors + .json, e.g.
 #                                     benchmarks/results/proof_scale_h200_run15/evaluator) — the run then scores with
-#                                     it instead of training one, so its FDs compare with that run's
+#                                     it instead of training one, so its FDs compare with that run's; and the
+#                                     E-LatentLPIPS trunk (latent_lpips.safetensors + .json) when the folder has it —
+#                                     with both, no call needs --train-images
 #   .whl/                             the wheels the device image lacks (Python 3.12): diffusers, kornia, kornia_rs,
 #                                     importlib_metadata
 # The device call: carry [".whl", ".devdata/ps"] (+ ".devdata/ps_init"), with the tracked files it does not need moved
@@ -36,7 +38,9 @@ rm -f .devdata/ps/fm/*
 cp "$FM"/t10k-*.gz .devdata/ps/fm/
 [ "$TRAIN" = 1 ] && cp "$FM"/train-*.gz .devdata/ps/fm/
 rm -rf .devdata/ps/evaluator
-if [ -n "$EVAL" ]; then mkdir -p .devdata/ps/evaluator && cp "$EVAL"/classifier.safetensors "$EVAL"/classifier.json .devdata/ps/evaluator/; fi
+if [ -n "$EVAL" ]; then mkdir -p .devdata/ps/evaluator && cp "$EVAL"/classifier.safetensors "$EVAL"/classifier.json .devdata/ps/evaluator/
+  # the E-LatentLPIPS trunk too when the folder has it: then no stage needs the training images
+  if [ -f "$EVAL"/latent_lpips.safetensors ]; then cp "$EVAL"/latent_lpips.safetensors "$EVAL"/latent_lpips.json .devdata/ps/evaluator/; fi; fi
 PYTHONPATH=.host/ComfyUI $PY -m tools.proof_scale_encoder table default_models/proof_scale/fmnist-text-encoder.safetensors .devdata/ps/context.safetensors
 if [ -n "$INIT" ]; then
   rm -rf .devdata/ps_init && mkdir -p .devdata/ps_init

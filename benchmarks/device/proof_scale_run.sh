@@ -21,6 +21,8 @@ mkdir -p "$W"
 echo "WORK: $(ls "$W" | tr '\n' ' ')"
 if [ -f .devdata/ps/evaluator/classifier.json ] && [ ! -f "$W/classifier.json" ]; then
   cp .devdata/ps/evaluator/classifier.* "$W/" && echo "EVALUATOR placed (its classifier: FDs compare with the run it came from)"; fi
+if [ -f .devdata/ps/evaluator/latent_lpips.json ] && [ ! -f "$W/latent_lpips.json" ]; then
+  cp .devdata/ps/evaluator/latent_lpips.* "$W/" && echo "E-LatentLPIPS trunk placed"; fi
 if [ -f .devdata/ps_init/best.safetensors ] && [ ! -f "$W/distill/diffusion2gan/best.safetensors" ]; then
   mkdir -p "$W/distill/diffusion2gan" && cp .devdata/ps_init/*.json .devdata/ps_init/best.safetensors "$W/distill/diffusion2gan/" && echo "INIT placed"; fi
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null

@@ -90,6 +90,17 @@ class Method:
 
     def __init__(self, config: TrainConfig, resources: Resources | None = None):
         self.config, self.resources = config, resources or Resources()
+        self.data = self.data_for(config)
+
+    @classmethod
+    def data_for(cls, config: TrainConfig) -> str:
+        """The data this method trains on with `config` (PAIRS or PROMPTS; a setting may change it)."""
+        return cls.data
+
+    @classmethod
+    def needs_elpips(cls, config: TrainConfig) -> bool:
+        """Whether a run of `config` computes a LatentLPIPS regression (Resources.elpips must then be given)."""
+        return False
 
     def prepare(self, info: ModelInfo) -> None:
         """Check the teacher (refuse one the method cannot train) and set up the losses; called before anything is built."""

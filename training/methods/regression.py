@@ -7,7 +7,22 @@ from functools import partial
 
 from ..losses import MicroBatch, RegressionLoss
 from ..unet_interface import ModelInfo
-from .base import PAIRS, Backward, Method, Phase
+from .base import PAIRS, Backward, Method, Phase, Resources
+
+
+def regression_loss(kind: str, info: ModelInfo, resources: Resources) -> RegressionLoss:
+    """The regression loss `kind` (LossConfig.regression) on the resources' E-LatentLPIPS, refused when its weights are
+    for another latent channel count than the UNet's."""
+    elpips = resources.elpips
+    if elpips is not None and elpips.encoder.channels != info.latent_channels:
+        raise ValueError(f"E-LatentLPIPS weights are for {elpips.encoder.channels}-channel latents, the UNet makes {info.latent_channels}")
+    return RegressionLoss(kind, info, elpips)
+
+
+def place_elpips(resources: Resources, device) -> None:
+    """E-LatentLPIPS (when given) on the training device, frozen."""
+    if resources.elpips is not None:
+        resources.elpips.to(device).eval().requires_grad_(False)
 
 
 class Regression(Method):
@@ -17,15 +32,15 @@ class Regression(Method):
     file_method = "diffusion2gan"  # the paper's regression-only ablation: its files load and run as Diffusion2GAN's
     data = PAIRS
 
+    @classmethod
+    def needs_elpips(cls, config) -> bool:
+        return config.loss.regression != "mse"
+
     def prepare(self, info: ModelInfo) -> None:
-        elpips = self.resources.elpips
-        if elpips is not None and elpips.encoder.channels != info.latent_channels:
-            raise ValueError(f"E-LatentLPIPS weights are for {elpips.encoder.channels}-channel latents, the UNet makes {info.latent_channels}")
-        self.regression = RegressionLoss(self.config.loss.regression, info, elpips)
+        self.regression = regression_loss(self.config.loss.regression, info, self.resources)
 
     def build(self, engine) -> list:
-        if self.resources.elpips is not None:
-            self.resources.elpips.to(engine.device).eval().requires_grad_(False)
+        place_elpips(self.resources, engine.device)
         return []
 
     def phases(self, engine, step: int) -> list[Phase]:

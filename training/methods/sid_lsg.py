@@ -16,6 +16,12 @@ Each step has two phases:
               else:   L = Σ_CHW[(y_real − y_fake)·((y_real − x_g) − α·(y_real − y_fake))] / w
               averaged over the micro-batch. Samples with a non-finite x_g, y_fake or y_real are left out and counted.
 
+Recall anchor (SidConfig.anchor_weight > 0, ours): the run trains on teacher pairs (their prompts condition both
+phases; SiD's noise is still drawn fresh) and the generator phase adds G's output gradient of a regression
+d(G(z_pair, c), x_teacher) (LossConfig.regression) on the pairs' own noise, rescaled per micro-batch so its norm is
+anchor_weight × the SiD gradient's norm at G's output — the teacher's pairs hold G to the modes SiD's mode-seeking
+drops (DMD's regression loss, in a form that does not depend on SiD's pixel-sum scale).
+
 Both losses sum over pixels and average over items, as the official code (SidConfig.reduction "mean" averages over
 pixels too). docs/methods.md ("SiD-LSG") has the formulas, the defaults and what is a choice of ours (one prompt batch
 for both phases, the NaN handling).
@@ -32,7 +38,8 @@ from ..core import OneStepSpec, keep_output_float32
 from ..data import derived_seed
 from ..losses import MicroBatch
 from ..unet_interface import ModelInfo, TrainableUNet, store_frozen
-from .base import PROMPTS, Backward, ExtraNetwork, Method, Phase
+from .base import PAIRS, PROMPTS, Backward, ExtraNetwork, Method, Phase
+from .regression import place_elpips, regression_loss
 
 W_MIN = 1e-5  # floor of the generator loss's normaliser w (the official clip)
 PREDICTIONS = ("eps", "v")  # teachers SiD-LSG trains here: ε- and v-prediction on a discrete VP schedule
@@ -145,6 +152,14 @@ class SidLSG(Method):
     # the official optimiser of G and ψ (SD1.5, batch 512): Adam β = (0, 0.999), lr 1e-6, no gradient clipping in fp32
     optim_defaults = {"betas": (0.0, 0.999), "lr_g": 1e-6, "lr_d": 1e-6, "grad_clip": 0.0}
 
+    @classmethod
+    def data_for(cls, config) -> str:
+        return PAIRS if config.sid.anchor_weight > 0 else PROMPTS  # the recall anchor regresses on teacher pairs
+
+    @classmethod
+    def needs_elpips(cls, config) -> bool:
+        return config.sid.anchor_weight > 0 and config.loss.regression != "mse"
+
     def prepare(self, info: ModelInfo) -> None:
         c, s = self.config, self.config.sid
         spec = c.generator.spec
@@ -166,6 +181,7 @@ class SidLSG(Method):
         self.dropout = s.prompt_dropout if (s.kappa1 != 1.0 or s.kappa2 != 1.0) else 0.0
         self.fake_loss = FakeScoreLoss(spec, s.kappa1, s.reduction)
         self.g_loss = SidGeneratorLoss(spec, s.alpha, s.kappa2, s.kappa4, s.reduction)
+        self.anchor = regression_loss(c.loss.regression, info, self.resources) if s.anchor_weight > 0 else None
         self.fake: CopyableUNet | None = None
         self.teacher: CopyableUNet | None = None
         self.uncond: dict | None = None
@@ -190,6 +206,8 @@ class SidLSG(Method):
             if c.generator.gradient_checkpointing:
                 net.set_gradient_checkpointing(True)
         self.teacher.to(engine.device).eval()
+        if self.anchor is not None:
+            place_elpips(self.resources, engine.device)
         u = self.resources.empty_prompt()
         self.uncond = {k: v.to(engine.device, torch.float32) for k, v in u.items() if v is not None} if u is not None else None
         return [ExtraNetwork("fake_score", "fake", self.fake, o.lr_d, o.optimizer_d or o.optimizer, s.fake_dtype, derived_seed(c.seed, -8))]
@@ -207,7 +225,8 @@ class SidLSG(Method):
     def file_notes(self) -> dict:
         s = self.config.sid
         return {"sid_lsg": {"kappa1": s.kappa1, "kappa2": s.kappa2, "kappa3": s.kappa2, "kappa4": s.kappa4, "alpha": s.alpha,
-                            "t_init": self.config.generator.spec.timestep, "t_range": [s.t_min, s.t_max]}}
+                            "t_init": self.config.generator.spec.timestep, "t_range": [s.t_min, s.t_max],
+                            **({"anchor_weight": s.anchor_weight, "anchor_loss": self.config.loss.regression} if s.anchor_weight > 0 else {})}}
 
     # -- the phases -----------------------------------------------------------------------------------------
     def _conditioning(self, mb: MicroBatch) -> tuple[dict, dict | None]:
@@ -263,6 +282,25 @@ class SidLSG(Method):
         # ∂L/∂x_g through ψ, φ and directly; a left-out item's row (NaN from ψ or φ) is zeroed before it reaches G
         (grad,) = torch.autograd.grad(loss, x_g)
         grad = torch.where(ok.view(-1, *([1] * (grad.ndim - 1))), grad, 0.0)
-        backward((x_g * grad).sum())  # G's gradient is that row-masked ∂L/∂x_g times ∂x_g/∂θ
-        return {"sid": loss.detach(), "sid_gap": torch.where(ok, extra["gap"], 0.0).mean(), "g_nan_samples": (~ok).sum().float(),
-                "total": loss.detach()}
+        surrogate = (x_g * grad).sum()  # G's gradient is that row-masked ∂L/∂x_g times ∂x_g/∂θ
+        terms = {"sid": loss.detach(), "sid_gap": torch.where(ok, extra["gap"], 0.0).mean(), "g_nan_samples": (~ok).sum().float(),
+                 "total": loss.detach()}
+        if self.anchor is not None:
+            surrogate, anchor_terms = self._anchored(engine, mb, backward, surrogate, grad)
+            terms.update(anchor_terms)
+        backward(surrogate)
+        return terms
+
+    def _anchored(self, engine, mb: MicroBatch, backward: Backward, surrogate: torch.Tensor, sid_grad: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The surrogate with the recall anchor's term added: G on the pairs' noise, the regression's gradient at its
+        output rescaled to anchor_weight × ‖sid_grad‖ (no gradient through the scale)."""
+        if mb.z is None or mb.z.shape[1:] != sid_grad.shape[1:]:
+            got = "no noise" if mb.z is None else f"noise of shape {tuple(mb.z.shape[1:])}"
+            raise ValueError(f"the recall anchor regresses on teacher pairs with the generator's noise shape {tuple(sid_grad.shape[1:])}; the data has {got}")
+        with backward.autocast():
+            x_a = engine.generator(mb.z, mb.context, **mb.extra)
+            distance = self.anchor(x_a, mb).mean()
+        (g_a,) = torch.autograd.grad(distance, x_a)
+        with torch.no_grad():
+            scale = self.config.sid.anchor_weight * sid_grad.float().norm() / g_a.float().norm().clamp_min(1e-12)
+        return surrogate + (x_a * (scale * g_a).to(x_a.dtype)).sum(), {"anchor": distance.detach(), "anchor_scale": scale}
