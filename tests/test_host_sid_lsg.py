@@ -3,9 +3,11 @@ sid-lsg, its t_init and κ4) lands in models/onestep, loads with Load One-Step G
 checkpoint and no generator file; N steps straight equal N/2 + resume + N/2 (and a cancelled run resumed); bad input
 (no prompts, a prompt file outside input/, a flow teacher, a CLIP of another base) is named in the execution error.
 init_from: G starts from a one-step generator file (the Diffusion2GAN → SiD-LSG recipe), recorded in the file it
-writes; a file of another timestep, input or architecture, or no generator file at all, is refused by name."""
+writes; a file of another timestep, input or architecture, or no generator file at all, is refused by name. The recall
+anchor (anchor_pairs) trains on a pairs dataset's prompts with its regression; pairs of another size are refused."""
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -181,3 +183,29 @@ def test_an_unreadable_or_other_architecture_init_from_is_refused_by_name(host):
     finally:  # the session's other tests list models/onestep
         for name in ("sid-not-a-generator", "sid-wide-student"):
             os.remove(os.path.join(onestep, f"{name}.safetensors"))
+
+
+def collect(dataset: str, size: int) -> dict:
+    """Collect Teacher Pairs of the teacher at size² (4 pairs, 2 euler steps), a non-empty negative prompt."""
+    return {"class_type": "OneStepCollectTeacherPairs", "inputs": {
+        "model": ["1", 0], "clip": ["2", 0], "prompts": "a lighthouse\na teapot", "prompt_file": "", "prompt_column": "prompt",
+        "negative": "blurry", "sampler_name": "euler", "scheduler": "normal", "steps": 2, "cfg": 2.0, "seed": 0, "count": 4,
+        "width": size, "height": size, "batch_size": 2, "shard_size": 2, "dataset_name": dataset}}
+
+
+def test_the_recall_anchor_trains_on_the_pairs_prompts_and_regresses_on_them(host):
+    g = graph("sid-anchored", steps=2, prompts="", anchor_pairs=["10", 0], anchor_weight=0.5)  # no prompts: the pairs bring theirs
+    g["10"] = collect("sid-anchor-pairs", 64)
+    ok(host.run(g))
+    meta = format.read_metadata(generator_file(host, "sid-anchored"))
+    assert meta.method == "sid-lsg" and meta.notes["sid_lsg"]["anchor_weight"] == 0.5 and meta.notes["sid_lsg"]["anchor_loss"] == "mse"
+    assert "the prompts of sid-anchor-pairs + its pairs as recall anchor (0.5)" in meta.source
+    with open(os.path.join(run_dir(host, "sid-anchored"), "history.json"), encoding="utf-8") as f:
+        history = json.load(f)
+    assert [s for s, _ in history["anchor"]] == [1, 2] and all(v > 0 for _, v in history["anchor_scale"])
+    # pairs of another size than the run's are refused by name, before training
+    g = graph("sid-anchored-128", steps=1, anchor_pairs=["10", 0])
+    g["10"] = collect("sid-anchor-pairs-128", 128)
+    msg = failed(host.run(g))
+    assert "anchor_pairs sid-anchor-pairs-128 holds 128×128 pairs; this run trains 64×64" in msg, msg
+    assert not os.path.exists(generator_file(host, "sid-anchored-128"))
