@@ -68,8 +68,9 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
                     "Replay the teacher's UNet calls from CUDA graphs inside core's sampling (same sampler, schedule and CFG): "
                     "'cuda graph' runs the same kernels without Python's launch overhead; 'compile + cuda graph' also compiles the "
                     "UNet (minutes once per machine, then cached in ComfyUI's user folder; results within float rounding of "
-                    "core's). Used only on CUDA with the model fully loaded and plain prompts (no ControlNet, patches or "
-                    "wrappers); otherwise core's path. Off by default: core's path is the reference the pairs must equal.")),
+                    "core's). Used only on CUDA with the model fully loaded and plain prompts (SD1.x/2.x, or SDXL with its pooled "
+                    "text and size settings; no ControlNet, SDXL refiner, patches or wrappers); otherwise core's path. Off by "
+                    "default: core's path is the reference the pairs must equal.")),
             ],
             outputs=[
                 io.String.Output(display_name="dataset", tooltip="Path of the dataset folder."),

@@ -49,7 +49,7 @@ def per_call_reason(model, positive, noise_mask) -> str | None:
     extra = set(positive[0][1]) - _PLAIN_COND_KEYS - (SIZE_KEYS if adm else set())
     if extra:
         return f"conditioning carries {sorted(extra)}"
-    if adm and type(model.model) is not comfy.model_base.SDXL:  # unCLIP, refiner, SVD, ...: their y reads more
+    if adm and not sdxl_label(model.model):  # unCLIP, refiner, SVD, ...: their y reads more
         return "vector (adm) conditioning other than SDXL's"
     if adm and positive[0][1].get("pooled_output") is None:
         return "no pooled text for the vector (adm) conditioning"
@@ -60,6 +60,12 @@ def per_call_reason(model, positive, noise_mask) -> str | None:
     if t_opts.get("patches") or t_opts.get("patches_replace") or any(getattr(model, "wrappers", {}).values()):
         return "transformer patches"
     return None
+
+
+def sdxl_label(base) -> bool:
+    """Whether the model's label vector y is SDXL's (pooled text + size embeddings): the one adm type the graphs replay,
+    by class identity, since subclasses (or other adm models) may build y from more than the plain conditioning."""
+    return type(base) is comfy.model_base.SDXL
 
 
 def fully_loaded(patcher, memory_required: int = 0) -> bool:
@@ -102,9 +108,9 @@ def call_inputs(model, positive, sigma: float, x: torch.Tensor) -> dict[str, tor
 
 
 def model_call(base):
-    """The one call the graph replays: core's apply_model (input scaling, dtype casts, denoised output)."""
-    def call(x, sigma, context, **extra):
-        return base.apply_model(x, sigma, c_crossattn=context, **extra)
+    """The one call the graph replays: core's apply_model (input scaling, dtype casts, denoised output); `extra`: SDXL's y."""
+    def call(x, sigma, context, **extra):  # a fresh options dict: the UNet writes its bookkeeping into the one it gets
+        return base.apply_model(x, sigma, c_crossattn=context, transformer_options={}, **extra)
     return call
 
 

@@ -1,12 +1,15 @@
 """The teacher's UNet calls replayed from CUDA graphs inside core's sampling (Collect Teacher Pairs' fast_teacher).
 
-Core keeps its sampler, schedule, CFG and cond/uncond batching; only the model call `apply_model(x, t, c_crossattn)`
+Core keeps its sampler, schedule, CFG and cond/uncond batching; only the model call `apply_model(x, t, c_crossattn[, y])`
 goes through a graph (optionally torch.compiled), via ComfyUI's `model_options["model_function_wrapper"]`. A call
 replays a graph only where that is the same computation as core's call: a CUDA device, the model fully loaded, plain
-text conditioning on both branches (fast_path.ineligible_reason), and per call nothing but `c_crossattn` and inert
-transformer_options (the bookkeeping core adds for patches, which a patch-free UNet never reads). Anything else,
-or any failure, runs core's own call, so the wrapper never fails a run. Graphs are keyed like the one-step fast path's:
-the model, the addresses of its weights, the model_sampling object, shapes and dtypes, and the mode.
+text conditioning on both branches (fast_path.ineligible_reason: for SDXL its pooled text and CLIP Text Encode SDXL's
+size keys), and per call nothing but `c_crossattn`, SDXL's label vector `y` (comfy.model_base.SDXL only: core builds
+it per call, and it has one shape per batch, so it is one more graph input) and inert transformer_options (the
+bookkeeping core adds for patches, which a patch-free UNet never reads). Anything else (ControlNet, concat latents, the
+y of the SDXL refiner, unCLIP or SVD), or any failure, runs core's own call, so the wrapper never fails a run. Graphs
+are keyed like the one-step fast path's: the model, the addresses of its weights, the model_sampling object, the
+inputs' names, shapes and dtypes (so SD1.5-style calls without y and SDXL calls with it never share one), and the mode.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import torch
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
 from onestep.cuda_graph import GraphCache
-from .fast_path import FAST_MODES, OFF, ineligible_reason, per_call_reason, weights_key
+from .fast_path import FAST_MODES, OFF, ineligible_reason, model_call, per_call_reason, sdxl_label, weights_key
 
 log = logging.getLogger("onestep")
 _CACHE = GraphCache(max_entries=2)  # cond+uncond at one batch size, plus a split batch if memory ever forces one
@@ -24,6 +27,7 @@ MODES = (OFF, *FAST_MODES)
 INERT_OPTIONS = {"cond_or_uncond", "uuids", "sigmas", "sample_sigmas"}  # set by core per call; a UNetModel without
 EMPTY_OK_OPTIONS = {"wrappers", "callbacks"}  # patches or wrappers never reads them; these two only matter when not empty
 PLAIN_CALL_KEYS = {"c_crossattn", "transformer_options"}
+SDXL_CALL_KEYS = PLAIN_CALL_KEYS | {"y"}  # SDXL's label vector, built by core from the plain conditioning
 _TOLD: set[tuple[str, str]] = set()
 
 
@@ -42,14 +46,15 @@ def model_reason(model, positive, negative, need_cuda: bool = True) -> str | Non
 def call_reason(base, args: dict, need_cuda: bool = True) -> str | None:
     """What in this one call needs core's path, or None: the checks that can change between calls."""
     c = args["c"]
-    if set(c) - PLAIN_CALL_KEYS:
-        return f"call carries {sorted(set(c) - PLAIN_CALL_KEYS)}"
+    extra = set(c) - (SDXL_CALL_KEYS if sdxl_label(base) else PLAIN_CALL_KEYS)
+    if extra:
+        return f"call carries {sorted(extra)}"
     options = c.get("transformer_options", {})
     extra = {k for k, v in options.items() if k not in INERT_OPTIONS and not (k in EMPTY_OK_OPTIONS and not _nonempty(v))}
     if extra:
         return f"transformer_options carry {sorted(extra)}"
-    x, ctx = args["input"], c.get("c_crossattn")
-    if ctx is None or ctx.device != x.device or (need_cuda and x.device.type != "cuda"):
+    x, tensors = args["input"], [c[k] for k in ("c_crossattn", "y") if k in c]
+    if "c_crossattn" not in c or any(v.device != x.device for v in tensors) or (need_cuda and x.device.type != "cuda"):
         return "inputs not on one CUDA device"
     patcher = getattr(base, "current_patcher", None)
     if patcher is None or patcher.loaded_size() < patcher.model_size():
@@ -94,15 +99,14 @@ class GraphedUNet:
         return apply_model(args["input"], args["timestep"], **args["c"])
 
     def _replay(self, base, args: dict) -> torch.Tensor:
-        x, t, ctx = args["input"], args["timestep"], args["c"]["c_crossattn"]
-        key = (id(base), weights_key(base.diffusion_model), id(base.model_sampling), tuple(x.shape), x.dtype, tuple(t.shape), t.dtype,
-               tuple(ctx.shape), ctx.dtype, self.mode)
-
-        def call(x, t, context):  # a fresh options dict: the UNet writes its bookkeeping into the one it gets
-            return base.apply_model(x, t, c_crossattn=context, transformer_options={})
-
+        c = args["c"]
+        inputs = {"x": args["input"], "sigma": args["timestep"], "context": c["c_crossattn"]}
+        if "y" in c:  # SDXL (call_reason): one more static input, copied in each replay like the others
+            inputs["y"] = c["y"]
+        shapes = tuple((k, tuple(v.shape), v.dtype) for k, v in inputs.items())
+        key = (id(base), weights_key(base.diffusion_model), id(base.model_sampling), shapes, self.mode)
         with torch.no_grad():
-            return self.runner(key, call, {"x": x, "t": t, "context": ctx}, FAST_MODES[self.mode])
+            return self.runner(key, model_call(base), inputs, FAST_MODES[self.mode])
 
 
 def with_graphed_unet(model, positive, negative, mode: str, runner=graph_runner, reuse=None):

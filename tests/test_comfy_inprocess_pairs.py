@@ -1,6 +1,7 @@
 """The collector's ComfyUI adapter in-process with the real ComfyUI modules: batched prompt encoding equals
 CLIP Text Encode per prompt (long and weighted prompts included); the teacher's UNet calls routed through the
-CUDA-graph wrapper (fast_teacher) give core's latents, and its eligibility checks."""
+CUDA-graph wrapper (fast_teacher) give core's latents, for SD1.5- and SDXL-architecture teachers, and its eligibility
+checks (the SDXL refiner's label vector and other per-call extras keep core's path)."""
 import pytest
 import torch
 
@@ -67,7 +68,9 @@ def test_graphed_teacher_calls_equal_core_sampling(tmp_path):
     teacher.graph_runner = _eager_runner(calls)
     assert torch.equal(teacher.sample(noise, [0, 1], None), core)
     assert teacher.last_wrapper.replayed == 3 and teacher.last_wrapper.fallbacks == 0 and len(calls) == 3
-    assert calls[0][0][3] == (4, 4, 8, 8) and calls[0][1] is None  # one batch of cond + uncond; no compile in this mode
+    shapes = {name: shape for name, shape, _ in calls[0][0][3]}
+    assert shapes == {"x": (4, 4, 8, 8), "sigma": (4,), "context": (4, 77, 768)} and calls[0][1] is None  # one batch of cond
+    # + uncond, no y (an SDXL call's key names y: the two never share a graph); no compile in this mode
     wrapper_1 = teacher.last_wrapper
     assert torch.equal(teacher.sample(noise, [0, 1], None), core) and teacher.last_wrapper is wrapper_1  # the clone is kept
     assert wrapper_1.replayed == 6 and len(calls) == 6
@@ -112,3 +115,87 @@ def test_graphed_teacher_eligibility(tmp_path):
     assert ug.call_reason(base, {**plain, "c": {**plain["c"], "transformer_options": patches}}, need_cuda=False) == "transformer_options carry ['patches']"
     hooked = {**plain["c"]["transformer_options"], "wrappers": {"apply_model": {"x": [print]}}}
     assert "wrappers" in ug.call_reason(base, {**plain, "c": {**plain["c"], "transformer_options": hooked}}, need_cuda=False)
+
+
+SDXL_SIZE = (1536, 1024, 16, 48, 768, 1024, 1024, 1024, 0, 0, 1024, 1024)  # the prompts' and the negative's (manifest order)
+
+
+def _tiny_sdxl_teacher(tmp_path, steps=3):
+    """A reduced-width SDXL teacher (model_base.SDXL: y = pooled text + six size embeddings) at a non-square size, with
+    CLIP Text Encode SDXL-style sizes that differ between the prompts and the negative."""
+    from onestep_nodes import pair_collection as pc
+    from onestep_nodes import generator_model as gm
+    heads = {k: F.TINY_SDXL_UNET[k] for k in ("num_heads", "num_head_channels")}
+    F.write_generator(str(tmp_path / "sdxl.safetensors"), F.TINY_SDXL_UNET, seed=3, method="teacher", base="sdxl",
+                      latent_format="sdxl", unet_config=heads)
+    model, clip = gm.load_generator_model(str(tmp_path / "sdxl.safetensors")), F.sdxl_clip()
+    s = pc.settings_for(model, clip, PROMPTS[:2], "blurry", "euler", "normal", steps, 5.0, 3, 2, 64, 80, 2, 2, sdxl_size=SDXL_SIZE)
+    return pc.ComfyTeacher(model, clip, PROMPTS[:2], "blurry", s)
+
+
+def test_graphed_sdxl_teacher_calls_equal_core_sampling(tmp_path):
+    """An SDXL teacher's calls carry core's per-call y: the wrapper replays them (y one more static input, its shape in
+    the graph key) and gives bit-identical latents to core's sampling."""
+    import comfy.model_base
+    teacher = _tiny_sdxl_teacher(tmp_path)
+    assert type(teacher.model.model) is comfy.model_base.SDXL
+    noise = torch.cat([teacher.noise(3), teacher.noise(4)])
+    core = teacher.sample(noise, [0, 1], None)
+    calls = []
+    teacher.fast_teacher, teacher.graph_runner = "cuda graph", _eager_runner(calls)
+    assert torch.equal(teacher.sample(noise, [0, 1], None), core)
+    assert teacher.last_wrapper.replayed == 3 and teacher.last_wrapper.fallbacks == 0 and len(calls) == 3
+    shapes = {name: shape for name, shape, _ in calls[0][0][3]}
+    assert shapes == {"x": (4, 4, 10, 8), "sigma": (4,), "context": (4, 77, 2048), "y": (4, 2816)}
+
+
+def _tiny_refiner():
+    """Core's SDXL refiner class (its y holds an aesthetic score, not the target size) at the SDXL fixture's width."""
+    import comfy.model_patcher
+    import comfy.supported_models
+    config = {**F.TINY_SDXL_UNET, "context_dim": 1280, "adm_in_channels": 2560}
+    model_config = comfy.supported_models.SDXLRefiner(config)
+    model_config.unet_config.update(config)  # the fixture's heads over the class's SDXL-width defaults
+    base = model_config.get_model({})
+    F.randomize(base.diffusion_model, seed=4)
+    return comfy.model_patcher.ModelPatcher(base, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
+def test_graphed_teacher_leaves_other_vector_conditioning_to_core(tmp_path, caplog):
+    """The refiner's y (or any adm but SDXL's) and anything besides c_crossattn and y in an SDXL call keep core's path:
+    refused before sampling with the reason logged, and call by call where the wrapper is installed anyway."""
+    from onestep_nodes import unet_graphs as ug
+    refiner = _tiny_refiner()
+    g = torch.Generator().manual_seed(0)
+    positive = [[torch.randn(1, 77, 1280, generator=g), {"pooled_output": torch.randn(1, 1280, generator=g)}]]
+    negative = [[torch.zeros(1, 77, 1280), {"pooled_output": torch.zeros(1, 1280)}]]
+    with caplog.at_level("INFO", logger="onestep"):
+        assert ug.with_graphed_unet(refiner, positive, negative, "compile + cuda graph (slow first run)",
+                                    runner=_eager_runner([])) == (refiner, None)
+    assert "not used: vector (adm) conditioning other than SDXL's" in caplog.text
+    aesthetic = [[positive[0][0], {**positive[0][1], "aesthetic_score": 6.0}]]
+    assert ug.model_reason(refiner, aesthetic, negative, need_cuda=False) == "conditioning carries ['aesthetic_score']"
+
+    noise = torch.randn(1, 4, 8, 8, generator=g)
+    sample = lambda m: comfy.sample.sample(m, noise, 2, 5.0, "euler", "normal", positive, negative, torch.zeros_like(noise),  # noqa: E731
+                                           seed=1, disable_pbar=True)
+    core = sample(refiner)
+    calls = []
+    forced = ug.GraphedUNet("cuda graph", runner=_eager_runner(calls))  # installed although the model check refuses
+    clone = refiner.clone()
+    clone.set_model_unet_function_wrapper(forced)
+    assert torch.equal(sample(clone), core) and forced.replayed == 0 and forced.fallbacks == 2 and not calls
+
+    teacher = _tiny_sdxl_teacher(tmp_path)
+    import comfy.model_management as mm
+    mm.load_models_gpu([teacher.model])
+    base = teacher.model.model
+    base.current_patcher = teacher.model
+    x, ctx = torch.zeros(2, 4, 8, 8), torch.zeros(2, 77, 2048)
+    sdxl_call = {"input": x, "timestep": torch.ones(2), "c": {"c_crossattn": ctx, "y": torch.zeros(2, 2816), "transformer_options": {}}}
+    assert ug.call_reason(base, sdxl_call, need_cuda=False) is None
+    assert ug.call_reason(base, {**sdxl_call, "c": {**sdxl_call["c"], "c_concat": x}}, need_cuda=False) == "call carries ['c_concat']"
+    assert ug.call_reason(base, {**sdxl_call, "c": {**sdxl_call["c"], "control": {}}}, need_cuda=False) == "call carries ['control']"
+    moved = {**sdxl_call, "c": {**sdxl_call["c"], "y": torch.zeros(2, 2816, device="meta")}}
+    assert ug.call_reason(base, moved, need_cuda=False) == "inputs not on one CUDA device"
+    assert ug.call_reason(refiner.model, {**sdxl_call, "input": x}, need_cuda=False) == "call carries ['y']"

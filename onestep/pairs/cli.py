@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--negative-size-conditioning", type=int, nargs=6, metavar=size, help="SDXL: the negative's (default: --size-conditioning's)")
     c.add_argument("--fast-teacher", choices=("off", "cuda-graph", "compile"), default="off", help=(
         "replay the teacher's UNet calls from CUDA graphs inside core's sampling (compile: also torch.compile, artifacts "
-        "cached in ComfyUI's user folder); used only where eligible (CUDA, model fully loaded, plain prompts), else core's path"))
+        "cached in ComfyUI's user folder); used only where eligible (CUDA, model fully loaded, plain prompts; SD1.x/2.x or SDXL), else core's path"))
     c.add_argument("--out", required=True, help="dataset folder (resumed if it exists with the same settings)")
     args = ap.parse_args(argv)
     if args.cmd == "validate":
