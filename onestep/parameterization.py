@@ -59,6 +59,15 @@ class OneStepSpec:
         what = {"eps": "ε", "v": "v", "x0": "x0"}[self.prediction]
         return f"{what} at t={self.timestep:g} ({'σ·z' if self.input_convention == 'sigma_z' else 'raw z'} input)"
 
+    def mismatch(self, other: "OneStepSpec") -> str | None:
+        """The first of "prediction", "input_convention", "timestep" in which `other`'s single call differs from this one
+        (None: the same call; a flow has no input convention), so a refusal can name the fix (node inputs or CLI flags)."""
+        if self.prediction != other.prediction:
+            return "prediction"
+        if self.prediction != "flow" and self.input_convention != other.input_convention:
+            return "input_convention"
+        return "timestep" if self.timestep != other.timestep else None
+
     @property
     def sigma(self) -> float:
         """The noise level in ComfyUI's convention: k-diffusion σ_t, or the flow's t/1000."""

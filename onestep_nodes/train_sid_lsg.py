@@ -66,14 +66,12 @@ def check_init_file(path: str, spec: OneStepSpec, lora_rank: int) -> str:
         own = format.read_metadata(path).spec()
     except (OSError, ValueError) as e:
         raise ValueError(f"init_from {name} is not a readable generator file: {str(e).splitlines()[0]}") from None
-    if own == spec:
+    field = own.mismatch(spec)
+    if field is None:
         return name
-    if own.prediction != spec.prediction:
-        fix = "start from a generator of this teacher's prediction (e.g. a Train Diffusion2GAN student of this teacher)"
-    elif own.input_convention != spec.input_convention:
-        fix = "SiD-LSG trains a σ·z-input generator: start from one (e.g. a full-fine-tune Train Diffusion2GAN student)"
-    else:
-        fix = f"set t_init to {own.timestep:g}, or start from a generator at t={spec.timestep:g}"
+    fix = {"prediction": "start from a generator of this teacher's prediction (e.g. a Train Diffusion2GAN student of this teacher)",
+           "input_convention": "SiD-LSG trains a σ·z-input generator: start from one (e.g. a full-fine-tune Train Diffusion2GAN student)",
+           "timestep": f"set t_init to {own.timestep:g}, or start from a generator at t={spec.timestep:g}"}[field]
     raise ValueError(f"init_from {name} is a generator for {own.describe()}; this run trains {spec.describe()}: {fix}")
 
 

@@ -135,3 +135,14 @@ def test_denoiser_scalings_compose_to_the_generator(z, prediction, t, convention
     out = unet(x * spec.input_scale, None, None)
     torch.testing.assert_close(x * spec.input_scale, spec.unet_input(z), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(spec.denoised(out, x), OneStepGenerator(unet, spec)(z), rtol=1e-6, atol=1e-6)
+
+
+def test_mismatch_names_the_first_differing_field():
+    sid = OneStepSpec("eps", 625, "sigma_z")
+    assert sid.mismatch(OneStepSpec("eps", 625, "sigma_z")) is None
+    assert sid.mismatch(OneStepSpec("v", 625, "sigma_z")) == "prediction"
+    assert sid.mismatch(OneStepSpec("eps", 399, "raw_z")) == "input_convention"
+    assert sid.mismatch(OneStepSpec("eps", 999, "sigma_z")) == "timestep"
+    flow = OneStepSpec("flow", 1000, "sigma_z")
+    assert flow.mismatch(OneStepSpec("flow", 1000, "raw_z")) is None  # a flow has no input convention
+    assert flow.mismatch(OneStepSpec("flow", 500, "sigma_z")) == "timestep"

@@ -186,10 +186,11 @@ def start_from_file(trainer, path: str) -> None:
     except (OSError, ValueError) as e:
         raise SystemExit(f"--init-from {path} is not a readable generator file: {str(e).splitlines()[0]}") from None
     spec, name = trainer.config.generator.spec, os.path.basename(path)
-    if meta.prediction != spec.prediction:
-        raise SystemExit(f"--init-from {name} predicts {meta.prediction!r}, this run trains a {spec.prediction!r} generator")
     own = meta.spec()
-    if spec.prediction != "flow" and (own.timestep, own.input_convention) != (spec.timestep, spec.input_convention):
+    field = spec.mismatch(own)
+    if field == "prediction":
+        raise SystemExit(f"--init-from {name} predicts {meta.prediction!r}, this run trains a {spec.prediction!r} generator")
+    if field and spec.prediction != "flow":
         raise SystemExit(f"--init-from {name} is a generator for {own.describe()}; this run trains {spec.describe()}: give "
                          f"--timestep {own.timestep:g} --input-convention {own.input_convention}, or start from a file of this run's spec")
     try:
