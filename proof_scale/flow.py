@@ -16,6 +16,7 @@ import os
 import time
 
 import torch
+from safetensors.torch import load_file
 
 from onestep import flow
 from onestep import format as gen_format
@@ -117,11 +118,18 @@ def stage_pairs_2rf(run) -> dict:
     pairs = run.require("pairs", "pairs.json")
     rf = run.require(f"distill-{FLOW_SOURCE_ROW}", os.path.join("distill", row_dir_name(FLOW_SOURCE_ROW), "result.json"))
     _, table, net, _ = load_teacher(run.path("teacher.safetensors"))
-    unet = load_flow_unet(rf["generator"], net, run.device)
+    source = rf.get("generator")
+    if source and os.path.isfile(source):
+        unet = load_flow_unet(source, net, run.device)
+    else:  # a 2-RF carried from an earlier session (proof_scale.init_row): its selected weights, the file's source
+        source = run.path("distill", row_dir_name(FLOW_SOURCE_ROW), "best.safetensors")
+        unet = build_unet(net)
+        unet.load_state_dict({k: v.float() for k, v in load_file(source).items()})
+        unet = unet.to(run.device).eval()
     teacher = read_json(run.path("teacher.json"))
     prompts = prompt_names(empty_row(table), teacher.get("prompts"))
     settings = PairSettings(
-        teacher=file_sha256(rf["generator"]), latent_format=LATENT_FORMAT, latent_shape=(1, SIZE, SIZE), sampler="euler",
+        teacher=file_sha256(source), latent_format=LATENT_FORMAT, latent_shape=(1, SIZE, SIZE), sampler="euler",
         scheduler=FLOW_SCHEDULER, steps=s.flow_pairs_steps, cfg=1.0, negative="", prompts_sha256=prompts_hash(prompts), seed_start=0,
         count=int(pairs["count"]), batch_size=s.pairs_batch, shard_size=s.pairs_shard, text_encoder=digest({"context": table.cpu()}),
     )
@@ -146,5 +154,5 @@ def stage_pairs_2rf(run) -> dict:
     report = validate(folder)
     if not report.ok:
         raise ValueError("the 2-RF pairs dataset does not validate:\n" + report.text())
-    return run.record(run.path("pairs_2rf.json"), {"folder": folder, "count": settings.count, "steps": settings.steps, "source": rf["generator"],
+    return run.record(run.path("pairs_2rf.json"), {"folder": folder, "count": settings.count, "steps": settings.steps, "source": source,
                                                    "settings": settings.to_json()}, t0)

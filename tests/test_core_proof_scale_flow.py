@@ -3,19 +3,21 @@ teacher's few-step baseline, reflow_2rf scored at 1, 2, 4 Euler steps, the 2-RF'
 and resumed), InstaFlow from the 2-RF's weights, and the report's flow table; the files they leave."""
 import json
 import os
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from onestep import flow
 from onestep.format import load_generator
 from onestep.pairs.dataset import PairDataset
 from onestep.pairs.validate import validate
 from onestep.parameterization import OneStepGenerator
-from proof_scale import pipeline
+from proof_scale import init_row, pipeline
 from proof_scale.flow import load_flow_unet, sample_flow_from_noise
 from proof_scale.sampler import seed_noise
-from proof_scale.teacher import load_teacher
+from proof_scale.teacher import build_unet, load_teacher
 from training.diffusers_unet import DiffusersUNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny convolutions run faster on one core
@@ -78,3 +80,30 @@ def test_flow_files_and_the_2rf_pairs(work):
     steps = pipeline.TINY.flow_pairs_steps
     want = flow.euler(lambda x, tau: unet(x, tau, encoder_hidden_states=item["context"][None]).sample, seed_noise(5), steps)
     assert torch.allclose(item["latent"][None], want, atol=1e-5) and torch.equal(item["noise"][None], seed_noise(5))
+
+
+def test_a_2rf_carried_into_a_new_work_folder_makes_its_pairs(work, tmp_path):
+    """Device machines start bare: the 2-RF's selected weights come back as two halves, proof_scale.init_row packs them with
+    the row's result.json, and the next session's pairs-2rf samples the placed weights (no generator file there)."""
+    rf_dir = os.path.join(work, "distill", "reflow_2rf")
+    best = load_file(os.path.join(rf_dir, "best.safetensors"))
+    keys = sorted(best)
+    halves = [str(tmp_path / "best_a.safetensors"), str(tmp_path / "best_b.safetensors")]
+    save_file({k: best[k] for k in keys[: len(keys) // 2]}, halves[0])
+    save_file({k: best[k] for k in keys[len(keys) // 2:]}, halves[1])
+    init, w2 = str(tmp_path / "init"), str(tmp_path / "work2")
+    assert init_row.main(["pack", init, "--row", "reflow_2rf", "--weights", *halves, "--result", os.path.join(rf_dir, "result.json")]) == 0
+    skip = {"distill", "generators", "pairs_2rf", "pairs_2rf.json", "proof_scale.json", "teacher_steps.json", "logs"}
+    shutil.copytree(work, w2, ignore=lambda d, names: [n for n in names if d == work and n in skip])
+    assert init_row.place(init, w2) == "reflow_2rf" and init_row.place(init, w2) is None  # once
+    assert _json(w2, "distill", "reflow_2rf", "result.json")["generator"] is None  # the first session's path is not here
+    assert pipeline.main(["--work", w2, "--tiny", "--stage", "pairs-2rf"]) == 0
+    placed = os.path.join(w2, "distill", "reflow_2rf", "best.safetensors")
+    assert _json(w2, "pairs_2rf.json")["source"] == placed
+    _, table, net, _ = load_teacher(os.path.join(w2, "teacher.safetensors"))
+    unet = build_unet(net)
+    unet.load_state_dict({k: v.float() for k, v in load_file(placed).items()})
+    item = PairDataset(os.path.join(w2, "pairs_2rf"))[5]
+    want = flow.euler(lambda x, tau: unet(x, tau, encoder_hidden_states=item["context"][None]).sample, seed_noise(5),
+                      pipeline.TINY.flow_pairs_steps)
+    assert torch.allclose(item["latent"][None], want, atol=1e-5)

@@ -2,14 +2,19 @@
 # Build what a proof-scale GPU run carries besides the working tree (session 15 rebuilt it by hand after the last
 # session's git-ignored copies were lost; this makes it one command). Run here, after scripts/bootstrap.sh:
 #
-#   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--init GENERATOR.safetensors] [--evaluator DIR]
+#   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--evaluator DIR] [--init-row ROW]
+#        [--init GENERATOR.safetensors | --init-weights "best_TAG_a.safetensors best_TAG_b.safetensors" --init-result RESULT.json]
 #
 #   .devdata/ps/context.safetensors   the context table of the shipped text encoder (tools.proof_scale_encoder table)
 #   .devdata/ps/fm/                   Fashion-MNIST's test split (scoring); with --train-images the train split too
 #                                     (30 MB: only a first call that trains the evaluators needs it — carry it once)
 #   .devdata/ps_init/                 with --init: that one-step generator as the diffusers state dict a row's
-#                                     init_from reads (best.safetensors) + result.json/plan.json, for rows
-#                                     `...@init_from=diffusion2gan` (benchmarks/device/proof_scale_run.sh places it)
+#                                     init_from reads (best.safetensors) + result.json/plan.json/row.txt, placed by
+#                                     benchmarks/device/proof_scale_run.sh as the finished row ROW (default
+#                                     diffusion2gan: rows `...@init_from=diffusion2gan`); with --init-weights, a row
+#                                     an earlier session brought back (KEEP's halves + its result.json from
+#                                     records.tgz), e.g. --init-row reflow_2rf for pairs-2rf and InstaFlow
+#                                     (proof_scale/init_row.py)
 #   .devdata/ps/evaluator/            with --evaluator: a run's classifier (classifier.safetensors + .json, e.g.
 #                                     benchmarks/results/proof_scale_h200_run15/evaluator) — the run then scores with
 #                                     it instead of training one, so its FDs compare with that run's; and the
@@ -23,11 +28,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.host/venv/bin/python
 FM=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-TRAIN=0; INIT=""; EVAL=""
+TRAIN=0; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_ROW=diffusion2gan
 while [ $# -gt 0 ]; do
   case "$1" in
     --train-images) TRAIN=1 ;;
     --init) INIT="$2"; shift ;;
+    --init-weights) INIT_W="$2"; shift ;;
+    --init-result) INIT_R="$2"; shift ;;
+    --init-row) INIT_ROW="$2"; shift ;;
     --evaluator) EVAL="$2"; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac; shift
@@ -42,24 +50,10 @@ if [ -n "$EVAL" ]; then mkdir -p .devdata/ps/evaluator && cp "$EVAL"/classifier.
   # the E-LatentLPIPS trunk too when the folder has it: then no stage needs the training images
   if [ -f "$EVAL"/latent_lpips.safetensors ]; then cp "$EVAL"/latent_lpips.safetensors "$EVAL"/latent_lpips.json .devdata/ps/evaluator/; fi; fi
 PYTHONPATH=.host/ComfyUI $PY -m tools.proof_scale_encoder table default_models/proof_scale/fmnist-text-encoder.safetensors .devdata/ps/context.safetensors
-if [ -n "$INIT" ]; then
-  rm -rf .devdata/ps_init && mkdir -p .devdata/ps_init
-  $PY - "$INIT" <<'PY'
-import json, sys
-from safetensors.torch import save_file
-from onestep.format import read_metadata
-from proof_scale.teacher_import import import_unet
-path = sys.argv[1]
-meta = read_metadata(path)
-unet, _, _ = import_unet(path)
-save_file({k: v.half().contiguous() for k, v in unet.state_dict().items()}, ".devdata/ps_init/best.safetensors")
-# what proof_scale.distill's init_from reads: the start's step and samples (the file's training steps; samples unknown
-# to the file, so 0: the row then counts only its own)
-json.dump({"row": {"selected_step": meta.training_steps, "training_samples": 0, "file": path, "method": meta.method}},
-          open(".devdata/ps_init/result.json", "w"))
-json.dump({"row": "init", "from_file": path, "source": meta.source}, open(".devdata/ps_init/plan.json", "w"))
-print(f"init: {path} ({meta.method}, {meta.training_steps} steps, {meta.prediction} at t={meta.timestep}, {meta.input_convention})")
-PY
+if [ -n "$INIT" ] || [ -n "$INIT_W" ]; then
+  rm -rf .devdata/ps_init
+  if [ -n "$INIT" ]; then $PY -m proof_scale.init_row pack .devdata/ps_init --row "$INIT_ROW" --generator "$INIT"
+  else $PY -m proof_scale.init_row pack .devdata/ps_init --row "$INIT_ROW" --weights $INIT_W --result "$INIT_R"; fi
 fi
 # pinned at .host/venv's versions, as scripts/device_bundle.sh pins them: both fill .whl, and two versions of one
 # package there stop the device's install

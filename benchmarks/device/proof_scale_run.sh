@@ -23,8 +23,9 @@ if [ -f .devdata/ps/evaluator/classifier.json ] && [ ! -f "$W/classifier.json" ]
   cp .devdata/ps/evaluator/classifier.* "$W/" && echo "EVALUATOR placed (its classifier: FDs compare with the run it came from)"; fi
 if [ -f .devdata/ps/evaluator/latent_lpips.json ] && [ ! -f "$W/latent_lpips.json" ]; then
   cp .devdata/ps/evaluator/latent_lpips.* "$W/" && echo "E-LatentLPIPS trunk placed"; fi
-if [ -f .devdata/ps_init/best.safetensors ] && [ ! -f "$W/distill/diffusion2gan/best.safetensors" ]; then
-  mkdir -p "$W/distill/diffusion2gan" && cp .devdata/ps_init/*.json .devdata/ps_init/best.safetensors "$W/distill/diffusion2gan/" && echo "INIT placed"; fi
+# a row carried in (.devdata/ps_init, proof_scale_bundle.sh --init*): placed as finished (distill/diffusion2gan unless
+# its row.txt names another, e.g. reflow_2rf), once
+[ -d .devdata/ps_init ] && python3 -m proof_scale.init_row place .devdata/ps_init "$W"
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
 python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margin "${MARGIN:-45}" --rows none --data "${DATA:-.devdata/ps/fm}" \
   --context .devdata/ps/context.safetensors --teacher-import default_models/proof_scale/fmnist-teacher.safetensors \

@@ -12,8 +12,12 @@
 S='init_from=diffusion2gan:lr=3e-5:lr_warmup=50:steps=1500:batch=256:ema_decay=0.99:regression=mse'
 export VARIANTS="sid_lsg_teacher_cfg@$S:anchor=0.25;sid_lsg@$S:anchor=0.5"
 export EXTRA="--rows-per-gpu 2"
+# As run (1,537 s held): side by side each row took ~1,000 ms/step (alone: 440–510), so after call 2 (split+anchor at
+# step 776, anchor 0.5 at 637 and behind at both selection points: val 10.50 / 10.49 against 9.55 / 9.69) call 3 ran
+# the split+anchor row alone to its end, and brought both rows' selected weights back:
+#   VARIANTS='sid_lsg_teacher_cfg@<S>:anchor=0.25' MAXS=530 MARGIN=40 SKIP_PIP=1 KEEP=g62d444,g23028c bash benchmarks/device/proof_scale_run.sh
 case "${CALL:-1}" in
   1) MAXS=540 bash benchmarks/device/proof_scale_run.sh ;;
   2) MAXS=550 SKIP_PIP=1 bash benchmarks/device/proof_scale_run.sh ;;
-  3) MAXS=530 MARGIN=40 SKIP_PIP=1 KEEP=${KEEP:-} bash benchmarks/device/proof_scale_run.sh ;;
+  3) VARIANTS="sid_lsg_teacher_cfg@$S:anchor=0.25" EXTRA="" MAXS=530 MARGIN=40 SKIP_PIP=1 KEEP=g62d444,g23028c bash benchmarks/device/proof_scale_run.sh ;;
 esac

@@ -1,0 +1,129 @@
+"""A finished row carried from one device session to the next: device machines start bare and what comes back is at most
+8 files of 16 MiB, so a row's selected weights come back as two halves (benchmarks/device/proof_scale_run.sh, KEEP=tag)
+and its records in records.tgz. `pack` turns them (or a shipped generator file) into a folder a later run carries;
+`place` puts that folder into a work folder as the finished row, so `...@init_from=ROW` rows and the stages that read a
+row (pairs-2rf reads reflow_2rf) run on from it.
+
+  python -m proof_scale.init_row pack OUT --row ROW (--weights A.safetensors [B ...] --result RESULT.json | --generator FILE)
+  python -m proof_scale.init_row place INIT_DIR WORK
+
+The folder: best.safetensors (the diffusers state dict a row keeps, fp16), result.json (what init_from reads: the row's
+selected step and training samples), plan.json and row.txt (the row's name in the work folder: its distill/ folder).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from safetensors.torch import load_file, save_file
+
+from .common import write_json
+from .rows import row_dir_name
+
+DEFAULT_ROW = "diffusion2gan"  # the folder `init_from=diffusion2gan` rows read (runs 15-17's SiD rows)
+FILES = ("best.safetensors", "result.json", "plan.json")
+
+
+def _fp16(sd: dict) -> dict:
+    return {k: v.half().contiguous() for k, v in sd.items()}
+
+
+def pack_weights(out: str, row: str, weights: list[str], result: str) -> None:
+    """A row's selected weights (the halves KEEP brings back, or one file) and its own result.json."""
+    sd = {}
+    for path in weights:
+        part = load_file(path)
+        if set(part) & set(sd):
+            raise ValueError(f"{path} repeats tensors of another half: give each half once")
+        sd.update(part)
+    with open(result, encoding="utf-8") as f:
+        record = json.load(f)
+    if "selected_step" not in record.get("row", {}):
+        raise ValueError(f"{result} is not a finished row's result.json (no row.selected_step)")
+    os.makedirs(out, exist_ok=True)
+    save_file(_fp16(sd), os.path.join(out, "best.safetensors"))
+    write_json(os.path.join(out, "result.json"), {**record, "carried_from": {"weights": weights, "result": result}})
+    write_json(os.path.join(out, "plan.json"), record.get("plan", {"row": row}))
+    _write_row(out, row)
+
+
+def pack_generator(out: str, row: str, path: str) -> None:
+    """A one-step generator file of a proof-scale architecture (e.g. the shipped student)."""
+    from onestep.format import read_metadata
+
+    from .teacher_import import import_unet
+
+    meta = read_metadata(path)
+    unet, _, _ = import_unet(path)
+    os.makedirs(out, exist_ok=True)
+    save_file(_fp16(unet.state_dict()), os.path.join(out, "best.safetensors"))
+    # the start's step is the file's; its samples are unknown to the file, so 0: the row then counts only its own
+    write_json(os.path.join(out, "result.json"), {"row": {"selected_step": meta.training_steps, "training_samples": 0, "file": path,
+                                                          "method": meta.method}})
+    write_json(os.path.join(out, "plan.json"), {"row": "init", "from_file": path, "source": meta.source})
+    _write_row(out, row)
+
+
+def _write_row(out: str, row: str) -> None:
+    with open(os.path.join(out, "row.txt"), "w", encoding="utf-8") as f:
+        f.write(row + "\n")
+
+
+def place(init_dir: str, work: str) -> str | None:
+    """Put INIT_DIR's row into WORK as finished (nothing when that row has its weights there already); returns the row
+    placed, or None. Its result.json loses the name of the earlier session's generator file, which did not travel:
+    readers (pairs-2rf) then take the row's best.safetensors."""
+    if not os.path.isfile(os.path.join(init_dir, "best.safetensors")):
+        return None
+    row = DEFAULT_ROW
+    if os.path.isfile(os.path.join(init_dir, "row.txt")):
+        with open(os.path.join(init_dir, "row.txt"), encoding="utf-8") as f:
+            row = f.read().strip() or DEFAULT_ROW
+    folder = os.path.join(work, "distill", row_dir_name(row))
+    if os.path.isfile(os.path.join(folder, "best.safetensors")):
+        return None
+    os.makedirs(folder, exist_ok=True)
+    for name in FILES:
+        if os.path.isfile(os.path.join(init_dir, name)):
+            shutil.copyfile(os.path.join(init_dir, name), os.path.join(folder, name))
+    result = os.path.join(folder, "result.json")
+    with open(result, encoding="utf-8") as f:
+        record = json.load(f)
+    if record.get("generator"):  # the earlier session's file did not travel: readers take best.safetensors
+        write_json(result, {**record, "generator": None})
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m proof_scale.init_row", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    pk = sub.add_parser("pack", help="a row's returned weights (or a generator file) → a folder to carry")
+    pk.add_argument("out")
+    pk.add_argument("--row", default=DEFAULT_ROW, help=f"the row it becomes in the work folder (default {DEFAULT_ROW})")
+    src = pk.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", nargs="+", help="the row's selected weights (best_TAG_a/b.safetensors)")
+    src.add_argument("--generator", help="a one-step generator file of a proof-scale architecture")
+    pk.add_argument("--result", help="with --weights: the row's result.json (from records.tgz)")
+    pl = sub.add_parser("place", help="put a carried folder into a work folder as a finished row")
+    pl.add_argument("init_dir")
+    pl.add_argument("work")
+    a = p.parse_args(argv)
+    if a.command == "place":
+        row = place(a.init_dir, a.work)
+        print(f"INIT placed: row {row}" if row else "init: nothing to place")
+        return 0
+    if a.weights:
+        if not a.result:
+            p.error("--weights needs --result (the row's result.json)")
+        pack_weights(a.out, a.row, a.weights, a.result)
+    else:
+        pack_generator(a.out, a.row, a.generator)
+    print(f"init: row {a.row} packed into {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
