@@ -35,10 +35,13 @@ TEACHERS = {
 SOURCES = {
     "teacher": (f"{R}6/teacher_eval.json", ("row",), "run6", "the shipped teacher: Euler 50 steps, CFG 1.5"),
     "teacher_run15": (f"{R}15/teacher_eval.json", ("row",), "run15", "the shipped teacher: Euler 50 steps, CFG 1.5 (run 15's evaluator)"),
+    "diffusion2gan_then_sid_lsg_split_anchored": (f"{R}17/score_sid_split_anchor_step1250_cpu.json", (), "run15",
+                                                  "the shipped student: SiD-LSG with the LSG split (κ1 = κ2 = 1, κ4 = 1.5) + the "
+                                                  "recall anchor (latent MSE on the teacher pairs, 0.25 of SiD's gradient norm), "
+                                                  "1,250 steps at batch 256 from run 10's GAN-stage student (CPU-scored)"),
     "diffusion2gan_then_sid_lsg_anchored": (f"{R}16/score_sid_anchor_step1500_cpu.json", (), "run15",
-                                            "the shipped student: SiD-LSG (κ 1.5, lr 3e-5) + the recall anchor (latent MSE on the "
-                                            "teacher pairs, 0.25 of SiD's gradient norm), 1,500 steps at batch 256 from run 10's "
-                                            "GAN-stage student (CPU-scored)"),
+                                            "SiD-LSG (κ 1.5, lr 3e-5) + the recall anchor 0.25, 1,500 steps at batch 256 from "
+                                            "run 10's GAN-stage student (shipped in session 16; CPU-scored)"),
     "diffusion2gan_then_sid_lsg_split": (f"{R}16/score_sid_split_step2000_cpu.json", (), "run15",
                                          "the LSG ablation (κ1 = κ2 = 1, κ4 = 1.5), 2,000 steps at batch 256 from the same "
                                          "student (CPU-scored)"),
@@ -66,7 +69,8 @@ SOURCES = {
                      "2-rectified flow at 4 Euler steps (reflow from the teacher, run 12)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
-    "diffusion2gan_then_sid_lsg_anchored": (1.10, 14), "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "reflow_2rf_4": (1.50, 17),
+    "diffusion2gan_then_sid_lsg_split_anchored": (1.10, 14), "diffusion2gan_then_sid_lsg_anchored": (1.10, 14),
+    "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "reflow_2rf_4": (1.50, 17),
     "instaflow": (1.30, 17),
 }
 
