@@ -70,7 +70,7 @@ def test_template_browser_lists_every_workflow_with_title_and_thumbnail(page, ho
     for title in titles:  # the frontend fetches each thumbnail (a missing one would show its generic picture)
         path = f"/api/workflow_templates/{PACK_FOLDER_NAME}/{title}.jpg"
         page.wait_for_function("(t) => document.querySelector('[role=dialog]').innerText.includes(t)", arg=title, timeout=30_000)
-        # the frontend loads a card's thumbnail lazily, when the card scrolls into view (nine cards overflow the dialog)
+        # the frontend loads a card's thumbnail lazily, when the card scrolls into view (ten cards overflow the dialog)
         dialog.get_by_text(title, exact=True).first.scroll_into_view_if_needed()
         deadline = time.time() + 30
         while path not in page.template_files and time.time() < deadline:

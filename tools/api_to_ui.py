@@ -108,6 +108,13 @@ WORKFLOWS = {  # API twin name (workflows/api/<name>.json) → its UI workflow
         "prompt per line (or a prompt file from input/), raise steps and size, and name the generator; running again resumes. "
         "To fine-tune a Train Diffusion2GAN student instead of the teacher (the pack's best recipe), give its file in init_from.",
         "12"),
+    "distill_two_stage": Workflow(
+        "Distill in two stages (best)",
+        "The pack's best measured recipe: teacher pairs, Diffusion2GAN, then SiD-LSG from that student with the recall anchor.",
+        "This runs in minutes on a CPU with a tiny random teacher. For a real run load your teacher and its CLIP, raise count, "
+        "size and both trainers' steps. Stage 2 keeps the guidance in the teacher (kappa1 = kappa2 = 1, kappa4 = the pairs' "
+        "CFG) and regresses toward the pairs at anchor_weight 0.25; running again resumes each stage.",
+        "14"),
 }
 
 # Steps, in pipeline order: group title and colour. A node's step comes from its class (STEP_OF_CLASS), except in a
