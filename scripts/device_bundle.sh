@@ -93,7 +93,9 @@ DROP_TOP = {".git", ".github", ".ci", "tests", "tests-unit", "models", "input", 
 # read only when such a text encoder is loaded. ~16 MB of the 25.
 def ignore(folder, names):
     rel = os.path.relpath(folder, src)
-    drop = {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".md"))}
+    # Links are dropped: serve.sh links the pack itself into custom_nodes/, and following that link copies the pack's
+    # .devdata/ (this very copy) into itself until the disk is full.
+    drop = {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".md")) or os.path.islink(os.path.join(folder, n))}
     if rel == ".":
         drop |= DROP_TOP & set(names)
     if rel == os.path.join("comfy", "text_encoders"):
