@@ -16,6 +16,7 @@ comfy.cli_args.args.cpu = comfy.cli_args.args.cpu or not __import__("torch").cud
 import comfy.cldm.cldm  # noqa: E402
 import comfy.model_management  # noqa: E402
 import comfy.sd  # noqa: E402
+import comfy.sdxl_clip  # noqa: E402
 import comfy.supported_models  # noqa: E402
 import torch  # noqa: E402
 from comfy.ldm.models.autoencoder import AutoencoderKL  # noqa: E402
@@ -162,6 +163,14 @@ def write_clip_l(path: str, seed: int = 1) -> None:
     sd = clip_l(seed).get_sd()
     sd = {k[len("clip_l.transformer."):]: v.contiguous() for k, v in sd.items() if k.startswith("clip_l.transformer.")}
     _save(sd, path)
+
+
+def write_clip_g(path: str, seed: int = 6) -> None:
+    """OpenCLIP-G at full size (32 layers, 1280 wide: core recognises the tower by its 31st layer and reads a fixed
+    config, so it cannot be reduced) with random weights, in the standalone layout DualCLIPLoader (type sdxl) reads
+    beside a CLIP-L file; 1.4 GB in fp16."""
+    tower = randomize(comfy.sdxl_clip.SDXLClipG(device="cpu", dtype=torch.float32), seed)
+    _save({k[len("transformer."):]: v.contiguous() for k, v in tower.state_dict().items() if k.startswith("transformer.")}, path, torch.float16)
 
 
 def vae_state_dict(seed: int = 2) -> dict[str, torch.Tensor]:
