@@ -29,7 +29,7 @@ if [ -f .devdata/ps/evaluator/latent_lpips.json ] && [ ! -f "$W/latent_lpips.jso
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
 python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margin "${MARGIN:-45}" --rows none --data "${DATA:-.devdata/ps/fm}" \
   --context .devdata/ps/context.safetensors --teacher-import default_models/proof_scale/fmnist-teacher.safetensors \
-  --sweep-steps 50 --sweep-cfg 1.5 --sweep-count 2000 --teacher-seeds 1 --pairs "${PAIRS:-80000}" --heldout "${HELDOUT:-2000}" \
+  --sweep-steps 50 --sweep-cfg 1.5 --sweep-count 2000 --teacher-seeds "${TEACHER_SEEDS:-3}" --pairs "${PAIRS:-80000}" --heldout "${HELDOUT:-2000}" \
   ${NOCOMPILE:---compile-teacher default} --select-every "${SELECT:-250}" --log-every 50 ${VARIANTS:+--variants "$VARIANTS"} $EXTRA 2>&1 \
   | tee "$O/call.log" | grep -v "step [0-9]*/[0-9]* \|captured a CUDA graph\|UserWarning\|This call originates\|torch._dynamo\|upsampling.py\|is_torch_version\|^\[phase[0-9]* gpu [0-9,]*\] *$" | tail -c 9000
 rc=$?
