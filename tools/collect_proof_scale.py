@@ -62,6 +62,9 @@ SOURCES = {
                        "MSE regression, 2,500 steps at batch 1,024 on 80,000 pairs (before the method engine)"),
     "regression_mse_rerun": (f"{R}15/distill/regression_mse_rerun/result.json", ("row",), "run15",
                              "the same plan through the method engine (issue 15's rerun)"),
+    "regression_elatentlpips": (f"{R}6/distill/regression_elatentlpips/result.json", ("row",), "run6",
+                                "E-LatentLPIPS regression, 2,500 steps at batch 1,024 on 80,000 pairs (the ablation's third row: "
+                                "behind MSE and LatentLPIPS at this budget)"),
     "sid_lsg": (f"{R}13/distill/sid_lsg_lr1e-4/result.json", ("row",), "run6",
                 "SiD-LSG, prompts only, κ = 1.5, lr 1e-4, 750 steps at batch 256"),
     "teacher_4": (f"{R}12/teacher_steps.json", ("rows", "teacher_4"), "run6", "the teacher at 4 Euler steps (reflow's baseline)"),
