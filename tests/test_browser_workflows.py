@@ -9,7 +9,8 @@ queued from the UI (`app.queuePrompt`, what the Run button calls) it passes vali
 
 ONESTEP_UPDATE_DOCS=1 also writes what the runs make: each template's thumbnail (workflows/<title>.jpg, from its
 output) and a screenshot of each workflow after its run (web/docs/workflows/<name>.png, shown by the README and the
-node help pages).
+node help pages). For one workflow, select the template test with it (`-k "template_browser or NAME"`): it closes the
+first visit's Templates dialog, which Escape does not, and which would otherwise cover the screenshot.
 Another frontend: COMFYUI_EXTRA_ARGS="--front-end-root DIR" (README, "Tests").
 """
 from __future__ import annotations
