@@ -18,7 +18,8 @@ with their own settings (SID_ROW_DEFAULTS; `sid_lsg@kappa=2` sets κ1, κ2 and �
 `sid_lsg@anchor=0.2:regression=latentlpips` adds the recall anchor (a regression on the teacher pairs, SidConfig).
 Rectified-flow rows (issue 17, InstaFlow; run by name, not part of `all` or the table above; proof_scale/flow.py):
   reflow_2rf  — the teacher's UNet as a velocity model on the teacher's pairs (method reflow), scored at 1, 2, 4 Euler steps
-  instaflow   — one step x0 = z + v(z, 1000) from reflow_2rf's weights on pairs of the 2-RF's own Euler ODE (stage pairs-2rf)
+  instaflow   — one step x0 = z + v(z, 1000) from reflow_2rf's weights on pairs of the 2-RF's own Euler ODE (stage pairs-2rf);
+                `instaflow@gan=true` adds Diffusion2GAN's GAN term (method instaflow-gan; the GAN keys as for diffusion2gan rows)
 """
 from __future__ import annotations
 
@@ -182,8 +183,11 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
             compile_blocks=p.get("compile", False),
         )
     flow = "method" in p  # a flow row (FLOW_ROWS; a SiD row's plan returned above)
+    if flow and p["gan"] and p["method"] != "instaflow":
+        raise ValueError(f"row {p['row']}: gan=true is InstaFlow's optional GAN term; {p['method']} has none")
     return TrainConfig(
-        method=p["method"] if flow else "diffusion2gan" if p["gan"] else "regression",  # training/methods/
+        # training/methods/: instaflow@gan=true is instaflow-gan (InstaFlow + Diffusion2GAN's GAN term)
+        method=(p["method"] + "-gan" if p["gan"] else p["method"]) if flow else "diffusion2gan" if p["gan"] else "regression",
         generator=GeneratorConfig(spec=FLOW_SPEC if flow else OneStepSpec("eps", p["timestep"], "sigma_z")),
         optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"],
                           lr_decay_steps=p["steps"], lr_floor=p["lr_floor"], lr_d_schedule=p.get("lr_d_schedule", "shared"),

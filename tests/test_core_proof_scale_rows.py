@@ -1,6 +1,8 @@
 """proof_scale.rows: variant folder names stay legal on every file system; the D-backbone, D-optimiser and compile keys reach the trainer."""
 import os
 
+import pytest
+
 from proof_scale import rows
 
 
@@ -41,3 +43,13 @@ def test_compile_reaches_the_trainer_only_when_a_plan_sets_it():
     assert rows.train_config(rows.plan("diffusion2gan@r1_gamma=0:compile=true", rows.ROW_DEFAULTS), bf16=False, save_every=0).compile_blocks
     sid = rows.plan("sid_lsg@compile=true", rows.ROW_DEFAULTS, teacher_cfg=1.5)
     assert rows.train_config(sid, bf16=False, save_every=0).compile_blocks
+
+
+def test_instaflow_takes_the_gan_term_and_reflow_refuses_it():
+    plan = rows.plan("instaflow@gan=true:gan_warmup=200:d_lead=200:r1_gamma=0:d_t_max=100", rows.ROW_DEFAULTS)
+    c = rows.train_config(plan, bf16=False, save_every=0)
+    assert c.method == "instaflow-gan" and c.discriminator.enabled and c.discriminator.d_t_max == 100 and c.loss.warmup_steps == 200
+    plain = rows.train_config(rows.plan("instaflow", rows.ROW_DEFAULTS), bf16=False, save_every=0)
+    assert plain.method == "instaflow" and not plain.discriminator.enabled
+    with pytest.raises(ValueError, match="reflow has none"):
+        rows.train_config(rows.plan("reflow_2rf@gan=true", rows.ROW_DEFAULTS), bf16=False, save_every=0)

@@ -152,6 +152,8 @@ def test_cli_trains_a_2rf_then_distils_it_from_its_file(tmp_path):
     c = cli.config_from_args(_parse(["--method", "reflow", "--text-dropout", "0.2", "--t-eps", "0.01"]))
     assert c.method == "reflow" and c.generator.spec == FLOW_SPEC and c.reflow == ReflowConfig(t_eps=0.01, text_dropout=0.2)
     assert cli.config_from_args(_parse(["--method", "instaflow"])).generator.spec == FLOW_SPEC
+    gan = cli.config_from_args(_parse(["--method", "instaflow-gan"]))  # InstaFlow + the GAN term: the flow spec, D on
+    assert gan.generator.spec == FLOW_SPEC and gan.discriminator.enabled and gan.optim.betas_d == (0.9, 0.99)
     assert cli.config_from_args(_parse([])).generator.spec.prediction == "eps"  # other methods keep their default
 
     pairs = _pairs(str(tmp_path / "pairs"))
@@ -168,3 +170,35 @@ def test_cli_trains_a_2rf_then_distils_it_from_its_file(tmp_path):
     assert meta.method == "instaflow" and meta.spec() == FLOW_SPEC and all(torch.equal(sd_one[k], sd_rf[k]) for k in sd_rf)
     with pytest.raises(SystemExit, match="predicts 'flow'"):
         cli.main(["train", "--regression", "mse", "--init-from", rf, "--out", str(tmp_path / "x.safetensors"), *common])
+
+
+def test_instaflow_with_the_gan_term_trains_d_resumes_exactly_and_writes_an_instaflow_file(tmp_path):
+    """instaflow-gan: the Diffusion2GAN method's GAN term on InstaFlow's flow generator (issue 17's optional GAN). D is
+    trained on flow-noised reals and fakes; the term changes G against plain instaflow from the same seed; resume is exact."""
+    def cfg(method):
+        c = config(loss={"regression": "mse"}, discriminator={"enabled": method == "instaflow-gan", "r1_gamma": 0.0}, optim={"lr_warmup": 0})
+        return dataclasses.replace(c, method=method, generator=GeneratorConfig(spec=FLOW_SPEC))
+
+    straight = TrainingSession(tiny_unet(), cfg("instaflow-gan"), FlowPairs(), str(tmp_path / "straight"))
+    result = straight.run(4)
+    assert {"regression", "g_total", "d_total", "grad_norm_g", "grad_norm_d"} <= set(result.logs), sorted(result.logs)
+    want = _weights(straight)
+    plain = TrainingSession(tiny_unet(), cfg("instaflow"), FlowPairs(), str(tmp_path / "plain"))
+    logs = plain.run(4).logs
+    assert "regression" in logs and "d_total" not in logs
+    assert any(not torch.equal(want[k], v) for k, v in _weights(plain).items())  # the GAN term moved G
+
+    run_dir = str(tmp_path / "halves")
+    assert TrainingSession(tiny_unet(), cfg("instaflow-gan"), FlowPairs(), run_dir).run(4, on_step=lambda step, logs: step == 2).stopped
+    resumed = TrainingSession(tiny_unet(), cfg("instaflow-gan"), FlowPairs(), run_dir)
+    assert resumed.step == 2
+    resumed.run(4)
+    got = _weights(resumed)
+    assert all(torch.equal(got[k], want[k]) for k in want)  # N straight == N/2 + resume + N/2, bit for bit (G, EMA; D inside)
+
+    path = str(tmp_path / "instaflow_gan.safetensors")
+    resumed.export(path, "custom", "sd15", teacher_hash="cd" * 8)
+    meta = read_metadata(path)
+    assert (meta.method, meta.prediction, meta.timestep) == ("instaflow", "flow", 1000)
+    with pytest.raises(ValueError, match="instaflow-gan method trains a velocity model"):
+        Engine(tiny_unet(), dataclasses.replace(cfg("instaflow-gan"), generator=GeneratorConfig()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .base import DATA_KEYS, PAIRS, PROMPTS, Backward, ExtraNetwork, Method, Phase, Resources
 from .diffusion2gan import Diffusion2GAN
-from .reflow import InstaFlow, Reflow
+from .reflow import InstaFlow, InstaFlowGAN, Reflow
 from .regression import Regression
 from .sid_lsg import SidLSG
 
@@ -14,6 +14,7 @@ METHODS: dict[str, type[Method]] = {
     SidLSG.name: SidLSG,
     Reflow.name: Reflow,
     InstaFlow.name: InstaFlow,
+    InstaFlowGAN.name: InstaFlowGAN,
 }
 
 

@@ -9,6 +9,9 @@ direction (the noise end at 1000) — on the teacher's ODE couplings (z, c, x) o
     c̃ = the dataset's negative (empty) prompt with probability text_dropout, else c   (CFG on velocities).
 `instaflow` (file method "instaflow"): the regression method (regression.py) with the flow generator
 G(z, c) = z + v(z, 1000 | c) fitted to pairs of the 2-RF model's own Euler ODE, by latent MSE or E-LatentLPIPS.
+`instaflow-gan` (file method "instaflow"): the same with the Diffusion2GAN method's conditional GAN term added
+(InstaFlow's optional GAN, issue 17: "measure whether it helps"); D re-noises real and fake in the flow convention
+(training/discriminator.diffuse: (1 − s)·x + s·ε at model time 1000·s, s ≤ d_t_max/1000).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from ..core import OneStepSpec, flow
 from ..losses import MicroBatch
 from ..unet_interface import ModelInfo
 from .base import PAIRS, Backward, Method, Phase
+from .diffusion2gan import Diffusion2GAN
 from .regression import Regression
 
 FLOW_SPEC = OneStepSpec("flow", flow.FLOW_TIME_SCALE, "sigma_z")  # one call at the noise end: x0 = z + v(z, 1000)
@@ -90,13 +94,27 @@ class Reflow(Method):
         return terms
 
 
-class InstaFlow(Regression):
-    """One-step distillation of a (2-)rectified flow: min E d(z + v(z, 1000 | c), x) over the flow's own Euler pairs."""
+class OneStepFlow:
+    """What both one-step flow methods share (a mixin before their base method): the flow generator spec, checked, and
+    the file method `instaflow`."""
 
-    name = "instaflow"
     file_method = "instaflow"
     generator_spec = FLOW_SPEC
 
     def prepare(self, info: ModelInfo) -> None:
         check_flow_spec(self.name, self.config.generator.spec)
         super().prepare(info)
+
+
+class InstaFlow(OneStepFlow, Regression):
+    """One-step distillation of a (2-)rectified flow: min E d(z + v(z, 1000 | c), x) over the flow's own Euler pairs."""
+
+    name = "instaflow"
+
+
+class InstaFlowGAN(OneStepFlow, Diffusion2GAN):
+    """InstaFlow's one-step distillation + the conditional diffusion GAN of Diffusion2GAN (networks G and D); with the
+    discriminator switched off it is `instaflow`. D is a copy of the MODEL's encoder (the 2-RF's when the 2-RF is the
+    MODEL; else the teacher's), built before G's weights change."""
+
+    name = "instaflow-gan"
