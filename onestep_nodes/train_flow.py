@@ -12,7 +12,7 @@ from comfy_api.latest import io
 
 from onestep import format
 from onestep.ranges import check_declared
-from training.config import GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, TrainConfig, default_lr_warmup, low_memory
+from training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, OptimConfig, ReflowConfig, TrainConfig, default_lr_warmup, low_memory
 from training.export import native_weights
 from training.methods.reflow import FLOW_SPEC
 from . import model_folder
@@ -42,7 +42,7 @@ def flow_config(method: str, steps: int, batch_size: int, lr: float, lora_rank: 
     """The engine config of a flow node: the flow generator spec (x0 = z + v(z, 1000)), AdamW with warm-up and cosine decay."""
     config = TrainConfig(
         method=method, generator=GeneratorConfig(spec=FLOW_SPEC, lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
-        optim=OptimConfig(lr_g=lr, lr_warmup=default_lr_warmup(steps), lr_decay="cosine", lr_decay_steps=steps),
+        optim=OptimConfig(lr_g=lr, lr_d=lr, lr_warmup=default_lr_warmup(steps), lr_decay="cosine", lr_decay_steps=steps),
         batch_size=batch_size, bf16=mm.get_torch_device().type == "cuda", seed=seed, save_every=save_every,
         log_every=max(1, min(50, steps // 20)), **sections,
     )
@@ -117,8 +117,8 @@ class OneStepTrainInstaFlow(io.ComfyNode):
                 "InstaFlow (the second stage): distil a 2-rectified flow into one step, x0 = z + v(z, 1000 | c), by regression "
                 "on pairs of the flow's own Euler ODE (Collect Teacher Pairs on the 2-RF's MODEL with euler + simple). G and its "
                 "EMA start from init_from (the 2-RF file). The recipe: a run with latent MSE, then one with E-LatentLPIPS started "
-                "from the first's file. Its own node rather than Train Diffusion2GAN: no discriminator, and it starts from a flow "
-                "file. Resume and cancel as the other training nodes."
+                "from the first's file. Its own node rather than Train Diffusion2GAN: it starts from a flow file, and its "
+                "discriminator is optional (gan_weight). Resume and cancel as the other training nodes."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The 2-RF or its teacher: gives the UNet architecture and latent space (the weights come from init_from)."),
@@ -132,6 +132,12 @@ class OneStepTrainInstaFlow(io.ComfyNode):
                     "Regression loss: latent MSE (InstaFlow's first run), E-LatentLPIPS (augmented) or LatentLPIPS without ensemble.")),
                 *flow_run_inputs("my-instaflow"),
                 *optional_run_inputs(MEMORY),
+                # last, so saved workflows keep their widget order
+                io.Float.Input("gan_weight", default=0.0, min=0.0, max=100.0, step=0.01, optional=True, tooltip=(
+                    "InstaFlow's optional GAN term (0: off, pure regression as the paper): Diffusion2GAN's conditional "
+                    "discriminator (a copy of MODEL's encoder, re-noising on the flow path) from a quarter of the steps on, "
+                    "its gradient at the generator's output this share of the regression's (0.3 is Train Diffusion2GAN's "
+                    "default); D learns at lr. The file is still an instaflow file.")),
             ],
             outputs=run_outputs("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
                                 "Loss terms over the steps.", PREVIEWS),
@@ -144,14 +150,16 @@ class OneStepTrainInstaFlow(io.ComfyNode):
     @classmethod
     def execute(cls, model, init_from: str, dataset: str, latent_lpips: str, regression: str, steps: int, batch_size: int, lr: float,
                 lora_rank: int, save_every: int, seed: int, generator_name: str, resume: bool, gradient_checkpointing: bool, vae=None,
-                memory: str = "standard") -> io.NodeOutput:
+                memory: str = "standard", gan_weight: float = 0.0) -> io.NodeOutput:
         check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
         run_paths(generator_name)
         source = model_folder.resolve_generator(init_from)
         check_flow_file(source)
         elpips = regression_elpips(model, latent_lpips, regression)
-        config = flow_config("instaflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing, memory,
-                             loss=LossConfig(regression=regression))
+        gan = gan_weight > 0  # instaflow-gan: D is built from MODEL's encoder before G starts from init_from
+        config = flow_config("instaflow-gan" if gan else "instaflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing,
+                             memory, loss=LossConfig(regression=regression, gan_weight=gan_weight, warmup_steps=steps // 4),
+                             discriminator=DiscriminatorConfig(enabled=gan))
 
         def start(session) -> None:
             sd, _ = format.load_generator(source)

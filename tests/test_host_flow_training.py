@@ -4,6 +4,7 @@ simple) and Train InstaFlow from the 2-RF file write an instaflow file One-Step 
 checkpoint and no file, the resumed run equals an uninterrupted one; an ε generator as init_from is refused by name."""
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -122,3 +123,16 @@ def test_low_memory_lora_reflow_writes_the_merged_2rf_and_no_lora(host):
     assert torch.isfinite(latent(host, out, "90")).all()
     assert format.read_metadata(generator_file(host, "rf-lowmem")).method == "2-rectified-flow"
     assert not os.path.exists(os.path.join(host.base_dir, "models", "loras", "rf-lowmem.safetensors"))
+
+
+def test_instaflow_with_a_gan_weight_trains_a_discriminator_and_writes_an_instaflow_file(host):
+    """Train InstaFlow's optional GAN term (gan_weight > 0: method instaflow-gan): D's losses are logged from a quarter
+    of the steps on, the file is an instaflow file that One-Step Generate runs."""
+    out = ok(host.run(instaflow_graph("if-gan", "rf-gan", steps=4, gan_weight=0.3)))
+    meta = format.read_metadata(generator_file(host, "if-gan"))
+    assert (meta.method, meta.prediction, meta.timestep) == ("instaflow", "flow", 1000)
+    assert torch.isfinite(latent(host, out, "92")).all()
+    with open(os.path.join(host.base_dir, "models", "onestep_runs", "if-gan", "history.json"), encoding="utf-8") as f:
+        history = json.load(f)
+    assert {"d_total", "regression"} <= set(history), sorted(history)  # term → [(step, value)]
+    assert [step for step, _ in history["d_total"]] == [2, 3, 4] and [s for s, _ in history["regression"]] == [1, 2, 3, 4]
