@@ -10,6 +10,7 @@ import os
 
 import pytest
 import torch
+from test_core_parameterization import alpha_bar  # SD's schedule, written out apart from the pack
 from test_host import CLIP, latent, ok
 
 CLIP_G = "onestep-test-clip-g-random.safetensors"
@@ -54,8 +55,7 @@ def reference(sdxl_models, name: str, size: dict) -> torch.Tensor:
     weights, _ = load_generator(os.path.join(models, "onestep", name))
     model.diffusion_model.load_state_dict({k: v.float() for k, v in weights.items()})
     z = comfy.sample.prepare_noise(torch.zeros(2, 4, HEIGHT // 8, WIDTH // 8), SEED).double()
-    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2  # SD's scaled-linear schedule
-    a = torch.cumprod(1 - betas, 0)[t].item()
+    a = alpha_bar(t)
     x_in = unet_input(z, a)
     y = model.encode_adm(pooled_output=pooled, **size).repeat(2, 1)  # core's SDXL label vector
     with torch.no_grad():
