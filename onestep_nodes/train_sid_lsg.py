@@ -178,7 +178,7 @@ class OneStepTrainSiDLSG(io.ComfyNode):
                     "balance, 4.5 best CLIP).")),
                 io.Float.Input("kappa2", default=sid.kappa2, **kappa, tooltip=(
                     "κ2 = κ3: guidance scale of the fake score in the generator loss. With kappa1 = kappa2 = 1 the guidance is "
-                    "in the teacher only (kappa4): at proof scale, with the recall anchor, the best student (1.02× the teacher's FD).")),
+                    "in the teacher only (kappa4): at proof scale, with the recall anchor, the best student (1.01× the teacher's FD).")),
                 io.Float.Input("kappa4", default=sid.kappa4, **kappa, tooltip=(
                     "κ4: guidance scale of the frozen teacher in the generator loss (the CFG the student learns; written into the "
                     "file as its guidance).")),
@@ -219,7 +219,7 @@ class OneStepTrainSiDLSG(io.ComfyNode):
                     "models/onestep_pairs, or connect Collect Teacher Pairs' dataset output) at this width × height: the recall "
                     "anchor. The run then trains on the dataset's prompts (prompts and prompt_file are not used) and pulls the "
                     "generator toward the teacher's pairs (latent MSE), which keeps the variety SiD's mode-seeking loses: at "
-                    "proof scale it took the student from 1.26× to 1.05× the teacher's FD, and to 1.02× with kappa1 = kappa2 = 1.")),
+                    "proof scale it took the student from 1.24× to 1.04× the teacher's FD, and to 1.01× with kappa1 = kappa2 = 1.")),
                 io.Float.Input("anchor_weight", default=0.25, min=0.0, max=10.0, step=0.05, round=0.001, optional=True, tooltip=(
                     "With anchor_pairs: the anchor's gradient at the generator's output as a share of the SiD gradient's "
                     "(0.25 measured at proof scale; 0 turns the anchor off).")),

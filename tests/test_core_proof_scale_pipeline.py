@@ -100,6 +100,29 @@ def test_more_teacher_seeds_extend_the_record_without_sampling_again(work):
     assert three["row"]["fd"] == pytest.approx(sum(three["row"]["fd_seeds"]) / 3)
 
 
+def test_teacher_seeds_that_do_not_fit_a_call_are_scored_by_the_next(work, tmp_path, monkeypatch):
+    """Seed by seed within the deadline: the record keeps the seeds done (the stages after it can run), the next call
+    adds the rest. Here a scored seed claims to have taken 1e6 s, so after the one it adds no other fits 1,000 s."""
+    from proof_scale import stage_teacher
+
+    w = str(tmp_path)
+    for f in ("classifier.json", "classifier.safetensors", "teacher.json", "teacher.safetensors"):
+        shutil.copyfile(os.path.join(work, f), os.path.join(w, f))
+    shutil.copyfile(os.path.join(work, "teacher_eval.one_seed.json"), os.path.join(w, "teacher_eval.json"))
+    real = stage_teacher.score_seeds
+    slow = lambda *a, **k: (lambda r: {**r, "per_seed": [{**p, "seconds": 1e6} for p in r["per_seed"]]})(real(*a, **k))
+    monkeypatch.setattr(stage_teacher, "score_seeds", slow)
+    tiny = ["--work", w, "--tiny", "--stage", "teacher-eval", "--max-seconds", "1000"]
+    assert pipeline.main(tiny) == 0
+    two = _json(w, "teacher_eval.json")
+    assert two["seeds"] == _json(work, "teacher_eval.json")["seeds"][:2] and len(two["row"]["fd_seeds"]) == 2
+    monkeypatch.setattr(stage_teacher, "score_seeds", real)
+    assert pipeline.main(tiny[:-2]) == 0  # no deadline (the seed above claims 1e6 s)
+    three = _json(w, "teacher_eval.json")
+    assert three["row"]["per_seed"][:2] == two["row"]["per_seed"] and len(three["seeds"]) == 3
+    assert three["row"]["fd_seeds"] == _json(work, "teacher_eval.json")["row"]["fd_seeds"]  # the same noise: the same FDs
+
+
 def test_an_anchored_sid_row_trains_on_the_pairs_with_its_regression(work):
     from onestep.format import load_generator
     from proof_scale.rows import row_dir_name

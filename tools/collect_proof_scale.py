@@ -34,11 +34,16 @@ TEACHERS = {
 # row → (record file, key path inside it, evaluator, what it is)
 SOURCES = {
     "teacher": (f"{R}6/teacher_eval.json", ("row",), "run6", "the shipped teacher: Euler 50 steps, CFG 1.5"),
-    "teacher_run15": (f"{R}15/teacher_eval.json", ("row",), "run15", "the shipped teacher: Euler 50 steps, CFG 1.5 (run 15's evaluator)"),
-    "diffusion2gan_then_sid_lsg_split_anchored": (f"{R}17/score_sid_split_anchor_step1250_cpu.json", (), "run15",
+    "teacher_run15": (f"{R}18/teacher_eval.json", ("row",), "run15", "the shipped teacher: Euler 50 steps, CFG 1.5 (run 15's evaluator; "
+                      "scored on three seeds in run 18 — runs 15–17 scored it on seed 1,000,000 only: 8.517 there, 8.515 in run 18)"),
+    "diffusion2gan_then_sid_lsg_split_anchored": (f"{R}18/score_shipped_student_3seeds_cpu.json", (), "run15",
                                                   "the shipped student: SiD-LSG with the LSG split (κ1 = κ2 = 1, κ4 = 1.5) + the "
                                                   "recall anchor (latent MSE on the teacher pairs, 0.25 of SiD's gradient norm), "
-                                                  "1,250 steps at batch 256 from run 10's GAN-stage student (CPU-scored)"),
+                                                  "1,250 steps at batch 256 from run 10's GAN-stage student (run 17; CPU-scored on the teacher's three seeds)"),
+    "diffusion2gan_then_sid_lsg_split_anchored_kappa4_125": (
+        f"{R}18/distill/sid_split_anchor_kappa4_125/result.json", ("row",), "run15",
+        "the shipped recipe with the guidance the student learns lowered to κ4 = 1.25 (run 18; GPU-scored in bf16 — the shipped "
+        "student scored 8.723 that way): worse at every selection point"),
     "diffusion2gan_then_sid_lsg_anchored": (f"{R}16/score_sid_anchor_step1500_cpu.json", (), "run15",
                                             "SiD-LSG (κ 1.5, lr 3e-5) + the recall anchor 0.25, 1,500 steps at batch 256 from "
                                             "run 10's GAN-stage student (shipped in session 16; CPU-scored)"),
