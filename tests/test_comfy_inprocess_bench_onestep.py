@@ -1,6 +1,6 @@
 """benchmarks/bench_onestep.py --tiny on the CPU, in process with the real ComfyUI: the SDXL rows' code paths (the pack's
 One-Step Generate, the fast path's call run eagerly, core's SamplerCustom path, the raw UNet, core's KSampler teacher,
-core VAE Decode), the checks (the eager fast call equals fast=off), the table and command printed, the JSON written,
+core VAE Decode, the decoder in both memory layouts), the checks (the eager fast call equals fast=off), the table and command printed, the JSON written,
 and --time-budget skipping the teacher; plus the full-size SDXL config being what core's own detection reads."""
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def test_tiny_sdxl_run(pack, tmp_path, capsys):  # noqa: F811
         assert not any("cuda" in p.lower() for p in paths)  # no CUDA rows on the CPU
         assert all(r["ms"] > 0 and r["x_vs_teacher"] > 0 for r in paths.values())
         assert paths["teacher, 2 euler steps CFG 7.5 + core VAE Decode"]["x_vs_teacher"] == 1.0
+        # the decoder layout probe (NHWC on a copy of the decoder) decodes what the default layout does
+        assert {"raw decoder, eager (NCHW)", "raw decoder, eager, channels_last (NHWC)"} <= set(paths)
+        assert info["checks"][f"batch {b}: decoder channels_last vs NCHW, max |Δ| (-1..1 pixels)"] <= 1e-4
         # the fast path's call (core's y from the pooled text and size keys) gives fast=off's latents
         assert info["checks"][f"batch {b}: fast path's call run eagerly vs fast=off, max |Δ| / max |x|"] <= 1e-5
 
