@@ -57,6 +57,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "d_lead": int, "d_t_min": int, "mix_and_match": lambda v: v == "true", "z_conditioning": lambda v: v == "true",
     "gan_loss": str, "lr_d_schedule": str,  # "standard" | "relativistic"; "shared" | "constant" (training/config.py)
     "gan_ramp": int, "d_beta1": float, "d_beta2": float,  # LossConfig.gan_ramp_steps; D's Adam β (OptimConfig.betas_d)
+    "gan_scale_max": float,  # LossConfig.gan_scale_max (the adaptive weight's cap; `inf`: none, as before the engine)
     "d_backbone": str, "d_lora_rank": int,  # "full" | "lora": D's teacher encoder trained, or frozen with LoRA (DiscriminatorConfig)
     "compile": lambda v: v == "true",  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
     # flow rows only (FLOW_ROWS):
@@ -194,7 +195,7 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
                           betas_d=(p.get("d_beta1", D2G_BETAS_D[0]), p.get("d_beta2", D2G_BETAS_D[1]))),
         loss=LossConfig(regression=p["regression"], warmup_steps=p["gan_warmup"], gan_weight=p["gan_weight"], gan_balance=p["gan_balance"],
                         d_lead_steps=p.get("d_lead", 0), gan_loss=p.get("gan_loss", "standard"),
-                        gan_ramp_steps=p.get("gan_ramp", 0)),
+                        gan_ramp_steps=p.get("gan_ramp", 0), gan_scale_max=p.get("gan_scale_max", LossConfig.gan_scale_max)),
         discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_min=p.get("d_t_min", 0),
                                           d_t_max=p["d_t_max"], mix_and_match=p.get("mix_and_match", True), z_conditioning=p.get("z_conditioning", True),
                                           backbone=p.get("d_backbone", "full"), lora_rank=p.get("d_lora_rank", 64)),

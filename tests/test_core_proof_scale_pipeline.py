@@ -123,6 +123,28 @@ def test_teacher_seeds_that_do_not_fit_a_call_are_scored_by_the_next(work, tmp_p
     assert three["row"]["fd_seeds"] == _json(work, "teacher_eval.json")["row"]["fd_seeds"]  # the same noise: the same FDs
 
 
+def test_the_engine_replays_the_diffusion2gan_row_of_the_code_before_it(work):
+    """Issue 15's rerun at tiny scale: the Diffusion2GAN row's plan through the method engine, with the two defaults
+    added since set back (no cap on the adaptive GAN weight, D's Adam β2 0.999), gives the loss history, the selected
+    step and the FDs the code before the engine gave (tests/data/pre_engine_d2g_tiny.json, commit 7cb2206)."""
+    from proof_scale.rows import row_dir_name
+
+    variant = "diffusion2gan@gan_scale_max=inf:d_beta2=0.999"
+    assert pipeline.main(["--work", work, "--tiny", "--stage", f"distill-{variant}", "--variants", variant]) == 0
+    with open(os.path.join(os.path.dirname(__file__), "data", "pre_engine_d2g_tiny.json")) as f:
+        before = json.load(f)
+    history = _json(work, "distill", row_dir_name(variant), "history.json")
+    row = _json(work, "distill", row_dir_name(variant), "result.json")["row"]
+    assert set(before["history"]) <= set(history)  # the engine logs two D metrics more (d_gap, d_rank_acc)
+    for name, points in before["history"].items():
+        assert [s for s, _ in history[name]] == [s for s, _ in points], name
+        assert [v for _, v in history[name]] == pytest.approx([v for _, v in points], rel=1e-5, abs=1e-7), name
+    assert row["selected_step"] == before["selected_step"] and row["fd_seeds"] == pytest.approx(before["fd_seeds"], rel=1e-5)
+    # and the cap (the engine's default since) does change the run: the comparison can tell the two apart
+    capped = _json(work, "distill", "diffusion2gan", "history.json")
+    assert max(v for _, v in capped["gan_scale"]) <= 10.0 < max(v for _, v in before["history"]["gan_scale"])
+
+
 def test_an_anchored_sid_row_trains_on_the_pairs_with_its_regression(work):
     from onestep.format import load_generator
     from proof_scale.rows import row_dir_name
