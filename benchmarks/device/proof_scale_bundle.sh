@@ -2,7 +2,7 @@
 # Build what a proof-scale GPU run carries besides the working tree (session 15 rebuilt it by hand after the last
 # session's git-ignored copies were lost; this makes it one command). Run here, after scripts/bootstrap.sh:
 #
-#   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--evaluator DIR] [--init-row ROW]
+#   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--evaluator DIR [--teacher-row RUN_DIR]] [--init-row ROW]
 #        [--init GENERATOR.safetensors | --init-weights "best_TAG_a.safetensors best_TAG_b.safetensors" --init-result RESULT.json]
 #
 #   .devdata/ps/context.safetensors   the context table of the shipped text encoder (tools.proof_scale_encoder table)
@@ -20,6 +20,10 @@
 #                                     it instead of training one, so its FDs compare with that run's; and the
 #                                     E-LatentLPIPS trunk (latent_lpips.safetensors + .json) when the folder has it —
 #                                     with both, no call needs --train-images
+#   .devdata/ps/teacher_row/          with --teacher-row: a run's scored teacher row (teacher_eval.json + teacher.json, e.g.
+#                                     benchmarks/results/proof_scale_h200_run18, scored by run 15's evaluator): placed
+#                                     into the work folder when the teacher and context match (proof_scale.carried_teacher),
+#                                     so teacher-eval is skipped (~130 s of device time); only with the evaluator that scored it
 #   .whl/                             the wheels the device image lacks (Python 3.12): diffusers, kornia, kornia_rs,
 #                                     importlib_metadata
 # The device call: carry [".whl", ".devdata/ps"] (+ ".devdata/ps_init"), with the tracked files it does not need moved
@@ -28,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=.host/venv/bin/python
 FM=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-TRAIN=0; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_ROW=diffusion2gan
+TRAIN=0; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_ROW=diffusion2gan; TEACHER_ROW=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --train-images) TRAIN=1 ;;
@@ -37,6 +41,7 @@ while [ $# -gt 0 ]; do
     --init-result) INIT_R="$2"; shift ;;
     --init-row) INIT_ROW="$2"; shift ;;
     --evaluator) EVAL="$2"; shift ;;
+    --teacher-row) TEACHER_ROW="$2"; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac; shift
 done
@@ -49,6 +54,10 @@ rm -rf .devdata/ps/evaluator
 if [ -n "$EVAL" ]; then mkdir -p .devdata/ps/evaluator && cp "$EVAL"/classifier.safetensors "$EVAL"/classifier.json .devdata/ps/evaluator/
   # the E-LatentLPIPS trunk too when the folder has it: then no stage needs the training images
   if [ -f "$EVAL"/latent_lpips.safetensors ]; then cp "$EVAL"/latent_lpips.safetensors "$EVAL"/latent_lpips.json .devdata/ps/evaluator/; fi; fi
+rm -rf .devdata/ps/teacher_row
+if [ -n "$TEACHER_ROW" ]; then
+  [ -n "$EVAL" ] || { echo "--teacher-row needs --evaluator (the classifier that scored it)" >&2; exit 2; }
+  mkdir -p .devdata/ps/teacher_row && cp "$TEACHER_ROW"/teacher_eval.json "$TEACHER_ROW"/teacher.json .devdata/ps/teacher_row/; fi
 PYTHONPATH=.host/ComfyUI $PY -m tools.proof_scale_encoder table default_models/proof_scale/fmnist-text-encoder.safetensors .devdata/ps/context.safetensors
 if [ -n "$INIT" ] || [ -n "$INIT_W" ]; then
   rm -rf .devdata/ps_init

@@ -23,6 +23,9 @@ if [ -f .devdata/ps/evaluator/classifier.json ] && [ ! -f "$W/classifier.json" ]
   cp .devdata/ps/evaluator/classifier.* "$W/" && echo "EVALUATOR placed (its classifier: FDs compare with the run it came from)"; fi
 if [ -f .devdata/ps/evaluator/latent_lpips.json ] && [ ! -f "$W/latent_lpips.json" ]; then
   cp .devdata/ps/evaluator/latent_lpips.* "$W/" && echo "E-LatentLPIPS trunk placed"; fi
+# a scored teacher row carried in (proof_scale_bundle.sh --teacher-row): teacher-eval is skipped when it matches
+[ -d .devdata/ps/teacher_row ] && python3 -m proof_scale.carried_teacher place .devdata/ps/teacher_row "$W" \
+  --teacher default_models/proof_scale/fmnist-teacher.safetensors --context .devdata/ps/context.safetensors
 # a row carried in (.devdata/ps_init, proof_scale_bundle.sh --init*): placed as finished (distill/diffusion2gan unless
 # its row.txt names another, e.g. reflow_2rf), once
 [ -d .devdata/ps_init ] && python3 -m proof_scale.init_row place .devdata/ps_init "$W"
