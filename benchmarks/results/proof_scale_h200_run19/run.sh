@@ -1,0 +1,32 @@
+#!/bin/bash
+# Session 20 plan (written in session 19, whose device time went to run 18): issue 15's done-means rerun of a Diffusion2GAN
+# row through the method engine, on ONE H200, then the session's other work. Run 6's D2G row never finished (no FD) and the
+# evaluators of runs 5-14 are lost, so the rerun replays run 5's finished pre-engine row — `diffusion2gan@timestep=625`,
+# seed 0: 12,000 Euler-50 pairs, E-LatentLPIPS + GAN (after 200 steps), 600 steps at batch 256, lr 1e-4 (100 warm-up,
+# cosine), FD 30.21 (29.96 / 30.46) = 3.52x its evaluator's teacher (8.59), 184 GPU s — with the two defaults added since
+# set back (gan_scale_max=inf, d_beta2=0.999: on the CPU the engine then replays the pre-engine row bit for bit,
+# tests/test_core_proof_scale_pipeline.py::test_the_engine_replays_the_diffusion2gan_row_of_the_code_before_it).
+# Compare: the loss history against run 5's (benchmarks/results/proof_scale_h200_run5/call3/distill/diffusion2gan__timestep-625/
+# history.json; step 1 regression 0.5292) and the FD ratio (run 15's evaluator: ratios move a few per cent between evaluators,
+# run 10's student 1.59x vs 1.66x) within the seed spreads.
+#
+# A. The E-LatentLPIPS trunk (the row's regression needs it; no committed evaluator has one, and the train split cannot ride
+#    with the evaluator under 64 MiB): bundle `proof_scale_bundle.sh --train-images` (no --evaluator), move aside what run 17's
+#    run.sh says AND .devdata/ps_init; carry [".whl", ".devdata/ps"] (~66 MB); CALL=A (~100 s).
+# B. Rebundle `proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator --teacher-row
+#    benchmarks/results/proof_scale_h200_run18` (the teacher row is skipped: ~130 s saved), carry [".whl", ".devdata/ps"] on the
+#    still-warm machine (runs/ps5 keeps the trunk), CALL=B (~350 s: pairs ~40 s, the row ~200 s, scoring).
+# Then, with ~1,300 s left: issue 16's next lever (the shipped recipe with regression=latentlpips for the anchor, or alpha=1.2:
+# `VARIANTS='sid_lsg_teacher_cfg@init_from=diffusion2gan:lr=3e-5:lr_warmup=50:steps=1500:batch=256:ema_decay=0.99:anchor=0.25:regression=latentlpips'`
+# with run 18's bundle + --teacher-row, ~1,100 s), or issue 20's decoder rows (benchmarks/device/issue20.sh CALL=3 + the
+# layout probe), by the guide's order.
+export W=runs/ps5
+case "${CALL:-A}" in
+  A) python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 9
+     PYTHONPATH=/tmp/site:$PWD python3 -m proof_scale.pipeline --work "$W" --stage latent-lpips --data .devdata/ps/fm \
+       --context .devdata/ps/context.safetensors --max-seconds 400 2>&1 | tail -20
+     tar czf "$OUT/evaluator.tgz" "$W"/latent_lpips.safetensors "$W"/latent_lpips.json ;;  # commit beside run 15's classifier
+  B) PAIRS=12000 SELECT=500 SKIP_PIP=1 MAXS=540 \
+     VARIANTS='diffusion2gan@timestep=625:steps=600:batch=256:lr_warmup=100:gan_warmup=200:gan_scale_max=inf:d_beta2=0.999' \
+     bash benchmarks/device/proof_scale_run.sh ;;
+esac
