@@ -29,4 +29,11 @@ case "${CALL:-A}" in
   B) PAIRS=12000 SELECT=500 SKIP_PIP=1 MAXS=540 \
      VARIANTS='diffusion2gan@timestep=625:steps=600:batch=256:lr_warmup=100:gan_warmup=200:gan_scale_max=inf:d_beta2=0.999' \
      bash benchmarks/device/proof_scale_run.sh ;;
+  C) # issue 16's next lever on the same machine: the shipped recipe with a LatentLPIPS anchor (the trunk from call A);
+     # needs run 18's bundle: proof_scale_bundle.sh --evaluator .../run15/evaluator --teacher-row .../run18 --init <run 10's student>,
+     # carry [".whl", ".devdata/ps", ".devdata/ps_init"]; MAXS per call as run 18's run.sh (about 1,100 s in all)
+     mkdir -p runs/ps && cp -n runs/ps5/latent_lpips.* runs/ps/
+     W=runs/ps SKIP_PIP=1 MAXS=${MAXS:-540} KEEP=${KEEP:-} \
+     VARIANTS='sid_lsg_teacher_cfg@init_from=diffusion2gan:lr=3e-5:lr_warmup=50:steps=1500:batch=256:ema_decay=0.99:anchor=0.25:regression=latentlpips' \
+     bash benchmarks/device/proof_scale_run.sh ;;
 esac
