@@ -8,7 +8,9 @@
 # tests/test_core_proof_scale_pipeline.py::test_the_engine_replays_the_diffusion2gan_row_of_the_code_before_it).
 # Compare: the loss history against run 5's (benchmarks/results/proof_scale_h200_run5/call3/distill/diffusion2gan__timestep-625/
 # history.json; step 1 regression 0.5292) and the FD ratio (run 15's evaluator: ratios move a few per cent between evaluators,
-# run 10's student 1.59x vs 1.66x) within the seed spreads.
+# run 10's student 1.59x vs 1.66x) within the seed spreads:
+#   python -m tools.compare_histories benchmarks/results/proof_scale_h200_run5/call3/distill/diffusion2gan__timestep-625/history.json \
+#     <the rerun's history.json from records.tgz> --window 100
 #
 # A. The E-LatentLPIPS trunk (the row's regression needs it; no committed evaluator has one, and the train split cannot ride
 #    with the evaluator under 64 MiB): bundle `proof_scale_bundle.sh --train-images` (no --evaluator), move aside what run 17's
