@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 
 from onestep.atomic import file_sha256
 
 from .checkpoint import digest
 from .cli import read_context
-from .common import read_json
+from .common import read_json, write_json
 
 
 def why_not(run_dir: str, teacher: str, context: str) -> str | None:
@@ -45,10 +44,9 @@ def place(run_dir: str, work: str, teacher: str, context: str) -> str:
     if reason:
         return f"teacher row not placed: {reason} (teacher-eval scores it)"
     os.makedirs(work, exist_ok=True)
-    shutil.copyfile(os.path.join(run_dir, "teacher_eval.json"), target + ".tmp")
-    os.replace(target + ".tmp", target)
-    seeds = read_json(target).get("seeds", [])
-    return f"TEACHER ROW placed from {run_dir} (seeds {seeds})"
+    record = read_json(os.path.join(run_dir, "teacher_eval.json"))
+    write_json(target, record)
+    return f"TEACHER ROW placed from {run_dir} (seeds {record.get('seeds', [])})"
 
 
 def main(argv: list[str] | None = None) -> int:
