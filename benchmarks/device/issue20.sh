@@ -7,7 +7,7 @@
 #   command "CALL=1 bash benchmarks/device/issue20.sh", carry [".whl", ".devdata/comfy"], timeout_s 600
 #   CALL=1  SDXL 1024² one-step rows without compile, batches 1 4   ‖ bench_train --arch sdxl (full/LoRA b2, memory=low)
 #   CALL=2  bench_pairs core/graph/compile, batches 8 32, PartiPrompts ‖ SD1.5 512² one-step rows with compile
-#   CALL=3  bench_pairs again (its compile first round loads CALL 2's artifacts) ‖ SDXL batch 1 with compile
+#   CALL=3  bench_pairs again (its compile first round loads CALL 2's artifacts) ‖ SDXL batch 1 with compile, VAE Decode (fast) max-autotune
 # CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
 # part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
 # from CALL 2 also keeps them in /tmp). Afterwards: scripts/device_bundle.sh restore.
@@ -60,7 +60,7 @@ case "$CALL" in
 2) a=(pairs_fast_teacher_run1 pairs)
    b=(sd15_compile onestep --arch sd15 --batches 1 8) ;;
 3) a=(pairs_fast_teacher_run2 pairs)
-   b=(sdxl_b1_compile onestep --arch sdxl --batches 1) ;;
+   b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;
 *) echo "CALL must be 1, 2 or 3"; exit 2 ;;
 esac
 

@@ -38,4 +38,26 @@ case "${CALL:-A}" in
      W=runs/ps SKIP_PIP=1 MAXS=${MAXS:-540} KEEP=${KEEP:-} \
      VARIANTS='sid_lsg_teacher_cfg@init_from=diffusion2gan:lr=3e-5:lr_warmup=50:steps=1500:batch=256:ema_decay=0.99:anchor=0.25:regression=latentlpips' \
      bash benchmarks/device/proof_scale_run.sh ;;
+  P) # The same row through the code BEFORE the engine (commit 7cb2206), with the same teacher, classifier (run 15's) and
+     # E-LatentLPIPS trunk (call A's): the FD comparison issue 15's done-means asks for, on one evaluator. Here first:
+     #   git worktree add /tmp/pre 7cb2206; mkdir -p .devdata/pre/{code,work,whl}
+     #   (cd /tmp/pre && git archive HEAD onestep training proof_scale tools benchmarks/__init__.py) | tar x -C .devdata/pre/code
+     #   cp .whl/{diffusers,importlib_metadata,kornia}* .devdata/pre/whl/; cp -r .devdata/ps/fm .devdata/ps/context.safetensors .devdata/pre/
+     #   cp <run 15 evaluator>/classifier.* <call A's trunk>/latent_lpips.* <run 18>/teacher_eval.json .devdata/pre/work/
+     # carry [".devdata/pre"] (the tree without the student and text encoder).
+     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .devdata/pre/whl/*.whl || exit 9
+     root=$PWD; PW=/tmp/prew; mkdir -p "$PW" && cp .devdata/pre/work/* "$PW"/
+     (cd .devdata/pre/code && PYTHONPATH=/tmp/site:$PWD python3 -m proof_scale.pipeline --work "$PW" \
+        --stage teacher,pairs,distill-diffusion2gan@timestep=625 --data ../fm --context ../context.safetensors \
+        --teacher-import "$root"/default_models/proof_scale/fmnist-teacher.safetensors --sweep-steps 50 --sweep-cfg 1.5 \
+        --pairs 12000 --distill-steps 600 --gan-warmup 200 --row-set lr_warmup=100 --max-seconds 520 2>&1 | tail -40)
+     tar czf "$OUT/records_pre.tgz" -C "$PW" --exclude='*.safetensors' --exclude='*.ckpt' . ;;
 esac
+# As run (session 20, one H200, 1,706 s held in all with the issue 20 call between): CALL=A (92 s: the trunk, test acc 0.7864;
+# committed as benchmarks/results/proof_scale_h200_run15/evaluator/latent_lpips.* so later bundles carry it with the
+# classifier), CALL=B (363 s; engine_seed0/), CALL=P (317 s; pre_engine_seed0/), then the engine row again with training
+# seed 1 (391 s; engine_seed1/) — after copying the trunk into .devdata/ps/evaluator/ and the four proof-scale wheels into .whl:
+#   W=runs/ps5 PAIRS=12000 SELECT=500 MAXS=420 VARIANTS='diffusion2gan@timestep=625:steps=600:batch=256:lr_warmup=100:gan_warmup=200:gan_scale_max=inf:d_beta2=0.999:seed=1' \
+#     bash benchmarks/device/proof_scale_run.sh
+# Result (docs/benchmarks.md "session 20 run 19"): engine 27.89 (seed 0) / 29.91 (seed 1), the code before it 28.42 (seed 0) —
+# on one evaluator the pre-engine row lies between the engine's two training seeds. CALL=C did not run (no device time left).
