@@ -61,3 +61,4 @@ esac
 #     bash benchmarks/device/proof_scale_run.sh
 # Result (docs/benchmarks.md "session 20 run 19"): engine 27.89 (seed 0) / 29.91 (seed 1), the code before it 28.42 (seed 0) —
 # on one evaluator the pre-engine row lies between the engine's two training seeds. CALL=C did not run (no device time left).
+# Its plan moved to benchmarks/results/proof_scale_h200_run20/run.sh (the trunk now rides with the evaluator).
