@@ -18,6 +18,7 @@ Rows (one process, one after another; an out-of-memory row is recorded as "OOM" 
   lora64-b4          the same without gradient checkpointing
   *-ar1              approximated R1 (finite differences: no double backward)
   *-ckpt-low         memory=low exactly as the training nodes give it (training.config.low_memory, nothing overridden)
+  *-ckpt-low-bf16    the same with G's and D's trained weights (LoRA factors) and G's EMA stored in bf16
   *-dbf16            D's weights and gradients stored in bf16 (stochastic-rounding updates, training/rounding.py)
 Per row: trainable parameters of G and D, ms/step (median of the non-R1 steps, median of the R1 steps, and their
 1-in-16 weighted mean — the average step as it occurs), peak torch.cuda.max_memory_allocated / reserved over the
@@ -57,7 +58,7 @@ from tools import fixtures as F  # noqa: E402  (sets --cpu when there is no GPU)
 import comfy.supported_models  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode, R1 mode[, D storage dtype[, D backbone]])
+ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory mode, R1 mode[, D storage dtype (*-low rows: every trained weight's)[, D backbone]])
     "ref-full-b2-ckpt": (0, 2, True, False, "exact"),
     "full-b2-ckpt": (0, 2, True, True, "exact"),
     "full-b4-ckpt": (0, 4, True, True, "exact"),
@@ -82,6 +83,11 @@ ROWS = {  # name: (lora rank, per-GPU batch, gradient checkpointing, low-memory 
     # memory=low as the nodes and the CLI's --low-memory set it (R1 mode, D storage and backbone: low_memory's own)
     "full-b2-ckpt-low": (0, 2, True, True, None),
     "lora64-b2-ckpt-low": (64, 2, True, True, None),
+    # issue 20's LoRA ≤ 16 GB at batch 2: a smaller rank, and memory=low with the trained factors (G's and D's, their
+    # AdamW states and gradients) and G's EMA stored in bf16 with stochastic-rounding updates (the CLI's
+    # --generator-dtype / --d-dtype bfloat16; the nodes' memory=low keeps them in float32)
+    "lora32-b2-ckpt-low": (32, 2, True, True, None),
+    "lora64-b2-ckpt-low-bf16": (64, 2, True, True, None, "bfloat16"),
 }
 SDXL_ROWS = ["full-b2-ckpt-low", "lora64-b2-ckpt-low"]  # issue 20: SDXL at 1024², batch 2, memory=low
 SCALING_ROWS = ["full-b2-ckpt", "lora64-b2-ckpt"]
@@ -113,7 +119,8 @@ def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0
                d_backbone: str = "full"):
     """The TrainConfig of one row (batch is the global batch of the trainer): the trainer's defaults (the reference),
     or training.config.low_memory() of them as the node's memory=low and the CLI's --low-memory give it, with the
-    row's R1 mode and D storage / backbone."""
+    row's R1 mode and D storage / backbone. The *-low rows (r1_mode None) take low_memory's own settings; with a
+    d_storage other than float32 (the *-low-bf16 rows) G's and D's trained weights and G's EMA are stored in it."""
     c = P.config
     cfg = c.TrainConfig(
         generator=c.GeneratorConfig(lora_rank=lora, gradient_checkpointing=ckpt),
@@ -124,7 +131,10 @@ def row_config(P, lora: int, batch: int, ckpt: bool, lowmem: bool, seed: int = 0
     if lowmem:
         cfg = c.low_memory(cfg)
     if r1_mode is None:  # the *-low rows: memory=low exactly as the training nodes give it
-        return cfg
+        if d_storage == "float32":
+            return cfg
+        return dataclasses.replace(cfg, generator=dataclasses.replace(cfg.generator, storage_dtype=d_storage),
+                                   discriminator=dataclasses.replace(cfg.discriminator, storage_dtype=d_storage), ema_dtype=d_storage)
     d = dataclasses.replace(cfg.discriminator, r1_mode=r1_mode, storage_dtype=d_storage, backbone=d_backbone)
     if d_backbone == "full" and lowmem:  # a full D in low memory: Adafactor (a LoRA backbone's few factors keep AdamW)
         cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, optimizer_d="adafactor"))

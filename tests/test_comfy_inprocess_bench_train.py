@@ -33,3 +33,19 @@ def test_tiny_sdxl_rows_are_memory_low(tmp_path, capsys):
         assert got.discriminator.r1_mode == "approx" and got.bf16 and got.generator.gradient_checkpointing
         assert got.discriminator.backbone == ("lora" if rank else "full") and (got.optim.optimizer == "adafactor") == (rank == 0)
     assert lora["config"] == json.loads(json.dumps(bench.row_config(P, 64, 2, True, True, r1_mode=None).to_dict()))
+
+
+def test_the_bf16_lora_row_stores_the_trained_factors_and_the_ema_in_bf16(tmp_path):
+    """Issue 20's LoRA-memory row: memory=low as the nodes give it, but G's and D's LoRA factors and G's EMA in bf16
+    (stochastic-rounding updates) — it trains, and only those storage dtypes differ from the lora64-b2-ckpt-low row."""
+    P = bench.load_pack()
+    low = bench.row_config(P, 64, 2, True, True, r1_mode=None)
+    bf16 = bench.row_config(P, 64, 2, True, True, r1_mode=None, d_storage="bfloat16")
+    assert (bf16.generator.storage_dtype, bf16.discriminator.storage_dtype, bf16.ema_dtype) == ("bfloat16",) * 3
+    assert (low.generator.storage_dtype, low.discriminator.storage_dtype, low.ema_dtype) == ("float32",) * 3
+    assert bf16.to_dict() | {"generator": None, "discriminator": None, "ema_dtype": None} == low.to_dict() | {"generator": None, "discriminator": None, "ema_dtype": None}
+    info = bench.main(["--tiny", "--arch", "sdxl", "--rows", "lora64-b2-ckpt-low-bf16", "--steps", "1", "--warmup", "0", "--no-compile-lpips",
+                       "--out", str(tmp_path / "train.json")])
+    row, = info["rows"]
+    assert row["status"] == "ok" and row["config"]["generator"]["storage_dtype"] == "bfloat16" and row["config"]["ema_dtype"] == "bfloat16"
+    assert row["config"]["discriminator"]["storage_dtype"] == "bfloat16" and row["last_losses"]["regression"] > 0

@@ -8,12 +8,13 @@
 #   CALL=1  SDXL 1024² one-step rows without compile, batches 1 4   ‖ bench_train --arch sdxl (full/LoRA b2, memory=low)
 #   CALL=2  bench_pairs core/graph/compile, batches 8 32, PartiPrompts ‖ SD1.5 512² one-step rows with compile
 #   CALL=3  bench_pairs again (its compile first round loads CALL 2's artifacts) ‖ SDXL batch 1 with compile, VAE Decode (fast) max-autotune
+#   CALL=4  bench_train --arch sdxl: the LoRA-memory rows (rank 32; rank 64 with bf16 factors + EMA) ‖ SD1.5 one-step with compile
 # CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
 # part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
 # from CALL 2 also keeps them in /tmp). Afterwards: scripts/device_bundle.sh restore.
 # Each job writes <name>.json (its --out) and <name>.log into $OUT; env.txt holds the GPU and versions.
 set -uo pipefail
-: "${CALL:?set CALL=1, 2 or 3}"
+: "${CALL:?set CALL=1, 2, 3 or 4}"
 OUT=${OUT:-/tmp/issue20_out}
 LIMIT=${LIMIT:-550}  # seconds the jobs may run to (+10 s to be killed, then the summary); the device's limit is 600
 DRY=${DRY:-}         # DRY=1: print the job commands only (no install, nothing run), e.g. to check them here
@@ -59,9 +60,12 @@ case "$CALL" in
    b=(sdxl_train python3 -m benchmarks.bench_train --arch sdxl --steps 32 --warmup 4 --out "$OUT/sdxl_train.json") ;;
 2) a=(pairs_fast_teacher_run1 pairs)
    b=(sd15_compile onestep --arch sd15 --batches 1 8) ;;
+4) a=(sdxl_train_lora_memory python3 -m benchmarks.bench_train --arch sdxl --rows lora64-b2-ckpt-low-bf16 lora32-b2-ckpt-low
+        --steps 32 --warmup 4 --out "$OUT/sdxl_train_lora_memory.json")
+   b=(sd15_compile onestep --arch sd15 --batches 1 8) ;;
 3) a=(pairs_fast_teacher_run2 pairs)
    b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;
-*) echo "CALL must be 1, 2 or 3"; exit 2 ;;
+*) echo "CALL must be 1, 2, 3 or 4"; exit 2 ;;
 esac
 
 # A job's command line, made once its time is known (bench_onestep's budget depends on it).
