@@ -251,10 +251,25 @@ def run_batch(args, nodes, m, b, modes, budget, info, state) -> None:
                              "x_vs_teacher": round(teacher_ms / v, 1) if teacher_ms else None})
 
 
+def cudnn_autotuned(wrap):
+    """wrap(fn) with cuDNN's benchmark mode on while it runs (a CUDA graph's warm-up then times every convolution
+    algorithm for these fixed shapes and the capture keeps the fastest; ComfyUI's --fast autotune sets it for the
+    whole process), restored afterwards."""
+    def wrapped(fn):
+        before = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+        try:
+            return wrap(fn)
+        finally:
+            torch.backends.cudnn.benchmark = before
+    return wrapped
+
+
 def decoder_layout_probe(vae, latents: torch.Tensor, b: int, rounds: int, checks: dict) -> dict[str, float]:
-    """The decoder alone from a CUDA graph in PyTorch's default layout (NCHW) and in channels_last (NHWC, cuDNN's
-    fastest for 16-bit convolutions), on a copy so the user's VAE keeps its layout: is NHWC worth a node mode? At 1024²
-    the decoder is 10.5 TFLOP per image (13 ms at this GPU's bf16 peak) and caps SDXL's end-to-end ratio (issue 20)."""
+    """The decoder alone from a CUDA graph in PyTorch's default layout (NCHW) and in channels_last (NHWC), each with
+    cuDNN's default algorithm choice and autotuned (benchmark mode during the capture), on a copy so the user's VAE
+    keeps its layout: is either worth a VAE Decode (fast) mode? At 1024² the decoder is 10.5 TFLOP per image (13 ms at
+    this GPU's bf16 peak) and caps SDXL's end-to-end ratio (issue 20); session 20 measured NHWC 1.5–1.9× slower."""
     import copy
 
     model = vae.first_stage_model
@@ -272,9 +287,13 @@ def decoder_layout_probe(vae, latents: torch.Tensor, b: int, rounds: int, checks
 
     cuda = z.is_cuda  # --tiny on the CPU: the same calls, eagerly
     how, wrap = ("CUDA graph", graphed) if cuda else ("eager", lambda fn: fn)
-    paths = {f"raw decoder, {how} (NCHW)": wrap(nchw_decode), f"raw decoder, {how}, channels_last (NHWC)": wrap(nhwc_decode)}
-    a, c = (fn().float() for fn in paths.values())
-    checks[f"batch {b}: decoder channels_last vs NCHW, max |Δ| (-1..1 pixels)"] = float((a - c).abs().max())
+    tuned = cudnn_autotuned(wrap)
+    paths = {f"raw decoder, {how} (NCHW)": wrap(nchw_decode), f"raw decoder, {how}, channels_last (NHWC)": wrap(nhwc_decode),
+             f"raw decoder, {how}, cuDNN autotuned (NCHW)": tuned(nchw_decode),
+             f"raw decoder, {how}, cuDNN autotuned, channels_last (NHWC)": tuned(nhwc_decode)}
+    a, *others = (fn().float() for fn in paths.values())
+    for what, c in zip(("channels_last", "cuDNN autotuned", "cuDNN autotuned channels_last"), others):
+        checks[f"batch {b}: decoder {what} vs NCHW, max |Δ| (-1..1 pixels)"] = float((a - c).abs().max())
     ms = round_robin(paths, rounds)
     del nhwc, paths
     if cuda:

@@ -31,8 +31,10 @@ def test_tiny_sdxl_run(pack, tmp_path, capsys):  # noqa: F811
         assert all(r["ms"] > 0 and r["x_vs_teacher"] > 0 for r in paths.values())
         assert paths["teacher, 2 euler steps CFG 7.5 + core VAE Decode"]["x_vs_teacher"] == 1.0
         # the decoder layout probe (NHWC on a copy of the decoder) decodes what the default layout does
-        assert {"raw decoder, eager (NCHW)", "raw decoder, eager, channels_last (NHWC)"} <= set(paths)
-        assert info["checks"][f"batch {b}: decoder channels_last vs NCHW, max |Δ| (-1..1 pixels)"] <= 1e-4
+        assert {"raw decoder, eager (NCHW)", "raw decoder, eager, channels_last (NHWC)", "raw decoder, eager, cuDNN autotuned (NCHW)",
+                "raw decoder, eager, cuDNN autotuned, channels_last (NHWC)"} <= set(paths)
+        for what in ("channels_last", "cuDNN autotuned", "cuDNN autotuned channels_last"):
+            assert info["checks"][f"batch {b}: decoder {what} vs NCHW, max |Δ| (-1..1 pixels)"] <= 1e-4
         # the fast path's call (core's y from the pooled text and size keys) gives fast=off's latents
         assert info["checks"][f"batch {b}: fast path's call run eagerly vs fast=off, max |Δ| / max |x|"] <= 1e-5
 
