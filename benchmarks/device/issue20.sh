@@ -8,7 +8,8 @@
 #   CALL=1  SDXL 1024² one-step rows without compile, batches 1 4   ‖ bench_train --arch sdxl (full/LoRA b2, memory=low)
 #   CALL=2  bench_pairs core/graph/compile, batches 8 32, PartiPrompts ‖ SD1.5 512² one-step rows with compile
 #   CALL=3  bench_pairs again (its compile first round loads CALL 2's artifacts) ‖ SDXL batch 1 with compile, VAE Decode (fast) max-autotune
-#   CALL=4  bench_train --arch sdxl: the LoRA-memory rows (rank 32; rank 64 with bf16 factors + EMA) ‖ SD1.5 one-step with compile
+#   CALL=4  bench_train --arch sdxl: the LoRA-memory rows (rank 32; rank 64 with bf16 factors + EMA) ‖ CALL 1's SDXL rows again
+#           (the decoder probe with cuDNN-autotuned captures since session 20)
 # CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
 # part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
 # from CALL 2 also keeps them in /tmp). Afterwards: scripts/device_bundle.sh restore.
@@ -62,7 +63,7 @@ case "$CALL" in
    b=(sd15_compile onestep --arch sd15 --batches 1 8) ;;
 4) a=(sdxl_train_lora_memory python3 -m benchmarks.bench_train --arch sdxl --rows lora64-b2-ckpt-low-bf16 lora32-b2-ckpt-low
         --steps 32 --warmup 4 --out "$OUT/sdxl_train_lora_memory.json")
-   b=(sd15_compile onestep --arch sd15 --batches 1 8) ;;
+   b=(sdxl_graph_cudnn onestep --arch sdxl --batches 1 4 --no-compile) ;;
 3) a=(pairs_fast_teacher_run2 pairs)
    b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;
 *) echo "CALL must be 1, 2, 3 or 4"; exit 2 ;;
