@@ -4,6 +4,10 @@
 #
 #   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--evaluator DIR [--teacher-row RUN_DIR]] [--init-row ROW]
 #        [--init GENERATOR.safetensors | --init-weights "best_TAG_a.safetensors best_TAG_b.safetensors" --init-result RESULT.json]
+#   bash benchmarks/device/proof_scale_bundle.sh aside [FILE ...]   before the device calls: moves the tracked files a call
+#        does not need (benchmarks/results, tests, web, workflows, docs, the shipped student and text encoder) into
+#        .devdata/aside_ps/ (git-ignored, so they do not travel), keeping the FILEs named (e.g. the run's run.sh)
+#   bash benchmarks/device/proof_scale_bundle.sh restore            after them: everything back (git status clean again)
 #
 #   .devdata/ps/context.safetensors   the context table of the shipped text encoder (tools.proof_scale_encoder table)
 #   .devdata/ps/fm/                   Fashion-MNIST's test split (scoring); with --train-images the train split too
@@ -24,12 +28,37 @@
 #                                     benchmarks/results/proof_scale_h200_run18, scored by run 15's evaluator): placed
 #                                     into the work folder when the teacher and context match (proof_scale.carried_teacher),
 #                                     so teacher-eval is skipped (~130 s of device time); only with the evaluator that scored it
-#   .whl/                             the wheels the device image lacks (Python 3.12): diffusers, kornia, kornia_rs,
-#                                     importlib_metadata
-# The device call: carry [".whl", ".devdata/ps"] (+ ".devdata/ps_init"), with the tracked files it does not need moved
-# aside to stay under 64 MiB — this prints the sizes. The run: benchmarks/device/proof_scale_run.sh.
+#   .devdata/ps/whl/                  the wheels the device image lacks (Python 3.12): diffusers, kornia, kornia_rs,
+#                                     importlib_metadata (apart from scripts/device_bundle.sh's .whl/, whose nine
+#                                     wheels would push a proof-scale call past 64 MiB)
+# The device call: carry [".devdata/ps"] (+ ".devdata/ps_init"), after `aside` — this prints the sizes. The run:
+# benchmarks/device/proof_scale_run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+ASIDE=.devdata/aside_ps
+case "${1:-}" in
+aside)
+  shift
+  [ ! -e "$ASIDE" ] || { echo "$ASIDE exists: run restore first" >&2; exit 1; }
+  mkdir -p "$ASIDE/default_models/proof_scale" "$ASIDE/keep"
+  for f in "$@"; do [ -f "$f" ] || { echo "no file $f to keep" >&2; exit 2; }; mkdir -p "$ASIDE/keep/$(dirname "$f")"; cp -p "$f" "$ASIDE/keep/$f"; done
+  for p in benchmarks/results tests web workflows docs; do mkdir -p "$ASIDE/$(dirname "$p")"; mv "$p" "$ASIDE/$p"; done
+  for f in fmnist-student fmnist-text-encoder; do mv "default_models/proof_scale/$f.safetensors" "$ASIDE/default_models/proof_scale/"; done
+  (cd "$ASIDE/keep" && find . -type f) | while read -r f; do mkdir -p "$(dirname "$f")"; cp -p "$ASIDE/keep/$f" "$f"; done
+  rm -rf "$ASIDE/keep"
+  echo "moved aside into $ASIDE; kept: ${*:-nothing}"
+  exit 0 ;;
+restore)
+  [ -d "$ASIDE" ] || { echo "nothing aside ($ASIDE)" >&2; exit 1; }
+  # what is in the tree now (the kept files, edited or not, and anything written meanwhile) wins over the aside copies
+  for p in benchmarks/results tests web workflows docs; do
+    if [ -e "$p" ]; then cp -a "$p"/. "$ASIDE/$p"/ && rm -rf "$p"; fi
+    mv "$ASIDE/$p" "$p"; done
+  mv "$ASIDE"/default_models/proof_scale/*.safetensors default_models/proof_scale/
+  rm -rf "$ASIDE"
+  git status --short
+  exit 0 ;;
+esac
 PY=.host/venv/bin/python
 FM=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 TRAIN=0; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_ROW=diffusion2gan; TEACHER_ROW=""
@@ -46,7 +75,7 @@ while [ $# -gt 0 ]; do
   esac; shift
 done
 grep -qx "/.devdata/" .gitignore || { echo "/.devdata/ must be git-ignored (.gitignore)" >&2; exit 2; }
-mkdir -p .devdata/ps/fm .whl
+mkdir -p .devdata/ps/fm .devdata/ps/whl
 rm -f .devdata/ps/fm/*
 cp "$FM"/t10k-*.gz .devdata/ps/fm/
 [ "$TRAIN" = 1 ] && cp "$FM"/train-*.gz .devdata/ps/fm/
@@ -64,11 +93,10 @@ if [ -n "$INIT" ] || [ -n "$INIT_W" ]; then
   if [ -n "$INIT" ]; then $PY -m proof_scale.init_row pack .devdata/ps_init --row "$INIT_ROW" --generator "$INIT"
   else $PY -m proof_scale.init_row pack .devdata/ps_init --row "$INIT_ROW" --weights $INIT_W --result "$INIT_R"; fi
 fi
-# pinned at .host/venv's versions, as scripts/device_bundle.sh pins them: both fill .whl, and two versions of one
-# package there stop the device's install
+# pinned at .host/venv's versions, as scripts/device_bundle.sh pins them (two versions of one package stop the install)
 pins=$($PY -c 'from importlib.metadata import version as v; print(" ".join(f"{n}=={v(n)}" for n in ("diffusers", "kornia", "kornia_rs", "importlib_metadata")))')
 .host/venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $pins 2>&1 | grep -v "^WARNING" || true
-du -sh --apparent-size .whl .devdata/ps .devdata/ps_init 2>/dev/null || true
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .devdata/ps/whl $pins 2>&1 | grep -v "^WARNING" || true
+du -sh --apparent-size .devdata/ps .devdata/ps_init 2>/dev/null || true
 echo "tracked tree without benchmarks/results, tests, web, workflows, docs, the student and the text encoder:"
 git ls-files | grep -v '^benchmarks/results/\|^tests/\|^web/\|^workflows/\|^docs/\|fmnist-student\|fmnist-text-encoder' | tr '\n' '\0' | du -c --apparent-size -m --files0-from=- | tail -1

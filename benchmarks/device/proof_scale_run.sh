@@ -9,11 +9,13 @@
 #
 #   VARIANTS='sid_lsg@init_from=diffusion2gan:lr=3e-5:steps=2000:batch=256:ema_decay=0.99;...' bash benchmarks/device/proof_scale_run.sh
 #
-# Carry: [".whl", ".devdata/ps"] (+ ".devdata/ps_init" for rows with init_from=diffusion2gan), built by
-# benchmarks/device/proof_scale_bundle.sh; the first call of a fresh machine needs the train images (--train-images).
+# Carry: [".devdata/ps"] (+ ".devdata/ps_init" for rows with init_from=diffusion2gan), built by
+# benchmarks/device/proof_scale_bundle.sh (then its `aside`); a fresh machine's first call needs the train images
+# (--train-images) unless the evaluator folder carries the E-LatentLPIPS trunk (run 15's does since run 19).
 set -o pipefail
 [ -n "$VARIANTS$EXTRA" ] || { echo "set VARIANTS (rows) and/or EXTRA (e.g. --chains teacher-steps,distill-reflow_2rf,pairs-2rf,distill-instaflow)"; exit 2; }
-[ -n "$SKIP_PIP" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 9
+WHL=.devdata/ps/whl; [ -d "$WHL" ] || WHL=.whl  # proof_scale_bundle.sh's own wheels (older bundles: .whl)
+[ -n "$SKIP_PIP" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl || exit 9
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 W=${W:-runs/ps}
 O=${OUT:-$W}

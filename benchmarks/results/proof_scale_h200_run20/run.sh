@@ -7,10 +7,10 @@
 #   git show 803a5b5:default_models/proof_scale/fmnist-student.safetensors > /tmp/run10.safetensors
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
 #     --teacher-row benchmarks/results/proof_scale_h200_run18 --init /tmp/run10.safetensors
-#   (the evaluator folder carries the E-LatentLPIPS trunk since run 19, which the LatentLPIPS anchor needs), move aside
-#   benchmarks/results (keep this file), tests, web, workflows, docs, fmnist-student and fmnist-text-encoder, then device
-#   `run` (kind nvidia-h200, carry [".whl", ".devdata/ps", ".devdata/ps_init"]; .whl must hold only the four proof-scale
-#   wheels, not scripts/device_bundle.sh's nine) with CALL=1, 2, 3 chained within the machine's 30 s idle release.
+#   (the evaluator folder carries the E-LatentLPIPS trunk since run 19, which the LatentLPIPS anchor needs), then
+#   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run20/run.sh
+#   device `run` (kind nvidia-h200, carry [".devdata/ps", ".devdata/ps_init"]) with CALL=1, 2, 3 chained within the
+#   machine's 30 s idle release; afterwards `proof_scale_bundle.sh restore`.
 # Cost: pairs ~204 s (80,000 + 2,000 held out) + ~0.6 s a step + selection every 250 steps ≈ 1,150 s over three calls.
 # Afterwards, here: CPU-score the KEEP halves on the three seeds (benchmarks.score_generator --weights A B --seeds
 # 1000000,1000001,1000002 --reference-cache ..., ~9 min a seed) and ship only if below 8.543 on the same seeds

@@ -9,7 +9,8 @@
 #   git show 803a5b5:default_models/proof_scale/fmnist-student.safetensors > /tmp/run10.safetensors
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
 #     --teacher-row benchmarks/results/proof_scale_h200_run18 --init /tmp/run10.safetensors
-# carry [".whl", ".devdata/ps", ".devdata/ps_init"]; CALL=1, 2 (+ 3) chained; ~1,000 s on one H200 for HI alone
+#   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run21/run.sh
+# carry [".devdata/ps", ".devdata/ps_init"]; CALL=1, 2 (+ 3) chained; ~1,000 s on one H200 for HI alone
 # (pairs 204 s + 2,500 x 0.285 s + selection); KEEP=<tag> on the last call brings HI's weights back (init_row carries
 # them into a longer chain next session if HI is the faster).
 G='regression=latentlpips:lr_warmup=100:gan_warmup=200:d_lead=200:gan_ramp=300:r1_gamma=0:lr_d_ratio=5:d_t_max=100:mix_and_match=false:lr_d_schedule=constant:d_beta2=0.99:gan_weight=0.5'
