@@ -11,7 +11,8 @@
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run20/run.sh
 #   device `run` (kind nvidia-h200, carry [".devdata/ps", ".devdata/ps_init"]) with CALL=1, 2, 3 chained within the
 #   machine's 30 s idle release; afterwards `proof_scale_bundle.sh restore`.
-# Cost: pairs ~204 s (80,000 + 2,000 held out) + ~0.6 s a step + selection every 250 steps ≈ 1,150 s over three calls.
+# Cost: pairs ~204 s (80,000 + 2,000 held out) + ~0.69 s a step with selection every 250 steps (run 18: 0.66 with the MSE
+# anchor) + ~20 s per call to start ≈ 1,300 s over three calls.
 # Afterwards, here: CPU-score the KEEP halves on the three seeds (benchmarks.score_generator --weights A B --seeds
 # 1000000,1000001,1000002 --reference-cache ..., ~9 min a seed) and ship only if below 8.543 on the same seeds
 # (tools.ship_proof_scale --student-weights); the scoreboard row via tools.collect_proof_scale.
