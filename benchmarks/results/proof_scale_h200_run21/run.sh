@@ -1,4 +1,7 @@
 #!/bin/bash
+# AS RUN (session 21, one H200): CALL=1 and CALL=2 only (1,852 of 2,500 steps; HI alone); CALL=3 was not run — every
+# selection point had answered (lr 1e-4 worse than run 15's 3e-5 throughout; D at 5e-4 dies). Records: hi_lr/;
+# docs/benchmarks.md "session 21 run 21".
 # Plan for a later GPU session (written in session 20): issue 14's Diffusion2GAN row (1.45x; target <= 1.10x). Run 15's
 # GAN stage continued from run 10's student at a constant lr 3e-5 (batch 512, 2,500 steps, 712 s on one H200) was still
 # falling at its end — val FD 13.98 / 13.45 / 13.26 / 12.99 / 12.52 at steps 500 ... 2,500, held-out MSE 0.0101 -> 0.0095
