@@ -96,7 +96,7 @@ def train_run(model, config: TrainConfig, dataset: str, generator_name: str, ste
         lora_path = os.path.join(folder_paths.get_folder_paths("loras")[0], os.path.basename(out_path)) if lora else None
         session.export(out_path, base, file_format, lora_path, unet_config=unet_config)
         curve, images = training_outputs(session, model, 4, vae)
-    return io.NodeOutput(load_generator_model(out_path), out_path, curve, images, ui={"text": [f"{result.step} steps → {out_path}"]})
+    return io.NodeOutput(load_generator_model(out_path), out_path, curve, images, ui={"text": [f"{result.step} steps → {out_path}", *session.warnings]})
 
 
 def run_with_progress(session: TrainingSession, model, steps: int, vae=None):

@@ -22,25 +22,14 @@ comfy_dst=.devdata/comfy/ComfyUI
 # comfy_api.latest, torchsde/trampoline through k_diffusion; kornia and spandrel through comfy_extras), the pack's
 # (kornia, kornia_rs) and the diffusers-based benchmarks/proof scale (diffusers, importlib_metadata, lazy_importer).
 wheels=(av diffusers importlib_metadata lazy_importer kornia kornia_rs spandrel torchsde trampoline)
-aside=(default_models benchmarks/results)
+ASIDE=.devdata/aside
+ASIDE_PATHS=(default_models benchmarks/results)
+source scripts/aside.sh
 carry='[".whl", ".devdata/comfy"]'
 
 case "${1:-build}" in
-aside)
-  mkdir -p .devdata/aside/benchmarks
-  for p in "${aside[@]}"; do
-    if [ -e "$p" ]; then mv "$p" ".devdata/aside/$p"; echo "moved $p -> .devdata/aside/$p"; fi
-  done
-  exit 0 ;;
-restore)
-  for p in "${aside[@]}"; do
-    if [ -e ".devdata/aside/$p" ]; then
-      [ -e "$p" ] && { echo "$p exists already; leaving .devdata/aside/$p alone" >&2; exit 1; }
-      mv ".devdata/aside/$p" "$p"; echo "restored $p"
-    fi
-  done
-  git status --short -- "${aside[@]}"
-  exit 0 ;;
+aside) aside_out; exit ;;
+restore) aside_back; git status --short -- "${ASIDE_PATHS[@]}"; exit ;;
 check)
   # As on the device: the stripped tree (not .host's) on PYTHONPATH; the local venv stands in for the device's python.
   export PYTHONPATH="$root:$root/$comfy_dst"
@@ -137,7 +126,7 @@ echo "[bundle] .whl: ${pins[*]} ($(du -sh .whl | cut -f1))"
 
 # (c) what a call carries: the tracked and untracked-not-ignored files present (less what `aside` moves away),
 # .whl and .devdata/comfy. The device's limit is 64 MiB.
-"$vpy" - "$carry" "${aside[@]}" <<'PY'
+"$vpy" - "$carry" "${ASIDE_PATHS[@]}" <<'PY'
 import json, os, subprocess, sys
 carry, aside = json.loads(sys.argv[1]), sys.argv[2:]
 def files(*args):

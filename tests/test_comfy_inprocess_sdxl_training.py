@@ -4,6 +4,9 @@ width, 3 layers each). Collect Teacher Pairs stores the pooled text of every pro
 are core KSampler's; the trainer's ComfyUI adapter (onestep_nodes/comfy_unet.py) feeds the pooled text and the image
 size (from the latent's shape, as core's sampling does) to G and to D; Train Diffusion2GAN (full and LoRA), Train SiD-LSG
 and Train Rectified Flow write SDXL-family files that One-Step Generate runs with the teacher's attention layout."""
+import functools
+import math
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -160,16 +163,23 @@ def test_diffusion2gan_steps_feed_each_items_pooled_text_to_g_and_d(sdxl):
     assert all(torch.isfinite(torch.tensor(v)) for v in result.logs.values() if isinstance(v, float))
 
 
-def test_train_node_then_one_step_generate(pack, sdxl):  # noqa: F811
+def test_train_node_then_one_step_generate(pack, sdxl, monkeypatch):  # noqa: F811
     """Train Diffusion2GAN (MSE regression + GAN, 3 steps) through the node on the SDXL pairs; its generator file is
     SDXL-family with the teacher's attention layout, and One-Step Generate on it is the one-step formula on the trained
-    UNet fed the pooled text and the image size."""
+    UNet fed the pooled text and the image size. The dead-D notice reaches the node's text (a watch that reports any D
+    after 2 steps: the wiring is under test, the threshold in test_core_discriminator_watch.py)."""
     from onestep.format import load_generator
     from onestep.parameterization import OneStepGenerator
+    from training.discriminator_watch import DiscriminatorWatch
+    from training.methods import diffusion2gan
 
+    monkeypatch.setattr(diffusion2gan, "DiscriminatorWatch", functools.partial(DiscriminatorWatch, window=2, gap_floor=math.inf))
     model = sdxl["model"]
-    gen, path, curve, previews = pack["OneStepTrainDiffusion2GAN"].execute(
-        model, "sdxl-pairs", MSE, "mse", 3, 2, 1e-4, 1e-4, 0.3, 1.0, 1, 0, 0, 0, "sdxl-d2g", False, False)[:4]
+    result = pack["OneStepTrainDiffusion2GAN"].execute(
+        model, "sdxl-pairs", MSE, "mse", 3, 2, 1e-4, 1e-4, 0.3, 1.0, 1, 0, 0, 0, "sdxl-d2g", False, False)
+    gen, path, curve, previews = result[:4]
+    text = result.ui["text"]
+    assert text[0].startswith("3 steps → ") and len(text) == 2 and "discriminator stopped learning" in text[1] and "lr_d, now 0.0001" in text[1]
     _, meta = load_generator(path)
     assert (meta.method, meta.base, meta.latent_format, meta.guidance) == ("diffusion2gan", "sdxl", "sdxl", CFG)
     assert {k: meta.unet_config.get(k) for k in HEADS} == HEADS  # a reduced-width SDXL keeps its heads (not SD1.x's default)

@@ -54,6 +54,7 @@ class TrainingSession:
             self.checkpoint = checkpoint or os.path.join(run_dir, "checkpoint.safetensors")
             self.history_path = os.path.join(run_dir, "history.json")
         self.history: dict[str, list[tuple[int, float]]] = {}
+        self.warnings: list[str] = []  # the method's notices about the run's health (also logged), e.g. a dead D
         self._device_pairs: DevicePairs | None = None
         if resume and self.checkpoint and os.path.isfile(self.checkpoint):
             step = self.trainer.load(self.checkpoint)
@@ -71,6 +72,11 @@ class TrainingSession:
         def record(step: int, logs: dict) -> bool:
             for k, v in logs.items():
                 self.history.setdefault(k, []).append((step, float(v)))
+            note = self.trainer.method.notice(step, logs)
+            if note:
+                self.warnings.append(note)
+                if self.trainer.dist.is_main:
+                    log.warning("[onestep] %s", note)
             stop = bool(on_step(step, logs)) if on_step else False
             if stop or step == steps or (self.trainer.config.save_every and step % self.trainer.config.save_every == 0):
                 self.save_history()

@@ -36,28 +36,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ASIDE=.devdata/aside_ps
+ASIDE_PATHS=(benchmarks/results tests web workflows docs
+             default_models/proof_scale/fmnist-student.safetensors default_models/proof_scale/fmnist-text-encoder.safetensors)
+source scripts/aside.sh
 case "${1:-}" in
-aside)
-  shift
-  [ ! -e "$ASIDE" ] || { echo "$ASIDE exists: run restore first" >&2; exit 1; }
-  mkdir -p "$ASIDE/default_models/proof_scale" "$ASIDE/keep"
-  for f in "$@"; do [ -f "$f" ] || { echo "no file $f to keep" >&2; exit 2; }; mkdir -p "$ASIDE/keep/$(dirname "$f")"; cp -p "$f" "$ASIDE/keep/$f"; done
-  for p in benchmarks/results tests web workflows docs; do mkdir -p "$ASIDE/$(dirname "$p")"; mv "$p" "$ASIDE/$p"; done
-  for f in fmnist-student fmnist-text-encoder; do mv "default_models/proof_scale/$f.safetensors" "$ASIDE/default_models/proof_scale/"; done
-  (cd "$ASIDE/keep" && find . -type f) | while read -r f; do mkdir -p "$(dirname "$f")"; cp -p "$ASIDE/keep/$f" "$f"; done
-  rm -rf "$ASIDE/keep"
-  echo "moved aside into $ASIDE; kept: ${*:-nothing}"
-  exit 0 ;;
-restore)
-  [ -d "$ASIDE" ] || { echo "nothing aside ($ASIDE)" >&2; exit 1; }
-  # what is in the tree now (the kept files, edited or not, and anything written meanwhile) wins over the aside copies
-  for p in benchmarks/results tests web workflows docs; do
-    if [ -e "$p" ]; then cp -a "$p"/. "$ASIDE/$p"/ && rm -rf "$p"; fi
-    mv "$ASIDE/$p" "$p"; done
-  mv "$ASIDE"/default_models/proof_scale/*.safetensors default_models/proof_scale/
-  rm -rf "$ASIDE"
-  git status --short
-  exit 0 ;;
+aside) shift; aside_out "$@"; exit ;;
+restore) aside_back; git status --short; exit ;;
 esac
 PY=.host/venv/bin/python
 FM=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}

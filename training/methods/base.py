@@ -117,6 +117,10 @@ class Method:
         """Generator noise [n, C, H, W] for a prompts-only method (pairs methods read it from the data)."""
         raise NotImplementedError(f"method {self.name!r} reads its noise from the data")
 
+    def notice(self, step: int, logs: dict) -> str | None:
+        """A warning about the run's health after a completed step (each cause once), or None."""
+        return None
+
     def guidance(self) -> float | None:
         """The CFG baked in during training, for the generator file (None: from the data, or unknown)."""
         return None

@@ -18,6 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from .. import lora
 from ..data import derived_seed
 from ..discriminator import ConditionalDiffusionDiscriminator
+from ..discriminator_watch import DiscriminatorWatch
 from ..losses import DiscriminatorLoss, GeneratorLoss, MicroBatch
 from ..unet_interface import ModelInfo, store_frozen
 from .base import Backward, ExtraNetwork, Phase
@@ -57,6 +58,7 @@ class Diffusion2GAN(Regression):
         self.d_loss = DiscriminatorLoss(c.generator.spec, t_range, dc.mix_and_match, dc.z_conditioning, dc.r1_gamma, dc.r1_every,
                                         dc.r1_mode, dc.r1_sigma, c.loss.gan_loss) if dc.enabled else None
         self.discriminator: ConditionalDiffusionDiscriminator | None = None
+        self.watch: DiscriminatorWatch | None = None
 
     def build(self, engine) -> list[ExtraNetwork]:
         super().build(engine)
@@ -64,9 +66,13 @@ class Diffusion2GAN(Regression):
         if not dc.enabled:
             return []
         self.discriminator = build_discriminator(engine.unet, c)
+        self.watch = DiscriminatorWatch(o.lr_d)
         if c.generator.gradient_checkpointing:
             self.discriminator.encoder.set_gradient_checkpointing(True)
         return [ExtraNetwork("discriminator", "d", self.discriminator, o.lr_d, o.optimizer_d or o.optimizer, dc.storage_dtype, derived_seed(c.seed, -4))]
+
+    def notice(self, step: int, logs: dict) -> str | None:
+        return self.watch(step, logs) if self.watch is not None else None
 
     def phases(self, engine, step: int) -> list[Phase]:
         loss = self.config.loss

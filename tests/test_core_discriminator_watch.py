@@ -1,0 +1,84 @@
+"""The trainer's alarm for a discriminator that stopped learning (training/discriminator_watch.py): replayed on every
+proof-scale GAN record, and wired through a training session to the log and the node's text."""
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import math
+import os
+
+import pytest
+from test_core_training_fixtures import PairsDataset, config, tiny_elpips, tiny_unet
+
+from training.discriminator_watch import DiscriminatorWatch
+from training.session import TrainingSession
+
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "results")
+DEAD_D = os.path.join(RESULTS, "proof_scale_h200_run21", "hi_lr", "distill", "gan_continued_lr1e-4", "history.json")  # D at lr 5e-4
+
+
+def replay(path: str, watch: DiscriminatorWatch) -> list[tuple[int, str]]:
+    """Feed a run's history.json to the watch step by step, as the session does; the (step, warning) pairs it gave."""
+    with open(path, encoding="utf-8") as f:
+        history = json.load(f)
+    per_step: dict[int, dict] = {}
+    for key, points in history.items():
+        for step, value in points:
+            per_step.setdefault(step, {})[key] = value
+    notes = [(step, watch(step, per_step[step])) for step in sorted(per_step)]
+    return [(step, note) for step, note in notes if note]
+
+
+def test_the_notice_names_the_cause_and_the_setting_to_change():
+    (step, note), = replay(DEAD_D, DiscriminatorWatch(5e-4))
+    assert f"stopped learning by step {step}" in note and "mean |score gap| 9.9e-04" in note and "lr_d, now 0.0005" in note
+
+
+# Every proof-scale GAN record: the Ds the run notes call flat (run 10: fooled within 25 steps; run 11: R1 + β1 = 0;
+# run 19: the pre-engine settings, β2 0.999) and the live ones (run 12 on: β2 0.99), with the step each flat one is
+# reported at (a 100-step window after D went flat).
+FLAT = {"run10/distill/gan_relativistic": 466, "run10/distill/gan_standard": 321, "run11/distill/gan_full_d": 100,
+        "run11/distill/gan_lora_d": 333, "run19/engine_seed0/distill/*": 300, "run19/engine_seed1/distill/*": 300,
+        "run21/hi_lr/distill/gan_continued_lr1e-4": 399}
+LIVE = ["run12/distill/gan_a_beta2_099", "run12/distill/gan_b_fixed_lambda", "run12/distill/gan_c_d_beta1_0",
+        "run13/distill/gan_a_160k_heun", "run13/distill/gan_w1_aw", "run14/distill/gan_a_lr3e-5", "run14/distill/gan_a_lr6e-5",
+        "run15/distill/gan_continued"]
+
+
+def record(name: str) -> str:
+    (path,) = glob.glob(os.path.join(RESULTS, "proof_scale_h200_" + name, "history.json"))
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(FLAT))
+def test_every_flat_discriminator_on_record_is_reported(name):
+    assert [step for step, _ in replay(record(name), DiscriminatorWatch(1e-4))] == [FLAT[name]]
+
+
+@pytest.mark.parametrize("name", LIVE)
+def test_no_live_discriminator_on_record_is_reported(name):
+    assert replay(record(name), DiscriminatorWatch(1e-4)) == []
+
+
+def test_no_verdict_before_a_full_window_and_none_for_steps_without_d():
+    watch = DiscriminatorWatch(1e-4, window=3)
+    assert watch(1, {"regression": 0.1}) is None  # regression-only steps (before D starts) are not counted
+    assert watch(2, {"d_gap": 0.0}) is None and watch(3, {"d_gap": 0.0}) is None
+    assert watch(4, {"d_gap": 0.0, "grad_norm_d": 1e-4}) is not None
+    assert watch(5, {"d_gap": 0.0}) is None  # once
+    live = DiscriminatorWatch(1e-4, window=3)
+    assert all(live(s, {"d_gap": g}) is None for s, g in enumerate([0.02, -0.01, 0.03, 0.0, 0.0]))
+
+
+def test_a_session_logs_the_notice_and_keeps_it_for_the_node(tmp_path, caplog):
+    session = TrainingSession(tiny_unet(), config(), PairsDataset(), str(tmp_path / "run"), tiny_elpips())
+    # a floor no D can pass: the wiring, not the threshold, is under test here
+    session.trainer.method.watch = DiscriminatorWatch(1e-3, window=2, gap_floor=math.inf)
+    with caplog.at_level(logging.WARNING, logger="onestep"):
+        session.run(3)
+    assert len(session.warnings) == 1 and "stopped learning by step 2" in session.warnings[0]
+    assert any("stopped learning" in r.getMessage() for r in caplog.records)
+    regression = TrainingSession(tiny_unet(), config(discriminator={"enabled": False}), PairsDataset(), None, tiny_elpips())
+    regression.run(2)
+    assert regression.warnings == []
