@@ -244,7 +244,7 @@ def run_batch(args, nodes, m, b, modes, budget, info, state) -> None:
     if not skip(f"teacher, {args.teacher_steps} steps", 2 * args.teacher_steps * ms["raw UNet call, eager"] / 1000 * (teacher_rounds + 1)):
         ms[f"teacher, {args.teacher_steps} euler steps CFG 7.5 (core KSampler)"] = t_ms = round_robin({"t": teacher}, teacher_rounds, warmup=1)["t"]
         teacher_ms = ms[f"teacher, {args.teacher_steps} euler steps CFG 7.5 + core VAE Decode"] = t_ms + ms["core VAE Decode"]
-    # last: in session 21 the eager rows timed after it at batch 1 (the teacher, both end-to-end rows) ran 16-72 % slower
+    # last: in session 21 the eager rows timed after it at batch 1 (the teacher, both end-to-end rows) ran 20-72 % slower
     # than session 20's without it, while the graphed rows agreed within 2 % (docs/benchmarks.md)
     if args.tiny or (modes and not skip("decoder layout probe (NHWC)", 30)):
         ms.update(decoder_layout_probe(m.vae, ref, b, args.rounds, checks))
