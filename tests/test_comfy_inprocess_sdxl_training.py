@@ -167,13 +167,13 @@ def test_train_node_then_one_step_generate(pack, sdxl, monkeypatch):  # noqa: F8
     """Train Diffusion2GAN (MSE regression + GAN, 3 steps) through the node on the SDXL pairs; its generator file is
     SDXL-family with the teacher's attention layout, and One-Step Generate on it is the one-step formula on the trained
     UNet fed the pooled text and the image size. The dead-D notice reaches the node's text (a watch that reports any D
-    after 2 steps: the wiring is under test, the threshold in test_core_discriminator_watch.py)."""
+    after 2 steps: the wiring is under test, the thresholds in test_core_discriminator_watch.py)."""
     from onestep.format import load_generator
     from onestep.parameterization import OneStepGenerator
     from training.discriminator_watch import DiscriminatorWatch
     from training.methods import diffusion2gan
 
-    monkeypatch.setattr(diffusion2gan, "DiscriminatorWatch", functools.partial(DiscriminatorWatch, window=2, gap_floor=math.inf))
+    monkeypatch.setattr(diffusion2gan, "DiscriminatorWatch", functools.partial(DiscriminatorWatch, window=2, gap_floor=math.inf, grad_drop=math.inf))
     model = sdxl["model"]
     result = pack["OneStepTrainDiffusion2GAN"].execute(
         model, "sdxl-pairs", MSE, "mse", 3, 2, 1e-4, 1e-4, 0.3, 1.0, 1, 0, 0, 0, "sdxl-d2g", False, False)
