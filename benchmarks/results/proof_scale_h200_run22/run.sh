@@ -14,7 +14,9 @@
 # carry [".devdata/ps", ".devdata/ps_init"]; CALL=1, 2, 3 chained within the machine's 30 s idle release.
 # Cost (run 21: pairs 264 s, 0.33 s a step at batch 512 with selection every 250): 264 + 3 x 330 + ~20 s per call to
 # start = ~1,320 s. KEEP=<tag> on the last call brings the best row's weights back (init_row carries them into a longer
-# chain next if a larger share is faster); on a 2xH200 machine the rows run side by side (~800 s).
+# chain next if a larger share is faster). On a 2xH200 machine add run 20's row (issue 16; the same bundle):
+#   VARIANTS="$SID;$C:gan_weight=0.5;$C:gan_weight=1;$C:gan_weight=2" with SID as in run 20's run.sh — GPU k takes the
+#   variants k, k+2: GPU 0 the SiD row (~1,035 s) and gan_weight 1, GPU 1 the other two; ~1,700 s in all.
 G='regression=latentlpips:lr_warmup=100:gan_warmup=200:d_lead=200:gan_ramp=300:r1_gamma=0:lr_d_ratio=5:d_t_max=100:mix_and_match=false:lr_d_schedule=constant:d_beta2=0.99'
 C="diffusion2gan@init_from=diffusion2gan:$G:lr=3e-5:lr_decay=constant:steps=1000:batch=512"
 export VARIANTS="$C:gan_weight=0.5;$C:gan_weight=1;$C:gan_weight=2"
