@@ -15,7 +15,11 @@ from training.discriminator_watch import DiscriminatorWatch
 from training.session import TrainingSession
 
 RESULTS = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "results")
-DEAD_D = os.path.join(RESULTS, "proof_scale_h200_run21", "hi_lr", "distill", "gan_continued_lr1e-4", "history.json")  # D at lr 5e-4
+
+
+def record(name: str) -> str:
+    (path,) = glob.glob(os.path.join(RESULTS, "proof_scale_h200_" + name, "history.json"))
+    return path
 
 
 def replay(path: str, watch: DiscriminatorWatch) -> list[tuple[int, str]]:
@@ -31,7 +35,7 @@ def replay(path: str, watch: DiscriminatorWatch) -> list[tuple[int, str]]:
 
 
 def test_the_notice_names_the_cause_and_the_setting_to_change():
-    (step, note), = replay(DEAD_D, DiscriminatorWatch(5e-4))
+    (step, note), = replay(record("run21/hi_lr/distill/gan_continued_lr1e-4"), DiscriminatorWatch(5e-4))  # D at lr 5e-4
     assert f"stopped learning by step {step}" in note and "mean |score gap| 9.9e-04" in note and "lr_d, now 0.0005" in note
 
 
@@ -44,11 +48,6 @@ FLAT = {"run10/distill/gan_relativistic": 466, "run10/distill/gan_standard": 327
 LIVE = ["run12/distill/gan_a_beta2_099", "run12/distill/gan_b_fixed_lambda", "run12/distill/gan_c_d_beta1_0",
         "run13/distill/gan_a_160k_heun", "run13/distill/gan_w1_aw", "run14/distill/gan_a_lr3e-5", "run14/distill/gan_a_lr6e-5",
         "run15/distill/gan_continued"]
-
-
-def record(name: str) -> str:
-    (path,) = glob.glob(os.path.join(RESULTS, "proof_scale_h200_" + name, "history.json"))
-    return path
 
 
 @pytest.mark.parametrize("name", sorted(FLAT))
