@@ -40,19 +40,29 @@ def test_the_notice_names_the_cause_and_the_setting_to_change():
 
 
 # Every proof-scale GAN record: the Ds the run notes call flat (run 10: fooled within 25 steps; run 11: R1 + β1 = 0;
-# run 19: the pre-engine settings, β2 0.999) and the live ones (run 12 on: β2 0.99), with the step each flat one is
-# reported at (a 100-step window after D went flat; run 11's LoRA D had little gradient to lose from its start).
-FLAT = {"run10/distill/gan_relativistic": 466, "run10/distill/gan_standard": 327, "run11/distill/gan_full_d": 117,
-        "run11/distill/gan_lora_d": 1589, "run19/engine_seed0/distill/*": 300, "run19/engine_seed1/distill/*": 300,
-        "run21/hi_lr/distill/gan_continued_lr1e-4": 399}
+# run 19: the pre-engine settings, β2 0.999; runs 21, 22: a high lr_d, a large GAN share) and the live ones (run 12 on:
+# β2 0.99), with the steps each flat one is reported dead ("stopped") and learning again ("again") at — a 100-step
+# window after the change. Run 10's standard D and run 19's seed-1 D came back for a few dozen steps and were fooled
+# again; run 22's D at gan_weight 0.5 was flat for ~200 steps and then stayed alive to its end.
+FLAT = {"run10/distill/gan_relativistic": [(466, "stopped")],
+        "run10/distill/gan_standard": [(327, "stopped"), (1180, "again"), (1299, "stopped"), (2624, "again"), (2759, "stopped")],
+        "run11/distill/gan_full_d": [(117, "stopped")], "run11/distill/gan_lora_d": [(1589, "stopped")],
+        "run19/engine_seed0/distill/*": [(300, "stopped")], "run19/engine_seed1/distill/*": [(300, "stopped"), (354, "again")],
+        "run21/hi_lr/distill/gan_continued_lr1e-4": [(399, "stopped")],
+        "run22/gan_share/distill/gan_weight_0.5": [(708, "stopped"), (784, "again")],
+        "run22/gan_share/distill/gan_weight_1.0": [(424, "stopped")], "run22/gan_share/distill/gan_weight_2.0": [(424, "stopped")]}
 LIVE = ["run12/distill/gan_a_beta2_099", "run12/distill/gan_b_fixed_lambda", "run12/distill/gan_c_d_beta1_0",
         "run13/distill/gan_a_160k_heun", "run13/distill/gan_w1_aw", "run14/distill/gan_a_lr3e-5", "run14/distill/gan_a_lr6e-5",
         "run15/distill/gan_continued"]
 
 
+def kind(note: str) -> str:
+    return "stopped" if "stopped learning" in note else "again" if "learns again" in note else note
+
+
 @pytest.mark.parametrize("name", sorted(FLAT))
 def test_every_flat_discriminator_on_record_is_reported(name):
-    assert [step for step, _ in replay(record(name), DiscriminatorWatch(1e-4))] == [FLAT[name]]
+    assert [(step, kind(note)) for step, note in replay(record(name), DiscriminatorWatch(1e-4))] == FLAT[name]
 
 
 @pytest.mark.parametrize("name", LIVE)
@@ -66,7 +76,12 @@ def test_reported_once_a_full_window_after_d_died_and_not_for_steps_without_d():
     assert all(watch(s, {"d_gap": 0.05, "grad_norm_d": 1.0}) is None for s in range(1, 21))  # alive: its start
     assert watch(21, {"d_gap": 0.0, "grad_norm_d": 1e-3}) is None and watch(22, {"d_gap": 0.0, "grad_norm_d": 1e-3}) is None
     assert watch(23, {"d_gap": 0.0, "grad_norm_d": 1e-3}) is not None
-    assert watch(24, {"d_gap": 0.0, "grad_norm_d": 1e-3}) is None  # once
+    assert watch(24, {"d_gap": 0.0, "grad_norm_d": 1e-3}) is None  # once while it stays flat
+    assert watch(25, {"d_gap": 2e-3, "grad_norm_d": 1.0}) is None  # not yet back: the window's gap is under REVIVE_GAP
+    assert watch(26, {"d_gap": 0.05, "grad_norm_d": 1e-3}) is None  # a gap alone is not enough: its gradient is still down
+    assert "learns again by step 27" in watch(27, {"d_gap": 0.05, "grad_norm_d": 1.0})
+    assert all(watch(s, {"d_gap": 0.0, "grad_norm_d": 1e-3}) is None for s in (28, 29))
+    assert "stopped learning by step 30" in watch(30, {"d_gap": 0.0, "grad_norm_d": 1e-3})  # and dead again
     live = DiscriminatorWatch(1e-4, window=3)
     assert all(live(s, {"d_gap": g, "grad_norm_d": 1.0}) is None for s, g in enumerate([0.02, -0.01, 0.03, 0.0, 0.0]))
 

@@ -1,4 +1,8 @@
 #!/bin/bash
+# AS RUN (session 22, one H200): CALL=1, 2, 3 as below (MAXS=540 on the third), KEEP empty — no weights came back (no
+# row beat the shipped Diffusion2GAN row's 12.46). 1,651 s held: pairs 248 s, the three rows 319 / 293 / 298 GPU s.
+# Records: gan_share/ (call logs, every row's plan, history, selection, timing and scored result);
+# docs/benchmarks.md "session 22 run 22".
 # Plan for a later GPU session (written in session 21): issue 14's Diffusion2GAN row (1.45x; target <= 1.10x). Run 21
 # showed G's lr is not what holds run 15's GAN stage back (lr 1e-4 worse at every point, and D at 5e-4 dies), and that
 # in run 15 D stays alive while the adaptive weight keeps the GAN at half the regression's gradient (gan_weight 0.5).
