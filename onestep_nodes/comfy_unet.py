@@ -4,7 +4,8 @@ Diffusion2GAN's UNetEncoder (training/discriminator.py) and SiD-LSG's CopyableUN
 The forward pass walks the same blocks UNetModel._forward walks (time embedding, input blocks with skips,
 middle block, output blocks, out) minus ControlNet and model patches, which training does not use, so each
 block can be checkpointed. The encoder pass stops after the middle block and returns the output of every
-resolution level, as the Diffusion2GAN discriminator reads them (Kang et al. 2024, Sec. 4.2)."""
+resolution level, the decoder pass goes on and returns every decoder level's, as the Diffusion2GAN discriminator
+reads them (Kang et al. 2024, Sec. 4.2)."""
 from __future__ import annotations
 
 import copy
@@ -110,20 +111,40 @@ class ComfyUNet(nn.Module):
             h = self._block(module, h, emb, context, output_shape=hs[-1].shape if hs else None)
         return u.out(h)
 
-    def encoder_features(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
-                         pooled: torch.Tensor | None = None, size: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """The output of each resolution level (after its downsample) and of the middle block."""
+    def _encode(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None,
+                pooled: torch.Tensor | None, size: torch.Tensor | None):
+        """The pass through the input and middle blocks: (its output, the embedding, the skips, each level's output)."""
         u = self.unet
         emb = self._emb(x_in, t, pooled, size)
-        h, feats = x_in, []
+        h, hs, feats = x_in, [], []
         last = len(u.input_blocks) - 1
         for i, module in enumerate(u.input_blocks):
             h = self._block(module, h, emb, context)
             if i == 0 and input_residual is not None:
                 h = h + input_residual.to(h.dtype)
+            hs.append(h)
             if (i > 0 and isinstance(module[0], Downsample)) or i == last:
                 feats.append(h)
-        feats.append(self._block(u.middle_block, h, emb, context))
+        h = self._block(u.middle_block, h, emb, context)
+        feats.append(h)
+        return h, emb, hs, feats
+
+    def encoder_features(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
+                         pooled: torch.Tensor | None = None, size: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The output of each resolution level (after its downsample) and of the middle block."""
+        return self._encode(x_in, t, context, input_residual, pooled, size)[3]
+
+    def decoder_features(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
+                         pooled: torch.Tensor | None = None, size: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The output of each decoder resolution level (after its upsample; coarsest first), skips as UNetModel takes them."""
+        h, emb, hs, _ = self._encode(x_in, t, context, input_residual, pooled, size)
+        feats, blocks = [], self.unet.output_blocks
+        for i, module in enumerate(blocks):
+            width = h.shape[-1]
+            h = torch.cat([h, hs.pop()], dim=1)
+            h = self._block(module, h, emb, context, output_shape=hs[-1].shape if hs else None)
+            if h.shape[-1] != width or i == len(blocks) - 1:  # a level ends where its block upsamples
+                feats.append(h)
         return feats
 
     def encoder_copy(self, share_weights: bool = False) -> ComfyUNet:
@@ -157,6 +178,10 @@ class ComfyUNet(nn.Module):
     def feature_channels(self) -> list[int]:
         mult = [m * self.unet.model_channels for m in self.unet.channel_mult]
         return [*mult, mult[-1]]
+
+    @property
+    def decoder_channels(self) -> list[int]:
+        return [m * self.unet.model_channels for m in reversed(self.unet.channel_mult)]
 
     def blocks(self) -> list[nn.Module]:
         """Input, middle and output blocks (an encoder copy has no output blocks): what TrainConfig.compile_blocks compiles."""

@@ -1,5 +1,5 @@
 """The trainer's ComfyUI adapter (onestep_nodes/comfy_unet.py) in-process with ComfyUI's real UNetModel: its forward is
-the MODEL's UNet, its encoder returns every level, its full copies (SiD-LSG's ψ and φ) compute the same, and a
+the MODEL's UNet, its encoder and decoder passes return every level, its full copies (SiD-LSG's ψ and φ) compute the same, and a
 Diffusion2GAN step trains through it."""
 import torch
 
@@ -28,6 +28,10 @@ def test_adapter_forward_is_the_unet_and_encoder_has_every_level(tmp_path):
         feats = net.encoder_features(x, t, ctx)
     assert [f.shape[1] for f in feats] == net.feature_channels == [32, 64, 64]
     assert [f.shape[-1] for f in feats] == [8, 8, 8]
+    with torch.no_grad():  # the decoder pass (D's decoder readouts): every level, the last one what `out` turns into the output
+        dec = net.decoder_features(x, t, ctx)
+        assert torch.allclose(net.unet.out(dec[-1]), want, atol=1e-5)
+    assert [f.shape[1] for f in dec] == net.decoder_channels == [64, 32] and [f.shape[-1] for f in dec] == [16, 16]
     enc = net.encoder_copy()
     assert enc.unet.output_blocks is None and net.unet.output_blocks is not None
     with torch.no_grad():

@@ -21,11 +21,11 @@ def test_a_long_variant_gets_a_short_distinct_folder_name(tmp_path):
 
 
 def test_d_backbone_keys_reach_the_discriminator_config():
-    plan = rows.plan(LONG + ":d_backbone=lora:d_lora_rank=8", rows.ROW_DEFAULTS)
+    plan = rows.plan(LONG + ":d_backbone=lora:d_lora_rank=8:d_readout=decoder", rows.ROW_DEFAULTS)
     d = rows.train_config(plan, bf16=False, save_every=0).discriminator
-    assert (d.backbone, d.lora_rank) == ("lora", 8)
+    assert (d.backbone, d.lora_rank, d.readout) == ("lora", 8, "decoder")
     d = rows.train_config(rows.plan(LONG, rows.ROW_DEFAULTS), bf16=False, save_every=0).discriminator
-    assert (d.backbone, d.lora_rank) == ("full", 64)
+    assert (d.backbone, d.lora_rank, d.readout) == ("full", 64, "encoder")
 
 
 def test_d_optimiser_defaults_to_the_methods_and_a_plan_can_set_it():

@@ -36,6 +36,7 @@ GAN_LOSSES = ("standard", "relativistic")  # LossConfig.gan_loss
 OPTIMIZERS = ("adamw", "adafactor")
 STORAGE_DTYPES = ("float32", "bfloat16")
 D_BACKBONES = ("full", "lora")  # discriminator backbone: trained copy of the teacher encoder, or frozen + LoRA
+D_READOUTS = ("encoder", "decoder")  # where D's heads read: the encoder's levels, or the whole UNet's decoder levels
 FULL_D_STORAGE = "bfloat16"  # low_memory(): storage of a full fine-tune's D (measured in docs/benchmarks.md)
 # The generator: ε-prediction at t=625 (σ≈2.5) on sqrt(1−ᾱ)·z, the input ComfyUI's Euler step from σ_625 gives (as
 # SiD-LSG runs one step). Measured on the proof-scale benchmark (docs/benchmarks.md, run 5): at t=999 x0 = σ·(z − ε̂)
@@ -173,7 +174,11 @@ class DiscriminatorConfig:
     r1_every: int = 16  # lazy R1: apply every this many steps (penalty scaled by it)
     r1_mode: str = "exact"  # "exact": ‖∇_x D‖² by double backward (the paper's); "approx": finite differences (below)
     r1_sigma: float = 0.01  # approx R1: ‖∇_x D‖² ≈ (D(x + σn) − D(x))² / σ², n ~ N(0, I) (no double backward: fused attention, far less memory)
-    multiscale: bool = True  # readout heads on every encoder scale (off: one head on the middle block)
+    multiscale: bool = True  # readout heads on every scale (off: one head, on the middle block / the finest decoder level)
+    # "encoder": D is a copy of the teacher's encoder (input conv, down blocks, middle block), heads on each level's
+    # output. "decoder": D is a copy of the whole UNet and its heads read each up block's output (the paper's "readout
+    # heads on decoder scales"; twice the encoder's compute, and the finest head sees the skip of the first level).
+    readout: str = "encoder"
     mix_and_match: bool = True  # extra fakes: real latents paired with another item's z and another prompt's c
     d_t_min: int = 0  # D sees x0 re-noised to t ~ U{d_t_min..d_t_max} (model time /1000 for flow models)
     d_t_max: int = 499  # upper end of D's timestep range
@@ -192,6 +197,8 @@ class DiscriminatorConfig:
     def __post_init__(self) -> None:
         if self.backbone not in D_BACKBONES:
             raise ValueError(f"discriminator backbone must be one of {D_BACKBONES}, not {self.backbone!r}")
+        if self.readout not in D_READOUTS:
+            raise ValueError(f"discriminator readout must be one of {D_READOUTS}, not {self.readout!r}")
         if self.backbone == "lora" and self.lora_rank < 1:
             raise ValueError(f"a LoRA discriminator backbone needs lora_rank ≥ 1, not {self.lora_rank}")
         if self.r1_every < 1:

@@ -2,7 +2,8 @@
 CopyableUNet (the headless CLI path; SD1.x/2.x/XL layouts).
 
 The encoder pass repeats UNet2DConditionModel.forward up to the middle block (time embedding, SDXL's
-text-time embedding, conv_in, down blocks, mid block) and returns the feature map of every level.
+text-time embedding, conv_in, down blocks, mid block) and returns the feature map of every level; the decoder pass
+goes on through the up blocks with the skips and returns each up block's output.
 """
 from __future__ import annotations
 
@@ -46,11 +47,9 @@ class DiffusersUNet(nn.Module):
         """The raw UNet output."""
         return self.unet(x_in, t, encoder_hidden_states=context, added_cond_kwargs=self._added(x_in, pooled, size), return_dict=False)[0]
 
-    def encoder_features(
-        self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
-        pooled: torch.Tensor | None = None, size: torch.Tensor | None = None,
-    ) -> list[torch.Tensor]:
-        """Feature maps after each down block and after the middle block."""
+    def _encode(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None,
+                pooled: torch.Tensor | None, size: torch.Tensor | None):
+        """The pass up to and through the middle block: (its output, the embedding, the skips, each level's output)."""
         u = self.unet
         emb = u.time_embedding(u.get_time_embed(sample=x_in, timestep=t))
         aug = u.get_aug_embed(emb=emb, encoder_hidden_states=context, added_cond_kwargs=self._added(x_in, pooled, size))
@@ -60,18 +59,45 @@ class DiffusersUNet(nn.Module):
         h = u.conv_in(x_in)
         if input_residual is not None:
             h = h + input_residual.to(h.dtype)
-        feats = []
+        skips, feats = [h], []
         for block in u.down_blocks:
             if getattr(block, "has_cross_attention", False):
-                h, _ = block(hidden_states=h, temb=emb, encoder_hidden_states=context)
+                h, res = block(hidden_states=h, temb=emb, encoder_hidden_states=context)
             else:
-                h, _ = block(hidden_states=h, temb=emb)
+                h, res = block(hidden_states=h, temb=emb)
+            skips.extend(res)
             feats.append(h)
         if getattr(u.mid_block, "has_cross_attention", False):
             h = u.mid_block(h, emb, encoder_hidden_states=context)
         else:
             h = u.mid_block(h, emb)
         feats.append(h)
+        return h, emb, skips, feats
+
+    def encoder_features(
+        self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None, size: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """Feature maps after each down block and after the middle block."""
+        return self._encode(x_in, t, context, input_residual, pooled, size)[3]
+
+    def decoder_features(
+        self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None,
+        pooled: torch.Tensor | None = None, size: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """Feature maps after each up block (coarsest first), the skips taken as UNet2DConditionModel.forward takes them."""
+        u = self.unet
+        h, emb, skips, _ = self._encode(x_in, t, context, input_residual, pooled, size)
+        feats = []
+        for i, block in enumerate(u.up_blocks):
+            n = len(block.resnets)
+            res, skips = tuple(skips[-n:]), skips[:-n]
+            up_size = skips[-1].shape[2:] if i < len(u.up_blocks) - 1 else None
+            if getattr(block, "has_cross_attention", False):
+                h = block(hidden_states=h, temb=emb, res_hidden_states_tuple=res, encoder_hidden_states=context, upsample_size=up_size)
+            else:
+                h = block(hidden_states=h, temb=emb, res_hidden_states_tuple=res, upsample_size=up_size)
+            feats.append(h)
         return feats
 
     def encoder_copy(self, share_weights: bool = False) -> DiffusersUNet:
@@ -105,6 +131,11 @@ class DiffusersUNet(nn.Module):
         """Channels of each encoder_features map."""
         cfg = self.unet.config
         return [*cfg.block_out_channels, cfg.block_out_channels[-1]]
+
+    @property
+    def decoder_channels(self) -> list[int]:
+        """Channels of each decoder_features map."""
+        return list(reversed(self.unet.config.block_out_channels))
 
     def blocks(self) -> list[nn.Module]:
         """The down, middle and up blocks (an encoder copy has no up blocks): what TrainConfig.compile_blocks compiles."""

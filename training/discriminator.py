@@ -1,10 +1,11 @@
 """The conditional diffusion discriminator of Diffusion2GAN (Kang et al., ECCV 2024, Sec. 4.2, Fig. 4).
 
-D(x_t, t, z, c): a copy of the teacher UNet's encoder (input conv, down blocks, middle block) reads the latent
-re-noised to timestep t; the text c enters through the UNet's own cross-attention; the noise z that G started
-from enters through a zero-initialised 3×3 conv whose output is added to the input conv's output (so at
-initialisation D is exactly the teacher's encoder); readout heads on several feature scales (multi-scale) — or
-one head on the middle block — give patch logits. Which t, and why: see training/config.py.
+D(x_t, t, z, c): a copy of the teacher UNet's encoder (input conv, down blocks, middle block) — or of the whole
+UNet, readout "decoder" — reads the latent re-noised to timestep t; the text c enters through the UNet's own
+cross-attention; the noise z that G started from enters through a zero-initialised 3×3 conv whose output is added
+to the input conv's output (so at initialisation D is exactly the teacher's network); readout heads on several
+feature scales (multi-scale: the encoder's levels, or the decoder's as in the paper) — or one head — give patch
+logits. Which t, and why: see training/config.py.
 """
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ class UNetEncoder(TrainableUNet, Protocol):
         """Feature maps after each down level and after the middle block (coarsest last); `input_residual` is
         added to the input conv's output ([B, input_features, H, W])."""
 
+    def decoder_features(
+        self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None, **extra
+    ) -> list[torch.Tensor]:
+        """Feature maps after each decoder level (coarsest first) of the whole UNet run with the skips; only on a
+        full copy (readout "decoder")."""
+
     def encoder_copy(self, share_weights: bool = False) -> UNetEncoder:
         """A deep copy holding only the encoder (time embedding, input conv, down blocks, middle block); with
         share_weights its modules hold this UNet's own parameter and buffer tensors (unet_interface.copy_module)."""
@@ -40,6 +47,10 @@ class UNetEncoder(TrainableUNet, Protocol):
     @property
     def feature_channels(self) -> list[int]:
         """Channels of each map encoder_features returns, in order."""
+
+    @property
+    def decoder_channels(self) -> list[int]:
+        """Channels of each map decoder_features returns, in order."""
 
 
 def _groups(c: int) -> int:
@@ -64,13 +75,14 @@ class ReadoutHead(nn.Module):
 
 
 class ConditionalDiffusionDiscriminator(nn.Module):
-    """Patch logits of D(x_t, t, z, c) at one or several scales."""
+    """Patch logits of D(x_t, t, z, c) at one or several scales, read from the encoder's levels or (readout "decoder",
+    `encoder` then a copy of the whole UNet) from the decoder's."""
 
     def __init__(self, encoder: UNetEncoder, z_conditioning: bool = True, multiscale: bool = True, head_channels: int = 64,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, readout: str = "encoder"):
         super().__init__()
-        self.encoder = encoder
-        channels = list(encoder.feature_channels)
+        self.encoder, self.readout = encoder, readout
+        channels = list(encoder.decoder_channels if readout == "decoder" else encoder.feature_channels)
         self.levels = list(range(len(channels))) if multiscale else [len(channels) - 1]
         self.heads = nn.ModuleList(ReadoutHead(channels[i], head_channels) for i in self.levels)
         c = encoder.info.latent_channels
@@ -88,7 +100,8 @@ class ConditionalDiffusionDiscriminator(nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, z: torch.Tensor, context: torch.Tensor, **extra) -> list[torch.Tensor]:
         """Logit maps [B, 1, h_l, w_l], one per readout level."""
         residual = self.z_conv(z.to(x_t.dtype)) if self.z_conv is not None else None
-        feats = self.encoder.encoder_features(x_t, t, context, input_residual=residual, **extra)
+        features = self.encoder.decoder_features if self.readout == "decoder" else self.encoder.encoder_features
+        feats = features(x_t, t, context, input_residual=residual, **extra)
         return [head(feats[i]) for head, i in zip(self.heads, self.levels)]
 
 

@@ -26,15 +26,17 @@ from .regression import Regression
 
 
 def build_discriminator(unet, config) -> ConditionalDiffusionDiscriminator:
-    """D from the teacher's encoder (call before G's weights change). A LoRA backbone with a LoRA generator shares
-    G's frozen weights: G's own LoRA is added afterwards and freezes the same tensors."""
+    """D from the teacher's encoder, or its whole UNet for decoder readouts (call before G's weights change). A LoRA
+    backbone with a LoRA generator shares G's frozen weights: G's own LoRA is added afterwards and freezes the same
+    tensors."""
     c, dc = config, config.discriminator
     d_init = torch.Generator().manual_seed(derived_seed(c.seed, -1))
+    copy = unet.full_copy if dc.readout == "decoder" else unet.encoder_copy
     if dc.backbone == "full":
-        return ConditionalDiffusionDiscriminator(unet.encoder_copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init).requires_grad_(True)
-    encoder = unet.encoder_copy(share_weights=c.generator.lora_rank > 0)
+        return ConditionalDiffusionDiscriminator(copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init, dc.readout).requires_grad_(True)
+    encoder = copy(share_weights=c.generator.lora_rank > 0)
     lora.add_lora(encoder, encoder.lora_targets(), dc.lora_rank, 0.0, torch.Generator().manual_seed(derived_seed(c.seed, -5)))
-    d = ConditionalDiffusionDiscriminator(encoder, dc.z_conditioning, dc.multiscale, dc.head_channels, d_init)
+    d = ConditionalDiffusionDiscriminator(encoder, dc.z_conditioning, dc.multiscale, dc.head_channels, d_init, dc.readout)
     store_frozen(d, getattr(torch, c.generator.frozen_dtype))
     return d
 
