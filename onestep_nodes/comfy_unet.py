@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from onestep.pairs.manifest import SIZE_KEYS
-from training.unet_interface import ModelInfo, copy_module, default_lora_targets
+from training.unet_interface import ModelInfo, copy_module, copy_without, default_lora_targets
 
 
 def normal_tensors(module: nn.Module) -> nn.Module:
@@ -149,16 +149,12 @@ class ComfyUNet(nn.Module):
 
     def encoder_copy(self, share_weights: bool = False) -> ComfyUNet:
         """A deep copy without the decoder (output blocks and out); share_weights: on this UNet's tensors."""
-        u = self.unet
-        dec = {"output_blocks": u.output_blocks, "out": u.out}
-        for k in dec:  # do not deep-copy the decoder only to drop it
-            setattr(u, k, None)
-        try:
-            enc = copy_module(u, share_weights)
-        finally:
-            for k, v in dec.items():
-                setattr(u, k, v)
-        return ComfyUNet(enc, self.info, self._encode_adm)
+        return ComfyUNet(copy_without(self.unet, ("output_blocks", "out"), share_weights), self.info, self._encode_adm)
+
+    def decoder_copy(self, share_weights: bool = False) -> ComfyUNet:
+        """A deep copy without the output layers (`out`), which decoder_features never reaches: D's decoder readouts
+        train no parameter without a gradient."""
+        return ComfyUNet(copy_without(self.unet, ("out",), share_weights), self.info, self._encode_adm)
 
     def full_copy(self, share_weights: bool = False) -> ComfyUNet:
         """A deep copy of the whole UNet (SiD-LSG's fake score ψ and teacher φ); share_weights: on this UNet's tensors.

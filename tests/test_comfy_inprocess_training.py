@@ -32,6 +32,10 @@ def test_adapter_forward_is_the_unet_and_encoder_has_every_level(tmp_path):
         dec = net.decoder_features(x, t, ctx)
         assert torch.allclose(net.unet.out(dec[-1]), want, atol=1e-5)
     assert [f.shape[1] for f in dec] == net.decoder_channels == [64, 32] and [f.shape[-1] for f in dec] == [16, 16]
+    body = net.decoder_copy()
+    assert body.unet.out is None and body.unet.output_blocks is not None and net.unet.out is not None
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(body.decoder_features(x, t, ctx), dec))
     enc = net.encoder_copy()
     assert enc.unet.output_blocks is None and net.unet.output_blocks is not None
     with torch.no_grad():

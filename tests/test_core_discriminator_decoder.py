@@ -30,14 +30,20 @@ def test_decoder_readout_starts_as_the_whole_teacher_and_trains_every_head():
     trainer = Trainer(unet, config(discriminator={"readout": "decoder"}), tiny_elpips())
     d = trainer.discriminator
     body = d.encoder.state_dict()
-    assert set(body) == set(teacher) and all(torch.equal(body[k], teacher[k]) for k in body)  # up blocks included
-    assert d.encoder.unet is not unet.unet and len(d.heads) == len(unet.decoder_channels)
+    output_layers = {k for k in teacher if k.startswith(("unet.conv_norm_out.", "unet.conv_out."))}
+    assert output_layers and set(body) == set(teacher) - output_layers  # up blocks included, the unused output layers not
+    assert all(torch.equal(body[k], teacher[k]) for k in body)
+    assert d.encoder.unet is not unet.unet and unet.unet.conv_out is not None and len(d.heads) == len(unet.decoder_channels)
     ds = PairsDataset()
     items = [ds[i] for i in range(4)]
     batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
     with torch.no_grad():
         logits = d(trainer.info.to_unet_space(batch["latent"]), torch.full((4,), 50.0), batch["noise"], batch["context"])
     assert [tuple(l.shape) for l in logits] == [(4, 1, 16, 16), (4, 1, 16, 16)]
+    loss = sum(l.mean() for l in d(trainer.info.to_unet_space(batch["latent"]), torch.full((4,), 50.0), batch["noise"], batch["context"]))
+    loss.backward()
+    assert [n for n, p in d.named_parameters() if p.grad is None] == []  # no parameter D never uses
+    d.zero_grad(set_to_none=True)
     h0 = {n: p.detach().clone() for n, p in d.named_parameters()}
     logs = trainer.train_step(batch)
     assert {"gan_g", "d_real", "d_fake"} <= set(logs)
@@ -51,3 +57,14 @@ def test_decoder_readout_starts_as_the_whole_teacher_and_trains_every_head():
 def test_an_unknown_readout_is_refused_by_name():
     with pytest.raises(ValueError, match="readout must be one of"):
         DiscriminatorConfig(readout="middle")
+
+
+def test_decoder_readout_with_a_lora_backbone_trains_only_its_factors_heads_and_z_conv():
+    trainer = Trainer(tiny_unet(), config(discriminator={"readout": "decoder", "backbone": "lora", "lora_rank": 4}), tiny_elpips())
+    d = trainer.discriminator
+    trained = {n for n, p in d.named_parameters() if p.requires_grad}
+    assert any(".up_blocks." in n and "lora" in n for n in trained)  # the decoder's attention gets factors too
+    assert all("lora" in n or n.startswith(("heads.", "z_conv.")) for n in trained)
+    ds = PairsDataset()
+    items = [ds[i] for i in range(4)]
+    assert {"d_real", "gan_g"} <= set(trainer.train_step({k: torch.stack([it[k] for it in items]) for k in items[0]}))

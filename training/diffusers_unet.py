@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .core import LATENT_SPACES, unet_keys
-from .unet_interface import ModelInfo, copy_module, default_lora_targets
+from .unet_interface import ModelInfo, copy_module, copy_without, default_lora_targets
 
 
 class DiffusersUNet(nn.Module):
@@ -102,15 +102,14 @@ class DiffusersUNet(nn.Module):
 
     def encoder_copy(self, share_weights: bool = False) -> DiffusersUNet:
         """A deep copy without the decoder (up blocks, output norm and conv); share_weights: on this UNet's tensors."""
-        dec = {k: getattr(self.unet, k) for k in ("up_blocks", "conv_norm_out", "conv_act", "conv_out")}
-        for k in dec:  # do not deep-copy the decoder only to drop it
-            setattr(self.unet, k, None)
-        try:
-            enc = copy_module(self.unet, share_weights)
-        finally:
-            for k, v in dec.items():
-                setattr(self.unet, k, v)
+        enc = copy_without(self.unet, ("up_blocks", "conv_norm_out", "conv_act", "conv_out"), share_weights)
         return DiffusersUNet(enc, self.info.latent_scale, self.info.latent_shift)
+
+    def decoder_copy(self, share_weights: bool = False) -> DiffusersUNet:
+        """A deep copy without the output layers (norm, conv), which decoder_features never reaches: D's decoder
+        readouts train no parameter without a gradient."""
+        body = copy_without(self.unet, ("conv_norm_out", "conv_act", "conv_out"), share_weights)
+        return DiffusersUNet(body, self.info.latent_scale, self.info.latent_shift)
 
     def full_copy(self, share_weights: bool = False) -> DiffusersUNet:
         """A deep copy of the whole UNet (SiD-LSG's fake score ψ and teacher φ); share_weights: on this UNet's tensors."""

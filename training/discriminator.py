@@ -33,8 +33,11 @@ class UNetEncoder(TrainableUNet, Protocol):
     def decoder_features(
         self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor, input_residual: torch.Tensor | None = None, **extra
     ) -> list[torch.Tensor]:
-        """Feature maps after each decoder level (coarsest first) of the whole UNet run with the skips; only on a
-        full copy (readout "decoder")."""
+        """Feature maps after each decoder level (coarsest first) of the whole UNet run with the skips (readout
+        "decoder"; on a full copy or a decoder_copy)."""
+
+    def decoder_copy(self, share_weights: bool = False) -> UNetEncoder:
+        """A deep copy of the whole UNet but its output layers (what decoder_features runs); share_weights as below."""
 
     def encoder_copy(self, share_weights: bool = False) -> UNetEncoder:
         """A deep copy holding only the encoder (time embedding, input conv, down blocks, middle block); with

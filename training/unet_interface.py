@@ -78,6 +78,19 @@ def copy_module(module: nn.Module, share_weights: bool = False) -> nn.Module:
     return copy.deepcopy(module, memo)
 
 
+def copy_without(module: nn.Module, names: tuple[str, ...], share_weights: bool = False) -> nn.Module:
+    """copy_module of `module` with its children `names` set to None in the copy (they are not deep-copied only to be
+    dropped; the original keeps them)."""
+    dropped = {k: getattr(module, k) for k in names}
+    for k in dropped:
+        setattr(module, k, None)
+    try:
+        return copy_module(module, share_weights)
+    finally:
+        for k, v in dropped.items():
+            setattr(module, k, v)
+
+
 def default_lora_targets(module: nn.Module) -> list[str]:
     """Attention q/k/v/out projections and feed-forward linears of every transformer block."""
     return [n for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and LORA_TARGET_PATTERN.search(n)]

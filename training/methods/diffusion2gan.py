@@ -31,7 +31,7 @@ def build_discriminator(unet, config) -> ConditionalDiffusionDiscriminator:
     tensors."""
     c, dc = config, config.discriminator
     d_init = torch.Generator().manual_seed(derived_seed(c.seed, -1))
-    copy = unet.full_copy if dc.readout == "decoder" else unet.encoder_copy
+    copy = unet.decoder_copy if dc.readout == "decoder" else unet.encoder_copy
     if dc.backbone == "full":
         return ConditionalDiffusionDiscriminator(copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init, dc.readout).requires_grad_(True)
     encoder = copy(share_weights=c.generator.lora_rank > 0)
