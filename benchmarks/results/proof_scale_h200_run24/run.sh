@@ -22,6 +22,9 @@
 # is 16x16): its forward + backward took 3.3x the encoder D's on the CPU (batch 16), so decoder-D steps ~0.55 s ->
 # 250 + 2 x 410 + 250 + ~80 s of starts and scoring = ~1,400 s (if short: DEC1 last, resumable in a 4th call). KEEP=<tag> on the last call brings the best row's weights back if it beats 12.46 (ship by
 # tools.ship_proof_scale only then); the watch's notices (D dead / learning again) are in each row's log.
+# On a 2xH200 machine add run 20's SiD-LSG row (issue 16; the same bundle): VARIANTS="sid_lsg_teacher_cfg@$S;<DEC>;<R1>;<DEC1>"
+# with S as in run 20's run.sh — GPU k takes the variants k, k+2: GPU 0 the SiD row (~1,035 s) then R1, GPU 1 DEC then
+# DEC1; pairs on both GPUs ~125 s; ~1,450 s in all.
 G='regression=latentlpips:lr_warmup=100:gan_warmup=200:d_lead=200:gan_ramp=300:lr_d_ratio=5:d_t_max=100:mix_and_match=false:lr_d_schedule=constant:d_beta2=0.99'
 C="diffusion2gan@init_from=diffusion2gan:$G:lr=3e-5:lr_decay=constant:steps=750:batch=512"
 export VARIANTS="$C:r1_gamma=0:gan_weight=0.5:d_readout=decoder;$C:r1_gamma=1:gan_weight=1;$C:r1_gamma=0:gan_weight=1:d_readout=decoder"
