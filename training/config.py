@@ -176,8 +176,9 @@ class DiscriminatorConfig:
     r1_sigma: float = 0.01  # approx R1: ‖∇_x D‖² ≈ (D(x + σn) − D(x))² / σ², n ~ N(0, I) (no double backward: fused attention, far less memory)
     multiscale: bool = True  # readout heads on every scale (off: one head, on the middle block / the finest decoder level)
     # "encoder": D is a copy of the teacher's encoder (input conv, down blocks, middle block), heads on each level's
-    # output. "decoder": D is a copy of the whole UNet and its heads read each up block's output (the paper's "readout
-    # heads on decoder scales"; twice the encoder's compute, and the finest head sees the skip of the first level).
+    # output. "decoder": D is a copy of the whole UNet but its output layers, and its heads read each up block's output
+    # (the paper's "readout heads on decoder scales"; at proof scale 2.3x the parameters and 2-3x the compute of the
+    # encoder D on the CPU, and its finest heads read full-resolution maps).
     readout: str = "encoder"
     mix_and_match: bool = True  # extra fakes: real latents paired with another item's z and another prompt's c
     d_t_min: int = 0  # D sees x0 re-noised to t ~ U{d_t_min..d_t_max} (model time /1000 for flow models)

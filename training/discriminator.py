@@ -78,8 +78,9 @@ class ReadoutHead(nn.Module):
 
 
 class ConditionalDiffusionDiscriminator(nn.Module):
-    """Patch logits of D(x_t, t, z, c) at one or several scales, read from the encoder's levels or (readout "decoder",
-    `encoder` then a copy of the whole UNet) from the decoder's."""
+    """Patch logits of D(x_t, t, z, c) at one or several scales, read from the encoder's levels or (readout "decoder";
+    `encoder` is then the UNet's decoder_copy, the attribute keeping its name for the checkpoints' keys) from the
+    decoder's."""
 
     def __init__(self, encoder: UNetEncoder, z_conditioning: bool = True, multiscale: bool = True, head_channels: int = 64,
                  generator: torch.Generator | None = None, readout: str = "encoder"):
