@@ -57,6 +57,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "d_lead": int, "d_t_min": int, "mix_and_match": lambda v: v == "true", "z_conditioning": lambda v: v == "true",
     "gan_loss": str, "lr_d_schedule": str,  # "standard" | "relativistic"; "shared" | "constant" (training/config.py)
     "gan_ramp": int, "d_beta1": float, "d_beta2": float,  # LossConfig.gan_ramp_steps; D's Adam β (OptimConfig.betas_d)
+    "d_eps": float,  # D's Adam ε (OptimConfig.eps_d)
     "gan_scale_max": float,  # LossConfig.gan_scale_max (the adaptive weight's cap; `inf`: none, as before the engine)
     "d_readout": str,  # "encoder" | "decoder": where D's heads read (DiscriminatorConfig.readout)
     "d_backbone": str, "d_lora_rank": int,  # "full" | "lora": D's teacher encoder trained, or frozen with LoRA (DiscriminatorConfig)
@@ -193,7 +194,7 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
         generator=GeneratorConfig(spec=FLOW_SPEC if flow else OneStepSpec("eps", p["timestep"], "sigma_z")),
         optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"],
                           lr_decay_steps=p["steps"], lr_floor=p["lr_floor"], lr_d_schedule=p.get("lr_d_schedule", "shared"),
-                          betas_d=(p.get("d_beta1", D2G_BETAS_D[0]), p.get("d_beta2", D2G_BETAS_D[1]))),
+                          betas_d=(p.get("d_beta1", D2G_BETAS_D[0]), p.get("d_beta2", D2G_BETAS_D[1])), eps_d=p.get("d_eps", OptimConfig.eps_d)),
         loss=LossConfig(regression=p["regression"], warmup_steps=p["gan_warmup"], gan_weight=p["gan_weight"], gan_balance=p["gan_balance"],
                         d_lead_steps=p.get("d_lead", 0), gan_loss=p.get("gan_loss", "standard"),
                         gan_ramp_steps=p.get("gan_ramp", 0), gan_scale_max=p.get("gan_scale_max", LossConfig.gan_scale_max)),

@@ -35,6 +35,7 @@ def test_d_optimiser_defaults_to_the_methods_and_a_plan_can_set_it():
     assert o.betas_d == (0.0, 0.99)
     o = rows.train_config(rows.plan("diffusion2gan@d_beta2=0.999", rows.ROW_DEFAULTS), bf16=False, save_every=0).optim
     assert o.betas_d == (0.9, 0.999)  # runs 10–11 as they ran
+    assert o.eps_d == 1e-8 and rows.train_config(rows.plan("diffusion2gan@d_eps=1e-5", rows.ROW_DEFAULTS), bf16=False, save_every=0).optim.eps_d == 1e-5
 
 
 def test_compile_reaches_the_trainer_only_when_a_plan_sets_it():

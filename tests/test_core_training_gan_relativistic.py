@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from test_core_training_fixtures import PairsDataset, config, tiny_unet
@@ -104,9 +105,13 @@ def test_constant_discriminator_lr_ignores_the_generator_schedule():
 
 
 def test_discriminator_betas_and_the_gan_weight_ramp():
-    t = Trainer(tiny_unet(), config(loss={"regression": "mse"}, optim={"betas_d": (0.0, 0.99)}))
+    t = Trainer(tiny_unet(), config(loss={"regression": "mse"}, optim={"betas_d": (0.0, 0.99), "eps_d": 1e-5}))
     betas = {name: net.optimizer.param_groups[0]["betas"] for name, net in t.networks.items()}
     assert betas["generator"] == (0.9, 0.999) and [b for n, b in betas.items() if n != "generator"] == [(0.0, 0.99)]
+    eps = {name: net.optimizer.param_groups[0]["eps"] for name, net in t.networks.items()}
+    assert eps["generator"] == 1e-8 and [e for n, e in eps.items() if n != "generator"] == [1e-5]  # D's own Adam ε
+    with pytest.raises(ValueError, match="eps_d"):
+        config(optim={"eps_d": 0.0})
 
     def gan_scale(ramp_steps, step):
         cfg = config(loss={"regression": "mse", "warmup_steps": 2, "gan_ramp_steps": ramp_steps, "gan_balance": "adaptive", "gan_weight": 1.0,

@@ -100,6 +100,10 @@ class OptimConfig:
     # (proof-scale run 10: ‖∇D‖ 5–11 while it led, 0.005 after G caught up): Diffusion2GAN's default is (0.9, 0.99)
     # (its optim_defaults, which the CLI and the node apply).
     betas_d: tuple[float, float] | None = None
+    # Adam ε of the other networks (D, SiD's ψ). torch's 1e-8 turns even a vanishing gradient into lr-sized steps; a
+    # larger ε makes a network whose gradient has fallen to noise (a fooled D: ~2e-6 per weight at proof scale, ~5e-4
+    # while it learns) step little instead of wandering — a hypothesis from run 22 (docs/benchmarks.md), not measured.
+    eps_d: float = 1e-8
 
     def __post_init__(self) -> None:
         if self.lr_d_schedule not in ("shared", "constant"):
@@ -112,6 +116,8 @@ class OptimConfig:
         if self.grad_accumulation < 1:
             raise ValueError(f"grad_accumulation must be ≥ 1, not {self.grad_accumulation}")
         # NaN and negative rates reached torch's optimisers ("Invalid learning rate: nan") or trained on silently
+        if not self.eps_d > 0:  # also NaN
+            raise ValueError(f"eps_d must be > 0, not {self.eps_d}")
         for name in ("lr_g", "lr_d", "weight_decay", "grad_clip"):
             check_range(name, getattr(self, name), 0.0)
         for name in ("betas", "betas_d"):

@@ -67,11 +67,11 @@ class Network:
 
 
 def make_optimizer(name: str, params: list[nn.Parameter], lr: float, betas: tuple[float, float], weight_decay: float,
-                   foreach: bool | None = None) -> torch.optim.Optimizer:
-    """AdamW, or Adafactor (lr relative to each weight's RMS; torch's update without its GPU syncs)."""
+                   foreach: bool | None = None, eps: float = 1e-8) -> torch.optim.Optimizer:
+    """AdamW, or Adafactor (lr relative to each weight's RMS; torch's update without its GPU syncs; no ε to set)."""
     if name == "adafactor":
         return SyncFreeAdafactor(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, foreach=foreach)
+    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach)
 
 
 class Engine:
@@ -116,7 +116,7 @@ class Engine:
         for x in extras:
             if x.name in self.networks or x.key == "g":
                 raise ValueError(f"method {self.method.name!r} names two networks {x.name!r}/{x.key!r}")
-            opt = make_optimizer(x.optimizer, [p for p in x.module.parameters() if p.requires_grad], x.lr, o.betas_d or o.betas, o.weight_decay, o.foreach)
+            opt = make_optimizer(x.optimizer, [p for p in x.module.parameters() if p.requires_grad], x.lr, o.betas_d or o.betas, o.weight_decay, o.foreach, o.eps_d)
             if x.storage_dtype != "float32":
                 opt = Bf16WeightsOptimizer(opt, x.rounding_seed)
             self.networks[x.name] = Network(x.name, x.key, x.module, opt, x.lr)
