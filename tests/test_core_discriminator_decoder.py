@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_core_training_fixtures import PairsDataset, config, tiny_elpips, tiny_unet
+from test_core_training_fixtures import PairsDataset, batch_of, config, tiny_elpips, tiny_unet
 
 from training.config import DiscriminatorConfig
 from training.trainer import Trainer
@@ -34,14 +34,10 @@ def test_decoder_readout_starts_as_the_whole_teacher_and_trains_every_head():
     assert output_layers and set(body) == set(teacher) - output_layers  # up blocks included, the unused output layers not
     assert all(torch.equal(body[k], teacher[k]) for k in body)
     assert d.encoder.unet is not unet.unet and unet.unet.conv_out is not None and len(d.heads) == len(unet.decoder_channels)
-    ds = PairsDataset()
-    items = [ds[i] for i in range(4)]
-    batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
-    with torch.no_grad():
-        logits = d(trainer.info.to_unet_space(batch["latent"]), torch.full((4,), 50.0), batch["noise"], batch["context"])
+    batch = batch_of(PairsDataset())
+    logits = d(trainer.info.to_unet_space(batch["latent"]), torch.full((4,), 50.0), batch["noise"], batch["context"])
     assert [tuple(l.shape) for l in logits] == [(4, 1, 16, 16), (4, 1, 16, 16)]
-    loss = sum(l.mean() for l in d(trainer.info.to_unet_space(batch["latent"]), torch.full((4,), 50.0), batch["noise"], batch["context"]))
-    loss.backward()
+    sum(l.mean() for l in logits).backward()
     assert [n for n, p in d.named_parameters() if p.grad is None] == []  # no parameter D never uses
     d.zero_grad(set_to_none=True)
     h0 = {n: p.detach().clone() for n, p in d.named_parameters()}
@@ -65,6 +61,4 @@ def test_decoder_readout_with_a_lora_backbone_trains_only_its_factors_heads_and_
     trained = {n for n, p in d.named_parameters() if p.requires_grad}
     assert any(".up_blocks." in n and "lora" in n for n in trained)  # the decoder's attention gets factors too
     assert all("lora" in n or n.startswith(("heads.", "z_conv.")) for n in trained)
-    ds = PairsDataset()
-    items = [ds[i] for i in range(4)]
-    assert {"d_real", "gan_g"} <= set(trainer.train_step({k: torch.stack([it[k] for it in items]) for k in items[0]}))
+    assert {"d_real", "gan_g"} <= set(trainer.train_step(batch_of(PairsDataset())))

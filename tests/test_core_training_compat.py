@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from test_core_training_fixtures import PairsDataset, config, tiny_elpips, tiny_unet
+from test_core_training_fixtures import PairsDataset, batch_of, config, tiny_elpips, tiny_unet
 
 from onestep.format import read_metadata, save_generator
 from training.config import DEFAULT_SPEC, GeneratorConfig, OptimConfig, TrainConfig
@@ -15,27 +15,22 @@ from training.trainer import Trainer
 from training.unet_interface import IncompatibleDataError, check_batch_compatible
 
 
-def _batch(ds, n=4):
-    items = [ds[i] for i in range(n)]
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
-
-
 def test_mismatched_data_is_refused():
     unet = tiny_unet()
-    good = _batch(PairsDataset())
+    good = batch_of(PairsDataset())
     check_batch_compatible(good, unet.info)
     check_batch_compatible(PairsDataset()[0], unet.info)  # one unbatched item
     with pytest.raises(IncompatibleDataError, match="8 channels .* 4-channel"):
-        check_batch_compatible(_batch(PairsDataset(channels=8)), unet.info)
+        check_batch_compatible(batch_of(PairsDataset(channels=8)), unet.info)
     with pytest.raises(IncompatibleDataError, match="width 768 .* takes 32"):
-        check_batch_compatible(_batch(PairsDataset(context_dim=768)), unet.info)
+        check_batch_compatible(batch_of(PairsDataset(context_dim=768)), unet.info)
     with pytest.raises(IncompatibleDataError, match="multiples of 2"):
-        check_batch_compatible(_batch(PairsDataset(size=17)), unet.info)
+        check_batch_compatible(batch_of(PairsDataset(size=17)), unet.info)
     with pytest.raises(IncompatibleDataError, match="lacks 'context'"):
         check_batch_compatible({k: v for k, v in good.items() if k != "context"}, unet.info)
     trainer = Trainer(unet, config(loss={"regression": "mse"}))
     with pytest.raises(IncompatibleDataError, match="width 768"):
-        trainer.train_step(_batch(PairsDataset(context_dim=768)))
+        trainer.train_step(batch_of(PairsDataset(context_dim=768)))
     with pytest.raises(ValueError, match="E-LatentLPIPS weights are for 16-channel"):
         from onestep.latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
         Trainer(tiny_unet(), config(), ELatentLPIPS(LatentLPIPS(16, width=1 / 8), get_encoder("custom-16")))
@@ -60,7 +55,7 @@ def test_lora_trains_only_its_factors_and_merges_exactly():
     assert any(n.endswith("attn2.to_k") for n in wrapped) and any(n.endswith("ff.net.2") for n in wrapped)
     assert {n for n, p in unet.named_parameters() if p.requires_grad} == {f"{n}.lora_{s}.weight" for n in wrapped for s in ("down", "up")}
     for _ in range(2):
-        trainer.train_step(_batch(ds))
+        trainer.train_step(batch_of(ds))
     merged = trainer.generator_state_dict(ema=False, layout="native")
     assert set(merged) == set(base)
     assert all(torch.equal(merged[k], base[k]) for k in base if ".attn" not in k and ".ff." not in k)  # only wrapped layers change
@@ -69,14 +64,14 @@ def test_lora_trains_only_its_factors_and_merges_exactly():
     assert set(lsd) == {f"{n}.{s}" for n in wrapped for s in ("lora_down.weight", "lora_up.weight", "alpha")}
     fresh = tiny_unet()
     fresh.load_state_dict(merged)
-    b = _batch(ds)
+    b = batch_of(ds)
     t = torch.full((4,), 999.0)
     with torch.no_grad():
         torch.testing.assert_close(fresh(b["noise"], t, b["context"]), unet(b["noise"], t, b["context"]), atol=1e-5, rtol=1e-4)
 
 
 def test_bf16_gradient_checkpointing_and_adafactor_give_finite_losses():
-    b = _batch(PairsDataset())
+    b = batch_of(PairsDataset())
     for kw in ({"bf16": True, "generator": GeneratorConfig(gradient_checkpointing=True)}, {"optim": {"optimizer": "adafactor", "lr_g": 1e-2, "lr_d": 1e-2}}):
         trainer = Trainer(tiny_unet(), config(discriminator={"r1_every": 1}, **kw), tiny_elpips())
         before = [p.detach().clone() for p in trainer.unet.parameters()]
@@ -88,7 +83,7 @@ def test_bf16_gradient_checkpointing_and_adafactor_give_finite_losses():
 
 def test_export_writes_a_generator_file(tmp_path):
     trainer = Trainer(tiny_unet(), config(loss={"regression": "mse"}))
-    trainer.train_step(_batch(PairsDataset()))
+    trainer.train_step(batch_of(PairsDataset()))
     sd = trainer.generator_state_dict()
     assert "input_blocks.0.0.weight" in sd and "out.2.weight" in sd  # ComfyUI's ldm layout
     path = str(tmp_path / "g.safetensors")

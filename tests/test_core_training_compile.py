@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_core_training_fixtures import PairsDataset, config, tiny_unet
+from test_core_training_fixtures import PairsDataset, batch_of, config, tiny_unet
 
 from training.trainer import Trainer
-
-
-def _batch(n=4):
-    ds = PairsDataset()
-    items = [ds[i] for i in range(n)]
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
 def _run(compile_blocks: bool):
     cfg = config(loss={"regression": "mse"}, discriminator={"r1_gamma": 0.0}, compile_blocks=compile_blocks)
     trainer = Trainer(tiny_unet(), cfg)
-    logs = [trainer.train_step(_batch()) for _ in range(2)]
+    logs = [trainer.train_step(batch_of(PairsDataset())) for _ in range(2)]
     return trainer, logs
 
 

@@ -52,6 +52,12 @@ class PairsDataset(torch.utils.data.Dataset):
                 "prompt_index": self.prompt[i], "seed": torch.tensor(i)}
 
 
+def batch_of(ds, n: int = 4) -> dict[str, torch.Tensor]:
+    """The first n items of a dataset stacked into one training batch."""
+    items = [ds[i] for i in range(n)]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
 def config(**kw) -> TrainConfig:
     """A small-run config: GAN from step 0 unless told, fast learning rates, no lr warm-up."""
     d = {"enabled": True}

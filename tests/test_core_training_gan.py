@@ -6,15 +6,10 @@ import copy
 
 import pytest
 import torch
-from test_core_training_fixtures import PairsDataset, config, tiny_elpips, tiny_unet
+from test_core_training_fixtures import PairsDataset, batch_of, config, tiny_elpips, tiny_unet
 
 from training.losses import DiscriminatorLoss, MicroBatch
 from training.trainer import Trainer
-
-
-def _batch(ds, n=4):
-    items = [ds[i] for i in range(n)]
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
 def _d_logits(trainer, batch, z=None):
@@ -33,7 +28,7 @@ def test_discriminator_starts_from_the_teacher_encoder():
     assert all(torch.equal(enc[k], teacher[k]) for k in enc)
     assert trainer.discriminator.encoder.unet is not unet.unet  # a copy, not shared weights
     ds = PairsDataset()
-    b = _batch(ds)
+    b = batch_of(ds)
     a, c = _d_logits(trainer, b), _d_logits(trainer, b, z=torch.randn_like(b["noise"]))
     assert all(torch.equal(x, y) for x, y in zip(a, c))  # zero-initialised z-conv: D is the teacher's encoder
 
@@ -55,7 +50,7 @@ def test_one_gan_step_changes_generator_and_discriminator():
     trainer = Trainer(tiny_unet(), config(), tiny_elpips())
     g0 = {n: p.detach().clone() for n, p in trainer.unet.named_parameters()}
     d0 = {n: p.detach().clone() for n, p in trainer.discriminator.named_parameters()}
-    logs = trainer.train_step(_batch(PairsDataset()))
+    logs = trainer.train_step(batch_of(PairsDataset()))
     assert {"regression", "gan_g", "d_real", "d_fake", "d_mixed", "r1"} <= set(logs)
     g_moved = [n for n, p in trainer.unet.named_parameters() if not torch.equal(p, g0[n])]
     d_moved = [n for n, p in trainer.discriminator.named_parameters() if not torch.equal(p, d0[n])]
@@ -71,12 +66,12 @@ def test_r1_every_16_steps():
     trainer.run(ds, 17, on_step=lambda step, logs: with_r1.append(step) if "r1" in logs else None)
     assert with_r1 == [1, 17]  # steps 1 and 17 (0-based 0 and 16)
     no_r1 = Trainer(tiny_unet(), config(loss={"regression": "mse"}, batch_size=2, discriminator={"r1_gamma": 0.0}))
-    assert "r1" not in no_r1.train_step(_batch(ds, 2))
+    assert "r1" not in no_r1.train_step(batch_of(ds, 2))
 
 
 def test_ablation_switches():
     ds = PairsDataset()
-    b = _batch(ds)
+    b = batch_of(ds)
     run = lambda **kw: Trainer(tiny_unet(), config(**{"loss": {"regression": "mse"}, **kw}))
 
     off = run(discriminator={"enabled": False})
@@ -116,7 +111,7 @@ def test_ablation_switches():
 
 def test_mix_and_match_counts_only_wrong_pairs():
     trainer = Trainer(tiny_unet(), config(loss={"regression": "mse"}))
-    b = _batch(PairsDataset())
+    b = batch_of(PairsDataset())
     loss = trainer.parts.d_loss
     x = trainer.info.to_unet_space(b["latent"])
 
@@ -133,7 +128,7 @@ def test_mix_and_match_counts_only_wrong_pairs():
 def test_approximate_r1_matches_the_exact_penalty_on_average():
     """(D(x+σn) − D(x))²/σ² averages to ‖∇_x D‖²: the approx mode's mean over noise draws ≈ the exact R1."""
     trainer = Trainer(tiny_unet(), config(loss={"regression": "mse"}), tiny_elpips())
-    b = _batch(PairsDataset(), 1)
+    b = batch_of(PairsDataset(), 1)
     x = trainer.info.to_unet_space(b["latent"])
     t = torch.full((1,), 100.0)
     mb = MicroBatch(z=b["noise"], real=x, latent=b["latent"], context=b["context"], extra={}, seed=None, prompt_index=None,
@@ -144,7 +139,7 @@ def test_approximate_r1_matches_the_exact_penalty_on_average():
     assert abs(draws.mean() / exact.detach() - 1) < 0.25, (draws.mean(), exact)
     trainer_approx = Trainer(tiny_unet(), config(loss={"regression": "mse"}, discriminator={"r1_mode": "approx"}), tiny_elpips())
     d0 = {n: p.detach().clone() for n, p in trainer_approx.discriminator.named_parameters()}
-    logs = trainer_approx.train_step(_batch(PairsDataset()))
+    logs = trainer_approx.train_step(batch_of(PairsDataset()))
     assert "r1" in logs and torch.isfinite(torch.tensor(logs["r1"]))
     assert any(not torch.equal(p, d0[n]) for n, p in trainer_approx.discriminator.named_parameters())
 
@@ -162,7 +157,7 @@ def test_discriminator_trained_alone_learns_like_a_plain_loop():
                  discriminator={"mix_and_match": False, "r1_gamma": 0.1, "r1_every": 16}, batch_size=8)
     trainer = Trainer(tiny_unet(), cfg)
     plain_d = copy.deepcopy(trainer.discriminator)
-    b = _batch(PairsDataset(n=8), 8)
+    b = batch_of(PairsDataset(n=8), 8)
     losses = [trainer.train_step(b)["d_total"] for _ in range(steps)]
     assert "gan_g" not in trainer.train_step(b)  # G never heard D: it trained alone
 

@@ -8,16 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_core_training_fixtures import PairsDataset, config, tiny_unet
+from test_core_training_fixtures import PairsDataset, batch_of, config, tiny_unet
 
 from training.discriminator import diffuse, sample_d_timesteps
 from training.losses import DiscriminatorLoss, GeneratorLoss, MicroBatch, RegressionLoss
 from training.trainer import Trainer
-
-
-def _batch(ds, n=4):
-    items = [ds[i] for i in range(n)]
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
 def _mb(trainer, b, seed=0):
@@ -37,7 +32,7 @@ def _reference_logits(trainer, b, fake, seed, t_range=(0, 499)):
 
 def test_relativistic_losses_match_an_element_wise_reference():
     trainer = Trainer(tiny_unet(), config(loss={"regression": "mse", "gan_loss": "relativistic"}, discriminator={"mix_and_match": False}))
-    b = _batch(PairsDataset())
+    b = batch_of(PairsDataset())
     fake = trainer.info.to_unet_space(b["latent"]) + 0.3 * torch.randn(b["latent"].shape, generator=torch.Generator().manual_seed(5))
     d_loss = DiscriminatorLoss(trainer.config.generator.spec, (0, 499), False, True, 0.0, 16, gan_loss="relativistic")
     with torch.no_grad():
@@ -63,7 +58,7 @@ def test_standard_loss_draws_are_unchanged_and_still_reported():
     """The standard loss keeps its terms (d_real, d_fake) and gains the ranking accuracy; G's standard term equals
     softplus(−D(x̂_t)) under the same draw order as before."""
     trainer = Trainer(tiny_unet(), config(loss={"regression": "mse"}, discriminator={"mix_and_match": False}))
-    b = _batch(PairsDataset())
+    b = batch_of(PairsDataset())
     fake = trainer.info.to_unet_space(b["latent"]) * 0.5
     g_loss = GeneratorLoss(RegressionLoss("mse", trainer.info), trainer.config.generator.spec, 1.0, (0, 499), "fixed")
     with torch.no_grad():
@@ -84,7 +79,7 @@ def test_relativistic_discriminator_learns_to_rank_and_mix_and_match_pairs_with_
     cfg = config(loss={"regression": "mse", "warmup_steps": 1000, "d_lead_steps": 1000, "gan_loss": "relativistic"},
                  optim={"lr_g": 0.0, "lr_d": 1e-3, "lr_warmup": 0}, discriminator={"r1_gamma": 0.0, "d_t_max": 100}, batch_size=8)
     trainer = Trainer(tiny_unet(), cfg)
-    b = _batch(PairsDataset(n=8), 8)
+    b = batch_of(PairsDataset(n=8), 8)
     logs = [trainer.train_step(b) for _ in range(30)]
     assert abs(logs[0]["d_pair"] - math.log(2)) < 0.05 and "d_mixed" in logs[0]
     assert sum(x["d_pair"] for x in logs[-5:]) / 5 < 0.3, [x["d_pair"] for x in logs]
@@ -117,7 +112,7 @@ def test_discriminator_betas_and_the_gan_weight_ramp():
         cfg = config(loss={"regression": "mse", "warmup_steps": 2, "gan_ramp_steps": ramp_steps, "gan_balance": "adaptive", "gan_weight": 1.0,
                            "gan_scale_max": 1e12})
         t = Trainer(tiny_unet(), cfg)
-        b = _batch(PairsDataset())
+        b = batch_of(PairsDataset())
         logs = [t.train_step(b) for _ in range(step)]
         return logs[-1]["gan_scale"]
 
