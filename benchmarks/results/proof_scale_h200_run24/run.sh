@@ -1,4 +1,8 @@
 #!/bin/bash
+# AS RUN (session 23, one H200): CALL=1, CALL=2, MAXS=535 CALL=3 as below, KEEP empty — no weights came back (no row beat
+# the shipped Diffusion2GAN row's 12.46). 1,704 s held: pairs 262 s, the rows DEC / DEC1 / EPS 394 / 368 / 226 GPU s;
+# scored 13.38 / 13.67 / 13.25. Records: d_readout/ (call logs, every row's plan, history, selection, timing and scored
+# result); docs/benchmarks.md "session 23 run 24".
 # Plan for a later GPU session (written in session 22): issue 14's Diffusion2GAN row (1.46x; target <= 1.10x). Run 22
 # (session 22) answered the GAN-share question: gan_weight 0.5 / 1 / 2 scored 13.52 / 13.24 / 13.40 (+-0.19) at step
 # 750 — the same — and at 1 and 2 D died at step ~320 (its gradient 10^-3, rank accuracy < 0.5) while at 0.5 it was
