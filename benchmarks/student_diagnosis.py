@@ -1,0 +1,125 @@
+"""Where a proof-scale one-step student differs from the real images, in terms a trainer setting can act on.
+
+  python -m benchmarks.student_diagnosis --generator NAME=FILE [NAME=FILE ...] --context CTX --classifier CLS \
+      --data FM [--count 2000] [--seed 1000000] [--timesteps 0,10,25,50,100] [--json OUT]
+
+For each student (proof-scale generator files, ε at t = 625 with σ·z input unless --timestep says otherwise), on
+`count` samples of the balanced class prompts, against the whole test split:
+- FD split into its mean term ‖μ − μ_r‖² (a systematic shift) and its covariance term (shape and spread), and the
+  features' total variance against the real images' (< 1: less diverse);
+- per class, the squared distance between the class's mean features and the real class's (which classes are off);
+- the radial power spectrum of the images against the real images' (< 1 at high radii: blur).
+A second table puts the spectrum beside the noise that the discriminator's re-noising adds at each timestep
+(x_t / sqrt(ᾱ_t) = x0 + σ_t·ε, white: σ_t² · H·W per frequency bin of the unnormalised FFT), so one can read at
+which of D's timesteps a difference of that size is still visible. Float32 on the CPU by default.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+from safetensors.torch import load_file
+
+from onestep.schedule import SD_SCHEDULE
+from proof_scale.classifier import load_classifier, predict
+from proof_scale.data import empty_row, load_split
+from proof_scale.distill import one_step, sample_one_step
+from proof_scale.evaluator import prepare
+from proof_scale.metrics import frechet_distance, gaussian_stats
+from proof_scale.sampler import class_labels
+from proof_scale.teacher_import import import_unet
+from training.core import OneStepSpec
+
+
+def fd_terms(mu: torch.Tensor, cov: torch.Tensor, mu_r: torch.Tensor, cov_r: torch.Tensor) -> dict[str, float]:
+    """{fd, mean_term, cov_term, variance_ratio}: the two terms add up to fd."""
+    fd = frechet_distance(mu, cov, mu_r, cov_r)
+    mean_term = float(((mu.double() - mu_r.double()) ** 2).sum())
+    return {"fd": fd, "mean_term": mean_term, "cov_term": fd - mean_term,
+            "variance_ratio": float(torch.trace(cov.double()) / torch.trace(cov_r.double()))}
+
+
+def radial_power(images: torch.Tensor) -> torch.Tensor:
+    """Mean power |FFT|² of images [N, 1, H, H] per integer radius 0..H/2 from the centre of the shifted spectrum."""
+    x = images[:, 0].double()
+    power = torch.fft.fftshift(torch.fft.fft2(x), dim=(-2, -1)).abs().pow(2).mean(0)
+    h = power.shape[-1]
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(h), indexing="ij")
+    radius = ((yy - h // 2) ** 2 + (xx - h // 2) ** 2).double().sqrt().round().long()
+    return torch.stack([power[radius == r].mean() for r in range(h // 2 + 1)])
+
+
+def noise_power(timestep: int, pixels: int) -> float:
+    """Per-bin power of D's re-noise in x0 units at `timestep`: σ_t² · pixels (white noise, unnormalised FFT)."""
+    return SD_SCHEDULE.sigma(timestep) ** 2 * pixels
+
+
+def per_class_shift(feats: torch.Tensor, labels: torch.Tensor, real_feats: torch.Tensor, real_labels: torch.Tensor) -> list[float]:
+    """‖mean features of class c − the real class's‖² for each class present in both."""
+    classes = sorted(set(labels.tolist()) & set(real_labels.tolist()))
+    return [float(((feats[labels == c].double().mean(0) - real_feats[real_labels == c].double().mean(0)) ** 2).sum()) for c in classes]
+
+
+def diagnose(images: torch.Tensor, labels: torch.Tensor, classifier, real: dict) -> dict:
+    """The three readings of one sample set against `real` ({feats, labels, stats, spectrum})."""
+    feats, _ = predict(classifier, prepare(images))
+    out = fd_terms(*gaussian_stats(feats), *real["stats"])
+    out["class_shift"] = per_class_shift(feats, labels, real["feats"], real["labels"])
+    out["spectrum_ratio"] = (radial_power(images.clamp(-1, 1)) / real["spectrum"]).tolist()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.student_diagnosis", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--generator", nargs="+", required=True, help="NAME=FILE, a proof-scale generator file each")
+    p.add_argument("--context", required=True, help='.safetensors with "context" [classes + 1, L, D]')
+    p.add_argument("--classifier", required=True)
+    p.add_argument("--data", required=True, help="folder with the test split's IDX files")
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=1000000)
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--timestep", type=int, default=625, help="the students' one-step timestep (ε at t, σ·z input)")
+    p.add_argument("--timesteps", default="0,10,25,50,100", help="D's timesteps to set the spectrum beside")
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    table = load_file(a.context)["context"].float()
+    classifier, _ = load_classifier(a.classifier, "cpu")
+    real_images, real_labels = load_split("test", None, a.data)
+    real_feats, _ = predict(classifier, prepare(real_images))
+    real = {"feats": real_feats, "labels": real_labels, "stats": gaussian_stats(real_feats), "spectrum": radial_power(real_images)}
+    labels = class_labels(a.count, empty_row(table))
+    report = {"command": "python -m benchmarks.student_diagnosis " + " ".join(sys.argv[1:] if argv is None else argv),
+              "count": a.count, "seed": a.seed, "real_spectrum": real["spectrum"].tolist(), "students": {}}
+    for item in a.generator:
+        name, _, path = item.partition("=")
+        student, _, _ = import_unet(path)
+        generator = one_step(student.float(), OneStepSpec("eps", a.timestep, "sigma_z"))
+        images = sample_one_step(generator, table, labels, a.seed, a.batch)
+        report["students"][name] = diagnose(images, labels, classifier, real)
+    print(report["command"])
+    print("\n| student | FD | mean term | covariance term | feature variance / real's | class shift (classes 0–9) |")
+    print("|---|---|---|---|---|---|")
+    for name, r in report["students"].items():
+        shifts = " ".join(f"{v:.1f}" for v in r["class_shift"])
+        print(f"| {name} | {r['fd']:.2f} | {r['mean_term']:.2f} | {r['cov_term']:.2f} | {r['variance_ratio']:.3f} | {shifts} |")
+    radii = range(0, len(real["spectrum"]), 2)
+    steps = [int(t) for t in a.timesteps.split(",") if t]
+    pixels = real_images.shape[-1] * real_images.shape[-2]
+    print("\n| radius | real power | " + " | ".join(f"{n} / real" for n in report["students"]) + " | "
+          + " | ".join(f"D's noise at t={t}" for t in steps) + " |")
+    print("|" + "---|" * (2 + len(report["students"]) + len(steps)))
+    for r in radii:
+        cells = [f"{report['students'][n]['spectrum_ratio'][r]:.2f}" for n in report["students"]]
+        cells += [f"{noise_power(t, pixels):.1f}" for t in steps]
+        print(f"| {r} | {real['spectrum'][r]:.1f} | " + " | ".join(cells) + " |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""benchmarks/student_diagnosis.py: the readings it reports mean what its tables say."""
+from __future__ import annotations
+
+import torch
+
+from benchmarks.student_diagnosis import fd_terms, noise_power, per_class_shift, radial_power
+from onestep.schedule import SD_SCHEDULE
+from proof_scale.metrics import frechet_distance, gaussian_stats
+
+
+def test_the_fd_terms_add_up_and_a_shift_is_all_mean_term():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(4000, 8, generator=g, dtype=torch.float64)
+    shifted = torch.randn(4000, 8, generator=g, dtype=torch.float64) + 0.5
+    narrow = 0.5 * torch.randn(4000, 8, generator=g, dtype=torch.float64)
+    ref = gaussian_stats(real)
+    s, n = fd_terms(*gaussian_stats(shifted), *ref), fd_terms(*gaussian_stats(narrow), *ref)
+    assert abs(s["mean_term"] + s["cov_term"] - frechet_distance(*gaussian_stats(shifted), *ref)) < 1e-9
+    assert s["mean_term"] > 10 * abs(s["cov_term"]) and abs(s["variance_ratio"] - 1) < 0.1
+    assert n["cov_term"] > 10 * n["mean_term"] and abs(n["variance_ratio"] - 0.25) < 0.03
+
+
+def test_blur_shows_as_lost_power_at_high_radii_only():
+    g = torch.Generator().manual_seed(1)
+    sharp = torch.rand(64, 1, 32, 32, generator=g) * 2 - 1
+    kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]).div(16).view(1, 1, 3, 3)
+    blurred = torch.nn.functional.conv2d(torch.nn.functional.pad(sharp, (1, 1, 1, 1), mode="circular"), kernel)
+    ratio = radial_power(blurred) / radial_power(sharp)
+    assert ratio.shape == (17,) and abs(ratio[0].item() - 1) < 1e-6  # a normalised blur keeps the mean
+    assert ratio[1] > 0.9 and ratio[16] < 0.05 and bool((ratio[1:].diff() <= 1e-6).all())
+
+
+def test_white_noise_power_per_bin_is_sigma_squared_times_pixels():
+    sigma = SD_SCHEDULE.sigma(100)
+    noise = sigma * torch.randn(2000, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    measured = radial_power(noise)[1:].mean().item()
+    assert abs(measured / noise_power(100, 32 * 32) - 1) < 0.05
+    assert noise_power(0, 1024) < noise_power(10, 1024) < noise_power(100, 1024)
+
+
+def test_class_shift_names_the_class_that_is_off():
+    g = torch.Generator().manual_seed(3)
+    real, labels = torch.randn(300, 4, generator=g), torch.arange(300) % 3
+    fake = real.clone()
+    fake[labels == 2] += 1.0
+    shifts = per_class_shift(fake, labels, real, labels)
+    assert shifts[0] == shifts[1] == 0 and abs(shifts[2] - 4.0) < 1e-5
