@@ -28,6 +28,9 @@
 # proof_scale_bundle.sh restore). Cost (run 24: 1,704 s held for pairs 262 s + rows of 394 / 368 / 226 GPU s; encoder-D
 # rows ~230 s for 750 steps): ~1,500 s. KEEP=<tag> on the last call brings the best row's weights back if it beats
 # 12.46 (ship by tools.ship_proof_scale only then). If a row is clearly better, the next run continues it (init_row).
+# On a 2xH200 machine add run 20's SiD-LSG row (issue 16; the same bundle): VARIANTS="sid_lsg_teacher_cfg@$S;<T0>;<T10>;<T25>"
+# with S as in run 20's run.sh — GPU k takes the variants k, k+2: GPU 0 the SiD row (~1,035 s) then T10, GPU 1 T0 then
+# T25; pairs on both GPUs ~130 s; ~1,500 s in all.
 G='regression=latentlpips:lr_warmup=100:gan_warmup=200:d_lead=200:gan_ramp=300:lr_d_ratio=5:mix_and_match=false:lr_d_schedule=constant:d_beta2=0.99'
 C="diffusion2gan@init_from=diffusion2gan:$G:lr=3e-5:lr_decay=constant:steps=750:batch=512:r1_gamma=0:gan_weight=0.5"
 export VARIANTS="$C:d_t_max=0;$C:d_t_max=10;$C:d_t_max=25"
