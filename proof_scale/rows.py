@@ -60,6 +60,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "d_eps": float,  # D's Adam ε (OptimConfig.eps_d)
     "gan_scale_max": float,  # LossConfig.gan_scale_max (the adaptive weight's cap; `inf`: none, as before the engine)
     "d_readout": str,  # "encoder" | "decoder": where D's heads read (DiscriminatorConfig.readout)
+    "d_mbstd": int,  # D's heads also read the minibatch std over groups of this many samples (DiscriminatorConfig.mbstd_group)
     "d_backbone": str, "d_lora_rank": int,  # "full" | "lora": D's teacher encoder trained, or frozen with LoRA (DiscriminatorConfig)
     "compile": lambda v: v == "true",  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
     # flow rows only (FLOW_ROWS):
@@ -201,7 +202,7 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
         discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_min=p.get("d_t_min", 0),
                                           d_t_max=p["d_t_max"], mix_and_match=p.get("mix_and_match", True), z_conditioning=p.get("z_conditioning", True),
                                           backbone=p.get("d_backbone", "full"), lora_rank=p.get("d_lora_rank", 64),
-                                          readout=p.get("d_readout", "encoder")),
+                                          readout=p.get("d_readout", "encoder"), mbstd_group=p.get("d_mbstd", 0)),
         reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),
         batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
         compile_blocks=p.get("compile", False),

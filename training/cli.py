@@ -116,6 +116,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--single-scale", action="store_true", help="one readout head (the middle block's, or the finest decoder level's)")
     p.add_argument("--d-readout", default=d.readout, choices=list(D_READOUTS),
                    help="D's heads read the teacher encoder's levels, or the whole UNet's decoder levels (the paper's)")
+    p.add_argument("--d-mbstd-group", type=int, default=d.mbstd_group,
+                   help="D's heads also read the minibatch std of their features over groups of this many samples (0: off)")
     p.add_argument("--no-mix-and-match", action="store_true")
     p.add_argument("--d-t-range", type=int, nargs=2, default=[d.d_t_min, d.d_t_max])
     p.add_argument("--kappa1", type=float, default=sid.kappa1, help="sid-lsg κ1: CFG of the fake score ψ's training prediction")
@@ -168,7 +170,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
-            storage_dtype=a.d_dtype, backbone=a.d_backbone, lora_rank=a.d_lora_rank, readout=a.d_readout,
+            storage_dtype=a.d_dtype, backbone=a.d_backbone, lora_rank=a.d_lora_rank, readout=a.d_readout, mbstd_group=a.d_mbstd_group,
         ),
         sid=SidConfig(kappa1=a.kappa1, kappa2=a.kappa2, kappa4=a.kappa4, alpha=a.alpha, t_min=a.sid_t_range[0], t_max=a.sid_t_range[1],
                       prompt_dropout=a.prompt_dropout, latent_height=a.latent_size[0], latent_width=a.latent_size[1],

@@ -190,6 +190,10 @@ class DiscriminatorConfig:
     d_t_min: int = 0  # D sees x0 re-noised to t ~ U{d_t_min..d_t_max} (model time /1000 for flow models)
     d_t_max: int = 499  # upper end of D's timestep range
     head_channels: int = 64  # hidden width of each readout head
+    # > 0: each head also reads the per-position standard deviation of its features over groups of this many samples
+    # (ProGAN's minibatch std), so D can tell a batch of too-alike samples from the teacher's; 0: off (per sample). Pick a
+    # group that divides the micro-batch: D scores reals, fakes and mixed fakes in one batch, each kind B items.
+    mbstd_group: int = 0
     # Storage of D's weights and gradients: "bfloat16" halves both (0.7 + 0.7 GB instead of 1.4 + 1.4 for SD1.5's
     # 351 M-parameter D); each optimiser update is computed in float32 one tensor at a time and rounded back
     # stochastically (training/rounding.py), so steps far below bf16's resolution still count. Needs bf16 autocast.
@@ -210,6 +214,8 @@ class DiscriminatorConfig:
             raise ValueError(f"a LoRA discriminator backbone needs lora_rank ≥ 1, not {self.lora_rank}")
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be ≥ 1, not {self.r1_every}")
+        if self.mbstd_group < 0:
+            raise ValueError(f"mbstd_group must be ≥ 0 (0: off), not {self.mbstd_group}")
         check_range("r1_gamma", self.r1_gamma, 0.0)  # NaN or a negative weight trained D against its own penalty
         if self.r1_mode not in ("exact", "approx") or not self.r1_sigma > 0:
             raise ValueError(f"r1_mode must be 'exact' or 'approx' with r1_sigma > 0, not {self.r1_mode!r}, {self.r1_sigma}")

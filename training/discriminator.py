@@ -63,18 +63,36 @@ def _groups(c: int) -> int:
     return g
 
 
-class ReadoutHead(nn.Module):
-    """GroupNorm → SiLU → 3×3 conv → SiLU → 1×1 conv to one logit per position."""
+def minibatch_std(x: torch.Tensor, group: int) -> torch.Tensor:
+    """[B, 1, H, W]: per position, the standard deviation of x's features over each item's group of `group`
+    consecutive items (the largest divisor of B not above `group`), averaged over channels (ProGAN's minibatch
+    standard deviation, per position). Consecutive groups stay inside each kind of a batch D scores at once
+    (reals, fakes, mixed fakes: B items each) when `group` divides B. A group of one gives zeros."""
+    b, c, h, w = x.shape
+    g = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
+    y = x.float().reshape(b // g, g, c, h, w)
+    std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=1, keepdim=True)  # [B/g, 1, H, W]
+    return std.repeat_interleave(g, dim=0).to(x.dtype)
 
-    def __init__(self, channels: int, hidden: int):
+
+class ReadoutHead(nn.Module):
+    """GroupNorm → SiLU → 3×3 conv → SiLU → 1×1 conv to one logit per position; with mbstd_group > 0 the 3×3 conv
+    also reads minibatch_std of the head's input, so D can score how varied a group of samples is (a G that
+    averages over its pairs' modes makes samples less varied than the teacher's; one sample at a time cannot show it)."""
+
+    def __init__(self, channels: int, hidden: int, mbstd_group: int = 0):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.GroupNorm(_groups(channels), channels), nn.SiLU(), nn.Conv2d(channels, hidden, 3, padding=1),
+        self.mbstd_group = mbstd_group
+        self.net = nn.Sequential(  # one Sequential, so checkpoints keep their keys (heads.i.net.k)
+            nn.GroupNorm(_groups(channels), channels), nn.SiLU(), nn.Conv2d(channels + (mbstd_group > 0), hidden, 3, padding=1),
             nn.SiLU(), nn.Conv2d(hidden, 1, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        if self.mbstd_group == 0:
+            return self.net(x)
+        h = torch.cat([self.net[1](self.net[0](x)), minibatch_std(x, self.mbstd_group)], dim=1)
+        return self.net[4](self.net[3](self.net[2](h)))
 
 
 class ConditionalDiffusionDiscriminator(nn.Module):
@@ -83,12 +101,12 @@ class ConditionalDiffusionDiscriminator(nn.Module):
     decoder's."""
 
     def __init__(self, encoder: UNetEncoder, z_conditioning: bool = True, multiscale: bool = True, head_channels: int = 64,
-                 generator: torch.Generator | None = None, readout: str = "encoder"):
+                 generator: torch.Generator | None = None, readout: str = "encoder", mbstd_group: int = 0):
         super().__init__()
         self.encoder, self.readout = encoder, readout
         channels = list(encoder.decoder_channels if readout == "decoder" else encoder.feature_channels)
         self.levels = list(range(len(channels))) if multiscale else [len(channels) - 1]
-        self.heads = nn.ModuleList(ReadoutHead(channels[i], head_channels) for i in self.levels)
+        self.heads = nn.ModuleList(ReadoutHead(channels[i], head_channels, mbstd_group) for i in self.levels)
         c = encoder.info.latent_channels
         self.z_conv = nn.Conv2d(c, encoder.input_features, 3, padding=1) if z_conditioning else None
         if generator is not None:  # seeded initialisation of the new layers, independent of the global RNG

@@ -33,10 +33,10 @@ def build_discriminator(unet, config) -> ConditionalDiffusionDiscriminator:
     d_init = torch.Generator().manual_seed(derived_seed(c.seed, -1))
     copy = unet.decoder_copy if dc.readout == "decoder" else unet.encoder_copy
     if dc.backbone == "full":
-        return ConditionalDiffusionDiscriminator(copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init, dc.readout).requires_grad_(True)
+        return ConditionalDiffusionDiscriminator(copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init, dc.readout, dc.mbstd_group).requires_grad_(True)
     encoder = copy(share_weights=c.generator.lora_rank > 0)
     lora.add_lora(encoder, encoder.lora_targets(), dc.lora_rank, 0.0, torch.Generator().manual_seed(derived_seed(c.seed, -5)))
-    d = ConditionalDiffusionDiscriminator(encoder, dc.z_conditioning, dc.multiscale, dc.head_channels, d_init, dc.readout)
+    d = ConditionalDiffusionDiscriminator(encoder, dc.z_conditioning, dc.multiscale, dc.head_channels, d_init, dc.readout, dc.mbstd_group)
     store_frozen(d, getattr(torch, c.generator.frozen_dtype))
     return d
 
