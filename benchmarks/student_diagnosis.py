@@ -1,9 +1,11 @@
 """Where a proof-scale one-step student differs from the real images, in terms a trainer setting can act on.
 
-  python -m benchmarks.student_diagnosis --generator NAME=FILE [NAME=FILE ...] --context CTX --classifier CLS \
-      --data FM [--count 2000] [--seed 1000000] [--timesteps 0,10,25,50,100] [--json OUT]
+  python -m benchmarks.student_diagnosis --generator NAME=FILE [NAME=FILE ...] [--weights NAME=FILE[,FILE...] ...] \
+      --context CTX --classifier CLS --data FM [--count 2000] [--seed 1000000] [--teacher FILE --teacher-count 300] \
+      [--timesteps 0,10,25,50,100] [--json OUT]
 
-For each student (proof-scale generator files, ε at t = 625 with σ·z input unless --timestep says otherwise), on
+For each student (proof-scale generator files, or with --weights the native tensors a device call brings back, split
+over several files, in the --teacher's architecture; ε at t = 625 with σ·z input unless --timestep says otherwise), on
 `count` samples of the balanced class prompts, against the whole test split:
 - FD split into its mean term ‖μ − μ_r‖² (a systematic shift) and its covariance term (shape and spread), and the
   features' total variance against the real images' (< 1: less diverse);
@@ -11,7 +13,10 @@ For each student (proof-scale generator files, ε at t = 625 with σ·z input un
 - the radial power spectrum of the images against the real images' (< 1 at high radii: blur).
 A second table puts the spectrum beside the noise that the discriminator's re-noising adds at each timestep
 (x_t / sqrt(ᾱ_t) = x0 + σ_t·ε, white: σ_t² · H·W per frequency bin of the unnormalised FFT), so one can read at
-which of D's timesteps a difference of that size is still visible. Float32 on the CPU by default.
+which of D's timesteps a difference of that size is still visible. With --teacher, the teacher (Euler 50, CFG 1.5, the
+same noise seed) is read the same way on its first `teacher-count` prompts — the students' target, not the real images:
+its FD at a few hundred samples is biased high, its spectrum and variance are not (3 s a sample on 2 CPU cores).
+Float32 on the CPU.
 """
 from __future__ import annotations
 
@@ -28,8 +33,9 @@ from proof_scale.data import empty_row, load_split
 from proof_scale.distill import one_step, sample_one_step
 from proof_scale.evaluator import prepare
 from proof_scale.metrics import frechet_distance, gaussian_stats
-from proof_scale.sampler import class_labels
-from proof_scale.teacher_import import import_unet
+from proof_scale.sampler import class_labels, sample_teacher
+from proof_scale.teacher import build_unet
+from proof_scale.teacher_import import import_teacher, import_unet
 from training.core import OneStepSpec
 
 
@@ -74,7 +80,8 @@ def diagnose(images: torch.Tensor, labels: torch.Tensor, classifier, real: dict)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.student_diagnosis", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--generator", nargs="+", required=True, help="NAME=FILE, a proof-scale generator file each")
+    p.add_argument("--generator", nargs="+", default=[], help="NAME=FILE, a proof-scale generator file each")
+    p.add_argument("--weights", nargs="+", default=[], help="NAME=FILE[,FILE...], a student's native tensors each (needs --teacher)")
     p.add_argument("--context", required=True, help='.safetensors with "context" [classes + 1, L, D]')
     p.add_argument("--classifier", required=True)
     p.add_argument("--data", required=True, help="folder with the test split's IDX files")
@@ -82,9 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1000000)
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--timestep", type=int, default=625, help="the students' one-step timestep (ε at t, σ·z input)")
+    p.add_argument("--teacher", default=None, help="the proof-scale teacher file: the architecture of --weights, and its samples are read too")
+    p.add_argument("--teacher-count", type=int, default=300, help="the teacher's samples to read (0: none)")
     p.add_argument("--timesteps", default="0,10,25,50,100", help="D's timesteps to set the spectrum beside")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
+    if not a.generator + a.weights or (a.weights and not a.teacher):
+        p.error("give --generator and/or --weights (with --teacher, whose architecture the weights have)")
     table = load_file(a.context)["context"].float()
     classifier, _ = load_classifier(a.classifier, "cpu")
     real_images, real_labels = load_split("test", None, a.data)
@@ -93,12 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     labels = class_labels(a.count, empty_row(table))
     report = {"command": "python -m benchmarks.student_diagnosis " + " ".join(sys.argv[1:] if argv is None else argv),
               "count": a.count, "seed": a.seed, "real_spectrum": real["spectrum"].tolist(), "students": {}}
-    for item in a.generator:
-        name, _, path = item.partition("=")
-        student, _, _ = import_unet(path)
+    students = [(name, import_unet(path)[0]) for name, _, path in (g.partition("=") for g in a.generator)]
+    for name, _, paths in (w.partition("=") for w in a.weights):
+        student = build_unet(import_teacher(a.teacher)[1])
+        student.load_state_dict({k: v.float() for f in paths.split(",") for k, v in load_file(f).items()})
+        students.append((name, student))
+    for name, student in students:
         generator = one_step(student.float(), OneStepSpec("eps", a.timestep, "sigma_z"))
         images = sample_one_step(generator, table, labels, a.seed, a.batch)
         report["students"][name] = diagnose(images, labels, classifier, real)
+    if a.teacher and a.teacher_count > 0:
+        teacher, _, _ = import_teacher(a.teacher)
+        few = labels[:a.teacher_count]
+        images = sample_teacher(teacher, table, few, 50, 1.5, seed=a.seed, batch=100)
+        report["students"][f"teacher ({len(few)})"] = diagnose(images, few, classifier, real)
     print(report["command"])
     print("\n| student | FD | mean term | covariance term | feature variance / real's | class shift (classes 0–9) |")
     print("|---|---|---|---|---|---|")

@@ -1,9 +1,10 @@
 """benchmarks/student_diagnosis.py: the readings it reports mean what its tables say."""
 from __future__ import annotations
 
+import pytest
 import torch
 
-from benchmarks.student_diagnosis import fd_terms, noise_power, per_class_shift, radial_power
+from benchmarks.student_diagnosis import fd_terms, main, noise_power, per_class_shift, radial_power
 from onestep.schedule import SD_SCHEDULE
 from proof_scale.metrics import frechet_distance, gaussian_stats
 
@@ -45,3 +46,10 @@ def test_class_shift_names_the_class_that_is_off():
     fake[labels == 2] += 1.0
     shifts = per_class_shift(fake, labels, real, labels)
     assert shifts[0] == shifts[1] == 0 and abs(shifts[2] - 4.0) < 1e-5
+
+
+@pytest.mark.parametrize("students", [[], ["--weights", "a=w.safetensors"]])
+def test_no_student_or_weights_without_their_architecture_is_refused_before_any_work(students, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(students + ["--context", "missing.safetensors", "--classifier", "missing", "--data", "missing"])
+    assert e.value.code == 2 and "--teacher, whose architecture" in capsys.readouterr().err
