@@ -30,6 +30,14 @@ from proof_scale.teacher_import import import_teacher, import_unet
 from training.core import OneStepSpec
 
 
+def student_from_weights(net, files: list[str]) -> torch.nn.Module:
+    """A float32 student of the teacher's architecture `net` from its native tensors, merged over `files` (a device
+    call returns them split into files of ≤ 16 MiB)."""
+    student = build_unet(net)
+    student.load_state_dict({k: v.float() for f in files for k, v in load_file(f).items()})
+    return student
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.score_generator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -49,14 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     device = torch.device(a.device)
     _, net, _ = import_teacher(a.teacher)
-    if a.generator:
-        student, _, _ = import_unet(a.generator)
-    else:
-        weights = {}
-        for f in a.weights:
-            weights.update(load_file(f))
-        student = build_unet(net)
-        student.load_state_dict({k: v.float() for k, v in weights.items()})
+    student = import_unet(a.generator)[0] if a.generator else student_from_weights(net, a.weights)
     table = load_file(a.context)["context"].float()
     generator = one_step(student.float().to(device), OneStepSpec("eps", a.timestep, "sigma_z"))
     classifier, _ = load_classifier(a.classifier, device)

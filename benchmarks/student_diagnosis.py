@@ -21,20 +21,20 @@ Float32 on the CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import torch
 from safetensors.torch import load_file
 
+from benchmarks.score_generator import student_from_weights
 from onestep.schedule import SD_SCHEDULE
 from proof_scale.classifier import load_classifier, predict
+from proof_scale.common import write_json
 from proof_scale.data import empty_row, load_split
 from proof_scale.distill import one_step, sample_one_step
 from proof_scale.evaluator import prepare
 from proof_scale.metrics import frechet_distance, gaussian_stats
 from proof_scale.sampler import class_labels, sample_teacher
-from proof_scale.teacher import build_unet
 from proof_scale.teacher_import import import_teacher, import_unet
 from training.core import OneStepSpec
 
@@ -105,10 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": "python -m benchmarks.student_diagnosis " + " ".join(sys.argv[1:] if argv is None else argv),
               "count": a.count, "seed": a.seed, "real_spectrum": real["spectrum"].tolist(), "students": {}}
     students = [(name, import_unet(path)[0]) for name, _, path in (g.partition("=") for g in a.generator)]
-    for name, _, paths in (w.partition("=") for w in a.weights):
-        student = build_unet(import_teacher(a.teacher)[1])
-        student.load_state_dict({k: v.float() for f in paths.split(",") for k, v in load_file(f).items()})
-        students.append((name, student))
+    if a.weights:
+        net = import_teacher(a.teacher)[1]
+        students += [(name, student_from_weights(net, paths.split(","))) for name, _, paths in (w.partition("=") for w in a.weights)]
     for name, student in students:
         generator = one_step(student.float(), OneStepSpec("eps", a.timestep, "sigma_z"))
         images = sample_one_step(generator, table, labels, a.seed, a.batch)
@@ -135,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         cells += [f"{noise_power(t, pixels):.1f}" for t in steps]
         print(f"| {r} | {real['spectrum'][r]:.1f} | " + " | ".join(cells) + " |")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_json(a.json, report)
     return 0
 
 

@@ -1,12 +1,19 @@
-"""benchmarks/student_diagnosis.py: the readings it reports mean what its tables say."""
+"""benchmarks/student_diagnosis.py: the readings it reports mean what its tables say; the students it reads load as scored."""
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
+from benchmarks.score_generator import student_from_weights
 from benchmarks.student_diagnosis import fd_terms, main, noise_power, per_class_shift, radial_power
 from onestep.schedule import SD_SCHEDULE
 from proof_scale.metrics import frechet_distance, gaussian_stats
+from proof_scale.teacher_import import import_teacher
+
+TEACHER = os.path.join(os.path.dirname(__file__), "..", "default_models", "proof_scale", "fmnist-teacher.safetensors")
 
 
 def test_the_fd_terms_add_up_and_a_shift_is_all_mean_term():
@@ -53,3 +60,16 @@ def test_no_student_or_weights_without_their_architecture_is_refused_before_any_
     with pytest.raises(SystemExit) as e:
         main(students + ["--context", "missing.safetensors", "--classifier", "missing", "--data", "missing"])
     assert e.value.code == 2 and "--teacher, whose architecture" in capsys.readouterr().err
+
+
+def test_weights_split_over_files_load_into_the_teachers_architecture(tmp_path):
+    teacher, net, _ = import_teacher(TEACHER)
+    sd = {k: v.half().contiguous() for k, v in teacher.state_dict().items()}  # as a device call returns them
+    keys = sorted(sd)
+    files = [str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")]
+    save_file({k: sd[k] for k in keys[:5]}, files[0])
+    save_file({k: sd[k] for k in keys[5:]}, files[1])
+    student = student_from_weights(net, files).state_dict()
+    assert set(student) == set(sd) and all(student[k].dtype == torch.float32 and torch.equal(student[k].half(), sd[k]) for k in sd)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        student_from_weights(net, files[1:])
