@@ -67,7 +67,7 @@ def minibatch_std(x: torch.Tensor, group: int) -> torch.Tensor:
     """[B, 1, H, W]: per position, the standard deviation of x's features over each item's group of `group`
     consecutive items (the largest divisor of B not above `group`), averaged over channels (ProGAN's minibatch
     standard deviation, per position). Consecutive groups stay inside each kind of a batch D scores at once
-    (reals, fakes, mixed fakes: B items each) when `group` divides B. A group of one gives zeros."""
+    (reals, fakes, mixed fakes: B items each) when `group` divides B. A group of one reads the floor, 1e-4."""
     b, c, h, w = x.shape
     g = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
     y = x.float().reshape(b // g, g, c, h, w)
@@ -91,8 +91,7 @@ class ReadoutHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mbstd_group == 0:
             return self.net(x)
-        h = torch.cat([self.net[1](self.net[0](x)), minibatch_std(x, self.mbstd_group)], dim=1)
-        return self.net[4](self.net[3](self.net[2](h)))
+        return self.net[2:](torch.cat([self.net[:2](x), minibatch_std(x, self.mbstd_group)], dim=1))
 
 
 class ConditionalDiffusionDiscriminator(nn.Module):
