@@ -101,8 +101,8 @@ class OptimConfig:
     # (its optim_defaults, which the CLI and the node apply).
     betas_d: tuple[float, float] | None = None
     # Adam ε of the other networks (D, SiD's ψ). torch's 1e-8 turns even a vanishing gradient into lr-sized steps; a
-    # larger ε makes a network whose gradient has fallen to noise (a fooled D: ~2e-6 per weight at proof scale, ~5e-4
-    # while it learns) step little instead of wandering — a hypothesis from run 22 (docs/benchmarks.md), not measured.
+    # larger ε makes a network whose gradient has fallen to noise step little instead of wandering. Run 24 measured
+    # run 22's hypothesis that this keeps a fooled D alive: at 1e-5 D died at the same step (docs/benchmarks.md).
     eps_d: float = 1e-8
 
     def __post_init__(self) -> None:

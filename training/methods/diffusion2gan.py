@@ -32,11 +32,13 @@ def build_discriminator(unet, config) -> ConditionalDiffusionDiscriminator:
     c, dc = config, config.discriminator
     d_init = torch.Generator().manual_seed(derived_seed(c.seed, -1))
     copy = unet.decoder_copy if dc.readout == "decoder" else unet.encoder_copy
+    d_on = partial(ConditionalDiffusionDiscriminator, z_conditioning=dc.z_conditioning, multiscale=dc.multiscale,
+                   head_channels=dc.head_channels, generator=d_init, readout=dc.readout, mbstd_group=dc.mbstd_group)
     if dc.backbone == "full":
-        return ConditionalDiffusionDiscriminator(copy(), dc.z_conditioning, dc.multiscale, dc.head_channels, d_init, dc.readout, dc.mbstd_group).requires_grad_(True)
+        return d_on(copy()).requires_grad_(True)
     encoder = copy(share_weights=c.generator.lora_rank > 0)
     lora.add_lora(encoder, encoder.lora_targets(), dc.lora_rank, 0.0, torch.Generator().manual_seed(derived_seed(c.seed, -5)))
-    d = ConditionalDiffusionDiscriminator(encoder, dc.z_conditioning, dc.multiscale, dc.head_channels, d_init, dc.readout, dc.mbstd_group)
+    d = d_on(encoder)
     store_frozen(d, getattr(torch, c.generator.frozen_dtype))
     return d
 
