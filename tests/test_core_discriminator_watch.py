@@ -41,7 +41,7 @@ def test_the_notice_names_the_cause_and_the_setting_to_change():
 
 # Every proof-scale GAN record: the Ds the run notes call flat (run 10: fooled within 25 steps; run 11: R1 + β1 = 0;
 # run 19: the pre-engine settings, β2 0.999; runs 21, 22, 24: a high lr_d, a large GAN share) and the live ones (run 12
-# on: β2 0.99; run 24's decoder D at gan_weight 0.5), with the steps each flat one is reported dead ("stopped") and
+# on: β2 0.99; run 24's decoder D at gan_weight 0.5; run 25's Ds with the minibatch std or on t ≤ 10), with the steps each flat one is reported dead ("stopped") and
 # learning again ("again") at — a 100-step window after the change. Run 10's standard D and run 19's seed-1 D came back for a few dozen steps and were fooled
 # again; run 22's D at gan_weight 0.5 was flat for ~200 steps and then stayed alive to its end.
 FLAT = {"run10/distill/gan_relativistic": [(466, "stopped")],
@@ -55,7 +55,8 @@ FLAT = {"run10/distill/gan_relativistic": [(466, "stopped")],
         "run24/d_readout/distill/encoder_gan_weight_1.0_d_eps_1e-5": [(432, "stopped")]}
 LIVE = ["run12/distill/gan_a_beta2_099", "run12/distill/gan_b_fixed_lambda", "run12/distill/gan_c_d_beta1_0",
         "run13/distill/gan_a_160k_heun", "run13/distill/gan_w1_aw", "run14/distill/gan_a_lr3e-5", "run14/distill/gan_a_lr6e-5",
-        "run15/distill/gan_continued", "run24/d_readout/distill/decoder_gan_weight_0.5"]
+        "run15/distill/gan_continued", "run24/d_readout/distill/decoder_gan_weight_0.5",
+        "run25/mbstd_t10/distill/mb4_t100", "run25/mbstd_t10/distill/t10", "run25/mbstd_t10/distill/mb4_t10"]
 
 
 def kind(note: str) -> str:

@@ -1,4 +1,8 @@
 #!/bin/bash
+# AS RUN (session 24, one H200): CALL=1; KEEP=g78aaf2 CALL=2 (MB's weights back); MAXS=250 KEEP=ge3516a CALL=3
+# (MBT10's). 1,440 s held: pairs 262 s, the rows MB / T10 / MBT10 251 / 215 / 232 GPU s; scored 13.30 / 13.73 / 13.74.
+# Records: mbstd_t10/ (call logs, every row's plan, history, selection, timing and scored result),
+# student_diagnosis.json (the kept weights read by benchmarks.student_diagnosis); docs/benchmarks.md "session 24 run 25".
 # Plan for a later GPU session (written in session 23): issue 14's Diffusion2GAN row (~1.5x; target <= 1.10x). Runs
 # 10-24 changed D's optimiser, loss, lr, share, regulariser and readout, none of which moved the row. Session 23's
 # diagnosis (benchmarks/student_diagnosis.py; docs/benchmarks.md "session 23 run 24") read run 10's student (the start
