@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 
 import torch
 
@@ -72,10 +73,14 @@ def collector(pc, model, clip, prompts, batch: int, folder: str, mode: str, step
         teacher = pc.ComfyTeacher(model, clip, some, "", s)
         teacher.fast_teacher, teacher._graphed = mode, graphed[0]  # one graphed clone across rounds, as in one long collection
         replayed, fallbacks = (graphed[0][1].replayed, graphed[0][1].fallbacks) if graphed[0] else (0, 0)
+        reasons = Counter(graphed[0][1].reasons) if graphed[0] else Counter()
         collect(out, open_dataset(out, s, some, {"teacher_name": "random SD1.5"}), teacher)
         graphed[0], w = teacher._graphed, teacher.last_wrapper
         counts["graph_calls"] += w.replayed - replayed if w else 0
         counts["core_calls"] += w.fallbacks - fallbacks if w else steps
+        # why calls took core's path: the wrapper's per-call reasons, or the model-level refusal for every call
+        new = (w.reasons - reasons) if w else Counter({teacher.refused or "fast_teacher off": steps})
+        counts["core_reasons"] = dict(Counter(counts["core_reasons"]) + new)
 
     def prepare():  # untimed: core loads patchers by identity, so switching paths reloads; one long collection never does
         import comfy.model_management as mm
@@ -95,6 +100,12 @@ def latent_difference(pc, model, clip, prompts, batch: int, mode: str, steps: in
     fast = teacher.sample(noise, idx, None).float().cpu()
     return {"max_abs_diff_vs_core": float((fast - core).abs().max()), "bit_equal_to_core": bool(torch.equal(fast, core)),
             "latent_abs_mean": float(core.abs().mean())}
+
+
+def why(row: dict) -> str:
+    """A fast path's reasons for core's calls, for the table (the JSON keeps the counts)."""
+    reasons = row["core_reasons"] if row["path"] != "core" else {}
+    return " (" + "; ".join(f"{n}: {reason}" for reason, n in reasons.items()) + ")" if reasons else ""
 
 
 def timed(fn) -> float:
@@ -174,12 +185,12 @@ def main(argv: list[str] | None = None) -> dict:
     prompts = read_prompts(path=args.prompts, column="Prompt") if args.prompts else [f"a photo of object number {i}" for i in range(256)]
     rows = []
     for b in batches:
-        counts = {p: {"graph_calls": 0, "core_calls": 0} for p in args.paths}
+        counts = {p: {"graph_calls": 0, "core_calls": 0, "core_reasons": {}} for p in args.paths}
         paths = {p: collector(pc, model, clip, prompts, b, work, PATHS[p], steps, size, counts[p]) for p in args.paths}
         paths["raw"] = raw_unet(model, b, steps, size)
         first = {name: timed(fn) for name, fn in paths.items()}  # warm-up: captures graphs, compiles (or loads the cache)
         for c in counts.values():
-            c.update(graph_calls=0, core_calls=0)
+            c.update(graph_calls=0, core_calls=0, core_reasons={})
         times = {name: [] for name in paths}
         for _ in range(args.rounds):  # round-robin, so clock drift hits every path alike
             for name, fn in paths.items():
@@ -208,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
         diff = "—" if r["path"] == "core" else f"{r['max_abs_diff_vs_core']:.2e}" + (" (bit-equal)" if r["bit_equal_to_core"] else "")
         speed = f"{r['speedup_vs_core']:.2f}" if r["speedup_vs_core"] else "—"
         print(f"| {r['batch']} | {r['path']} | {r['s_per_batch']:.3f} | {r['pairs_per_s']:.2f} | {speed} | {r['fraction_of_raw']:.1%} | "
-              f"{r['first_round_s']:.1f} | {r['graph_calls']} / {r['core_calls']} | {diff} |")
+              f"{r['first_round_s']:.1f} | {r['graph_calls']} / {r['core_calls']}{why(r)} | {diff} |")
     print(json.dumps(info, indent=1))
     if args.out:
         with open(args.out, "w") as f:

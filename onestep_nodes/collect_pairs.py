@@ -120,7 +120,10 @@ class OneStepCollectTeacherPairs(io.ComfyNode):
 
         collect(folder, manifest, teacher, num_hints=len(hint) if control_net is not None else 0, progress=progress)
         latents = latest[0].cpu() if latest else torch.stack([PairDataset(folder)[i]["latent"] for i in range(min(batch_size, count))])
-        return io.NodeOutput(folder, latent_preview(model, latents, vae), ui={"text": [f"{len(manifest.shards)}/{settings.num_shards} shards in {folder}"]})
+        text = [f"{len(manifest.shards)}/{settings.num_shards} shards in {folder}"]
+        if teacher.fast_teacher_summary():  # None when off, or when every shard was already there
+            text.append(teacher.fast_teacher_summary())
+        return io.NodeOutput(folder, latent_preview(model, latents, vae), ui={"text": text})
 
 
 NODES = [OneStepCollectTeacherPairs]

@@ -21,7 +21,7 @@ from onestep.pairs.prompts import read_prompts
 from .compile_folder import use_compile_cache_folder
 from .generator_model import check_conditioning
 from .memory_budget import check_model_call, ram_bytes
-from .unet_graphs import OFF, with_graphed_unet
+from .unet_graphs import OFF, model_reason, refusal, with_graphed_unet
 
 log = logging.getLogger("onestep")
 
@@ -124,6 +124,7 @@ class ComfyTeacher:
         self.fast_teacher = OFF  # unet_graphs mode: the UNet calls replayed from CUDA graphs inside core's sampling
         self.graph_runner = None  # a test's eager stand-in for the graph replay (unet_graphs.GraphedUNet)
         self.last_wrapper = None  # the GraphedUNet of the latest batch (replayed/fallbacks counts since it was made), or None
+        self.refused = None  # why the latest batch could not use fast_teacher at all (unet_graphs.model_reason), or None
         self._graphed = None  # (clone, wrapper) reused from batch to batch
         self.conditioning(-1)  # a text encoder that does not fit the model fails here, before any sampling
 
@@ -175,6 +176,15 @@ class ComfyTeacher:
             extra.update(zip(SIZE_KEYS, size))
         return [[repeat_to_common_length([c["cond"][0] for c in conds]), extra]]
 
+    def fast_teacher_summary(self) -> str | None:
+        """What fast_teacher did for the latest batch and the batches before it on the same graphed clone (for the node's
+        text and the CLI's log: a user who chose it learns whether it ran, and if not why); None when off or unused yet."""
+        if self.fast_teacher == OFF:
+            return None
+        if self.refused is not None:
+            return refusal(self.fast_teacher, self.refused)
+        return self.last_wrapper.summary() if self.last_wrapper is not None else None
+
     def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
         self.encode(prompt_indices)
         positive = self._batch_cond(prompt_indices)
@@ -188,6 +198,8 @@ class ComfyTeacher:
         if wrapper is not None:
             self._graphed = (model, wrapper)
         self.last_wrapper = wrapper
+        self.refused = None if wrapper is not None or self.fast_teacher == OFF else model_reason(
+            self.model, positive, negative, need_cuda=self.graph_runner is None)
         return comfy.sample.sample(
             model, noise, s.steps, s.cfg, s.sampler, s.scheduler, positive, negative, torch.zeros_like(noise),
             denoise=1.0, disable_pbar=True, seed=s.seed_start, callback=self.step_callback,
@@ -303,6 +315,8 @@ def collect_headless(args) -> int:
         log.info("[onestep] rank %d: %d/%d pairs, %.2f pairs/s", rank, done, total, done / max(time.time() - t0, 1e-9))
 
     collect(args.out, manifest, teacher, rank, world, progress=progress, write_manifest=world == 1)
+    if teacher.fast_teacher_summary():
+        log.info("[onestep] rank %d: %s", rank, teacher.fast_teacher_summary())
     if world > 1:
         dist.barrier()
         if rank == 0:

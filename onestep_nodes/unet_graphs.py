@@ -14,6 +14,7 @@ inputs' names, shapes and dtypes (so SD1.5-style calls without y and SDXL calls 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import torch
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
@@ -79,6 +80,7 @@ class GraphedUNet:
         self.mode, self.runner, self.failed = mode, runner, False
         self.need_cuda = runner is graph_runner
         self.replayed = self.fallbacks = 0
+        self.reasons: Counter[str] = Counter()  # why calls took core's path (the user is told: summary())
 
     def __call__(self, apply_model, args: dict) -> torch.Tensor:
         base = apply_model.__self__
@@ -96,7 +98,15 @@ class GraphedUNet:
                 reason = "capture failed"
         log.debug("[onestep] teacher call on core's path: %s", reason)
         self.fallbacks += 1
+        self.reasons[reason] += 1
         return apply_model(args["input"], args["timestep"], **args["c"])
+
+    def summary(self) -> str:
+        """How many calls replayed a graph, and why the others did not (most frequent reason first)."""
+        text = f"fast_teacher {self.mode!r}: {self.replayed} of {self.replayed + self.fallbacks} UNet calls replayed from CUDA graphs"
+        if self.fallbacks:
+            text += "; core's path for " + ", ".join(f"{n} ({reason})" for reason, n in self.reasons.most_common())
+        return text
 
     def _replay(self, base, args: dict) -> torch.Tensor:
         c = args["c"]
@@ -122,7 +132,7 @@ def with_graphed_unet(model, positive, negative, mode: str, runner=graph_runner,
     if reason is not None:
         if (mode, reason) not in _TOLD:  # once per process, not once per batch
             _TOLD.add((mode, reason))
-            log.info("[onestep] fast_teacher %r not used: %s; sampling on core's path", mode, reason)
+            log.info("[onestep] %s", refusal(mode, reason))
         return model, None
     if reuse is not None and reuse[1] is not None and (reuse[1].mode, reuse[1].runner) == (mode, runner):
         return reuse
@@ -131,3 +141,7 @@ def with_graphed_unet(model, positive, negative, mode: str, runner=graph_runner,
     clone.set_model_unet_function_wrapper(wrapper)
     return clone, wrapper
 
+
+def refusal(mode: str, reason: str) -> str:
+    """The line that tells a user why the fast teacher they chose was not used at all."""
+    return f"fast_teacher {mode!r} not used: {reason}; every UNet call ran on core's path"

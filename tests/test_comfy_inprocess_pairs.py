@@ -52,9 +52,10 @@ def test_graphed_teacher_calls_equal_core_sampling(tmp_path):
     teacher = _tiny_teacher(tmp_path)
     noise = torch.cat([teacher.noise(3), teacher.noise(4)])
     core = teacher.sample(noise, [0, 1], None)
-    assert teacher.last_wrapper is None
+    assert teacher.last_wrapper is None and teacher.fast_teacher_summary() is None  # off: nothing to tell
     teacher.fast_teacher = "cuda graph"
     assert torch.equal(teacher.sample(noise, [0, 1], None), core) and teacher.last_wrapper is None  # not CUDA: core's path
+    assert teacher.fast_teacher_summary() == "fast_teacher 'cuda graph' not used: not a CUDA device; every UNet call ran on core's path"
 
     positive, negative = teacher._batch_cond([0, 1]), teacher._batch_cond([-1])
     model, wrapper = ug.with_graphed_unet(teacher.model, positive, negative, "cuda graph", runner=_eager_runner([]))
@@ -63,11 +64,14 @@ def test_graphed_teacher_calls_equal_core_sampling(tmp_path):
     clone.set_model_unet_function_wrapper(forced)
     out = comfy.sample.sample(clone, noise, 3, 5.0, "euler", "normal", positive, negative, torch.zeros_like(noise), seed=3, disable_pbar=True)
     assert torch.equal(out, core) and forced.replayed == 0 and forced.fallbacks == 3  # cond+uncond in one call per step
+    assert forced.summary() == ("fast_teacher 'cuda graph': 0 of 3 UNet calls replayed from CUDA graphs; "
+                                "core's path for 3 (inputs not on one CUDA device)")
 
     calls = []
     teacher.graph_runner = _eager_runner(calls)
     assert torch.equal(teacher.sample(noise, [0, 1], None), core)
     assert teacher.last_wrapper.replayed == 3 and teacher.last_wrapper.fallbacks == 0 and len(calls) == 3
+    assert teacher.fast_teacher_summary() == "fast_teacher 'cuda graph': 3 of 3 UNet calls replayed from CUDA graphs"
     shapes = {name: shape for name, shape, _ in calls[0][0][3]}
     assert shapes == {"x": (4, 4, 8, 8), "sigma": (4,), "context": (4, 77, 768)} and calls[0][1] is None  # one batch of cond
     # + uncond, no y (an SDXL call's key names y: the two never share a graph); no compile in this mode

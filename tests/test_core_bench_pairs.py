@@ -23,6 +23,10 @@ def test_tiny_run_rows(tmp_path, capsys):
     for r in info["rows"]:
         assert r["s_per_batch"] > 0 and r["pairs_per_s"] == 2 / r["s_per_batch"] and r["first_round_s"] > 0
         assert r["graph_calls"] == 0 and r["core_calls"] == info["steps"]  # one round, one cond+uncond call per step
+    # and the run says why: a GPU run that replayed nothing (issue 20's first one) must name its reason
+    assert core["core_reasons"] == {"fast_teacher off": info["steps"]}
+    assert graph["core_reasons"] == comp["core_reasons"] == {"not a CUDA device": info["steps"]}
+    assert f"| 0 / {info['steps']} ({info['steps']}: not a CUDA device) |" in printed
     for r in (graph, comp):
         assert r["bit_equal_to_core"] and r["max_abs_diff_vs_core"] == 0.0 and r["latent_abs_mean"] > 0
     assert core["speedup_vs_core"] == 1.0 and set(core["per_batch_s"]) == {"encode", "sample", "write", "raw_unet"}

@@ -54,7 +54,9 @@ def parti_in_input(host):
 
 def test_pairs_replay_in_core_samplers_and_repeat_exactly(host, parti_in_input):
     ok(host.run(collect_graph("replay-a")))
-    ok(host.run(collect_graph("replay-b")))
+    out = ok(host.run(collect_graph("replay-b", fast_teacher="cuda graph")))  # no CUDA here: core's path, and the node says so
+    assert out["4"]["text"] == [f"1/1 shards in {dataset(host, 'replay-b')}",
+                                "fast_teacher 'cuda graph' not used: not a CUDA device; every UNet call ran on core's path"]
     a, b = shards(dataset(host, "replay-a")), shards(dataset(host, "replay-b"))
     assert list(a) == ["shard-000000.safetensors"]
     for key in ("noise", "latent", "seed", "prompt_index", "cond.1"):
@@ -153,7 +155,8 @@ def test_cli_kill_9_resume_matches_node_and_torchrun(host, parti_in_input, tmp_p
     proc = cli(host, out, "--fast-teacher", "cuda-graph")  # resumed with the graph option: on the CPU, core's path
     log = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, log
-    assert log.count("fast_teacher 'cuda graph' not used: not a CUDA device") == 1, log
+    assert log.count("[onestep] fast_teacher 'cuda graph' not used: not a CUDA device") == 1, log  # once, not per batch
+    assert "rank 0: fast_teacher 'cuda graph' not used: not a CUDA device; every UNet call ran on core's path" in log, log  # the run's summary
     code, text = validate(out)
     assert code == 0 and "items: 4 of 4 (4/4 shards, complete)" in text, text
     # the node with the same teacher and settings writes the same pairs
