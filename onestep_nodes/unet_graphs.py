@@ -91,11 +91,11 @@ class GraphedUNet:
                 self.replayed += 1
                 return out
             except Exception as e:  # capture is unsupported by some ops/backends: fall back, never fail the run
-                log.warning("[onestep] teacher CUDA-graph path failed (%s); core's path for the rest of this run",
-                            str(e).splitlines()[0] if str(e) else type(e).__name__)
+                error = str(e).splitlines()[0] if str(e) else type(e).__name__
+                log.warning("[onestep] teacher CUDA-graph path failed (%s); core's path for the rest of this run", error)
                 self.failed = True
                 _CACHE.clear()
-                reason = "capture failed"
+                reason = f"capture failed: {error}"
         log.debug("[onestep] teacher call on core's path: %s", reason)
         self.fallbacks += 1
         self.reasons[reason] += 1

@@ -83,6 +83,20 @@ def test_graphed_teacher_calls_equal_core_sampling(tmp_path):
     assert model is not teacher.model and wrapper is not None
 
 
+def test_a_failed_capture_falls_back_and_the_summary_says_what_failed(tmp_path):
+    teacher = _tiny_teacher(tmp_path)
+    noise = torch.cat([teacher.noise(3), teacher.noise(4)])
+    core = teacher.sample(noise, [0, 1], None)
+
+    def broken(key, fn, inputs, compile_mode):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore lines")
+    teacher.fast_teacher, teacher.graph_runner = "cuda graph", broken
+    assert torch.equal(teacher.sample(noise, [0, 1], None), core)  # the run goes on, on core's path
+    assert teacher.fast_teacher_summary() == (
+        "fast_teacher 'cuda graph': 0 of 3 UNet calls replayed from CUDA graphs; core's path for 2 (the graph path failed "
+        "earlier in this run), 1 (capture failed: operation not permitted when stream is capturing)")
+
+
 def test_graphed_teacher_eligibility(tmp_path):
     """What keeps core's path: a model-level patch or wrapper, a ControlNet-style key, per-call extras; a bad mode."""
     from onestep_nodes import unet_graphs as ug
