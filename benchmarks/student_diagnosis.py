@@ -16,6 +16,14 @@ A second table puts the spectrum beside the noise that the discriminator's re-no
 which of D's timesteps a difference of that size is still visible. With --teacher, the teacher (Euler 50, CFG 1.5, the
 same noise seed) is read the same way on its first `teacher-count` prompts — the students' target, not the real images:
 its FD at a few hundred samples is biased high, its spectrum and variance are not (3 s a sample on 2 CPU cores).
+Each student is then also read against the teacher sample by sample (same noise and prompt: the pairs it was trained
+on are made this way): per-sample latent RMSE (mean, median, 90th percentile, and the share of the squared error held by
+the worst tenth: 0.1 if the error is spread evenly), how often the classifier names another class, and, in the
+classifier's features with each class's mean removed, the student's spread against the teacher's and the slope and
+correlation of the student's features on the teacher's — slope ≈ spread < 1 with a high correlation is a shrunken
+teacher (the regression's pull to the mean), a low correlation at full spread is a student that goes its own way — and
+the systematic offset ‖E[f_student − f_teacher]‖² (unbiased; over all pairs, and the mean over classes of each class's):
+comparable to a student's mean term against the real images, it says the student's shift is its own, not its teacher's.
 Float32 on the CPU.
 """
 from __future__ import annotations
@@ -68,6 +76,31 @@ def per_class_shift(feats: torch.Tensor, labels: torch.Tensor, real_feats: torch
     return [float(((feats[labels == c].double().mean(0) - real_feats[real_labels == c].double().mean(0)) ** 2).sum()) for c in classes]
 
 
+def paired(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, classifier) -> dict[str, float]:
+    """A student's samples against its teacher's for the same noise and prompts (both [N, 1, H, W]): see the docstring."""
+    err = (student.double() - teacher.double()).pow(2).flatten(1).mean(1)
+    worst = err.sort(descending=True).values[:max(1, len(err) // 10)]
+    (fs, ps), (ft, pt) = predict(classifier, prepare(student)), predict(classifier, prepare(teacher))
+    fs, ft = fs.double(), ft.double()
+    fs_all, ft_all = fs.clone(), ft.clone()
+    offsets = [unbiased_sq_mean(fs[labels == c] - ft[labels == c]) for c in labels.unique()]
+    for c in labels.unique():  # within-class deviations: what is left once each class's mean is removed
+        fs[labels == c] -= fs[labels == c].mean(0)
+        ft[labels == c] -= ft[labels == c].mean(0)
+    cross, var_s, var_t = float((fs * ft).sum()), float(fs.pow(2).sum()), float(ft.pow(2).sum())
+    return {"rmse_mean": float(err.sqrt().mean()), "rmse_median": float(err.sqrt().median()),
+            "rmse_p90": float(err.sqrt().quantile(0.9)), "worst_tenth_share": float(worst.sum() / err.sum()),
+            "class_disagreement": float((ps != pt).double().mean()), "spread_ratio": var_s / var_t,
+            "slope": cross / var_t, "correlation": cross / (var_s * var_t) ** 0.5,
+            "offset": unbiased_sq_mean(fs_all - ft_all), "class_offset": sum(offsets) / len(offsets)}
+
+
+def unbiased_sq_mean(d: torch.Tensor) -> float:
+    """‖E d‖² from samples d [n, p] without the ‖mean‖² estimate's bias tr(Cov d)/n: paired differences vary far less
+    than the samples themselves, so a class's systematic offset from the teacher is readable from a few dozen pairs."""
+    return float(d.mean(0).pow(2).sum() - d.var(0, unbiased=True).sum() / len(d))
+
+
 def diagnose(images: torch.Tensor, labels: torch.Tensor, classifier, real: dict) -> dict:
     """The three readings of one sample set against `real` ({feats, labels, stats, spectrum})."""
     feats, _ = predict(classifier, prepare(images))
@@ -108,21 +141,33 @@ def main(argv: list[str] | None = None) -> int:
     if a.weights:
         net = import_teacher(a.teacher)[1]
         students += [(name, student_from_weights(net, paths.split(","))) for name, _, paths in (w.partition("=") for w in a.weights)]
+    firsts = {}  # each student's first teacher_count samples, read against the teacher's for the same noise
     for name, student in students:
         generator = one_step(student.float(), OneStepSpec("eps", a.timestep, "sigma_z"))
         images = sample_one_step(generator, table, labels, a.seed, a.batch)
         report["students"][name] = diagnose(images, labels, classifier, real)
+        firsts[name] = images[:a.teacher_count]
     if a.teacher and a.teacher_count > 0:
         teacher, _, _ = import_teacher(a.teacher)
         few = labels[:a.teacher_count]
         images = sample_teacher(teacher, table, few, 50, 1.5, seed=a.seed, batch=100)
         report["students"][f"teacher ({len(few)})"] = diagnose(images, few, classifier, real)
+        report["paired"] = {name: paired(firsts[name], images, few, classifier) for name in firsts}
     print(report["command"])
     print("\n| student | FD | mean term | covariance term | feature variance / real's | class shift (classes 0–9) |")
     print("|---|---|---|---|---|---|")
     for name, r in report["students"].items():
         shifts = " ".join(f"{v:.1f}" for v in r["class_shift"])
         print(f"| {name} | {r['fd']:.2f} | {r['mean_term']:.2f} | {r['cov_term']:.2f} | {r['variance_ratio']:.3f} | {shifts} |")
+    if report.get("paired"):
+        print(f"\n| student against the teacher, same noise ({a.teacher_count}) | latent RMSE mean / median / p90 | worst tenth's "
+              "share of the squared error | other class | within-class spread / teacher's | slope | correlation | offset ‖E Δf‖² "
+              "(all / per class) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, r in report["paired"].items():
+            print(f"| {name} | {r['rmse_mean']:.3f} / {r['rmse_median']:.3f} / {r['rmse_p90']:.3f} | {r['worst_tenth_share']:.2f} | "
+                  f"{r['class_disagreement']:.3f} | {r['spread_ratio']:.3f} | {r['slope']:.3f} | {r['correlation']:.3f} | "
+                  f"{r['offset']:.2f} / {r['class_offset']:.2f} |")
     radii = range(0, len(real["spectrum"]), 2)
     steps = [int(t) for t in a.timesteps.split(",") if t]
     pixels = real_images.shape[-1] * real_images.shape[-2]

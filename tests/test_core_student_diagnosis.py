@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from benchmarks.score_generator import student_from_weights
-from benchmarks.student_diagnosis import fd_terms, main, noise_power, per_class_shift, radial_power
+from benchmarks.student_diagnosis import fd_terms, main, noise_power, per_class_shift, radial_power, unbiased_sq_mean
 from onestep.schedule import SD_SCHEDULE
 from proof_scale.metrics import frechet_distance, gaussian_stats
 from proof_scale.teacher_import import import_teacher
@@ -73,3 +73,40 @@ def test_weights_split_over_files_load_into_the_teachers_architecture(tmp_path):
     assert set(student) == set(sd) and all(student[k].dtype == torch.float32 and torch.equal(student[k].half(), sd[k]) for k in sd)
     with pytest.raises(RuntimeError, match="Missing key"):
         student_from_weights(net, files[1:])
+
+
+def test_paired_readings_tell_a_shrunken_teacher_from_one_that_goes_its_own_way(monkeypatch):
+    """paired(): the arithmetic, on features that are the pixels themselves (the classifier is the scored one elsewhere)."""
+    import benchmarks.student_diagnosis as sd
+    monkeypatch.setattr(sd, "prepare", lambda x: x)
+    monkeypatch.setattr(sd, "predict", lambda _, x: (x.flatten(1).float(), x.flatten(1)[:, :3].argmax(1)))
+    g = torch.Generator().manual_seed(4)
+    labels = torch.arange(400) % 4
+    centres = torch.randn(4, 1, 4, 4, generator=g)
+    teacher = centres[labels] + torch.randn(400, 1, 4, 4, generator=g)
+    same = sd.paired(teacher.clone(), teacher, labels, None)
+    assert same["rmse_mean"] == 0 and same["class_disagreement"] == 0
+    assert abs(same["spread_ratio"] - 1) < 1e-9 and abs(same["slope"] - 1) < 1e-9 and abs(same["correlation"] - 1) < 1e-9
+    class_means = torch.stack([teacher[labels == c].mean(0) for c in range(4)])[labels]
+    shrunk = sd.paired(class_means + 0.5 * (teacher - class_means), teacher, labels, None)  # the regression's pull
+    assert abs(shrunk["spread_ratio"] - 0.25) < 1e-6 and abs(shrunk["slope"] - 0.5) < 1e-6 and abs(shrunk["correlation"] - 1) < 1e-6
+    own = sd.paired(centres[labels] + torch.randn(400, 1, 4, 4, generator=g), teacher, labels, None)  # same spread, other samples
+    assert abs(own["spread_ratio"] - 1) < 0.15 and abs(own["correlation"]) < 0.1 and own["class_disagreement"] > 0.2
+    one_off = teacher.clone()
+    one_off[7] += 10.0
+    lone = sd.paired(one_off, teacher, labels, None)
+    assert lone["worst_tenth_share"] == 1.0 and lone["rmse_median"] == 0 and lone["rmse_p90"] == 0
+    spread = sd.paired(teacher + 0.1 * torch.randn(400, 1, 4, 4, generator=g), teacher, labels, None)
+    assert 0.1 < spread["worst_tenth_share"] < 0.25  # an even error: about a tenth of it in the worst tenth
+    assert abs(spread["offset"]) < 1e-3 and abs(spread["class_offset"]) < 2e-3  # noise is not an offset (unbiased)
+    moved = teacher.clone()
+    moved[labels == 1] += 0.5  # one class of four shifted by 0.5 in each of 16 features: 4 per class, 1 over all
+    m = sd.paired(moved + 0.1 * torch.randn(400, 1, 4, 4, generator=g), teacher, labels, None)
+    assert abs(m["class_offset"] - 1.0) < 0.01 and abs(m["offset"] - 0.25) < 0.01 and abs(m["slope"] - 1) < 0.02
+
+
+def test_an_unbiased_squared_mean_is_zero_for_centred_noise_on_average():
+    g = torch.Generator().manual_seed(5)
+    naive = [float(torch.randn(30, 8, generator=g, dtype=torch.float64).mean(0).pow(2).sum()) for _ in range(400)]
+    fixed = [unbiased_sq_mean(torch.randn(30, 8, generator=g, dtype=torch.float64)) for _ in range(400)]
+    assert abs(sum(naive) / 400 - 8 / 30) < 0.03 and abs(sum(fixed) / 400) < 0.03
