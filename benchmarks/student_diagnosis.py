@@ -82,7 +82,7 @@ def paired(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, c
     worst = err.sort(descending=True).values[:max(1, len(err) // 10)]
     (fs, ps), (ft, pt) = predict(classifier, prepare(student)), predict(classifier, prepare(teacher))
     fs, ft = fs.double(), ft.double()
-    fs_all, ft_all = fs.clone(), ft.clone()
+    offset = unbiased_sq_mean(fs - ft)
     offsets = [unbiased_sq_mean(fs[labels == c] - ft[labels == c]) for c in labels.unique()]
     for c in labels.unique():  # within-class deviations: what is left once each class's mean is removed
         fs[labels == c] -= fs[labels == c].mean(0)
@@ -92,7 +92,7 @@ def paired(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, c
             "rmse_p90": float(err.sqrt().quantile(0.9)), "worst_tenth_share": float(worst.sum() / err.sum()),
             "class_disagreement": float((ps != pt).double().mean()), "spread_ratio": var_s / var_t,
             "slope": cross / var_t, "correlation": cross / (var_s * var_t) ** 0.5,
-            "offset": unbiased_sq_mean(fs_all - ft_all), "class_offset": sum(offsets) / len(offsets)}
+            "offset": offset, "class_offset": sum(offsets) / len(offsets)}
 
 
 def unbiased_sq_mean(d: torch.Tensor) -> float:
