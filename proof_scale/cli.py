@@ -26,7 +26,7 @@ from onestep.atomic import atomic_write
 
 from .checkpoint import CheckpointError
 from .classifier import ClassifierConfig, ClassifierTrainConfig, accuracy, load_classifier, save_classifier, train_classifier
-from .data import empty_row, load_split
+from .data import FASHION_MNIST_DIR, empty_row, load_split
 from .evaluator import load_or_build_reference, score
 from .sampler import SAMPLERS, class_labels, sample_teacher
 from .teacher import (
@@ -109,7 +109,7 @@ def write_json(path: str | None, obj) -> None:
 
 def _evaluator(args) -> tuple[object, torch.Tensor]:
     classifier, _ = load_classifier(args.classifier, _device(args.device))
-    real, _ = load_split("test", args.limit)
+    real, _ = load_split("test", args.limit, args.data)
     return load_or_build_reference(args.reference_cache or args.classifier + ".ref.safetensors", classifier, real), real
 
 
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m proof_scale.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images of each split (smoke runs)")
+    p.add_argument("--data", default=FASHION_MNIST_DIR, help="folder of the labelled set's four IDX files (default: Debian's Fashion-MNIST)")
     sub = p.add_subparsers(dest="cmd", required=True)
     tc = sub.add_parser("train-classifier", help="train the evaluator classifier")
     tc.add_argument("out")
@@ -175,11 +176,11 @@ def _scoring_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_train_classifier(args) -> int:
     cfg, net, device = _config(ClassifierTrainConfig, args), _config(ClassifierConfig, args), _device(args.device)
-    x, y = load_split("train", args.limit)
+    x, y = load_split("train", args.limit, args.data)
     start = time.monotonic()
     model = train_classifier(x, y, cfg, net, device)
     seconds = time.monotonic() - start
-    acc = accuracy(model, *load_split("test", args.limit))
+    acc = accuracy(model, *load_split("test", args.limit, args.data))
     log.info("test accuracy %.4f after %.0f s on %s", acc, seconds, device)
     save_classifier(args.out, model, {"train": cfg.__dict__, "test_accuracy": acc, "seconds": seconds, "device": str(device)})
     log.info("wrote %s", args.out)
@@ -190,7 +191,7 @@ def cmd_train_teacher(args) -> int:
     table = read_context(args.context)
     net = _config(TeacherNetConfig, args, context_dim=int(table.shape[2]))
     cfg, device = _config(TeacherTrainConfig, args), _device(args.device)
-    x, y = load_split("train", args.limit)
+    x, y = load_split("train", args.limit, args.data)
     log.info("teacher %s, %.1f M parameters, context %s", net, parameter_count(build_unet(net)) / 1e6, tuple(table.shape))
     start = time.monotonic()
     unet, losses = train_teacher(x, y, table, cfg, net, device)

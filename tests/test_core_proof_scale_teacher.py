@@ -159,7 +159,11 @@ def test_default_config_maps_to_ldm():
 
 
 def test_cli_end_to_end(tmp_path):
+    import os
+
     from safetensors.torch import load_file
+
+    from onestep.latent_lpips.datasets import FASHION_MNIST_DIR
 
     from proof_scale.cli import main
 
@@ -176,6 +180,12 @@ def test_cli_end_to_end(tmp_path):
     assert main(["export-ldm", d("t.safetensors"), d("ldm.safetensors")]) == 0
     assert "input_blocks.0.0.weight" in load_file(d("ldm.safetensors"))
     assert main([*common, "score", d("s.safetensors"), "--classifier", d("t.safetensors")]) == 2  # not a classifier file
+    # --data: the labelled set from another folder (a device machine's carried copy), and a clear stop without it
+    os.symlink(FASHION_MNIST_DIR, d("fm"))
+    assert main([*common, "--data", d("fm"), "score", d("s.safetensors"), "--classifier", d("clf.safetensors"), "--reference-cache",
+                 d("ref_fm.safetensors")]) == 0
+    assert main([*common, "--data", d("nowhere"), "score", d("s.safetensors"), "--classifier", d("clf.safetensors"), "--reference-cache",
+                 d("ref_none.safetensors")]) == 2
 
 
 def test_the_shipped_teacher_imports_into_the_pipelines_unet_exactly():

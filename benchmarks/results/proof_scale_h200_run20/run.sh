@@ -1,4 +1,7 @@
 #!/bin/bash
+# RETIRED (session 25): run 27's A/B from the shipped student answered its question — the LatentLPIPS anchor was worse
+# than the MSE one at every selection point (val 9.80-9.89 vs 9.29-9.46, recall 0.545 vs 0.587, held-out MSE doubled);
+# docs/benchmarks.md "session 25 run 27". Kept as the record of the plan.
 # Plan for the next GPU session (written in session 20, whose device time went to run 19 and issue 20's CALL=1):
 # issue 16's next lever on ONE H200 — the shipped recipe (run 17: LSG split kappa1 = kappa2 = 1, kappa4 = 1.5, recall
 # anchor 0.25, 1,500 steps from run 10's Diffusion2GAN student; 1.008x the teacher on its three seeds) with the
