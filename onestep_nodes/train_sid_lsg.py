@@ -260,7 +260,7 @@ class OneStepTrainSiDLSG(io.ComfyNode):
             method=SidLSG.name,
             generator=GeneratorConfig(spec=spec, lora_rank=lora_rank, gradient_checkpointing=gradient_checkpointing),
             optim=OptimConfig(lr_g=lr, lr_d=lr, betas=tuple(o["betas"]), grad_clip=o["grad_clip"], lr_warmup=default_lr_warmup(steps)),
-            sid=sid, loss=LossConfig(regression="mse"), batch_size=batch_size, bf16=device.type == "cuda", seed=seed, save_every=save_every,
+            sid=sid, loss=LossConfig(**SidLSG.loss_defaults), batch_size=batch_size, bf16=device.type == "cuda", seed=seed, save_every=save_every,
             log_every=max(1, min(50, steps // 20)),
         )
         if memory == "low":

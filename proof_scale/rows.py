@@ -30,6 +30,7 @@ from training.config import DiscriminatorConfig, GeneratorConfig, LossConfig, Op
 from training.core import OneStepSpec
 from training.methods.diffusion2gan import Diffusion2GAN
 from training.methods.reflow import FLOW_SPEC
+from training.methods.sid_lsg import SidLSG
 
 from .data import SIZE
 
@@ -182,7 +183,7 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
                               lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"], lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
             sid=SidConfig(kappa1=p["kappa1"], kappa2=p["kappa2"], kappa4=p["kappa4"], alpha=p["alpha"], t_min=p["t_min"], t_max=p["t_max"],
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0)),
-            loss=LossConfig(regression=p.get("regression", "mse")),
+            loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
             compile_blocks=p.get("compile", False),
         )

@@ -19,7 +19,7 @@ from onestep.pairs import PairSettings
 from onestep.pairs.collect import collect, open_dataset
 from onestep.pairs.manifest import prompts_hash
 from training import cli
-from training.config import DEFAULT_SPEC, OptimConfig, SidConfig, TrainConfig, low_memory
+from training.config import DEFAULT_SPEC, LossConfig, OptimConfig, SidConfig, TrainConfig, low_memory
 
 PROMPTS = ["a cat", "a dog", "a bird"]
 
@@ -113,6 +113,8 @@ def test_sid_lsg_flags_take_the_methods_defaults():
     c = cli.config_from_args(_parse(["--method", "sid-lsg"]))
     assert (c.method, c.optim.betas, c.optim.lr_g, c.optim.lr_d, c.optim.grad_clip) == ("sid-lsg", (0.0, 0.999), 1e-6, 1e-6, 0.0)  # the official Adam
     assert c.sid == SidConfig() and c.generator.spec == DEFAULT_SPEC  # ε at t_init 625 on sqrt(1−ᾱ)·z
+    assert c.loss.regression == "mse" and cli.config_from_args(_parse([])).loss.regression == LossConfig().regression != "mse"
+    assert cli.config_from_args(_parse(["--method", "sid-lsg", "--regression", "latentlpips"])).loss.regression == "latentlpips"
     c = cli.config_from_args(_parse(["--method", "sid-lsg", "--betas", "0.5", "0.99", "--lr-g", "2e-5", "--kappa1", "1", "--kappa2", "2",
                                      "--kappa4", "3", "--alpha", "1.2", "--sid-t-range", "30", "900", "--prompt-dropout", "0.2",
                                      "--latent-size", "32", "48", "--fake-lora-rank", "8", "--fake-dtype", "bfloat16", "--bf16",

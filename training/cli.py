@@ -93,7 +93,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-warmup", type=int, default=None, help=f"linear lr warm-up steps (default: {o.lr_warmup}, or a tenth of a shorter run)")
     p.add_argument("--lr-decay", default="cosine", choices=["constant", "cosine"], help="after the warm-up: cosine to --lr-floor at --steps (as the node), or constant")
     p.add_argument("--lr-floor", type=float, default=o.lr_floor, help="cosine decay's final lr, as a fraction of the lr")
-    p.add_argument("--regression", default=lo.regression, choices=["elatentlpips", "latentlpips", "mse"])
+    p.add_argument("--regression", default=None, choices=["elatentlpips", "latentlpips", "mse"],
+                   help=f"the regression loss (default: the method's — sid-lsg's recall anchor: mse — else {lo.regression})")
     p.add_argument("--gan-weight", type=float, default=lo.gan_weight, help="λ_GAN (fixed), or the GAN's share of the regression's gradient (adaptive)")
     p.add_argument("--gan-balance", default=lo.gan_balance, choices=["fixed", "adaptive"], help="how --gan-weight weighs the GAN term")
     p.add_argument("--gan-loss", default=lo.gan_loss, choices=list(GAN_LOSSES),
@@ -166,7 +167,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
                           optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=default_lr_warmup(a.steps) if a.lr_warmup is None else a.lr_warmup, lr_decay=a.lr_decay,
                           lr_decay_steps=a.steps, lr_floor=a.lr_floor, lr_d_schedule=a.lr_d_schedule,
                           betas_d=tuple(a.betas_d) if a.betas_d is not None else method.get("betas_d"), eps_d=a.eps_d),
-        loss=LossConfig(a.regression, a.gan_weight, a.warmup_steps, a.gan_balance, d_lead_steps=a.d_lead, gan_loss=a.gan_loss, gan_ramp_steps=a.gan_ramp),
+        loss=LossConfig(a.regression or METHODS[a.method].loss_defaults.get("regression", LossConfig().regression), a.gan_weight, a.warmup_steps, a.gan_balance, d_lead_steps=a.d_lead, gan_loss=a.gan_loss, gan_ramp_steps=a.gan_ramp),
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],

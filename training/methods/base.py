@@ -87,6 +87,7 @@ class Method:
     file_method = ""  # `onestep.method` of the generator files it makes (default: name)
     data = PAIRS  # PAIRS or PROMPTS
     optim_defaults: dict = {}  # OptimConfig values (betas, lr_g, lr_d) the CLI and the node use for this method unless given
+    loss_defaults: dict = {}  # LossConfig values (regression) the CLI and the node use for this method unless given
 
     def __init__(self, config: TrainConfig, resources: Resources | None = None):
         self.config, self.resources = config, resources or Resources()
