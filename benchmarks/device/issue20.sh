@@ -10,6 +10,7 @@
 #   CALL=3  bench_pairs again (its compile first round loads CALL 2's artifacts) ‖ SDXL batch 1 with compile, VAE Decode (fast) max-autotune
 #   CALL=4  bench_train --arch sdxl: the LoRA-memory rows (rank 32; rank 64 with bf16 factors + EMA) ‖ CALL 1's SDXL rows again
 #           (the decoder probe with cuDNN-autotuned captures since session 20)
+# A short CALL (the first job alone, smaller): ONLY=a LIMIT=240 PAIRS_BATCHES=8 PAIRS_ROUNDS=3 CALL=2 bash benchmarks/device/issue20.sh
 # CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
 # part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
 # from CALL 2 also keeps them in /tmp). Afterwards: scripts/device_bundle.sh restore.
@@ -53,7 +54,7 @@ job() {
 }
 onestep() { local name=$1 secs=$2; shift 2  # bench_onestep skips groups that would pass its --time-budget
   echo python3 -m benchmarks.bench_onestep "$@" --time-budget $((secs - 25)) --out "$OUT/$name.json"; }
-pairs() { echo python3 -m benchmarks.bench_pairs --batches 8 32 --paths core graph compile --rounds 5 --breakdown \
+pairs() { echo python3 -m benchmarks.bench_pairs --batches ${PAIRS_BATCHES:-8 32} --paths core graph compile --rounds ${PAIRS_ROUNDS:-5} --breakdown \
   --prompts tests/data/PartiPrompts.tsv --out "$OUT/$1.json"; }
 
 case "$CALL" in
@@ -78,7 +79,9 @@ cmd() { local name=$1 secs=$2 kind=$3; shift 3
   esac; }
 run_a() { job "${a[0]}" "$1" "$2" $(cmd "${a[0]}" "$2" "${a[@]:1}"); }
 run_b() { job "${b[0]}" "$1" "$2" $(cmd "${b[0]}" "$2" "${b[@]:1}"); }
-if [ "$ngpu" -ge 2 ]; then
+if [ "${ONLY:-}" = a ]; then  # the first job alone, with all the time (e.g. a short diagnostic call)
+  run_a 0 "$(left)"
+elif [ "$ngpu" -ge 2 ]; then
   t=$(left); run_a 0 "$t" & run_b 1 "$t" & wait
 else
   run_a 0 $(( $(left) / 2 )); run_b 0 "$(left)"
