@@ -50,14 +50,16 @@ def one_step(student: torch.nn.Module, spec) -> OneStepGenerator:
 
 
 @torch.no_grad()
-def sample_one_step(generator: OneStepGenerator, table: torch.Tensor, labels: torch.Tensor, seed: int, batch: int) -> torch.Tensor:
-    """One-step latents [N, 1, 32, 32] (CPU) from the noise stream initial_noise(N, seed)."""
+def sample_one_step(generator: OneStepGenerator, table: torch.Tensor, labels: torch.Tensor, seed: int, batch: int,
+                    bf16: bool = True) -> torch.Tensor:
+    """One-step latents [N, 1, 32, 32] (CPU) from the noise stream initial_noise(N, seed); on CUDA under bf16 autocast
+    (as the pipeline scores) unless bf16=False."""
     device = next(generator.parameters()).device
     z = initial_noise(len(labels), seed)
     table = table.to(device)
     out = []
     for i in range(0, len(labels), batch):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
             x = generator(z[i:i + batch].to(device), table[labels[i:i + batch].to(device)])
         out.append(x.float().cpu())
     return torch.cat(out)
