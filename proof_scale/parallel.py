@@ -11,7 +11,8 @@ Phases (each waits for the one before):
      --chains entry (stages that depend on each other, e.g. the rectified-flow chain
      teacher-steps,distill-reflow_2rf,pairs-2rf,distill-instaflow) takes a slot like one row and runs in order there
   4. report
-With one GPU (or none: --tiny on the CPU) the same stages run one after another. Every stage skips what is done,
+With one GPU (or none: --tiny on the CPU) the same stages run one after another, in one child process (two when
+several rows share the GPU: the stages before them, then the rows side by side). Every stage skips what is done,
 so the command is resumable: when the --max-seconds deadline stops a phase, the children leave resumable state
 and this process exits 3 — run the same command again to continue. Children get an absolute deadline MARGIN
 seconds before this one (their imports count), so a wrapping `timeout` of --max-seconds + 30 never cuts a save. Exit 2: a child failed (its log says why).
@@ -64,9 +65,13 @@ def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), bas
     visible = [str(g % gpus) if gpus else None for g in range(slots)]
     per_slot = [(visible[i], [s for item in items[i::slots] for s in item]) for i in range(slots) if items[i::slots]]
     report = set(base_rows) == set(DISTILL_ROWS)  # the report's table needs every base row
-    if gpus <= 1:
+    if gpus <= 1:  # one device: the stages before the rows run one after another in one child (a child's start, its
+        # imports and CUDA set-up, took ~21 s of each device call per phase); so do the rows when they have one slot
         one = "0" if gpus == 1 else None
-        return [[(one, [*evaluators, "teacher"])], [(one, ["teacher-eval", "pairs"])], per_slot] + ([[(one, ["report"])]] if report else [])
+        setup = [*evaluators, "teacher", "teacher-eval", "pairs"]
+        if len(per_slot) == 1:
+            return [[(one, [*setup, *per_slot[0][1], *(["report"] if report else [])])]]
+        return [[(one, setup)], per_slot] + ([[(one, ["report"])]] if report else [])
     every = ",".join(str(g) for g in range(gpus))
     return [
         [("0", ["teacher"]), ("1", evaluators)],

@@ -50,10 +50,20 @@ def test_four_gpus_share_the_work():
 def test_one_gpu_trains_rows_and_variants_side_by_side():
     variant = "diffusion2gan@timestep=625"
     plan = parallel.phases(1, rows_per_gpu=3, variants=(variant,))
-    rows = plan[2]
+    rows = plan[1]
     assert [v for v, _ in rows] == ["0", "0", "0"]  # three children on the one GPU
     assert sorted(s for _, ss in rows for s in ss) == sorted([*ROWS, f"distill-{variant}"])
-    assert plan[0][0][1] == ["classifier", "latent-lpips", "teacher"] and plan[-1] == [("0", ["report"])]
+    assert plan[0] == [("0", ["classifier", "latent-lpips", "teacher", "teacher-eval", "pairs"])] and plan[-1] == [("0", ["report"])]
+
+
+def test_one_gpu_with_one_slot_runs_everything_in_one_child():
+    """Each child pays its start (imports, CUDA set-up: ~21 s a phase on the H200s); on one GPU with one row slot
+    nothing runs side by side, so one child runs every stage in order."""
+    variant = "sid_lsg_teacher_cfg@anchor=0.25"
+    assert parallel.phases(1, variants=(variant,), base_rows=()) == [
+        [("0", ["classifier", "teacher", "teacher-eval", "pairs", f"distill-{variant}"])]]
+    assert parallel.phases(1) == [[("0", ["classifier", "latent-lpips", "teacher", "teacher-eval", "pairs", *ROWS, "report"])]]
+    assert parallel.phases(0)[0][0][0] is None
 
 
 def test_only_variants_skip_the_base_rows_and_the_report():
@@ -66,7 +76,7 @@ def test_only_variants_skip_the_base_rows_and_the_report():
 def test_the_trunk_is_trained_only_when_a_row_regresses_with_latentlpips():
     sid = "sid_lsg@init_from=diffusion2gan:anchor=0.25:regression=mse"
     assert parallel.phases(2, variants=(sid, "sid_lsg_teacher_cfg"), base_rows=())[0] == [("0", ["teacher"]), ("1", ["classifier"])]
-    assert parallel.phases(1, variants=(sid,), base_rows=("regression_mse",))[0] == [("0", ["classifier", "teacher"])]
+    assert parallel.phases(1, variants=(sid,), base_rows=("regression_mse",))[0][0][1][:2] == ["classifier", "teacher"]
     for needs in ((), ("regression_latentlpips",)):  # a base row or a chain's row with a LatentLPIPS loss
         chain = (("teacher-steps", "distill-reflow_2rf", "pairs-2rf", "distill-instaflow"),) if not needs else ()
         assert parallel.phases(2, variants=(sid,), base_rows=needs, chains=chain)[0][1] == ("1", ["classifier", "latent-lpips"])
@@ -124,7 +134,7 @@ def test_a_chain_takes_a_slot_like_a_row_and_keeps_its_order():
     last = parallel.phases(2, variants=(variant,), base_rows=(), chains=(chain,))[-1]
     assert last == [("0", [f"distill-{variant}"]), ("1", list(chain))]
     one = parallel.phases(1, variants=(variant,), base_rows=(), chains=(chain,))[-1]
-    assert one == [("0", [f"distill-{variant}", *chain])]  # one slot: the row, then the chain in order
+    assert one[0][1][-5:] == [f"distill-{variant}", *chain]  # one slot: the row, then the chain in order
 
 
 def test_an_unknown_chain_stage_is_refused(tmp_path, capsys):
