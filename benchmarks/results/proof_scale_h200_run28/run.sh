@@ -28,7 +28,8 @@ diagnosis() {  # into the work folder: records.tgz brings it back
   PYTHONPATH=/tmp/site:$PWD python3 -m benchmarks.student_diagnosis --device cuda --count 10000 --teacher-count 10000 --batch 2000 \
     --weights shipped=.devdata/ps_init/best.safetensors --teacher default_models/proof_scale/fmnist-teacher.safetensors \
     --context .devdata/ps/context.safetensors --classifier .devdata/ps/evaluator/classifier.safetensors --data .devdata/ps/fm \
-    --json runs/ps/diagnosis_10k_fp32.json 2>&1 | head -12
+    --json runs/ps/diagnosis_10k_fp32.json > runs/ps/diagnosis_10k_fp32.log 2>&1  # no pipe: the JSON is written after the tables
+  head -n 12 runs/ps/diagnosis_10k_fp32.log
 }
 case "${CALL:-1}" in
   1) MAXS=540 bash benchmarks/device/proof_scale_run.sh ;;
