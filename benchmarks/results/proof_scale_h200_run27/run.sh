@@ -1,4 +1,6 @@
 #!/bin/bash
+# AS RUN (session 25, one H200, 1,699 s held): CALL=1; CALL=2 MAXS=550; CALL=3 MAXS=500 MARGIN=30 KEEP=g7859b5 (the B row's
+# weights; the A row was done in call 2). Results: docs/benchmarks.md "session 25 run 27"; records in continue_shipped/.
 # Plan for session 25's GPU time: issue 16's last 0.8 % (the shipped SiD-LSG student is 1.008x its teacher on the
 # teacher's three seeds; target <= 1.00x). Run 17's recipe peaked at step 1,250 of a 1,500-step cosine from run 10's
 # Diffusion2GAN student (val FD 8.87, the end of the cosine did not help). Two questions from that student itself:
