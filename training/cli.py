@@ -156,7 +156,8 @@ def generator_spec(a: argparse.Namespace) -> OneStepSpec:
 
 
 def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
-    o, method = OptimConfig(), METHODS[a.method].optim_defaults  # a flag left out: the method's default, else OptimConfig's
+    o, lo, m = OptimConfig(), LossConfig(), METHODS[a.method]
+    method = m.optim_defaults  # a flag left out: the method's default (optim_defaults, loss_defaults), else the config's
     lr_g, lr_d, clip = (v if v is not None else method.get(k, getattr(o, k)) for k, v in (("lr_g", a.lr_g), ("lr_d", a.lr_d), ("grad_clip", a.grad_clip)))
     betas = tuple(a.betas) if a.betas is not None else tuple(method.get("betas", o.betas))
     return TrainConfig(
@@ -167,7 +168,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
                           optimizer_d=a.optimizer_d, foreach=False if a.no_foreach else None, lr_warmup=default_lr_warmup(a.steps) if a.lr_warmup is None else a.lr_warmup, lr_decay=a.lr_decay,
                           lr_decay_steps=a.steps, lr_floor=a.lr_floor, lr_d_schedule=a.lr_d_schedule,
                           betas_d=tuple(a.betas_d) if a.betas_d is not None else method.get("betas_d"), eps_d=a.eps_d),
-        loss=LossConfig(a.regression or METHODS[a.method].loss_defaults.get("regression", LossConfig().regression), a.gan_weight, a.warmup_steps, a.gan_balance, d_lead_steps=a.d_lead, gan_loss=a.gan_loss, gan_ramp_steps=a.gan_ramp),
+        loss=LossConfig(a.regression or m.loss_defaults.get("regression", lo.regression), a.gan_weight, a.warmup_steps, a.gan_balance, d_lead_steps=a.d_lead, gan_loss=a.gan_loss, gan_ramp_steps=a.gan_ramp),
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
