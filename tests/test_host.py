@@ -310,27 +310,28 @@ def test_interrupt_stops_a_long_one_step_call_inside_the_unet(host):
     (0.3.75+) checks it before every Linear/Conv of its ops (comfy.ops.run_every_op). The pack's path must keep the UNet
     on those ops so that a long call stops within one op. Interrupted 1 s in, a batch-64 call must stop (the server's
     execution_interrupted message) within half of the T64 − 1 s it would otherwise still run, T64 measured on the same
-    host just before (a bound that scales with the host's load, where one against a batch-8 call did not)."""
+    host just before (a bound that scales with the host's load, where one against a batch-8 call did not); a second try,
+    T64 measured again, where the first missed it."""
     def call(batch, prefix):
         g = generate(text_graph("tiny_eps_t999.safetensors"), size=256, prefix=prefix)
         g["80"]["inputs"].update(batch_size=batch, seed=int(time.time() * 1000) % 10**9)  # never cached
         return g
 
     ok(host.run(call(8, "irq_warm")))  # loads the model and encodes the prompt
-    tries = []
-    for attempt in range(2):  # a second try only where the 2-core host was loaded during the first (CI ran this 8.9 s late once)
+    fired = {}
+
+    def interrupt_once_running():
+        while not host.get("/queue")["queue_running"]:
+            time.sleep(0.02)
+        time.sleep(1.0)
+        fired["at"] = time.monotonic()
+        host.post("/interrupt", {})
+
+    tries = []  # (stopped, ended) after /interrupt, uninterrupted time
+    for attempt in range(2):  # a second try only where the 2-core host was loaded during the first (CI: 8.9 s late once)
         start = time.monotonic()
         ok(host.run(call(64, f"irq_full{attempt}")))
         t64 = time.monotonic() - start
-        fired = {}
-
-        def interrupt_once_running():
-            while not host.get("/queue")["queue_running"]:
-                time.sleep(0.02)
-            time.sleep(1.0)
-            fired["at"] = time.monotonic()
-            host.post("/interrupt", {})
-
         t = threading.Thread(target=interrupt_once_running)
         t.start()
         entry = host.run(call(64, f"irq_never{attempt}"))
@@ -342,12 +343,12 @@ def test_interrupt_stops_a_long_one_step_call_inside_the_unet(host):
         stopped = entry["interrupted_at"]
         assert stopped is not None, entry["status"]
         tries.append((stopped - fired["at"], ended - fired["at"], t64))
-        if stopped - fired["at"] < 0.5 * (t64 - 1.0):
+        if tries[-1][0] < 0.5 * (t64 - 1.0):
             break
     assert not glob.glob(os.path.join(host.base_dir, "output", "latents", "irq_never*"))
     assert host.get("/system_stats")["system"]
     report = "; ".join(f"stopped {s:.1f} s and ended {e:.1f} s after /interrupt (uninterrupted: {u:.1f} s)" for s, e, u in tries)
-    assert tries[-1][0] < 0.5 * (tries[-1][2] - 1.0), f"batch 64 at 256², interrupted 1 s in, in every try: {report}"
+    assert tries[-1][0] < 0.5 * (tries[-1][2] - 1.0), f"batch 64 at 256², interrupted 1 s in, every try: {report}"
     print(f"batch 64 at 256², interrupted 1 s in: {report}")
 
 
