@@ -132,23 +132,23 @@ def main(argv: list[str] | None = None) -> dict:
 
     from benchmarks.onestep_models import build
 
-    tmp = tempfile.mkdtemp()
-    folder_paths.add_model_folder_path("onestep", tmp)
-    m = build(args.arch, args.tiny, args.size, tmp, nodes)
-    cuda = mm.get_torch_device().type == "cuda"
-    modes = () if not cuda else (GRAPH,) if args.no_compile else (GRAPH, COMPILED)
-    info = {"command": "python -m benchmarks.bench_onestep " + shlex.join(argv), "arch": args.arch, "tiny": args.tiny,
-            "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
-            "unet_dtype": str(m.ours.model.get_dtype()), "teacher_dtype": str(m.core.model.get_dtype()), "vae_dtype": str(m.vae.vae_dtype), "size": args.size,
-            "build_s": round(budget.elapsed(), 1), "rows": [], "skipped": [], "first_call_s": {}, "checks": {}}
-    state = {"compile_s": args.compile_estimate}
-    with torch.inference_mode():
-        for b in args.batches:
-            run_batch(args, nodes, m, b, modes, budget, info, state)
-    print_report(info)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(info, f, indent=1)
+    with tempfile.TemporaryDirectory() as tmp:  # the generator files (1.7 GB at full size), removed however the run ends
+        folder_paths.add_model_folder_path("onestep", tmp)
+        m = build(args.arch, args.tiny, args.size, tmp, nodes)
+        cuda = mm.get_torch_device().type == "cuda"
+        modes = () if not cuda else (GRAPH,) if args.no_compile else (GRAPH, COMPILED)
+        info = {"command": "python -m benchmarks.bench_onestep " + shlex.join(argv), "arch": args.arch, "tiny": args.tiny,
+                "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+                "unet_dtype": str(m.ours.model.get_dtype()), "teacher_dtype": str(m.core.model.get_dtype()), "vae_dtype": str(m.vae.vae_dtype), "size": args.size,
+                "build_s": round(budget.elapsed(), 1), "rows": [], "skipped": [], "first_call_s": {}, "checks": {}}
+        state = {"compile_s": args.compile_estimate}
+        with torch.inference_mode():
+            for b in args.batches:
+                run_batch(args, nodes, m, b, modes, budget, info, state)
+        print_report(info)
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(info, f, indent=1)
     return info
 
 

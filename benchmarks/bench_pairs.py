@@ -180,34 +180,34 @@ def main(argv: list[str] | None = None) -> dict:
     steps, size = (2, 64) if args.tiny else (STEPS, SIZE)
     batches = args.batches or ([2] if args.tiny else [8, 32])
     cache_folder = use_compile_cache_folder()
-    work = tempfile.mkdtemp()
-    model, clip = load_models(args.tiny, work)
-    prompts = read_prompts(path=args.prompts, column="Prompt") if args.prompts else [f"a photo of object number {i}" for i in range(256)]
-    rows = []
-    for b in batches:
-        counts = {p: {"graph_calls": 0, "core_calls": 0, "core_reasons": {}} for p in args.paths}
-        paths = {p: collector(pc, model, clip, prompts, b, work, PATHS[p], steps, size, counts[p]) for p in args.paths}
-        paths["raw"] = raw_unet(model, b, steps, size)
-        first = {name: timed(fn) for name, fn in paths.items()}  # warm-up: captures graphs, compiles (or loads the cache)
-        for c in counts.values():
-            c.update(graph_calls=0, core_calls=0, core_reasons={})
-        times = {name: [] for name in paths}
-        for _ in range(args.rounds):  # round-robin, so clock drift hits every path alike
-            for name, fn in paths.items():
-                getattr(fn, "prepare", lambda: None)()
-                times[name].append(timed(fn))
-        raw = statistics.median(times["raw"])
-        core = statistics.median(times["core"]) if "core" in times else None
-        for p in args.paths:
-            s = statistics.median(times[p])
-            row = {"batch": b, "path": p, "fast_teacher": PATHS[p], "rounds": args.rounds, "s_per_batch": s, "pairs_per_s": b / s,
-                   "speedup_vs_core": core / s if core else None, "fraction_of_raw": raw / s, "raw_unet_s": raw,
-                   "raw_unet_pairs_per_s": b / raw, "first_round_s": first[p], **counts[p]}
-            if p != "core":
-                row.update(latent_difference(pc, model, clip, prompts, b, PATHS[p], steps, size))
-            rows.append(row)
-        if args.breakdown and "core" in args.paths:
-            next(r for r in rows if r["batch"] == b and r["path"] == "core")["per_batch_s"] = {**breakdown(pc, model, clip, prompts, b, os.path.join(work, f"parts-{b}"), steps, size), "raw_unet": raw}
+    with tempfile.TemporaryDirectory() as work:  # the models and the pairs the paths write, removed however the run ends
+        model, clip = load_models(args.tiny, work)
+        prompts = read_prompts(path=args.prompts, column="Prompt") if args.prompts else [f"a photo of object number {i}" for i in range(256)]
+        rows = []
+        for b in batches:
+            counts = {p: {"graph_calls": 0, "core_calls": 0, "core_reasons": {}} for p in args.paths}
+            paths = {p: collector(pc, model, clip, prompts, b, work, PATHS[p], steps, size, counts[p]) for p in args.paths}
+            paths["raw"] = raw_unet(model, b, steps, size)
+            first = {name: timed(fn) for name, fn in paths.items()}  # warm-up: captures graphs, compiles (or loads the cache)
+            for c in counts.values():
+                c.update(graph_calls=0, core_calls=0, core_reasons={})
+            times = {name: [] for name in paths}
+            for _ in range(args.rounds):  # round-robin, so clock drift hits every path alike
+                for name, fn in paths.items():
+                    getattr(fn, "prepare", lambda: None)()
+                    times[name].append(timed(fn))
+            raw = statistics.median(times["raw"])
+            core = statistics.median(times["core"]) if "core" in times else None
+            for p in args.paths:
+                s = statistics.median(times[p])
+                row = {"batch": b, "path": p, "fast_teacher": PATHS[p], "rounds": args.rounds, "s_per_batch": s, "pairs_per_s": b / s,
+                       "speedup_vs_core": core / s if core else None, "fraction_of_raw": raw / s, "raw_unet_s": raw,
+                       "raw_unet_pairs_per_s": b / raw, "first_round_s": first[p], **counts[p]}
+                if p != "core":
+                    row.update(latent_difference(pc, model, clip, prompts, b, PATHS[p], steps, size))
+                rows.append(row)
+            if args.breakdown and "core" in args.paths:
+                next(r for r in rows if r["batch"] == b and r["path"] == "core")["per_batch_s"] = {**breakdown(pc, model, clip, prompts, b, os.path.join(work, f"parts-{b}"), steps, size), "raw_unet": raw}
     info = {"command": "python -m benchmarks.bench_pairs " + " ".join(sys.argv[1:] if argv is None else argv),
             "device": torch.cuda.get_device_name() if torch.cuda.is_available() and not args.tiny else "cpu", "torch": torch.__version__,
             "unet_dtype": str(model.model.get_dtype()), "steps": steps, "cfg": CFG, "size": size, "sampler": "euler/normal",
