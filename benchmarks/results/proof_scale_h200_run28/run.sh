@@ -8,8 +8,8 @@
 #   B  G and psi at 2e-6 constant, 500 steps
 # Both: LSG split, recall anchor 0.25 (MSE), batch 256, EMA 0.99, 25 warm-up steps, selection every 125 steps (val seed
 # 2,000,000; the scoring seeds stay 1,000,000 / 1,000,001). Compare with run 17's val 8.97 / 8.87 / 9.10 at 1,000-1,500.
-# Also (CALL=2 first, ~1-2 min): benchmarks.student_diagnosis on the GPU, float32, 10,000 samples on scoring seed
-# 1,000,000 — the teacher (Euler 50, CFG 1.5) and the shipped student (.devdata/ps_init's weights): the teacher's FD in
+# Also (CALL=2 first, ~3-5 min): benchmarks.student_diagnosis on the GPU, float32, 10,000 samples on each scoring seed
+# 1,000,000-1,000,002 — the teacher (Euler 50, CFG 1.5) and the shipped student (.devdata/ps_init's weights): the teacher's FD in
 # float32 (its row is bf16 autocast; the shipped student's 8.543 is CPU fp32 — same noise, so the difference is
 # precision alone), its FD split into mean and covariance terms without the few-hundred-sample bias of the CPU
 # readings (issue 14's open question: whose class means sit where), and the student read against it pair by pair.
@@ -19,17 +19,19 @@
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run28/run.sh
 # carry [".devdata/ps", ".devdata/ps_init"]; CALL=1, 2, 3 chained within the machine's 30 s idle release (afterwards
 # proof_scale_bundle.sh restore). Cost (run 27: pairs 265 s, 0.60-0.73 s a step): 265 + 2 x 500 x 0.65 + selection 8 x ~10
-# + the diagnosis ~100 + ~25 s a call to start ~= 1,200 s. KEEP=<tag> brings a row's weights back; CPU-score them on seeds
+# + the diagnosis ~200 + ~25 s a call to start ~= 1,300 s. KEEP=<tag> brings a row's weights back; CPU-score them on seeds
 # 1,000,000-1,000,002 (benchmarks.score_generator --weights A B --seeds 1000000,1000001,1000002) and ship by
 # tools.ship_proof_scale only below 8.543 (the shipped student on the same seeds; teacher 8.472).
 S='init_from=diffusion2gan:lr_d_ratio=1:lr_warmup=25:lr_decay=constant:steps=500:batch=256:ema_decay=0.99:anchor=0.25:regression=mse'
 export VARIANTS="sid_lsg_teacher_cfg@$S:lr=5e-6;sid_lsg_teacher_cfg@$S:lr=2e-6" SELECT=125
-diagnosis() {  # into the work folder: records.tgz brings it back
-  PYTHONPATH=/tmp/site:$PWD python3 -m benchmarks.student_diagnosis --device cuda --count 10000 --teacher-count 10000 --batch 2000 \
-    --weights shipped=.devdata/ps_init/best.safetensors --teacher default_models/proof_scale/fmnist-teacher.safetensors \
-    --context .devdata/ps/context.safetensors --classifier .devdata/ps/evaluator/classifier.safetensors --data .devdata/ps/fm \
-    --json runs/ps/diagnosis_10k_fp32.json > runs/ps/diagnosis_10k_fp32.log 2>&1  # no pipe: the JSON is written after the tables
-  head -n 12 runs/ps/diagnosis_10k_fp32.log
+diagnosis() {  # into the work folder: records.tgz brings it back; the three scoring seeds, so both sides of 8.543 / 8.472 are float32
+  for seed in 1000000 1000001 1000002; do
+    PYTHONPATH=/tmp/site:$PWD python3 -m benchmarks.student_diagnosis --device cuda --count 10000 --teacher-count 10000 --batch 2000 --seed $seed \
+      --weights shipped=.devdata/ps_init/best.safetensors --teacher default_models/proof_scale/fmnist-teacher.safetensors \
+      --context .devdata/ps/context.safetensors --classifier .devdata/ps/evaluator/classifier.safetensors --data .devdata/ps/fm \
+      --json runs/ps/diagnosis_10k_fp32_$seed.json > runs/ps/diagnosis_10k_fp32_$seed.log 2>&1  # no pipe: the JSON is written after the tables
+    head -n 6 runs/ps/diagnosis_10k_fp32_$seed.log
+  done
 }
 case "${CALL:-1}" in
   1) MAXS=540 bash benchmarks/device/proof_scale_run.sh ;;
