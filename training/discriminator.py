@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .core import OneStepSpec
+from .host_to_device import to_device
 from .unet_interface import TrainableUNet
 
 
@@ -135,7 +136,7 @@ def diffuse(spec: OneStepSpec, x0: torch.Tensor, eps: torch.Tensor, t: torch.Ten
     """x_t as the teacher UNet sees it at timestep t: sqrt(ᾱ_t)·x0 + sqrt(1−ᾱ_t)·ε (flow: (1−s)·x0 + s·ε, s=t/1000)."""
     view = (-1,) + (1,) * (x0.ndim - 1)
     if spec.prediction == "flow":
-        s = (t / 1000.0).to(x0.device, x0.dtype).view(view)
+        s = to_device(t / 1000.0, x0.device, x0.dtype).view(view)
         return (1 - s) * x0 + s * eps
-    a = spec.schedule.alphas_cumprod()[t.long().cpu()].to(x0.device, torch.float32).view(view)
+    a = to_device(spec.schedule.alphas_cumprod()[t.long().cpu()], x0.device, torch.float32).view(view)
     return (a.sqrt() * x0 + (1 - a).sqrt() * eps).to(x0.dtype)

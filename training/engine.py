@@ -28,6 +28,7 @@ from .core import OneStepGenerator, collate_pairs, format, keep_output_float32
 from .data import ResumableBatchSampler, chunk_rng, derived_seed, my_chunks
 from .device_data import DevicePairs
 from .ema import EMA
+from .host_to_device import to_device
 from .losses import MicroBatch
 from .lr_schedule import lr_factor
 from .methods import DATA_KEYS, Method, Resources, method_class
@@ -155,12 +156,12 @@ class Engine:
     # -- one step -------------------------------------------------------------------------------------------
     def _micro_batch(self, chunk: dict, j: int) -> MicroBatch:
         dev = self.device
-        latent = chunk["latent"].to(dev, torch.float32) if "latent" in chunk else None
+        latent = to_device(chunk["latent"], dev, torch.float32) if "latent" in chunk else None
         extra = unet_extra(chunk, dev)
         return MicroBatch(
-            z=chunk["noise"].to(dev, torch.float32) if "noise" in chunk else None,
+            z=to_device(chunk["noise"], dev, torch.float32) if "noise" in chunk else None,
             real=self.info.to_unet_space(latent) if latent is not None else None, latent=latent,
-            context=chunk["context"].to(dev, torch.float32), extra=extra,
+            context=to_device(chunk["context"], dev, torch.float32), extra=extra,
             seed=chunk.get("seed"), prompt_index=chunk.get("prompt_index"), rng=chunk_rng(self.config.seed, self.step, j),
         )
 

@@ -23,6 +23,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .core import ELatentLPIPS, OneStepSpec
 from .discriminator import diffuse, sample_d_timesteps
+from .host_to_device import to_device
 from .unet_interface import ModelInfo
 
 
@@ -112,8 +113,8 @@ class GeneratorLoss:
 
     def _gan(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch) -> torch.Tensor:
         t = sample_d_timesteps(x0.shape[0], *self.t_range, generator=mb.rng)
-        eps = torch.randn(x0.shape, generator=mb.rng).to(x0.device, x0.dtype)
-        t_dev = t.to(x0.device)
+        eps = to_device(torch.randn(x0.shape, generator=mb.rng), x0.device, x0.dtype)
+        t_dev = to_device(t, x0.device)
         fake = discriminator(diffuse(self.spec, x0, eps, t), t_dev, mb.z, mb.context, **mb.extra)
         if self.gan_loss == "standard":
             return _ns(fake, real=True).mean()
@@ -206,7 +207,7 @@ class DiscriminatorLoss:
         attention kernels and the R1 step costs two single-sample forwards instead of a full-resolution
         attention graph."""
         x = x.detach().float()
-        n = torch.randn(x.shape, generator=mb.rng).to(x.device, x.dtype)
+        n = to_device(torch.randn(x.shape, generator=mb.rng), x.device, x.dtype)
         extra = {k: v[:1].repeat(2, *([1] * (v.ndim - 1))) for k, v in mb.extra.items()}
         logits = discriminator(torch.cat([x, x + self.r1_sigma * n]), t.repeat(2), mb.z[:1].repeat(2, 1, 1, 1), mb.context[:1].repeat(2, 1, 1), **extra)
         clean, shifted = zip(*[l.split(1) for l in logits])

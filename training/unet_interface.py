@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .core import LATENT_SPACES
+from .host_to_device import to_device
 
 # Attention projections and feed-forward layers: the same names in diffusers' and ldm's transformer blocks.
 LORA_TARGET_PATTERN = re.compile(r"(^|\.)(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2))$")
@@ -49,7 +50,7 @@ UNET_EXTRA = ("pooled", "size")  # batch entries every UNet call takes besides x
 
 def unet_extra(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """The UNET_EXTRA entries of a batch, as float32 on `device` (the keyword arguments of the UNet calls)."""
-    return {k: batch[k].to(device, torch.float32) for k in UNET_EXTRA if k in batch}
+    return {k: to_device(batch[k], device, torch.float32) for k in UNET_EXTRA if k in batch}
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ import torch
 from .. import lora
 from ..core import OneStepSpec, keep_output_float32
 from ..data import derived_seed
+from ..host_to_device import to_device
 from ..losses import MicroBatch
 from ..unet_interface import ModelInfo, TrainableUNet, store_frozen
 from .base import PAIRS, PROMPTS, Backward, ExtraNetwork, Method, Phase
@@ -57,7 +58,7 @@ class CopyableUNet(TrainableUNet, Protocol):
 
 def alpha_bar(spec: OneStepSpec, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """ᾱ_t per item as [B, 1, 1, 1] float32 on like's device."""
-    return spec.schedule.alphas_cumprod()[t.long().cpu()].to(like.device, torch.float32).view(-1, *([1] * (like.ndim - 1)))
+    return to_device(spec.schedule.alphas_cumprod()[t.long().cpu()], like.device, torch.float32).view(-1, *([1] * (like.ndim - 1)))
 
 
 def diffuse(x0: torch.Tensor, eps: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -117,7 +118,7 @@ class FakeScoreLoss:
 
     def __call__(self, psi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None) -> torch.Tensor:
         a = alpha_bar(self.spec, t, x_g)
-        out = guided(psi, diffuse(x_g, eps, a), t.to(x_g.device, torch.float32), cond, uncond, self.kappa1)
+        out = guided(psi, diffuse(x_g, eps, a), to_device(t, x_g.device, torch.float32), cond, uncond, self.kappa1)
         if self.spec.prediction == "eps":
             return reduce_pixels((out - eps).pow(2), self.reduction)
         velocity = a.sqrt() * eps - (1 - a).sqrt() * x_g
@@ -134,7 +135,7 @@ class SidGeneratorLoss:
     def __call__(self, psi, phi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None) -> tuple[torch.Tensor, torch.Tensor, dict]:
         x_g = x_g.float()
         a = alpha_bar(self.spec, t, x_g)
-        x_t, tt = diffuse(x_g, eps, a), t.to(x_g.device, torch.float32)
+        x_t, tt = diffuse(x_g, eps, a), to_device(t, x_g.device, torch.float32)
         y_fake = x0_from_output(self.spec.prediction, guided(psi, x_t, tt, cond, uncond, self.kappa2), x_t, a)
         y_real = x0_from_output(self.spec.prediction, guided(phi, x_t, tt, cond, uncond, self.kappa4), x_t, a)
         ok = finite_items(x_g, y_fake, y_real)
@@ -254,13 +255,13 @@ class SidLSG(Method):
         z = self.draw_noise(engine, n, rng)
         eps = torch.randn(z.shape, generator=rng)
         t = torch.randint(s.t_min, s.t_max + 1, (n,), generator=rng)
-        return z.to(engine.device), eps.to(engine.device), t
+        return to_device(z, engine.device), to_device(eps, engine.device), t
 
     def _fake_score(self, engine, mb: MicroBatch, backward: Backward) -> dict:
         cond, uncond = self._conditioning(mb)
         n = len(mb.context)
         if self.dropout > 0:  # blanked prompts: G samples and ψ learns them unconditionally
-            drop = (torch.rand(n, generator=mb.rng) < self.dropout).to(engine.device)
+            drop = to_device(torch.rand(n, generator=mb.rng) < self.dropout, engine.device)
             cond = {k: torch.where(drop.view(-1, *([1] * (v.ndim - 1))), uncond[k], v) for k, v in cond.items()}
         z, eps, t = self._draws(engine, n, mb.rng)
         with torch.no_grad(), backward.autocast():

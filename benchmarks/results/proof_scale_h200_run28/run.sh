@@ -13,6 +13,10 @@
 # float32 (its row is bf16 autocast; the shipped student's 8.543 is CPU fp32 — same noise, so the difference is
 # precision alone), its FD split into mean and covariance terms without the few-hundred-sample bias of the CPU
 # readings (issue 14's open question: whose class means sit where), and the student read against it pair by pair.
+# Speed, read besides (session 26): the training steps' CPU-drawn noise, timesteps and masks now reach the GPU by
+# non-blocking copies from pinned memory (training/host_to_device.py) instead of ~10 blocking copies a step, each of
+# which drained the GPU's queue; same numbers. Run 27's rows took 0.60-0.73 s a step at this batch: the calls' "ms/step"
+# lines say what that changed.
 # Here first:
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
 #     --teacher-row benchmarks/results/proof_scale_h200_run18 --init default_models/proof_scale/fmnist-student.safetensors
