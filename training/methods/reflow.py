@@ -20,6 +20,7 @@ from functools import partial
 import torch
 
 from ..core import OneStepSpec, flow
+from ..host_to_device import to_device
 from ..losses import MicroBatch
 from ..unet_interface import ModelInfo
 from .base import PAIRS, Backward, Method, Phase
@@ -52,19 +53,19 @@ class ReflowLoss:
         """(context, extra) with each item's text replaced by the empty prompt's with probability text_dropout."""
         if self.text_dropout == 0:
             return mb.context, mb.extra
-        drop = (torch.rand(len(mb.context), generator=mb.rng) < self.text_dropout).to(mb.context.device)
-        null = self.uncond["context"].to(mb.context.device, mb.context.dtype)
+        drop = to_device(torch.rand(len(mb.context), generator=mb.rng) < self.text_dropout, mb.context.device)
+        null = to_device(self.uncond["context"], mb.context.device, mb.context.dtype)
         if null.shape != mb.context.shape[1:]:
             raise ValueError(f"the empty prompt's conditioning {tuple(null.shape)} does not fit the prompts' {tuple(mb.context.shape[1:])}")
         context = torch.where(drop.view(-1, 1, 1), null, mb.context)
         extra = dict(mb.extra)
         for key in ("pooled", "size"):  # a dropped item takes the negative's pooled text and SDXL size conditioning too
             if key in extra and key in self.uncond:
-                extra[key] = torch.where(drop.view(-1, 1), self.uncond[key].to(extra[key]), extra[key])
+                extra[key] = torch.where(drop.view(-1, 1), to_device(self.uncond[key], extra[key].device, extra[key].dtype), extra[key])
         return context, extra
 
     def __call__(self, unet, mb: MicroBatch) -> dict[str, torch.Tensor]:
-        sigma = self.draw_sigma(len(mb.z), mb.rng).to(mb.z.device)
+        sigma = to_device(self.draw_sigma(len(mb.z), mb.rng), mb.z.device)
         context, extra = self.conditioning(mb)
         v = unet(flow.interpolate(mb.z, mb.real, sigma), flow.model_time(sigma), context, **extra)
         loss = (v.float() - flow.velocity_target(mb.z, mb.real).float()).pow(2).mean()
