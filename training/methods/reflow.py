@@ -54,14 +54,14 @@ class ReflowLoss:
         if self.text_dropout == 0:
             return mb.context, mb.extra
         drop = to_device(torch.rand(len(mb.context), generator=mb.rng) < self.text_dropout, mb.context.device)
-        null = to_device(self.uncond["context"], mb.context.device, mb.context.dtype)
+        null = self.uncond["context"].to(mb.context.device, mb.context.dtype)
         if null.shape != mb.context.shape[1:]:
             raise ValueError(f"the empty prompt's conditioning {tuple(null.shape)} does not fit the prompts' {tuple(mb.context.shape[1:])}")
         context = torch.where(drop.view(-1, 1, 1), null, mb.context)
         extra = dict(mb.extra)
         for key in ("pooled", "size"):  # a dropped item takes the negative's pooled text and SDXL size conditioning too
             if key in extra and key in self.uncond:
-                extra[key] = torch.where(drop.view(-1, 1), to_device(self.uncond[key], extra[key].device, extra[key].dtype), extra[key])
+                extra[key] = torch.where(drop.view(-1, 1), self.uncond[key].to(extra[key]), extra[key])
         return context, extra
 
     def __call__(self, unet, mb: MicroBatch) -> dict[str, torch.Tensor]:
@@ -84,6 +84,11 @@ class Reflow(Method):
         check_flow_spec(self.name, self.config.generator.spec)
         r = self.config.reflow
         self.loss = ReflowLoss(r.t_eps, r.text_dropout, self.resources.empty_prompt() if r.text_dropout > 0 else None)
+
+    def build(self, engine) -> list:
+        if self.loss.uncond is not None:  # the empty prompt lives on the device: no copy of it in every step
+            self.loss.uncond = {k: v if v is None else v.to(engine.device, torch.float32) for k, v in self.loss.uncond.items()}
+        return []
 
     def phases(self, engine, step: int) -> list[Phase]:
         return [Phase("generator", partial(self._velocity, engine))]
