@@ -2,9 +2,10 @@
 table it was scored with, never over a record the folder has; the pipeline then skips teacher-eval."""
 import json
 import os
+import shutil
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from onestep.atomic import file_sha256
 from proof_scale import carried_teacher
@@ -48,3 +49,22 @@ def test_refused_for_another_teacher_or_context_and_never_over_a_record(tmp_path
     assert "exists, kept" in carried_teacher.place(run, work, teacher, context)
     with open(os.path.join(work, "teacher_eval.json")) as f:
         assert json.load(f) == {"seeds": [1000000]}
+
+
+def test_a_rebuilt_table_that_differs_by_round_off_only_matches_when_the_run_kept_its_table(tmp_path):
+    """Another torch build rounds the rebuilt context table differently: its digest changes, the teacher's row does not."""
+    run, teacher, context = _run_dir(tmp_path)
+    table = load_file(context)["context"]
+    rebuilt = tmp_path / "rebuilt.safetensors"
+    save_file({"context": table + 1e-6 * torch.randn_like(table)}, str(rebuilt))
+    work = str(tmp_path / "work")
+    assert "has no context.safetensors" in carried_teacher.place(run, work, teacher, str(rebuilt))
+    shutil.copy(context, os.path.join(run, "context.safetensors"))
+    assert carried_teacher.place(run, work, teacher, str(rebuilt)).startswith("TEACHER ROW placed")
+    os.remove(os.path.join(work, "teacher_eval.json"))
+    far = tmp_path / "far.safetensors"
+    save_file({"context": table + 1e-2}, str(far))
+    assert "values differ by up to 0.01" in carried_teacher.place(run, work, teacher, str(far))
+    save_file({"context": table + 1e-6}, os.path.join(run, "context.safetensors"))  # not the table teacher.json names
+    assert "is not the table" in carried_teacher.place(run, work, teacher, str(rebuilt))
+    assert not os.path.exists(os.path.join(work, "teacher_eval.json"))

@@ -24,8 +24,9 @@
 #                                     it instead of training one, so its FDs compare with that run's; and the
 #                                     E-LatentLPIPS trunk (latent_lpips.safetensors + .json) when the folder has it —
 #                                     with both, no call needs --train-images
-#   .devdata/ps/teacher_row/          with --teacher-row: a run's scored teacher row (teacher_eval.json + teacher.json, e.g.
-#                                     benchmarks/results/proof_scale_h200_run18, scored by run 15's evaluator): placed
+#   .devdata/ps/teacher_row/          with --teacher-row: a run's scored teacher row (teacher_eval.json + teacher.json and the
+#                                     context.safetensors it scored with where kept, e.g. benchmarks/results/proof_scale_h200_run28,
+#                                     scored by run 15's evaluator): placed
 #                                     into the work folder when the teacher and context match (proof_scale.carried_teacher),
 #                                     so teacher-eval is skipped (~130 s of device time); only with the evaluator that scored it
 #   .devdata/ps/whl/                  the wheels the device image lacks (Python 3.12): diffusers, kornia, kornia_rs,
@@ -70,7 +71,9 @@ if [ -n "$EVAL" ]; then mkdir -p .devdata/ps/evaluator && cp "$EVAL"/classifier.
 rm -rf .devdata/ps/teacher_row
 if [ -n "$TEACHER_ROW" ]; then
   [ -n "$EVAL" ] || { echo "--teacher-row needs --evaluator (the classifier that scored it)" >&2; exit 2; }
-  mkdir -p .devdata/ps/teacher_row && cp "$TEACHER_ROW"/teacher_eval.json "$TEACHER_ROW"/teacher.json .devdata/ps/teacher_row/; fi
+  mkdir -p .devdata/ps/teacher_row && cp "$TEACHER_ROW"/teacher_eval.json "$TEACHER_ROW"/teacher.json .devdata/ps/teacher_row/
+  # the table it scored with, when kept: a rebuilt table that differs by round-off only still matches (carried_teacher)
+  if [ -f "$TEACHER_ROW"/context.safetensors ]; then cp "$TEACHER_ROW"/context.safetensors .devdata/ps/teacher_row/; fi; fi
 PYTHONPATH=.host/ComfyUI $PY -m tools.proof_scale_encoder table default_models/proof_scale/fmnist-text-encoder.safetensors .devdata/ps/context.safetensors
 if [ -n "$INIT" ] || [ -n "$INIT_W" ]; then
   rm -rf .devdata/ps_init
