@@ -6,7 +6,8 @@ child processes, independent ones side by side, one GPU each.
 
 Phases (each waits for the one before):
   1. teacher on GPU 0  ‖  classifier, latent-lpips (when a row trains with LatentLPIPS) on GPU 1
-  2. teacher-eval on GPU 0, then pairs on all GPUs (rank r makes shards k ≡ r mod N)
+  2. teacher-eval on GPU 0, then pairs on all GPUs (rank r makes shards k ≡ r mod N; skipped when only data-free
+     SiD-LSG rows run)
   3. the distillation rows (and --variants), K side by side on each GPU (a slot with several runs them in turn); each
      --chains entry (stages that depend on each other, e.g. the rectified-flow chain
      teacher-steps,distill-reflow_2rf,pairs-2rf,distill-instaflow) takes a slot like one row and runs in order there
@@ -31,7 +32,7 @@ import threading
 import time
 
 from .pipeline import DISTILL_ROWS, EXIT_INCOMPLETE, FLOW_STAGES, STAGES
-from .rows import ROW_DEFAULTS, plan as plan_row
+from .rows import ROW_DEFAULTS, is_anchored, is_prompts_row, plan as plan_row
 
 # Seconds a child keeps after its deadline for what follows a stop: the last checkpoint (≈210 MB per distillation row;
 # on the lent GPU machines' disk four rows writing at once took 20–30 s), the export and 10k-sample scoring.
@@ -54,6 +55,15 @@ def needs_trunk(items: list[list[str]]) -> bool:
     return any(plan_row(r, ROW_DEFAULTS, teacher_cfg=1.0).get("regression", "mse") != "mse" for r in rows)
 
 
+def needs_pairs(items: list[list[str]]) -> bool:
+    """Whether any stage among `items` reads the teacher pairs: every row but a data-free SiD-LSG row (prompts only, no
+    recall anchor), and the 2-RF's pairs (made by the reflow row, trained on them). A run of data-free rows alone skips
+    the pairs stage (80,000 pairs: ~265 s of a 30-minute device session)."""
+    stages = [x for item in items for x in item]
+    rows = [x[len("distill-"):] for x in stages if x.startswith("distill-")]
+    return "pairs-2rf" in stages or any(not is_prompts_row(r) or is_anchored(plan_row(r, ROW_DEFAULTS, teacher_cfg=1.0)) for r in rows)
+
+
 def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), base_rows: tuple[str, ...] = DISTILL_ROWS,
            chains: tuple[tuple[str, ...], ...] = ()) -> list[list[tuple[str | None, list[str]]]]:
     """Per phase, the children as (CUDA_VISIBLE_DEVICES or None, stages). The distillation rows (and variants) run
@@ -61,6 +71,7 @@ def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), bas
     (stages in order) is placed like one row. The latent-lpips stage runs only when a row needs it (needs_trunk)."""
     items = [[f"distill-{r}"] for r in (*base_rows, *variants)] + [list(c) for c in chains]
     evaluators = ["classifier", "latent-lpips"] if needs_trunk(items) else ["classifier"]
+    pairs = ["pairs"] if needs_pairs(items) else []
     slots = max(1, gpus) * max(1, rows_per_gpu)
     visible = [str(g % gpus) if gpus else None for g in range(slots)]
     per_slot = [(visible[i], [s for item in items[i::slots] for s in item]) for i in range(slots) if items[i::slots]]
@@ -68,7 +79,7 @@ def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), bas
     if gpus <= 1:  # one device: the stages before the rows run one after another in one child (a child's start, its
         # imports and CUDA set-up, took ~21 s of each device call per phase); so do the rows when they have one slot
         one = "0" if gpus == 1 else None
-        setup = [*evaluators, "teacher", "teacher-eval", "pairs"]
+        setup = [*evaluators, "teacher", "teacher-eval", *pairs]
         if len(per_slot) == 1:
             return [[(one, [*setup, *per_slot[0][1], *(["report"] if report else [])])]]
         return [[(one, setup)], per_slot] + ([[(one, ["report"])]] if report else [])
@@ -76,7 +87,7 @@ def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), bas
     return [
         [("0", ["teacher"]), ("1", evaluators)],
         [("0", ["teacher-eval"])],
-        [(every, ["pairs"])],
+        *([[(every, pairs)]] if pairs else []),
         per_slot,
     ] + ([[("0", ["report"])]] if report else [])
 

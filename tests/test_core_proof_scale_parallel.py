@@ -82,6 +82,19 @@ def test_the_trunk_is_trained_only_when_a_row_regresses_with_latentlpips():
         assert parallel.phases(2, variants=(sid,), base_rows=needs, chains=chain)[0][1] == ("1", ["classifier", "latent-lpips"])
 
 
+def test_data_free_rows_alone_skip_the_pairs_stage():
+    """A data-free SiD-LSG row reads prompts and noise only: making 80,000 teacher pairs for it spent ~265 s of a 30-minute
+    device session. An anchored SiD row, any other row and the flow chain still get them, before they train."""
+    free = ("sid_lsg@lr=1e-4", "sid_lsg_teacher_cfg@init_from=sid_lsg_data_free:steps=3000")
+    assert parallel.phases(1, variants=free, base_rows=()) == [[("0", ["classifier", "teacher", "teacher-eval", *(f"distill-{v}" for v in free)])]]
+    assert all("pairs" not in ss for phase in parallel.phases(2, variants=free, base_rows=()) for _, ss in phase)
+    chain = ("teacher-steps", "distill-reflow_2rf", "pairs-2rf", "distill-instaflow")
+    for variants, base, chains in (((*free, "sid_lsg@anchor=0.25"), (), ()), (free, ("regression_mse",), ()), (free, (), (chain,))):
+        for gpus in (1, 2):
+            stages = [s for _, s in _flat(parallel.phases(gpus, variants=variants, base_rows=base, chains=chains))]
+            assert stages.count("pairs") == 1 and stages.index("pairs") < min(i for i, s in enumerate(stages) if s.startswith("distill-")), (variants, base, gpus)
+
+
 def test_too_little_time_stops_before_starting_anything(tmp_path, capsys):
     code = parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--max-seconds", str(parallel.MARGIN)])
     assert code == pipeline.EXIT_INCOMPLETE

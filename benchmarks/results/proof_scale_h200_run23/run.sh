@@ -10,7 +10,7 @@
 # and instaflow@gan=true beside it on a 2xH200 machine.
 # Here first:
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
-#     --teacher-row benchmarks/results/proof_scale_h200_run18
+#     --teacher-row benchmarks/results/proof_scale_h200_run28
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run23/run.sh
 # carry [".devdata/ps"]; CALL=1, 2, 3 chained within the machine's 30 s idle release; KEEP=reflow_2rf on the last call
 # (the row's tag is its name: it has no settings).

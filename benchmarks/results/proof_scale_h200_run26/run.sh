@@ -16,7 +16,7 @@
 # Here first (as runs 24/25):
 #   git show 803a5b5:default_models/proof_scale/fmnist-student.safetensors > /tmp/run10.safetensors
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
-#     --teacher-row benchmarks/results/proof_scale_h200_run18 --init /tmp/run10.safetensors
+#     --teacher-row benchmarks/results/proof_scale_h200_run28 --init /tmp/run10.safetensors
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run26/run.sh
 # carry [".devdata/ps", ".devdata/ps_init"]; CALL=1, 2, 3 chained within the machine's 30 s idle release (afterwards:
 # proof_scale_bundle.sh restore). Cost (run 25: 1,440 s held for pairs 262 s + rows of 251 / 215 / 232 GPU s, the
