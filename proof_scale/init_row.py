@@ -4,8 +4,13 @@ and its records in records.tgz. `pack` turns them (or a shipped generator file) 
 `place` puts that folder into a work folder as the finished row, so `...@init_from=ROW` rows and the stages that read a
 row (pairs-2rf reads reflow_2rf) run on from it.
 
-  python -m proof_scale.init_row pack OUT --row ROW (--weights A.safetensors [B ...] --result RESULT.json | --generator FILE)
+  python -m proof_scale.init_row pack OUT --row ROW (--weights A.safetensors [B ...] (--result RESULT.json | --selection
+                                       SELECTION.json --plan PLAN.json) | --generator FILE)
   python -m proof_scale.init_row place INIT_DIR WORK
+
+A row the device budget stopped before its last step (a long data-free SiD-LSG row spread over sessions) has no
+result.json: --selection and --plan (its selection.json and plan.json from records.tgz) stand for it, the selected step
+being the selection's best point and its training samples that step × the plan's batch.
 
 The folder: best.safetensors (the diffusers state dict a row keeps, fp16), result.json (what init_from reads: the row's
 selected step and training samples), plan.json and row.txt (the row's name in the work folder: its distill/ folder).
@@ -31,21 +36,39 @@ def _fp16(sd: dict) -> dict:
     return {k: v.half().contiguous() for k, v in sd.items()}
 
 
-def pack_weights(out: str, row: str, weights: list[str], result: str) -> None:
-    """A row's selected weights (the halves KEEP brings back, or one file) and its own result.json."""
+def unfinished_result(selection: str, plan: str) -> dict:
+    """What result.json would say of a row stopped before its last step: its best selection point so far."""
+    with open(selection, encoding="utf-8") as f:
+        best = json.load(f).get("best")
+    with open(plan, encoding="utf-8") as f:
+        settings = json.load(f)
+    if not best or "step" not in best:
+        raise ValueError(f"{selection} has no best point: the row was not selected on yet")
+    if "batch" not in settings:
+        raise ValueError(f"{plan} names no batch: not a row's plan.json")
+    return {"row": {"selected_step": best["step"], "training_samples": best["step"] * settings["batch"], "val_fd": best.get("fd"),
+                    "finished": False}, "plan": settings}
+
+
+def pack_weights(out: str, row: str, weights: list[str], result: str | dict) -> None:
+    """A row's selected weights (the halves KEEP brings back, or one file) and its own result.json (a path, or the
+    record `unfinished_result` makes)."""
     sd = {}
     for path in weights:
         part = load_file(path)
         if set(part) & set(sd):
             raise ValueError(f"{path} repeats tensors of another half: give each half once")
         sd.update(part)
-    with open(result, encoding="utf-8") as f:
-        record = json.load(f)
+    if isinstance(result, dict):
+        record = result
+    else:
+        with open(result, encoding="utf-8") as f:
+            record = json.load(f)
     if "selected_step" not in record.get("row", {}):
         raise ValueError(f"{result} is not a finished row's result.json (no row.selected_step)")
     os.makedirs(out, exist_ok=True)
     save_file(_fp16(sd), os.path.join(out, "best.safetensors"))
-    write_json(os.path.join(out, "result.json"), {**record, "carried_from": {"weights": weights, "result": result}})
+    write_json(os.path.join(out, "result.json"), {**record, "carried_from": {"weights": weights, "result": result if isinstance(result, str) else "selection.json (unfinished row)"}})
     write_json(os.path.join(out, "plan.json"), record.get("plan", {"row": row}))
     _write_row(out, row)
 
@@ -107,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--weights", nargs="+", help="the row's selected weights (best_TAG_a/b.safetensors)")
     src.add_argument("--generator", help="a one-step generator file of a proof-scale architecture")
     pk.add_argument("--result", help="with --weights: the row's result.json (from records.tgz)")
+    pk.add_argument("--selection", help="with --weights, for a row stopped before its last step: its selection.json")
+    pk.add_argument("--plan", help="with --selection: the row's plan.json")
     pl = sub.add_parser("place", help="put a carried folder into a work folder as a finished row")
     pl.add_argument("init_dir")
     pl.add_argument("work")
@@ -116,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"INIT placed: row {row}" if row else "init: nothing to place")
         return 0
     if a.weights:
-        if not a.result:
-            p.error("--weights needs --result (the row's result.json)")
-        pack_weights(a.out, a.row, a.weights, a.result)
+        if bool(a.result) == bool(a.selection and a.plan):
+            p.error("--weights needs --result (a finished row's result.json) or --selection and --plan (a row stopped before its end)")
+        pack_weights(a.out, a.row, a.weights, a.result or unfinished_result(a.selection, a.plan))
     else:
         pack_generator(a.out, a.row, a.generator)
     print(f"init: row {a.row} packed into {a.out}")

@@ -3,7 +3,8 @@
 # session's git-ignored copies were lost; this makes it one command). Run here, after scripts/bootstrap.sh:
 #
 #   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--evaluator DIR [--teacher-row RUN_DIR]] [--init-row ROW]
-#        [--init GENERATOR.safetensors | --init-weights "best_TAG_a.safetensors best_TAG_b.safetensors" --init-result RESULT.json]
+#        [--init GENERATOR.safetensors | --init-weights "best_TAG_a.safetensors best_TAG_b.safetensors"
+#         (--init-result RESULT.json | --init-selection SELECTION.json --init-plan PLAN.json)]
 #   bash benchmarks/device/proof_scale_bundle.sh aside [FILE ...]   before the device calls: moves the tracked files a call
 #        does not need (benchmarks/results, tests, web, workflows, docs, the shipped student and text encoder) into
 #        .devdata/aside_ps/ (git-ignored, so they do not travel), keeping the FILEs named (e.g. the run's run.sh)
@@ -18,7 +19,8 @@
 #                                     diffusion2gan: rows `...@init_from=diffusion2gan`); with --init-weights, a row
 #                                     an earlier session brought back (KEEP's halves + its result.json from
 #                                     records.tgz), e.g. --init-row reflow_2rf for pairs-2rf and InstaFlow
-#                                     (proof_scale/init_row.py)
+#                                     (proof_scale/init_row.py); a row the budget stopped before its end has no
+#                                     result.json: its selection.json + plan.json stand for it (--init-selection/-plan)
 #   .devdata/ps/evaluator/            with --evaluator: a run's classifier (classifier.safetensors + .json, e.g.
 #                                     benchmarks/results/proof_scale_h200_run15/evaluator) — the run then scores with
 #                                     it instead of training one, so its FDs compare with that run's; and the
@@ -46,13 +48,15 @@ restore) aside_back; git status --short; exit ;;
 esac
 PY=.host/venv/bin/python
 FM=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-TRAIN=0; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_ROW=diffusion2gan; TEACHER_ROW=""
+TRAIN=0; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_SEL=""; INIT_PLAN=""; INIT_ROW=diffusion2gan; TEACHER_ROW=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --train-images) TRAIN=1 ;;
     --init) INIT="$2"; shift ;;
     --init-weights) INIT_W="$2"; shift ;;
     --init-result) INIT_R="$2"; shift ;;
+    --init-selection) INIT_SEL="$2"; shift ;;
+    --init-plan) INIT_PLAN="$2"; shift ;;
     --init-row) INIT_ROW="$2"; shift ;;
     --evaluator) EVAL="$2"; shift ;;
     --teacher-row) TEACHER_ROW="$2"; shift ;;
@@ -78,7 +82,8 @@ PYTHONPATH=.host/ComfyUI $PY -m tools.proof_scale_encoder table default_models/p
 if [ -n "$INIT" ] || [ -n "$INIT_W" ]; then
   rm -rf .devdata/ps_init
   if [ -n "$INIT" ]; then $PY -m proof_scale.init_row pack .devdata/ps_init --row "$INIT_ROW" --generator "$INIT"
-  else $PY -m proof_scale.init_row pack .devdata/ps_init --row "$INIT_ROW" --weights $INIT_W --result "$INIT_R"; fi
+  elif [ -n "$INIT_R" ]; then $PY -m proof_scale.init_row pack .devdata/ps_init --row "$INIT_ROW" --weights $INIT_W --result "$INIT_R"
+  else $PY -m proof_scale.init_row pack .devdata/ps_init --row "$INIT_ROW" --weights $INIT_W --selection "$INIT_SEL" --plan "$INIT_PLAN"; fi
 fi
 # pinned at .host/venv's versions, as scripts/device_bundle.sh pins them (two versions of one package stop the install)
 pins=$($PY -c 'from importlib.metadata import version as v; print(" ".join(f"{n}=={v(n)}" for n in ("diffusers", "kornia", "kornia_rs", "importlib_metadata")))')
