@@ -36,8 +36,13 @@ SOURCES = {
     "teacher": (f"{R}6/teacher_eval.json", ("row",), "run6", "the shipped teacher: Euler 50 steps, CFG 1.5"),
     "teacher_run15": (f"{R}18/teacher_eval.json", ("row",), "run15", "the shipped teacher: Euler 50 steps, CFG 1.5 (run 15's evaluator; "
                       "scored on three seeds in run 18 — runs 15–17 scored it on seed 1,000,000 only: 8.517 there, 8.515 in run 18)"),
+    "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (
+        f"{R}28/score_a_lr5e-6_step250_cpu.json", (), "run15",
+        "the shipped student: run 17's student (below) continued by the same SiD-LSG stage (split + anchor 0.25) at a constant "
+        "lr 5e-6 for G and ψ, 250 steps at batch 256 (run 28; CPU-scored in float32 on the teacher's three seeds — the "
+        "teacher in float32 on the GPU: 8.413, run 28's diagnosis)"),
     "diffusion2gan_then_sid_lsg_split_anchored": (f"{R}18/score_shipped_student_3seeds_cpu.json", (), "run15",
-                                                  "the shipped student: SiD-LSG with the LSG split (κ1 = κ2 = 1, κ4 = 1.5) + the "
+                                                  "shipped until session 27: SiD-LSG with the LSG split (κ1 = κ2 = 1, κ4 = 1.5) + the "
                                                   "recall anchor (latent MSE on the teacher pairs, 0.25 of SiD's gradient norm), "
                                                   "1,250 steps at batch 256 from run 10's GAN-stage student (run 17; CPU-scored on the teacher's three seeds)"),
     "diffusion2gan_then_sid_lsg_split_anchored_kappa4_125": (
@@ -77,6 +82,7 @@ SOURCES = {
                      "2-rectified flow at 4 Euler steps (reflow from the teacher, run 12)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
+    "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
     "diffusion2gan_then_sid_lsg_split_anchored": (1.10, 14), "diffusion2gan_then_sid_lsg_anchored": (1.10, 14),
     "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "reflow_2rf_4": (1.50, 17),
     "instaflow": (1.30, 17),
