@@ -8,8 +8,9 @@
 #   A  sid_lsg              kappa1 = kappa2 = kappa4 = the teacher's CFG 1.5 (the released runs' setting; issue 16's row)
 #   B  sid_lsg_teacher_cfg  kappa1 = kappa2 = 1, kappa4 = 1.5 (the LSG ablation row; the better split from a D2G start)
 # Both: lr 1e-4 constant after 50 warm-up steps (run 13: 1e-4 beat 1e-5 at 750 steps), batch 512, EMA 0.99, alpha 1,
-# t_init 625, side by side on the one GPU (--rows-per-gpu 2: a step at batch 256 is ~0.6 s of mostly launch overhead,
-# ~18 forward-equivalents x 4 GFLOP x 256 ~ 18 TFLOP a step — two processes fill the gaps), selection every 250 steps on
+# t_init 625, side by side on the one GPU (--rows-per-gpu 2: a step at batch 256 takes ~0.6 s for ~18 TFLOP — 18
+# forward-equivalents x 3.9 GFLOP x 256, ~0.3 s at the eager UNet's 60 TFLOP/s — so about half of it is overhead between
+# kernels that a second process can fill; expect ~1-1.5 s a step for each row at batch 512), selection every 250 steps on
 # seed 2,000,000, steps=6000 so the deadline, not the plan, ends the row: its best EMA weights come back (KEEP) with the
 # row's selection.json + plan.json in records.tgz.
 # No pairs stage (proof_scale.parallel skips it for data-free rows: ~265 s saved) and no teacher-eval (run 28's row is
@@ -20,7 +21,7 @@
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run29/run.sh
 # carry [".devdata/ps"]; CALL=1, 2, then the last call with KEEP=gd55cad,gd8126f (A's and B's tags) and MAXS as the
 # budget allows, chained within the machine's 30 s idle release (afterwards proof_scale_bundle.sh restore).
-# Cost: ~25 s a call to start, ~10 s of setup, the rest trains: ~1,700 s for 3 calls.
+# Cost: ~25 s a call to start, ~10 s of setup, the rest trains: ~1,700 s for 3 calls (~1,100-1,500 steps a row).
 # Afterwards: CPU-score the kept halves on seeds 1,000,000-1,000,002 (benchmarks.score_generator --weights A B --seeds
 # ...) against the teacher's 8.413 in float32 (run 28's diagnosis; 8.474 in bf16). To go on in a later session, pack a
 # row as a start and continue it (lower lr when its val FD flattens, as run 28 did from the shipped student):
