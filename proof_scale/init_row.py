@@ -50,25 +50,27 @@ def unfinished_result(selection: str, plan: str) -> dict:
                     "finished": False}, "plan": settings}
 
 
-def pack_weights(out: str, row: str, weights: list[str], result: str | dict) -> None:
-    """A row's selected weights (the halves KEEP brings back, or one file) and its own result.json (a path, or the
-    record `unfinished_result` makes)."""
+def finished_result(path: str) -> dict:
+    """A finished row's result.json."""
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    if "selected_step" not in record.get("row", {}):
+        raise ValueError(f"{path} is not a finished row's result.json (no row.selected_step)")
+    return record
+
+
+def pack_weights(out: str, row: str, weights: list[str], record: dict, source: str) -> None:
+    """A row's selected weights (the halves KEEP brings back, or one file) with its result record (finished_result or
+    unfinished_result), `source` naming where that record came from."""
     sd = {}
     for path in weights:
         part = load_file(path)
         if set(part) & set(sd):
             raise ValueError(f"{path} repeats tensors of another half: give each half once")
         sd.update(part)
-    if isinstance(result, dict):
-        record = result
-    else:
-        with open(result, encoding="utf-8") as f:
-            record = json.load(f)
-    if "selected_step" not in record.get("row", {}):
-        raise ValueError(f"{result} is not a finished row's result.json (no row.selected_step)")
     os.makedirs(out, exist_ok=True)
     save_file(_fp16(sd), os.path.join(out, "best.safetensors"))
-    write_json(os.path.join(out, "result.json"), {**record, "carried_from": {"weights": weights, "result": result if isinstance(result, str) else "selection.json (unfinished row)"}})
+    write_json(os.path.join(out, "result.json"), {**record, "carried_from": {"weights": weights, "result": source}})
     write_json(os.path.join(out, "plan.json"), record.get("plan", {"row": row}))
     _write_row(out, row)
 
@@ -143,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.weights:
         if bool(a.result) == bool(a.selection and a.plan):
             p.error("--weights needs --result (a finished row's result.json) or --selection and --plan (a row stopped before its end)")
-        pack_weights(a.out, a.row, a.weights, a.result or unfinished_result(a.selection, a.plan))
+        if a.result:
+            pack_weights(a.out, a.row, a.weights, finished_result(a.result), a.result)
+        else:
+            pack_weights(a.out, a.row, a.weights, unfinished_result(a.selection, a.plan), f"{a.selection} (a row stopped before its end)")
     else:
         pack_generator(a.out, a.row, a.generator)
     print(f"init: row {a.row} packed into {a.out}")

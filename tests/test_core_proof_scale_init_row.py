@@ -32,7 +32,7 @@ def test_an_unfinished_row_is_packed_from_its_selection_and_placed_as_a_start(tm
     with open(os.path.join(out, "result.json")) as f:
         record = json.load(f)
     assert record["row"] == {"selected_step": 1750, "training_samples": 1750 * 512, "val_fd": 14.2, "finished": False}
-    assert record["plan"]["batch"] == 512 and "unfinished" in record["carried_from"]["result"]
+    assert record["plan"]["batch"] == 512 and "stopped before its end" in record["carried_from"]["result"]
     packed = load_file(os.path.join(out, "best.safetensors"))
     assert set(packed) == {"conv.weight", "conv.bias"} and packed["conv.weight"].dtype == torch.float16
     work = str(tmp_path / "work")
