@@ -160,7 +160,7 @@ def stage_distill(run, row: str) -> dict:
     run_dir = run.path("distill", rows.row_dir_name(row))
     plan = rows.plan(row, run.row_defaults(), teacher_cfg)
     # the pairs folder: the teacher's (also an anchored SiD row's), or a flow row's (rows.FLOW_ROWS)
-    data = None if prompts_row and not rows.is_anchored(plan) else plan.get("data", "pairs")
+    data = rows.data_folder(row, plan)
     if data:
         run.require(data.replace("_", "-"), f"{data}.json")
     plan_path = os.path.join(run_dir, "plan.json")

@@ -32,7 +32,7 @@ import threading
 import time
 
 from .pipeline import DISTILL_ROWS, EXIT_INCOMPLETE, FLOW_STAGES, STAGES
-from .rows import ROW_DEFAULTS, is_anchored, is_prompts_row, plan as plan_row
+from .rows import ROW_DEFAULTS, data_folder, plan as plan_row
 
 # Seconds a child keeps after its deadline for what follows a stop: the last checkpoint (≈210 MB per distillation row;
 # on the lent GPU machines' disk four rows writing at once took 20–30 s), the export and 10k-sample scoring.
@@ -51,17 +51,20 @@ def _gpu_count() -> int:
 def needs_trunk(items: list[list[str]]) -> bool:
     """Whether any distillation stage among `items` trains with a LatentLPIPS regression (the latent-lpips stage's
     trunk; it needs the training images, so runs without such a row skip it)."""
-    rows = [x[len("distill-"):] for item in items for x in item if x.startswith("distill-")]
-    return any(plan_row(r, ROW_DEFAULTS, teacher_cfg=1.0).get("regression", "mse") != "mse" for r in rows)
+    return any(plan.get("regression", "mse") != "mse" for plan in _row_plans(items).values())
 
 
 def needs_pairs(items: list[list[str]]) -> bool:
     """Whether any stage among `items` reads the teacher pairs: every row but a data-free SiD-LSG row (prompts only, no
     recall anchor), and the 2-RF's pairs (made by the reflow row, trained on them). A run of data-free rows alone skips
     the pairs stage (80,000 pairs: ~265 s of a 30-minute device session)."""
-    stages = [x for item in items for x in item]
-    rows = [x[len("distill-"):] for x in stages if x.startswith("distill-")]
-    return "pairs-2rf" in stages or any(not is_prompts_row(r) or is_anchored(plan_row(r, ROW_DEFAULTS, teacher_cfg=1.0)) for r in rows)
+    return any("pairs-2rf" in item for item in items) or any(data_folder(r, plan) for r, plan in _row_plans(items).items())
+
+
+def _row_plans(items: list[list[str]]) -> dict[str, dict]:
+    """The plans of the distillation stages among `items`, by row (κ's taken at CFG 1: only the settings matter here)."""
+    return {x[len("distill-"):]: plan_row(x[len("distill-"):], ROW_DEFAULTS, teacher_cfg=1.0)
+            for item in items for x in item if x.startswith("distill-")}
 
 
 def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), base_rows: tuple[str, ...] = DISTILL_ROWS,

@@ -113,6 +113,14 @@ def is_anchored(plan: dict) -> bool:
     return plan.get("method") == "sid-lsg" and plan.get("anchor", 0.0) > 0
 
 
+def data_folder(row: str, plan: dict) -> str | None:
+    """The pairs folder a row trains on ("pairs": the teacher's; a flow row's plan may name "pairs_2rf"), or None for a
+    data-free SiD-LSG row (prompts and noise only; an anchored one trains on the teacher's pairs too)."""
+    if is_prompts_row(row) and not is_anchored(plan):
+        return None
+    return plan.get("data", "pairs")
+
+
 def is_flow_row(row: str) -> bool:
     """A rectified-flow row (or variant): reflow_2rf or instaflow (FLOW_ROWS)."""
     return row.partition("@")[0] in FLOW_ROWS
