@@ -33,6 +33,6 @@
 S='lr=1e-4:lr_warmup=50:lr_decay=constant:steps=6000:batch=512:ema_decay=0.99'
 export VARIANTS="sid_lsg@$S;sid_lsg_teacher_cfg@$S" SELECT=250 EXTRA="--rows-per-gpu 2"
 case "${CALL:-1}" in
-  1) MAXS=540 bash benchmarks/device/proof_scale_run.sh ;;
+  1) MAXS=${MAXS:-540} bash benchmarks/device/proof_scale_run.sh ;;
   *) MAXS=${MAXS:-550} MARGIN=${MARGIN:-45} SKIP_PIP=1 KEEP=${KEEP:-} bash benchmarks/device/proof_scale_run.sh ;;
 esac
