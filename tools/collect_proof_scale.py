@@ -77,6 +77,10 @@ SOURCES = {
                                 "behind MSE and LatentLPIPS at this budget)"),
     "sid_lsg": (f"{R}13/distill/sid_lsg_lr1e-4/result.json", ("row",), "run6",
                 "SiD-LSG, prompts only, κ = 1.5, lr 1e-4, 750 steps at batch 256"),
+    "sid_lsg_teacher_cfg": (f"{R}29/score_b_step750_cpu.json", (), "run15",
+                            "SiD-LSG, prompts only, the LSG ablation (κ1 = κ2 = 1, κ4 = 1.5), lr 1e-4 constant, 750 steps at "
+                            "batch 512 = 384 k samples from the teacher (run 29, stopped by the budget at 955; CPU-scored in "
+                            "float32 on the teacher's three seeds)"),
     "teacher_4": (f"{R}12/teacher_steps.json", ("rows", "teacher_4"), "run6", "the teacher at 4 Euler steps (reflow's baseline)"),
     "reflow_2rf_4": (f"{R}12/distill/reflow_2rf/result.json", ("row", "by_steps", "4"), "run6",
                      "2-rectified flow at 4 Euler steps (reflow from the teacher, run 12)"),
@@ -84,7 +88,7 @@ SOURCES = {
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
     "diffusion2gan_then_sid_lsg_split_anchored": (1.10, 14), "diffusion2gan_then_sid_lsg_anchored": (1.10, 14),
-    "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "reflow_2rf_4": (1.50, 17),
+    "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16), "reflow_2rf_4": (1.50, 17),
     "instaflow": (1.30, 17),
 }
 

@@ -1,4 +1,8 @@
 #!/bin/bash
+# AS RUN (session 28, one H200; 1,791 s of device time: 181 s on two refused asks, ~100 s starting, 1,471 s in calls):
+# CALL=1 MAXS=520, CALL=2 MAXS=540, CALL=3 MAXS=340 MARGIN=35 KEEP=gd55cad,gd8126f.
+# A (sid_lsg) reached step 743 (1.55 s/step beside B), B (sid_lsg_teacher_cfg) step 955 (1.15-1.2 s/step); both
+# stopped by the budget. Kept: A's step-500 and B's step-750 EMA weights (git-ignored: .devdata/run29_kept/).
 # Plan for the next GPU session (written in session 27): issue 16's own target — the DATA-FREE SiD-LSG row (G, psi and
 # the teacher all from the teacher; prompts and noise only, no pairs, no anchor) at <= 1.00x the teacher. Its only
 # scored rows are run 13's: 25.56 = 2.97x after 750 steps x 256 = 192 k samples, val FD still falling ~4.5 per 250 steps;
