@@ -19,8 +19,9 @@
 #     --init-selection $R/selection.json --init-plan $R/plan.json
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run30/run.sh
 # carry [".devdata/ps", ".devdata/ps_init"]; CALL=1, 2, then the last call with KEEP=g4b3415,gaa7292 (C's and X's tags;
-# other tags when the rows start from the teacher — every call prints them), chained at once (the machine goes back after 30 s idle and its work folder with it). Budget: run 29's
-# first call also paid ~100 s of start and two refused asks 181 s, so plan 3 calls of MAXS 520 / 520 / what is left minus ~60 s.
+# other tags when the rows start from the teacher — every call prints them), chained at once (the machine goes back
+# after 30 s idle and its work folder with it). Budget: run 29's first call also paid ~100 s of start and two refused
+# asks 181 s, so plan 3 calls of MAXS 520 / 520 / what is left minus ~60 s.
 # Afterwards: CPU-score the kept halves (benchmarks.score_generator, seeds 1,000,000-1,000,002) against the teacher's
 # 8.413 in float32; pack the better row with proof_scale.init_row (--selection/--plan) for the next session.
 S='init_from=sid_lsg_tc_s1:lr_warmup=50:lr_decay=constant:steps=8000:batch=256:ema_decay=0.99'
