@@ -126,6 +126,11 @@ def test_teacher_seeds_that_do_not_fit_a_call_are_scored_by_the_next(work, tmp_p
 REPLAY_RTOL = 0.02  # measured under torch 2.14.1 (session 27): ≤ 0.0097 on every logged series, 0.0021 on the FDs
 
 
+def _relative_gap(series, reference) -> float:
+    """The largest relative difference between two logged [(step, value)] series (values near 0 compared on 1e-3)."""
+    return max(abs(v - w) / max(abs(w), 1e-3) for (_, v), (_, w) in zip(series, reference))
+
+
 def test_the_engine_replays_the_diffusion2gan_row_of_the_code_before_it(work):
     """Issue 15's rerun at tiny scale: the Diffusion2GAN row's plan through the method engine, with the two defaults
     added since set back (no cap on the adaptive GAN weight, D's Adam β2 0.999), gives the loss history, the selected
@@ -142,7 +147,7 @@ def test_the_engine_replays_the_diffusion2gan_row_of_the_code_before_it(work):
     gaps = {}
     for name, points in before["history"].items():
         assert [s for s, _ in history[name]] == [s for s, _ in points], name
-        gaps[name] = max(abs(v - w) / max(abs(w), 1e-3) for (_, v), (_, w) in zip(history[name], points))
+        gaps[name] = _relative_gap(history[name], points)
     gaps["fd_seeds"] = max(abs(v - w) / abs(w) for v, w in zip(row["fd_seeds"], before["fd_seeds"]))
     print("relative gaps to the pre-engine run:", {k: f"{v:.2g}" for k, v in gaps.items()})
     # The record was made under torch 2.11; another torch build (2.14.1, session 27) moves the tiny run's losses by up to
@@ -153,7 +158,7 @@ def test_the_engine_replays_the_diffusion2gan_row_of_the_code_before_it(work):
     # and the cap (the engine's default since) does change the run: the comparison can tell the two apart
     capped = _json(work, "distill", "diffusion2gan", "history.json")
     assert max(v for _, v in capped["gan_scale"]) <= 10.0 < max(v for _, v in before["history"]["gan_scale"])
-    moved = max(abs(v - w) / max(abs(w), 1e-3) for (_, v), (_, w) in zip(capped["g_total"], before["history"]["g_total"]))
+    moved = _relative_gap(capped["g_total"], before["history"]["g_total"])
     print("the capped run's relative gap in g_total:", f"{moved:.2g}")
     assert moved > 10 * REPLAY_RTOL
 

@@ -88,8 +88,8 @@ SOURCES = {
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
     "diffusion2gan_then_sid_lsg_split_anchored": (1.10, 14), "diffusion2gan_then_sid_lsg_anchored": (1.10, 14),
-    "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16), "reflow_2rf_4": (1.50, 17),
-    "instaflow": (1.30, 17),
+    "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16),
+    "reflow_2rf_4": (1.50, 17), "instaflow": (1.30, 17),
 }
 
 
