@@ -1,4 +1,8 @@
 #!/bin/bash
+# PARTLY RUN (session 29, one H200): the machine went cold twice between chained calls (the 30 s idle release
+# passed while the session waited), losing the pairs and the rows' checkpoints; the last complete call (call1_session29.log,
+# CALL=1 MAXS=540: pairs + ~250 steps side by side) gave val FD at step 250: gan_weight 1 + mbstd 14.36, gan_weight 2 +
+# mbstd 14.22, gan_weight 2 + D on t <= 10 14.59 (run 25 at step 250: 14.81 / 14.83, control 14.70). Steps 250-750 still to run.
 # Plan for a later GPU session (written in session 24): issue 14's Diffusion2GAN row (~1.5x; target <= 1.10x).
 # Run 22 raised G's GAN share (gan_weight 1, 2) with D on t <= 100: G fooled D within ~120 steps, D died, the row did
 # not move (13.24 / 13.40 against 13.52 at 0.5). Run 25 (session 24) gave D two ways to stay ahead: the minibatch-std
@@ -24,8 +28,10 @@
 # weights back, at most two per call (ship by tools.ship_proof_scale only if a row beats 12.46).
 G='regression=latentlpips:lr_warmup=100:gan_warmup=200:d_lead=200:gan_ramp=300:lr_d_ratio=5:mix_and_match=false:lr_d_schedule=constant:d_beta2=0.99'
 C="diffusion2gan@init_from=diffusion2gan:$G:lr=3e-5:lr_decay=constant:steps=750:batch=512:r1_gamma=0"
-export VARIANTS="$C:gan_weight=1:d_t_max=100:d_mbstd=4;$C:gan_weight=2:d_t_max=100:d_mbstd=4;$C:gan_weight=2:d_t_max=10"
+# Session 29: the three rows side by side on the one GPU (--rows-per-gpu 3) so a budget cut leaves all three at the
+# same step rather than the last one unstarted (run 25 ran them one after the other at ~0.3 s/step each).
+export VARIANTS="$C:gan_weight=1:d_t_max=100:d_mbstd=4;$C:gan_weight=2:d_t_max=100:d_mbstd=4;$C:gan_weight=2:d_t_max=10" EXTRA="--rows-per-gpu 3"
 case "${CALL:-1}" in
-  1) MAXS=540 bash benchmarks/device/proof_scale_run.sh ;;
+  1) MAXS=${MAXS:-540} bash benchmarks/device/proof_scale_run.sh ;;
   *) MAXS=${MAXS:-550} MARGIN=${MARGIN:-45} SKIP_PIP=1 KEEP=${KEEP:-} bash benchmarks/device/proof_scale_run.sh ;;
 esac
