@@ -54,13 +54,28 @@ def call_reason(base, args: dict, need_cuda: bool = True) -> str | None:
     extra = {k for k, v in options.items() if k not in INERT_OPTIONS and not (k in EMPTY_OK_OPTIONS and not _nonempty(v))}
     if extra:
         return f"transformer_options carry {sorted(extra)}"
-    x, tensors = args["input"], [c[k] for k in ("c_crossattn", "y") if k in c]
-    if "c_crossattn" not in c or any(v.device != x.device for v in tensors) or (need_cuda and x.device.type != "cuda"):
-        return "inputs not on one CUDA device"
+    if "c_crossattn" not in c:
+        return "call carries no c_crossattn"
+    x = args["input"]
+    if need_cuda and x.device.type != "cuda":
+        return f"x on {x.device}, not a CUDA device"
+    for name, value in call_tensors(args).items():  # core keeps conditioning on the CPU and casts it inside apply_model;
+        if value.device not in (x.device, _CPU):  # the replay moves such inputs first (_replay), anything else is refused
+            return f"{name} on {value.device}, x on {x.device}"
     patcher = getattr(base, "current_patcher", None)
     if patcher is None or patcher.loaded_size() < patcher.model_size():
         return "model only partly on the GPU"
     return None
+
+
+_CPU = torch.device("cpu")
+
+
+def call_tensors(args: dict) -> dict[str, torch.Tensor]:
+    """The call's tensors other than x, by the names the graph's function takes."""
+    c = args["c"]
+    named = {"sigma": args["timestep"], "context": c.get("c_crossattn"), "y": c.get("y")}
+    return {k: v for k, v in named.items() if isinstance(v, torch.Tensor)}
 
 
 def _nonempty(value) -> bool:
@@ -109,10 +124,8 @@ class GraphedUNet:
         return text
 
     def _replay(self, base, args: dict) -> torch.Tensor:
-        c = args["c"]
-        inputs = {"x": args["input"], "sigma": args["timestep"], "context": c["c_crossattn"]}
-        if "y" in c:  # SDXL (call_reason): one more static input, copied in each replay like the others
-            inputs["y"] = c["y"]
+        x = args["input"]  # y: SDXL's label vector (call_reason), one more static input copied in each replay
+        inputs = {"x": x, **{k: v.to(x.device) for k, v in call_tensors(args).items()}}  # as core's apply_model casts
         shapes = tuple((k, tuple(v.shape), v.dtype) for k, v in inputs.items())
         key = (id(base), weights_key(base.diffusion_model), id(base.model_sampling), shapes, self.mode)
         with torch.no_grad():

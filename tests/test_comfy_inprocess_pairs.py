@@ -65,7 +65,7 @@ def test_graphed_teacher_calls_equal_core_sampling(tmp_path):
     out = comfy.sample.sample(clone, noise, 3, 5.0, "euler", "normal", positive, negative, torch.zeros_like(noise), seed=3, disable_pbar=True)
     assert torch.equal(out, core) and forced.replayed == 0 and forced.fallbacks == 3  # cond+uncond in one call per step
     assert forced.summary() == ("fast_teacher 'cuda graph': 0 of 3 UNet calls replayed from CUDA graphs; "
-                                "core's path for 3 (inputs not on one CUDA device)")
+                                "core's path for 3 (x on cpu, not a CUDA device)")
 
     calls = []
     teacher.graph_runner = _eager_runner(calls)
@@ -127,7 +127,16 @@ def test_graphed_teacher_eligibility(tmp_path):
     plain = {"input": x, "timestep": torch.ones(2), "c": {"c_crossattn": ctx, "transformer_options": {
         "cond_or_uncond": [0, 1], "uuids": [None, None], "sigmas": torch.ones(1), "wrappers": {}}}}
     assert ug.call_reason(base, plain, need_cuda=False) is None
-    assert ug.call_reason(base, plain) == "inputs not on one CUDA device"
+    assert ug.call_reason(base, plain) == "x on cpu, not a CUDA device"
+    # core keeps the conditioning on the CPU while x is on the GPU (the H200's 75 of 75 refusals): the call is eligible
+    # and the replay gets every input on x's device (meta stands in for CUDA here)
+    on_gpu = {**plain, "input": x.to("meta"), "timestep": torch.ones(2).to("meta")}
+    assert ug.call_reason(base, on_gpu, need_cuda=False) is None
+    seen = {}
+    wrapper = ug.GraphedUNet("cuda graph", runner=lambda key, fn, inputs, mode: seen.update(inputs) or inputs["x"])
+    wrapper._replay(base, on_gpu)
+    assert {k: v.device.type for k, v in seen.items()} == {"x": "meta", "sigma": "meta", "context": "meta"}
+    assert ug.call_reason(base, {**plain, "c": {"transformer_options": {}}}, need_cuda=False) == "call carries no c_crossattn"
     assert ug.call_reason(base, {**plain, "c": {**plain["c"], "y": torch.zeros(2, 8)}}, need_cuda=False) == "call carries ['y']"
     patches = {**plain["c"]["transformer_options"], "patches": {"attn1_patch": [None]}}
     assert ug.call_reason(base, {**plain, "c": {**plain["c"], "transformer_options": patches}}, need_cuda=False) == "transformer_options carry ['patches']"
@@ -215,5 +224,5 @@ def test_graphed_teacher_leaves_other_vector_conditioning_to_core(tmp_path, capl
     assert ug.call_reason(base, {**sdxl_call, "c": {**sdxl_call["c"], "c_concat": x}}, need_cuda=False) == "call carries ['c_concat']"
     assert ug.call_reason(base, {**sdxl_call, "c": {**sdxl_call["c"], "control": {}}}, need_cuda=False) == "call carries ['control']"
     moved = {**sdxl_call, "c": {**sdxl_call["c"], "y": torch.zeros(2, 2816, device="meta")}}
-    assert ug.call_reason(base, moved, need_cuda=False) == "inputs not on one CUDA device"
+    assert ug.call_reason(base, moved, need_cuda=False) == "y on meta, x on cpu"
     assert ug.call_reason(refiner.model, {**sdxl_call, "input": x}, need_cuda=False) == "call carries ['y']"
