@@ -60,6 +60,10 @@ SOURCES = {
                                    "(shipped in session 15; CPU-scored)"),
     "diffusion2gan": (f"{R}15/distill/gan_continued/result.json", ("row",), "run15",
                       "run 10's GAN stage (the student shipped before) + 2,500 GAN steps at a constant lr 3e-5 (5,500 in all)"),
+    "diffusion2gan_gan_weight2_mbstd": (
+        f"{R}26/distill/32c4b0bbab17/result.json", ("row",), "run15",
+        "run 10's student + 750 GAN steps with G's GAN share doubled (gan_weight 2) and D's minibatch-std channel (run 26's "
+        "MB2; selected at step 500): behind the row above"),
     "diffusion2gan_run10": (f"{R}10/score_gan_standard_step3000_cpu.json", (), "run6",
                             "run 10's GAN stage, 3,000 steps from the LatentLPIPS student (shipped until session 15; CPU-scored)"),
     "diffusion2gan_run10_rescored": (f"{R}15/score_run10_student_cpu.json", (), "run15",

@@ -30,7 +30,9 @@ G='regression=latentlpips:lr_warmup=100:gan_warmup=200:d_lead=200:gan_ramp=300:l
 C="diffusion2gan@init_from=diffusion2gan:$G:lr=3e-5:lr_decay=constant:steps=750:batch=512:r1_gamma=0"
 # Session 29: the three rows side by side on the one GPU (--rows-per-gpu 3) so a budget cut leaves all three at the
 # same step rather than the last one unstarted (run 25 ran them one after the other at ~0.3 s/step each).
-export VARIANTS="$C:gan_weight=1:d_t_max=100:d_mbstd=4;$C:gan_weight=2:d_t_max=100:d_mbstd=4;$C:gan_weight=2:d_t_max=10" EXTRA="--rows-per-gpu 3"
+ALL="$C:gan_weight=1:d_t_max=100:d_mbstd=4;$C:gan_weight=2:d_t_max=100:d_mbstd=4;$C:gan_weight=2:d_t_max=10"
+# ROW=k runs only the k-th row (1-3), e.g. ROW=2 (MB2, ~0.3 s/step alone): pairs + 750 steps fit one 600 s call
+export VARIANTS="$(echo "$ALL" | cut -d';' -f"${ROW:-1-3}")" EXTRA="--rows-per-gpu 3"
 case "${CALL:-1}" in
   1) MAXS=${MAXS:-540} bash benchmarks/device/proof_scale_run.sh ;;
   *) MAXS=${MAXS:-550} MARGIN=${MARGIN:-45} SKIP_PIP=1 KEEP=${KEEP:-} bash benchmarks/device/proof_scale_run.sh ;;
