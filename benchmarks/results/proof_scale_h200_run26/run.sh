@@ -1,8 +1,11 @@
 #!/bin/bash
-# PARTLY RUN (session 29, one H200): the machine went cold twice between chained calls (the 30 s idle release
-# passed while the session waited), losing the pairs and the rows' checkpoints; the last complete call (call1_session29.log,
-# CALL=1 MAXS=540: pairs + ~250 steps side by side) gave val FD at step 250: gan_weight 1 + mbstd 14.36, gan_weight 2 +
-# mbstd 14.22, gan_weight 2 + D on t <= 10 14.59 (run 25 at step 250: 14.81 / 14.83, control 14.70). Steps 250-750 still to run.
+# RUN IN PART (sessions 29-30, one H200). Session 29: all three rows side by side reached step 250 twice, each time lost
+# to the machine going cold between chained calls (records: session29_step250/). Session 30: after one more such loss
+# (three rows side by side at step 227), row MB2 alone in one call (pairs + 750 steps at ~0.3 s/step fit 600 s):
+#   ROW=2 KEEP=ge76796 CALL=1 MAXS=572 MARGIN=25 bash benchmarks/results/proof_scale_h200_run26/run.sh   (call_session30_mb2.log)
+# MB2: val FD 14.09 / 13.64 / 13.72 at steps 250 / 500 / 750; selected 500; 10k x 2 seeds FD 13.66 (13.55 / 13.77),
+# precision 0.602, recall 0.594, class acc 0.923 (distill/32c4b0bbab17/). Run 25's MB (gan_weight 0.5) gave 13.30:
+# doubling G's GAN share did not help. MB1 and T10W2 not run to the end.
 # Plan for a later GPU session (written in session 24): issue 14's Diffusion2GAN row (~1.5x; target <= 1.10x).
 # Run 22 raised G's GAN share (gan_weight 1, 2) with D on t <= 100: G fooled D within ~120 steps, D died, the row did
 # not move (13.24 / 13.40 against 13.52 at 0.5). Run 25 (session 24) gave D two ways to stay ahead: the minibatch-std
