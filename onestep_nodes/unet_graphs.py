@@ -30,6 +30,7 @@ EMPTY_OK_OPTIONS = {"wrappers", "callbacks"}  # patches or wrappers never reads 
 PLAIN_CALL_KEYS = {"c_crossattn", "transformer_options"}
 SDXL_CALL_KEYS = PLAIN_CALL_KEYS | {"y"}  # SDXL's label vector, built by core from the plain conditioning
 _TOLD: set[tuple[str, str]] = set()
+_CPU = torch.device("cpu")  # where core keeps the conditioning between calls
 
 
 def model_reason(model, positive, negative, need_cuda: bool = True) -> str | None:
@@ -66,9 +67,6 @@ def call_reason(base, args: dict, need_cuda: bool = True) -> str | None:
     if patcher is None or patcher.loaded_size() < patcher.model_size():
         return "model only partly on the GPU"
     return None
-
-
-_CPU = torch.device("cpu")
 
 
 def call_tensors(args: dict) -> dict[str, torch.Tensor]:
