@@ -29,12 +29,13 @@ from onestep.precision import keep_output_float32
 from onestep.unet_keys import diffusers_to_ldm
 from training.device_data import DevicePairs
 from training.diffusers_unet import DiffusersUNet
+from training import real_images
 from training.prompts import PromptDataset
 from training.session import TrainingSession
 
 from . import rows
 from .common import EVAL_SEEDS, LATENT_FORMAT, VAL_SEED, Incomplete, read_json, sync, write_json
-from .data import empty_row
+from .data import empty_row, load_split
 from .evaluator import score, score_seeds
 from .flow import sample_flow
 from .sampler import class_labels, initial_noise, nfe
@@ -152,6 +153,17 @@ def class_prompts(table: torch.Tensor, batch: int) -> PromptDataset:
     return PromptDataset(table[labels].float().cpu(), {"context": table[classes].float().cpu()}, prompt_index=labels)
 
 
+def real_images_file(run) -> str:
+    """The training split as a real-images file of the work folder (class label = prompt index), written once: what D
+    calls real in a row with d_real=images. The test split stays the scoring reference only."""
+    path = run.path("real_images.safetensors")
+    if not os.path.isfile(path):
+        latents, labels = load_split("train", run.scale.train_limit, run.data)
+        real_images.save(path, latents, labels)
+        log.info("real images for D: %d training images of %d classes → %s", len(labels), int(labels.max()) + 1, path)
+    return path
+
+
 def stage_distill(run, row: str) -> dict:
     """Train (or resume) one row, select, export and score it; `run` is proof_scale.pipeline's Run."""
     s, t0 = run.scale, time.monotonic()
@@ -178,7 +190,7 @@ def stage_distill(run, row: str) -> dict:
         run.require("latent-lpips", "latent_lpips.json")
         lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
         elpips = ELatentLPIPS(lp, enc)
-    config = rows.train_config(plan, run.device.type == "cuda", s.save_every)
+    config = rows.train_config(plan, run.device.type == "cuda", s.save_every, real_images_file(run) if plan.get("d_real") == "images" else "")
     dataset = run.path(data) if data else class_prompts(table, plan["batch"])
     session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, dataset, run_dir, elpips, run.device, resume=True)
     heldout = PairDataset(run.path("pairs_heldout")) if data == "pairs" and os.path.isdir(run.path("pairs_heldout")) else None

@@ -63,6 +63,9 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "d_readout": str,  # "encoder" | "decoder": where D's heads read (DiscriminatorConfig.readout)
     "d_mbstd": int,  # D's heads also read the minibatch std over groups of this many samples (DiscriminatorConfig.mbstd_group)
     "d_backbone": str, "d_lora_rank": int,  # "full" | "lora": D's teacher encoder trained, or frozen with LoRA (DiscriminatorConfig)
+    # "pairs" | "images": what D calls real — the teacher's outputs (the paper), or the training split's images of the same
+    # class (DiscriminatorConfig.real_images; needs z_conditioning=false)
+    "d_real": str,
     "compile": lambda v: v == "true",  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)
@@ -182,8 +185,12 @@ def plan(row: str, defaults: dict, teacher_cfg: float | None = None) -> dict:
 D2G_BETAS_D = Diffusion2GAN.optim_defaults["betas_d"]  # D's Adam β unless a plan sets d_beta1 / d_beta2 (runs ≤ 11: G's β2 0.999)
 
 
-def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
-    """The trainer configuration of a plan (the trainer's defaults for everything the plan does not set)."""
+D_REAL = ("pairs", "images")  # a plan's d_real
+
+
+def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") -> TrainConfig:
+    """The trainer configuration of a plan (the trainer's defaults for everything the plan does not set); `real_images`:
+    the real-images file a plan with d_real=images trains D on (training/real_images.py)."""
     if p.get("method") == "sid-lsg":
         return TrainConfig(
             method="sid-lsg", generator=GeneratorConfig(spec=OneStepSpec("eps", p["timestep"], "sigma_z")),
@@ -196,6 +203,11 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
             compile_blocks=p.get("compile", False),
         )
     flow = "method" in p  # a flow row (FLOW_ROWS; a SiD row's plan returned above)
+    d_real = p.get("d_real", "pairs")
+    if d_real not in D_REAL:
+        raise ValueError(f"row {p['row']}: d_real must be one of {D_REAL}, not {d_real!r}")
+    if (d_real == "images") != bool(real_images):
+        raise ValueError(f"row {p['row']}: d_real={d_real} " + ("needs a real-images file" if real_images == "" else "takes no real-images file"))
     if flow and p["gan"] and p["method"] != "instaflow":
         raise ValueError(f"row {p['row']}: gan=true is InstaFlow's optional GAN term; {p['method']} has none")
     return TrainConfig(
@@ -211,7 +223,8 @@ def train_config(p: dict, bf16: bool, save_every: int) -> TrainConfig:
         discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_min=p.get("d_t_min", 0),
                                           d_t_max=p["d_t_max"], mix_and_match=p.get("mix_and_match", True), z_conditioning=p.get("z_conditioning", True),
                                           backbone=p.get("d_backbone", "full"), lora_rank=p.get("d_lora_rank", 64),
-                                          readout=p.get("d_readout", "encoder"), mbstd_group=p.get("d_mbstd", 0)),
+                                          readout=p.get("d_readout", "encoder"), mbstd_group=p.get("d_mbstd", 0),
+                                          real_images=real_images),
         reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),
         batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
         compile_blocks=p.get("compile", False),

@@ -10,6 +10,7 @@ import torch
 
 from onestep.format import load_generator
 from onestep.latent_lpips import weights as lpips_weights
+from onestep.latent_lpips.datasets import fashion_mnist, read_idx, split_head, write_idx
 from onestep.latent_lpips.train_trunk import TrunkTrainConfig, train_trunk
 from onestep.pairs.dataset import PairDataset
 from onestep.pairs.validate import validate
@@ -189,6 +190,24 @@ def test_a_row_can_start_from_a_finished_rows_weights(work):
     assert [s for s, _ in history["d_total"]][0] == 1  # the GAN from its first step
 
 
+def test_a_row_whose_discriminator_sees_the_training_images(work):
+    """d_real=images: D's real side is the training split (class = prompt index), written once into the work folder;
+    the test split stays the scoring reference only."""
+    from safetensors.torch import load_file
+
+    from proof_scale.rows import row_dir_name
+
+    variant = "diffusion2gan@d_real=images:z_conditioning=false:gan_warmup=0"
+    assert pipeline.main(["--work", work, "--tiny", "--stage", f"distill-{variant}", "--variants", variant]) == 0
+    bank = load_file(os.path.join(work, "real_images.safetensors"))
+    train, labels = load_split("train", 256)  # the tiny scale's train_limit
+    assert torch.equal(bank["latent"], train) and torch.equal(bank["prompt_index"], labels)
+    result = _json(work, "distill", row_dir_name(variant), "result.json")
+    assert result["plan"]["d_real"] == "images" and math.isfinite(result["row"]["fd"])
+    history = _json(work, "distill", row_dir_name(variant), "history.json")
+    assert [s for s, _ in history["d_real"]][0] == 1 and all(math.isfinite(v) for _, v in history["d_real"])
+
+
 def test_rerun_skips_every_finished_stage(work):
     before = _outputs(work)
     assert pipeline.main(["--work", work, "--tiny", "--stage", "all"]) == 0
@@ -260,17 +279,6 @@ def test_bad_invocations_fail_with_status_2(tmp_path):
     assert pipeline.main(["--work", str(tmp_path), "--stage", "pairs", "--tiny"]) == 2  # before the teacher exists
 
 
-def _write_idx(path: str, array) -> None:
-    import gzip
-
-    import numpy as np
-
-    a = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + a.tobytes())
-
-
 def shapes_dataset(folder: str, train: int = 256, test: int = 100, seed: int = 0) -> None:
     """A second labelled 28×28 set in Fashion-MNIST's four IDX files: 4 classes of noisy bright shapes (square, disc,
     bar, cross) at random positions — not Fashion-MNIST, not 10 classes."""
@@ -286,8 +294,8 @@ def shapes_dataset(folder: str, train: int = 256, test: int = 100, seed: int = 0
             shape = [(abs(yy - cy) < 6) & (abs(xx - cx) < 6), (yy - cy) ** 2 + (xx - cx) ** 2 < 36,
                      (abs(yy - cy) < 2) & (abs(xx - cx) < 9), ((abs(yy - cy) < 2) | (abs(xx - cx) < 2)) & (abs(yy - cy) < 8) & (abs(xx - cx) < 8)][k]
             images[i] = np.clip(shape * 220 + g.normal(0, 12, (28, 28)), 0, 255)
-        _write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), images)
-        _write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+        write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), images)
+        write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), labels)
 
 
 def test_a_second_labelled_dataset_runs_through_unchanged(tmp_path, caplog):
@@ -307,6 +315,23 @@ def test_a_second_labelled_dataset_runs_through_unchanged(tmp_path, caplog):
     # a context table made for other data (ten classes) is refused by name
     assert pipeline.main(["--work", str(tmp_path / "other"), "--data", data, "--stage", "teacher", "--context", "random:4:16:0:10", "--device", "cpu"]) == 2
     assert "the context table has 11 rows, the data set has 4 classes" in caplog.text
+
+
+def test_a_training_split_cut_to_its_head_reads_as_the_same_items(tmp_path):
+    """proof_scale_bundle.sh --train-head N: the first N training items as the same two IDX files (a GPU call's room)."""
+    data, head = str(tmp_path / "shapes"), str(tmp_path / "head")
+    os.makedirs(data), os.makedirs(head)
+    shapes_dataset(data, train=50, test=10)
+    split_head(data, head, "train", 20)
+    images, labels = fashion_mnist("train", head)
+    full_images, full_labels = fashion_mnist("train", data)
+    assert images.shape == (20, 28, 28) and torch.equal(images, full_images[:20]) and torch.equal(labels, full_labels[:20])
+    assert read_idx(os.path.join(head, "train-labels-idx1-ubyte.gz")).shape == (20,)
+    with open(os.path.join(head, "train-images-idx3-ubyte.gz"), "rb") as f:
+        first = f.read()
+    split_head(data, head, "train", 20)
+    with open(os.path.join(head, "train-images-idx3-ubyte.gz"), "rb") as f:
+        assert f.read() == first  # the same bytes again: a bundle rebuilt from the same data does not change
 
 
 def test_selection_logging_and_collection_sizes_are_set_from_the_command_line(tmp_path):

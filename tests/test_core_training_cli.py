@@ -62,11 +62,12 @@ def test_flags_fill_the_config():
     c = cli.config_from_args(_parse(["--lora-rank", "8", "--optimizer", "adafactor", "--regression", "mse", "--no-z-conditioning",
                                      "--single-scale", "--no-mix-and-match", "--r1-gamma", "0", "--gan-weight", "0.5", "--bf16",
                                      "--timestep", "399", "--input-convention", "raw_z", "--d-t-range", "10", "300", "--d-dtype", "bfloat16",
-                                     "--d-backbone", "lora", "--d-lora-rank", "16", "--d-readout", "decoder", "--d-mbstd-group", "4"]))
+                                     "--d-backbone", "lora", "--d-lora-rank", "16", "--d-readout", "decoder", "--d-mbstd-group", "4",
+                                     "--d-real-images", "real.safetensors"]))
     assert c.generator.lora_rank == 8 and c.optim.optimizer == "adafactor" and c.loss.regression == "mse" and c.loss.gan_weight == 0.5
     d = c.discriminator
     assert (d.z_conditioning, d.multiscale, d.mix_and_match, d.r1_gamma, d.d_t_min, d.d_t_max) == (False, False, False, 0.0, 10, 300)
-    assert (d.storage_dtype, d.backbone, d.lora_rank, d.readout, d.mbstd_group) == ("bfloat16", "lora", 16, "decoder", 4)
+    assert (d.storage_dtype, d.backbone, d.lora_rank, d.readout, d.mbstd_group, d.real_images) == ("bfloat16", "lora", 16, "decoder", 4, "real.safetensors")
     assert c.bf16 and c.generator.spec == DEFAULT_SPEC.__class__("eps", 399, "raw_z")
     c = cli.config_from_args(_parse(["--gan-loss", "relativistic", "--warmup-steps", "10", "--d-lead", "4", "--lr-d-schedule", "constant"]))
     assert (c.loss.gan_loss, c.loss.d_lead_steps, c.optim.lr_d_schedule) == ("relativistic", 4, "constant")

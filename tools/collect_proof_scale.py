@@ -64,6 +64,13 @@ SOURCES = {
         f"{R}26/distill/32c4b0bbab17/result.json", ("row",), "run15",
         "run 10's student + 750 GAN steps with G's GAN share doubled (gan_weight 2) and D's minibatch-std channel (run 26's "
         "MB2; selected at step 500): behind the row above"),
+    "diffusion2gan_real_images_d": (
+        f"{R}32/distill/81022bee8b9e/result.json", ("row",), "run15",
+        "run 10's student + 750 GAN steps with D calling real training images real (8,000, each of its fake's class; "
+        "run 32, run 25's MB recipe with d_real=images, z-conditioning off; selected at step 500): 0.68 below run 25's MB"),
+    "diffusion2gan_real_images_d_lr_d_ratio2": (
+        f"{R}32/distill/e65ccd91e3ce/result.json", ("row",), "run15",
+        "the row above with D's lr 2× G's instead of 5× (run 32, 600 steps, selected at the last): slower, still falling at its end"),
     "diffusion2gan_run10": (f"{R}10/score_gan_standard_step3000_cpu.json", (), "run6",
                             "run 10's GAN stage, 3,000 steps from the LatentLPIPS student (shipped until session 15; CPU-scored)"),
     "diffusion2gan_run10_rescored": (f"{R}15/score_run10_student_cpu.json", (), "run15",

@@ -120,6 +120,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--d-mbstd-group", type=int, default=d.mbstd_group,
                    help="D's heads also read the minibatch std of their features over groups of this many samples (0: off)")
     p.add_argument("--no-mix-and-match", action="store_true")
+    p.add_argument("--d-real-images", default=d.real_images, metavar="FILE",
+                   help="D's real side: real images (safetensors 'latent' + 'prompt_index' into the pairs' prompts, training/real_images.py) "
+                        "instead of the teacher's outputs; needs --no-z-conditioning")
     p.add_argument("--d-t-range", type=int, nargs=2, default=[d.d_t_min, d.d_t_max])
     p.add_argument("--kappa1", type=float, default=sid.kappa1, help="sid-lsg κ1: CFG of the fake score ψ's training prediction")
     p.add_argument("--kappa2", type=float, default=sid.kappa2, help="sid-lsg κ2 = κ3: CFG of ψ in the generator loss")
@@ -173,6 +176,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
             storage_dtype=a.d_dtype, backbone=a.d_backbone, lora_rank=a.d_lora_rank, readout=a.d_readout, mbstd_group=a.d_mbstd_group,
+            real_images=a.d_real_images,
         ),
         sid=SidConfig(kappa1=a.kappa1, kappa2=a.kappa2, kappa4=a.kappa4, alpha=a.alpha, t_min=a.sid_t_range[0], t_max=a.sid_t_range[1],
                       prompt_dropout=a.prompt_dropout, latent_height=a.latent_size[0], latent_width=a.latent_size[1],

@@ -204,6 +204,11 @@ class DiscriminatorConfig:
     # base, held once in memory.
     backbone: str = "full"
     lora_rank: int = 64  # D's LoRA rank when backbone == "lora"
+    # What D calls real: "" the teacher's outputs of the pairs (the paper); a path: real images of the pairs' prompts
+    # (training/real_images.py: VAE latents + each one's prompt index), drawn per item with the fake's prompt, as DMD2's
+    # GAN sees data. Real images have no noise z, so this needs z_conditioning off and the standard (unpaired) GAN loss;
+    # the regression keeps training on the pairs.
+    real_images: str = ""
 
     def __post_init__(self) -> None:
         if self.backbone not in D_BACKBONES:
@@ -221,6 +226,8 @@ class DiscriminatorConfig:
             raise ValueError(f"r1_mode must be 'exact' or 'approx' with r1_sigma > 0, not {self.r1_mode!r}, {self.r1_sigma}")
         if self.storage_dtype not in STORAGE_DTYPES:
             raise ValueError(f"discriminator storage_dtype must be one of {STORAGE_DTYPES}, not {self.storage_dtype!r}")
+        if self.real_images and self.z_conditioning:
+            raise ValueError("a discriminator on real images needs z_conditioning off: real images have no noise z")
         if not 0 <= self.d_t_min <= self.d_t_max:
             raise ValueError(f"need 0 ≤ d_t_min ≤ d_t_max, got {self.d_t_min}, {self.d_t_max}")
 

@@ -142,20 +142,24 @@ class DiscriminatorLoss:
         self.r1_gamma, self.r1_every = r1_gamma, r1_every
         self.r1_mode, self.r1_sigma = r1_mode, r1_sigma
 
-    def __call__(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch, apply_r1: bool = False) -> dict[str, torch.Tensor]:
+    def __call__(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch, apply_r1: bool = False,
+                 real: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Named terms; terms["total"] is what backward sees (R1 included when apply_r1)."""
-        terms, r1_input = self.adversarial(discriminator, fake, mb)
+        terms, r1_input = self.adversarial(discriminator, fake, mb, real)
         if apply_r1 and self.r1_gamma > 0:
             terms["r1"] = self.penalty(discriminator, r1_input, mb)
             terms["total"] = terms["total"] + terms["r1"]
         return terms
 
-    def adversarial(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """(named terms without R1, (x_t, t) of the single real sample R1 would use)."""
-        b = mb.real.shape[0]
+    def adversarial(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch,
+                    real: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """(named terms without R1, (x_t, t) of the single real sample R1 would use). `real`: D's real side in x0 space,
+        one per item with the item's prompt (default: the teacher's outputs of the pairs, mb.real)."""
+        real = mb.real if real is None else real
+        b = real.shape[0]
         t = sample_d_timesteps(b, *self.t_range, generator=mb.rng).to(fake.device)
         eps = torch.randn(fake.shape, generator=mb.rng).to(fake.device, fake.dtype)
-        real_t, fake_t = diffuse(self.spec, mb.real, eps, t), diffuse(self.spec, fake, eps, t)
+        real_t, fake_t = diffuse(self.spec, real, eps, t), diffuse(self.spec, fake, eps, t)
         xs, zs, cs, extras, kinds = [real_t, fake_t], [mb.z, mb.z], [mb.context, mb.context], [mb.extra, mb.extra], ["real", "fake"]
         if self.mix_and_match and b > 1:
             if self.z_conditioning:  # D cannot tell a wrong z when it does not see z

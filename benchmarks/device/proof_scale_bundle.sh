@@ -2,7 +2,7 @@
 # Build what a proof-scale GPU run carries besides the working tree (session 15 rebuilt it by hand after the last
 # session's git-ignored copies were lost; this makes it one command). Run here, after scripts/bootstrap.sh:
 #
-#   bash benchmarks/device/proof_scale_bundle.sh [--train-images] [--evaluator DIR [--teacher-row RUN_DIR]] [--init-row ROW]
+#   bash benchmarks/device/proof_scale_bundle.sh [--train-images | --train-head N] [--evaluator DIR [--teacher-row RUN_DIR]] [--init-row ROW]
 #        [--init GENERATOR.safetensors | --init-weights "best_TAG_a.safetensors best_TAG_b.safetensors"
 #         (--init-result RESULT.json | --init-selection SELECTION.json --init-plan PLAN.json)]
 #   bash benchmarks/device/proof_scale_bundle.sh aside [FILE ...]   before the device calls: moves the tracked files a call
@@ -12,7 +12,9 @@
 #
 #   .devdata/ps/context.safetensors   the context table of the shipped text encoder (tools.proof_scale_encoder table)
 #   .devdata/ps/fm/                   Fashion-MNIST's test split (scoring); with --train-images the train split too
-#                                     (30 MB: only a first call that trains the evaluators needs it — carry it once)
+#                                     (30 MB: only a first call that trains the evaluators needs it — carry it once);
+#                                     with --train-head N its first N items only (8,000: 3.5 MB), for rows whose D
+#                                     sees real images (d_real=images) beside an init and the evaluator
 #   .devdata/ps_init/                 with --init: that one-step generator as the diffusers state dict a row's
 #                                     init_from reads (best.safetensors) + result.json/plan.json/row.txt, placed by
 #                                     benchmarks/device/proof_scale_run.sh as the finished row ROW (default
@@ -33,7 +35,8 @@
 #                                     so teacher-eval is skipped (~130 s of device time); only with the evaluator that scored it
 #   .devdata/ps/whl/                  the wheels the device image lacks (Python 3.12): diffusers, kornia, kornia_rs,
 #                                     importlib_metadata (apart from scripts/device_bundle.sh's .whl/, whose nine
-#                                     wheels would push a proof-scale call past 64 MiB)
+#                                     wheels would push a proof-scale call past 64 MiB); diffusers' without its
+#                                     pipelines (3.4 MB: only its models are imported here)
 # The device call: carry [".devdata/ps"] (+ ".devdata/ps_init"), after `aside` — this prints the sizes. The run:
 # benchmarks/device/proof_scale_run.sh.
 set -euo pipefail
@@ -48,10 +51,11 @@ restore) aside_back; git status --short; exit ;;
 esac
 PY=.host/venv/bin/python
 FM=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-TRAIN=0; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_SEL=""; INIT_PLAN=""; INIT_ROW=diffusion2gan; TEACHER_ROW=""
+TRAIN=0; TRAIN_HEAD=""; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_SEL=""; INIT_PLAN=""; INIT_ROW=diffusion2gan; TEACHER_ROW=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --train-images) TRAIN=1 ;;
+    --train-head) TRAIN_HEAD="$2"; shift ;;
     --init) INIT="$2"; shift ;;
     --init-weights) INIT_W="$2"; shift ;;
     --init-result) INIT_R="$2"; shift ;;
@@ -68,6 +72,10 @@ mkdir -p .devdata/ps/fm .devdata/ps/whl
 rm -f .devdata/ps/fm/*
 cp "$FM"/t10k-*.gz .devdata/ps/fm/
 [ "$TRAIN" = 1 ] && cp "$FM"/train-*.gz .devdata/ps/fm/
+if [ -n "$TRAIN_HEAD" ]; then
+  $PY -c 'import sys; from onestep.latent_lpips.datasets import split_head; split_head(sys.argv[1], sys.argv[2], "train", int(sys.argv[3]))' \
+    "$FM" .devdata/ps/fm "$TRAIN_HEAD"
+fi
 rm -rf .devdata/ps/evaluator
 if [ -n "$EVAL" ]; then mkdir -p .devdata/ps/evaluator && cp "$EVAL"/classifier.safetensors "$EVAL"/classifier.json .devdata/ps/evaluator/
   # the E-LatentLPIPS trunk too when the folder has it: then no stage needs the training images
@@ -89,6 +97,18 @@ fi
 pins=$($PY -c 'from importlib.metadata import version as v; print(" ".join(f"{n}=={v(n)}" for n in ("diffusers", "kornia", "kornia_rs", "importlib_metadata")))')
 .host/venv/bin/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .devdata/ps/whl $pins 2>&1 | grep -v "^WARNING" || true
+# diffusers' pipelines (every model family's) are never imported here: dropping them keeps 3.4 MB of room for data
+$PY - .devdata/ps/whl/diffusers-*.whl <<'PY'
+import os, sys, zipfile
+path = sys.argv[1]
+with zipfile.ZipFile(path) as src:
+    keep = [i for i in src.infolist() if not (i.filename.startswith("diffusers/pipelines/") and i.filename.count("/") > 2)]
+    if len(keep) < len(src.infolist()):
+        with zipfile.ZipFile(path + ".tmp", "w", zipfile.ZIP_DEFLATED) as dst:
+            for i in keep:
+                dst.writestr(i, src.read(i.filename))
+        os.replace(path + ".tmp", path)
+PY
 du -sh --apparent-size .devdata/ps .devdata/ps_init 2>/dev/null || true
 echo "tracked tree without benchmarks/results, tests, web, workflows, docs, the student and the text encoder:"
 git ls-files | grep -v '^benchmarks/results/\|^tests/\|^web/\|^workflows/\|^docs/\|fmnist-student\|fmnist-text-encoder' | tr '\n' '\0' | du -c --apparent-size -m --files0-from=- | tail -1

@@ -29,6 +29,25 @@ def read_idx(path: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
+def write_idx(path: str, array: np.ndarray) -> None:
+    """An unsigned-byte IDX file (gzip when the name ends in .gz; a fixed gzip time, so equal arrays give equal files)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    data = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape) + array.tobytes()
+    if path.endswith(".gz"):
+        data = gzip.compress(data, compresslevel=9, mtime=0)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def split_head(src: str, dst: str, split: str, count: int) -> None:
+    """The first `count` items of a split's image and label IDX files in `src`, written as the same two files in `dst`
+    (a smaller copy of a training split for a machine with little room, e.g. a proof-scale GPU call's 64 MiB)."""
+    prefix = {"train": "train", "test": "t10k", "t10k": "t10k"}[split]
+    for kind in ("images-idx3", "labels-idx1"):
+        name = f"{prefix}-{kind}-ubyte.gz"
+        write_idx(os.path.join(dst, name), read_idx(os.path.join(src, name))[:count])
+
+
 def fashion_mnist(split: str = "train", root: str = FASHION_MNIST_DIR) -> tuple[torch.Tensor, torch.Tensor]:
     """(images uint8 [N, 28, 28], labels int64 [N]) of Fashion-MNIST's train or t10k split."""
     prefix = {"train": "train", "test": "t10k", "t10k": "t10k"}[split]

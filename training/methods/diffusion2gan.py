@@ -3,7 +3,8 @@ diffusion GAN whose discriminator D is a copy of the teacher UNet's encoder (tra
 
 Each step after the regression-only warm-up has two phases: G on L_G = d(G(z,c), x) + λ·softplus(−D(x̂_t, t, z, c))
 (losses.GeneratorLoss; λ fixed or adaptive), then D on the detached fakes of that step (losses.DiscriminatorLoss:
-real vs fake, mix-and-match fakes, lazy single-sample R1 in its own backward). D's updates may start d_lead_steps
+real vs fake, mix-and-match fakes, lazy single-sample R1 in its own backward). "Real" is the teacher's output of the
+pair (the paper), or a real image of the same prompt (DiscriminatorConfig.real_images; training/real_images.py). D's updates may start d_lead_steps
 before G's GAN term (LossConfig), so G first listens to a D that already discriminates. With the discriminator
 switched off (DiscriminatorConfig.enabled) it is the regression method.
 """
@@ -20,6 +21,7 @@ from ..data import derived_seed
 from ..discriminator import ConditionalDiffusionDiscriminator
 from ..discriminator_watch import DiscriminatorWatch
 from ..losses import DiscriminatorLoss, GeneratorLoss, MicroBatch
+from ..real_images import RealImages
 from ..unet_interface import ModelInfo, store_frozen
 from .base import Backward, ExtraNetwork, Phase
 from .regression import Regression
@@ -57,12 +59,15 @@ class Diffusion2GAN(Regression):
         super().prepare(info)
         c, dc = self.config, self.config.discriminator
         t_range = (dc.d_t_min, dc.d_t_max)
+        if dc.enabled and dc.real_images and c.loss.gan_loss != "standard":
+            raise ValueError(f"a discriminator on real images needs gan_loss 'standard': {c.loss.gan_loss!r} scores each fake against its own teacher pair")
         self.g_loss = GeneratorLoss(self.regression, c.generator.spec, c.loss.gan_weight, t_range, c.loss.gan_balance, c.loss.gan_scale_max,
                                     c.loss.gan_loss)
         self.d_loss = DiscriminatorLoss(c.generator.spec, t_range, dc.mix_and_match, dc.z_conditioning, dc.r1_gamma, dc.r1_every,
                                         dc.r1_mode, dc.r1_sigma, c.loss.gan_loss) if dc.enabled else None
         self.discriminator: ConditionalDiffusionDiscriminator | None = None
         self.watch: DiscriminatorWatch | None = None
+        self.real_images: RealImages | None = None  # D's real side when set (DiscriminatorConfig.real_images), else the pairs
 
     def build(self, engine) -> list[ExtraNetwork]:
         super().build(engine)
@@ -70,6 +75,8 @@ class Diffusion2GAN(Regression):
         if not dc.enabled:
             return []
         self.discriminator = build_discriminator(engine.unet, c)
+        if dc.real_images:
+            self.real_images = RealImages.load(dc.real_images, engine.info, engine.device)
         self.watch = DiscriminatorWatch(o.lr_d)
         if c.generator.gradient_checkpointing:
             self.discriminator.encoder.set_gradient_checkpointing(True)
@@ -101,8 +108,9 @@ class Diffusion2GAN(Regression):
         # backward, so the context covers both). The adversarial terms keep the fused kernels on R1 steps too; under
         # the math kernel a 4×B-item D pass stores full attention matrices, which set the R1 steps' memory peak.
         loss, d = self.d_loss, self.discriminator
+        real = self.real_images.draw(mb.prompt_index, mb.rng) if self.real_images is not None else None
         with backward.autocast():
-            terms, r1_input = loss.adversarial(d, mb.outputs["fake"], mb)
+            terms, r1_input = loss.adversarial(d, mb.outputs["fake"], mb, real)
         backward(terms["total"])
         if apply_r1 and loss.r1_gamma > 0:
             with sdpa_kernel(SDPBackend.MATH) if loss.r1_mode == "exact" else contextlib.nullcontext():
