@@ -153,12 +153,17 @@ def class_prompts(table: torch.Tensor, batch: int) -> PromptDataset:
     return PromptDataset(table[labels].float().cpu(), {"context": table[classes].float().cpu()}, prompt_index=labels)
 
 
-def real_images_file(run) -> str:
-    """The training split as a real-images file of the work folder (class label = prompt index), written once: what D
-    calls real in a row with d_real=images. The test split stays the scoring reference only."""
-    path = run.path("real_images.safetensors")
+def real_images_file(run, limit: int | None = None) -> str:
+    """The training split (its first `limit` items when given) as a real-images file of the work folder (class label =
+    prompt index), written once: what D calls real in a row with d_real=images. The test split stays the scoring
+    reference only."""
+    limits = [n for n in (run.scale.train_limit, limit) if n is not None]
+    n = min(limits) if limits else None
+    path = run.path("real_images.safetensors" if n is None else f"real_images_{n}.safetensors")
     if not os.path.isfile(path):
-        latents, labels = load_split("train", run.scale.train_limit, run.data)
+        latents, labels = load_split("train", n, run.data)
+        if n is not None and len(labels) < n:
+            raise ValueError(f"d_real_limit={n}: the data folder's training split has {len(labels)} images only")
         real_images.save(path, latents, labels)
         log.info("real images for D: %d training images of %d classes → %s", len(labels), int(labels.max()) + 1, path)
     return path
@@ -190,7 +195,7 @@ def stage_distill(run, row: str) -> dict:
         run.require("latent-lpips", "latent_lpips.json")
         lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
         elpips = ELatentLPIPS(lp, enc)
-    config = rows.train_config(plan, run.device.type == "cuda", s.save_every, real_images_file(run) if plan.get("d_real") == "images" else "")
+    config = rows.train_config(plan, run.device.type == "cuda", s.save_every, real_images_file(run, plan.get("d_real_limit")) if plan.get("d_real") == "images" else "")
     dataset = run.path(data) if data else class_prompts(table, plan["batch"])
     session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, dataset, run_dir, elpips, run.device, resume=True)
     heldout = PairDataset(run.path("pairs_heldout")) if data == "pairs" and os.path.isdir(run.path("pairs_heldout")) else None

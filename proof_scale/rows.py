@@ -66,6 +66,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     # "pairs" | "images": what D calls real — the teacher's outputs (the paper), or the training split's images of the same
     # class (DiscriminatorConfig.real_images; needs z_conditioning=false)
     "d_real": str,
+    "d_real_limit": int,  # d_real=images: the first this many training images only (default: all the data folder holds)
     "compile": lambda v: v == "true",  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)

@@ -199,7 +199,7 @@ def test_a_row_whose_discriminator_sees_the_training_images(work):
 
     variant = "diffusion2gan@d_real=images:z_conditioning=false:gan_warmup=0"
     assert pipeline.main(["--work", work, "--tiny", "--stage", f"distill-{variant}", "--variants", variant]) == 0
-    bank = load_file(os.path.join(work, "real_images.safetensors"))
+    bank = load_file(os.path.join(work, "real_images_256.safetensors"))
     train, labels = load_split("train", 256)  # the tiny scale's train_limit
     assert torch.equal(bank["latent"], train) and torch.equal(bank["prompt_index"], labels)
     result = _json(work, "distill", row_dir_name(variant), "result.json")
@@ -315,6 +315,25 @@ def test_a_second_labelled_dataset_runs_through_unchanged(tmp_path, caplog):
     # a context table made for other data (ten classes) is refused by name
     assert pipeline.main(["--work", str(tmp_path / "other"), "--data", data, "--stage", "teacher", "--context", "random:4:16:0:10", "--device", "cpu"]) == 2
     assert "the context table has 11 rows, the data set has 4 classes" in caplog.text
+
+
+def test_a_rows_real_images_can_be_the_first_n_training_images(tmp_path):
+    from types import SimpleNamespace
+
+    from safetensors.torch import load_file
+
+    from proof_scale.distill import real_images_file
+
+    data = str(tmp_path / "shapes")
+    os.makedirs(data)
+    shapes_dataset(data, train=50, test=10)
+    run = SimpleNamespace(scale=SimpleNamespace(train_limit=None), data=data, path=lambda *p: os.path.join(str(tmp_path), *p))
+    everything, first = real_images_file(run), real_images_file(run, 20)
+    assert os.path.basename(everything) == "real_images.safetensors" and os.path.basename(first) == "real_images_20.safetensors"
+    train, labels = load_split("train", None, data)
+    assert torch.equal(load_file(everything)["latent"], train) and torch.equal(load_file(first)["prompt_index"], labels[:20])
+    with pytest.raises(ValueError, match="d_real_limit=80: the data folder's training split has 50 images only"):
+        real_images_file(run, 80)
 
 
 def test_a_training_split_cut_to_its_head_reads_as_the_same_items(tmp_path):

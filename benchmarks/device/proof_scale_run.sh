@@ -5,7 +5,8 @@
 # variants; on 2 GPUs slot k = variants k, k+2, ... in turn). Resumable: the same command each call, chained within the
 # machine's idle release; MAXS=... KEEP=tag,... on the last call brings selected weights back (tags are printed; at most
 # two: each is two files of ~10 MB, and what comes back is ≤ 8 files, 64 MiB in all, with call.log, records.tgz and
-# evaluator.tgz — the classifier that CPU scoring of returned weights needs: benchmarks.score_generator --classifier).
+# evaluator.tgz — the classifier that CPU scoring of returned weights needs, when it was not carried in (--evaluator);
+# the weights are packed first, so a call near its limit loses records, not weights).
 #
 #   VARIANTS='sid_lsg@init_from=diffusion2gan:lr=3e-5:steps=2000:batch=256:ema_decay=0.99;...' bash benchmarks/device/proof_scale_run.sh
 #
@@ -39,9 +40,7 @@ python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margi
   | tee "$O/call.log" | grep -v "step [0-9]*/[0-9]* \|captured a CUDA graph\|UserWarning\|This call originates\|torch._dynamo\|upsampling.py\|is_torch_version\|^\[phase[0-9]* gpu [0-9,]*\] *$" | tail -c 9000
 rc=$?
 grep "step [0-9]*/[0-9]* " "$O/call.log" | awk 'NR%4==0' | cut -c1-400 | tail -60
-tar czf "$O/records.tgz" --exclude='*.safetensors' --exclude='pairs' --exclude='pairs_heldout' --exclude='*.ckpt' "$W"
-# the evaluator (classifier: CPU scoring of returned weights, and later runs' --evaluator) and the E-LatentLPIPS trunk
-tar czf "$O/evaluator.tgz" "$W"/classifier.safetensors "$W"/latent_lpips.safetensors "$W"/*.json 2>/dev/null
+# the kept weights first: a call near its 600 s limit loses what is packed last
 python3 - "$W" "$O" <<'PY'
 import glob, hashlib, os, sys
 from safetensors.torch import load_file, save_file
@@ -58,5 +57,9 @@ for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
     save_file({k: w[k] for k in ks[:h]}, os.path.join(out, f"best_{tag}_a.safetensors"))
     save_file({k: w[k] for k in ks[h:]}, os.path.join(out, f"best_{tag}_b.safetensors"))
 PY
+tar czf "$O/records.tgz" --exclude='*.safetensors' --exclude='pairs' --exclude='pairs_heldout' --exclude='*.ckpt' "$W"
+# the evaluator (classifier: CPU scoring of returned weights, and later runs' --evaluator) and the E-LatentLPIPS trunk,
+# unless it was carried in (then it is already here)
+[ -f .devdata/ps/evaluator/classifier.json ] || tar czf "$O/evaluator.tgz" "$W"/classifier.safetensors "$W"/latent_lpips.safetensors "$W"/*.json 2>/dev/null
 ls -la "$O"
 echo "parallel exit $rc"
