@@ -3,7 +3,7 @@
 # instance): evaluators (classifier + E-LatentLPIPS trunk, when the work folder has none), the shipped teacher
 # imported and scored, PAIRS Euler-50 pairs + held out, then the rows of VARIANTS (';'-separated, proof_scale.rows
 # variants; on 2 GPUs slot k = variants k, k+2, ... in turn). Resumable: the same command each call, chained within the
-# machine's idle release; MAXS=... KEEP=tag,... on the last call brings selected weights back (tags are printed; at most
+# machine's idle release; MAXS=... KEEP=tag,... (or KEEP=variants: every variant row's) on the last call brings selected weights back (tags are printed; at most
 # two: each is two files of ~10 MB, and what comes back is ≤ 8 files, 64 MiB in all, with call.log, records.tgz and
 # evaluator.tgz — the classifier that CPU scoring of returned weights needs, when it was not carried in (--evaluator);
 # the weights are packed first, so a call near its limit loses records, not weights).
@@ -49,8 +49,9 @@ keep = [k for k in os.environ.get("KEEP", "").split(",") if k]
 for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
     b, name = os.path.join(d, "best.safetensors"), os.path.basename(d)
     tag = "g" + hashlib.sha1(name.encode()).hexdigest()[:6] if "__" in name else name
-    print("weights tag", tag, name, "kept" if tag in keep else "")
-    if tag not in keep or not os.path.isfile(b):
+    kept = tag in keep or ("variants" in keep and "__" in name)  # KEEP=variants: every variant row's (no tag to compute)
+    print("weights tag", tag, name, "kept" if kept else "")
+    if not kept or not os.path.isfile(b):
         continue
     w = {k: v.half().contiguous() for k, v in load_file(b).items()}
     ks = sorted(w); h = len(ks) // 2  # two files of < 16 MiB each
