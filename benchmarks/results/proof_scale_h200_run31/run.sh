@@ -1,4 +1,6 @@
 #!/bin/bash
+# SUPERSEDED (session 31): run 32 found a D on real images gives 12.62 in 750 steps (this plan's recipe: 13.30); run 33
+# (benchmarks/results/proof_scale_h200_run33/run.sh) is the next issue-14 plan; this long row with d_real=images after it.
 # Plan for a later GPU session (written in session 30): issue 14's pure Diffusion2GAN row, run LONG in one-call chunks.
 # What the 750-step rows of runs 22/25/26 say, side by side with run 15's 2,500-step row (val FD, 2,000 samples, seed
 # 2,000,000; all from run 10's student, 14.12 on 10 k):
