@@ -27,9 +27,9 @@ from onestep.pairs import PairDataset
 from onestep.parameterization import OneStepGenerator
 from onestep.precision import keep_output_float32
 from onestep.unet_keys import diffusers_to_ldm
+from training import real_images
 from training.device_data import DevicePairs
 from training.diffusers_unet import DiffusersUNet
-from training import real_images
 from training.prompts import PromptDataset
 from training.session import TrainingSession
 
@@ -195,7 +195,8 @@ def stage_distill(run, row: str) -> dict:
         run.require("latent-lpips", "latent_lpips.json")
         lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
         elpips = ELatentLPIPS(lp, enc)
-    config = rows.train_config(plan, run.device.type == "cuda", s.save_every, real_images_file(run, plan.get("d_real_limit")) if plan.get("d_real") == "images" else "")
+    reals = real_images_file(run, plan.get("d_real_limit")) if plan.get("d_real") == "images" else ""
+    config = rows.train_config(plan, run.device.type == "cuda", s.save_every, reals)
     dataset = run.path(data) if data else class_prompts(table, plan["batch"])
     session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, dataset, run_dir, elpips, run.device, resume=True)
     heldout = PairDataset(run.path("pairs_heldout")) if data == "pairs" and os.path.isdir(run.path("pairs_heldout")) else None

@@ -45,6 +45,8 @@ def test_a_prompt_without_images_and_bad_files_are_named(tmp_path):
     bank = RealImages(latent, prompt, INFO, "cpu")
     with pytest.raises(ValueError, match=r"none for prompt index\(es\) \[3, 7\]"):
         bank.draw(torch.tensor([0, 3, 7, 3]), torch.Generator())
+    with pytest.raises(ValueError, match="need their prompt index"):
+        bank.draw(None, torch.Generator())
     with pytest.raises(ValueError, match="latent channels"):
         RealImages(latent[:, :1], prompt, INFO, "cpu")
     path = str(tmp_path / "real.safetensors")

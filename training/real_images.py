@@ -55,9 +55,11 @@ class RealImages:
     def __len__(self) -> int:
         return int(self.x0.shape[0])
 
-    def draw(self, prompt_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def draw(self, prompt_index: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
         """One real image per item [B, C, H, W] (x0 space), each of its item's prompt index; raises ValueError naming
         a prompt index that has no image."""
+        if prompt_index is None:
+            raise ValueError("real images are drawn by prompt: the pairs' items need their prompt index")
         wanted = prompt_index.detach().long().cpu()
         known = (wanted >= 0) & (wanted < len(self.counts))
         have = torch.zeros_like(wanted)

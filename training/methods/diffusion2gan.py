@@ -4,9 +4,9 @@ diffusion GAN whose discriminator D is a copy of the teacher UNet's encoder (tra
 Each step after the regression-only warm-up has two phases: G on L_G = d(G(z,c), x) + λ·softplus(−D(x̂_t, t, z, c))
 (losses.GeneratorLoss; λ fixed or adaptive), then D on the detached fakes of that step (losses.DiscriminatorLoss:
 real vs fake, mix-and-match fakes, lazy single-sample R1 in its own backward). "Real" is the teacher's output of the
-pair (the paper), or a real image of the same prompt (DiscriminatorConfig.real_images; training/real_images.py). D's updates may start d_lead_steps
-before G's GAN term (LossConfig), so G first listens to a D that already discriminates. With the discriminator
-switched off (DiscriminatorConfig.enabled) it is the regression method.
+pair (the paper), or a real image of the same prompt (DiscriminatorConfig.real_images; training/real_images.py). D's
+updates may start d_lead_steps before G's GAN term (LossConfig), so G first listens to a D that already discriminates.
+With the discriminator switched off (DiscriminatorConfig.enabled) it is the regression method.
 """
 from __future__ import annotations
 
