@@ -23,11 +23,11 @@ from onestep import format as gen_format
 from onestep.atomic import atomic_write, file_sha256
 from onestep.latent_lpips import ELatentLPIPS
 from onestep.latent_lpips import weights as lpips_weights
+from onestep.latent_lpips.datasets import save_labelled
 from onestep.pairs import PairDataset
 from onestep.parameterization import OneStepGenerator
 from onestep.precision import keep_output_float32
 from onestep.unet_keys import diffusers_to_ldm
-from training import real_images
 from training.device_data import DevicePairs
 from training.diffusers_unet import DiffusersUNet
 from training.prompts import PromptDataset
@@ -164,7 +164,7 @@ def real_images_file(run, limit: int | None = None) -> str:
         latents, labels = load_split("train", n, run.data)
         if n is not None and len(labels) < n:
             raise ValueError(f"d_real_limit={n}: the data folder's training split has {len(labels)} images only")
-        real_images.save(path, latents, labels)
+        save_labelled(path, latents, labels)
         log.info("real images for D: %d training images of %d classes → %s", len(labels), int(labels.max()) + 1, path)
     return path
 

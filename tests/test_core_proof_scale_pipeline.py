@@ -201,7 +201,7 @@ def test_a_row_whose_discriminator_sees_the_training_images(work):
     assert pipeline.main(["--work", work, "--tiny", "--stage", f"distill-{variant}", "--variants", variant]) == 0
     bank = load_file(os.path.join(work, "real_images_256.safetensors"))
     train, labels = load_split("train", 256)  # the tiny scale's train_limit
-    assert torch.equal(bank["latent"], train) and torch.equal(bank["prompt_index"], labels)
+    assert torch.equal(bank["latents"], train) and torch.equal(bank["labels"], labels)
     result = _json(work, "distill", row_dir_name(variant), "result.json")
     assert result["plan"]["d_real"] == "images" and math.isfinite(result["row"]["fd"])
     history = _json(work, "distill", row_dir_name(variant), "history.json")
@@ -331,7 +331,7 @@ def test_a_rows_real_images_can_be_the_first_n_training_images(tmp_path):
     everything, first = real_images_file(run), real_images_file(run, 20)
     assert os.path.basename(everything) == "real_images.safetensors" and os.path.basename(first) == "real_images_20.safetensors"
     train, labels = load_split("train", None, data)
-    assert torch.equal(load_file(everything)["latent"], train) and torch.equal(load_file(first)["prompt_index"], labels[:20])
+    assert torch.equal(load_file(everything)["latents"], train) and torch.equal(load_file(first)["labels"], labels[:20])
     with pytest.raises(ValueError, match="d_real_limit=80: the data folder's training split has 50 images only"):
         real_images_file(run, 80)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from test_core_training_fixtures import SCALE, PairsDataset, batch_of, config, resumed_halfway, tiny_elpips, tiny_unet
 
-from training import real_images
+from onestep.latent_lpips.datasets import save_labelled
 from training.config import DiscriminatorConfig
 from training.losses import DiscriminatorLoss, MicroBatch
 from training.real_images import RealImages
@@ -50,12 +50,12 @@ def test_a_prompt_without_images_and_bad_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="latent channels"):
         RealImages(latent[:, :1], prompt, INFO, "cpu")
     path = str(tmp_path / "real.safetensors")
-    real_images.save(path, latent, prompt)
+    save_labelled(path, latent, prompt)
     loaded = RealImages.load(path, INFO, "cpu")
     assert len(loaded) == len(prompt) and torch.equal(loaded.x0, bank.x0)
     from safetensors.torch import save_file
     save_file({"images": latent}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(ValueError, match="not a real-images file"):
+    with pytest.raises(ValueError, match="not a labelled-latents file"):
         RealImages.load(str(tmp_path / "other.safetensors"), INFO, "cpu")
 
 
@@ -85,7 +85,7 @@ def _bank_file(tmp_path) -> str:
     path = str(tmp_path / "real.safetensors")
     # other images than the pairs' (a shift and fresh noise), with the pairs' prompt indices
     latent = ds.latent + torch.randn(ds.latent.shape, generator=torch.Generator().manual_seed(3)) + 1.0
-    real_images.save(path, latent, ds.prompt)
+    save_labelled(path, latent, ds.prompt)
     return path
 
 

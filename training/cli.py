@@ -121,7 +121,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="D's heads also read the minibatch std of their features over groups of this many samples (0: off)")
     p.add_argument("--no-mix-and-match", action="store_true")
     p.add_argument("--d-real-images", default=d.real_images, metavar="FILE",
-                   help="D's real side: real images (safetensors 'latent' + 'prompt_index' into the pairs' prompts, training/real_images.py) "
+                   help="D's real side: real images (a labelled-latents file, its labels the pairs' prompt indices; training/real_images.py) "
                         "instead of the teacher's outputs; needs --no-z-conditioning")
     p.add_argument("--d-t-range", type=int, nargs=2, default=[d.d_t_min, d.d_t_max])
     p.add_argument("--kappa1", type=float, default=sid.kappa1, help="sid-lsg κ1: CFG of the fake score ψ's training prediction")

@@ -205,7 +205,7 @@ class DiscriminatorConfig:
     backbone: str = "full"
     lora_rank: int = 64  # D's LoRA rank when backbone == "lora"
     # What D calls real: "" the teacher's outputs of the pairs (the paper); a path: real images of the pairs' prompts
-    # (training/real_images.py: VAE latents + each one's prompt index), drawn per item with the fake's prompt, as DMD2's
+    # (training/real_images.py: a labelled-latents file whose labels are the pairs' prompt indices), drawn per item with the fake's prompt, as DMD2's
     # GAN sees data. Real images have no noise z, so this needs z_conditioning off and the standard (unpaired) GAN loss;
     # the regression keeps training on the pairs.
     real_images: str = ""

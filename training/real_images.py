@@ -7,27 +7,18 @@ while the regression keeps it on the teacher's pairs. Each fake's real partner h
 uniformly among the images of that prompt index), so real and fake sides carry the same prompts and D cannot learn
 the prompts' frequencies instead of the images.
 
-File format (safetensors): "latent" [N, C, H, W] in VAE units (as pairs store them), "prompt_index" int64 [N] into the
-pairs dataset's prompt table (cond.{j}); write one with `save`.
+File: a labelled-latents file (onestep/latent_lpips/datasets.py: "latents" [N, C, H, W] in VAE units, "labels" [N]),
+its labels the prompt indices of the pairs dataset's prompt table (cond.{j}) — for class prompts, the classes; written by
+`save_labelled`.
 """
 from __future__ import annotations
 
 import torch
-from safetensors import safe_open
 
-from .core import atomic_write
+from onestep.latent_lpips.datasets import load_labelled
+
 from .host_to_device import to_device
 from .unet_interface import ModelInfo
-
-
-def save(path: str, latent: torch.Tensor, prompt_index: torch.Tensor) -> None:
-    """Write a real-images file atomically (float32 latents, int64 prompt indices)."""
-    from safetensors.torch import save_file
-
-    if latent.ndim != 4 or prompt_index.shape != (latent.shape[0],):
-        raise ValueError(f"need latent [N, C, H, W] and prompt_index [N], got {tuple(latent.shape)} and {tuple(prompt_index.shape)}")
-    tensors = {"latent": latent.float().contiguous(), "prompt_index": prompt_index.long().contiguous()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
 
 
 class RealImages:
@@ -46,11 +37,9 @@ class RealImages:
 
     @classmethod
     def load(cls, path: str, info: ModelInfo, device: torch.device | str) -> RealImages:
-        with safe_open(path, "pt") as f:
-            keys = set(f.keys())
-            if not {"latent", "prompt_index"} <= keys:
-                raise ValueError(f"{path} is not a real-images file: it needs tensors 'latent' and 'prompt_index', has {sorted(keys)}")
-            return cls(f.get_tensor("latent"), f.get_tensor("prompt_index"), info, device)
+        """A labelled-latents file's images, its labels read as prompt indices."""
+        latents, labels = load_labelled(path)
+        return cls(latents, labels, info, device)
 
     def __len__(self) -> int:
         return int(self.x0.shape[0])

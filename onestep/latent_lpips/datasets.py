@@ -2,7 +2,8 @@
 
 A labelled-latents file is a .safetensors with "latents" [N, C, H, W] (float, VAE units) and "labels" [N]
 (int64), made by whatever encodes the images into the latent space (a VAE node, or `identity` for a
-pixel-like space such as the proof-scale benchmark's).
+pixel-like space such as the proof-scale benchmark's). The trainer reads the same files as real images for
+Diffusion2GAN's discriminator (training/real_images.py), the labels being the pairs' prompt indices.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import os
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_write
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -65,8 +68,11 @@ def images_to_identity_latents(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def save_labelled(path: str, latents: torch.Tensor, labels: torch.Tensor) -> None:
-    """Write a labelled-latents file."""
-    save_file({"latents": latents.contiguous().float(), "labels": labels.contiguous().long()}, path)
+    """Write a labelled-latents file (atomically: a cancelled write leaves no half file)."""
+    if latents.ndim != 4 or labels.shape != (latents.shape[0],):
+        raise ValueError(f"need latents [N, C, H, W] and labels [N], got {tuple(latents.shape)} and {tuple(labels.shape)}")
+    tensors = {"latents": latents.contiguous().float(), "labels": labels.contiguous().long()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp))
 
 
 def load_labelled(path: str) -> tuple[torch.Tensor, torch.Tensor]:
