@@ -64,6 +64,16 @@ SOURCES = {
         f"{R}26/distill/32c4b0bbab17/result.json", ("row",), "run15",
         "run 10's student + 750 GAN steps with G's GAN share doubled (gan_weight 2) and D's minibatch-std channel (run 26's "
         "MB2; selected at step 500): behind the row above"),
+    "diffusion2gan_real_images_d_gan_weight1_continued": (
+        f"{R}33/score_gd5c924_gpu.json", (), "run15",
+        "the best Diffusion2GAN row: run 10's student + 750 GAN steps with D on real images at gan_weight 1 (run 33's DG1, "
+        "10.62) continued by 800 more with a fresh D (run 33's second call, stopped by its deadline at 916, selected at "
+        "800 on validation noise; 793,600 samples in the GAN stages; GPU-scored in bf16 like a pipeline row — seed "
+        "1,000,002: 9.07, against the teacher's 8.18)"),
+    "diffusion2gan_real_images_d_gan_weight1": (
+        f"{R}33/distill/cc8af971d69e/result.json", ("row",), "run15",
+        "run 10's student + 750 GAN steps with D on real images and G's GAN share at gan_weight 1 (run 33's DG1; selected "
+        "at its last step, still falling): 2.0 below the same row at 0.5"),
     "diffusion2gan_real_images_d": (
         f"{R}32/distill/81022bee8b9e/result.json", ("row",), "run15",
         "run 10's student + 750 GAN steps with D calling real training images real (8,000, each of its fake's class; "
@@ -99,7 +109,8 @@ SOURCES = {
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
     "diffusion2gan_then_sid_lsg_split_anchored": (1.10, 14), "diffusion2gan_then_sid_lsg_anchored": (1.10, 14),
-    "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16),
+    "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14),
+    "diffusion2gan_real_images_d_gan_weight1_continued": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16),
     "reflow_2rf_4": (1.50, 17), "instaflow": (1.30, 17),
 }
 
