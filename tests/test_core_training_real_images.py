@@ -10,7 +10,7 @@ from test_core_training_fixtures import SCALE, PairsDataset, batch_of, config, r
 from onestep.latent_lpips.datasets import save_labelled
 from training.config import DiscriminatorConfig
 from training.losses import DiscriminatorLoss, MicroBatch
-from training.real_images import RealImages
+from training.real_images import RealImages, check_real_images, prompt_indices
 from training.trainer import Trainer
 from training.unet_interface import ModelInfo
 
@@ -122,3 +122,25 @@ def test_a_proof_scale_row_asks_for_them():  # the CLI's --d-real-images: tests/
     with pytest.raises(ValueError, match="d_real must be one of"):
         rows.train_config(rows.plan("diffusion2gan@d_real=data", rows.ROW_DEFAULTS), bf16=False, save_every=10)
     assert rows.train_config(rows.plan("diffusion2gan", rows.ROW_DEFAULTS), bf16=False, save_every=10).discriminator.real_images == ""
+
+
+def test_the_nodes_prompt_indices_read_one_for_all_or_one_per_image():
+    assert prompt_indices("2", 3).tolist() == [2, 2, 2]
+    assert prompt_indices(" 0, 1  2 ", 3).tolist() == [0, 1, 2]
+    assert prompt_indices("0\n1,1", 3).tolist() == [0, 1, 1]
+    for text, want in (("", "must be prompt indices"), ("a cat", "must be prompt indices"), ("-1", "must be prompt indices"),
+                       ("0,1", "gives 2 prompt indices for 3 real images")):
+        with pytest.raises(ValueError, match=want):
+            prompt_indices(text, 3)
+
+
+def test_real_images_that_cannot_stand_beside_the_pairs_are_named():
+    prompts, shape = ["a red fox", "a blue bird", "a green frog"], (4, 16, 16)
+    latent = torch.randn(3, *shape)
+    check_real_images(latent, torch.tensor([0, 1, 2]), prompts, shape)  # fits
+    with pytest.raises(ValueError, match=r"latents \(4, 8, 8\) but the pairs are \(4, 16, 16\) \(128×128 images"):
+        check_real_images(torch.randn(3, 4, 8, 8), torch.tensor([0, 1, 2]), prompts, shape)
+    with pytest.raises(ValueError, match=r"prompt index\(es\) \[3\] but the pairs have 3 prompt"):
+        check_real_images(latent, torch.tensor([0, 1, 3]), prompts, shape)
+    with pytest.raises(ValueError, match=r"none for prompt\(s\) 1 \('a blue bird'\), 2 \('a green frog'\)"):
+        check_real_images(latent, torch.tensor([0, 0, 0]), prompts, shape)

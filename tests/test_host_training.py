@@ -1,6 +1,7 @@
 """Train Diffusion2GAN in the REAL ComfyUI host over HTTP on a small teacher: the generator lands in
 models/onestep and generates; cancel leaves a checkpoint and the resumed run equals an uninterrupted one; a
-LoRA run's LoRA works in core's loader; a dataset from another text encoder is refused."""
+LoRA run's LoRA works in core's loader; real images reach the discriminator; a dataset from another text encoder is
+refused."""
 from __future__ import annotations
 
 import os
@@ -128,3 +129,40 @@ def test_dataset_from_another_text_encoder_is_refused(host):
 def test_bad_training_input_named(host, regression, weights, want):
     g = graph("d2g-bad", "train-pairs", regression=regression, latent_lpips=weights)
     assert want in failed(host.run(g))
+
+
+def real_images_graph(name, prompts="0 1 2", **kw):
+    """The training graph with real images for D: three latents the teacher makes in one step (any LATENT at the
+    pairs' size stands for VAE Encode's), saved beside for the comparison."""
+    g = graph(name, "train-pairs", real_image_prompts=prompts, **kw)
+    g["30"] = {"class_type": "OneStepGenerate", "inputs": {"model": ["1", 0], "positive": ["6", 0], "seed": 5, "width": 128, "height": 128, "batch_size": 3}}
+    g["95"] = {"class_type": "SaveLatent", "inputs": {"samples": ["30", 0], "filename_prefix": f"latents/{name}-real"}}
+    g["5"]["inputs"]["real_images"] = ["30", 0]
+    return g
+
+
+def test_real_images_feed_the_discriminator(host):
+    import json
+
+    from safetensors import safe_open
+
+    out = ok(host.run(real_images_graph("d2g-real", z_conditioning=False)))
+    run_dir = os.path.join(host.base_dir, "models", "onestep_runs", "d2g-real")
+    real = load_file(os.path.join(run_dir, "real_images.safetensors"))
+    assert torch.equal(real["latents"], latent(host, out, "95").float()) and real["labels"].tolist() == [0, 1, 2]
+    with safe_open(os.path.join(run_dir, "checkpoint.safetensors"), "pt") as f:
+        d = json.loads(f.metadata()["onestep.trainer_state"])["config"]["discriminator"]
+    assert d["real_images"] == os.path.join(run_dir, "real_images.safetensors") and not d["z_conditioning"]
+    assert os.path.exists(generator_file(host, "d2g-real"))
+
+
+@pytest.mark.parametrize("kw, want", [
+    ({}, "need z_conditioning off"),  # z_conditioning defaults to on
+    ({"z_conditioning": False, "prompts": "0"}, "none for prompt(s) 1 ('a blue bird'), 2 ('a green frog')"),
+    ({"z_conditioning": False, "prompts": "0, 1"}, "gives 2 prompt indices for 3 real images"),
+    ({"z_conditioning": False, "discriminator": False}, "real_images feed the discriminator: turn discriminator on"),
+])
+def test_bad_real_images_named(host, kw, want):
+    msg = failed(host.run(real_images_graph("d2g-real-bad", **kw)))
+    assert want in msg, msg
+    assert not os.path.exists(generator_file(host, "d2g-real-bad"))

@@ -13,6 +13,8 @@ its labels the prompt indices of the pairs dataset's prompt table (cond.{j}) —
 """
 from __future__ import annotations
 
+import re
+
 import torch
 
 from onestep.latent_lpips.datasets import load_labelled
@@ -59,3 +61,31 @@ class RealImages:
         u = torch.rand(wanted.shape, generator=generator, dtype=torch.float64)
         pick = self.offsets[wanted] + (u * have).long().clamp(max=have - 1)
         return self.x0.index_select(0, to_device(pick, self.x0.device))
+
+
+def prompt_indices(text: str, count: int) -> torch.Tensor:
+    """The prompt index of each of `count` images from a user's text: one index for all of them, or one per image
+    separated by commas or spaces (the Train Diffusion2GAN node's real_image_prompts)."""
+    parts = [p for p in re.split(r"[\s,]+", text.strip()) if p]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ValueError(f"real_image_prompts must be prompt indices (0 = the pairs' first prompt) separated by commas or spaces, not {text!r}")
+    if len(parts) not in (1, count):
+        raise ValueError(f"real_image_prompts gives {len(parts)} prompt indices for {count} real images: give one for all of them or one per image")
+    values = torch.tensor([int(p) for p in parts], dtype=torch.long)
+    return values.expand(count).clone() if len(parts) == 1 else values
+
+
+def check_real_images(latent: torch.Tensor, prompt_index: torch.Tensor, prompts: list[str], latent_shape: tuple[int, ...]) -> None:
+    """Refuse, by name, real images that cannot stand beside the pairs: another latent size, a prompt index past the
+    pairs' prompts, or a prompt of the pairs without an image (D draws each fake's real partner from its prompt's)."""
+    if latent.ndim != 4 or tuple(latent.shape[1:]) != tuple(latent_shape):
+        c, h, w = latent_shape
+        raise ValueError(f"real images: latents {tuple(latent.shape[1:])} but the pairs are {tuple(latent_shape)} "
+                         f"({w * 8}×{h * 8} images with {c} latent channels): VAE Encode images of the pairs' size")
+    past = sorted({int(i) for i in prompt_index if int(i) >= len(prompts)})
+    if past:
+        raise ValueError(f"real images: prompt index(es) {past} but the pairs have {len(prompts)} prompt(s) (0 to {len(prompts) - 1})")
+    missing = sorted(set(range(len(prompts))) - {int(i) for i in prompt_index})
+    if missing:
+        named = ", ".join(f"{j} ({prompts[j][:40]!r})" for j in missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise ValueError(f"real images: none for prompt(s) {named}; every prompt of the pairs needs at least one real image")
