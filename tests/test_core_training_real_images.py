@@ -128,7 +128,7 @@ def test_the_nodes_prompt_indices_read_one_for_all_or_one_per_image():
     assert prompt_indices("2", 3).tolist() == [2, 2, 2]
     assert prompt_indices(" 0, 1  2 ", 3).tolist() == [0, 1, 2]
     assert prompt_indices("0\n1,1", 3).tolist() == [0, 1, 1]
-    for text, want in (("", "must be prompt indices"), ("a cat", "must be prompt indices"), ("-1", "must be prompt indices"),
+    for text, want in (("", "must be prompt indices"), ("a cat", "must be prompt indices"), ("-1", "must be prompt indices"), ("²", "must be prompt indices"),
                        ("0,1", "gives 2 prompt indices for 3 real images")):
         with pytest.raises(ValueError, match=want):
             prompt_indices(text, 3)

@@ -67,7 +67,7 @@ def prompt_indices(text: str, count: int) -> torch.Tensor:
     """The prompt index of each of `count` images from a user's text: one index for all of them, or one per image
     separated by commas or spaces (the Train Diffusion2GAN node's real_image_prompts)."""
     parts = [p for p in re.split(r"[\s,]+", text.strip()) if p]
-    if not parts or not all(p.isdigit() for p in parts):
+    if not parts or not all(p.isascii() and p.isdigit() for p in parts):
         raise ValueError(f"real_image_prompts must be prompt indices (0 = the pairs' first prompt) separated by commas or spaces, not {text!r}")
     if len(parts) not in (1, count):
         raise ValueError(f"real_image_prompts gives {len(parts)} prompt indices for {count} real images: give one for all of them or one per image")
