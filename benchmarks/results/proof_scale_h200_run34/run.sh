@@ -14,6 +14,10 @@
 #   ROW=2  DG1L: run 33's ROW 1 recipe from run 10's student for 1,000 steps — does the 750-step row's fall go on with D
 #          alive? Init bundle: run 33's (git show 803a5b5:default_models/proof_scale/fmnist-student.safetensors > /tmp/run10.safetensors;
 #          ... --init /tmp/run10.safetensors).
+#   ROW=3  DG1C2 with the adaptive weight capped at 1 (gan_scale_max, default 10): in run 33 both of D's collapses (ROW 1
+#          near step 700, from which it came back; ROW 3 from ~170 for good) came after D's margin peaked, and as D went
+#          flat the weight jumped from ~0.05 to its cap and G took a large step off its pairs (regression 0.06 → 0.31).
+#          Healthy D phases kept w ≤ 0.07, so a cap of 1 binds only there. Init bundle: ROW 1's.
 # Then `bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run34/run.sh`, carry
 # [".devdata/ps", ".devdata/ps_init"], command `ROW=1 bash benchmarks/results/proof_scale_h200_run34/run.sh`; copy each
 # call's files out of /work/.device at once; a row the deadline stops before its scoring is scored from its kept weights
@@ -24,7 +28,8 @@ C="diffusion2gan@init_from=diffusion2gan:$G:lr=3e-5:lr_decay=constant:batch=512:
 case "${ROW:-1}" in
   1) export VARIANTS="$C:lr_warmup=200" ;;
   2) export VARIANTS="$C" ;;
-  *) echo "ROW must be 1 or 2"; exit 2 ;;
+  3) export VARIANTS="$C:lr_warmup=200:gan_scale_max=1" ;;
+  *) echo "ROW must be 1, 2 or 3"; exit 2 ;;
 esac
 export PAIRS=${PAIRS:-40000} SELECT=${SELECT:-200}
 MAXS=${MAXS:-540} MARGIN=${MARGIN:-25} KEEP=${KEEP:-variants} bash benchmarks/device/proof_scale_run.sh
