@@ -103,7 +103,8 @@ class OneStepTrainDiffusion2GAN(io.ComfyNode):
                 # last, after memory: saved workflows give widgets by position, so new widgets go at the end
                 io.Latent.Input("real_images", optional=True, tooltip=(
                     "Real images for the discriminator's real side instead of the teacher's outputs (DMD2-style; the best "
-                    "proof-scale rows, see README): VAE Encode's LATENT of images at the pairs' size. Needs z_conditioning off.")),
+                    "proof-scale rows, with gan_weight 1: see README): VAE Encode's LATENT of images at the pairs' size. Needs "
+                    "z_conditioning off.")),
                 io.String.Input("real_image_prompts", default="0", optional=True, tooltip=(
                     "Which of the pairs' prompts each real image shows (0 = the first prompt): one index for all the images, or "
                     "one per image separated by commas or spaces. Every prompt needs at least one image.")),
