@@ -207,7 +207,7 @@ def stage_distill(run, row: str) -> dict:
     started_from = _start_from(run, plan, session)
     timing_path = os.path.join(run_dir, "timing.json")
     timing = read_json(timing_path) if os.path.isfile(timing_path) else {"train_seconds": 0.0, "steps": 0}
-    steps = plan["steps"]
+    steps, stopped_at = plan["steps"], None
     if session.step < steps:
         what = (f"SiD-LSG κ1 {plan['kappa1']:g} κ2=κ3 {plan['kappa2']:g} κ4 {plan['kappa4']:g} α {plan['alpha']:g}"
                     + (f" + {plan.get('regression', 'mse')} anchor {plan['anchor']:g}" if data else "") if prompts_row
@@ -235,7 +235,10 @@ def stage_distill(run, row: str) -> dict:
         timing = {"train_seconds": timing["train_seconds"] + time.monotonic() - start - paused[0], "steps": result.step}
         write_json(timing_path, timing)
         if result.stopped:
-            raise Incomplete(f"distill-{row}: deadline reached at step {result.step}/{steps} (checkpoint in {run_dir})")
+            if not run.args.finish_at_deadline:
+                raise Incomplete(f"distill-{row}: deadline reached at step {result.step}/{steps} (checkpoint in {run_dir})")
+            stopped_at = result.step
+            log.info("distill-%s: deadline reached at step %d/%d: scored as it stands (--finish-at-deadline)", row, result.step, steps)
     chosen = selection.best_weights()
     if chosen is None:  # no selection points (select_every 0): the final EMA
         chosen = session.step, {k[len("unet."):]: v for k, v in session.trainer.generator_state_dict(ema=True, layout="native").items()}
@@ -266,6 +269,8 @@ def stage_distill(run, row: str) -> dict:
         by_steps[k] = {**metrics, "nfe": nfe(k, cfg)}
     row_metrics = {**by_steps[k], "training_samples": chosen_step * plan["batch"], "train_seconds": timing["train_seconds"],
                    "selected_step": chosen_step, "steps": plan["steps"]}
+    if stopped_at is not None:  # ended by the deadline before plan["steps"]
+        row_metrics["stopped_at"] = stopped_at
     if "score_steps" in plan:
         row_metrics["by_steps"] = {str(n): m for n, m in by_steps.items()}
     if started_from:  # the samples of the row it started from count too

@@ -239,6 +239,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=None,
                    help=f"deadline of this process (default {DEFAULT_MAX_SECONDS:g}, none with --tiny; 0: none); stages stop there, resumable (exit 3)")
     p.add_argument("--deadline-unix", type=float, default=None, help="an absolute deadline (seconds since the epoch), besides --max-seconds")
+    p.add_argument("--finish-at-deadline", action="store_true",
+                   help="a distillation row the deadline stops is exported and scored as it stands (its best selection point, "
+                        "'stopped_at' in its record) instead of left to resume: for one-call device runs on machines that keep nothing")
     p.add_argument("--teacher-import", default=None, help="teacher stage: take this trained teacher generator file (method teacher) instead of training one")
     p.add_argument("--teacher-steps", type=int, default=None, help="teacher optimiser steps")
     p.add_argument("--teacher-seconds", type=float, default=None, help="teacher training time cap")

@@ -14,7 +14,7 @@ from onestep.latent_lpips.datasets import fashion_mnist, read_idx, split_head, w
 from onestep.latent_lpips.train_trunk import TrunkTrainConfig, train_trunk
 from onestep.pairs.dataset import PairDataset
 from onestep.pairs.validate import validate
-from proof_scale import pipeline
+from proof_scale import pipeline, rows
 from proof_scale.data import load_split
 from proof_scale.sampler import sample_teacher_from_noise, seed_noise
 from proof_scale.teacher import load_teacher
@@ -67,6 +67,17 @@ def work(tmp_path_factory):
 
 TWO_STAGE = "diffusion2gan@init_from=regression_elatentlpips:gan_warmup=0"
 ANCHORED = "sid_lsg@init_from=regression_latentlpips:anchor=0.3:regression=latentlpips"
+
+
+def test_a_row_stopped_by_the_deadline_can_be_scored_as_it_stands(work):
+    """--finish-at-deadline: a one-call device run keeps the row it could not finish (exported, scored, recorded with the
+    step it stopped at); without it the same stop leaves a checkpoint to resume (exit 3, above)."""
+    row = "regression_mse@lr=2e-4"
+    assert pipeline.main(["--work", work, "--tiny", "--stage", f"distill-{row}", "--max-seconds", "1e-9", "--finish-at-deadline"]) == 0
+    result = _json(work, "distill", rows.row_dir_name(row), "result.json")["row"]
+    assert result["stopped_at"] == 1 < result["steps"] == pipeline.TINY.row["steps"]
+    assert result["selected_step"] <= 1 and math.isfinite(result["fd"])
+    assert os.path.isfile(os.path.join(work, "generators", f"{rows.row_dir_name(row)}.safetensors"))
 
 
 def test_results_have_every_row_and_finite_metrics(work):

@@ -10,6 +10,8 @@
 #
 #   VARIANTS='sid_lsg@init_from=diffusion2gan:lr=3e-5:steps=2000:batch=256:ema_decay=0.99;...' bash benchmarks/device/proof_scale_run.sh
 #
+# FINISH=1: a row the deadline stops is exported and scored in the same call (its best selection point so far; the
+# record says where it stopped) — scoring takes ~20 s more, so lower MAXS by as much (~515 for a 600 s call).
 # Carry: [".devdata/ps"] (+ ".devdata/ps_init" for rows with init_from=diffusion2gan), built by
 # benchmarks/device/proof_scale_bundle.sh (then its `aside`); a fresh machine's first call needs the train images
 # (--train-images) unless the evaluator folder carries the E-LatentLPIPS trunk (run 15's does since run 19).
@@ -36,7 +38,8 @@ nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
 python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margin "${MARGIN:-45}" --rows none --data "${DATA:-.devdata/ps/fm}" \
   --context .devdata/ps/context.safetensors --teacher-import default_models/proof_scale/fmnist-teacher.safetensors \
   --sweep-steps 50 --sweep-cfg 1.5 --sweep-count 2000 --teacher-seeds "${TEACHER_SEEDS:-3}" --pairs "${PAIRS:-80000}" --heldout "${HELDOUT:-2000}" \
-  ${NOCOMPILE:---compile-teacher default} --select-every "${SELECT:-250}" --log-every 50 ${VARIANTS:+--variants "$VARIANTS"} $EXTRA 2>&1 \
+  ${NOCOMPILE:---compile-teacher default} --select-every "${SELECT:-250}" --log-every 50 ${VARIANTS:+--variants "$VARIANTS"} \
+  ${FINISH:+--finish-at-deadline} $EXTRA 2>&1 \
   | tee "$O/call.log" | grep -v "step [0-9]*/[0-9]* \|captured a CUDA graph\|UserWarning\|This call originates\|torch._dynamo\|upsampling.py\|is_torch_version\|^\[phase[0-9]* gpu [0-9,]*\] *$" | tail -c 9000
 rc=$?
 grep "step [0-9]*/[0-9]* " "$O/call.log" | awk 'NR%4==0' | cut -c1-400 | tail -60

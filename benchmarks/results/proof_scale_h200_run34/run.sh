@@ -20,8 +20,7 @@
 #          Healthy D phases kept w ≤ 0.07, so a cap of 1 binds only there. Init bundle: ROW 1's.
 # Then `bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run34/run.sh`, carry
 # [".devdata/ps", ".devdata/ps_init"], command `ROW=1 bash benchmarks/results/proof_scale_h200_run34/run.sh`; copy each
-# call's files out of /work/.device at once; a row the deadline stops before its scoring is scored from its kept weights
-# with benchmarks.score_generator in a short call (run 33's score_gd5c924_gpu.json says how); afterwards
+# call's files out of /work/.device at once (a row the deadline stops is scored in the call: FINISH below); afterwards
 # proof_scale_bundle.sh restore.
 G='regression=latentlpips:lr_warmup=100:gan_warmup=200:d_lead=200:gan_ramp=300:lr_d_ratio=5:mix_and_match=false:lr_d_schedule=constant:d_beta2=0.99'
 C="diffusion2gan@init_from=diffusion2gan:$G:lr=3e-5:lr_decay=constant:batch=512:r1_gamma=0:d_t_max=100:d_mbstd=4:d_real=images:z_conditioning=false:gan_weight=1:steps=1000"
@@ -32,4 +31,5 @@ case "${ROW:-1}" in
   *) echo "ROW must be 1, 2 or 3"; exit 2 ;;
 esac
 export PAIRS=${PAIRS:-40000} SELECT=${SELECT:-200}
-MAXS=${MAXS:-540} MARGIN=${MARGIN:-25} KEEP=${KEEP:-variants} bash benchmarks/device/proof_scale_run.sh
+# FINISH: a row the deadline stops is scored in the call itself (run 33's second row needed a scoring call of its own)
+FINISH=${FINISH-1} MAXS=${MAXS:-515} MARGIN=${MARGIN:-25} KEEP=${KEEP:-variants} bash benchmarks/device/proof_scale_run.sh
