@@ -142,21 +142,32 @@ def breakdown(pc, model, clip, prompts, batch: int, folder: str, steps: int, siz
     return {k: statistics.median(v) for k, v in parts.items()}
 
 
+def load_teacher_unet(tiny: bool, work: str):
+    """The teacher MODEL as ComfyUI loads it: an SD1.5-architecture UNet with random weights, or (--tiny) the tests'
+    tiny SD1.5-shaped one."""
+    import comfy.sd
+    from tools import fixtures as F
+
+    if tiny:
+        from onestep_nodes import generator_model as gm
+        F.write_generator(os.path.join(work, "g.safetensors"))
+        return gm.load_generator_model(os.path.join(work, "g.safetensors"))
+    F.write_unet(os.path.join(work, "unet.safetensors"))
+    return comfy.sd.load_diffusion_model(os.path.join(work, "unet.safetensors"))
+
+
 def load_models(tiny: bool, work: str):
     import comfy.sd
     from tools import fixtures as F
 
-    if tiny:  # the tests' tiny SD1.5-shaped UNet and a random 3-layer CLIP-L (core reads the penultimate layer)
+    if tiny:  # a random 3-layer CLIP-L beside the tiny UNet (core reads the penultimate layer)
         import comfy.supported_models
-        from onestep_nodes import generator_model as gm
-        F.write_generator(os.path.join(work, "g.safetensors"))
         clip = comfy.sd.CLIP(comfy.supported_models.SD15(dict(F.SD15_UNET)).clip_target(), model_options={"clip_l_model_config": {"num_hidden_layers": 3}})
         F.randomize(clip.cond_stage_model, 1)
-        return gm.load_generator_model(os.path.join(work, "g.safetensors")), clip
-    unet_path, clip_path = os.path.join(work, "unet.safetensors"), os.path.join(work, "clip.safetensors")
-    F.write_unet(unet_path)
+        return load_teacher_unet(tiny, work), clip
+    clip_path = os.path.join(work, "clip.safetensors")
     F.write_clip_l(clip_path)
-    return comfy.sd.load_diffusion_model(unet_path), comfy.sd.load_clip([clip_path], clip_type=comfy.sd.CLIPType.STABLE_DIFFUSION)
+    return load_teacher_unet(tiny, work), comfy.sd.load_clip([clip_path], clip_type=comfy.sd.CLIPType.STABLE_DIFFUSION)
 
 
 def main(argv: list[str] | None = None) -> dict:

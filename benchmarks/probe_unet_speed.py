@@ -270,19 +270,12 @@ def category(name: str) -> str:
 
 
 def load_unet(tiny: bool, work: str):
-    """(diffusion_model, dtype) of an SD1.5-architecture UNet loaded as ComfyUI loads it; --tiny: the tests' tiny one."""
+    """(diffusion_model, dtype, device) of bench_pairs' teacher, loaded onto the device as ComfyUI loads it."""
     import comfy.model_management as mm
-    import comfy.sd
-    from tools import fixtures as F
 
-    path = os.path.join(work, "unet.safetensors")
-    if tiny:
-        from onestep_nodes import generator_model as gm
-        F.write_generator(path)
-        model = gm.load_generator_model(path)
-    else:
-        F.write_unet(path)
-        model = comfy.sd.load_diffusion_model(path)
+    from benchmarks.bench_pairs import load_teacher_unet
+
+    model = load_teacher_unet(tiny, work)
     mm.load_models_gpu([model])
     return model.model.diffusion_model, model.model.get_dtype(), mm.get_torch_device()
 
