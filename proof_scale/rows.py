@@ -60,6 +60,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "gan_ramp": int, "d_beta1": float, "d_beta2": float,  # LossConfig.gan_ramp_steps; D's Adam β (OptimConfig.betas_d)
     "d_eps": float,  # D's Adam ε (OptimConfig.eps_d)
     "gan_scale_max": float,  # LossConfig.gan_scale_max (the adaptive weight's cap; `inf`: none, as before the engine)
+    "hold_g": lambda v: v == "true",  # LossConfig.hold_generator (G still until gan_warmup: D leads against the init weights)
     "d_readout": str,  # "encoder" | "decoder": where D's heads read (DiscriminatorConfig.readout)
     "d_mbstd": int,  # D's heads also read the minibatch std over groups of this many samples (DiscriminatorConfig.mbstd_group)
     "d_backbone": str, "d_lora_rank": int,  # "full" | "lora": D's teacher encoder trained, or frozen with LoRA (DiscriminatorConfig)
@@ -220,7 +221,8 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                           betas_d=(p.get("d_beta1", D2G_BETAS_D[0]), p.get("d_beta2", D2G_BETAS_D[1])), eps_d=p.get("d_eps", OptimConfig.eps_d)),
         loss=LossConfig(regression=p["regression"], warmup_steps=p["gan_warmup"], gan_weight=p["gan_weight"], gan_balance=p["gan_balance"],
                         d_lead_steps=p.get("d_lead", 0), gan_loss=p.get("gan_loss", "standard"),
-                        gan_ramp_steps=p.get("gan_ramp", 0), gan_scale_max=p.get("gan_scale_max", LossConfig.gan_scale_max)),
+                        gan_ramp_steps=p.get("gan_ramp", 0), gan_scale_max=p.get("gan_scale_max", LossConfig.gan_scale_max),
+                        hold_generator=p.get("hold_g", False)),
         discriminator=DiscriminatorConfig(enabled=p["gan"], r1_gamma=p["r1_gamma"], r1_every=p["r1_every"], d_t_min=p.get("d_t_min", 0),
                                           d_t_max=p["d_t_max"], mix_and_match=p.get("mix_and_match", True), z_conditioning=p.get("z_conditioning", True),
                                           backbone=p.get("d_backbone", "full"), lora_rank=p.get("d_lora_rank", 64),

@@ -38,6 +38,13 @@ def test_d_optimiser_defaults_to_the_methods_and_a_plan_can_set_it():
     assert o.eps_d == 1e-8 and rows.train_config(rows.plan("diffusion2gan@d_eps=1e-5", rows.ROW_DEFAULTS), bf16=False, save_every=0).optim.eps_d == 1e-5
 
 
+def test_hold_g_and_gan_scale_max_reach_the_loss_config():
+    lo = rows.train_config(rows.plan(LONG, rows.ROW_DEFAULTS), bf16=False, save_every=0).loss
+    assert not lo.hold_generator and lo.gan_scale_max == 10.0
+    lo = rows.train_config(rows.plan(LONG + ":hold_g=true:gan_scale_max=1", rows.ROW_DEFAULTS), bf16=False, save_every=0).loss
+    assert lo.hold_generator and lo.gan_scale_max == 1.0
+
+
 def test_compile_reaches_the_trainer_only_when_a_plan_sets_it():
     plain = rows.plan("diffusion2gan@r1_gamma=0", rows.ROW_DEFAULTS)
     assert "compile" not in plain and not rows.train_config(plain, bf16=False, save_every=0).compile_blocks  # old plans resume as they were

@@ -182,3 +182,27 @@ def test_discriminator_trained_alone_learns_like_a_plain_loop():
     tail = lambda v: sum(v[-5:]) / 5  # noqa: E731
     assert abs(losses[0] - 1.386) < 0.05 and tail(plain) < 0.7  # both start at chance; the plain loop learns
     assert tail(losses) < 0.7 and tail(losses) < tail(plain) + 0.15, (losses, plain)
+
+
+def test_hold_generator_keeps_g_still_until_the_gan_starts():
+    # LossConfig.hold_generator: while D leads (steps before warmup_steps) G's lr is 0, so its weights stay the start
+    # weights exactly; from warmup_steps on it trains, its lr warm-up counting from there
+    b = batch_of(PairsDataset())
+    cfg = config(loss={"regression": "mse", "warmup_steps": 2, "d_lead_steps": 2, "hold_generator": True}, optim={"lr_warmup": 2})
+    trainer = Trainer(tiny_unet(), cfg)
+    g0 = {n: p.detach().clone() for n, p in trainer.unet.named_parameters()}
+    d0 = {n: p.detach().clone() for n, p in trainer.discriminator.named_parameters()}
+    for _ in range(2):
+        logs = trainer.train_step(b)
+        assert "d_real" in logs and "gan_g" not in logs
+    assert all(torch.equal(p, g0[n]) for n, p in trainer.unet.named_parameters())
+    assert not all(torch.equal(p, d0[n]) for n, p in trainer.discriminator.named_parameters())
+    assert trainer.opt_g.param_groups[0]["lr"] == 0.0
+    assert "gan_g" in trainer.train_step(b)
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.optim.lr_g / 2)  # warm-up step 1 of 2
+    assert not all(torch.equal(p, g0[n]) for n, p in trainer.unet.named_parameters())
+    # without the hold G trains on its regression while D leads
+    free = Trainer(tiny_unet(), config(loss={"regression": "mse", "warmup_steps": 2, "d_lead_steps": 2}, optim={"lr_warmup": 2}))
+    f0 = {n: p.detach().clone() for n, p in free.unet.named_parameters()}
+    free.train_step(b)
+    assert not all(torch.equal(p, f0[n]) for n, p in free.unet.named_parameters())

@@ -146,6 +146,10 @@ class LossConfig:
     # at G's output, and w = gan_weight·‖∇d‖/‖∇GAN‖ then multiplies its noise without bound (2,900 in proof-scale
     # run 9 after D collapsed, the regression loss ×8). 10 never bound in the runs where D was alive (w ≤ 4).
     gan_scale_max: float = 10.0
+    # G takes no optimiser steps before warmup_steps (its lr is 0 until then and its schedule counts from there), so D
+    # leads against a still G. For a run that starts from a GAN-trained student (init weights): trained on the
+    # regression alone while D led, proof-scale run 34's continuation lost its GAN gain (val FD 9.8 → 14.2 in 200 steps).
+    hold_generator: bool = False
     # "standard": the paper's non-saturating loss on each logit. "relativistic": the paired relativistic loss (RpGAN,
     # Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024) on the same (z, c, t, ε) — D: softplus(D(x̂_t) − D(x_t)),
     # G: softplus(D(x_t) − D(x̂_t)), position by position. A one-step student's sample differs from its teacher's pair

@@ -183,9 +183,11 @@ class Engine:
         lr stays at its base with OptimConfig.lr_d_schedule "constant")."""
         o = self.config.optim
         f = lr_factor(self.step, o.lr_warmup, o.lr_decay, o.lr_decay_steps, o.lr_floor)
+        start = self.method.generator_start()  # G holds before it (lr 0: Adam then leaves its weights as they are)
+        f_g = 0.0 if self.step < start else lr_factor(self.step - start, o.lr_warmup, o.lr_decay, o.lr_decay_steps - start, o.lr_floor)
         for name, net in self.networks.items():
             for group in net.optimizer.param_groups:
-                group["lr"] = net.lr * (f if name == GENERATOR or o.lr_d_schedule == "shared" else 1.0)
+                group["lr"] = net.lr * (f_g if name == GENERATOR else f if o.lr_d_schedule == "shared" else 1.0)
 
     # -- the loop -------------------------------------------------------------------------------------------
     def batches(self, data, steps: int, collate_fn: Callable | None = None, num_workers: int = 0) -> Iterable[dict]:

@@ -114,6 +114,10 @@ class Method:
         """The phases of the step after `step` completed ones, in order."""
         raise NotImplementedError
 
+    def generator_start(self) -> int:
+        """G's first optimiser step: its lr is 0 before it, and its lr schedule counts from it."""
+        return 0
+
     def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
         """Generator noise [n, C, H, W] for a prompts-only method (pairs methods read it from the data)."""
         raise NotImplementedError(f"method {self.name!r} reads its noise from the data")

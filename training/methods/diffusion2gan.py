@@ -5,7 +5,8 @@ Each step after the regression-only warm-up has two phases: G on L_G = d(G(z,c),
 (losses.GeneratorLoss; λ fixed or adaptive), then D on the detached fakes of that step (losses.DiscriminatorLoss:
 real vs fake, mix-and-match fakes, lazy single-sample R1 in its own backward). "Real" is the teacher's output of the
 pair (the paper), or a real image of the same prompt (DiscriminatorConfig.real_images; training/real_images.py). D's
-updates may start d_lead_steps before G's GAN term (LossConfig), so G first listens to a D that already discriminates.
+updates may start d_lead_steps before G's GAN term (LossConfig), so G first listens to a D that already discriminates;
+with hold_generator G stands still until then (generator_start), so a GAN-trained student D leads against keeps its gain.
 With the discriminator switched off (DiscriminatorConfig.enabled) it is the regression method.
 """
 from __future__ import annotations
@@ -84,6 +85,10 @@ class Diffusion2GAN(Regression):
 
     def notice(self, step: int, logs: dict) -> str | None:
         return self.watch(step, logs) if self.watch is not None else None
+
+    def generator_start(self) -> int:
+        loss = self.config.loss
+        return loss.warmup_steps if loss.hold_generator and self.config.discriminator.enabled else 0
 
     def phases(self, engine, step: int) -> list[Phase]:
         loss = self.config.loss

@@ -18,6 +18,10 @@
 #          near step 700, from which it came back; ROW 3 from ~170 for good) came after D's margin peaked, and as D went
 #          flat the weight jumped from ~0.05 to its cap and G took a large step off its pairs (regression 0.06 → 0.31).
 #          Healthy D phases kept w ≤ 0.07, so a cap of 1 binds only there. Init bundle: ROW 1's.
+#   ROW=4  (session 33, after ROW 1: 10.44 — its G, on the regression alone while D led, fell from val 9.8 to 14.2 in
+#          those 200 steps and spent the run recovering) DG1C2 with G held still while D leads (hold_g: LossConfig.hold_generator),
+#          run 33's second call's schedule that made its gain (lead 100, ramp 50; G's lr warm-up 100 from the hold's end),
+#          the adaptive weight capped at 1. Init bundle: ROW 1's.
 # Then `bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run34/run.sh`, carry
 # [".devdata/ps", ".devdata/ps_init"], command `ROW=1 bash benchmarks/results/proof_scale_h200_run34/run.sh`; copy each
 # call's files out of /work/.device at once (a row the deadline stops is scored in the call: FINISH below); afterwards
@@ -28,7 +32,8 @@ case "${ROW:-1}" in
   1) export VARIANTS="$C:lr_warmup=200" ;;
   2) export VARIANTS="$C" ;;
   3) export VARIANTS="$C:lr_warmup=200:gan_scale_max=1" ;;
-  *) echo "ROW must be 1, 2 or 3"; exit 2 ;;
+  4) export VARIANTS="$C:gan_warmup=100:d_lead=100:gan_ramp=50:hold_g=true:gan_scale_max=1" ;;
+  *) echo "ROW must be 1, 2, 3 or 4"; exit 2 ;;
 esac
 export PAIRS=${PAIRS:-40000} SELECT=${SELECT:-200}
 # FINISH: a row the deadline stops is scored in the call itself (run 33's second row needed a scoring call of its own)
