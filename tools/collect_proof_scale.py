@@ -64,9 +64,19 @@ SOURCES = {
         f"{R}26/distill/32c4b0bbab17/result.json", ("row",), "run15",
         "run 10's student + 750 GAN steps with G's GAN share doubled (gan_weight 2) and D's minibatch-std channel (run 26's "
         "MB2; selected at step 500): behind the row above"),
+    "diffusion2gan_real_images_d_continued_hold": (
+        f"{R}34/score_g020034_gpu_3seeds.json", (), "run15",
+        "the best Diffusion2GAN row: the row below (run 33's 9.58 student) continued with G held still while a fresh D "
+        "leads 100 steps (hold_g), the GAN ramped in over 50, the adaptive weight capped at 1 (run 34's ROW 4; deadline-"
+        "stopped at 937, selected at 600 on validation noise; 716,800 GAN-stage samples in this stage, 1,510,400 in all three; "
+        "GPU-scored in bf16 on the teacher's three seeds — the pipeline's own scoring on two: 8.51, 8.46 / 8.57)"),
+    "diffusion2gan_real_images_d_continued_lead200": (
+        f"{R}34/distill/5fb5c3b1fae0/result.json", ("row",), "run15",
+        "the same start continued with a 200-step D lead during which G trained on its regression alone (run 34's ROW 1; "
+        "selected at 800 of 972): the regression-only steps took it from val 9.8 to 14.2 and it never came back below 10"),
     "diffusion2gan_real_images_d_gan_weight1_continued": (
         f"{R}33/score_gd5c924_gpu.json", (), "run15",
-        "the best Diffusion2GAN row: run 10's student + 750 GAN steps with D on real images at gan_weight 1 (run 33's DG1, "
+        "run 10's student + 750 GAN steps with D on real images at gan_weight 1 (run 33's DG1, "
         "10.62) continued by 800 more with a fresh D (run 33's second call, stopped by its deadline at 916, selected at "
         "800 on validation noise; 793,600 samples in the GAN stages; GPU-scored in bf16 like a pipeline row — seed "
         "1,000,002: 9.07, against the teacher's 8.18)"),
@@ -110,7 +120,8 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
     "diffusion2gan_then_sid_lsg_split_anchored": (1.10, 14), "diffusion2gan_then_sid_lsg_anchored": (1.10, 14),
     "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14),
-    "diffusion2gan_real_images_d_gan_weight1_continued": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16),
+    "diffusion2gan_real_images_d_gan_weight1_continued": (1.10, 14),
+    "diffusion2gan_real_images_d_continued_hold": (1.10, 14), "diffusion2gan_real_images_d_continued_lead200": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16),
     "reflow_2rf_4": (1.50, 17), "instaflow": (1.30, 17),
 }
 
