@@ -71,6 +71,9 @@ def test_flags_fill_the_config():
     assert c.bf16 and c.generator.spec == DEFAULT_SPEC.__class__("eps", 399, "raw_z")
     c = cli.config_from_args(_parse(["--gan-loss", "relativistic", "--warmup-steps", "10", "--d-lead", "4", "--lr-d-schedule", "constant"]))
     assert (c.loss.gan_loss, c.loss.d_lead_steps, c.optim.lr_d_schedule) == ("relativistic", 4, "constant")
+    c = cli.config_from_args(_parse(["--warmup-steps", "10", "--d-lead", "10", "--hold-generator", "--gan-scale-max", "1"]))
+    assert (c.loss.hold_generator, c.loss.gan_scale_max) == (True, 1.0) and not cli.config_from_args(_parse([])).loss.hold_generator
+    assert TrainConfig.from_dict(c.to_dict()) == c
     c = cli.config_from_args(_parse(["--gan-ramp", "50", "--betas-d", "0", "0.99", "--eps-d", "1e-5"]))
     assert (c.loss.gan_ramp_steps, c.optim.betas_d, c.optim.betas, c.optim.eps_d) == (50, (0.0, 0.99), OptimConfig().betas, 1e-5)
     assert TrainConfig.from_dict(c.to_dict()) == c

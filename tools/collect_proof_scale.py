@@ -68,7 +68,7 @@ SOURCES = {
         f"{R}34/score_g020034_gpu_3seeds.json", (), "run15",
         "the best Diffusion2GAN row: the row below (run 33's 9.58 student) continued with G held still while a fresh D "
         "leads 100 steps (hold_g), the GAN ramped in over 50, the adaptive weight capped at 1 (run 34's ROW 4; deadline-"
-        "stopped at 937, selected at 600 on validation noise; 716,800 GAN-stage samples in this stage, 1,510,400 in all three; "
+        "stopped at 937, selected at 600 on validation noise; 307,200 samples in this stage, 1,100,800 in the three stages with D on real images; "
         "GPU-scored in bf16 on the teacher's three seeds — the pipeline's own scoring on two: 8.51, 8.46 / 8.57)"),
     "diffusion2gan_real_images_d_continued_lead200": (
         f"{R}34/distill/5fb5c3b1fae0/result.json", ("row",), "run15",

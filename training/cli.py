@@ -100,6 +100,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gan-loss", default=lo.gan_loss, choices=list(GAN_LOSSES),
                    help="standard: non-saturating per logit (the paper); relativistic: each fake against its own real pair (same z, c, t, ε)")
     p.add_argument("--d-lead", type=int, default=lo.d_lead_steps, help="D trains alone for this many steps before --warmup-steps ends")
+    p.add_argument("--gan-scale-max", type=float, default=lo.gan_scale_max, help="cap of the adaptive GAN weight (proof-scale run 34's best row: 1)")
     p.add_argument("--hold-generator", action="store_true", help="G takes no steps before --warmup-steps (D leads against the start weights; for a run from --init-from weights)")
     p.add_argument("--gan-ramp", type=int, default=lo.gan_ramp_steps, help="G's GAN weight rises from 0 over this many steps after --warmup-steps")
     p.add_argument("--eps-d", type=float, default=o.eps_d, help="Adam ε of D (and SiD's ψ): larger damps the steps of a network whose gradient fell to noise")
@@ -173,7 +174,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
                           lr_decay_steps=a.steps, lr_floor=a.lr_floor, lr_d_schedule=a.lr_d_schedule,
                           betas_d=tuple(a.betas_d) if a.betas_d is not None else method.get("betas_d"), eps_d=a.eps_d),
         loss=LossConfig(a.regression or m.loss_defaults.get("regression", lo.regression), a.gan_weight, a.warmup_steps, a.gan_balance, d_lead_steps=a.d_lead, gan_loss=a.gan_loss, gan_ramp_steps=a.gan_ramp,
-                        hold_generator=a.hold_generator),
+                        gan_scale_max=a.gan_scale_max, hold_generator=a.hold_generator),
         discriminator=DiscriminatorConfig(
             enabled=not a.no_discriminator, z_conditioning=not a.no_z_conditioning, r1_gamma=a.r1_gamma, r1_every=a.r1_every, r1_mode=a.r1_mode,
             multiscale=not a.single_scale, mix_and_match=not a.no_mix_and_match, d_t_min=a.d_t_range[0], d_t_max=a.d_t_range[1],
