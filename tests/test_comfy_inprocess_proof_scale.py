@@ -277,6 +277,10 @@ def test_ship_only_a_scored_student_from_weights_that_came_back_from_the_gpu(mod
     assert all(torch.equal(shipped[k].half(), native[k]) for k in native)
     _, meta = load_generator(os.path.join(dest, S.FILES["student"]))
     assert (meta.training_steps, meta.source, meta.notes["proof_scale_row"]) == (3000, "GAN stage", "gan_stage")
+    started = meta.notes["started_from"]  # the shipped student's source: these weights were trained on from it
+    assert S.main([*argv, "--started-from", "run 10's student"]) == 0  # weights from another line of training say so
+    assert load_generator(os.path.join(dest, S.FILES["student"]))[1].notes["started_from"] == "run 10's student" != started
+    prov = json.loads((tmp_path / "default" / S.PROVENANCE).read_text())
     # weights of another UNet are named, not shipped
     save_file({k: v for k, v in native.items() if k != keys[0]}, b)
     save_file({k: native[k] for k in keys[:1]} | {"extra.weight": torch.zeros(1)}, a)

@@ -38,7 +38,7 @@ SOURCES = {
                       "scored on three seeds in run 18 — runs 15–17 scored it on seed 1,000,000 only: 8.517 there, 8.515 in run 18)"),
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (
         f"{R}28/score_a_lr5e-6_step250_cpu.json", (), "run15",
-        "the shipped student: run 17's student (below) continued by the same SiD-LSG stage (split + anchor 0.25) at a constant "
+        "shipped until session 33: run 17's student (below) continued by the same SiD-LSG stage (split + anchor 0.25) at a constant "
         "lr 5e-6 for G and ψ, 250 steps at batch 256 (run 28; CPU-scored in float32 on the teacher's three seeds — the "
         "teacher in float32 on the GPU: 8.413, run 28's diagnosis)"),
     "diffusion2gan_then_sid_lsg_split_anchored": (f"{R}18/score_shipped_student_3seeds_cpu.json", (), "run15",
@@ -66,7 +66,7 @@ SOURCES = {
         "MB2; selected at step 500): behind the row above"),
     "diffusion2gan_real_images_d_continued_hold": (
         f"{R}34/score_g020034_gpu_3seeds.json", (), "run15",
-        "the best Diffusion2GAN row: the row below (run 33's 9.58 student) continued with G held still while a fresh D "
+        "the best Diffusion2GAN row, the shipped student since session 33 (CPU float32 on the same seeds: 8.43): the row below (run 33's 9.58 student) continued with G held still while a fresh D "
         "leads 100 steps (hold_g), the GAN ramped in over 50, the adaptive weight capped at 1 (run 34's ROW 4; deadline-"
         "stopped at 937, selected at 600 on validation noise; 307,200 samples in this stage, 1,100,800 in the three stages with D on real images; "
         "GPU-scored in bf16 on the teacher's three seeds — the pipeline's own scoring on two: 8.51, 8.46 / 8.57)"),

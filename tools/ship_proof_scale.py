@@ -2,7 +2,7 @@
 
   python -m tools.ship_proof_scale WORK CONTEXT ENCODER [--dest default_models/proof_scale] [--row diffusion2gan]
   python -m tools.ship_proof_scale --student-weights A.safetensors [B ...] --score SCORE.json --row NAME --steps N
-                                   --source TEXT [--plan PLAN.json] [--method M] [--teacher-row TEACHER_EVAL.json]
+                                   --source TEXT [--plan PLAN.json] [--method M] [--teacher-row TEACHER_EVAL.json] [--started-from TEXT]
                                    [--dest default_models/proof_scale]
 
 WORK is proof_scale.pipeline's work folder after its report; CONTEXT the context table the teacher trained on;
@@ -144,8 +144,9 @@ def _write_provenance(dest: str, provenance: dict) -> None:
 
 
 def ship_student(weights: list[str], score: str, row: str, steps: int, source: str, dest: str = DEFAULT_DEST, plan: str | None = None,
-                 method: str | None = None, teacher_row: str | None = None) -> dict:
-    """Replace the shipped set's student with scored native (diffusers-named) weights; the new provenance."""
+                 method: str | None = None, teacher_row: str | None = None, started_from: str | None = None) -> dict:
+    """Replace the shipped set's student with scored native (diffusers-named) weights; the new provenance.
+    started_from: what the weights' training started from (default: the shipped student, whose source is kept)."""
     files = shipped_set(dest)
     if files is None:
         raise ShipError(f"{dest} holds no shipped set whose student could be replaced: ship a finished run first")
@@ -170,7 +171,7 @@ def ship_student(weights: list[str], score: str, row: str, steps: int, source: s
     if set(ldm) != set(old) or any(ldm[k].shape != old[k].shape for k in ldm):
         raise ShipError(f"{', '.join(names)} are not weights of the shipped student's UNet (other keys or shapes)")
     half, dtypes = _fp16(ldm)
-    notes = {"proof_scale_row": row, "started_from": meta.source, "shipped": f"fp16 copy of the scored {dtypes} weights {', '.join(names)}",
+    notes = {"proof_scale_row": row, "started_from": started_from or meta.source, "shipped": f"fp16 copy of the scored {dtypes} weights {', '.join(names)}",
              "score": {k: rec[k] for k in ("precision_mode", "seeds") if k in rec}, **({"plan": _json(plan)} if plan else {})}
     meta = replace(meta, training_steps=steps, source=source, notes=notes, method=method or meta.method)
     save_generator(os.path.join(dest, FILES["student"]), half, meta)
@@ -218,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan", help="with --student-weights: the stage's plan.json, kept in the file's notes")
     ap.add_argument("--method", help=f"with --student-weights: the method of the stage that made them ({', '.join(METHODS)}; default: keep)")
     ap.add_argument("--teacher-row", help="with --student-weights: a teacher_eval.json scored by SCORE's evaluator (default: keep the teacher row)")
+    ap.add_argument("--started-from", help="with --student-weights: what their training started from (default: the shipped student)")
     a = ap.parse_args(argv)
     if a.student_weights is None and None in (a.work, a.context, a.encoder):
         ap.error("WORK CONTEXT ENCODER, or --student-weights with --score, --steps and --source")
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--student-weights needs --score, --steps and --source")
     try:
         if a.student_weights is not None:
-            prov = ship_student(a.student_weights, a.score, a.row, a.steps, a.source, a.dest, a.plan, a.method, a.teacher_row)
+            prov = ship_student(a.student_weights, a.score, a.row, a.steps, a.source, a.dest, a.plan, a.method, a.teacher_row, a.started_from)
         else:
             prov = ship(a.work, a.context, a.encoder, a.dest, a.row)
     except (ShipError, OSError) as e:
