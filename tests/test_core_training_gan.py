@@ -201,6 +201,8 @@ def test_hold_generator_keeps_g_still_until_the_gan_starts():
     assert "gan_g" in trainer.train_step(b)
     assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.optim.lr_g / 2)  # warm-up step 1 of 2
     assert not all(torch.equal(p, g0[n]) for n, p in trainer.unet.named_parameters())
+    with pytest.raises(ValueError, match="d_lead_steps must equal warmup_steps"):  # steps where nothing trains
+        config(loss={"warmup_steps": 2, "d_lead_steps": 1, "hold_generator": True})
     # without the hold G trains on its regression while D leads
     free = Trainer(tiny_unet(), config(loss={"regression": "mse", "warmup_steps": 2, "d_lead_steps": 2}, optim={"lr_warmup": 2}))
     f0 = {n: p.detach().clone() for n, p in free.unet.named_parameters()}

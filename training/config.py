@@ -168,6 +168,8 @@ class LossConfig:
         check_range("warmup_steps", self.warmup_steps, 0, integer=True)
         if self.d_lead_steps < 0 or self.d_lead_steps > self.warmup_steps:
             raise ValueError(f"need 0 ≤ d_lead_steps ≤ warmup_steps (D cannot start before step 0), got {self.d_lead_steps}, {self.warmup_steps}")
+        if self.hold_generator and self.d_lead_steps != self.warmup_steps:  # else steps where neither G nor D trains
+            raise ValueError(f"hold_generator keeps G still while D leads: d_lead_steps must equal warmup_steps, got {self.d_lead_steps}, {self.warmup_steps}")
         if self.gan_balance not in ("fixed", "adaptive") or self.gan_weight < 0:
             raise ValueError(f"gan_balance must be 'fixed' or 'adaptive' with gan_weight ≥ 0, not {self.gan_balance!r}, {self.gan_weight}")
         if self.regression not in REGRESSION_LOSSES:
