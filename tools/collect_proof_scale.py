@@ -106,6 +106,15 @@ SOURCES = {
     "regression_elatentlpips": (f"{R}6/distill/regression_elatentlpips/result.json", ("row",), "run6",
                                 "E-LatentLPIPS regression, 2,500 steps at batch 1,024 on 80,000 pairs (the ablation's third row: "
                                 "behind MSE and LatentLPIPS at this budget)"),
+    "regression_mse_continued": (f"{R}36/distill/mse/result.json", ("row",), "run15",
+                                 "the ablation's longer pair (run 36): the shipped-in-session-8 LatentLPIPS student + 1,000 MSE "
+                                 "steps at batch 512 (lr 3e-5 constant) on 40,000 pairs, beside the row below on the same GPU"),
+    "regression_latentlpips_continued": (f"{R}36/distill/latentlpips/result.json", ("row",), "run15",
+                                         "the same start + 1,000 LatentLPIPS steps, the same settings and pairs (run 36): "
+                                         "0.81 below MSE, beyond both rows' seed spread (0.25, 0.23)"),
+    "regression_elatentlpips_continued": (f"{R}36/distill/elatentlpips/result.json", ("row",), "run15",
+                                          "the same start + 1,000 E-LatentLPIPS steps, the same settings on 80,000 pairs "
+                                          "(run 36's second call): behind LatentLPIPS, level with MSE"),
     "sid_lsg": (f"{R}13/distill/sid_lsg_lr1e-4/result.json", ("row",), "run6",
                 "SiD-LSG, prompts only, κ = 1.5, lr 1e-4, 750 steps at batch 256"),
     "sid_lsg_teacher_cfg": (f"{R}29/score_b_step750_cpu.json", (), "run15",

@@ -11,12 +11,19 @@
 # Then `bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run36/run.sh`, carry
 # [".devdata/ps", ".devdata/ps_init"], command `ROW=1 bash benchmarks/results/proof_scale_h200_run36/run.sh`; afterwards
 # proof_scale_bundle.sh restore. A third row (ROW=3, E-LatentLPIPS from the same start) if the budget allows.
+# ROW=12 (session 34): MSE and LatentLPIPS side by side on the one GPU (--rows-per-gpu 2) on 40,000 pairs, so both rows
+# share one call and one set of pairs (run 14: 40,000 vs 160,000 pairs moved a row by < 0.2 FD at this length).
 C='init_from=regression_latentlpips:lr=3e-5:lr_warmup=100:lr_decay=constant:batch=512:steps=1000'  # run 14's control's settings
 case "${ROW:-1}" in
   1) export VARIANTS="regression_mse@$C" ;;
   2) export VARIANTS="regression_latentlpips@$C" ;;
   3) export VARIANTS="regression_elatentlpips@$C" ;;
-  *) echo "ROW must be 1, 2 or 3"; exit 2 ;;
+  12) export VARIANTS="regression_mse@$C;regression_latentlpips@$C" EXTRA="--rows-per-gpu 2" PAIRS=${PAIRS:-40000} ;;
+  # ROW=45 (session 34): the paper's case for E-LatentLPIPS is that plain LatentLPIPS over-fits a fixed, small set of
+  # pairs; here both from the same start on 5,000 pairs only (400 steps at batch 512 = 41 passes), side by side
+  45) C5=${C/steps=1000/steps=400}
+      export VARIANTS="regression_latentlpips@$C5;regression_elatentlpips@$C5" EXTRA="--rows-per-gpu 2" PAIRS=${PAIRS:-5000} SELECT=${SELECT:-100} ;;
+  *) echo "ROW must be 1, 2, 3, 12 or 45"; exit 2 ;;
 esac
 export PAIRS=${PAIRS:-80000} SELECT=${SELECT:-250}
 FINISH=${FINISH-1} MAXS=${MAXS:-515} MARGIN=${MARGIN:-25} KEEP=${KEEP:-variants} bash benchmarks/device/proof_scale_run.sh
