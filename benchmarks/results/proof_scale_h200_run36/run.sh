@@ -22,7 +22,7 @@ case "${ROW:-1}" in
   # ROW=45 (session 34): the paper's case for E-LatentLPIPS is that plain LatentLPIPS over-fits a fixed, small set of
   # pairs; here both from the same start on 2,000 pairs only (300 steps at batch 512 = 77 passes), side by side; the
   # pairs eager (4,000 with the held-out ones: faster than compiling the teacher), for the last ~200 s of a session's budget
-  45) C5=${C/steps=1000/steps=300}
+  45) C5=${C/steps=1000/steps=${STEPS45:-300}}  # STEPS45=1000 with a whole call (session 34 ran 300, cut short)
       export VARIANTS="regression_latentlpips@$C5;regression_elatentlpips@$C5" EXTRA="--rows-per-gpu 2" PAIRS=${PAIRS:-2000} \
              SELECT=${SELECT:-100} NOCOMPILE=${NOCOMPILE:- } ;;
   *) echo "ROW must be 1, 2, 3, 12 or 45"; exit 2 ;;
