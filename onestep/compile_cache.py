@@ -74,6 +74,31 @@ def decode(data: bytes) -> list[bytes]:
     return blobs
 
 
+_FOLDER: list[str | None] = [None]
+_OPEN: dict[str, "CompileArtifacts"] = {}
+
+
+def set_folder(folder: str | None) -> None:
+    """Where this process's compile artifacts persist (None: nowhere): a host adapter's user folder, or the proof-scale
+    pipeline's --compile-cache (a folder carried from one device call into the next)."""
+    _FOLDER[0] = folder
+
+
+def artifacts_for(modules, device, mode: str) -> "CompileArtifacts | None":
+    """This process's one artifacts object for compiling `modules` in `mode` on `device` (so it loads once), or None
+    without a folder or a mode."""
+    if _FOLDER[0] is None or not mode:
+        return None
+    key = cache_key(modules, device, mode)
+    return _OPEN.setdefault(key, CompileArtifacts(_FOLDER[0], key))
+
+
+def save_all() -> int:
+    """Save every artifacts object this process opened (what it compiled, with what it loaded); how many were written.
+    For code that compiles lazily, at the end of the work (a process that exits by its deadline included)."""
+    return sum(art.save() for art in list(_OPEN.values()))
+
+
 class CompileArtifacts:
     """One key's artifacts file: `load()` before compiling, `save()` after. Never raises: a cache only saves time."""
 

@@ -14,16 +14,14 @@ from typing import Callable, Hashable
 
 import torch
 
-from .compile_cache import CompileArtifacts, cache_key
+from .compile_cache import CompileArtifacts, artifacts_for, set_folder
 
 log = logging.getLogger("onestep")
-_ARTIFACTS_FOLDER: list[str | None] = [None]
-_ARTIFACTS: dict[str, CompileArtifacts] = {}
 
 
 def set_compile_cache_folder(folder: str | None) -> None:
     """Where compile artifacts persist (None: nowhere); the host adapter gives a folder inside its own tree."""
-    _ARTIFACTS_FOLDER[0] = folder
+    set_folder(folder)
 
 
 def closure_modules(fn) -> list[torch.nn.Module]:
@@ -42,12 +40,8 @@ def _filled(cell) -> bool:
 
 def compile_artifacts(fn, inputs: dict[str, torch.Tensor], mode: str, modules=None) -> CompileArtifacts | None:
     """The persistent artifacts of compiling `fn` (one object per key and process, so it loads once), or None."""
-    folder = _ARTIFACTS_FOLDER[0]
-    if folder is None:
-        return None
     device = next(iter(inputs.values())).device
-    key = cache_key(closure_modules(fn) if modules is None else modules, device, mode)
-    return _ARTIFACTS.setdefault(key, CompileArtifacts(folder, key))
+    return artifacts_for(closure_modules(fn) if modules is None else modules, device, mode)
 
 
 class GraphCache:

@@ -58,6 +58,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from onestep import compile_cache
 from onestep.latent_lpips.datasets import FASHION_MNIST_DIR
 from onestep.latent_lpips.train_trunk import TrunkTrainConfig
 
@@ -255,6 +256,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="ODE solver of the teacher pairs (default: the teacher row's; read the teacher's score at it in pairs.json first)")
     p.add_argument("--compile-teacher", choices=("", "default", "max-autotune-no-cudagraphs"), default="",
                    help="teacher sampling (teacher-eval, pairs, teacher-steps) through torch.compile in this mode (default: eager)")
+    p.add_argument("--compile-cache", default="",
+                   help="folder where the compiled teacher's artifacts persist: loaded before its compile, written when the process ends "
+                        "(keyed on the weights' shapes, GPU, torch and mode; carry it into the next device call to skip the compile)")
     p.add_argument("--pairs-steps", type=int, default=None, help="solver steps of the teacher pairs (default: the teacher row's)")
     p.add_argument("--heldout", type=int, default=None, help="held-out teacher pairs (the rows' held-out MSE)")
     p.add_argument("--pairs-devices", type=int, default=None, help="GPUs the pairs stage collects on (default: all visible; rank r makes shards k ≡ r mod N)")
@@ -307,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     log.info("proof_scale.pipeline: %s on %s, work %s%s", ",".join(stages), _device_name(run.device), run.work, " (tiny)" if args.tiny else "")
+    compile_cache.set_folder(args.compile_cache or None)
     try:
         for stage in stages:
             run_stage(run, stage)
@@ -316,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError, FileNotFoundError, FloatingPointError) as e:
         log.error("error: %s", e)
         return 2
+    finally:
+        compile_cache.save_all()  # what this process compiled (the compile is lazy: only now is it known)
     log.info("proof_scale.pipeline: done in %.1f s", time.monotonic() - run.start)
     return 0
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import torch
 
+from onestep import compile_cache
 from onestep.pairs import collect as pair_collect
 from onestep.pairs.manifest import Manifest, PairSettings, prompts_hash
 from onestep.pairs.shards import file_sha256
@@ -61,7 +62,8 @@ def _pair_devices(run) -> list[torch.device]:
 
 
 def _collect_rank(
-    rank: int, devices: list[str], folder: str, teacher_path: str, settings: PairSettings, batch: int, deadline: float, compile_mode: str = ""
+    rank: int, devices: list[str], folder: str, teacher_path: str, settings: PairSettings, batch: int, deadline: float, compile_mode: str = "",
+    compile_folder: str = "",
 ) -> None:
     """One rank of a multi-device pairs collection (a torch.multiprocessing.spawn worker): its shards on devices[rank],
     shard files only (the parent adopts them into the manifest); stops before a shard that would pass the deadline
@@ -72,6 +74,7 @@ def _collect_rank(
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))  # the ranks share the cores
     else:  # CUDA-graph capture streams are made on the current device: it must be this rank's
         torch.cuda.set_device(torch.device(devices[rank]))
+    compile_cache.set_folder(compile_folder or None)  # a spawned process: the parent's setting is not inherited
     unet, table, _, _ = load_teacher(teacher_path, torch.device(devices[rank]), compile_mode)
     manifest = Manifest.load(folder)  # made and reconciled by the parent: no reconcile here (it would remove other ranks' temp files)
     last = [time.monotonic()]
@@ -89,6 +92,8 @@ def _collect_rank(
                              rank=rank, world=world, progress=progress, write_manifest=False)
     except _OutOfTime:
         log.info("pairs rank %d: deadline reached; the shards written are kept", rank)
+    finally:
+        compile_cache.save_all()
 
 
 def stage_pairs(run) -> dict:
@@ -117,7 +122,8 @@ def stage_pairs(run) -> dict:
     start, last = time.monotonic(), [time.monotonic(), 0]
     if len(devices) > 1 and todo:
         del unet
-        rank_args = ([str(d) for d in devices], folder, teacher_path, settings, s.pairs_batch, run.deadline, run.args.compile_teacher)
+        rank_args = ([str(d) for d in devices], folder, teacher_path, settings, s.pairs_batch, run.deadline, run.args.compile_teacher,
+                     run.args.compile_cache)
         torch.multiprocessing.spawn(_collect_rank, args=rank_args, nprocs=len(devices))
         manifest = pair_collect.open_dataset(folder, settings, prompts, info)  # adopts the ranks' shards (checked in full)
         manifest.save(folder)

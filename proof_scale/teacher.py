@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from diffusers import UNet2DConditionModel
 
+from onestep.compile_cache import artifacts_for
 from onestep.schedule import SD_SCHEDULE, DiscreteSchedule
 from onestep.unet_keys import diffusers_to_ldm
 
@@ -192,7 +193,9 @@ def load_teacher(
 ) -> tuple[UNet2DConditionModel, torch.Tensor, TeacherNetConfig, dict]:
     """(UNet in eval mode, context table [11, L, D], architecture, info) of a teacher file. With `compile_mode` the
     UNet's calls go through torch.compile (mode e.g. "default"; not one with CUDA graphs: the sampler captures its own):
-    at 32×32 the model is bound by its GroupNorm and elementwise kernels, which inductor fuses."""
+    at 32×32 the model is bound by its GroupNorm and elementwise kernels, which inductor fuses. Where a compile-cache
+    folder is set (onestep.compile_cache.set_folder: the pipeline's --compile-cache), the artifacts an earlier process
+    saved for this architecture, GPU, torch and mode are hot-loaded here, before the first (lazy) compile."""
     tensors, meta = load_tensors(path, KIND)
     table = tensors.pop(CONTEXT_KEY)
     raw = meta["net"]
@@ -202,6 +205,9 @@ def load_teacher(
     unet = unet.to(device).eval()
     if compile_mode:
         unet.compile(mode=compile_mode, dynamic=False)  # in place: state_dict keys and the module stay as they were
+        artifacts = artifacts_for([unet], device, compile_mode)
+        if artifacts is not None:
+            artifacts.load()
     return unet, table.to(device), net, meta.get("info", {})
 
 

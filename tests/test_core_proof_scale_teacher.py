@@ -1,6 +1,7 @@
 """Proof-scale teacher: ε-prediction training, the multi-step sampler, and the diffusers → ComfyUI (ldm) layout."""
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -106,6 +107,40 @@ def test_a_compiled_teacher_samples_as_the_eager_one(tmp_path, trained):
     x = sample_teacher(eager, table, labels, steps=3, cfg=1.5, seed=5)
     y = sample_teacher(compiled, table, labels, steps=3, cfg=1.5, seed=5)
     assert torch.allclose(x, y, atol=1e-4) and not torch.equal(x, sample_teacher(eager, table, labels, steps=3, cfg=1.5, seed=6))
+
+
+def test_compiled_teacher_artifacts_persist_into_a_fresh_process_state(tmp_path, trained, monkeypatch):
+    """--compile-cache: what the first process compiled is saved (compile_cache.save_all, as the pipeline's exit does);
+    a later one with empty caches (another device call) loads it in load_teacher and compiles nothing anew."""
+    from torch._dynamo.utils import counters
+
+    from onestep import compile_cache
+
+    unet, table, _ = trained
+    path = str(tmp_path / "teacher.safetensors")
+    save_teacher(path, unet, TINY, table)
+    labels = torch.tensor([1, 4])
+    samples = []
+    try:
+        for attempt in (1, 2):
+            monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / f"inductor-{attempt}"))  # torch's own cache: empty each time
+            torch._dynamo.reset()
+            counters.clear()
+            compile_cache._OPEN.clear()  # a fresh process opens its own
+            compile_cache.set_folder(str(tmp_path / "artifacts"))
+            compiled, _, _, _ = load_teacher(path, compile_mode="default")
+            samples.append(sample_teacher(compiled, table, labels, steps=2, cfg=1.5, seed=3))
+            if attempt == 1:
+                assert counters["inductor"]["fxgraph_cache_miss"] >= 1 and compile_cache.save_all() == 1
+                (art,) = compile_cache._OPEN.values()
+                assert art.path.startswith(str(tmp_path / "artifacts")) and os.path.isfile(art.path)
+            else:
+                assert counters["inductor"]["fxgraph_cache_hit"] >= 1 and not counters["inductor"]["fxgraph_cache_miss"], dict(counters["inductor"])
+        assert torch.allclose(samples[0], samples[1], atol=1e-5)
+    finally:
+        compile_cache.set_folder(None)
+        compile_cache._OPEN.clear()
+        torch._dynamo.reset()
 
 
 def test_teacher_file_round_trip(tmp_path, trained):

@@ -12,6 +12,9 @@
 #
 # FINISH=1: a row the deadline stops is exported and scored in the same call (its best selection point so far; the
 # record says where it stopped) — scoring takes ~20 s more, so lower MAXS by as much (~515 for a 600 s call).
+# compile_cache.tgz (when the call compiled something new): unpack it into .devdata/ps/compile_cache here
+# (`mkdir -p .devdata/ps/compile_cache && tar -xzf compile_cache.tgz -C .devdata/ps/compile_cache`); later calls carry it
+# and load the compiled teacher instead of compiling it (proof_scale.pipeline --compile-cache).
 # Carry: [".devdata/ps"] (+ ".devdata/ps_init" for rows with init_from=diffusion2gan), built by
 # benchmarks/device/proof_scale_bundle.sh (then its `aside`); a fresh machine's first call needs the train images
 # (--train-images) unless the evaluator folder carries the E-LatentLPIPS trunk (run 15's does since run 19).
@@ -35,11 +38,15 @@ if [ -f .devdata/ps/evaluator/latent_lpips.json ] && [ ! -f "$W/latent_lpips.jso
 # its row.txt names another, e.g. reflow_2rf), once
 [ -d .devdata/ps_init ] && python3 -m proof_scale.init_row place .devdata/ps_init "$W"
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
+# the compiled teacher's artifacts (--compile-cache): carried in .devdata/ps/compile_cache when an earlier call brought
+# them back (compile_cache.tgz below), so the pairs skip the ~45 s compile
+CC=.devdata/ps/compile_cache; mkdir -p "$CC"; cc_before=$(cd "$CC" && find . -type f -exec md5sum {} + | sort | md5sum)
+[ -z "$(ls -A "$CC")" ] || echo "COMPILE CACHE carried: $(du -sh "$CC" | cut -f1)"
 python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margin "${MARGIN:-45}" --rows none --data "${DATA:-.devdata/ps/fm}" \
   --context .devdata/ps/context.safetensors --teacher-import default_models/proof_scale/fmnist-teacher.safetensors \
   --sweep-steps 50 --sweep-cfg 1.5 --sweep-count 2000 --teacher-seeds "${TEACHER_SEEDS:-3}" --pairs "${PAIRS:-80000}" --heldout "${HELDOUT:-2000}" \
   ${NOCOMPILE:---compile-teacher default} --select-every "${SELECT:-250}" --log-every 50 ${VARIANTS:+--variants "$VARIANTS"} \
-  ${FINISH:+--finish-at-deadline} $EXTRA 2>&1 \
+  ${FINISH:+--finish-at-deadline} --compile-cache "$CC" $EXTRA 2>&1 \
   | tee "$O/call.log" | grep -v "step [0-9]*/[0-9]* \|captured a CUDA graph\|UserWarning\|This call originates\|torch._dynamo\|upsampling.py\|is_torch_version\|^\[phase[0-9]* gpu [0-9,]*\] *$" | tail -c 9000
 rc=$?
 grep "step [0-9]*/[0-9]* " "$O/call.log" | awk 'NR%4==0' | cut -c1-400 | tail -60
@@ -61,6 +68,10 @@ for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
     save_file({k: w[k] for k in ks[:h]}, os.path.join(out, f"best_{tag}_a.safetensors"))
     save_file({k: w[k] for k in ks[h:]}, os.path.join(out, f"best_{tag}_b.safetensors"))
 PY
+# new compile artifacts come back for the next call: tar -xzf compile_cache.tgz -C .devdata/ps/compile_cache (here)
+if [ "$(cd "$CC" && find . -type f -exec md5sum {} + | sort | md5sum)" != "$cc_before" ]; then
+  tar czf /tmp/compile_cache.tgz -C "$CC" . && if [ "$(stat -c %s /tmp/compile_cache.tgz)" -le 15728640 ]; then
+    mv /tmp/compile_cache.tgz "$O/"; else echo "compile cache over 15 MiB: not brought back"; fi; fi
 tar czf "$O/records.tgz" --exclude='*.safetensors' --exclude='pairs' --exclude='pairs_heldout' --exclude='*.ckpt' "$W"
 # the evaluator (classifier: CPU scoring of returned weights, and later runs' --evaluator) and the E-LatentLPIPS trunk,
 # unless it was carried in (then it is already here)
