@@ -40,7 +40,8 @@ if [ -f .devdata/ps/evaluator/latent_lpips.json ] && [ ! -f "$W/latent_lpips.jso
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
 # the compiled teacher's artifacts (--compile-cache): carried in .devdata/ps/compile_cache when an earlier call brought
 # them back (compile_cache.tgz below), so the pairs skip the ~45 s compile
-CC=.devdata/ps/compile_cache; mkdir -p "$CC"; cc_before=$(cd "$CC" && find . -type f -exec md5sum {} + | sort | md5sum)
+CC=.devdata/ps/compile_cache; mkdir -p "$CC"
+cc_sum() { (cd "$CC" && find . -type f -exec md5sum {} + | sort | md5sum); }; cc_before=$(cc_sum)
 [ -z "$(ls -A "$CC")" ] || echo "COMPILE CACHE carried: $(du -sh "$CC" | cut -f1)"
 python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margin "${MARGIN:-45}" --rows none --data "${DATA:-.devdata/ps/fm}" \
   --context .devdata/ps/context.safetensors --teacher-import default_models/proof_scale/fmnist-teacher.safetensors \
@@ -69,7 +70,7 @@ for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
     save_file({k: w[k] for k in ks[h:]}, os.path.join(out, f"best_{tag}_b.safetensors"))
 PY
 # new compile artifacts come back for the next call: tar -xzf compile_cache.tgz -C .devdata/ps/compile_cache (here)
-if [ "$(cd "$CC" && find . -type f -exec md5sum {} + | sort | md5sum)" != "$cc_before" ]; then
+if [ "$(cc_sum)" != "$cc_before" ]; then
   tar czf /tmp/compile_cache.tgz -C "$CC" . && if [ "$(stat -c %s /tmp/compile_cache.tgz)" -le 15728640 ]; then
     mv /tmp/compile_cache.tgz "$O/"; else echo "compile cache over 15 MiB: not brought back"; fi; fi
 tar czf "$O/records.tgz" --exclude='*.safetensors' --exclude='pairs' --exclude='pairs_heldout' --exclude='*.ckpt' "$W"
