@@ -14,7 +14,7 @@ gives the top kernels and CUDA time per kernel category.
 
 Usage (run from the repo root):
     PYTHONPATH=$PWD:<ComfyUI tree> python -m benchmarks.probe_unet_speed [--iters 50] [--warmup 5]
-                                                                      [--time-budget 520] [--out F.json]
+                                                                      [--time-budget 520] [--out F.json] [--only REGEX]
     PYTHONPATH=$PWD:<ComfyUI tree> python -m benchmarks.probe_unet_speed --tiny --out F.json
 --tiny is a CPU smoke run of the same code (the tests' tiny SD1.5-family UNet, batch 2, 16×16 latents, few calls):
 the variants that need CUDA are reported as skipped, and the profile lists CPU ops instead of kernels.
@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shlex
 import statistics
 import sys
@@ -44,6 +45,7 @@ INDUCTOR_SD = {  # the inductor settings diffusers recommends for SD UNets
     "conv_1x1_as_mm": True, "coordinate_descent_tuning": True, "epilogue_fusion": False,
     "coordinate_descent_check_all_directions": True,
 }
+FREEZING = {"freezing": True}
 SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION"}
 PROFILE_CALLS, TOP_KERNELS = 5, 20
 TRITON_FUSED = "triton fused pointwise/norm"
@@ -153,6 +155,13 @@ def inductor_sd(s: Setup):
     return inductor_config.patch(INDUCTOR_SD)
 
 
+def freezing(s: Setup):
+    """Inductor's freezing: the (inference-only) weights become constants, so it can fold and pre-lay them out
+    (conv weights channels-last once, not per call)."""
+    import torch._inductor.config as inductor_config
+    return inductor_config.patch(FREEZING)
+
+
 def variants() -> list[Variant]:
     compiled = dict(cuda=True, compiled=True, estimate_s=90.0)
     default = graphed("default")
@@ -163,16 +172,25 @@ def variants() -> list[Variant]:
         *(Variant(f"eager + SDPA {b} only", eager, (sdpa_only(b),), cuda=True, sdpa=True) for b in SDPA_BACKENDS),
         Variant("cuda graph (eager)", graphed(None), cuda=True, estimate_s=15.0),
         Variant("compile default + graph", default, profile=True, **compiled),
+        Variant("compile default + graph + freezing", default, (freezing,), config=FREEZING, **compiled),
+        Variant("compile default + graph + freezing + inductor SD options + channels_last", default,
+                (freezing, inductor_sd, channels_last), config={**FREEZING, **INDUCTOR_SD}, **{**compiled, "estimate_s": 240.0}),
         Variant("compile default + graph + cudnn.benchmark", default, (cudnn_benchmark,), **compiled),
         Variant("compile default + graph + channels_last", default, (channels_last,), **compiled),
         Variant("compile default + graph + inductor SD options", default, (inductor_sd,), config=INDUCTOR_SD,
                 **{**compiled, "estimate_s": 240.0}),
         Variant("compile max-autotune-no-cudagraphs + graph", graphed("max-autotune-no-cudagraphs"),
                 **{**compiled, "estimate_s": 400.0}),
+        Variant("compile max-autotune-no-cudagraphs + graph + freezing + inductor SD options + channels_last",
+                graphed("max-autotune-no-cudagraphs"), (freezing, inductor_sd, channels_last),
+                config={**FREEZING, **INDUCTOR_SD}, **{**compiled, "estimate_s": 400.0}),
     ]
 
 
-def skip_reason(v: Variant, s: Setup, rows: list[dict], elapsed: float, budget: float) -> str | None:
+def skip_reason(v: Variant, s: Setup, rows: list[dict], elapsed: float, budget: float,
+                only: str = "") -> str | None:
+    if only and not re.search(only, v.name):
+        return "not matched by --only"
     if v.cuda and not s.cuda:
         return "needs CUDA"
     if v.sdpa and s.attention != "attention_pytorch":
@@ -294,7 +312,7 @@ def make_setup(tiny: bool, work: str) -> Setup:
 def run_variant(v: Variant, s: Setup, rows: list[dict], args, start: float) -> dict:
     row = {"variant": v.name, "compiled": v.compiled, "estimate_s": v.estimate_s, "note": v.note,
            **({"inductor_config": v.config} if v.config else {})}
-    reason = skip_reason(v, s, rows, time.perf_counter() - start, args.time_budget)
+    reason = skip_reason(v, s, rows, time.perf_counter() - start, args.time_budget, args.only)
     if reason:
         return {**row, "status": "skipped", "reason": reason}
     progress(start, f"{v.name}: running")
@@ -377,6 +395,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--warmup", type=int, default=None, help="untimed calls after the first (default 5; --tiny: 1)")
     ap.add_argument("--time-budget", type=float, default=520.0, help="seconds; variants that would pass it are skipped")
     ap.add_argument("--out", default="", help="JSON file, rewritten after each variant")
+    ap.add_argument("--only", default="", metavar="REGEX",
+                    help="run only the variants whose names this regular expression matches (re.search; the rest are "
+                         "listed as skipped), in the probe's order")
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run: tiny UNet, batch 2, 16×16 latents")
     args = ap.parse_args(argv)
     args.start = time.perf_counter()

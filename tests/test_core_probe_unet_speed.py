@@ -34,3 +34,11 @@ def test_kernel_categories():
     assert probe.category("nvjet_sm90_hsh_256x128_64x4_1x2_h_bz_coopA_bias_TNT") == "gemm/matmul"
     assert probe.category("triton_poi_fused_convolution_native_group_norm_silu_114") == probe.TRITON_FUSED
     assert probe.category("some_unknown_kernel") == "other"
+
+
+def test_only_runs_the_matched_variants(tmp_path):
+    info = probe.main(["--tiny", "--iters", "1", "--warmup", "0", "--only", "^eager \\+ channels_last$"])
+    status = {r["variant"]: r["status"] for r in info["rows"]}
+    assert status.pop("eager + channels_last") == "ok"
+    assert set(status.values()) == {"skipped"}
+    assert {r["reason"] for r in info["rows"] if r["variant"] != "eager + channels_last"} == {"not matched by --only"}

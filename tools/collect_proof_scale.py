@@ -122,8 +122,17 @@ SOURCES = {
                             "batch 512 = 384 k samples from the teacher (run 29, stopped by the budget at 955; CPU-scored in "
                             "float32 on the teacher's three seeds)"),
     "teacher_4": (f"{R}12/teacher_steps.json", ("rows", "teacher_4"), "run6", "the teacher at 4 Euler steps (reflow's baseline)"),
-    "reflow_2rf_4": (f"{R}12/distill/reflow_2rf/result.json", ("row", "by_steps", "4"), "run6",
-                     "2-rectified flow at 4 Euler steps (reflow from the teacher, run 12)"),
+    "reflow_2rf_4_run12": (f"{R}12/distill/reflow_2rf/result.json", ("row", "by_steps", "4"), "run6",
+                           "2-rectified flow at 4 Euler steps (reflow from the teacher, run 12: 1,500 steps at batch 1,024 on "
+                           "40,000 pairs, EMA 0.999)"),
+    **{f"teacher_{k}_run15": (f"{R}37/teacher_steps.json", ("rows", f"teacher_{k}"), "run15",
+                              f"the teacher at {k} Euler step{'s' if k > 1 else ''}, CFG 1.5 (reflow's baseline; run 37)") for k in (1, 2, 4)},
+    **{f"reflow_2rf_{k}": (f"{R}37/distill/reflow_2rf/result.json", ("row", "by_steps", str(k)), "run15",
+                           f"2-rectified flow at {k} Euler step{'s' if k > 1 else ''} (reflow from the teacher, run 37: 2,400 steps "
+                           "at batch 1,024 on 80,000 pairs, EMA 0.995, compiled blocks)") for k in (1, 2, 4)},
+    "instaflow": (f"{R}37/distill/instaflow/result.json", ("row",), "run15",
+                  "InstaFlow one step from run 37's 2-RF on 80,000 of its own 25-step Euler pairs, E-LatentLPIPS, batch 1,024: "
+                  "stopped by the session's device budget at step 292 of 1,500 (selected step 250)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -131,7 +140,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg": (1.10, 14), "diffusion2gan": (1.10, 14),
     "diffusion2gan_real_images_d_gan_weight1_continued": (1.10, 14),
     "diffusion2gan_real_images_d_continued_hold": (1.10, 14), "diffusion2gan_real_images_d_continued_lead200": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16),
-    "reflow_2rf_4": (1.50, 17), "instaflow": (1.30, 17),
+    "reflow_2rf_4": (1.50, 17), "reflow_2rf_4_run12": (1.50, 17), "instaflow": (1.30, 17),
 }
 
 

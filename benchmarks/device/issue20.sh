@@ -11,7 +11,8 @@
 #   CALL=4  bench_train --arch sdxl: the LoRA-memory rows (rank 32; rank 64 with bf16 factors + EMA) ‖ CALL 1's SDXL rows again
 #           (the decoder probe with cuDNN-autotuned captures since session 20)
 #   CALL=5  benchmarks.probe_unet_speed: the teacher's raw SD1.5 UNet call under each speed setting (compile variants,
-#           cuDNN autotune, channels_last, inductor options, max-autotune) ‖ SD1.5 bs8 one-step rows; alone: ONLY=a CALL=5
+#           cuDNN autotune, channels_last, inductor options, freezing, max-autotune) ‖ SD1.5 bs8 one-step rows; alone: ONLY=a CALL=5
+#           (PROBE_ONLY=REGEX: only the variants whose names it matches, e.g. PROBE_ONLY='freezing|^eager$')
 # A short CALL (the first job alone, smaller): ONLY=a LIMIT=240 PAIRS_BATCHES=8 PAIRS_ROUNDS=3 CALL=2 bash benchmarks/device/issue20.sh
 # CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
 # part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
@@ -67,7 +68,8 @@ case "$CALL" in
 4) a=(sdxl_train_lora_memory python3 -m benchmarks.bench_train --arch sdxl --rows lora64-b2-ckpt-low-bf16 lora32-b2-ckpt-low
         --steps 32 --warmup 4 --out "$OUT/sdxl_train_lora_memory.json")
    b=(sdxl_graph_cudnn onestep --arch sdxl --batches 1 4 --no-compile) ;;
-5) a=(probe_unet_speed python3 -m benchmarks.probe_unet_speed --time-budget "$((LIMIT - SECONDS - 20))" --out "$OUT/probe_unet_speed.json")
+5) a=(probe_unet_speed python3 -m benchmarks.probe_unet_speed --time-budget "$((LIMIT - SECONDS - 20))" --out "$OUT/probe_unet_speed.json"
+        ${PROBE_ONLY:+--only "$PROBE_ONLY"})
    b=(sd15_compile onestep --arch sd15 --batches 8) ;;
 3) a=(pairs_fast_teacher_run2 pairs)
    b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;

@@ -40,14 +40,14 @@ if [ -f .devdata/ps/evaluator/latent_lpips.json ] && [ ! -f "$W/latent_lpips.jso
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
 # the compiled teacher's artifacts (--compile-cache): carried in .devdata/ps/compile_cache when an earlier call brought
 # them back (compile_cache.tgz below), so the pairs skip the ~45 s compile
-CC=.devdata/ps/compile_cache; mkdir -p "$CC"
-cc_sum() { (cd "$CC" && find . -type f -exec md5sum {} + | sort | md5sum); }; cc_before=$(cc_sum)
-[ -z "$(ls -A "$CC")" ] || echo "COMPILE CACHE carried: $(du -sh "$CC" | cut -f1)"
+COMPILE_DIR=.devdata/ps/compile_cache; mkdir -p "$COMPILE_DIR"
+cc_sum() { (cd "$COMPILE_DIR" && find . -type f -exec md5sum {} + | sort | md5sum); }; cc_before=$(cc_sum)
+[ -z "$(ls -A "$COMPILE_DIR")" ] || echo "COMPILE CACHE carried: $(du -sh "$COMPILE_DIR" | cut -f1)"
 python3 -m proof_scale.parallel --work "$W" --max-seconds "${MAXS:-550}" --margin "${MARGIN:-45}" --rows none --data "${DATA:-.devdata/ps/fm}" \
   --context .devdata/ps/context.safetensors --teacher-import default_models/proof_scale/fmnist-teacher.safetensors \
   --sweep-steps 50 --sweep-cfg 1.5 --sweep-count 2000 --teacher-seeds "${TEACHER_SEEDS:-3}" --pairs "${PAIRS:-80000}" --heldout "${HELDOUT:-2000}" \
   ${NOCOMPILE:---compile-teacher default} --select-every "${SELECT:-250}" --log-every 50 ${VARIANTS:+--variants "$VARIANTS"} \
-  ${FINISH:+--finish-at-deadline} --compile-cache "$CC" $EXTRA 2>&1 \
+  ${FINISH:+--finish-at-deadline} --compile-cache "$COMPILE_DIR" $EXTRA 2>&1 \
   | tee "$O/call.log" | grep -v "step [0-9]*/[0-9]* \|captured a CUDA graph\|UserWarning\|This call originates\|torch._dynamo\|upsampling.py\|is_torch_version\|^\[phase[0-9]* gpu [0-9,]*\] *$" | tail -c 9000
 rc=$?
 grep "step [0-9]*/[0-9]* " "$O/call.log" | awk 'NR%4==0' | cut -c1-400 | tail -60
@@ -71,7 +71,7 @@ for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
 PY
 # new compile artifacts come back for the next call: tar -xzf compile_cache.tgz -C .devdata/ps/compile_cache (here)
 if [ "$(cc_sum)" != "$cc_before" ]; then
-  tar czf /tmp/compile_cache.tgz -C "$CC" . && if [ "$(stat -c %s /tmp/compile_cache.tgz)" -le 15728640 ]; then
+  tar czf /tmp/compile_cache.tgz -C "$COMPILE_DIR" . && if [ "$(stat -c %s /tmp/compile_cache.tgz)" -le 15728640 ]; then
     mv /tmp/compile_cache.tgz "$O/"; else echo "compile cache over 15 MiB: not brought back"; fi; fi
 tar czf "$O/records.tgz" --exclude='*.safetensors' --exclude='pairs' --exclude='pairs_heldout' --exclude='*.ckpt' "$W"
 # the evaluator (classifier: CPU scoring of returned weights, and later runs' --evaluator) and the E-LatentLPIPS trunk,
