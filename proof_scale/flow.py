@@ -112,10 +112,11 @@ def stage_teacher_steps(run) -> dict:
 
 
 def stage_pairs_2rf(run) -> dict:
-    """Pairs of the 2-RF's Euler ODE at CFG 1, seeds 0..N−1 as the teacher pairs; stops before a shard that would pass
-    the deadline (exit 3, resumable)."""
+    """Pairs of the 2-RF's Euler ODE at CFG 1, seeds 0..N−1 as the teacher pairs (N: their count, or the run's --pairs
+    when the 2-RF was carried in without them, so a call that only distils it need not make the teacher's); stops before
+    a shard that would pass the deadline (exit 3, resumable)."""
     s, t0 = run.scale, time.monotonic()
-    pairs = run.require("pairs", "pairs.json")
+    count = int(read_json(run.path("pairs.json"))["count"]) if os.path.isfile(run.path("pairs.json")) else s.pairs
     rf = run.require(f"distill-{FLOW_SOURCE_ROW}", os.path.join("distill", row_dir_name(FLOW_SOURCE_ROW), "result.json"))
     _, table, net, _ = load_teacher(run.path("teacher.safetensors"))
     source = rf.get("generator")
@@ -131,7 +132,7 @@ def stage_pairs_2rf(run) -> dict:
     settings = PairSettings(
         teacher=file_sha256(source), latent_format=LATENT_FORMAT, latent_shape=(1, SIZE, SIZE), sampler="euler",
         scheduler=FLOW_SCHEDULER, steps=s.flow_pairs_steps, cfg=1.0, negative="", prompts_sha256=prompts_hash(prompts), seed_start=0,
-        count=int(pairs["count"]), batch_size=s.pairs_batch, shard_size=s.pairs_shard, text_encoder=digest({"context": table.cpu()}),
+        count=count, batch_size=s.pairs_batch, shard_size=s.pairs_shard, text_encoder=digest({"context": table.cpu()}),
     )
     folder = run.path("pairs_2rf")
     info = {"teacher_name": f"proof_scale {FLOW_SOURCE_ROW} generator", "made_by": "proof_scale.pipeline pairs-2rf",

@@ -55,10 +55,11 @@ def needs_trunk(items: list[list[str]]) -> bool:
 
 
 def needs_pairs(items: list[list[str]]) -> bool:
-    """Whether any stage among `items` reads the teacher pairs: every row but a data-free SiD-LSG row (prompts only, no
-    recall anchor), and the 2-RF's pairs (made by the reflow row, trained on them). A run of data-free rows alone skips
-    the pairs stage (80,000 pairs: ~265 s of a 30-minute device session)."""
-    return any("pairs-2rf" in item for item in items) or any(data_folder(r, plan) for r, plan in _row_plans(items).items())
+    """Whether any stage among `items` trains on the teacher pairs: every row but a data-free SiD-LSG row (prompts only,
+    no recall anchor) and InstaFlow (the 2-RF's own pairs; the 2-RF, when it is trained in the same run, needs the
+    teacher's). A run of data-free rows, or of pairs-2rf + InstaFlow from a carried 2-RF, skips the pairs stage (80,000
+    pairs: ~240 s of a 30-minute device session)."""
+    return any(data_folder(r, plan) == "pairs" for r, plan in _row_plans(items).items())
 
 
 def _row_plans(items: list[list[str]]) -> dict[str, dict]:

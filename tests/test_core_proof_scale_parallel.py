@@ -93,6 +93,10 @@ def test_data_free_rows_alone_skip_the_pairs_stage():
         for gpus in (1, 2):
             stages = [s for _, s in _flat(parallel.phases(gpus, variants=variants, base_rows=base, chains=chains))]
             assert stages.count("pairs") == 1 and stages.index("pairs") < min(i for i, s in enumerate(stages) if s.startswith("distill-")), (variants, base, gpus)
+    # InstaFlow from a carried 2-RF trains on the 2-RF's own pairs: the teacher's (~240 s) are not made for it
+    carried = ("pairs-2rf", "distill-instaflow", "distill-instaflow@init_from=instaflow:gan=true:r1_gamma=0")
+    for gpus in (1, 2):
+        assert all("pairs" not in ss for phase in parallel.phases(gpus, base_rows=(), chains=(carried,)) for _, ss in phase)
 
 
 def test_too_little_time_stops_before_starting_anything(tmp_path, capsys):

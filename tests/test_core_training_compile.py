@@ -38,4 +38,7 @@ def test_a_compiled_gan_run_computes_what_the_eager_run_computes():
 def test_exact_r1_with_compiled_blocks_is_refused():
     with pytest.raises(ValueError, match="double backward"):
         config(discriminator={"r1_gamma": 1.0}, compile_blocks=True)
+    with pytest.raises(ValueError, match="double backward"):  # InstaFlow's optional GAN term has the same D
+        config(method="instaflow-gan", discriminator={"r1_gamma": 1.0}, compile_blocks=True)
     config(discriminator={"r1_gamma": 1.0, "r1_mode": "approx"}, compile_blocks=True)  # finite differences: fine
+    config(method="instaflow", discriminator={"r1_gamma": 1.0}, compile_blocks=True)  # no D: nothing to refuse

@@ -358,7 +358,7 @@ class TrainConfig:
         if self.sid.fake_dtype != "float32" and not self.bf16:
             raise ValueError(f"sid fake_dtype={self.sid.fake_dtype!r} needs bf16 autocast (bf16=True)")
         d = self.discriminator
-        if self.compile_blocks and self.method == "diffusion2gan" and d.enabled and d.r1_gamma > 0 and d.r1_mode == "exact":
+        if self.compile_blocks and self.method in ("diffusion2gan", "instaflow-gan") and d.enabled and d.r1_gamma > 0 and d.r1_mode == "exact":
             raise ValueError("compile_blocks cannot run exact R1 (torch.compile has no double backward): "
                              "set r1_gamma 0 or r1_mode 'approx'")
 
