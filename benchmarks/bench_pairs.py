@@ -10,7 +10,7 @@ is the raw UNet `diffusion_model(x, t, context)` at batch 2B (cond + uncond) cal
 Each fast path's latents are compared with core's for the same seeds and prompts (max |Δ|, bit-equal or not).
 Usage (ComfyUI tree on PYTHONPATH, run from the repo root):
     python -m benchmarks.bench_pairs [--batches 8 32] [--paths core graph compile] [--rounds 5] [--prompts PartiPrompts.tsv]
-                                     [--breakdown] [--out results.json]
+                                     [--breakdown] [--profile] [--out results.json]
     python -m benchmarks.bench_pairs --tiny    # CPU smoke run of the same code (tiny random models; no graphs there)
 Rounds alternate one collector shard per path (new seeds, prompts never encoded before) with the raw calls; medians.
 Before each timed shard the path's model is loaded untimed (a fast path samples a clone of the MODEL carrying its
@@ -116,6 +116,62 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+# Host-side calls that make the CPU wait for the GPU (the sampling loop cannot queue the next step's kernels meanwhile)
+SYNC_OPS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "aten::_local_scalar_dense", "aten::item",
+            "cudaMemcpy", "cudaMemcpyAsync")
+TOP_OPS = 15
+
+
+def _python_caller(event, frames: int = 4) -> str:
+    """The innermost Python frames outside torch of a profiler event (or of the nearest op above it that has them)."""
+    while event is not None:
+        stack = [f for f in (event.stack or []) if "torch/" not in f and not f.startswith("<built-in")]
+        if stack:
+            return " < ".join(stack[:frames])
+        event = event.cpu_parent
+    return "(no Python frame)"
+
+
+def profile_round(fn) -> dict:
+    """One collector round under torch.profiler: wall time, GPU kernel time (so the GPU's idle share of the round), the
+    host ops that wait on the GPU with the Python lines that called them, and the top host ops by self time. Issue 20:
+    the compiled path's round is ~96 ms per batch of 8 longer than its 25 UNet calls (3.8 ms a call); this says where."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available()
+    getattr(fn, "prepare", lambda: None)()
+    sync()
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    try:  # verbose: the events carry their Python stacks (key_averages' group_by_stack_n comes back empty on torch 2.14)
+        config = {"experimental_config": torch._C._profiler._ExperimentalConfig(verbose=True)}
+    except (AttributeError, TypeError):
+        config = {}
+    with profile(activities=activities, with_stack=True, **config) as prof:
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    kernel_us = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA) if cuda else 0.0
+    host = sorted((e for e in events if e.device_type == DeviceType.CPU), key=lambda e: -e.self_cpu_time_total)
+    waits: dict[str, dict] = {}
+    for e in prof.events():
+        if e.name not in SYNC_OPS:
+            continue
+        w = waits.setdefault(e.name, {"count": 0, "ms": 0.0, "callers": {}})
+        w["count"] += 1
+        w["ms"] += e.self_cpu_time_total / 1000
+        caller = w["callers"].setdefault(_python_caller(e), [0, 0.0])
+        caller[0] += 1
+        caller[1] += e.self_cpu_time_total / 1000
+    for w in waits.values():
+        w["callers"] = [{"stack": k, "count": n, "ms": ms} for k, (n, ms) in sorted(w["callers"].items(), key=lambda kv: -kv[1][1])[:5]]
+    return {"wall_s": wall, "gpu_kernel_s": kernel_us / 1e6, "gpu_idle_share": 1 - kernel_us / 1e6 / wall if cuda else None,
+            "host_waits": waits,
+            "top_host_ops": [{"name": e.key, "count": e.count, "self_ms": e.self_cpu_time_total / 1000} for e in host[:TOP_OPS]]}
+
+
 def breakdown(pc, model, clip, prompts, batch: int, folder: str, steps: int, size: int, rounds: int = 3) -> dict[str, float]:
     """Median seconds per batch of the collector's parts (core's path): prompt encoding, core sampling, shard write."""
     from onestep.pairs.shards import write_shard
@@ -126,8 +182,7 @@ def breakdown(pc, model, clip, prompts, batch: int, folder: str, steps: int, siz
     for r in range(rounds + 1):
         idx = list(range(r * batch, (r + 1) * batch))
         t0 = time.perf_counter()
-        for j in idx:
-            teacher.conditioning(j)
+        teacher.encode(idx)  # batched, as the collector's sample() does (session 30's records timed one call per prompt)
         t1 = time.perf_counter()
         noise = torch.cat([teacher.noise(i) for i in idx])
         latent = teacher.sample(noise, idx, None).float().cpu()
@@ -178,6 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--prompts", default="")
     ap.add_argument("--out", default="")
     ap.add_argument("--breakdown", action="store_true", help="also time core's collector parts per batch")
+    ap.add_argument("--profile", action="store_true",
+                    help="one more round per path under torch.profiler: GPU idle share, the host calls that wait on the GPU and who made them")
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run: tiny random models, 64², 2 steps")
     args = ap.parse_args(argv)
     import comfy.cli_args
@@ -217,6 +274,9 @@ def main(argv: list[str] | None = None) -> dict:
                 if p != "core":
                     row.update(latent_difference(pc, model, clip, prompts, b, PATHS[p], steps, size))
                 rows.append(row)
+            if args.profile:  # after the timed rounds, so the profiler's own cost is in no timing
+                for r in rows[-len(args.paths):]:
+                    r["profile"] = profile_round(paths[r["path"]])
             if args.breakdown and "core" in args.paths:
                 next(r for r in rows if r["batch"] == b and r["path"] == "core")["per_batch_s"] = {**breakdown(pc, model, clip, prompts, b, os.path.join(work, f"parts-{b}"), steps, size), "raw_unet": raw}
     info = {"command": "python -m benchmarks.bench_pairs " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -231,6 +291,12 @@ def main(argv: list[str] | None = None) -> dict:
         speed = f"{r['speedup_vs_core']:.2f}" if r["speedup_vs_core"] else "—"
         print(f"| {r['batch']} | {r['path']} | {r['s_per_batch']:.3f} | {r['pairs_per_s']:.2f} | {speed} | {r['fraction_of_raw']:.1%} | "
               f"{r['first_round_s']:.1f} | {r['graph_calls']} / {r['core_calls']}{why(r)} | {diff} |")
+    for r in rows:
+        if "profile" in r:
+            p = r["profile"]
+            idle = f", GPU idle {p['gpu_idle_share']:.1%}" if p["gpu_idle_share"] is not None else ""
+            waits = "; ".join(f"{k} ×{w['count']} {w['ms']:.1f} ms" for k, w in p["host_waits"].items()) or "none"
+            print(f"profile batch {r['batch']} {r['path']}: {p['wall_s']:.3f} s{idle}; host waits: {waits}")
     print(json.dumps(info, indent=1))
     if args.out:
         with open(args.out, "w") as f:

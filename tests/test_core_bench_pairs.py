@@ -30,3 +30,14 @@ def test_tiny_run_rows(tmp_path, capsys):
     for r in (graph, comp):
         assert r["bit_equal_to_core"] and r["max_abs_diff_vs_core"] == 0.0 and r["latent_abs_mean"] > 0
     assert core["speedup_vs_core"] == 1.0 and set(core["per_batch_s"]) == {"encode", "sample", "write", "raw_unet"}
+
+
+def test_profile_names_the_host_ops_of_a_round(capsys):
+    info = bench.main(["--tiny", "--rounds", "1", "--paths", "core", "compile", "--profile"])
+    printed = capsys.readouterr().out
+    for r in info["rows"]:
+        p = r["profile"]
+        assert p["wall_s"] > 0 and p["gpu_idle_share"] is None  # no GPU here: nothing to be idle
+        assert p["top_host_ops"] and all(o["count"] > 0 and o["self_ms"] >= 0 for o in p["top_host_ops"])
+        assert set(p["host_waits"]) <= set(bench.SYNC_OPS)
+        assert f"profile batch 2 {r['path']}:" in printed
