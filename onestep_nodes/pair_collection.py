@@ -286,19 +286,25 @@ def collect_headless(args) -> int:
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("gloo")  # barriers only: every rank writes its own shards
+    generator = getattr(args, "generator", None)
+    if args.unet and generator:
+        raise SystemExit("give one teacher model: --unet or --generator, not both")
+    if not (args.checkpoint or args.unet or generator) or not (args.checkpoint or args.clip):
+        raise SystemExit("give --checkpoint, or --unet (or --generator) and --clip")
     if args.checkpoint:
         model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(args.checkpoint, output_vae=False, output_clip=args.clip is None)
     if args.unet:
         model = comfy.sd.load_diffusion_model(args.unet)
+    if generator:  # as Load One-Step Generator loads it: its own model sampling (a 2-RF: the flow's)
+        from .generator_model import load_generator_model
+        model = load_generator_model(generator)
     if args.clip:
         clip = comfy.sd.load_clip([args.clip], clip_type=getattr(comfy.sd.CLIPType, args.clip_type.upper()))
-    if not (args.checkpoint or args.unet) or not (args.checkpoint or args.clip):
-        raise SystemExit("give --checkpoint, or --unet and --clip")
     prompts = read_prompts("\n".join(args.prompt), args.prompts, args.column)
     settings = settings_for(model, clip, prompts, args.negative, args.sampler, args.scheduler, args.steps, args.cfg, args.seed,
                             args.count, args.width, args.height, args.batch_size, args.shard_size or 8 * args.batch_size,
                             sdxl_size=cli_size_setting(model, args))
-    info = {"teacher_name": os.path.basename(args.checkpoint or args.unet), "made_by": "python -m onestep.pairs.cli collect"}
+    info = {"teacher_name": os.path.basename(generator or args.checkpoint or args.unet), "made_by": "python -m onestep.pairs.cli collect"}
     if rank == 0:
         manifest = open_dataset(args.out, settings, prompts, info)
     if world > 1:

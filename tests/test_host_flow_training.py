@@ -1,15 +1,19 @@
 """Train Rectified Flow and Train InstaFlow in the REAL ComfyUI host over HTTP on a small teacher: reflow writes a
 2-rectified-flow file that core KSampler samples with euler/simple; Collect Teacher Pairs on that MODEL (euler,
-simple) and Train InstaFlow from the 2-RF file write an instaflow file One-Step Generate runs; cancel leaves a
+simple) — and the headless collector on the 2-RF file, the same pairs — and Train InstaFlow from the 2-RF file write an
+instaflow file One-Step Generate runs; cancel leaves a
 checkpoint and no file, the resumed run equals an uninterrupted one; an ε generator as init_from is refused by name."""
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
 import torch
+from comfy_host import REPO, comfyui_dir
 from safetensors.torch import load_file
 from test_host import CLIP, failed, latent, ok
 
@@ -62,7 +66,7 @@ def generator_file(host, name):
     return os.path.join(host.base_dir, "models", "onestep", f"{name}.safetensors")
 
 
-def test_reflow_writes_a_2rf_that_ksampler_samples_and_instaflow_distils_it(host):
+def test_reflow_writes_a_2rf_that_ksampler_samples_and_instaflow_distils_it(host, tmp_path):
     out = ok(host.run(instaflow_graph("if-straight", "rf-straight")))
     rf = format.read_metadata(generator_file(host, "rf-straight"))
     assert (rf.method, rf.prediction, rf.timestep, rf.guidance) == ("2-rectified-flow", "flow", 1000, 3.0)
@@ -79,6 +83,23 @@ def test_reflow_writes_a_2rf_that_ksampler_samples_and_instaflow_distils_it(host
     # G started from the 2-RF (not the teacher): after 3 steps at lr 1e-4 it is far closer to the 2-RF than to the teacher
     k = next(k for k in insta if k.endswith("out.2.weight"))
     assert (insta[k].float() - rf_sd[k].float()).abs().max() < (insta[k].float() - teacher[k].float()).abs().max()
+    # headless: the pair collector on the 2-RF file (--generator) writes the node's pairs of that MODEL
+    rf_pairs = os.path.join(host.base_dir, "models", "onestep_pairs", "rf-straight-pairs")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, comfyui_dir()])}
+    run = subprocess.run([sys.executable, "-m", "onestep.pairs.cli", "collect", "--generator", generator_file(host, "rf-straight"),
+                          "--clip", os.path.join(host.base_dir, "models", "text_encoders", CLIP),
+                          *(a for p in ("a red fox", "a blue bird", "a green frog") for a in ("--prompt", p)),
+                          "--sampler", "euler", "--scheduler", "simple", "--steps", "2", "--cfg", "1", "--seed", "0", "--count", "4",
+                          "--width", "128", "--height", "128", "--batch-size", "2", "--shard-size", "2", "--out", str(tmp_path / "cli")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    node_shards = sorted(f for f in os.listdir(rf_pairs) if f.startswith("shard-"))
+    assert node_shards == sorted(f for f in os.listdir(tmp_path / "cli") if f.startswith("shard-")) and node_shards
+    for f in node_shards:
+        a, b = load_file(os.path.join(rf_pairs, f)), load_file(str(tmp_path / "cli" / f))
+        for key in ("noise", "seed", "prompt_index"):
+            assert torch.equal(a[key], b[key]), (f, key)
+        assert torch.allclose(a["latent"], b["latent"], rtol=1e-5, atol=1e-5 * a["latent"].abs().max()), f
 
 
 def test_reflow_cancel_leaves_a_checkpoint_and_resume_is_exact(host):

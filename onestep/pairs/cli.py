@@ -2,6 +2,7 @@
 
   python -m onestep.pairs.cli validate DIR          check a dataset and report what it holds (exit 1 if invalid)
   python -m onestep.pairs.cli collect --checkpoint CKPT --prompts FILE --out DIR [...]
+  python -m onestep.pairs.cli collect --generator 2RF.safetensors --clip CLIP --scheduler simple --cfg 1 --prompts FILE --out DIR
       collect headless with ComfyUI's model loading and sampling as a library (ComfyUI tree on PYTHONPATH);
       under `torchrun --nproc_per_node N` each rank makes its own shards (k mod N = rank), same files as one process.
 """
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("collect", help="collect teacher pairs headless (also under torchrun)")
     c.add_argument("--checkpoint", help="checkpoint with UNet + text encoder (+ VAE), as CheckpointLoaderSimple loads it")
     c.add_argument("--unet", help="a diffusion-model file (UNETLoader) instead of --checkpoint's UNet")
+    c.add_argument("--generator", help=(
+        "a generator file of the pack (Load One-Step Generator) as the teacher instead of --checkpoint's UNet, e.g. a "
+        "2-rectified-flow file for InstaFlow's pairs (--scheduler simple --cfg 1: its own Euler ODE)"))
     c.add_argument("--clip", help="a text-encoder file (CLIPLoader) instead of --checkpoint's")
     c.add_argument("--clip-type", default="stable_diffusion", help="CLIPLoader type of --clip (stable_diffusion, sdxl, ...)")
     c.add_argument("--prompts", help="prompt file: .txt one per line, .tsv/.csv with a prompt column")
