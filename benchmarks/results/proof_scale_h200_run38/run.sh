@@ -6,7 +6,7 @@
 # is InstaFlow's optional GAN term (`instaflow@gan=true`, the method instaflow-gan) with the Diffusion2GAN recipe that
 # took that row to 0.996x (run 34's ROW 4: D on real training images, its heads at t <= 100 with minibatch std, G held
 # still while a fresh D leads 100 steps, the adaptive weight capped at 1), R1 off so the blocks compile.
-#   CALL=1  pairs-2rf (80,000; the teacher's pairs are not made: the 2-RF is carried in) + instaflow (1,200 steps at
+#   CALL=1  pairs-2rf (80,000; the teacher's pairs are not made: the 2-RF is carried in) + instaflow (EMA 0.995 as run 37; 1,200 steps at
 #           batch 1,024, ~0.2 s a step compiled after ~60 s of compile): ~480 s
 #   CALL=2  (at once, on the same warm machine) the GAN stage from instaflow's selected weights, 1,000 steps at batch 512,
 #           FINISH scores it where the deadline stops it; KEEP brings both rows' weights back
@@ -23,7 +23,7 @@ G="$G:d_t_max=100:d_mbstd=4:d_real=images:z_conditioning=false:gan_weight=1:lr_d
 G="$G:lr_d_schedule=constant:d_beta2=0.99:lr_warmup=100:gan_warmup=100:d_lead=100:gan_ramp=50:hold_g=true:gan_scale_max=1:compile=true"
 export VARIANTS="" PAIRS=${PAIRS:-80000} SELECT=${SELECT:-200}
 case "${CALL:-1}" in
-  1) export EXTRA="--chains pairs-2rf,distill-instaflow --distill-steps ${STEPS:-1200} --distill-batch 1024 --row-set compile=true"
+  1) export EXTRA="--chains pairs-2rf,distill-instaflow --distill-steps ${STEPS:-1200} --distill-batch 1024 --row-set compile=true:ema_decay=0.995"
      MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} FINISH=1 KEEP=${KEEP:-instaflow} bash benchmarks/device/proof_scale_run.sh ;;
   *) export EXTRA="--chains distill-instaflow@$G"
      MAXS=${MAXS:-515} MARGIN=${MARGIN:-30} SKIP_PIP=1 FINISH=1 KEEP=${KEEP:-variants,instaflow} bash benchmarks/device/proof_scale_run.sh ;;
