@@ -4,7 +4,7 @@
 # 25-step Euler ODE (151 s), then `instaflow` (E-LatentLPIPS, batch 1,024, compiled) reached 24.26 (2.82x) at step 250.
 # A one-step regression alone has not gone below ~16.6 at this scale (issue 14's ablation rows, run 36), so the plan
 # is InstaFlow's optional GAN term (`instaflow@gan=true`, the method instaflow-gan) with the Diffusion2GAN recipe that
-# took that row to 0.996x (run 34's ROW 4: D on real training images, its heads at t <= 100 with minibatch std, G held
+# took that row to 0.996x (run 34's ROW 4, its LatentLPIPS regression term included: D on real training images, its heads at t <= 100 with minibatch std, G held
 # still while a fresh D leads 100 steps, the adaptive weight capped at 1), R1 off so the blocks compile.
 #   CALL=1  pairs-2rf (80,000; the teacher's pairs are not made: the 2-RF is carried in) + instaflow (EMA 0.995 as run 37; 1,200 steps at
 #           batch 1,024, ~0.2 s a step compiled after ~60 s of compile): ~480 s
@@ -18,7 +18,7 @@
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run38/run.sh
 # (~65 MB of the 64 MiB a call carries) carry [".devdata/ps", ".devdata/ps_init"]; command `CALL=1 bash
 # benchmarks/results/proof_scale_h200_run38/run.sh`, then at once `CALL=2 ...`; proof_scale_bundle.sh restore after.
-G='init_from=instaflow:gan=true:regression=elatentlpips:lr=3e-5:lr_decay=constant:batch=512:steps=1000:r1_gamma=0'
+G='init_from=instaflow:gan=true:regression=latentlpips:lr=3e-5:lr_decay=constant:batch=512:steps=1000:r1_gamma=0'
 G="$G:d_t_max=100:d_mbstd=4:d_real=images:z_conditioning=false:gan_weight=1:lr_d_ratio=5:mix_and_match=false"
 G="$G:lr_d_schedule=constant:d_beta2=0.99:lr_warmup=100:gan_warmup=100:d_lead=100:gan_ramp=50:hold_g=true:gan_scale_max=1:compile=true"
 export VARIANTS="" PAIRS=${PAIRS:-80000} SELECT=${SELECT:-200}
