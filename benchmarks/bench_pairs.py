@@ -116,7 +116,8 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-# Host-side calls that make the CPU wait for the GPU (the sampling loop cannot queue the next step's kernels meanwhile)
+# Host-side calls that can make the CPU wait for the GPU (the sampling loop cannot queue the next step's kernels
+# meanwhile); cudaMemcpyAsync is among them because a copy to or from pageable memory blocks the host all the same
 SYNC_OPS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "aten::_local_scalar_dense", "aten::item",
             "cudaMemcpy", "cudaMemcpyAsync")
 TOP_OPS = 15
