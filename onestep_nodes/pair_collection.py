@@ -292,7 +292,9 @@ def collect_headless(args) -> int:
     if not (args.checkpoint or args.unet or generator) or not (args.checkpoint or args.clip):
         raise SystemExit("give --checkpoint, or --unet (or --generator) and --clip")
     if args.checkpoint:
-        model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(args.checkpoint, output_vae=False, output_clip=args.clip is None)
+        # the checkpoint's UNet only when no --unet/--generator replaces it (building one is a whole model's memory and time)
+        model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(args.checkpoint, output_vae=False, output_clip=args.clip is None,
+                                                                  output_model=not (args.unet or generator))
     if args.unet:
         model = comfy.sd.load_diffusion_model(args.unet)
     if generator:  # as Load One-Step Generator loads it: its own model sampling (a 2-RF: the flow's)
