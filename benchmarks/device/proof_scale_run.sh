@@ -21,7 +21,10 @@
 set -o pipefail
 [ -n "$VARIANTS$EXTRA" ] || { echo "set VARIANTS (rows) and/or EXTRA (e.g. --chains teacher-steps,distill-reflow_2rf,pairs-2rf,distill-instaflow)"; exit 2; }
 WHL=.devdata/ps/whl; [ -d "$WHL" ] || WHL=.whl  # proof_scale_bundle.sh's own wheels (older bundles: .whl)
-[ -n "$SKIP_PIP" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl || exit 9
+# SKIP_PIP=1 (a chained call) skips the install only where /tmp/site already has it: a machine released between calls
+# comes back bare (session 36's second call found no kornia and no work folder)
+[ -n "$SKIP_PIP" ] && PYTHONPATH=/tmp/site python3 -c "import kornia, diffusers" 2>/dev/null \
+  || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl || exit 9
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 W=${W:-runs/ps}
 O=${OUT:-$W}
