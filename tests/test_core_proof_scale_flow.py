@@ -110,3 +110,32 @@ def test_a_2rf_carried_into_a_new_work_folder_makes_its_pairs(work, tmp_path):
     want = flow.euler(lambda x, tau: unet(x, tau, encoder_hidden_states=item["context"][None]).sample, seed_noise(5),
                       pipeline.TINY.flow_pairs_steps)
     assert torch.allclose(item["latent"][None], want, atol=1e-5)
+
+
+def test_instaflow_gan_stage_from_carried_rows(work, tmp_path):
+    """Issue 17's GAN stage as run 41 plans it over two chained device calls, one carried row each (64 MiB a call): the
+    2-RF placed makes its pairs, then InstaFlow's E-LatentLPIPS row placed starts `instaflow@gan=true` (D on real
+    images, G held while D leads) in a work folder that has no teacher pairs."""
+    packed = {}
+    for row in ("reflow_2rf", "instaflow"):
+        src = os.path.join(work, "distill", row)
+        packed[row] = str(tmp_path / f"init_{row}")
+        assert init_row.main(["pack", packed[row], "--row", row, "--weights", os.path.join(src, "best.safetensors"),
+                              "--result", os.path.join(src, "result.json")]) == 0
+    skip = {"distill", "generators", "pairs_2rf", "pairs_2rf.json", "proof_scale.json", "teacher_steps.json", "logs",
+            "pairs", "pairs_heldout", "pairs.json", "pairs_timing.json"}
+    w3 = str(tmp_path / "work3")
+    shutil.copytree(work, w3, ignore=lambda d, names: [n for n in names if d == work and n in skip])
+    assert init_row.place(packed["reflow_2rf"], w3) == "reflow_2rf"
+    assert pipeline.main(["--work", w3, "--tiny", "--stage", "pairs-2rf"]) == 0
+    assert init_row.place(packed["instaflow"], w3) == "instaflow"
+    g = ("init_from=instaflow:gan=true:regression=latentlpips:lr=3e-5:lr_decay=constant:steps=4:r1_gamma=0:d_t_max=100:d_mbstd=4"
+         ":d_real=images:z_conditioning=false:gan_weight=1:lr_d_ratio=5:mix_and_match=false:lr_d_schedule=constant:d_beta2=0.99"
+         ":lr_warmup=1:gan_warmup=2:d_lead=2:gan_ramp=1:hold_g=true:gan_scale_max=1")
+    assert pipeline.main(["--work", w3, "--tiny", "--stage", f"distill-instaflow@{g}"]) == 0
+    rows = [d for d in os.listdir(os.path.join(w3, "distill")) if d not in ("reflow_2rf", "instaflow")]
+    assert len(rows) == 1
+    result = _json(w3, "distill", rows[0], "result.json")
+    assert result["row"]["started_from"]["row"] == "instaflow" and result["row"]["nfe"] == 1
+    assert result["row"]["steps"] == 4 and result["row"]["fd"] > 0
+    assert not os.path.exists(os.path.join(w3, "pairs"))

@@ -133,6 +133,12 @@ SOURCES = {
     "instaflow": (f"{R}37/distill/instaflow/result.json", ("row",), "run15",
                   "InstaFlow one step from run 37's 2-RF on 80,000 of its own 25-step Euler pairs, E-LatentLPIPS, batch 1,024: "
                   "stopped by the session's device budget at step 292 of 1,500 (selected step 250)"),
+    **{f"reflow_2rf_{k}_run40": (f"{R}40/distill/reflow_2rf/result.json", ("row", "by_steps", str(k)), "run15",
+                                 f"2-rectified flow at {k} Euler step{'s' if k > 1 else ''}, run 37's recipe made again (run 40; "
+                                 "its weights kept in the repository, run40/kept/)") for k in (1, 2, 4)},
+    "instaflow_run40": (f"{R}40/distill/instaflow/result.json", ("row",), "run15",
+                        "InstaFlow one step from run 40's 2-RF on 80,000 of its own 25-step Euler pairs, E-LatentLPIPS, batch "
+                        "1,024, EMA 0.995, 1,200 steps (val FD still falling at the end; weights kept in run40/kept/)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -141,6 +147,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_real_images_d_gan_weight1_continued": (1.10, 14),
     "diffusion2gan_real_images_d_continued_hold": (1.10, 14), "diffusion2gan_real_images_d_continued_lead200": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16),
     "reflow_2rf_4": (1.50, 17), "reflow_2rf_4_run12": (1.50, 17), "instaflow": (1.30, 17),
+    "reflow_2rf_4_run40": (1.50, 17), "instaflow_run40": (1.30, 17),
 }
 
 

@@ -37,9 +37,12 @@ if [ -f .devdata/ps/evaluator/latent_lpips.json ] && [ ! -f "$W/latent_lpips.jso
 # a scored teacher row carried in (proof_scale_bundle.sh --teacher-row): teacher-eval is skipped when it matches
 [ -d .devdata/ps/teacher_row ] && python3 -m proof_scale.carried_teacher place .devdata/ps/teacher_row "$W" \
   --teacher default_models/proof_scale/fmnist-teacher.safetensors --context .devdata/ps/context.safetensors
-# a row carried in (.devdata/ps_init, proof_scale_bundle.sh --init*): placed as finished (distill/diffusion2gan unless
-# its row.txt names another, e.g. reflow_2rf), once
-[ -d .devdata/ps_init ] && python3 -m proof_scale.init_row place .devdata/ps_init "$W"
+# rows carried in (.devdata/ps_init, proof_scale_bundle.sh --init*; renamed .devdata/ps_init_NAME when chained calls carry
+# different rows, one per call for the 64 MiB): each placed as finished (distill/diffusion2gan unless its row.txt names
+# another, e.g. reflow_2rf), once; a row placed by an earlier call on the same warm machine stays in the work folder
+for init in .devdata/ps_init .devdata/ps_init_*; do
+  [ -d "$init" ] && python3 -m proof_scale.init_row place "$init" "$W"
+done
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
 # the compiled teacher's artifacts (--compile-cache): carried in .devdata/ps/compile_cache when an earlier call brought
 # them back (compile_cache.tgz below), so the pairs skip the ~45 s compile

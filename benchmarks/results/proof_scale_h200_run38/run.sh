@@ -1,4 +1,5 @@
 #!/bin/bash
+# SUPERSEDED in session 37 by run 41's plan (benchmarks/results/proof_scale_h200_run41/run.sh), which starts from run 40's kept rows.
 # Plan for the next GPU session (written in session 35): issue 17's second target, InstaFlow one step FD <= 1.30x the
 # teacher, from run 37's 2-RF (12.38 at 4 Euler steps). Run 37's last ~400 s started it: 80,000 pairs of the 2-RF's
 # 25-step Euler ODE (151 s), then `instaflow` (E-LatentLPIPS, batch 1,024, compiled) reached 24.26 (2.82x) at step 250.

@@ -27,3 +27,8 @@ esac
 # pairs and 957 steps were gone; proof_scale_run.sh now installs when /tmp/site lacks the wheels whatever SKIP_PIP says.
 # The device time left (~1,000 s, after a refused start) went to issue 20's profile; this plan is the next session's
 # first use of the device: CALL=1, CALL=2 (KEEP=reflow_2rf: commit the two fp16 halves into kept/ here), then CALL=3.
+# Session 37 (one H200), run as planned: CALL=1 (call1.log, a bare machine: 575 s) 80,000 teacher pairs in 271 s and the
+# reflow to step 518; CALL=2 (call2.log, 354 s) the reflow to 2,400 and its scoring: 12.34 at 4 Euler steps (1.43x; run
+# 37: 12.38), KEEP=reflow_2rf; CALL=3 (call3.log, 456 s) the 2-RF's pairs (149 s) and InstaFlow 1,200 steps: one step
+# 18.84 (2.19x). Both rows' weights are in kept/ (fp16, three parts each under the 10 MB a tracked file may have: the
+# halves KEEP brings back are 8.9 and 10.9 MB). Next: run 41's plan (the GAN stage from kept/).
