@@ -197,6 +197,8 @@ class ComfyTeacher:
         model, wrapper = with_graphed_unet(self.model, positive, negative, self.fast_teacher, reuse=self._graphed, **runner)
         if wrapper is not None:
             self._graphed = (model, wrapper)
+            if self.graph_runner is None:  # replayed calls: the conditioning on the GPU once per batch (_on_device)
+                positive, negative = _on_device(positive, model.load_device), _on_device(negative, model.load_device)
         self.last_wrapper = wrapper
         self.refused = None if wrapper is not None or self.fast_teacher == OFF else model_reason(
             self.model, positive, negative, need_cuda=self.graph_runner is None)
@@ -204,6 +206,15 @@ class ComfyTeacher:
             model, noise, s.steps, s.cfg, s.sampler, s.scheduler, positive, negative, torch.zeros_like(noise),
             denoise=1.0, disable_pbar=True, seed=s.seed_start, callback=self.step_callback,
         )
+
+
+def _on_device(conditioning: list, device) -> list:
+    """The conditioning's tensors moved to `device` once. Core keeps conditioning where it is given (on the CPU from
+    CLIP Text Encode) and concatenates and casts it to the GPU in every UNet call; from pageable memory that copy waits
+    for the GPU each time, one stream sync per call, which leaves the replayed graphs waiting on the host (session 36's
+    profile, docs/benchmarks.md \"Where the ~96 ms goes\"). On the GPU, core's per-call concatenation and cast are
+    asynchronous kernels and the values are the same."""
+    return [[c.to(device), {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in extra.items()}] for c, extra in conditioning]
 
 
 def apply_controlnet(positive, negative, controlnet, hint, strength: float, vae=None):

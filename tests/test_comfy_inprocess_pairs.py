@@ -226,3 +226,16 @@ def test_graphed_teacher_leaves_other_vector_conditioning_to_core(tmp_path, capl
     moved = {**sdxl_call, "c": {**sdxl_call["c"], "y": torch.zeros(2, 2816, device="meta")}}
     assert ug.call_reason(base, moved, need_cuda=False) == "y on meta, x on cpu"
     assert ug.call_reason(refiner.model, {**sdxl_call, "input": x}, need_cuda=False) == "call carries ['y']"
+
+
+def test_replayed_batches_get_their_conditioning_on_the_device_once(tmp_path):
+    """With graphs replaying the calls, the batch's conditioning goes to the model's device once (core would copy it from
+    the CPU in every call, each copy a stream sync): every tensor moves, the SDXL size keys (ints) stay as they are."""
+    from onestep_nodes import pair_collection as pc
+    teacher = _tiny_teacher(tmp_path)
+    cond = teacher._batch_cond([0, 1])
+    cond[0][1].update({"pooled_output": torch.ones(2, 4), "width": 64})
+    moved = pc._on_device(cond, torch.device("meta"))
+    assert moved[0][0].device.type == "meta" and moved[0][0].shape == cond[0][0].shape
+    assert moved[0][1]["pooled_output"].device.type == "meta" and moved[0][1]["width"] == 64
+    assert cond[0][0].device.type == "cpu"  # the batch's own list is left as it was

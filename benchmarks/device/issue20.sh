@@ -57,7 +57,7 @@ job() {
 }
 onestep() { local name=$1 secs=$2; shift 2  # bench_onestep skips groups that would pass its --time-budget
   echo python3 -m benchmarks.bench_onestep "$@" --time-budget $((secs - 25)) --out "$OUT/$name.json"; }
-pairs() { echo python3 -m benchmarks.bench_pairs --batches ${PAIRS_BATCHES:-8 32} --paths core graph compile --rounds ${PAIRS_ROUNDS:-5} --breakdown --profile \
+pairs() { echo python3 -m benchmarks.bench_pairs --batches ${PAIRS_BATCHES:-8 32} --paths ${PAIRS_PATHS:-core graph compile} --rounds ${PAIRS_ROUNDS:-5} --breakdown --profile \
   --prompts tests/data/PartiPrompts.tsv --out "$OUT/$1.json"; }
 
 case "$CALL" in
