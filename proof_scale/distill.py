@@ -33,7 +33,7 @@ from training.diffusers_unet import DiffusersUNet
 from training.prompts import PromptDataset
 from training.session import TrainingSession
 
-from . import rows
+from . import carried_state, rows
 from .common import EVAL_SEEDS, LATENT_FORMAT, VAL_SEED, Incomplete, read_json, sync, write_json
 from .data import empty_row, load_split
 from .evaluator import score, score_seeds
@@ -138,9 +138,17 @@ def _start_from(run, plan: dict, session) -> dict | None:
     start = {"row": base, "step": info["row"]["selected_step"], "training_samples": info["row"]["training_samples"]}
     if session.step == 0:
         best = os.path.join(folder, "best.safetensors")
-        if not os.path.isfile(best):
+        if os.path.isfile(os.path.join(folder, carried_state.G_FILE)):  # a carried state: G and ψ as deltas from the teacher
+            teacher = carried_state.teacher_weights(run.path("teacher.safetensors"))
+            g, _ = carried_state.read(os.path.join(folder, carried_state.G_FILE))
+            session.trainer.start_generator_from({f"unet.{k}": v for k, v in carried_state.dequantize(g, teacher).items()})
+            for name, weights in carried_state.carried_networks(folder, teacher).items():
+                session.trainer.start_network_from(name, weights)
+                log.info("distill-%s: %s starts from row %s's carried state", plan["row"], name, base)
+        elif not os.path.isfile(best):
             raise FileNotFoundError(f"row {base} kept no selected weights ({best}; rows keep them when select_every > 0)")
-        session.trainer.start_generator_from({f"unet.{k}": v for k, v in load_file(best).items()})
+        else:
+            session.trainer.start_generator_from({f"unet.{k}": v for k, v in load_file(best).items()})
         log.info("distill-%s: G starts from row %s at its step %d (%d samples)", plan["row"], base, start["step"], start["training_samples"])
     return start
 

@@ -25,6 +25,7 @@ import sys
 
 from safetensors.torch import load_file, save_file
 
+from . import carried_state
 from .common import write_json
 from .rows import row_dir_name
 
@@ -101,6 +102,8 @@ def place(init_dir: str, work: str) -> str | None:
     """Put INIT_DIR's row into WORK as finished (nothing when that row has its weights there already); returns the row
     placed, or None. Its result.json loses the name of the earlier session's generator file, which did not travel:
     readers (pairs-2rf) then take the row's best.safetensors."""
+    if os.path.isfile(os.path.join(init_dir, carried_state.G_FILE)):
+        return _place_state(init_dir, work)
     if not os.path.isfile(os.path.join(init_dir, "best.safetensors")):
         return None
     row = DEFAULT_ROW
@@ -119,6 +122,26 @@ def place(init_dir: str, work: str) -> str | None:
         record = json.load(f)
     if record.get("generator"):  # the earlier session's file did not travel: readers take best.safetensors
         write_json(result, {**record, "generator": None})
+    return row
+
+
+def _place_state(init_dir: str, work: str) -> str | None:
+    """A carried training state (proof_scale.carried_state: G and the method's networks as int8 deltas from the
+    teacher, dequantized when a row starts from it, once the work folder has its teacher): its files and a result.json
+    that says where it stopped."""
+    _, meta = carried_state.read(os.path.join(init_dir, carried_state.G_FILE))
+    row = meta["row"]
+    folder = os.path.join(work, "distill", row_dir_name(row))
+    if os.path.isfile(os.path.join(folder, carried_state.G_FILE)):
+        return None
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(init_dir):
+        if name == carried_state.G_FILE or name.endswith(carried_state.NET_SUFFIX):
+            shutil.copyfile(os.path.join(init_dir, name), os.path.join(folder, name))
+    write_json(os.path.join(folder, "plan.json"), meta["plan"])
+    write_json(os.path.join(folder, "result.json"), {
+        "row": {"selected_step": meta["step"], "training_samples": meta["training_samples"], "finished": False},
+        "plan": meta["plan"], "carried_from": {"state": init_dir}})
     return row
 
 

@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from onestep.format import load_generator
 from proof_scale import pipeline, rows
@@ -74,3 +75,43 @@ def test_report_lists_the_sid_rows_with_their_target():
                       "eval_count": 20, "eval_seeds": [1], "commands": {"report": "x"}}
     text = markdown(result)
     assert "| sid_lsg |" in text and "SiD-LSG (prompts only, κ1 1.5" in text and "0.80× → **met**" in text
+
+
+def test_a_sid_row_goes_on_in_a_new_work_folder_from_its_carried_g_and_fake_score(work, tmp_path, caplog):
+    """Issue 16's long data-free row over several device sessions: its checkpoint's G (EMA) and fake score ψ packed as
+    int8 deltas from the teacher (proof_scale.carried_state: 64 MiB a call do not hold both in fp16 beside the tree),
+    placed into a bare work folder, and a row with init_from= starts G and ψ from them."""
+    import logging
+    import shutil
+
+    from proof_scale import carried_state, init_row
+    from training.checkpoint import load_checkpoint
+
+    row_dir = os.path.join(work, "distill", "sid_lsg_teacher_cfg")
+    out = str(tmp_path / "state")
+    files = carried_state.pack(out, row_dir, os.path.join(work, "teacher.safetensors"), "sid_carry")
+    assert [os.path.basename(f) for f in files] == ["best.q8.safetensors", "net_fake_score.q8.safetensors"]
+    state = load_checkpoint(os.path.join(row_dir, "checkpoint.safetensors"))
+    base = carried_state.teacher_weights(os.path.join(work, "teacher.safetensors"))
+    psi = carried_state.carried_networks(out, base)["fake_score"]
+    assert set(psi) == set(state["fake_score"])
+    packed, meta = carried_state.read(files[1])
+    assert any(v.dtype == torch.int8 for v in packed.values())  # the large tensors are deltas in int8
+    for k, v in state["fake_score"].items():  # within half an int8 step of the channel's largest change
+        step = (v.float() - base[k[len("unet."):]]).abs().max() / 127
+        assert (psi[k] - v.float()).abs().max() <= step / 2 + 1e-6, k
+    _, g_meta = carried_state.read(files[0])
+    assert g_meta["row"] == "sid_carry" and g_meta["step"] == 3 and g_meta["plan"]["method"] == "sid-lsg"
+
+    w2 = str(tmp_path / "work2")
+    shutil.copytree(work, w2, ignore=lambda d, names: [n for n in names if d == work and n in {"distill", "generators", "logs"}])
+    assert init_row.place(out, w2) == "sid_carry" and init_row.place(out, w2) is None  # once
+    assert _json(w2, "distill", "sid_carry", "result.json")["row"] == {"selected_step": 3, "training_samples": 3 * pipeline.TINY.row["batch"],
+                                                                      "finished": False}
+    with caplog.at_level(logging.INFO, logger="proof_scale"):
+        assert pipeline.main(["--work", w2, "--tiny", "--stage", "distill-sid_lsg_teacher_cfg@init_from=sid_carry:steps=2"]) == 0
+    assert "fake_score starts from row sid_carry's carried state" in caplog.text
+    assert "G starts from row sid_carry at its step 3" in caplog.text
+    row = [d for d in os.listdir(os.path.join(w2, "distill")) if d != "sid_carry"]
+    result = _json(w2, "distill", row[0], "result.json")["row"]
+    assert result["started_from"] == {"row": "sid_carry", "step": 3, "training_samples": 3 * pipeline.TINY.row["batch"]}

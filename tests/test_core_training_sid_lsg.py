@@ -475,3 +475,24 @@ def test_resume_warns_only_about_settings_the_checkpoint_had(caplog):
     with caplog.at_level("WARNING", logger="onestep"):
         engine(sid_config(alpha=1.2), data).load_state_dict(state)
     assert "changed configuration: sid.alpha" in caplog.text
+
+
+def test_the_fake_score_can_start_from_carried_weights_before_the_first_step_only():
+    """Engine.start_network_from (a SiD-LSG row carried on from an earlier session's ψ): the weights land in ψ, not in
+    φ; other tensors, another network's name or a started run are refused by name."""
+    e = engine()
+    net = e.networks["fake_score"]
+    own = net.state()
+    g = torch.Generator().manual_seed(3)
+    carried = {k: torch.randn(v.shape, generator=g) for k, v in own.items()}
+    teacher_before = {n: p.detach().clone() for n, p in e.method.teacher.named_parameters()}
+    e.start_network_from("fake_score", carried)
+    assert all(torch.equal(net.state()[k].float(), carried[k].to(net.state()[k].dtype).float()) for k in carried)
+    assert all(torch.equal(p, teacher_before[n]) for n, p in e.method.teacher.named_parameters())  # φ is untouched
+    with pytest.raises(ValueError, match="missing"):
+        e.start_network_from("fake_score", dict(list(carried.items())[1:]))
+    with pytest.raises(ValueError, match="trains no network 'discriminator'"):
+        e.start_network_from("discriminator", carried)
+    e.step = 1
+    with pytest.raises(ValueError, match="before training starts"):
+        e.start_network_from("fake_score", carried)

@@ -149,6 +149,25 @@ class Engine:
             shadow.copy_(own[name])
         distributed.broadcast_module(self.unet, self.dist)
 
+    def start_network_from(self, name: str, weights: dict[str, torch.Tensor]) -> None:
+        """Before the first step: the method's network `name` (e.g. SiD-LSG's fake score) starts from `weights`, its
+        trained tensors as Network.state() names them (a run carried on from another run's G and ψ)."""
+        if self.step:
+            raise ValueError(f"the {name} network can only be replaced before training starts (this run is at step {self.step})")
+        net = self.networks.get(name)
+        if net is None or name == GENERATOR:
+            raise ValueError(f"this {self.method.name} run trains no network {name!r} beside G (it has {sorted(self.networks)})")
+        own = net.state()
+        if set(weights) != set(own):
+            missing, extra = sorted(set(own) - set(weights))[:3], sorted(set(weights) - set(own))[:3]
+            raise ValueError(f"the start weights are not {name}'s (missing {missing}, unexpected {extra})")
+        with torch.no_grad():
+            for k, v in own.items():
+                if weights[k].shape != v.shape:
+                    raise ValueError(f"start weight {k} has shape {tuple(weights[k].shape)}, {name}'s is {tuple(v.shape)}")
+                v.copy_(weights[k])  # state() holds the module's own tensors: this writes into the network
+        distributed.broadcast_module(net.module, self.dist)
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """G's parameters being trained (all, or the LoRA factors)."""
         return [p for p in self.unet.parameters() if p.requires_grad]

@@ -4,7 +4,7 @@
 #
 #   bash benchmarks/device/proof_scale_bundle.sh [--train-images | --train-head N] [--evaluator DIR [--teacher-row RUN_DIR]] [--init-row ROW]
 #        [--init GENERATOR.safetensors | --init-weights "best_TAG_a.safetensors best_TAG_b.safetensors"
-#         (--init-result RESULT.json | --init-selection SELECTION.json --init-plan PLAN.json)]
+#         (--init-result RESULT.json | --init-selection SELECTION.json --init-plan PLAN.json) | --init-state DIR]
 #   bash benchmarks/device/proof_scale_bundle.sh aside [FILE ...]   before the device calls: moves the tracked files a call
 #        does not need (benchmarks/results, tests, web, workflows, docs, the shipped student and text encoder) into
 #        .devdata/aside_ps/ (git-ignored, so they do not travel), keeping the FILEs named (e.g. the run's run.sh)
@@ -22,7 +22,10 @@
 #                                     an earlier session brought back (KEEP's halves + its result.json from
 #                                     records.tgz), e.g. --init-row reflow_2rf for pairs-2rf and InstaFlow
 #                                     (proof_scale/init_row.py); a row the budget stopped before its end has no
-#                                     result.json: its selection.json + plan.json stand for it (--init-selection/-plan)
+#                                     result.json: its selection.json + plan.json stand for it (--init-selection/-plan);
+#                                     with --init-state, a long row's training state that KEEP_STATE brought back
+#                                     (G and the method's networks, int8 deltas from the teacher: proof_scale/
+#                                     carried_state.py), copied as it is (its row's name is inside it)
 #   .devdata/ps/evaluator/            with --evaluator: a run's classifier (classifier.safetensors + .json, e.g.
 #                                     benchmarks/results/proof_scale_h200_run15/evaluator) — the run then scores with
 #                                     it instead of training one, so its FDs compare with that run's; and the
@@ -51,7 +54,7 @@ restore) aside_back; git status --short; exit ;;
 esac
 PY=.host/venv/bin/python
 FM=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-TRAIN=0; TRAIN_HEAD=""; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_SEL=""; INIT_PLAN=""; INIT_ROW=diffusion2gan; TEACHER_ROW=""
+TRAIN=0; TRAIN_HEAD=""; INIT=""; EVAL=""; INIT_W=""; INIT_R=""; INIT_SEL=""; INIT_PLAN=""; INIT_STATE=""; INIT_ROW=diffusion2gan; TEACHER_ROW=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --train-images) TRAIN=1 ;;
@@ -62,6 +65,7 @@ while [ $# -gt 0 ]; do
     --init-selection) INIT_SEL="$2"; shift ;;
     --init-plan) INIT_PLAN="$2"; shift ;;
     --init-row) INIT_ROW="$2"; shift ;;
+    --init-state) INIT_STATE="$2"; shift ;;
     --evaluator) EVAL="$2"; shift ;;
     --teacher-row) TEACHER_ROW="$2"; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -87,6 +91,10 @@ if [ -n "$TEACHER_ROW" ]; then
   # the table it scored with, when kept: a rebuilt table that differs by round-off only still matches (carried_teacher)
   if [ -f "$TEACHER_ROW"/context.safetensors ]; then cp "$TEACHER_ROW"/context.safetensors .devdata/ps/teacher_row/; fi; fi
 PYTHONPATH=.host/ComfyUI $PY -m tools.proof_scale_encoder table default_models/proof_scale/fmnist-text-encoder.safetensors .devdata/ps/context.safetensors
+if [ -n "$INIT_STATE" ]; then
+  [ -f "$INIT_STATE/best.q8.safetensors" ] || { echo "--init-state $INIT_STATE: no best.q8.safetensors (proof_scale_run.sh KEEP_STATE)" >&2; exit 2; }
+  rm -rf .devdata/ps_init && mkdir -p .devdata/ps_init && cp "$INIT_STATE"/*.q8.safetensors .devdata/ps_init/
+fi
 if [ -n "$INIT" ] || [ -n "$INIT_W" ]; then
   rm -rf .devdata/ps_init
   if [ -n "$INIT" ]; then $PY -m proof_scale.init_row pack .devdata/ps_init --row "$INIT_ROW" --generator "$INIT"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SUPERSEDED in session 37 by run 42's plan (benchmarks/results/proof_scale_h200_run42/run.sh), which carries G and the fake score between sessions.
 # Plan for a later GPU session (written in session 35): issue 16's DATA-FREE SiD-LSG row from the teacher, now with the
 # UNet blocks compiled. Run 29 (session 28) took the LSG-split row (kappa1 = kappa2 = 1, kappa4 = 1.5) to 27.23 (3.21x)
 # after 750 steps at batch 512, falling ~5 val FD per 250 steps; its kept weights are gone, so this starts from the

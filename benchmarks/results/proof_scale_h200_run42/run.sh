@@ -1,0 +1,29 @@
+#!/bin/bash
+# Plan (written in session 37) for issue 16's DATA-FREE SiD-LSG row over several GPU sessions; it replaces run 39's
+# plan, which had one session's ~1,500 s of training for a row that runs 13 and 29 found moving with the number of steps
+# alone (27.23 = 3.21x after 750 steps at batch 512, falling ~5 val FD per 250 steps; batch and lr did not matter), and
+# lost G and psi at the end of each session. Now each session's last call brings the row's training state back
+# (KEEP_STATE: G's EMA and the fake score psi from its checkpoint, int8 deltas from the teacher, 2 x ~10 MB:
+# proof_scale/carried_state.py; their output change from the int8 rounding is 1/1700 of the change training made,
+# `python -m proof_scale.carried_state roundtrip` on run 40's InstaFlow weights), committed into state_<session>/ here,
+# and the next session's row starts G and psi from it (init_from=NAME; Adam's moments start afresh behind 50 warm-up
+# steps). The row: sid_lsg_teacher_cfg (kappa1 = kappa2 = 1, kappa4 = the teacher's 1.5), batch 256, lr 1e-4 constant,
+# EMA 0.99, alpha 1, t_init 625, compiled blocks, steps=20000 so the deadline ends each call; selection every 500 steps.
+# A session (PART=a for the first, b, c, ... after it; FROM = the previous part's carry name, none for a):
+#   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
+#     --teacher-row benchmarks/results/proof_scale_h200_run28 [--init-state benchmarks/results/proof_scale_h200_run42/state_<previous part>]
+#   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
+# carry [".devdata/ps"] (+ ".devdata/ps_init" from part b on: tree ~21 MB + ps ~22 MB + 2 x ~10 MB, of 64 MiB); commands
+# `PART=a CALL=1 bash benchmarks/results/proof_scale_h200_run42/run.sh`, at once CALL=2, then CALL=3 with MAXS = what is
+# left minus ~60 s (CALL=3 scores the row where it stopped, brings its weights (KEEP) and its state (KEEP_STATE) back:
+# copy $OUT's state_g*/ into state_<PART>/ here and commit it); proof_scale_bundle.sh restore after.
+# Part b: `PART=b FROM=sid_carry_a CALL=1 ...` with --init-state .../state_a.
+S='lr=1e-4:lr_warmup=50:lr_decay=constant:steps=20000:batch=256:ema_decay=0.99:compile=true'
+: "${PART:?PART=a for the first session, b, c, ... after}"
+export VARIANTS="sid_lsg_teacher_cfg@${FROM:+init_from=$FROM:}$S" SELECT=${SELECT:-500} EXTRA=""
+case "${CALL:-1}" in
+  1) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh ;;
+  2) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} SKIP_PIP=1 bash benchmarks/device/proof_scale_run.sh ;;
+  *) MAXS=${MAXS:-500} MARGIN=${MARGIN:-30} SKIP_PIP=1 FINISH=1 KEEP=${KEEP:-variants} KEEP_STATE=variants:sid_carry_$PART \
+       bash benchmarks/device/proof_scale_run.sh ;;
+esac
