@@ -10,8 +10,10 @@
 # One row fits a call (tree ~21 MB + .devdata/ps with the train head ~25.5 MB + a row ~19.8 MB, of 64 MiB), so:
 #   CALL=1  carry [".devdata/ps", ".devdata/ps_init_2rf"]: the 2-RF's 80,000 pairs (25 Euler steps, ~150 s)
 #   CALL=2  at once (same warm machine: pairs_2rf stays in the work folder), carry [".devdata/ps", ".devdata/ps_init"]:
-#           the GAN stage from InstaFlow's kept weights, 1,000 steps at batch 512 (~0.33 s a step), FINISH scores it
-#           where the deadline stops it; KEEP brings its weights back (commit them into kept/ here, 3 parts).
+#           the GAN stage from InstaFlow's kept weights at batch 512, eager (~0.33 s a step, run 34's; the GAN row
+#           has never run compiled on the GPU, and hold_g's switch of G's gradients would recompile its blocks), lr
+#           constant with steps=2000 so the deadline ends it (~1,400 steps), FINISH scores it there; KEEP brings its
+#           weights back (commit them into kept/ here, 3 parts: see run 40's run.sh).
 # Here first:
 #   K=benchmarks/results/proof_scale_h200_run40
 #   B="--train-head 8000 --evaluator benchmarks/results/proof_scale_h200_run15/evaluator --teacher-row benchmarks/results/proof_scale_h200_run28"
@@ -22,9 +24,9 @@
 #     --init-weights "$(ls $K/kept/best_instaflow_*.safetensors | tr '\n' ' ')"
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run41/run.sh
 # commands `CALL=1 bash benchmarks/results/proof_scale_h200_run41/run.sh`, then at once `CALL=2 ...`; restore after.
-G='init_from=instaflow:gan=true:regression=latentlpips:lr=3e-5:lr_decay=constant:batch=512:steps=1000:r1_gamma=0'
+G='init_from=instaflow:gan=true:regression=latentlpips:lr=3e-5:lr_decay=constant:batch=512:steps=2000:r1_gamma=0'
 G="$G:d_t_max=100:d_mbstd=4:d_real=images:z_conditioning=false:gan_weight=1:lr_d_ratio=5:mix_and_match=false"
-G="$G:lr_d_schedule=constant:d_beta2=0.99:lr_warmup=100:gan_warmup=100:d_lead=100:gan_ramp=50:hold_g=true:gan_scale_max=1:compile=true"
+G="$G:lr_d_schedule=constant:d_beta2=0.99:lr_warmup=100:gan_warmup=100:d_lead=100:gan_ramp=50:hold_g=true:gan_scale_max=1"
 export VARIANTS="" PAIRS=${PAIRS:-80000} SELECT=${SELECT:-200}
 case "${CALL:-1}" in
   1) export EXTRA="--chains pairs-2rf"
