@@ -6,7 +6,7 @@
 # so the blocks compile). It starts from run 40's rows, kept in the repository (benchmarks/results/proof_scale_h200_run40/
 # kept/, fp16 in three parts under 10 MB each): the 2-RF (12.34 at 4 Euler steps = 1.46x) and InstaFlow's E-LatentLPIPS
 # stage from it (one step 18.84 = 2.22x after 1,200 steps at batch 1,024; val FD still falling 19.84 -> 19.04 over the
-# last 200 steps). run 38's plan is replaced by this one (it had to make the 2-RF and the regression stage again).
+# last 200 steps). It replaces run 38's plan (never run; removed in session 37, in git history at 6b70b6b).
 # One row fits a call (tree ~21 MB + .devdata/ps with the train head ~25.5 MB + a row ~19.8 MB, of 64 MiB), so:
 #   CALL=1  carry [".devdata/ps", ".devdata/ps_init_2rf"]: the 2-RF's 80,000 pairs (25 Euler steps, ~150 s)
 #   CALL=2  at once (same warm machine: pairs_2rf stays in the work folder), carry [".devdata/ps", ".devdata/ps_init"]:

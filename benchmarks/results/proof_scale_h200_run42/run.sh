@@ -1,5 +1,5 @@
 #!/bin/bash
-# Plan (written in session 37) for issue 16's DATA-FREE SiD-LSG row over several GPU sessions; it replaces run 39's
+# Plan (written in session 37) for issue 16's DATA-FREE SiD-LSG row over several GPU sessions; it replaces run 39's (never run; in git history at 6b70b6b)
 # plan, which had one session's ~1,500 s of training for a row that runs 13 and 29 found moving with the number of steps
 # alone (27.23 = 3.21x after 750 steps at batch 512, falling ~5 val FD per 250 steps; batch and lr did not matter), and
 # lost G and psi at the end of each session. Now each session's last call brings the row's training state back
