@@ -212,7 +212,7 @@ def _on_device(conditioning: list, device) -> list:
     """The conditioning's tensors moved to `device` once. Core keeps conditioning where it is given (on the CPU from
     CLIP Text Encode) and concatenates and casts it to the GPU in every UNet call; from pageable memory that copy waits
     for the GPU each time, one stream sync per call, which leaves the replayed graphs waiting on the host (session 36's
-    profile, docs/benchmarks.md \"Where the ~96 ms goes\"). On the GPU, core's per-call concatenation and cast are
+    profile, docs/benchmarks.md "Where the ~96 ms goes"). On the GPU, core's per-call concatenation and cast are
     asynchronous kernels and the values are the same."""
     return [[c.to(device), {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in extra.items()}] for c, extra in conditioning]
 
