@@ -139,3 +139,25 @@ def test_instaflow_gan_stage_from_carried_rows(work, tmp_path):
     assert result["row"]["started_from"]["row"] == "instaflow" and result["row"]["nfe"] == 1
     assert result["row"]["steps"] == 4 and result["row"]["fd"] > 0
     assert not os.path.exists(os.path.join(w3, "pairs"))
+
+
+def test_a_pairs_folder_is_scored_like_a_row(work):
+    """proof_scale.score_pairs: the 2-RF's own pairs (InstaFlow's regression targets) scored in disjoint sets with the
+    work folder's classifier and reference — the same numbers the evaluator gives those latents."""
+    from proof_scale import score_pairs
+    from proof_scale.classifier import load_classifier
+    from proof_scale.data import load_split
+    from proof_scale.evaluator import load_or_build_reference, score
+
+    folder = os.path.join(work, "pairs_2rf")
+    result = score_pairs.score_folder(folder, work, score_pairs.FASHION_MNIST_DIR, count=8, sets=2, test_limit=pipeline.TINY.test_limit)
+    x, y = score_pairs.latents(folder, 16)
+    assert x.shape == (16, 1, 32, 32) and torch.equal(x[5], PairDataset(folder)[5]["latent"].float())
+    assert y.tolist() == [int(PairDataset(folder)[i]["prompt_index"]) for i in range(16)]
+    classifier, _ = load_classifier(os.path.join(work, "classifier.safetensors"))
+    ref = load_or_build_reference(os.path.join(work, "classifier.ref.safetensors"), classifier, load_split("test", pipeline.TINY.test_limit)[0])
+    second = score(x[8:], y[8:], ref)
+    assert result["fd_sets"][1] == pytest.approx(second["fd"]) and result["count"] == 8
+    assert result["fd"] == pytest.approx(sum(result["fd_sets"]) / 2) and 0 <= result["class_acc"] <= 1
+    with pytest.raises(ValueError, match="fewer than the 17"):
+        score_pairs.latents(folder, 17)

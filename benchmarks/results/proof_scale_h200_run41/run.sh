@@ -8,7 +8,8 @@
 # stage from it (one step 18.84 = 2.22x after 1,200 steps at batch 1,024; val FD still falling 19.84 -> 19.04 over the
 # last 200 steps). It replaces run 38's plan (never run; removed in session 37, in git history at 6b70b6b).
 # One row fits a call (tree ~21 MB + .devdata/ps with the train head ~25.5 MB + a row ~19.8 MB, of 64 MiB), so:
-#   CALL=1  carry [".devdata/ps", ".devdata/ps_init_2rf"]: the 2-RF's 80,000 pairs (25 Euler steps, ~150 s)
+#   CALL=1  carry [".devdata/ps", ".devdata/ps_init_2rf"]: the 2-RF's 80,000 pairs (25 Euler steps, ~150 s), and
+#           their FD (proof_scale.score_pairs: what the regression stage learns towards)
 #   CALL=2  at once (same warm machine: pairs_2rf stays in the work folder), carry [".devdata/ps", ".devdata/ps_init"]:
 #           the GAN stage from InstaFlow's kept weights at batch 512, eager (~0.33 s a step, run 34's; the GAN row
 #           has never run compiled on the GPU, and hold_g's switch of G's gradients would recompile its blocks), lr
@@ -30,7 +31,11 @@ G="$G:lr_d_schedule=constant:d_beta2=0.99:lr_warmup=100:gan_warmup=100:d_lead=10
 export VARIANTS="" PAIRS=${PAIRS:-80000} SELECT=${SELECT:-200}
 case "${CALL:-1}" in
   1) export EXTRA="--chains pairs-2rf"
-     MAXS=${MAXS:-400} MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh ;;
+     MAXS=${MAXS:-400} MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh
+     # what InstaFlow's regression targets score (2 x 10,000 of the 2-RF's 25-step pairs): the floor of a row that only
+     # regresses on them
+     PYTHONPATH=/tmp/site:$PWD python3 -m proof_scale.score_pairs runs/ps/pairs_2rf --work runs/ps --data .devdata/ps/fm \
+       --json "${OUT:-runs/ps}/pairs_2rf_score.json" ;;
   *) export EXTRA="--chains distill-instaflow@$G"
      MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} SKIP_PIP=1 FINISH=1 KEEP=${KEEP:-variants} bash benchmarks/device/proof_scale_run.sh ;;
 esac
