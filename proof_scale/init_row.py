@@ -7,6 +7,8 @@ row (pairs-2rf reads reflow_2rf) run on from it.
   python -m proof_scale.init_row pack OUT --row ROW (--weights A.safetensors [B ...] (--result RESULT.json | --selection
                                        SELECTION.json --plan PLAN.json) | --generator FILE)
   python -m proof_scale.init_row place INIT_DIR WORK
+  python -m proof_scale.init_row split OUT --tag TAG --weights best_TAG_a.safetensors best_TAG_b.safetensors
+                                       (the halves re-split under the repository's 10 MiB a file, to commit them)
 
 A row the device budget stopped before its last step (a long data-free SiD-LSG row spread over sessions) has no
 result.json: --selection and --plan (its selection.json and plan.json from records.tgz) stand for it, the selected step
@@ -145,6 +147,27 @@ def _place_state(init_dir: str, work: str) -> str | None:
     return row
 
 
+GIT_FILE_LIMIT = 10 * 2**20  # a tracked file stays under 10 MiB (the repository's rule), so kept weights are split
+
+
+def split_for_git(out: str, tag: str, weights: list[str]) -> list[str]:
+    """A row's weights (KEEP's two halves, each up to ~11 MB) re-split into as many parts as keep each under the
+    repository's 10 MiB per tracked file: OUT/best_TAG_a.safetensors, _b, _c ... (what --init-weights takes back)."""
+    w = {k: v for path in weights for k, v in load_file(path).items()}
+    total = sum(v.numel() * v.element_size() for v in w.values())
+    n = max(1, -(-total // (GIT_FILE_LIMIT * 9 // 10)))  # a tenth of room for the header and an uneven cut
+    keys = sorted(w)
+    os.makedirs(out, exist_ok=True)
+    paths = []
+    for i in range(n):
+        part = keys[i * len(keys) // n:(i + 1) * len(keys) // n]
+        paths.append(os.path.join(out, f"best_{tag}_{chr(ord('a') + i)}.safetensors"))
+        save_file({k: w[k].contiguous() for k in part}, paths[-1])
+        if os.path.getsize(paths[-1]) >= GIT_FILE_LIMIT:
+            raise ValueError(f"{paths[-1]} is over 10 MiB: one tensor group too large to split by names")
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m proof_scale.init_row", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,10 +180,18 @@ def main(argv: list[str] | None = None) -> int:
     pk.add_argument("--result", help="with --weights: the row's result.json (from records.tgz)")
     pk.add_argument("--selection", help="with --weights, for a row stopped before its last step: its selection.json")
     pk.add_argument("--plan", help="with --selection: the row's plan.json")
+    sp = sub.add_parser("split", help="KEEP's halves → parts under 10 MiB each, to commit (e.g. into RUN_DIR/kept/)")
+    sp.add_argument("out")
+    sp.add_argument("--tag", required=True, help="the row's tag (KEEP's: best_TAG_a/b.safetensors)")
+    sp.add_argument("--weights", nargs="+", required=True)
     pl = sub.add_parser("place", help="put a carried folder into a work folder as a finished row")
     pl.add_argument("init_dir")
     pl.add_argument("work")
     a = p.parse_args(argv)
+    if a.command == "split":
+        for path in split_for_git(a.out, a.tag, a.weights):
+            print(f"{path} ({os.path.getsize(path)} bytes)")
+        return 0
     if a.command == "place":
         row = place(a.init_dir, a.work)
         print(f"INIT placed: row {row}" if row else "init: nothing to place")

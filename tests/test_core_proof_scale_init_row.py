@@ -50,3 +50,18 @@ def test_an_unfinished_row_needs_a_selected_point_and_one_kind_of_record(tmp_pat
             init_row.main(["pack", str(tmp_path / "init"), "--weights", *halves, *extra])
     assert "--selection and --plan" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "init")
+
+
+def test_kept_halves_are_split_under_the_repository_file_limit(tmp_path, monkeypatch):
+    """init_row split: KEEP's halves (up to ~11 MB) re-split into parts under the limit, the same tensors together."""
+    g = torch.Generator().manual_seed(0)
+    a, b = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
+    w = {f"block{i}.weight": torch.randn(64, 64, generator=g).half() for i in range(10)}
+    save_file(dict(list(w.items())[:4]), a)
+    save_file(dict(list(w.items())[4:]), b)
+    monkeypatch.setattr(init_row, "GIT_FILE_LIMIT", 30_000)  # 10 tensors of 8 KiB: parts of at most 3 tensors
+    paths = init_row.split_for_git(str(tmp_path / "kept"), "instaflow", [a, b])
+    assert [os.path.basename(p) for p in paths] == [f"best_instaflow_{c}.safetensors" for c in "abcd"]
+    assert all(os.path.getsize(p) < 30_000 for p in paths)
+    back = {k: v for p in paths for k, v in load_file(p).items()}
+    assert set(back) == set(w) and all(torch.equal(back[k], w[k]) for k in w)

@@ -14,7 +14,8 @@
 #           the GAN stage from InstaFlow's kept weights at batch 512, eager (~0.33 s a step, run 34's; the GAN row
 #           has never run compiled on the GPU, and hold_g's switch of G's gradients would recompile its blocks), lr
 #           constant with steps=2000 so the deadline ends it (~1,400 steps), FINISH scores it there; KEEP brings its
-#           weights back (commit them into kept/ here, 3 parts: see run 40's run.sh).
+#           weights back: `python -m proof_scale.init_row split benchmarks/results/proof_scale_h200_run41/kept --tag TAG
+#           --weights /work/.device/N/best_TAG_{a,b}.safetensors` and commit kept/.
 # Here first:
 #   K=benchmarks/results/proof_scale_h200_run40
 #   B="--train-head 8000 --evaluator benchmarks/results/proof_scale_h200_run15/evaluator --teacher-row benchmarks/results/proof_scale_h200_run28"
