@@ -8,7 +8,6 @@ sees real images?). Disjoint sets of `count` items stand in for a row's scoring 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -18,6 +17,7 @@ from safetensors import safe_open
 from onestep.pairs.dataset import PairDataset
 
 from .classifier import load_classifier
+from .common import write_json
 from .data import FASHION_MNIST_DIR, load_split
 from .evaluator import load_or_build_reference, score
 
@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pairs {a.folder}: FD {result['fd']:.2f} (sets {', '.join(f'{v:.2f}' for v in result['fd_sets'])}), precision "
           f"{result['precision']:.3f}, recall {result['recall']:.3f}, class acc {result['class_acc']:.4f}")
     if a.json:
-        with open(a.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=1)
+        write_json(a.json, result)
     return 0
 
 
