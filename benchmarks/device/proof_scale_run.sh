@@ -68,6 +68,16 @@ for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
     tag = "g" + hashlib.sha1(name.encode()).hexdigest()[:6] if "__" in name else name
     kept = tag in keep or ("variants" in keep and "__" in name)  # KEEP=variants: every variant row's (no tag to compute)
     print("weights tag", tag, name, "kept" if kept else "")
+    # KEEP_STATE=TAG:NAME,... (TAG as KEEP's, or variants; the last call of a session, for a row that goes on in the
+    # next): the row's training state (its checkpoint's G EMA and the method's networks, e.g. SiD-LSG's fake score, as
+    # int8 deltas from the teacher: proof_scale/carried_state.py) into $O/state_TAG/, two files of ~10 MB; next session
+    # `proof_scale_bundle.sh --init-state DIR` carries it and rows with init_from=NAME go on from it
+    for spec in [x for x in os.environ.get("KEEP_STATE", "").split(",") if x]:
+        want, _, row = spec.partition(":")
+        if (want == tag or (want == "variants" and "__" in name)) and os.path.isfile(os.path.join(d, "checkpoint.safetensors")):
+            from proof_scale.carried_state import pack
+            for path in pack(os.path.join(out, f"state_{tag}"), d, os.path.join(work, "teacher.safetensors"), row):
+                print("state", path, os.path.getsize(path), "bytes")
     if not kept or not os.path.isfile(b):
         continue
     w = {k: v.half().contiguous() for k, v in load_file(b).items()}
@@ -75,19 +85,6 @@ for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
     save_file({k: w[k] for k in ks[:h]}, os.path.join(out, f"best_{tag}_a.safetensors"))
     save_file({k: w[k] for k in ks[h:]}, os.path.join(out, f"best_{tag}_b.safetensors"))
 PY
-# KEEP_STATE=TAG:NAME,... (TAG as KEEP's, or variants: the one variant row of the call; the last call of a session, for a row that goes on in the next): the row's training state
-# (its checkpoint's G EMA and the method's networks, e.g. SiD-LSG's fake score, as int8 deltas from the teacher:
-# proof_scale/carried_state.py) into $O/state_TAG/ (the tag KEEP prints), two files of ~10 MB; next session
-# `proof_scale_bundle.sh --init-state DIR` carries it and rows with init_from=NAME go on from it
-for spec in $(echo "${KEEP_STATE:-}" | tr ',' ' '); do
-  tag=${spec%%:*} name=${spec#*:}
-  for d in "$W"/distill/*; do
-    b=$(basename "$d"); t=$b; case "$b" in *__*) t=g$(printf %s "$b" | sha1sum | cut -c1-6) ;; esac
-    { [ "$t" = "$tag" ] || { [ "$tag" = variants ] && [ "$t" != "$b" ]; }; } && [ -f "$d/checkpoint.safetensors" ] \
-      && python3 -m proof_scale.carried_state pack "$O/state_$t" \
-      --row-dir "$d" --teacher "$W/teacher.safetensors" --row "$name"
-  done
-done
 # new compile artifacts come back for the next call: tar -xzf compile_cache.tgz -C .devdata/ps/compile_cache (here)
 if [ "$(cc_sum)" != "$cc_before" ]; then
   tar czf /tmp/compile_cache.tgz -C "$COMPILE_DIR" . && if [ "$(stat -c %s /tmp/compile_cache.tgz)" -le 15728640 ]; then
