@@ -139,6 +139,11 @@ SOURCES = {
     "instaflow_run40": (f"{R}40/distill/instaflow/result.json", ("row",), "run15",
                         "InstaFlow one step from run 40's 2-RF on 80,000 of its own 25-step Euler pairs, E-LatentLPIPS, batch "
                         "1,024, EMA 0.995, 1,200 steps (val FD still falling at the end; weights kept in run40/kept/)"),
+    "instaflow_gan_run41": (f"{R}41/distill/instaflow_gan/result.json", ("row",), "run15",
+                            "InstaFlow one step with its optional GAN term (method instaflow-gan), from run 40's InstaFlow: "
+                            "E-LatentLPIPS regression on 80,000 of the 2-RF's pairs (their own FD 10.35) + run 34's D recipe "
+                            "(real training images, heads at t <= 100), batch 512, lr 3e-5, stopped by the call at step 1,490, "
+                            "selected step 600 (weights kept in run41/kept/)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -147,7 +152,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_real_images_d_gan_weight1_continued": (1.10, 14),
     "diffusion2gan_real_images_d_continued_hold": (1.10, 14), "diffusion2gan_real_images_d_continued_lead200": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16),
     "reflow_2rf_4": (1.50, 17), "reflow_2rf_4_run12": (1.50, 17), "instaflow": (1.30, 17),
-    "reflow_2rf_4_run40": (1.50, 17), "instaflow_run40": (1.30, 17),
+    "reflow_2rf_4_run40": (1.50, 17), "instaflow_run40": (1.30, 17), "instaflow_gan_run41": (1.30, 17),
 }
 
 
