@@ -16,8 +16,9 @@
 # carry [".devdata/ps"] (+ ".devdata/ps_init" from part b on: tree ~21 MB + ps ~22 MB + 2 x ~10 MB, of 64 MiB); commands
 # `PART=a CALL=1 bash benchmarks/results/proof_scale_h200_run42/run.sh`, CALL=2, then CALL=3 with MAXS = what is left minus
 # ~60 s, all three as `run` calls in ONE tool batch (they run one after the other on the warm machine; calls from separate
-# turns missed the 30 s idle release twice in session 38, and a fresh machine has lost the row's state) (CALL=3 scores the row where it stopped, brings its weights (KEEP) and its state (KEEP_STATE) back:
-# copy $OUT's state_g*/ into state_<PART>/ here and commit it); proof_scale_bundle.sh restore after.
+# turns missed the 30 s idle release twice in session 38, and a fresh machine has lost the row's state).
+# CALL=3 scores the row where it stopped and brings its weights (KEEP) and its state (KEEP_STATE) back:
+# copy $OUT's state_g*/ into state_<PART>/ here and commit it; proof_scale_bundle.sh restore after.
 # Part b: `PART=b FROM=sid_carry_a CALL=1 ...` with --init-state .../state_a.
 S='lr=1e-4:lr_warmup=50:lr_decay=constant:steps=20000:batch=256:ema_decay=0.99:compile=true'
 : "${PART:?PART=a for the first session, b, c, ... after}"
