@@ -3,7 +3,7 @@ labels and metrics as a finished row (proof_scale/distill.py), from weights that
 
   python -m benchmarks.score_generator --weights A.safetensors [B.safetensors ...] | --generator FILE
       --teacher default_models/proof_scale/fmnist-teacher.safetensors --context CTX --classifier CLS --data FM
-      [--seeds 1000000,1000001] [--count 10000] [--device cpu] [--json OUT]
+      [--seeds 1000000,1000001] [--count 10000] [--prediction eps|flow] [--device cpu] [--json OUT]
 
 --weights: the student's diffusers (native) tensors, possibly split over several files (a device call returns files
 of ≤ 16 MiB); --generator: a proof-scale generator file (any layout proof_scale.teacher_import reads). The real
@@ -28,6 +28,7 @@ from proof_scale.sampler import class_labels
 from proof_scale.teacher import build_unet
 from proof_scale.teacher_import import import_teacher, import_unet
 from training.core import OneStepSpec
+from training.methods.reflow import FLOW_SPEC
 
 
 def student_from_weights(net, files: list[str]) -> torch.nn.Module:
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=10000)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--timestep", type=int, default=625, help="the student's one-step timestep (ε at t, σ·z input)")
+    p.add_argument("--prediction", choices=("eps", "flow"), default="eps",
+                   help="eps: ε at --timestep; flow: an InstaFlow student, x0 = z + v(z) at the noise end (--timestep ignored)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
@@ -59,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     _, net, _ = import_teacher(a.teacher)
     student = import_unet(a.generator)[0] if a.generator else student_from_weights(net, a.weights)
     table = load_file(a.context)["context"].float()
-    generator = one_step(student.float().to(device), OneStepSpec("eps", a.timestep, "sigma_z"))
+    spec = FLOW_SPEC if a.prediction == "flow" else OneStepSpec("eps", a.timestep, "sigma_z")
+    generator = one_step(student.float().to(device), spec)
     classifier, _ = load_classifier(a.classifier, device)
     real, _ = load_split("test", None, a.data)
     reference = load_or_build_reference(a.reference_cache, classifier, real)

@@ -144,6 +144,14 @@ SOURCES = {
                             "E-LatentLPIPS regression on 80,000 of the 2-RF's pairs (their own FD 10.35) + run 34's D recipe "
                             "(real training images, heads at t <= 100), batch 512, lr 3e-5, stopped by the call at step 1,490, "
                             "selected step 600 (weights kept in run41/kept/)"),
+    "instaflow_gan_fixed01_run43": (f"{R}43/distill/instaflow_gan_fixed01/result.json", ("row",), "run15",
+                                    "InstaFlow one step with its GAN term at a FIXED weight 0.1 (run 41's recipe otherwise), from "
+                                    "run 41's selected step 600: val FD fell to 10.74 at step 1,000, then D saturated at ~1,050 "
+                                    "and G collapsed (val 64.6 at 1,200); selected step 1,000 (weights kept in run43/kept/)"),
+    "instaflow_gan_adaptive4_run43": (f"{R}43/distill/instaflow_gan_adaptive4/result.json", ("row",), "run15",
+                                      "as run 41's InstaFlow+GAN but the adaptive weight 4x stronger (gan_weight 4, cap 4), "
+                                      "from run 41's step 600: G fell apart first (val 353 at step 200), recovered to 12.83 at "
+                                      "1,000; D then at chance; selected step 1,000"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -153,6 +161,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_real_images_d_continued_hold": (1.10, 14), "diffusion2gan_real_images_d_continued_lead200": (1.10, 14), "sid_lsg": (1.00, 16), "sid_lsg_teacher_cfg": (1.00, 16),
     "reflow_2rf_4": (1.50, 17), "reflow_2rf_4_run12": (1.50, 17), "instaflow": (1.30, 17),
     "reflow_2rf_4_run40": (1.50, 17), "instaflow_run40": (1.30, 17), "instaflow_gan_run41": (1.30, 17),
+    "instaflow_gan_fixed01_run43": (1.30, 17), "instaflow_gan_adaptive4_run43": (1.30, 17),
 }
 
 
