@@ -86,3 +86,15 @@ def run_outputs(generator: str, generator_path: str, loss_curve: str, previews: 
         io.Image.Output(display_name="loss_curve", tooltip=loss_curve),
         io.Image.Output(display_name="previews", tooltip=previews),
     ]
+
+
+def real_images_inputs(use: str) -> list[io.Input]:
+    """real_images + real_image_prompts (Train Diffusion2GAN, Train InstaFlow): real images on D's real side."""
+    return [
+        io.Latent.Input("real_images", optional=True, tooltip=(
+            f"Real images for the discriminator's real side instead of the teacher's outputs (DMD2-style; {use}): VAE "
+            "Encode's LATENT of images at the pairs' size.")),
+        io.String.Input("real_image_prompts", default="0", optional=True, tooltip=(
+            "Which of the pairs' prompts each real image shows (0 = the first prompt): one index for all the images, or "
+            "one per image separated by commas or spaces. Every prompt needs at least one image.")),
+    ]

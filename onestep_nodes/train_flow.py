@@ -17,8 +17,8 @@ from training.export import native_weights
 from training.methods.reflow import FLOW_SPEC
 from . import model_folder
 from .constants import TRAINING_CATEGORY, check_choices
-from .inputs import dataset_input, latent_lpips_input, optional_run_inputs, run_inputs, run_outputs
-from .training_node import regression_elpips, run_paths, train_run
+from .inputs import dataset_input, latent_lpips_input, optional_run_inputs, real_images_inputs, run_inputs, run_outputs
+from .training_node import regression_elpips, resolve_dataset, run_paths, train_run, write_real_images
 
 PREVIEWS = "Student (top, one Euler step) and the pairs' latents (bottom) on the dataset's first seeds."
 MEMORY = ("low: the settings measured for small GPUs (a full fine-tune: Adafactor and a bf16 EMA; a LoRA run: the frozen "
@@ -138,28 +138,39 @@ class OneStepTrainInstaFlow(io.ComfyNode):
                     "discriminator (a copy of MODEL's encoder, re-noising on the flow path) from a quarter of the steps on, "
                     "its gradient at the generator's output this share of the regression's (0.3 is Train Diffusion2GAN's "
                     "default); D learns at lr. The file is still an instaflow file.")),
+                io.Combo.Input("gan_balance", options=["adaptive", "fixed"], default="adaptive", optional=True, tooltip=(
+                    "How gan_weight weighs the GAN term. adaptive: its gradient at G's output is gan_weight × the regression's; "
+                    "fixed: λ_GAN = gan_weight. The proof-scale InstaFlow that reached 1.21× the teacher used fixed 0.1 with "
+                    "real_images (README); it collapsed ~100 steps past its best, so keep such runs short and watch the previews.")),
+                *real_images_inputs("the proof-scale recipe: see gan_balance; needs gan_weight > 0"),
             ],
             outputs=run_outputs("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
                                 "Loss terms over the steps.", PREVIEWS),
         )
 
     @classmethod
-    def validate_inputs(cls, latent_lpips=None, regression=None, memory=None) -> bool | str:
-        return check_choices(cls, latent_lpips=latent_lpips, regression=regression, memory=memory)
+    def validate_inputs(cls, latent_lpips=None, regression=None, memory=None, gan_balance=None) -> bool | str:
+        return check_choices(cls, latent_lpips=latent_lpips, regression=regression, memory=memory, gan_balance=gan_balance)
 
     @classmethod
     def execute(cls, model, init_from: str, dataset: str, latent_lpips: str, regression: str, steps: int, batch_size: int, lr: float,
                 lora_rank: int, save_every: int, seed: int, generator_name: str, resume: bool, gradient_checkpointing: bool, vae=None,
-                memory: str = "standard", gan_weight: float = 0.0) -> io.NodeOutput:
+                memory: str = "standard", gan_weight: float = 0.0, gan_balance: str = "adaptive", real_images=None,
+                real_image_prompts: str = "0") -> io.NodeOutput:
         check_declared(cls.INPUT_TYPES(), locals())  # ranges again: a linked value skips ComfyUI's, NaN passes it
-        run_paths(generator_name)
+        _, run_dir = run_paths(generator_name)
         source = model_folder.resolve_generator(init_from)
         check_flow_file(source)
-        elpips = regression_elpips(model, latent_lpips, regression)
         gan = gan_weight > 0  # instaflow-gan: D is built from MODEL's encoder before G starts from init_from
+        real_path = ""
+        if real_images is not None:  # real images carry no noise z: D is then not z-conditioned
+            if not gan:
+                raise ValueError("real_images feed the discriminator: set gan_weight above 0, or disconnect real_images")
+            real_path = write_real_images(real_images, real_image_prompts, resolve_dataset(dataset), run_dir, True, False)
+        elpips = regression_elpips(model, latent_lpips, regression)
         config = flow_config("instaflow-gan" if gan else "instaflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing,
-                             memory, loss=LossConfig(regression=regression, gan_weight=gan_weight, warmup_steps=steps // 4),
-                             discriminator=DiscriminatorConfig(enabled=gan))
+                             memory, loss=LossConfig(regression=regression, gan_weight=gan_weight, warmup_steps=steps // 4, gan_balance=gan_balance),
+                             discriminator=DiscriminatorConfig(enabled=gan, z_conditioning=not real_path, real_images=real_path))
 
         def start(session) -> None:
             sd, _ = format.load_generator(source)

@@ -3,21 +3,16 @@
 into models/onestep (and a LoRA into models/loras for LoRA runs)."""
 from __future__ import annotations
 
-import os
-
 import comfy.model_management as mm
 from comfy_api.latest import io
 
-from onestep.latent_lpips.datasets import save_labelled
-from onestep.pairs.manifest import Manifest
 from onestep.parameterization import OneStepSpec
 from onestep.ranges import check_declared
 from training.config import DEFAULT_SPEC, DiscriminatorConfig, default_lr_warmup, GeneratorConfig, LossConfig, OptimConfig, TrainConfig, low_memory
 from training.methods.diffusion2gan import Diffusion2GAN
-from training.real_images import check_real_images, prompt_indices
 from .constants import TRAINING_CATEGORY, check_choices
-from .inputs import dataset_input, latent_lpips_input, optional_run_inputs, run_inputs, run_outputs
-from .training_node import regression_elpips, resolve_dataset, run_paths, train_run
+from .inputs import dataset_input, latent_lpips_input, optional_run_inputs, real_images_inputs, run_inputs, run_outputs
+from .training_node import regression_elpips, resolve_dataset, run_paths, train_run, write_real_images
 
 
 def generator_spec(model, lora: bool = False) -> OneStepSpec:
@@ -38,23 +33,6 @@ def generator_spec(model, lora: bool = False) -> OneStepSpec:
     if isinstance(sampling, ms.EPS):
         return OneStepSpec("eps", t, convention)
     raise ValueError(f"teachers with {type(sampling).__name__} sampling (e.g. flow models) cannot be distilled with Diffusion2GAN here: distil a flow with Train InstaFlow")
-
-
-def write_real_images(latent: dict, prompts_text: str, dataset: str, run_dir: str, discriminator: bool, z_conditioning: bool) -> str:
-    """The node's real images as the labelled-latents file D reads (in the run folder, written atomically), after the
-    checks that name what a user must change."""
-    if not discriminator:
-        raise ValueError("real_images feed the discriminator: turn discriminator on, or disconnect real_images")
-    if z_conditioning:
-        raise ValueError("real_images need z_conditioning off (real images have no noise z): set z_conditioning to false")
-    samples = latent["samples"].float().cpu()
-    labels = prompt_indices(prompts_text, samples.shape[0])
-    manifest = Manifest.load(dataset)
-    check_real_images(samples, labels, manifest.prompts, manifest.settings.latent_shape)
-    path = os.path.join(run_dir, "real_images.safetensors")
-    os.makedirs(run_dir, exist_ok=True)
-    save_labelled(path, samples, labels)
-    return path
 
 
 class OneStepTrainDiffusion2GAN(io.ComfyNode):
@@ -101,13 +79,7 @@ class OneStepTrainDiffusion2GAN(io.ComfyNode):
                     "512² full fine-tuning at batch 2 in ~14 GB without gradient checkpointing (faster than standard) or ~12 GB with "
                     "it, LoRA in ~5 GB at batch 4. See docs/benchmarks.md.")),
                 # last, after memory: saved workflows give widgets by position, so new widgets go at the end
-                io.Latent.Input("real_images", optional=True, tooltip=(
-                    "Real images for the discriminator's real side instead of the teacher's outputs (DMD2-style; the best "
-                    "proof-scale rows, with gan_weight 1: see README): VAE Encode's LATENT of images at the pairs' size. Needs "
-                    "z_conditioning off.")),
-                io.String.Input("real_image_prompts", default="0", optional=True, tooltip=(
-                    "Which of the pairs' prompts each real image shows (0 = the first prompt): one index for all the images, or "
-                    "one per image separated by commas or spaces. Every prompt needs at least one image.")),
+                *real_images_inputs("the best proof-scale rows, with gan_weight 1: see README; needs z_conditioning off"),
             ],
             outputs=run_outputs("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",
                                 "Loss terms over the steps.", "Student (top) and teacher (bottom) latents on the dataset's first seeds."),

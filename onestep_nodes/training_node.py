@@ -15,9 +15,11 @@ import torch
 from comfy_api.latest import io
 
 from onestep.latent_lpips import ELatentLPIPS
+from onestep.latent_lpips.datasets import save_labelled
 from onestep.latent_spaces import latent_space
 from onestep.pairs.manifest import DatasetError, Manifest
 from training.config import TrainConfig
+from training.real_images import check_real_images, prompt_indices
 from training.session import TrainingSession
 from . import model_folder
 from .comfy_unet import ComfyUNet, normal_tensors
@@ -29,6 +31,23 @@ from .memory_budget import check_model_call
 from .pair_collection import latent_preview
 
 BASES = {"SD15": "sd15", "SD20": "sd21", "SD21UnclipL": "sd21", "SD21UnclipH": "sd21", "SDXL": "sdxl"}
+
+
+def write_real_images(latent: dict, prompts_text: str, dataset: str, run_dir: str, discriminator: bool, z_conditioning: bool) -> str:
+    """The node's real images as the labelled-latents file D reads (in the run folder, written atomically), after the
+    checks that name what a user must change."""
+    if not discriminator:
+        raise ValueError("real_images feed the discriminator: turn discriminator on, or disconnect real_images")
+    if z_conditioning:
+        raise ValueError("real_images need z_conditioning off (real images have no noise z): set z_conditioning to false")
+    samples = latent["samples"].float().cpu()
+    labels = prompt_indices(prompts_text, samples.shape[0])
+    manifest = Manifest.load(dataset)
+    check_real_images(samples, labels, manifest.prompts, manifest.settings.latent_shape)
+    path = os.path.join(run_dir, "real_images.safetensors")
+    os.makedirs(run_dir, exist_ok=True)
+    save_labelled(path, samples, labels)
+    return path
 
 
 def resolve_dataset(value: str) -> str:

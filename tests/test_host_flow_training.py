@@ -157,3 +157,37 @@ def test_instaflow_with_a_gan_weight_trains_a_discriminator_and_writes_an_instaf
         history = json.load(f)
     assert {"d_total", "regression"} <= set(history), sorted(history)  # term → [(step, value)]
     assert [step for step, _ in history["d_total"]] == [2, 3, 4] and [s for s, _ in history["regression"]] == [1, 2, 3, 4]
+
+
+def instaflow_real_images_graph(name, **kw):
+    """Train InstaFlow with its GAN term on real images (three latents the teacher makes in one step stand for VAE
+    Encode's), after the reflow graph of the GAN test above (ComfyUI reuses its cached outputs)."""
+    g = instaflow_graph(name, "rf-gan", steps=4, **kw)
+    g["30"] = {"class_type": "OneStepGenerate", "inputs": {"model": ["1", 0], "positive": ["6", 0], "seed": 5, "width": 128, "height": 128, "batch_size": 3}}
+    g["95"] = {"class_type": "SaveLatent", "inputs": {"samples": ["30", 0], "filename_prefix": f"latents/{name}-real"}}
+    g["11"]["inputs"]["real_images"] = ["30", 0]
+    return g
+
+
+def test_instaflow_gan_on_real_images_with_a_fixed_weight(host):
+    """The proof-scale InstaFlow recipe's GAN settings from the node: gan_balance fixed and real images on D's real side
+    (D then not z-conditioned), written into the run folder and the checkpoint's config."""
+    from safetensors import safe_open
+
+    out = ok(host.run(instaflow_real_images_graph("if-real", gan_weight=0.1, gan_balance="fixed", real_image_prompts="0 1 2")))
+    run_dir = os.path.join(host.base_dir, "models", "onestep_runs", "if-real")
+    real = load_file(os.path.join(run_dir, "real_images.safetensors"))
+    assert torch.equal(real["latents"], latent(host, out, "95").float()) and real["labels"].tolist() == [0, 1, 2]
+    with safe_open(os.path.join(run_dir, "checkpoint.safetensors"), "pt") as f:
+        config = json.loads(f.metadata()["onestep.trainer_state"])["config"]
+    assert (config["loss"]["gan_balance"], config["loss"]["gan_weight"]) == ("fixed", 0.1)
+    assert config["discriminator"]["real_images"] == os.path.join(run_dir, "real_images.safetensors")
+    assert not config["discriminator"]["z_conditioning"]
+    assert format.read_metadata(generator_file(host, "if-real")).method == "instaflow"
+    assert torch.isfinite(latent(host, out, "92")).all()
+
+
+def test_instaflow_real_images_need_the_gan_term(host):
+    msg = failed(host.run(instaflow_real_images_graph("if-real-off", gan_weight=0.0)))
+    assert "real_images feed the discriminator: set gan_weight above 0" in msg, msg
+    assert not os.path.exists(generator_file(host, "if-real-off"))
