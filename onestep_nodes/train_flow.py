@@ -166,7 +166,8 @@ class OneStepTrainInstaFlow(io.ComfyNode):
         if real_images is not None:  # real images carry no noise z: D is then not z-conditioned
             if not gan:
                 raise ValueError("real_images feed the discriminator: set gan_weight above 0, or disconnect real_images")
-            real_path = write_real_images(real_images, real_image_prompts, resolve_dataset(dataset), run_dir, True, False)
+            real_path = write_real_images(real_images, real_image_prompts, resolve_dataset(dataset), run_dir,
+                                          discriminator=True, z_conditioning=False)
         elpips = regression_elpips(model, latent_lpips, regression)
         config = flow_config("instaflow-gan" if gan else "instaflow", steps, batch_size, lr, lora_rank, save_every, seed, gradient_checkpointing,
                              memory, loss=LossConfig(regression=regression, gan_weight=gan_weight, warmup_steps=steps // 4, gan_balance=gan_balance),
