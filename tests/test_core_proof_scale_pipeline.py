@@ -135,7 +135,10 @@ def test_teacher_seeds_that_do_not_fit_a_call_are_scored_by_the_next(work, tmp_p
     assert three["row"]["fd_seeds"] == _json(work, "teacher_eval.json")["row"]["fd_seeds"]  # the same noise: the same FDs
 
 
-REPLAY_RTOL = 0.02  # measured under torch 2.14.1 (session 27): ≤ 0.0097 on every logged series, 0.0021 on the FDs
+# Float round-off between machines, torch 2.14.1 both: ≤ 0.0097 on every logged series (session 27's CPU), 0.036 on an AMD
+# EPYC (session 40: gan_scale, a ratio of gradient norms; the commit that passed before gives the same there); 0.002 on the FDs
+REPLAY_RTOL = 0.05
+CHANGED_MATHS = 5 * REPLAY_RTOL  # the capped run's g_total moves 0.41 on that EPYC: an order of magnitude beyond its 0.036
 
 
 def _relative_gap(series, reference) -> float:
@@ -162,9 +165,9 @@ def test_the_engine_replays_the_diffusion2gan_row_of_the_code_before_it(work):
         gaps[name] = _relative_gap(history[name], points)
     gaps["fd_seeds"] = max(abs(v - w) / abs(w) for v, w in zip(row["fd_seeds"], before["fd_seeds"]))
     print("relative gaps to the pre-engine run:", {k: f"{v:.2g}" for k, v in gaps.items()})
-    # The record was made under torch 2.11; another torch build (2.14.1, session 27) moves the tiny run's losses by up to
-    # REPLAY_RTOL through float round-off alone. A change of the run's maths moves them far more: the cap below, the
-    # engine's one default that differs, is told apart by an order of magnitude and more.
+    # The record was made under torch 2.11; another torch build or CPU moves the tiny run's losses by up to REPLAY_RTOL
+    # through float round-off alone. A change of the run's maths moves them far more: the cap below, the engine's one
+    # default that differs, is told apart by an order of magnitude.
     assert max(gaps.values()) <= REPLAY_RTOL, gaps
     assert row["selected_step"] == before["selected_step"]
     # and the cap (the engine's default since) does change the run: the comparison can tell the two apart
@@ -172,7 +175,7 @@ def test_the_engine_replays_the_diffusion2gan_row_of_the_code_before_it(work):
     assert max(v for _, v in capped["gan_scale"]) <= 10.0 < max(v for _, v in before["history"]["gan_scale"])
     moved = _relative_gap(capped["g_total"], before["history"]["g_total"])
     print("the capped run's relative gap in g_total:", f"{moved:.2g}")
-    assert moved > 10 * REPLAY_RTOL
+    assert moved > CHANGED_MATHS
 
 
 def test_an_anchored_sid_row_trains_on_the_pairs_with_its_regression(work):
