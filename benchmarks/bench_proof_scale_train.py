@@ -1,14 +1,19 @@
-"""Training-step speed of the proof-scale distillation rows (issue 14): the Diffusion2GAN trainer on the benchmark's
-small teacher architecture (1×32×32 latents), per row kind and batch, with the batches already on the GPU (as
-DevicePairs gives them), bf16 autocast as the pipeline trains.
+"""Training-step speed of the proof-scale distillation rows (issues 14 and 16): the trainer on the benchmark's small
+teacher architecture (1×32×32 latents), per row kind and batch, with the batches already on the GPU (as DevicePairs
+gives them), bf16 autocast as the pipeline trains.
 
-  python -m benchmarks.bench_proof_scale_train [--rows mse,latentlpips,elatentlpips,diffusion2gan] [--batches 256,1024]
-      [--steps 30] [--compile] [--json OUT.json]
+  python -m benchmarks.bench_proof_scale_train [--rows mse,latentlpips,elatentlpips,diffusion2gan,sid_lsg_teacher_cfg]
+      [--batches 256,1024] [--steps 30] [--compile] [--profile 3] [--json OUT.json] [--device cpu]
 
-Prints a markdown table (row, batch, ms/step, training samples/s, peak GiB) and the command; the first 10 steps
-(warm-up, the GAN's first R1 step) are not timed. Weights are random: speed does not depend on them.
+Prints a markdown table (row, batch, ms/step, training samples/s, peak GiB, and with --profile the GPU's busy share)
+and the command; the first --warmup steps (10: the GAN's first R1 step, compiling) are not timed. Weights are random:
+speed does not depend on them. The SiD-LSG rows (sid_lsg, sid_lsg_teacher_cfg: proof_scale.rows.SID_ROWS, the
+teacher's CFG taken as 1.5) train on the class prompts of a random context table as the data-free rows do.
 --compile measures every row twice, eager and with TrainConfig.compile_blocks (training/compile.py; its compile falls in
 the untimed steps), both without R1 (inductor has no double backward; the runs since session 10 train without it).
+--profile N: N more steps under torch.profiler after the timed ones; "GPU busy" is the kernels' summed time over the
+steps' wall time — far under 100 % means the step waits on the host (launches, syncs), which compiling or CUDA graphs
+remove, while near 100 % means only less arithmetic makes it faster.
 """
 from __future__ import annotations
 
@@ -21,12 +26,15 @@ import torch
 
 from benchmarks.records import finish
 from onestep.latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
+from proof_scale import rows as ps_rows
+from proof_scale.distill import class_prompts
 from proof_scale.rows import ROW_KINDS, train_config_for_kind
 from proof_scale.teacher import TeacherNetConfig, build_unet
 from training.diffusers_unet import DiffusersUNet
+from training.session import TrainingSession
 from training.trainer import Trainer
 
-WARMUP = 10
+TEACHER_CFG = 1.5  # the proof-scale teacher row's CFG, which the SiD rows' κ4 takes
 
 
 def _batches(n: int, batch: int, device: torch.device, context: torch.Tensor):
@@ -37,49 +45,112 @@ def _batches(n: int, batch: int, device: torch.device, context: torch.Tensor):
                "context": context[labels], "prompt_index": labels, "seed": torch.arange(batch, device=device) + step * batch}
 
 
+def _compiled(config, mode: str | None):
+    """config with compile_blocks per the measured mode (None: as the row has it; "eager": off; else on, that mode)."""
+    if mode is None:
+        return config
+    return dataclasses.replace(config, compile_blocks=mode != "eager", compile_mode="default" if mode == "eager" else mode)
+
+
+def _sid_session(kind: str, batch: int, steps: int, mode: str | None, device: torch.device, table: torch.Tensor) -> TrainingSession:
+    """A data-free SiD-LSG row as proof_scale.distill trains it: the class prompts of `table` (its last row the empty
+    prompt), no pairs, no run folder."""
+    p = ps_rows.plan(kind, {**ps_rows.ROW_DEFAULTS, "batch": batch, "steps": steps}, teacher_cfg=TEACHER_CFG)
+    config = _compiled(ps_rows.train_config(p, bf16=device.type == "cuda", save_every=0), mode)
+    unet = DiffusersUNet(build_unet(TeacherNetConfig(context_dim=table.shape[-1])), 1.0, 0.0)
+    return TrainingSession(unet, config, class_prompts(table, batch), None, None, device, resume=False)
+
+
+def _gpu_busy(prof, wall: float) -> float:
+    """The kernels' summed device time over the profiled steps' wall time (s)."""
+    kernels = sum(getattr(e, "self_device_time_total", 0.0) for e in prof.key_averages())  # µs
+    return kernels / 1e6 / wall if wall > 0 else float("nan")
+
+
+def measure(kind: str, batch: int, mode: str | None, steps: int, warmup: int, profile: int, device: torch.device, table: torch.Tensor) -> dict:
+    """One row kind at one batch: ms/step over the steps after `warmup`, then `profile` steps under the profiler."""
+    torch.manual_seed(0)
+    total = steps + profile
+    if ps_rows.is_prompts_row(kind):
+        session = _sid_session(kind, batch, total, mode, device, table)
+        run = lambda on_step: session.run(total, on_step)  # noqa: E731
+    else:
+        unet = DiffusersUNet(build_unet(TeacherNetConfig(context_dim=table.shape[-1])), 1.0, 0.0)
+        elpips = ELatentLPIPS(LatentLPIPS(1, width=0.25), get_encoder("custom-1", 1))
+        config = train_config_for_kind(kind, batch, steps=total)
+        if mode is not None:  # no R1 in either mode: inductor has no double backward
+            config = _compiled(dataclasses.replace(config, discriminator=dataclasses.replace(config.discriminator, r1_gamma=0.0)), mode)
+        trainer = Trainer(unet, config, elpips if config.loss.regression != "mse" else None, device)
+        run = lambda on_step: trainer.run(_batches(total, batch, device, table[:-1]), total, on_step)  # noqa: E731
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    times: list[float] = []
+    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) if profile and cuda else None
+    started = time.perf_counter()
+
+    def on_step(step, logs):
+        if cuda:
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter())
+        if prof is not None and step == steps:
+            prof.start()
+        return False
+
+    run(on_step)
+    if prof is not None:
+        prof.stop()
+    per = (times[steps - 1] - times[warmup - 1]) / (steps - warmup)
+    row = {"row": kind + ("" if mode is None else f" {mode}"), "batch": batch, "ms_per_step": 1000 * per,
+           "samples_per_second": batch / per, "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan"),
+           "warmup_seconds": times[warmup - 1] - started}  # the untimed first steps: a compiled row's compile
+    if prof is not None:
+        row["gpu_busy"] = _gpu_busy(prof, times[-1] - times[steps - 1])
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_proof_scale_train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", default=",".join(ROW_KINDS))
+    p.add_argument("--rows", default=",".join(ROW_KINDS), help=f"of {', '.join((*ROW_KINDS, *ps_rows.SID_ROWS))}")
     p.add_argument("--batches", default="256,1024")
-    p.add_argument("--steps", type=int, default=30, help="steps per measurement (the first 10 untimed)")
+    p.add_argument("--steps", type=int, default=30, help="steps per measurement, the warm-up's included")
+    p.add_argument("--warmup", type=int, default=10, help="untimed first steps")
     p.add_argument("--compile", action="store_true", help="each row eager and with compile_blocks, both with r1_gamma 0")
+    p.add_argument("--compile-modes", default="default", help="with --compile: the torch.compile modes measured after eager "
+                   "(training.config.COMPILE_MODES, comma-separated; reduce-overhead: CUDA graphs of the compiled blocks)")
+    p.add_argument("--profile", type=int, default=0, help="this many more steps under torch.profiler (GPU busy share)")
+    p.add_argument("--device", default="cuda", help="cuda, or cpu for a check of the code paths")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    device = torch.device("cuda")
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cudnn.benchmark = True  # as the pipeline runs
-    context = torch.randn(11, 77, 64, device=device)
+    if not 0 < args.warmup < args.steps:
+        p.error("--warmup must be at least 1 and below --steps")
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # as the pipeline runs
+    table = torch.randn(11, 77, 64, device=device)  # 10 class prompts + the empty prompt
+    modes = ("eager", *args.compile_modes.split(",")) if args.compile else (None,)
     rows = []
-    modes = (False, True) if args.compile else (False,)
-    for kind, batch, compiled in ((k, int(b), c) for k in args.rows.split(",") for b in args.batches.split(",") for c in modes):
-        torch.manual_seed(0)
-        unet = DiffusersUNet(build_unet(TeacherNetConfig(context_dim=64)), 1.0, 0.0)
-        elpips = ELatentLPIPS(LatentLPIPS(1, width=0.25), get_encoder("custom-1", 1))
-        config = train_config_for_kind(kind, batch, steps=args.steps)
-        if args.compile:
-            config = dataclasses.replace(config, compile_blocks=compiled,
-                                         discriminator=dataclasses.replace(config.discriminator, r1_gamma=0.0))
-        trainer = Trainer(unet, config, elpips if config.loss.regression != "mse" else None, device)
-        torch.cuda.reset_peak_memory_stats(device)
-        times = []
-
-        def on_step(step, logs, times=times):
-            torch.cuda.synchronize(device)
-            times.append(time.perf_counter())
-
-        trainer.run(_batches(args.steps, batch, device, context), args.steps, on_step)
-        per = (times[-1] - times[WARMUP - 1]) / (len(times) - WARMUP)
-        rows.append({"row": kind + (" compiled" if compiled else ""), "batch": batch, "ms_per_step": 1000 * per, "samples_per_second": batch / per,
-                     "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30})
-        del trainer, unet
-        torch.cuda.empty_cache()
-    print(f"device: {torch.cuda.get_device_name(device)} (torch {torch.__version__}); bf16 autocast, batches on the GPU\n")
-    print("| row | batch | ms/step | training samples/s | peak GiB |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['row']} | {r['batch']} | {r['ms_per_step']:.1f} | {r['samples_per_second']:.0f} | {r['peak_gib']:.2f} |")
+    for kind, batch, mode in ((k, int(b), m) for k in args.rows.split(",") for b in args.batches.split(",") for m in modes):
+        try:
+            rows.append(measure(kind, batch, mode, args.steps, args.warmup, args.profile, device, table))
+        except Exception as e:  # noqa: BLE001 — a mode that cannot run (e.g. a graph capture) is a result too; the rest go on
+            print(f"| {kind} {mode} | {batch} | failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
+            continue
+        r = rows[-1]  # printed at once: a call cut short keeps what ran
+        print(f"| {r['row']} | {batch} | {r['ms_per_step']:.1f} ms/step, first {args.warmup} steps {r['warmup_seconds']:.0f} s" + (f", GPU busy {100 * r['gpu_busy']:.0f} %" if "gpu_busy" in r else ""), flush=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device: {name} (torch {torch.__version__}); {'bf16 autocast, ' if device.type == 'cuda' else ''}batches on the device\n")
+    busy = args.profile > 0
+    print("| row | batch | ms/step | training samples/s | peak GiB |" + (" GPU busy |" if busy else ""))
+    print("|---|---|---|---|---|" + ("---|" if busy else ""))
+    for r in rows:  # (failed modes were printed as they ended)
+        print(f"| {r['row']} | {r['batch']} | {r['ms_per_step']:.1f} | {r['samples_per_second']:.0f} | {r['peak_gib']:.2f} |"
+              + (f" {100 * r.get('gpu_busy', float('nan')):.0f} % |" if busy else ""))
     finish("benchmarks.bench_proof_scale_train", argv, rows, args.json, device)
     return 0
 

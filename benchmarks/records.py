@@ -13,4 +13,4 @@ def finish(module: str, argv: list[str], rows: list[dict], json_path: str | None
     print(f"\n{command}")
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:
-            json.dump({"rows": rows, "command": command, "device": torch.cuda.get_device_name(device), "torch": torch.__version__}, f, indent=2)
+            json.dump({"rows": rows, "command": command, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device), "torch": torch.__version__}, f, indent=2)

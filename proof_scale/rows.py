@@ -69,6 +69,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "d_real": str,
     "d_real_limit": int,  # d_real=images: the first this many training images only (default: all the data folder holds)
     "compile": lambda v: v == "true",  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
+    "compile_mode": str,  # TrainConfig.compile_mode, e.g. reduce-overhead (CUDA graphs of the compiled blocks)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)
     "data": str,  # the pairs folder of the work folder it trains on: "pairs" (the teacher's) or "pairs_2rf" (the 2-RF's)
@@ -102,7 +103,7 @@ SID_PLAN_TYPES = {
     **{k: PLAN_TYPES[k] for k in (*SID_SHARED, "lr", "init_from")}, "alpha": float, "t_min": int, "t_max": int, "prompt_dropout": float,
     "beta1": float, "grad_clip": float, "kappa1": float, "kappa2": float, "kappa4": float,
     "kappa": float,  # κ1 = κ2 = κ4 at once
-    "compile": PLAN_TYPES["compile"],
+    "compile": PLAN_TYPES["compile"], "compile_mode": PLAN_TYPES["compile_mode"],
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
     "anchor": float, "regression": str,
 }
@@ -202,7 +203,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
-            compile_blocks=p.get("compile", False),
+            compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"),
         )
     flow = "method" in p  # a flow row (FLOW_ROWS; a SiD row's plan returned above)
     d_real = p.get("d_real", "pairs")
@@ -230,7 +231,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                                           real_images=real_images),
         reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),
         batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
-        compile_blocks=p.get("compile", False),
+        compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"),
     )
 
 

@@ -51,6 +51,11 @@ def test_compile_reaches_the_trainer_only_when_a_plan_sets_it():
     assert rows.train_config(rows.plan("diffusion2gan@r1_gamma=0:compile=true", rows.ROW_DEFAULTS), bf16=False, save_every=0).compile_blocks
     sid = rows.plan("sid_lsg@compile=true", rows.ROW_DEFAULTS, teacher_cfg=1.5)
     assert rows.train_config(sid, bf16=False, save_every=0).compile_blocks
+    assert rows.train_config(sid, bf16=False, save_every=0).compile_mode == "default"
+    graphed = rows.plan("sid_lsg_teacher_cfg@compile=true:compile_mode=reduce-overhead", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    assert rows.train_config(graphed, bf16=False, save_every=0).compile_mode == "reduce-overhead"
+    with pytest.raises(ValueError, match="compile_mode must be one of"):
+        rows.train_config(rows.plan("sid_lsg@compile=true:compile_mode=fast", rows.ROW_DEFAULTS, teacher_cfg=1.5), bf16=False, save_every=0)
 
 
 def test_instaflow_takes_the_gan_term_and_reflow_refuses_it():

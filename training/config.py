@@ -35,6 +35,7 @@ REGRESSION_LOSSES = ("elatentlpips", "latentlpips", "mse")
 GAN_LOSSES = ("standard", "relativistic")  # LossConfig.gan_loss
 OPTIMIZERS = ("adamw", "adafactor")
 STORAGE_DTYPES = ("float32", "bfloat16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")  # TrainConfig.compile_mode (torch.compile's)
 D_BACKBONES = ("full", "lora")  # discriminator backbone: trained copy of the teacher encoder, or frozen + LoRA
 D_READOUTS = ("encoder", "decoder")  # where D's heads read: the encoder's levels, or the whole UNet's decoder levels
 FULL_D_STORAGE = "bfloat16"  # low_memory(): storage of a full fine-tune's D (measured in docs/benchmarks.md)
@@ -337,6 +338,9 @@ class TrainConfig:
     # torch.compile every UNet block the run calls (training/compile.py): fuses the GroupNorm/elementwise kernels that
     # bound small UNets; the first steps compile (minutes). Not with exact R1 (no double backward in inductor).
     compile_blocks: bool = False
+    # torch.compile's mode for those blocks (COMPILE_MODES): "reduce-overhead" also replays each block's kernels as a
+    # CUDA graph (a host-bound step: the proof-scale SiD step at batch ≤ 256 spends most of its time launching kernels)
+    compile_mode: str = "default"
 
     def __post_init__(self) -> None:
         check_range("batch_size", self.batch_size, 1, integer=True)
@@ -357,6 +361,8 @@ class TrainConfig:
             raise ValueError(f"discriminator storage_dtype={self.discriminator.storage_dtype!r} needs bf16 autocast (bf16=True)")
         if self.sid.fake_dtype != "float32" and not self.bf16:
             raise ValueError(f"sid fake_dtype={self.sid.fake_dtype!r} needs bf16 autocast (bf16=True)")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, not {self.compile_mode!r}")
         d = self.discriminator
         if self.compile_blocks and self.method in ("diffusion2gan", "instaflow-gan") and d.enabled and d.r1_gamma > 0 and d.r1_mode == "exact":
             raise ValueError("compile_blocks cannot run exact R1 (torch.compile has no double backward): "

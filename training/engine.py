@@ -125,8 +125,8 @@ class Engine:
         self.step = 0
         if c.compile_blocks:  # last: after LoRA, storage dtypes and the method's copies (a copy of a compiled block would not be)
             frozen = [m for m in vars(self.method).values() if isinstance(m, nn.Module)]  # e.g. SiD-LSG's teacher φ
-            n = compile_unet_blocks([unet, *(net.module for net in self.networks.values()), *frozen])
-            log.info("[onestep] compile_blocks: %d UNet blocks compiled (the first steps compile them)", n)
+            n = compile_unet_blocks([unet, *(net.module for net in self.networks.values()), *frozen], c.compile_mode)
+            log.info("[onestep] compile_blocks: %d UNet blocks compiled, mode %s (the first steps compile them)", n, c.compile_mode)
 
     @torch.no_grad()
     def start_generator_from(self, weights: dict[str, torch.Tensor]) -> None:

@@ -20,7 +20,19 @@
 # CALL=3 scores the row where it stopped and brings its weights (KEEP) and its state (KEEP_STATE) back:
 # copy $OUT's state_g*/ into state_<PART>/ here and commit it; proof_scale_bundle.sh restore after.
 # Part b: `PART=b FROM=sid_carry_a CALL=1 ...` with --init-state .../state_a.
-S='lr=1e-4:lr_warmup=50:lr_decay=constant:steps=20000:batch=256:ema_decay=0.99:compile=true'
+# Session 40 (benchmarks/results/proof_scale_sid_speed_h200_session40/): the eager step is host-bound — 409 ms at batch 64
+# (GPU busy 20 %), 422 ms at 256 (52 %) — so first `CALL=0`: the compiled step at batch 64 (eager, compile default,
+# compile reduce-overhead = CUDA graphs of the compiled blocks; ~350 s with cold compiles), printed row by row. If a
+# compiled batch-64 step is far cheaper than 256's, set BATCH=64 (and COMPILE_MODE=reduce-overhead if that mode won) for
+# PART=a — a batch of 64 moving the row as far per step as 256 is then what part a's val FD curve shows against run 29's.
+S="lr=1e-4:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=0.99:compile=true${COMPILE_MODE:+:compile_mode=$COMPILE_MODE}"
+if [ "${CALL:-1}" = 0 ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .devdata/ps/whl/*.whl || exit 9
+  PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 timeout "${LIMIT:-540}" python3 -m benchmarks.bench_proof_scale_train --rows sid_lsg_teacher_cfg \
+    --batches "${BATCHES:-64}" --steps 30 --warmup 10 --profile 3 --compile --compile-modes default,reduce-overhead \
+    --json "${OUT:-.}/sid_speed.json" 2>&1 | grep "^|\|Error\|error" | tail -40
+  exit 0
+fi
 : "${PART:?PART=a for the first session, b, c, ... after}"
 export VARIANTS="sid_lsg_teacher_cfg@${FROM:+init_from=$FROM:}$S" SELECT=${SELECT:-500} EXTRA=""
 case "${CALL:-1}" in
