@@ -106,6 +106,7 @@ SID_PLAN_TYPES = {
     "compile": PLAN_TYPES["compile"], "compile_mode": PLAN_TYPES["compile_mode"],
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
     "anchor": float, "regression": str,
+    "fake_steps": int,  # ψ's steps per G step (SidConfig.fake_steps; read only when a plan sets it)
 }
 
 
@@ -200,7 +201,8 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
             optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], betas=(p["beta1"], 0.999), grad_clip=p["grad_clip"],
                               lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"], lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
             sid=SidConfig(kappa1=p["kappa1"], kappa2=p["kappa2"], kappa4=p["kappa4"], alpha=p["alpha"], t_min=p["t_min"], t_max=p["t_max"],
-                          prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0)),
+                          prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0),
+                          fake_steps=p.get("fake_steps", 1)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
             compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"),

@@ -66,3 +66,10 @@ def test_instaflow_takes_the_gan_term_and_reflow_refuses_it():
     assert plain.method == "instaflow" and not plain.discriminator.enabled
     with pytest.raises(ValueError, match="reflow has none"):
         rows.train_config(rows.plan("reflow_2rf@gan=true", rows.ROW_DEFAULTS), bf16=False, save_every=0)
+
+
+def test_a_sid_row_sets_the_fake_scores_steps_per_generator_step():
+    plain = rows.plan("sid_lsg_teacher_cfg", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    assert "fake_steps" not in plain and rows.train_config(plain, bf16=False, save_every=0).sid.fake_steps == 1  # the official loop
+    two = rows.plan("sid_lsg_teacher_cfg@fake_steps=2", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    assert rows.train_config(two, bf16=False, save_every=0).sid.fake_steps == 2

@@ -496,3 +496,24 @@ def test_the_fake_score_can_start_from_carried_weights_before_the_first_step_onl
     e.step = 1
     with pytest.raises(ValueError, match="before training starts"):
         e.start_network_from("fake_score", carried)
+
+
+def _adam_steps(opt) -> set[float]:
+    return {float(s["step"]) for s in opt.state.values()}
+
+
+def test_fake_steps_gives_psi_that_many_updates_per_generator_step_on_fresh_draws():
+    batch = {"context": prompts().context[:4]}
+    one, two = engine(sid_config()), engine(sid_config(fake_steps=2))
+    first_psi = None
+    for e in (one, two):
+        terms = e.train_step(batch)
+        assert {"fake_score", "sid"} <= set(terms)
+        if first_psi is None:
+            first_psi = {n: p.detach().clone() for n, p in e.method.fake.named_parameters()}
+    assert _adam_steps(one.networks["fake_score"].optimizer) == {1.0} and _adam_steps(two.networks["fake_score"].optimizer) == {2.0}
+    assert _adam_steps(one.opt_g) == _adam_steps(two.opt_g) == {1.0}
+    # ψ's second update drew other noise and moved ψ on from where the one-step run's ψ stands
+    assert any(not torch.equal(first_psi[n], p) for n, p in two.method.fake.named_parameters())
+    with pytest.raises(ValueError, match="fake_steps"):
+        SidConfig(fake_steps=0)

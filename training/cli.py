@@ -137,6 +137,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fake-lora-rank", type=int, default=sid.fake_lora_rank, help="sid-lsg: 0 trains all of ψ; >0 LoRA on a frozen copy")
     p.add_argument("--fake-dtype", default=sid.fake_dtype, choices=["float32", "bfloat16"], help="sid-lsg: storage of ψ's trained weights (bfloat16 needs --bf16)")
     p.add_argument("--sid-reduction", default=sid.reduction, choices=["sum", "mean"], help="sid-lsg: losses summed over pixels (the official) or averaged")
+    p.add_argument("--fake-steps", type=int, default=sid.fake_steps,
+                   help="sid-lsg: the fake score ψ's optimiser steps per generator step (1: the official loop)")
     p.add_argument("--sid-anchor", type=float, default=sid.anchor_weight,
                    help="sid-lsg recall anchor: > 0 trains on --pairs too, adding a --regression term to G's output gradient at this fraction of SiD's norm")
     p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
@@ -184,7 +186,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         sid=SidConfig(kappa1=a.kappa1, kappa2=a.kappa2, kappa4=a.kappa4, alpha=a.alpha, t_min=a.sid_t_range[0], t_max=a.sid_t_range[1],
                       prompt_dropout=a.prompt_dropout, latent_height=a.latent_size[0], latent_width=a.latent_size[1],
                       fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype, reduction=a.sid_reduction,
-                      anchor_weight=a.sid_anchor),
+                      anchor_weight=a.sid_anchor, fake_steps=a.fake_steps),
         reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device,

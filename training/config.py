@@ -268,9 +268,13 @@ class SidConfig:
     # teacher pairs, and G's gradient at its output gets a regression term d(G(z_pair, c), x_teacher) (LossConfig.regression)
     # rescaled per micro-batch to this fraction of the SiD gradient's norm there. 0: off (data-free, prompts only).
     anchor_weight: float = 0.0
+    # ψ's optimiser steps per generator step (1: the official loop). More lets ψ track G's moving distribution more
+    # closely before G follows its score (DMD2's two-time-scale rule, Yin et al. 2024, used 5 without a regression loss).
+    fake_steps: int = 1
 
     def __post_init__(self) -> None:
         check_range("anchor_weight", self.anchor_weight, 0.0)
+        check_range("fake_steps", self.fake_steps, 1, integer=True)
         for name in ("kappa1", "kappa2", "kappa4", "alpha"):  # NaN stopped at a NaN loss, or (κ4) was written into the file
             check_range(name, getattr(self, name))
         if not 0 <= self.t_min <= self.t_max:

@@ -5,7 +5,7 @@ Data-Free One-Step Text-to-Image Generation", ICLR 2025), as the official loop r
 Networks: the generator G (the engine's: the teacher UNet run once at t_init, GeneratorConfig.spec), the fake score
 ψ (a trained copy of the teacher, an ExtraNetwork: checkpointed) and the teacher φ (a frozen copy, rebuilt from the
 teacher, never checkpointed). Data: prompts only; the noise is drawn per step from the micro-batch's random source.
-Each step has two phases:
+Each step has two phases (the first SidConfig.fake_steps times: 1 in the official loop):
 
   fake score  x_g = sg(G(z, c)), x_t = sqrt(ᾱ_t)·x_g + sqrt(1−ᾱ_t)·ε, t ~ U{t_min..t_max}; ψ's guided output at κ1
               regressed on ε (v teachers: on the velocity, weighted snr/(snr+1) = ᾱ_t); 10 % of the prompts replaced
@@ -216,7 +216,9 @@ class SidLSG(Method):
         return [ExtraNetwork("fake_score", "fake", self.fake, o.lr_d, o.optimizer_d or o.optimizer, s.fake_dtype, derived_seed(c.seed, -8))]
 
     def phases(self, engine, step: int) -> list[Phase]:
-        return [Phase("fake_score", partial(self._fake_score, engine)), Phase("generator", partial(self._generator, engine))]
+        # SidConfig.fake_steps ψ steps, each on fresh draws (the micro-batch's random source moves on), then G's
+        fake = Phase("fake_score", partial(self._fake_score, engine))
+        return [fake] * self.config.sid.fake_steps + [Phase("generator", partial(self._generator, engine))]
 
     def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
         s = self.config.sid
