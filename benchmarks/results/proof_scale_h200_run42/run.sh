@@ -25,6 +25,7 @@
 # compile reduce-overhead = CUDA graphs of the compiled blocks; ~350 s with cold compiles), printed row by row. If a
 # compiled batch-64 step is far cheaper than 256's, set BATCH=64 (and COMPILE_MODE=reduce-overhead if that mode won) for
 # PART=a — a batch of 64 moving the row as far per step as 256 is then what part a's val FD curve shows against run 29's.
+# With AB=1 part a also trains the row with fake_steps=2 beside it (below); part b goes on from the better one.
 S="lr=1e-4:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=0.99:compile=true${COMPILE_MODE:+:compile_mode=$COMPILE_MODE}"
 if [ "${CALL:-1}" = 0 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .devdata/ps/whl/*.whl || exit 9
@@ -35,9 +36,13 @@ if [ "${CALL:-1}" = 0 ]; then
 fi
 : "${PART:?PART=a for the first session, b, c, ... after}"
 export VARIANTS="sid_lsg_teacher_cfg@${FROM:+init_from=$FROM:}$S" SELECT=${SELECT:-500} EXTRA=""
+# AB=1 (part a only): beside it, the same row with fake_steps=2 (ψ twice per G step, DMD2's two-time-scale rule), the
+# two side by side on the one GPU (a host-bound step leaves it idle most of the time); KEEP/KEEP_STATE then name the
+# better row's tag (printed as "weights tag"): both rows' weights and states are over what a call brings back
+[ -n "$AB" ] && VARIANTS="$VARIANTS;sid_lsg_teacher_cfg@$S:fake_steps=2" EXTRA="--rows-per-gpu 2"
 case "${CALL:-1}" in
   1) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh ;;
   2) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} SKIP_PIP=1 bash benchmarks/device/proof_scale_run.sh ;;
-  *) MAXS=${MAXS:-500} MARGIN=${MARGIN:-30} SKIP_PIP=1 FINISH=1 KEEP=${KEEP:-variants} KEEP_STATE=variants:sid_carry_$PART \
+  *) MAXS=${MAXS:-500} MARGIN=${MARGIN:-30} SKIP_PIP=1 FINISH=1 KEEP=${KEEP:-variants} KEEP_STATE=${KEEP_STATE:-variants}:sid_carry_$PART \
        bash benchmarks/device/proof_scale_run.sh ;;
 esac
