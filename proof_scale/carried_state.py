@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 from onestep.atomic import atomic_write
 from training.checkpoint import load_checkpoint
 
+from .common import read_json
 from .teacher import load_teacher
 
 SMALL = 4096  # tensors with fewer elements (norms, biases) are kept whole in float32: they cost nothing
@@ -87,8 +88,7 @@ def pack(out: str, row_dir: str, teacher_path: str, row: str, prefix: str = "une
     """The row's checkpoint (its latest step) → OUT/best.q8.safetensors (G's EMA, or G where EMA is off) and
     OUT/net_<name>.q8.safetensors for each network the method trains beside G. Returns the files written."""
     state = load_checkpoint(os.path.join(row_dir, "checkpoint.safetensors"))
-    with open(os.path.join(row_dir, "plan.json"), encoding="utf-8") as f:
-        plan = json.load(f)
+    plan = read_json(os.path.join(row_dir, "plan.json"))
     base = teacher_weights(teacher_path)
     ema = {k[len("shadow."):]: v for k, v in state["ema"].items() if k.startswith("shadow.")}
     g = _strip(ema or state["generator"], prefix)
