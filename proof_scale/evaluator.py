@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from .checkpoint import CheckpointError, digest, load_tensors, save_tensors
-from .classifier import Classifier, predict
-from .data import to_images, to_latents
+from .classifier import Classifier, load_classifier, predict
+from .data import load_split, to_images, to_latents
 from .metrics import DEFAULT_K, frechet_distance, gaussian_stats, knn_radii, precision_recall
 
 log = logging.getLogger("proof_scale")
@@ -83,6 +83,14 @@ def load_or_build_reference(path: str | None, classifier: Classifier, real: torc
     if path:
         save_reference(path, ref)
     return ref
+
+
+def work_reference(work: str, data: str, test_limit: int | None, device: torch.device) -> Reference:
+    """A work folder's scoring reference: its classifier, the test split of `data` (its first test_limit items), the
+    statistics cached beside the classifier (classifier.ref.safetensors)."""
+    classifier, _ = load_classifier(os.path.join(work, "classifier.safetensors"), device)
+    real, _ = load_split("test", test_limit, data)
+    return load_or_build_reference(os.path.join(work, "classifier.ref.safetensors"), classifier, real)
 
 
 @torch.no_grad()

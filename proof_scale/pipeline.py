@@ -63,11 +63,10 @@ from onestep.latent_lpips.datasets import FASHION_MNIST_DIR
 from onestep.latent_lpips.train_trunk import TrunkTrainConfig
 
 from .checkpoint import CheckpointError
-from .classifier import ClassifierConfig, ClassifierTrainConfig, load_classifier
+from .classifier import ClassifierConfig, ClassifierTrainConfig
 from .common import EVAL_SEEDS, EXIT_INCOMPLETE, METRICS, Incomplete, read_json, write_json
-from .data import load_split
 from .distill import stage_distill
-from .evaluator import load_or_build_reference
+from .evaluator import work_reference
 from .report import markdown, result_path, stage_report
 from .rows import DISTILL_ROWS, ROW_DEFAULTS, ROWS, parse_row, parse_settings
 from .sampler import SAMPLERS
@@ -197,9 +196,7 @@ class Run:
 
     # shared inputs of several stages
     def reference(self):
-        classifier, _ = load_classifier(self.path("classifier.safetensors"), self.device)
-        real, _ = load_split("test", self.scale.test_limit, self.data)
-        return load_or_build_reference(self.path("classifier.ref.safetensors"), classifier, real)
+        return work_reference(self.work, self.data, self.scale.test_limit, self.device)
 
     def require(self, stage: str, record: str) -> dict:
         path = self.path(record)

@@ -16,10 +16,9 @@ from safetensors import safe_open
 
 from onestep.pairs.dataset import PairDataset
 
-from .classifier import load_classifier
 from .common import write_json
-from .data import FASHION_MNIST_DIR, load_split
-from .evaluator import load_or_build_reference, score
+from .data import FASHION_MNIST_DIR
+from .evaluator import score, work_reference
 
 
 def latents(folder: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,9 +40,7 @@ def latents(folder: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def score_folder(folder: str, work: str, data: str, count: int, sets: int, device: str = "cpu", test_limit: int | None = None) -> dict:
     """{fd, precision, recall, class_acc}: means over `sets` disjoint sets of `count` pairs; `fd_sets` each set's FD."""
-    classifier, _ = load_classifier(os.path.join(work, "classifier.safetensors"), torch.device(device))
-    real, _ = load_split("test", test_limit, data)
-    reference = load_or_build_reference(os.path.join(work, "classifier.ref.safetensors"), classifier, real)
+    reference = work_reference(work, data, test_limit, torch.device(device))
     x, y = latents(folder, count * sets)
     per = [score(x[i * count:(i + 1) * count].to(device), y[i * count:(i + 1) * count], reference) for i in range(sets)]
     out = {k: sum(p[k] for p in per) / sets for k in per[0]}
