@@ -141,7 +141,8 @@ class OneStepTrainInstaFlow(io.ComfyNode):
                 io.Combo.Input("gan_balance", options=["adaptive", "fixed"], default="adaptive", optional=True, tooltip=(
                     "How gan_weight weighs the GAN term. adaptive: its gradient at G's output is gan_weight × the regression's; "
                     "fixed: λ_GAN = gan_weight. The proof-scale InstaFlow that reached 1.21× the teacher used fixed 0.1 with "
-                    "real_images (README); it collapsed ~100 steps past its best, so keep such runs short and watch the previews.")),
+                    "real_images (README); it collapsed ~100 steps past its best, when D overpowered G: the node then warns under its "
+                    "result, naming a step to resume from — keep such runs short and watch the previews.")),
                 *real_images_inputs("the proof-scale recipe: see gan_balance; needs gan_weight > 0"),
             ],
             outputs=run_outputs("The trained one-step generator, loaded (connect it to One-Step Generate).", "Where the generator file was written.",

@@ -73,6 +73,40 @@ def test_no_live_discriminator_on_record_is_reported(name):
     assert replay(record(name), DiscriminatorWatch(1e-4)) == []
 
 
+def test_the_discriminator_that_overpowered_run_43s_generator_is_reported_and_no_other_on_record():
+    # run 43 row A: D's losses fell from ~0.5 to ~1e-4 from step ~1,085 while its val FD went from 10.7 (step 1,000) to 64.6
+    (step, note), = replay(record("run43/distill/instaflow_gan_fixed01"), DiscriminatorWatch(1.5e-4))
+    assert step == 1120 and "overpowered the generator by step 1120" in note and "lr_d, now 0.00015" in note
+    assert "before step 1070" in note  # the window, and as much again, before the report
+    # every other GAN record (standard and relativistic losses, Diffusion2GAN and InstaFlow): none overpowered
+    others = [p for p in glob.glob(os.path.join(RESULTS, "proof_scale_h200_*", "**", "history.json"), recursive=True)
+              if "instaflow_gan_fixed01" not in p]
+    checked = 0
+    for path in others:
+        with open(path, encoding="utf-8") as f:
+            logged = json.load(f)
+        if "d_real" not in logged and "d_pair" not in logged:
+            continue
+        checked += 1
+        assert not [n for _, n in replay(path, DiscriminatorWatch(1e-4)) if "overpowered" in n], path
+    assert checked >= 40
+
+
+def test_overpowering_is_reported_once_and_its_end_noted():
+    watch = DiscriminatorWatch(1e-4)
+    balanced, winning = {"d_gap": 0.5, "grad_norm_d": 1.0, "d_real": 0.5, "d_fake": 0.6}, {"d_gap": 20.0, "grad_norm_d": 0.01, "d_real": 1e-4, "d_fake": 2e-4}
+    assert all(watch(s, balanced) is None for s in range(1, 31))
+    notes = [(s, watch(s, winning)) for s in range(31, 80)]
+    assert [(s, "overpowered" in n) for s, n in notes if n] == [(s, True) for s, n in notes if n] and len([n for _, n in notes if n]) == 1
+    first = next(s for s, n in notes if n)
+    assert first < 31 + 25  # before the whole window is the winner's: its mean falls under the floor sooner
+    back = [(s, watch(s, balanced)) for s in range(80, 130)]
+    assert [("back in balance" in n) for _, n in back if n] == [True]
+    relativistic = DiscriminatorWatch(1e-4)
+    assert all(relativistic(s, {"d_gap": 0.3, "grad_norm_d": 1.0, "d_pair": 0.4}) is None for s in range(1, 30))
+    assert any(relativistic(s, {"d_gap": 20.0, "grad_norm_d": 0.01, "d_pair": 1e-4}) for s in range(30, 60))
+
+
 def test_reported_once_a_full_window_after_d_died_and_not_for_steps_without_d():
     watch = DiscriminatorWatch(1e-4, window=3)
     assert watch(0, {"regression": 0.1}) is None  # regression-only steps (before D starts) are not counted
