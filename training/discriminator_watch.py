@@ -84,7 +84,7 @@ class DiscriminatorWatch:
         return (f"the discriminator overpowered the generator by step {step}: over its last {WIN_WINDOW} steps it told real from "
                 f"generated samples with certainty (mean losses {shown}; a D in balance sits near 0.3–0.7), so the GAN term "
                 f"pushes the generator away from what it had learned and the student degrades from here (proof-scale run 43: "
-                f"val FD 10.7 → 64.6 within 200 steps). It was last in balance around step {max(0, step - 2 * WIN_WINDOW)}: stop the "
+                f"val FD 10.7 → 64.6 within 200 steps). D was last in balance around step {max(0, step - 2 * WIN_WINDOW)}: stop the "
                 f"run (cancelling keeps its checkpoint) and go on with a lower learning rate for D (lr_d, now {self.lr_d:g}) or "
                 f"GAN weight.")
 
