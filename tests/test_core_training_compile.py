@@ -42,3 +42,21 @@ def test_exact_r1_with_compiled_blocks_is_refused():
         config(method="instaflow-gan", discriminator={"r1_gamma": 1.0}, compile_blocks=True)
     config(discriminator={"r1_gamma": 1.0, "r1_mode": "approx"}, compile_blocks=True)  # finite differences: fine
     config(method="instaflow", discriminator={"r1_gamma": 1.0}, compile_blocks=True)  # no D: nothing to refuse
+
+
+def test_reduce_overhead_reaches_the_compile_and_marks_each_step(monkeypatch):
+    # the mode's CUDA graphs need a GPU (benchmarks/bench_proof_scale_train.py measures them); here: the plumbing
+    import training.engine as engine_module
+
+    modes, marks = [], []
+    monkeypatch.setattr(engine_module, "compile_unet_blocks", lambda roots, mode: modes.append(mode) or 0)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    cfg = config(loss={"regression": "mse"}, discriminator={"r1_gamma": 0.0}, compile_blocks=True, compile_mode="reduce-overhead")
+    trainer = Trainer(tiny_unet(), cfg)
+    for _ in range(2):
+        trainer.train_step(batch_of(PairsDataset()))
+    assert modes == ["reduce-overhead"] and len(marks) == 2
+    Trainer(tiny_unet(), config(loss={"regression": "mse"}, discriminator={"r1_gamma": 0.0}, compile_blocks=True)).train_step(batch_of(PairsDataset()))
+    assert modes == ["reduce-overhead", "default"] and len(marks) == 2  # the default mode: no step marks
+    with pytest.raises(ValueError, match="compile_mode"):
+        config(compile_mode="fastest")

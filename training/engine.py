@@ -190,6 +190,9 @@ class Engine:
         c = self.config
         mbs = [self._micro_batch(chunk, j) for j, chunk in my_chunks(batch, self.dist.world_size, c.optim.grad_accumulation, self.dist.rank)]
         self._set_learning_rates()
+        if c.compile_blocks and c.compile_mode == "reduce-overhead":
+            # CUDA-graph trees: a new step starts here, so the last step's graph outputs (none are kept) may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
         terms: dict[str, float] = {}
         for phase in self.method.phases(self, self.step):
             terms.update(run_phase(self, phase, mbs, self.step + 1))  # 1-based, as people count steps
