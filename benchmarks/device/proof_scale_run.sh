@@ -3,7 +3,8 @@
 # instance): evaluators (classifier + E-LatentLPIPS trunk, when the work folder has none), the shipped teacher
 # imported and scored, PAIRS Euler-50 pairs + held out, then the rows of VARIANTS (';'-separated, proof_scale.rows
 # variants; on 2 GPUs slot k = variants k, k+2, ... in turn). Resumable: the same command each call, chained within the
-# machine's idle release; MAXS=... KEEP=tag,... (or KEEP=variants: every variant row's) on the last call brings selected weights back (tags are printed; at most
+# machine's idle release; MAXS=... KEEP=tag,... (or KEEP=variants: every variant row's; KEEP=best: the variant row with the
+# lowest selection FD so far, for rows side by side whose winner is not known when the calls are issued) on the last call brings selected weights back (tags are printed; at most
 # two: each is two files of ~10 MB, and what comes back is ≤ 8 files, 64 MiB in all, with call.log, records.tgz and
 # evaluator.tgz — the classifier that CPU scoring of returned weights needs, when it was not carried in (--evaluator);
 # the weights are packed first, so a call near its limit loses records, not weights).
@@ -59,14 +60,28 @@ rc=$?
 grep "step [0-9]*/[0-9]* " "$O/call.log" | awk 'NR%4==0' | cut -c1-400 | tail -60
 # the kept weights first: a call near its 600 s limit loses what is packed last
 python3 - "$W" "$O" <<'PY'
-import glob, hashlib, os, sys
+import glob, hashlib, json, os, sys
 from safetensors.torch import load_file, save_file
 work, out = sys.argv[1:]
 keep = [k for k in os.environ.get("KEEP", "").split(",") if k]
+
+
+def best_fd(d):
+    try:
+        with open(os.path.join(d, "selection.json"), encoding="utf-8") as f:
+            return json.load(f)["best"]["fd"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return float("inf")
+
+
+variants = [d for d in sorted(glob.glob(os.path.join(work, "distill", "*"))) if "__" in os.path.basename(d)]
+best = min(variants, key=best_fd) if variants else None
+if best is not None and any(k == "best" or k.startswith("best:") for k in keep + os.environ.get("KEEP_STATE", "").split(",")):
+    print("best variant row (lowest selection FD):", os.path.basename(best), best_fd(best))
 for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
     b, name = os.path.join(d, "best.safetensors"), os.path.basename(d)
     tag = "g" + hashlib.sha1(name.encode()).hexdigest()[:6] if "__" in name else name
-    kept = tag in keep or ("variants" in keep and "__" in name)  # KEEP=variants: every variant row's (no tag to compute)
+    kept = tag in keep or ("variants" in keep and "__" in name) or ("best" in keep and d == best)  # variants / best: no tag to compute
     print("weights tag", tag, name, "kept" if kept else "")
     # KEEP_STATE=TAG:NAME,... (TAG as KEEP's, or variants; the last call of a session, for a row that goes on in the
     # next): the row's training state (its checkpoint's G EMA and the method's networks, e.g. SiD-LSG's fake score, as
@@ -74,7 +89,7 @@ for d in sorted(glob.glob(os.path.join(work, "distill", "*"))):
     # `proof_scale_bundle.sh --init-state DIR` carries it and rows with init_from=NAME go on from it
     for spec in [x for x in os.environ.get("KEEP_STATE", "").split(",") if x]:
         want, _, row = spec.partition(":")
-        if (want == tag or (want == "variants" and "__" in name)) and os.path.isfile(os.path.join(d, "checkpoint.safetensors")):
+        if (want == tag or (want == "variants" and "__" in name) or (want == "best" and d == best)) and os.path.isfile(os.path.join(d, "checkpoint.safetensors")):
             from proof_scale.carried_state import pack
             for path in pack(os.path.join(out, f"state_{tag}"), d, os.path.join(work, "teacher.safetensors"), row):
                 print("state", path, os.path.getsize(path), "bytes")

@@ -37,9 +37,9 @@ fi
 : "${PART:?PART=a for the first session, b, c, ... after}"
 export VARIANTS="sid_lsg_teacher_cfg@${FROM:+init_from=$FROM:}$S" SELECT=${SELECT:-500} EXTRA=""
 # AB=1 (part a only): beside it, the same row with fake_steps=2 (ψ twice per G step, DMD2's two-time-scale rule), the
-# two side by side on the one GPU (a host-bound step leaves it idle most of the time); KEEP/KEEP_STATE then name the
-# better row's tag (printed as "weights tag"): both rows' weights and states are over what a call brings back
-[ -n "$AB" ] && VARIANTS="$VARIANTS;sid_lsg_teacher_cfg@$S:fake_steps=2" EXTRA="--rows-per-gpu 2"
+# two side by side on the one GPU (a host-bound step leaves it idle most of the time); CALL=3 then keeps the weights and
+# state of the row with the lower selection FD only (KEEP=best: both rows' are over what a call brings back)
+[ -n "$AB" ] && VARIANTS="$VARIANTS;sid_lsg_teacher_cfg@$S:fake_steps=2" EXTRA="--rows-per-gpu 2" KEEP=${KEEP:-best} KEEP_STATE=${KEEP_STATE:-best}
 case "${CALL:-1}" in
   1) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh ;;
   2) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} SKIP_PIP=1 bash benchmarks/device/proof_scale_run.sh ;;
