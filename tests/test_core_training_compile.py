@@ -60,3 +60,46 @@ def test_reduce_overhead_reaches_the_compile_and_marks_each_step(monkeypatch):
     assert modes == ["reduce-overhead", "default"] and len(marks) == 2  # the default mode: no step marks
     with pytest.raises(ValueError, match="compile_mode"):
         config(compile_mode="fastest")
+
+
+def _guided_sid_step_warnings(monkeypatch, limit: int) -> list[str]:
+    """Two steps of the proof-scale SiD-LSG row with guidance in ψ and φ (κ 1.5 everywhere), its blocks traced by
+    dynamo (the eager backend: no code generated); the recompile-limit warnings dynamo gave."""
+    import logging
+
+    import torch._dynamo
+
+    from proof_scale import rows
+    from proof_scale.distill import class_prompts
+    from proof_scale.teacher import TeacherNetConfig, build_unet
+    from training import compile as compile_module
+    from training.diffusers_unet import DiffusersUNet
+    from training.session import TrainingSession
+
+    torch._dynamo.reset()  # the caches are per block class, process-wide: other tests' variants must not count
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)  # torch's default, restored after the test
+    monkeypatch.setattr(compile_module, "RECOMPILE_LIMIT", limit)
+    torch.manual_seed(0)
+    table = torch.randn(11, 77, 64)
+    plan = rows.plan("sid_lsg", {**rows.ROW_DEFAULTS, "batch": 2, "steps": 2}, teacher_cfg=1.5)
+    session = TrainingSession(DiffusersUNet(build_unet(TeacherNetConfig(context_dim=64)), 1.0, 0.0),
+                              rows.train_config(plan, bf16=False, save_every=0), class_prompts(table, 2), None)
+    e = session.trainer
+    compile_module.compile_unet_blocks([e.unet, *(n.module for n in e.networks.values()), e.method.teacher], backend="eager")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    dynamo_log = logging.getLogger("torch._dynamo")
+    dynamo_log.addHandler(handler)
+    try:
+        session.run(2)
+    finally:
+        dynamo_log.removeHandler(handler)
+        torch._dynamo.reset()
+    return [m for m in seen if "recompile_limit" in m]
+
+
+def test_every_variant_of_a_guided_sid_step_is_compiled(monkeypatch):
+    # torch's limit of 8 leaves the cross-attention blocks' 9th and 10th variants eager; the raised limit compiles them all
+    assert _guided_sid_step_warnings(monkeypatch, 8)
+    assert _guided_sid_step_warnings(monkeypatch, 32) == []
