@@ -52,13 +52,17 @@ def _compiled(config, mode: str | None):
     return dataclasses.replace(config, compile_blocks=mode != "eager", compile_mode="default" if mode == "eager" else mode)
 
 
+def _teacher_unet(table: torch.Tensor) -> DiffusersUNet:
+    """The proof-scale teacher's architecture with random weights, for the table's text width."""
+    return DiffusersUNet(build_unet(TeacherNetConfig(context_dim=table.shape[-1])), 1.0, 0.0)
+
+
 def _sid_session(kind: str, batch: int, steps: int, mode: str | None, device: torch.device, table: torch.Tensor) -> TrainingSession:
     """A data-free SiD-LSG row as proof_scale.distill trains it: the class prompts of `table` (its last row the empty
     prompt), no pairs, no run folder."""
     p = ps_rows.plan(kind, {**ps_rows.ROW_DEFAULTS, "batch": batch, "steps": steps}, teacher_cfg=TEACHER_CFG)
     config = _compiled(ps_rows.train_config(p, bf16=device.type == "cuda", save_every=0), mode)
-    unet = DiffusersUNet(build_unet(TeacherNetConfig(context_dim=table.shape[-1])), 1.0, 0.0)
-    return TrainingSession(unet, config, class_prompts(table, batch), None, None, device, resume=False)
+    return TrainingSession(_teacher_unet(table), config, class_prompts(table, batch), None, None, device, resume=False)
 
 
 def _gpu_busy(prof, wall: float) -> float:
@@ -75,7 +79,7 @@ def measure(kind: str, batch: int, mode: str | None, steps: int, warmup: int, pr
         session = _sid_session(kind, batch, total, mode, device, table)
         run = lambda on_step: session.run(total, on_step)  # noqa: E731
     else:
-        unet = DiffusersUNet(build_unet(TeacherNetConfig(context_dim=table.shape[-1])), 1.0, 0.0)
+        unet = _teacher_unet(table)
         elpips = ELatentLPIPS(LatentLPIPS(1, width=0.25), get_encoder("custom-1", 1))
         config = train_config_for_kind(kind, batch, steps=total)
         if mode is not None:  # no R1 in either mode: inductor has no double backward

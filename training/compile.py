@@ -36,6 +36,6 @@ def compile_unet_blocks(roots: Iterable[nn.Module], mode: str = "default", backe
                 continue
             for block in blocks():
                 if id(block) not in done:
-                    block.compile(dynamic=False, **({"mode": mode} if backend == "inductor" else {"backend": backend}))
+                    block.compile(backend=backend, mode=mode if backend == "inductor" else None, dynamic=False)
                     done.add(id(block))
     return len(done)
