@@ -152,6 +152,15 @@ SOURCES = {
                                       "as run 41's InstaFlow+GAN but the adaptive weight 4x stronger (gan_weight 4, cap 4), "
                                       "from run 41's step 600: G fell apart first (val 353 at step 200), recovered to 12.83 at "
                                       "1,000; D then at chance; selected step 1,000"),
+    "sid_lsg_teacher_cfg_run42a": (f"{R}42/distill/a_constant_lr1e-4/result.json", ("row",), "run15",
+                                   "run 29's data-free LSG row at batch 256, lr 1e-4 CONSTANT, compiled blocks, beside the "
+                                   "fake_steps=2 row on one GPU: val FD 32.69 at 500, 31.32 at 1,000 (a plateau; run 13's "
+                                   "decaying lr reached 26.59 at 750); stopped by the session at step 1,124; scored at step "
+                                   "1,000, its best selection point (GPU bf16, 2 seeds); its G and fake score carried on in run42/state_a/"),
+    "sid_lsg_teacher_cfg_fake_steps2_run42a": (f"{R}42/distill/a_fake_steps2/result.json", ("row",), "run15",
+                                               "the same with fake_steps=2 (two fake-score steps per G step, DMD2's "
+                                               "two-time-scale rule): val FD 38.77 at 500, a loss spike at ~750 (fake "
+                                               "score 160, SiD gap 0.43); stopped at step 808, scored at its step 500"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -162,6 +171,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "reflow_2rf_4": (1.50, 17), "reflow_2rf_4_run12": (1.50, 17), "instaflow": (1.30, 17),
     "reflow_2rf_4_run40": (1.50, 17), "instaflow_run40": (1.30, 17), "instaflow_gan_run41": (1.30, 17),
     "instaflow_gan_fixed01_run43": (1.30, 17), "instaflow_gan_adaptive4_run43": (1.30, 17),
+    "sid_lsg_teacher_cfg_run42a": (1.00, 16), "sid_lsg_teacher_cfg_fake_steps2_run42a": (1.00, 16),
 }
 
 

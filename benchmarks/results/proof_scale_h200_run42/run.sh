@@ -19,27 +19,50 @@
 # turns missed the 30 s idle release twice in session 38, and a fresh machine has lost the row's state).
 # CALL=3 scores the row where it stopped and brings its weights (KEEP) and its state (KEEP_STATE) back:
 # copy $OUT's state_g*/ into state_<PART>/ here and commit it; proof_scale_bundle.sh restore after.
-# Part b: `PART=b FROM=sid_carry_a CALL=1 ...` with --init-state .../state_a.
 # Session 40 (benchmarks/results/proof_scale_sid_speed_h200_session40/): the eager step is host-bound — 409 ms at batch 64
-# (GPU busy 20 %), 422 ms at 256 (52 %) — so first `CALL=0`: the compiled step at batch 64 (eager, compile default,
-# compile reduce-overhead = CUDA graphs of the compiled blocks; ~350 s with cold compiles), printed row by row. If a
-# compiled batch-64 step is far cheaper than 256's, set BATCH=64 (and COMPILE_MODE=reduce-overhead if that mode won) for
-# PART=a — a batch of 64 moving the row as far per step as 256 is then what part a's val FD curve shows against run 29's.
-# With AB=1 part a also trains the row with fake_steps=2 beside it (below); part b goes on from the better one.
-S="lr=1e-4:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=0.99:compile=true${COMPILE_MODE:+:compile_mode=$COMPILE_MODE}"
+# (GPU busy 20 %), 422 ms at 256 (52 %).
+# PART a, as run in session 41 (docs/benchmarks.md "session 41"): CALL=0 LIMIT=330 (eager 437 ms at batch 64; the cold
+# compile of default mode did not end inside 330 s), then `PICK=1 PART=a AB=fake_steps=2 COMPILE=1 CALL=1 MAXS=480`, CALL=2
+# MAXS=480, CALL=3 MAXS=250 (PICK chose BATCH=256, compile default). The first call went entirely on compiling both rows
+# (step 3 after 459 s); val FD 32.69 at 500, 31.32 at 1,000 at a constant lr 1e-4 — a plateau — and fake_steps=2 worse
+# (38.77 at 500, a loss spike at ~750). state_a/ holds the first row's G (EMA) and ψ at step 1,124.
+# PART b (next session, 1,800 s): eager (no compile: a cold compile costs a whole call), from state_a, two rows side by
+# side at lower constant lrs (run 13: a decaying lr went on falling where the constant 1e-4 plateaus; the released CIFAR
+# runs use 1e-5) and the official EMA half-life (50k images = 0.996 at batch 256):
+#   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
+#     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_a
+#   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
+#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch:
+#   PART=b FROM=sid_carry_a LR=3e-5 EMA=0.996 AB=lr=1e-5 CALL=1 bash benchmarks/results/proof_scale_h200_run42/run.sh
+#   ... CALL=2, then CALL=3 MAXS=<what is left minus ~90 s>; commit $OUT's state_g*/ as state_b/ (the better row's).
+# PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch): BATCH and COMPILE_MODE from CALL=0's
+# table (kept in the machine's /tmp): the fastest compiled mode at batch 64; BATCH=64 when that step is at most half
+# the eager batch-256 step session 40 measured (421.7 ms), else 256 (a compiled mode only if it beat eager)
+if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ]; then
+  eval "$(awk -F'|' '$3 ~ /^ *64 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); ms = $4 + 0; m[n[2]] = ms }
+    END { best = ""; for (k in m) if (k != "eager" && (best == "" || m[k] < m[best])) best = k
+          if (best != "" && m[best] <= 421.7 / 2) print "BATCH=64 COMPILE_MODE=" best
+          else if (best != "" && ("eager" in m) && m[best] < m["eager"]) print "BATCH=256 COMPILE_MODE=" best
+          else print "BATCH=256" }' /tmp/sid_speed_call0.log)"
+  echo "PICK: BATCH=$BATCH COMPILE_MODE=${COMPILE_MODE:-(compile default)}"
+fi
+# COMPILE=1 compiles the UNet blocks (COMPILE_MODE: that torch.compile mode; PICK sets it)
+S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=${EMA:-0.99}${COMPILE:+:compile=true}${COMPILE_MODE:+:compile=true:compile_mode=$COMPILE_MODE}"
 if [ "${CALL:-1}" = 0 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .devdata/ps/whl/*.whl || exit 9
   PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 timeout "${LIMIT:-540}" python3 -m benchmarks.bench_proof_scale_train --rows sid_lsg_teacher_cfg \
     --batches "${BATCHES:-64}" --steps 30 --warmup 10 --profile 3 --compile --compile-modes default,reduce-overhead \
-    --json "${OUT:-.}/sid_speed.json" 2>&1 | grep "^|\|Error\|error" | tail -40
+    --json "${OUT:-.}/sid_speed.json" 2>&1 | tee /tmp/sid_speed_call0.log | grep "^|\|Error\|error" | tail -40
   exit 0
 fi
 : "${PART:?PART=a for the first session, b, c, ... after}"
-export VARIANTS="sid_lsg_teacher_cfg@${FROM:+init_from=$FROM:}$S" SELECT=${SELECT:-500} EXTRA=""
-# AB=1 (part a only): beside it, the same row with fake_steps=2 (ψ twice per G step, DMD2's two-time-scale rule), the
-# two side by side on the one GPU (a host-bound step leaves it idle most of the time); CALL=3 then keeps the weights and
-# state of the row with the lower selection FD only (KEEP=best: both rows' are over what a call brings back)
-[ -n "$AB" ] && VARIANTS="$VARIANTS;sid_lsg_teacher_cfg@$S:fake_steps=2" EXTRA="--rows-per-gpu 2" KEEP=${KEEP:-best} KEEP_STATE=${KEEP_STATE:-best}
+ROW="sid_lsg_teacher_cfg@${FROM:+init_from=$FROM:}$S"
+export VARIANTS="$ROW" SELECT=${SELECT:-500} EXTRA=""
+# AB=SETTINGS: beside it, the same row with SETTINGS changed (part a: fake_steps=2 — ψ twice per G step, DMD2's
+# two-time-scale rule; part b: lr=1e-5), the two side by side on the one GPU (a host-bound step leaves it idle most of
+# the time); CALL=3 then keeps the weights and state of the row with the lower selection FD only (KEEP=best: both rows'
+# are over what a call brings back)
+[ -n "$AB" ] && VARIANTS="$ROW;$ROW:$AB" EXTRA="--rows-per-gpu 2" KEEP=${KEEP:-best} KEEP_STATE=${KEEP_STATE:-best}
 case "${CALL:-1}" in
   1) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh ;;
   2) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} SKIP_PIP=1 bash benchmarks/device/proof_scale_run.sh ;;
