@@ -3,7 +3,7 @@ teacher architecture (1×32×32 latents), per row kind and batch, with the batch
 gives them), bf16 autocast as the pipeline trains.
 
   python -m benchmarks.bench_proof_scale_train [--rows mse,latentlpips,elatentlpips,diffusion2gan,sid_lsg_teacher_cfg]
-      [--batches 256,1024] [--steps 30] [--compile] [--profile 3] [--json OUT.json] [--device cpu]
+      [--batches 256,1024] [--steps 30] [--compile] [--graph] [--profile 3] [--json OUT.json] [--device cpu]
 
 Prints a markdown table (row, batch, ms/step, training samples/s, peak GiB, and with --profile the GPU's busy share)
 and the command; the first --warmup steps (10: the GAN's first R1 step, compiling) are not timed. Weights are random:
@@ -11,6 +11,8 @@ speed does not depend on them. The SiD-LSG rows (sid_lsg, sid_lsg_teacher_cfg: p
 teacher's CFG taken as 1.5) train on the class prompts of a random context table as the data-free rows do.
 --compile measures every row twice, eager and with TrainConfig.compile_blocks (training/compile.py; its compile falls in
 the untimed steps), both without R1 (inductor has no double backward; the runs since session 10 train without it).
+--graph measures the SiD rows eagerly and with TrainConfig.cuda_graph (training/graph_step.py: the step captured once
+after three eager steps, all untimed, then replayed).
 --profile N: N more steps under torch.profiler after the timed ones; "GPU busy" is the kernels' summed time over the
 steps' wall time — far under 100 % means the step waits on the host (launches, syncs), which compiling or CUDA graphs
 remove, while near 100 % means only less arithmetic makes it faster.
@@ -46,9 +48,12 @@ def _batches(n: int, batch: int, device: torch.device, context: torch.Tensor):
 
 
 def _compiled(config, mode: str | None):
-    """config with compile_blocks per the measured mode (None: as the row has it; "eager": off; else on, that mode)."""
+    """config per the measured mode (None: as the row has it; "eager": no compile, no graph; "graph": each step
+    replayed as one CUDA graph, TrainConfig.cuda_graph; else compile_blocks in that torch.compile mode)."""
     if mode is None:
         return config
+    if mode == "graph":
+        return dataclasses.replace(config, compile_blocks=False, cuda_graph=True)
     return dataclasses.replace(config, compile_blocks=mode != "eager", compile_mode="default" if mode == "eager" else mode)
 
 
@@ -124,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="each row eager and with compile_blocks, both with r1_gamma 0")
     p.add_argument("--compile-modes", default="default", help="with --compile: the torch.compile modes measured after eager "
                    "(training.config.COMPILE_MODES, comma-separated; reduce-overhead: CUDA graphs of the compiled blocks)")
+    p.add_argument("--graph", action="store_true", help="the SiD rows also with each step replayed as one CUDA graph "
+                   "(TrainConfig.cuda_graph; after eager and any --compile modes)")
     p.add_argument("--profile", type=int, default=0, help="this many more steps under torch.profiler (GPU busy share)")
     p.add_argument("--device", default="cuda", help="cuda, or cpu for a check of the code paths")
     p.add_argument("--json", default=None)
@@ -135,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # as the pipeline runs
     table = torch.randn(11, 77, 64, device=device)  # 10 class prompts + the empty prompt
-    modes = ("eager", *args.compile_modes.split(",")) if args.compile else (None,)
+    modes = ("eager", *(args.compile_modes.split(",") if args.compile else ()), *(("graph",) if args.graph else ())) \
+        if args.compile or args.graph else (None,)
     rows = []
     for kind, batch, mode in ((k, int(b), m) for k in args.rows.split(",") for b in args.batches.split(",") for m in modes):
         try:

@@ -104,6 +104,7 @@ SID_PLAN_TYPES = {
     "beta1": float, "grad_clip": float, "kappa1": float, "kappa2": float, "kappa4": float,
     "kappa": float,  # κ1 = κ2 = κ4 at once
     "compile": PLAN_TYPES["compile"], "compile_mode": PLAN_TYPES["compile_mode"],
+    "cuda_graph": lambda v: v == "true",  # TrainConfig.cuda_graph: each step replayed as one CUDA graph (speed only)
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
     "anchor": float, "regression": str,
     "fake_steps": int,  # ψ's steps per G step (SidConfig.fake_steps; read only when a plan sets it)
@@ -205,7 +206,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                           fake_steps=p.get("fake_steps", 1)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
-            compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"),
+            compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"), cuda_graph=p.get("cuda_graph", False),
         )
     flow = "method" in p  # a flow row (FLOW_ROWS; a SiD row's plan returned above)
     d_real = p.get("d_real", "pairs")

@@ -201,7 +201,7 @@ def test_prompt_dropout_only_when_psi_is_guided(kappas, drops):
     m = e.method
     seen = []
     loss = m.fake_loss
-    m.fake_loss = lambda psi, x_g, eps, t, cond, uncond: seen.append(cond["context"].clone()) or loss(psi, x_g, eps, t, cond, uncond)
+    m.fake_loss = lambda psi, x_g, eps, t, cond, uncond, *a: seen.append(cond["context"].clone()) or loss(psi, x_g, eps, t, cond, uncond, *a)
     mb = micro_batch(e)
     for seed in range(4):
         mb.rng = torch.Generator().manual_seed(seed)

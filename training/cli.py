@@ -141,6 +141,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="sid-lsg: the fake score ψ's optimiser steps per generator step (1: the official loop)")
     p.add_argument("--sid-anchor", type=float, default=sid.anchor_weight,
                    help="sid-lsg recall anchor: > 0 trains on --pairs too, adding a --regression term to G's output gradient at this fraction of SiD's norm")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="replay each step as one CUDA graph (one GPU, AdamW, float32 weights; sid-lsg): for small UNets whose step waits on kernel launches")
     p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
     p.add_argument("--ema-decay", type=float, default=g.ema_decay)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
@@ -189,7 +191,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
                       anchor_weight=a.sid_anchor, fake_steps=a.fake_steps),
         reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
-        data_on_device=a.data_on_device,
+        data_on_device=a.data_on_device, cuda_graph=a.cuda_graph,
     )
 
 

@@ -345,6 +345,10 @@ class TrainConfig:
     # torch.compile's mode for those blocks (COMPILE_MODES): "reduce-overhead" also replays each block's kernels as a
     # CUDA graph (a host-bound step: the proof-scale SiD step at batch ≤ 256 spends most of its time launching kernels)
     compile_mode: str = "default"
+    # Replay each step as one CUDA graph (training/graph_step.py): for a step bound by kernel launches, not by the GPU
+    # (the proof-scale SiD-LSG step: ~80 ms of kernels in a 409 ms step at batch 64). No compile: the capture records
+    # one step. Methods whose phases take their draws through Phase.draw (SiD-LSG); one GPU; AdamW; float32 weights.
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         check_range("batch_size", self.batch_size, 1, integer=True)
@@ -367,10 +371,25 @@ class TrainConfig:
             raise ValueError(f"sid fake_dtype={self.sid.fake_dtype!r} needs bf16 autocast (bf16=True)")
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, not {self.compile_mode!r}")
+        if self.cuda_graph:
+            self._check_cuda_graph()
         d = self.discriminator
         if self.compile_blocks and self.method in ("diffusion2gan", "instaflow-gan") and d.enabled and d.r1_gamma > 0 and d.r1_mode == "exact":
             raise ValueError("compile_blocks cannot run exact R1 (torch.compile has no double backward): "
                              "set r1_gamma 0 or r1_mode 'approx'")
+
+    def _check_cuda_graph(self) -> None:
+        """What a CUDA-graph step cannot do, refused by name (the method and the device are the engine's to check)."""
+        o = self.optim
+        if self.compile_blocks:
+            raise ValueError("cuda_graph and compile_blocks do not combine: use compile_mode 'reduce-overhead' for CUDA graphs of compiled blocks")
+        if o.optimizer != "adamw" or o.optimizer_d not in ("", "adamw"):
+            raise ValueError("cuda_graph needs AdamW for every network (its capturable form keeps the optimiser on the GPU)")
+        stored = {"generator storage_dtype": self.generator.storage_dtype, "sid fake_dtype": self.sid.fake_dtype,
+                  "discriminator storage_dtype": self.discriminator.storage_dtype, "ema_dtype": self.ema_dtype}
+        for name, dtype in stored.items():
+            if dtype != "float32":
+                raise ValueError(f"cuda_graph needs float32 weights ({name} is {dtype!r}: its stochastic rounding draws outside the graph)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready nested dict (the spec as its fields)."""

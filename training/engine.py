@@ -10,6 +10,7 @@ functions of (seed, step, chunk) (data.py), so a checkpoint resumes bit-for-bit.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from .core import OneStepGenerator, collate_pairs, format, keep_output_float32
 from .data import ResumableBatchSampler, chunk_rng, derived_seed, my_chunks
 from .device_data import DevicePairs
 from .ema import EMA
+from .graph_step import GraphedStep
 from .host_to_device import to_device
 from .losses import MicroBatch
 from .lr_schedule import lr_factor
@@ -68,11 +70,14 @@ class Network:
 
 
 def make_optimizer(name: str, params: list[nn.Parameter], lr: float, betas: tuple[float, float], weight_decay: float,
-                   foreach: bool | None = None, eps: float = 1e-8) -> torch.optim.Optimizer:
-    """AdamW, or Adafactor (lr relative to each weight's RMS; torch's update without its GPU syncs; no ε to set)."""
+                   foreach: bool | None = None, eps: float = 1e-8, capturable: bool = False) -> torch.optim.Optimizer:
+    """AdamW, or Adafactor (lr relative to each weight's RMS; torch's update without its GPU syncs; no ε to set).
+    capturable: AdamW's form a CUDA graph can replay (its step count and lr on the GPU; training/graph_step.py)."""
     if name == "adafactor":
         return SyncFreeAdafactor(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach)
+    if capturable:
+        lr = torch.tensor(lr, dtype=torch.float32, device=params[0].device)
+    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach, capturable=capturable)
 
 
 class Engine:
@@ -110,19 +115,22 @@ class Engine:
         distributed.broadcast_module(unet, self.dist)
         for x in extras:
             distributed.broadcast_module(x.module, self.dist)
-        self.opt_g = make_optimizer(o.optimizer, self.trainable_parameters(), o.lr_g, o.betas, o.weight_decay, o.foreach)
+        graph = c.cuda_graph
+        self.opt_g = make_optimizer(o.optimizer, self.trainable_parameters(), o.lr_g, o.betas, o.weight_decay, o.foreach, capturable=graph)
         if c.generator.storage_dtype != "float32":
             self.opt_g = Bf16WeightsOptimizer(self.opt_g, derived_seed(c.seed, -9))
         self.networks: dict[str, Network] = {GENERATOR: Network(GENERATOR, "g", unet, self.opt_g, o.lr_g)}
         for x in extras:
             if x.name in self.networks or x.key == "g":
                 raise ValueError(f"method {self.method.name!r} names two networks {x.name!r}/{x.key!r}")
-            opt = make_optimizer(x.optimizer, [p for p in x.module.parameters() if p.requires_grad], x.lr, o.betas_d or o.betas, o.weight_decay, o.foreach, o.eps_d)
+            opt = make_optimizer(x.optimizer, [p for p in x.module.parameters() if p.requires_grad], x.lr, o.betas_d or o.betas, o.weight_decay, o.foreach,
+                                 o.eps_d, capturable=graph)
             if x.storage_dtype != "float32":
                 opt = Bf16WeightsOptimizer(opt, x.rounding_seed)
             self.networks[x.name] = Network(x.name, x.key, x.module, opt, x.lr)
         self.ema = EMA(unet, c.ema_decay, getattr(torch, c.ema_dtype), derived_seed(c.seed, -3))
         self.step = 0
+        self.graphed: GraphedStep | None = self._graphed_step() if graph else None
         if c.compile_blocks:  # last: after LoRA, storage dtypes and the method's copies (a copy of a compiled block would not be)
             frozen = [m for m in vars(self.method).values() if isinstance(m, nn.Module)]  # e.g. SiD-LSG's teacher φ
             n = compile_unet_blocks([unet, *(net.module for net in self.networks.values()), *frozen], c.compile_mode)
@@ -168,6 +176,18 @@ class Engine:
                 v.copy_(weights[k])  # state() holds the module's own tensors: this writes into the network
         distributed.broadcast_module(net.module, self.dist)
 
+    def _graphed_step(self) -> GraphedStep:
+        """The CUDA-graph step (TrainConfig.cuda_graph), after the checks only a built engine can make."""
+        if self.device.type != "cuda":
+            raise ValueError(f"cuda_graph replays the step on a CUDA GPU; this run is on {self.device.type}")
+        if self.dist.world_size > 1:
+            raise ValueError("cuda_graph runs on one GPU (its graph holds no collectives); this run has "
+                             f"{self.dist.world_size} ranks")
+        reason = self.method.capturable()
+        if reason:
+            raise ValueError(f"cuda_graph: {reason}")
+        return GraphedStep(self)
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """G's parameters being trained (all, or the LoRA factors)."""
         return [p for p in self.unet.parameters() if p.requires_grad]
@@ -193,12 +213,27 @@ class Engine:
         if c.compile_blocks and c.compile_mode == "reduce-overhead":
             # CUDA-graph trees: a new step starts here, so the last step's graph outputs (none are kept) may be overwritten
             torch.compiler.cudagraph_mark_step_begin()
-        terms: dict[str, float] = {}
-        for phase in self.method.phases(self, self.step):
-            terms.update(run_phase(self, phase, mbs, self.step + 1))  # 1-based, as people count steps
-        self.ema.update(self.unet)
+        terms = self.graphed(mbs, self.step + 1) if self.graphed is not None else None
+        if terms is None:
+            with self._warmup_stream():
+                terms = {}
+                for phase in self.method.phases(self, self.step):
+                    terms.update(run_phase(self, phase, mbs, self.step + 1))  # 1-based, as people count steps
+        self.ema.update(self.unet)  # outside a graph: its weight ramps with the update count
         self.step += 1
         return terms
+
+    @contextlib.contextmanager
+    def _warmup_stream(self):
+        """The eager steps before a CUDA-graph capture run on a side stream (torch's rule for capture); else as they are."""
+        if not self.config.cuda_graph:
+            yield
+            return
+        main, side = torch.cuda.current_stream(self.device), torch.cuda.Stream(self.device)
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            yield
+        main.wait_stream(side)
 
     def _set_learning_rates(self) -> None:
         """Every optimiser's lr for this step: its base lr × the schedule's factor (lr_schedule.py; the other networks'
@@ -209,7 +244,13 @@ class Engine:
         f_g = 0.0 if self.step < start else lr_factor(self.step - start, o.lr_warmup, o.lr_decay, o.lr_decay_steps - start, o.lr_floor)
         for name, net in self.networks.items():
             for group in net.optimizer.param_groups:
-                group["lr"] = net.lr * (f_g if name == GENERATOR else f if o.lr_d_schedule == "shared" else 1.0)
+                lr = net.lr * (f_g if name == GENERATOR else f if o.lr_d_schedule == "shared" else 1.0)
+                if not self.config.cuda_graph:
+                    group["lr"] = lr
+                elif isinstance(group["lr"], torch.Tensor) and group["lr"].device == self.device:
+                    group["lr"].fill_(lr)  # in place: a captured step reads this tensor
+                else:  # a resumed state's lr (a float, or a tensor on the host): before any capture
+                    group["lr"] = torch.tensor(lr, dtype=torch.float32, device=self.device)
 
     # -- the loop -------------------------------------------------------------------------------------------
     def batches(self, data, steps: int, collate_fn: Callable | None = None, num_workers: int = 0) -> Iterable[dict]:
@@ -268,12 +309,12 @@ class Engine:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         state = {
             "version": STATE_VERSION, "method": self.method.name, "step": self.step, "config": self.config.to_dict(),
-            "generator": {n: p for n, p in self.unet.named_parameters() if p.requires_grad}, "opt_g": self.opt_g.state_dict(),
+            "generator": {n: p for n, p in self.unet.named_parameters() if p.requires_grad}, "opt_g": _plain_lr(self.opt_g.state_dict()),
             "ema": self.ema.state_dict(), "rng": rng,
             "data": {"seed": self.config.seed, "next_batch": self.step},  # the order is a function of (seed, step)
         }
         for net in self.extra_networks():
-            state[net.name], state[f"opt_{net.key}"] = net.state(), net.optimizer.state_dict()
+            state[net.name], state[f"opt_{net.key}"] = net.state(), _plain_lr(net.optimizer.state_dict())
         return state
 
     def extra_networks(self) -> list[Network]:
@@ -355,6 +396,13 @@ class Engine:
             teacher_hash=teacher_hash, training_steps=self.step, source=source or "training.engine",
             notes={"training_method": self.method.name, "training_config": self.config.to_dict(), **self.method.file_notes()},
         )
+
+
+def _plain_lr(state: dict) -> dict:
+    """An optimiser state with its groups' lr as floats (a CUDA-graph run keeps them as device tensors): checkpoints
+    stay the same whether or not the run replayed graphs."""
+    groups = [{**g, "lr": float(g["lr"])} if isinstance(g.get("lr"), torch.Tensor) else g for g in state.get("param_groups", [])]
+    return {**state, "param_groups": groups} if "param_groups" in state else state
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -28,3 +28,14 @@ def to_device(x: torch.Tensor, device: torch.device | str, dtype: torch.dtype | 
         return x.to(device, dtype)
     moved = pinned.to(device, non_blocking=True)
     return moved if dtype is None else moved.to(dtype)
+
+
+def copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
+    """dst.copy_(src), a host tensor bound for a CUDA buffer through pinned memory without waiting (as to_device)."""
+    if dst.device.type == "cuda" and src.device.type == "cpu" and _PINNING[0]:
+        try:
+            dst.copy_(src.pin_memory(), non_blocking=True)
+            return
+        except RuntimeError:
+            _PINNING[0] = False
+    dst.copy_(src)

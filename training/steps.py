@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .distributed import DistInfo, average_gradients, average_terms
+from .host_to_device import to_device
 from .losses import MicroBatch
 from .methods.base import Backward, Phase
 
@@ -43,23 +44,52 @@ def _finish(opt, terms: dict[str, float], step: int, who: str, key: str, grad_cl
     return terms
 
 
-def run_phase(engine, phase: Phase, batches: list[MicroBatch], step: int) -> dict[str, float]:
-    """One optimiser step of the phase's network over this rank's micro-batches (step: 1-based, for messages);
-    the averaged terms, "total" renamed "<key>_total"."""
+def draw_on_device(phase: Phase, mb: MicroBatch, device: torch.device) -> dict | None:
+    """The phase's draws for a micro-batch, moved to the device (None for a phase that draws for itself)."""
+    return None if phase.draw is None else {k: to_device(v, device) for k, v in phase.draw(mb).items()}
+
+
+def accumulate(engine, phase: Phase, batches: list[MicroBatch], drawn: list[dict] | None = None, cast_cache: bool = True) -> dict[str, torch.Tensor]:
+    """The phase's forward and backward passes over the micro-batches (gradients summed in the network's .grad), its
+    terms averaged over them as device tensors — no host sync, so a CUDA graph can capture it. `drawn`: each
+    micro-batch's draws already on the device (a captured step's buffers); else taken here."""
     net = engine.networks[phase.network]
     frozen = [p for other in engine.networks.values() if other is not net for p in trained_parameters(other.optimizer)]
     for p in frozen:
         p.requires_grad_(False)
     net.optimizer.zero_grad(set_to_none=True)
-    backward = Backward(len(batches), engine.config.bf16, engine.device)
-    sums: dict[str, float] = {}
+    backward = Backward(len(batches), engine.config.bf16, engine.device, cast_cache)
+    sums: dict[str, torch.Tensor] = {}
     try:
-        for mb in batches:
-            terms = phase.update(mb, backward)
+        for j, mb in enumerate(batches):
+            d = drawn[j] if drawn is not None else draw_on_device(phase, mb, engine.device)
+            terms = phase.update(mb, backward) if d is None else phase.update(mb, backward, d)
             for k, v in terms.items():
                 name = f"{net.key}_total" if k == "total" else k
-                sums[name] = sums.get(name, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v) / len(batches)
+                v = v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+                sums[name] = sums.get(name, 0.0) + v / len(batches)
     finally:
         for p in frozen:
             p.requires_grad_(True)
+    return sums
+
+
+def step_captured(engine, phase: Phase, batches: list[MicroBatch], drawn: list[dict]) -> dict[str, torch.Tensor]:
+    """One optimiser step of the phase's network with no host sync (training/graph_step.py captures it): the terms and
+    gradient norm stay on the device, where the caller checks them after the replay (one rank: no averaging)."""
+    net = engine.networks[phase.network]
+    terms = accumulate(engine, phase, batches, drawn, cast_cache=False)
+    params = [p for p in trained_parameters(net.optimizer) if p.requires_grad]
+    grad_clip = engine.config.optim.grad_clip
+    terms[f"grad_norm_{net.key}"] = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"), foreach=True)
+    net.optimizer.step()
+    net.optimizer.zero_grad(set_to_none=True)
+    return terms
+
+
+def run_phase(engine, phase: Phase, batches: list[MicroBatch], step: int) -> dict[str, float]:
+    """One optimiser step of the phase's network over this rank's micro-batches (step: 1-based, for messages);
+    the averaged terms, "total" renamed "<key>_total"."""
+    net = engine.networks[phase.network]
+    sums = {k: float(v) for k, v in accumulate(engine, phase, batches).items()}
     return _finish(net.optimizer, sums, step, phase.network, net.key, engine.config.optim.grad_clip, engine.dist, engine.device)

@@ -58,26 +58,34 @@ class ExtraNetwork:
 class Backward:
     """What a phase needs from the engine per micro-batch: the autocast context and a backward that averages."""
 
-    def __init__(self, micro_batches: int, bf16: bool, device: torch.device):
-        self.micro_batches, self.bf16, self.device = micro_batches, bf16, device
+    def __init__(self, micro_batches: int, bf16: bool, device: torch.device, cast_cache: bool = True):
+        self.micro_batches, self.bf16, self.device, self.cast_cache = micro_batches, bf16, device, cast_cache
 
     def autocast(self):
-        """bfloat16 autocast for forward passes when the run computes in bf16."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        """bfloat16 autocast for forward passes when the run computes in bf16 (a captured step keeps no cast cache:
+        torch's cache of bf16 weight copies is not made for graph capture)."""
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=self.cast_cache)
 
     def __call__(self, loss: torch.Tensor) -> None:
         (loss / self.micro_batches).backward()
 
 
-PhaseUpdate = Callable[[MicroBatch, Backward], dict]  # (micro-batch, backward) → named terms ("total" logged as <key>_total)
+PhaseUpdate = Callable[..., dict]  # (micro-batch, backward[, drawn]) → named terms ("total" logged as <key>_total)
+PhaseDraw = Callable[[MicroBatch], dict]  # micro-batch → the phase's random draws as host tensors
 
 
 @dataclass(frozen=True)
 class Phase:
-    """One optimiser step of one network within a training step."""
+    """One optimiser step of one network within a training step. A phase whose random draws (noise, timesteps, masks)
+    come from the micro-batch's host generator may name them in `draw`: the engine takes them first and passes them,
+    on the device, as update(mb, backward, drawn) — so a step replayed as a CUDA graph (training/graph_step.py) can
+    copy fresh draws into its fixed buffers; without `draw` the update draws for itself: update(mb, backward)."""
 
     network: str  # "generator" or an ExtraNetwork's name
     update: PhaseUpdate
+    draw: PhaseDraw | None = None
 
 
 class Method:
@@ -121,6 +129,11 @@ class Method:
     def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
         """Generator noise [n, C, H, W] for a prompts-only method (pairs methods read it from the data)."""
         raise NotImplementedError(f"method {self.name!r} reads its noise from the data")
+
+    def capturable(self) -> str | None:
+        """Why this run's step cannot be replayed as one CUDA graph (TrainConfig.cuda_graph), or None when it can: every
+        phase's randomness comes through Phase.draw, the phases are the same at every step and run no host syncs."""
+        return f"the {self.name} method's step is not built for CUDA-graph replay"
 
     def notice(self, step: int, logs: dict) -> str | None:
         """A warning about the run's health after a completed step (each cause once), or None."""

@@ -116,8 +116,9 @@ class FakeScoreLoss:
     def __init__(self, spec: OneStepSpec, kappa1: float, reduction: str = "sum"):
         self.spec, self.kappa1, self.reduction = spec, kappa1, reduction
 
-    def __call__(self, psi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None) -> torch.Tensor:
-        a = alpha_bar(self.spec, t, x_g)
+    def __call__(self, psi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None,
+                 a: torch.Tensor | None = None) -> torch.Tensor:
+        a = alpha_bar(self.spec, t, x_g) if a is None else a  # ᾱ_t given: looked up on the host with the draws
         out = guided(psi, diffuse(x_g, eps, a), to_device(t, x_g.device, torch.float32), cond, uncond, self.kappa1)
         if self.spec.prediction == "eps":
             return reduce_pixels((out - eps).pow(2), self.reduction)
@@ -132,9 +133,10 @@ class SidGeneratorLoss:
     def __init__(self, spec: OneStepSpec, alpha: float, kappa2: float, kappa4: float, reduction: str = "sum"):
         self.spec, self.alpha, self.kappa2, self.kappa4, self.reduction = spec, alpha, kappa2, kappa4, reduction
 
-    def __call__(self, psi, phi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    def __call__(self, psi, phi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None,
+                 a: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
         x_g = x_g.float()
-        a = alpha_bar(self.spec, t, x_g)
+        a = alpha_bar(self.spec, t, x_g) if a is None else a
         x_t, tt = diffuse(x_g, eps, a), to_device(t, x_g.device, torch.float32)
         y_fake = x0_from_output(self.spec.prediction, guided(psi, x_t, tt, cond, uncond, self.kappa2), x_t, a)
         y_real = x0_from_output(self.spec.prediction, guided(phi, x_t, tt, cond, uncond, self.kappa4), x_t, a)
@@ -217,8 +219,13 @@ class SidLSG(Method):
 
     def phases(self, engine, step: int) -> list[Phase]:
         # SidConfig.fake_steps ψ steps, each on fresh draws (the micro-batch's random source moves on), then G's
-        fake = Phase("fake_score", partial(self._fake_score, engine))
-        return [fake] * self.config.sid.fake_steps + [Phase("generator", partial(self._generator, engine))]
+        fake = Phase("fake_score", partial(self._fake_score, engine), partial(self._fake_draws, engine))
+        return [fake] * self.config.sid.fake_steps + [Phase("generator", partial(self._generator, engine), partial(self._generator_draws, engine))]
+
+    def capturable(self) -> str | None:
+        if self.anchor is not None:
+            return "SiD-LSG's recall anchor (anchor_weight > 0) is not built for CUDA-graph replay"
+        return None
 
     def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
         s = self.config.sid
@@ -251,38 +258,54 @@ class SidLSG(Method):
             uncond["size"] = self.uncond["size"].expand(n, -1) if "size" in self.uncond else cond["size"]
         return cond, uncond
 
-    def _draws(self, engine, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z, ε (on the device) and t ~ U{t_min..t_max} (CPU), in this order from the micro-batch's source."""
+    def _draws(self, engine, n: int, rng: torch.Generator) -> dict[str, torch.Tensor]:
+        """z, ε and t ~ U{t_min..t_max}, in this order from the micro-batch's source, and ᾱ_t (host tensors)."""
         s = self.config.sid
         z = self.draw_noise(engine, n, rng)
         eps = torch.randn(z.shape, generator=rng)
         t = torch.randint(s.t_min, s.t_max + 1, (n,), generator=rng)
-        return to_device(z, engine.device), to_device(eps, engine.device), t
+        return {"z": z, "eps": eps, "t": t, "a": alpha_bar(self.config.generator.spec, t, z)}
 
-    def _fake_score(self, engine, mb: MicroBatch, backward: Backward) -> dict:
-        cond, uncond = self._conditioning(mb)
+    def _fake_draws(self, engine, mb: MicroBatch) -> dict[str, torch.Tensor]:
+        """The fake-score phase's draws: the prompt-dropout mask (when ψ learns an unconditional score) first."""
         n = len(mb.context)
-        if self.dropout > 0:  # blanked prompts: G samples and ψ learns them unconditionally
-            drop = to_device(torch.rand(n, generator=mb.rng) < self.dropout, engine.device)
+        drop = {"drop": torch.rand(n, generator=mb.rng) < self.dropout} if self.dropout > 0 else {}
+        return {**drop, **self._draws(engine, n, mb.rng)}
+
+    def _generator_draws(self, engine, mb: MicroBatch) -> dict[str, torch.Tensor]:
+        return self._draws(engine, len(mb.context), mb.rng)
+
+    @staticmethod
+    def _on_device(engine, drawn: dict) -> dict:
+        return {k: to_device(v, engine.device) for k, v in drawn.items()}
+
+    def _fake_score(self, engine, mb: MicroBatch, backward: Backward, drawn: dict | None = None) -> dict:
+        """ψ's update; `drawn`: this phase's draws on the device (the engine's), else taken here."""
+        drawn = drawn if drawn is not None else self._on_device(engine, self._fake_draws(engine, mb))
+        cond, uncond = self._conditioning(mb)
+        if "drop" in drawn:  # blanked prompts: G samples and ψ learns them unconditionally
+            drop = drawn["drop"]
             cond = {k: torch.where(drop.view(-1, *([1] * (v.ndim - 1))), uncond[k], v) for k, v in cond.items()}
-        z, eps, t = self._draws(engine, n, mb.rng)
+        z, eps, t, a = drawn["z"], drawn["eps"], drawn["t"], drawn["a"]
         with torch.no_grad(), backward.autocast():
             x_g = engine.generator(z, **cond).float()
         finite_x = finite_items(x_g)
         x_g = torch.where(finite_x.view(-1, 1, 1, 1), x_g, 0.0)  # a non-finite sample is left out, and kept out of ψ's pass
         with backward.autocast():
-            per_item = self.fake_loss(self.fake, x_g, eps, t, cond, uncond)
+            per_item = self.fake_loss(self.fake, x_g, eps, t, cond, uncond, a)
         ok = finite_x & finite_items(per_item[:, None])
         loss = torch.where(ok, per_item, 0.0).mean()
         backward(loss)  # a NaN inside ψ reaches its gradients: the engine's NaN stop names the phase
         return {"fake_score": loss.detach(), "fake_nan_samples": (~ok).sum().float(), "total": loss.detach()}
 
-    def _generator(self, engine, mb: MicroBatch, backward: Backward) -> dict:
+    def _generator(self, engine, mb: MicroBatch, backward: Backward, drawn: dict | None = None) -> dict:
+        """G's update; `drawn` as in _fake_score."""
+        drawn = drawn if drawn is not None else self._on_device(engine, self._generator_draws(engine, mb))
         cond, uncond = self._conditioning(mb)
-        z, eps, t = self._draws(engine, len(mb.context), mb.rng)
+        z, eps, t, a = drawn["z"], drawn["eps"], drawn["t"], drawn["a"]
         with backward.autocast():
             x_g = engine.generator(z, **cond)
-            per_item, ok, extra = self.g_loss(self.fake, self.teacher, x_g, eps, t, cond, uncond)
+            per_item, ok, extra = self.g_loss(self.fake, self.teacher, x_g, eps, t, cond, uncond, a)
         loss = torch.where(ok, per_item, 0.0).mean()
         # ∂L/∂x_g through ψ, φ and directly; a left-out item's row (NaN from ψ or φ) is zeroed before it reaches G
         (grad,) = torch.autograd.grad(loss, x_g)

@@ -1,0 +1,92 @@
+"""The CUDA-graph step (training/graph_step.py, TrainConfig.cuda_graph): its buffers and draws, on the CPU.
+
+A CUDA graph needs a GPU; what can go wrong around it — a step's conditioning or draws not reaching the buffers the
+captured step reads, draws taken in another order than the eager step takes them, a phase's terms lost, a replay
+reading the last step's inputs — is plumbing, and shows on the CPU: `eager_capture` keeps the capture's contract
+(nothing runs at the capture, each replay runs the step on the buffers), so a run through GraphedStep must equal the
+eager run bit for bit. The capture itself is measured on the GPU (benchmarks/bench_proof_scale_train.py --graph).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from test_core_training_sid_lsg import engine, prompts, sid_config
+from training.config import LossConfig, OptimConfig, TrainConfig
+from training.engine import _plain_lr
+from training.graph_step import WARMUP_STEPS, GraphedStep, eager_capture
+from training.methods import method_class
+
+
+def _run(config: TrainConfig, steps: int, graphed: bool, batch: int = 4) -> tuple[dict, dict, list[dict]]:
+    e = engine(config)
+    if graphed:
+        e.graphed = GraphedStep(e, eager_capture)
+    data = prompts(16)
+    logs = [e.train_step({"context": data.context[(i * batch) % 16:(i * batch) % 16 + batch]}) for i in range(steps)]
+    g = {n: p.detach().clone() for n, p in e.unet.named_parameters()}
+    psi = {n: p.detach().clone() for n, p in e.method.fake.named_parameters()}
+    if graphed:
+        assert e.graphed.replay is not None and e.graphed.eager_steps == WARMUP_STEPS  # the last steps were replays
+    return g, psi, logs
+
+
+@pytest.mark.parametrize("setting", [
+    {"kappa1": 2.0, "kappa2": 1.0, "kappa4": 2.0, "prompt_dropout": 0.5},  # the fake phase's dropout mask is a draw too
+    {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "fake_steps": 2},  # one phase twice: each its own buffers
+])
+def test_a_replayed_step_equals_the_eager_step(setting):
+    steps = WARMUP_STEPS + 3
+    eager = _run(sid_config(**setting), steps, graphed=False)
+    graph = _run(sid_config(**setting), steps, graphed=True)
+    for ours, ref in zip(graph[:2], eager[:2]):
+        assert ours.keys() == ref.keys()
+        assert all(torch.equal(ours[n], ref[n]) for n in ref)
+    assert graph[2] == eager[2]  # every step's terms, the gradient norms included
+    moved = eager[2][-1]["grad_norm_g"]
+    assert moved > 0 and eager[2][-1]["sid"] != eager[2][-2]["sid"]  # the replays trained on fresh draws
+
+
+def test_two_micro_batches_each_get_their_own_buffers():
+    config = dataclasses.replace(sid_config(batch_size=4), optim=dataclasses.replace(sid_config().optim, grad_accumulation=2))
+    eager = _run(config, WARMUP_STEPS + 2, graphed=False)
+    graph = _run(config, WARMUP_STEPS + 2, graphed=True)
+    assert all(torch.equal(graph[0][n], eager[0][n]) for n in eager[0]) and graph[2] == eager[2]
+
+
+def test_a_batch_of_another_shape_after_the_capture_is_refused():
+    e = engine()
+    e.graphed = GraphedStep(e, eager_capture)
+    data = prompts(16)
+    for _ in range(WARMUP_STEPS + 1):
+        e.train_step({"context": data.context[:4]})
+    with pytest.raises(ValueError, match="same phases and batch at every step"):
+        e.train_step({"context": data.context[:2]})
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"compile_blocks": True}, "compile_mode 'reduce-overhead'"),
+    ({"optim": OptimConfig(optimizer="adafactor")}, "AdamW for every network"),
+    ({"ema_dtype": "bfloat16"}, "ema_dtype is 'bfloat16'"),
+])
+def test_what_a_graph_cannot_replay_is_refused_by_name(change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(method="sid-lsg", cuda_graph=True, bf16=True, **change)
+
+
+def test_the_engine_refuses_a_cpu_run_and_a_method_that_draws_for_itself():
+    with pytest.raises(ValueError, match="on a CUDA GPU; this run is on cpu"):
+        engine(dataclasses.replace(sid_config(), cuda_graph=True))
+    e = engine(sid_config(anchor_weight=0.5, top={"loss": LossConfig(regression="mse")}))
+    assert "recall anchor" in e.method.capturable()
+    assert engine().method.capturable() is None
+    assert "not built for CUDA-graph replay" in method_class("diffusion2gan")(TrainConfig()).capturable()
+
+
+def test_checkpoints_keep_a_float_lr():
+    state = {"state": {}, "param_groups": [{"lr": torch.tensor(3e-5), "betas": (0.0, 0.999)}, {"lr": 1e-4}]}
+    plain = _plain_lr(state)
+    assert [g["lr"] for g in plain["param_groups"]] == [pytest.approx(3e-5), 1e-4]
+    assert all(isinstance(g["lr"], float) for g in plain["param_groups"])
