@@ -21,7 +21,7 @@
 # copy $OUT's state_g*/ into state_<PART>/ here and commit it; proof_scale_bundle.sh restore after.
 # Session 40 (benchmarks/results/proof_scale_sid_speed_h200_session40/): the eager step is host-bound — 409 ms at batch 64
 # (GPU busy 20 %), 422 ms at 256 (52 %).
-# PART a, as run in session 41 (docs/benchmarks.md "session 41"): CALL=0 LIMIT=330 (eager 437 ms at batch 64; the cold
+# PART a, as run in session 41 (docs/benchmarks.md "session 41"): PROBE=compile CALL=0 LIMIT=330 (eager 437 ms at batch 64; the cold
 # compile of default mode did not end inside 330 s), then `PICK=1 PART=a AB=fake_steps=2 COMPILE=1 CALL=1 MAXS=480`, CALL=2
 # MAXS=480, CALL=3 MAXS=250 (PICK chose BATCH=256, compile default). The first call went entirely on compiling both rows
 # (step 3 after 459 s); val FD 32.69 at 500, 31.32 at 1,000 at a constant lr 1e-4 — a plateau — and fake_steps=2 worse
@@ -32,13 +32,21 @@
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
 #     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_a
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
-#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch:
-#   PART=b FROM=sid_carry_a LR=3e-5 EMA=0.996 AB=lr=1e-5 CALL=1 bash benchmarks/results/proof_scale_h200_run42/run.sh
+#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch: CALL=0 LIMIT=150, then
+#   PICK=1 PART=b FROM=sid_carry_a LR=3e-5 EMA=0.996 AB=lr=1e-5 CALL=1 bash benchmarks/results/proof_scale_h200_run42/run.sh
 #   ... CALL=2, then CALL=3 MAXS=<what is left minus ~90 s>; commit $OUT's state_g*/ as state_b/ (the better row's).
-# PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch): BATCH and COMPILE_MODE from CALL=0's
-# table (kept in the machine's /tmp): the fastest compiled mode at batch 64; BATCH=64 when that step is at most half
-# the eager batch-256 step session 40 measured (421.7 ms), else 256 (a compiled mode only if it beat eager)
-if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ]; then
+#   Session 41 added TrainConfig.cuda_graph (the whole step replayed as one CUDA graph, no compile; never yet run on a
+#   GPU): first `CALL=0` (PROBE=graph, the default: eager and graph at batches 256 and 64, ~90 s), then the three calls
+#   with PICK=1, which adds cuda_graph=true when the graph step at batch 256 ran and beat the eager one.
+# PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
+# machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
+# compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
+# (421.7 ms), else 256 (a compiled mode only if it beat eager)
+if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ] && grep -q "^| sid_lsg_teacher_cfg graph | 256 |" /tmp/sid_speed_call0.log; then
+  eval "$(awk -F'|' '$3 ~ /^ *256 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); m[n[2]] = $4 + 0 }
+    END { if (("graph" in m) && ("eager" in m) && m["graph"] < m["eager"]) print "GRAPH=1" }' /tmp/sid_speed_call0.log)"
+  if [ -n "$GRAPH" ]; then echo "PICK: cuda_graph=true"; else echo "PICK: eager (the graph step failed or was slower)"; fi
+elif [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ]; then
   eval "$(awk -F'|' '$3 ~ /^ *64 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); ms = $4 + 0; m[n[2]] = ms }
     END { best = ""; for (k in m) if (k != "eager" && (best == "" || m[k] < m[best])) best = k
           if (best != "" && m[best] <= 421.7 / 2) print "BATCH=64 COMPILE_MODE=" best
@@ -47,12 +55,16 @@ if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ]; then
   echo "PICK: BATCH=$BATCH COMPILE_MODE=${COMPILE_MODE:-(compile default)}"
 fi
 # COMPILE=1 compiles the UNet blocks (COMPILE_MODE: that torch.compile mode; PICK sets it)
-S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=${EMA:-0.99}${COMPILE:+:compile=true}${COMPILE_MODE:+:compile=true:compile_mode=$COMPILE_MODE}"
+S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=${EMA:-0.99}${COMPILE:+:compile=true}${COMPILE_MODE:+:compile=true:compile_mode=$COMPILE_MODE}${GRAPH:+:cuda_graph=true}"
 if [ "${CALL:-1}" = 0 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .devdata/ps/whl/*.whl || exit 9
+  if [ "${PROBE:-graph}" = compile ]; then
+    MODES="--batches ${BATCHES:-64} --steps 30 --warmup 10 --compile --compile-modes default,reduce-overhead"
+  else
+    MODES="--batches ${BATCHES:-256,64} --steps 24 --warmup 8 --graph"
+  fi
   PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 timeout "${LIMIT:-540}" python3 -m benchmarks.bench_proof_scale_train --rows sid_lsg_teacher_cfg \
-    --batches "${BATCHES:-64}" --steps 30 --warmup 10 --profile 3 --compile --compile-modes default,reduce-overhead \
-    --json "${OUT:-.}/sid_speed.json" 2>&1 | tee /tmp/sid_speed_call0.log | grep "^|\|Error\|error" | tail -40
+    $MODES --profile 3 --json "${OUT:-.}/sid_speed.json" 2>&1 | tee /tmp/sid_speed_call0.log | grep "^|\|Error\|error" | tail -40
   exit 0
 fi
 : "${PART:?PART=a for the first session, b, c, ... after}"
