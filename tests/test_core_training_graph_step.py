@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from test_core_training_sid_lsg import engine, prompts, sid_config
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import LossConfig, OptimConfig, TrainConfig
 from training.engine import _plain_lr
 from training.graph_step import WARMUP_STEPS, GraphedStep, eager_capture
@@ -90,3 +91,24 @@ def test_checkpoints_keep_a_float_lr():
     plain = _plain_lr(state)
     assert [g["lr"] for g in plain["param_groups"]] == [pytest.approx(3e-5), 1e-4]
     assert all(isinstance(g["lr"], float) for g in plain["param_groups"])
+
+
+def test_a_cuda_graph_runs_checkpoint_resumes_eagerly(tmp_path):
+    """A CUDA-graph run's AdamW is capturable (step counts on the GPU); a checkpoint of it resumes in an eager run as
+    the eager form (here: its groups marked capturable, as such a run writes them, resumed on the CPU)."""
+    e = engine()
+    data = prompts(16)
+    e.train_step({"context": data.context[:4]})
+    e.save(tmp_path / "ckpt.safetensors")
+    state = load_checkpoint(tmp_path / "ckpt.safetensors")
+    for key in ("opt_g", "opt_fake"):
+        for group in state[key]["param_groups"]:
+            group["capturable"] = True
+    save_checkpoint(tmp_path / "graph.safetensors", state)
+    resumed = engine()
+    assert resumed.load(tmp_path / "graph.safetensors") == 1
+    for net in resumed.networks.values():
+        assert all(not g["capturable"] for g in net.optimizer.param_groups)
+        assert all(st["step"].device.type == "cpu" for st in net.optimizer.state.values())
+    resumed.train_step({"context": data.context[4:8]})  # a capturable CPU AdamW would refuse this step
+    assert resumed.step == 2

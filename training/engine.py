@@ -349,6 +349,8 @@ class Engine:
             net.module.load_state_dict(state[net.name], strict=False)
             net.optimizer.load_state_dict(state[f"opt_{net.key}"])
         self.opt_g.load_state_dict(state["opt_g"])
+        for net in self.networks.values():
+            _match_capturable(net.optimizer, self.config.cuda_graph)
         self.ema.load_state_dict(state["ema"])
         self.step = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -403,6 +405,20 @@ def _plain_lr(state: dict) -> dict:
     stay the same whether or not the run replayed graphs."""
     groups = [{**g, "lr": float(g["lr"])} if isinstance(g.get("lr"), torch.Tensor) else g for g in state.get("param_groups", [])]
     return {**state, "param_groups": groups} if "param_groups" in state else state
+
+
+def _match_capturable(optimizer, capturable: bool) -> None:
+    """After loading an optimiser state: AdamW in the form this run steps it (a CUDA-graph run's checkpoint resumed
+    eagerly, or the reverse), its step counts where that form keeps them (capturable: on the weights' device)."""
+    inner = getattr(optimizer, "inner", optimizer)  # Bf16WeightsOptimizer wraps AdamW
+    if not isinstance(inner, torch.optim.AdamW):
+        return
+    for group in inner.param_groups:
+        group["capturable"] = capturable
+        for p in group["params"]:
+            st = inner.state.get(p, {})
+            if isinstance(st.get("step"), torch.Tensor):
+                st["step"] = st["step"].to(p.device if capturable else "cpu", torch.float32)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
