@@ -112,3 +112,20 @@ def test_a_cuda_graph_runs_checkpoint_resumes_eagerly(tmp_path):
         assert all(st["step"].device.type == "cpu" for st in net.optimizer.state.values())
     resumed.train_step({"context": data.context[4:8]})  # a capturable CPU AdamW would refuse this step
     assert resumed.step == 2
+
+
+def test_an_lr_tensor_replaced_after_the_capture_is_refused():
+    """A captured step reads each lr tensor by address: the engine fills it in place; a new tensor would leave the
+    graph training at the old lr, silently — refused instead."""
+    e = engine()
+    e.graphed = GraphedStep(e, eager_capture)
+    for net in e.networks.values():
+        for group in net.optimizer.param_groups:
+            group["lr"] = torch.tensor(float(group["lr"]))  # as a CUDA-graph run holds them (here on the CPU)
+    e._set_learning_rates = lambda: None  # the eager engine would put floats back
+    data = prompts(16)
+    for _ in range(WARMUP_STEPS + 2):
+        e.train_step({"context": data.context[:4]})
+    e.networks["generator"].optimizer.param_groups[0]["lr"] = torch.tensor(1e-4)
+    with pytest.raises(RuntimeError, match="lr tensor was replaced"):
+        e.train_step({"context": data.context[:4]})

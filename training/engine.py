@@ -247,7 +247,7 @@ class Engine:
                 lr = net.lr * (f_g if name == GENERATOR else f if o.lr_d_schedule == "shared" else 1.0)
                 if not self.config.cuda_graph:
                     group["lr"] = lr
-                elif isinstance(group["lr"], torch.Tensor) and group["lr"].device == self.device:
+                elif isinstance(group["lr"], torch.Tensor) and group["lr"].is_cuda:  # (cuda:0 != the engine's "cuda")
                     group["lr"].fill_(lr)  # in place: a captured step reads this tensor
                 else:  # a resumed state's lr (a float, or a tensor on the host): before any capture
                     group["lr"] = torch.tensor(lr, dtype=torch.float32, device=self.device)

@@ -60,6 +60,7 @@ class GraphedStep:
         self.signature: tuple | None = None
         self.mbs: list[MicroBatch] = []
         self.drawn: list[list[dict]] = []  # [phase][micro-batch] name → device buffer
+        self.lrs: list[torch.Tensor] = []  # the lr tensors the capture read
 
     def __call__(self, mbs: list[MicroBatch], step: int) -> dict[str, float] | None:
         """Run the step's phases from the captured graph (capturing it first when due); None while still warming up
@@ -80,8 +81,12 @@ class GraphedStep:
             self._make_buffers(mbs, drawn)
             self.signature = signature
             self._fill(mbs, drawn)
+            self.lrs = self._lr_tensors()
             self.replay = self.capture(lambda: self._body(phases), e.device)
         else:
+            if any(a is not b for a, b in zip(self._lr_tensors(), self.lrs)):
+                raise RuntimeError("an optimiser's lr tensor was replaced after the CUDA-graph capture: the graph would go on "
+                                   "reading the old one (the engine fills the lr in place)")
             self._fill(mbs, drawn)
         out = self.replay()
         names = list(out)
@@ -92,6 +97,11 @@ class GraphedStep:
                 raise NonFiniteLossError(f"non-finite loss term or gradient norm {name!r} = {value} at step {step} "
                                          "(CUDA-graph step: this step's update has run; the last checkpoint precedes it)")
         return terms
+
+    def _lr_tensors(self) -> list:
+        """Every optimiser group's lr where it is a tensor (a captured step reads it by address)."""
+        groups = [g for net in self.engine.networks.values() for g in net.optimizer.param_groups]
+        return [g["lr"] for g in groups if isinstance(g["lr"], torch.Tensor)]
 
     # -- buffers --------------------------------------------------------------------------------------------
     @staticmethod
