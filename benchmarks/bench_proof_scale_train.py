@@ -98,12 +98,16 @@ def measure(kind: str, batch: int, mode: str | None, steps: int, warmup: int, pr
     prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) if profile and cuda else None
     started = time.perf_counter()
 
+    last: dict = {}
+
     def on_step(step, logs):
         if cuda:
             torch.cuda.synchronize(device)
         times.append(time.perf_counter())
-        if prof is not None and step == steps:
-            prof.start()
+        if step == steps:  # the last timed step's losses: modes that train alike print alike (a graph replaying
+            last.update({k: float(v) for k, v in (logs or {}).items() if k in ("sid", "fake_score", "g_total")})  # stale inputs would not)
+            if prof is not None:
+                prof.start()
         return False
 
     run(on_step)
@@ -115,6 +119,8 @@ def measure(kind: str, batch: int, mode: str | None, steps: int, warmup: int, pr
            "warmup_seconds": times[warmup - 1] - started}  # the untimed first steps: a compiled row's compile
     if prof is not None:
         row["gpu_busy"] = _gpu_busy(prof, times[-1] - times[steps - 1])
+    if last:
+        row["last_losses"] = last
     return row
 
 
@@ -152,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {kind} {mode} | {batch} | failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
             continue
         r = rows[-1]  # printed at once: a call cut short keeps what ran
-        print(f"| {r['row']} | {batch} | {r['ms_per_step']:.1f} ms/step, first {args.warmup} steps {r['warmup_seconds']:.0f} s" + (f", GPU busy {100 * r['gpu_busy']:.0f} %" if "gpu_busy" in r else ""), flush=True)
+        print(f"| {r['row']} | {batch} | {r['ms_per_step']:.1f} ms/step, first {args.warmup} steps {r['warmup_seconds']:.0f} s"
+              + (f", GPU busy {100 * r['gpu_busy']:.0f} %" if "gpu_busy" in r else "")
+              + "".join(f", {k} {v:.4g}" for k, v in r.get("last_losses", {}).items()), flush=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
