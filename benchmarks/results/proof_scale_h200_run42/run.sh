@@ -37,15 +37,19 @@
 #   ... CALL=2, then CALL=3 MAXS=<what is left minus ~90 s>; commit $OUT's state_g*/ as state_b/ (the better row's).
 #   Session 41 added TrainConfig.cuda_graph (the whole step replayed as one CUDA graph, no compile; never yet run on a
 #   GPU): first `CALL=0` (PROBE=graph, the default: eager and graph at batches 256 and 64, ~90 s), then the three calls
-#   with PICK=1, which adds cuda_graph=true when the graph step at batch 256 ran and beat the eager one.
+#   with PICK=1, which adds cuda_graph=true when the graph step at batch 256 ran, beat the eager one and trained alike.
 # PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
 # machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
 # compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
 # (421.7 ms), else 256 (a compiled mode only if it beat eager)
 if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ] && grep -q "^| sid_lsg_teacher_cfg graph | 256 |" /tmp/sid_speed_call0.log; then
-  eval "$(awk -F'|' '$3 ~ /^ *256 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); m[n[2]] = $4 + 0 }
-    END { if (("graph" in m) && ("eager" in m) && m["graph"] < m["eager"]) print "GRAPH=1" }' /tmp/sid_speed_call0.log)"
-  if [ -n "$GRAPH" ]; then echo "PICK: cuda_graph=true"; else echo "PICK: eager (the graph step failed or was slower)"; fi
+  # ... and only when its last timed step's fake-score loss is within 25 % of the eager row's (same seed, same draws: a
+  # graph replaying stale inputs would not train alike)
+  eval "$(awk -F'|' '$3 ~ /^ *256 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); m[n[2]] = $4 + 0
+                      if (match($4, /fake_score [-0-9.e+]+/)) f[n[2]] = substr($4, RSTART + 11, RLENGTH - 11) + 0 }
+    END { if (("graph" in m) && ("eager" in m) && m["graph"] < m["eager"] && ("graph" in f) && ("eager" in f) \
+              && f["graph"] - f["eager"] <= 0.25 * f["eager"] && f["eager"] - f["graph"] <= 0.25 * f["eager"]) print "GRAPH=1" }' /tmp/sid_speed_call0.log)"
+  if [ -n "$GRAPH" ]; then echo "PICK: cuda_graph=true"; else echo "PICK: eager (the graph step failed, was slower or trained otherwise)"; fi
 elif [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ]; then
   eval "$(awk -F'|' '$3 ~ /^ *64 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); ms = $4 + 0; m[n[2]] = ms }
     END { best = ""; for (k in m) if (k != "eager" && (best == "" || m[k] < m[best])) best = k
