@@ -30,6 +30,11 @@ def to_device(x: torch.Tensor, device: torch.device | str, dtype: torch.dtype | 
     return moved if dtype is None else moved.to(dtype)
 
 
+def dict_to_device(tensors: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Every tensor of the dict on `device`, as to_device moves it."""
+    return {k: to_device(v, device) for k, v in tensors.items()}
+
+
 def copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
     """dst.copy_(src), a host tensor bound for a CUDA buffer through pinned memory without waiting (as to_device)."""
     if dst.device.type == "cuda" and src.device.type == "cpu" and _PINNING[0]:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .distributed import DistInfo, average_gradients, average_terms
-from .host_to_device import to_device
+from .host_to_device import dict_to_device
 from .losses import MicroBatch
 from .methods.base import Backward, Phase
 
@@ -46,7 +46,7 @@ def _finish(opt, terms: dict[str, float], step: int, who: str, key: str, grad_cl
 
 def draw_on_device(phase: Phase, mb: MicroBatch, device: torch.device) -> dict | None:
     """The phase's draws for a micro-batch, moved to the device (None for a phase that draws for itself)."""
-    return None if phase.draw is None else {k: to_device(v, device) for k, v in phase.draw(mb).items()}
+    return None if phase.draw is None else dict_to_device(phase.draw(mb), device)
 
 
 def accumulate(engine, phase: Phase, batches: list[MicroBatch], drawn: list[dict] | None = None, cast_cache: bool = True) -> dict[str, torch.Tensor]:

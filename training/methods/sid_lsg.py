@@ -36,7 +36,7 @@ import torch
 from .. import lora
 from ..core import OneStepSpec, keep_output_float32
 from ..data import derived_seed
-from ..host_to_device import to_device
+from ..host_to_device import dict_to_device, to_device
 from ..losses import MicroBatch
 from ..unet_interface import ModelInfo, TrainableUNet, store_frozen
 from .base import PAIRS, PROMPTS, Backward, ExtraNetwork, Method, Phase
@@ -275,13 +275,9 @@ class SidLSG(Method):
     def _generator_draws(self, engine, mb: MicroBatch) -> dict[str, torch.Tensor]:
         return self._draws(engine, len(mb.context), mb.rng)
 
-    @staticmethod
-    def _on_device(engine, drawn: dict) -> dict:
-        return {k: to_device(v, engine.device) for k, v in drawn.items()}
-
     def _fake_score(self, engine, mb: MicroBatch, backward: Backward, drawn: dict | None = None) -> dict:
         """ψ's update; `drawn`: this phase's draws on the device (the engine's), else taken here."""
-        drawn = drawn if drawn is not None else self._on_device(engine, self._fake_draws(engine, mb))
+        drawn = drawn if drawn is not None else dict_to_device(self._fake_draws(engine, mb), engine.device)
         cond, uncond = self._conditioning(mb)
         if "drop" in drawn:  # blanked prompts: G samples and ψ learns them unconditionally
             drop = drawn["drop"]
@@ -300,7 +296,7 @@ class SidLSG(Method):
 
     def _generator(self, engine, mb: MicroBatch, backward: Backward, drawn: dict | None = None) -> dict:
         """G's update; `drawn` as in _fake_score."""
-        drawn = drawn if drawn is not None else self._on_device(engine, self._generator_draws(engine, mb))
+        drawn = drawn if drawn is not None else dict_to_device(self._generator_draws(engine, mb), engine.device)
         cond, uncond = self._conditioning(mb)
         z, eps, t, a = drawn["z"], drawn["eps"], drawn["t"], drawn["a"]
         with backward.autocast():
