@@ -161,6 +161,14 @@ SOURCES = {
                                                "the same with fake_steps=2 (two fake-score steps per G step, DMD2's "
                                                "two-time-scale rule): val FD 38.77 at 500, a loss spike at ~750 (fake "
                                                "score 160, SiD gap 0.43); stopped at step 808, scored at its step 500"),
+    "sid_lsg_teacher_cfg_lr1e-5_run42b": (f"{R}42/distill/b_lr1e-5/result.json", ("row",), "run15",
+                                          "run 42 part b: the part-a row carried on from run42/state_a/ (1,124 G steps) at "
+                                          "lr 1e-5 constant, EMA 0.996, the CUDA-graph step (cuda_graph=true), beside the "
+                                          "lr 3e-5 row: val FD 27.00 at 500, 25.12 at 1,000; stopped at step 1,164; scored at "
+                                          "1,000 (2,124 G steps in all); its G and fake score carried on in run42/state_b/"),
+    "sid_lsg_teacher_cfg_lr3e-5_run42b": (f"{R}42/distill/b_lr3e-5/result.json", ("row",), "run15",
+                                          "the same at lr 3e-5: val FD 28.15 at 500, 26.09 at 1,000; stopped at step 1,163; "
+                                          "scored at 1,000"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -172,6 +180,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "reflow_2rf_4_run40": (1.50, 17), "instaflow_run40": (1.30, 17), "instaflow_gan_run41": (1.30, 17),
     "instaflow_gan_fixed01_run43": (1.30, 17), "instaflow_gan_adaptive4_run43": (1.30, 17),
     "sid_lsg_teacher_cfg_run42a": (1.00, 16), "sid_lsg_teacher_cfg_fake_steps2_run42a": (1.00, 16),
+    "sid_lsg_teacher_cfg_lr1e-5_run42b": (1.00, 16), "sid_lsg_teacher_cfg_lr3e-5_run42b": (1.00, 16),
 }
 
 

@@ -38,6 +38,19 @@
 #   Session 41 added TrainConfig.cuda_graph (the whole step replayed as one CUDA graph, no compile; never yet run on a
 #   GPU): first `CALL=0` (PROBE=graph, the default: eager and graph at batches 256 and 64, ~90 s), then the three calls
 #   with PICK=1, which adds cuda_graph=true when the graph step at batch 256 ran, beat the eager one and trained alike.
+# PART b, as run in session 42 (docs/benchmarks.md "session 42"): CALL=0 LIMIT=150 (graph 287 ms at batch 256 against eager
+# 429; 108 against 432 at 64), then the three calls above with MAXS 530/530/200 (PICK chose cuda_graph=true). The lower
+# lr won again: val FD 25.12 at step 1,000 at lr 1e-5 (row FD 24.22 = 2.81x), 26.09 at 3e-5. The second call's timeout
+# cut both rows before their deadline save (MAXS then counted from proof_scale.parallel's start, ~70 s after the call's);
+# proof_scale_run.sh now counts it from its own start. state_b/ holds the lr-1e-5 row's G (EMA) and psi at step 1,164.
+# PART c (next session, 1,800 s): from state_b, graph step without the probe (GRAPH=1), lr 1e-5 against 3e-6 (is the row
+# still limited by the step's noise?):
+#   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
+#     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_b
+#   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
+#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 590, 590, 540):
+#   GRAPH=1 PART=c FROM=sid_carry_b LR=1e-5 EMA=0.996 AB=lr=3e-6 CALL=1 MAXS=560 bash benchmarks/results/proof_scale_h200_run42/run.sh
+#   ... CALL=2 MAXS=560, then CALL=3 MAXS=500; commit $OUT's state_g*/ as state_c/.
 # PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
 # machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
 # compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
