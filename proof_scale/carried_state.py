@@ -30,6 +30,7 @@ from onestep.atomic import atomic_write
 from training.checkpoint import load_checkpoint
 
 from .common import read_json
+from .rows import row_dir_name
 from .teacher import load_teacher
 
 SMALL = 4096  # tensors with fewer elements (norms, biases) are kept whole in float32: they cost nothing
@@ -84,6 +85,14 @@ def teacher_weights(teacher_path: str) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in load_teacher(teacher_path)[0].state_dict().items()}
 
 
+def _earlier_samples(row_dir: str, plan: dict) -> int:
+    """The training samples of the row this one started from (init_from, a sibling in the work folder): a row carried
+    over several sessions counts all of them, not only its last part's."""
+    base = plan.get("init_from")
+    result = os.path.join(os.path.dirname(os.path.normpath(row_dir)), row_dir_name(base), "result.json") if base else ""
+    return int(read_json(result)["row"]["training_samples"]) if result and os.path.isfile(result) else 0
+
+
 def pack(out: str, row_dir: str, teacher_path: str, row: str, prefix: str = "unet.") -> list[str]:
     """The row's checkpoint (its latest step) → OUT/best.q8.safetensors (G's EMA, or G where EMA is off) and
     OUT/net_<name>.q8.safetensors for each network the method trains beside G. Returns the files written."""
@@ -96,7 +105,8 @@ def pack(out: str, row_dir: str, teacher_path: str, row: str, prefix: str = "une
         raise ValueError(f"G's weights in {row_dir} are not the teacher UNet's tensors (a LoRA run, or another architecture)")
     step = int(state["step"])
     os.makedirs(out, exist_ok=True)
-    meta = {"row": row, "plan": plan, "step": step, "training_samples": step * int(plan["batch"]), "prefix": prefix}
+    samples = step * int(plan["batch"]) + _earlier_samples(row_dir, plan)
+    meta = {"row": row, "plan": plan, "step": step, "training_samples": samples, "prefix": prefix}
     written = [os.path.join(out, G_FILE)]
     _save(written[0], quantize(g, base), meta)
     skip = {"version", "method", "step", "config", "generator", "ema", "rng", "data"}

@@ -115,3 +115,6 @@ def test_a_sid_row_goes_on_in_a_new_work_folder_from_its_carried_g_and_fake_scor
     row = [d for d in os.listdir(os.path.join(w2, "distill")) if d != "sid_carry"]
     result = _json(w2, "distill", row[0], "result.json")["row"]
     assert result["started_from"] == {"row": "sid_carry", "step": 3, "training_samples": 3 * pipeline.TINY.row["batch"]}
+    # carried on again: the next part's state counts the samples of both parts
+    files = carried_state.pack(str(tmp_path / "state2"), os.path.join(w2, "distill", row[0]), os.path.join(w2, "teacher.safetensors"), "sid_carry2")
+    assert carried_state.read(files[0])[1]["training_samples"] == (2 + 3) * pipeline.TINY.row["batch"]
