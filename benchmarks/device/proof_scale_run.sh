@@ -53,7 +53,8 @@ cc_sum() { (cd "$COMPILE_DIR" && find . -type f -exec md5sum {} + | sort | md5su
 # MAXS counts from this script's start: the set-up above took ~70 s in run 42's second call (imports of the place
 # helpers), time a deadline counted from proof_scale.parallel's start did not have, so the call's timeout cut the row
 # before its last save and 460 steps were lost
-LEFT=$(( ${MAXS:-550} - SECONDS )); echo "set-up took ${SECONDS} s; $LEFT s left of MAXS=${MAXS:-550}"
+LEFT=$(( ${MAXS:-550} - SECONDS )); [ "$LEFT" -gt 0 ] || LEFT=1  # 0 would mean no deadline at all
+echo "set-up took ${SECONDS} s; $LEFT s left of MAXS=${MAXS:-550}"
 python3 -m proof_scale.parallel --work "$W" --max-seconds "$LEFT" --margin "${MARGIN:-45}" --rows none --data "${DATA:-.devdata/ps/fm}" \
   --context .devdata/ps/context.safetensors --teacher-import default_models/proof_scale/fmnist-teacher.safetensors \
   --sweep-steps 50 --sweep-cfg 1.5 --sweep-count 2000 --teacher-seeds "${TEACHER_SEEDS:-3}" --pairs "${PAIRS:-80000}" --heldout "${HELDOUT:-2000}" \
