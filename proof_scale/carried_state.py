@@ -28,6 +28,7 @@ from safetensors.torch import save_file
 
 from onestep.atomic import atomic_write
 from training.checkpoint import load_checkpoint
+from training.ema import ema_key
 
 from .common import read_json
 from .rows import row_dir_name
@@ -93,23 +94,40 @@ def _earlier_samples(row_dir: str, plan: dict) -> int:
     return int(read_json(result)["row"]["training_samples"]) if result and os.path.isfile(result) else 0
 
 
+def carried_average(row_dir: str, state: dict) -> tuple[dict, float | None]:
+    """The EMA state to carry on from and its decay (None: the main average's). A row that keeps more averages (plan
+    ema_select, TrainConfig.ema_extra) carries the one its latest selection point at or before the checkpoint's step
+    scored lowest (validation FD); else the main one."""
+    extra, path = state.get("ema_extra") or {}, os.path.join(row_dir, "selection.json")
+    points = [p for p in read_json(path)["points"] if p["step"] <= int(state["step"])] if extra and os.path.isfile(path) else []
+    if not points:
+        return state["ema"], None
+    last = max(p["step"] for p in points)
+    decay = min((p for p in points if p["step"] == last), key=lambda p: p["fd"]).get("ema")
+    if decay is None or ema_key(decay) not in extra:
+        return state["ema"], None
+    return extra[ema_key(decay)], decay
+
+
 def pack(out: str, row_dir: str, teacher_path: str, row: str, prefix: str = "unet.") -> list[str]:
-    """The row's checkpoint (its latest step) → OUT/best.q8.safetensors (G's EMA, or G where EMA is off) and
-    OUT/net_<name>.q8.safetensors for each network the method trains beside G. Returns the files written."""
+    """The row's checkpoint (its latest step) → OUT/best.q8.safetensors (G's EMA — the best scored of several, see
+    carried_average — or G where EMA is off) and OUT/net_<name>.q8.safetensors for each network the method trains
+    beside G. Returns the files written."""
     state = load_checkpoint(os.path.join(row_dir, "checkpoint.safetensors"))
     plan = read_json(os.path.join(row_dir, "plan.json"))
     base = teacher_weights(teacher_path)
-    ema = {k[len("shadow."):]: v for k, v in state["ema"].items() if k.startswith("shadow.")}
+    average, decay = carried_average(row_dir, state)
+    ema = {k[len("shadow."):]: v for k, v in average.items() if k.startswith("shadow.")}
     g = _strip(ema or state["generator"], prefix)
     if set(g) != set(base):
         raise ValueError(f"G's weights in {row_dir} are not the teacher UNet's tensors (a LoRA run, or another architecture)")
     step = int(state["step"])
     os.makedirs(out, exist_ok=True)
     samples = step * int(plan["batch"]) + _earlier_samples(row_dir, plan)
-    meta = {"row": row, "plan": plan, "step": step, "training_samples": samples, "prefix": prefix}
+    meta = {"row": row, "plan": plan, "step": step, "training_samples": samples, "prefix": prefix, "ema": plan.get("ema_decay") if decay is None else decay}
     written = [os.path.join(out, G_FILE)]
     _save(written[0], quantize(g, base), meta)
-    skip = {"version", "method", "step", "config", "generator", "ema", "rng", "data"}
+    skip = {"version", "method", "step", "config", "generator", "ema", "ema_extra", "rng", "data"}
     for name, tensors in state.items():
         if name in skip or name.startswith("opt_") or not isinstance(tensors, dict) or not tensors:
             continue

@@ -98,15 +98,16 @@ class Selection:
             out.append((x.float() - pairs["latent"][i:i + self.batch]).pow(2).mean(dim=(1, 2, 3)))
         return torch.cat(out).mean().item()
 
-    def evaluate(self, step: int, weights: dict[str, torch.Tensor]) -> dict:
-        """Score `weights` (the adapter's native EMA state dict) at `step`; saves them when they are the best so far."""
+    def evaluate(self, step: int, weights: dict[str, torch.Tensor], ema: float | None = None) -> dict:
+        """Score `weights` (the adapter's native EMA state dict; `ema`: their average's decay when the row keeps more
+        than one, TrainConfig.ema_extra) at `step`; saves them when they are the best so far."""
         self.student.load_state_dict({k[len("unet."):]: v for k, v in weights.items()})
         self.student.eval()
         if self.flow_steps:
             x = sample_flow(self.student, self.table, self.labels, self.flow_steps, self.flow_cfg, VAL_SEED, self.batch)
         else:
             x = sample_one_step(self.generator, self.table, self.labels, VAL_SEED, self.batch)
-        point = {"step": step, **score(x, self.labels, self.reference)}
+        point = {"step": step, **({"ema": ema} if ema is not None else {}), **score(x, self.labels, self.reference)}
         if self.heldout is not None:
             point["heldout_mse"], point["train_mse"] = self._mse(self.heldout), self._mse(self.train)
         self.state["points"].append(point)
@@ -216,6 +217,7 @@ def stage_distill(run, row: str) -> dict:
     timing_path = os.path.join(run_dir, "timing.json")
     timing = read_json(timing_path) if os.path.isfile(timing_path) else {"train_seconds": 0.0, "steps": 0}
     steps, stopped_at = plan["steps"], None
+    averages = [plan["ema_decay"], *plan["ema_select"]] if plan.get("ema_select") else [None]
     if session.step < steps:
         what = (f"SiD-LSG κ1 {plan['kappa1']:g} κ2=κ3 {plan['kappa2']:g} κ4 {plan['kappa4']:g} α {plan['alpha']:g}"
                     + (f" + {plan.get('regression', 'mse')} anchor {plan['anchor']:g}" if data else "") if prompts_row
@@ -227,10 +229,11 @@ def stage_distill(run, row: str) -> dict:
         def on_step(step: int, logs: dict) -> bool:
             if s.select_every and (step % s.select_every == 0 or step == steps):
                 t = time.monotonic()
-                p = selection.evaluate(step, session.trainer.generator_state_dict(ema=True, layout="native"))
+                for decay in averages:  # the main EMA (None), or each decay the row keeps (plan ema_select)
+                    p = selection.evaluate(step, session.trainer.generator_state_dict(ema=True if decay is None else decay, layout="native"), decay)
+                    log.info("distill-%s: step %d val fd %.3f%s%s", row, step, p["fd"], f" (EMA {decay:g})" if decay is not None else "",
+                             f", held-out mse {p['heldout_mse']:.5f} / train mse {p['train_mse']:.5f}" if "heldout_mse" in p else "")
                 paused[0] += time.monotonic() - t
-                log.info("distill-%s: step %d val fd %.3f%s", row, step, p["fd"],
-                         f", held-out mse {p['heldout_mse']:.5f} / train mse {p['train_mse']:.5f}" if "heldout_mse" in p else "")
             if step % s.log_every == 0 or step == steps:
                 el = time.monotonic() - start
                 per = (el - paused[0]) / max(1, step - first)
@@ -257,6 +260,7 @@ def stage_distill(run, row: str) -> dict:
                    teacher_hash=file_sha256(run.path("teacher.safetensors"))[:16] if prompts_row else None,
                    source=f"proof_scale row {row}: {config.method} on {trained_on}",
                    notes={"proof_scale_row": row, "plan": plan, "latent_lpips": lpips_info or {}, "selected_step": chosen_step,
+                          **({"selected_ema": selection.state["best"]["ema"]} if "ema" in (selection.state["best"] or {}) else {}),
                           "selected_by": f"FD on {s.val_count} samples of noise seed {VAL_SEED}"})
     session = unet = None  # the trainer and its copy of the teacher are freed before scoring
     student = build_unet(net)
@@ -277,6 +281,8 @@ def stage_distill(run, row: str) -> dict:
         by_steps[k] = {**metrics, "nfe": nfe(k, cfg)}
     row_metrics = {**by_steps[k], "training_samples": chosen_step * plan["batch"], "train_seconds": timing["train_seconds"],
                    "selected_step": chosen_step, "steps": plan["steps"]}
+    if (selection.state["best"] or {}).get("ema") is not None:  # chosen among several averages (plan ema_select)
+        row_metrics["selected_ema"] = selection.state["best"]["ema"]
     if stopped_at is not None:  # ended by the deadline before plan["steps"]
         row_metrics["stopped_at"] = stopped_at
     if "score_steps" in plan:

@@ -69,6 +69,10 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "d_real": str,
     "d_real_limit": int,  # d_real=images: the first this many training images only (default: all the data folder holds)
     "compile": lambda v: v == "true",  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
+    # more EMA decays beside ema_decay, each scored at every selection point (TrainConfig.ema_extra), e.g. 0.999/0.9997
+    # ("/": a comma separates stages on the command line)
+    "ema_select": lambda v: [float(x) for x in re.split(r"[/,]", str(v))],
+    "ema_ramp": lambda v: v == "true",  # TrainConfig.ema_ramp (false: a row carried on from trained weights)
     "compile_mode": str,  # TrainConfig.compile_mode, e.g. reduce-overhead (CUDA graphs of the compiled blocks)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)
@@ -103,6 +107,7 @@ SID_PLAN_TYPES = {
     **{k: PLAN_TYPES[k] for k in (*SID_SHARED, "lr", "init_from")}, "alpha": float, "t_min": int, "t_max": int, "prompt_dropout": float,
     "beta1": float, "grad_clip": float, "kappa1": float, "kappa2": float, "kappa4": float,
     "kappa": float,  # κ1 = κ2 = κ4 at once
+    "ema_select": PLAN_TYPES["ema_select"], "ema_ramp": PLAN_TYPES["ema_ramp"],
     "compile": PLAN_TYPES["compile"], "compile_mode": PLAN_TYPES["compile_mode"],
     "cuda_graph": lambda v: v == "true",  # TrainConfig.cuda_graph: each step replayed as one CUDA graph (speed only)
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
@@ -205,7 +210,8 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0),
                           fake_steps=p.get("fake_steps", 1)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
-            batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
+            batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
+            bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
             compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"), cuda_graph=p.get("cuda_graph", False),
         )
     flow = "method" in p  # a flow row (FLOW_ROWS; a SiD row's plan returned above)
@@ -233,8 +239,8 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                                           readout=p.get("d_readout", "encoder"), mbstd_group=p.get("d_mbstd", 0),
                                           real_images=real_images),
         reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),
-        batch_size=p["batch"], ema_decay=p["ema_decay"], bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
-        compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"),
+        batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
+        bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0, compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"),
     )
 
 

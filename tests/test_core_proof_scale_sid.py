@@ -55,6 +55,8 @@ def test_sid_plans_and_variants():
     c = rows.train_config(p, bf16=False, save_every=0)
     assert (c.method, c.optim.betas, c.optim.grad_clip, c.sid.latent_height, c.generator.spec.timestep) == \
         ("sid-lsg", (0.0, 0.999), 0.0, 32, defaults["timestep"])
+    c = rows.train_config(rows.plan("sid_lsg_teacher_cfg@ema_ramp=false:ema_select=0.999/0.9995", defaults, 1.5), bf16=False, save_every=0)
+    assert (c.ema_ramp, c.ema_extra, rows.train_config(p, bf16=False, save_every=0).ema_ramp) == (False, (0.999, 0.9995), True)
     with pytest.raises(ValueError, match="teacher-eval first"):
         rows.plan("sid_lsg", defaults)
     with pytest.raises(ValueError, match="bad setting 'gan_weight=1'"):
@@ -118,3 +120,39 @@ def test_a_sid_row_goes_on_in_a_new_work_folder_from_its_carried_g_and_fake_scor
     # carried on again: the next part's state counts the samples of both parts
     files = carried_state.pack(str(tmp_path / "state2"), os.path.join(w2, "distill", row[0]), os.path.join(w2, "teacher.safetensors"), "sid_carry2")
     assert carried_state.read(files[0])[1]["training_samples"] == (2 + 3) * pipeline.TINY.row["batch"]
+
+
+def test_a_row_keeping_more_averages_selects_and_carries_the_best_scored(work, tmp_path):
+    """`ema_select=` (TrainConfig.ema_extra): every selection point scores each average, the row exports and scores
+    the lowest-FD one and says which, and its carried state holds the average its latest point scored best."""
+    import shutil
+
+    from proof_scale import carried_state
+    from training.checkpoint import load_checkpoint
+
+    w = str(tmp_path / "work")
+    shutil.copytree(work, w, ignore=lambda d, names: [n for n in names if d == work and n in {"distill", "generators", "logs"}])
+    row = "sid_lsg_teacher_cfg@ema_select=0.2/0.3:ema_ramp=false:steps=4"
+    assert pipeline.main(["--work", w, "--tiny", "--stage", f"distill-{row}"]) == 0
+    row_dir = os.path.join(w, "distill", rows.row_dir_name(row))
+    result = _json(row_dir, "result.json")
+    points = result["selection"]
+    assert [(p["step"], p["ema"]) for p in points] == [(s, e) for s in (2, 4) for e in (0.9, 0.2, 0.3)]
+    assert len({p["fd"] for p in points if p["step"] == 4}) == 3  # three different averages were scored
+    best = min(points, key=lambda p: p["fd"])
+    assert (result["row"]["selected_step"], result["row"]["selected_ema"]) == (best["step"], best["ema"])
+    _, meta = load_generator(result["generator"])
+    assert meta.notes["selected_ema"] == best["ema"]
+
+    files = carried_state.pack(str(tmp_path / "state"), row_dir, os.path.join(w, "teacher.safetensors"), "sid_carry")
+    packed, g_meta = carried_state.read(files[0])
+    last = min((p for p in points if p["step"] == 4), key=lambda p: p["fd"])
+    assert g_meta["ema"] == last["ema"] and g_meta["step"] == 4
+    state = load_checkpoint(os.path.join(row_dir, "checkpoint.safetensors"))
+    average = state["ema"] if last["ema"] == 0.9 else state["ema_extra"][repr(last["ema"])]
+    base = carried_state.teacher_weights(os.path.join(w, "teacher.safetensors"))
+    g = carried_state.dequantize(packed, base)
+    for k, v in average.items():  # the carried G is that average, within half an int8 step of its channel's largest change
+        if k.startswith("shadow."):
+            name = k[len("shadow.unet."):]
+            assert (g[name] - v.float()).abs().max() <= (v.float() - base[name]).abs().max() / 254 + 1e-6, name

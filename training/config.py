@@ -332,6 +332,13 @@ class TrainConfig:
     # seeded stochastic rounding so that updates far below bf16's resolution (1 − decay = 1e-3) still add up in
     # expectation; the exported EMA then has bf16 precision.
     ema_dtype: str = "float32"
+    # More averages of G beside ema_decay's, one per decay (e.g. (0.9995,)): the averaging length chosen after the fact
+    # by whoever scores them (the proof-scale selection: a long row limited by its steps' noise may want a longer one).
+    # Updated and checkpointed with the run, stored in ema_dtype; a generator file holds ema_decay's average.
+    ema_extra: tuple[float, ...] = ()
+    # The EMA's warm-up ramp min(decay, (1+n)/(10+n)) (training/ema.py); False: the decay from the first update, for a
+    # run that starts from trained weights (the ramp caps a 0.999 average at 0.991 over a run's first 1,000 steps)
+    ema_ramp: bool = True
     bf16: bool = False  # bfloat16 autocast for forward passes (weights and optimiser states stay float32)
     seed: int = 0  # seeds data order, D heads, noise draws and augmentations
     save_every: int = 500  # checkpoint every this many steps (0: only at the end and on stop)
@@ -357,6 +364,8 @@ class TrainConfig:
         check_range("log_every", self.log_every, 0, integer=True)
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
+        if any(not 0.0 < d < 1.0 for d in self.ema_extra) or len(set(self.ema_extra)) < len(self.ema_extra) or self.ema_decay in self.ema_extra:
+            raise ValueError(f"ema_extra needs distinct decays in (0, 1) other than ema_decay {self.ema_decay}, not {list(self.ema_extra)}")
         if self.data_on_device not in ("auto", "always", "never"):
             raise ValueError(f"data_on_device must be 'auto', 'always' or 'never', not {self.data_on_device!r}")
         if self.ema_dtype not in STORAGE_DTYPES:
@@ -408,6 +417,8 @@ class TrainConfig:
             if o.get(key) is not None:
                 o[key] = tuple(o[key])
         rest = {k: v for k, v in d.items() if k not in ("generator", "optim", "loss", "discriminator", "sid", "reflow")}
+        if "ema_extra" in rest:
+            rest["ema_extra"] = tuple(rest["ema_extra"])
         return cls(
             generator=GeneratorConfig(**g), optim=OptimConfig(**o), loss=LossConfig(**d.get("loss", {})),
             discriminator=DiscriminatorConfig(**d.get("discriminator", {})), sid=SidConfig(**d.get("sid", {})),

@@ -1,7 +1,9 @@
 """Exponential moving average of the generator's trainable weights (Polyak averaging), the weights exported.
 
 θ_ema ← β θ_ema + (1 − β) θ with β = min(decay, (1 + n)/(10 + n)) after n updates, so that short runs (the
-in-app case) are not dominated by the initial weights. decay = 0 is no EMA: the average would be the live weights
+in-app case) are not dominated by the initial weights. Without the ramp (ramp=False) β = decay from the first update:
+for a run that starts from trained weights, which have nothing to forget — the ramp would cap a 0.999 average at
+0.991 for a run's first 1,000 steps. decay = 0 is no EMA: the average would be the live weights
 themselves, so no shadow is held (a full fine-tune saves one copy of G's weights; the export reads the live weights).
 
 Low-memory storage (dtype=bfloat16): each update is computed in float32 and rounded to bf16 stochastically (up or
@@ -18,11 +20,17 @@ from .rounding import seeded_generator, stochastic_round_bf16
 from .tensor_chunks import CHUNK_ELEMENTS, chunked
 
 
+def ema_key(decay: float) -> str:
+    """An average's name in a checkpoint: its decay, written exactly."""
+    return repr(float(decay))
+
+
 class EMA:
     """Shadow copies of a module's trainable parameters, keyed by parameter name."""
 
-    def __init__(self, module: nn.Module, decay: float, dtype: torch.dtype = torch.float32, seed: int = 0, chunk_elements: int = CHUNK_ELEMENTS):
-        self.decay, self.chunk_elements = decay, chunk_elements
+    def __init__(self, module: nn.Module, decay: float, dtype: torch.dtype = torch.float32, seed: int = 0, chunk_elements: int = CHUNK_ELEMENTS,
+                 ramp: bool = True):
+        self.decay, self.chunk_elements, self.ramp = decay, chunk_elements, ramp
         self.updates = 0
         self.dtype, self.seed = dtype, seed
         self.enabled = decay > 0  # decay 0: every update would copy the weights; hold nothing instead
@@ -35,7 +43,7 @@ class EMA:
         self.updates += 1
         if not self.enabled:
             return
-        weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+        weight = 1.0 - (min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.ramp else self.decay)
         pairs = [(self.shadow[n], p.detach()) for n, p in module.named_parameters() if n in self.shadow]
         exact = [(s, p) for s, p in pairs if s.dtype == torch.float32]
         if exact:
@@ -51,6 +59,15 @@ class EMA:
             flat.lerp_(torch.cat([p.reshape(-1).float() for _, p in chunk]), weight)
             flat = stochastic_round_bf16(flat, generators[device])
             torch._foreach_copy_(shadows, [v.view_as(s) for v, s in zip(flat.split([s.numel() for s in shadows]), shadows)])
+
+    @torch.no_grad()
+    def start_from(self, other: EMA, module: nn.Module) -> None:
+        """Take another average's shadow (the module's live weights where it holds none) and its update count: an
+        average added to a resumed run starts where the run's main average is."""
+        self.updates = other.updates
+        live = dict(module.named_parameters())
+        for n, s in self.shadow.items():
+            s.copy_(other.shadow[n] if n in other.shadow else live[n])
 
     def state_dict(self) -> dict:
         """Tensors under 'shadow.<name>' plus the update count."""

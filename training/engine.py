@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .core import OneStepGenerator, collate_pairs, format, keep_output_float32
 from .data import ResumableBatchSampler, chunk_rng, derived_seed, my_chunks
 from .device_data import DevicePairs
-from .ema import EMA
+from .ema import EMA, ema_key
 from .graph_step import GraphedStep
 from .host_to_device import to_device
 from .losses import MicroBatch
@@ -128,7 +128,10 @@ class Engine:
             if x.storage_dtype != "float32":
                 opt = Bf16WeightsOptimizer(opt, x.rounding_seed)
             self.networks[x.name] = Network(x.name, x.key, x.module, opt, x.lr)
-        self.ema = EMA(unet, c.ema_decay, getattr(torch, c.ema_dtype), derived_seed(c.seed, -3))
+        self.ema = EMA(unet, c.ema_decay, getattr(torch, c.ema_dtype), derived_seed(c.seed, -3), ramp=c.ema_ramp)
+        # TrainConfig.ema_extra: more averages to choose from after the fact (each its own rounding stream)
+        self.extra_emas = {d: EMA(unet, d, getattr(torch, c.ema_dtype), derived_seed(c.seed, -30 - i), ramp=c.ema_ramp)
+                           for i, d in enumerate(c.ema_extra)}
         self.step = 0
         self.graphed: GraphedStep | None = self._graphed_step() if graph else None
         if c.compile_blocks:  # last: after LoRA, storage dtypes and the method's copies (a copy of a compiled block would not be)
@@ -153,8 +156,9 @@ class Engine:
             if weights[name].shape != p.shape:
                 raise ValueError(f"start weight {name} has shape {tuple(weights[name].shape)}, the generator's is {tuple(p.shape)}")
             p.copy_(weights[name])
-        for name, shadow in self.ema.shadow.items():
-            shadow.copy_(own[name])
+        for ema in (self.ema, *self.extra_emas.values()):
+            for name, shadow in ema.shadow.items():
+                shadow.copy_(own[name])
         distributed.broadcast_module(self.unet, self.dist)
 
     def start_network_from(self, name: str, weights: dict[str, torch.Tensor]) -> None:
@@ -219,7 +223,8 @@ class Engine:
                 terms = {}
                 for phase in self.method.phases(self, self.step):
                     terms.update(run_phase(self, phase, mbs, self.step + 1))  # 1-based, as people count steps
-        self.ema.update(self.unet)  # outside a graph: its weight ramps with the update count
+        for ema in (self.ema, *self.extra_emas.values()):
+            ema.update(self.unet)  # outside a graph: its weight ramps with the update count
         self.step += 1
         return terms
 
@@ -313,6 +318,8 @@ class Engine:
             "ema": self.ema.state_dict(), "rng": rng,
             "data": {"seed": self.config.seed, "next_batch": self.step},  # the order is a function of (seed, step)
         }
+        if self.extra_emas:
+            state["ema_extra"] = {ema_key(d): e.state_dict() for d, e in self.extra_emas.items()}
         for net in self.extra_networks():
             state[net.name], state[f"opt_{net.key}"] = net.state(), _plain_lr(net.optimizer.state_dict())
         return state
@@ -352,6 +359,13 @@ class Engine:
         for net in self.networks.values():
             _match_capturable(net.optimizer, self.config.cuda_graph)
         self.ema.load_state_dict(state["ema"])
+        saved_extra = state.get("ema_extra", {})
+        for d, ema in self.extra_emas.items():
+            if ema_key(d) in saved_extra:
+                ema.load_state_dict(saved_extra[ema_key(d)])
+            else:  # an average this run did not keep before: it starts from the main one
+                ema.start_from(self.ema, self.unet)
+                log.info("[onestep] EMA %g starts at step %d from the EMA %g", d, int(state["step"]), self.config.ema_decay)
         self.step = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
@@ -375,9 +389,21 @@ class Engine:
         return self.step
 
     # -- export ---------------------------------------------------------------------------------------------
-    def generator_state_dict(self, ema: bool = True, layout: str = "ldm") -> dict[str, torch.Tensor]:
-        """G's full weights (EMA by default; LoRA merged in) in ComfyUI's ldm layout ("ldm") or the adapter's own ("native")."""
-        params = self.ema.shadow if ema else None
+    def averaged(self, ema: bool | float = True) -> dict[str, torch.Tensor] | None:
+        """The shadow weights of an average: True the main one (ema_decay's), a float the one with that decay (the main
+        one's or one of TrainConfig.ema_extra), False none (the live weights)."""
+        if ema is False:
+            return None
+        if ema is True or ema == self.config.ema_decay:
+            return self.ema.shadow
+        if ema not in self.extra_emas:
+            raise ValueError(f"this run keeps no EMA with decay {ema} (it keeps {[self.config.ema_decay, *self.extra_emas]})")
+        return self.extra_emas[ema].shadow
+
+    def generator_state_dict(self, ema: bool | float = True, layout: str = "ldm") -> dict[str, torch.Tensor]:
+        """G's full weights (the main EMA by default, or the average `ema` names: Engine.averaged; LoRA merged in) in
+        ComfyUI's ldm layout ("ldm") or the adapter's own ("native")."""
+        params = self.averaged(ema)
         if lora.lora_layers(self.unet):
             sd = lora.merged_state_dict(self.unet, params)
         else:
@@ -385,9 +411,9 @@ class Engine:
         sd = {k: v.detach().float().cpu().contiguous() for k, v in sd.items()}
         return self.unet.export_state_dict(sd) if layout == "ldm" else sd
 
-    def lora_state_dict(self, ema: bool = True) -> dict[str, torch.Tensor]:
+    def lora_state_dict(self, ema: bool | float = True) -> dict[str, torch.Tensor]:
         """`<module>.lora_down.weight` / `.lora_up.weight` / `.alpha` per wrapped layer (names as in the adapter)."""
-        return lora.lora_state_dict(self.unet, self.ema.shadow if ema else None)
+        return lora.lora_state_dict(self.unet, self.averaged(ema))
 
     def generator_metadata(self, base: str, latent_format: str, guidance: float | None = None, teacher_hash: str = "", source: str = "") -> format.GeneratorMetadata:
         """The generator file's metadata for this run (onestep.format.save_generator)."""

@@ -44,12 +44,16 @@
 # cut both rows before their deadline save (MAXS then counted from proof_scale.parallel's start, ~70 s after the call's);
 # proof_scale_run.sh now counts it from its own start. state_b/ holds the lr-1e-5 row's G (EMA) and psi at step 1,164.
 # PART c (next session, 1,800 s): from state_b, graph step without the probe (GRAPH=1), lr 1e-5 against 3e-6 (is the row
-# still limited by the step's noise?):
+# still limited by the step's noise?), each keeping four averages of G and carrying on the best (session 43: the EMA's
+# warm-up ramp min(decay, (1+n)/(10+n)), counted from each part's start, held parts a and b's averages at ~0.991 by
+# step 1,000 whatever ema_decay said — a short average for a row limited by its steps' noise; EMA_RAMP=false lifts it,
+# EMA_SELECT scores 0.99 / 0.999 / 0.9995 beside 0.996 at every selection point, seconds each):
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
 #     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_b
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
 #   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 590, 590, 540):
-#   GRAPH=1 PART=c FROM=sid_carry_b LR=1e-5 EMA=0.996 AB=lr=3e-6 CALL=1 MAXS=560 bash benchmarks/results/proof_scale_h200_run42/run.sh
+#   GRAPH=1 PART=c FROM=sid_carry_b LR=1e-5 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999/0.9995 AB=lr=3e-6 CALL=1 MAXS=560 \
+#     bash benchmarks/results/proof_scale_h200_run42/run.sh
 #   ... CALL=2 MAXS=560, then CALL=3 MAXS=500; commit $OUT's state_g*/ as state_c/.
 # PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
 # machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
@@ -72,7 +76,10 @@ elif [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ]; then
   echo "PICK: BATCH=$BATCH COMPILE_MODE=${COMPILE_MODE:-(compile default)}"
 fi
 # COMPILE=1 compiles the UNet blocks (COMPILE_MODE: that torch.compile mode; PICK sets it)
+# EMA_SELECT=D1/D2/...: those averages kept beside EMA's and scored at each selection point (the best is exported and
+# carried on); EMA_RAMP=false: every average at its decay from the first step (the ramp capped parts a and b, below)
 S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=${EMA:-0.99}${COMPILE:+:compile=true}${COMPILE_MODE:+:compile=true:compile_mode=$COMPILE_MODE}${GRAPH:+:cuda_graph=true}"
+S="$S${EMA_RAMP:+:ema_ramp=$EMA_RAMP}${EMA_SELECT:+:ema_select=$EMA_SELECT}"
 if [ "${CALL:-1}" = 0 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .devdata/ps/whl/*.whl || exit 9
   if [ "${PROBE:-graph}" = compile ]; then
