@@ -13,13 +13,15 @@
 #   CALL=5  benchmarks.probe_unet_speed: the teacher's raw SD1.5 UNet call under each speed setting (compile variants,
 #           cuDNN autotune, channels_last, inductor options, freezing, max-autotune) ‖ SD1.5 bs8 one-step rows; alone: ONLY=a CALL=5
 #           (PROBE_ONLY=REGEX: only the variants whose names it matches, e.g. PROBE_ONLY='freezing|^eager$')
+#   CALL=6  benchmarks.probe_vae_decoder: where the decoder's 83.6 ms at 1024² go, layer by layer and the top GPU kernels
+#           ‖ the same at 512² batch 8 (SD1.5's end-to-end row); ~1 min in all
 # A short CALL (the first job alone, smaller): ONLY=a LIMIT=240 PAIRS_BATCHES=8 PAIRS_ROUNDS=3 CALL=2 bash benchmarks/device/issue20.sh
 # CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
 # part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
 # from CALL 2 also keeps them in /tmp). Afterwards: scripts/device_bundle.sh restore.
 # Each job writes <name>.json (its --out) and <name>.log into $OUT; env.txt holds the GPU and versions.
 set -uo pipefail
-: "${CALL:?set CALL=1, 2, 3 or 4}"
+: "${CALL:?set CALL=1 to 6}"
 OUT=${OUT:-/tmp/issue20_out}
 LIMIT=${LIMIT:-550}  # seconds the jobs may run to (+10 s to be killed, then the summary); the device's limit is 600
 DRY=${DRY:-}         # DRY=1: print the job commands only (no install, nothing run), e.g. to check them here
@@ -71,9 +73,11 @@ case "$CALL" in
 5) a=(probe_unet_speed python3 -m benchmarks.probe_unet_speed --time-budget "$((LIMIT - SECONDS - 20))" --out "$OUT/probe_unet_speed.json"
         ${PROBE_ONLY:+--only "$PROBE_ONLY"})
    b=(sd15_compile onestep --arch sd15 --batches 8) ;;
+6) a=(vae_decoder_1024_b1 python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --json "$OUT/vae_decoder_1024_b1.json")
+   b=(vae_decoder_512_b8 python3 -m benchmarks.probe_vae_decoder --size 512 --batch 8 --json "$OUT/vae_decoder_512_b8.json") ;;
 3) a=(pairs_fast_teacher_run2 pairs)
    b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;
-*) echo "CALL must be 1, 2, 3, 4 or 5"; exit 2 ;;
+*) echo "CALL must be 1, 2, 3, 4, 5 or 6"; exit 2 ;;
 esac
 
 # A job's command line, made once its time is known (bench_onestep's budget depends on it).
