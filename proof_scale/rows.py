@@ -74,6 +74,7 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "ema_select": lambda v: [float(x) for x in re.split(r"[/,]", str(v))],
     "ema_ramp": lambda v: v == "true",  # TrainConfig.ema_ramp (false: a row carried on from trained weights)
     "compile_mode": str,  # TrainConfig.compile_mode, e.g. reduce-overhead (CUDA graphs of the compiled blocks)
+    "channels_last": lambda v: v == "true",  # TrainConfig.channels_last: NHWC weights and activations (speed only)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)
     "data": str,  # the pairs folder of the work folder it trains on: "pairs" (the teacher's) or "pairs_2rf" (the 2-RF's)
@@ -110,6 +111,7 @@ SID_PLAN_TYPES = {
     "ema_select": PLAN_TYPES["ema_select"], "ema_ramp": PLAN_TYPES["ema_ramp"],
     "compile": PLAN_TYPES["compile"], "compile_mode": PLAN_TYPES["compile_mode"],
     "cuda_graph": lambda v: v == "true",  # TrainConfig.cuda_graph: each step replayed as one CUDA graph (speed only)
+    "channels_last": PLAN_TYPES["channels_last"],
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
     "anchor": float, "regression": str,
     "fake_steps": int,  # ψ's steps per G step (SidConfig.fake_steps; read only when a plan sets it)
@@ -213,6 +215,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
             batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
             bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
             compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"), cuda_graph=p.get("cuda_graph", False),
+            channels_last=p.get("channels_last", False),
         )
     flow = "method" in p  # a flow row (FLOW_ROWS; a SiD row's plan returned above)
     d_real = p.get("d_real", "pairs")
@@ -241,6 +244,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
         reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),
         batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
         bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0, compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"),
+        channels_last=p.get("channels_last", False),
     )
 
 

@@ -55,8 +55,10 @@ def test_sid_plans_and_variants():
     c = rows.train_config(p, bf16=False, save_every=0)
     assert (c.method, c.optim.betas, c.optim.grad_clip, c.sid.latent_height, c.generator.spec.timestep) == \
         ("sid-lsg", (0.0, 0.999), 0.0, 32, defaults["timestep"])
-    c = rows.train_config(rows.plan("sid_lsg_teacher_cfg@ema_ramp=false:ema_select=0.999/0.9995", defaults, 1.5), bf16=False, save_every=0)
-    assert (c.ema_ramp, c.ema_extra, rows.train_config(p, bf16=False, save_every=0).ema_ramp) == (False, (0.999, 0.9995), True)
+    c = rows.train_config(rows.plan("sid_lsg_teacher_cfg@ema_ramp=false:ema_select=0.999/0.9995:channels_last=true", defaults, 1.5),
+                          bf16=False, save_every=0)
+    plain = rows.train_config(p, bf16=False, save_every=0)
+    assert (c.ema_ramp, c.ema_extra, c.channels_last, plain.ema_ramp, plain.channels_last) == (False, (0.999, 0.9995), True, True, False)
     with pytest.raises(ValueError, match="teacher-eval first"):
         rows.plan("sid_lsg", defaults)
     with pytest.raises(ValueError, match="bad setting 'gan_weight=1'"):

@@ -65,6 +65,19 @@ def test_reduce_overhead_reaches_the_compile_and_marks_each_step(monkeypatch):
 def _guided_sid_step_warnings(monkeypatch, limit: int) -> list[str]:
     """Two steps of the proof-scale SiD-LSG row with guidance in ψ and φ (κ 1.5 everywhere), its blocks traced by
     dynamo (the eager backend: no code generated); the recompile-limit warnings dynamo gave."""
+    import torch._dynamo
+
+    from training import compile as compile_module
+
+    torch._dynamo.reset()  # the caches are per block class, process-wide: other tests' variants must not count
+    monkeypatch.setattr(compile_module, "RECOMPILE_LIMIT", limit)
+    # torch's default limit, restored after: by torch's own patch (monkeypatch's undo leaves torch 2.14's config key hidden,
+    # and the next compile in the process fails on it)
+    with torch._dynamo.config.patch(recompile_limit=8):
+        return _traced_sid_step_warnings()
+
+
+def _traced_sid_step_warnings() -> list[str]:
     import logging
 
     import torch._dynamo
@@ -76,9 +89,6 @@ def _guided_sid_step_warnings(monkeypatch, limit: int) -> list[str]:
     from training.diffusers_unet import DiffusersUNet
     from training.session import TrainingSession
 
-    torch._dynamo.reset()  # the caches are per block class, process-wide: other tests' variants must not count
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)  # torch's default, restored after the test
-    monkeypatch.setattr(compile_module, "RECOMPILE_LIMIT", limit)
     torch.manual_seed(0)
     table = torch.randn(11, 77, 64)
     plan = rows.plan("sid_lsg", {**rows.ROW_DEFAULTS, "batch": 2, "steps": 2}, teacher_cfg=1.5)

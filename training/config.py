@@ -356,6 +356,11 @@ class TrainConfig:
     # (the proof-scale SiD-LSG step: ~80 ms of kernels in a 409 ms step at batch 64). No compile: the capture records
     # one step. Methods whose phases take their draws through Phase.draw (SiD-LSG); one GPU; AdamW; float32 weights.
     cuda_graph: bool = False
+    # Every network the step runs with its 4-D weights in channels_last (NHWC), so convolutions take and give NHWC
+    # activations — the layout of cuDNN's 16-bit tensor-core kernels, which otherwise convert NCHW around each call.
+    # Speed only (the same arithmetic up to the kernels' summation order); measured before use (bench_proof_scale_train
+    # --channels-last).
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         check_range("batch_size", self.batch_size, 1, integer=True)

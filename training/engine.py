@@ -128,6 +128,9 @@ class Engine:
             if x.storage_dtype != "float32":
                 opt = Bf16WeightsOptimizer(opt, x.rounding_seed)
             self.networks[x.name] = Network(x.name, x.key, x.module, opt, x.lr)
+        if c.channels_last:  # before the averages are cloned from G, so that they share its layout
+            for module in self._step_modules():
+                module.to(memory_format=torch.channels_last)
         self.ema = EMA(unet, c.ema_decay, getattr(torch, c.ema_dtype), derived_seed(c.seed, -3), ramp=c.ema_ramp)
         # TrainConfig.ema_extra: more averages to choose from after the fact (each its own rounding stream)
         self.extra_emas = {d: EMA(unet, d, getattr(torch, c.ema_dtype), derived_seed(c.seed, -30 - i), ramp=c.ema_ramp)
@@ -135,9 +138,13 @@ class Engine:
         self.step = 0
         self.graphed: GraphedStep | None = self._graphed_step() if graph else None
         if c.compile_blocks:  # last: after LoRA, storage dtypes and the method's copies (a copy of a compiled block would not be)
-            frozen = [m for m in vars(self.method).values() if isinstance(m, nn.Module)]  # e.g. SiD-LSG's teacher φ
-            n = compile_unet_blocks([unet, *(net.module for net in self.networks.values()), *frozen], c.compile_mode)
+            n = compile_unet_blocks(self._step_modules(), c.compile_mode)
             log.info("[onestep] compile_blocks: %d UNet blocks compiled, mode %s (the first steps compile them)", n, c.compile_mode)
+
+    def _step_modules(self) -> list[nn.Module]:
+        """Every network a step runs: G, the method's trained networks and its frozen ones (e.g. SiD-LSG's teacher φ)."""
+        frozen = [m for m in vars(self.method).values() if isinstance(m, nn.Module)]
+        return [self.unet, *(net.module for net in self.networks.values() if net.module is not self.unet), *frozen]
 
     @torch.no_grad()
     def start_generator_from(self, weights: dict[str, torch.Tensor]) -> None:

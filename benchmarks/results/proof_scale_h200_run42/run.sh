@@ -51,10 +51,13 @@
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
 #     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_b
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
-#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 590, 590, 540):
-#   GRAPH=1 PART=c FROM=sid_carry_b LR=1e-5 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999/0.9995 AB=lr=3e-6 CALL=1 MAXS=560 \
+#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 150, 570, 570, 450): first
+#   `PROBE=layout CALL=0 LIMIT=120` (the graph step at batch 256 in NCHW and in channels_last, TrainConfig.channels_last,
+#   session 43; on the CPU NHWC ran the eager step 10x faster, 2.7 against 28.4 s at batch 8; on the GPU unmeasured), then
+#   PICK=1 PART=c FROM=sid_carry_b LR=1e-5 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999/0.9995 AB=lr=3e-6 CALL=1 MAXS=540 \
 #     bash benchmarks/results/proof_scale_h200_run42/run.sh
-#   ... CALL=2 MAXS=560, then CALL=3 MAXS=500; commit $OUT's state_g*/ as state_c/.
+#   ... CALL=2 MAXS=540, then CALL=3 MAXS=420; commit $OUT's state_g*/ as state_c/. (PICK adds cuda_graph=true, and
+#   channels_last=true when its graph step was >= 5 % faster and trained alike.)
 # PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
 # machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
 # compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
@@ -65,8 +68,12 @@ if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ] && grep -q "^| sid_lsg_teac
   eval "$(awk -F'|' '$3 ~ /^ *256 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); m[n[2]] = $4 + 0
                       if (match($4, /fake_score [-0-9.e+]+/)) f[n[2]] = substr($4, RSTART + 11, RLENGTH - 11) + 0 }
     END { if (("graph" in m) && ("eager" in m) && m["graph"] < m["eager"] && ("graph" in f) && ("eager" in f) \
-              && f["graph"] - f["eager"] <= 0.25 * f["eager"] && f["eager"] - f["graph"] <= 0.25 * f["eager"]) print "GRAPH=1" }' /tmp/sid_speed_call0.log)"
-  if [ -n "$GRAPH" ]; then echo "PICK: cuda_graph=true"; else echo "PICK: eager (the graph step failed, was slower or trained otherwise)"; fi
+              && f["graph"] - f["eager"] <= 0.25 * f["eager"] && f["eager"] - f["graph"] <= 0.25 * f["eager"]) {
+            print "GRAPH=1"
+            # PROBE=layout: channels_last too when its graph step is at least 5 % faster and trains alike
+            if (("graph+nhwc" in m) && m["graph+nhwc"] < 0.95 * m["graph"] && ("graph+nhwc" in f) \
+                && f["graph+nhwc"] - f["eager"] <= 0.25 * f["eager"] && f["eager"] - f["graph+nhwc"] <= 0.25 * f["eager"]) print "NHWC=1" } }' /tmp/sid_speed_call0.log)"
+  if [ -n "$GRAPH" ]; then echo "PICK: cuda_graph=true${NHWC:+, channels_last=true}"; else echo "PICK: eager (the graph step failed, was slower or trained otherwise)"; fi
 elif [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ]; then
   eval "$(awk -F'|' '$3 ~ /^ *64 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); ms = $4 + 0; m[n[2]] = ms }
     END { best = ""; for (k in m) if (k != "eager" && (best == "" || m[k] < m[best])) best = k
@@ -79,10 +86,12 @@ fi
 # EMA_SELECT=D1/D2/...: those averages kept beside EMA's and scored at each selection point (the best is exported and
 # carried on); EMA_RAMP=false: every average at its decay from the first step (the ramp capped parts a and b, below)
 S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=${EMA:-0.99}${COMPILE:+:compile=true}${COMPILE_MODE:+:compile=true:compile_mode=$COMPILE_MODE}${GRAPH:+:cuda_graph=true}"
-S="$S${EMA_RAMP:+:ema_ramp=$EMA_RAMP}${EMA_SELECT:+:ema_select=$EMA_SELECT}"
+S="$S${EMA_RAMP:+:ema_ramp=$EMA_RAMP}${EMA_SELECT:+:ema_select=$EMA_SELECT}${NHWC:+:channels_last=true}"
 if [ "${CALL:-1}" = 0 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .devdata/ps/whl/*.whl || exit 9
-  if [ "${PROBE:-graph}" = compile ]; then
+  if [ "${PROBE:-graph}" = layout ]; then  # the graph step in NCHW and in channels_last (TrainConfig.channels_last)
+    MODES="--batches ${BATCHES:-256} --steps 24 --warmup 8 --graph --channels-last"
+  elif [ "${PROBE:-graph}" = compile ]; then
     MODES="--batches ${BATCHES:-64} --steps 30 --warmup 10 --compile --compile-modes default,reduce-overhead --profile 3"
   else  # no profiler: a replayed graph under CUPTI is not what this call should risk
     MODES="--batches ${BATCHES:-256,64} --steps 24 --warmup 8 --graph"
