@@ -124,7 +124,8 @@ def pack(out: str, row_dir: str, teacher_path: str, row: str, prefix: str = "une
     step = int(state["step"])
     os.makedirs(out, exist_ok=True)
     samples = step * int(plan["batch"]) + _earlier_samples(row_dir, plan)
-    meta = {"row": row, "plan": plan, "step": step, "training_samples": samples, "prefix": prefix, "ema": plan.get("ema_decay") if decay is None else decay}
+    meta = {"row": row, "plan": plan, "step": step, "training_samples": samples, "prefix": prefix,
+            "ema": plan.get("ema_decay") if decay is None else decay}
     written = [os.path.join(out, G_FILE)]
     _save(written[0], quantize(g, base), meta)
     skip = {"version", "method", "step", "config", "generator", "ema", "ema_extra", "rng", "data"}

@@ -69,12 +69,12 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     "d_real": str,
     "d_real_limit": int,  # d_real=images: the first this many training images only (default: all the data folder holds)
     "compile": lambda v: v == "true",  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
+    "compile_mode": str,  # TrainConfig.compile_mode, e.g. reduce-overhead (CUDA graphs of the compiled blocks)
+    "channels_last": lambda v: v == "true",  # TrainConfig.channels_last: NHWC weights and activations (speed only)
     # more EMA decays beside ema_decay, each scored at every selection point (TrainConfig.ema_extra), e.g. 0.999/0.9997
     # ("/": a comma separates stages on the command line)
     "ema_select": lambda v: [float(x) for x in re.split(r"[/,]", str(v))],
     "ema_ramp": lambda v: v == "true",  # TrainConfig.ema_ramp (false: a row carried on from trained weights)
-    "compile_mode": str,  # TrainConfig.compile_mode, e.g. reduce-overhead (CUDA graphs of the compiled blocks)
-    "channels_last": lambda v: v == "true",  # TrainConfig.channels_last: NHWC weights and activations (speed only)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)
     "data": str,  # the pairs folder of the work folder it trains on: "pairs" (the teacher's) or "pairs_2rf" (the 2-RF's)
@@ -243,8 +243,8 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                                           real_images=real_images),
         reflow=ReflowConfig(**{k: p[k] for k in ("t_eps", "text_dropout") if k in p}),
         batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
-        bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0, compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"),
-        channels_last=p.get("channels_last", False),
+        bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
+        compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"), channels_last=p.get("channels_last", False),
     )
 
 
