@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join("benchmarks", "results", "proof_scale.json")
 R = "benchmarks/results/proof_scale_h200_run"
 KEEP = ("fd", "fd_seeds", "seeds", "fd_spread", "precision", "recall", "class_acc", "nfe", "training_samples", "train_seconds",
-        "selected_step", "steps")
+        "selected_step", "selected_ema", "steps")  # selected_ema: rows that scored several averages (plan ema_select)
 # evaluator → the teacher row (Euler 50, CFG 1.5) it scored: every ratio of that evaluator's rows is taken against it
 TEACHERS = {
     "run6": "teacher",
