@@ -254,13 +254,15 @@ def stage_distill(run, row: str) -> dict:
     if chosen is None:  # no selection points (select_every 0): the final EMA
         chosen = session.step, {k[len("unet."):]: v for k, v in session.trainer.generator_state_dict(ema=True, layout="native").items()}
     chosen_step, weights = chosen
+    # the average it was chosen among several (plan ema_select); none for a row that keeps one
+    picked = {"selected_ema": selection.state["best"]["ema"]} if "ema" in (selection.state["best"] or {}) else {}
     gen_path = run.path("generators", f"{rows.row_dir_name(row)}.safetensors")
     trained_on = f"{session.dataset.settings.count} teacher pairs" if data else f"{len(session.dataset)} class prompts, no pairs"
     session.export(gen_path, "custom", LATENT_FORMAT, unet_config=ldm_unet_config(net), weights=diffusers_to_ldm(weights), training_steps=chosen_step,
                    teacher_hash=file_sha256(run.path("teacher.safetensors"))[:16] if prompts_row else None,
                    source=f"proof_scale row {row}: {config.method} on {trained_on}",
                    notes={"proof_scale_row": row, "plan": plan, "latent_lpips": lpips_info or {}, "selected_step": chosen_step,
-                          **({"selected_ema": selection.state["best"]["ema"]} if "ema" in (selection.state["best"] or {}) else {}),
+                          **picked,
                           "selected_by": f"FD on {s.val_count} samples of noise seed {VAL_SEED}"})
     session = unet = None  # the trainer and its copy of the teacher are freed before scoring
     student = build_unet(net)
@@ -280,9 +282,7 @@ def stage_distill(run, row: str) -> dict:
         metrics = score_seeds(sample, labels, run.reference(), EVAL_SEEDS[: s.row_seeds])
         by_steps[k] = {**metrics, "nfe": nfe(k, cfg)}
     row_metrics = {**by_steps[k], "training_samples": chosen_step * plan["batch"], "train_seconds": timing["train_seconds"],
-                   "selected_step": chosen_step, "steps": plan["steps"]}
-    if (selection.state["best"] or {}).get("ema") is not None:  # chosen among several averages (plan ema_select)
-        row_metrics["selected_ema"] = selection.state["best"]["ema"]
+                   "selected_step": chosen_step, "steps": plan["steps"], **picked}
     if stopped_at is not None:  # ended by the deadline before plan["steps"]
         row_metrics["stopped_at"] = stopped_at
     if "score_steps" in plan:

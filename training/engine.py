@@ -141,6 +141,10 @@ class Engine:
             n = compile_unet_blocks(self._step_modules(), c.compile_mode)
             log.info("[onestep] compile_blocks: %d UNet blocks compiled, mode %s (the first steps compile them)", n, c.compile_mode)
 
+    def _averages(self) -> list[EMA]:
+        """G's averages: the main one (ema_decay's), then TrainConfig.ema_extra's."""
+        return [self.ema, *self.extra_emas.values()]
+
     def _step_modules(self) -> list[nn.Module]:
         """Every network a step runs: G, the method's trained networks and its frozen ones (e.g. SiD-LSG's teacher φ)."""
         frozen = [m for m in vars(self.method).values() if isinstance(m, nn.Module)]
@@ -163,7 +167,7 @@ class Engine:
             if weights[name].shape != p.shape:
                 raise ValueError(f"start weight {name} has shape {tuple(weights[name].shape)}, the generator's is {tuple(p.shape)}")
             p.copy_(weights[name])
-        for ema in (self.ema, *self.extra_emas.values()):
+        for ema in self._averages():
             for name, shadow in ema.shadow.items():
                 shadow.copy_(own[name])
         distributed.broadcast_module(self.unet, self.dist)
@@ -230,7 +234,7 @@ class Engine:
                 terms = {}
                 for phase in self.method.phases(self, self.step):
                     terms.update(run_phase(self, phase, mbs, self.step + 1))  # 1-based, as people count steps
-        for ema in (self.ema, *self.extra_emas.values()):
+        for ema in self._averages():
             ema.update(self.unet)  # outside a graph: its weight ramps with the update count
         self.step += 1
         return terms
