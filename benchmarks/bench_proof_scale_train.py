@@ -3,7 +3,8 @@ teacher architecture (1×32×32 latents), per row kind and batch, with the batch
 gives them), bf16 autocast as the pipeline trains.
 
   python -m benchmarks.bench_proof_scale_train [--rows mse,latentlpips,elatentlpips,diffusion2gan,sid_lsg_teacher_cfg]
-      [--batches 256,1024] [--steps 30] [--compile] [--graph] [--channels-last] [--profile 3] [--json OUT.json] [--device cpu]
+      [--batches 256,1024] [--steps 30] [--compile] [--graph] [--channels-last] [--modes M1,M2] [--profile 3] [--json OUT.json]
+      [--device cpu]
 
 Prints a markdown table (row, batch, ms/step, training samples/s, peak GiB, and with --profile the GPU's busy share)
 and the command; the first --warmup steps (10: the GAN's first R1 step, compiling) are not timed. Weights are random:
@@ -12,7 +13,9 @@ teacher's CFG taken as 1.5) train on the class prompts of a random context table
 --compile measures every row twice, eager and with TrainConfig.compile_blocks (training/compile.py; its compile falls in
 the untimed steps), both without R1 (inductor has no double backward; the runs since session 10 train without it).
 --graph measures the SiD rows eagerly and with TrainConfig.cuda_graph (training/graph_step.py: the step captured once
-after three eager steps, all untimed, then replayed).
+after three eager steps, all untimed, then replayed); with --compile too, also "graph+MODE": the compiled blocks' kernels
+captured in the step's graph (each --compile-modes mode without CUDA graphs of its own; the compile falls in the
+untimed warm-up steps).
 --channels-last measures each mode again with TrainConfig.channels_last (every network's 4-D weights, and so the
 convolutions' activations, in NHWC: cuDNN's layout for 16-bit tensor cores), as MODE+nhwc right after MODE.
 --profile N: N more steps under torch.profiler after the timed ones; "GPU busy" is the kernels' summed time over the
@@ -51,8 +54,8 @@ def _batches(n: int, batch: int, device: torch.device, context: torch.Tensor):
 
 def _compiled(config, mode: str | None):
     """config per the measured mode (None: as the row has it; "eager": no compile, no graph; "graph": each step
-    replayed as one CUDA graph, TrainConfig.cuda_graph; else compile_blocks in that torch.compile mode; a "+nhwc"
-    suffix: the same with TrainConfig.channels_last)."""
+    replayed as one CUDA graph, TrainConfig.cuda_graph; "graph+M": both, the blocks compiled in mode M; else
+    compile_blocks in that torch.compile mode; a "+nhwc" suffix: the same with TrainConfig.channels_last)."""
     if mode is not None and mode.endswith("nhwc"):  # "MODE+nhwc" (or "nhwc": as the row has it) in channels_last
         base = mode[: -len("+nhwc")] if mode.endswith("+nhwc") else None
         return dataclasses.replace(_compiled(config, base), channels_last=True)
@@ -60,6 +63,8 @@ def _compiled(config, mode: str | None):
         return config
     if mode == "graph":
         return dataclasses.replace(config, compile_blocks=False, cuda_graph=True)
+    if mode.startswith("graph+"):  # "graph+M": the step's compiled kernels (mode M) replayed as one CUDA graph
+        return dataclasses.replace(config, compile_blocks=True, compile_mode=mode[len("graph+"):], cuda_graph=True)
     return dataclasses.replace(config, compile_blocks=mode != "eager", compile_mode="default" if mode == "eager" else mode)
 
 
@@ -145,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(TrainConfig.cuda_graph; after eager and any --compile modes)")
     p.add_argument("--channels-last", action="store_true", help="each mode also with TrainConfig.channels_last (NHWC weights "
                    "and activations), measured right after it as MODE+nhwc")
+    p.add_argument("--modes", default="", help="exactly these modes, in this order (comma-separated: eager, a compile mode, "
+                   "graph, graph+MODE, any of them +nhwc), in place of what --compile/--graph/--channels-last derive")
     p.add_argument("--profile", type=int, default=0, help="this many more steps under torch.profiler (GPU busy share)")
     p.add_argument("--device", default="cuda", help="cuda, or cpu for a check of the code paths")
     p.add_argument("--json", default=None)
@@ -156,10 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # as the pipeline runs
     table = torch.randn(11, 77, 64, device=device)  # 10 class prompts + the empty prompt
-    modes = ("eager", *(args.compile_modes.split(",") if args.compile else ()), *(("graph",) if args.graph else ())) \
-        if args.compile or args.graph else (None,)
+    compiled = args.compile_modes.split(",") if args.compile else []
+    # with both flags, also the graph of each compiled mode that has no CUDA graphs of its own
+    graphs = ["graph", *(f"graph+{m}" for m in compiled if m != "reduce-overhead")] if args.graph else []
+    modes = ("eager", *compiled, *graphs) if args.compile or args.graph else (None,)
     if args.channels_last:
         modes = tuple(m for base in modes for m in (base, "nhwc" if base is None else f"{base}+nhwc"))
+    if args.modes:  # e.g. "eager,graph,graph+nhwc,graph+default": the cheap modes first, a cold compile last
+        modes = tuple(args.modes.split(","))
     rows = []
     for kind, batch, mode in ((k, int(b), m) for k in args.rows.split(",") for b in args.batches.split(",") for m in modes):
         try:

@@ -38,6 +38,8 @@ def _run(config: TrainConfig, steps: int, graphed: bool, batch: int = 4) -> tupl
     {"kappa1": 2.0, "kappa2": 1.0, "kappa4": 2.0, "prompt_dropout": 0.5},  # the fake phase's dropout mask is a draw too
     {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "fake_steps": 2},  # one phase twice: each its own buffers
     {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "top": {"channels_last": True}},  # run 42 part c's PICK may pair them
+    # compiled blocks in the step (inductor's CPU kernels here): the warm-up steps compile, the replays run the same code
+    {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "top": {"compile_blocks": True}},
 ])
 def test_a_replayed_step_equals_the_eager_step(setting):
     steps = WARMUP_STEPS + 3
@@ -69,13 +71,19 @@ def test_a_batch_of_another_shape_after_the_capture_is_refused():
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"compile_blocks": True}, "compile_mode 'reduce-overhead'"),
+    ({"compile_blocks": True, "compile_mode": "reduce-overhead"}, "not 'reduce-overhead'"),
     ({"optim": OptimConfig(optimizer="adafactor")}, "AdamW for every network"),
     ({"ema_dtype": "bfloat16"}, "ema_dtype is 'bfloat16'"),
 ])
 def test_what_a_graph_cannot_replay_is_refused_by_name(change, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(method="sid-lsg", cuda_graph=True, bf16=True, **change)
+
+
+@pytest.mark.parametrize("mode", ["default", "max-autotune-no-cudagraphs"])
+def test_compiled_blocks_without_graphs_of_their_own_may_be_captured(mode):
+    c = TrainConfig(method="sid-lsg", cuda_graph=True, bf16=True, compile_blocks=True, compile_mode=mode)
+    assert c.cuda_graph and c.compile_blocks
 
 
 def test_the_engine_refuses_a_cpu_run_and_a_method_that_draws_for_itself():
@@ -130,3 +138,15 @@ def test_an_lr_tensor_replaced_after_the_capture_is_refused():
     e.networks["generator"].optimizer.param_groups[0]["lr"] = torch.tensor(1e-4)
     with pytest.raises(RuntimeError, match="lr tensor was replaced"):
         e.train_step({"context": data.context[:4]})
+
+
+def test_the_bench_names_each_graph_mode_by_its_settings():
+    from benchmarks.bench_proof_scale_train import _compiled
+
+    base = TrainConfig(method="sid-lsg", bf16=True)
+    c = _compiled(base, "graph+default+nhwc")
+    assert (c.cuda_graph, c.compile_blocks, c.compile_mode, c.channels_last) == (True, True, "default", True)
+    c = _compiled(base, "graph")
+    assert (c.cuda_graph, c.compile_blocks, c.channels_last) == (True, False, False)
+    with pytest.raises(ValueError, match="not 'reduce-overhead'"):
+        _compiled(base, "graph+reduce-overhead")

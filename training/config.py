@@ -355,6 +355,8 @@ class TrainConfig:
     # Replay each step as one CUDA graph (training/graph_step.py): for a step bound by kernel launches, not by the GPU
     # (the proof-scale SiD-LSG step: ~80 ms of kernels in a 409 ms step at batch 64). No compile: the capture records
     # one step. Methods whose phases take their draws through Phase.draw (SiD-LSG); one GPU; AdamW; float32 weights.
+    # With compile_blocks (modes without CUDA graphs of their own), the capture records the compiled kernels: the warm-up
+    # steps before it compile every variant and tune its kernels, so the replay is the fused kernels without the host.
     cuda_graph: bool = False
     # Every network the step runs with its 4-D weights in channels_last (NHWC), so convolutions take and give NHWC
     # activations — the layout of cuDNN's 16-bit tensor-core kernels, which otherwise convert NCHW around each call.
@@ -395,8 +397,9 @@ class TrainConfig:
     def _check_cuda_graph(self) -> None:
         """What a CUDA-graph step cannot do, refused by name (the method and the device are the engine's to check)."""
         o = self.optim
-        if self.compile_blocks:
-            raise ValueError("cuda_graph and compile_blocks do not combine: use compile_mode 'reduce-overhead' for CUDA graphs of compiled blocks")
+        if self.compile_blocks and self.compile_mode == "reduce-overhead":  # a graph cannot be captured inside a capture
+            raise ValueError("cuda_graph already replays the whole step, compiled blocks included: compile it in mode "
+                             "'default' or 'max-autotune-no-cudagraphs', not 'reduce-overhead' (CUDA graphs of its own)")
         if o.optimizer != "adamw" or o.optimizer_d not in ("", "adamw"):
             raise ValueError("cuda_graph needs AdamW for every network (its capturable form keeps the optimiser on the GPU)")
         stored = {"generator storage_dtype": self.generator.storage_dtype, "sid fake_dtype": self.sid.fake_dtype,

@@ -3,7 +3,9 @@
 A small UNet's step is ~15,000 kernel launches (the proof-scale SiD-LSG step: five UNet forwards and four backwards),
 and at batch ≤ 256 the GPU waits on Python and the launches most of the time (docs/benchmarks.md, session 40: busy
 20 % at batch 64). Captured once, the whole step — every phase's forward, backward, gradient norm and optimiser
-step — is replayed by one call. Unlike torch.compile it costs no compile: the capture records one step.
+step — is replayed by one call. Unlike torch.compile it costs no compile: the capture records one step. With
+TrainConfig.compile_blocks (a mode without CUDA graphs of its own) the warm-up steps compile every block variant and
+tune its kernels, and the capture records inductor's fused kernels: fewer, faster kernels, still no host in between.
 
 What the capture needs, and how the engine gives it:
 - fixed input addresses: each step's micro-batch conditioning and its phases' random draws (Phase.draw: taken on the
