@@ -67,6 +67,18 @@
 #   compile the limit cuts leaves the rest; torch's cache on the warm machine keeps what it compiled for the calls
 #   after), then the same PICK=1 ... CALL=1 MAXS=540 and CALL=3 MAXS=440 (no CALL=2: the probe took its time). PICK then
 #   also adds compile=true:compile_mode=default when graph+default was >= 5 % faster than the graph and trained alike.
+#   PART c as planned in session 44 (replacing the lr A/B above): the A/B asks for the batch instead. Run 29 found batch
+#   512 no better per step than 256, and run 13 lr 1e-4 and 1e-5 alike per step from the teacher: the row has moved
+#   with its number of steps, not its samples. If that holds down to batch 64, whose graph step took 108 ms against
+#   287 at 256 (session 42), a session makes 2.7x the steps. So: A = lr 1e-5 at batch 256 (part b's row, EMA 0.996),
+#   B = the same at batch 64 with the EMA of the same half-life in samples (0.999; averages around it), compared per
+#   step (val FD every 500 steps) and per GPU second; the lr question (3e-6) waits for the batch:
+#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 170, 570, 570, 410):
+#   `PROBE=layout BATCHES=256,64 CALL=0 LIMIT=150 bash benchmarks/results/proof_scale_h200_run42/run.sh`, then
+#   PICK=1 PART=c FROM=sid_carry_b LR=1e-5 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999/0.9995 \
+#     AB=batch=64:ema_decay=0.999:ema_select=0.996/0.9995/0.9998 CALL=1 MAXS=540 bash benchmarks/results/proof_scale_h200_run42/run.sh
+#   ... CALL=2 MAXS=540, then CALL=3 MAXS=380; commit $OUT's state_g*/ as state_c/ (KEEP_STATE=best: the row with the
+#   lower selection FD). PICK reads the batch-256 rows only (graph, and channels_last when >= 5 % faster).
 # PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
 # machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
 # compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
