@@ -3,7 +3,11 @@ bf16 peak for its 10.47 TFLOP — and caps SDXL's end-to-end ratio against the t
 probe times ComfyUI's own decoder (comfy.sd.VAE, random weights, the dtype ComfyUI picks) eagerly and attributes the
 time to its layers, so the next lever is chosen from figures:
 
-  python -m benchmarks.probe_vae_decoder [--size 1024] [--batch 1] [--rounds 10] [--kernels 15] [--json OUT]
+  python -m benchmarks.probe_vae_decoder [--size 1024] [--batch 1] [--rounds 10] [--kernels 15] [--subpixel] [--json OUT]
+
+--subpixel times the decoder as VAE Decode (fast)'s compiled modes run it: each nearest ×2 upsampling and its 3×3
+convolution as one 2×2 convolution with four output phases (onestep/subpixel.py), listed as "subpixel" rows whose
+TFLOP/s count the FLOPs that convolution runs (4/9 of the pair's).
 
 Tables printed: (1) per layer kind and shape — each Conv2d by (in, out, kernel, output size) with its count, ms and
 achieved TFLOP/s; GroupNorm, the nearest upsampling and the attention core (an AttnBlock's time less its norm and
@@ -59,7 +63,14 @@ def layer_kind(module: nn.Module) -> str | None:
     if isinstance(module, nn.GroupNorm):
         return "groupnorm"
     name = type(module).__name__
-    return {"AttnBlock": "attnblock", "Upsample": "upsample"}.get(name)
+    return {"AttnBlock": "attnblock", "Upsample": "upsample", "SubpixelUpsample": "subpixel"}.get(name)
+
+
+def subpixel_flops(module: nn.Module, in_shape: tuple) -> float:
+    """The FLOPs of a SubpixelUpsample's 2×2 convolution: 4 phases × C_out outputs over (H+1)×(W+1), 4 taps × C_in."""
+    conv = module.fallback.conv
+    b, c_in, h, w = in_shape
+    return 2.0 * b * (h + 1) * (w + 1) * 4 * conv.out_channels * c_in * 4
 
 
 def conv_flops(conv: nn.Conv2d, out_shape: tuple) -> float:
@@ -96,6 +107,8 @@ def attribute(decoder: nn.Module, z: torch.Tensor, rounds: int) -> list[dict]:
             ms -= inside.pop(id(mod), 0.0)
         if kind == "conv":
             key = (kind, f"{mod.in_channels}→{mod.out_channels}, {mod.kernel_size[0]}×{mod.kernel_size[1]}, out {out[2]}×{out[3]}")
+        elif kind == "subpixel":
+            key = (kind, f"{shape[1]}→{out[1]}, 2×2 × 4 phases, {shape[2]}×{shape[3]} → {out[2]}×{out[3]}")
         else:
             key = (kind, f"{shape[1]} ch, {shape[2]}×{shape[3]}" + (f" → {out[2]}×{out[3]}" if out[2:] != shape[2:] else ""))
         r = rows.setdefault(key, {"kind": kind, "shape": key[1], "calls": 0, "ms": 0.0, "flops": 0.0, "bytes": 0.0})
@@ -103,6 +116,8 @@ def attribute(decoder: nn.Module, z: torch.Tensor, rounds: int) -> list[dict]:
         r["ms"] += ms
         if kind == "conv":
             r["flops"] += conv_flops(mod, out)
+        elif kind == "subpixel":
+            r["flops"] += subpixel_flops(mod, shape)
         else:  # read once, written once: the least an elementwise or normalising layer moves
             r["bytes"] += (torch.Size(shape).numel() + torch.Size(out).numel()) * itemsize
     timed = sum(r["ms"] for r in rows.values())
@@ -162,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--kernels", type=int, default=15, help="top GPU kernels listed (CUDA only)")
+    p.add_argument("--subpixel", action="store_true", help="the decoder as the compiled fast modes run it (sub-pixel upsampling)")
     p.add_argument("--json", default="")
     a = p.parse_args(argv)
     import comfy.cli_args
@@ -172,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     from tools import fixtures as F
 
     vae = comfy.sd.VAE(sd=F.vae_state_dict())
-    decoder = vae.first_stage_model.decoder.to(vae.device)
+    model = vae.first_stage_model.to(vae.device)
+    if a.subpixel:
+        from onestep_nodes.fast_decode import subpixel_view
+
+        model = subpixel_view(model)[0]
+    decoder = model.decoder
     z = torch.randn(a.batch, 4, a.size // 8, a.size // 8, generator=torch.Generator().manual_seed(0)).to(vae.device, vae.vae_dtype)
     mark_parents(decoder)
     total = plain_ms(decoder, z, a.rounds)
@@ -181,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.cuda.get_device_name(vae.device) if z.is_cuda else "cpu"
     command = "python -m benchmarks.probe_vae_decoder " + " ".join(sys.argv[1:] if argv is None else argv)
     marked = sum(r["ms"] for r in table)
-    print(f"device: {device}, torch {torch.__version__}, VAE {vae.vae_dtype}, {a.size}² batch {a.batch}: decode {total:.1f} ms "
+    print(f"device: {device}, torch {torch.__version__}, VAE {vae.vae_dtype}, {a.size}² batch {a.batch}"
+          f"{', sub-pixel upsampling' if a.subpixel else ''}: decode {total:.1f} ms "
           f"(with a mark around each layer: {marked:.1f} ms, the shares' whole)")
     print("\n| layer | shape | calls | ms | share | TFLOP/s (% of the H200's bf16 peak) | GB/s |\n|---|---|---|---|---|---|---|")
     for r in table:
@@ -196,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"command": command, "device": device, "torch": torch.__version__, "dtype": str(vae.vae_dtype), "size": a.size,
-                       "batch": a.batch, "decode_ms": total, "layers": table, "kernels": kernels}, f, indent=1)
+                       "batch": a.batch, "subpixel": a.subpixel, "decode_ms": total, "layers": table, "kernels": kernels}, f, indent=1)
     return 0
 
 

@@ -14,7 +14,7 @@
 #           cuDNN autotune, channels_last, inductor options, freezing, max-autotune) ‖ SD1.5 bs8 one-step rows; alone: ONLY=a CALL=5
 #           (PROBE_ONLY=REGEX: only the variants whose names it matches, e.g. PROBE_ONLY='freezing|^eager$')
 #   CALL=6  benchmarks.probe_vae_decoder: where the decoder's 83.6 ms at 1024² go, layer by layer and the top GPU kernels
-#           ‖ the same at 512² batch 8 (SD1.5's end-to-end row); ~1 min in all
+#           ‖ the same with sub-pixel upsampling (--subpixel: as VAE Decode (fast)'s compiled modes run it); ~1 min in all
 # A short CALL (the first job alone, smaller): ONLY=a LIMIT=240 PAIRS_BATCHES=8 PAIRS_ROUNDS=3 CALL=2 bash benchmarks/device/issue20.sh
 # CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
 # part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
@@ -74,7 +74,7 @@ case "$CALL" in
         ${PROBE_ONLY:+--only "$PROBE_ONLY"})
    b=(sd15_compile onestep --arch sd15 --batches 8) ;;
 6) a=(vae_decoder_1024_b1 python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --json "$OUT/vae_decoder_1024_b1.json")
-   b=(vae_decoder_512_b8 python3 -m benchmarks.probe_vae_decoder --size 512 --batch 8 --json "$OUT/vae_decoder_512_b8.json") ;;
+   b=(vae_decoder_1024_b1_subpixel python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --subpixel --json "$OUT/vae_decoder_1024_b1_subpixel.json") ;;
 3) a=(pairs_fast_teacher_run2 pairs)
    b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;
 *) echo "CALL must be 1, 2, 3, 4, 5 or 6"; exit 2 ;;

@@ -1,0 +1,63 @@
+"""VAE Decode (fast)'s sub-pixel view of core's SD VAE (onestep_nodes/fast_decode.subpixel_view), in-process with the
+real ComfyUI modules on the CPU: the view decodes as core's decoder does, reads core's weights through core's own cast
+(patches included), and leaves core's model as it was. The compiled GPU modes that use it are measured on the GPU."""
+import pytest
+import torch
+
+try:
+    import comfy.cli_args as comfy_cli_args
+except ImportError as e:  # a missing host is a failure, not a skip
+    raise ImportError("run with the ComfyUI tree on PYTHONPATH (scripts/test.sh does)") from e
+comfy_cli_args.args.cpu = True
+
+import comfy.sd
+from comfy.ldm.modules.diffusionmodules.model import Upsample
+from comfy_host import REPO, pack_nodes
+
+from onestep.subpixel import SubpixelUpsample
+from tools import fixtures as F
+
+
+@pytest.fixture(scope="module")
+def vae():
+    pack_nodes(REPO)  # the pack imported as ComfyUI imports it
+    return comfy.sd.VAE(sd=F.vae_state_dict())
+
+
+def _decode(model, z):
+    with torch.inference_mode():
+        return model.decode(z).double()
+
+
+def test_the_view_decodes_as_core_does(vae):
+    from onestep_nodes.fast_decode import subpixel_view
+
+    model = vae.first_stage_model
+    z = torch.randn(2, 4, 6, 5, generator=torch.Generator().manual_seed(0)).to(vae.vae_dtype)
+    core = _decode(model, z)
+    view, n = subpixel_view(model)
+    assert n == 3  # the SD decoder's three upsampling levels
+    assert sum(isinstance(m, SubpixelUpsample) for m in view.modules()) == 3
+    ours = _decode(view, z)
+    assert ours.shape == core.shape == (2, 3, 48, 40)
+    assert (ours - core).abs().max() < 1e-4 * core.abs().max()  # float32: the same sums in another order
+    assert sum(isinstance(m, Upsample) for m in model.decoder.modules()) == 3  # core's model: its own modules
+    assert torch.equal(_decode(model, z), core)
+
+
+def test_the_view_reads_the_weights_through_cores_cast_and_patches(vae):
+    from onestep_nodes.fast_decode import subpixel_view
+
+    model = vae.first_stage_model
+    conv = next(m for m in model.decoder.modules() if isinstance(m, Upsample)).conv
+    assert hasattr(conv, "weight_function")  # core's ops, whose forward applies its patches
+    z = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(1)).to(vae.vae_dtype)
+    plain = _decode(model, z)
+    conv.weight_function.append(lambda w: 0.5 * w)  # a patch, as core's weight patching installs them
+    try:
+        core = _decode(model, z)
+        ours = _decode(subpixel_view(model)[0], z)
+    finally:
+        conv.weight_function.clear()
+    assert (core - plain).abs().max() > 1e-3 * plain.abs().max()  # the patch changed core's output
+    assert (ours - core).abs().max() < 1e-4 * core.abs().max()  # and the view's the same way
