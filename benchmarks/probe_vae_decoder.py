@@ -190,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     vae = comfy.sd.VAE(sd=F.vae_state_dict())
     model = vae.first_stage_model.to(vae.device)
     if a.subpixel:
-        from onestep_nodes.fast_decode import subpixel_view
+        from onestep_nodes.subpixel_views import vae_view
 
-        model = subpixel_view(model)[0]
+        model = vae_view(model).module
     decoder = model.decoder
     z = torch.randn(a.batch, 4, a.size // 8, a.size // 8, generator=torch.Generator().manual_seed(0)).to(vae.device, vae.vae_dtype)
     mark_parents(decoder)

@@ -69,11 +69,31 @@ class SubpixelUpsample(nn.Module):
         return upsample_conv(x, weight, bias)
 
 
-def swap_modules(root: nn.Module, replace: Callable[[nn.Module], nn.Module | None]) -> tuple[nn.Module, int]:
-    """A view of `root` in which every submodule that `replace` maps to a module is swapped for it: the modules on the
-    way to a swapped one are shallow copies, everything else (weights included) is root's own — root is not changed.
-    Returns (view, number swapped); with nothing swapped the view is root itself."""
-    swapped = 0
+class ModuleView:
+    """A view of a model in which some submodules are swapped for others (swap_modules). The modules on the way to a
+    swapped one are shallow copies (their own child lists, everything else — weights included — the model's own);
+    the model itself is not changed. `current()` says whether the model still has the children and attributes the
+    copies were made from (a host that later replaces a submodule or an attribute, e.g. an object patch, makes the
+    view stale: make another)."""
+
+    def __init__(self, module: nn.Module, swapped: int, copies: list[tuple[nn.Module, nn.Module]]):
+        self.module, self.swapped = module, swapped
+        self._copies = copies
+        self._made_from = [_fingerprint(original) for original, _ in copies]
+
+    def current(self) -> bool:
+        return all(_fingerprint(original) == seen for (original, _), seen in zip(self._copies, self._made_from))
+
+
+def _fingerprint(module: nn.Module) -> tuple:
+    """The identities of a module's attributes and children (what a shallow copy of it holds)."""
+    return tuple((k, id(v)) for k, v in module.__dict__.items() if k != "_modules") + tuple((k, id(v)) for k, v in module._modules.items())
+
+
+def swap_modules(root: nn.Module, replace: Callable[[nn.Module], nn.Module | None]) -> ModuleView:
+    """A view of `root` in which every submodule that `replace` maps to a module is swapped for it (ModuleView); with
+    nothing swapped the view's module is root itself."""
+    swapped, copies = 0, []
 
     def visit(module: nn.Module) -> nn.Module:
         nonlocal swapped
@@ -87,6 +107,7 @@ def swap_modules(root: nn.Module, replace: Callable[[nn.Module], nn.Module | Non
         copy = object.__new__(type(module))
         copy.__dict__ = dict(module.__dict__)
         copy._modules = children  # a dict of its own: root's stays as it was
+        copies.append((module, copy))
         return copy
 
-    return visit(root), swapped
+    return ModuleView(visit(root), swapped, copies)

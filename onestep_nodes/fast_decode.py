@@ -8,20 +8,17 @@ work — ~15 % of the decoder's); the plain CUDA-graph mode runs core's modules 
 from __future__ import annotations
 
 import logging
-import weakref
-from functools import partial
 
 import torch
 from comfy_api.latest import io
 
 from onestep.cuda_graph import GraphCache
-from onestep.subpixel import SubpixelUpsample, swap_modules
 from .fast_path import FAST_MODES, OFF, fully_loaded, weights_key
+from .subpixel_views import current_view, vae_view
 from .constants import CATEGORY, check_choices
 
 log = logging.getLogger("onestep")
 _CACHE = GraphCache(max_entries=4)
-_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # core's VAE model → its sub-pixel view
 # The decoder also offers inductor's max-autotune (~3 min to compile at 512² on an H100, then ~1/3 faster than
 # the default compile); for the UNet that mode took over 9 minutes, so One-Step Generate does not offer it.
 DECODE_MODES = {**FAST_MODES, "max-autotune compile + cuda graph (minutes on first run)": "max-autotune-no-cudagraphs"}
@@ -36,12 +33,13 @@ def fast_decode(vae, samples: torch.Tensor, mode: str) -> torch.Tensor | None:
     decoder = vae.first_stage_model
     z = samples.to(vae.device, vae.vae_dtype)
     key = (id(decoder), weights_key(decoder), tuple(z.shape), z.dtype, mode)
-    model = _subpixel_model(decoder) if DECODE_MODES[mode] else decoder  # compiled modes only: core's modules otherwise
-
-    def decode(z):
-        return vae.process_output(model.decode(z).float())
 
     try:
+        model = current_view(decoder, vae_view) if DECODE_MODES[mode] else decoder  # compiled modes only: core's modules otherwise
+
+        def decode(z):
+            return vae.process_output(model.decode(z).float())
+
         with torch.inference_mode():
             out = _CACHE.run(key, decode, {"z": z}, DECODE_MODES[mode])
     except Exception as e:  # unsupported capture or compile: core's decode is always there
@@ -49,40 +47,6 @@ def fast_decode(vae, samples: torch.Tensor, mode: str) -> torch.Tensor | None:
         _CACHE.clear()
         return None
     return out.to(vae.output_device).movedim(1, -1)
-
-
-def _subpixel_model(model: torch.nn.Module) -> torch.nn.Module:
-    """subpixel_view(model), made once per model (a replayed decode should not walk its ~240 modules each time)."""
-    view = _VIEWS.get(model)
-    if view is None:
-        view = _VIEWS[model] = subpixel_view(model)[0]
-    return view
-
-
-def subpixel_view(model: torch.nn.Module) -> tuple[torch.nn.Module, int]:
-    """(A view of `model` whose core Upsample modules — nearest ×2 then a 3×3 convolution — run as SubpixelUpsample,
-    how many); `model` itself is not changed (onestep.subpixel.swap_modules)."""
-    from comfy.ldm.modules.diffusionmodules.model import Upsample
-
-    def replace(module):
-        if type(module) is not Upsample or not module.with_conv or module.scale_factor not in (2, 2.0):
-            return None
-        conv = module.conv
-        if (not isinstance(conv, torch.nn.Conv2d) or conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1)
-                or conv.dilation != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros"):
-            return None
-        return SubpixelUpsample(partial(_weight_and_bias, conv), module)
-
-    return swap_modules(model, replace)
-
-
-def _weight_and_bias(conv: torch.nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The convolution's weight and bias as its own forward would apply them to x (core's ops: cast and patched)."""
-    if hasattr(conv, "weight_function"):
-        from comfy.ops import cast_bias_weight
-
-        return cast_bias_weight(conv, x)
-    return conv.weight, conv.bias
 
 
 class OneStepVAEDecode(io.ComfyNode):

@@ -19,6 +19,7 @@ import comfy.samplers
 import torch
 
 from onestep.cuda_graph import GraphCache
+from .subpixel_views import current_view, unet_view
 
 log = logging.getLogger("onestep")
 _CACHE = GraphCache(max_entries=4)
@@ -107,20 +108,25 @@ def call_inputs(model, positive, sigma: float, x: torch.Tensor) -> dict[str, tor
     return out
 
 
-def model_call(base):
-    """The one call the graph replays: core's apply_model (input scaling, dtype casts, denoised output); `extra`: SDXL's y."""
+def model_call(base, compile_mode: str | None = None):
+    """The one call the graph replays: core's apply_model (input scaling, dtype casts, denoised output); `extra`: SDXL's y.
+    A compile mode's call runs a view of `base` whose UNet upsampling layers are in sub-pixel form (subpixel_views:
+    the same values up to the order of the sums, less work); without one, core's modules as they are."""
+    model = current_view(base, unet_view) if compile_mode else base
+
     def call(x, sigma, context, **extra):  # a fresh options dict: the UNet writes its bookkeeping into the one it gets
-        return base.apply_model(x, sigma, c_crossattn=context, transformer_options={}, **extra)
+        return model.apply_model(x, sigma, c_crossattn=context, transformer_options={}, **extra)
     return call
 
 
-def eager_denoise(model, positive, sigma: float, x: torch.Tensor) -> torch.Tensor | None:
-    """The fast path's call run eagerly, on any device: exactly what the graph captures (tests run it on CPU)."""
+def eager_denoise(model, positive, sigma: float, x: torch.Tensor, mode: str = "cuda graph") -> torch.Tensor | None:
+    """The fast path's call in `mode` run eagerly, on any device: exactly what the graph captures, or what the compile
+    traces (tests run it on CPU)."""
     inputs = call_inputs(model, positive, sigma, x)
     if inputs is None:
         return None
     with torch.inference_mode():
-        return model_call(model.model)(**inputs)
+        return model_call(model.model, FAST_MODES[mode])(**inputs)
 
 
 def fast_denoise(model, positive, sigma: float, x: torch.Tensor, noise_mask=None, mode: str = "cuda graph") -> torch.Tensor | None:
@@ -141,7 +147,7 @@ def fast_denoise(model, positive, sigma: float, x: torch.Tensor, noise_mask=None
     key = (id(base), weights_key(base.diffusion_model), shapes, mode)
     try:
         with torch.inference_mode():
-            return _CACHE.run(key, model_call(base), inputs, FAST_MODES[mode])
+            return _CACHE.run(key, model_call(base, FAST_MODES[mode]), inputs, FAST_MODES[mode])
     except Exception as e:  # capture is unsupported by some ops/backends: fall back, never fail the run
         log.warning("[onestep] CUDA-graph fast path failed (%s); using core's path", str(e).splitlines()[0])
         _CACHE.clear()

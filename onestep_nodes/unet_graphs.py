@@ -127,7 +127,7 @@ class GraphedUNet:
         shapes = tuple((k, tuple(v.shape), v.dtype) for k, v in inputs.items())
         key = (id(base), weights_key(base.diffusion_model), id(base.model_sampling), shapes, self.mode)
         with torch.no_grad():
-            return self.runner(key, model_call(base), inputs, FAST_MODES[self.mode])
+            return self.runner(key, model_call(base, FAST_MODES[self.mode]), inputs, FAST_MODES[self.mode])
 
 
 def with_graphed_unet(model, positive, negative, mode: str, runner=graph_runner, reuse=None):

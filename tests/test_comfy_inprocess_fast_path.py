@@ -105,3 +105,31 @@ def test_vector_conditioning_of_other_model_classes_is_refused(pack, tmp_path): 
     assert type(model.model).__name__ == "BaseModel"
     (ctx, extra), = conditioning(2)
     assert fast_path.per_call_reason(model, [[ctx, extra]], None) == "vector (adm) conditioning other than SDXL's"
+
+
+@pytest.mark.parametrize("size", [(10, 8), (9, 7)], ids=["even", "odd: core's upsampling on the skip's size"])
+def test_the_compiled_modes_call_gives_cores_latents(sdxl, pack, tmp_path, size, monkeypatch):  # noqa: F811
+    """The compiled modes trace the call on a view whose UNet upsampling runs in sub-pixel form (subpixel_views): the same
+    latents as core's path, for SD1.5's and SDXL's UNets; at an odd size the layer whose output is the skip's size
+    (not twice its input) runs core's own forward."""
+    from onestep_nodes import fast_path, generate
+    from onestep_nodes import generator_model as gm
+    from onestep_nodes import subpixel_views
+    from onestep_nodes.subpixel_views import unet_view
+
+    ran, original = [], subpixel_views.upsample_conv
+    monkeypatch.setattr(subpixel_views, "upsample_conv", lambda *a: ran.append(1) or original(*a))
+    F.write_generator(str(tmp_path / "sd15.safetensors"))
+    sd15 = gm.load_generator_model(str(tmp_path / "sd15.safetensors"))
+    for model, positive in ((sd15, [[torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(4)), {}]]), (sdxl, conditioning(0, **SIZES))):
+        view = unet_view(model.model)
+        assert view.swapped == 1 and view.module.diffusion_model is not model.model.diffusion_model  # the tiny UNets: one level up
+        latent = torch.zeros(2, 4, *size)
+        noise = comfy.sample.prepare_noise(latent, 7)
+        with torch.inference_mode():
+            core = generate.onestep_generate(model, positive, 7, latent, fast="off")
+            ours = generate.one_call_latents(model, generate.onestep_sigmas(model), noise, latent,
+                                             lambda x, s: fast_path.eager_denoise(model, positive, s, x, mode="compile + cuda graph (slow first run)"))
+        scale = core.abs().max()
+        assert ours.shape == core.shape and (ours - core).abs().max() <= 1e-5 * scale, ((ours - core).abs().max(), scale)
+    assert len(ran) == (2 if size == (10, 8) else 0)  # one call per model, in sub-pixel form only where the sizes allow

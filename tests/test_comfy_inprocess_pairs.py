@@ -79,7 +79,8 @@ def test_graphed_teacher_calls_equal_core_sampling(tmp_path):
     assert torch.equal(teacher.sample(noise, [0, 1], None), core) and teacher.last_wrapper is wrapper_1  # the clone is kept
     assert wrapper_1.replayed == 6 and len(calls) == 6
     teacher.fast_teacher = "compile + cuda graph (slow first run)"
-    assert torch.equal(teacher.sample(noise, [0, 1], None), core) and calls[-1][1] == "default"
+    compiled = teacher.sample(noise, [0, 1], None)  # the compiled mode traces a view with the UNet's upsampling in
+    assert calls[-1][1] == "default" and (compiled - core).abs().max() <= 1e-5 * core.abs().max()  # sub-pixel form
     assert model is not teacher.model and wrapper is not None
 
 

@@ -1,4 +1,4 @@
-"""VAE Decode (fast)'s sub-pixel view of core's SD VAE (onestep_nodes/fast_decode.subpixel_view), in-process with the
+"""VAE Decode (fast)'s sub-pixel view of core's SD VAE (onestep_nodes/subpixel_views.vae_view), in-process with the
 real ComfyUI modules on the CPU: the view decodes as core's decoder does, reads core's weights through core's own cast
 (patches included), and leaves core's model as it was. The compiled GPU modes that use it are measured on the GPU."""
 import pytest
@@ -30,12 +30,13 @@ def _decode(model, z):
 
 
 def test_the_view_decodes_as_core_does(vae):
-    from onestep_nodes.fast_decode import subpixel_view
+    from onestep_nodes.subpixel_views import vae_view
 
     model = vae.first_stage_model
     z = torch.randn(2, 4, 6, 5, generator=torch.Generator().manual_seed(0)).to(vae.vae_dtype)
     core = _decode(model, z)
-    view, n = subpixel_view(model)
+    v = vae_view(model)
+    view, n = v.module, v.swapped
     assert n == 3  # the SD decoder's three upsampling levels
     assert sum(isinstance(m, SubpixelUpsample) for m in view.modules()) == 3
     ours = _decode(view, z)
@@ -46,7 +47,7 @@ def test_the_view_decodes_as_core_does(vae):
 
 
 def test_the_view_reads_the_weights_through_cores_cast_and_patches(vae):
-    from onestep_nodes.fast_decode import subpixel_view
+    from onestep_nodes.subpixel_views import vae_view
 
     model = vae.first_stage_model
     conv = next(m for m in model.decoder.modules() if isinstance(m, Upsample)).conv
@@ -56,7 +57,7 @@ def test_the_view_reads_the_weights_through_cores_cast_and_patches(vae):
     conv.weight_function.append(lambda w: 0.5 * w)  # a patch, as core's weight patching installs them
     try:
         core = _decode(model, z)
-        ours = _decode(subpixel_view(model)[0], z)
+        ours = _decode(vae_view(model).module, z)
     finally:
         conv.weight_function.clear()
     assert (core - plain).abs().max() > 1e-3 * plain.abs().max()  # the patch changed core's output

@@ -46,9 +46,9 @@ def test_the_subpixel_decoder_is_probed_with_the_flops_it_runs(tmp_path):
     assert sub == [("256→256, 2×2 × 4 phases, 32×32 → 64×64", 1), ("512→512, 2×2 × 4 phases, 16×16 → 32×32", 1),
                    ("512→512, 2×2 × 4 phases, 8×8 → 16×16", 1)]
     code = ("import torch, comfy.cli_args; comfy.cli_args.args.cpu = True; import comfy.sd; from tools import fixtures as F; "
-            "from comfy_host import REPO, pack_nodes; pack_nodes(REPO); from onestep_nodes.fast_decode import subpixel_view; "
+            "from comfy_host import REPO, pack_nodes; pack_nodes(REPO); from onestep_nodes.subpixel_views import vae_view; "
             "from torch.utils.flop_counter import FlopCounterMode; vae = comfy.sd.VAE(sd=F.vae_state_dict()); "
-            "d = subpixel_view(vae.first_stage_model)[0].decoder; z = torch.zeros(1, 4, 8, 8, dtype=vae.vae_dtype)\n"
+            "d = vae_view(vae.first_stage_model).module.decoder; z = torch.zeros(1, 4, 8, 8, dtype=vae.vae_dtype)\n"
             "with torch.inference_mode(), FlopCounterMode(display=False) as c: d(z)\n"
             "print(sum(v for op, v in c.get_flop_counts()['Global'].items() if 'convolution' in str(op)))")
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(REPO, "tests"), env["PYTHONPATH"]])

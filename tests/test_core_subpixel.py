@@ -78,17 +78,33 @@ def test_a_swapped_view_computes_the_same_and_leaves_the_model_as_it_was():
     x = torch.randn(2, 4, 3, 5, dtype=torch.float64)
     before = net(x)
     swap = lambda m: SubpixelUpsample(lambda t, c=m.conv: (c.weight, c.bias), m) if isinstance(m, _Up) else None  # noqa: E731
-    view, n = swap_modules(net, swap)
-    assert n == 2 and view is not net
+    made = swap_modules(net, swap)
+    view = made.module
+    assert made.swapped == 2 and view is not net and made.current()
     assert all(isinstance(level[1], SubpixelUpsample) for level in view.levels)
     assert all(isinstance(level[1], _Up) for level in net.levels)  # the model's own modules are untouched
     assert view.stem is net.stem and view.head is net.head and view.levels[0][0] is net.levels[0][0]  # shared, not copied
     assert torch.allclose(view(x), before, rtol=0, atol=1e-12 * before.abs().max().item())
     assert torch.equal(net(x), before)
-    assert swap_modules(net, lambda m: None) == (net, 0)  # nothing to swap: the model itself
+    nothing = swap_modules(net, lambda m: None)
+    assert nothing.module is net and nothing.swapped == 0  # nothing to swap: the model itself
     with torch.no_grad():
         net.levels[0][1].conv.weight.mul_(2)  # the view reads the model's weights as they are now
     assert torch.allclose(view(x), net(x), rtol=0, atol=1e-12 * net(x).abs().max().item())
+    assert made.current()  # weights changed in place: the view is still the model's
+
+
+@pytest.mark.parametrize("change", ["child", "attribute", "swapped module"])
+def test_a_view_whose_model_changed_its_children_or_attributes_is_stale(change):
+    net = _Net()
+    made = swap_modules(net, lambda m: SubpixelUpsample(lambda t, c=m.conv: (c.weight, c.bias), m) if isinstance(m, _Up) else None)
+    if change == "child":
+        net.head = nn.Conv2d(4, 2, 1)  # e.g. an object patch replacing a module on the way to a swapped one
+    elif change == "attribute":
+        net.levels[1].note = "patched"
+    else:
+        net.levels[0][1] = _Up()
+    assert not made.current()
 
 
 def test_other_inputs_go_to_the_fallback():
