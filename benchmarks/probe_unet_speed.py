@@ -162,6 +162,20 @@ def freezing(s: Setup):
     return inductor_config.patch(FREEZING)
 
 
+@contextlib.contextmanager
+def subpixel(s: Setup):
+    """The UNet's upsampling levels in sub-pixel form (onestep_nodes/subpixel_views.py), as the compiled fast paths
+    run them: one 2×2 convolution with four output phases in place of nearest ×2 then a 3×3 convolution."""
+    from onestep_nodes.subpixel_views import unet_view
+
+    unet = s.unet
+    s.unet = unet_view(unet).module
+    try:
+        yield
+    finally:
+        s.unet = unet
+
+
 def variants() -> list[Variant]:
     compiled = dict(cuda=True, compiled=True, estimate_s=90.0)
     default = graphed("default")
@@ -169,10 +183,13 @@ def variants() -> list[Variant]:
         Variant("eager", eager, note="as ComfyUI calls it"),
         Variant("eager + cudnn.benchmark", eager, (cudnn_benchmark,), cuda=True),
         Variant("eager + channels_last", eager, (channels_last,)),
+        Variant("eager + subpixel", eager, (subpixel,), note="the UNet's upsampling as one 2×2 convolution per level"),
         *(Variant(f"eager + SDPA {b} only", eager, (sdpa_only(b),), cuda=True, sdpa=True) for b in SDPA_BACKENDS),
         Variant("cuda graph (eager)", graphed(None), cuda=True, estimate_s=15.0),
         Variant("compile default + graph", default, profile=True, **compiled),
         Variant("compile default + graph + freezing", default, (freezing,), config=FREEZING, **compiled),
+        Variant("cuda graph (eager) + subpixel", graphed(None), (subpixel,), cuda=True, estimate_s=15.0),
+        Variant("compile default + graph + freezing + subpixel", default, (freezing, subpixel), config=FREEZING, **compiled),
         Variant("compile default + graph + freezing + inductor SD options + channels_last", default,
                 (freezing, inductor_sd, channels_last), config={**FREEZING, **INDUCTOR_SD}, **{**compiled, "estimate_s": 240.0}),
         Variant("compile default + graph + cudnn.benchmark", default, (cudnn_benchmark,), **compiled),

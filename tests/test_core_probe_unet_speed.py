@@ -19,7 +19,7 @@ def test_tiny_probe_rows(tmp_path, capsys):
     assert json.loads(out.read_text()) == json.loads(json.dumps(info))
     rows = {r["variant"]: r for r in info["rows"]}
     assert [v.name for v in probe.variants()] == list(rows)
-    for name in ("eager", "eager + channels_last"):
+    for name in ("eager", "eager + channels_last", "eager + subpixel"):
         assert rows[name]["status"] == "ok" and rows[name]["ms"] > 0
     cuda_only = [r for r in info["rows"] if r["status"] == "skipped"]
     assert cuda_only and all(r["reason"] == "needs CUDA" for r in cuda_only)

@@ -12,7 +12,8 @@
 #           (the decoder probe with cuDNN-autotuned captures since session 20)
 #   CALL=5  benchmarks.probe_unet_speed: the teacher's raw SD1.5 UNet call under each speed setting (compile variants,
 #           cuDNN autotune, channels_last, inductor options, freezing, max-autotune) ‖ SD1.5 bs8 one-step rows; alone: ONLY=a CALL=5
-#           (PROBE_ONLY=REGEX: only the variants whose names it matches, e.g. PROBE_ONLY='freezing|^eager$')
+#           (PROBE_ONLY=REGEX: only the variants whose names it matches, e.g. PROBE_ONLY='freezing|^eager$'; session 44's
+#           sub-pixel upsampling, eager, graphed and compiled with freezing: PROBE_ONLY='^eager|^cuda graph|default \+ graph \+ freezing( \+ subpixel)?$')
 #   CALL=6  benchmarks.probe_vae_decoder: where the decoder's 83.6 ms at 1024² go, layer by layer and the top GPU kernels
 #           ‖ the same with sub-pixel upsampling (--subpixel: as VAE Decode (fast)'s compiled modes run it); ~1 min in all
 # A short CALL (the first job alone, smaller): ONLY=a LIMIT=240 PAIRS_BATCHES=8 PAIRS_ROUNDS=3 CALL=2 bash benchmarks/device/issue20.sh
