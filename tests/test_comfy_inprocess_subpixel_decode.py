@@ -3,24 +3,17 @@ real ComfyUI modules on the CPU: the view decodes as core's decoder does, reads 
 (patches included), and leaves core's model as it was. The compiled GPU modes that use it are measured on the GPU."""
 import pytest
 import torch
-
-try:
-    import comfy.cli_args as comfy_cli_args
-except ImportError as e:  # a missing host is a failure, not a skip
-    raise ImportError("run with the ComfyUI tree on PYTHONPATH (scripts/test.sh does)") from e
-comfy_cli_args.args.cpu = True
+from test_comfy_inprocess import pack  # noqa: F401  (fixture: the pack's nodes as ComfyUI registers them)
 
 import comfy.sd
 from comfy.ldm.modules.diffusionmodules.model import Upsample
-from comfy_host import REPO, pack_nodes
 
 from onestep.subpixel import SubpixelUpsample
 from tools import fixtures as F
 
 
 @pytest.fixture(scope="module")
-def vae():
-    pack_nodes(REPO)  # the pack imported as ComfyUI imports it
+def vae(pack):  # noqa: F811
     return comfy.sd.VAE(sd=F.vae_state_dict())
 
 
