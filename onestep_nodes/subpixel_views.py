@@ -19,8 +19,9 @@ _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # core's model 
 
 
 def weight_and_bias(conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The convolution's weight and bias as its own forward would apply them to x (core's ops: cast and patched)."""
-    if hasattr(conv, "weight_function"):
+    """The convolution's weight and bias as its own forward would apply them to x: core's ops cast and patch them
+    when they are set to (comfy.ops' Conv2d.forward makes the same test), else they are the module's as they are."""
+    if getattr(conv, "comfy_cast_weights", False) or getattr(conv, "weight_function", None) or getattr(conv, "bias_function", None):
         from comfy.ops import cast_bias_weight
 
         return cast_bias_weight(conv, x)
@@ -46,7 +47,7 @@ def _unet_upsample(module: nn.Module) -> nn.Module | None:
     if type(module) is not Upsample or module.dims != 2 or not module.use_conv or not _plain_3x3(module.conv):
         return None
     view = object.__new__(_unet_upsample_class())  # core's UNet dispatches on isinstance(layer, Upsample)
-    view.__dict__ = dict(module.__dict__)  # its settings and its children (the same dict: its conv as it is then)
+    view.__dict__ = dict(module.__dict__)  # its settings, and its children's dict itself: its conv as it is when it runs
     return view
 
 
