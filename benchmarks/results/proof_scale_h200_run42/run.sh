@@ -62,8 +62,9 @@
 #   default: the warm-up steps compile, the capture records inductor's fused kernels; on the CPU a replayed compiled step
 #   equals the compiled eager step bit for bit). The kernels are now most of the graph step (287 ms at batch 256 for
 #   ~14 TFLOP: ~49 TFLOP/s), and compiled blocks ran this UNet's kernels ~2.9x faster than eager ones (run 14's bench),
-#   but a cold compile of the step took > 330 s on the GPU (session 41). The variant of part c that measures it:
-#   `PROBE=layout+compile CALL=0 LIMIT=540` (timeout_s 560: eager, graph, graph+nhwc, then graph+default last, so a
+#   but a cold compile of the step took > 330 s on the GPU (session 41). A part after c measures it, at the batch c
+#   chooses (BATCHES=that batch; the compile is per batch): `PROBE=layout+compile CALL=0 LIMIT=540` (timeout_s 560:
+#   eager, graph, graph+nhwc, then graph+default last, so a
 #   compile the limit cuts leaves the rest; torch's cache on the warm machine keeps what it compiled for the calls
 #   after), then the same PICK=1 ... CALL=1 MAXS=540 and CALL=3 MAXS=440 (no CALL=2: the probe took its time). PICK then
 #   also adds compile=true:compile_mode=default when graph+default was >= 5 % faster than the graph and trained alike.
