@@ -79,18 +79,19 @@
 #   PICK=1 PART=c FROM=sid_carry_b LR=1e-5 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999/0.9995 \
 #     AB=batch=64:ema_decay=0.999:ema_select=0.996/0.9995/0.9998 CALL=1 MAXS=540 bash benchmarks/results/proof_scale_h200_run42/run.sh
 #   ... CALL=2 MAXS=540, then CALL=3 MAXS=380; commit $OUT's state_g*/ as state_c/ (KEEP_STATE=best: the row with the
-#   lower selection FD). PICK reads the batch-256 rows only (graph, and channels_last when >= 5 % faster).
+#   lower selection FD). PICK reads the rows at BATCH (256 here) only (graph, and channels_last when >= 5 % faster).
 # PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
 # machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
 # compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
 # (421.7 ms), else 256 (a compiled mode only if it beat eager)
-if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ] && grep -q "^| sid_lsg_teacher_cfg graph | 256 |" /tmp/sid_speed_call0.log; then
+# (the graph rows read are those at the row's batch: BATCH, default 256)
+if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ] && grep -q "^| sid_lsg_teacher_cfg graph | ${BATCH:-256} |" /tmp/sid_speed_call0.log; then
   # ... and only when its last timed step's fake-score loss is within 25 % of the eager row's (same seed, same draws: a
   # graph replaying stale inputs would not train alike). Of the graph's variants the probe measured (graph+nhwc,
   # graph+default, graph+default+nhwc: channels_last, compiled blocks), the fastest that trains alike and is at least
   # 5 % faster than the plain graph step is taken: NHWC=1 and/or COMPILE_MODE=its compile mode.
-  eval "$(awk -F'|' 'function alike(k) { return (k in f) && f[k] - f["eager"] <= 0.25 * f["eager"] && f["eager"] - f[k] <= 0.25 * f["eager"] }
-    $3 ~ /^ *256 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); m[n[2]] = $4 + 0
+  eval "$(awk -F'|' -v batch="${BATCH:-256}" 'function alike(k) { return (k in f) && f[k] - f["eager"] <= 0.25 * f["eager"] && f["eager"] - f[k] <= 0.25 * f["eager"] }
+    $3 + 0 == batch && $4 ~ /ms\/step/ { split($2, n, " "); m[n[2]] = $4 + 0
                       if (match($4, /fake_score [-0-9.e+]+/)) f[n[2]] = substr($4, RSTART + 11, RLENGTH - 11) + 0 }
     END { if (("graph" in m) && ("eager" in m) && m["graph"] < m["eager"] && ("eager" in f) && alike("graph")) {
             best = "graph"
