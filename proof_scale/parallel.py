@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 
-from .pipeline import DISTILL_ROWS, EXIT_INCOMPLETE, FLOW_STAGES, STAGES
+from .pipeline import DISTILL_ROWS, EXIT_INCOMPLETE, FLOW_STAGES, STAGES, parse_args, stage_finished, teacher_seeds_of
 from .rows import ROW_DEFAULTS, data_folder, plan as plan_row
 
 # Seconds a child keeps after its deadline for what follows a stop: the last checkpoint (≈210 MB per distillation row;
@@ -94,6 +94,13 @@ def phases(gpus: int, rows_per_gpu: int = 1, variants: tuple[str, ...] = (), bas
         *([[(every, pairs)]] if pairs else []),
         per_slot,
     ] + ([[("0", ["report"])]] if report else [])
+
+
+def unfinished(children: list[tuple[str | None, list[str]]], work: str, teacher_seeds: int) -> list[tuple[str | None, list[str]]]:
+    """The phase's children with the stages they would skip left out (pipeline.stage_finished), and those left with
+    none left out. A stage that was done when the phase began stays done, so nothing a child would run is dropped."""
+    left = [(visible, [s for s in stages if not stage_finished(work, s, teacher_seeds)]) for visible, stages in children]
+    return [(visible, stages) for visible, stages in left if stages]
 
 
 def _pump(proc: subprocess.Popen, prefix: str, log_path: str) -> None:
@@ -168,7 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown stage {odd[0]!r} in --chains; stages: {', '.join(known)}, distill-ROW")
     plan = phases(gpus, args.rows_per_gpu, variants, base_rows, chains)
     print(f"proof_scale.parallel: {gpus} GPU(s), {len(plan)} phases, work {args.work}", flush=True)
+    seeds = teacher_seeds_of(parse_args(["--work", args.work, "--stage", "all", *base]))
     for i, children in enumerate(plan, 1):
+        children = unfinished(children, args.work, seeds)
+        if not children:  # every stage of the phase is done: no child (its start, imports and CUDA set-up cost ~20 s)
+            print(f"proof_scale.parallel: phase {i}: every stage already done", flush=True)
+            continue
         left = start + args.max_seconds - time.monotonic() if args.max_seconds > 0 else math.inf
         if left < args.margin + MIN_WORK:  # too little for the children to do anything but start and stop
             print(f"proof_scale.parallel: INCOMPLETE: {left:.0f} s left before phase {i}; run the same command again", flush=True)

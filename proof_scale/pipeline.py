@@ -73,7 +73,7 @@ from .sampler import SAMPLERS
 from .stage_evaluators import stage_classifier, stage_latent_lpips
 from .flow import stage_pairs_2rf, stage_teacher_steps
 from .stage_pairs import stage_pairs
-from .stage_teacher import stage_teacher, stage_teacher_eval, teacher_eval_done
+from .stage_teacher import stage_teacher, stage_teacher_eval
 from .teacher import TeacherNetConfig, TeacherTrainConfig
 
 log = logging.getLogger("proof_scale")
@@ -206,14 +206,34 @@ class Run:
 
 
 # -- stages -------------------------------------------------------------------------------------------------
+RECORDS = {"classifier": "classifier.json", "teacher": "teacher.json", "teacher-eval": "teacher_eval.json", "pairs": "pairs.json",
+           "latent-lpips": "latent_lpips.json", "teacher-steps": "teacher_steps.json", "pairs-2rf": "pairs_2rf.json"}
+
+
+def stage_record(stage: str) -> str | None:
+    """The record a finished stage leaves in the work folder (None: the stage has none, e.g. report)."""
+    return result_path(stage[len("distill-"):]) if stage.startswith("distill-") else RECORDS.get(stage)
+
+
+def stage_finished(work: str, stage: str, teacher_seeds: int) -> bool:
+    """Whether run_stage skips `stage`: its record is in `work` (teacher-eval: scored on every one of `teacher_seeds`
+    noise seeds; a record with fewer is extended). proof_scale.parallel asks too, to start no child for finished stages."""
+    record = stage_record(stage)
+    if stage == "teacher-eval":
+        path = os.path.join(work, record)
+        return os.path.isfile(path) and len(read_json(path).get("seeds", [])) >= teacher_seeds
+    return bool(record and os.path.isfile(os.path.join(work, record)))
+
+
+def teacher_seeds_of(args: argparse.Namespace) -> int:
+    """The teacher row's scoring seeds a command asks for (--teacher-seeds, else its scale's)."""
+    return args.teacher_seeds if args.teacher_seeds is not None else (TINY if args.tiny else FULL).teacher_seeds
+
+
 def run_stage(run: Run, stage: str) -> None:
     t0 = time.monotonic()
-    records = {"classifier": "classifier.json", "teacher": "teacher.json", "teacher-eval": "teacher_eval.json", "pairs": "pairs.json",
-               "latent-lpips": "latent_lpips.json", "teacher-steps": "teacher_steps.json", "pairs-2rf": "pairs_2rf.json"}
-    record = result_path(stage[len("distill-"):]) if stage.startswith("distill-") else records.get(stage)
-    done = teacher_eval_done(run) if stage == "teacher-eval" else bool(record and os.path.isfile(run.path(record)))
-    if done:
-        log.info("=== stage %s: already done (%s), skipped", stage, run.path(record))
+    if stage_finished(run.work, stage, run.scale.teacher_seeds):
+        log.info("=== stage %s: already done (%s), skipped", stage, run.path(stage_record(stage)))
         return
     log.info("=== stage %s", stage)
     handlers = {"classifier": stage_classifier, "teacher": stage_teacher, "teacher-eval": stage_teacher_eval, "pairs": stage_pairs,

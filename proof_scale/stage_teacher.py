@@ -91,12 +91,6 @@ def export_teacher_generator(run, unet: torch.nn.Module, net: TeacherNetConfig, 
     return path
 
 
-def teacher_eval_done(run) -> bool:
-    """The teacher row is scored on every noise seed asked for (--teacher-seeds); a record with fewer is extended."""
-    path = run.path("teacher_eval.json")
-    return os.path.isfile(path) and len(read_json(path).get("seeds", [])) >= run.scale.teacher_seeds
-
-
 def _scored_before(run, best: dict, count: int) -> list[dict]:
     """Per-seed results of an earlier teacher_eval.json at the same setting and sample count (kept, not sampled again)."""
     path = run.path("teacher_eval.json")

@@ -177,3 +177,26 @@ def test_sid_variants_pass_the_check_before_the_teacher_is_scored(tmp_path, caps
     with pytest.raises(SystemExit) as e:
         parallel.main(["--work", str(tmp_path), "--tiny", "--gpus", "0", "--rows", "none", "--variants", "sid_lsg@kapa=2"])
     assert e.value.code == 2 and "kapa" in capsys.readouterr().err
+
+
+def _records(work, seeds):
+    os.makedirs(work, exist_ok=True)
+    for name, body in (("classifier.json", {}), ("teacher.json", {}), ("teacher_eval.json", {"seeds": list(range(seeds))})):
+        with open(os.path.join(work, name), "w") as f:
+            json.dump(body, f)
+
+
+def test_finished_stages_start_no_child(tmp_path, capsys):
+    """A chained call finds the stages before the rows done: their child (its start, imports and CUDA set-up, ~20 s of each
+    device call) is not started, and a phase whose stages are all done is passed over."""
+    w = str(tmp_path / "work")
+    _records(w, seeds=2)
+    children = [("0", ["classifier", "teacher", "teacher-eval", "distill-sid_lsg"]), ("1", ["teacher"])]
+    assert parallel.unfinished(children, w, teacher_seeds=3) == [("0", ["teacher-eval", "distill-sid_lsg"])]  # 2 of 3 seeds
+    assert parallel.unfinished(children, w, teacher_seeds=2) == [("0", ["distill-sid_lsg"])]
+    code = parallel.main(["--work", w, "--tiny", "--gpus", "0", "--rows", "none", "--teacher-seeds", "2", "--max-seconds", "0"])
+    assert code == 0 and "phase 1: every stage already done" in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(w, "logs"))  # no child ran
+    assert all(pipeline.stage_finished(w, stage, 3) for stage in ("classifier", "teacher"))
+    assert pipeline.stage_finished(w, "teacher-eval", 2) and not pipeline.stage_finished(w, "teacher-eval", 3)
+    assert not pipeline.stage_finished(w, "report", 2)  # no record: always run
