@@ -35,14 +35,18 @@ if [ -f .devdata/ps/evaluator/classifier.json ] && [ ! -f "$W/classifier.json" ]
   cp .devdata/ps/evaluator/classifier.* "$W/" && echo "EVALUATOR placed (its classifier: FDs compare with the run it came from)"; fi
 if [ -f .devdata/ps/evaluator/latent_lpips.json ] && [ ! -f "$W/latent_lpips.json" ]; then
   cp .devdata/ps/evaluator/latent_lpips.* "$W/" && echo "E-LatentLPIPS trunk placed"; fi
-# a scored teacher row carried in (proof_scale_bundle.sh --teacher-row): teacher-eval is skipped when it matches
-[ -d .devdata/ps/teacher_row ] && python3 -m proof_scale.carried_teacher place .devdata/ps/teacher_row "$W" \
+# a scored teacher row carried in (proof_scale_bundle.sh --teacher-row): teacher-eval is skipped when it matches. The
+# helpers below start Python and import torch (seconds each; ~70 s of set-up with them in run 42's second call), so a
+# chained call on the warm machine, whose work folder already has what they place, does not start them.
+[ -d .devdata/ps/teacher_row ] && [ ! -f "$W/teacher_eval.json" ] && python3 -m proof_scale.carried_teacher place .devdata/ps/teacher_row "$W" \
   --teacher default_models/proof_scale/fmnist-teacher.safetensors --context .devdata/ps/context.safetensors
 # rows carried in (.devdata/ps_init, proof_scale_bundle.sh --init*; renamed .devdata/ps_init_NAME when chained calls carry
 # different rows, one per call for the 64 MiB): each placed as finished (distill/diffusion2gan unless its row.txt names
 # another, e.g. reflow_2rf), once; a row placed by an earlier call on the same warm machine stays in the work folder
 for init in .devdata/ps_init .devdata/ps_init_*; do
-  [ -d "$init" ] && python3 -m proof_scale.init_row place "$init" "$W"
+  [ -d "$init" ] || continue
+  mark="$W/.placed_$(basename "$init")_$(cat "$init"/* 2>/dev/null | md5sum | cut -c1-12)"  # this content, placed before
+  [ -f "$mark" ] || { python3 -m proof_scale.init_row place "$init" "$W" && touch "$mark"; }
 done
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null
 # the compiled teacher's artifacts (--compile-cache): carried in .devdata/ps/compile_cache when an earlier call brought
