@@ -19,9 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# FOLD[a, k, t]: how 3×3 tap row t (offset t − 1) lands on 2×2 tap row k of phase a (rows i − 1 + a + k of the input)
-FOLD = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]],
-                     [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+def _fold(w: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two phases' 2-tap kernels along `dim` of a 3-tap one: a = 0 takes rows {i−1: w₀, i: w₁+w₂}, a = 1 takes
+    {i: w₀+w₁, i+1: w₂}. Tensor ops on the weight's own device (no constant from the host: a compiled call replayed
+    from a CUDA graph may copy nothing from pageable memory)."""
+    t0, t1, t2 = w.unbind(dim)
+    return torch.stack([t0, t1 + t2], dim), torch.stack([t0 + t1, t2], dim)
 
 
 def phase_weights(weight: torch.Tensor) -> torch.Tensor:
@@ -29,10 +32,9 @@ def phase_weights(weight: torch.Tensor) -> torch.Tensor:
     in float32 (float64 weights: in float64) and returned in the weight's dtype."""
     if weight.ndim != 4 or weight.shape[-2:] != (3, 3):
         raise ValueError(f"a 3×3 convolution's weight has shape [C_out, C_in, 3, 3], not {tuple(weight.shape)}")
-    exact = torch.promote_types(weight.dtype, torch.float32)  # 16-bit weights are folded in float32
-    fold = FOLD.to(weight.device, exact)
-    folded = torch.einsum("aky,blx,oiyx->aboikl", fold, fold, weight.to(exact))  # [2, 2, C_out, C_in, 2, 2]
-    return folded.reshape(4 * weight.shape[0], weight.shape[1], 2, 2).to(weight.dtype)
+    exact = weight.to(torch.promote_types(weight.dtype, torch.float32))  # 16-bit weights are folded in float32
+    phases = [col for row in _fold(exact, 2) for col in _fold(row, 3)]  # (0, 0), (0, 1), (1, 0), (1, 1)
+    return torch.cat(phases).to(weight.dtype)
 
 
 def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

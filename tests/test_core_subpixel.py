@@ -111,3 +111,18 @@ def test_other_inputs_go_to_the_fallback():
     up = _Up()
     sub = SubpixelUpsample(lambda t: (up.conv.weight, up.conv.bias), fallback=lambda x: "fallback")
     assert sub(torch.zeros(1, 4, 2, 2, 2)) == "fallback"  # e.g. a video VAE's 5-D latents
+
+
+def test_it_traces_as_one_graph_with_no_host_constant():
+    """The compiled fast paths trace it: one graph (no break), and nothing in it comes from the host (a compiled call
+    replayed from a CUDA graph may not copy from pageable memory) — dynamo lifts a host tensor as a graph input."""
+    g = torch.Generator().manual_seed(2)
+    x, weight, beta = torch.randn(1, 4, 3, 5, generator=g), torch.randn(6, 4, 3, 3, generator=g), torch.randn(6, generator=g)
+    inputs = []
+    def backend(gm, example_inputs):  # noqa: E306
+        inputs.append(len(example_inputs))
+        return gm.forward
+    torch._dynamo.reset()
+    out = torch.compile(upsample_conv, backend=backend, fullgraph=True)(x, weight, beta)
+    assert inputs == [3]  # x, weight and bias: no constant lifted from the host
+    assert torch.allclose(out, _reference(x, weight, beta), atol=1e-5)
