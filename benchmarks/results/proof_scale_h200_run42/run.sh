@@ -116,8 +116,9 @@ S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}
 S="$S${EMA_RAMP:+:ema_ramp=$EMA_RAMP}${EMA_SELECT:+:ema_select=$EMA_SELECT}${NHWC:+:channels_last=true}"
 if [ "${CALL:-1}" = 0 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .devdata/ps/whl/*.whl || exit 9
-  if [ "${PROBE:-graph}" = layout ]; then  # the graph step in NCHW and in channels_last (TrainConfig.channels_last)
-    MODES="--batches ${BATCHES:-256} --steps 24 --warmup 8 --graph --channels-last"
+  if [ "${PROBE:-graph}" = layout ]; then  # the graph step in NCHW and in channels_last (TrainConfig.channels_last); the
+    # eager step only as PICK's reference for "trains alike" (no eager+nhwc: two batches' rows fit the call's limit)
+    MODES="--batches ${BATCHES:-256} --steps 24 --warmup 8 --modes eager,graph,graph+nhwc"
   elif [ "${PROBE:-graph}" = layout+compile ]; then  # ... and with compiled blocks in the graph, last (a cold compile:
     # minutes; torch's cache on this machine keeps it for the training calls after, and a cut compile leaves the rest)
     MODES="--batches ${BATCHES:-256} --steps 24 --warmup 8 --modes eager,graph,graph+nhwc,graph+default"
