@@ -34,7 +34,7 @@ def test_the_view_decodes_as_core_does(vae):
     assert sum(isinstance(m, SubpixelUpsample) for m in view.modules()) == 3
     ours = _decode(view, z)
     assert ours.shape == core.shape == (2, 3, 48, 40)
-    assert (ours - core).abs().max() < 1e-4 * core.abs().max()  # float32: the same sums in another order
+    assert (ours - core).abs().max() < 1e-5 * core.abs().max()  # float32: the same sums in another order (2.4e-6 measured)
     assert sum(isinstance(m, Upsample) for m in model.decoder.modules()) == 3  # core's model: its own modules
     assert torch.equal(_decode(model, z), core)
 
@@ -54,4 +54,4 @@ def test_the_view_reads_the_weights_through_cores_cast_and_patches(vae):
     finally:
         conv.weight_function.clear()
     assert (core - plain).abs().max() > 1e-3 * plain.abs().max()  # the patch changed core's output
-    assert (ours - core).abs().max() < 1e-4 * core.abs().max()  # and the view's the same way
+    assert (ours - core).abs().max() < 1e-5 * core.abs().max()  # and the view's the same way
