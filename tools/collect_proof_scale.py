@@ -169,6 +169,15 @@ SOURCES = {
     "sid_lsg_teacher_cfg_lr3e-5_run42b": (f"{R}42/distill/b_lr3e-5/result.json", ("row",), "run15",
                                           "the same at lr 3e-5: val FD 28.15 at 500, 26.09 at 1,000; stopped at step 1,163; "
                                           "scored at 1,000"),
+    "sid_lsg_teacher_cfg_b64_run42c": (f"{R}42/distill/c_b64/result.json", ("row",), "run15",
+                                       "run 42 part c (session 44, one device call): part b's lr-1e-5 row carried on from "
+                                       "run42/state_b/ at BATCH 64, lr 1e-5, EMA 0.999 + averages 0.996/0.9995/0.9998 without "
+                                       "the ramp, CUDA-graph step, beside the batch-256 row: val FD 24.64 at 500, 23.92 at "
+                                       "1,000 (EMA 0.996); stopped at step 1,416; scored at 1,000 (64 k samples after part "
+                                       "b); its G and fake score carried on in run42/state_c/"),
+    "sid_lsg_teacher_cfg_b256_run42c": (f"{R}42/distill/c_b256/result.json", ("row",), "run15",
+                                        "the same at batch 256 (EMA 0.996 + 0.99/0.999/0.9995): val FD 24.51 at 500 (EMA "
+                                        "0.99); stopped at step 651; scored at 500 (128 k samples after part b)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -181,6 +190,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "instaflow_gan_fixed01_run43": (1.30, 17), "instaflow_gan_adaptive4_run43": (1.30, 17),
     "sid_lsg_teacher_cfg_run42a": (1.00, 16), "sid_lsg_teacher_cfg_fake_steps2_run42a": (1.00, 16),
     "sid_lsg_teacher_cfg_lr1e-5_run42b": (1.00, 16), "sid_lsg_teacher_cfg_lr3e-5_run42b": (1.00, 16),
+    "sid_lsg_teacher_cfg_b64_run42c": (1.00, 16), "sid_lsg_teacher_cfg_b256_run42c": (1.00, 16),
 }
 
 
