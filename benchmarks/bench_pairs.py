@@ -10,7 +10,7 @@ is the raw UNet `diffusion_model(x, t, context)` at batch 2B (cond + uncond) cal
 Each fast path's latents are compared with core's for the same seeds and prompts (max |Δ|, bit-equal or not).
 Usage (ComfyUI tree on PYTHONPATH, run from the repo root):
     python -m benchmarks.bench_pairs [--batches 8 32] [--paths core graph compile] [--rounds 5] [--prompts PartiPrompts.tsv]
-                                     [--breakdown] [--profile] [--out results.json]
+                                     [--long N] [--breakdown] [--profile] [--out results.json]
     python -m benchmarks.bench_pairs --tiny    # CPU smoke run of the same code (tiny random models; no graphs there)
 Rounds alternate one collector shard per path (new seeds, prompts never encoded before) with the raw calls; medians.
 Before each timed shard the path's model is loaded untimed (a fast path samples a clone of the MODEL carrying its
@@ -85,8 +85,33 @@ def collector(pc, model, clip, prompts, batch: int, folder: str, mode: str, step
     def prepare():  # untimed: core loads patchers by identity, so switching paths reloads; one long collection never does
         import comfy.model_management as mm
         mm.load_models_gpu([graphed[0][0] if graphed[0] else model])
-    run.prepare = prepare
+    run.prepare, run.graphed = prepare, graphed
     return run
+
+
+def node_shard_size(batch: int, count: int, default: int = 64) -> int:
+    """Collect Teacher Pairs' default shard size made valid for `batch` (a multiple of it) and no larger than the run."""
+    return min(max(batch, default // batch * batch), -(-count // batch) * batch)
+
+
+def long_collection(pc, model, clip, prompts, batch: int, folder: str, mode: str, steps: int, size: int, batches: int, graphed) -> dict:
+    """One collection as a user runs it: `batches` batches through one settings fingerprint, one teacher and the node's
+    default 64-pair shards, timed whole (set-up included) — where the rounds above pay the per-collection set-up
+    (model fingerprints, the teacher, the manifest, a shard write) once per batch. Reuses the round's graphed clone."""
+    from onestep.pairs.collect import collect, open_dataset
+
+    count = batch * batches
+    shard = node_shard_size(batch, count)
+    out = os.path.join(folder, f"long-{mode}-{batch}")
+
+    def run():
+        s = pc.settings_for(model, clip, prompts, "", "euler", "normal", steps, CFG, 10 ** 6, count, size, size, batch, shard)
+        teacher = pc.ComfyTeacher(model, clip, prompts, "", s)
+        teacher.fast_teacher, teacher._graphed = mode, graphed[0]
+        collect(out, open_dataset(out, s, prompts, {"teacher_name": "random SD1.5"}), teacher)
+
+    seconds = timed(run)
+    return {"long_batches": batches, "long_shard_size": shard, "long_s": seconds, "long_pairs_per_s": count / seconds}
 
 
 def latent_difference(pc, model, clip, prompts, batch: int, mode: str, steps: int, size: int) -> dict:
@@ -233,6 +258,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds per batch size (one shard per path and the raw calls each, medians)")
     ap.add_argument("--prompts", default="")
     ap.add_argument("--out", default="")
+    ap.add_argument("--long", type=int, default=0, metavar="N",
+                    help="also one collection of N batches per path at the node's 64-pair shards, timed whole (a user's long run)")
     ap.add_argument("--breakdown", action="store_true", help="also time core's collector parts per batch")
     ap.add_argument("--profile", action="store_true",
                     help="one more round per path under torch.profiler: GPU idle share, the host calls that wait on the GPU and who made them")
@@ -275,6 +302,10 @@ def main(argv: list[str] | None = None) -> dict:
                 if p != "core":
                     row.update(latent_difference(pc, model, clip, prompts, b, PATHS[p], steps, size))
                 rows.append(row)
+            if args.long:  # after the timed rounds: the fast paths reuse their captured clone, as one long run would
+                for r in rows[-len(args.paths):]:
+                    paths[r["path"]].prepare()
+                    r.update(long_collection(pc, model, clip, prompts, b, work, PATHS[r["path"]], steps, size, args.long, paths[r["path"]].graphed))
             if args.profile:  # after the timed rounds, so the profiler's own cost is in no timing
                 for r in rows[-len(args.paths):]:
                     r["profile"] = profile_round(paths[r["path"]])
@@ -292,6 +323,10 @@ def main(argv: list[str] | None = None) -> dict:
         speed = f"{r['speedup_vs_core']:.2f}" if r["speedup_vs_core"] else "—"
         print(f"| {r['batch']} | {r['path']} | {r['s_per_batch']:.3f} | {r['pairs_per_s']:.2f} | {speed} | {r['fraction_of_raw']:.1%} | "
               f"{r['first_round_s']:.1f} | {r['graph_calls']} / {r['core_calls']}{why(r)} | {diff} |")
+    for r in rows:
+        if "long_s" in r:
+            print(f"long collection batch {r['batch']} {r['path']}: {r['long_batches']} batches in {r['long_s']:.2f} s "
+                  f"(shards of {r['long_shard_size']}, set-up included) = {r['long_pairs_per_s']:.2f} pairs/s")
     for r in rows:
         if "profile" in r:
             p = r["profile"]

@@ -41,3 +41,16 @@ def test_profile_names_the_host_ops_of_a_round(capsys):
         assert p["top_host_ops"] and all(o["count"] > 0 and o["self_ms"] >= 0 for o in p["top_host_ops"])
         assert set(p["host_waits"]) <= set(bench.SYNC_OPS)
         assert f"profile batch 2 {r['path']}:" in printed
+
+
+def test_long_collection_is_timed_whole(capsys):
+    info = bench.main(["--tiny", "--rounds", "1", "--paths", "core", "graph", "--long", "3"])
+    printed = capsys.readouterr().out
+    for r in info["rows"]:
+        assert r["long_batches"] == 3 and r["long_shard_size"] == 6 and r["long_pairs_per_s"] == 6 / r["long_s"] > 0
+        assert f"long collection batch 2 {r['path']}: 3 batches in" in printed
+
+
+def test_node_shard_size_is_a_multiple_of_the_batch():
+    assert bench.node_shard_size(8, 8000) == 64 and bench.node_shard_size(6, 8000) == 60
+    assert bench.node_shard_size(100, 8000) == 100 and bench.node_shard_size(8, 24) == 24 and bench.node_shard_size(8, 20) == 24

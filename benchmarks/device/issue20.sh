@@ -16,6 +16,8 @@
 #           sub-pixel upsampling, eager, graphed and compiled with freezing: PROBE_ONLY='^eager|^cuda graph|default \+ graph \+ freezing( \+ subpixel)?$')
 #   CALL=6  benchmarks.probe_vae_decoder: where the decoder's 83.6 ms at 1024² go, layer by layer and the top GPU kernels
 #           ‖ the same with sub-pixel upsampling (--subpixel: as VAE Decode (fast)'s compiled modes run it); ~1 min in all
+#   PAIRS_LONG=N (CALL 2/3): each path also collects N batches as ONE collection (the node's 64-pair shards, set-up
+#           once), the rate a user's long run gets; the rounds pay the set-up per batch (session 45)
 # A short CALL (the first job alone, smaller): ONLY=a LIMIT=240 PAIRS_BATCHES=8 PAIRS_ROUNDS=3 CALL=2 bash benchmarks/device/issue20.sh
 # CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
 # part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
@@ -60,7 +62,7 @@ job() {
 }
 onestep() { local name=$1 secs=$2; shift 2  # bench_onestep skips groups that would pass its --time-budget
   echo python3 -m benchmarks.bench_onestep "$@" --time-budget $((secs - 25)) --out "$OUT/$name.json"; }
-pairs() { echo python3 -m benchmarks.bench_pairs --batches ${PAIRS_BATCHES:-8 32} --paths ${PAIRS_PATHS:-core graph compile} --rounds ${PAIRS_ROUNDS:-5} --breakdown --profile \
+pairs() { echo python3 -m benchmarks.bench_pairs --batches ${PAIRS_BATCHES:-8 32} --paths ${PAIRS_PATHS:-core graph compile} --rounds ${PAIRS_ROUNDS:-5} --breakdown --profile ${PAIRS_LONG:+--long $PAIRS_LONG} \
   --prompts tests/data/PartiPrompts.tsv --out "$OUT/$1.json"; }
 
 case "$CALL" in
