@@ -178,6 +178,12 @@ SOURCES = {
     "sid_lsg_teacher_cfg_b256_run42c": (f"{R}42/distill/c_b256/result.json", ("row",), "run15",
                                         "the same at batch 256 (EMA 0.996 + 0.99/0.999/0.9995): val FD 24.51 at 500 (EMA "
                                         "0.99); stopped at step 651; scored at 500 (128 k samples after part b)"),
+    "sid_lsg_teacher_cfg_b64_run42d": (f"{R}42/distill/d_b64/result.json", ("row",), "run15",
+                                       "run 42 part d (session 45, two device calls): part c's batch-64 row carried on from "
+                                       "run42/state_c/ ALONE on the GPU (118 ms per CUDA-graph step), lr 1e-5, EMA 0.996 + "
+                                       "0.99/0.999 without the ramp: val FD 23.71 at 500, 21.59 at 3,500, 19.57 at 6,500 "
+                                       "(EMA 0.996); stopped at step 7,322; scored at 6,500 (416 k samples after part c); its "
+                                       "G and fake score carried on in run42/state_d/"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -191,6 +197,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_run42a": (1.00, 16), "sid_lsg_teacher_cfg_fake_steps2_run42a": (1.00, 16),
     "sid_lsg_teacher_cfg_lr1e-5_run42b": (1.00, 16), "sid_lsg_teacher_cfg_lr3e-5_run42b": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_run42c": (1.00, 16), "sid_lsg_teacher_cfg_b256_run42c": (1.00, 16),
+    "sid_lsg_teacher_cfg_b64_run42d": (1.00, 16),
 }
 
 

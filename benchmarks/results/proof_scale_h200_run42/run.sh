@@ -80,6 +80,15 @@
 #     AB=batch=64:ema_decay=0.999:ema_select=0.996/0.9995/0.9998 CALL=1 MAXS=540 bash benchmarks/results/proof_scale_h200_run42/run.sh
 #   ... CALL=2 MAXS=540, then CALL=3 MAXS=380; commit $OUT's state_g*/ as state_c/ (KEEP_STATE=best: the row with the
 #   lower selection FD). PICK reads the rows at BATCH (256 here) only (graph, and channels_last when >= 5 % faster).
+# PART c, as run in session 44: only CALL=3 (MAXS=470) on the one call the device gave; batch 64 moved the row as far per
+# step as 256 (val 24.64 vs 24.51 at 500), row FD 22.34 = 2.59x; state_c/ = its G and psi at step 1,416.
+# PART d, as run in session 45 (docs/benchmarks.md "session 45 run 42 part d"): from state_c, batch 64 ALONE, two calls in
+# ONE tool batch (timeout_s 570, 520), carry [".devdata/ps", ".devdata/ps_init"]:
+#   GRAPH=1 PART=d FROM=sid_carry_c LR=1e-5 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
+#   ... the same with CALL=3 MAXS=470
+# 118 ms per step, 7,322 steps; val FD 23.71 at 500 -> 19.57 at 6,500; row FD 18.29 = 2.12x; state_d/ at step 7,322.
+# PART e (next session): the same two calls from state_d (--init-state .../state_d, FROM=sid_carry_d, PART=e); with a
+# third call when the budget allows (CALL=1 MAXS=540, CALL=2 MAXS=480, CALL=3 MAXS=<left minus ~60>).
 # PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
 # machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
 # compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
