@@ -87,8 +87,11 @@
 #   GRAPH=1 PART=d FROM=sid_carry_c LR=1e-5 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
 #   ... the same with CALL=3 MAXS=470
 # 118 ms per step, 7,322 steps; val FD 23.71 at 500 -> 19.57 at 6,500; row FD 18.29 = 2.12x; state_d/ at step 7,322.
-# PART e (next session): the same two calls from state_d (--init-state .../state_d, FROM=sid_carry_d, PART=e); with a
-# third call when the budget allows (CALL=1 MAXS=540, CALL=2 MAXS=480, CALL=3 MAXS=<left minus ~60>).
+# PART e (next session): the same calls from state_d (--init-state .../state_d, FROM=sid_carry_d, PART=e); with a third
+# call when the budget allows (CALL=1 MAXS=540, CALL=2 MAXS=480, CALL=3 MAXS=<left minus ~60>). Optionally first the
+# layout probe at this batch (channels_last never measured on the GPU; at 118 ms a step a >= 10 % faster layout repays
+# the probe's ~120 s within the session): `PROBE=layout BATCHES=64 CALL=0 LIMIT=120` (timeout_s 150), then PICK=1 on
+# EVERY later call of the batch (the row's name carries channels_last, so the calls must agree to resume each other).
 # PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
 # machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
 # compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
