@@ -111,6 +111,9 @@ def sdxl_size_setting(model, width: int, height: int, size_cond=None, negative_s
     return () if pos == neg == default else (*pos, *neg)
 
 
+ENCODE_BATCH = 64  # prompts per batched text-encoder call: one shard's at the node's default shard size
+
+
 class ComfyTeacher:
     """A MODEL + CLIP (+ ControlNet and hint images) as a teacher for the collection loop."""
 
@@ -147,8 +150,13 @@ class ComfyTeacher:
     def encode(self, prompt_indices: list[int]) -> None:
         """Encode the uncached prompts in one text-encoder call where that is exact: with a single token stream and
         no pooled vector needed (SD1.x/2.x), every 77-token chunk is its own batch row, so the output splits into
-        each prompt's conditioning; otherwise (SDXL) one call per prompt, as CLIP Text Encode does."""
+        each prompt's conditioning; otherwise (SDXL) one call per prompt, as CLIP Text Encode does. At most
+        ENCODE_BATCH prompts a call (the collector hands over a whole shard's, up to 65,536)."""
         todo = [j for j in dict.fromkeys(prompt_indices) if j not in self._cache]
+        if len(todo) > ENCODE_BATCH:
+            for start in range(0, len(todo), ENCODE_BATCH):
+                self.encode(todo[start:start + ENCODE_BATCH])
+            return
         if len(todo) > 1 and not needs_pooled(self.model):
             tokens = [self.clip.tokenize(self.prompts[j]) for j in todo]
             if len(tokens[0]) == 1 and all(t.keys() == tokens[0].keys() for t in tokens):

@@ -38,6 +38,30 @@ def _tiny_teacher(tmp_path, prompts=PROMPTS[:2], steps=3):
     return pc.ComfyTeacher(model, clip, prompts, "blurry", s)
 
 
+def test_the_collector_encodes_each_shards_prompts_in_one_call(tmp_path, monkeypatch):
+    from onestep.pairs.collect import collect, open_dataset
+    from onestep_nodes import pair_collection as pc
+    from onestep_nodes import generator_model as gm
+    F.write_generator(str(tmp_path / "g.safetensors"))
+    model, clip = gm.load_generator_model(str(tmp_path / "g.safetensors")), F.clip_l()
+    prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[3], "a green hill"]
+    s = pc.settings_for(model, clip, prompts, "", "euler", "normal", 1, 5.0, 0, 8, 64, 64, 2, 4)  # 2 shards × 2 batches
+    teacher = pc.ComfyTeacher(model, clip, prompts, "", s)
+    calls = []
+    real = clip.encode_from_tokens
+    monkeypatch.setattr(clip, "encode_from_tokens", lambda tokens, **kw: calls.append(1) or real(tokens, **kw))
+    out = str(tmp_path / "pairs")
+    assert collect(out, open_dataset(out, s, prompts, {}), teacher) == [0, 1]
+    assert len(calls) == 1  # shard 0's four prompts at once (per batch it was two calls); shard 1 finds them cached
+    for j, text in enumerate(prompts):
+        assert torch.allclose(teacher.conditioning(j)["cond"], real(clip.tokenize(text)).float(), atol=1e-5, rtol=1e-5)
+    monkeypatch.setattr(pc, "ENCODE_BATCH", 3)  # a shard's prompts beyond a call's worth go in several calls
+    calls.clear()
+    fresh = pc.ComfyTeacher(model, clip, prompts, "", s)
+    fresh.encode([0, 1, 2, 3])
+    assert len(calls) == 1 + 2 and all(j in fresh._cache for j in range(4))  # the negative, then 3 + 1 prompts
+
+
 def _eager_runner(calls):
     def run(key, fn, inputs, compile_mode):  # the graph's function, called as capture would call it, with no graph
         calls.append((key, compile_mode))

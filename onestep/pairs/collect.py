@@ -37,6 +37,9 @@ class Teacher(Protocol):
     def sample(self, noise: torch.Tensor, prompt_indices: list[int], hint_indices: list[int] | None) -> torch.Tensor:
         """Teacher latents [B, C, h, w] (LATENT units) for a batch of noises and prompts."""
 
+    # Optional: encode(prompt_indices) — the loop hands each shard's prompts over at once before its first batch, so a
+    # teacher that can encode many prompts in one text-encoder call does so once per shard instead of once per batch.
+
 
 Progress = Callable[[int, int, torch.Tensor], None]  # (items done, items total, latest latents); may raise to cancel
 
@@ -150,8 +153,11 @@ def collect(
     done = 0
     negative = _named(teacher.conditioning(-1), "negative.")
     written = []
+    encode = getattr(teacher, "encode", None)
     for k in todo:
         items = s.shard_items(k)
+        if encode is not None:
+            encode(sorted({i % len(manifest.prompts) for i in items}))
         tensors = {"seed": torch.tensor([s.seed_start + i for i in items]), "prompt_index": torch.tensor([i % len(manifest.prompts) for i in items])}
         if num_hints:
             tensors["hint_index"] = torch.tensor([i % num_hints for i in items])
