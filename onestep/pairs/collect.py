@@ -156,8 +156,9 @@ def collect(
     encode = getattr(teacher, "encode", None)
     for k in todo:
         items = s.shard_items(k)
+        shard_prompts = sorted({i % len(manifest.prompts) for i in items})
         if encode is not None:
-            encode(sorted({i % len(manifest.prompts) for i in items}))
+            encode(shard_prompts)
         tensors = {"seed": torch.tensor([s.seed_start + i for i in items]), "prompt_index": torch.tensor([i % len(manifest.prompts) for i in items])}
         if num_hints:
             tensors["hint_index"] = torch.tensor([i % num_hints for i in items])
@@ -174,7 +175,7 @@ def collect(
             if progress is not None and batch.stop < len(items):  # the shard's last batch reports after the write
                 progress(done, total, latent)
         tensors.update(noise=torch.cat(noises), latent=torch.cat(latents), **negative)
-        for j in sorted({i % len(manifest.prompts) for i in items}):
+        for j in shard_prompts:
             tensors.update(_named(teacher.conditioning(j), "", f".{j}"))
         try:
             entry = write_shard(folder, k, s, tensors)
