@@ -90,7 +90,8 @@ def collector(pc, model, clip, prompts, batch: int, folder: str, mode: str, step
 
 
 def node_shard_size(batch: int, count: int, default: int = 64) -> int:
-    """Collect Teacher Pairs' default shard size made valid for `batch` (a multiple of it) and no larger than the run."""
+    """Collect Teacher Pairs' default shard size made valid for `batch` (a multiple of it) and no larger than the
+    run rounded up to whole batches."""
     return min(max(batch, default // batch * batch), -(-count // batch) * batch)
 
 
