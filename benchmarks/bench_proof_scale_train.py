@@ -10,6 +10,9 @@ Prints a markdown table (row, batch, ms/step, training samples/s, peak GiB, and 
 and the command; the first --warmup steps (10: the GAN's first R1 step, compiling) are not timed. Weights are random:
 speed does not depend on them. The SiD-LSG rows (sid_lsg, sid_lsg_teacher_cfg: proof_scale.rows.SID_ROWS, the
 teacher's CFG taken as 1.5) train on the class prompts of a random context table as the data-free rows do.
+--teacher FILE: the teacher file's weights and context table instead (a run's own shapes: a compiled mode measured
+here leaves torch's cache on the machine warm for that run's rows, e.g. benchmarks/device/proof_scale_run.sh's
+background compile while a row trains).
 --compile measures every row twice, eager and with TrainConfig.compile_blocks (training/compile.py; its compile falls in
 the untimed steps), both without R1 (inductor has no double backward; the runs since session 10 train without it).
 --graph measures the SiD rows eagerly and with TrainConfig.cuda_graph (training/graph_step.py: the step captured once
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import sys
 import time
 
@@ -36,7 +41,7 @@ from onestep.latent_lpips import ELatentLPIPS, LatentLPIPS, get_encoder
 from proof_scale import rows as ps_rows
 from proof_scale.distill import class_prompts
 from proof_scale.rows import ROW_KINDS, train_config_for_kind
-from proof_scale.teacher import TeacherNetConfig, build_unet
+from proof_scale.teacher import TeacherNetConfig, build_unet, load_teacher
 from training.diffusers_unet import DiffusersUNet
 from training.session import TrainingSession
 from training.trainer import Trainer
@@ -68,17 +73,31 @@ def _compiled(config, mode: str | None):
     return dataclasses.replace(config, compile_blocks=mode != "eager", compile_mode="default" if mode == "eager" else mode)
 
 
-def _teacher_unet(table: torch.Tensor) -> DiffusersUNet:
-    """The proof-scale teacher's architecture with random weights, for the table's text width."""
+def _teacher_unet(table: torch.Tensor, teacher: str | None = None) -> DiffusersUNet:
+    """The proof-scale teacher's architecture with random weights, for the table's text width; or the teacher file's
+    UNet as proof_scale.distill loads it (eval mode, its own table's width)."""
+    if teacher:
+        return DiffusersUNet(load_teacher(teacher)[0], 1.0, 0.0)
     return DiffusersUNet(build_unet(TeacherNetConfig(context_dim=table.shape[-1])), 1.0, 0.0)
 
 
-def _sid_session(kind: str, batch: int, steps: int, mode: str | None, device: torch.device, table: torch.Tensor) -> TrainingSession:
+def _sid_session(kind: str, batch: int, steps: int, mode: str | None, device: torch.device, table: torch.Tensor,
+                 teacher: str | None = None, teacher_cfg: float = TEACHER_CFG) -> TrainingSession:
     """A data-free SiD-LSG row as proof_scale.distill trains it: the class prompts of `table` (its last row the empty
     prompt), no pairs, no run folder."""
-    p = ps_rows.plan(kind, {**ps_rows.ROW_DEFAULTS, "batch": batch, "steps": steps}, teacher_cfg=TEACHER_CFG)
+    p = ps_rows.plan(kind, {**ps_rows.ROW_DEFAULTS, "batch": batch, "steps": steps}, teacher_cfg=teacher_cfg)
     config = _compiled(ps_rows.train_config(p, bf16=device.type == "cuda", save_every=0), mode)
-    return TrainingSession(_teacher_unet(table), config, class_prompts(table, batch), None, None, device, resume=False)
+    return TrainingSession(_teacher_unet(table, teacher), config, class_prompts(table, batch), None, None, device, resume=False)
+
+
+def _work_cfg(teacher: str | None) -> float:
+    """The CFG of the teacher row scored beside a work folder's teacher file (its SiD rows' κ4: guidance 1 or not
+    decides which UNet calls a step makes), else the proof-scale teacher row's."""
+    path = os.path.join(os.path.dirname(teacher), "teacher_eval.json") if teacher else ""
+    if path and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            return float(json.load(f)["cfg"])
+    return TEACHER_CFG
 
 
 def _gpu_busy(prof, wall: float) -> float:
@@ -87,15 +106,16 @@ def _gpu_busy(prof, wall: float) -> float:
     return kernels / 1e6 / wall if wall > 0 else float("nan")
 
 
-def measure(kind: str, batch: int, mode: str | None, steps: int, warmup: int, profile: int, device: torch.device, table: torch.Tensor) -> dict:
+def measure(kind: str, batch: int, mode: str | None, steps: int, warmup: int, profile: int, device: torch.device, table: torch.Tensor,
+            teacher: str | None = None, teacher_cfg: float = TEACHER_CFG) -> dict:
     """One row kind at one batch: ms/step over the steps after `warmup`, then `profile` steps under the profiler."""
     torch.manual_seed(0)
     total = steps + profile
     if ps_rows.is_prompts_row(kind):
-        session = _sid_session(kind, batch, total, mode, device, table)
+        session = _sid_session(kind, batch, total, mode, device, table, teacher, teacher_cfg)
         run = lambda on_step: session.run(total, on_step)  # noqa: E731
     else:
-        unet = _teacher_unet(table)
+        unet = _teacher_unet(table, teacher)
         elpips = ELatentLPIPS(LatentLPIPS(1, width=0.25), get_encoder("custom-1", 1))
         config = train_config_for_kind(kind, batch, steps=total)
         if mode is not None:  # no R1 in either mode: inductor has no double backward
@@ -154,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                    "graph, graph+MODE, any of them +nhwc), in place of what --compile/--graph/--channels-last derive")
     p.add_argument("--profile", type=int, default=0, help="this many more steps under torch.profiler (GPU busy share)")
     p.add_argument("--device", default="cuda", help="cuda, or cpu for a check of the code paths")
+    p.add_argument("--teacher", default=None, help="a teacher file (proof_scale.teacher) for its weights and context table "
+                   "instead of random ones: the shapes a run trains at, so a compile here warms torch's cache for that run")
+    p.add_argument("--teacher-cfg", type=float, default=None, help="the SiD rows' κ4 (default: the teacher_eval.json beside "
+                   f"--teacher, as the run's rows take it; else {TEACHER_CFG})")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     if not 0 < args.warmup < args.steps:
@@ -162,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # as the pipeline runs
-    table = torch.randn(11, 77, 64, device=device)  # 10 class prompts + the empty prompt
+    table = load_teacher(args.teacher)[1].to(device) if args.teacher else torch.randn(11, 77, 64, device=device)  # 10 classes + ""
+    teacher_cfg = args.teacher_cfg if args.teacher_cfg is not None else _work_cfg(args.teacher)
     compiled = args.compile_modes.split(",") if args.compile else []
     # with both flags, also the graph of each compiled mode that has no CUDA graphs of its own
     graphs = ["graph", *(f"graph+{m}" for m in compiled if m != "reduce-overhead")] if args.graph else []
@@ -174,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for kind, batch, mode in ((k, int(b), m) for k in args.rows.split(",") for b in args.batches.split(",") for m in modes):
         try:
-            rows.append(measure(kind, batch, mode, args.steps, args.warmup, args.profile, device, table))
+            rows.append(measure(kind, batch, mode, args.steps, args.warmup, args.profile, device, table, args.teacher, teacher_cfg))
         except Exception as e:  # noqa: BLE001 — a mode that cannot run (e.g. a graph capture) is a result too; the rest go on
             print(f"| {kind} {mode} | {batch} | failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
             continue

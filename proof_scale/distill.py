@@ -205,7 +205,10 @@ def stage_distill(run, row: str) -> dict:
         lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
         elpips = ELatentLPIPS(lp, enc)
     reals = real_images_file(run, plan.get("d_real_limit")) if plan.get("d_real") == "images" else ""
-    config = rows.train_config(plan, run.device.type == "cuda", s.save_every, reals)
+    speed = getattr(run, "speed", {})  # this call's speed settings (pipeline --speed): not part of the row's plan
+    config = rows.train_config(rows.with_speed(plan, speed), run.device.type == "cuda", s.save_every, reals)
+    if speed:
+        log.info("distill-%s: this call's speed settings: %s", row, ", ".join(f"{k}={v}" for k, v in speed.items()))
     dataset = run.path(data) if data else class_prompts(table, plan["batch"])
     session = TrainingSession(DiffusersUNet(unet, latent_scale=1.0, latent_shift=0.0), config, dataset, run_dir, elpips, run.device, resume=True)
     heldout = PairDataset(run.path("pairs_heldout")) if data == "pairs" and os.path.isdir(run.path("pairs_heldout")) else None

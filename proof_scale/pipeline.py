@@ -68,7 +68,7 @@ from .common import EVAL_SEEDS, EXIT_INCOMPLETE, METRICS, Incomplete, read_json,
 from .distill import stage_distill
 from .evaluator import work_reference
 from .report import markdown, result_path, stage_report
-from .rows import DISTILL_ROWS, ROW_DEFAULTS, ROWS, parse_row, parse_settings
+from .rows import DISTILL_ROWS, ROW_DEFAULTS, ROWS, parse_row, parse_settings, parse_speed
 from .sampler import SAMPLERS
 from .stage_evaluators import stage_classifier, stage_latent_lpips
 from .flow import stage_pairs_2rf, stage_teacher_steps
@@ -176,6 +176,7 @@ class Run:
         if args.teacher_seconds is not None:
             tt = replace(tt, max_seconds=args.teacher_seconds)
         self.scale = replace(s, teacher_train=tt, row=row, **over)
+        self.speed = parse_speed(args.speed or "")  # speed settings of this call's rows, outside their plans
         self.results = args.results or os.path.join(self.work, "proof_scale.json")  # the repo's scoreboard: tools.collect_proof_scale
 
     def path(self, *parts: str) -> str:
@@ -290,6 +291,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--val-count", type=int, default=None, help=f"one-step samples of each selection point (default {FULL.val_count})")
     p.add_argument("--log-every", type=int, default=None, help=f"steps between a row's progress lines (default {FULL.log_every})")
     p.add_argument("--row-set", default=None, help="settings of every distillation row, as a variant's: key=value:key=value (rows.PLAN_TYPES)")
+    p.add_argument("--speed", default=None, help="how this call's rows train, not what: compile, compile_mode, cuda_graph, channels_last "
+                   "(key=value:...; kept out of the rows' names and plans, so calls that differ in them resume each other's checkpoints)")
     p.add_argument("--variants", type=lambda v: [x for x in v.split(";") if x], default=None,
                    help="report: variant rows to list after the table's (';'-separated, e.g. 'diffusion2gan@timestep=625')")
     return p.parse_args(argv)

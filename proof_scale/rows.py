@@ -118,6 +118,24 @@ SID_PLAN_TYPES = {
 }
 
 
+# Settings that change how fast a row trains, not what it computes (compiled blocks, the step as a CUDA graph, NHWC
+# memory): given to a call with pipeline --speed, they stay out of the row's name and plan, so the calls of one row may
+# differ in them (a later call picks up a compile an earlier one warmed) and still resume each other's checkpoints.
+SPEED_TYPES = {k: SID_PLAN_TYPES[k] for k in ("compile", "compile_mode", "cuda_graph", "channels_last")}
+
+
+def parse_speed(text: str) -> dict:
+    """Speed settings from `key=value:...` (SPEED_TYPES); raises ValueError naming a key that is not one."""
+    return parse_settings(text, SPEED_TYPES)
+
+
+def with_speed(plan: dict, speed: dict) -> dict:
+    """The plan with a call's speed settings over its own (a row whose name sets one keeps it unless the call sets it)."""
+    if speed and plan.get("method") != "sid-lsg" and speed.get("cuda_graph"):
+        raise ValueError(f"row {plan['row']}: cuda_graph replays SiD-LSG's step only; drop it from --speed for this row")
+    return {**plan, **speed}
+
+
 def is_prompts_row(row: str) -> bool:
     """A SiD-LSG row (or variant): trained from prompts, no teacher pairs."""
     return row.partition("@")[0] in SID_ROWS

@@ -158,3 +158,50 @@ def test_a_row_keeping_more_averages_selects_and_carries_the_best_scored(work, t
         if k.startswith("shadow."):
             name = k[len("shadow.unet."):]
             assert (g[name] - v.float()).abs().max() <= (v.float() - base[name]).abs().max() / 254 + 1e-6, name
+
+
+def test_calls_of_one_row_may_differ_in_speed_settings_and_resume_each_other(work, caplog):
+    """pipeline --speed: compile / cuda_graph / channels_last for this call's rows, outside their names and plans, so a
+    later call can train a row faster (e.g. with the compile an earlier call warmed) and still resume its checkpoint."""
+    import logging
+
+    row = "sid_lsg_teacher_cfg@seed=3:steps=3"
+    tiny = ["--work", work, "--tiny", "--stage", f"distill-{row}"]
+    assert pipeline.main([*tiny, "--max-seconds", "1e-9"]) == pipeline.EXIT_INCOMPLETE  # a first call stops at once
+    run_dir = os.path.join(work, "distill", rows.row_dir_name(row))
+    plan = _json(run_dir, "plan.json")
+    with caplog.at_level(logging.INFO, logger="proof_scale"):
+        assert pipeline.main([*tiny, "--speed", "channels_last=true"]) == 0  # the next resumes it in NHWC
+    assert "this call's speed settings: channels_last=True" in caplog.text
+    assert _json(run_dir, "plan.json") == plan and "channels_last" not in plan  # the plan is the row's, not the call's
+    assert [s for s, _ in _json(run_dir, "history.json")["sid"]] == [1, 2, 3]
+    with pytest.raises(ValueError, match="bad setting 'lr=1'"):  # what the row computes is not a speed setting
+        rows.parse_speed("compile=true:lr=1")
+    assert rows.parse_speed("cuda_graph=true:compile_mode=default") == {"cuda_graph": True, "compile_mode": "default"}
+    with pytest.raises(ValueError, match="SiD-LSG's step only"):
+        rows.with_speed(rows.plan("diffusion2gan", pipeline.TINY.row), {"cuda_graph": True})
+
+
+def test_the_bench_warms_the_compile_a_rows_call_then_finds_in_torchs_cache(work, tmp_path, monkeypatch):
+    """run 42's WARM: bench_proof_scale_train on the work folder's teacher compiles the SiD step's blocks, and a later
+    call of a row with --speed compile=true (another process on the device; here after dynamo's reset) loads every
+    compiled graph from torch's cache instead of compiling it: the bench builds the step as proof_scale.distill does."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from benchmarks import bench_proof_scale_train as bench
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # a cold cache of this test's own
+    torch._dynamo.reset()
+    counters.clear()
+    assert bench.main(["--device", "cpu", "--rows", "sid_lsg_teacher_cfg", "--batches", str(pipeline.TINY.row["batch"]), "--steps", "2",
+                       "--warmup", "1", "--modes", "default", "--teacher", os.path.join(work, "teacher.safetensors")]) == 0
+    cold = dict(counters["aot_autograd"])
+    assert cold["total"] > 0 and not cold.get("autograd_cache_hit"), cold  # compiled here, first
+    torch._dynamo.reset()
+    counters.clear()
+    row = "sid_lsg_teacher_cfg@seed=5:steps=1"
+    assert pipeline.main(["--work", work, "--tiny", "--stage", f"distill-{row}", "--speed", "compile=true"]) == 0
+    warm = dict(counters["aot_autograd"])
+    assert warm["total"] == cold["total"] and warm.get("autograd_cache_hit") == warm["total"], (cold, warm)
+    torch._dynamo.reset()

@@ -150,3 +150,19 @@ def test_the_bench_names_each_graph_mode_by_its_settings():
     assert (c.cuda_graph, c.compile_blocks, c.channels_last) == (True, False, False)
     with pytest.raises(ValueError, match="not 'reduce-overhead'"):
         _compiled(base, "graph+reduce-overhead")
+
+
+def test_the_bench_trains_on_a_teacher_file_at_its_own_shapes(tmp_path, capsys):
+    """bench_proof_scale_train --teacher: the file's UNet and context table (its text width, not the random table's 64),
+    so a compile the bench warms is the one the run's rows find in torch's cache (run 42's WARM)."""
+    from benchmarks import bench_proof_scale_train as bench
+    from proof_scale.teacher import TeacherNetConfig, build_unet, random_context_table, save_teacher
+
+    net = TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True), layers_per_block=1, heads=2, context_dim=16)
+    path = str(tmp_path / "teacher.safetensors")
+    save_teacher(path, build_unet(net), net, random_context_table(4, net.context_dim))
+    args = ["--device", "cpu", "--rows", "sid_lsg_teacher_cfg", "--batches", "2", "--steps", "3", "--warmup", "1", "--modes", "eager"]
+    assert bench.main([*args, "--teacher", path, "--json", str(tmp_path / "speed.json")]) == 0
+    assert "| sid_lsg_teacher_cfg eager | 2 |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"the UNet takes \[L, 16\]"):  # the random table (width 64) does not fit it
+        bench._sid_session("sid_lsg_teacher_cfg", 2, 2, "eager", torch.device("cpu"), torch.randn(11, 77, 64), path).run(2, lambda s, l: False)

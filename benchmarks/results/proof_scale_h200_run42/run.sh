@@ -92,12 +92,40 @@
 # layout probe at this batch (channels_last never measured on the GPU; at 118 ms a step a >= 10 % faster layout repays
 # the probe's ~120 s within the session): `PROBE=layout BATCHES=64 CALL=0 LIMIT=120` (timeout_s 150), then PICK=1 on
 # EVERY later call of the batch (the row's name carries channels_last, so the calls must agree to resume each other).
+SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
+# probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
+# work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
+# measured here is the one the row's calls find in torch's cache on this machine).
+probe() {
+  PYTHONPATH=/tmp/site python3 -c "import kornia, diffusers" 2>/dev/null \
+    || python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .devdata/ps/whl/*.whl || exit 9
+  if [ "${PROBE:-graph}" = layout ]; then  # the graph step in NCHW and in channels_last (TrainConfig.channels_last); the
+    # eager step only as PICK's reference for "trains alike" (no eager+nhwc: two batches' rows fit the call's limit)
+    MODES="--batches ${BATCHES:-256} --steps 24 --warmup 8 --modes eager,graph,graph+nhwc"
+  elif [ "${PROBE:-graph}" = layout+compile ]; then  # ... and with compiled blocks in the graph, last (a cold compile:
+    # minutes; torch's cache on this machine keeps it for the training calls after, and a cut compile leaves the rest)
+    MODES="--batches ${BATCHES:-256} --steps 24 --warmup 8 --modes eager,graph,graph+nhwc,graph+default"
+  elif [ "${PROBE:-graph}" = warm ]; then  # after CALL=1's WARM: the graph step plain and with the blocks compiled, whose
+    # compile the background job left in torch's cache (a warm compile: tens of seconds)
+    MODES="--batches ${BATCHES:-${BATCH:-256}} --steps 24 --warmup 8 --modes eager,graph,graph+${WARM:-default}"
+  elif [ "${PROBE:-graph}" = compile ]; then
+    MODES="--batches ${BATCHES:-64} --steps 30 --warmup 10 --compile --compile-modes default,reduce-overhead --profile 3"
+  else  # no profiler: a replayed graph under CUPTI is not what this call should risk
+    MODES="--batches ${BATCHES:-256,64} --steps 24 --warmup 8 --graph"
+  fi
+  TEACHER=runs/ps/teacher.safetensors
+  PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 timeout "${LIMIT:-540}" python3 -m benchmarks.bench_proof_scale_train --rows sid_lsg_teacher_cfg \
+    $MODES $([ -f $TEACHER ] && echo --teacher $TEACHER) --json "${OUT:-.}/sid_speed.json" 2>&1 | tee "$SPEED_LOG" | grep "^|\|Error\|error" | tail -40
+}
+if [ "${CALL:-1}" = 0 ]; then probe; exit 0; fi
+# PROBE_FIRST=1 (a training call): the probe first, inside this call (its seconds come off MAXS), then PICK from it
+[ -n "$PROBE_FIRST" ] && { probe; PICK=1; }
 # PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
 # machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
 # compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
 # (421.7 ms), else 256 (a compiled mode only if it beat eager)
 # (the graph rows read are those at the row's batch: BATCH, default 256)
-if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ] && grep -q "^| sid_lsg_teacher_cfg graph | ${BATCH:-256} |" /tmp/sid_speed_call0.log; then
+if [ -n "$PICK" ] && [ -f "$SPEED_LOG" ] && grep -q "^| sid_lsg_teacher_cfg graph | ${BATCH:-256} |" "$SPEED_LOG"; then
   # ... and only when its last timed step's fake-score loss is within 25 % of the eager row's (same seed, same draws: a
   # graph replaying stale inputs would not train alike). Of the graph's variants the probe measured (graph+nhwc,
   # graph+default, graph+default+nhwc: channels_last, compiled blocks), the fastest that trains alike and is at least
@@ -110,50 +138,56 @@ if [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ] && grep -q "^| sid_lsg_teac
             for (k in m) if (k ~ /^graph\+/ && alike(k) && m[k] < 0.95 * m["graph"] && m[k] < m[best]) best = k
             print "GRAPH=1"
             if (best ~ /\+nhwc$/) print "NHWC=1"
-            split(best, part, "+"); if ((2 in part) && part[2] != "nhwc") print "COMPILE_MODE=" part[2] } }' /tmp/sid_speed_call0.log)"
+            split(best, part, "+"); if ((2 in part) && part[2] != "nhwc") print "COMPILE_MODE=" part[2] } }' "$SPEED_LOG")"
   if [ -n "$GRAPH" ]; then echo "PICK: cuda_graph=true${NHWC:+, channels_last=true}${COMPILE_MODE:+, compiled blocks ($COMPILE_MODE)}"
   else echo "PICK: eager (the graph step failed, was slower or trained otherwise)"; fi
-elif [ -n "$PICK" ] && [ -f /tmp/sid_speed_call0.log ]; then
+elif [ -n "$PICK" ] && [ -f "$SPEED_LOG" ]; then
   eval "$(awk -F'|' '$3 ~ /^ *64 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); ms = $4 + 0; m[n[2]] = ms }
     END { best = ""; for (k in m) if (k != "eager" && (best == "" || m[k] < m[best])) best = k
           if (best != "" && m[best] <= 421.7 / 2) print "BATCH=64 COMPILE_MODE=" best
           else if (best != "" && ("eager" in m) && m[best] < m["eager"]) print "BATCH=256 COMPILE_MODE=" best
-          else print "BATCH=256" }' /tmp/sid_speed_call0.log)"
+          else print "BATCH=256" }' "$SPEED_LOG")"
   echo "PICK: BATCH=$BATCH COMPILE_MODE=${COMPILE_MODE:-(compile default)}"
 fi
 # COMPILE=1 compiles the UNet blocks (COMPILE_MODE: that torch.compile mode; PICK sets it)
 # EMA_SELECT=D1/D2/...: those averages kept beside EMA's and scored at each selection point (the best is exported and
 # carried on); EMA_RAMP=false: every average at its decay from the first step (the ramp capped parts a and b, below)
-S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=${EMA:-0.99}${COMPILE:+:compile=true}${COMPILE_MODE:+:compile=true:compile_mode=$COMPILE_MODE}${GRAPH:+:cuda_graph=true}"
-S="$S${EMA_RAMP:+:ema_ramp=$EMA_RAMP}${EMA_SELECT:+:ema_select=$EMA_SELECT}${NHWC:+:channels_last=true}"
-if [ "${CALL:-1}" = 0 ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .devdata/ps/whl/*.whl || exit 9
-  if [ "${PROBE:-graph}" = layout ]; then  # the graph step in NCHW and in channels_last (TrainConfig.channels_last); the
-    # eager step only as PICK's reference for "trains alike" (no eager+nhwc: two batches' rows fit the call's limit)
-    MODES="--batches ${BATCHES:-256} --steps 24 --warmup 8 --modes eager,graph,graph+nhwc"
-  elif [ "${PROBE:-graph}" = layout+compile ]; then  # ... and with compiled blocks in the graph, last (a cold compile:
-    # minutes; torch's cache on this machine keeps it for the training calls after, and a cut compile leaves the rest)
-    MODES="--batches ${BATCHES:-256} --steps 24 --warmup 8 --modes eager,graph,graph+nhwc,graph+default"
-  elif [ "${PROBE:-graph}" = compile ]; then
-    MODES="--batches ${BATCHES:-64} --steps 30 --warmup 10 --compile --compile-modes default,reduce-overhead --profile 3"
-  else  # no profiler: a replayed graph under CUPTI is not what this call should risk
-    MODES="--batches ${BATCHES:-256,64} --steps 24 --warmup 8 --graph"
-  fi
-  PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 timeout "${LIMIT:-540}" python3 -m benchmarks.bench_proof_scale_train --rows sid_lsg_teacher_cfg \
-    $MODES --json "${OUT:-.}/sid_speed.json" 2>&1 | tee /tmp/sid_speed_call0.log | grep "^|\|Error\|error" | tail -40
-  exit 0
-fi
+S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=${EMA:-0.99}"
+S="$S${EMA_RAMP:+:ema_ramp=$EMA_RAMP}${EMA_SELECT:+:ema_select=$EMA_SELECT}"
+# how the row trains, not what (compiled blocks, the CUDA-graph step, NHWC): the pipeline's --speed, outside the row's
+# name since part e, so the calls of a part may differ in it (PICK after a warmed compile) and resume each other
+# (parts a-d had them in the row's name: their commands above ran with this script as git has it at their commits)
+SPEED="${COMPILE:+compile=true:}${COMPILE_MODE:+compile=true:compile_mode=$COMPILE_MODE:}${GRAPH:+cuda_graph=true:}${NHWC:+channels_last=true:}"
+SPEED=${SPEED%:}
 : "${PART:?PART=a for the first session, b, c, ... after}"
 ROW="sid_lsg_teacher_cfg@${FROM:+init_from=$FROM:}$S"
-export VARIANTS="$ROW" SELECT=${SELECT:-500} EXTRA=""
+export VARIANTS="$ROW" SELECT=${SELECT:-500} EXTRA="${SPEED:+--speed $SPEED}"
+echo "ROW: $ROW${SPEED:+ (this call: --speed $SPEED)}"
 # AB=SETTINGS: beside it, the same row with SETTINGS changed (part a: fake_steps=2 — ψ twice per G step, DMD2's
 # two-time-scale rule; part b: lr=1e-5), the two side by side on the one GPU (a host-bound step leaves it idle most of
 # the time); CALL=3 then keeps the weights and state of the row with the lower selection FD only (KEEP=best: both rows'
 # are over what a call brings back)
-[ -n "$AB" ] && VARIANTS="$ROW;$ROW:$AB" EXTRA="--rows-per-gpu 2" KEEP=${KEEP:-best} KEEP_STATE=${KEEP_STATE:-best}
+[ -n "$AB" ] && VARIANTS="$ROW;$ROW:$AB" EXTRA="$EXTRA --rows-per-gpu 2" KEEP=${KEEP:-best} KEEP_STATE=${KEEP_STATE:-best}
+# WARM=MODE (CALL=1): while the row trains, a background job compiles the graph step's blocks in that torch.compile mode
+# (bench_proof_scale_train at the row's batch on the work folder's teacher, niced, on part of the cores), so torch's cache
+# on this machine holds them when a later call of the session probes them (PROBE=warm PROBE_FIRST=1) — a cold compile
+# took > 330 s of the GPU's time when it ran in the foreground (session 41). Its table: warm_compile.log in $OUT.
+if [ -n "$WARM" ] && [ "${CALL:-1}" = 1 ]; then
+  ( for _ in $(seq 150); do [ -f runs/ps/teacher.safetensors ] && PYTHONPATH=/tmp/site python3 -c "import kornia, diffusers" 2>/dev/null && break; sleep 2; done
+    PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 TORCHINDUCTOR_COMPILE_THREADS=${WARM_THREADS:-10} exec timeout $(( ${MAXS:-530} - 40 )) \
+      nice -n 10 python3 -m benchmarks.bench_proof_scale_train --rows sid_lsg_teacher_cfg --batches "${BATCH:-256}" --modes "graph+$WARM" \
+      --steps 12 --warmup 10 --teacher runs/ps/teacher.safetensors ) > /tmp/warm_compile.log 2>&1 &
+  WARM_PID=$!
+fi
+MAXS_LEFT=$(( ${MAXS:-530} - SECONDS ))  # a probe in this call (PROBE_FIRST) took its seconds
 case "${CALL:-1}" in
-  1) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh ;;
-  2) MAXS=${MAXS:-530} MARGIN=${MARGIN:-30} SKIP_PIP=1 bash benchmarks/device/proof_scale_run.sh ;;
-  *) MAXS=${MAXS:-500} MARGIN=${MARGIN:-30} SKIP_PIP=1 FINISH=1 KEEP=${KEEP:-variants} KEEP_STATE=${KEEP_STATE:-variants}:sid_carry_$PART \
+  1) MAXS=$MAXS_LEFT MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh ;;
+  2) MAXS=$MAXS_LEFT MARGIN=${MARGIN:-30} SKIP_PIP=1 bash benchmarks/device/proof_scale_run.sh ;;
+  *) MAXS=$(( ${MAXS:-500} - SECONDS )) MARGIN=${MARGIN:-30} SKIP_PIP=1 FINISH=1 KEEP=${KEEP:-variants} KEEP_STATE=${KEEP_STATE:-variants}:sid_carry_$PART \
        bash benchmarks/device/proof_scale_run.sh ;;
 esac
+if [ -n "$WARM_PID" ]; then
+  kill "$WARM_PID" 2>/dev/null; wait "$WARM_PID" 2>/dev/null
+  echo "WARM (background compile, graph+$WARM at batch ${BATCH:-256}):"; grep "^|\|Error\|error" /tmp/warm_compile.log | tail -8
+  cp /tmp/warm_compile.log "${OUT:-.}/warm_compile.log" 2>/dev/null
+fi
