@@ -87,11 +87,21 @@
 #   GRAPH=1 PART=d FROM=sid_carry_c LR=1e-5 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
 #   ... the same with CALL=3 MAXS=470
 # 118 ms per step, 7,322 steps; val FD 23.71 at 500 -> 19.57 at 6,500; row FD 18.29 = 2.12x; state_d/ at step 7,322.
-# PART e (next session): the same calls from state_d (--init-state .../state_d, FROM=sid_carry_d, PART=e); with a third
-# call when the budget allows (CALL=1 MAXS=540, CALL=2 MAXS=480, CALL=3 MAXS=<left minus ~60>). Optionally first the
-# layout probe at this batch (channels_last never measured on the GPU; at 118 ms a step a >= 10 % faster layout repays
-# the probe's ~120 s within the session): `PROBE=layout BATCHES=64 CALL=0 LIMIT=120` (timeout_s 150), then PICK=1 on
-# EVERY later call of the batch (the row's name carries channels_last, so the calls must agree to resume each other).
+# PART e (next session): the same row from state_d (--init-state .../state_d, FROM=sid_carry_d, PART=e), unchanged
+# settings, three calls in ONE tool batch, the compiled graph step tried on the way (session 46, no device: run 14's
+# bench ran this UNet's compiled kernels ~2.9x faster than eager ones, and the graph step is now mostly kernels, but a
+# cold compile took > 330 s in the foreground, session 41). CALL=1 trains with the plain graph step while WARM=default
+# compiles the blocks in the background (bench_proof_scale_train --teacher runs/ps/teacher.safetensors: the row's own
+# shapes; on the CPU the row's next process then loaded all 28 compiled graphs from torch's cache); CALL=2 first
+# measures eager / graph / graph+default with that cache warm (PROBE=warm PROBE_FIRST=1, LIMIT=150) and PICKs; CALL=3
+# PICKs the same from the probe's table. The speed settings go to the pipeline's --speed, outside the row's name, so the
+# three calls are one row whatever PICK chose:
+#   carry [".devdata/ps", ".devdata/ps_init"]; timeout_s 570, 510, <left>:
+#   WARM=default GRAPH=1 PART=e FROM=sid_carry_d LR=1e-5 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
+#   PROBE=warm PROBE_FIRST=1 LIMIT=150 GRAPH=1 PART=e FROM=sid_carry_d LR=1e-5 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=2 MAXS=480 bash ...run.sh
+#   PICK=1 GRAPH=1 PART=e FROM=sid_carry_d LR=1e-5 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=3 MAXS=<left minus ~60> bash ...run.sh
+# If the compile failed, was slower or trained otherwise, PICK keeps the plain graph step and nothing but the probe's
+# ~60-150 s is lost. Then copy $OUT's state_g*/ into state_e/, and warm_compile.log + the probe's table into the record.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
@@ -120,11 +130,11 @@ probe() {
 if [ "${CALL:-1}" = 0 ]; then probe; exit 0; fi
 # PROBE_FIRST=1 (a training call): the probe first, inside this call (its seconds come off MAXS), then PICK from it
 [ -n "$PROBE_FIRST" ] && { probe; PICK=1; }
-# PICK=1 (a call after CALL=0 on the same warm machine, all issued in one tool batch), from CALL=0's table (kept in the
-# machine's /tmp): with PROBE=graph, GRAPH=1 as above; with PROBE=compile (part a), BATCH and COMPILE_MODE: the fastest
-# compiled mode at batch 64; BATCH=64 when that step is at most half the eager batch-256 step session 40 measured
-# (421.7 ms), else 256 (a compiled mode only if it beat eager)
-# (the graph rows read are those at the row's batch: BATCH, default 256)
+# PICK=1 (a call after the probe on the same warm machine, all issued in one tool batch), from the probe's table (kept
+# in the machine's /tmp): GRAPH=1 when the graph step ran, beat the eager one and trained alike (the graph rows read are
+# those at the row's batch: BATCH, default 256); a table without them (a failed probe) leaves the call's own settings.
+# (Part a's PICK for PROBE=compile, which also chose the batch, is in git at its commit: a failed probe must not change
+# a running row's batch, which names the row.)
 if [ -n "$PICK" ] && [ -f "$SPEED_LOG" ] && grep -q "^| sid_lsg_teacher_cfg graph | ${BATCH:-256} |" "$SPEED_LOG"; then
   # ... and only when its last timed step's fake-score loss is within 25 % of the eager row's (same seed, same draws: a
   # graph replaying stale inputs would not train alike). Of the graph's variants the probe measured (graph+nhwc,
@@ -141,13 +151,7 @@ if [ -n "$PICK" ] && [ -f "$SPEED_LOG" ] && grep -q "^| sid_lsg_teacher_cfg grap
             split(best, part, "+"); if ((2 in part) && part[2] != "nhwc") print "COMPILE_MODE=" part[2] } }' "$SPEED_LOG")"
   if [ -n "$GRAPH" ]; then echo "PICK: cuda_graph=true${NHWC:+, channels_last=true}${COMPILE_MODE:+, compiled blocks ($COMPILE_MODE)}"
   else echo "PICK: eager (the graph step failed, was slower or trained otherwise)"; fi
-elif [ -n "$PICK" ] && [ -f "$SPEED_LOG" ]; then
-  eval "$(awk -F'|' '$3 ~ /^ *64 *$/ && $4 ~ /ms\/step/ { split($2, n, " "); ms = $4 + 0; m[n[2]] = ms }
-    END { best = ""; for (k in m) if (k != "eager" && (best == "" || m[k] < m[best])) best = k
-          if (best != "" && m[best] <= 421.7 / 2) print "BATCH=64 COMPILE_MODE=" best
-          else if (best != "" && ("eager" in m) && m[best] < m["eager"]) print "BATCH=256 COMPILE_MODE=" best
-          else print "BATCH=256" }' "$SPEED_LOG")"
-  echo "PICK: BATCH=$BATCH COMPILE_MODE=${COMPILE_MODE:-(compile default)}"
+elif [ -n "$PICK" ]; then echo "PICK: no graph row at batch ${BATCH:-256} in $SPEED_LOG: the call's own settings"
 fi
 # COMPILE=1 compiles the UNet blocks (COMPILE_MODE: that torch.compile mode; PICK sets it)
 # EMA_SELECT=D1/D2/...: those averages kept beside EMA's and scored at each selection point (the best is exported and
