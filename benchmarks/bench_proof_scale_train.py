@@ -11,8 +11,8 @@ and the command; the first --warmup steps (10: the GAN's first R1 step, compilin
 speed does not depend on them. The SiD-LSG rows (sid_lsg, sid_lsg_teacher_cfg: proof_scale.rows.SID_ROWS, the
 teacher's CFG taken as 1.5) train on the class prompts of a random context table as the data-free rows do.
 --teacher FILE: the teacher file's weights and context table instead (a run's own shapes: a compiled mode measured
-here leaves torch's cache on the machine warm for that run's rows, e.g. benchmarks/device/proof_scale_run.sh's
-background compile while a row trains).
+here leaves torch's cache on the machine warm for that run's rows: run 42's WARM, a background compile while the row
+trains, benchmarks/results/proof_scale_h200_run42/run.sh).
 --compile measures every row twice, eager and with TrainConfig.compile_blocks (training/compile.py; its compile falls in
 the untimed steps), both without R1 (inductor has no double backward; the runs since session 10 train without it).
 --graph measures the SiD rows eagerly and with TrainConfig.cuda_graph (training/graph_step.py: the step captured once

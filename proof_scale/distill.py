@@ -205,7 +205,7 @@ def stage_distill(run, row: str) -> dict:
         lp, enc, lpips_info = lpips_weights.load(run.path("latent_lpips.safetensors"))
         elpips = ELatentLPIPS(lp, enc)
     reals = real_images_file(run, plan.get("d_real_limit")) if plan.get("d_real") == "images" else ""
-    speed = getattr(run, "speed", {})  # this call's speed settings (pipeline --speed): not part of the row's plan
+    speed = run.speed  # this call's speed settings (pipeline --speed): not part of the row's plan
     config = rows.train_config(rows.with_speed(plan, speed), run.device.type == "cuda", s.save_every, reals)
     if speed:
         log.info("distill-%s: this call's speed settings: %s", row, ", ".join(f"{k}={v}" for k, v in speed.items()))
