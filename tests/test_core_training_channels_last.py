@@ -28,8 +28,12 @@ def test_every_network_of_the_step_runs_in_nhwc_and_trains_as_in_nchw(tmp_path):
         assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
         assert any(not w.is_contiguous() for w in weights)  # (1×1 kernels and one input channel are both layouts at once)
     assert all(w.is_contiguous() for w in _four_d(nchw.unet))
-    for a, b in zip(logs, ref):  # every step's losses and gradient norms
-        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 1e-4 * max(1.0, abs(b[k])) for k in b), (a, b)
+    # every step's losses and gradient norms: the first step's (the same weights) up to the summation order; after
+    # Adam's first updates (±lr per weight whatever its gradient's size, so a sign the order flips moves a weight the
+    # other way) the later steps' drift to ~1.5e-4 (torch 2.14.1, CPU); a layout mix-up is O(1) at the first step
+    for i, (a, b) in enumerate(zip(logs, ref)):
+        tol = 1e-5 if i == 0 else 1e-3
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= tol * max(1.0, abs(b[k])) for k in b), (i, a, b)
     mine, theirs = (e.generator_state_dict(ema=False, layout="native") for e in (nhwc, nchw))
     assert all(v.is_contiguous() for v in mine.values())
     start = _trained(True, steps=0)[0].generator_state_dict(ema=False, layout="native")
