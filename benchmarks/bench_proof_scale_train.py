@@ -28,6 +28,7 @@ remove, while near 100 % means only less arithmetic makes it faster.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -73,16 +74,16 @@ def _compiled(config, mode: str | None):
     return dataclasses.replace(config, compile_blocks=mode != "eager", compile_mode="default" if mode == "eager" else mode)
 
 
-def _teacher_unet(table: torch.Tensor, teacher: str | None = None) -> DiffusersUNet:
-    """The proof-scale teacher's architecture with random weights, for the table's text width; or the teacher file's
-    UNet as proof_scale.distill loads it (eval mode, its own table's width)."""
-    if teacher:
-        return DiffusersUNet(load_teacher(teacher)[0], 1.0, 0.0)
+def _teacher_unet(table: torch.Tensor, teacher: torch.nn.Module | None = None) -> DiffusersUNet:
+    """The proof-scale teacher's architecture with random weights, for the table's text width; or a fresh copy of a
+    teacher file's UNet as proof_scale.distill loads it (eval mode; training changes the copy in place)."""
+    if teacher is not None:
+        return DiffusersUNet(copy.deepcopy(teacher), 1.0, 0.0)
     return DiffusersUNet(build_unet(TeacherNetConfig(context_dim=table.shape[-1])), 1.0, 0.0)
 
 
 def _sid_session(kind: str, batch: int, steps: int, mode: str | None, device: torch.device, table: torch.Tensor,
-                 teacher: str | None = None, teacher_cfg: float = TEACHER_CFG) -> TrainingSession:
+                 teacher: torch.nn.Module | None = None, teacher_cfg: float = TEACHER_CFG) -> TrainingSession:
     """A data-free SiD-LSG row as proof_scale.distill trains it: the class prompts of `table` (its last row the empty
     prompt), no pairs, no run folder."""
     p = ps_rows.plan(kind, {**ps_rows.ROW_DEFAULTS, "batch": batch, "steps": steps}, teacher_cfg=teacher_cfg)
@@ -107,7 +108,7 @@ def _gpu_busy(prof, wall: float) -> float:
 
 
 def measure(kind: str, batch: int, mode: str | None, steps: int, warmup: int, profile: int, device: torch.device, table: torch.Tensor,
-            teacher: str | None = None, teacher_cfg: float = TEACHER_CFG) -> dict:
+            teacher: torch.nn.Module | None = None, teacher_cfg: float = TEACHER_CFG) -> dict:
     """One row kind at one batch: ms/step over the steps after `warmup`, then `profile` steps under the profiler."""
     torch.manual_seed(0)
     total = steps + profile
@@ -186,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # as the pipeline runs
-    table = load_teacher(args.teacher)[1].to(device) if args.teacher else torch.randn(11, 77, 64, device=device)  # 10 classes + ""
+    teacher, table = load_teacher(args.teacher)[:2] if args.teacher else (None, torch.randn(11, 77, 64))  # 10 classes + ""
+    table = table.to(device)
     teacher_cfg = args.teacher_cfg if args.teacher_cfg is not None else _work_cfg(args.teacher)
     compiled = args.compile_modes.split(",") if args.compile else []
     # with both flags, also the graph of each compiled mode that has no CUDA graphs of its own
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for kind, batch, mode in ((k, int(b), m) for k in args.rows.split(",") for b in args.batches.split(",") for m in modes):
         try:
-            rows.append(measure(kind, batch, mode, args.steps, args.warmup, args.profile, device, table, args.teacher, teacher_cfg))
+            rows.append(measure(kind, batch, mode, args.steps, args.warmup, args.profile, device, table, teacher, teacher_cfg))
         except Exception as e:  # noqa: BLE001 — a mode that cannot run (e.g. a graph capture) is a result too; the rest go on
             print(f"| {kind} {mode} | {batch} | failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
             continue

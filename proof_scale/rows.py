@@ -131,7 +131,7 @@ def parse_speed(text: str) -> dict:
 
 def with_speed(plan: dict, speed: dict) -> dict:
     """The plan with a call's speed settings over its own (a row whose name sets one keeps it unless the call sets it)."""
-    if speed and plan.get("method") != "sid-lsg" and speed.get("cuda_graph"):
+    if speed.get("cuda_graph") and plan.get("method") != "sid-lsg":
         raise ValueError(f"row {plan['row']}: cuda_graph replays SiD-LSG's step only; drop it from --speed for this row")
     return {**plan, **speed}
 

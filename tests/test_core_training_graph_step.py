@@ -156,7 +156,7 @@ def test_the_bench_trains_on_a_teacher_file_at_its_own_shapes(tmp_path, capsys):
     """bench_proof_scale_train --teacher: the file's UNet and context table (its text width, not the random table's 64),
     so a compile the bench warms is the one the run's rows find in torch's cache (run 42's WARM)."""
     from benchmarks import bench_proof_scale_train as bench
-    from proof_scale.teacher import TeacherNetConfig, build_unet, random_context_table, save_teacher
+    from proof_scale.teacher import TeacherNetConfig, build_unet, load_teacher, random_context_table, save_teacher
 
     net = TeacherNetConfig(block_out_channels=(32, 32), attention=(False, True), layers_per_block=1, heads=2, context_dim=16)
     path = str(tmp_path / "teacher.safetensors")
@@ -165,4 +165,5 @@ def test_the_bench_trains_on_a_teacher_file_at_its_own_shapes(tmp_path, capsys):
     assert bench.main([*args, "--teacher", path, "--json", str(tmp_path / "speed.json")]) == 0
     assert "| sid_lsg_teacher_cfg eager | 2 |" in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"the UNet takes \[L, 16\]"):  # the random table (width 64) does not fit it
-        bench._sid_session("sid_lsg_teacher_cfg", 2, 2, "eager", torch.device("cpu"), torch.randn(11, 77, 64), path).run(2, lambda s, l: False)
+        bench._sid_session("sid_lsg_teacher_cfg", 2, 2, "eager", torch.device("cpu"), torch.randn(11, 77, 64),
+                            load_teacher(path)[0]).run(2, lambda s, l: False)
