@@ -53,6 +53,30 @@ def test_a_replayed_step_equals_the_eager_step(setting):
     assert moved > 0 and eager[2][-1]["sid"] != eager[2][-2]["sid"]  # the replays trained on fresh draws
 
 
+def test_the_capture_compiles_nothing_the_warm_up_steps_did_not():
+    """A CUDA graph cannot hold a compile (inductor tunes kernels with host syncs: the capture is invalidated, as run
+    42 part e's warm compile was on the GPU). With compiled blocks in bf16 the warm-up steps must compile every block
+    variant the capture runs: the same autocast state (no cast cache, which torch.compile guards on) in both."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    e = engine(sid_config(kappa1=1.0, kappa2=1.0, kappa4=1.5, top={"compile_blocks": True, "bf16": True}))
+    compiled_at_capture = []
+
+    def capture(body, device):
+        before = counters["stats"]["unique_graphs"]
+        body()  # the capture's one run of the step
+        compiled_at_capture.append(counters["stats"]["unique_graphs"] - before)
+        return body
+
+    e.graphed = GraphedStep(e, capture)
+    data = prompts(16)
+    for _ in range(WARMUP_STEPS + 1):
+        e.train_step({"context": data.context[:4]})
+    assert counters["stats"]["unique_graphs"] > 0  # the warm-up steps compiled the blocks
+    assert compiled_at_capture == [0]
+
+
 def test_two_micro_batches_each_get_their_own_buffers():
     config = dataclasses.replace(sid_config(batch_size=4), optim=dataclasses.replace(sid_config().optim, grad_accumulation=2))
     eager = _run(config, WARMUP_STEPS + 2, graphed=False)

@@ -91,5 +91,8 @@ def run_phase(engine, phase: Phase, batches: list[MicroBatch], step: int) -> dic
     """One optimiser step of the phase's network over this rank's micro-batches (step: 1-based, for messages);
     the averaged terms, "total" renamed "<key>_total"."""
     net = engine.networks[phase.network]
-    sums = {k: float(v) for k, v in accumulate(engine, phase, batches).items()}
+    # a CUDA-graph run's warm-up steps autocast as its captured step does (no cast cache): torch.compile guards on
+    # the autocast state, and a block variant first compiled inside the capture breaks it
+    cast_cache = engine.graphed is None
+    sums = {k: float(v) for k, v in accumulate(engine, phase, batches, cast_cache=cast_cache).items()}
     return _finish(net.optimizer, sums, step, phase.network, net.key, engine.config.optim.grad_clip, engine.dist, engine.device)
