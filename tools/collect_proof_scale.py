@@ -184,6 +184,12 @@ SOURCES = {
                                        "0.99/0.999 without the ramp: val FD 23.71 at 500, 21.59 at 3,500, 19.57 at 6,500 "
                                        "(EMA 0.996); stopped at step 7,322; scored at 6,500 (416 k samples after part c); its "
                                        "G and fake score carried on in run42/state_d/"),
+    "sid_lsg_teacher_cfg_b64_run42e": (f"{R}42/distill/e_b64/result.json", ("row",), "run15",
+                                       "run 42 part e (session 47, two device calls): part d's row carried on from "
+                                       "run42/state_d/ unchanged (CUDA-graph step; the compiled one failed its capture): "
+                                       "val FD 19.87 at 500, 21.06 at 2,500, 19.17 at 5,500 (EMA 0.999); stopped at step "
+                                       "5,990; scored at 5,500 (352 k samples after part d); its G and fake score carried "
+                                       "on in run42/state_e/"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -197,7 +203,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_run42a": (1.00, 16), "sid_lsg_teacher_cfg_fake_steps2_run42a": (1.00, 16),
     "sid_lsg_teacher_cfg_lr1e-5_run42b": (1.00, 16), "sid_lsg_teacher_cfg_lr3e-5_run42b": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_run42c": (1.00, 16), "sid_lsg_teacher_cfg_b256_run42c": (1.00, 16),
-    "sid_lsg_teacher_cfg_b64_run42d": (1.00, 16),
+    "sid_lsg_teacher_cfg_b64_run42d": (1.00, 16), "sid_lsg_teacher_cfg_b64_run42e": (1.00, 16),
 }
 
 

@@ -102,6 +102,24 @@
 #   PICK=1 GRAPH=1 PART=e FROM=sid_carry_d LR=1e-5 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=3 MAXS=<left minus ~60> bash ...run.sh
 # If the compile failed, was slower or trained otherwise, PICK keeps the plain graph step and nothing but the probe's
 # ~60-150 s is lost. Then copy $OUT's state_g*/ into state_e/, and warm_compile.log + the probe's table into the record.
+# PART e, as run in session 47 (docs/benchmarks.md "session 47"): the device came after ~40 minutes of refusals with 1,334 s
+# of budget, so two calls (timeout_s 570, 560): CALL=1 as above, then CALL=3 with PROBE=warm PROBE_FIRST=1 LIMIT=150
+# MAXS=500 (no CALL=2). The background compile failed its CUDA-graph capture (every block variant was compiled again
+# inside the capture: the warm-up steps autocast with the cast cache, the captured one without, and torch.compile
+# guards on that — fixed in training/steps.py, tested on the CPU), so PICK kept the plain graph step (102 ms at batch 64
+# in the probe, eager 253). 5,990 steps: val FD 19.87 at 500 -> 19.17 at 5,500 (EMA 0.999), row FD 17.78 = 2.06x;
+# state_e/ at step 5,990. The row flattened: -0.5 row FD for 352 k samples where part d made -4.1 for 416 k.
+# PART f (next session): is the row now held by its steps' noise? From state_e, lr 3e-6 against 1e-6 side by side, both
+# at batch 64 (one compile serves both: the same block variants); the compiled graph step warmed in CALL=1 again:
+#   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
+#     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_e
+#   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
+#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 570, 510, <left>):
+#   WARM=default GRAPH=1 PART=f FROM=sid_carry_e LR=3e-6 AB=lr=1e-6 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
+#   PROBE=warm PROBE_FIRST=1 LIMIT=150 ...the same... CALL=2 MAXS=480 bash ...run.sh
+#   PICK=1 ...the same... CALL=3 MAXS=<left minus ~60> bash ...run.sh
+# (with less budget: CALL=1, then CALL=3 with PROBE=warm PROBE_FIRST=1 LIMIT=150, as part e.) CALL=3 keeps the state of
+# the row with the lower selection FD (AB sets KEEP_STATE=best): copy it into state_f/.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
