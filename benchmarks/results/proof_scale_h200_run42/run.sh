@@ -109,17 +109,21 @@
 # guards on that — fixed in training/steps.py, tested on the CPU), so PICK kept the plain graph step (102 ms at batch 64
 # in the probe, eager 253). 5,990 steps: val FD 19.87 at 500 -> 19.17 at 5,500 (EMA 0.999), row FD 17.78 = 2.06x;
 # state_e/ at step 5,990. The row flattened: -0.5 row FD for 352 k samples where part d made -4.1 for 416 k.
-# PART f (next session): is the row now held by its steps' noise? From state_e, lr 3e-6 against 1e-6 side by side, both
-# at batch 64 (one compile serves both: the same block variants); the compiled graph step warmed in CALL=1 again:
+# PART f (next session): what holds the row — its steps' noise, or its target? Part e is the control (lr 1e-5, kappa4 1.5:
+# flat at val FD ~19.2-21). From state_e, side by side at batch 64 (one compile serves both: the same block variants):
+# A = lr 3e-6 (noise: the released SD runs step 80x less per sample), B = kappa4 1.25 at lr 1e-5 (target: the split's
+# kappa4 > 1 asks for a guided score that no one distribution has at every noise level; psi models G's own samples, so
+# its carried state stays valid whatever kappa4). SWEEP scores the teacher at CFG 1 / 1.25 / 1.5 meanwhile (the 1.5 point
+# should repeat run 28's 8.68): a lower kappa4 can only reach the teacher's FD where the teacher does at that scale.
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
 #     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_e
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
 #   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 570, 510, <left>):
-#   WARM=default GRAPH=1 PART=f FROM=sid_carry_e LR=3e-6 AB=lr=1e-6 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
-#   PROBE=warm PROBE_FIRST=1 LIMIT=150 ...the same... CALL=2 MAXS=480 bash ...run.sh
-#   PICK=1 ...the same... CALL=3 MAXS=<left minus ~60> bash ...run.sh
+#   WARM=default SWEEP=1,1.25,1.5 GRAPH=1 PART=f FROM=sid_carry_e LR=3e-6 AB=lr=1e-5:kappa4=1.25 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
+#   PROBE=warm PROBE_FIRST=1 LIMIT=150 GRAPH=1 PART=f ...the same without WARM and SWEEP... CALL=2 MAXS=480 bash ...run.sh
+#   PICK=1 GRAPH=1 PART=f ...the same... CALL=3 MAXS=<left minus ~60> bash ...run.sh
 # (with less budget: CALL=1, then CALL=3 with PROBE=warm PROBE_FIRST=1 LIMIT=150, as part e.) CALL=3 keeps the state of
-# the row with the lower selection FD (AB sets KEEP_STATE=best): copy it into state_f/.
+# the row with the lower selection FD (AB sets KEEP_STATE=best): copy it into state_f/; teacher_sweep.json into the record.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
@@ -201,6 +205,20 @@ if [ -n "$WARM" ] && [ "${CALL:-1}" = 1 ]; then
       --steps 12 --warmup 10 --teacher runs/ps/teacher.safetensors ) > /tmp/warm_compile.log 2>&1 &
   WARM_PID=$!
 fi
+# SWEEP=CFG,CFG,... (CALL=1): the teacher's 50-step Euler samples at those CFG scales (2,000 each, the sweep seed of run
+# 28's, whose CFG 1.5 point scored 8.68), in a work folder of its own, in the background on the GPU while the rows train.
+# Why: the LSG split's kappa4 > 1 asks G for the guided score at every noise level, which no one distribution has, and
+# which is not what the teacher's CFG sampler draws from; if the teacher scores as well at a lower scale, a lower kappa4
+# has a target the student can reach. Its records come back as teacher_sweep.json and teacher_sweep.log.
+if [ -n "$SWEEP" ] && [ "${CALL:-1}" = 1 ]; then
+  ( for _ in $(seq 150); do PYTHONPATH=/tmp/site python3 -c "import kornia, diffusers" 2>/dev/null && break; sleep 2; done
+    mkdir -p runs/sweep && cp .devdata/ps/evaluator/classifier.* runs/sweep/
+    PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 exec timeout $(( ${MAXS:-530} - 40 )) python3 -m proof_scale.pipeline --work runs/sweep \
+      --stage teacher,teacher-eval --data .devdata/ps/fm --context .devdata/ps/context.safetensors \
+      --teacher-import default_models/proof_scale/fmnist-teacher.safetensors --sweep-steps 50 --sweep-cfg "$SWEEP" \
+      --sweep-count 2000 --teacher-seeds 1 --eval-count 2000 ) > /tmp/teacher_sweep.log 2>&1 &
+  SWEEP_PID=$!
+fi
 MAXS_LEFT=$(( ${MAXS:-530} - SECONDS ))  # a probe in this call (PROBE_FIRST) took its seconds
 case "${CALL:-1}" in
   1) MAXS=$MAXS_LEFT MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh ;;
@@ -208,6 +226,13 @@ case "${CALL:-1}" in
   *) MAXS=$(( ${MAXS:-500} - SECONDS )) MARGIN=${MARGIN:-30} SKIP_PIP=1 FINISH=1 KEEP=${KEEP:-variants} KEEP_STATE=${KEEP_STATE:-variants}:sid_carry_$PART \
        bash benchmarks/device/proof_scale_run.sh ;;
 esac
+if [ -n "$SWEEP_PID" ]; then
+  wait "$SWEEP_PID" 2>/dev/null  # its timeout ends it before the call's deadline
+  echo "SWEEP (teacher, 50 Euler steps, 2,000 samples per CFG):"; grep "teacher-eval: steps" /tmp/teacher_sweep.log | sed 's/.*teacher-eval: //'
+  cp /tmp/teacher_sweep.log "${OUT:-.}/teacher_sweep.log" 2>/dev/null
+  for f in runs/sweep/teacher_eval.partial.json runs/sweep/teacher_eval.json; do  # the finished record wins
+    [ -f "$f" ] && cp "$f" "${OUT:-.}/teacher_sweep.json"; done
+fi
 if [ -n "$WARM_PID" ]; then
   kill "$WARM_PID" 2>/dev/null; wait "$WARM_PID" 2>/dev/null
   echo "WARM (background compile, graph+$WARM at batch ${BATCH:-256}):"; grep "^|\|Error\|error" /tmp/warm_compile.log | tail -8
