@@ -49,7 +49,7 @@ def draw_on_device(phase: Phase, mb: MicroBatch, device: torch.device) -> dict |
     return None if phase.draw is None else dict_to_device(phase.draw(mb), device)
 
 
-def accumulate(engine, phase: Phase, batches: list[MicroBatch], drawn: list[dict] | None = None, cast_cache: bool = True) -> dict[str, torch.Tensor]:
+def accumulate(engine, phase: Phase, batches: list[MicroBatch], drawn: list[dict] | None = None) -> dict[str, torch.Tensor]:
     """The phase's forward and backward passes over the micro-batches (gradients summed in the network's .grad), its
     terms averaged over them as device tensors — no host sync, so a CUDA graph can capture it. `drawn`: each
     micro-batch's draws already on the device (a captured step's buffers); else taken here."""
@@ -58,7 +58,9 @@ def accumulate(engine, phase: Phase, batches: list[MicroBatch], drawn: list[dict
     for p in frozen:
         p.requires_grad_(False)
     net.optimizer.zero_grad(set_to_none=True)
-    backward = Backward(len(batches), engine.config.bf16, engine.device, cast_cache)
+    # a CUDA-graph run autocasts without the cast cache (not made for capture) in its warm-up steps too: torch.compile
+    # guards on the autocast state, and a block variant first compiled inside the capture breaks it
+    backward = Backward(len(batches), engine.config.bf16, engine.device, cast_cache=engine.graphed is None)
     sums: dict[str, torch.Tensor] = {}
     try:
         for j, mb in enumerate(batches):
@@ -78,7 +80,7 @@ def step_captured(engine, phase: Phase, batches: list[MicroBatch], drawn: list[d
     """One optimiser step of the phase's network with no host sync (training/graph_step.py captures it): the terms and
     gradient norm stay on the device, where the caller checks them after the replay (one rank: no averaging)."""
     net = engine.networks[phase.network]
-    terms = accumulate(engine, phase, batches, drawn, cast_cache=False)
+    terms = accumulate(engine, phase, batches, drawn)
     params = [p for p in trained_parameters(net.optimizer) if p.requires_grad]
     grad_clip = engine.config.optim.grad_clip
     terms[f"grad_norm_{net.key}"] = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"), foreach=True)
@@ -91,8 +93,5 @@ def run_phase(engine, phase: Phase, batches: list[MicroBatch], step: int) -> dic
     """One optimiser step of the phase's network over this rank's micro-batches (step: 1-based, for messages);
     the averaged terms, "total" renamed "<key>_total"."""
     net = engine.networks[phase.network]
-    # a CUDA-graph run's warm-up steps autocast as its captured step does (no cast cache): torch.compile guards on
-    # the autocast state, and a block variant first compiled inside the capture breaks it
-    cast_cache = engine.graphed is None
-    sums = {k: float(v) for k, v in accumulate(engine, phase, batches, cast_cache=cast_cache).items()}
+    sums = {k: float(v) for k, v in accumulate(engine, phase, batches).items()}
     return _finish(net.optimizer, sums, step, phase.network, net.key, engine.config.optim.grad_clip, engine.dist, engine.device)
