@@ -190,6 +190,17 @@ SOURCES = {
                                        "val FD 19.87 at 500, 21.06 at 2,500, 19.17 at 5,500 (EMA 0.999); stopped at step "
                                        "5,990; scored at 5,500 (352 k samples after part d); its G and fake score carried "
                                        "on in run42/state_e/"),
+    "sid_lsg_teacher_cfg_b64_lr3e-6_run42f": (f"{R}42/distill/f_lr3e-6/result.json", ("row",), "run15",
+                                              "run 42 part f (session 48, two H100 calls, beside the kappa4 1.25 row): "
+                                              "part e's row from run42/state_e/ at lr 3e-6 (was 1e-5): val FD 18.73 at "
+                                              "500 (EMA 0.996), 18.92 at 1,000, 19.40 at 1,500 (EMA 0.999); stopped at "
+                                              "step 1,911; scored at 500 (32 k samples after part e); its G and fake "
+                                              "score carried on in run42/state_f/"),
+    "sid_lsg_teacher_cfg_b64_kappa4_1.25_run42f": (f"{R}42/distill/f_kappa4_1.25/result.json", ("row",), "run15",
+                                                   "run 42 part f (session 48, two H100 calls): part e's row from "
+                                                   "run42/state_e/ at lr 1e-5 with the teacher's guidance kappa4 1.25 "
+                                                   "(was 1.5): val FD 18.95 at 500 and 1,000, 19.32 at 1,500 (EMA "
+                                                   "0.999); stopped at step 1,927; scored at 500"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -204,6 +215,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_lr1e-5_run42b": (1.00, 16), "sid_lsg_teacher_cfg_lr3e-5_run42b": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_run42c": (1.00, 16), "sid_lsg_teacher_cfg_b256_run42c": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_run42d": (1.00, 16), "sid_lsg_teacher_cfg_b64_run42e": (1.00, 16),
+    "sid_lsg_teacher_cfg_b64_lr3e-6_run42f": (1.00, 16), "sid_lsg_teacher_cfg_b64_kappa4_1.25_run42f": (1.00, 16),
 }
 
 

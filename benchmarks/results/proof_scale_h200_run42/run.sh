@@ -124,6 +124,28 @@
 #   PICK=1 GRAPH=1 PART=f ...the same... CALL=3 MAXS=<left minus ~60> bash ...run.sh
 # (with less budget: CALL=1, then CALL=3 with PROBE=warm PROBE_FIRST=1 LIMIT=150, as part e.) CALL=3 keeps the state of
 # the row with the lower selection FD (AB sets KEEP_STATE=best): copy it into state_f/; teacher_sweep.json into the record.
+# PART f, as run in session 48 (docs/benchmarks.md "session 48"): seven refusals (~690 s of the budget) before an H100 came
+# with 1,049 s left, so two calls (timeout_s 480, 440): CALL=1 MAXS=450 as above, then CALL=3 with PROBE=warm PROBE_FIRST=1
+# LIMIT=120 MAXS=370. The background compile did not finish in its 410 s (niced, beside two rows and the sweep on the
+# H100), the probe's cold compile was cut at 120 s, so PICK kept the plain graph step and CALL=3 trained ~200 s. Both
+# rows were best at their first selection point (val FD 18.73 A, 18.95 B at step 500, below all of part e's 19.17-21.06)
+# and worse after (19.40 / 19.32 at 1,500, EMA 0.999): row FD A 17.12 = 1.99x, B 17.43 = 2.02x; state_f/ = A's G (EMA
+# 0.996 at step 500) and psi at step 1,911. SWEEP (2,000 samples each): the teacher's FD 14.31 / 10.54 / 9.03 at CFG
+# 1 / 1.25 / 1.5 (recall 0.75 / 0.74 / 0.71): a lower kappa4 aims at a worse teacher, so kappa4 stays at 1.5.
+# PART g (next session): is the floor the steps' noise? Part f's start from an average (the carried G is an EMA) gave the
+# best val FD of every part at its first point, and both rows drifted back up after it, as parts d and e hovered at
+# ~19.2-21; a longer average was better at every late point (EMA 0.999 below 0.99). If the noise holds the row, letting
+# the lr fall to 0 keeps the start's gain and goes on; if not, it stalls like the control. From state_f, side by side:
+# A = lr 3e-6 constant (control: part f's row carried on), B = the same with a cosine decay to 0 over 4,000 steps (a
+# session of two calls on one H200 runs ~5,000 steps per row side by side). No WARM / probe: the background compile did not
+# finish on a loaded machine twice; the plain graph step trains.
+#   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
+#     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_f
+#   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
+#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 570, <left>):
+#   GRAPH=1 PART=g FROM=sid_carry_f LR=3e-6 AB=lr_decay=cosine:lr_floor=0:steps=4000 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
+#   the same with CALL=3 MAXS=<left minus ~70> (with three calls' budget: CALL=2 MAXS=480 between them)
+# then copy $OUT's state_g*/ into state_g/.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
@@ -205,12 +227,12 @@ if [ -n "$WARM" ] && [ "${CALL:-1}" = 1 ]; then
       --steps 12 --warmup 10 --teacher runs/ps/teacher.safetensors ) > /tmp/warm_compile.log 2>&1 &
   WARM_PID=$!
 fi
-# SWEEP=CFG,CFG,... (CALL=1): the teacher's 50-step Euler samples at those CFG scales (2,000 each, the sweep seed of run
+# SWEEP=CFG,CFG,... (CALL=1, or the one call of a short session): the teacher's 50-step Euler samples at those CFG scales (2,000 each, the sweep seed of run
 # 28's, whose CFG 1.5 point scored 8.68), in a work folder of its own, in the background on the GPU while the rows train.
 # Why: the LSG split's kappa4 > 1 asks G for the guided score at every noise level, which no one distribution has, and
 # which is not what the teacher's CFG sampler draws from; if the teacher scores as well at a lower scale, a lower kappa4
 # has a target the student can reach. Its records come back as teacher_sweep.json and teacher_sweep.log.
-if [ -n "$SWEEP" ] && [ "${CALL:-1}" = 1 ]; then
+if [ -n "$SWEEP" ]; then  # any call: a session with one call left runs it beside CALL=3
   ( for _ in $(seq 150); do PYTHONPATH=/tmp/site python3 -c "import kornia, diffusers" 2>/dev/null && break; sleep 2; done
     mkdir -p runs/sweep && cp .devdata/ps/evaluator/classifier.* runs/sweep/
     PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 exec timeout $(( ${MAXS:-530} - 40 )) python3 -m proof_scale.pipeline --work runs/sweep \
