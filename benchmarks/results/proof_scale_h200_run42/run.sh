@@ -144,7 +144,8 @@
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
 #   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 570, <left>):
 #   GRAPH=1 PART=g FROM=sid_carry_f LR=3e-6 AB=lr_decay=cosine:lr_floor=0:steps=4000 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
-#   the same with CALL=3 MAXS=<left minus ~70> (with three calls' budget: CALL=2 MAXS=480 between them)
+#   the same with CALL=3 MAXS=<left minus ~70> (with three calls' budget: CALL=2 MAXS=480 between them; with one
+#   call's, CALL=3 alone: it installs what it needs on a fresh machine)
 # then copy $OUT's state_g*/ into state_g/.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
