@@ -217,12 +217,19 @@ echo "ROW: $ROW${SPEED:+ (this call: --speed $SPEED)}"
 # the time); CALL=3 then keeps the weights and state of the row with the lower selection FD only (KEEP=best: both rows'
 # are over what a call brings back)
 [ -n "$AB" ] && VARIANTS="$ROW;$ROW:$AB" EXTRA="$EXTRA --rows-per-gpu 2" KEEP=${KEEP:-best} KEEP_STATE=${KEEP_STATE:-best}
+# the background jobs below wait (up to 300 s) for the call's wheels in /tmp/site, and for the file $1 when given
+wait_installed() {
+  for _ in $(seq 150); do
+    { [ -z "$1" ] || [ -f "$1" ]; } && PYTHONPATH=/tmp/site python3 -c "import kornia, diffusers" 2>/dev/null && return
+    sleep 2
+  done
+}
 # WARM=MODE (CALL=1): while the row trains, a background job compiles the graph step's blocks in that torch.compile mode
 # (bench_proof_scale_train at the row's batch on the work folder's teacher, niced, on part of the cores), so torch's cache
 # on this machine holds them when a later call of the session probes them (PROBE=warm PROBE_FIRST=1) — a cold compile
 # took > 330 s of the GPU's time when it ran in the foreground (session 41). Its table: warm_compile.log in $OUT.
 if [ -n "$WARM" ] && [ "${CALL:-1}" = 1 ]; then
-  ( for _ in $(seq 150); do [ -f runs/ps/teacher.safetensors ] && PYTHONPATH=/tmp/site python3 -c "import kornia, diffusers" 2>/dev/null && break; sleep 2; done
+  ( wait_installed runs/ps/teacher.safetensors
     PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 TORCHINDUCTOR_COMPILE_THREADS=${WARM_THREADS:-10} exec timeout $(( ${MAXS:-530} - 40 )) \
       nice -n 10 python3 -m benchmarks.bench_proof_scale_train --rows sid_lsg_teacher_cfg --batches "${BATCH:-256}" --modes "graph+$WARM" \
       --steps 12 --warmup 10 --teacher runs/ps/teacher.safetensors ) > /tmp/warm_compile.log 2>&1 &
@@ -234,7 +241,7 @@ fi
 # which is not what the teacher's CFG sampler draws from; if the teacher scores as well at a lower scale, a lower kappa4
 # has a target the student can reach. Its records come back as teacher_sweep.json and teacher_sweep.log.
 if [ -n "$SWEEP" ]; then  # any call: a session with one call left runs it beside CALL=3
-  ( for _ in $(seq 150); do PYTHONPATH=/tmp/site python3 -c "import kornia, diffusers" 2>/dev/null && break; sleep 2; done
+  ( wait_installed
     mkdir -p runs/sweep && cp .devdata/ps/evaluator/classifier.* runs/sweep/
     PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 exec timeout $(( ${MAXS:-530} - 40 )) python3 -m proof_scale.pipeline --work runs/sweep \
       --stage teacher,teacher-eval --data .devdata/ps/fm --context .devdata/ps/context.safetensors \
