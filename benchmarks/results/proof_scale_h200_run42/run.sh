@@ -124,7 +124,7 @@
 #   PICK=1 GRAPH=1 PART=f ...the same... CALL=3 MAXS=<left minus ~60> bash ...run.sh
 # (with less budget: CALL=1, then CALL=3 with PROBE=warm PROBE_FIRST=1 LIMIT=150, as part e.) CALL=3 keeps the state of
 # the row with the lower selection FD (AB sets KEEP_STATE=best): copy it into state_f/; teacher_sweep.json into the record.
-# PART f, as run in session 48 (docs/benchmarks.md "session 48"): seven refusals (~690 s of the budget) before an H100 came
+# PART f, as run in session 48 (docs/benchmarks.md "session 48"): seven refused asks (~750 s of the budget) before an H100 came
 # with 1,049 s left, so two calls (timeout_s 480, 440): CALL=1 MAXS=450 as above, then CALL=3 with PROBE=warm PROBE_FIRST=1
 # LIMIT=120 MAXS=370. The background compile did not finish in its 410 s (niced, beside two rows and the sweep on the
 # H100), the probe's cold compile was cut at 120 s, so PICK kept the plain graph step and CALL=3 trained ~200 s. Both
