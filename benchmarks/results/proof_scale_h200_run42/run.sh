@@ -134,7 +134,8 @@
 # 1 / 1.25 / 1.5 (recall 0.75 / 0.74 / 0.71): a lower kappa4 aims at a worse teacher, so kappa4 stays at 1.5.
 # PART g (next session): is the floor the steps' noise? Part f's start from an average (the carried G is an EMA) gave the
 # best val FD of every part at its first point, and both rows drifted back up after it, as parts d and e hovered at
-# ~19.2-21; a longer average was better at every late point (EMA 0.999 below 0.99). If the noise holds the row, letting
+# ~19.2-21 (part e's own start from an average showed no such dip: a reading to test); a longer average was better at
+# every late point (EMA 0.999 below 0.99). If the noise holds the row, letting
 # the lr fall to 0 keeps the start's gain and goes on; if not, it stalls like the control. From state_f, side by side:
 # A = lr 3e-6 constant (control: part f's row carried on), B = the same with a cosine decay to 0 over 4,000 steps (a
 # session of two calls on one H200 runs ~5,000 steps per row side by side). No WARM / probe: the background compile did not
@@ -235,8 +236,9 @@ if [ -n "$WARM" ] && [ "${CALL:-1}" = 1 ]; then
       --steps 12 --warmup 10 --teacher runs/ps/teacher.safetensors ) > /tmp/warm_compile.log 2>&1 &
   WARM_PID=$!
 fi
-# SWEEP=CFG,CFG,... (CALL=1, or the one call of a short session): the teacher's 50-step Euler samples at those CFG scales (2,000 each, the sweep seed of run
-# 28's, whose CFG 1.5 point scored 8.68), in a work folder of its own, in the background on the GPU while the rows train.
+# SWEEP=CFG,CFG,... (CALL=1, or the one call of a short session): the teacher's 50-step Euler samples at those CFG
+# scales (2,000 each, the sweep seed of run 28's, whose CFG 1.5 point scored 8.68), in a work folder of its own, in the
+# background on the GPU while the rows train.
 # Why: the LSG split's kappa4 > 1 asks G for the guided score at every noise level, which no one distribution has, and
 # which is not what the teacher's CFG sampler draws from; if the teacher scores as well at a lower scale, a lower kappa4
 # has a target the student can reach. Its records come back as teacher_sweep.json and teacher_sweep.log.
