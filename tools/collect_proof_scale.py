@@ -201,6 +201,17 @@ SOURCES = {
                                                    "run42/state_e/ at lr 1e-5 with the teacher's guidance kappa4 1.25 "
                                                    "(was 1.5): val FD 18.95 at 500 and 1,000, 19.32 at 1,500 (EMA "
                                                    "0.999); stopped at step 1,927; scored at 500"),
+    "sid_lsg_teacher_cfg_b64_lr3e-6_run42g": (f"{R}42/distill/g_const3e-6/result.json", ("row",), "run15",
+                                              "run 42 part g (session 49, three H100 calls, beside the cosine row): "
+                                              "part f's row from run42/state_f/ at a constant lr 3e-6: val FD 19.03-"
+                                              "19.89 at every point but 18.03 at 3,000 (EMA 0.99); stopped at step "
+                                              "5,055; scored at 3,000 (192 k samples after part f); its G and fake "
+                                              "score carried on in run42/state_g/"),
+    "sid_lsg_teacher_cfg_b64_cosine_run42g": (f"{R}42/distill/g_cosine/result.json", ("row",), "run15",
+                                              "run 42 part g (session 49, three H100 calls): part f's row from "
+                                              "run42/state_f/ at lr 3e-6 with a cosine decay to 0 over 4,000 steps: "
+                                              "val FD 19.14-19.35 at every point with EMA 0.999 (18.96 at 1,000, EMA "
+                                              "0.99); ended at step 4,000; scored at 1,000"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -216,6 +227,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_b64_run42c": (1.00, 16), "sid_lsg_teacher_cfg_b256_run42c": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_run42d": (1.00, 16), "sid_lsg_teacher_cfg_b64_run42e": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_lr3e-6_run42f": (1.00, 16), "sid_lsg_teacher_cfg_b64_kappa4_1.25_run42f": (1.00, 16),
+    "sid_lsg_teacher_cfg_b64_lr3e-6_run42g": (1.00, 16), "sid_lsg_teacher_cfg_b64_cosine_run42g": (1.00, 16),
 }
 
 
