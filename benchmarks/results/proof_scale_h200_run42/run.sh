@@ -154,16 +154,18 @@
 # (0.0377 -> 0.0372) and its FD where they were: the plateau is a fixed point of the dynamics, not the steps' noise.
 # A's one dip (val 18.03 at step 3,000, EMA 0.99) scored 16.62 = 1.93x (B 17.39); state_g/ = A's G there and psi at
 # step 5,055.
-# PART h (next session): does psi following G more closely move the fixed point? DMD2's two-time-scale rule (psi
-# updated several times per G step; DMD2 needed it to train without a regression loss, and the row's deficit is
-# recall, 0.49 against the teacher's 0.71). Part a tested fake_steps=2 only at lr 1e-4, where every row plateaued.
-# From state_g, side by side: A = fake_steps=2 (BASE: settings every row of the call takes), B = fake_steps=5, both at
-# lr 3e-6; part g's A is the control (val 18.8-19.3 with EMA 0.999). B's step costs ~2x the control's.
+# PART h (next session): does a psi that follows G more closely move the fixed point? The row's deficit is recall (0.49
+# against the teacher's 0.71: mode loss), and psi's error is what biases G's gradient (y_real - y_fake). Two ways to a
+# more accurate psi, side by side from state_g at lr 3e-6 (part g's A is the control: val 18.8-19.3 with EMA 0.999):
+# A = batch 256 (psi's estimate from 4x the samples per step; the released SD runs use 512; parts c/run 29 found the
+# batch did not matter per step only early, far from any plateau), B = batch 64 with fake_steps=5 (DMD2's two-time-
+# scale rule: psi updated 5 times per G step; DMD2 needed it to train without a regression loss; part a tested
+# fake_steps=2 only at lr 1e-4, where every row plateaued). Each step costs ~2-2.7x the control's.
 #   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
 #     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_g
 #   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
 #   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 570, 540, <left minus ~30>):
-#   GRAPH=1 PART=h FROM=sid_carry_g LR=3e-6 BASE=fake_steps=2 AB=fake_steps=5 BATCH=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
+#   GRAPH=1 PART=h FROM=sid_carry_g LR=3e-6 BATCH=256 AB=batch=64:fake_steps=5 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
 #   the same with CALL=2 MAXS=480, then CALL=3 MAXS=<timeout minus ~70> (with less budget: CALL=1, then CALL=3)
 # then copy $OUT's state_g*/ into state_h/.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
@@ -221,7 +223,6 @@ fi
 # EMA_SELECT=D1/D2/...: those averages kept beside EMA's and scored at each selection point (the best is exported and
 # carried on); EMA_RAMP=false: every average at its decay from the first step (the ramp capped parts a and b, below)
 S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=${EMA:-0.99}"
-S="$S${BASE:+:$BASE}"  # BASE=SETTINGS: more settings of the row (and of AB's beside it), e.g. fake_steps=2
 S="$S${EMA_RAMP:+:ema_ramp=$EMA_RAMP}${EMA_SELECT:+:ema_select=$EMA_SELECT}"
 # how the row trains, not what (compiled blocks, the CUDA-graph step, NHWC): the pipeline's --speed, outside the row's
 # name since part e, so the calls of a part may differ in it (PICK after a warmed compile) and resume each other
