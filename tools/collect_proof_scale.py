@@ -203,7 +203,7 @@ SOURCES = {
                                                    "0.999); stopped at step 1,927; scored at 500"),
     "sid_lsg_teacher_cfg_b64_lr3e-6_run42g": (f"{R}42/distill/g_const3e-6/result.json", ("row",), "run15",
                                               "run 42 part g (session 49, three H100 calls, beside the cosine row): "
-                                              "part f's row from run42/state_f/ at a constant lr 3e-6: val FD 19.03-"
+                                              "part f's row from run42/state_f/ at a constant lr 3e-6: val FD 18.39-"
                                               "19.89 at every point but 18.03 at 3,000 (EMA 0.99); stopped at step "
                                               "5,055; scored at 3,000 (192 k samples after part f); its G and fake "
                                               "score carried on in run42/state_g/"),
