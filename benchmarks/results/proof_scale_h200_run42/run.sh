@@ -155,7 +155,7 @@
 # A's one dip (val 18.03 at step 3,000, EMA 0.99) scored 16.62 = 1.93x (B 17.39); state_g/ = A's G there and psi at
 # step 5,055.
 # PART h (next session): does a psi that follows G more closely move the fixed point? The row's deficit is recall (0.49
-# against the teacher's 0.71: mode loss), and psi's error is what biases G's gradient (y_real - y_fake). Two ways to a
+# against the teacher's 0.68: mode loss), and psi's error is what biases G's gradient (y_real - y_fake). Two ways to a
 # more accurate psi, side by side from state_g at lr 3e-6 (part g's A is the control: val 18.8-19.3 with EMA 0.999):
 # A = batch 256 (psi's estimate from 4x the samples per step; the released SD runs use 512; parts c/run 29 found the
 # batch did not matter per step only early, far from any plateau), B = batch 64 with fake_steps=5 (DMD2's two-time-
