@@ -350,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     except atomic.DiskFullError as e:  # the last checkpoint and generator on disk are the previous good ones
         log.error("[onestep] %s", e.strerror)
         return 1
+    finally:
+        # torchrun: a process group left for the interpreter's exit to tear down can abort the rank (gloo's threads
+        # destroyed while joinable: "terminate called without an active exception", SIGABRT after a finished run)
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":
