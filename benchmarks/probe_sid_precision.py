@@ -22,6 +22,7 @@ from safetensors import safe_open
 from onestep.schedule import SD_SCHEDULE
 from proof_scale.carried_state import NET_PREFIX, NET_SUFFIX, G_FILE, dequantize, read
 from proof_scale.teacher_import import import_teacher
+from training.methods.sid_lsg import diffuse, x0_from_output
 
 TEACHER = "default_models/proof_scale/fmnist-teacher.safetensors"
 
@@ -42,15 +43,13 @@ class Gap:
         self.phi, self.psi, self.cond, self.uncond, self.kappa4 = phi, psi, cond, uncond, kappa4
         self.ac = SD_SCHEDULE.alphas_cumprod().float()
 
-    def x0(self, net, xt, t, context):
-        a = self.ac[t].view(-1, 1, 1, 1)
-        return ((xt - (1 - a).sqrt() * net(xt, t, encoder_hidden_states=context).sample) / a.sqrt()).float()
+    def x0(self, net, xt, t, context):  # the trainer's formulas (training/methods/sid_lsg.py)
+        return x0_from_output("eps", net(xt, t, encoder_hidden_states=context).sample, xt, self.ac[t].view(-1, 1, 1, 1)).float()
 
     @torch.no_grad()
     def __call__(self, xg, eps, t, bf16: bool) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            a = self.ac[t].view(-1, 1, 1, 1)
-            xt = a.sqrt() * xg + (1 - a).sqrt() * eps
+            xt = diffuse(xg, eps, self.ac[t].view(-1, 1, 1, 1))
             real_c, real_u = self.x0(self.phi, xt, t, self.cond), self.x0(self.phi, xt, t, self.uncond)
             return real_u + self.kappa4 * (real_c - real_u) - self.x0(self.psi, xt, t, self.cond)
 
