@@ -178,6 +178,13 @@ def real_images_file(run, limit: int | None = None) -> str:
     return path
 
 
+def set_tf32(plan: dict, device: torch.device) -> None:
+    """On a GPU, TF32 in matmuls and convolutions as the row's precision (rows.PRECISIONS) asks: off for fp32, else on
+    (the pipeline's setting) — set for every row, so a later row in the same process does not inherit an fp32 row's."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = plan.get("precision") != "fp32"
+
+
 def stage_distill(run, row: str) -> dict:
     """Train (or resume) one row, select, export and score it; `run` is proof_scale.pipeline's Run."""
     s, t0 = run.scale, time.monotonic()
@@ -207,6 +214,7 @@ def stage_distill(run, row: str) -> dict:
     reals = real_images_file(run, plan.get("d_real_limit")) if plan.get("d_real") == "images" else ""
     speed = run.speed  # this call's speed settings (pipeline --speed): not part of the row's plan
     config = rows.train_config(rows.with_speed(plan, speed), run.device.type == "cuda", s.save_every, reals)
+    set_tf32(plan, run.device)
     if speed:
         log.info("distill-%s: this call's speed settings: %s", row, ", ".join(f"{k}={v}" for k, v in speed.items()))
     dataset = run.path(data) if data else class_prompts(table, plan["batch"])

@@ -104,6 +104,18 @@ SID_SHARED = ("steps", "batch", "lr_warmup", "lr_decay", "lr_floor", "timestep",
 # official Adam β = (0, 0.999) without gradient clipping, and EDM-SiD's small-scale learning rate (CIFAR-10, batch 256:
 # 1e-5) for G and ψ.
 SID_ROW_DEFAULTS = {"lr": 1e-5, "alpha": 1.0, "t_min": 20, "t_max": 979, "prompt_dropout": 0.1, "beta1": 0.0, "grad_clip": 0.0}
+# A SiD row's arithmetic (key `precision`): bf16 autocast (the pipeline's default on a GPU), float32 with TF32 in
+# matmuls and convolutions (the pipeline's global setting), or float32 with TF32 off (the released SiD-LSG runs': G's
+# signal y_real − y_fake is a small difference of two networks' outputs; benchmarks/probe_sid_precision.py measures it).
+PRECISIONS = ("bf16", "tf32", "fp32")
+
+
+def _precision(value: str) -> str:
+    if value not in PRECISIONS:
+        raise ValueError(f"precision={value!r}: one of {', '.join(PRECISIONS)}")
+    return value
+
+
 SID_PLAN_TYPES = {
     **{k: PLAN_TYPES[k] for k in (*SID_SHARED, "lr", "init_from")}, "alpha": float, "t_min": int, "t_max": int, "prompt_dropout": float,
     "beta1": float, "grad_clip": float, "kappa1": float, "kappa2": float, "kappa4": float,
@@ -115,6 +127,7 @@ SID_PLAN_TYPES = {
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
     "anchor": float, "regression": str,
     "fake_steps": int,  # ψ's steps per G step (SidConfig.fake_steps; read only when a plan sets it)
+    "precision": lambda v: _precision(v),  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
 }
 
 
@@ -231,7 +244,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                           fake_steps=p.get("fake_steps", 1)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
-            bf16=bf16, seed=p["seed"], save_every=save_every, log_every=0,
+            bf16=bf16 if "precision" not in p else p["precision"] == "bf16", seed=p["seed"], save_every=save_every, log_every=0,
             compile_blocks=p.get("compile", False), compile_mode=p.get("compile_mode", "default"), cuda_graph=p.get("cuda_graph", False),
             channels_last=p.get("channels_last", False),
         )

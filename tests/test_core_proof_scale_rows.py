@@ -2,6 +2,7 @@
 import os
 
 import pytest
+import torch
 
 from proof_scale import rows
 
@@ -73,3 +74,28 @@ def test_a_sid_row_sets_the_fake_scores_steps_per_generator_step():
     assert "fake_steps" not in plain and rows.train_config(plain, bf16=False, save_every=0).sid.fake_steps == 1  # the official loop
     two = rows.plan("sid_lsg_teacher_cfg@fake_steps=2", rows.ROW_DEFAULTS, teacher_cfg=1.5)
     assert rows.train_config(two, bf16=False, save_every=0).sid.fake_steps == 2
+
+
+def test_a_sid_row_sets_its_precision_over_the_devices_default():
+    plain = rows.plan("sid_lsg_teacher_cfg", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    assert rows.train_config(plain, bf16=True, save_every=0).bf16  # the GPU's default: bf16 autocast
+    for precision, bf16 in (("bf16", True), ("tf32", False), ("fp32", False)):
+        plan = rows.plan(f"sid_lsg_teacher_cfg@precision={precision}", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+        assert rows.train_config(plan, bf16=True, save_every=0).bf16 is bf16
+    with pytest.raises(ValueError, match="precision='fp16': one of bf16, tf32, fp32"):
+        rows.plan("sid_lsg_teacher_cfg@precision=fp16", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+
+
+def test_an_fp32_row_turns_tf32_off_on_a_gpu_and_the_next_row_gets_it_back():
+    from proof_scale.distill import set_tf32
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32  # process-wide flags: restored below
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        set_tf32({"precision": "fp32"}, torch.device("cuda"))
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        set_tf32({}, torch.device("cuda"))
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        set_tf32({"precision": "fp32"}, torch.device("cpu"))  # the CPU: nothing to switch
+        assert torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
