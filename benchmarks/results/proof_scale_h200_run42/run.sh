@@ -168,6 +168,8 @@
 #   GRAPH=1 PART=h FROM=sid_carry_g LR=3e-6 BATCH=256 AB=batch=64:fake_steps=5 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash ...run.sh
 #   the same with CALL=2 MAXS=480, then CALL=3 MAXS=<timeout minus ~70> (with less budget: CALL=1, then CALL=3)
 # then copy $OUT's state_g*/ into state_h/.
+# After part h, if neither lever moves the plateau: the same row with precision=fp32 (float32, TF32 off: the released
+# runs' arithmetic; benchmarks/probe_sid_precision.py found bf16's error in G's expected signal small, <= ~14 %).
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
