@@ -127,7 +127,7 @@ SID_PLAN_TYPES = {
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
     "anchor": float, "regression": str,
     "fake_steps": int,  # ψ's steps per G step (SidConfig.fake_steps; read only when a plan sets it)
-    "precision": lambda v: _precision(v),  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
+    "precision": _precision,  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
 }
 
 
