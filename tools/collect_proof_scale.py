@@ -212,6 +212,17 @@ SOURCES = {
                                               "run42/state_f/ at lr 3e-6 with a cosine decay to 0 over 4,000 steps: "
                                               "val FD 19.14-19.35 at every point with EMA 0.999 (18.96 at 1,000, EMA "
                                               "0.99); ended at step 4,000; scored at 1,000"),
+    "sid_lsg_teacher_cfg_b256_lr3e-6_run42h": (f"{R}42/distill/h_b256/result.json", ("row",), "run15",
+                                               "run 42 part h (session 50, three H100 calls, beside the fake_steps "
+                                               "row): part g's row from run42/state_g/ at lr 3e-6 and batch 256 (4x "
+                                               "the fake score's samples per step): val FD 18.88-19.04 at 500 and "
+                                               "1,000, 18.15-18.68 at 1,500; stopped at step 1,683; scored at 1,500 "
+                                               "(EMA 0.99, 384 k samples after part g); carried on in run42/state_h/"),
+    "sid_lsg_teacher_cfg_b64_fake5_run42h": (f"{R}42/distill/h_b64_fake5/result.json", ("row",), "run15",
+                                             "run 42 part h (session 50, three H100 calls): part g's row from "
+                                             "run42/state_g/ at lr 3e-6, batch 64, 5 fake-score steps per G step "
+                                             "(DMD2's two-time-scale rule): val FD 18.96-19.19 at 500 and 1,000, "
+                                             "18.52-18.71 at 1,500; stopped at step 1,767; scored at 1,500"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -228,6 +239,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_b64_run42d": (1.00, 16), "sid_lsg_teacher_cfg_b64_run42e": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_lr3e-6_run42f": (1.00, 16), "sid_lsg_teacher_cfg_b64_kappa4_1.25_run42f": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_lr3e-6_run42g": (1.00, 16), "sid_lsg_teacher_cfg_b64_cosine_run42g": (1.00, 16),
+    "sid_lsg_teacher_cfg_b256_lr3e-6_run42h": (1.00, 16), "sid_lsg_teacher_cfg_b64_fake5_run42h": (1.00, 16),
 }
 
 

@@ -170,6 +170,10 @@
 # then copy $OUT's state_g*/ into state_h/.
 # After part h, if neither lever moves the plateau: the same row with precision=fp32 (float32, TF32 off: the released
 # runs' arithmetic; benchmarks/probe_sid_precision.py found bf16's error in G's expected signal small, <= ~14 %).
+# PART h, as run in session 50 (docs/benchmarks.md "session 50"): on an H100 (the H200 and a first H100 ask got none),
+# timeout_s 540 / 480 / 430 with MAXS 510 / 420 / 360. Neither lever moved the fixed point: val FD 18.15-19.04 (A) and
+# 18.52-19.19 (B) against the control's 18.8-19.9; rows 16.59 (A, kept as state_h/) and 16.87; psi's loss stayed at
+# 32.2-32.6 either way (psi already follows G as closely as its denoising loss allows).
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
