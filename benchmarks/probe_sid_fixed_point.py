@@ -1,0 +1,377 @@
+"""Where SiD-LSG's guidance settings lead a one-step generator, on a 2-D toy with an exact teacher (issue 16).
+
+The data-free proof-scale row (κ1 = κ2 = 1, κ4 = 1.5) stopped at ~1.9× the teacher's FD with the teacher's precision
+and far less recall, and neither a lower lr, a larger batch nor more ψ steps moved it (run 42 parts g and h). This
+probe asks what each setting's end point is when nothing but the objective can be at fault: the data is a 2-D mixture
+(3 classes × 3 modes on a ring, each class's modes apart, unequal weights), the teacher φ is its exact ε-prediction
+under SD's schedule (conditional, and unconditional over the classes), and G (an MLP from z and the class) and ψ (an
+MLP score network, pre-trained on φ: "started from the teacher") train with the pack's own SiD losses
+(training/methods/sid_lsg.py: FakeScoreLoss, SidGeneratorLoss; Adam β = (0, 0.999)). Each row starts G from the
+teacher's x0 at t_init = 625 (what the real G is at step 0) unless it says otherwise, and is scored against the real
+mixture: energy distance (×100), k-NN precision / recall (k = 3), the exact classifier's accuracy, the per-mode mass
+error (TV), and each mode's spread against the data's (1 = the data's). Reference rows: the data, the teacher's
+50-step DDIM at CFG 1 and 1.5 (what the proof-scale teacher row is), and the tilted distribution p(x|c)^1.5 p(x)^−0.5
+(samples of p(x|c) resampled by p(c|x)^0.5).
+
+  python -m benchmarks.probe_sid_fixed_point [--steps 4000] [--batch 256] [--rows split,lsg,plain,...] [--seed 0]
+
+Prints a table and the command; writes nothing. ~1–2 min a row on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+import torch
+from torch import nn
+
+from onestep.parameterization import OneStepSpec
+from training.methods.sid_lsg import FakeScoreLoss, SidGeneratorLoss, diffuse, guided, x0_from_output
+
+CLASSES, MODES_PER_CLASS, MODE_STD, RADIUS = 3, 3, 0.25, 1.2
+MODE_WEIGHTS = (0.5, 0.3, 0.2)  # within each class
+T_INIT = 625
+SPEC = OneStepSpec(prediction="eps", timestep=T_INIT)
+ALPHAS = SPEC.schedule.alphas_cumprod().float()
+
+# row → (κ1, κ2, κ4, α, G's start, φ's guidance interval); "pairs": G regressed on the teacher's DDIM pairs first (a
+# Diffusion2GAN-like start); an interval [lo, hi) applies κ4 only at those t (Kynkäänniemi et al. 2024), φ unguided elsewhere
+ROWS = {
+    "split": (1.0, 1.0, 1.5, 1.0, "teacher", None),  # the data-free proof-scale row (sid_lsg_teacher_cfg)
+    "lsg": (1.5, 1.5, 1.5, 1.0, "teacher", None),  # the released runs' LSG (sid_lsg)
+    "plain": (1.0, 1.0, 1.0, 1.0, "teacher", None),  # no guidance anywhere
+    "split_alpha1.2": (1.0, 1.0, 1.5, 1.2, "teacher", None),  # EDM-SiD's α
+    "split_kappa4_1.25": (1.0, 1.0, 1.25, 1.0, "teacher", None),
+    "lsg_kappa2": (2.0, 2.0, 2.0, 1.0, "teacher", None),
+    "split_from_pairs": (1.0, 1.0, 1.5, 1.0, "pairs", None),
+    "lsg_from_pairs": (1.5, 1.5, 1.5, 1.0, "pairs", None),
+    "split_interval_low": (1.0, 1.0, 1.5, 1.0, "teacher", (0, 500)),
+    "split_interval_high": (1.0, 1.0, 1.5, 1.0, "teacher", (500, 1000)),
+    "split_interval_mid": (1.0, 1.0, 1.5, 1.0, "teacher", (250, 750)),
+    "split_from_t250": (1.0, 1.0, 1.5, 1.0, "teacher", (250, 1000)),
+    "split_from_t400": (1.0, 1.0, 1.5, 1.0, "teacher", (400, 1000)),
+}
+
+
+def mixture():
+    """Mode centres [9, 2], their class [9] and weight within the class [9]: mode i on the ring at angle 2πi/9,
+    class i mod 3, so each class's modes lie between the other classes'."""
+    angles = torch.arange(CLASSES * MODES_PER_CLASS, dtype=torch.float32) * (2 * math.pi / (CLASSES * MODES_PER_CLASS))
+    centres = RADIUS * torch.stack([angles.cos(), angles.sin()], dim=1)
+    cls = torch.arange(CLASSES * MODES_PER_CLASS) % CLASSES
+    weight = torch.tensor([MODE_WEIGHTS[i // CLASSES] for i in range(CLASSES * MODES_PER_CLASS)])
+    return centres, cls, weight
+
+
+CENTRES, MODE_CLASS, MODE_WEIGHT = mixture()
+
+
+def context(c: torch.Tensor) -> torch.Tensor:
+    """[B, 1, CLASSES + 1]: one-hot class, or the last slot alone for the unconditional ("empty prompt") branch (c = −1)."""
+    out = torch.zeros(c.shape[0], 1, CLASSES + 1)
+    out[torch.arange(c.shape[0]), 0, torch.where(c < 0, CLASSES, c)] = 1.0
+    return out
+
+
+def mode_prior(ctx: torch.Tensor) -> torch.Tensor:
+    """[B, 9] prior of each mode under a context: its weight within the class, or weight / 3 unconditionally."""
+    onehot = ctx[:, 0, :]
+    cond = onehot[:, MODE_CLASS] * MODE_WEIGHT  # [B, 9]
+    return cond + onehot[:, CLASSES:CLASSES + 1] * MODE_WEIGHT / CLASSES
+
+
+class ExactTeacher(nn.Module):
+    """φ: the mixture's exact ε-prediction at x_t, ε̂ = s·Σ_k r_k (x − a μ_k) / (a²σ² + s²), a = sqrt(ᾱ_t), s = sqrt(1 − ᾱ_t)."""
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        x = x_t.flatten(1)  # [B, 2]
+        ab = ALPHAS[t.round().long().clamp(0, 999)].view(-1, 1)
+        a, s = ab.sqrt(), (1 - ab).sqrt()
+        var = a * a * MODE_STD**2 + s * s  # [B, 1]
+        diff = x[:, None, :] - a[:, :, None] * CENTRES[None]  # [B, 9, 2]
+        logp = mode_prior(context).clamp_min(1e-30).log() - diff.pow(2).sum(-1) / (2 * var) - torch.log(var)
+        r = torch.softmax(logp, dim=1)  # [B, 9]
+        eps = s * (r[:, :, None] * diff).sum(1) / var
+        return eps.view_as(x_t)
+
+
+class IntervalGuided(nn.Module):
+    """φ with CFG κ only for t in [lo, hi): called as an unguided network (κ = 1 in guided()), it guides itself."""
+
+    def __init__(self, teacher: nn.Module, kappa: float, interval: tuple[int, int]):
+        super().__init__()
+        self.teacher, self.kappa, self.interval = teacher, kappa, interval
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        cond = self.teacher(x_t, t, context)
+        uncond = self.teacher(x_t, t, context * 0 + torch.nn.functional.one_hot(torch.tensor(CLASSES), CLASSES + 1))
+        inside = ((t >= self.interval[0]) & (t < self.interval[1])).float().view(-1, *([1] * (x_t.ndim - 1)))
+        return cond + inside * (self.kappa - 1) * (cond - uncond)
+
+
+def time_features(t: torch.Tensor) -> torch.Tensor:
+    ab = ALPHAS[t.round().long().clamp(0, 999)].view(-1, 1)
+    freqs = torch.arange(1, 5, dtype=torch.float32) * math.pi
+    tt = t.view(-1, 1) / 1000.0
+    return torch.cat([ab.sqrt(), (1 - ab).sqrt(), (tt * freqs).sin(), (tt * freqs).cos()], dim=1)
+
+
+def mlp(n_in: int, width: int = 256, depth: int = 4) -> nn.Sequential:
+    layers, n = [], n_in
+    for _ in range(depth - 1):
+        layers += [nn.Linear(n, width), nn.SiLU()]
+        n = width
+    return nn.Sequential(*layers, nn.Linear(n, 2))
+
+
+class ScoreNet(nn.Module):
+    """ψ: ε from x_t, t and the context."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = mlp(2 + 10 + CLASSES + 1)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x_t.flatten(1), time_features(t), context[:, 0]], dim=1)).view_as(x_t)
+
+
+class Generator(nn.Module):
+    """G: x_g from z and the class."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = mlp(2 + CLASSES + 1)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, context(c)[:, 0]], dim=1)).view(-1, 2, 1, 1)
+
+
+def real_samples(c: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """[B, 2] from the mixture's class c."""
+    probs = (MODE_CLASS[None] == c[:, None]).float() * MODE_WEIGHT[None]
+    k = torch.multinomial(probs, 1, generator=g)[:, 0]
+    return CENTRES[k] + MODE_STD * torch.randn(c.shape[0], 2, generator=g)
+
+
+def class_posterior(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3] p(c|x) under the data (equal class priors)."""
+    logp = -(x[:, None, :] - CENTRES[None]).pow(2).sum(-1) / (2 * MODE_STD**2) + MODE_WEIGHT.log()[None]
+    per_mode = torch.softmax(logp, dim=1)
+    return torch.stack([per_mode[:, MODE_CLASS == c].sum(1) for c in range(CLASSES)], dim=1)
+
+
+def tilted_samples(c: torch.Tensor, kappa: float, g: torch.Generator) -> torch.Tensor:
+    """p(x|c)^κ p(x)^(1−κ) ∝ p(x|c)·p(c|x)^(κ−1): class-c samples resampled by p(c|x)^(κ−1)."""
+    pool = real_samples(c.repeat_interleave(8), g)
+    w = class_posterior(pool)[torch.arange(pool.shape[0]), c.repeat_interleave(8)].clamp_min(1e-12) ** (kappa - 1)
+    pick = torch.multinomial(w.view(-1, 8), 1, generator=g)[:, 0]
+    return pool.view(-1, 8, 2)[torch.arange(c.shape[0]), pick]
+
+
+@torch.no_grad()
+def ddim(teacher: nn.Module, z: torch.Tensor, c: torch.Tensor, kappa: float, steps: int = 50) -> torch.Tensor:
+    """The teacher's deterministic sampler from x_999 = z (DDIM, ComfyUI's Euler in ᾱ terms), CFG κ."""
+    ts = torch.linspace(999, 0, steps).round()
+    x = z.view(-1, 2, 1, 1)
+    cond, uncond = {"context": context(c)}, {"context": context(torch.full_like(c, -1))}
+    for i, t in enumerate(ts):
+        tt = t.expand(z.shape[0])
+        a = ALPHAS[int(t)]
+        x0 = x0_from_output("eps", guided(teacher, x, tt, cond, uncond, kappa), x, a)
+        if i + 1 == len(ts):
+            return x0.flatten(1)
+        a_next = ALPHAS[int(ts[i + 1])]
+        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+    return x.flatten(1)
+
+
+def fit(net: nn.Module, target, steps: int, batch: int, lr: float, g: torch.Generator) -> None:
+    """Regress net on target(batch) → (inputs, y) by MSE (Adam, cosine lr)."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
+        inputs, y = target(batch, g)
+        loss = (net(*inputs) - y).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+
+
+def pretrain_psi(teacher: nn.Module, g: torch.Generator) -> ScoreNet:
+    """ψ "from the teacher": fitted to φ's ε on x_t of the data, t ~ U{0..999}, 10 % unconditional."""
+    psi = ScoreNet()
+
+    def target(n, g):
+        c = torch.randint(0, CLASSES, (n,), generator=g)
+        x0 = real_samples(c, g).view(-1, 2, 1, 1)
+        t = torch.randint(0, 1000, (n,), generator=g).float()
+        eps = torch.randn(x0.shape, generator=g)
+        x_t = diffuse(x0, eps, ALPHAS[t.long()].view(-1, 1, 1, 1))
+        c_in = torch.where(torch.rand(n, generator=g) < 0.1, torch.full_like(c, -1), c)
+        with torch.no_grad():
+            y = teacher(x_t, t, context(c_in))
+        return (x_t, t, context(c_in)), y
+
+    fit(psi, target, 4000, 512, 1e-3, g)
+    return psi
+
+
+def generator_start(teacher: nn.Module, kind: str, g: torch.Generator) -> Generator:
+    """G at step 0: the teacher's conditional x0 at t_init from sqrt(1 − ᾱ)·z ("teacher"), or the endpoint of the
+    teacher's 50-step DDIM at CFG 1.5 from the same z ("pairs", regression on teacher pairs)."""
+    gen = Generator()
+    a = ALPHAS[T_INIT]
+
+    def target(n, g):
+        z = torch.randn(n, 2, generator=g)
+        c = torch.randint(0, CLASSES, (n,), generator=g)
+        if kind == "teacher":
+            x_in = ((1 - a).sqrt() * z).view(-1, 2, 1, 1)
+            with torch.no_grad():
+                eps = teacher(x_in, torch.full((n,), float(T_INIT)), context(c))
+                y = x0_from_output("eps", eps, x_in, a).flatten(1)
+        else:
+            y = ddim(teacher, z, c, 1.5, steps=25)
+        return (z, c), y.view(-1, 2, 1, 1)
+
+    fit(gen, target, 3000 if kind == "teacher" else 1500, 512, 1e-3, g)
+    return gen
+
+
+def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None):
+    """The official loop's two phases per step with the pack's losses; returns G's EMA (0.999)."""
+    k1, k2, k4 = kappas
+    if interval is not None:
+        teacher, k4 = IntervalGuided(teacher, k4, interval), 1.0
+    fake_loss, gen_loss = FakeScoreLoss(SPEC, k1), SidGeneratorLoss(SPEC, alpha, k2, k4)
+    opt_psi = torch.optim.Adam(psi.parameters(), lr=lr, betas=(0.0, 0.999))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.0, 0.999))
+    ema = Generator()
+    ema.load_state_dict(gen.state_dict())
+    dropout = k1 != 1.0 or k2 != 1.0
+    for step in range(1, steps + 1):
+        # fake score on sg(x_g)
+        z = torch.randn(batch, 2, generator=g)
+        c = torch.randint(0, CLASSES, (batch,), generator=g)
+        with torch.no_grad():
+            x_g = gen(z, c)
+        c_fake = torch.where(torch.rand(batch, generator=g) < 0.1, torch.full_like(c, -1), c) if dropout else c
+        t = torch.randint(20, 980, (batch,), generator=g)
+        eps = torch.randn(x_g.shape, generator=g)
+        uncond = {"context": context(torch.full_like(c, -1))}
+        loss_psi = fake_loss(psi, x_g, eps, t, {"context": context(c_fake)}, uncond).mean()
+        opt_psi.zero_grad(set_to_none=True)
+        loss_psi.backward()
+        opt_psi.step()
+        # generator through ψ and φ (their weights untouched: only G's optimizer steps)
+        z = torch.randn(batch, 2, generator=g)
+        c = torch.randint(0, CLASSES, (batch,), generator=g)
+        t = torch.randint(20, 980, (batch,), generator=g)
+        eps = torch.randn(batch, 2, 1, 1, generator=g)
+        loss_g, ok, _ = gen_loss(psi, teacher, gen(z, c), eps, t, {"context": context(c)}, uncond)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g[ok].mean().backward()
+        opt_g.step()
+        psi.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), gen.parameters()):
+                e.lerp_(p, 0.001)
+        if log_every and step % log_every == 0:
+            print(f"  step {step}: {score(sample_gen(ema, 4000, g))}", file=sys.stderr, flush=True)
+    return ema
+
+
+def sample_gen(gen, n, g):
+    c = torch.arange(n) % CLASSES
+    with torch.no_grad():
+        return gen(torch.randn(n, 2, generator=g), c).flatten(1), c
+
+
+def energy(x: torch.Tensor, y: torch.Tensor) -> float:
+    return float(2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean())
+
+
+def knn_radius(x: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.cdist(x, x).kthvalue(k + 1, dim=1).values
+
+
+def score(samples: tuple[torch.Tensor, torch.Tensor], k: int = 3) -> dict:
+    """The samples against the data's own samples (fixed seed): energy distance ×100 (per class, averaged), k-NN
+    precision / recall (pooled), class accuracy by the exact posterior, per-mode mass TV and spread."""
+    x, c = samples
+    ref_g = torch.Generator().manual_seed(12345)
+    real = real_samples(c, ref_g)
+    e = sum(energy(x[c == i], real[c == i]) for i in range(CLASSES)) / CLASSES
+    d = torch.cdist(x, real)
+    precision = float((d <= knn_radius(real, k)[None]).any(1).float().mean())
+    recall = float((d.T <= knn_radius(x, k)[None]).any(1).float().mean())
+    acc = float((class_posterior(x).argmax(1) == c).float().mean())
+    nearest = torch.cdist(x, CENTRES).argmin(1)
+    tv, spread = 0.0, []
+    for i in range(CLASSES):
+        own = nearest[c == i]
+        mass = torch.stack([(own == m).float().mean() for m in range(len(CENTRES))])
+        target = torch.where(MODE_CLASS == i, MODE_WEIGHT, torch.zeros(()))
+        tv += 0.5 * float((mass - target).abs().sum()) / CLASSES
+    for m in range(len(CENTRES)):
+        pts = x[(nearest == m) & (c == MODE_CLASS[m])]
+        if len(pts) > 10:
+            spread.append(float((pts - CENTRES[m]).pow(2).sum(1).mean().sqrt() / (MODE_STD * math.sqrt(2))))
+    return {"energy": 100 * e, "precision": precision, "recall": recall, "class_acc": acc, "mode_tv": tv,
+            "spread": sum(spread) / max(len(spread), 1)}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--rows", default=",".join(ROWS), help="comma-separated: " + ", ".join(ROWS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=6000)
+    p.add_argument("--log-every", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    g = torch.Generator().manual_seed(args.seed)
+    teacher = ExactTeacher()
+    rows = []
+    c = torch.arange(args.samples) % CLASSES
+    rows.append(("data (other draw)", score((real_samples(c, g), c))))
+    for kappa in (1.0, 1.5):
+        rows.append((f"teacher DDIM-50, CFG {kappa:g}", score((ddim(teacher, torch.randn(args.samples, 2, generator=g), c, kappa), c))))
+    rows.append(("tilted p(x|c)^1.5 p(x)^-0.5", score((tilted_samples(c, 1.5, g), c))))
+    t0 = time.time()
+    psi0 = pretrain_psi(teacher, g)
+    starts = {}
+    print(f"ψ pre-trained in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    for name in args.rows.split(","):
+        k1, k2, k4, alpha, start, interval = ROWS[name]
+        if start not in starts:
+            starts[start] = generator_start(teacher, start, g)
+            rows.append((f"G at step 0 ({start})", score(sample_gen(starts[start], args.samples, g))))
+        gen, psi = Generator(), ScoreNet()
+        gen.load_state_dict(starts[start].state_dict())
+        psi.load_state_dict(psi0.state_dict())
+        t0 = time.time()
+        ema = sid_train(teacher, psi, gen, (k1, k2, k4), alpha, args.steps, args.batch, args.lr, g, args.log_every,
+                        interval)
+        where = f" at t in [{interval[0]}, {interval[1]})" if interval else ""
+        label = f"SiD {name}: κ1 {k1:g} κ2 {k2:g} κ4 {k4:g}{where} α {alpha:g}, from {start}"
+        rows.append((label, score(sample_gen(ema, args.samples, g))))
+        print(f"{label}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    print(f"\n`python -m benchmarks.probe_sid_fixed_point {' '.join(argv if argv is not None else sys.argv[1:])}` "
+          f"({args.steps} steps at batch {args.batch}, lr {args.lr:g}, seed {args.seed}; {args.samples} samples a row)\n")
+    print("| row | energy ×100 | precision | recall | class acc | mode mass TV | mode spread (data 1) |")
+    print("|---|---|---|---|---|---|---|")
+    for label, m in rows:
+        print(f"| {label} | {m['energy']:.2f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['class_acc']:.3f} | "
+              f"{m['mode_tv']:.3f} | {m['spread']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
