@@ -127,6 +127,7 @@ SID_PLAN_TYPES = {
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
     "anchor": float, "regression": str,
     "fake_steps": int,  # ψ's steps per G step (SidConfig.fake_steps; read only when a plan sets it)
+    "kappa4_t_min": int,  # κ4 only at t ≥ this (SidConfig.kappa4_t_min; read only when a plan sets it)
     "precision": _precision,  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
 }
 
@@ -241,7 +242,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                               lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"], lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
             sid=SidConfig(kappa1=p["kappa1"], kappa2=p["kappa2"], kappa4=p["kappa4"], alpha=p["alpha"], t_min=p["t_min"], t_max=p["t_max"],
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0),
-                          fake_steps=p.get("fake_steps", 1)),
+                          fake_steps=p.get("fake_steps", 1), kappa4_t_min=p.get("kappa4_t_min", 0)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
             bf16=bf16 if "precision" not in p else p["precision"] == "bf16", seed=p["seed"], save_every=save_every, log_every=0,

@@ -74,6 +74,9 @@ def test_a_sid_row_sets_the_fake_scores_steps_per_generator_step():
     assert "fake_steps" not in plain and rows.train_config(plain, bf16=False, save_every=0).sid.fake_steps == 1  # the official loop
     two = rows.plan("sid_lsg_teacher_cfg@fake_steps=2", rows.ROW_DEFAULTS, teacher_cfg=1.5)
     assert rows.train_config(two, bf16=False, save_every=0).sid.fake_steps == 2
+    bounded = rows.plan("sid_lsg_teacher_cfg@kappa4_t_min=250", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    assert rows.train_config(bounded, bf16=False, save_every=0).sid.kappa4_t_min == 250
+    assert rows.train_config(plain, bf16=False, save_every=0).sid.kappa4_t_min == 0  # guided at every t, the official
 
 
 def test_a_sid_row_sets_its_precision_over_the_devices_default():

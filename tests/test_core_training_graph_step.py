@@ -37,6 +37,7 @@ def _run(config: TrainConfig, steps: int, graphed: bool, batch: int = 4) -> tupl
 @pytest.mark.parametrize("setting", [
     {"kappa1": 2.0, "kappa2": 1.0, "kappa4": 2.0, "prompt_dropout": 0.5},  # the fake phase's dropout mask is a draw too
     {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "fake_steps": 2},  # one phase twice: each its own buffers
+    {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "kappa4_t_min": 500},  # κ4 per item from t, on the device
     {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "top": {"channels_last": True}},  # run 42 part c's PICK may pair them
     # compiled blocks in the step (inductor's CPU kernels here): the warm-up steps compile, the replays run the same code
     {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "top": {"compile_blocks": True}},

@@ -24,7 +24,7 @@ from training.config import LossConfig, OptimConfig, SidConfig, TrainConfig
 from training.engine import Engine
 from training.methods import METHODS, PAIRS, PROMPTS, Resources
 from training.methods.base import Backward
-from training.methods.sid_lsg import SidLSG, alpha_bar, diffuse, guided, sid_loss, x0_from_output
+from training.methods.sid_lsg import SidGeneratorLoss, SidLSG, alpha_bar, diffuse, guided, sid_loss, x0_from_output
 from training.prompts import PromptDataset
 from training.session import TrainingSession
 
@@ -105,6 +105,27 @@ def test_guidance_and_x0_agree_with_the_parameterization():
     x0, eps = torch.randn(2, 4, 3, 3, generator=g), torch.randn(2, 4, 3, 3, generator=g)
     a = alpha_bar(OneStepSpec("eps", 625), torch.tensor([20, 979]), x0)
     assert torch.allclose(x0_from_output("eps", eps, diffuse(x0, eps, a), a), x0, atol=1e-4)  # the true ε gives back x0
+
+
+def test_kappa4_t_min_guides_the_teacher_only_at_t_at_or_above_it():
+    """SidConfig.kappa4_t_min: each item's y_real is φ at κ4 when its t ≥ the bound, the conditional φ below; ψ's side
+    (κ2) and everything else as without it."""
+    g = torch.Generator().manual_seed(4)
+    cond, unc = torch.randn(4, 4, 3, 3, generator=g), torch.randn(4, 4, 3, 3, generator=g)
+    phi = lambda x, t, context: x + torch.where(context[:, :1, :1, None] > 0, cond.repeat(2, 1, 1, 1)[: len(x)], unc.repeat(2, 1, 1, 1)[: len(x)])
+    psi = lambda x, t, context: 0.9 * x
+    c, u = {"context": torch.ones(4, 1, 1)}, {"context": -torch.ones(4, 1, 1)}
+    x_g, eps = torch.randn(4, 4, 3, 3, generator=g), torch.randn(4, 4, 3, 3, generator=g)
+    t = torch.tensor([100, 499, 500, 900])
+    spec = OneStepSpec("eps", 625)
+    bounded, _, _ = SidGeneratorLoss(spec, 1.0, 1.0, 1.5, kappa4_t_min=500)(psi, phi, x_g, eps, t, c, u)
+    guided_all, _, _ = SidGeneratorLoss(spec, 1.0, 1.0, 1.5)(psi, phi, x_g, eps, t, c, u)
+    unguided, _, _ = SidGeneratorLoss(spec, 1.0, 1.0, 1.0)(psi, phi, x_g, eps, t, c, u)
+    assert torch.allclose(bounded[:2], unguided[:2]) and torch.allclose(bounded[2:], guided_all[2:])
+    assert not torch.allclose(guided_all[:2], unguided[:2])  # guidance changes the low-t items when not bounded
+    assert SidConfig(kappa4_t_min=250).kappa4_t_min == 250
+    with pytest.raises(ValueError, match="kappa4_t_min"):
+        SidConfig(kappa4_t_min=-1)
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v"])

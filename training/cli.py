@@ -129,6 +129,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kappa1", type=float, default=sid.kappa1, help="sid-lsg κ1: CFG of the fake score ψ's training prediction")
     p.add_argument("--kappa2", type=float, default=sid.kappa2, help="sid-lsg κ2 = κ3: CFG of ψ in the generator loss")
     p.add_argument("--kappa4", type=float, default=sid.kappa4, help="sid-lsg κ4: CFG of the teacher in the generator loss")
+    p.add_argument("--kappa4-t-min", type=int, default=sid.kappa4_t_min,
+                   help="sid-lsg: κ4 only at t ≥ this, the teacher unguided below (0: every t, the official)")
     p.add_argument("--alpha", type=float, default=sid.alpha, help="sid-lsg α of the generator loss (1: the released SD runs)")
     p.add_argument("--sid-t-range", type=int, nargs=2, default=[sid.t_min, sid.t_max], help="sid-lsg: ψ and the generator loss diffuse to t in this range")
     p.add_argument("--prompt-dropout", type=float, default=sid.prompt_dropout, help="sid-lsg: ψ's blanked prompts when κ1 or κ2 ≠ 1")
@@ -188,7 +190,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         sid=SidConfig(kappa1=a.kappa1, kappa2=a.kappa2, kappa4=a.kappa4, alpha=a.alpha, t_min=a.sid_t_range[0], t_max=a.sid_t_range[1],
                       prompt_dropout=a.prompt_dropout, latent_height=a.latent_size[0], latent_width=a.latent_size[1],
                       fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype, reduction=a.sid_reduction,
-                      anchor_weight=a.sid_anchor, fake_steps=a.fake_steps),
+                      anchor_weight=a.sid_anchor, fake_steps=a.fake_steps, kappa4_t_min=a.kappa4_t_min),
         reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device, cuda_graph=a.cuda_graph,

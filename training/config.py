@@ -271,9 +271,15 @@ class SidConfig:
     # ψ's optimiser steps per generator step (1: the official loop). More lets ψ track G's moving distribution more
     # closely before G follows its score (DMD2's two-time-scale rule, Yin et al. 2024, used 5 without a regression loss).
     fake_steps: int = 1
+    # κ4 only at t ≥ this (ours, 0 = every t, the official): below it the teacher φ is unguided in the generator loss.
+    # Guidance at low t is what costs a one-step SiD student its recall (benchmarks/probe_sid_fixed_point.py: on an
+    # exact 2-D teacher, κ4 = 1.5 at t < 500 alone took recall to the full guidance's 0.64; only at t ≥ 250, 0.86 — a
+    # guidance interval, Kynkäänniemi et al. 2024, on the distillation side).
+    kappa4_t_min: int = 0
 
     def __post_init__(self) -> None:
         check_range("anchor_weight", self.anchor_weight, 0.0)
+        check_range("kappa4_t_min", self.kappa4_t_min, 0, 1000, integer=True)
         check_range("fake_steps", self.fake_steps, 1, integer=True)
         for name in ("kappa1", "kappa2", "kappa4", "alpha"):  # NaN stopped at a NaN loss, or (κ4) was written into the file
             check_range(name, getattr(self, name))

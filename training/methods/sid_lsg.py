@@ -10,8 +10,9 @@ Each step has two phases (the first SidConfig.fake_steps times: 1 in the officia
   fake score  x_g = sg(G(z, c)), x_t = sqrt(ᾱ_t)·x_g + sqrt(1−ᾱ_t)·ε, t ~ U{t_min..t_max}; ψ's guided output at κ1
               regressed on ε (v teachers: on the velocity, weighted snr/(snr+1) = ᾱ_t); 10 % of the prompts replaced
               by the empty prompt when κ1 ≠ 1 or κ2 ≠ 1 (ψ then needs an unconditional score).
-  generator   fresh z, ε, t; y_fake = x0 of ψ at CFG κ2 (= κ3), y_real = x0 of φ at CFG κ4, both at x_t of x_g with
-              gradients through both into x_g; w = mean_CHW |x_g − y_real| (no gradient, ≥ 1e-5);
+  generator   fresh z, ε, t; y_fake = x0 of ψ at CFG κ2 (= κ3), y_real = x0 of φ at CFG κ4 (ours: 1 at t below
+              SidConfig.kappa4_t_min), both at x_t of x_g with gradients through both into x_g;
+              w = mean_CHW |x_g − y_real| (no gradient, ≥ 1e-5);
               α = 1:  L = Σ_CHW[(y_real − y_fake)·(y_fake − x_g)] / w
               else:   L = Σ_CHW[(y_real − y_fake)·((y_real − x_g) − α·(y_real − y_fake))] / w
               averaged over the micro-batch. Samples with a non-finite x_g, y_fake or y_real are left out and counted.
@@ -73,10 +74,11 @@ def x0_from_output(prediction: str, out: torch.Tensor, x_t: torch.Tensor, a: tor
     return a.sqrt() * x_t - (1 - a).sqrt() * out
 
 
-def guided(net, x_t: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None, kappa: float) -> torch.Tensor:
+def guided(net, x_t: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None, kappa: float | torch.Tensor) -> torch.Tensor:
     """The network's raw output with classifier-free guidance, uncond + κ·(cond − uncond) in float32 (one call on the
-    doubled batch); κ = 1 is the conditional call alone. cond/uncond: {"context": [B, L, D], optional "pooled", "size"}."""
-    if kappa == 1.0:
+    doubled batch); κ = 1 is the conditional call alone, a tensor κ ([B, 1, 1, 1]) guides each item by its own scale.
+    cond/uncond: {"context": [B, L, D], optional "pooled", "size"}."""
+    if not torch.is_tensor(kappa) and kappa == 1.0:
         return net(x_t, t, **cond).float()
     both = {k: torch.cat([uncond[k], cond[k]]) for k in cond}
     u, c = net(torch.cat([x_t, x_t]), torch.cat([t, t]), **both).float().chunk(2)
@@ -130,8 +132,10 @@ class SidGeneratorLoss:
     """The generator's SiD loss per item [B] with y_fake from ψ at CFG κ2 (= κ3) and y_real from φ at CFG κ4, at x_t of
     x_g (gradients reach x_g directly and through both networks); also returns x_g's finite-item mask."""
 
-    def __init__(self, spec: OneStepSpec, alpha: float, kappa2: float, kappa4: float, reduction: str = "sum"):
+    def __init__(self, spec: OneStepSpec, alpha: float, kappa2: float, kappa4: float, reduction: str = "sum",
+                 kappa4_t_min: int = 0):
         self.spec, self.alpha, self.kappa2, self.kappa4, self.reduction = spec, alpha, kappa2, kappa4, reduction
+        self.kappa4_t_min = kappa4_t_min  # φ unguided at t below it (0: guided at every t)
 
     def __call__(self, psi, phi, x_g: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | None,
                  a: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -139,7 +143,10 @@ class SidGeneratorLoss:
         a = alpha_bar(self.spec, t, x_g) if a is None else a
         x_t, tt = diffuse(x_g, eps, a), to_device(t, x_g.device, torch.float32)
         y_fake = x0_from_output(self.spec.prediction, guided(psi, x_t, tt, cond, uncond, self.kappa2), x_t, a)
-        y_real = x0_from_output(self.spec.prediction, guided(phi, x_t, tt, cond, uncond, self.kappa4), x_t, a)
+        kappa4 = self.kappa4
+        if self.kappa4_t_min > 0 and kappa4 != 1.0:  # per item, on the device (no host sync: the step stays capturable)
+            kappa4 = torch.where(tt >= self.kappa4_t_min, kappa4, 1.0).view(-1, *([1] * (x_g.ndim - 1)))
+        y_real = x0_from_output(self.spec.prediction, guided(phi, x_t, tt, cond, uncond, kappa4), x_t, a)
         ok = finite_items(x_g, y_fake, y_real)
         with torch.no_grad():
             gap = (y_real - y_fake).abs().mean(dim=(1, 2, 3))
@@ -185,7 +192,7 @@ class SidLSG(Method):
                 raise ValueError("the empty prompt's conditioning lacks the pooled embedding this UNet needs")
         self.dropout = s.prompt_dropout if (s.kappa1 != 1.0 or s.kappa2 != 1.0) else 0.0
         self.fake_loss = FakeScoreLoss(spec, s.kappa1, s.reduction)
-        self.g_loss = SidGeneratorLoss(spec, s.alpha, s.kappa2, s.kappa4, s.reduction)
+        self.g_loss = SidGeneratorLoss(spec, s.alpha, s.kappa2, s.kappa4, s.reduction, s.kappa4_t_min)
         self.anchor = regression_loss(c.loss.regression, info, self.resources) if s.anchor_weight > 0 else None
         self.fake: CopyableUNet | None = None
         self.teacher: CopyableUNet | None = None
@@ -238,6 +245,7 @@ class SidLSG(Method):
         s = self.config.sid
         return {"sid_lsg": {"kappa1": s.kappa1, "kappa2": s.kappa2, "kappa3": s.kappa2, "kappa4": s.kappa4, "alpha": s.alpha,
                             "t_init": self.config.generator.spec.timestep, "t_range": [s.t_min, s.t_max],
+                            **({"kappa4_t_min": s.kappa4_t_min} if s.kappa4_t_min > 0 else {}),
                             **({"anchor_weight": s.anchor_weight, "anchor_loss": self.config.loss.regression} if s.anchor_weight > 0 else {})}}
 
     # -- the phases -----------------------------------------------------------------------------------------

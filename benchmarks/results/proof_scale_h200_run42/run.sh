@@ -174,6 +174,20 @@
 # timeout_s 540 / 480 / 430 with MAXS 510 / 420 / 360. Neither lever moved the fixed point: val FD 18.15-19.04 (A) and
 # 18.52-19.19 (B) against the control's 18.8-19.9; rows 16.59 (A, kept as state_h/) and 16.87; psi's loss stayed at
 # 32.2-32.6 either way (psi already follows G as closely as its denoising loss allows).
+# PART i (next session): the guidance's timesteps. On an exact 2-D teacher (benchmarks/probe_sid_fixed_point.py,
+# docs/benchmarks.md "session 50, CPU") every kappa4 = 1.5 setting ends at ~2/3 of the data's recall whatever its start,
+# psi or alpha, and the guidance at t < 500 alone does all of it; kappa4 only at t >= 250 keeps most of the recall and
+# some of the guidance's class accuracy. So from state_h at lr 1e-5 (parts b-e's lr: the new fixed point has to be
+# reached, not polished), batch 64, two rows side by side, A = kappa4_t_min=250, B = kappa4_t_min=500:
+#   bash benchmarks/device/proof_scale_bundle.sh --evaluator benchmarks/results/proof_scale_h200_run15/evaluator \
+#     --teacher-row benchmarks/results/proof_scale_h200_run28 --init-state benchmarks/results/proof_scale_h200_run42/state_h
+#   bash benchmarks/device/proof_scale_bundle.sh aside benchmarks/results/proof_scale_h200_run42/run.sh
+#   carry [".devdata/ps", ".devdata/ps_init"]; in ONE tool batch (timeout_s 570, 540, <left minus ~30>):
+#   GRAPH=1 PART=i FROM=sid_carry_h LR=1e-5 BATCH=64 BASE=kappa4_t_min=250 AB=kappa4_t_min=500 EMA=0.996 EMA_RAMP=false \
+#     EMA_SELECT=0.99/0.999 CALL=1 MAXS=540 bash benchmarks/results/proof_scale_h200_run42/run.sh
+#   the same with CALL=2 MAXS=480, then CALL=3 MAXS=<timeout minus ~70>; then copy $OUT's state_g*/ into state_i/.
+# Read: val recall (the control sits at 0.52-0.54 with EMA 0.999) and FD against parts g/h's band (18.2-19.9); class
+# accuracy will fall some (the guidance's share). If recall rises and FD falls, the next part runs the better bound longer.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
@@ -230,6 +244,7 @@ fi
 # carried on); EMA_RAMP=false: every average at its decay from the first step (the ramp capped parts a and b, below)
 S="lr=${LR:-1e-4}:lr_warmup=50:lr_decay=constant:steps=20000:batch=${BATCH:-256}:ema_decay=${EMA:-0.99}"
 S="$S${EMA_RAMP:+:ema_ramp=$EMA_RAMP}${EMA_SELECT:+:ema_select=$EMA_SELECT}"
+S="$S${BASE:+:$BASE}"  # BASE=SETTINGS: more of the row's own settings (part i: kappa4_t_min=250; AB's same key wins in B)
 # how the row trains, not what (compiled blocks, the CUDA-graph step, NHWC): the pipeline's --speed, outside the row's
 # name since part e, so the calls of a part may differ in it (PICK after a warmed compile) and resume each other
 # (parts a-d had them in the row's name: their commands above ran with this script as git has it at their commits)
