@@ -52,6 +52,8 @@ ROWS = {
     "split_interval_mid": (1.0, 1.0, 1.5, 1.0, "teacher", (250, 750)),
     "split_from_t250": (1.0, 1.0, 1.5, 1.0, "teacher", (250, 1000)),
     "split_from_t400": (1.0, 1.0, 1.5, 1.0, "teacher", (400, 1000)),
+    "split_kappa4_2_from_t250": (1.0, 1.0, 2.0, 1.0, "teacher", (250, 1000)),
+    "split_kappa4_2_from_t400": (1.0, 1.0, 2.0, 1.0, "teacher", (400, 1000)),
 }
 
 
