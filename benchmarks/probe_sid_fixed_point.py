@@ -247,9 +247,12 @@ def generator_start(teacher: nn.Module, kind: str, g: torch.Generator) -> Genera
 def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None):
     """The official loop's two phases per step with the pack's losses; returns G's EMA (0.999)."""
     k1, k2, k4 = kappas
-    if interval is not None:
+    t_min = 0
+    if interval is not None and interval[1] >= 1000:
+        t_min = interval[0]  # the pack's own bound (SidConfig.kappa4_t_min)
+    elif interval is not None:  # an upper bound too: φ guides itself
         teacher, k4 = IntervalGuided(teacher, k4, interval), 1.0
-    fake_loss, gen_loss = FakeScoreLoss(SPEC, k1), SidGeneratorLoss(SPEC, alpha, k2, k4)
+    fake_loss, gen_loss = FakeScoreLoss(SPEC, k1), SidGeneratorLoss(SPEC, alpha, k2, k4, kappa4_t_min=t_min)
     opt_psi = torch.optim.Adam(psi.parameters(), lr=lr, betas=(0.0, 0.999))
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.0, 0.999))
     ema = Generator()
@@ -277,8 +280,7 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
         loss_g, ok, _ = gen_loss(psi, teacher, gen(z, c), eps, t, {"context": context(c)}, uncond)
         opt_g.zero_grad(set_to_none=True)
         loss_g[ok].mean().backward()
-        opt_g.step()
-        psi.zero_grad(set_to_none=True)
+        opt_g.step()  # ψ's gradients from this phase are cleared by its own zero_grad next step
         with torch.no_grad():
             for e, p in zip(ema.parameters(), gen.parameters()):
                 e.lerp_(p, 0.001)
@@ -338,7 +340,6 @@ def main(argv=None) -> None:
     p.add_argument("--log-every", type=int, default=0)
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     g = torch.Generator().manual_seed(args.seed)
     teacher = ExactTeacher()
     rows = []
