@@ -54,6 +54,10 @@ ROWS = {
     "split_from_t400": (1.0, 1.0, 1.5, 1.0, "teacher", (400, 1000)),
     "split_kappa4_2_from_t250": (1.0, 1.0, 2.0, 1.0, "teacher", (250, 1000)),
     "split_kappa4_2_from_t400": (1.0, 1.0, 2.0, 1.0, "teacher", (400, 1000)),
+    # from the split row's end (G's EMA and ψ, as run 42 carries its state across sessions): does the bound lead a G
+    # already on the guided plateau off it? (the control: the split carried on as it was)
+    "split_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", None),
+    "from_t250_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", (250, 1000)),
 }
 
 
@@ -350,16 +354,23 @@ def main(argv=None) -> None:
     rows.append(("tilted p(x|c)^1.5 p(x)^-0.5", score((tilted_samples(c, 1.5, g), c))))
     t0 = time.time()
     psi0 = pretrain_psi(teacher, g)
-    starts = {}
+    starts, psi_starts = {}, {}
     print(f"ψ pre-trained in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     for name in args.rows.split(","):
         k1, k2, k4, alpha, start, interval = ROWS[name]
-        if start not in starts:
+        if start == "split_end" and start not in starts:  # the split row's own run from the teacher's start
+            gen, psi = Generator(), ScoreNet()
+            gen.load_state_dict(generator_start(teacher, "teacher", g).state_dict())
+            psi.load_state_dict(psi0.state_dict())
+            starts[start] = sid_train(teacher, psi, gen, ROWS["split"][:3], 1.0, args.steps, args.batch, args.lr, g)
+            psi_starts[start] = psi
+            rows.append((f"G at the split row's end ({args.steps} steps)", score(sample_gen(starts[start], args.samples, g))))
+        elif start not in starts:
             starts[start] = generator_start(teacher, start, g)
             rows.append((f"G at step 0 ({start})", score(sample_gen(starts[start], args.samples, g))))
         gen, psi = Generator(), ScoreNet()
         gen.load_state_dict(starts[start].state_dict())
-        psi.load_state_dict(psi0.state_dict())
+        psi.load_state_dict(psi_starts.get(start, psi0).state_dict())
         t0 = time.time()
         ema = sid_train(teacher, psi, gen, (k1, k2, k4), alpha, args.steps, args.batch, args.lr, g, args.log_every,
                         interval)
