@@ -173,7 +173,7 @@
 # PART h, as run in session 50 (docs/benchmarks.md "session 50"): on an H100 (the H200 and a first H100 ask got none),
 # timeout_s 540 / 480 / 430 with MAXS 510 / 420 / 360. Neither lever moved the fixed point: val FD 18.15-19.04 (A) and
 # 18.52-19.19 (B) against the control's 18.8-19.9; rows 16.59 (A, kept as state_h/) and 16.87; psi's loss stayed at
-# 32.2-32.6 either way (psi already follows G as closely as its denoising loss allows).
+# 32.2-32.6 either way (mostly denoising's irreducible noise; the unmoved FD is the evidence).
 # PART i (next session): the guidance's timesteps. On an exact 2-D teacher (benchmarks/probe_sid_fixed_point.py,
 # docs/benchmarks.md "session 50, CPU") every kappa4 = 1.5 setting ends at ~2/3 of the data's recall whatever its start,
 # psi or alpha, and the guidance at t < 500 alone does all of it; kappa4 only at t >= 250 keeps most of the recall and
