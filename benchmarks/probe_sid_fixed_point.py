@@ -81,6 +81,9 @@ def context(c: torch.Tensor) -> torch.Tensor:
     return out
 
 
+UNCOND = context(torch.tensor([-1]))  # [1, 1, CLASSES + 1]: the empty prompt
+
+
 def mode_prior(ctx: torch.Tensor) -> torch.Tensor:
     """[B, 9] prior of each mode under a context: its weight within the class, or weight / 3 unconditionally."""
     onehot = ctx[:, 0, :]
@@ -88,12 +91,17 @@ def mode_prior(ctx: torch.Tensor) -> torch.Tensor:
     return cond + onehot[:, CLASSES:CLASSES + 1] * MODE_WEIGHT / CLASSES
 
 
+def alpha_at(t: torch.Tensor) -> torch.Tensor:
+    """ᾱ_t per item [B, 1] for (float) timesteps t."""
+    return ALPHAS[t.round().long().clamp(0, 999)].view(-1, 1)
+
+
 class ExactTeacher(nn.Module):
     """φ: the mixture's exact ε-prediction at x_t, ε̂ = s·Σ_k r_k (x − a μ_k) / (a²σ² + s²), a = sqrt(ᾱ_t), s = sqrt(1 − ᾱ_t)."""
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         x = x_t.flatten(1)  # [B, 2]
-        ab = ALPHAS[t.round().long().clamp(0, 999)].view(-1, 1)
+        ab = alpha_at(t)
         a, s = ab.sqrt(), (1 - ab).sqrt()
         var = a * a * MODE_STD**2 + s * s  # [B, 1]
         diff = x[:, None, :] - a[:, :, None] * CENTRES[None]  # [B, 9, 2]
@@ -112,13 +120,13 @@ class IntervalGuided(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         cond = self.teacher(x_t, t, context)
-        uncond = self.teacher(x_t, t, context * 0 + torch.nn.functional.one_hot(torch.tensor(CLASSES), CLASSES + 1))
+        uncond = self.teacher(x_t, t, UNCOND.expand_as(context))
         inside = ((t >= self.interval[0]) & (t < self.interval[1])).float().view(-1, *([1] * (x_t.ndim - 1)))
         return cond + inside * (self.kappa - 1) * (cond - uncond)
 
 
 def time_features(t: torch.Tensor) -> torch.Tensor:
-    ab = ALPHAS[t.round().long().clamp(0, 999)].view(-1, 1)
+    ab = alpha_at(t)
     freqs = torch.arange(1, 5, dtype=torch.float32) * math.pi
     tt = t.view(-1, 1) / 1000.0
     return torch.cat([ab.sqrt(), (1 - ab).sqrt(), (tt * freqs).sin(), (tt * freqs).cos()], dim=1)
