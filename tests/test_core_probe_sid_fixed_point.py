@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from benchmarks import probe_sid_fixed_point as probe
@@ -19,18 +20,34 @@ def log_density(x: torch.Tensor, t: int, prior: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(prior.log()[None] - d.pow(2).sum(-1) / (2 * var) - math.log(2 * math.pi * var), dim=1)
 
 
-def test_the_teacher_is_the_exact_epsilon_prediction():
+@pytest.mark.parametrize("leak", [0.0, 0.2])
+def test_the_teacher_is_the_exact_epsilon_prediction(leak):
     g = torch.Generator().manual_seed(0)
-    teacher = probe.ExactTeacher()
+    teacher = probe.ExactTeacher(leak)
     for t in (20, 300, 625, 979):
         x = (1.5 * torch.randn(64, 2, generator=g)).requires_grad_(True)
         for c in (0, 2, -1):
             ctx = probe.context(torch.full((64,), c))
-            prior = probe.mode_prior(ctx)[0]
+            prior = probe.mode_prior(ctx, leak)[0]
             assert torch.isclose(prior.sum(), torch.tensor(1.0))
             (score,) = torch.autograd.grad(log_density(x, t, prior).sum(), x)
             eps = teacher(x.detach().view(-1, 2, 1, 1), torch.full((64,), float(t)), ctx).flatten(1)
             assert torch.allclose(eps, -math.sqrt(1 - float(probe.ALPHAS[t])) * score, atol=1e-4), (t, c)
+
+
+def test_a_leaky_teacher_needs_its_guidance():
+    """--leak models the proof-scale teacher: its classes leak at CFG 1 (class accuracy below the data's), and CFG 1.5
+    restores them; the leak moves the class's modes' prior toward the class average, never its own modes' below it."""
+    prior = probe.mode_prior(probe.context(torch.tensor([0, -1])), 0.2)
+    assert torch.allclose(prior.sum(1), torch.ones(2))
+    own = probe.MODE_CLASS == 0
+    assert (prior[0, ~own] > 0).all() and torch.allclose(prior[0, ~own], 0.2 * prior[1, ~own])
+    g = torch.Generator().manual_seed(0)
+    c = torch.arange(1500) % probe.CLASSES
+    z = torch.randn(1500, 2, generator=g)
+    acc = {k: probe.score((probe.ddim(probe.ExactTeacher(0.2), z, c, k, steps=25), c))["class_acc"] for k in (1.0, 1.5)}
+    data = probe.score((probe.real_samples(c, g), c))["class_acc"]
+    assert acc[1.0] < data - 0.05 < acc[1.5] - 0.05, (acc, data)
 
 
 def test_the_guidance_interval_guides_inside_it_only():

@@ -188,6 +188,10 @@
 #   the same with CALL=2 MAXS=480, then CALL=3 MAXS=<timeout minus ~70>; then copy $OUT's state_g*/ into state_i/.
 # Read: val recall (the control sits at 0.52-0.54 with EMA 0.999) and FD against parts g/h's band (18.2-19.9); class
 # accuracy will fall some (the guidance's share). If recall rises and FD falls, the next part runs the better bound longer.
+# PART i, as run (session 51): five asks got no machine, then CALL=1 MAXS=420 and CALL=2 MAXS=385 on one H100 (kind
+# nvidia-h100-x1); both calls stopped at their deadline (2,750 steps a row) and no budget was left for CALL=3, so neither
+# row was scored and state_h/ stays the carried state. Val recall 0.52-0.54 and FD 18.0-19.1 (EMA 0.999) in both rows,
+# as the control: the bound moved nothing in 176 k samples (docs/benchmarks.md "session 51 run 42 part i").
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
