@@ -14,7 +14,7 @@ error (TV), and each mode's spread against the data's (1 = the data's). Referenc
 (samples of p(x|c) resampled by p(c|x)^0.5).
 
   python -m benchmarks.probe_sid_fixed_point [--steps 4000] [--batch 256] [--rows split,lsg,plain,...] [--seed 0]
-      [--leak 0.2] [--teacher-cfgs 1,1.5,2]
+      [--leak 0.2] [--teacher-cfgs 1,1.5,2] [--anchor 0.25]
 
 --leak λ makes φ the exact ε of a teacher whose classes leak into each other (each class's prior (1 − λ)·p(mode|c) +
 λ·p(mode)), so that, like the proof-scale teacher, it needs its CFG: at λ = 0.2 its DDIM samples' class accuracy is
@@ -63,7 +63,13 @@ ROWS = {
     # already on the guided plateau off it? (the control: the split carried on as it was)
     "split_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", None),
     "from_t250_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", (250, 1000)),
+    # the recall anchor made from prompts alone: G also regressed on the teacher's own CFG-1.5 DDIM samples drawn in the
+    # loop from the same z (ANCHORED: the pack's anchor_weight, the regression's gradient at G's output scaled to W × the
+    # SiD gradient's norm, as training/methods/sid_lsg.py does with collected pairs)
+    "split_anchor_live": (1.0, 1.0, 1.5, 1.0, "teacher", None),
 }
+ANCHORED = {"split_anchor_live": 0.25}
+ANCHOR_SHARE = 4  # one item in 4 of each batch gets a teacher sample (25 DDIM steps)
 
 
 def mixture():
@@ -270,8 +276,10 @@ def generator_start(teacher: nn.Module, kind: str, g: torch.Generator) -> Genera
     return gen
 
 
-def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None):
-    """The official loop's two phases per step with the pack's losses; returns G's EMA (0.999)."""
+def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None, anchor=0.0):
+    """The official loop's two phases per step with the pack's losses; returns G's EMA (0.999). anchor > 0: the recall
+    anchor on the teacher's CFG-1.5 samples of a quarter of each batch's z, drawn in the loop."""
+    phi = teacher
     k1, k2, k4 = kappas
     t_min = 0
     if interval is not None and interval[1] >= 1000:
@@ -303,9 +311,19 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
         c = torch.randint(0, CLASSES, (batch,), generator=g)
         t = torch.randint(20, 980, (batch,), generator=g)
         eps = torch.randn(batch, 2, 1, 1, generator=g)
-        loss_g, ok, _ = gen_loss(psi, teacher, gen(z, c), eps, t, {"context": context(c)}, uncond)
+        x_g = gen(z, c)
+        loss_g, ok, _ = gen_loss(psi, teacher, x_g, eps, t, {"context": context(c)}, uncond)
         opt_g.zero_grad(set_to_none=True)
-        loss_g[ok].mean().backward()
+        if anchor > 0:
+            (sid_grad,) = torch.autograd.grad(loss_g[ok].mean(), x_g)
+            n = batch // ANCHOR_SHARE
+            target = ddim(phi, z[:n], c[:n], 1.5, steps=25).view(-1, 2, 1, 1)
+            x_a = gen(z[:n], c[:n])
+            (g_a,) = torch.autograd.grad((x_a - target).pow(2).sum(dim=(1, 2, 3)).mean(), x_a, retain_graph=True)
+            scale = anchor * sid_grad.norm() / g_a.norm().clamp_min(1e-12)
+            ((x_g * sid_grad).sum() + (x_a * scale * g_a).sum()).backward()
+        else:
+            loss_g[ok].mean().backward()
         opt_g.step()  # ψ's gradients from this phase are cleared by its own zero_grad next step
         with torch.no_grad():
             for e, p in zip(ema.parameters(), gen.parameters()):
@@ -365,11 +383,14 @@ def main(argv=None) -> None:
     p.add_argument("--samples", type=int, default=6000)
     p.add_argument("--log-every", type=int, default=0)
     p.add_argument("--leak", type=float, default=0.0, help="the teacher's class leak λ (0: exact teacher)")
+    p.add_argument("--anchor", type=float, default=None, help="the anchored rows' weight (default: ANCHORED's)")
     p.add_argument("--teacher-cfgs", default="1,1.5", help="CFG scales of the teacher's DDIM reference rows")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     teacher = ExactTeacher(args.leak)
+    if args.anchor is not None:
+        ANCHORED.update({name: args.anchor for name in ANCHORED})
     rows = []
     c = torch.arange(args.samples) % CLASSES
     rows.append(("data (other draw)", score((real_samples(c, g), c))))
@@ -397,9 +418,11 @@ def main(argv=None) -> None:
         psi.load_state_dict(psi_starts.get(start, psi0).state_dict())
         t0 = time.time()
         ema = sid_train(teacher, psi, gen, (k1, k2, k4), alpha, args.steps, args.batch, args.lr, g, args.log_every,
-                        interval)
+                        interval, ANCHORED.get(name, 0.0))
         where = f" at t in [{interval[0]}, {interval[1]})" if interval else ""
         label = f"SiD {name}: κ1 {k1:g} κ2 {k2:g} κ4 {k4:g}{where} α {alpha:g}, from {start}"
+        if name in ANCHORED:
+            label += f", anchored {ANCHORED[name]:g} on the teacher's CFG-1.5 samples"
         rows.append((label, score(sample_gen(ema, args.samples, g))))
         print(f"{label}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     print(f"\n`python -m benchmarks.probe_sid_fixed_point {' '.join(argv if argv is not None else sys.argv[1:])}` "

@@ -75,3 +75,19 @@ def test_a_short_sid_run_moves_g_toward_the_data():
     after = probe.score(probe.sample_gen(ema, 600, torch.Generator().manual_seed(2)))
     assert after["energy"] < 0.5 * before["energy"], (before, after)
     assert probe.score((probe.real_samples(c, g), c))["recall"] > 0.9  # the metric sees the data as the data
+
+
+def test_the_live_anchor_pulls_g_toward_the_teachers_samples():
+    """The prompts-only recall anchor row: the same seeds with and without it end at different G's, and with it G's
+    samples sit closer to the teacher's CFG-1.5 DDIM samples of the same z."""
+    teacher = probe.ExactTeacher(0.2)
+    z, c = torch.randn(256, 2, generator=torch.Generator().manual_seed(3)), torch.arange(256) % probe.CLASSES
+    target = probe.ddim(teacher, z, c, 1.5, steps=25)
+    dist = {}
+    for w in (0.0, 2.0):
+        torch.manual_seed(0)
+        gen, psi = probe.Generator(), probe.ScoreNet()
+        probe.sid_train(teacher, psi, gen, (1.0, 1.0, 1.5), 1.0, 150, 64, 1e-3, torch.Generator().manual_seed(0), anchor=w)
+        with torch.no_grad():
+            dist[w] = float((gen(z, c).flatten(1) - target).pow(2).sum(1).mean())
+    assert dist[2.0] < 0.8 * dist[0.0], dist
