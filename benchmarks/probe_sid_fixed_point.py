@@ -279,7 +279,7 @@ def generator_start(teacher: nn.Module, kind: str, g: torch.Generator) -> Genera
 def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None, anchor=0.0):
     """The official loop's two phases per step with the pack's losses; returns G's EMA (0.999). anchor > 0: the recall
     anchor on the teacher's CFG-1.5 samples of a quarter of each batch's z, drawn in the loop."""
-    phi = teacher
+    phi = teacher  # unwrapped: the anchor's samples use the teacher's own CFG, whatever interval the SiD loss uses
     k1, k2, k4 = kappas
     t_min = 0
     if interval is not None and interval[1] >= 1000:
@@ -389,8 +389,7 @@ def main(argv=None) -> None:
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     teacher = ExactTeacher(args.leak)
-    if args.anchor is not None:
-        ANCHORED.update({name: args.anchor for name in ANCHORED})
+    anchored = {name: w if args.anchor is None else args.anchor for name, w in ANCHORED.items()}
     rows = []
     c = torch.arange(args.samples) % CLASSES
     rows.append(("data (other draw)", score((real_samples(c, g), c))))
@@ -418,11 +417,11 @@ def main(argv=None) -> None:
         psi.load_state_dict(psi_starts.get(start, psi0).state_dict())
         t0 = time.time()
         ema = sid_train(teacher, psi, gen, (k1, k2, k4), alpha, args.steps, args.batch, args.lr, g, args.log_every,
-                        interval, ANCHORED.get(name, 0.0))
+                        interval, anchored.get(name, 0.0))
         where = f" at t in [{interval[0]}, {interval[1]})" if interval else ""
         label = f"SiD {name}: κ1 {k1:g} κ2 {k2:g} κ4 {k4:g}{where} α {alpha:g}, from {start}"
-        if name in ANCHORED:
-            label += f", anchored {ANCHORED[name]:g} on the teacher's CFG-1.5 samples"
+        if name in anchored:
+            label += f", anchored {anchored[name]:g} on the teacher's CFG-1.5 samples"
         rows.append((label, score(sample_gen(ema, args.samples, g))))
         print(f"{label}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     print(f"\n`python -m benchmarks.probe_sid_fixed_point {' '.join(argv if argv is not None else sys.argv[1:])}` "

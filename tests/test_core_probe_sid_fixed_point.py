@@ -37,7 +37,7 @@ def test_the_teacher_is_the_exact_epsilon_prediction(leak):
 
 def test_a_leaky_teacher_needs_its_guidance():
     """--leak models the proof-scale teacher: its classes leak at CFG 1 (class accuracy below the data's), and CFG 1.5
-    restores them; the leak moves the class's modes' prior toward the class average, never its own modes' below it."""
+    restores them; the prior still sums to 1, and the other classes' modes get λ × their unconditional prior."""
     prior = probe.mode_prior(probe.context(torch.tensor([0, -1])), 0.2)
     assert torch.allclose(prior.sum(1), torch.ones(2))
     own = probe.MODE_CLASS == 0
