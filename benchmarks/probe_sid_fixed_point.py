@@ -99,9 +99,9 @@ def mode_prior(ctx: torch.Tensor, leak: float = 0.0) -> torch.Tensor:
     """[B, 9] prior of each mode under a context: its weight within the class, or weight / 3 unconditionally. With a
     leak λ > 0 the class's prior is (1 − λ)·p(mode|c) + λ·p(mode): a teacher that under-separates the classes."""
     onehot = ctx[:, 0, :]
-    uncond = MODE_WEIGHT / CLASSES
-    cond = onehot[:, MODE_CLASS] * ((1 - leak) * MODE_WEIGHT + leak * uncond)  # [B, 9]
-    cond = cond + onehot[:, :CLASSES].sum(1, keepdim=True) * (1 - onehot[:, MODE_CLASS]) * leak * uncond
+    uncond = MODE_WEIGHT / CLASSES  # [9]
+    is_cond = onehot[:, :CLASSES].sum(1, keepdim=True)  # [B, 1]
+    cond = (1 - leak) * onehot[:, MODE_CLASS] * MODE_WEIGHT + leak * is_cond * uncond  # [B, 9]
     return cond + onehot[:, CLASSES:CLASSES + 1] * uncond
 
 
