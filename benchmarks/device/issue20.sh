@@ -18,6 +18,8 @@
 #           ‖ the same with sub-pixel upsampling (--subpixel: as VAE Decode (fast)'s compiled modes run it); ~1 min in all
 #   PAIRS_LONG=N (CALL 2/3): each path also collects N batches as ONE collection (the node's 64-pair shards, set-up
 #           once), the rate a user's long run gets; the rounds pay the set-up per batch (session 45)
+# ONLY=b runs the second job alone. Two calls' jobs in one device call (each script's LIMIT counts from its own start):
+#   CALL=6 LIMIT=170 bash benchmarks/device/issue20.sh; CALL=3 ONLY=b LIMIT=380 bash benchmarks/device/issue20.sh
 # A short CALL (the first job alone, smaller): ONLY=a LIMIT=240 PAIRS_BATCHES=8 PAIRS_ROUNDS=3 CALL=2 bash benchmarks/device/issue20.sh
 # CALL 2 returns ComfyUI's user/onestep/compile_cache as compile_cache.tgz (split in ≤15 MiB parts if larger): copy the
 # part(s) into .devdata/compile_cache/ here and add ".devdata/compile_cache" to CALL 3's carry (a machine still warm
@@ -94,6 +96,8 @@ run_a() { job "${a[0]}" "$1" "$2" $(cmd "${a[0]}" "$2" "${a[@]:1}"); }
 run_b() { job "${b[0]}" "$1" "$2" $(cmd "${b[0]}" "$2" "${b[@]:1}"); }
 if [ "${ONLY:-}" = a ]; then  # the first job alone, with all the time (e.g. a short diagnostic call)
   run_a 0 "$(left)"
+elif [ "${ONLY:-}" = b ]; then  # the second job alone (e.g. CALL=3's compiled SDXL rows without the pairs)
+  run_b 0 "$(left)"
 elif [ "$ngpu" -ge 2 ]; then
   t=$(left); run_a 0 "$t" & run_b 1 "$t" & wait
 else
