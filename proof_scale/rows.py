@@ -15,7 +15,8 @@ random noise, its empty row for CFG), outside the table's ablation and its `all`
   sid_lsg              κ1 = κ2 = κ3 = κ4 = the teacher row's CFG (teacher_eval.json)
   sid_lsg_teacher_cfg  the LSG ablation: κ1 = κ2 = κ3 = 1, κ4 = the teacher's CFG (guidance in the teacher only)
 with their own settings (SID_ROW_DEFAULTS; `sid_lsg@kappa=2` sets κ1, κ2 and κ4 at once) beside the scale's shared ones;
-`sid_lsg@anchor=0.2:regression=latentlpips` adds the recall anchor (a regression on the teacher pairs, SidConfig).
+`sid_lsg@anchor=0.2:regression=latentlpips` adds the recall anchor (a regression on the teacher pairs, SidConfig);
+`sid_lsg_teacher_cfg@live_anchor=1:live_anchor_items=8` the live one (on the teacher's samples drawn in the loop: still no pairs).
 Rectified-flow rows (issue 17, InstaFlow; run by name, not part of `all` or the table above; proof_scale/flow.py):
   reflow_2rf  — the teacher's UNet as a velocity model on the teacher's pairs (method reflow), scored at 1, 2, 4 Euler steps
   instaflow   — one step x0 = z + v(z, 1000) from reflow_2rf's weights on pairs of the 2-RF's own Euler ODE (stage pairs-2rf);
@@ -128,6 +129,9 @@ SID_PLAN_TYPES = {
     "anchor": float, "regression": str,
     "fake_steps": int,  # ψ's steps per G step (SidConfig.fake_steps; read only when a plan sets it)
     "kappa4_t_min": int,  # κ4 only at t ≥ this (SidConfig.kappa4_t_min; read only when a plan sets it)
+    # the live recall anchor (SidConfig.live_anchor_*; read only when a plan sets them): > 0 regresses G on the teacher's
+    # own samples drawn in the loop from the row's prompts (no pairs), for the first live_anchor_items of each micro-batch
+    "live_anchor": float, "live_anchor_items": int, "live_anchor_steps": int,
     "precision": _precision,  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
 }
 
@@ -242,7 +246,9 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                               lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"], lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
             sid=SidConfig(kappa1=p["kappa1"], kappa2=p["kappa2"], kappa4=p["kappa4"], alpha=p["alpha"], t_min=p["t_min"], t_max=p["t_max"],
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0),
-                          fake_steps=p.get("fake_steps", 1), kappa4_t_min=p.get("kappa4_t_min", 0)),
+                          fake_steps=p.get("fake_steps", 1), kappa4_t_min=p.get("kappa4_t_min", 0),
+                          live_anchor_weight=p.get("live_anchor", 0.0), live_anchor_items=p.get("live_anchor_items", SidConfig.live_anchor_items),
+                          live_anchor_steps=p.get("live_anchor_steps", SidConfig.live_anchor_steps)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
             bf16=bf16 if "precision" not in p else p["precision"] == "bf16", seed=p["seed"], save_every=save_every, log_every=0,

@@ -77,6 +77,13 @@ def test_a_sid_row_sets_the_fake_scores_steps_per_generator_step():
     bounded = rows.plan("sid_lsg_teacher_cfg@kappa4_t_min=250", rows.ROW_DEFAULTS, teacher_cfg=1.5)
     assert rows.train_config(bounded, bf16=False, save_every=0).sid.kappa4_t_min == 250
     assert rows.train_config(plain, bf16=False, save_every=0).sid.kappa4_t_min == 0  # guided at every t, the official
+    live = rows.plan("sid_lsg_teacher_cfg@live_anchor=1:live_anchor_items=8", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    s = rows.train_config(live, bf16=False, save_every=0).sid
+    assert (s.live_anchor_weight, s.live_anchor_items, s.live_anchor_steps, s.anchor_weight) == (1.0, 8, rows.SidConfig.live_anchor_steps, 0.0)
+    assert rows.data_folder(live["row"], live) is None  # still prompts only: no teacher pairs
+    steps = rows.plan("sid_lsg_teacher_cfg@live_anchor=0.5:live_anchor_steps=10", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    assert rows.train_config(steps, bf16=False, save_every=0).sid.live_anchor_steps == 10
+    assert rows.train_config(plain, bf16=False, save_every=0).sid.live_anchor_weight == 0.0
 
 
 def test_a_sid_row_sets_its_precision_over_the_devices_default():

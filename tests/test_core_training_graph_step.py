@@ -38,6 +38,8 @@ def _run(config: TrainConfig, steps: int, graphed: bool, batch: int = 4) -> tupl
     {"kappa1": 2.0, "kappa2": 1.0, "kappa4": 2.0, "prompt_dropout": 0.5},  # the fake phase's dropout mask is a draw too
     {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "fake_steps": 2},  # one phase twice: each its own buffers
     {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "kappa4_t_min": 500},  # κ4 per item from t, on the device
+    # the live anchor: its noise is one more draw, its sampler's timesteps and ᾱ device tensors made before the capture
+    {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "live_anchor_weight": 0.5, "live_anchor_items": 2, "live_anchor_steps": 2},
     {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "top": {"channels_last": True}},  # run 42 part c's PICK may pair them
     # compiled blocks in the step (inductor's CPU kernels here): the warm-up steps compile, the replays run the same code
     {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "top": {"compile_blocks": True}},
@@ -118,6 +120,7 @@ def test_the_engine_refuses_a_cpu_run_and_a_method_that_draws_for_itself():
     e = engine(sid_config(anchor_weight=0.5, top={"loss": LossConfig(regression="mse")}))
     assert "recall anchor" in e.method.capturable()
     assert engine().method.capturable() is None
+    assert engine(sid_config(live_anchor_weight=0.5)).method.capturable() is None  # prompts only, drawn like the rest
     assert "not built for CUDA-graph replay" in method_class("diffusion2gan")(TrainConfig()).capturable()
 
 

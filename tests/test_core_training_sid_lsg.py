@@ -1,7 +1,8 @@
 """SiD-LSG (training/methods/sid_lsg.py) on the CPU with a tiny UNet: the generator loss is the formula (both α forms),
 guidance and x0 agree with the parameterization module, gradients reach G only through x_g in the generator phase and
 ψ only in the fake-score phase, φ never changes, prompt dropout only under guidance, NaN samples are left out and
-counted, the recall anchor adds the pairs' regression at its share of the SiD gradient, N straight steps equal N/2 +
+counted, the recall anchor adds the pairs' regression at its share of the SiD gradient, the live anchor the same on the
+teacher's own samples drawn in the loop (its sampler the proof-scale one), N straight steps equal N/2 +
 resume + N/2, two gloo ranks equal one process accumulating two micro-batches,
 and the exported file loads as a `sid-lsg` generator."""
 from __future__ import annotations
@@ -24,7 +25,8 @@ from training.config import LossConfig, OptimConfig, SidConfig, TrainConfig
 from training.engine import Engine
 from training.methods import METHODS, PAIRS, PROMPTS, Resources
 from training.methods.base import Backward
-from training.methods.sid_lsg import SidGeneratorLoss, SidLSG, alpha_bar, diffuse, guided, sid_loss, x0_from_output
+from training.methods.sid_lsg import (SidGeneratorLoss, SidLSG, TeacherSampler, alpha_bar, diffuse, guided, sampler_timesteps, sid_loss,
+                                      x0_from_output)
 from training.prompts import PromptDataset
 from training.session import TrainingSession
 
@@ -428,6 +430,162 @@ def test_recall_anchor_pulls_the_student_to_the_pairs_and_needs_them():
         e.run(data, 12)
         ends[weight] = mse(e)
     assert ends[2.0] < 0.8 * ends[0.0] and ends[2.0] < start, (start, ends)
+
+
+# -- the live recall anchor: teacher samples drawn in the loop from the micro-batch's prompts ------------------
+def reference_ddim(net, prediction: str, z, cond: dict, uncond: dict | None, kappa: float, steps: int) -> torch.Tensor:
+    """DDIM (η = 0) from x_999 = z written out on its own: SD's scaled-linear ᾱ from the betas, ε and x0 of the guided
+    output each by its own formula (v: ε = sqrt(1−ᾱ)·x + sqrt(ᾱ)·v), float64 schedule arithmetic."""
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
+    alphas = torch.cumprod(1 - betas, 0)
+    ts = [round(999 - i * 999 / (steps - 1)) for i in range(steps)] if steps > 1 else [999]
+    x = z.double()
+    for i, t in enumerate(ts):
+        a = float(alphas[t])
+        tt = torch.full((len(z),), float(t))
+        out_c = net(x.float(), tt, **cond).double()
+        out = out_c if kappa == 1.0 else net(x.float(), tt, **uncond).double() * (1 - kappa) + kappa * out_c
+        if prediction == "eps":
+            eps, x0 = out, (x - (1 - a) ** 0.5 * out) / a**0.5
+        else:
+            eps, x0 = (1 - a) ** 0.5 * x + a**0.5 * out, a**0.5 * x - (1 - a) ** 0.5 * out
+        if i + 1 == len(ts):
+            return x0.float()
+        a_next = float(alphas[ts[i + 1]])
+        x = a_next**0.5 * x0 + (1 - a_next) ** 0.5 * eps
+    return x.float()
+
+
+def test_sampler_timesteps_are_ddims_linspace():
+    assert sampler_timesteps(5, 1000).tolist() == [999, 749, 500, 250, 0]  # round(749.25), round(499.5), round(249.75)
+    assert sampler_timesteps(1, 1000).tolist() == [999] and sampler_timesteps(25, 1000)[[0, -1]].tolist() == [999, 0]
+
+
+@pytest.mark.parametrize("cfg", [1.0, 1.5])
+def test_the_live_anchors_sampler_is_the_proof_scale_euler_sampler(cfg):
+    """The in-loop sampler from x_T = z is proof_scale/sampler.py's Euler in σ space from sqrt(σ_max² + 1)·z (the
+    teacher row's sampler): the same UNet, context table rows, steps and CFG give the same latents."""
+    from proof_scale.sampler import sample_teacher_from_noise
+
+    unet = tiny_unet()
+    g = torch.Generator().manual_seed(11)
+    table = torch.randn(4, 7, CTX_DIM, generator=g)  # three "classes" and the empty prompt (the last row)
+    labels = torch.tensor([0, 1, 2, 1])
+    z = torch.randn(4, 4, SIZE, SIZE, generator=g)
+    cond, uncond = {"context": table[labels]}, {"context": table[-1].expand(4, -1, -1)}
+    sampler = TeacherSampler(OneStepSpec("eps", 625), 6, cfg, torch.device("cpu"))
+    with torch.no_grad():
+        ours = sampler(unet, z, cond, uncond)
+        want = sample_teacher_from_noise(unet.unet, table, z, labels, 6, cfg, bf16=False, graphs=False)
+        fewer = TeacherSampler(OneStepSpec("eps", 625), 3, cfg, torch.device("cpu"))(unet, z, cond, uncond)
+    assert torch.allclose(ours, want, rtol=1e-4, atol=1e-4 * want.abs().max().item()), (ours - want).abs().max()
+    assert not torch.allclose(fewer, want, atol=1e-2)  # the step count matters: the comparison is not vacuous
+    assert torch.allclose(reference_ddim(unet, "eps", z, cond, uncond, cfg, 6), ours, rtol=1e-4, atol=1e-4 * ours.abs().max().item())
+
+
+def test_the_live_anchors_sampler_on_a_v_teacher_is_ddim():
+    unet = tiny_unet(1)
+    g = torch.Generator().manual_seed(12)
+    cond, uncond = {"context": torch.randn(3, 7, CTX_DIM, generator=g)}, {"context": torch.randn(3, 7, CTX_DIM, generator=g)}
+    z = torch.randn(3, 4, SIZE, SIZE, generator=g)
+    with torch.no_grad():
+        ours = TeacherSampler(OneStepSpec("v", 625), 5, 2.0, torch.device("cpu"))(unet, z, cond, uncond)
+        want = reference_ddim(unet, "v", z, cond, uncond, 2.0, 5)
+        as_eps = reference_ddim(unet, "eps", z, cond, uncond, 2.0, 5)
+    assert torch.allclose(ours, want, rtol=1e-4, atol=1e-4 * want.abs().max().item()), (ours - want).abs().max()
+    assert not torch.allclose(ours, as_eps, atol=1e-2)  # the prediction type matters
+
+
+def live(weight: float, items: int = 2, steps: int = 3, **sid) -> Engine:
+    return engine(sid_config(live_anchor_weight=weight, live_anchor_items=items, live_anchor_steps=steps, **sid))
+
+
+def test_live_anchor_settings_are_checked_and_keep_the_run_prompts_only():
+    assert SidLSG.data_for(sid_config(live_anchor_weight=0.5)) == PROMPTS
+    assert not SidLSG.needs_elpips(dataclasses.replace(sid_config(live_anchor_weight=0.5), loss=LossConfig(regression="latentlpips")))
+    with pytest.raises(ValueError, match="one recall anchor at a time"):
+        SidConfig(anchor_weight=0.25, live_anchor_weight=1.0)
+    for field, value in (("live_anchor_weight", -0.1), ("live_anchor_items", 0), ("live_anchor_steps", 0), ("live_anchor_steps", 2.5)):
+        with pytest.raises(ValueError, match=field):
+            SidConfig(**{field: value})
+    notes = live(0.5, items=3, steps=4).method.file_notes()["sid_lsg"]
+    assert (notes["live_anchor_weight"], notes["live_anchor_items"], notes["live_anchor_steps"]) == (0.5, 3, 4)
+    assert "live_anchor_weight" not in engine().method.file_notes()["sid_lsg"]
+    assert live(0.5).method.capturable() is None  # the live anchor's draws and sampler stay on the device
+
+
+def test_live_anchor_draws_its_noise_after_the_others():
+    plain, anchored_e = engine(), live(0.5, items=8)
+    d0 = plain.method._generator_draws(plain, micro_batch(plain, seed=4))
+    d1 = anchored_e.method._generator_draws(anchored_e, micro_batch(anchored_e, seed=4))
+    assert set(d1) == set(d0) | {"z_anchor"} and all(torch.equal(d1[k], d0[k]) for k in d0)
+    rng = torch.Generator().manual_seed(4)
+    for shape in ((4, 4, SIZE, SIZE), (4, 4, SIZE, SIZE)):  # z, ε
+        torch.randn(shape, generator=rng)
+    torch.randint(20, 980, (4,), generator=rng)
+    assert torch.equal(d1["z_anchor"], torch.randn(4, 4, SIZE, SIZE, generator=rng))  # 8 items capped at the micro-batch's 4
+    two = live(0.5, items=2)
+    assert two.method._generator_draws(two, micro_batch(two, seed=4))["z_anchor"].shape == (2, 4, SIZE, SIZE)
+
+
+def test_live_anchor_adds_the_teacher_samples_regression_at_its_share_of_the_sid_gradient():
+    batch = {"context": prompts().context[:4]}
+    plain, anchored_e = engine(), live(0.5, items=2, steps=3)
+    moved_fake_score(plain)  # ψ ≠ φ: a SiD gradient that is not zero
+    anchored_e.method.fake.load_state_dict(plain.method.fake.state_dict())
+    t0, g0 = _generator_grads(plain, batch)
+    t1, g1 = _generator_grads(anchored_e, batch)
+    assert t1["sid"] == t0["sid"] and "anchor" in t1 and "anchor" not in t0  # the same SiD draws and loss
+    # the reference: the phase's draws in their order, φ's DDIM from z_a at κ4 for the first 2 prompts, the MSE of G(z_a)
+    m, s = anchored_e.method, anchored_e.config.sid
+    mb = anchored_e._micro_batch(batch, 0)
+    rng = torch.Generator().manual_seed(0)
+    z = torch.randn(4, 4, SIZE, SIZE, generator=rng)
+    eps, t = torch.randn(z.shape, generator=rng), torch.randint(20, 980, (4,), generator=rng)
+    z_a = torch.randn(2, 4, SIZE, SIZE, generator=rng)
+    x_g = anchored_e.generator(z, mb.context).detach().requires_grad_(True)
+    sid, ok, _ = m.g_loss(m.fake, m.teacher, x_g, eps, t, *m._conditioning(mb))
+    (g_sid,) = torch.autograd.grad(sid.mean(), x_g)
+    with torch.no_grad():
+        target = reference_ddim(m.teacher, "eps", z_a, {"context": mb.context[:2]}, {"context": m.uncond["context"].expand(2, -1, -1)}, s.kappa4, 3)
+    anchored_e.unet.zero_grad(set_to_none=True)
+    x_a = anchored_e.generator(z_a, mb.context[:2])
+    distance = (x_a - target).pow(2).mean()
+    (g_a,) = torch.autograd.grad(distance, x_a, retain_graph=True)
+    scale = 0.5 * g_sid.norm() / g_a.norm()
+    assert float(t1["anchor_scale"]) == pytest.approx(scale.item(), rel=1e-4) and float(t1["anchor"]) == pytest.approx(distance.item(), rel=1e-4)
+    assert (scale * g_a).norm().item() == pytest.approx(0.5 * g_sid.norm().item(), rel=1e-5)  # the anchor's share at G's output
+    (x_a * (scale * g_a)).sum().backward()
+    top = max(p.grad.abs().max().item() for p in anchored_e.unet.parameters() if p.grad is not None)
+    assert top > 1e-4
+    for n, p in anchored_e.unet.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(g1[n] - g0[n], p.grad, rtol=1e-3, atol=1e-4 * top), n
+
+
+def test_live_anchor_pulls_the_student_to_the_teachers_samples():
+    data = prompts(8)
+    g = torch.Generator().manual_seed(21)
+    z = torch.randn(4, 4, SIZE, SIZE, generator=g)
+    cond = {"context": data.context[:4]}
+
+    def mse(e: Engine, target: torch.Tensor) -> float:
+        with torch.no_grad():
+            return (e.generator(z, **cond) - target).pow(2).mean().item()
+
+    ends = {}
+    for weight in (0.0, 2.0):
+        e = live(weight, items=4, steps=4) if weight else engine(data=data)
+        m = e.method
+        sampler = m.sampler or TeacherSampler(e.config.generator.spec, 4, e.config.sid.kappa4, e.device)
+        _, uncond = m._conditioning(e._micro_batch(cond, 0))
+        target = sampler(m.teacher, z, cond, uncond)  # φ never changes: one target for the whole run
+        start = mse(e, target)
+        e.run(data, 8)
+        ends[weight] = mse(e, target)
+    # on noise it never trained on, G moves toward φ's samples at least 1.5× as far as SiD alone takes it (Adam with
+    # β1 = 0 steps by the gradient's sign pattern, so a larger weight barely moves it further in 8 steps)
+    assert ends[2.0] < ends[0.0] and start - ends[2.0] > 1.5 * (start - ends[0.0]) > 0, (start, ends)
 
 
 def test_full_copy_of_the_adapter():

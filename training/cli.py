@@ -143,6 +143,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="sid-lsg: the fake score ψ's optimiser steps per generator step (1: the official loop)")
     p.add_argument("--sid-anchor", type=float, default=sid.anchor_weight,
                    help="sid-lsg recall anchor: > 0 trains on --pairs too, adding a --regression term to G's output gradient at this fraction of SiD's norm")
+    p.add_argument("--sid-live-anchor", type=float, default=sid.live_anchor_weight,
+                   help="sid-lsg live recall anchor (prompts only): > 0 adds the MSE of G to the teacher's own samples, drawn in the loop "
+                        "at CFG --kappa4 from fresh noise, to G's output gradient at this fraction of SiD's norm (not with --sid-anchor)")
+    p.add_argument("--sid-live-anchor-items", type=int, default=sid.live_anchor_items,
+                   help="sid-lsg live anchor: the first this many prompts of each micro-batch get a teacher sample")
+    p.add_argument("--sid-live-anchor-steps", type=int, default=sid.live_anchor_steps,
+                   help="sid-lsg live anchor: the teacher sampler's DDIM steps (each ×2 teacher calls under CFG, no gradient)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="replay each step as one CUDA graph (one GPU, AdamW, float32 weights; sid-lsg): for small UNets whose step waits on kernel launches")
     p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
@@ -190,7 +197,9 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
         sid=SidConfig(kappa1=a.kappa1, kappa2=a.kappa2, kappa4=a.kappa4, alpha=a.alpha, t_min=a.sid_t_range[0], t_max=a.sid_t_range[1],
                       prompt_dropout=a.prompt_dropout, latent_height=a.latent_size[0], latent_width=a.latent_size[1],
                       fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype, reduction=a.sid_reduction,
-                      anchor_weight=a.sid_anchor, fake_steps=a.fake_steps, kappa4_t_min=a.kappa4_t_min),
+                      anchor_weight=a.sid_anchor, fake_steps=a.fake_steps, kappa4_t_min=a.kappa4_t_min,
+                      live_anchor_weight=a.sid_live_anchor, live_anchor_items=a.sid_live_anchor_items,
+                      live_anchor_steps=a.sid_live_anchor_steps),
         reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device, cuda_graph=a.cuda_graph,

@@ -276,9 +276,26 @@ class SidConfig:
     # exact 2-D teacher, κ4 = 1.5 at t < 500 alone took recall to the full guidance's 0.64; only at t ≥ 250, 0.86 — a
     # guidance interval, Kynkäänniemi et al. 2024, on the distillation side).
     kappa4_t_min: int = 0
+    # Live recall anchor (ours): the recall anchor with targets the frozen teacher φ samples in the loop from the
+    # micro-batch's own prompts (its deterministic sampler at CFG κ4 from fresh noise z_a; G regressed by MSE on them
+    # from the same z_a), so the run stays prompts-only. > 0: G's gradient at its output gets that regression rescaled
+    # to this fraction of the SiD gradient's norm (as anchor_weight). 0: off. One anchor at a time.
+    live_anchor_weight: float = 0.0
+    # The first this many items of each micro-batch get a teacher sample (capped at the micro-batch): each costs
+    # live_anchor_steps sampler steps of φ (×2 under CFG), without gradient.
+    live_anchor_items: int = 8
+    # The teacher sampler's steps: DDIM (= Euler in σ space for ε) at timesteps round(linspace(T−1, 0, steps)), the
+    # last to x0 — the proof-scale teacher row's sampler (proof_scale/sampler.py).
+    live_anchor_steps: int = 25
 
     def __post_init__(self) -> None:
         check_range("anchor_weight", self.anchor_weight, 0.0)
+        check_range("live_anchor_weight", self.live_anchor_weight, 0.0)
+        check_range("live_anchor_items", self.live_anchor_items, 1, integer=True)
+        check_range("live_anchor_steps", self.live_anchor_steps, 1, integer=True)
+        if self.anchor_weight > 0 and self.live_anchor_weight > 0:
+            raise ValueError(f"one recall anchor at a time: anchor_weight {self.anchor_weight:g} (teacher pairs) and "
+                             f"live_anchor_weight {self.live_anchor_weight:g} (teacher samples drawn in the loop) are both on")
         check_range("kappa4_t_min", self.kappa4_t_min, 0, 1000, integer=True)
         check_range("fake_steps", self.fake_steps, 1, integer=True)
         for name in ("kappa1", "kappa2", "kappa4", "alpha"):  # NaN stopped at a NaN loss, or (κ4) was written into the file

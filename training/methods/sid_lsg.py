@@ -23,6 +23,12 @@ d(G(z_pair, c), x_teacher) (LossConfig.regression) on the pairs' own noise, resc
 anchor_weight × the SiD gradient's norm at G's output — the teacher's pairs hold G to the modes SiD's mode-seeking
 drops (DMD's regression loss, in a form that does not depend on SiD's pixel-sum scale).
 
+Live recall anchor (SidConfig.live_anchor_weight > 0, ours): the same term with the teacher's samples drawn in the
+loop instead of collected pairs, so the run stays prompts-only: for the first live_anchor_items prompts of the
+micro-batch, fresh noise z_a, x_a* = φ's deterministic sampler (DDIM, live_anchor_steps steps, CFG κ4) from x_T = z_a,
+and the MSE of G(z_a, c) to x_a*, its output gradient rescaled per micro-batch to live_anchor_weight × the SiD
+gradient's norm.
+
 Both losses sum over pixels and average over items, as the official code (SidConfig.reduction "mean" averages over
 pixels too). docs/methods.md ("SiD-LSG") has the formulas, the defaults and what is a choice of ours (one prompt batch
 for both phases, the NaN handling).
@@ -85,6 +91,39 @@ def guided(net, x_t: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | N
     return u + kappa * (c - u)
 
 
+def sampler_timesteps(steps: int, schedule_steps: int) -> torch.Tensor:
+    """The sampler's timesteps round(linspace(T−1, 0, steps)) (int64; steps = 1: [T−1]) — DDIM's linspace spacing, the
+    proof-scale sampler's (proof_scale/sampler.discrete_sigmas)."""
+    if steps == 1:
+        return torch.tensor([schedule_steps - 1])
+    return torch.linspace(schedule_steps - 1, 0, steps, dtype=torch.float64).round().long()
+
+
+class TeacherSampler:
+    """φ's deterministic sampler from x_T = z in VP space at a fixed CFG: DDIM with η = 0 (for an ε teacher exactly the
+    Euler sampler in k-diffusion's σ space that ComfyUI and proof_scale/sampler.py run from sqrt(σ_max² + 1)·z):
+    x0 = x0(φ^κ(x_t, t)), ε̂ = (x_t − sqrt(ᾱ_t)·x0)/sqrt(1 − ᾱ_t), x_next = sqrt(ᾱ_next)·x0 + sqrt(1 − ᾱ_next)·ε̂; the
+    last step returns x0. Its timesteps and ᾱ are device tensors made once, so a call has no host sync (the step stays
+    capturable in a CUDA graph)."""
+
+    def __init__(self, spec: OneStepSpec, steps: int, kappa: float, device: torch.device):
+        ts = sampler_timesteps(steps, spec.schedule.steps)
+        self.prediction, self.kappa = spec.prediction, kappa
+        self.t = ts.to(device, torch.float32)
+        self.a = to_device(spec.schedule.alphas_cumprod()[ts], device, torch.float32)
+
+    @torch.no_grad()
+    def __call__(self, net, z: torch.Tensor, cond: dict, uncond: dict | None) -> torch.Tensor:
+        x = z.float()
+        for i in range(len(self.t)):
+            a = self.a[i]
+            x0 = x0_from_output(self.prediction, guided(net, x, self.t[i].expand(len(x)), cond, uncond, self.kappa), x, a)
+            if i + 1 == len(self.t):
+                return x0
+            x = diffuse(x0, (x - a.sqrt() * x0) / (1 - a).sqrt(), self.a[i + 1])
+        return x
+
+
 def reduce_pixels(x: torch.Tensor, reduction: str) -> torch.Tensor:
     """Per item [B]: the sum over C, H, W ("sum", the official) or the mean ("mean")."""
     return x.sum(dim=(1, 2, 3)) if reduction == "sum" else x.mean(dim=(1, 2, 3))
@@ -109,6 +148,17 @@ def finite_items(*xs: torch.Tensor) -> torch.Tensor:
     for x in xs:
         ok = ok & torch.isfinite(x).flatten(1).all(dim=1)
     return ok
+
+
+def rescaled_anchor(surrogate: torch.Tensor, x_a: torch.Tensor, distance: torch.Tensor, sid_grad: torch.Tensor,
+                    weight: float) -> tuple[torch.Tensor, dict]:
+    """The surrogate with an anchor's term added: the distance's gradient at G's output x_a rescaled to weight ×
+    ‖sid_grad‖ (no gradient through the scale), so the weight means the same whatever SiD's pixel-sum scale; and the
+    anchor's terms ("anchor": the distance, "anchor_scale")."""
+    (g_a,) = torch.autograd.grad(distance, x_a)
+    with torch.no_grad():
+        scale = weight * sid_grad.float().norm() / g_a.float().norm().clamp_min(1e-12)
+    return surrogate + (x_a * (scale * g_a).to(x_a.dtype)).sum(), {"anchor": distance.detach(), "anchor_scale": scale}
 
 
 class FakeScoreLoss:
@@ -194,6 +244,7 @@ class SidLSG(Method):
         self.fake_loss = FakeScoreLoss(spec, s.kappa1, s.reduction)
         self.g_loss = SidGeneratorLoss(spec, s.alpha, s.kappa2, s.kappa4, s.reduction, s.kappa4_t_min)
         self.anchor = regression_loss(c.loss.regression, info, self.resources) if s.anchor_weight > 0 else None
+        self.sampler: TeacherSampler | None = None  # the live anchor's teacher sampler (built on the device)
         self.fake: CopyableUNet | None = None
         self.teacher: CopyableUNet | None = None
         self.uncond: dict | None = None
@@ -220,6 +271,8 @@ class SidLSG(Method):
         self.teacher.to(engine.device).eval()
         if self.anchor is not None:
             place_elpips(self.resources, engine.device)
+        if s.live_anchor_weight > 0:
+            self.sampler = TeacherSampler(c.generator.spec, s.live_anchor_steps, s.kappa4, engine.device)
         u = self.resources.empty_prompt()
         self.uncond = {k: v.to(engine.device, torch.float32) for k, v in u.items() if v is not None} if u is not None else None
         return [ExtraNetwork("fake_score", "fake", self.fake, o.lr_d, o.optimizer_d or o.optimizer, s.fake_dtype, derived_seed(c.seed, -8))]
@@ -232,7 +285,7 @@ class SidLSG(Method):
     def capturable(self) -> str | None:
         if self.anchor is not None:
             return "SiD-LSG's recall anchor (anchor_weight > 0) is not built for CUDA-graph replay"
-        return None
+        return None  # the live anchor too: its noise is a phase draw, its sampler's constants device tensors
 
     def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
         s = self.config.sid
@@ -246,7 +299,9 @@ class SidLSG(Method):
         return {"sid_lsg": {"kappa1": s.kappa1, "kappa2": s.kappa2, "kappa3": s.kappa2, "kappa4": s.kappa4, "alpha": s.alpha,
                             "t_init": self.config.generator.spec.timestep, "t_range": [s.t_min, s.t_max],
                             **({"kappa4_t_min": s.kappa4_t_min} if s.kappa4_t_min > 0 else {}),
-                            **({"anchor_weight": s.anchor_weight, "anchor_loss": self.config.loss.regression} if s.anchor_weight > 0 else {})}}
+                            **({"anchor_weight": s.anchor_weight, "anchor_loss": self.config.loss.regression} if s.anchor_weight > 0 else {}),
+                            **({"live_anchor_weight": s.live_anchor_weight, "live_anchor_items": s.live_anchor_items,
+                                "live_anchor_steps": s.live_anchor_steps} if s.live_anchor_weight > 0 else {})}}
 
     # -- the phases -----------------------------------------------------------------------------------------
     def _conditioning(self, mb: MicroBatch) -> tuple[dict, dict | None]:
@@ -281,7 +336,14 @@ class SidLSG(Method):
         return {**drop, **self._draws(engine, n, mb.rng)}
 
     def _generator_draws(self, engine, mb: MicroBatch) -> dict[str, torch.Tensor]:
-        return self._draws(engine, len(mb.context), mb.rng)
+        """z, ε, t (and ᾱ_t); with the live anchor then its noise z_anchor for the first live_anchor_items items, drawn
+        after them (the other draws keep their values)."""
+        n = len(mb.context)
+        drawn = self._draws(engine, n, mb.rng)
+        s = self.config.sid
+        if s.live_anchor_weight > 0:
+            drawn["z_anchor"] = self.draw_noise(engine, min(s.live_anchor_items, n), mb.rng)
+        return drawn
 
     def _fake_score(self, engine, mb: MicroBatch, backward: Backward, drawn: dict | None = None) -> dict:
         """ψ's update; `drawn`: this phase's draws on the device (the engine's), else taken here."""
@@ -320,19 +382,31 @@ class SidLSG(Method):
         if self.anchor is not None:
             surrogate, anchor_terms = self._anchored(engine, mb, backward, surrogate, grad)
             terms.update(anchor_terms)
+        elif self.sampler is not None:
+            surrogate, anchor_terms = self._live_anchored(engine, cond, uncond, drawn["z_anchor"], backward, surrogate, grad)
+            terms.update(anchor_terms)
         backward(surrogate)
         return terms
 
     def _anchored(self, engine, mb: MicroBatch, backward: Backward, surrogate: torch.Tensor, sid_grad: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The surrogate with the recall anchor's term added: G on the pairs' noise, the regression's gradient at its
-        output rescaled to anchor_weight × ‖sid_grad‖ (no gradient through the scale)."""
+        """The surrogate with the recall anchor's term added: G on the pairs' noise, the regression on the pairs."""
         if mb.z is None or mb.z.shape[1:] != sid_grad.shape[1:]:
             got = "no noise" if mb.z is None else f"noise of shape {tuple(mb.z.shape[1:])}"
             raise ValueError(f"the recall anchor regresses on teacher pairs with the generator's noise shape {tuple(sid_grad.shape[1:])}; the data has {got}")
         with backward.autocast():
             x_a = engine.generator(mb.z, mb.context, **mb.extra)
             distance = self.anchor(x_a, mb).mean()
-        (g_a,) = torch.autograd.grad(distance, x_a)
-        with torch.no_grad():
-            scale = self.config.sid.anchor_weight * sid_grad.float().norm() / g_a.float().norm().clamp_min(1e-12)
-        return surrogate + (x_a * (scale * g_a).to(x_a.dtype)).sum(), {"anchor": distance.detach(), "anchor_scale": scale}
+        return rescaled_anchor(surrogate, x_a, distance, sid_grad, self.config.sid.anchor_weight)
+
+    def _live_anchored(self, engine, cond: dict, uncond: dict | None, z_a: torch.Tensor, backward: Backward, surrogate: torch.Tensor,
+                       sid_grad: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The surrogate with the live anchor's term added: φ's sample from z_a for the first len(z_a) prompts (no
+        gradient), and the MSE of G(z_a) to it."""
+        k = len(z_a)
+        cond_a = {key: v[:k] for key, v in cond.items()}
+        uncond_a = {key: v[:k] for key, v in uncond.items()} if uncond is not None else None
+        with backward.autocast():
+            target = self.sampler(self.teacher, z_a, cond_a, uncond_a)
+            x_a = engine.generator(z_a, **cond_a)
+            distance = (x_a.float() - target).pow(2).mean()
+        return rescaled_anchor(surrogate, x_a, distance, sid_grad, self.config.sid.live_anchor_weight)
