@@ -192,6 +192,14 @@
 # nvidia-h100-x1); both calls stopped at their deadline (2,750 steps a row) and no budget was left for CALL=3, so neither
 # row was scored and state_h/ stays the carried state. Val recall 0.52-0.54 and FD 18.0-19.1 (EMA 0.999) in both rows,
 # as the control: the bound moved nothing in 176 k samples (docs/benchmarks.md "session 51 run 42 part i").
+# PART j (session 52): the prompts-only live recall anchor (SidConfig.live_anchor_weight: phi's own CFG-1.5 Euler-25
+# samples of 8 prompts per step, drawn in the loop; G regressed on them, the gradient at G's output rescaled to W x the
+# SiD gradient's norm). On the toy with a teacher that needs its CFG (benchmarks/probe_sid_fixed_point.py --leak 0.2)
+# W = 1 took the split from 0.54 to 0.44 (teacher 0.35), class acc 0.84 -> 0.89. From state_h at lr 1e-5, batch 64,
+# A = W 1, B = W 2, bundle and aside as part i; carry [".devdata/ps", ".devdata/ps_init"], in ONE tool batch:
+#   GRAPH=1 PART=j FROM=sid_carry_h LR=1e-5 BATCH=64 BASE=live_anchor=1:live_anchor_items=8:live_anchor_steps=25 \
+#     AB=live_anchor=2 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=<timeout minus ~50> bash .../run.sh
+#   then CALL=3 MAXS=<timeout minus ~70> (the scoring and the state export: the last call of the session).
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
