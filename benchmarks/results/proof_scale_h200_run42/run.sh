@@ -200,6 +200,9 @@
 #   GRAPH=1 PART=j FROM=sid_carry_h LR=1e-5 BATCH=64 BASE=live_anchor=1:live_anchor_items=8:live_anchor_steps=25 \
 #     AB=live_anchor=2 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=<timeout minus ~50> bash .../run.sh
 #   then CALL=3 MAXS=<timeout minus ~70> (the scoring and the state export: the last call of the session).
+#   A session with one call only: CALL=3 alone (SKIP_PIP installs where /tmp/site lacks the wheels; trains to the deadline,
+#   scores, exports the state).
+# PART j, as run (session 52): not run — fourteen asks got no machine (one H100 started and was taken back mid-call).
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
