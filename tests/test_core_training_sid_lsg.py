@@ -379,6 +379,22 @@ def _generator_grads(e: Engine, batch: dict) -> tuple[dict, dict]:
     return terms, {n: p.grad.clone() for n, p in e.unet.named_parameters() if p.grad is not None}
 
 
+def assert_anchor_term(e: Engine, terms: dict, g0: dict, g1: dict, g_sid: torch.Tensor, x_a: torch.Tensor, distance: torch.Tensor,
+                       weight: float, distance_rel: float) -> None:
+    """An anchored step's extra gradient (g1 − g0, per parameter) is the distance's gradient at G's output x_a rescaled to
+    weight × ‖g_sid‖, pulled back through G; its logged terms are that distance and scale."""
+    (g_a,) = torch.autograd.grad(distance, x_a, retain_graph=True)
+    scale = weight * g_sid.norm() / g_a.norm()
+    assert float(terms["anchor_scale"]) == pytest.approx(scale.item(), rel=1e-4) and float(terms["anchor"]) == pytest.approx(distance.item(), rel=distance_rel)
+    assert (scale * g_a).norm().item() == pytest.approx(weight * g_sid.norm().item(), rel=1e-5)  # the anchor's share at G's output
+    (x_a * (scale * g_a)).sum().backward()
+    top = max(p.grad.abs().max().item() for p in e.unet.parameters() if p.grad is not None)
+    assert top > 1e-4
+    for n, p in e.unet.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(g1[n] - g0[n], p.grad, rtol=1e-3, atol=1e-4 * top), n
+
+
 def test_recall_anchor_adds_the_pairs_regression_at_its_share_of_the_sid_gradient():
     assert SidLSG.data_for(sid_config()) == PROMPTS and SidLSG.data_for(sid_config(anchor_weight=0.3)) == PAIRS
     assert SidLSG.needs_elpips(dataclasses.replace(sid_config(anchor_weight=0.3), loss=LossConfig(regression="latentlpips")))
@@ -403,15 +419,7 @@ def test_recall_anchor_adds_the_pairs_regression_at_its_share_of_the_sid_gradien
     anchored_e.unet.zero_grad(set_to_none=True)
     x_a = anchored_e.generator(mb.z, mb.context)
     distance = (x_a - mb.real).pow(2).mean(dim=(1, 2, 3)).mean()
-    (g_a,) = torch.autograd.grad(distance, x_a, retain_graph=True)
-    scale = 0.5 * g_sid.norm() / g_a.norm()
-    assert float(t1["anchor_scale"]) == pytest.approx(scale.item(), rel=1e-4) and float(t1["anchor"]) == pytest.approx(distance.item(), rel=1e-5)
-    (x_a * (scale * g_a)).sum().backward()
-    top = max(p.grad.abs().max().item() for p in anchored_e.unet.parameters() if p.grad is not None)
-    assert top > 1e-4
-    for n, p in anchored_e.unet.named_parameters():
-        if p.grad is not None:
-            assert torch.allclose(g1[n] - g0[n], p.grad, rtol=1e-3, atol=1e-4 * top), n
+    assert_anchor_term(anchored_e, t1, g0, g1, g_sid, x_a, distance, 0.5, distance_rel=1e-5)
 
 
 def test_recall_anchor_pulls_the_student_to_the_pairs_and_needs_them():
@@ -551,16 +559,7 @@ def test_live_anchor_adds_the_teacher_samples_regression_at_its_share_of_the_sid
     anchored_e.unet.zero_grad(set_to_none=True)
     x_a = anchored_e.generator(z_a, mb.context[:2])
     distance = (x_a - target).pow(2).mean()
-    (g_a,) = torch.autograd.grad(distance, x_a, retain_graph=True)
-    scale = 0.5 * g_sid.norm() / g_a.norm()
-    assert float(t1["anchor_scale"]) == pytest.approx(scale.item(), rel=1e-4) and float(t1["anchor"]) == pytest.approx(distance.item(), rel=1e-4)
-    assert (scale * g_a).norm().item() == pytest.approx(0.5 * g_sid.norm().item(), rel=1e-5)  # the anchor's share at G's output
-    (x_a * (scale * g_a)).sum().backward()
-    top = max(p.grad.abs().max().item() for p in anchored_e.unet.parameters() if p.grad is not None)
-    assert top > 1e-4
-    for n, p in anchored_e.unet.named_parameters():
-        if p.grad is not None:
-            assert torch.allclose(g1[n] - g0[n], p.grad, rtol=1e-3, atol=1e-4 * top), n
+    assert_anchor_term(anchored_e, t1, g0, g1, g_sid, x_a, distance, 0.5, distance_rel=1e-4)
 
 
 def test_live_anchor_pulls_the_student_to_the_teachers_samples():
