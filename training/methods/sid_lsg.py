@@ -118,10 +118,9 @@ class TeacherSampler:
         for i in range(len(self.t)):
             a = self.a[i]
             x0 = x0_from_output(self.prediction, guided(net, x, self.t[i].expand(len(x)), cond, uncond, self.kappa), x, a)
-            if i + 1 == len(self.t):
-                return x0
-            x = diffuse(x0, (x - a.sqrt() * x0) / (1 - a).sqrt(), self.a[i + 1])
-        return x
+            if i + 1 < len(self.t):
+                x = diffuse(x0, (x - a.sqrt() * x0) / (1 - a).sqrt(), self.a[i + 1])
+        return x0
 
 
 def reduce_pixels(x: torch.Tensor, reduction: str) -> torch.Tensor:
