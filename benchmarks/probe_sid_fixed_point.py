@@ -67,9 +67,11 @@ ROWS = {
     # loop from the same z (ANCHORED: the pack's anchor_weight, the regression's gradient at G's output scaled to W × the
     # SiD gradient's norm, as training/methods/sid_lsg.py does with collected pairs)
     "split_anchor_live": (1.0, 1.0, 1.5, 1.0, "teacher", None),
+    # the same from the split row's end, as run 42 part j started it from a G on the guided plateau
+    "anchor_live_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", None),
 }
-ANCHORED = {"split_anchor_live": 0.25}
-ANCHOR_SHARE = 4  # one item in 4 of each batch gets a teacher sample (25 DDIM steps)
+ANCHORED = {"split_anchor_live": 0.25, "anchor_live_after_split": 0.25}
+ANCHOR_SHARE = 4  # one item in 4 of each batch gets a teacher sample (25 DDIM steps); --anchor-share sets it
 
 
 def mixture():
@@ -276,9 +278,10 @@ def generator_start(teacher: nn.Module, kind: str, g: torch.Generator) -> Genera
     return gen
 
 
-def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None, anchor=0.0):
+def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None, anchor=0.0,
+              anchor_share=ANCHOR_SHARE):
     """The official loop's two phases per step with the pack's losses; returns G's EMA (0.999). anchor > 0: the recall
-    anchor on the teacher's CFG-1.5 samples of a quarter of each batch's z, drawn in the loop."""
+    anchor on the teacher's CFG-1.5 samples of 1 / anchor_share of each batch's z, drawn in the loop."""
     phi = teacher  # unwrapped: the anchor's samples use the teacher's own CFG, whatever interval the SiD loss uses
     k1, k2, k4 = kappas
     t_min = 0
@@ -316,7 +319,7 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
         opt_g.zero_grad(set_to_none=True)
         if anchor > 0:
             (sid_grad,) = torch.autograd.grad(loss_g[ok].mean(), x_g)
-            n = batch // ANCHOR_SHARE
+            n = batch // anchor_share
             target = ddim(phi, z[:n], c[:n], 1.5, steps=25).view(-1, 2, 1, 1)
             x_a = gen(z[:n], c[:n])
             (g_a,) = torch.autograd.grad((x_a - target).pow(2).sum(dim=(1, 2, 3)).mean(), x_a, retain_graph=True)
@@ -384,6 +387,8 @@ def main(argv=None) -> None:
     p.add_argument("--log-every", type=int, default=0)
     p.add_argument("--leak", type=float, default=0.0, help="the teacher's class leak λ (0: exact teacher)")
     p.add_argument("--anchor", type=float, default=None, help="the anchored rows' weight (default: ANCHORED's)")
+    p.add_argument("--anchor-share", type=int, default=ANCHOR_SHARE,
+                   help="one item in this many of each batch is anchored (run 42 part j: 8)")
     p.add_argument("--teacher-cfgs", default="1,1.5", help="CFG scales of the teacher's DDIM reference rows")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -417,7 +422,7 @@ def main(argv=None) -> None:
         psi.load_state_dict(psi_starts.get(start, psi0).state_dict())
         t0 = time.time()
         ema = sid_train(teacher, psi, gen, (k1, k2, k4), alpha, args.steps, args.batch, args.lr, g, args.log_every,
-                        interval, anchored.get(name, 0.0))
+                        interval, anchored.get(name, 0.0), args.anchor_share)
         where = f" at t in [{interval[0]}, {interval[1]})" if interval else ""
         label = f"SiD {name}: κ1 {k1:g} κ2 {k2:g} κ4 {k4:g}{where} α {alpha:g}, from {start}"
         if name in anchored:

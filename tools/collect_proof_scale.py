@@ -223,6 +223,16 @@ SOURCES = {
                                              "run42/state_g/ at lr 3e-6, batch 64, 5 fake-score steps per G step "
                                              "(DMD2's two-time-scale rule): val FD 18.96-19.19 at 500 and 1,000, "
                                              "18.52-18.71 at 1,500; stopped at step 1,767; scored at 1,500"),
+    "sid_lsg_teacher_cfg_live_anchor1_run42j": (f"{R}42/distill/j_w1/result.json", ("row",), "run15",
+                                                "run 42 part j (session 53, two H100 calls, beside W 2): part h's "
+                                                "row from run42/state_h/ at lr 1e-5, batch 64, with the live recall "
+                                                "anchor W 1 (phi's own CFG-1.5 Euler-25 samples of 8 prompts a step; "
+                                                "still prompts only): val FD 18.64-18.83 (EMA 0.999), val recall "
+                                                "0.50-0.52; stopped at step 1,770; scored at 1,500"),
+    "sid_lsg_teacher_cfg_live_anchor2_run42j": (f"{R}42/distill/j_w2/result.json", ("row",), "run15",
+                                                "run 42 part j (session 53): as W 1 with the live anchor at W 2: "
+                                                "val FD 19.30-20.18 (EMA 0.999), 22.7-26.4 with the faster "
+                                                "averages; stopped at step 1,773; scored at 500"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -237,7 +247,8 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_lr1e-5_run42b": (1.00, 16), "sid_lsg_teacher_cfg_lr3e-5_run42b": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_run42c": (1.00, 16), "sid_lsg_teacher_cfg_b256_run42c": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_run42d": (1.00, 16), "sid_lsg_teacher_cfg_b64_run42e": (1.00, 16),
-    "sid_lsg_teacher_cfg_b64_lr3e-6_run42f": (1.00, 16), "sid_lsg_teacher_cfg_b64_kappa4_1.25_run42f": (1.00, 16),
+    "sid_lsg_teacher_cfg_b64_lr3e-6_run42f": (1.00, 16),
+    "sid_lsg_teacher_cfg_live_anchor1_run42j": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor2_run42j": (1.00, 16), "sid_lsg_teacher_cfg_b64_kappa4_1.25_run42f": (1.00, 16),
     "sid_lsg_teacher_cfg_b64_lr3e-6_run42g": (1.00, 16), "sid_lsg_teacher_cfg_b64_cosine_run42g": (1.00, 16),
     "sid_lsg_teacher_cfg_b256_lr3e-6_run42h": (1.00, 16), "sid_lsg_teacher_cfg_b64_fake5_run42h": (1.00, 16),
 }

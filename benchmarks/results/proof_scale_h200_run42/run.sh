@@ -203,6 +203,21 @@
 #   A session with one call only: CALL=3 alone (SKIP_PIP installs where /tmp/site lacks the wheels; trains to the deadline,
 #   scores, exports the state).
 # PART j, as run (session 52): not run — fourteen asks got no machine (one H100 started and was taken back mid-call).
+# PART j, as run (session 53): four asks got nothing (376 s), then CALL=1 MAXS=510 and CALL=3 MAXS=490 on one H100
+# (timeout_s 560 each). Both rows stopped at their deadline (steps 1,770 / 1,773, 487 ms a step for the two side by
+# side against part i's 249: the anchor's 8 x 25 x 2 teacher calls). W 1: val FD 18.64-18.83 (EMA 0.999), recall
+# 0.50-0.52, test 18.15 (recall 0.460); W 2: val 19.30-20.18, 22.7-26.4 with the faster averages, test 18.08 (0.468).
+# The anchor's MSE halved (0.07-0.08 -> ~0.03) while neither FD nor recall moved: records distill/j_w1, j_w2,
+# call_j1.log, call_j3.log, logs/session53_*; row A's state (W 1, 1,770 steps into the anchor) kept as state_j/.
+# PART k (session 53's plan): the toy from the split's end (probe_sid_fixed_point --rows anchor_live_after_split) is worse
+# than its start for ~6,000 steps before the anchor pays (0.60 -> 0.92 at 2,000 -> 0.43 at 10,000), and with 8
+# anchored items a step it ends barely below its start (0.57) where 32 or 64 reach 0.43. So: from state_j/ (W 1, 8
+# items, 1,770 steps in), A = 32 anchored items, B = 64 (every prompt), W 1, carried across sessions whatever its FD
+# does first. Bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_j, aside as part j, then:
+#   GRAPH=1 PART=k FROM=sid_carry_j LR=1e-5 BATCH=64 BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=25 \
+#     AB=live_anchor_items=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=<timeout minus ~50> bash .../run.sh
+#   then CALL=3 MAXS=<timeout minus ~70>; commit $OUT's state_g*/ as state_k/ even where its FD is above state_h's (the
+#   next session goes on from it: FROM=sid_carry_k). Read: the anchor's MSE, val recall and FD against parts g-i's band.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
