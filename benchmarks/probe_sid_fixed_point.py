@@ -69,8 +69,15 @@ ROWS = {
     "split_anchor_live": (1.0, 1.0, 1.5, 1.0, "teacher", None),
     # the same from the split row's end, as run 42 part j started it from a G on the guided plateau
     "anchor_live_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", None),
+    "anchor_live_from_t250_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", (250, 1000)),  # with the κ4 bound too
+    # a coverage anchor with no coupling (IMLE, Li & Malik 2018): each teacher sample, drawn from its own fresh noise,
+    # pulls the nearest of G's same-class samples in the SiD batch toward it, so G need not take φ's noise-to-image map
+    "imle_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", None),
+    "split_imle": (1.0, 1.0, 1.5, 1.0, "teacher", None),
 }
-ANCHORED = {"split_anchor_live": 0.25, "anchor_live_after_split": 0.25}
+ANCHORED = {"split_anchor_live": 0.25, "anchor_live_after_split": 0.25, "anchor_live_from_t250_after_split": 0.25,
+            "imle_after_split": 0.25, "split_imle": 0.25}
+NEAREST = {"imle_after_split", "split_imle"}  # anchored rows whose targets are matched by distance, not by noise
 ANCHOR_SHARE = 4  # one item in 4 of each batch gets a teacher sample (25 DDIM steps); --anchor-share sets it
 
 
@@ -279,7 +286,7 @@ def generator_start(teacher: nn.Module, kind: str, g: torch.Generator) -> Genera
 
 
 def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None, anchor=0.0,
-              anchor_share=ANCHOR_SHARE):
+              anchor_share=ANCHOR_SHARE, nearest=False):
     """The official loop's two phases per step with the pack's losses; returns G's EMA (0.999). anchor > 0: the recall
     anchor on the teacher's CFG-1.5 samples of 1 / anchor_share of each batch's z, drawn in the loop."""
     phi = teacher  # unwrapped: the anchor's samples use the teacher's own CFG, whatever interval the SiD loss uses
@@ -317,7 +324,17 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
         x_g = gen(z, c)
         loss_g, ok, _ = gen_loss(psi, teacher, x_g, eps, t, {"context": context(c)}, uncond)
         opt_g.zero_grad(set_to_none=True)
-        if anchor > 0:
+        if anchor > 0 and nearest:
+            (sid_grad,) = torch.autograd.grad(loss_g[ok].mean(), x_g, retain_graph=True)
+            n = batch // anchor_share
+            target = ddim(phi, torch.randn(n, 2, generator=g), c[:n], 1.5, steps=25)
+            gap = torch.cdist(target, x_g.detach().flatten(1))
+            gap = gap.masked_fill(c[:n, None] != c[None, :], float("inf"))
+            matched = x_g[gap.argmin(dim=1)].flatten(1)
+            (g_a,) = torch.autograd.grad((matched - target).pow(2).sum(dim=1).mean(), x_g, retain_graph=True)
+            scale = anchor * sid_grad.norm() / g_a.norm().clamp_min(1e-12)
+            (x_g * (sid_grad + scale * g_a)).sum().backward()
+        elif anchor > 0:
             (sid_grad,) = torch.autograd.grad(loss_g[ok].mean(), x_g)
             n = batch // anchor_share
             target = ddim(phi, z[:n], c[:n], 1.5, steps=25).view(-1, 2, 1, 1)
@@ -422,11 +439,11 @@ def main(argv=None) -> None:
         psi.load_state_dict(psi_starts.get(start, psi0).state_dict())
         t0 = time.time()
         ema = sid_train(teacher, psi, gen, (k1, k2, k4), alpha, args.steps, args.batch, args.lr, g, args.log_every,
-                        interval, anchored.get(name, 0.0), args.anchor_share)
+                        interval, anchored.get(name, 0.0), args.anchor_share, name in NEAREST)
         where = f" at t in [{interval[0]}, {interval[1]})" if interval else ""
         label = f"SiD {name}: κ1 {k1:g} κ2 {k2:g} κ4 {k4:g}{where} α {alpha:g}, from {start}"
         if name in anchored:
-            label += f", anchored {anchored[name]:g} on the teacher's CFG-1.5 samples"
+            label += f", anchored {anchored[name]:g} on the teacher's CFG-1.5 samples" + (" (nearest)" if name in NEAREST else "")
         rows.append((label, score(sample_gen(ema, args.samples, g))))
         print(f"{label}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     print(f"\n`python -m benchmarks.probe_sid_fixed_point {' '.join(argv if argv is not None else sys.argv[1:])}` "
