@@ -218,6 +218,10 @@
 #     AB=live_anchor_items=64 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=<timeout minus ~50> bash .../run.sh
 #   then CALL=3 MAXS=<timeout minus ~70>; commit $OUT's state_g*/ as state_k/ even where its FD is above state_h's (the
 #   next session goes on from it: FROM=sid_carry_k). Read: the anchor's MSE, val recall and FD against parts g-i's band.
+# PART k, as run (session 53, the budget's last 302 s): CALL=3 MAXS=195 alone (timeout_s 245, one H100): set-up 50 s, the
+# CUDA-graph capture and 56 / 65 steps (64 / 32 items) in 96 s, scored as they stood (test FD 18.94 / 18.95, recall
+# 0.469 / 0.468: state_j's level); the call ran out while packing the records (call_k0.log). Its state (65 steps past
+# state_j) was not kept: part k starts from state_j/ as planned.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
