@@ -324,22 +324,18 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
         x_g = gen(z, c)
         loss_g, ok, _ = gen_loss(psi, teacher, x_g, eps, t, {"context": context(c)}, uncond)
         opt_g.zero_grad(set_to_none=True)
-        if anchor > 0 and nearest:
+        if anchor > 0:
             (sid_grad,) = torch.autograd.grad(loss_g[ok].mean(), x_g, retain_graph=True)
             n = batch // anchor_share
-            target = ddim(phi, torch.randn(n, 2, generator=g), c[:n], 1.5, steps=25)
-            gap = torch.cdist(target, x_g.detach().flatten(1))
-            gap = gap.masked_fill(c[:n, None] != c[None, :], float("inf"))
-            matched = x_g[gap.argmin(dim=1)].flatten(1)
-            (g_a,) = torch.autograd.grad((matched - target).pow(2).sum(dim=1).mean(), x_g, retain_graph=True)
-            scale = anchor * sid_grad.norm() / g_a.norm().clamp_min(1e-12)
-            (x_g * (sid_grad + scale * g_a)).sum().backward()
-        elif anchor > 0:
-            (sid_grad,) = torch.autograd.grad(loss_g[ok].mean(), x_g)
-            n = batch // anchor_share
-            target = ddim(phi, z[:n], c[:n], 1.5, steps=25).view(-1, 2, 1, 1)
-            x_a = gen(z[:n], c[:n])
-            (g_a,) = torch.autograd.grad((x_a - target).pow(2).sum(dim=(1, 2, 3)).mean(), x_a, retain_graph=True)
+            if nearest:  # each teacher sample, from its own noise, pulls G's nearest same-class sample of the batch
+                target = ddim(phi, torch.randn(n, 2, generator=g), c[:n], 1.5, steps=25)
+                gap = torch.cdist(target, x_g.detach().flatten(1)).masked_fill(c[:n, None] != c[None, :], float("inf"))
+                x_a, matched = x_g, x_g[gap.argmin(dim=1)]  # the scale's norm over the whole batch's gradient
+            else:  # G on the teacher sample's own noise
+                target = ddim(phi, z[:n], c[:n], 1.5, steps=25)
+                x_a = matched = gen(z[:n], c[:n])
+            target = target.view(-1, 2, 1, 1)
+            (g_a,) = torch.autograd.grad((matched - target).pow(2).sum(dim=(1, 2, 3)).mean(), x_a, retain_graph=True)
             scale = anchor * sid_grad.norm() / g_a.norm().clamp_min(1e-12)
             ((x_g * sid_grad).sum() + (x_a * scale * g_a).sum()).backward()
         else:
