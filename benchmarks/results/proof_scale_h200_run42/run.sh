@@ -207,7 +207,7 @@
 # (timeout_s 560 each). Both rows stopped at their deadline (steps 1,770 / 1,773, 487 ms a step for the two side by
 # side against part i's 249: the anchor's 8 x 25 x 2 teacher calls). W 1: val FD 18.64-18.83 (EMA 0.999), recall
 # 0.50-0.52, test 18.15 (recall 0.460); W 2: val 19.30-20.18, 22.7-26.4 with the faster averages, test 18.08 (0.468).
-# The anchor's MSE halved (0.07-0.08 -> ~0.03) while neither FD nor recall moved: records distill/j_w1, j_w2,
+# The anchor's MSE halved (0.04-0.09 -> ~0.03) while neither FD nor recall moved: records distill/j_w1, j_w2,
 # call_j1.log, call_j3.log, logs/session53_*; row A's state (W 1, 1,770 steps into the anchor) kept as state_j/.
 # PART k (session 53's plan): the toy from the split's end (probe_sid_fixed_point --rows anchor_live_after_split) is worse
 # than its start for ~6,000 steps before the anchor pays (0.60 -> 0.92 at 2,000 -> 0.43 at 10,000), and with 8
