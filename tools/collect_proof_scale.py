@@ -233,6 +233,12 @@ SOURCES = {
                                                 "run 42 part j (session 53): as W 1 with the live anchor at W 2: "
                                                 "val FD 19.30-20.18 (EMA 0.999), 22.7-26.4 with the faster "
                                                 "averages; stopped at step 1,773; scored at 500"),
+    "sid_lsg_teacher_cfg_live_anchor1_items32_run42k": (f"{R}42/distill/k_a32/result.json", ("row",), "run15",
+                                                        "run 42 part k (session 54, two H100 calls, one row): part "
+                                                        "j's W 1 row from run42/state_j/ with 32 anchored prompts a "
+                                                        "step (of 64): val FD 19.49 -> 19.27 (EMA 0.999), val recall "
+                                                        "0.50 -> 0.53 over 2,500 steps; stopped at step 2,768; "
+                                                        "scored at 2,500 (EMA 0.99); carried on in run42/state_k/"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -251,6 +257,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_b64_lr3e-6_run42g": (1.00, 16), "sid_lsg_teacher_cfg_b64_cosine_run42g": (1.00, 16),
     "sid_lsg_teacher_cfg_b256_lr3e-6_run42h": (1.00, 16), "sid_lsg_teacher_cfg_b64_fake5_run42h": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor1_run42j": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor2_run42j": (1.00, 16),
+    "sid_lsg_teacher_cfg_live_anchor1_items32_run42k": (1.00, 16),
 }
 
 

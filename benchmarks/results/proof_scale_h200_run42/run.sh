@@ -222,6 +222,17 @@
 # CUDA-graph capture and 56 / 65 steps (64 / 32 items) in 96 s, scored as they stood (test FD 18.94 / 18.95, recall
 # 0.469 / 0.468: state_j's level); the call ran out while packing the records (call_k0.log). Its state (65 steps past
 # state_j) was not kept: part k starts from state_j/ as planned.
+# PART k, as run (session 54): ONE row, not the A/B pair (one row steps twice as often, and the toy's pay-off is
+# ~6,000 steps away): CALL=1 MAXS=510, then CALL=3 MAXS=490 (timeout_s 560 each, one H100, in one tool batch), with
+# BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=25 and no AB. 2,768 steps at 317 ms; val FD (EMA 0.99)
+# 22.4 -> 18.8 and val recall 0.499 -> 0.531 over the five selection points; test 18.68, recall 0.492 (call_k1/k3.log,
+# distill/k_a32). Its state is state_k/.
+# PART l (next): part k's row carried on, unchanged. Bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_k,
+# aside as part j, then (one tool batch, timeout_s 560 each):
+#   GRAPH=1 PART=l FROM=sid_carry_k LR=1e-5 BATCH=64 BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=25 \
+#     EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
+#   commit $OUT's state_g*/ as state_l/. The anchor is out if val recall stops rising below ~0.55 or val FD (EMA 0.999)
+#   stalls above the control's 18.0-19.9.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
