@@ -58,12 +58,14 @@ class LayerClock:
 
 def layer_kind(module: nn.Module) -> str | None:
     """What the table groups a module as (None: not timed on its own)."""
+    if getattr(module, "_probe_skip", False):
+        return None
     if isinstance(module, nn.Conv2d):
         return "conv"
     if isinstance(module, nn.GroupNorm):
         return "groupnorm"
     name = type(module).__name__
-    return {"AttnBlock": "attnblock", "Upsample": "upsample", "SubpixelUpsample": "subpixel"}.get(name)
+    return {"AttnBlock": "attnblock", "Upsample": "upsample", "SubpixelUpsample": "subpixel", "WideGroupNorm": "groupnorm"}.get(name)
 
 
 def subpixel_flops(module: nn.Module, in_shape: tuple) -> float:
@@ -178,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--kernels", type=int, default=15, help="top GPU kernels listed (CUDA only)")
     p.add_argument("--subpixel", action="store_true", help="the decoder as the compiled fast modes run it (sub-pixel upsampling)")
+    p.add_argument("--wide-groupnorm", action="store_true", help="the decoder as VAE Decode (fast)'s cuda-graph mode runs it "
+                   "(GroupNorm on large maps from wide reductions); also prints the decode's largest difference from core's")
     p.add_argument("--json", default="")
     a = p.parse_args(argv)
     import comfy.cli_args
@@ -193,8 +197,20 @@ def main(argv: list[str] | None = None) -> int:
         from onestep_nodes.subpixel_views import vae_view
 
         model = vae_view(model).module
-    decoder = model.decoder
     z = torch.randn(a.batch, 4, a.size // 8, a.size // 8, generator=torch.Generator().manual_seed(0)).to(vae.device, vae.vae_dtype)
+    max_diff = None
+    if a.wide_groupnorm:
+        from onestep_nodes.subpixel_views import vae_graph_view
+
+        core_decoder = model.decoder
+        model = vae_graph_view(model).module
+        for m in model.decoder.modules():  # a WideGroupNorm's fallback is timed as the WideGroupNorm, not twice
+            if type(m).__name__ == "WideGroupNorm":
+                m.fallback._probe_skip = True
+        with torch.inference_mode():  # in 0..1 pixels, as VAE Decode's output
+            pixels = [((m(z).float() + 1) / 2).clamp(0, 1) for m in (core_decoder, model.decoder)]
+        max_diff = (pixels[0] - pixels[1]).abs().max().item()
+    decoder = model.decoder
     mark_parents(decoder)
     total = plain_ms(decoder, z, a.rounds)
     table = attribute(decoder, z, a.rounds)
@@ -203,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.probe_vae_decoder " + " ".join(sys.argv[1:] if argv is None else argv)
     marked = sum(r["ms"] for r in table)
     print(f"device: {device}, torch {torch.__version__}, VAE {vae.vae_dtype}, {a.size}² batch {a.batch}"
-          f"{', sub-pixel upsampling' if a.subpixel else ''}: decode {total:.1f} ms "
+          f"{', sub-pixel upsampling' if a.subpixel else ''}{', wide GroupNorm' if a.wide_groupnorm else ''}: decode {total:.1f} ms "
           f"(with a mark around each layer: {marked:.1f} ms, the shares' whole)")
     print("\n| layer | shape | calls | ms | share | TFLOP/s (% of the H200's bf16 peak) | GB/s |\n|---|---|---|---|---|---|---|")
     for r in table:
@@ -214,11 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\n| GPU kernel | calls | ms |\n|---|---|---|")
         for k in kernels:
             print(f"| {k['kernel'][:110]} | {k['calls']} | {k['ms']:.2f} |")
+    if max_diff is not None:
+        print(f"\nlargest difference from core's decode (0..1 pixels): {max_diff:.5f}")
     print(f"\ncommand: {command}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"command": command, "device": device, "torch": torch.__version__, "dtype": str(vae.vae_dtype), "size": a.size,
-                       "batch": a.batch, "subpixel": a.subpixel, "decode_ms": total, "layers": table, "kernels": kernels}, f, indent=1)
+                       "batch": a.batch, "subpixel": a.subpixel, "wide_groupnorm": a.wide_groupnorm, "max_diff_from_core": max_diff, "decode_ms": total, "layers": table, "kernels": kernels}, f, indent=1)
     return 0
 
 

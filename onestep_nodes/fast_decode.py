@@ -4,7 +4,8 @@ on an H100; see docs/benchmarks.md). Falls back to core's VAE.decode whenever th
 
 The compiled modes also run each "nearest ×2, then 3×3 convolution" of the decoder as one 2×2 convolution on the
 low-resolution input (onestep/subpixel.py: the same values up to the order of the sums, 4/9 of those convolutions'
-work — ~15 % of the decoder's); the plain CUDA-graph mode runs core's modules as they are (bit-equal to core)."""
+work — ~15 % of the decoder's); the plain CUDA-graph mode runs core's modules but for the GroupNorms on large maps,
+whose statistics come from wide reductions (onestep/group_norm.py: torch's kernel keeps most of the GPU idle there)."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,7 @@ from comfy_api.latest import io
 
 from onestep.cuda_graph import GraphCache
 from .fast_path import FAST_MODES, OFF, fully_loaded, weights_key
-from .subpixel_views import current_view, vae_view
+from .subpixel_views import current_view, vae_graph_view, vae_view
 from .constants import CATEGORY, check_choices
 
 log = logging.getLogger("onestep")
@@ -35,7 +36,7 @@ def fast_decode(vae, samples: torch.Tensor, mode: str) -> torch.Tensor | None:
     key = (id(decoder), weights_key(decoder), tuple(z.shape), z.dtype, mode)
 
     try:
-        model = current_view(decoder, vae_view) if DECODE_MODES[mode] else decoder  # compiled modes only: core's modules otherwise
+        model = current_view(decoder, vae_view if DECODE_MODES[mode] else vae_graph_view)
 
         def decode(z):
             return vae.process_output(model.decode(z).float())

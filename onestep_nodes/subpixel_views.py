@@ -1,7 +1,9 @@
 """Views of core's models whose "nearest ×2 upsampling, then 3×3 convolution" modules run as one 2×2 convolution on
 the smaller input (onestep/subpixel.py): the VAE decoder's Upsample modules and the SD UNet's. The compiled fast paths
 (VAE Decode (fast); One-Step Generate and Collect Teacher Pairs' fast_teacher in their compiled modes) record these
-views; the plain CUDA-graph paths record core's modules as they are (bit-equal to core). A view shares every weight
+views; the plain CUDA-graph paths record core's modules as they are (bit-equal to core), except VAE Decode
+(fast)'s, whose view (vae_graph_view) computes the decoder's GroupNorms on large maps from wide reductions
+(onestep/group_norm.py: the same values up to bf16 rounding, several times faster). A view shares every weight
 with core's model, reads each convolution's weight through core's own cast (patches included) when it runs, and
 leaves core's model unchanged; one whose model has since changed its children or attributes (an object patch) is
 made again."""
@@ -13,19 +15,20 @@ import weakref
 import torch
 from torch import nn
 
+from onestep.group_norm import WideGroupNorm
 from onestep.subpixel import ModuleView, SubpixelUpsample, swap_modules, upsample_conv
 
 _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # core's model → {view maker: its ModuleView}
 
 
-def weight_and_bias(conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The convolution's weight and bias as its own forward would apply them to x: core's ops cast and patch them
-    when they are set to (comfy.ops' Conv2d.forward makes the same test), else they are the module's as they are."""
-    if getattr(conv, "comfy_cast_weights", False) or getattr(conv, "weight_function", None) or getattr(conv, "bias_function", None):
+def weight_and_bias(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A convolution's or norm's weight and bias as its own forward would apply them to x: core's ops cast and patch
+    them when they are set to (comfy.ops' forwards make the same test), else they are the module's as they are."""
+    if getattr(module, "comfy_cast_weights", False) or getattr(module, "weight_function", None) or getattr(module, "bias_function", None):
         from comfy.ops import cast_bias_weight
 
-        return cast_bias_weight(conv, x)
-    return conv.weight, conv.bias
+        return cast_bias_weight(module, x)
+    return module.weight, module.bias
 
 
 def _plain_3x3(conv) -> bool:
@@ -54,6 +57,18 @@ def _unet_upsample(module: nn.Module) -> nn.Module | None:
 def vae_view(model: nn.Module) -> ModuleView:
     """Core's VAE model (first_stage_model) with its decoder's upsampling levels in sub-pixel form."""
     return swap_modules(model, _vae_upsample)
+
+
+def _wide_group_norm(module: nn.Module) -> nn.Module | None:
+    if not isinstance(module, nn.GroupNorm):
+        return None
+    return WideGroupNorm(lambda x: weight_and_bias(module, x), module)  # the module's weight and bias when it runs
+
+
+def vae_graph_view(model: nn.Module) -> ModuleView:
+    """Core's VAE model with its GroupNorms computed from wide reductions on large maps (onestep/group_norm.py):
+    what VAE Decode (fast)'s plain CUDA-graph mode records."""
+    return swap_modules(model, _wide_group_norm)
 
 
 def unet_view(model: nn.Module) -> ModuleView:

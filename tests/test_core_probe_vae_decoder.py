@@ -58,3 +58,19 @@ def test_the_subpixel_decoder_is_probed_with_the_flops_it_runs(tmp_path):
     plain = 2.0 * 9 * (256 * 256 * 64 * 64 + 512 * 512 * 32 * 32 + 512 * 512 * 16 * 16)  # the three pairs' 3×3 convolutions
     ran = sum(r["flops"] for r in layers if r["kind"] == "subpixel")
     assert 0.4 * plain < ran < 0.6 * plain  # 4/9 of the pairs' work, plus the (H+1)×(W+1) border of small inputs
+
+
+def test_the_wide_groupnorm_decoder_is_probed_once_per_norm_and_compared_with_cores(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(REPO, ".host", "ComfyUI"), REPO, os.environ.get("PYTHONPATH", "")])}
+    probes = {}
+    for name, flags in (("plain", []), ("wide", ["--wide-groupnorm"])):
+        out = str(tmp_path / f"{name}.json")
+        run = subprocess.run([sys.executable, "-m", "benchmarks.probe_vae_decoder", "--size", "64", "--rounds", "1", *flags, "--json", out],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-2000:]
+        with open(out) as f:
+            probes[name] = json.load(f)
+    norms = {n: sorted((r["shape"], r["calls"]) for r in p["layers"] if r["kind"] == "groupnorm") for n, p in probes.items()}
+    assert norms["wide"] == norms["plain"] and sum(c for _, c in norms["wide"]) == 30  # each of the 30 norms once, not twice
+    assert probes["wide"]["wide_groupnorm"] and probes["wide"]["max_diff_from_core"] == 0.0  # the CPU: core's kernel
+    assert "largest difference from core's decode" in run.stdout

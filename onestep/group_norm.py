@@ -1,0 +1,63 @@
+"""GroupNorm with its statistics from wide reductions, for the VAE decoder's large feature maps.
+
+Why: torch's GroupNorm kernel reduces each (sample, group) row in one thread block. The SD/SDXL VAE decoder at
+1024², batch 1, has 32 rows of up to 4 M elements, so 32 of an H100's 132 SMs work: its GroupNorms took 46 of the
+decoder's 89 ms (bf16, ~143 GB/s; benchmarks/probe_vae_decoder.py). torch's generic reductions spread one row over
+many blocks: the mean from an fp32-accumulated sum, the variance from torch.var (Welford, fp32 inside, so a large
+mean does not cancel), then one elementwise pass with the affine folded into a per-channel scale and shift — 6×
+faster at those shapes with the same error against an fp32 reference (benchmarks/probe_group_norm.py). Small maps
+(the UNet's) keep the native kernel: there the split form's extra launches cost more than they save.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+WIDE_MIN_GROUP_ELEMENTS = 1 << 19  # per (sample, group) row; below it the native kernel was as fast or faster (H100)
+
+
+def group_norm_wide(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """F.group_norm(x, groups, weight, bias, eps) with the statistics from two wide reductions per group (no
+    autograd: its last pass writes into a new tensor)."""
+    b, c = x.shape[:2]
+    rows = x.reshape(b, groups, -1)
+    mean = rows.sum(-1, dtype=torch.float32) / rows.shape[-1]
+    rstd = torch.rsqrt(torch.var(rows, -1, correction=0).float() + eps)
+    per_channel = c // groups
+    scale = rstd.repeat_interleave(per_channel, 1)
+    shift = -mean.repeat_interleave(per_channel, 1) * scale
+    if weight is not None:
+        scale = scale * weight.float()
+        shift = shift * weight.float()
+    if bias is not None:
+        shift = shift + bias.float()
+    shape = (b, c) + (1,) * (x.ndim - 2)
+    out = torch.empty_like(x)  # one pass in fp32, rounded once on the store (bf16 scale and shift doubled the error)
+    return torch.addcmul(shift.view(shape), x, scale.view(shape), out=out)
+
+
+def prefers_wide(x: torch.Tensor, groups: int) -> bool:
+    """Whether group_norm_wide beats the native kernel on x: on a GPU, rows of at least WIDE_MIN_GROUP_ELEMENTS."""
+    return (x.is_cuda and x.ndim >= 3 and x.shape[1] % groups == 0
+            and x.numel() >= WIDE_MIN_GROUP_ELEMENTS * x.shape[0] * groups)
+
+
+class WideGroupNorm(nn.Module):
+    """Stands in for a host's GroupNorm module: `weight_and_bias(x)` gives its weight and bias as the host would
+    apply them to x (casts, patches); maps where the native kernel is as fast, and calls under autograd, go to
+    `fallback` (the host's module)."""
+
+    def __init__(self, weight_and_bias: Callable[[torch.Tensor], tuple[torch.Tensor | None, torch.Tensor | None]], fallback: nn.GroupNorm):
+        super().__init__()
+        self.weight_and_bias = weight_and_bias
+        self.fallback = fallback
+        self.num_groups, self.eps = fallback.num_groups, fallback.eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or not prefers_wide(x, self.num_groups):
+            return self.fallback(x)
+        weight, bias = self.weight_and_bias(x)
+        return group_norm_wide(x, self.num_groups, weight, bias, self.eps)
+
