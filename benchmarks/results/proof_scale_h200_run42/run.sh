@@ -232,7 +232,8 @@
 #   GRAPH=1 PART=l FROM=sid_carry_k LR=1e-5 BATCH=64 BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=25 \
 #     EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
 #   commit $OUT's state_g*/ as state_l/. The anchor is out if val recall stops rising below ~0.55 or val FD (EMA 0.999)
-#   stalls above the control's 18.0-19.9.
+#   stalls above the control's 18.0-19.9. Near val FD ~11, live_anchor_steps=50: 25 Euler steps at CFG 1.5 score ~1.13x
+#   the 50-step teacher (run 4's sweep: 10.42 vs 9.19), the anchor's own ceiling.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
