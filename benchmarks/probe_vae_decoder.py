@@ -3,7 +3,8 @@ bf16 peak for its 10.47 TFLOP — and caps SDXL's end-to-end ratio against the t
 probe times ComfyUI's own decoder (comfy.sd.VAE, random weights, the dtype ComfyUI picks) eagerly and attributes the
 time to its layers, so the next lever is chosen from figures:
 
-  python -m benchmarks.probe_vae_decoder [--size 1024] [--batch 1] [--rounds 10] [--kernels 15] [--subpixel] [--json OUT]
+  python -m benchmarks.probe_vae_decoder [--size 1024] [--batch 1] [--rounds 10] [--kernels 15] [--subpixel]
+      [--wide-groupnorm] [--channels-last] [--json OUT]
 
 --subpixel times the decoder as VAE Decode (fast)'s compiled modes run it: each nearest ×2 upsampling and its 3×3
 convolution as one 2×2 convolution with four output phases (onestep/subpixel.py), listed as "subpixel" rows whose
@@ -182,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subpixel", action="store_true", help="the decoder as the compiled fast modes run it (sub-pixel upsampling)")
     p.add_argument("--wide-groupnorm", action="store_true", help="the decoder as VAE Decode (fast)'s cuda-graph mode runs it "
                    "(GroupNorm on large maps from wide reductions); also prints the decode's largest difference from core's")
+    p.add_argument("--channels-last", action="store_true", help="the decoder's weights and latents in channels_last "
+                   "(NHWC: cuDNN's layout for 16-bit convolutions, no conversions around each); with --wide-groupnorm the "
+                   "difference is still against core's NCHW decode")
     p.add_argument("--json", default="")
     a = p.parse_args(argv)
     import comfy.cli_args
@@ -208,8 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             if type(m).__name__ == "WideGroupNorm":
                 m.fallback._probe_skip = True
         with torch.inference_mode():  # in 0..1 pixels, as VAE Decode's output
-            pixels = [((m(z).float() + 1) / 2).clamp(0, 1) for m in (core_decoder, model.decoder)]
-        max_diff = (pixels[0] - pixels[1]).abs().max().item()
+            core_pixels = ((core_decoder(z).float() + 1) / 2).clamp(0, 1)
+    if a.channels_last:  # the weights converted in place (the probe's own model), the latents likewise
+        model.to(memory_format=torch.channels_last)
+        z = z.contiguous(memory_format=torch.channels_last)
+    if a.wide_groupnorm:
+        with torch.inference_mode():
+            max_diff = (core_pixels - ((model.decoder(z).float() + 1) / 2).clamp(0, 1)).abs().max().item()
     decoder = model.decoder
     mark_parents(decoder)
     total = plain_ms(decoder, z, a.rounds)
@@ -219,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.probe_vae_decoder " + " ".join(sys.argv[1:] if argv is None else argv)
     marked = sum(r["ms"] for r in table)
     print(f"device: {device}, torch {torch.__version__}, VAE {vae.vae_dtype}, {a.size}² batch {a.batch}"
-          f"{', sub-pixel upsampling' if a.subpixel else ''}{', wide GroupNorm' if a.wide_groupnorm else ''}: decode {total:.1f} ms "
+          f"{', sub-pixel upsampling' if a.subpixel else ''}{', wide GroupNorm' if a.wide_groupnorm else ''}{', channels_last' if a.channels_last else ''}: decode {total:.1f} ms "
           f"(with a mark around each layer: {marked:.1f} ms, the shares' whole)")
     print("\n| layer | shape | calls | ms | share | TFLOP/s (% of the H200's bf16 peak) | GB/s |\n|---|---|---|---|---|---|---|")
     for r in table:
@@ -236,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"command": command, "device": device, "torch": torch.__version__, "dtype": str(vae.vae_dtype), "size": a.size,
-                       "batch": a.batch, "subpixel": a.subpixel, "wide_groupnorm": a.wide_groupnorm, "max_diff_from_core": max_diff, "decode_ms": total, "layers": table, "kernels": kernels}, f, indent=1)
+                       "batch": a.batch, "subpixel": a.subpixel, "wide_groupnorm": a.wide_groupnorm, "channels_last": a.channels_last, "max_diff_from_core": max_diff, "decode_ms": total, "layers": table, "kernels": kernels}, f, indent=1)
     return 0
 
 

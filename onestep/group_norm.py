@@ -22,10 +22,13 @@ def group_norm_wide(x: torch.Tensor, groups: int, weight: torch.Tensor | None, b
     """F.group_norm(x, groups, weight, bias, eps) with the statistics from two wide reductions per group (no
     autograd: its last pass writes into a new tensor)."""
     b, c = x.shape[:2]
-    rows = x.reshape(b, groups, -1)
-    mean = rows.sum(-1, dtype=torch.float32) / rows.shape[-1]
-    rstd = torch.rsqrt(torch.var(rows, -1, correction=0).float() + eps)
     per_channel = c // groups
+    if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        rows, dims = x.permute(0, 2, 3, 1).reshape(b, -1, groups, per_channel), (1, 3)  # NHWC memory: a view, no copy
+    else:
+        rows, dims = x.reshape(b, groups, -1), (2,)
+    mean = rows.sum(dims, dtype=torch.float32) / (rows.numel() // (b * groups))
+    rstd = torch.rsqrt(torch.var(rows, dims, correction=0).float() + eps)
     scale = rstd.repeat_interleave(per_channel, 1)
     shift = -mean.repeat_interleave(per_channel, 1) * scale
     if weight is not None:
@@ -34,7 +37,7 @@ def group_norm_wide(x: torch.Tensor, groups: int, weight: torch.Tensor | None, b
     if bias is not None:
         shift = shift + bias.float()
     shape = (b, c) + (1,) * (x.ndim - 2)
-    out = torch.empty_like(x)  # one pass in fp32, rounded once on the store (bf16 scale and shift doubled the error)
+    out = torch.empty_like(x)  # x's layout; one pass in fp32, rounded once on the store (bf16 scale and shift doubled the error)
     return torch.addcmul(shift.view(shape), x, scale.view(shape), out=out)
 
 

@@ -53,3 +53,11 @@ def test_dispatch_keeps_the_native_kernel_off_the_gpu_and_on_small_maps(monkeypa
     assert torch.equal(wide(x), norm(x)) and not calls  # under autograd: the module itself too
     with torch.no_grad():
         assert (wide(x) - norm(x)).abs().max() < 1e-4 and calls == [1]  # the wide form, with the module's weights
+
+
+def test_channels_last_input_is_normalised_in_place_of_its_layout():
+    x, w, b = _case((2, 64, 12, 10), torch.float32, offset=3.0)
+    xl = x.contiguous(memory_format=torch.channels_last)
+    ours = group_norm_wide(xl, 32, w, b, 1e-6)
+    assert ours.is_contiguous(memory_format=torch.channels_last) and not ours.is_contiguous()  # no copy to NCHW
+    assert (ours - F.group_norm(x, 32, w, b, 1e-6)).abs().max() < 1e-4

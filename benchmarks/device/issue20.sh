@@ -15,7 +15,8 @@
 #           (PROBE_ONLY=REGEX: only the variants whose names it matches, e.g. PROBE_ONLY='freezing|^eager$'; session 44's
 #           sub-pixel upsampling, eager, graphed and compiled with freezing: PROBE_ONLY='^eager|^cuda graph|default \+ graph \+ freezing( \+ subpixel)?$')
 #   CALL=6  benchmarks.probe_vae_decoder: where the decoder's 83.6 ms at 1024² go, layer by layer and the top GPU kernels
-#   CALL=7  the same with GroupNorm from wide reductions (--wide-groupnorm: VAE Decode (fast)'s cuda-graph mode), 512² and 1024²
+#   CALL=7  the same with GroupNorm from wide reductions (--wide-groupnorm: VAE Decode (fast)'s cuda-graph mode) ‖ and in
+#           channels_last (--channels-last: no layout conversions around cuDNN's convolutions), 1024² batch 1
 #           ‖ the same with sub-pixel upsampling (--subpixel: as VAE Decode (fast)'s compiled modes run it); ~1 min in all
 #   PAIRS_LONG=N (CALL 2/3): each path also collects N batches as ONE collection (the node's 64-pair shards, set-up
 #           once), the rate a user's long run gets; the rounds pay the set-up per batch (session 45)
@@ -81,8 +82,8 @@ case "$CALL" in
    b=(sd15_compile onestep --arch sd15 --batches 8) ;;
 6) a=(vae_decoder_1024_b1 python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --json "$OUT/vae_decoder_1024_b1.json")
    b=(vae_decoder_1024_b1_subpixel python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --subpixel --json "$OUT/vae_decoder_1024_b1_subpixel.json") ;;
-7) a=(vae_decoder_512_b1_wide python3 -m benchmarks.probe_vae_decoder --size 512 --batch 1 --wide-groupnorm --kernels 6 --json "$OUT/vae_decoder_512_b1_wide.json")
-   b=(vae_decoder_1024_b1_wide python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide.json") ;;
+7) a=(vae_decoder_1024_b1_wide python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide.json")
+   b=(vae_decoder_1024_b1_wide_nhwc python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --channels-last --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_nhwc.json") ;;
 3) a=(pairs_fast_teacher_run2 pairs)
    b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;
 *) echo "CALL must be 1 to 7"; exit 2 ;;
