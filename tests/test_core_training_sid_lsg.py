@@ -516,6 +516,8 @@ def test_live_anchor_settings_are_checked_and_keep_the_run_prompts_only():
     for field, value in (("live_anchor_weight", -0.1), ("live_anchor_items", 0), ("live_anchor_steps", 0), ("live_anchor_steps", 2.5)):
         with pytest.raises(ValueError, match=field):
             SidConfig(**{field: value})
+    with pytest.raises(ValueError, match="live anchor's 1001 sampler steps are more than the teacher's schedule has timesteps"):
+        live(0.5, steps=1001)
     notes = live(0.5, items=3, steps=4).method.file_notes()["sid_lsg"]
     assert (notes["live_anchor_weight"], notes["live_anchor_items"], notes["live_anchor_steps"]) == (0.5, 3, 4)
     assert "live_anchor_weight" not in engine().method.file_notes()["sid_lsg"]
@@ -560,6 +562,37 @@ def test_live_anchor_adds_the_teacher_samples_regression_at_its_share_of_the_sid
     x_a = anchored_e.generator(z_a, mb.context[:2])
     distance = (x_a - target).pow(2).mean()
     assert_anchor_term(anchored_e, t1, g0, g1, g_sid, x_a, distance, 0.5, distance_rel=1e-4)
+
+
+def test_live_anchor_leaves_out_and_counts_non_finite_teacher_samples():
+    batch = {"context": prompts().context[:4]}
+    e = live(0.5, items=3, steps=2)
+    moved_fake_score(e)
+    m = e.method
+    sampler = m.sampler
+
+    def nan_in_item_1(teacher, z, cond, uncond):
+        out = sampler(teacher, z, cond, uncond).clone()
+        out[1] = float("nan")
+        return out
+
+    m.sampler = nan_in_item_1
+    terms, grads = _generator_grads(e, batch)
+    assert float(terms["anchor_nan_samples"]) == 1 and torch.isfinite(terms["anchor"]) and float(terms["anchor"]) > 0
+    assert grads and all(torch.isfinite(g).all() for g in grads.values())
+    # the distance is the MSE over items 0 and 2 alone
+    rng = torch.Generator().manual_seed(0)
+    for shape in ((4, 4, SIZE, SIZE), (4, 4, SIZE, SIZE)):  # z, ε
+        torch.randn(shape, generator=rng)
+    torch.randint(20, 980, (4,), generator=rng)
+    z_a = torch.randn(3, 4, SIZE, SIZE, generator=rng)
+    cond, uncond = m._conditioning(e._micro_batch(batch, 0))
+    cond_a = {k: v[:3] for k, v in cond.items()}
+    with torch.no_grad():
+        target = sampler(m.teacher, z_a, cond_a, {k: v[:3] for k, v in uncond.items()})
+        x_a = e.generator(z_a, **cond_a)
+    keep = torch.tensor([0, 2])
+    assert float(terms["anchor"]) == pytest.approx((x_a[keep] - target[keep]).pow(2).mean().item(), rel=1e-5)
 
 
 def test_live_anchor_pulls_the_student_to_the_teachers_samples():

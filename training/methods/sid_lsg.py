@@ -228,6 +228,9 @@ class SidLSG(Method):
             raise ValueError(f"SiD-LSG trains ε- or v-prediction teachers; the generator spec says {spec.prediction!r}")
         if s.t_max >= spec.schedule.steps:
             raise ValueError(f"SiD-LSG's t_max {s.t_max} is beyond the teacher's schedule (timesteps 0..{spec.schedule.steps - 1})")
+        if s.live_anchor_weight > 0 and s.live_anchor_steps > spec.schedule.steps:
+            raise ValueError(f"the live anchor's {s.live_anchor_steps} sampler steps are more than the teacher's schedule has "
+                             f"timesteps ({spec.schedule.steps})")
         m = info.spatial_multiple
         if s.latent_height % m or s.latent_width % m:
             raise ValueError(f"the noise of {s.latent_height}×{s.latent_width} does not fit the UNet: height and width must be multiples of {m}")
@@ -400,12 +403,19 @@ class SidLSG(Method):
     def _live_anchored(self, engine, cond: dict, uncond: dict | None, z_a: torch.Tensor, backward: Backward, surrogate: torch.Tensor,
                        sid_grad: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """The surrogate with the live anchor's term added: φ's sample from z_a for the first len(z_a) prompts (no
-        gradient), and the MSE of G(z_a) to it."""
+        gradient), and the MSE of G(z_a) to it over the items whose sample is finite (a non-finite one — φ's NaN,
+        as SiD's own NaN filtering — is left out and counted; without a device sync, for the captured step)."""
         k = len(z_a)
         cond_a = {key: v[:k] for key, v in cond.items()}
         uncond_a = {key: v[:k] for key, v in uncond.items()} if uncond is not None else None
         with backward.autocast():
             target = self.sampler(self.teacher, z_a, cond_a, uncond_a)
             x_a = engine.generator(z_a, **cond_a)
-            distance = (x_a.float() - target).pow(2).mean()
-        return rescaled_anchor(surrogate, x_a, distance, sid_grad, self.config.sid.live_anchor_weight)
+            ok = torch.isfinite(target).flatten(1).all(1)
+            rows = ok.view(-1, *([1] * (target.ndim - 1)))
+            # a left-out item's target is G's own sample: its error and gradient are 0, not NaN × 0
+            target = torch.where(rows, target, x_a.detach().float())
+            per_item = (x_a.float() - target).pow(2).flatten(1).mean(1)
+            distance = per_item.sum() / ok.sum().clamp_min(1)
+        surrogate, terms = rescaled_anchor(surrogate, x_a, distance, sid_grad, self.config.sid.live_anchor_weight)
+        return surrogate, {**terms, "anchor_nan_samples": (~ok).sum().float()}
