@@ -411,7 +411,7 @@ class SidLSG(Method):
         with backward.autocast():
             target = self.sampler(self.teacher, z_a, cond_a, uncond_a)
             x_a = engine.generator(z_a, **cond_a)
-            ok = torch.isfinite(target).flatten(1).all(1)
+            ok = finite_items(target)
             rows = ok.view(-1, *([1] * (target.ndim - 1)))
             # a left-out item's target is G's own sample: its error and gradient are 0, not NaN × 0
             target = torch.where(rows, target, x_a.detach().float())
