@@ -239,6 +239,12 @@ SOURCES = {
                                                         "step (of 64): val FD 19.49 -> 19.27 (EMA 0.999), val recall "
                                                         "0.50 -> 0.53 over 2,500 steps; stopped at step 2,768; "
                                                         "scored at 2,500 (EMA 0.99); carried on in run42/state_k/"),
+    "sid_lsg_teacher_cfg_live_anchor1_items32_run42l": (f"{R}42/distill/l_a32/result.json", ("row",), "run15",
+                                                        "run 42 part l (session 55, two H100 calls): part k's row "
+                                                        "carried on unchanged from run42/state_k/: val FD 18.44 -> "
+                                                        "17.17 (EMA 0.999), val recall 0.537 -> 0.559 over 2,500 "
+                                                        "steps; stopped at step 2,669; scored at 2,500 (EMA 0.99); "
+                                                        "carried on in run42/state_l/"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -258,6 +264,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_b256_lr3e-6_run42h": (1.00, 16), "sid_lsg_teacher_cfg_b64_fake5_run42h": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor1_run42j": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor2_run42j": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor1_items32_run42k": (1.00, 16),
+    "sid_lsg_teacher_cfg_live_anchor1_items32_run42l": (1.00, 16),
 }
 
 
