@@ -36,6 +36,32 @@ class DiscreteSchedule:
         a = self.alpha_bar(timestep)
         return math.sqrt((1.0 - a) / a)
 
+    def sigmas(self) -> torch.Tensor:
+        """σ_t for t = 0..steps−1, float64."""
+        a = self.alphas_cumprod()
+        return ((1 - a) / a).sqrt()
+
+
+SPACINGS = ("linspace", "exponential")  # sampler_timesteps: how a sampler's steps are laid over the schedule
+
+
+def sampler_timesteps(schedule: DiscreteSchedule, steps: int, spacing: str = "linspace") -> torch.Tensor:
+    """A sampler's timesteps, decreasing (int64). "linspace": round(linspace(T−1, 0, steps)) (steps = 1: [T−1]), DDIM's
+    spacing. "exponential": the timesteps nearest in log σ to σ uniform in log σ from σ_{T−1} to σ_0 (ComfyUI's
+    "exponential" scheduler on the discrete schedule), where a second-order solver's error falls fastest; near t = 0
+    neighbouring timesteps are further apart in log σ than a long run's spacing, so repeats are dropped (fewer steps)."""
+    if steps < 1:
+        raise ValueError("steps must be ≥ 1")
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown timestep spacing {spacing!r}: one of {', '.join(SPACINGS)}")
+    if steps == 1:
+        return torch.tensor([schedule.steps - 1])
+    if spacing == "linspace":
+        return torch.linspace(schedule.steps - 1, 0, steps, dtype=torch.float64).round().long()
+    log_sigma = schedule.sigmas().log()
+    wanted = torch.linspace(float(log_sigma[-1]), float(log_sigma[0]), steps, dtype=torch.float64)
+    return torch.unique_consecutive((log_sigma[None, :] - wanted[:, None]).abs().argmin(dim=1))
+
 
 @lru_cache(maxsize=8)
 def _alphas_cumprod(s: DiscreteSchedule) -> torch.Tensor:

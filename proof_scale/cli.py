@@ -23,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from onestep.atomic import atomic_write
+from onestep.schedule import SPACINGS
 
 from .checkpoint import CheckpointError
 from .classifier import ClassifierConfig, ClassifierTrainConfig, accuracy, load_classifier, save_classifier, train_classifier
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--count", type=int, default=10000)
     sw.add_argument("--seed", type=int, default=0)
     sw.add_argument("--sampler", default="euler", choices=sorted(SAMPLERS))
+    sw.add_argument("--spacing", default="linspace", choices=SPACINGS, help="the sampler's timesteps: DDIM's linspace, or uniform in log σ")
     sw.add_argument("--batch", type=int, default=1000)
     sw.add_argument("--fp32", action="store_true", help="run the UNet in float32 (default: bf16 autocast on CUDA)")
     _scoring_args(sw)
@@ -230,11 +232,11 @@ def cmd_sweep_teacher(args) -> int:
     rows = []
     for steps in args.steps:
         for cfg in args.cfg:
-            x = sample_teacher(unet, table, labels, steps, cfg, args.seed, args.sampler, args.batch, bf16=not args.fp32)
+            x = sample_teacher(unet, table, labels, steps, cfg, args.seed, args.sampler, args.batch, bf16=not args.fp32, spacing=args.spacing)
             rows.append({"steps": steps, "cfg": cfg, **score(x, labels, ref)})
             log.info("steps %d cfg %g: %s", steps, cfg, json.dumps({k: round(v, 4) for k, v in rows[-1].items()}))
     best = min(rows, key=lambda r: r["fd"])
-    write_json(args.json, {"teacher": args.teacher, "sampler": args.sampler, "count": args.count, "best": best, "rows": rows})
+    write_json(args.json, {"teacher": args.teacher, "sampler": args.sampler, "spacing": args.spacing, "count": args.count, "best": best, "rows": rows})
     return 0
 
 

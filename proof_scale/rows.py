@@ -131,7 +131,8 @@ SID_PLAN_TYPES = {
     "kappa4_t_min": int,  # κ4 only at t ≥ this (SidConfig.kappa4_t_min; read only when a plan sets it)
     # the live recall anchor (SidConfig.live_anchor_*; read only when a plan sets them): > 0 regresses G on the teacher's
     # own samples drawn in the loop from the row's prompts (no pairs), for the first live_anchor_items of each micro-batch
-    "live_anchor": float, "live_anchor_items": int, "live_anchor_steps": int,
+    "live_anchor": float, "live_anchor_items": int, "live_anchor_steps": int, "live_anchor_sampler": str,
+    "live_anchor_spacing": str,
     "precision": _precision,  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
 }
 
@@ -248,7 +249,9 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0),
                           fake_steps=p.get("fake_steps", 1), kappa4_t_min=p.get("kappa4_t_min", 0),
                           live_anchor_weight=p.get("live_anchor", 0.0), live_anchor_items=p.get("live_anchor_items", SidConfig.live_anchor_items),
-                          live_anchor_steps=p.get("live_anchor_steps", SidConfig.live_anchor_steps)),
+                          live_anchor_steps=p.get("live_anchor_steps", SidConfig.live_anchor_steps),
+                          live_anchor_sampler=p.get("live_anchor_sampler", SidConfig.live_anchor_sampler),
+                          live_anchor_spacing=p.get("live_anchor_spacing", SidConfig.live_anchor_spacing)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
             bf16=bf16 if "precision" not in p else p["precision"] == "bf16", seed=p["seed"], save_every=save_every, log_every=0,

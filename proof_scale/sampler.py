@@ -4,9 +4,11 @@
 - `EpsDenoiser` turns the UNet into a denoiser D(x, σ) = x0: the UNet sees x/sqrt(σ² + 1) at the discrete
   timestep nearest σ in log σ (as ComfyUI's ModelSamplingDiscrete), x0 = x − σ·ε̂; classifier-free guidance
   (Ho & Salimans 2022) mixes the conditional and empty-prompt denoisers: D_u + w·(D_c − D_u).
-- `sample_euler` (the pack's one Euler sampler, onestep/euler.py; Euler = DDIM for ε-models, Song et al. 2021) and
-  `sample_heun` (Karras et al. 2022, Alg. 1, no churn) have k-diffusion's sampler signature.
-- `discrete_sigmas(steps)`: σ at timesteps spaced uniformly from 999 to 0 (DDIM's linspace spacing), then 0.
+- `sample_euler` (the pack's one Euler sampler, onestep/euler.py; Euler = DDIM for ε-models, Song et al. 2021),
+  `sample_heun` (Karras et al. 2022, Alg. 1, no churn) and `sample_dpmpp_2m` (DPM-Solver++(2M), onestep/dpm_solver.py)
+  have k-diffusion's sampler signature.
+- `discrete_sigmas(steps)`: σ at timesteps spaced uniformly from 999 to 0 (DDIM's linspace spacing; or uniform in
+  log σ, spacing="exponential"), then 0.
 """
 from __future__ import annotations
 
@@ -15,24 +17,23 @@ import math
 import torch
 
 from onestep.cuda_graph import GraphCache
+from onestep.dpm_solver import sample_dpmpp_2m
 from onestep.euler import sample_euler
-from onestep.schedule import SD_SCHEDULE, DiscreteSchedule
+from onestep.schedule import SD_SCHEDULE, DiscreteSchedule, sampler_timesteps
 
 from .data import NUM_CLASSES, SIZE, empty_row
 
 
 def schedule_sigmas(schedule: DiscreteSchedule = SD_SCHEDULE) -> torch.Tensor:
     """σ_t for t = 0..T−1 (float64)."""
-    a = schedule.alphas_cumprod()
-    return ((1 - a) / a).sqrt()
+    return schedule.sigmas()
 
 
-def discrete_sigmas(steps: int, schedule: DiscreteSchedule = SD_SCHEDULE) -> torch.Tensor:
-    """[σ_{t_0}, ..., σ_{t_{steps−1}}, 0] with t_i = round(linspace(T−1, 0, steps)); steps=1 gives [σ_max, 0]."""
-    if steps < 1:
-        raise ValueError("steps must be ≥ 1")
-    ts = torch.linspace(schedule.steps - 1, 0, steps, dtype=torch.float64).round().long() if steps > 1 else torch.tensor([schedule.steps - 1])
-    return torch.cat([schedule_sigmas(schedule)[ts], torch.zeros(1, dtype=torch.float64)]).float()
+def discrete_sigmas(steps: int, schedule: DiscreteSchedule = SD_SCHEDULE, spacing: str = "linspace") -> torch.Tensor:
+    """[σ_{t_0}, ..., σ_{t_{n−1}}, 0] at onestep.schedule.sampler_timesteps (linspace: t_i = round(linspace(T−1, 0,
+    steps)); steps=1 gives [σ_max, 0]; exponential: uniform in log σ, repeats dropped)."""
+    ts = sampler_timesteps(schedule, steps, spacing)
+    return torch.cat([schedule.sigmas()[ts], torch.zeros(1, dtype=torch.float64)]).float()
 
 
 class EpsDenoiser(torch.nn.Module):
@@ -82,11 +83,12 @@ def sample_heun(model, x, sigmas, extra_args=None, callback=None, disable=None):
     return x
 
 
-SAMPLERS = {"euler": sample_euler, "heun": sample_heun}  # name → k-diffusion-signature sampler
+SAMPLERS = {"euler": sample_euler, "heun": sample_heun, "dpmpp_2m": sample_dpmpp_2m}  # name → k-diffusion-signature sampler
 
 
 def nfe(steps: int, cfg: float, sampler: str = "euler") -> int:
-    """UNet evaluations per sample: Heun calls twice per step but once on the last (to σ = 0); CFG doubles each call."""
+    """UNet evaluations per sample: Heun calls twice per step but once on the last (to σ = 0), Euler and DPM++(2M) once
+    a step; CFG doubles each call."""
     calls = 2 * steps - 1 if sampler == "heun" else steps
     return calls * (2 if cfg != 1.0 else 1)
 
@@ -138,18 +140,19 @@ def initial_noise(count: int, seed: int) -> torch.Tensor:
 @torch.no_grad()
 def sample_teacher(
     unet: torch.nn.Module, context_table: torch.Tensor, labels: torch.Tensor, steps: int, cfg: float, seed: int = 0,
-    sampler: str = "euler", batch: int = 500, schedule: DiscreteSchedule = SD_SCHEDULE, bf16: bool = True,
+    sampler: str = "euler", batch: int = 500, schedule: DiscreteSchedule = SD_SCHEDULE, bf16: bool = True, spacing: str = "linspace",
 ) -> torch.Tensor:
     """Latents [N, 1, 32, 32] (on the CPU) for class labels [N]: ODE from x = sqrt(σ_max² + 1)·z to σ = 0.
     On CUDA the UNet runs under bf16 autocast unless bf16=False (the ODE state stays float32)."""
-    return sample_teacher_from_noise(unet, context_table, initial_noise(len(labels), seed), labels, steps, cfg, sampler, batch, schedule, bf16)
+    return sample_teacher_from_noise(unet, context_table, initial_noise(len(labels), seed), labels, steps, cfg, sampler, batch, schedule, bf16,
+                                     spacing=spacing)
 
 
 @torch.no_grad()
 def sample_teacher_from_noise(
     unet: torch.nn.Module, context_table: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, steps: int, cfg: float,
     sampler: str = "euler", batch: int = 500, schedule: DiscreteSchedule = SD_SCHEDULE, bf16: bool = True, graphs: bool = True,
-    graph_cache: list | None = None,
+    graph_cache: list | None = None, spacing: str = "linspace",
 ) -> torch.Tensor:
     """`sample_teacher` from given standard-normal noise z [N, 1, 32, 32] (e.g. per-seed noise, `seed_noise`).
     On CUDA the denoiser calls replay CUDA graphs unless graphs=False (same arithmetic, launched at once); a caller
@@ -157,7 +160,7 @@ def sample_teacher_from_noise(
     device = next(unet.parameters()).device
     graphed = device.type == "cuda" and graphs
     model = graphed_denoiser(unet, context_table, schedule, bf16, graph_cache) if graphed else EpsDenoiser(unet, context_table.to(device), schedule).to(device)
-    sigmas = discrete_sigmas(steps, schedule).to(device)
+    sigmas = discrete_sigmas(steps, schedule, spacing).to(device)
     out = []
     for i in range(0, len(labels), batch):
         x = z[i:i + batch].to(device) * math.sqrt(float(sigmas[0]) ** 2 + 1)

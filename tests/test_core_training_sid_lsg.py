@@ -504,6 +504,29 @@ def test_the_live_anchors_sampler_on_a_v_teacher_is_ddim():
     assert not torch.allclose(ours, as_eps, atol=1e-2)  # the prediction type matters
 
 
+@pytest.mark.parametrize("spacing", ["exponential", "linspace"])
+def test_the_live_anchors_dpmpp_2m_sampler_is_the_proof_scale_one(spacing):
+    """TeacherSampler's DPM-Solver++(2M) in VP space is onestep/dpm_solver.py's in σ space, as proof_scale's sampler
+    runs it (the teacher sweep's numbers then speak for the anchor's samples); it is not DDIM's."""
+    from proof_scale.sampler import sample_teacher_from_noise
+
+    unet = tiny_unet()
+    g = torch.Generator().manual_seed(13)
+    table = torch.randn(4, 7, CTX_DIM, generator=g)
+    labels = torch.tensor([2, 0, 1])
+    z = torch.randn(3, 4, SIZE, SIZE, generator=g)
+    cond, uncond = {"context": table[labels]}, {"context": table[-1].expand(3, -1, -1)}
+    spec = OneStepSpec("eps", 625)
+    with torch.no_grad():
+        ours = TeacherSampler(spec, 6, 1.5, torch.device("cpu"), "dpmpp_2m", spacing)(unet, z, cond, uncond)
+        want = sample_teacher_from_noise(unet.unet, table, z, labels, 6, 1.5, "dpmpp_2m", bf16=False, graphs=False, spacing=spacing)
+        ddim = TeacherSampler(spec, 6, 1.5, torch.device("cpu"), "ddim", spacing)(unet, z, cond, uncond)
+    assert torch.allclose(ours, want, rtol=1e-4, atol=1e-4 * want.abs().max().item()), (ours - want).abs().max()
+    assert not torch.allclose(ours, ddim, atol=1e-3)
+    with pytest.raises(ValueError, match="unknown teacher sampler 'heun'"):
+        TeacherSampler(spec, 6, 1.5, torch.device("cpu"), "heun")
+
+
 def live(weight: float, items: int = 2, steps: int = 3, **sid) -> Engine:
     return engine(sid_config(live_anchor_weight=weight, live_anchor_items=items, live_anchor_steps=steps, **sid))
 
@@ -513,13 +536,15 @@ def test_live_anchor_settings_are_checked_and_keep_the_run_prompts_only():
     assert not SidLSG.needs_elpips(dataclasses.replace(sid_config(live_anchor_weight=0.5), loss=LossConfig(regression="latentlpips")))
     with pytest.raises(ValueError, match="one recall anchor at a time"):
         SidConfig(anchor_weight=0.25, live_anchor_weight=1.0)
-    for field, value in (("live_anchor_weight", -0.1), ("live_anchor_items", 0), ("live_anchor_steps", 0), ("live_anchor_steps", 2.5)):
+    for field, value in (("live_anchor_weight", -0.1), ("live_anchor_items", 0), ("live_anchor_steps", 0), ("live_anchor_steps", 2.5),
+                         ("live_anchor_sampler", "heun"), ("live_anchor_spacing", "karras")):
         with pytest.raises(ValueError, match=field):
             SidConfig(**{field: value})
     with pytest.raises(ValueError, match="live anchor's 1001 sampler steps are more than the teacher's schedule has timesteps"):
         live(0.5, steps=1001)
-    notes = live(0.5, items=3, steps=4).method.file_notes()["sid_lsg"]
+    notes = live(0.5, items=3, steps=4, live_anchor_sampler="dpmpp_2m", live_anchor_spacing="exponential").method.file_notes()["sid_lsg"]
     assert (notes["live_anchor_weight"], notes["live_anchor_items"], notes["live_anchor_steps"]) == (0.5, 3, 4)
+    assert (notes["live_anchor_sampler"], notes["live_anchor_spacing"]) == ("dpmpp_2m", "exponential")
     assert "live_anchor_weight" not in engine().method.file_notes()["sid_lsg"]
     assert live(0.5).method.capturable() is None  # the live anchor's draws and sampler stay on the device
 

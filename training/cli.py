@@ -23,10 +23,13 @@ import time
 import torch
 import torch.distributed as dist
 
+from onestep.schedule import SPACINGS
+
 from .config import (
     D_READOUTS,
     DEFAULT_SPEC,
     GAN_LOSSES,
+    LIVE_ANCHOR_SAMPLERS,
     DiscriminatorConfig,
     GeneratorConfig,
     LossConfig,
@@ -149,7 +152,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sid-live-anchor-items", type=int, default=sid.live_anchor_items,
                    help="sid-lsg live anchor: the first this many prompts of each micro-batch get a teacher sample")
     p.add_argument("--sid-live-anchor-steps", type=int, default=sid.live_anchor_steps,
-                   help="sid-lsg live anchor: the teacher sampler's DDIM steps (each ×2 teacher calls under CFG, no gradient)")
+                   help="sid-lsg live anchor: the teacher sampler's steps (each ×2 teacher calls under CFG, no gradient)")
+    p.add_argument("--sid-live-anchor-sampler", default=sid.live_anchor_sampler, choices=LIVE_ANCHOR_SAMPLERS,
+                   help="sid-lsg live anchor: the teacher's sampler (dpmpp_2m: second order, fewer steps for the same samples)")
+    p.add_argument("--sid-live-anchor-spacing", default=sid.live_anchor_spacing, choices=SPACINGS,
+                   help="sid-lsg live anchor: the sampler's timesteps (linspace: DDIM's; exponential: uniform in log sigma)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="replay each step as one CUDA graph (one GPU, AdamW, float32 weights; sid-lsg): for small UNets whose step waits on kernel launches")
     p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
@@ -199,7 +206,8 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
                       fake_lora_rank=a.fake_lora_rank, fake_dtype=a.fake_dtype, reduction=a.sid_reduction,
                       anchor_weight=a.sid_anchor, fake_steps=a.fake_steps, kappa4_t_min=a.kappa4_t_min,
                       live_anchor_weight=a.sid_live_anchor, live_anchor_items=a.sid_live_anchor_items,
-                      live_anchor_steps=a.sid_live_anchor_steps),
+                      live_anchor_steps=a.sid_live_anchor_steps, live_anchor_sampler=a.sid_live_anchor_sampler,
+                      live_anchor_spacing=a.sid_live_anchor_spacing),
         reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device, cuda_graph=a.cuda_graph,

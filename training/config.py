@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from onestep.ranges import check_range
+from onestep.schedule import SPACINGS
 
 from .core import DiscreteSchedule, OneStepSpec
 from .lr_schedule import DECAYS
@@ -37,6 +38,7 @@ OPTIMIZERS = ("adamw", "adafactor")
 STORAGE_DTYPES = ("float32", "bfloat16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")  # TrainConfig.compile_mode (torch.compile's)
 D_BACKBONES = ("full", "lora")  # discriminator backbone: trained copy of the teacher encoder, or frozen + LoRA
+LIVE_ANCHOR_SAMPLERS = ("ddim", "dpmpp_2m")  # SidConfig.live_anchor_sampler (training/methods/sid_lsg.TeacherSampler)
 D_READOUTS = ("encoder", "decoder")  # where D's heads read: the encoder's levels, or the whole UNet's decoder levels
 FULL_D_STORAGE = "bfloat16"  # low_memory(): storage of a full fine-tune's D (measured in docs/benchmarks.md)
 # The generator: ε-prediction at t=625 (σ≈2.5) on sqrt(1−ᾱ)·z, the input ComfyUI's Euler step from σ_625 gives (as
@@ -287,12 +289,21 @@ class SidConfig:
     # The teacher sampler's steps: DDIM (= Euler in σ space for ε) at timesteps round(linspace(T−1, 0, steps)), the
     # last to x0 — the proof-scale teacher row's sampler (proof_scale/sampler.py).
     live_anchor_steps: int = 25
+    # ... with this sampler: "ddim" (above), or "dpmpp_2m" (DPM-Solver++(2M), onestep/dpm_solver.py: second order at
+    # one teacher call a step, so fewer steps reach DDIM's many-step samples — the anchor's cost is most of a step's).
+    live_anchor_sampler: str = "ddim"
+    # ... at these timesteps: "linspace" (DDIM's, above) or "exponential" (uniform in log σ; onestep.schedule).
+    live_anchor_spacing: str = "linspace"
 
     def __post_init__(self) -> None:
         check_range("anchor_weight", self.anchor_weight, 0.0)
         check_range("live_anchor_weight", self.live_anchor_weight, 0.0)
         check_range("live_anchor_items", self.live_anchor_items, 1, integer=True)
         check_range("live_anchor_steps", self.live_anchor_steps, 1, integer=True)
+        if self.live_anchor_sampler not in LIVE_ANCHOR_SAMPLERS:
+            raise ValueError(f"live_anchor_sampler {self.live_anchor_sampler!r}: one of {', '.join(LIVE_ANCHOR_SAMPLERS)}")
+        if self.live_anchor_spacing not in SPACINGS:
+            raise ValueError(f"live_anchor_spacing {self.live_anchor_spacing!r}: one of {', '.join(SPACINGS)}")
         if self.anchor_weight > 0 and self.live_anchor_weight > 0:
             raise ValueError(f"one recall anchor at a time: anchor_weight {self.anchor_weight:g} (teacher pairs) and "
                              f"live_anchor_weight {self.live_anchor_weight:g} (teacher samples drawn in the loop) are both on")

@@ -40,7 +40,12 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from onestep.dpm_solver import dpmpp_2m_weights
+from onestep.schedule import DiscreteSchedule
+from onestep.schedule import sampler_timesteps as schedule_timesteps
+
 from .. import lora
+from ..config import LIVE_ANCHOR_SAMPLERS
 from ..core import OneStepSpec, keep_output_float32
 from ..data import derived_seed
 from ..host_to_device import dict_to_device, to_device
@@ -94,32 +99,45 @@ def guided(net, x_t: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | N
 def sampler_timesteps(steps: int, schedule_steps: int) -> torch.Tensor:
     """The sampler's timesteps round(linspace(T−1, 0, steps)) (int64; steps = 1: [T−1]) — DDIM's linspace spacing, the
     proof-scale sampler's (proof_scale/sampler.discrete_sigmas)."""
-    if steps == 1:
-        return torch.tensor([schedule_steps - 1])
-    return torch.linspace(schedule_steps - 1, 0, steps, dtype=torch.float64).round().long()
+    return schedule_timesteps(DiscreteSchedule(steps=schedule_steps), steps)
 
 
 class TeacherSampler:
-    """φ's deterministic sampler from x_T = z in VP space at a fixed CFG: DDIM with η = 0 (for an ε teacher exactly the
-    Euler sampler in k-diffusion's σ space that ComfyUI and proof_scale/sampler.py run from sqrt(σ_max² + 1)·z):
-    x0 = x0(φ^κ(x_t, t)), ε̂ = (x_t − sqrt(ᾱ_t)·x0)/sqrt(1 − ᾱ_t), x_next = sqrt(ᾱ_next)·x0 + sqrt(1 − ᾱ_next)·ε̂; the
-    last step returns x0. Its timesteps and ᾱ are device tensors made once, so a call has no host sync (the step stays
-    capturable in a CUDA graph)."""
+    """φ's deterministic sampler from x_T = z in VP space at a fixed CFG. "ddim": DDIM with η = 0 (for an ε teacher
+    exactly the Euler sampler in k-diffusion's σ space that ComfyUI and proof_scale/sampler.py run from
+    sqrt(σ_max² + 1)·z): x0 = x0(φ^κ(x_t, t)), ε̂ = (x_t − sqrt(ᾱ_t)·x0)/sqrt(1 − ᾱ_t),
+    x_next = sqrt(ᾱ_next)·x0 + sqrt(1 − ᾱ_next)·ε̂. "dpmpp_2m": the same step with x0 replaced by DPM-Solver++(2M)'s
+    extrapolation D = a·x0 + b·x0_prev (onestep/dpm_solver.py; in VP space the σ-space step scaled by sqrt(ᾱ)), one
+    teacher call a step as DDIM's. Timesteps at `spacing` (onestep.schedule.sampler_timesteps: DDIM's linspace, or
+    uniform in log σ, where the second-order step gains most). The last step returns x0. Its timesteps and ᾱ are device tensors made once, so a
+    call has no host sync (the step stays capturable in a CUDA graph)."""
 
-    def __init__(self, spec: OneStepSpec, steps: int, kappa: float, device: torch.device):
-        ts = sampler_timesteps(steps, spec.schedule.steps)
+    def __init__(self, spec: OneStepSpec, steps: int, kappa: float, device: torch.device, sampler: str = "ddim",
+                 spacing: str = "linspace"):
+        if sampler not in LIVE_ANCHOR_SAMPLERS:
+            raise ValueError(f"unknown teacher sampler {sampler!r}: one of {', '.join(LIVE_ANCHOR_SAMPLERS)}")
+        ts = schedule_timesteps(spec.schedule, steps, spacing)
         self.prediction, self.kappa = spec.prediction, kappa
         self.t = ts.to(device, torch.float32)
-        self.a = to_device(spec.schedule.alphas_cumprod()[ts], device, torch.float32)
+        alphas = spec.schedule.alphas_cumprod()[ts]
+        self.a = to_device(alphas, device, torch.float32)
+        self.weights = None
+        if sampler == "dpmpp_2m":
+            sigmas = torch.cat([((1 - alphas) / alphas).sqrt(), torch.zeros(1, dtype=alphas.dtype)])
+            self.weights = dpmpp_2m_weights(sigmas)
 
     @torch.no_grad()
     def __call__(self, net, z: torch.Tensor, cond: dict, uncond: dict | None) -> torch.Tensor:
-        x = z.float()
+        x, previous = z.float(), None
         for i in range(len(self.t)):
             a = self.a[i]
             x0 = x0_from_output(self.prediction, guided(net, x, self.t[i].expand(len(x)), cond, uncond, self.kappa), x, a)
             if i + 1 < len(self.t):
-                x = diffuse(x0, (x - a.sqrt() * x0) / (1 - a).sqrt(), self.a[i + 1])
+                d = x0
+                if self.weights is not None and self.weights[i][1] != 0.0:
+                    d = self.weights[i][0] * x0 + self.weights[i][1] * previous
+                x = diffuse(d, (x - a.sqrt() * d) / (1 - a).sqrt(), self.a[i + 1])
+            previous = x0
         return x0
 
 
@@ -274,7 +292,8 @@ class SidLSG(Method):
         if self.anchor is not None:
             place_elpips(self.resources, engine.device)
         if s.live_anchor_weight > 0:
-            self.sampler = TeacherSampler(c.generator.spec, s.live_anchor_steps, s.kappa4, engine.device)
+            self.sampler = TeacherSampler(c.generator.spec, s.live_anchor_steps, s.kappa4, engine.device, s.live_anchor_sampler,
+                                          s.live_anchor_spacing)
         u = self.resources.empty_prompt()
         self.uncond = {k: v.to(engine.device, torch.float32) for k, v in u.items() if v is not None} if u is not None else None
         return [ExtraNetwork("fake_score", "fake", self.fake, o.lr_d, o.optimizer_d or o.optimizer, s.fake_dtype, derived_seed(c.seed, -8))]
@@ -303,7 +322,8 @@ class SidLSG(Method):
                             **({"kappa4_t_min": s.kappa4_t_min} if s.kappa4_t_min > 0 else {}),
                             **({"anchor_weight": s.anchor_weight, "anchor_loss": self.config.loss.regression} if s.anchor_weight > 0 else {}),
                             **({"live_anchor_weight": s.live_anchor_weight, "live_anchor_items": s.live_anchor_items,
-                                "live_anchor_steps": s.live_anchor_steps} if s.live_anchor_weight > 0 else {})}}
+                                "live_anchor_steps": s.live_anchor_steps,
+                                "live_anchor_sampler": s.live_anchor_sampler, "live_anchor_spacing": s.live_anchor_spacing} if s.live_anchor_weight > 0 else {})}}
 
     # -- the phases -----------------------------------------------------------------------------------------
     def _conditioning(self, mb: MicroBatch) -> tuple[dict, dict | None]:

@@ -227,13 +227,23 @@
 # BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=25 and no AB. 2,768 steps at 317 ms; val FD (EMA 0.99)
 # 22.4 -> 18.8 and val recall 0.499 -> 0.531 over the five selection points; test 18.68, recall 0.492 (call_k1/k3.log,
 # distill/k_a32). Its state is state_k/.
-# PART l (next): part k's row carried on, unchanged. Bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_k,
-# aside as part j, then (one tool batch, timeout_s 560 each):
-#   GRAPH=1 PART=l FROM=sid_carry_k LR=1e-5 BATCH=64 BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=25 \
+# PART l, as run (session 55): as planned, one tool batch on one H100 (CALL=1 MAXS=510, CALL=3 MAXS=490, timeout_s 560
+# each): 2,669 steps; val FD (EMA 0.999) 18.44 -> 17.17, (EMA 0.99) 17.97 -> 16.66, val recall 0.537 -> 0.559, every
+# average better at every selection point; test 16.56 (1.92x), recall 0.517 (call_l1/l3.log, distill/l_a32). Its state
+# is state_l/.
+# ANCHOR SWEEP, as run (session 55, the budget's last 250 s, one H100; the command is in docs/benchmarks.md "session 55"):
+# the teacher at CFG 1.5 on 2,000 samples (seed 0), FD: Euler linspace 25 / 50: 10.19 / 9.15; DPM-Solver++(2M) on steps
+# uniform in log sigma 8 / 12 / 16 / 25: 7.53 / 7.94 / 8.46 / 8.42; DPM++(2M) linspace 25: 8.47; Euler exponential 25:
+# 9.40 (anchor_sweep_l/). The anchor's 25 Euler steps cost 3x the calls of 8 DPM++ steps and score worse.
+# PART m (next): part l's row from state_l/ with the anchor's sampler switched to DPM++(2M), 8 exponential steps (a new
+# row name; everything else as part l). Bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_l, aside
+# as part j, then (one tool batch, timeout_s 560 each):
+#   GRAPH=1 PART=m FROM=sid_carry_l LR=1e-5 BATCH=64 \
+#     BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential \
 #     EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
-#   commit $OUT's state_g*/ as state_l/. The anchor is out if val recall stops rising below ~0.55 or val FD (EMA 0.999)
-#   stalls above the control's 18.0-19.9. Near val FD ~11, live_anchor_steps=50: 25 Euler steps at CFG 1.5 score ~1.13x
-#   the 50-step teacher (run 4's sweep: 10.42 vs 9.19), the anchor's own ceiling.
+#   commit $OUT's state_g*/ as state_m/. Expect ~2x the steps of part l per call (the anchor was ~80 % of a step). The
+#   anchor is out if val recall stops rising below ~0.58 or val FD (EMA 0.999) stalls above 17.
+# ANCHOR_SWEEP=1 (CALL=1) re-runs the sweep in the background of a training call.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
 # work folder's teacher once a call has imported it (its weights and context table: the row's own shapes, so a compile
@@ -338,6 +348,22 @@ if [ -n "$SWEEP" ]; then  # any call: a session with one call left runs it besid
       --sweep-count 2000 --teacher-seeds 1 --eval-count 2000 ) > /tmp/teacher_sweep.log 2>&1 &
   SWEEP_PID=$!
 fi
+# ANCHOR_SWEEP=1 (CALL=1): the live anchor's candidate teacher samplers on 2,000 samples each at CFG 1.5, in the
+# background on the GPU once the work folder's teacher is imported: Euler (= the anchor's DDIM) on DDIM's linspace at 25
+# and 50 steps (the reference, run 4's 10.42 / 9.19), DPM-Solver++(2M) on steps uniform in log sigma at 8 / 12 / 16 / 25
+# and on linspace at 25 (Heun-13 on linspace scored 21.9 in run 13: a second-order sampler is measured here, not
+# assumed). Records: anchor_sweep_*.json and anchor_sweep.log.
+if [ -n "$ANCHOR_SWEEP" ]; then
+  ( wait_installed runs/ps/teacher.safetensors
+    for spec in "euler linspace 25,50" "dpmpp_2m exponential 8,12,16,25" "dpmpp_2m linspace 25"; do
+      set -- $spec
+      PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 timeout 150 python3 -m proof_scale.cli --data .devdata/ps/fm sweep-teacher \
+        runs/ps/teacher.safetensors --sampler "$1" --spacing "$2" --steps "$3" --cfg 1.5 --count 2000 --batch 2000 \
+        --classifier runs/ps/classifier.safetensors --reference-cache /tmp/anchor_sweep_ref.safetensors \
+        --json "${OUT:-.}/anchor_sweep_$1_$2.json"
+    done ) > /tmp/anchor_sweep.log 2>&1 &
+  ANCHOR_SWEEP_PID=$!
+fi
 MAXS_LEFT=$(( ${MAXS:-530} - SECONDS ))  # a probe in this call (PROBE_FIRST) took its seconds
 case "${CALL:-1}" in
   1) MAXS=$MAXS_LEFT MARGIN=${MARGIN:-30} bash benchmarks/device/proof_scale_run.sh ;;
@@ -351,6 +377,11 @@ if [ -n "$SWEEP_PID" ]; then
   cp /tmp/teacher_sweep.log "${OUT:-.}/teacher_sweep.log" 2>/dev/null
   for f in runs/sweep/teacher_eval.partial.json runs/sweep/teacher_eval.json; do  # the finished record wins
     [ -f "$f" ] && cp "$f" "${OUT:-.}/teacher_sweep.json"; done
+fi
+if [ -n "$ANCHOR_SWEEP_PID" ]; then
+  wait "$ANCHOR_SWEEP_PID" 2>/dev/null
+  echo "ANCHOR_SWEEP (teacher at CFG 1.5, 2,000 samples each):"; grep "steps [0-9]* cfg" /tmp/anchor_sweep.log
+  cp /tmp/anchor_sweep.log "${OUT:-.}/anchor_sweep.log" 2>/dev/null
 fi
 if [ -n "$WARM_PID" ]; then
   kill "$WARM_PID" 2>/dev/null; wait "$WARM_PID" 2>/dev/null
