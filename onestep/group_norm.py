@@ -18,9 +18,16 @@ from torch import nn
 WIDE_MIN_GROUP_ELEMENTS = 1 << 19  # per (sample, group) row; below it the native kernel was as fast or faster (H100)
 
 
-def group_norm_wide(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+AFFINES = ("addcmul", "batch_norm")  # group_norm_wide's normalising pass
+
+
+def group_norm_wide(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float,
+                    affine: str = "addcmul") -> torch.Tensor:
     """F.group_norm(x, groups, weight, bias, eps) with the statistics from two wide reductions per group (no
-    autograd: its last pass writes into a new tensor)."""
+    autograd: its last pass writes into a new tensor). `affine`: the normalising pass as one addcmul with fp32 scale
+    and shift (torch's casting elementwise kernel), or as inference-mode batch norm over the (sample, channel) planes
+    with the group statistics as its running ones (fp32 math, one rounding; NCHW maps or batch 1) — which is faster is
+    measured by benchmarks/probe_group_norm.py."""
     b, c = x.shape[:2]
     per_channel = c // groups
     if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
@@ -28,7 +35,14 @@ def group_norm_wide(x: torch.Tensor, groups: int, weight: torch.Tensor | None, b
     else:
         rows, dims = x.reshape(b, groups, -1), (2,)
     mean = rows.sum(dims, dtype=torch.float32) / (rows.numel() // (b * groups))
-    rstd = torch.rsqrt(torch.var(rows, dims, correction=0).float() + eps)
+    var = torch.var(rows, dims, correction=0).float()
+    if affine == "batch_norm" and (x.is_contiguous() or b == 1):
+        planes = x.reshape((1, b * c) + x.shape[2:]) if x.is_contiguous() else x  # batch 1: x is already one "batch"
+        out = torch.nn.functional.batch_norm(
+            planes, mean.repeat_interleave(per_channel, 1).flatten(), var.repeat_interleave(per_channel, 1).flatten(),
+            None if weight is None else weight.float().repeat(b), None if bias is None else bias.float().repeat(b), False, 0.0, eps)
+        return out.view(x.shape) if x.is_contiguous() else out
+    rstd = torch.rsqrt(var + eps)
     scale = rstd.repeat_interleave(per_channel, 1)
     shift = -mean.repeat_interleave(per_channel, 1) * scale
     if weight is not None:

@@ -16,19 +16,21 @@ def _case(shape, dtype, offset=0.0, seed=0):
 
 
 @pytest.mark.parametrize("affine", [True, False])
-def test_float32_equals_torch(affine):
+@pytest.mark.parametrize("normalising_pass", ["addcmul", "batch_norm"])
+def test_float32_equals_torch(affine, normalising_pass):
     x, w, b = _case((2, 64, 12, 10), torch.float32)
     w, b = (w, b) if affine else (None, None)
-    ours, ref = group_norm_wide(x, 32, w, b, 1e-6), F.group_norm(x, 32, w, b, 1e-6)
+    ours, ref = group_norm_wide(x, 32, w, b, 1e-6, normalising_pass), F.group_norm(x, 32, w, b, 1e-6)
     assert ours.dtype == ref.dtype and ours.shape == ref.shape
     assert (ours - ref).abs().max() < 1e-4
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_bfloat16_differs_from_torchs_own_by_at_most_one_rounding(seed):
+@pytest.mark.parametrize("normalising_pass", ["addcmul", "batch_norm"])
+def test_bfloat16_differs_from_torchs_own_by_at_most_one_rounding(seed, normalising_pass):
     x, w, b = _case((1, 64, 32, 32), torch.bfloat16, seed=seed)
     ref = F.group_norm(x.float(), 32, w.float(), b.float(), 1e-6)
-    ours, native = group_norm_wide(x, 32, w, b, 1e-6), F.group_norm(x, 32, w, b, 1e-6)
+    ours, native = group_norm_wide(x, 32, w, b, 1e-6, normalising_pass), F.group_norm(x, 32, w, b, 1e-6)
     assert ours.dtype == torch.bfloat16
     one_ulp = 2 * torch.finfo(torch.bfloat16).eps * ref.abs().clamp_min(1)  # ≥ one bf16 step at the value's size
     assert ((ours.float() - native.float()).abs() <= one_ulp).all()  # both compute in fp32 and round once
@@ -60,4 +62,15 @@ def test_channels_last_input_is_normalised_in_place_of_its_layout():
     xl = x.contiguous(memory_format=torch.channels_last)
     ours = group_norm_wide(xl, 32, w, b, 1e-6)
     assert ours.is_contiguous(memory_format=torch.channels_last) and not ours.is_contiguous()  # no copy to NCHW
+    assert (ours - F.group_norm(x, 32, w, b, 1e-6)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_the_batch_norm_pass_keeps_the_layout_and_the_values(batch):
+    """The batch-norm pass on channels_last: batch 1 normalises x as one batch-norm batch in its own layout; a larger
+    batch cannot be viewed as (sample, channel) planes there and takes the addcmul pass — the same values either way."""
+    x, w, b = _case((batch, 64, 12, 10), torch.float32, offset=3.0)
+    xl = x.contiguous(memory_format=torch.channels_last)
+    ours = group_norm_wide(xl, 32, w, b, 1e-6, "batch_norm")
+    assert ours.is_contiguous(memory_format=torch.channels_last) and ours.shape == x.shape
     assert (ours - F.group_norm(x, 32, w, b, 1e-6)).abs().max() < 1e-4

@@ -18,6 +18,8 @@
 #   CALL=7  the same with GroupNorm from wide reductions (--wide-groupnorm: VAE Decode (fast)'s cuda-graph mode) ‖ and in
 #           channels_last (--channels-last: no layout conversions around cuDNN's convolutions), 1024² batch 1
 #           ‖ the same with sub-pixel upsampling (--subpixel: as VAE Decode (fast)'s compiled modes run it); ~1 min in all
+#   CALL=8  SD1.5 512² batch 8 with VAE Decode (fast) in max-autotune (the bs8 ≤ 70 ms target: the compiled decoder was
+#           65.6 of its 91.5 ms) ‖ the same at batch 1 (bs1 ≤ 15 ms); alone each: ONLY=a / ONLY=b, LIMIT ≥ 400
 #   PAIRS_LONG=N (CALL 2/3): each path also collects N batches as ONE collection (the node's 64-pair shards, set-up
 #           once), the rate a user's long run gets; the rounds pay the set-up per batch (session 45)
 # ONLY=b runs the second job alone. Two calls' jobs in one device call (each script's LIMIT counts from its own start):
@@ -84,9 +86,11 @@ case "$CALL" in
    b=(vae_decoder_1024_b1_subpixel python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --subpixel --json "$OUT/vae_decoder_1024_b1_subpixel.json") ;;
 7) a=(vae_decoder_1024_b1_wide python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide.json")
    b=(vae_decoder_1024_b1_wide_nhwc python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --channels-last --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_nhwc.json") ;;
+8) a=(sd15_b8_autotune onestep --arch sd15 --batches 8 --autotune-batches 8)
+   b=(sd15_b1_autotune onestep --arch sd15 --batches 1 --autotune-batches 1) ;;
 3) a=(pairs_fast_teacher_run2 pairs)
    b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;
-*) echo "CALL must be 1 to 7"; exit 2 ;;
+*) echo "CALL must be 1 to 8"; exit 2 ;;
 esac
 
 # A job's command line, made once its time is known (bench_onestep's budget depends on it).
