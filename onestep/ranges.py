@@ -55,3 +55,9 @@ def check_declared(inputs: Mapping[str, Mapping], values: Mapping[str, object]) 
                 continue
             options = spec[1] if len(spec) > 1 and isinstance(spec[1], Mapping) else {}
             check_range(name, values[name], options.get("min"), options.get("max"), integer=spec[0] == "INT")
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Refuse `value` unless it is one of `choices`; the ValueError names `name` and the choices."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, not {value!r}")

@@ -101,3 +101,11 @@ def test_training_configs_refuse_non_finite_and_negative_settings_by_name(make, 
 def test_valid_extremes_of_the_training_configs_pass():
     TrainConfig(seed=2**64 - 1, save_every=0, log_every=0, optim=OptimConfig(lr_g=0.0, betas=(0.0, 0.999)),
                 discriminator=DiscriminatorConfig(r1_gamma=0.0), sid=SidConfig(alpha=-10.0, kappa1=0.0))
+
+
+def test_a_value_not_among_its_choices_is_named_with_the_choices():
+    from onestep.ranges import check_choice
+
+    check_choice("spacing", "linspace", ("linspace", "exponential"))
+    with pytest.raises(ValueError, match=r"spacing must be one of \('linspace', 'exponential'\), not 'karras'"):
+        check_choice("spacing", "karras", ["linspace", "exponential"])

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from onestep.ranges import check_range
+from onestep.ranges import check_choice, check_range
 from onestep.schedule import SPACINGS
 
 from .core import DiscreteSchedule, OneStepSpec
@@ -161,8 +161,7 @@ class LossConfig:
     gan_loss: str = "standard"
 
     def __post_init__(self) -> None:
-        if self.gan_loss not in GAN_LOSSES:
-            raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, not {self.gan_loss!r}")
+        check_choice("gan_loss", self.gan_loss, GAN_LOSSES)
         if self.gan_ramp_steps < 0:
             raise ValueError(f"gan_ramp_steps must be ≥ 0, not {self.gan_ramp_steps}")
         if not self.gan_scale_max > 0:  # (NaN too)
@@ -175,8 +174,7 @@ class LossConfig:
             raise ValueError(f"hold_generator keeps G still while D leads: d_lead_steps must equal warmup_steps, got {self.d_lead_steps}, {self.warmup_steps}")
         if self.gan_balance not in ("fixed", "adaptive") or self.gan_weight < 0:
             raise ValueError(f"gan_balance must be 'fixed' or 'adaptive' with gan_weight ≥ 0, not {self.gan_balance!r}, {self.gan_weight}")
-        if self.regression not in REGRESSION_LOSSES:
-            raise ValueError(f"regression loss must be one of {REGRESSION_LOSSES}, not {self.regression!r}")
+        check_choice("regression loss", self.regression, REGRESSION_LOSSES)
 
 
 @dataclass(frozen=True)
@@ -220,10 +218,8 @@ class DiscriminatorConfig:
     real_images: str = ""
 
     def __post_init__(self) -> None:
-        if self.backbone not in D_BACKBONES:
-            raise ValueError(f"discriminator backbone must be one of {D_BACKBONES}, not {self.backbone!r}")
-        if self.readout not in D_READOUTS:
-            raise ValueError(f"discriminator readout must be one of {D_READOUTS}, not {self.readout!r}")
+        check_choice("discriminator backbone", self.backbone, D_BACKBONES)
+        check_choice("discriminator readout", self.readout, D_READOUTS)
         if self.backbone == "lora" and self.lora_rank < 1:
             raise ValueError(f"a LoRA discriminator backbone needs lora_rank ≥ 1, not {self.lora_rank}")
         if self.r1_every < 1:
@@ -300,10 +296,8 @@ class SidConfig:
         check_range("live_anchor_weight", self.live_anchor_weight, 0.0)
         check_range("live_anchor_items", self.live_anchor_items, 1, integer=True)
         check_range("live_anchor_steps", self.live_anchor_steps, 1, integer=True)
-        if self.live_anchor_sampler not in LIVE_ANCHOR_SAMPLERS:
-            raise ValueError(f"live_anchor_sampler {self.live_anchor_sampler!r}: one of {', '.join(LIVE_ANCHOR_SAMPLERS)}")
-        if self.live_anchor_spacing not in SPACINGS:
-            raise ValueError(f"live_anchor_spacing {self.live_anchor_spacing!r}: one of {', '.join(SPACINGS)}")
+        check_choice("live_anchor_sampler", self.live_anchor_sampler, LIVE_ANCHOR_SAMPLERS)
+        check_choice("live_anchor_spacing", self.live_anchor_spacing, SPACINGS)
         if self.anchor_weight > 0 and self.live_anchor_weight > 0:
             raise ValueError(f"one recall anchor at a time: anchor_weight {self.anchor_weight:g} (teacher pairs) and "
                              f"live_anchor_weight {self.live_anchor_weight:g} (teacher samples drawn in the loop) are both on")
