@@ -11,6 +11,8 @@ from functools import lru_cache
 
 import torch
 
+from .ranges import check_choice
+
 
 @dataclass(frozen=True)
 class DiscreteSchedule:
@@ -52,8 +54,7 @@ def sampler_timesteps(schedule: DiscreteSchedule, steps: int, spacing: str = "li
     neighbouring timesteps are further apart in log σ than a long run's spacing, so repeats are dropped (fewer steps)."""
     if steps < 1:
         raise ValueError("steps must be ≥ 1")
-    if spacing not in SPACINGS:
-        raise ValueError(f"unknown timestep spacing {spacing!r}: one of {', '.join(SPACINGS)}")
+    check_choice("the timestep spacing", spacing, SPACINGS)
     if steps == 1:
         return torch.tensor([schedule.steps - 1])
     if spacing == "linspace":

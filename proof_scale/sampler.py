@@ -24,11 +24,6 @@ from onestep.schedule import SD_SCHEDULE, DiscreteSchedule, sampler_timesteps
 from .data import NUM_CLASSES, SIZE, empty_row
 
 
-def schedule_sigmas(schedule: DiscreteSchedule = SD_SCHEDULE) -> torch.Tensor:
-    """σ_t for t = 0..T−1 (float64)."""
-    return schedule.sigmas()
-
-
 def discrete_sigmas(steps: int, schedule: DiscreteSchedule = SD_SCHEDULE, spacing: str = "linspace") -> torch.Tensor:
     """[σ_{t_0}, ..., σ_{t_{n−1}}, 0] at onestep.schedule.sampler_timesteps (linspace: t_i = round(linspace(T−1, 0,
     steps)); steps=1 gives [σ_max, 0]; exponential: uniform in log σ, repeats dropped)."""
@@ -43,7 +38,7 @@ class EpsDenoiser(torch.nn.Module):
         super().__init__()
         self.unet = unet
         self.context_table = context_table
-        self.register_buffer("log_sigmas", schedule_sigmas(schedule).float().log(), persistent=False)
+        self.register_buffer("log_sigmas", schedule.sigmas().float().log(), persistent=False)
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
         """The discrete timestep nearest each σ (in log σ)."""

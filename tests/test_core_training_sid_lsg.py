@@ -25,7 +25,7 @@ from training.config import LossConfig, OptimConfig, SidConfig, TrainConfig
 from training.engine import Engine
 from training.methods import METHODS, PAIRS, PROMPTS, Resources
 from training.methods.base import Backward
-from training.methods.sid_lsg import (SidGeneratorLoss, SidLSG, TeacherSampler, alpha_bar, diffuse, guided, sampler_timesteps, sid_loss,
+from training.methods.sid_lsg import (SidGeneratorLoss, SidLSG, TeacherSampler, alpha_bar, diffuse, guided, sid_loss,
                                       x0_from_output)
 from training.prompts import PromptDataset
 from training.session import TrainingSession
@@ -465,8 +465,10 @@ def reference_ddim(net, prediction: str, z, cond: dict, uncond: dict | None, kap
 
 
 def test_sampler_timesteps_are_ddims_linspace():
-    assert sampler_timesteps(5, 1000).tolist() == [999, 749, 500, 250, 0]  # round(749.25), round(499.5), round(249.75)
-    assert sampler_timesteps(1, 1000).tolist() == [999] and sampler_timesteps(25, 1000)[[0, -1]].tolist() == [999, 0]
+    from onestep.schedule import SD_SCHEDULE, sampler_timesteps
+
+    assert sampler_timesteps(SD_SCHEDULE, 5).tolist() == [999, 749, 500, 250, 0]  # round(749.25), round(499.5), round(249.75)
+    assert sampler_timesteps(SD_SCHEDULE, 1).tolist() == [999] and sampler_timesteps(SD_SCHEDULE, 25)[[0, -1]].tolist() == [999, 0]
 
 
 @pytest.mark.parametrize("cfg", [1.0, 1.5])
@@ -523,7 +525,7 @@ def test_the_live_anchors_dpmpp_2m_sampler_is_the_proof_scale_one(spacing):
         ddim = TeacherSampler(spec, 6, 1.5, torch.device("cpu"), "ddim", spacing)(unet, z, cond, uncond)
     assert torch.allclose(ours, want, rtol=1e-4, atol=1e-4 * want.abs().max().item()), (ours - want).abs().max()
     assert not torch.allclose(ours, ddim, atol=1e-3)
-    with pytest.raises(ValueError, match="unknown teacher sampler 'heun'"):
+    with pytest.raises(ValueError, match="the teacher sampler must be one of .*'heun'"):
         TeacherSampler(spec, 6, 1.5, torch.device("cpu"), "heun")
 
 

@@ -41,8 +41,8 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from onestep.dpm_solver import dpmpp_2m_weights
-from onestep.schedule import DiscreteSchedule
-from onestep.schedule import sampler_timesteps as schedule_timesteps
+from onestep.ranges import check_choice
+from onestep.schedule import sampler_timesteps
 
 from .. import lora
 from ..config import LIVE_ANCHOR_SAMPLERS
@@ -96,12 +96,6 @@ def guided(net, x_t: torch.Tensor, t: torch.Tensor, cond: dict, uncond: dict | N
     return u + kappa * (c - u)
 
 
-def sampler_timesteps(steps: int, schedule_steps: int) -> torch.Tensor:
-    """The sampler's timesteps round(linspace(T−1, 0, steps)) (int64; steps = 1: [T−1]) — DDIM's linspace spacing, the
-    proof-scale sampler's (proof_scale/sampler.discrete_sigmas)."""
-    return schedule_timesteps(DiscreteSchedule(steps=schedule_steps), steps)
-
-
 class TeacherSampler:
     """φ's deterministic sampler from x_T = z in VP space at a fixed CFG. "ddim": DDIM with η = 0 (for an ε teacher
     exactly the Euler sampler in k-diffusion's σ space that ComfyUI and proof_scale/sampler.py run from
@@ -114,9 +108,8 @@ class TeacherSampler:
 
     def __init__(self, spec: OneStepSpec, steps: int, kappa: float, device: torch.device, sampler: str = "ddim",
                  spacing: str = "linspace"):
-        if sampler not in LIVE_ANCHOR_SAMPLERS:
-            raise ValueError(f"unknown teacher sampler {sampler!r}: one of {', '.join(LIVE_ANCHOR_SAMPLERS)}")
-        ts = schedule_timesteps(spec.schedule, steps, spacing)
+        check_choice("the teacher sampler", sampler, LIVE_ANCHOR_SAMPLERS)
+        ts = sampler_timesteps(spec.schedule, steps, spacing)
         self.prediction, self.kappa = spec.prediction, kappa
         self.t = ts.to(device, torch.float32)
         alphas = spec.schedule.alphas_cumprod()[ts]
