@@ -65,11 +65,13 @@ def _temporary_files(host) -> list[str]:
 
 def _cancel_chain(host, prompt: dict, names: list[str], duration: float, rng: random.Random, cancelled: list[float]) -> dict:
     """Queue `prompt` again and again, each time interrupted at a seeded time within `duration` (the uninterrupted
-    run's), until a try finishes; check after every try that the generators under final names are whole and no
+    run's; 10 % wider each try), until a try finishes; check after every try that the generators under final names are whole and no
     temporary file is left. Returns the finished try's outputs; appends each landed cancel's time to `cancelled`."""
-    for _ in range(50):
+    for attempt in range(50):
         fired: dict = {}
-        delay = round(rng.uniform(0.05, duration), 2)
+        # the window widens 10 % a try: a machine slower now than during the reference run (another job on its cores)
+        # would otherwise cancel every try before its set-up is done, and the chain would never finish
+        delay = round(rng.uniform(0.05, duration * 1.1**attempt), 2)
         t = threading.Thread(target=_interrupt_after, args=(host, delay, fired))
         t.start()
         entry = host.run(prompt)
