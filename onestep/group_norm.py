@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .ranges import check_choice
+
 WIDE_MIN_GROUP_ELEMENTS = 1 << 19  # per (sample, group) row; below it the native kernel was as fast or faster (H100)
 
 
@@ -28,6 +30,7 @@ def group_norm_wide(x: torch.Tensor, groups: int, weight: torch.Tensor | None, b
     and shift (torch's casting elementwise kernel), or as inference-mode batch norm over the (sample, channel) planes
     with the group statistics as its running ones (fp32 math, one rounding; NCHW maps or batch 1) — which is faster is
     measured by benchmarks/probe_group_norm.py."""
+    check_choice("the normalising pass", affine, AFFINES)
     b, c = x.shape[:2]
     per_channel = c // groups
     if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):

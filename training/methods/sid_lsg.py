@@ -103,8 +103,8 @@ class TeacherSampler:
     x_next = sqrt(ᾱ_next)·x0 + sqrt(1 − ᾱ_next)·ε̂. "dpmpp_2m": the same step with x0 replaced by DPM-Solver++(2M)'s
     extrapolation D = a·x0 + b·x0_prev (onestep/dpm_solver.py; in VP space the σ-space step scaled by sqrt(ᾱ)), one
     teacher call a step as DDIM's. Timesteps at `spacing` (onestep.schedule.sampler_timesteps: DDIM's linspace, or
-    uniform in log σ, where the second-order step gains most). The last step returns x0. Its timesteps and ᾱ are device tensors made once, so a
-    call has no host sync (the step stays capturable in a CUDA graph)."""
+    uniform in log σ, where the second-order step gains most). The last step returns x0. Its timesteps and ᾱ are
+    device tensors made once, so a call has no host sync (the step stays capturable in a CUDA graph)."""
 
     def __init__(self, spec: OneStepSpec, steps: int, kappa: float, device: torch.device, sampler: str = "ddim",
                  spacing: str = "linspace"):
@@ -112,12 +112,10 @@ class TeacherSampler:
         ts = sampler_timesteps(spec.schedule, steps, spacing)
         self.prediction, self.kappa = spec.prediction, kappa
         self.t = ts.to(device, torch.float32)
-        alphas = spec.schedule.alphas_cumprod()[ts]
-        self.a = to_device(alphas, device, torch.float32)
-        self.weights = None
+        self.a = to_device(spec.schedule.alphas_cumprod()[ts], device, torch.float32)
+        self.weights = None  # DPM++(2M)'s (a_i, b_i), host floats: constants in a captured graph
         if sampler == "dpmpp_2m":
-            sigmas = torch.cat([((1 - alphas) / alphas).sqrt(), torch.zeros(1, dtype=alphas.dtype)])
-            self.weights = dpmpp_2m_weights(sigmas)
+            self.weights = dpmpp_2m_weights(torch.cat([spec.schedule.sigmas()[ts], torch.zeros(1, dtype=torch.float64)]))
 
     @torch.no_grad()
     def __call__(self, net, z: torch.Tensor, cond: dict, uncond: dict | None) -> torch.Tensor:
