@@ -37,6 +37,9 @@ from .teacher import load_teacher
 SMALL = 4096  # tensors with fewer elements (norms, biases) are kept whole in float32: they cost nothing
 G_FILE = "best.q8.safetensors"
 NET_PREFIX, NET_SUFFIX = "net_", ".q8.safetensors"
+# Trained networks left behind: SiD-LSG's live-GAN D (4.3 M parameters at proof scale, ~4.4 MB as int8 deltas) does not
+# fit beside G and ψ in a call's 64 MiB; the next part trains a fresh D, which G hears from live_gan_start on.
+NOT_CARRIED = ("discriminator",)
 
 
 def quantize(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -130,7 +133,7 @@ def pack(out: str, row_dir: str, teacher_path: str, row: str, prefix: str = "une
     _save(written[0], quantize(g, base), meta)
     skip = {"version", "method", "step", "config", "generator", "ema", "ema_extra", "rng", "data"}
     for name, tensors in state.items():
-        if name in skip or name.startswith("opt_") or not isinstance(tensors, dict) or not tensors:
+        if name in skip or name in NOT_CARRIED or name.startswith("opt_") or not isinstance(tensors, dict) or not tensors:
             continue
         path = os.path.join(out, f"{NET_PREFIX}{name}{NET_SUFFIX}")
         _save(path, quantize(_strip(tensors, prefix), base), {"network": name, "prefix": prefix})

@@ -88,6 +88,10 @@ def test_a_sid_row_sets_the_fake_scores_steps_per_generator_step():
     assert (s.live_anchor_sampler, s.live_anchor_spacing) == ("dpmpp_2m", "exponential")
     assert (rows.train_config(live, bf16=False, save_every=0).sid.live_anchor_sampler, s.__class__.live_anchor_spacing) == ("ddim", "linspace")
     assert rows.train_config(plain, bf16=False, save_every=0).sid.live_anchor_weight == 0.0
+    gan = rows.plan("sid_lsg_teacher_cfg@live_anchor=1:live_gan=0.3:live_gan_lr=1e-4", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    s = rows.train_config(gan, bf16=False, save_every=0).sid
+    assert (s.live_gan_weight, s.live_gan_lr, s.live_anchor_weight) == (0.3, 1e-4, 1.0) and rows.data_folder(gan["row"], gan) is None
+    assert rows.train_config(plain, bf16=False, save_every=0).sid.live_gan_weight == 0.0
 
 
 def test_a_sid_row_sets_its_precision_over_the_devices_default():

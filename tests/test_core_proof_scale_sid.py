@@ -205,3 +205,19 @@ def test_the_bench_warms_the_compile_a_rows_call_then_finds_in_torchs_cache(work
     warm = dict(counters["aot_autograd"])
     assert warm["total"] == cold["total"] and warm.get("autograd_cache_hit") == warm["total"], (cold, warm)
     torch._dynamo.reset()
+
+
+def test_a_live_gan_row_trains_d_and_carries_g_and_psi_only(work, tmp_path):
+    """SiD with the live GAN at --tiny scale: D trains beside ψ on the teacher's own samples (still no pairs), and the
+    carried state leaves D behind (carried_state.NOT_CARRIED: it does not fit a call's 64 MiB beside G and ψ)."""
+    from proof_scale import carried_state
+    from training.checkpoint import load_checkpoint
+
+    row = "sid_lsg_teacher_cfg@live_gan=0.5:live_gan_start=1:live_anchor_items=2:live_anchor_steps=2:steps=2"
+    assert pipeline.main(["--work", work, "--tiny", "--stage", f"distill-{row}"]) == 0
+    row_dir = os.path.join(work, "distill", rows.row_dir_name(row))
+    history = _json(row_dir, "history.json")
+    assert [s for s, _ in history["d_total"]] == [1, 2] and [s for s, _ in history["gan_g"]] == [2]  # G hears D from step 1
+    assert "discriminator" in load_checkpoint(os.path.join(row_dir, "checkpoint.safetensors"))
+    files = carried_state.pack(str(tmp_path / "state"), row_dir, os.path.join(work, "teacher.safetensors"), "gan_carry")
+    assert [os.path.basename(f) for f in files] == ["best.q8.safetensors", "net_fake_score.q8.safetensors"]

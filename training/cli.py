@@ -157,6 +157,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="sid-lsg live anchor: the teacher's sampler (dpmpp_2m: second order, fewer steps for the same samples)")
     p.add_argument("--sid-live-anchor-spacing", default=sid.live_anchor_spacing, choices=SPACINGS,
                    help="sid-lsg live anchor: the sampler's timesteps (linspace: DDIM's; exponential: uniform in log sigma)")
+    p.add_argument("--sid-live-gan", type=float, default=sid.live_gan_weight,
+                   help="sid-lsg live GAN (prompts only): > 0 trains a discriminator on the live anchor's teacher samples as real and "
+                        "adds its loss on G to G's output gradient at this fraction of SiD's norm (D's settings: the --d-* flags)")
+    p.add_argument("--sid-live-gan-lr", type=float, default=sid.live_gan_lr, help="sid-lsg live GAN: D's learning rate (0: --lr-d)")
+    p.add_argument("--sid-live-gan-start", type=int, default=sid.live_gan_start,
+                   help="sid-lsg live GAN: G hears D from this step on (D trains from the first)")
     p.add_argument("--cuda-graph", action="store_true",
                    help="replay each step as one CUDA graph (one GPU, AdamW, float32 weights; sid-lsg): for small UNets whose step waits on kernel launches")
     p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
@@ -207,7 +213,8 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
                       anchor_weight=a.sid_anchor, fake_steps=a.fake_steps, kappa4_t_min=a.kappa4_t_min,
                       live_anchor_weight=a.sid_live_anchor, live_anchor_items=a.sid_live_anchor_items,
                       live_anchor_steps=a.sid_live_anchor_steps, live_anchor_sampler=a.sid_live_anchor_sampler,
-                      live_anchor_spacing=a.sid_live_anchor_spacing),
+                      live_anchor_spacing=a.sid_live_anchor_spacing, live_gan_weight=a.sid_live_gan, live_gan_lr=a.sid_live_gan_lr,
+                      live_gan_start=a.sid_live_gan_start),
         reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device, cuda_graph=a.cuda_graph,

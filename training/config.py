@@ -290,17 +290,34 @@ class SidConfig:
     live_anchor_sampler: str = "ddim"
     # ... at these timesteps: "linspace" (DDIM's, above) or "exponential" (uniform in log σ; onestep.schedule).
     live_anchor_spacing: str = "linspace"
+    # Live GAN (ours): Diffusion2GAN's conditional diffusion GAN on the live anchor's pairs (z_a, φ's sample), so still
+    # prompts-only. > 0: a discriminator D (DiscriminatorConfig) learns φ's samples as real, G(z_a, c) as fake, and G's
+    # gradient at G(z_a, c) gets D's non-saturating loss rescaled to this fraction of the SiD gradient's norm.
+    live_gan_weight: float = 0.0
+    live_gan_lr: float = 0.0  # D's learning rate (0: OptimConfig.lr_d, ψ's)
+    # G's GAN term from this step of the run on (D trains from the first): a fresh D's gradient, rescaled to its share
+    # of SiD's, would push G by noise at full strength.
+    live_gan_start: int = 0
+
+    @property
+    def live_samples(self) -> bool:
+        """Whether φ samples live targets each step (the live anchor's regression, the live GAN's real side, or both)."""
+        return self.live_anchor_weight > 0 or self.live_gan_weight > 0
 
     def __post_init__(self) -> None:
         check_range("anchor_weight", self.anchor_weight, 0.0)
         check_range("live_anchor_weight", self.live_anchor_weight, 0.0)
+        check_range("live_gan_weight", self.live_gan_weight, 0.0)
+        check_range("live_gan_lr", self.live_gan_lr, 0.0)
+        check_range("live_gan_start", self.live_gan_start, 0, integer=True)
         check_range("live_anchor_items", self.live_anchor_items, 1, integer=True)
         check_range("live_anchor_steps", self.live_anchor_steps, 1, integer=True)
         check_choice("live_anchor_sampler", self.live_anchor_sampler, LIVE_ANCHOR_SAMPLERS)
         check_choice("live_anchor_spacing", self.live_anchor_spacing, SPACINGS)
-        if self.anchor_weight > 0 and self.live_anchor_weight > 0:
+        if self.anchor_weight > 0 and self.live_samples:
             raise ValueError(f"one recall anchor at a time: anchor_weight {self.anchor_weight:g} (teacher pairs) and "
-                             f"live_anchor_weight {self.live_anchor_weight:g} (teacher samples drawn in the loop) are both on")
+                             f"live_anchor_weight {self.live_anchor_weight:g} / live_gan_weight {self.live_gan_weight:g} "
+                             "(teacher samples drawn in the loop) are both on")
         check_range("kappa4_t_min", self.kappa4_t_min, 0, 1000, integer=True)
         check_range("fake_steps", self.fake_steps, 1, integer=True)
         for name in ("kappa1", "kappa2", "kappa4", "alpha"):  # NaN stopped at a NaN loss, or (κ4) was written into the file

@@ -123,7 +123,7 @@ class Engine:
         for x in extras:
             if x.name in self.networks or x.key == "g":
                 raise ValueError(f"method {self.method.name!r} names two networks {x.name!r}/{x.key!r}")
-            opt = make_optimizer(x.optimizer, [p for p in x.module.parameters() if p.requires_grad], x.lr, o.betas_d or o.betas, o.weight_decay, o.foreach,
+            opt = make_optimizer(x.optimizer, [p for p in x.module.parameters() if p.requires_grad], x.lr, x.betas or o.betas_d or o.betas, o.weight_decay, o.foreach,
                                  o.eps_d, capturable=graph)
             if x.storage_dtype != "float32":
                 opt = Bf16WeightsOptimizer(opt, x.rounding_seed)

@@ -83,6 +83,21 @@ class RegressionLoss:
         return self.metric(self.info.to_latent(x0), mb.latent, generator=mb.rng).float()
 
 
+def generator_gan_loss(discriminator: nn.Module, x0: torch.Tensor, mb: MicroBatch, spec: OneStepSpec, t_range: tuple[int, int],
+                       gan_loss: str = "standard") -> torch.Tensor:
+    """G's GAN term on its samples x0 (the micro-batch's items): D on x0 re-noised to t ~ U{t_range} (t and ε from
+    mb.rng), non-saturating ("standard") or relativistic against the real pair mb.real under the same t and ε."""
+    t = sample_d_timesteps(x0.shape[0], *t_range, generator=mb.rng)
+    eps = to_device(torch.randn(x0.shape, generator=mb.rng), x0.device, x0.dtype)
+    t_dev = to_device(t, x0.device)
+    fake = discriminator(diffuse(spec, x0, eps, t), t_dev, mb.z, mb.context, **mb.extra)
+    if gan_loss == "standard":
+        return _ns(fake, real=True).mean()
+    with torch.no_grad():  # the real pair under the same t and ε: a constant for G
+        real = discriminator(diffuse(spec, mb.real.to(x0.dtype), eps, t), t_dev, mb.z, mb.context, **mb.extra)
+    return _rp(fake, [r.detach() for r in real]).mean()
+
+
 class GeneratorLoss:
     """L_G = regression + λ · non-saturating GAN loss (the GAN part only when a discriminator is given).
 
@@ -112,15 +127,7 @@ class GeneratorLoss:
         return terms, x0.detach()
 
     def _gan(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch) -> torch.Tensor:
-        t = sample_d_timesteps(x0.shape[0], *self.t_range, generator=mb.rng)
-        eps = to_device(torch.randn(x0.shape, generator=mb.rng), x0.device, x0.dtype)
-        t_dev = to_device(t, x0.device)
-        fake = discriminator(diffuse(self.spec, x0, eps, t), t_dev, mb.z, mb.context, **mb.extra)
-        if self.gan_loss == "standard":
-            return _ns(fake, real=True).mean()
-        with torch.no_grad():  # the real pair under the same t and ε: a constant for G
-            real = discriminator(diffuse(self.spec, mb.real.to(x0.dtype), eps, t), t_dev, mb.z, mb.context, **mb.extra)
-        return _rp(fake, [r.detach() for r in real]).mean()
+        return generator_gan_loss(discriminator, x0, mb, self.spec, self.t_range, self.gan_loss)
 
     def _adaptive(self, x0: torch.Tensor, discriminator: nn.Module, mb: MicroBatch, ramp: float = 1.0) -> dict[str, torch.Tensor]:
         out = x0.detach().float().requires_grad_(True)

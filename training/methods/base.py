@@ -53,6 +53,7 @@ class ExtraNetwork:
     optimizer: str = "adamw"  # "adamw" | "adafactor"
     storage_dtype: str = "float32"  # "bfloat16": trained weights and gradients in bf16, stochastic-rounding updates
     rounding_seed: int = 0  # seed of those roundings (a derived seed of the run's)
+    betas: tuple[float, float] | None = None  # its Adam β (None: OptimConfig.betas_d, else betas)
 
 
 class Backward:

@@ -108,20 +108,25 @@ class Diffusion2GAN(Regression):
         return terms
 
     def _discriminator(self, apply_r1: bool, mb: MicroBatch, backward: Backward) -> dict:
-        # R1 gets its own backward: only it differentiates D twice, so only it runs under the plain (math) attention
-        # kernel (the fused ones have no double backward; gradient checkpointing recomputes the forward inside the
-        # backward, so the context covers both). The adversarial terms keep the fused kernels on R1 steps too; under
-        # the math kernel a 4×B-item D pass stores full attention matrices, which set the R1 steps' memory peak.
-        loss, d = self.d_loss, self.discriminator
         real = self.real_images.draw(mb.prompt_index, mb.rng) if self.real_images is not None else None
-        with backward.autocast():
-            terms, r1_input = loss.adversarial(d, mb.outputs["fake"], mb, real)
-        backward(terms["total"])
-        if apply_r1 and loss.r1_gamma > 0:
-            with sdpa_kernel(SDPBackend.MATH) if loss.r1_mode == "exact" else contextlib.nullcontext():
-                with backward.autocast():
-                    r1 = loss.penalty(d, r1_input, mb)
-                backward(r1)
-            terms["r1"] = r1
-            terms["total"] = terms["total"].detach() + r1.detach()
-        return terms
+        return discriminator_update(self.d_loss, self.discriminator, mb.outputs["fake"], mb, backward, apply_r1, real)
+
+
+def discriminator_update(loss: DiscriminatorLoss, d: ConditionalDiffusionDiscriminator, fake: torch.Tensor, mb: MicroBatch,
+                         backward: Backward, apply_r1: bool, real: torch.Tensor | None = None) -> dict:
+    """D's phase on one micro-batch: the adversarial terms (real: mb.real unless given), then on R1 steps the penalty.
+    R1 gets its own backward: only it differentiates D twice, so only it runs under the plain (math) attention kernel
+    (the fused ones have no double backward; gradient checkpointing recomputes the forward inside the backward, so the
+    context covers both). The adversarial terms keep the fused kernels on R1 steps too; under the math kernel a
+    4×B-item D pass stores full attention matrices, which set the R1 steps' memory peak."""
+    with backward.autocast():
+        terms, r1_input = loss.adversarial(d, fake, mb, real)
+    backward(terms["total"])
+    if apply_r1 and loss.r1_gamma > 0:
+        with sdpa_kernel(SDPBackend.MATH) if loss.r1_mode == "exact" else contextlib.nullcontext():
+            with backward.autocast():
+                r1 = loss.penalty(d, r1_input, mb)
+            backward(r1)
+        terms["r1"] = r1
+        terms["total"] = terms["total"].detach() + r1.detach()
+    return terms

@@ -29,6 +29,12 @@ micro-batch, fresh noise z_a, x_a* = φ's deterministic sampler (DDIM, live_anch
 and the MSE of G(z_a, c) to x_a*, its output gradient rescaled per micro-batch to live_anchor_weight × the SiD
 gradient's norm.
 
+Live GAN (SidConfig.live_gan_weight > 0, ours): Diffusion2GAN's conditional diffusion GAN on the live anchor's pairs
+— a discriminator D (training/discriminator.py, a copy of the teacher's encoder) learns φ's samples x_a* as real and
+G(z_a, c) as fake (re-noised to t ~ U{d_t_min..d_t_max}, conditioned on z_a and c, mix-and-match and lazy R1 as in
+Diffusion2GAN) in a third phase after G's, and G's gradient at G(z_a, c) gets D's non-saturating loss rescaled to
+live_gan_weight × the SiD gradient's norm. Its real side is the teacher's own samples: the run stays prompts-only.
+
 Both losses sum over pixels and average over items, as the official code (SidConfig.reduction "mean" averages over
 pixels too). docs/methods.md ("SiD-LSG") has the formulas, the defaults and what is a choice of ours (one prompt batch
 for both phases, the NaN handling).
@@ -49,9 +55,11 @@ from ..config import LIVE_ANCHOR_SAMPLERS
 from ..core import OneStepSpec, keep_output_float32
 from ..data import derived_seed
 from ..host_to_device import dict_to_device, to_device
-from ..losses import MicroBatch
+from ..discriminator import ConditionalDiffusionDiscriminator
+from ..losses import DiscriminatorLoss, MicroBatch, generator_gan_loss
 from ..unet_interface import ModelInfo, TrainableUNet, store_frozen
 from .base import PAIRS, PROMPTS, Backward, ExtraNetwork, Method, Phase
+from .diffusion2gan import Diffusion2GAN, build_discriminator, discriminator_update
 from .regression import place_elpips, regression_loss
 
 W_MIN = 1e-5  # floor of the generator loss's normaliser w (the official clip)
@@ -159,14 +167,14 @@ def finite_items(*xs: torch.Tensor) -> torch.Tensor:
 
 
 def rescaled_anchor(surrogate: torch.Tensor, x_a: torch.Tensor, distance: torch.Tensor, sid_grad: torch.Tensor,
-                    weight: float) -> tuple[torch.Tensor, dict]:
+                    weight: float, name: str = "anchor") -> tuple[torch.Tensor, dict]:
     """The surrogate with an anchor's term added: the distance's gradient at G's output x_a rescaled to weight ×
     ‖sid_grad‖ (no gradient through the scale), so the weight means the same whatever SiD's pixel-sum scale; and the
-    anchor's terms ("anchor": the distance, "anchor_scale")."""
+    term's log entries (`name`: the distance, `name`_scale)."""
     (g_a,) = torch.autograd.grad(distance, x_a)
     with torch.no_grad():
         scale = weight * sid_grad.float().norm() / g_a.float().norm().clamp_min(1e-12)
-    return surrogate + (x_a * (scale * g_a).to(x_a.dtype)).sum(), {"anchor": distance.detach(), "anchor_scale": scale}
+    return surrogate + (x_a * (scale * g_a).to(x_a.dtype)).sum(), {name: distance.detach(), f"{name}_scale": scale}
 
 
 class FakeScoreLoss:
@@ -237,7 +245,7 @@ class SidLSG(Method):
             raise ValueError(f"SiD-LSG trains ε- or v-prediction teachers; the generator spec says {spec.prediction!r}")
         if s.t_max >= spec.schedule.steps:
             raise ValueError(f"SiD-LSG's t_max {s.t_max} is beyond the teacher's schedule (timesteps 0..{spec.schedule.steps - 1})")
-        if s.live_anchor_weight > 0 and s.live_anchor_steps > spec.schedule.steps:
+        if s.live_samples and s.live_anchor_steps > spec.schedule.steps:
             raise ValueError(f"the live anchor's {s.live_anchor_steps} sampler steps are more than the teacher's schedule has "
                              f"timesteps ({spec.schedule.steps})")
         m = info.spatial_multiple
@@ -256,6 +264,14 @@ class SidLSG(Method):
         self.g_loss = SidGeneratorLoss(spec, s.alpha, s.kappa2, s.kappa4, s.reduction, s.kappa4_t_min)
         self.anchor = regression_loss(c.loss.regression, info, self.resources) if s.anchor_weight > 0 else None
         self.sampler: TeacherSampler | None = None  # the live anchor's teacher sampler (built on the device)
+        self.d_loss: DiscriminatorLoss | None = None  # the live GAN's
+        self.discriminator: ConditionalDiffusionDiscriminator | None = None
+        if s.live_gan_weight > 0:
+            dc = c.discriminator
+            if dc.real_images:
+                raise ValueError("SiD-LSG's live GAN calls the teacher's own samples real; real_images is Diffusion2GAN's setting")
+            self.d_loss = DiscriminatorLoss(spec, (dc.d_t_min, dc.d_t_max), dc.mix_and_match, dc.z_conditioning, dc.r1_gamma,
+                                            dc.r1_every, dc.r1_mode, dc.r1_sigma)
         self.fake: CopyableUNet | None = None
         self.teacher: CopyableUNet | None = None
         self.uncond: dict | None = None
@@ -266,6 +282,13 @@ class SidLSG(Method):
         if not isinstance(unet, CopyableUNet):
             raise TypeError(f"SiD-LSG copies the teacher UNet; {type(unet).__name__} has no full_copy")
         frozen = getattr(torch, c.generator.frozen_dtype)
+        extras = []
+        if self.d_loss is not None:  # D from the teacher's encoder, before anything else shares or copies its weights
+            self.discriminator = build_discriminator(unet, c)
+            if c.generator.gradient_checkpointing:
+                self.discriminator.encoder.set_gradient_checkpointing(True)
+            extras.append(ExtraNetwork("discriminator", "d", self.discriminator, s.live_gan_lr or o.lr_d, o.optimizer_d or o.optimizer,
+                                       c.discriminator.storage_dtype, derived_seed(c.seed, -4), Diffusion2GAN.optim_defaults["betas_d"]))
         # φ: the teacher, frozen. A LoRA generator never changes its base, so φ shares it (one copy of the weights).
         self.teacher = unet.full_copy(share_weights=c.generator.lora_rank > 0).requires_grad_(False)
         if s.fake_lora_rank > 0:  # ψ: LoRA factors on φ's frozen weights
@@ -282,21 +305,28 @@ class SidLSG(Method):
         self.teacher.to(engine.device).eval()
         if self.anchor is not None:
             place_elpips(self.resources, engine.device)
-        if s.live_anchor_weight > 0:
+        if s.live_samples:
             self.sampler = TeacherSampler(c.generator.spec, s.live_anchor_steps, s.kappa4, engine.device, s.live_anchor_sampler,
                                           s.live_anchor_spacing)
         u = self.resources.empty_prompt()
         self.uncond = {k: v.to(engine.device, torch.float32) for k, v in u.items() if v is not None} if u is not None else None
-        return [ExtraNetwork("fake_score", "fake", self.fake, o.lr_d, o.optimizer_d or o.optimizer, s.fake_dtype, derived_seed(c.seed, -8))]
+        return [ExtraNetwork("fake_score", "fake", self.fake, o.lr_d, o.optimizer_d or o.optimizer, s.fake_dtype, derived_seed(c.seed, -8)),
+                *extras]
 
     def phases(self, engine, step: int) -> list[Phase]:
         # SidConfig.fake_steps ψ steps, each on fresh draws (the micro-batch's random source moves on), then G's
         fake = Phase("fake_score", partial(self._fake_score, engine), partial(self._fake_draws, engine))
-        return [fake] * self.config.sid.fake_steps + [Phase("generator", partial(self._generator, engine), partial(self._generator_draws, engine))]
+        gan = self.discriminator is not None and step >= self.config.sid.live_gan_start  # G listens to D from live_gan_start
+        phases = [fake] * self.config.sid.fake_steps + [Phase("generator", partial(self._generator, engine, gan=gan), partial(self._generator_draws, engine))]
+        if self.discriminator is not None:  # on the fakes G's phase made this step (its outputs)
+            phases.append(Phase("discriminator", partial(self._discriminator, step % self.config.discriminator.r1_every == 0)))
+        return phases
 
     def capturable(self) -> str | None:
         if self.anchor is not None:
             return "SiD-LSG's recall anchor (anchor_weight > 0) is not built for CUDA-graph replay"
+        if self.discriminator is not None:
+            return "SiD-LSG's live GAN (live_gan_weight > 0) is not built for CUDA-graph replay (its D draws inside its phases)"
         return None  # the live anchor too: its noise is a phase draw, its sampler's constants device tensors
 
     def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -314,7 +344,8 @@ class SidLSG(Method):
                             **({"anchor_weight": s.anchor_weight, "anchor_loss": self.config.loss.regression} if s.anchor_weight > 0 else {}),
                             **({"live_anchor_weight": s.live_anchor_weight, "live_anchor_items": s.live_anchor_items,
                                 "live_anchor_steps": s.live_anchor_steps,
-                                "live_anchor_sampler": s.live_anchor_sampler, "live_anchor_spacing": s.live_anchor_spacing} if s.live_anchor_weight > 0 else {})}}
+                                "live_anchor_sampler": s.live_anchor_sampler, "live_anchor_spacing": s.live_anchor_spacing} if s.live_samples else {}),
+                            **({"live_gan_weight": s.live_gan_weight, "live_gan_start": s.live_gan_start} if s.live_gan_weight > 0 else {})}}
 
     # -- the phases -----------------------------------------------------------------------------------------
     def _conditioning(self, mb: MicroBatch) -> tuple[dict, dict | None]:
@@ -354,7 +385,7 @@ class SidLSG(Method):
         n = len(mb.context)
         drawn = self._draws(engine, n, mb.rng)
         s = self.config.sid
-        if s.live_anchor_weight > 0:
+        if s.live_samples:
             drawn["z_anchor"] = self.draw_noise(engine, min(s.live_anchor_items, n), mb.rng)
         return drawn
 
@@ -377,8 +408,8 @@ class SidLSG(Method):
         backward(loss)  # a NaN inside ψ reaches its gradients: the engine's NaN stop names the phase
         return {"fake_score": loss.detach(), "fake_nan_samples": (~ok).sum().float(), "total": loss.detach()}
 
-    def _generator(self, engine, mb: MicroBatch, backward: Backward, drawn: dict | None = None) -> dict:
-        """G's update; `drawn` as in _fake_score."""
+    def _generator(self, engine, mb: MicroBatch, backward: Backward, drawn: dict | None = None, gan: bool = True) -> dict:
+        """G's update; `drawn` as in _fake_score; `gan`: with the live GAN's term (when there is a D)."""
         drawn = drawn if drawn is not None else dict_to_device(self._generator_draws(engine, mb), engine.device)
         cond, uncond = self._conditioning(mb)
         z, eps, t, a = drawn["z"], drawn["eps"], drawn["t"], drawn["a"]
@@ -396,7 +427,7 @@ class SidLSG(Method):
             surrogate, anchor_terms = self._anchored(engine, mb, backward, surrogate, grad)
             terms.update(anchor_terms)
         elif self.sampler is not None:
-            surrogate, anchor_terms = self._live_anchored(engine, cond, uncond, drawn["z_anchor"], backward, surrogate, grad)
+            surrogate, anchor_terms = self._live_anchored(engine, mb, cond, uncond, drawn["z_anchor"], backward, surrogate, grad, gan)
             terms.update(anchor_terms)
         backward(surrogate)
         return terms
@@ -411,11 +442,12 @@ class SidLSG(Method):
             distance = self.anchor(x_a, mb).mean()
         return rescaled_anchor(surrogate, x_a, distance, sid_grad, self.config.sid.anchor_weight)
 
-    def _live_anchored(self, engine, cond: dict, uncond: dict | None, z_a: torch.Tensor, backward: Backward, surrogate: torch.Tensor,
-                       sid_grad: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The surrogate with the live anchor's term added: φ's sample from z_a for the first len(z_a) prompts (no
-        gradient), and the MSE of G(z_a) to it over the items whose sample is finite (a non-finite one — φ's NaN,
-        as SiD's own NaN filtering — is left out and counted; without a device sync, for the captured step)."""
+    def _live_anchored(self, engine, mb: MicroBatch, cond: dict, uncond: dict | None, z_a: torch.Tensor, backward: Backward,
+                       surrogate: torch.Tensor, sid_grad: torch.Tensor, gan: bool) -> tuple[torch.Tensor, dict]:
+        """The surrogate with the live terms added: φ's sample from z_a for the first len(z_a) prompts (no gradient),
+        and the MSE of G(z_a) to it over the items whose sample is finite (a non-finite one — φ's NaN, as SiD's own
+        NaN filtering — is left out and counted; without a device sync, for the captured step); with the live GAN
+        the pairs kept in mb.outputs for D's phase, and (`gan`) D's term on G(z_a)."""
         k = len(z_a)
         cond_a = {key: v[:k] for key, v in cond.items()}
         uncond_a = {key: v[:k] for key, v in uncond.items()} if uncond is not None else None
@@ -428,5 +460,27 @@ class SidLSG(Method):
             target = torch.where(rows, target, x_a.detach().float())
             per_item = (x_a.float() - target).pow(2).flatten(1).mean(1)
             distance = per_item.sum() / ok.sum().clamp_min(1)
-        surrogate, terms = rescaled_anchor(surrogate, x_a, distance, sid_grad, self.config.sid.live_anchor_weight)
-        return surrogate, {**terms, "anchor_nan_samples": (~ok).sum().float()}
+        s, terms = self.config.sid, {"anchor_nan_samples": (~ok).sum().float()}
+        if s.live_anchor_weight > 0:
+            surrogate, anchor = rescaled_anchor(surrogate, x_a, distance, sid_grad, s.live_anchor_weight)
+            terms.update(anchor)
+        else:
+            terms["anchor"] = distance.detach()  # logged: how far G is from φ's samples, trained on or not
+        if self.discriminator is not None:
+            pairs = MicroBatch(z=z_a, real=target, latent=None, context=cond_a["context"],
+                               extra={k: v for k, v in cond_a.items() if k != "context"},
+                               prompt_index=mb.prompt_index[:k] if mb.prompt_index is not None else None, rng=mb.rng)
+            if gan:
+                with backward.autocast():
+                    loss = generator_gan_loss(self.discriminator, x_a, pairs, self.config.generator.spec,
+                                              (self.config.discriminator.d_t_min, self.config.discriminator.d_t_max))
+                surrogate, gan_terms = rescaled_anchor(surrogate, x_a, loss, sid_grad, s.live_gan_weight, name="gan_g")
+                terms.update(gan_terms)
+            pairs.outputs["fake"] = x_a.detach().float()
+            mb.outputs["live_pairs"] = pairs
+        return surrogate, terms
+
+    def _discriminator(self, apply_r1: bool, mb: MicroBatch, backward: Backward) -> dict:
+        """D's update on the live pairs G's phase left: φ's samples real, G's fakes (Diffusion2GAN's D phase)."""
+        pairs = mb.outputs["live_pairs"]
+        return discriminator_update(self.d_loss, self.discriminator, pairs.outputs["fake"], pairs, backward, apply_r1)
