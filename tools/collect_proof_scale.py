@@ -245,6 +245,19 @@ SOURCES = {
                                                         "17.17 (EMA 0.999), val recall 0.537 -> 0.559 over 2,500 "
                                                         "steps; stopped at step 2,669; scored at 2,500 (EMA 0.99); "
                                                         "carried on in run42/state_l/"),
+    "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_run42m": (f"{R}42/distill/m_dpmpp8/result.json", ("row",), "run15",
+                                                       "run 42 part m (session 56, two H100 calls, eager beside the "
+                                                       "live-GAN row): part l's row from run42/state_l/ with the "
+                                                       "anchor's sampler DPM-Solver++(2M), 8 log-sigma steps: val FD "
+                                                       "16.00 -> 15.89 (EMA 0.99), val recall 0.574 -> 0.579 over "
+                                                       "1,000 steps; stopped at 1,005; scored at 1,000 (EMA 0.99); "
+                                                       "carried on in run42/state_m/"),
+    "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_gan03_run42m": (f"{R}42/distill/m_gan03/result.json", ("row",), "run15",
+                                                             "run 42 part m's live-GAN row (session 56): the same from "
+                                                             "run42/state_l/ plus the live GAN at 0.3 of SiD's gradient "
+                                                             "norm from step 300 (D lr 1e-4, fresh): stopped at 885, "
+                                                             "scored at 500 (EMA 0.999); D's rank accuracy 0.82 before "
+                                                             "G heard it, 0.50 after"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -265,6 +278,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_live_anchor1_run42j": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor2_run42j": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor1_items32_run42k": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor1_items32_run42l": (1.00, 16),
+    "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_run42m": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_gan03_run42m": (1.00, 16),
 }
 
 
