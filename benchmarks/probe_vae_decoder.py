@@ -4,7 +4,7 @@ probe times ComfyUI's own decoder (comfy.sd.VAE, random weights, the dtype Comfy
 time to its layers, so the next lever is chosen from figures:
 
   python -m benchmarks.probe_vae_decoder [--size 1024] [--batch 1] [--rounds 10] [--kernels 15] [--subpixel]
-      [--wide-groupnorm] [--channels-last] [--json OUT]
+      [--wide-groupnorm [--wide-affine batch_norm]] [--channels-last] [--json OUT]
 
 --subpixel times the decoder as VAE Decode (fast)'s compiled modes run it: each nearest ×2 upsampling and its 3×3
 convolution as one 2×2 convolution with four output phases (onestep/subpixel.py), listed as "subpixel" rows whose
@@ -27,6 +27,8 @@ from collections import defaultdict
 
 import torch
 from torch import nn
+
+from onestep.group_norm import AFFINES
 
 PEAK_BF16_TFLOPS = 790.0  # the H200's dense bf16 peak, the share printed beside each convolution
 
@@ -183,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subpixel", action="store_true", help="the decoder as the compiled fast modes run it (sub-pixel upsampling)")
     p.add_argument("--wide-groupnorm", action="store_true", help="the decoder as VAE Decode (fast)'s cuda-graph mode runs it "
                    "(GroupNorm on large maps from wide reductions); also prints the decode's largest difference from core's")
+    p.add_argument("--wide-affine", default="addcmul", choices=AFFINES, help="with --wide-groupnorm: its normalising pass "
+                   "(probe_group_norm times both per shape; this times them in the whole decode)")
     p.add_argument("--channels-last", action="store_true", help="the decoder's weights and latents in channels_last "
                    "(NHWC: cuDNN's layout for 16-bit convolutions, no conversions around each); with --wide-groupnorm the "
                    "difference is still against core's NCHW decode")
@@ -211,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in model.decoder.modules():  # a WideGroupNorm's fallback is timed as the WideGroupNorm, not twice
             if type(m).__name__ == "WideGroupNorm":
                 m.fallback._probe_skip = True
+                m.affine = a.wide_affine
         with torch.inference_mode():  # in 0..1 pixels, as VAE Decode's output
             core_pixels = ((core_decoder(z).float() + 1) / 2).clamp(0, 1)
     if a.channels_last:  # the weights converted in place (the probe's own model), the latents likewise
@@ -228,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.probe_vae_decoder " + " ".join(sys.argv[1:] if argv is None else argv)
     marked = sum(r["ms"] for r in table)
     print(f"device: {device}, torch {torch.__version__}, VAE {vae.vae_dtype}, {a.size}² batch {a.batch}"
-          f"{', sub-pixel upsampling' if a.subpixel else ''}{', wide GroupNorm' if a.wide_groupnorm else ''}{', channels_last' if a.channels_last else ''}: decode {total:.1f} ms "
+          f"{', sub-pixel upsampling' if a.subpixel else ''}{f', wide GroupNorm ({a.wide_affine})' if a.wide_groupnorm else ''}{', channels_last' if a.channels_last else ''}: decode {total:.1f} ms "
           f"(with a mark around each layer: {marked:.1f} ms, the shares' whole)")
     print("\n| layer | shape | calls | ms | share | TFLOP/s (% of the H200's bf16 peak) | GB/s |\n|---|---|---|---|---|---|---|")
     for r in table:
@@ -245,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"command": command, "device": device, "torch": torch.__version__, "dtype": str(vae.vae_dtype), "size": a.size,
-                       "batch": a.batch, "subpixel": a.subpixel, "wide_groupnorm": a.wide_groupnorm, "channels_last": a.channels_last, "max_diff_from_core": max_diff, "decode_ms": total, "layers": table, "kernels": kernels}, f, indent=1)
+                       "batch": a.batch, "subpixel": a.subpixel, "wide_groupnorm": a.wide_groupnorm, "wide_affine": a.wide_affine, "channels_last": a.channels_last, "max_diff_from_core": max_diff, "decode_ms": total, "layers": table, "kernels": kernels}, f, indent=1)
     return 0
 
 

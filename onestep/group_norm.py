@@ -74,10 +74,11 @@ class WideGroupNorm(nn.Module):
         self.weight_and_bias = weight_and_bias
         self.fallback = fallback
         self.num_groups, self.eps = fallback.num_groups, fallback.eps
+        self.affine = "addcmul"  # group_norm_wide's normalising pass (benchmarks/probe_vae_decoder.py --wide-affine sets it)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() or not prefers_wide(x, self.num_groups):
             return self.fallback(x)
         weight, bias = self.weight_and_bias(x)
-        return group_norm_wide(x, self.num_groups, weight, bias, self.eps)
+        return group_norm_wide(x, self.num_groups, weight, bias, self.eps, self.affine)
 

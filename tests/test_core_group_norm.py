@@ -55,6 +55,11 @@ def test_dispatch_keeps_the_native_kernel_off_the_gpu_and_on_small_maps(monkeypa
     assert torch.equal(wide(x), norm(x)) and not calls  # under autograd: the module itself too
     with torch.no_grad():
         assert (wide(x) - norm(x)).abs().max() < 1e-4 and calls == [1]  # the wide form, with the module's weights
+        seen = []
+        monkeypatch.setattr("onestep.group_norm.group_norm_wide", lambda *args: seen.append(args[-1]) or norm(x))
+        wide.affine = "batch_norm"  # what probe_vae_decoder --wide-affine sets
+        wide(x)
+        assert seen == ["batch_norm"]
 
 
 def test_channels_last_input_is_normalised_in_place_of_its_layout():

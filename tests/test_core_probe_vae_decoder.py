@@ -63,7 +63,7 @@ def test_the_subpixel_decoder_is_probed_with_the_flops_it_runs(tmp_path):
 def test_the_wide_groupnorm_decoder_is_probed_once_per_norm_and_compared_with_cores(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(REPO, ".host", "ComfyUI"), REPO, os.environ.get("PYTHONPATH", "")])}
     probes = {}
-    for name, flags in (("plain", []), ("wide", ["--wide-groupnorm"])):
+    for name, flags in (("plain", []), ("wide", ["--wide-groupnorm", "--wide-affine", "batch_norm"])):
         out = str(tmp_path / f"{name}.json")
         run = subprocess.run([sys.executable, "-m", "benchmarks.probe_vae_decoder", "--size", "64", "--rounds", "1", *flags, "--json", out],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -73,4 +73,5 @@ def test_the_wide_groupnorm_decoder_is_probed_once_per_norm_and_compared_with_co
     norms = {n: sorted((r["shape"], r["calls"]) for r in p["layers"] if r["kind"] == "groupnorm") for n, p in probes.items()}
     assert norms["wide"] == norms["plain"] and sum(c for _, c in norms["wide"]) == 30  # each of the 30 norms once, not twice
     assert probes["wide"]["wide_groupnorm"] and probes["wide"]["max_diff_from_core"] == 0.0  # the CPU: core's kernel
+    assert probes["wide"]["wide_affine"] == "batch_norm"
     assert "largest difference from core's decode" in run.stdout
