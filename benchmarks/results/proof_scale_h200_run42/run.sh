@@ -243,6 +243,23 @@
 #     EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
 #   commit $OUT's state_g*/ as state_m/. Expect ~2x the steps of part l per call (the anchor was ~80 % of a step). The
 #   anchor is out if val recall stops rising below ~0.58 or val FD (EMA 0.999) stalls above 17.
+# PART m, as run (session 56): eleven asks refused over ~55 min (the budget 1,800 -> 1,004 s), then one H100 for two
+# calls back to back (CALL=1 MAXS=460 after probe_group_norm, CALL=3 MAXS=375), and with the live GAN (new) beside it:
+#   PART=m FROM=sid_carry_l LR=1e-5 BATCH=64 \
+#     BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential:live_gan=0.3:live_gan_lr=1e-4:live_gan_start=300 \
+#     AB=live_gan=0 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=460 bash .../run.sh
+# — eager (the live GAN has no graph step; an A/B shares the speed settings): the anchor-only row 1,005 steps at ~705
+# ms, val FD (EMA 0.99) 16.00 -> 15.89, test 15.72 (1.82x), recall 0.537 (distill/m_dpmpp8; its state is state_m/);
+# the GAN row 885 steps, 16.60 at step 500 (distill/m_gan03; D ranked 0.82 before G heard it, 0.50 after).
+# PART n (next): the anchor-only row from state_m/ in the graph step (both rows capturable), W 1 against W 2 — the fit
+# over parts k-m (tools.fit_selection_curve) heads for 14.5 +- 0.4 at W 1; does a larger share move the level?
+# Bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_m, aside, then (one tool batch, timeout_s 560):
+#   GRAPH=1 PART=n FROM=sid_carry_m LR=1e-5 BATCH=64 \
+#     BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential \
+#     AB=live_anchor=2 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
+#   commit $OUT's state_g*/ as state_n/ (KEEP_STATE=best keeps the row with the lower selection FD).
+# The live GAN again (a later part, eager): D led for 300 steps on 32 pairs a step and was fooled within 100 steps of G
+# hearing it; next try lets D lead 1,000 steps on every item (live_anchor_items=64) at a smaller share (live_gan=0.1).
 # ANCHOR_SWEEP=1 (CALL=1) re-runs the sweep in the background of a training call.
 SPEED_LOG=${SPEED_LOG:-/tmp/sid_speed_call0.log}  # the probe's table (the machine's /tmp: the calls after read it)
 # probe: the SiD step's speed in the modes PROBE names (bench_proof_scale_train), its table kept in /tmp for PICK. With the
