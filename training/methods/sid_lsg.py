@@ -468,12 +468,11 @@ class SidLSG(Method):
             terms["anchor"] = distance.detach()  # logged: how far G is from φ's samples, trained on or not
         if self.discriminator is not None:
             pairs = MicroBatch(z=z_a, real=target, latent=None, context=cond_a["context"],
-                               extra={k: v for k, v in cond_a.items() if k != "context"},
+                               extra={key: v for key, v in cond_a.items() if key != "context"},
                                prompt_index=mb.prompt_index[:k] if mb.prompt_index is not None else None, rng=mb.rng)
             if gan:
                 with backward.autocast():
-                    loss = generator_gan_loss(self.discriminator, x_a, pairs, self.config.generator.spec,
-                                              (self.config.discriminator.d_t_min, self.config.discriminator.d_t_max))
+                    loss = generator_gan_loss(self.discriminator, x_a, pairs, self.config.generator.spec, self.d_loss.t_range)
                 surrogate, gan_terms = rescaled_anchor(surrogate, x_a, loss, sid_grad, s.live_gan_weight, name="gan_g")
                 terms.update(gan_terms)
             pairs.outputs["fake"] = x_a.detach().float()
