@@ -185,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subpixel", action="store_true", help="the decoder as the compiled fast modes run it (sub-pixel upsampling)")
     p.add_argument("--wide-groupnorm", action="store_true", help="the decoder as VAE Decode (fast)'s cuda-graph mode runs it "
                    "(GroupNorm on large maps from wide reductions); also prints the decode's largest difference from core's")
-    p.add_argument("--wide-affine", default="addcmul", choices=AFFINES, help="with --wide-groupnorm: its normalising pass "
-                   "(probe_group_norm times both per shape; this times them in the whole decode)")
+    p.add_argument("--wide-affine", default="auto", choices=AFFINES, help="with --wide-groupnorm: its normalising pass "
+                   "(probe_group_norm times both per shape; this times them in the whole decode; auto: the default, by channels per group)")
     p.add_argument("--channels-last", action="store_true", help="the decoder's weights and latents in channels_last "
                    "(NHWC: cuDNN's layout for 16-bit convolutions, no conversions around each); with --wide-groupnorm the "
                    "difference is still against core's NCHW decode")

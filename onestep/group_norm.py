@@ -20,7 +20,11 @@ from .ranges import check_choice
 WIDE_MIN_GROUP_ELEMENTS = 1 << 19  # per (sample, group) row; below it the native kernel was as fast or faster (H100)
 
 
-AFFINES = ("addcmul", "batch_norm")  # group_norm_wide's normalising pass
+AFFINES = ("addcmul", "batch_norm", "auto")  # group_norm_wide's normalising pass
+# "auto": batch norm from this many channels per group, addcmul below. The batch-norm pass was faster at 8 and 16
+# channels per group and slower at 4 (the SD/SDXL decoder's 128-channel 1024² maps), on an H100 at 1024², bf16
+# (docs/benchmarks.md, "The batch-norm pass of the wide GroupNorm, timed").
+BATCH_NORM_MIN_GROUP_CHANNELS = 8
 
 
 def group_norm_wide(x: torch.Tensor, groups: int, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float,
@@ -29,10 +33,12 @@ def group_norm_wide(x: torch.Tensor, groups: int, weight: torch.Tensor | None, b
     autograd: its last pass writes into a new tensor). `affine`: the normalising pass as one addcmul with fp32 scale
     and shift (torch's casting elementwise kernel), or as inference-mode batch norm over the (sample, channel) planes
     with the group statistics as its running ones (fp32 math, one rounding; NCHW maps or batch 1) — which is faster is
-    measured by benchmarks/probe_group_norm.py."""
+    measured by benchmarks/probe_group_norm.py; "auto" picks by channels per group."""
     check_choice("the normalising pass", affine, AFFINES)
     b, c = x.shape[:2]
     per_channel = c // groups
+    if affine == "auto":
+        affine = "batch_norm" if per_channel >= BATCH_NORM_MIN_GROUP_CHANNELS else "addcmul"
     if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         rows, dims = x.permute(0, 2, 3, 1).reshape(b, -1, groups, per_channel), (1, 3)  # NHWC memory: a view, no copy
     else:
@@ -74,7 +80,7 @@ class WideGroupNorm(nn.Module):
         self.weight_and_bias = weight_and_bias
         self.fallback = fallback
         self.num_groups, self.eps = fallback.num_groups, fallback.eps
-        self.affine = "addcmul"  # group_norm_wide's normalising pass (benchmarks/probe_vae_decoder.py --wide-affine sets it)
+        self.affine = "auto"  # group_norm_wide's normalising pass by shape (benchmarks/probe_vae_decoder.py --wide-affine sets it)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() or not prefers_wide(x, self.num_groups):

@@ -79,3 +79,16 @@ def test_the_batch_norm_pass_keeps_the_layout_and_the_values(batch):
     ours = group_norm_wide(xl, 32, w, b, 1e-6, "batch_norm")
     assert ours.is_contiguous(memory_format=torch.channels_last) and ours.shape == x.shape
     assert (ours - F.group_norm(x, 32, w, b, 1e-6)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("channels, expect_batch_norm", [(128, False), (256, True)])
+def test_auto_takes_the_batch_norm_pass_from_eight_channels_per_group(monkeypatch, channels, expect_batch_norm):
+    """"auto" follows the per-shape timing: batch norm at 8+ channels per group, addcmul at 4 (the decoder's
+    128-channel maps) — and gives the same values as torch's either way."""
+    calls = []
+    batch_norm = F.batch_norm
+    monkeypatch.setattr(F, "batch_norm", lambda *a, **k: calls.append(1) or batch_norm(*a, **k))
+    x, w, b = _case((1, channels, 6, 5), torch.float32)
+    ours = group_norm_wide(x, 32, w, b, 1e-6, "auto")
+    assert bool(calls) == expect_batch_norm
+    assert (ours - F.group_norm(x, 32, w, b, 1e-6)).abs().max() < 1e-4

@@ -20,6 +20,8 @@
 #           ‖ the same with sub-pixel upsampling (--subpixel: as VAE Decode (fast)'s compiled modes run it); ~1 min in all
 #   CALL=8  SD1.5 512² batch 8 with VAE Decode (fast) in max-autotune (the bs8 ≤ 70 ms target: the compiled decoder was
 #           65.6 of its 91.5 ms) ‖ the same at batch 1 (bs1 ≤ 15 ms); alone each: ONLY=a / ONLY=b, LIMIT ≥ 400
+#   CALL=9  the wide GroupNorm's affine pass in the whole decode at 1024²: addcmul ‖ batch norm (--wide-affine)
+#   CALL=10 the same with the per-shape choice (--wide-affine auto: batch norm from 8 channels per group) ‖ addcmul
 #   PAIRS_LONG=N (CALL 2/3): each path also collects N batches as ONE collection (the node's 64-pair shards, set-up
 #           once), the rate a user's long run gets; the rounds pay the set-up per batch (session 45)
 # ONLY=b runs the second job alone. Two calls' jobs in one device call (each script's LIMIT counts from its own start):
@@ -30,7 +32,7 @@
 # from CALL 2 also keeps them in /tmp). Afterwards: scripts/device_bundle.sh restore.
 # Each job writes <name>.json (its --out) and <name>.log into $OUT; env.txt holds the GPU and versions.
 set -uo pipefail
-: "${CALL:?set CALL=1 to 7}"
+: "${CALL:?set CALL=1 to 10}"
 OUT=${OUT:-/tmp/issue20_out}
 LIMIT=${LIMIT:-550}  # seconds the jobs may run to (+10 s to be killed, then the summary); the device's limit is 600
 DRY=${DRY:-}         # DRY=1: print the job commands only (no install, nothing run), e.g. to check them here
@@ -88,9 +90,13 @@ case "$CALL" in
    b=(vae_decoder_1024_b1_wide_nhwc python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --channels-last --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_nhwc.json") ;;
 8) a=(sd15_b8_autotune onestep --arch sd15 --batches 8 --autotune-batches 8)
    b=(sd15_b1_autotune onestep --arch sd15 --batches 1 --autotune-batches 1) ;;
+9) a=(vae_decoder_1024_b1_wide_addcmul python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine addcmul --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_addcmul.json")
+   b=(vae_decoder_1024_b1_wide_bn python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine batch_norm --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_bn.json") ;;
+10) a=(vae_decoder_1024_b1_wide_auto python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine auto --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_auto.json")
+   b=(vae_decoder_1024_b1_wide_addcmul python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine addcmul --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_addcmul.json") ;;
 3) a=(pairs_fast_teacher_run2 pairs)
    b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;
-*) echo "CALL must be 1 to 8"; exit 2 ;;
+*) echo "CALL must be 1 to 10"; exit 2 ;;
 esac
 
 # A job's command line, made once its time is known (bench_onestep's budget depends on it).
