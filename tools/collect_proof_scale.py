@@ -258,6 +258,17 @@ SOURCES = {
                                                              "norm from step 300 (D lr 1e-4, fresh): stopped at 885, "
                                                              "scored at 500 (EMA 0.999); D's rank accuracy 0.82 before "
                                                              "G heard it, 0.50 after"),
+    "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_run42n": (f"{R}42/distill/n_w1/result.json", ("row",), "run15",
+                                                       "run 42 part n (session 57, two H100 calls, graph step beside "
+                                                       "the W 2 row): part m's row carried on from run42/state_m/: "
+                                                       "val FD 15.42 -> 15.02 (EMA 0.99), val recall 0.575 -> 0.585 "
+                                                       "over 1,500 steps; stopped at 2,001; scored at 1,500 (EMA "
+                                                       "0.99); carried on in run42/state_n/"),
+    "sid_lsg_teacher_cfg_live_anchor2_dpmpp8_run42n": (f"{R}42/distill/n_w2/result.json", ("row",), "run15",
+                                                       "run 42 part n's W 2 row (session 57): the same from "
+                                                       "run42/state_m/ with the live anchor at twice the weight: val "
+                                                       "FD 16.24 (EMA 0.999) at 500, 16.51 at 2,000; stopped at "
+                                                       "2,001; scored at 500 (EMA 0.999)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -279,6 +290,7 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_live_anchor1_items32_run42k": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor1_items32_run42l": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_run42m": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_gan03_run42m": (1.00, 16),
+    "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_run42n": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor2_dpmpp8_run42n": (1.00, 16),
 }
 
 

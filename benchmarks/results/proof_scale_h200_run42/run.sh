@@ -251,13 +251,25 @@
 # — eager (the live GAN has no graph step; an A/B shares the speed settings): the anchor-only row 1,005 steps at ~705
 # ms, val FD (EMA 0.99) 16.00 -> 15.89, test 15.72 (1.82x), recall 0.537 (distill/m_dpmpp8; its state is state_m/);
 # the GAN row 885 steps, 16.60 at step 500 (distill/m_gan03; D ranked 0.82 before G heard it, 0.50 after).
-# PART n (next): the anchor-only row from state_m/ in the graph step (both rows capturable), W 1 against W 2 — the fit
+# PART n: the anchor-only row from state_m/ in the graph step (both rows capturable), W 1 against W 2 — the fit
 # over parts k-m (tools.fit_selection_curve) heads for 14.5 +- 0.4 at W 1; does a larger share move the level?
 # Bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_m, aside, then (one tool batch, timeout_s 560):
 #   GRAPH=1 PART=n FROM=sid_carry_m LR=1e-5 BATCH=64 \
 #     BASE=live_anchor=1:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential \
 #     AB=live_anchor=2 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
 #   commit $OUT's state_g*/ as state_n/ (KEEP_STATE=best keeps the row with the lower selection FD).
+# PART n, as run (session 57): as planned, one H100, two calls back to back (timeout_s 570): 2,001 steps each, ~430 ms
+# a step for the pair; W 1: val FD (EMA 0.99) 15.42 -> 15.02, test 14.86 (1.73x), recall 0.547 (distill/n_w1; its
+# state is state_n/); W 2 worse at every point (test 16.09; distill/n_w2). Fit over parts k-n: 13.83 +- 0.30.
+# PART o (next): is it the recipe or the start? The SiD rows that reached the target (diffusion2gan_then_sid_lsg_*)
+# went 1.66x -> 1.1x in 250 steps with batch 256, lr 3e-5 and an anchor at 0.25 on every item; this row moves ~0.4
+# FD per 1,000 steps at batch 64, lr 1e-5, W 1 on 32 items. From state_n/: A = W 0.5 (one change), B = that recipe
+# with the anchor kept live (data-free; 64 of the 256 items anchored). Bundle with --init-state .../state_n, aside,
+# then (one tool batch, timeout_s 570 each):
+#   GRAPH=1 PART=o FROM=sid_carry_n LR=1e-5 BATCH=64 \
+#     BASE=live_anchor=0.5:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential \
+#     AB=batch=256:lr=3e-5:live_anchor=0.25:live_anchor_items=64 SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 \
+#     CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490. B fast (val FD < 13 by its step 500) = the recipe: carry B on.
 # The live GAN again (a later part, eager): D led for 300 steps on 32 pairs a step and was fooled within 100 steps of G
 # hearing it; next try lets D lead 1,000 steps on every item (live_anchor_items=64) at a smaller share (live_gan=0.1).
 # ANCHOR_SWEEP=1 (CALL=1) re-runs the sweep in the background of a training call.
