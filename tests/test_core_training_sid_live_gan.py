@@ -84,6 +84,27 @@ def test_before_live_gan_start_d_trains_and_g_does_not_hear_it():
     assert "discriminator" not in engine().networks
 
 
+def test_without_the_anchors_regression_g_of_z_a_keeps_a_graph_only_once_g_hears_d():
+    """live_anchor_weight 0: before live_gan_start G(z_a) is only D's fake, so it is built without autograd's graph."""
+    batch = {"context": prompts().context[:4]}
+    e = gan(0.5, live_gan_start=3, live_anchor_weight=0.0)
+    moved_fake_score(e)
+    generator, graph = e.generator, []
+
+    def spy(z, *args, **kwargs):
+        if len(z) == 2:  # the anchored items' call (the SiD batch is 4)
+            graph.append(torch.is_grad_enabled())
+        return generator(z, *args, **kwargs)
+
+    e.generator = spy
+    for step in (2, 3):
+        mb = e._micro_batch(batch, 0)
+        mb.rng = torch.Generator().manual_seed(0)
+        next(p for p in e.method.phases(e, step) if p.network == "generator").update(mb, Backward(1, False, e.device))
+        assert "live_pairs" in mb.outputs
+    assert graph == [False, True]
+
+
 def test_live_gan_adds_ds_loss_on_g_at_its_share_of_the_sid_gradient():
     batch = {"context": prompts().context[:4]}
     plain, e = engine(), gan(0.5, items=2, steps=2)

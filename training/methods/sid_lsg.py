@@ -451,9 +451,11 @@ class SidLSG(Method):
         k = len(z_a)
         cond_a = {key: v[:k] for key, v in cond.items()}
         uncond_a = {key: v[:k] for key, v in uncond.items()} if uncond is not None else None
+        trained = self.config.sid.live_anchor_weight > 0 or gan  # else G(z_a) is only D's fake: no graph kept for it
         with backward.autocast():
             target = self.sampler(self.teacher, z_a, cond_a, uncond_a)
-            x_a = engine.generator(z_a, **cond_a)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and trained):
+                x_a = engine.generator(z_a, **cond_a)
             ok = finite_items(target)
             rows = ok.view(-1, *([1] * (target.ndim - 1)))
             # a left-out item's target is G's own sample: its error and gradient are 0, not NaN × 0
