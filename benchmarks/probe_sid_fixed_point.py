@@ -74,6 +74,9 @@ ROWS = {
     # pulls the nearest of G's same-class samples in the SiD batch toward it, so G need not take φ's noise-to-image map
     "imle_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", None),
     "split_imle": (1.0, 1.0, 1.5, 1.0, "teacher", None),
+    # guidance late: the unguided row's end (high recall, the CFG-1 teacher's classes) guided from there — the SiD rows
+    # that beat the teacher at proof scale started from a high-recall GAN student and were selected on their way down
+    "split_after_plain": (1.0, 1.0, 1.5, 1.0, "plain_end", None),
 }
 ANCHORED = {"split_anchor_live": 0.25, "anchor_live_after_split": 0.25, "anchor_live_from_t250_after_split": 0.25,
             "imle_after_split": 0.25, "split_imle": 0.25}
@@ -420,13 +423,14 @@ def main(argv=None) -> None:
     print(f"ψ pre-trained in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     for name in args.rows.split(","):
         k1, k2, k4, alpha, start, interval = ROWS[name]
-        if start == "split_end" and start not in starts:  # the split row's own run from the teacher's start
+        if start.endswith("_end") and start not in starts:  # that row's own run from the teacher's start (G's EMA and ψ)
+            base = start[:-len("_end")]
             gen, psi = Generator(), ScoreNet()
             gen.load_state_dict(generator_start(teacher, "teacher", g).state_dict())
             psi.load_state_dict(psi0.state_dict())
-            starts[start] = sid_train(teacher, psi, gen, ROWS["split"][:3], 1.0, args.steps, args.batch, args.lr, g)
+            starts[start] = sid_train(teacher, psi, gen, ROWS[base][:3], ROWS[base][3], args.steps, args.batch, args.lr, g)
             psi_starts[start] = psi
-            rows.append((f"G at the split row's end ({args.steps} steps)", score(sample_gen(starts[start], args.samples, g))))
+            rows.append((f"G at the {base} row's end ({args.steps} steps)", score(sample_gen(starts[start], args.samples, g))))
         elif start not in starts:
             starts[start] = generator_start(teacher, start, g)
             rows.append((f"G at step 0 ({start})", score(sample_gen(starts[start], args.samples, g))))
