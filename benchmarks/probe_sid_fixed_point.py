@@ -428,7 +428,8 @@ def main(argv=None) -> None:
             gen, psi = Generator(), ScoreNet()
             gen.load_state_dict(generator_start(teacher, "teacher", g).state_dict())
             psi.load_state_dict(psi0.state_dict())
-            starts[start] = sid_train(teacher, psi, gen, ROWS[base][:3], ROWS[base][3], args.steps, args.batch, args.lr, g)
+            starts[start] = sid_train(teacher, psi, gen, ROWS[base][:3], ROWS[base][3], args.steps, args.batch, args.lr, g,
+                                      interval=ROWS[base][5])
             psi_starts[start] = psi
             rows.append((f"G at the {base} row's end ({args.steps} steps)", score(sample_gen(starts[start], args.samples, g))))
         elif start not in starts:

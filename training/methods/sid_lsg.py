@@ -451,7 +451,8 @@ class SidLSG(Method):
         k = len(z_a)
         cond_a = {key: v[:k] for key, v in cond.items()}
         uncond_a = {key: v[:k] for key, v in uncond.items()} if uncond is not None else None
-        trained = self.config.sid.live_anchor_weight > 0 or gan  # else G(z_a) is only D's fake: no graph kept for it
+        s = self.config.sid
+        trained = s.live_anchor_weight > 0 or gan  # else G(z_a) is only D's fake: no graph kept for it
         with backward.autocast():
             target = self.sampler(self.teacher, z_a, cond_a, uncond_a)
             with torch.set_grad_enabled(torch.is_grad_enabled() and trained):
@@ -462,7 +463,7 @@ class SidLSG(Method):
             target = torch.where(rows, target, x_a.detach().float())
             per_item = (x_a.float() - target).pow(2).flatten(1).mean(1)
             distance = per_item.sum() / ok.sum().clamp_min(1)
-        s, terms = self.config.sid, {"anchor_nan_samples": (~ok).sum().float()}
+        terms = {"anchor_nan_samples": (~ok).sum().float()}
         if s.live_anchor_weight > 0:
             surrogate, anchor = rescaled_anchor(surrogate, x_a, distance, sid_grad, s.live_anchor_weight)
             terms.update(anchor)
