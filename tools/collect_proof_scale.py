@@ -269,6 +269,19 @@ SOURCES = {
                                                        "run42/state_m/ with the live anchor at twice the weight: val "
                                                        "FD 16.24 (EMA 0.999) at 500, 16.51 at 2,000; stopped at "
                                                        "2,001; scored at 500 (EMA 0.999)"),
+    "sid_lsg_teacher_cfg_live_anchor05_dpmpp8_run42o": (f"{R}42/distill/o_w05/result.json", ("row",), "run15",
+                                                        "run 42 part o (session 58, two H100 calls, graph step beside "
+                                                        "the batch-256 row): part n's row from run42/state_n/ with "
+                                                        "the live anchor at half the weight (W 0.5): val FD 13.38 "
+                                                        "(EMA 0.99) at 250, 13.19 at 1,750; stopped at 1,910; scored "
+                                                        "at 1,250 (EMA 0.99)"),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_dpmpp8_run42o": (f"{R}42/distill/o_b256/result.json", ("row",), "run15",
+                                                              "run 42 part o's batch-256 row (session 58): from "
+                                                              "run42/state_n/ at batch 256, lr 3e-5, the live "
+                                                              "anchor (DPM++ 8 steps) at W 0.25 on 64 of the 256 "
+                                                              "items: val FD 12.45 (EMA 0.99) at 250, 12.41 (EMA "
+                                                              "0.996) at 750; stopped at 880; scored at 750 (EMA "
+                                                              "0.996); carried on in run42/state_o/"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -291,6 +304,8 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_live_anchor1_items32_run42l": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_run42m": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_gan03_run42m": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_run42n": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor2_dpmpp8_run42n": (1.00, 16),
+    "sid_lsg_teacher_cfg_live_anchor05_dpmpp8_run42o": (1.00, 16),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_dpmpp8_run42o": (1.00, 16),
 }
 
 
