@@ -77,9 +77,14 @@ ROWS = {
     # guidance late: the unguided row's end (high recall, the CFG-1 teacher's classes) guided from there — the SiD rows
     # that beat the teacher at proof scale started from a high-recall GAN student and were selected on their way down
     "split_after_plain": (1.0, 1.0, 1.5, 1.0, "plain_end", None),
+    # SiD's guidance lowered while the anchor keeps the teacher's CFG-1.5 samples (run 42 part o: every GPU row ends
+    # more precise and less recalled than the CFG-1.5 teacher): does the anchor keep the classes that κ4 gave?
+    "anchor_live_kappa4_1.25_after_split": (1.0, 1.0, 1.25, 1.0, "split_end", None),
+    "anchor_live_kappa4_1_after_split": (1.0, 1.0, 1.0, 1.0, "split_end", None),
 }
 ANCHORED = {"split_anchor_live": 0.25, "anchor_live_after_split": 0.25, "anchor_live_from_t250_after_split": 0.25,
-            "imle_after_split": 0.25, "split_imle": 0.25}
+            "imle_after_split": 0.25, "split_imle": 0.25, "anchor_live_kappa4_1.25_after_split": 0.25,
+            "anchor_live_kappa4_1_after_split": 0.25}
 NEAREST = {"imle_after_split", "split_imle"}  # anchored rows whose targets are matched by distance, not by noise
 ANCHOR_SHARE = 4  # one item in 4 of each batch gets a teacher sample (25 DDIM steps); --anchor-share sets it
 

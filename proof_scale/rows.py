@@ -132,7 +132,7 @@ SID_PLAN_TYPES = {
     # the live recall anchor (SidConfig.live_anchor_*; read only when a plan sets them): > 0 regresses G on the teacher's
     # own samples drawn in the loop from the row's prompts (no pairs), for the first live_anchor_items of each micro-batch
     "live_anchor": float, "live_anchor_items": int, "live_anchor_steps": int, "live_anchor_sampler": str,
-    "live_anchor_spacing": str,
+    "live_anchor_spacing": str, "live_anchor_cfg": float,
     # the live GAN (SidConfig.live_gan_*: D on the teacher's live samples as real; its other settings DiscriminatorConfig's)
     "live_gan": float, "live_gan_lr": float, "live_gan_start": int,
     "precision": _precision,  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
@@ -254,6 +254,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                           live_anchor_steps=p.get("live_anchor_steps", SidConfig.live_anchor_steps),
                           live_anchor_sampler=p.get("live_anchor_sampler", SidConfig.live_anchor_sampler),
                           live_anchor_spacing=p.get("live_anchor_spacing", SidConfig.live_anchor_spacing),
+                          live_anchor_cfg=p.get("live_anchor_cfg", 0.0),
                           live_gan_weight=p.get("live_gan", 0.0), live_gan_lr=p.get("live_gan_lr", 0.0),
                           live_gan_start=p.get("live_gan_start", 0)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),

@@ -83,9 +83,11 @@ def test_a_sid_row_sets_the_fake_scores_steps_per_generator_step():
     assert rows.data_folder(live["row"], live) is None  # still prompts only: no teacher pairs
     steps = rows.plan("sid_lsg_teacher_cfg@live_anchor=0.5:live_anchor_steps=10", rows.ROW_DEFAULTS, teacher_cfg=1.5)
     assert rows.train_config(steps, bf16=False, save_every=0).sid.live_anchor_steps == 10
-    second = rows.plan("sid_lsg_teacher_cfg@live_anchor=1:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    second = rows.plan("sid_lsg_teacher_cfg@live_anchor=1:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential:kappa4=1.25:"
+                       "live_anchor_cfg=1.5", rows.ROW_DEFAULTS, teacher_cfg=1.5)
     s = rows.train_config(second, bf16=False, save_every=0).sid
-    assert (s.live_anchor_sampler, s.live_anchor_spacing) == ("dpmpp_2m", "exponential")
+    assert (s.live_anchor_sampler, s.live_anchor_spacing, s.kappa4, s.anchor_cfg) == ("dpmpp_2m", "exponential", 1.25, 1.5)
+    assert rows.train_config(live, bf16=False, save_every=0).sid.live_anchor_cfg == 0.0  # the sampler at κ4
     assert (rows.train_config(live, bf16=False, save_every=0).sid.live_anchor_sampler, s.__class__.live_anchor_spacing) == ("ddim", "linspace")
     assert rows.train_config(plain, bf16=False, save_every=0).sid.live_anchor_weight == 0.0
     gan = rows.plan("sid_lsg_teacher_cfg@live_anchor=1:live_gan=0.3:live_gan_lr=1e-4", rows.ROW_DEFAULTS, teacher_cfg=1.5)

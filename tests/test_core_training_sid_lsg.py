@@ -551,6 +551,20 @@ def test_live_anchor_settings_are_checked_and_keep_the_run_prompts_only():
     assert live(0.5).method.capturable() is None  # the live anchor's draws and sampler stay on the device
 
 
+def test_live_anchor_cfg_guides_the_teachers_sampler_apart_from_kappa4():
+    unguided = {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.0}
+    assert live(0.5).method.sampler.kappa == 1.5  # 0: the sampler at κ4
+    e = live(0.5, live_anchor_cfg=2.0, **unguided)
+    assert e.method.sampler.kappa == 2.0 and e.method.file_notes()["sid_lsg"]["live_anchor_cfg"] == 2.0
+    assert e.method.uncond is not None  # SiD's losses are unguided; the anchor's sampler still needs the empty prompt
+    assert not SidConfig(live_anchor_cfg=2.0, **unguided).uses_unconditional  # no live samples: nothing guided
+    with pytest.raises(ValueError, match="needs the empty prompt"):
+        Engine(tiny_unet(), sid_config(live_anchor_weight=0.5, live_anchor_cfg=2.0, **unguided), Resources(unconditional=None))
+    Engine(tiny_unet(), sid_config(live_anchor_weight=0.5, live_anchor_cfg=1.0, **unguided), Resources(unconditional=None))
+    with pytest.raises(ValueError, match="live_anchor_cfg"):
+        SidConfig(live_anchor_cfg=-1.0)
+
+
 def test_live_anchor_draws_its_noise_after_the_others():
     plain, anchored_e = engine(), live(0.5, items=8)
     d0 = plain.method._generator_draws(plain, micro_batch(plain, seed=4))

@@ -148,7 +148,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="sid-lsg recall anchor: > 0 trains on --pairs too, adding a --regression term to G's output gradient at this fraction of SiD's norm")
     p.add_argument("--sid-live-anchor", type=float, default=sid.live_anchor_weight,
                    help="sid-lsg live recall anchor (prompts only): > 0 adds the MSE of G to the teacher's own samples, drawn in the loop "
-                        "at CFG --kappa4 from fresh noise, to G's output gradient at this fraction of SiD's norm (not with --sid-anchor)")
+                        "at CFG --kappa4 (or --sid-live-anchor-cfg) from fresh noise, to G's output gradient at this fraction of SiD's norm (not with --sid-anchor)")
     p.add_argument("--sid-live-anchor-items", type=int, default=sid.live_anchor_items,
                    help="sid-lsg live anchor: the first this many prompts of each micro-batch get a teacher sample")
     p.add_argument("--sid-live-anchor-steps", type=int, default=sid.live_anchor_steps,
@@ -157,6 +157,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="sid-lsg live anchor: the teacher's sampler (dpmpp_2m: second order, fewer steps for the same samples)")
     p.add_argument("--sid-live-anchor-spacing", default=sid.live_anchor_spacing, choices=SPACINGS,
                    help="sid-lsg live anchor: the sampler's timesteps (linspace: DDIM's; exponential: uniform in log sigma)")
+    p.add_argument("--sid-live-anchor-cfg", type=float, default=sid.live_anchor_cfg,
+                   help="sid-lsg live anchor: the teacher sampler's CFG (0: --kappa4), so SiD's guidance can be set apart from it")
     p.add_argument("--sid-live-gan", type=float, default=sid.live_gan_weight,
                    help="sid-lsg live GAN (prompts only): > 0 trains a discriminator on the live anchor's teacher samples as real and "
                         "adds its loss on G to G's output gradient at this fraction of SiD's norm (D's settings: the --d-* flags)")
@@ -213,7 +215,8 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
                       anchor_weight=a.sid_anchor, fake_steps=a.fake_steps, kappa4_t_min=a.kappa4_t_min,
                       live_anchor_weight=a.sid_live_anchor, live_anchor_items=a.sid_live_anchor_items,
                       live_anchor_steps=a.sid_live_anchor_steps, live_anchor_sampler=a.sid_live_anchor_sampler,
-                      live_anchor_spacing=a.sid_live_anchor_spacing, live_gan_weight=a.sid_live_gan, live_gan_lr=a.sid_live_gan_lr,
+                      live_anchor_spacing=a.sid_live_anchor_spacing, live_anchor_cfg=a.sid_live_anchor_cfg,
+                      live_gan_weight=a.sid_live_gan, live_gan_lr=a.sid_live_gan_lr,
                       live_gan_start=a.sid_live_gan_start),
         reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,

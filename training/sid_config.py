@@ -58,6 +58,9 @@ class SidConfig:
     live_anchor_sampler: str = "ddim"
     # ... at these timesteps: "linspace" (DDIM's, above) or "exponential" (uniform in log σ; onestep.schedule).
     live_anchor_spacing: str = "linspace"
+    # ... at this CFG (0: κ4, the scale SiD's loss guides φ by). Apart from κ4, SiD's guidance can be lowered (guided
+    # SiD's end point is sharper than the CFG sampler's samples: less recall) while the anchor keeps the sampler's.
+    live_anchor_cfg: float = 0.0
     # Live GAN (ours): Diffusion2GAN's conditional diffusion GAN on the live anchor's pairs (z_a, φ's sample), so still
     # prompts-only. > 0: a discriminator D (DiscriminatorConfig) learns φ's samples as real, G(z_a, c) as fake, and G's
     # gradient at G(z_a, c) gets D's non-saturating loss rescaled to this fraction of the SiD gradient's norm.
@@ -66,6 +69,11 @@ class SidConfig:
     # G's GAN term from this step of the run on (D trains from the first): a fresh D's gradient, rescaled to its share
     # of SiD's, would push G by noise at full strength.
     live_gan_start: int = 0
+
+    @property
+    def anchor_cfg(self) -> float:
+        """The live anchor's sampler CFG: live_anchor_cfg, or κ4 where it is 0."""
+        return self.live_anchor_cfg or self.kappa4
 
     @property
     def live_samples(self) -> bool:
@@ -80,6 +88,7 @@ class SidConfig:
         check_range("live_gan_start", self.live_gan_start, 0, integer=True)
         check_range("live_anchor_items", self.live_anchor_items, 1, integer=True)
         check_range("live_anchor_steps", self.live_anchor_steps, 1, integer=True)
+        check_range("live_anchor_cfg", self.live_anchor_cfg, 0.0)
         check_choice("live_anchor_sampler", self.live_anchor_sampler, LIVE_ANCHOR_SAMPLERS)
         check_choice("live_anchor_spacing", self.live_anchor_spacing, SPACINGS)
         if self.anchor_weight > 0 and self.live_samples:
@@ -104,4 +113,5 @@ class SidConfig:
     @property
     def uses_unconditional(self) -> bool:
         """Whether any CFG needs the empty prompt's conditioning."""
-        return self.kappa1 != 1.0 or self.kappa2 != 1.0 or self.kappa4 != 1.0
+        return (self.kappa1 != 1.0 or self.kappa2 != 1.0 or self.kappa4 != 1.0
+                or (self.live_samples and self.anchor_cfg != 1.0))

@@ -25,9 +25,9 @@ drops (DMD's regression loss, in a form that does not depend on SiD's pixel-sum 
 
 Live recall anchor (SidConfig.live_anchor_weight > 0, ours): the same term with the teacher's samples drawn in the
 loop instead of collected pairs, so the run stays prompts-only: for the first live_anchor_items prompts of the
-micro-batch, fresh noise z_a, x_a* = φ's deterministic sampler (DDIM, live_anchor_steps steps, CFG κ4) from x_T = z_a,
-and the MSE of G(z_a, c) to x_a*, its output gradient rescaled per micro-batch to live_anchor_weight × the SiD
-gradient's norm.
+micro-batch, fresh noise z_a, x_a* = φ's deterministic sampler (DDIM, live_anchor_steps steps, CFG κ4 unless
+live_anchor_cfg sets its own) from x_T = z_a, and the MSE of G(z_a, c) to x_a*, its output gradient rescaled per
+micro-batch to live_anchor_weight × the SiD gradient's norm.
 
 Live GAN (SidConfig.live_gan_weight > 0, ours): Diffusion2GAN's conditional diffusion GAN on the live anchor's pairs
 — a discriminator D (training/discriminator.py, a copy of the teacher's encoder) learns φ's samples x_a* as real and
@@ -306,7 +306,7 @@ class SidLSG(Method):
         if self.anchor is not None:
             place_elpips(self.resources, engine.device)
         if s.live_samples:
-            self.sampler = TeacherSampler(c.generator.spec, s.live_anchor_steps, s.kappa4, engine.device, s.live_anchor_sampler,
+            self.sampler = TeacherSampler(c.generator.spec, s.live_anchor_steps, s.anchor_cfg, engine.device, s.live_anchor_sampler,
                                           s.live_anchor_spacing)
         u = self.resources.empty_prompt()
         self.uncond = {k: v.to(engine.device, torch.float32) for k, v in u.items() if v is not None} if u is not None else None
@@ -344,7 +344,8 @@ class SidLSG(Method):
                             **({"anchor_weight": s.anchor_weight, "anchor_loss": self.config.loss.regression} if s.anchor_weight > 0 else {}),
                             **({"live_anchor_weight": s.live_anchor_weight, "live_anchor_items": s.live_anchor_items,
                                 "live_anchor_steps": s.live_anchor_steps,
-                                "live_anchor_sampler": s.live_anchor_sampler, "live_anchor_spacing": s.live_anchor_spacing} if s.live_samples else {}),
+                                "live_anchor_sampler": s.live_anchor_sampler, "live_anchor_spacing": s.live_anchor_spacing,
+                                "live_anchor_cfg": s.anchor_cfg} if s.live_samples else {}),
                             **({"live_gan_weight": s.live_gan_weight, "live_gan_start": s.live_gan_start} if s.live_gan_weight > 0 else {})}}
 
     # -- the phases -----------------------------------------------------------------------------------------
