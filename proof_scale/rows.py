@@ -128,6 +128,9 @@ SID_PLAN_TYPES = {
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
     "anchor": float, "regression": str,
     "fake_steps": int,  # ψ's steps per G step (SidConfig.fake_steps; read only when a plan sets it)
+    # micro-batches per step (OptimConfig.grad_accumulation; read only when a plan sets it): the same batch in less
+    # memory, so two large rows can share one GPU (live_anchor_items counts per micro-batch)
+    "grad_accumulation": int,
     "kappa4_t_min": int,  # κ4 only at t ≥ this (SidConfig.kappa4_t_min; read only when a plan sets it)
     # the live recall anchor (SidConfig.live_anchor_*; read only when a plan sets them): > 0 regresses G on the teacher's
     # own samples drawn in the loop from the row's prompts (no pairs), for the first live_anchor_items of each micro-batch
@@ -246,6 +249,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
         return TrainConfig(
             method="sid-lsg", generator=GeneratorConfig(spec=OneStepSpec("eps", p["timestep"], "sigma_z")),
             optim=OptimConfig(lr_g=p["lr"], lr_d=p["lr"] * p["lr_d_ratio"], betas=(p["beta1"], 0.999), grad_clip=p["grad_clip"],
+                              grad_accumulation=p.get("grad_accumulation", 1),
                               lr_warmup=p["lr_warmup"], lr_decay=p["lr_decay"], lr_decay_steps=p["steps"], lr_floor=p["lr_floor"]),
             sid=SidConfig(kappa1=p["kappa1"], kappa2=p["kappa2"], kappa4=p["kappa4"], alpha=p["alpha"], t_min=p["t_min"], t_max=p["t_max"],
                           prompt_dropout=p["prompt_dropout"], latent_height=SIZE, latent_width=SIZE, anchor_weight=p.get("anchor", 0.0),

@@ -88,6 +88,10 @@ def test_a_sid_row_sets_the_fake_scores_steps_per_generator_step():
     s = rows.train_config(second, bf16=False, save_every=0).sid
     assert (s.live_anchor_sampler, s.live_anchor_spacing, s.kappa4, s.anchor_cfg) == ("dpmpp_2m", "exponential", 1.25, 1.5)
     assert rows.train_config(live, bf16=False, save_every=0).sid.live_anchor_cfg == 0.0  # the sampler at κ4
+    halves = rows.plan("sid_lsg_teacher_cfg@batch=256:grad_accumulation=2", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    c = rows.train_config(halves, bf16=False, save_every=0)
+    assert (c.batch_size, c.optim.grad_accumulation) == (256, 2)
+    assert rows.train_config(live, bf16=False, save_every=0).optim.grad_accumulation == 1
     assert (rows.train_config(live, bf16=False, save_every=0).sid.live_anchor_sampler, s.__class__.live_anchor_spacing) == ("ddim", "linspace")
     assert rows.train_config(plain, bf16=False, save_every=0).sid.live_anchor_weight == 0.0
     gan = rows.plan("sid_lsg_teacher_cfg@live_anchor=1:live_gan=0.3:live_gan_lr=1e-4", rows.ROW_DEFAULTS, teacher_cfg=1.5)
