@@ -261,7 +261,7 @@
 # PART n, as run (session 57): as planned, one H100, two calls back to back (timeout_s 570): 2,001 steps each, ~430 ms
 # a step for the pair; W 1: val FD (EMA 0.99) 15.42 -> 15.02, test 14.86 (1.73x), recall 0.547 (distill/n_w1; its
 # state is state_n/); W 2 worse at every point (test 16.09; distill/n_w2). Fit over parts k-n: 13.83 +- 0.30.
-# PART o (next): is it the recipe or the start? The SiD rows that reached the target (diffusion2gan_then_sid_lsg_*)
+# PART o: is it the recipe or the start? The SiD rows that reached the target (diffusion2gan_then_sid_lsg_*)
 # went 1.66x -> 1.1x in 250 steps with batch 256, lr 3e-5 and an anchor at 0.25 on every item; this row moves ~0.4
 # FD per 1,000 steps at batch 64, lr 1e-5, W 1 on 32 items. From state_n/: A = W 0.5 (one change), B = that recipe
 # with the anchor kept live (data-free; 64 of the 256 items anchored). Bundle with --init-state .../state_n, aside,
@@ -270,6 +270,21 @@
 #     BASE=live_anchor=0.5:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential \
 #     AB=batch=256:lr=3e-5:live_anchor=0.25:live_anchor_items=64 SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 \
 #     CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490. B fast (val FD < 13 by its step 500) = the recipe: carry B on.
+# PART o, as run (session 58, one H100, as planned): A (W 0.5) 1,910 steps, test 12.89 (1.50x), recall 0.572
+# (distill/o_w05); B (the recipe, live) 880 steps, val 12.45 at its step 250 and flat after, test 12.26 (1.42x), recall
+# 0.542, precision 0.686 (distill/o_b256; its state is state_o/). PART p, on the same warm machine with ps_init =
+# state_o/: BATCH=256 LR=3e-5 W 0.25 against W 0.1 — two batch-256 rows do not fit an H100 (W 0.25 died of OOM); W 0.1
+# val 11.95 at 250, 12.35 at 500, precision 0.70-0.71, recall 0.57 (distill/p_w01, unscored).
+# PART q (next): SiD's guidance lowered while the anchor keeps the CFG-1.5 sampler (SidConfig.live_anchor_cfg, new):
+# every part-o row ends more precise and less recalled than the teacher; on the toy (session 58) κ4 1.25 and 1 with the
+# anchor at 1.5 end at energy 0.23 / 0.16 against 0.44 at κ4 1.5. From state_o/, both rows batch 256 as 2 micro-batches
+# of 128 (plan key grad_accumulation, new: two rows fit an H100), 32 anchored items per micro-batch (= part o's 64):
+# bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_o, aside, then (one tool batch, timeout_s 570):
+#   GRAPH=1 PART=q FROM=sid_carry_o LR=3e-5 BATCH=256 \
+#     BASE=grad_accumulation=2:live_anchor=0.25:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential:kappa4=1.25:live_anchor_cfg=1.5 \
+#     AB=kappa4=1 SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
+#   commit $OUT's state_g*/ as state_q/. Part o's B (κ4 1.5) is the control: val 12.4-12.5 from its step 250 to 750,
+#   precision 0.68, recall 0.58-0.59. Lower κ4 works if val recall rises above 0.60 with val FD below 12.4.
 # The live GAN again (a later part, eager): D led for 300 steps on 32 pairs a step and was fooled within 100 steps of G
 # hearing it; next try lets D lead 1,000 steps on every item (live_anchor_items=64) at a smaller share (live_gan=0.1).
 # ANCHOR_SWEEP=1 (CALL=1) re-runs the sweep in the background of a training call.
