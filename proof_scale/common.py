@@ -41,3 +41,13 @@ def sync(device: torch.device) -> None:
     """Wait for the device (timings)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def peak_memory(device: torch.device, before: dict | None = None) -> dict:
+    """This process's peak GPU memory in GiB (allocated by tensors, reserved by the caching allocator: what a second
+    row on the same GPU cannot have), the larger of this call's and `before`'s (a row's earlier calls); {} off CUDA."""
+    if device.type != "cuda":
+        return {}
+    now = {"peak_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+           "peak_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30}
+    return {k: round(max(v, (before or {}).get(k, 0.0)), 2) for k, v in now.items()}

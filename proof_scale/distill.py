@@ -34,7 +34,7 @@ from training.prompts import PromptDataset
 from training.session import TrainingSession
 
 from . import carried_state, rows
-from .common import EVAL_SEEDS, LATENT_FORMAT, VAL_SEED, Incomplete, read_json, sync, write_json
+from .common import EVAL_SEEDS, LATENT_FORMAT, VAL_SEED, Incomplete, peak_memory, read_json, sync, write_json
 from .data import empty_row, load_split
 from .evaluator import score, score_seeds
 from .flow import sample_flow
@@ -254,8 +254,12 @@ def stage_distill(run, row: str) -> dict:
 
         result = session.run(steps, on_step)
         sync(run.device)
-        timing = {"train_seconds": timing["train_seconds"] + time.monotonic() - start - paused[0], "steps": result.step}
+        timing = {"train_seconds": timing["train_seconds"] + time.monotonic() - start - paused[0], "steps": result.step,
+                  **peak_memory(run.device, timing)}
         write_json(timing_path, timing)
+        if "peak_reserved_gib" in timing:
+            log.info("distill-%s: peak GPU memory %.1f GiB allocated, %.1f GiB reserved", row, timing["peak_allocated_gib"],
+                     timing["peak_reserved_gib"])
         if result.stopped:
             if not run.args.finish_at_deadline:
                 raise Incomplete(f"distill-{row}: deadline reached at step {result.step}/{steps} (checkpoint in {run_dir})")
