@@ -282,6 +282,17 @@ SOURCES = {
                                                               "items: val FD 12.45 (EMA 0.99) at 250, 12.41 (EMA "
                                                               "0.996) at 750; stopped at 880; scored at 750 (EMA "
                                                               "0.996); carried on in run42/state_o/"),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_kappa4_1.25_run42q": (
+        f"{R}42/distill/q_kappa4_125/result.json", ("row",), "run15",
+        "run 42 part q (session 59, two H100 calls, graph step beside the κ4 1 row): part o's batch-256 row from "
+        "run42/state_o/ with SiD's teacher guidance κ4 lowered to 1.25 and the live anchor's sampler kept at CFG 1.5 "
+        "(live_anchor_cfg), batch 256 as two micro-batches: val FD 12.40 (EMA 0.999) at 250, 12.64 at 750; stopped "
+        "at 779; scored at 250 (EMA 0.999)"),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_kappa4_1_run42q": (
+        f"{R}42/distill/q_kappa4_1/result.json", ("row",), "run15",
+        "run 42 part q's κ4 1 row (session 59): the same with no teacher guidance in SiD's generator loss (the "
+        "anchor still at CFG 1.5): val FD 12.64 (EMA 0.999) at 250, 13.38 at 750; stopped at 850; scored at 250 "
+        "(EMA 0.999)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -306,6 +317,8 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_live_anchor1_dpmpp8_run42n": (1.00, 16), "sid_lsg_teacher_cfg_live_anchor2_dpmpp8_run42n": (1.00, 16),
     "sid_lsg_teacher_cfg_live_anchor05_dpmpp8_run42o": (1.00, 16),
     "sid_lsg_teacher_cfg_b256_live_anchor025_dpmpp8_run42o": (1.00, 16),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_kappa4_1.25_run42q": (1.00, 16),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_kappa4_1_run42q": (1.00, 16),
 }
 
 
