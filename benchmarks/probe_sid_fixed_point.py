@@ -81,10 +81,16 @@ ROWS = {
     # more precise and less recalled than the CFG-1.5 teacher): does the anchor keep the classes that κ4 gave?
     "anchor_live_kappa4_1.25_after_split": (1.0, 1.0, 1.25, 1.0, "split_end", None),
     "anchor_live_kappa4_1_after_split": (1.0, 1.0, 1.0, 1.0, "split_end", None),
+    # run 42 part q (κ4 lowered under the anchor) moved neither test FD nor recall: does the start decide instead? the
+    # anchored split from a G first regressed on the teacher's pairs (a live-regression warm start, prompts only), and
+    # the released LSG (ψ trained and read at κ 1.5 too; recall 0.70 against the split's 0.65 unanchored) from the plateau
+    "split_anchor_live_from_pairs": (1.0, 1.0, 1.5, 1.0, "pairs", None),
+    "anchor_live_lsg_after_split": (1.5, 1.5, 1.5, 1.0, "split_end", None),
 }
 ANCHORED = {"split_anchor_live": 0.25, "anchor_live_after_split": 0.25, "anchor_live_from_t250_after_split": 0.25,
             "imle_after_split": 0.25, "split_imle": 0.25, "anchor_live_kappa4_1.25_after_split": 0.25,
-            "anchor_live_kappa4_1_after_split": 0.25}
+            "anchor_live_kappa4_1_after_split": 0.25, "split_anchor_live_from_pairs": 0.25,
+            "anchor_live_lsg_after_split": 0.25}
 NEAREST = {"imle_after_split", "split_imle"}  # anchored rows whose targets are matched by distance, not by noise
 ANCHOR_SHARE = 4  # one item in 4 of each batch gets a teacher sample (25 DDIM steps); --anchor-share sets it
 

@@ -285,6 +285,20 @@
 #     AB=kappa4=1 SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
 #   commit $OUT's state_g*/ as state_q/. Part o's B (κ4 1.5) is the control: val 12.4-12.5 from its step 250 to 750,
 #   precision 0.68, recall 0.58-0.59. Lower κ4 works if val recall rises above 0.60 with val FD below 12.4.
+# PART q, as run (session 59, one H100, as planned): κ4 1.25 779 steps, κ4 1 850; peak 15.8 / 12.0 GiB allocated (two
+# batch-256 rows as 2 micro-batches fit an H100). Both selected step 250 at EMA 0.999 (78 % state_o's weights): test
+# 12.24 / 12.47 (the control 12.26); the faster averages worse than the control's at every point (12.7-13.4 / 13.6-15.5),
+# val recall +0.01-0.04, class accuracy 0.917-0.922 / 0.897-0.905 against ~0.93 (distill/q_kappa4_125, q_kappa4_1; no
+# state kept). The toy with the GPU's anchored share (1 item in 4, --anchor-share 4, session 59) shows the same: lower κ4
+# costs 2.4 / 8.3 class points there against 1.1 / 4.3 with every item anchored (session 58's rows).
+# PART r (next): every item anchored (the toy's setting that kept the classes), κ4 1.5 against 1.25, from state_o/;
+# 4 micro-batches of 64, each all anchored (the anchor's G pass on 128 items per micro-batch would not fit two rows):
+# bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_o (or keep session 58's .devdata), aside, then:
+#   GRAPH=1 PART=r FROM=sid_carry_o LR=3e-5 BATCH=256 \
+#     BASE=grad_accumulation=4:live_anchor=0.25:live_anchor_items=64:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential:live_anchor_cfg=1.5 \
+#     AB=kappa4=1.25 SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
+#   Works if a row's EMA 0.99 / 0.996 val FD is below 12.3 at 500 or 750 with val class accuracy >= 0.93 (part o's B:
+#   12.4-12.5, 0.93). Read the step time first: the anchor's teacher calls are 4x part o's.
 # The live GAN again (a later part, eager): D led for 300 steps on 32 pairs a step and was fooled within 100 steps of G
 # hearing it; next try lets D lead 1,000 steps on every item (live_anchor_items=64) at a smaller share (live_gan=0.1).
 # ANCHOR_SWEEP=1 (CALL=1) re-runs the sweep in the background of a training call.
