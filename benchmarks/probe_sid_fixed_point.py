@@ -84,6 +84,7 @@ ROWS = {
     # run 42 part q (κ4 lowered under the anchor) moved neither test FD nor recall: does the start decide instead? the
     # anchored split from a G first regressed on the teacher's pairs (a live-regression warm start, prompts only), and
     # the released LSG (ψ trained and read at κ 1.5 too; recall 0.70 against the split's 0.65 unanchored) from the plateau
+    # (session 59, every item anchored: neither, energy 0.54 / 0.52 against the anchored split's 0.44, within the noise)
     "split_anchor_live_from_pairs": (1.0, 1.0, 1.5, 1.0, "pairs", None),
     "anchor_live_lsg_after_split": (1.5, 1.5, 1.5, 1.0, "split_end", None),
 }

@@ -292,7 +292,7 @@
 # state kept). The toy with the GPU's anchored share (1 item in 4, --anchor-share 4, session 59) shows the same: lower κ4
 # costs 2.4 / 8.3 class points there against 1.1 / 4.3 with every item anchored (session 58's rows).
 # PART r (next): every item anchored (the toy's setting that kept the classes), κ4 1.5 against 1.25, from state_o/;
-# 4 micro-batches of 64, each all anchored (the anchor's G pass on 128 items per micro-batch would not fit two rows):
+# 4 micro-batches of 64, each all anchored (guessed, not measured: the anchor's G pass on 128 items per micro-batch may not fit two rows):
 # bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_o (or keep session 58's .devdata), aside, then:
 #   GRAPH=1 PART=r FROM=sid_carry_o LR=3e-5 BATCH=256 \
 #     BASE=grad_accumulation=4:live_anchor=0.25:live_anchor_items=64:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential:live_anchor_cfg=1.5 \
