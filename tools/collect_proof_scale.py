@@ -293,6 +293,16 @@ SOURCES = {
         "run 42 part q's κ4 1 row (session 59): the same with no teacher guidance in SiD's generator loss (the "
         "anchor still at CFG 1.5): val FD 12.64 (EMA 0.999) at 250, 13.38 at 750; stopped at 850; scored at 250 "
         "(EMA 0.999)"),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_all_items_run42r": (
+        f"{R}42/distill/r_all_anchored/result.json", ("row",), "run15",
+        "run 42 part r (session 60, two H100 calls, graph step beside the κ4 1.25 row): part o's batch-256 row from "
+        "run42/state_o/ with every item anchored (four micro-batches of 64, live_anchor_items=64) at W 0.25, anchor at "
+        "CFG 1.5: val FD 12.51 (EMA 0.999) / 13.22 (EMA 0.99) at 250; stopped at 473, before the 500 point; scored at "
+        "250 (EMA 0.999); no state kept"),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_all_items_kappa4_1.25_run42r": (
+        f"{R}42/distill/r_all_anchored_kappa4_125/result.json", ("row",), "run15",
+        "run 42 part r's κ4 1.25 row (session 60): the same with SiD's teacher guidance at 1.25: val FD 12.68 (EMA "
+        "0.999) / 14.09 (EMA 0.99) at 250; stopped at 472; scored at 250 (EMA 0.999)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -319,6 +329,8 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_b256_live_anchor025_dpmpp8_run42o": (1.00, 16),
     "sid_lsg_teacher_cfg_b256_live_anchor025_kappa4_1.25_run42q": (1.00, 16),
     "sid_lsg_teacher_cfg_b256_live_anchor025_kappa4_1_run42q": (1.00, 16),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_all_items_run42r": (1.00, 16),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_all_items_kappa4_1.25_run42r": (1.00, 16),
 }
 
 

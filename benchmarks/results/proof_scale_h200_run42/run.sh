@@ -291,7 +291,7 @@
 # val recall +0.01-0.04, class accuracy 0.917-0.922 / 0.897-0.905 against ~0.93 (distill/q_kappa4_125, q_kappa4_1; no
 # state kept). The toy with the GPU's anchored share (1 item in 4, --anchor-share 4, session 59) shows the same: lower κ4
 # costs 2.4 / 8.3 class points there against 1.1 / 4.3 with every item anchored (session 58's rows).
-# PART r (next): every item anchored (the toy's setting that kept the classes), κ4 1.5 against 1.25, from state_o/;
+# PART r (as planned, then run in session 60): every item anchored (the toy's setting that kept the classes), κ4 1.5 against 1.25, from state_o/;
 # 4 micro-batches of 64, each all anchored (guessed, not measured: the anchor's G pass on 128 items per micro-batch may not fit two rows):
 # bundle with --init-state benchmarks/results/proof_scale_h200_run42/state_o (or keep session 58's .devdata), aside, then:
 #   GRAPH=1 PART=r FROM=sid_carry_o LR=3e-5 BATCH=256 \
@@ -299,6 +299,15 @@
 #     AB=kappa4=1.25 SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 MAXS=490
 #   Works if a row's EMA 0.99 / 0.996 val FD is below 12.3 at 500 or 750 with val class accuracy >= 0.93 (part o's B:
 #   12.4-12.5, 0.93). Read the step time first: the anchor's teacher calls are 4x part o's.
+# PART r, as run (session 60, one H100, as planned with CALL=3 MAXS=540 timeout_s 600): 473 / 472 steps at 1.95 s a
+# step for the two rows side by side (part q's: ~1.07 s), peak 8.2 GiB allocated / 24.5 reserved each, so the 500 point
+# was not reached. At 250, EMA 0.999 / 0.996 / 0.99: κ4 1.5 12.51 / 12.94 / 13.22 (class acc 0.933-0.935), κ4 1.25
+# 12.68 / 13.36 / 14.09 (0.923-0.932) against part q's one-in-four κ4 1.25 12.40 / 12.73 / 12.95: anchoring every item
+# at W 0.25 is worse, though G's MSE to the anchor is lower (0.022-0.024 against 0.026-0.029). Test (step 250, EMA
+# 0.999) 12.39 / 12.54 (distill/r_all_anchored, r_all_anchored_kappa4_125; no state kept: state_o/ stays the carry point).
+# The anchor line (parts o-r: weight, share, guidance under it) settles at 12.3-12.6 val FD whatever is changed.
+# PART s (next): the live GAN with a D that leads long enough, which needs G held while D leads (not built: SiD's
+# phases have no hold; Diffusion2GAN's generator_start is the pattern) and, for batch 256, a capturable GAN step.
 # The live GAN again (a later part, eager): D led for 300 steps on 32 pairs a step and was fooled within 100 steps of G
 # hearing it; next try lets D lead 1,000 steps on every item (live_anchor_items=64) at a smaller share (live_gan=0.1).
 # ANCHOR_SWEEP=1 (CALL=1) re-runs the sweep in the background of a training call.
