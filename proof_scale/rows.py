@@ -138,6 +138,7 @@ SID_PLAN_TYPES = {
     "live_anchor_spacing": str, "live_anchor_cfg": float,
     # the live GAN (SidConfig.live_gan_*: D on the teacher's live samples as real; its other settings DiscriminatorConfig's)
     "live_gan": float, "live_gan_lr": float, "live_gan_start": int,
+    "live_gan_hold": PLAN_TYPES["ema_ramp"],  # true: G and ψ stand still while D leads (before live_gan_start)
     "precision": _precision,  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
 }
 
@@ -260,7 +261,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                           live_anchor_spacing=p.get("live_anchor_spacing", SidConfig.live_anchor_spacing),
                           live_anchor_cfg=p.get("live_anchor_cfg", 0.0),
                           live_gan_weight=p.get("live_gan", 0.0), live_gan_lr=p.get("live_gan_lr", 0.0),
-                          live_gan_start=p.get("live_gan_start", 0)),
+                          live_gan_start=p.get("live_gan_start", 0), live_gan_hold=p.get("live_gan_hold", False)),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
             bf16=bf16 if "precision" not in p else p["precision"] == "bf16", seed=p["seed"], save_every=save_every, log_every=0,

@@ -98,6 +98,11 @@ def test_a_sid_row_sets_the_fake_scores_steps_per_generator_step():
     s = rows.train_config(gan, bf16=False, save_every=0).sid
     assert (s.live_gan_weight, s.live_gan_lr, s.live_anchor_weight) == (0.3, 1e-4, 1.0) and rows.data_folder(gan["row"], gan) is None
     assert rows.train_config(plain, bf16=False, save_every=0).sid.live_gan_weight == 0.0
+    held = rows.plan("sid_lsg_teacher_cfg@live_anchor_items=64:live_gan=0.1:live_gan_start=1000:live_gan_hold=true", rows.ROW_DEFAULTS,
+                     teacher_cfg=1.5)
+    s = rows.train_config(held, bf16=False, save_every=0).sid
+    assert (s.live_gan_hold, s.live_gan_start, s.live_anchor_weight) == (True, 1000, 0.0)
+    assert rows.train_config(gan, bf16=False, save_every=0).sid.live_gan_hold is False
 
 
 def test_a_sid_row_sets_its_precision_over_the_devices_default():

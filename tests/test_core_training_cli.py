@@ -126,13 +126,13 @@ def test_sid_lsg_flags_take_the_methods_defaults():
                                      "--kappa4-t-min", "250", "--sid-live-anchor", "0.5", "--sid-live-anchor-items", "4",
                                      "--sid-live-anchor-steps", "10", "--sid-live-anchor-sampler", "dpmpp_2m",
                                      "--sid-live-anchor-spacing", "exponential", "--sid-live-anchor-cfg", "1.25", "--sid-live-gan", "0.3",
-                                     "--sid-live-gan-lr", "1e-4", "--sid-live-gan-start", "200"]))
+                                     "--sid-live-gan-lr", "1e-4", "--sid-live-gan-start", "200", "--sid-live-gan-hold"]))
     assert (c.optim.betas, c.optim.lr_g, c.optim.lr_d, c.optim.grad_clip) == ((0.5, 0.99), 2e-5, 1e-6, 2.0)
     assert c.sid == SidConfig(kappa1=1.0, kappa2=2.0, kappa4=3.0, alpha=1.2, t_min=30, t_max=900, prompt_dropout=0.2, latent_height=32,
                               latent_width=48, fake_lora_rank=8, fake_dtype="bfloat16", reduction="mean", fake_steps=3,
                               kappa4_t_min=250, live_anchor_weight=0.5, live_anchor_items=4, live_anchor_steps=10,
                               live_anchor_sampler="dpmpp_2m", live_anchor_spacing="exponential", live_anchor_cfg=1.25, live_gan_weight=0.3,
-                              live_gan_lr=1e-4, live_gan_start=200)
+                              live_gan_lr=1e-4, live_gan_start=200, live_gan_hold=True)
     with pytest.raises(ValueError, match="one recall anchor at a time"):
         cli.config_from_args(_parse(["--method", "sid-lsg", "--sid-anchor", "0.25", "--sid-live-anchor", "1"]))
 

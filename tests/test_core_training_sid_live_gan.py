@@ -183,3 +183,42 @@ def test_resume_is_exact_with_the_discriminator_in_the_checkpoint(tmp_path):
     resumed.run(4)
     got = _state(resumed)
     assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want), [k for k in want if not torch.equal(got[k], want[k])][:5]
+
+
+def test_held_g_and_psi_stand_still_while_d_leads_then_train(tmp_path):
+    """live_gan_hold: before live_gan_start each step is D's update alone on the live pairs; from it on, all three train
+    and G's lr schedule counts from there."""
+    for bad in ({"live_gan_weight": 0.0, "live_gan_start": 2}, {"live_gan_weight": 0.5, "live_gan_start": 0}):
+        with pytest.raises(ValueError, match="live_gan_hold"):
+            SidConfig(live_gan_hold=True, **bad)
+    e = gan(0.5, live_gan_start=2, live_gan_hold=True)
+    assert [p.network for p in e.method.phases(e, 1)] == ["discriminator"]
+    assert [p.network for p in e.method.phases(e, 2)] == ["fake_score", "generator", "discriminator"]
+    assert e.method.generator_start() == 2 and gan(0.5, live_gan_start=2).method.generator_start() == 0
+    assert e.method.held_with_generator() == ("fake_score",) and gan(0.5, live_gan_start=2).method.held_with_generator() == ()
+    assert e.method.file_notes()["sid_lsg"]["live_gan_hold"] is True
+
+    config = sid_config(live_gan_weight=0.5, live_gan_start=2, live_gan_hold=True, live_anchor_items=2, live_anchor_steps=2)
+    session = TrainingSession(tiny_unet(), config, prompts(), str(tmp_path / "run"))
+    m = session.trainer.method
+    g0, f0, d0 = _params(session.trainer.unet), _params(m.fake), _params(m.discriminator)
+    seen = []
+
+    def after(step, logs):
+        seen.append((step, _params(session.trainer.unet), _params(m.fake), _params(m.discriminator), dict(logs)))
+        lrs.append({name: net.optimizer.param_groups[0]["lr"] for name, net in session.trainer.networks.items()})
+        return False
+
+    lrs = []
+
+    session.run(3, on_step=after)
+    (s1, g1, f1, d1, logs1), (_, g2, f2, d2, _), (_, g3, f3, d3, logs3) = seen
+    assert s1 == 1 and "sid" not in logs1 and {"d_real", "d_fake", "anchor"} <= set(logs1)
+    for before, after_lead in ((g0, g1), (g1, g2), (f0, f1), (f1, f2)):
+        assert all(torch.equal(before[k], after_lead[k]) for k in before)  # held through both lead steps
+    assert any(not torch.equal(d0[k], d1[k]) for k in d0) and any(not torch.equal(d1[k], d2[k]) for k in d1)  # D led
+    assert "sid" in logs3 and "gan_g" in logs3
+    assert lrs[0]["generator"] == lrs[0]["fake_score"] == 0.0 < lrs[0]["discriminator"]  # ψ's warm-up waits with G's
+    assert lrs[2]["generator"] / session.trainer.networks["generator"].lr == pytest.approx(
+        lrs[2]["fake_score"] / session.trainer.networks["fake_score"].lr)
+    assert any(not torch.equal(g2[k], g3[k]) for k in g2) and any(not torch.equal(f2[k], f3[k]) for k in f2)

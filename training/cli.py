@@ -165,6 +165,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sid-live-gan-lr", type=float, default=sid.live_gan_lr, help="sid-lsg live GAN: D's learning rate (0: --lr-d)")
     p.add_argument("--sid-live-gan-start", type=int, default=sid.live_gan_start,
                    help="sid-lsg live GAN: G hears D from this step on (D trains from the first)")
+    p.add_argument("--sid-live-gan-hold", action="store_true",
+                   help="sid-lsg live GAN: G and the fake score stand still before --sid-live-gan-start, each step then only the "
+                        "teacher's samples and D's update, so D leads cheaply")
     p.add_argument("--cuda-graph", action="store_true",
                    help="replay each step as one CUDA graph (one GPU, AdamW, float32 weights; sid-lsg): for small UNets whose step waits on kernel launches")
     p.add_argument("--batch-size", type=int, default=g.batch_size, help="global batch per optimiser step")
@@ -217,7 +220,7 @@ def _config_from_flags(a: argparse.Namespace) -> TrainConfig:
                       live_anchor_steps=a.sid_live_anchor_steps, live_anchor_sampler=a.sid_live_anchor_sampler,
                       live_anchor_spacing=a.sid_live_anchor_spacing, live_anchor_cfg=a.sid_live_anchor_cfg,
                       live_gan_weight=a.sid_live_gan, live_gan_lr=a.sid_live_gan_lr,
-                      live_gan_start=a.sid_live_gan_start),
+                      live_gan_start=a.sid_live_gan_start, live_gan_hold=a.sid_live_gan_hold),
         reflow=ReflowConfig(a.t_eps, a.text_dropout),
         batch_size=a.batch_size, ema_decay=a.ema_decay, ema_dtype=a.ema_dtype, bf16=a.bf16, seed=a.seed, save_every=a.save_every, log_every=a.log_every,
         data_on_device=a.data_on_device, cuda_graph=a.cuda_graph,

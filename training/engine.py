@@ -258,9 +258,10 @@ class Engine:
         f = lr_factor(self.step, o.lr_warmup, o.lr_decay, o.lr_decay_steps, o.lr_floor)
         start = self.method.generator_start()  # G holds before it (lr 0: Adam then leaves its weights as they are)
         f_g = 0.0 if self.step < start else lr_factor(self.step - start, o.lr_warmup, o.lr_decay, o.lr_decay_steps - start, o.lr_floor)
+        held = self.method.held_with_generator()
         for name, net in self.networks.items():
             for group in net.optimizer.param_groups:
-                lr = net.lr * (f_g if name == GENERATOR else f if o.lr_d_schedule == "shared" else 1.0)
+                lr = net.lr * (f_g if name == GENERATOR or name in held else f if o.lr_d_schedule == "shared" else 1.0)
                 if not self.config.cuda_graph:
                     group["lr"] = lr
                 elif isinstance(group["lr"], torch.Tensor) and group["lr"].is_cuda:  # (cuda:0 != the engine's "cuda")

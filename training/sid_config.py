@@ -69,6 +69,10 @@ class SidConfig:
     # G's GAN term from this step of the run on (D trains from the first): a fresh D's gradient, rescaled to its share
     # of SiD's, would push G by noise at full strength.
     live_gan_start: int = 0
+    # ... and before that step G stands still (with ψ): the step is the live pairs and D's update alone, a fraction of
+    # a SiD step, so D can lead long enough not to be fooled at once (a D that led 300 steps beside a moving G was
+    # fooled within 100 steps of G hearing it, docs/benchmarks.md).
+    live_gan_hold: bool = False
 
     @property
     def anchor_cfg(self) -> float:
@@ -86,6 +90,9 @@ class SidConfig:
         check_range("live_gan_weight", self.live_gan_weight, 0.0)
         check_range("live_gan_lr", self.live_gan_lr, 0.0)
         check_range("live_gan_start", self.live_gan_start, 0, integer=True)
+        if self.live_gan_hold and (self.live_gan_weight <= 0 or self.live_gan_start < 1):
+            raise ValueError(f"live_gan_hold holds G while the live GAN's D leads: it needs live_gan_weight > 0 and live_gan_start ≥ 1 "
+                             f"(got {self.live_gan_weight:g} and {self.live_gan_start})")
         check_range("live_anchor_items", self.live_anchor_items, 1, integer=True)
         check_range("live_anchor_steps", self.live_anchor_steps, 1, integer=True)
         check_range("live_anchor_cfg", self.live_anchor_cfg, 0.0)

@@ -127,6 +127,10 @@ class Method:
         """G's first optimiser step: its lr is 0 before it, and its lr schedule counts from it."""
         return 0
 
+    def held_with_generator(self) -> tuple[str, ...]:
+        """Extra networks that stand still with G before generator_start, so their lr schedule counts from it too."""
+        return ()
+
     def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
         """Generator noise [n, C, H, W] for a prompts-only method (pairs methods read it from the data)."""
         raise NotImplementedError(f"method {self.name!r} reads its noise from the data")

@@ -34,6 +34,7 @@ Live GAN (SidConfig.live_gan_weight > 0, ours): Diffusion2GAN's conditional diff
 G(z_a, c) as fake (re-noised to t ~ U{d_t_min..d_t_max}, conditioned on z_a and c, mix-and-match and lazy R1 as in
 Diffusion2GAN) in a third phase after G's, and G's gradient at G(z_a, c) gets D's non-saturating loss rescaled to
 live_gan_weight × the SiD gradient's norm. Its real side is the teacher's own samples: the run stays prompts-only.
+With live_gan_hold, G and ψ stand still before live_gan_start: each step is φ's samples, G(z_a, c) and D's update only.
 
 Both losses sum over pixels and average over items, as the official code (SidConfig.reduction "mean" averages over
 pixels too). docs/methods.md ("SiD-LSG") has the formulas, the defaults and what is a choice of ours (one prompt batch
@@ -313,7 +314,17 @@ class SidLSG(Method):
         return [ExtraNetwork("fake_score", "fake", self.fake, o.lr_d, o.optimizer_d or o.optimizer, s.fake_dtype, derived_seed(c.seed, -8)),
                 *extras]
 
+    def generator_start(self) -> int:
+        s = self.config.sid
+        return s.live_gan_start if s.live_gan_hold else 0  # G's lr schedule counts from the end of D's lead
+
+    def held_with_generator(self) -> tuple[str, ...]:
+        return ("fake_score",) if self.config.sid.live_gan_hold else ()  # ψ's warm-up too: its Adam moments start there
+
     def phases(self, engine, step: int) -> list[Phase]:
+        s = self.config.sid
+        if s.live_gan_hold and step < s.live_gan_start:  # D leads against a G (and ψ) that stand still
+            return [Phase("discriminator", partial(self._lead, engine, step % self.config.discriminator.r1_every == 0))]
         # SidConfig.fake_steps ψ steps, each on fresh draws (the micro-batch's random source moves on), then G's
         fake = Phase("fake_score", partial(self._fake_score, engine), partial(self._fake_draws, engine))
         gan = self.discriminator is not None and step >= self.config.sid.live_gan_start  # G listens to D from live_gan_start
@@ -346,7 +357,8 @@ class SidLSG(Method):
                                 "live_anchor_steps": s.live_anchor_steps,
                                 "live_anchor_sampler": s.live_anchor_sampler, "live_anchor_spacing": s.live_anchor_spacing,
                                 "live_anchor_cfg": s.anchor_cfg} if s.live_samples else {}),
-                            **({"live_gan_weight": s.live_gan_weight, "live_gan_start": s.live_gan_start} if s.live_gan_weight > 0 else {})}}
+                            **({"live_gan_weight": s.live_gan_weight, "live_gan_start": s.live_gan_start, "live_gan_hold": s.live_gan_hold}
+                               if s.live_gan_weight > 0 else {})}}
 
     # -- the phases -----------------------------------------------------------------------------------------
     def _conditioning(self, mb: MicroBatch) -> tuple[dict, dict | None]:
@@ -445,15 +457,35 @@ class SidLSG(Method):
 
     def _live_anchored(self, engine, mb: MicroBatch, cond: dict, uncond: dict | None, z_a: torch.Tensor, backward: Backward,
                        surrogate: torch.Tensor, sid_grad: torch.Tensor, gan: bool) -> tuple[torch.Tensor, dict]:
-        """The surrogate with the live terms added: φ's sample from z_a for the first len(z_a) prompts (no gradient),
-        and the MSE of G(z_a) to it over the items whose sample is finite (a non-finite one — φ's NaN, as SiD's own
-        NaN filtering — is left out and counted; without a device sync, for the captured step); with the live GAN
-        the pairs kept in mb.outputs for D's phase, and (`gan`) D's term on G(z_a)."""
+        """The surrogate with the live terms added on _live_pairs' samples: the anchor's MSE at its share (or only
+        logged), and with the live GAN the pairs kept in mb.outputs for D's phase and (`gan`) D's term on G(z_a)."""
+        s = self.config.sid
+        trained = s.live_anchor_weight > 0 or gan  # else G(z_a) is only D's fake: no graph kept for it
+        x_a, distance, terms, pairs = self._live_pairs(engine, mb, cond, uncond, z_a, backward, trained)
+        if s.live_anchor_weight > 0:
+            surrogate, anchor = rescaled_anchor(surrogate, x_a, distance, sid_grad, s.live_anchor_weight)
+            terms.update(anchor)
+        else:
+            terms["anchor"] = distance.detach()  # logged: how far G is from φ's samples, trained on or not
+        if pairs is not None:
+            if gan:
+                with backward.autocast():
+                    loss = generator_gan_loss(self.discriminator, x_a, pairs, self.config.generator.spec, self.d_loss.t_range)
+                surrogate, gan_terms = rescaled_anchor(surrogate, x_a, loss, sid_grad, s.live_gan_weight, name="gan_g")
+                terms.update(gan_terms)
+            pairs.outputs["fake"] = x_a.detach().float()
+            mb.outputs["live_pairs"] = pairs
+        return surrogate, terms
+
+    def _live_pairs(self, engine, mb: MicroBatch, cond: dict, uncond: dict | None, z_a: torch.Tensor, backward: Backward,
+                    trained: bool) -> tuple[torch.Tensor, torch.Tensor, dict, MicroBatch | None]:
+        """φ's samples from z_a for the first len(z_a) prompts (no gradient) and G(z_a) (autograd's graph kept when
+        `trained`); returns G(z_a), its MSE to the samples over the items whose sample is finite (a non-finite one — φ's
+        NaN, as SiD's own NaN filtering — is left out and counted, without a device sync), the count, and with a D the
+        pairs its phase trains on (φ's samples real)."""
         k = len(z_a)
         cond_a = {key: v[:k] for key, v in cond.items()}
         uncond_a = {key: v[:k] for key, v in uncond.items()} if uncond is not None else None
-        s = self.config.sid
-        trained = s.live_anchor_weight > 0 or gan  # else G(z_a) is only D's fake: no graph kept for it
         with backward.autocast():
             target = self.sampler(self.teacher, z_a, cond_a, uncond_a)
             with torch.set_grad_enabled(torch.is_grad_enabled() and trained):
@@ -464,24 +496,21 @@ class SidLSG(Method):
             target = torch.where(rows, target, x_a.detach().float())
             per_item = (x_a.float() - target).pow(2).flatten(1).mean(1)
             distance = per_item.sum() / ok.sum().clamp_min(1)
-        terms = {"anchor_nan_samples": (~ok).sum().float()}
-        if s.live_anchor_weight > 0:
-            surrogate, anchor = rescaled_anchor(surrogate, x_a, distance, sid_grad, s.live_anchor_weight)
-            terms.update(anchor)
-        else:
-            terms["anchor"] = distance.detach()  # logged: how far G is from φ's samples, trained on or not
+        pairs = None
         if self.discriminator is not None:
             pairs = MicroBatch(z=z_a, real=target, latent=None, context=cond_a["context"],
                                extra={key: v for key, v in cond_a.items() if key != "context"},
                                prompt_index=mb.prompt_index[:k] if mb.prompt_index is not None else None, rng=mb.rng)
-            if gan:
-                with backward.autocast():
-                    loss = generator_gan_loss(self.discriminator, x_a, pairs, self.config.generator.spec, self.d_loss.t_range)
-                surrogate, gan_terms = rescaled_anchor(surrogate, x_a, loss, sid_grad, s.live_gan_weight, name="gan_g")
-                terms.update(gan_terms)
-            pairs.outputs["fake"] = x_a.detach().float()
-            mb.outputs["live_pairs"] = pairs
-        return surrogate, terms
+        return x_a, distance, {"anchor_nan_samples": (~ok).sum().float()}, pairs
+
+    def _lead(self, engine, apply_r1: bool, mb: MicroBatch, backward: Backward) -> dict:
+        """A step of D's lead (live_gan_hold, before live_gan_start): fresh z_a from the micro-batch's source, the live
+        pairs with G held (no graph), and D's update on them; G's distance to φ's samples logged as `anchor`."""
+        z_a = self.draw_noise(engine, min(self.config.sid.live_anchor_items, len(mb.context)), mb.rng).to(engine.device)
+        cond, uncond = self._conditioning(mb)
+        x_a, distance, terms, pairs = self._live_pairs(engine, mb, cond, uncond, z_a, backward, trained=False)
+        d_terms = discriminator_update(self.d_loss, self.discriminator, x_a.detach().float(), pairs, backward, apply_r1)
+        return {**d_terms, **terms, "anchor": distance.detach()}
 
     def _discriminator(self, apply_r1: bool, mb: MicroBatch, backward: Backward) -> dict:
         """D's update on the live pairs G's phase left: φ's samples real, G's fakes (Diffusion2GAN's D phase)."""

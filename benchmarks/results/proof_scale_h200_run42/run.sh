@@ -306,8 +306,15 @@
 # at W 0.25 is worse, though G's MSE to the anchor is lower (0.022-0.024 against 0.026-0.029). Test (step 250, EMA
 # 0.999) 12.39 / 12.54 (distill/r_all_anchored, r_all_anchored_kappa4_125; no state kept: state_o/ stays the carry point).
 # The anchor line (parts o-r: weight, share, guidance under it) settles at 12.3-12.6 val FD whatever is changed.
-# PART s (next): the live GAN with a D that leads long enough, which needs G held while D leads (not built: SiD's
-# phases have no hold; Diffusion2GAN's generator_start is the pattern) and, for batch 256, a capturable GAN step.
+# PART s (next): the live GAN with a D that leads long enough: G and ψ held for 1,000 steps while D trains on 64 live
+# pairs a step (SidConfig.live_gan_hold, new in session 60), then G hears D at 0.1 of SiD's norm beside the W 0.25
+# anchor. One row, eager (the GAN step has no CUDA graph), from state_o/, in one session (D is not carried):
+#   PART=s FROM=sid_carry_o LR=3e-5 BATCH=256 \
+#     BASE=grad_accumulation=2:live_anchor=0.25:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential:live_anchor_cfg=1.5:live_gan=0.1:live_gan_lr=1e-4:live_gan_start=1000:live_gan_hold=true \
+#     SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 (and more calls)
+#   Read first: the lead's step time (unmeasured) and D's d_rank_acc over the lead (part m's D: 0.82 after 300 steps).
+#   The selection points inside the lead score state_o again (G held). Works if, once G hears D, val FD goes below 12.3
+#   (EMA 0.99 / 0.996) with class acc >= 0.93 while d_rank_acc stays above ~0.6.
 # The live GAN again (a later part, eager): D led for 300 steps on 32 pairs a step and was fooled within 100 steps of G
 # hearing it; next try lets D lead 1,000 steps on every item (live_anchor_items=64) at a smaller share (live_gan=0.1).
 # ANCHOR_SWEEP=1 (CALL=1) re-runs the sweep in the background of a training call.
