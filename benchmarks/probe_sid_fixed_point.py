@@ -6,7 +6,7 @@ probe asks what each setting's end point is when nothing but the objective can b
 (3 classes × 3 modes on a ring, each class's modes apart, unequal weights), the teacher φ is its exact ε-prediction
 under SD's schedule (conditional, and unconditional over the classes), and G (an MLP from z and the class) and ψ (an
 MLP score network, pre-trained on φ: "started from the teacher") train with the pack's own SiD losses
-(training/methods/sid_lsg.py: FakeScoreLoss, SidGeneratorLoss; Adam β = (0, 0.999)). Each row starts G from the
+(training/methods/sid_losses.py: FakeScoreLoss, SidGeneratorLoss; Adam β = (0, 0.999)). Each row starts G from the
 teacher's x0 at t_init = 625 (what the real G is at step 0) unless it says otherwise, and is scored against the real
 mixture: energy distance (×100), k-NN precision / recall (k = 3), the exact classifier's accuracy, the per-mode mass
 error (TV), and each mode's spread against the data's (1 = the data's). Reference rows: the data, the teacher's
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from onestep.parameterization import OneStepSpec
-from training.methods.sid_lsg import FakeScoreLoss, SidGeneratorLoss, diffuse, guided, x0_from_output
+from training.methods.sid_losses import FakeScoreLoss, SidGeneratorLoss, diffuse, guided, x0_from_output
 
 CLASSES, MODES_PER_CLASS, MODE_STD, RADIUS = 3, 3, 0.25, 1.2
 MODE_WEIGHTS = (0.5, 0.3, 0.2)  # within each class

@@ -22,7 +22,7 @@ from safetensors import safe_open
 from onestep.schedule import SD_SCHEDULE
 from proof_scale.carried_state import NET_PREFIX, NET_SUFFIX, G_FILE, dequantize, read
 from proof_scale.teacher_import import import_teacher
-from training.methods.sid_lsg import diffuse, x0_from_output
+from training.methods.sid_losses import diffuse, x0_from_output
 
 TEACHER = "default_models/proof_scale/fmnist-teacher.safetensors"
 
@@ -43,7 +43,7 @@ class Gap:
         self.phi, self.psi, self.cond, self.uncond, self.kappa4 = phi, psi, cond, uncond, kappa4
         self.ac = SD_SCHEDULE.alphas_cumprod().float()
 
-    def x0(self, net, xt, t, context):  # the trainer's formulas (training/methods/sid_lsg.py)
+    def x0(self, net, xt, t, context):  # the trainer's formulas (training/methods/sid_losses.py)
         return x0_from_output("eps", net(xt, t, encoder_hidden_states=context).sample, xt, self.ac[t].view(-1, 1, 1, 1)).float()
 
     @torch.no_grad()

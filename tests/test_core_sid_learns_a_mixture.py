@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from onestep.parameterization import OneStepSpec
-from training.methods.sid_lsg import FakeScoreLoss, SidGeneratorLoss, alpha_bar, x0_from_output
+from training.methods.sid_losses import FakeScoreLoss, SidGeneratorLoss, alpha_bar, x0_from_output
 
 SPEC = OneStepSpec("eps", 625)
 MODES = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]]) * 1.5

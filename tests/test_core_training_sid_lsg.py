@@ -25,8 +25,8 @@ from training.config import LossConfig, OptimConfig, SidConfig, TrainConfig
 from training.engine import Engine
 from training.methods import METHODS, PAIRS, PROMPTS, Resources
 from training.methods.base import Backward
-from training.methods.sid_lsg import (SidGeneratorLoss, SidLSG, TeacherSampler, alpha_bar, diffuse, guided, sid_loss,
-                                      x0_from_output)
+from training.methods.sid_losses import SidGeneratorLoss, alpha_bar, diffuse, guided, sid_loss, x0_from_output
+from training.methods.sid_lsg import SidLSG, TeacherSampler
 from training.prompts import PromptDataset
 from training.session import TrainingSession
 
@@ -132,7 +132,7 @@ def test_kappa4_t_min_guides_the_teacher_only_at_t_at_or_above_it():
 
 @pytest.mark.parametrize("prediction", ["eps", "v"])
 def test_fake_score_loss_targets(prediction):
-    from training.methods.sid_lsg import FakeScoreLoss
+    from training.methods.sid_losses import FakeScoreLoss
 
     spec = OneStepSpec(prediction, 625)
     g = torch.Generator().manual_seed(3)
