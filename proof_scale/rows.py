@@ -50,18 +50,23 @@ ROW_DEFAULTS = {
     "gan_weight": 0.3, "gan_balance": "adaptive", "timestep": 625, "ema_decay": 0.999, "r1_gamma": 1.0, "r1_every": 16,
     "lr_d_ratio": 1.0, "d_t_max": 499, "seed": 0,
 }
+def _flag(value: str) -> bool:
+    """A plan's true/false setting."""
+    return value == "true"
+
+
 PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is read
-    "steps": int, "batch": int, "lr": float, "lr_warmup": int, "lr_decay": str, "lr_floor": float, "regression": str, "gan": lambda v: v == "true",
+    "steps": int, "batch": int, "lr": float, "lr_warmup": int, "lr_decay": str, "lr_floor": float, "regression": str, "gan": _flag,
     "gan_warmup": int, "gan_weight": float, "gan_balance": str, "timestep": int, "ema_decay": float, "r1_gamma": float,
     "r1_every": int, "lr_d_ratio": float, "d_t_max": int, "seed": int,
     "init_from": str,  # a finished row whose selected weights G (and its EMA) start from; D still from the teacher
     # D settings read only when a plan sets them (plans written before they existed stay comparable on resume)
-    "d_lead": int, "d_t_min": int, "mix_and_match": lambda v: v == "true", "z_conditioning": lambda v: v == "true",
+    "d_lead": int, "d_t_min": int, "mix_and_match": _flag, "z_conditioning": _flag,
     "gan_loss": str, "lr_d_schedule": str,  # "standard" | "relativistic"; "shared" | "constant" (training/config.py)
     "gan_ramp": int, "d_beta1": float, "d_beta2": float,  # LossConfig.gan_ramp_steps; D's Adam β (OptimConfig.betas_d)
     "d_eps": float,  # D's Adam ε (OptimConfig.eps_d)
     "gan_scale_max": float,  # LossConfig.gan_scale_max (the adaptive weight's cap; `inf`: none, as before the engine)
-    "hold_g": lambda v: v == "true",  # LossConfig.hold_generator (G still until gan_warmup: D leads against the init weights)
+    "hold_g": _flag,  # LossConfig.hold_generator (G still until gan_warmup: D leads against the init weights)
     "d_readout": str,  # "encoder" | "decoder": where D's heads read (DiscriminatorConfig.readout)
     "d_mbstd": int,  # D's heads also read the minibatch std over groups of this many samples (DiscriminatorConfig.mbstd_group)
     "d_backbone": str, "d_lora_rank": int,  # "full" | "lora": D's teacher encoder trained, or frozen with LoRA (DiscriminatorConfig)
@@ -69,13 +74,13 @@ PLAN_TYPES = {  # the settable keys of a plan and how a variant's text value is 
     # class (DiscriminatorConfig.real_images; needs z_conditioning=false)
     "d_real": str,
     "d_real_limit": int,  # d_real=images: the first this many training images only (default: all the data folder holds)
-    "compile": lambda v: v == "true",  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
+    "compile": _flag,  # TrainConfig.compile_blocks (speed only; read only when a plan sets it)
     "compile_mode": str,  # TrainConfig.compile_mode, e.g. reduce-overhead (CUDA graphs of the compiled blocks)
-    "channels_last": lambda v: v == "true",  # TrainConfig.channels_last: NHWC weights and activations (speed only)
+    "channels_last": _flag,  # TrainConfig.channels_last: NHWC weights and activations (speed only)
     # more EMA decays beside ema_decay, each scored at every selection point (TrainConfig.ema_extra), e.g. 0.999/0.9997
     # ("/": a comma separates stages on the command line)
     "ema_select": lambda v: [float(x) for x in re.split(r"[/,]", str(v))],
-    "ema_ramp": lambda v: v == "true",  # TrainConfig.ema_ramp (false: a row carried on from trained weights)
+    "ema_ramp": _flag,  # TrainConfig.ema_ramp (false: a row carried on from trained weights)
     # flow rows only (FLOW_ROWS):
     "method": str,  # the training method (training/methods/)
     "data": str,  # the pairs folder of the work folder it trains on: "pairs" (the teacher's) or "pairs_2rf" (the 2-RF's)
@@ -123,7 +128,7 @@ SID_PLAN_TYPES = {
     "kappa": float,  # κ1 = κ2 = κ4 at once
     "ema_select": PLAN_TYPES["ema_select"], "ema_ramp": PLAN_TYPES["ema_ramp"],
     "compile": PLAN_TYPES["compile"], "compile_mode": PLAN_TYPES["compile_mode"],
-    "cuda_graph": lambda v: v == "true",  # TrainConfig.cuda_graph: each step replayed as one CUDA graph (speed only)
+    "cuda_graph": _flag,  # TrainConfig.cuda_graph: each step replayed as one CUDA graph (speed only)
     "channels_last": PLAN_TYPES["channels_last"],
     # the recall anchor (SidConfig.anchor_weight): > 0 trains on the teacher pairs too, with this regression loss
     "anchor": float, "regression": str,
@@ -138,7 +143,7 @@ SID_PLAN_TYPES = {
     "live_anchor_spacing": str, "live_anchor_cfg": float,
     # the live GAN (SidConfig.live_gan_*: D on the teacher's live samples as real; its other settings DiscriminatorConfig's)
     "live_gan": float, "live_gan_lr": float, "live_gan_start": int,
-    "live_gan_hold": PLAN_TYPES["ema_ramp"],  # true: G and ψ stand still while D leads (before live_gan_start)
+    "live_gan_hold": _flag,  # true: G and ψ stand still while D leads (before live_gan_start)
     "precision": _precision,  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
 }
 

@@ -202,14 +202,12 @@ def test_held_g_and_psi_stand_still_while_d_leads_then_train(tmp_path):
     session = TrainingSession(tiny_unet(), config, prompts(), str(tmp_path / "run"))
     m = session.trainer.method
     g0, f0, d0 = _params(session.trainer.unet), _params(m.fake), _params(m.discriminator)
-    seen = []
+    seen, lrs = [], []
 
     def after(step, logs):
         seen.append((step, _params(session.trainer.unet), _params(m.fake), _params(m.discriminator), dict(logs)))
         lrs.append({name: net.optimizer.param_groups[0]["lr"] for name, net in session.trainer.networks.items()})
         return False
-
-    lrs = []
 
     session.run(3, on_step=after)
     (s1, g1, f1, d1, logs1), (_, g2, f2, d2, _), (_, g3, f3, d3, logs3) = seen
