@@ -15,7 +15,7 @@ import torch
 
 from test_core_training_sid_lsg import engine, prompts, sid_config
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.config import LossConfig, OptimConfig, TrainConfig
+from training.config import DiscriminatorConfig, LossConfig, OptimConfig, TrainConfig
 from training.engine import _plain_lr
 from training.graph_step import WARMUP_STEPS, GraphedStep, eager_capture
 from training.methods import method_class
@@ -56,6 +56,47 @@ def test_a_replayed_step_equals_the_eager_step(setting):
     assert moved > 0 and eager[2][-1]["sid"] != eager[2][-2]["sid"]  # the replays trained on fresh draws
 
 
+LIVE_GAN = {"kappa1": 1.0, "kappa2": 1.0, "kappa4": 1.5, "live_anchor_weight": 0.5, "live_anchor_items": 2,
+            "live_anchor_steps": 2, "live_gan_weight": 0.5}
+
+
+SID = (("fake_score", ""),)
+
+
+@pytest.mark.parametrize(("setting", "discriminator", "steps", "captures"), [
+    # D from step 0, G hearing it from step 8; lazy R1 every 2nd step (exact: double backward): four lists of phases
+    ({**LIVE_GAN, "live_gan_start": 8}, {"r1_every": 2}, 20,
+     {SID + (("generator", g), ("discriminator", d)) for g in ("", "gan") for d in ("", "r1")}),
+    # the hold: D alone for 8 steps (its lead, G and ψ still), then all three; approx R1 draws its probe noise
+    ({**LIVE_GAN, "live_gan_start": 8, "live_gan_hold": True}, {"r1_every": 2, "r1_mode": "approx"}, 20,
+     {(("discriminator", "lead"),), (("discriminator", "lead+r1"),)} | {SID + (("generator", "gan"), ("discriminator", d)) for d in ("", "r1")}),
+    # mix-and-match's validity from the prompts' ids (a draw: the captured pairs hold none), and z-conditioning's from seeds
+    ({**LIVE_GAN, "live_anchor_items": 4}, {"r1_gamma": 0.0}, WARMUP_STEPS + 3, {SID + (("generator", "gan"), ("discriminator", ""))}),
+])
+def test_the_live_gan_replays_as_its_eager_steps(setting, discriminator, steps, captures):
+    """SiD-LSG's live GAN under the CUDA-graph step: its phases change between steps (D's R1 steps, the hold's lead,
+    G hearing D from live_gan_start), each list of phases its own capture after its own warm-up, and every step equal
+    to the eager run's, D's weights and every logged term included."""
+    top = {"discriminator": dataclasses.replace(DiscriminatorConfig(), **discriminator)}
+    config = sid_config(**setting, top=top)
+    runs = []
+    for graphed in (False, True):
+        e = engine(config)
+        if graphed:
+            e.graphed = GraphedStep(e, eager_capture)
+        data = prompts(16)
+        logs = [e.train_step({"context": data.context[(i * 4) % 16:(i * 4) % 16 + 4], "prompt_index": torch.arange(4) % 3})
+                for i in range(steps)]
+        nets = [{n: p.detach().clone() for n, p in net.named_parameters()} for net in (e.unet, e.method.fake, e.method.discriminator)]
+        runs.append((nets, logs, e.graphed))
+    (eager_nets, eager_logs, _), (graph_nets, graph_logs, graphed) = runs
+    for ours, ref in zip(graph_nets, eager_nets):
+        assert ours.keys() == ref.keys() and all(torch.equal(ours[n], ref[n]) for n in ref)
+    assert graph_logs == eager_logs
+    assert set(graphed.captures) == captures and graphed.eager_steps == len(captures) * WARMUP_STEPS
+    assert eager_logs[-1]["grad_norm_d"] > 0 and eager_logs[-1]["d_total"] != eager_logs[-2]["d_total"]
+
+
 def test_the_capture_compiles_nothing_the_warm_up_steps_did_not():
     """A CUDA graph cannot hold a compile (inductor tunes kernels with host syncs: the capture is invalidated, as run
     42 part e's warm compile was on the GPU). With compiled blocks in bf16 the warm-up steps must compile every block
@@ -94,7 +135,7 @@ def test_a_batch_of_another_shape_after_the_capture_is_refused():
     data = prompts(16)
     for _ in range(WARMUP_STEPS + 1):
         e.train_step({"context": data.context[:4]})
-    with pytest.raises(ValueError, match="same phases and batch at every step"):
+    with pytest.raises(ValueError, match="same batch at every step"):
         e.train_step({"context": data.context[:2]})
 
 
@@ -121,6 +162,7 @@ def test_the_engine_refuses_a_cpu_run_and_a_method_that_draws_for_itself():
     assert "recall anchor" in e.method.capturable()
     assert engine().method.capturable() is None
     assert engine(sid_config(live_anchor_weight=0.5)).method.capturable() is None  # prompts only, drawn like the rest
+    assert engine(sid_config(live_gan_weight=0.5)).method.capturable() is None  # D's draws are phase draws too
     assert "not built for CUDA-graph replay" in method_class("diffusion2gan")(TrainConfig()).capturable()
 
 

@@ -132,11 +132,26 @@ def sample_d_timesteps(n: int, t_min: int, t_max: int, generator: torch.Generato
     return torch.randint(t_min, t_max + 1, (n,), generator=generator).float()
 
 
-def diffuse(spec: OneStepSpec, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """x_t as the teacher UNet sees it at timestep t: sqrt(ᾱ_t)·x0 + sqrt(1−ᾱ_t)·ε (flow: (1−s)·x0 + s·ε, s=t/1000)."""
+def renoise_draws(spec: OneStepSpec, n: int, shape: tuple[int, ...], t_range: tuple[int, int],
+                  generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """What D's re-noising of n samples of `shape` draws: t ~ U{t_range}, then ε, in this order (host tensors), and
+    for a VP spec ᾱ_t read from the schedule here — so the pass that uses them needs no device sync (a CUDA graph can
+    replay it: training/graph_step.py)."""
+    t = sample_d_timesteps(n, *t_range, generator=generator)
+    out = {"t": t, "eps": torch.randn(shape, generator=generator)}
+    if spec.prediction != "flow":
+        out["a"] = spec.schedule.alphas_cumprod()[t.long()]
+    return out
+
+
+def diffuse(spec: OneStepSpec, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
+    """x_t as the teacher UNet sees it at timestep t: sqrt(ᾱ_t)·x0 + sqrt(1−ᾱ_t)·ε (flow: (1−s)·x0 + s·ε, s=t/1000).
+    `a`: ᾱ_t as renoise_draws read it (else read here from t, which then comes back to the host)."""
     view = (-1,) + (1,) * (x0.ndim - 1)
     if spec.prediction == "flow":
         s = to_device(t / 1000.0, x0.device, x0.dtype).view(view)
         return (1 - s) * x0 + s * eps
-    a = to_device(spec.schedule.alphas_cumprod()[t.long().cpu()], x0.device, torch.float32).view(view)
+    if a is None:
+        a = spec.schedule.alphas_cumprod()[t.long().cpu()]
+    a = to_device(a, x0.device, torch.float32).view(view)
     return (a.sqrt() * x0 + (1 - a).sqrt() * eps).to(x0.dtype)

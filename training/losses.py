@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .core import ELatentLPIPS, OneStepSpec
-from .discriminator import diffuse, sample_d_timesteps
+from .discriminator import diffuse, renoise_draws
 from .host_to_device import to_device
 from .unet_interface import ModelInfo
 
@@ -84,17 +84,19 @@ class RegressionLoss:
 
 
 def generator_gan_loss(discriminator: nn.Module, x0: torch.Tensor, mb: MicroBatch, spec: OneStepSpec, t_range: tuple[int, int],
-                       gan_loss: str = "standard") -> torch.Tensor:
+                       gan_loss: str = "standard", drawn: dict | None = None) -> torch.Tensor:
     """G's GAN term on its samples x0 (the micro-batch's items): D on x0 re-noised to t ~ U{t_range} (t and ε from
-    mb.rng), non-saturating ("standard") or relativistic against the real pair mb.real under the same t and ε."""
-    t = sample_d_timesteps(x0.shape[0], *t_range, generator=mb.rng)
-    eps = to_device(torch.randn(x0.shape, generator=mb.rng), x0.device, x0.dtype)
+    mb.rng, or renoise_draws' `drawn`), non-saturating ("standard") or relativistic against the real pair mb.real under
+    the same t and ε."""
+    d = drawn if drawn is not None else renoise_draws(spec, x0.shape[0], x0.shape, t_range, mb.rng)
+    t, a = d["t"], d.get("a")
+    eps = to_device(d["eps"], x0.device, x0.dtype)
     t_dev = to_device(t, x0.device)
-    fake = discriminator(diffuse(spec, x0, eps, t), t_dev, mb.z, mb.context, **mb.extra)
+    fake = discriminator(diffuse(spec, x0, eps, t, a), t_dev, mb.z, mb.context, **mb.extra)
     if gan_loss == "standard":
         return _ns(fake, real=True).mean()
     with torch.no_grad():  # the real pair under the same t and ε: a constant for G
-        real = discriminator(diffuse(spec, mb.real.to(x0.dtype), eps, t), t_dev, mb.z, mb.context, **mb.extra)
+        real = discriminator(diffuse(spec, mb.real.to(x0.dtype), eps, t, a), t_dev, mb.z, mb.context, **mb.extra)
     return _rp(fake, [r.detach() for r in real]).mean()
 
 
@@ -139,6 +141,12 @@ class GeneratorLoss:
                 "total": regression.detach() + w * gan.detach(), "objective": (x0.float() * (g_reg + w * g_gan)).sum()}
 
 
+def _differs_from_previous(key: torch.Tensor | None, n: int) -> torch.Tensor:
+    """1.0 where an item's key differs from the previous item's (a rolled-in wrong pairing that is really wrong), all
+    ones without keys (float, on the key's device: the host's)."""
+    return (key != key.roll(1, 0)).float() if key is not None else torch.ones(n)
+
+
 class DiscriminatorLoss:
     """L_D: real vs generated, mix-and-match fakes, lazy single-sample R1."""
 
@@ -158,15 +166,31 @@ class DiscriminatorLoss:
             terms["total"] = terms["total"] + terms["r1"]
         return terms
 
-    def adversarial(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch,
-                    real: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    def draws(self, n: int, shape: tuple[int, ...], generator: torch.Generator, apply_r1: bool = False,
+              seed: torch.Tensor | None = None, prompt_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Everything D's phase on n items of `shape` draws or reads on the host, in the order the phase without them
+        takes it (renoise_draws' t, ε and ᾱ_t; on an R1 step of r1_mode "approx" its probe noise), and mix-and-match's
+        validity per kind (from the items' seeds and prompt ids): host tensors a CUDA-graph step copies into its buffers."""
+        out = renoise_draws(self.spec, n, shape, self.t_range, generator)
+        if self.mix_and_match and n > 1:
+            out["valid_c"] = _differs_from_previous(prompt_index, n)
+            if self.z_conditioning:
+                out["valid_z"] = _differs_from_previous(seed, n)
+        if apply_r1 and self.r1_gamma > 0 and self.r1_mode != "exact":
+            out["r1_noise"] = torch.randn((1, *shape[1:]), generator=generator)
+        return out
+
+    def adversarial(self, discriminator: nn.Module, fake: torch.Tensor, mb: MicroBatch, real: torch.Tensor | None = None,
+                    drawn: dict | None = None) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """(named terms without R1, (x_t, t) of the single real sample R1 would use). `real`: D's real side in x0 space,
-        one per item with the item's prompt (default: the teacher's outputs of the pairs, mb.real)."""
+        one per item with the item's prompt (default: the teacher's outputs of the pairs, mb.real). `drawn`: draws()'s
+        tensors (else drawn here from mb.rng)."""
         real = mb.real if real is None else real
         b = real.shape[0]
-        t = sample_d_timesteps(b, *self.t_range, generator=mb.rng).to(fake.device)
-        eps = torch.randn(fake.shape, generator=mb.rng).to(fake.device, fake.dtype)
-        real_t, fake_t = diffuse(self.spec, real, eps, t), diffuse(self.spec, fake, eps, t)
+        d = drawn if drawn is not None else renoise_draws(self.spec, b, fake.shape, self.t_range, mb.rng)
+        t = d["t"].to(fake.device)
+        eps = d["eps"].to(fake.device, fake.dtype)
+        real_t, fake_t = diffuse(self.spec, real, eps, t, d.get("a")), diffuse(self.spec, fake, eps, t, d.get("a"))
         xs, zs, cs, extras, kinds = [real_t, fake_t], [mb.z, mb.z], [mb.context, mb.context], [mb.extra, mb.extra], ["real", "fake"]
         if self.mix_and_match and b > 1:
             if self.z_conditioning:  # D cannot tell a wrong z when it does not see z
@@ -189,8 +213,9 @@ class DiscriminatorLoss:
         if len(parts) > 2:
             mixed = []
             for kind, p in zip(kinds[2:], parts[2:]):
-                key = mb.seed if kind == "wrong_z" else mb.prompt_index
-                valid = (key != key.roll(1, 0)).float().to(fake.device) if key is not None else torch.ones(b, device=fake.device)
+                name = "valid_z" if kind == "wrong_z" else "valid_c"
+                valid = d[name] if name in d else _differs_from_previous(mb.seed if kind == "wrong_z" else mb.prompt_index, b)
+                valid = valid.to(fake.device)
                 loss = _rp(parts[0], p) if relativistic else _ns(p, real=False)
                 mixed.append((loss * valid).sum() / valid.sum().clamp(min=1.0))
             terms["d_mixed"] = torch.stack(mixed).mean()
@@ -198,10 +223,13 @@ class DiscriminatorLoss:
         terms["total"] = total
         return terms, (real_t[:1].detach(), t[:1])
 
-    def penalty(self, discriminator: nn.Module, r1_input: tuple[torch.Tensor, torch.Tensor], mb: MicroBatch) -> torch.Tensor:
-        """The lazy R1 term on the sample `adversarial` set aside, exact or approximated per r1_mode."""
-        r1 = self.r1 if self.r1_mode == "exact" else self.r1_approx
-        return r1(discriminator, *r1_input, mb)
+    def penalty(self, discriminator: nn.Module, r1_input: tuple[torch.Tensor, torch.Tensor], mb: MicroBatch,
+                drawn: dict | None = None) -> torch.Tensor:
+        """The lazy R1 term on the sample `adversarial` set aside, exact or approximated per r1_mode (its probe noise
+        from draws() when `drawn` holds it)."""
+        if self.r1_mode == "exact":
+            return self.r1(discriminator, *r1_input, mb)
+        return self.r1_approx(discriminator, *r1_input, mb, (drawn or {}).get("r1_noise"))
 
     def r1(self, discriminator: nn.Module, x: torch.Tensor, t: torch.Tensor, mb: MicroBatch) -> torch.Tensor:
         """k · γ/2 · ‖∇_x D‖² on one real sample (lazy regularisation, StyleGAN2)."""
@@ -212,13 +240,14 @@ class DiscriminatorLoss:
         (grad,) = torch.autograd.grad(score, x, create_graph=True)
         return self.r1_every * self.r1_gamma / 2 * grad.float().pow(2).sum()
 
-    def r1_approx(self, discriminator: nn.Module, x: torch.Tensor, t: torch.Tensor, mb: MicroBatch) -> torch.Tensor:
+    def r1_approx(self, discriminator: nn.Module, x: torch.Tensor, t: torch.Tensor, mb: MicroBatch,
+                  noise: torch.Tensor | None = None) -> torch.Tensor:
         """The same penalty with ‖∇_x D‖² ≈ (D(x + σn) − D(x))² / σ², n ~ N(0, I) (E_n[(∇D·n)²] = ‖∇D‖²): an
         approximated R1 as in Seaweed-APT (Lin et al. 2025), needing no double backward, so D keeps its fused
         attention kernels and the R1 step costs two single-sample forwards instead of a full-resolution
         attention graph."""
         x = x.detach().float()
-        n = to_device(torch.randn(x.shape, generator=mb.rng), x.device, x.dtype)
+        n = to_device(noise if noise is not None else torch.randn(x.shape, generator=mb.rng), x.device, x.dtype)
         extra = {k: v[:1].repeat(2, *([1] * (v.ndim - 1))) for k, v in mb.extra.items()}
         logits = discriminator(torch.cat([x, x + self.r1_sigma * n]), t.repeat(2), mb.z[:1].repeat(2, 1, 1, 1), mb.context[:1].repeat(2, 1, 1), **extra)
         clean, shifted = zip(*[l.split(1) for l in logits])

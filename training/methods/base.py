@@ -87,6 +87,9 @@ class Phase:
     network: str  # "generator" or an ExtraNetwork's name
     update: PhaseUpdate
     draw: PhaseDraw | None = None
+    # what else tells this phase's work from the same network's phase at other steps (e.g. "r1" on D's lazy-R1 steps):
+    # a CUDA-graph step keeps one capture per list of (network, variant)
+    variant: str = ""
 
 
 class Method:

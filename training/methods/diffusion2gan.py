@@ -113,19 +113,20 @@ class Diffusion2GAN(Regression):
 
 
 def discriminator_update(loss: DiscriminatorLoss, d: ConditionalDiffusionDiscriminator, fake: torch.Tensor, mb: MicroBatch,
-                         backward: Backward, apply_r1: bool, real: torch.Tensor | None = None) -> dict:
+                         backward: Backward, apply_r1: bool, real: torch.Tensor | None = None, drawn: dict | None = None) -> dict:
     """D's phase on one micro-batch: the adversarial terms (real: mb.real unless given), then on R1 steps the penalty.
     R1 gets its own backward: only it differentiates D twice, so only it runs under the plain (math) attention kernel
     (the fused ones have no double backward; gradient checkpointing recomputes the forward inside the backward, so the
     context covers both). The adversarial terms keep the fused kernels on R1 steps too; under the math kernel a
-    4×B-item D pass stores full attention matrices, which set the R1 steps' memory peak."""
+    4×B-item D pass stores full attention matrices, which set the R1 steps' memory peak. `drawn`: loss.draws()'s
+    tensors for this micro-batch (else each pass draws from mb.rng)."""
     with backward.autocast():
-        terms, r1_input = loss.adversarial(d, fake, mb, real)
+        terms, r1_input = loss.adversarial(d, fake, mb, real, drawn)
     backward(terms["total"])
     if apply_r1 and loss.r1_gamma > 0:
         with sdpa_kernel(SDPBackend.MATH) if loss.r1_mode == "exact" else contextlib.nullcontext():
             with backward.autocast():
-                r1 = loss.penalty(d, r1_input, mb)
+                r1 = loss.penalty(d, r1_input, mb, drawn)
             backward(r1)
         terms["r1"] = r1
         terms["total"] = terms["total"].detach() + r1.detach()

@@ -56,7 +56,7 @@ from ..config import LIVE_ANCHOR_SAMPLERS
 from ..core import OneStepSpec, keep_output_float32
 from ..data import derived_seed
 from ..host_to_device import dict_to_device, to_device
-from ..discriminator import ConditionalDiffusionDiscriminator
+from ..discriminator import ConditionalDiffusionDiscriminator, renoise_draws
 from ..losses import DiscriminatorLoss, MicroBatch, generator_gan_loss
 from ..unet_interface import ModelInfo, TrainableUNet, store_frozen
 from .base import PAIRS, PROMPTS, Backward, ExtraNetwork, Method, Phase
@@ -227,22 +227,24 @@ class SidLSG(Method):
 
     def phases(self, engine, step: int) -> list[Phase]:
         s = self.config.sid
+        r1 = self.discriminator is not None and step % self.config.discriminator.r1_every == 0 and self.d_loss.r1_gamma > 0
         if s.live_gan_hold and step < s.live_gan_start:  # D leads against a G (and ψ) that stand still
-            return [Phase("discriminator", partial(self._lead, engine, step % self.config.discriminator.r1_every == 0))]
+            return [Phase("discriminator", partial(self._lead, engine, r1), partial(self._lead_draws, engine, r1), "lead+r1" if r1 else "lead")]
         # SidConfig.fake_steps ψ steps, each on fresh draws (the micro-batch's random source moves on), then G's
         fake = Phase("fake_score", partial(self._fake_score, engine), partial(self._fake_draws, engine))
-        gan = self.discriminator is not None and step >= self.config.sid.live_gan_start  # G listens to D from live_gan_start
-        phases = [fake] * self.config.sid.fake_steps + [Phase("generator", partial(self._generator, engine, gan=gan), partial(self._generator_draws, engine))]
+        gan = self.discriminator is not None and step >= s.live_gan_start  # G listens to D from live_gan_start
+        phases = [fake] * s.fake_steps + [Phase("generator", partial(self._generator, engine, gan=gan),
+                                                 partial(self._generator_draws, engine, gan=gan), "gan" if gan else "")]
         if self.discriminator is not None:  # on the fakes G's phase made this step (its outputs)
-            phases.append(Phase("discriminator", partial(self._discriminator, step % self.config.discriminator.r1_every == 0)))
+            phases.append(Phase("discriminator", partial(self._discriminator, r1), partial(self._discriminator_draws, engine, r1), "r1" if r1 else ""))
         return phases
 
     def capturable(self) -> str | None:
         if self.anchor is not None:
             return "SiD-LSG's recall anchor (anchor_weight > 0) is not built for CUDA-graph replay"
-        if self.discriminator is not None:
-            return "SiD-LSG's live GAN (live_gan_weight > 0) is not built for CUDA-graph replay (its D draws inside its phases)"
-        return None  # the live anchor too: its noise is a phase draw, its sampler's constants device tensors
+        # the live anchor and the live GAN too: their noise, D's re-noising and R1's probe are phase draws, the sampler's
+        # constants device tensors; D's lazy-R1 steps and the hold's lead are phase variants, each its own capture
+        return None
 
     def draw_noise(self, engine, n: int, generator: torch.Generator) -> torch.Tensor:
         s = self.config.sid
@@ -296,15 +298,32 @@ class SidLSG(Method):
         drop = {"drop": torch.rand(n, generator=mb.rng) < self.dropout} if self.dropout > 0 else {}
         return {**drop, **self._draws(engine, n, mb.rng)}
 
-    def _generator_draws(self, engine, mb: MicroBatch) -> dict[str, torch.Tensor]:
+    def _generator_draws(self, engine, mb: MicroBatch, gan: bool = False) -> dict[str, torch.Tensor]:
         """z, ε, t (and ᾱ_t); with the live anchor then its noise z_anchor for the first live_anchor_items items, drawn
-        after them (the other draws keep their values)."""
+        after them (the other draws keep their values); with `gan` then D's re-noising of G(z_anchor) (gan_t, gan_eps,
+        gan_a)."""
         n = len(mb.context)
         drawn = self._draws(engine, n, mb.rng)
         s = self.config.sid
         if s.live_samples:
-            drawn["z_anchor"] = self.draw_noise(engine, min(s.live_anchor_items, n), mb.rng)
+            drawn["z_anchor"] = z_a = self.draw_noise(engine, min(s.live_anchor_items, n), mb.rng)
+            if gan and self.discriminator is not None:
+                renoise = renoise_draws(self.config.generator.spec, len(z_a), z_a.shape, self.d_loss.t_range, mb.rng)
+                drawn.update({f"gan_{k}": v for k, v in renoise.items()})
         return drawn
+
+    def _discriminator_draws(self, engine, apply_r1: bool, mb: MicroBatch) -> dict[str, torch.Tensor]:
+        """D's draws on the live pairs of the micro-batch's first live_anchor_items items (DiscriminatorLoss.draws)."""
+        n = min(self.config.sid.live_anchor_items, len(mb.context))
+        s = self.config.sid
+        index = mb.prompt_index[:n] if mb.prompt_index is not None else None
+        return self.d_loss.draws(n, (n, engine.info.latent_channels, s.latent_height, s.latent_width), mb.rng, apply_r1,
+                                 prompt_index=index)
+
+    def _lead_draws(self, engine, apply_r1: bool, mb: MicroBatch) -> dict[str, torch.Tensor]:
+        """The lead's draws: z_a for the live pairs, then D's on them."""
+        z_a = self.draw_noise(engine, min(self.config.sid.live_anchor_items, len(mb.context)), mb.rng)
+        return {"z_a": z_a, **self._discriminator_draws(engine, apply_r1, mb)}
 
     def _fake_score(self, engine, mb: MicroBatch, backward: Backward, drawn: dict | None = None) -> dict:
         """ψ's update; `drawn`: this phase's draws on the device (the engine's), else taken here."""
@@ -327,7 +346,7 @@ class SidLSG(Method):
 
     def _generator(self, engine, mb: MicroBatch, backward: Backward, drawn: dict | None = None, gan: bool = True) -> dict:
         """G's update; `drawn` as in _fake_score; `gan`: with the live GAN's term (when there is a D)."""
-        drawn = drawn if drawn is not None else dict_to_device(self._generator_draws(engine, mb), engine.device)
+        drawn = drawn if drawn is not None else dict_to_device(self._generator_draws(engine, mb, gan), engine.device)
         cond, uncond = self._conditioning(mb)
         z, eps, t, a = drawn["z"], drawn["eps"], drawn["t"], drawn["a"]
         with backward.autocast():
@@ -344,7 +363,8 @@ class SidLSG(Method):
             surrogate, anchor_terms = self._anchored(engine, mb, backward, surrogate, grad)
             terms.update(anchor_terms)
         elif self.sampler is not None:
-            surrogate, anchor_terms = self._live_anchored(engine, mb, cond, uncond, drawn["z_anchor"], backward, surrogate, grad, gan)
+            gan_drawn = {k[4:]: v for k, v in drawn.items() if k.startswith("gan_")} if gan else None
+            surrogate, anchor_terms = self._live_anchored(engine, mb, cond, uncond, drawn["z_anchor"], backward, surrogate, grad, gan_drawn)
             terms.update(anchor_terms)
         backward(surrogate)
         return terms
@@ -360,11 +380,12 @@ class SidLSG(Method):
         return rescaled_anchor(surrogate, x_a, distance, sid_grad, self.config.sid.anchor_weight)
 
     def _live_anchored(self, engine, mb: MicroBatch, cond: dict, uncond: dict | None, z_a: torch.Tensor, backward: Backward,
-                       surrogate: torch.Tensor, sid_grad: torch.Tensor, gan: bool) -> tuple[torch.Tensor, dict]:
+                       surrogate: torch.Tensor, sid_grad: torch.Tensor, gan: dict | None) -> tuple[torch.Tensor, dict]:
         """The surrogate with the live terms added on _live_pairs' samples: the anchor's MSE at its share (or only
-        logged), and with the live GAN the pairs kept in mb.outputs for D's phase and (`gan`) D's term on G(z_a)."""
+        logged), and with the live GAN the pairs kept in mb.outputs for D's phase and (`gan`: D's re-noising draws for
+        G(z_a), from _generator_draws) D's term on G(z_a)."""
         s = self.config.sid
-        trained = s.live_anchor_weight > 0 or gan  # else G(z_a) is only D's fake: no graph kept for it
+        trained = s.live_anchor_weight > 0 or gan is not None  # else G(z_a) is only D's fake: no graph kept for it
         x_a, distance, terms, pairs = self._live_pairs(engine, mb, cond, uncond, z_a, backward, trained)
         if s.live_anchor_weight > 0:
             surrogate, anchor = rescaled_anchor(surrogate, x_a, distance, sid_grad, s.live_anchor_weight)
@@ -372,9 +393,10 @@ class SidLSG(Method):
         else:
             terms["anchor"] = distance.detach()  # logged: how far G is from φ's samples, trained on or not
         if pairs is not None:
-            if gan:
+            if gan is not None and self.discriminator is not None:
                 with backward.autocast():
-                    loss = generator_gan_loss(self.discriminator, x_a, pairs, self.config.generator.spec, self.d_loss.t_range)
+                    loss = generator_gan_loss(self.discriminator, x_a, pairs, self.config.generator.spec, self.d_loss.t_range,
+                                              drawn=gan)
                 surrogate, gan_terms = rescaled_anchor(surrogate, x_a, loss, sid_grad, s.live_gan_weight, name="gan_g")
                 terms.update(gan_terms)
             pairs.outputs["fake"] = x_a.detach().float()
@@ -407,16 +429,18 @@ class SidLSG(Method):
                                prompt_index=mb.prompt_index[:k] if mb.prompt_index is not None else None, rng=mb.rng)
         return x_a, distance, {"anchor_nan_samples": (~ok).sum().float()}, pairs
 
-    def _lead(self, engine, apply_r1: bool, mb: MicroBatch, backward: Backward) -> dict:
+    def _lead(self, engine, apply_r1: bool, mb: MicroBatch, backward: Backward, drawn: dict | None = None) -> dict:
         """A step of D's lead (live_gan_hold, before live_gan_start): fresh z_a from the micro-batch's source, the live
-        pairs with G held (no graph), and D's update on them; G's distance to φ's samples logged as `anchor`."""
-        z_a = self.draw_noise(engine, min(self.config.sid.live_anchor_items, len(mb.context)), mb.rng).to(engine.device)
+        pairs with G held (no graph), and D's update on them; G's distance to φ's samples logged as `anchor`. `drawn`:
+        _lead_draws' tensors on the device (else taken here)."""
+        drawn = drawn if drawn is not None else dict_to_device(self._lead_draws(engine, apply_r1, mb), engine.device)
         cond, uncond = self._conditioning(mb)
-        x_a, distance, terms, pairs = self._live_pairs(engine, mb, cond, uncond, z_a, backward, trained=False)
-        d_terms = discriminator_update(self.d_loss, self.discriminator, x_a.detach().float(), pairs, backward, apply_r1)
+        x_a, distance, terms, pairs = self._live_pairs(engine, mb, cond, uncond, drawn["z_a"], backward, trained=False)
+        d_terms = discriminator_update(self.d_loss, self.discriminator, x_a.detach().float(), pairs, backward, apply_r1, drawn=drawn)
         return {**d_terms, **terms, "anchor": distance.detach()}
 
-    def _discriminator(self, apply_r1: bool, mb: MicroBatch, backward: Backward) -> dict:
-        """D's update on the live pairs G's phase left: φ's samples real, G's fakes (Diffusion2GAN's D phase)."""
+    def _discriminator(self, apply_r1: bool, mb: MicroBatch, backward: Backward, drawn: dict | None = None) -> dict:
+        """D's update on the live pairs G's phase left: φ's samples real, G's fakes (Diffusion2GAN's D phase); `drawn`:
+        _discriminator_draws' tensors on the device (else each pass draws from the micro-batch's source)."""
         pairs = mb.outputs["live_pairs"]
-        return discriminator_update(self.d_loss, self.discriminator, pairs.outputs["fake"], pairs, backward, apply_r1)
+        return discriminator_update(self.d_loss, self.discriminator, pairs.outputs["fake"], pairs, backward, apply_r1, drawn=drawn)

@@ -308,8 +308,11 @@
 # The anchor line (parts o-r: weight, share, guidance under it) settles at 12.3-12.6 val FD whatever is changed.
 # PART s (next): the live GAN with a D that leads long enough: G and ψ held for 1,000 steps while D trains on 64 live
 # pairs a step (SidConfig.live_gan_hold, new in session 60), then G hears D at 0.1 of SiD's norm beside the W 0.25
-# anchor. One row, eager (the GAN step has no CUDA graph), from state_o/, in one session (D is not carried):
-#   PART=s FROM=sid_carry_o LR=3e-5 BATCH=256 \
+# anchor. One row from state_o/, in one session (D is not carried). Session 61 (no device) made the live GAN's steps
+# capturable (D's draws are phase draws; the lead, the R1 steps and G hearing D each get their own capture, tested equal
+# to the eager steps on the CPU, never yet run on a GPU): try GRAPH=1 first; if CALL=1 stops at a capture error, run the
+# same calls without GRAPH (eager, as planned before):
+#   GRAPH=1 PART=s FROM=sid_carry_o LR=3e-5 BATCH=256 \
 #     BASE=grad_accumulation=2:live_anchor=0.25:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential:live_anchor_cfg=1.5:live_gan=0.1:live_gan_lr=1e-4:live_gan_start=1000:live_gan_hold=true \
 #     SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 (and more calls)
 #   Read first: the lead's step time (unmeasured) and D's d_rank_acc over the lead (part m's D: 0.82 after 300 steps).
