@@ -87,11 +87,18 @@ ROWS = {
     # (session 59, every item anchored: neither, energy 0.54 / 0.52 against the anchored split's 0.44, within the noise)
     "split_anchor_live_from_pairs": (1.0, 1.0, 1.5, 1.0, "pairs", None),
     "anchor_live_lsg_after_split": (1.5, 1.5, 1.5, 1.0, "split_end", None),
+    # the live GAN (SidConfig.live_gan_*: D on the teacher's CFG-1.5 samples as real) beside the anchor, D leading with
+    # G and ψ held first (live_gan_hold; run 42 part s): does a GAN on the teacher's own samples close the anchored
+    # split's gap to the CFG-1.5 teacher (energy 0.57 against 0.35, class acc 0.887 against 0.934, session 59)?
+    "anchor_live_gan_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", None),
+    "gan_live_after_split": (1.0, 1.0, 1.5, 1.0, "split_end", None),  # the GAN alone, no anchor
 }
 ANCHORED = {"split_anchor_live": 0.25, "anchor_live_after_split": 0.25, "anchor_live_from_t250_after_split": 0.25,
             "imle_after_split": 0.25, "split_imle": 0.25, "anchor_live_kappa4_1.25_after_split": 0.25,
             "anchor_live_kappa4_1_after_split": 0.25, "split_anchor_live_from_pairs": 0.25,
             "anchor_live_lsg_after_split": 0.25}
+GANNED = {"anchor_live_gan_after_split": 0.1, "gan_live_after_split": 0.1}  # the live GAN's share (--gan sets it)
+GAN_LEAD = 1000  # D's steps alone before G and ψ train (--gan-lead)
 NEAREST = {"imle_after_split", "split_imle"}  # anchored rows whose targets are matched by distance, not by noise
 ANCHOR_SHARE = 4  # one item in 4 of each batch gets a teacher sample (25 DDIM steps); --anchor-share sets it
 
@@ -176,12 +183,12 @@ def time_features(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([ab.sqrt(), (1 - ab).sqrt(), (tt * freqs).sin(), (tt * freqs).cos()], dim=1)
 
 
-def mlp(n_in: int, width: int = 256, depth: int = 4) -> nn.Sequential:
+def mlp(n_in: int, width: int = 256, depth: int = 4, n_out: int = 2) -> nn.Sequential:
     layers, n = [], n_in
     for _ in range(depth - 1):
         layers += [nn.Linear(n, width), nn.SiLU()]
         n = width
-    return nn.Sequential(*layers, nn.Linear(n, 2))
+    return nn.Sequential(*layers, nn.Linear(n, n_out))
 
 
 class ScoreNet(nn.Module):
@@ -193,6 +200,41 @@ class ScoreNet(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([x_t.flatten(1), time_features(t), context[:, 0]], dim=1)).view_as(x_t)
+
+
+class Critic(nn.Module):
+    """D of the live GAN: one logit from x_t, t and the class (the pack's D reads the same three)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = mlp(2 + 10 + CLASSES + 1, n_out=1)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x_t.flatten(1), time_features(t), context[:, 0]], dim=1))[:, 0]
+
+
+def renoised(x0: torch.Tensor, g: torch.Generator, t: torch.Tensor | None = None, eps: torch.Tensor | None = None):
+    """(x_t, t, ε) of x0 re-noised as the pack's D sees it: t ~ U{0..499} (DiscriminatorConfig's d_t range)."""
+    t = torch.randint(0, 500, (x0.shape[0],), generator=g).float() if t is None else t
+    eps = torch.randn(x0.shape, generator=g) if eps is None else eps
+    return diffuse(x0, eps, ALPHAS[t.long()].view(-1, 1, 1, 1)), t, eps
+
+
+def critic_step(d: Critic, opt: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor,
+                g: torch.Generator, r1_gamma: float = 1.0) -> float:
+    """D's non-saturating step on (teacher sample, G's sample) pairs under the same t and ε, with R1 on the reals;
+    returns its rank accuracy (the pair ordered right), as the pack logs d_rank_acc."""
+    real_t, t, eps = renoised(real, g)
+    fake_t, _, _ = renoised(fake, g, t, eps)
+    real_t = real_t.detach().requires_grad_(True)
+    ctx = context(c)
+    s_real, s_fake = d(real_t, t, ctx), d(fake_t, t, ctx)
+    (grad,) = torch.autograd.grad(s_real.sum(), real_t, create_graph=True)
+    loss = nn.functional.softplus(-s_real).mean() + nn.functional.softplus(s_fake).mean() + r1_gamma / 2 * grad.pow(2).sum(dim=(1, 2, 3)).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float((s_real > s_fake).float().mean())
 
 
 class Generator(nn.Module):
@@ -301,9 +343,11 @@ def generator_start(teacher: nn.Module, kind: str, g: torch.Generator) -> Genera
 
 
 def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None, anchor=0.0,
-              anchor_share=ANCHOR_SHARE, nearest=False):
+              anchor_share=ANCHOR_SHARE, nearest=False, gan=0.0, gan_lead=0, gan_lr=1e-4):
     """The official loop's two phases per step with the pack's losses; returns G's EMA (0.999). anchor > 0: the recall
-    anchor on the teacher's CFG-1.5 samples of 1 / anchor_share of each batch's z, drawn in the loop."""
+    anchor on the teacher's CFG-1.5 samples of 1 / anchor_share of each batch's z, drawn in the loop. gan > 0: the
+    pack's live GAN on the same items (SidConfig.live_gan_*: D on the teacher's samples as real and G's as fake, G's
+    GAN gradient rescaled to gan × SiD's), after `gan_lead` steps of D alone with G and ψ held (live_gan_hold)."""
     phi = teacher  # unwrapped: the anchor's samples use the teacher's own CFG, whatever interval the SiD loss uses
     k1, k2, k4 = kappas
     t_min = 0
@@ -317,6 +361,17 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
     ema = Generator()
     ema.load_state_dict(gen.state_dict())
     dropout = k1 != 1.0 or k2 != 1.0
+    critic = Critic() if gan > 0 else None
+    opt_d = torch.optim.Adam(critic.parameters(), lr=gan_lr, betas=(0.9, 0.99)) if critic is not None else None
+    rank_acc = []
+    for lead in range(gan_lead):  # D leads against a G (and ψ) that stand still
+        n = batch // anchor_share
+        z, c = torch.randn(n, 2, generator=g), torch.randint(0, CLASSES, (n,), generator=g)
+        with torch.no_grad():
+            fake = gen(z, c)
+        rank_acc.append(critic_step(critic, opt_d, ddim(phi, z, c, 1.5, steps=25).view(-1, 2, 1, 1), fake, c, g))
+        if log_every and (lead + 1) % log_every == 0:
+            print(f"  lead {lead + 1}: d_rank_acc {sum(rank_acc[-log_every:]) / log_every:.3f}", file=sys.stderr, flush=True)
     for step in range(1, steps + 1):
         # fake score on sg(x_g)
         z = torch.randn(batch, 2, generator=g)
@@ -339,8 +394,9 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
         x_g = gen(z, c)
         loss_g, ok, _ = gen_loss(psi, teacher, x_g, eps, t, {"context": context(c)}, uncond)
         opt_g.zero_grad(set_to_none=True)
-        if anchor > 0:
+        if anchor > 0 or gan > 0:
             (sid_grad,) = torch.autograd.grad(loss_g[ok].mean(), x_g, retain_graph=True)
+            surrogate = (x_g * sid_grad).sum()
             n = batch // anchor_share
             if nearest:  # each teacher sample, from its own noise, pulls G's nearest same-class sample of the batch
                 target = ddim(phi, torch.randn(n, 2, generator=g), c[:n], 1.5, steps=25)
@@ -350,9 +406,17 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
                 target = ddim(phi, z[:n], c[:n], 1.5, steps=25)
                 x_a = matched = gen(z[:n], c[:n])
             target = target.view(-1, 2, 1, 1)
-            (g_a,) = torch.autograd.grad((matched - target).pow(2).sum(dim=(1, 2, 3)).mean(), x_a, retain_graph=True)
-            scale = anchor * sid_grad.norm() / g_a.norm().clamp_min(1e-12)
-            ((x_g * sid_grad).sum() + (x_a * scale * g_a).sum()).backward()
+            if anchor > 0:
+                (g_a,) = torch.autograd.grad((matched - target).pow(2).sum(dim=(1, 2, 3)).mean(), x_a, retain_graph=True)
+                surrogate = surrogate + (x_a * (anchor * sid_grad.norm() / g_a.norm().clamp_min(1e-12)) * g_a).sum()
+            if gan > 0:  # D's term on G's samples of the anchor's noise (the pack's live pairs), then D's step on them
+                x_d = gen(z[:n], c[:n]) if nearest else x_a
+                x_t, t_d, _ = renoised(x_d, g)
+                (g_d,) = torch.autograd.grad(nn.functional.softplus(-critic(x_t, t_d, context(c[:n]))).mean(), x_d, retain_graph=True)
+                surrogate = surrogate + (x_d * (gan * sid_grad.norm() / g_d.norm().clamp_min(1e-12)) * g_d).sum()
+            surrogate.backward()
+            if gan > 0:
+                rank_acc.append(critic_step(critic, opt_d, target, x_d.detach(), c[:n], g))
         else:
             loss_g[ok].mean().backward()
         opt_g.step()  # ψ's gradients from this phase are cleared by its own zero_grad next step
@@ -360,7 +424,8 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
             for e, p in zip(ema.parameters(), gen.parameters()):
                 e.lerp_(p, 0.001)
         if log_every and step % log_every == 0:
-            print(f"  step {step}: {score(sample_gen(ema, 4000, g))}", file=sys.stderr, flush=True)
+            acc = f", d_rank_acc {sum(rank_acc[-log_every:]) / log_every:.3f}" if rank_acc else ""
+            print(f"  step {step}: {score(sample_gen(ema, 4000, g))}{acc}", file=sys.stderr, flush=True)
     return ema
 
 
@@ -418,11 +483,15 @@ def main(argv=None) -> None:
     p.add_argument("--anchor-share", type=int, default=ANCHOR_SHARE,
                    help="one item in this many of each batch is anchored (run 42 part j: 8)")
     p.add_argument("--teacher-cfgs", default="1,1.5", help="CFG scales of the teacher's DDIM reference rows")
+    p.add_argument("--gan", type=float, default=None, help="the live-GAN rows' share of SiD's gradient norm (default: GANNED's)")
+    p.add_argument("--gan-lead", type=int, default=GAN_LEAD, help="D's steps alone, G and ψ held, before the GAN rows train")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     teacher = ExactTeacher(args.leak)
     anchored = {name: w if args.anchor is None else args.anchor for name, w in ANCHORED.items()}
+    anchored["anchor_live_gan_after_split"] = anchored["anchor_live_after_split"]
+    ganned = {name: w if args.gan is None else args.gan for name, w in GANNED.items()}
     rows = []
     c = torch.arange(args.samples) % CLASSES
     rows.append(("data (other draw)", score((real_samples(c, g), c))))
@@ -452,11 +521,14 @@ def main(argv=None) -> None:
         psi.load_state_dict(psi_starts.get(start, psi0).state_dict())
         t0 = time.time()
         ema = sid_train(teacher, psi, gen, (k1, k2, k4), alpha, args.steps, args.batch, args.lr, g, args.log_every,
-                        interval, anchored.get(name, 0.0), args.anchor_share, name in NEAREST)
+                        interval, anchored.get(name, 0.0), args.anchor_share, name in NEAREST, ganned.get(name, 0.0),
+                        args.gan_lead if name in ganned else 0)
         where = f" at t in [{interval[0]}, {interval[1]})" if interval else ""
         label = f"SiD {name}: κ1 {k1:g} κ2 {k2:g} κ4 {k4:g}{where} α {alpha:g}, from {start}"
         if name in anchored:
             label += f", anchored {anchored[name]:g} on the teacher's CFG-1.5 samples" + (" (nearest)" if name in NEAREST else "")
+        if name in ganned:
+            label += f", live GAN {ganned[name]:g} after D's {args.gan_lead}-step lead"
         rows.append((label, score(sample_gen(ema, args.samples, g))))
         print(f"{label}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     print(f"\n`python -m benchmarks.probe_sid_fixed_point {' '.join(argv if argv is not None else sys.argv[1:])}` "

@@ -91,3 +91,23 @@ def test_the_live_anchor_pulls_g_toward_the_teachers_samples():
         with torch.no_grad():
             dist[w] = float((gen(z, c).flatten(1) - target).pow(2).sum(1).mean())
     assert dist[2.0] < 0.8 * dist[0.0], dist
+
+
+def test_the_live_gans_critic_learns_and_its_lead_holds_g():
+    """The live-GAN rows (run 42 part s on the toy): D learns to rank the teacher's samples above a G's that sit off
+    them, under the same re-noising; during D's lead G and ψ stand still (live_gan_hold)."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    teacher = probe.ExactTeacher(0.2)
+    critic = probe.Critic()
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.9, 0.99))
+    accs = []
+    for _ in range(150):
+        z, c = torch.randn(64, 2, generator=g), torch.randint(0, probe.CLASSES, (64,), generator=g)
+        real = probe.ddim(teacher, z, c, 1.5, steps=10).view(-1, 2, 1, 1)
+        accs.append(probe.critic_step(critic, opt, real, 0.6 * real, c, g))
+    assert sum(accs[:10]) / 10 < 0.8 < sum(accs[-20:]) / 20, accs
+    gen, psi = probe.Generator(), probe.ScoreNet()
+    before = [p.detach().clone() for p in (*gen.parameters(), *psi.parameters())]
+    probe.sid_train(teacher, psi, gen, (1.0, 1.0, 1.5), 1.0, 0, 64, 1e-3, g, gan=0.1, gan_lead=3)
+    assert all(torch.equal(a, b) for a, b in zip(before, (*gen.parameters(), *psi.parameters())))
