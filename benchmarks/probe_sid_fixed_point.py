@@ -213,18 +213,19 @@ class Critic(nn.Module):
         return self.net(torch.cat([x_t.flatten(1), time_features(t), context[:, 0]], dim=1))[:, 0]
 
 
-def renoised(x0: torch.Tensor, g: torch.Generator, t: torch.Tensor | None = None, eps: torch.Tensor | None = None):
-    """(x_t, t, ε) of x0 re-noised as the pack's D sees it: t ~ U{0..499} (DiscriminatorConfig's d_t range)."""
-    t = torch.randint(0, 500, (x0.shape[0],), generator=g).float() if t is None else t
+def renoised(x0: torch.Tensor, g: torch.Generator, t: torch.Tensor | None = None, eps: torch.Tensor | None = None,
+             t_max: int = 499):
+    """(x_t, t, ε) of x0 re-noised as the pack's D sees it: t ~ U{0..t_max} (DiscriminatorConfig's d_t range)."""
+    t = torch.randint(0, t_max + 1, (x0.shape[0],), generator=g).float() if t is None else t
     eps = torch.randn(x0.shape, generator=g) if eps is None else eps
     return diffuse(x0, eps, ALPHAS[t.long()].view(-1, 1, 1, 1)), t, eps
 
 
 def critic_step(d: Critic, opt: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor,
-                g: torch.Generator, r1_gamma: float = 1.0) -> float:
+                g: torch.Generator, r1_gamma: float = 1.0, t_max: int = 499) -> float:
     """D's non-saturating step on (teacher sample, G's sample) pairs under the same t and ε, with R1 on the reals;
     returns its rank accuracy (the pair ordered right), as the pack logs d_rank_acc."""
-    real_t, t, eps = renoised(real, g)
+    real_t, t, eps = renoised(real, g, t_max=t_max)
     fake_t, _, _ = renoised(fake, g, t, eps)
     real_t = real_t.detach().requires_grad_(True)
     ctx = context(c)
@@ -343,7 +344,7 @@ def generator_start(teacher: nn.Module, kind: str, g: torch.Generator) -> Genera
 
 
 def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0, interval=None, anchor=0.0,
-              anchor_share=ANCHOR_SHARE, nearest=False, gan=0.0, gan_lead=0, gan_lr=1e-4):
+              anchor_share=ANCHOR_SHARE, nearest=False, gan=0.0, gan_lead=0, gan_lr=1e-4, gan_t_max=499):
     """The official loop's two phases per step with the pack's losses; returns G's EMA (0.999). anchor > 0: the recall
     anchor on the teacher's CFG-1.5 samples of 1 / anchor_share of each batch's z, drawn in the loop. gan > 0: the
     pack's live GAN on the same items (SidConfig.live_gan_*: D on the teacher's samples as real and G's as fake, G's
@@ -369,7 +370,7 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
         z, c = torch.randn(n, 2, generator=g), torch.randint(0, CLASSES, (n,), generator=g)
         with torch.no_grad():
             fake = gen(z, c)
-        rank_acc.append(critic_step(critic, opt_d, ddim(phi, z, c, 1.5, steps=25).view(-1, 2, 1, 1), fake, c, g))
+        rank_acc.append(critic_step(critic, opt_d, ddim(phi, z, c, 1.5, steps=25).view(-1, 2, 1, 1), fake, c, g, t_max=gan_t_max))
         if log_every and (lead + 1) % log_every == 0:
             print(f"  lead {lead + 1}: d_rank_acc {sum(rank_acc[-log_every:]) / log_every:.3f}", file=sys.stderr, flush=True)
     for step in range(1, steps + 1):
@@ -411,12 +412,12 @@ def sid_train(teacher, psi, gen, kappas, alpha, steps, batch, lr, g, log_every=0
                 surrogate = surrogate + (x_a * (anchor * sid_grad.norm() / g_a.norm().clamp_min(1e-12)) * g_a).sum()
             if gan > 0:  # D's term on G's samples of the anchor's noise (the pack's live pairs), then D's step on them
                 x_d = gen(z[:n], c[:n]) if nearest else x_a
-                x_t, t_d, _ = renoised(x_d, g)
+                x_t, t_d, _ = renoised(x_d, g, t_max=gan_t_max)
                 (g_d,) = torch.autograd.grad(nn.functional.softplus(-critic(x_t, t_d, context(c[:n]))).mean(), x_d, retain_graph=True)
                 surrogate = surrogate + (x_d * (gan * sid_grad.norm() / g_d.norm().clamp_min(1e-12)) * g_d).sum()
             surrogate.backward()
             if gan > 0:
-                rank_acc.append(critic_step(critic, opt_d, target, x_d.detach(), c[:n], g))
+                rank_acc.append(critic_step(critic, opt_d, target, x_d.detach(), c[:n], g, t_max=gan_t_max))
         else:
             loss_g[ok].mean().backward()
         opt_g.step()  # ψ's gradients from this phase are cleared by its own zero_grad next step
@@ -485,6 +486,7 @@ def main(argv=None) -> None:
     p.add_argument("--teacher-cfgs", default="1,1.5", help="CFG scales of the teacher's DDIM reference rows")
     p.add_argument("--gan", type=float, default=None, help="the live-GAN rows' share of SiD's gradient norm (default: GANNED's)")
     p.add_argument("--gan-lead", type=int, default=GAN_LEAD, help="D's steps alone, G and ψ held, before the GAN rows train")
+    p.add_argument("--gan-t-max", type=int, default=499, help="D's timesteps t ~ U{0..this} (the pack's d_t_max)")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
@@ -522,13 +524,13 @@ def main(argv=None) -> None:
         t0 = time.time()
         ema = sid_train(teacher, psi, gen, (k1, k2, k4), alpha, args.steps, args.batch, args.lr, g, args.log_every,
                         interval, anchored.get(name, 0.0), args.anchor_share, name in NEAREST, ganned.get(name, 0.0),
-                        args.gan_lead if name in ganned else 0)
+                        args.gan_lead if name in ganned else 0, gan_t_max=args.gan_t_max)
         where = f" at t in [{interval[0]}, {interval[1]})" if interval else ""
         label = f"SiD {name}: κ1 {k1:g} κ2 {k2:g} κ4 {k4:g}{where} α {alpha:g}, from {start}"
         if name in anchored:
             label += f", anchored {anchored[name]:g} on the teacher's CFG-1.5 samples" + (" (nearest)" if name in NEAREST else "")
         if name in ganned:
-            label += f", live GAN {ganned[name]:g} after D's {args.gan_lead}-step lead"
+            label += f", live GAN {ganned[name]:g} after D's {args.gan_lead}-step lead, D on t ≤ {args.gan_t_max}"
         rows.append((label, score(sample_gen(ema, args.samples, g))))
         print(f"{label}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     print(f"\n`python -m benchmarks.probe_sid_fixed_point {' '.join(argv if argv is not None else sys.argv[1:])}` "

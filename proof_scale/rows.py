@@ -122,6 +122,7 @@ def _precision(value: str) -> str:
     return value
 
 
+SID_D_KEYS = ("d_t_min", "d_t_max", "d_mbstd", "r1_gamma", "r1_every", "mix_and_match", "z_conditioning")
 SID_PLAN_TYPES = {
     **{k: PLAN_TYPES[k] for k in (*SID_SHARED, "lr", "init_from")}, "alpha": float, "t_min": int, "t_max": int, "prompt_dropout": float,
     "beta1": float, "grad_clip": float, "kappa1": float, "kappa2": float, "kappa4": float,
@@ -144,6 +145,9 @@ SID_PLAN_TYPES = {
     # the live GAN (SidConfig.live_gan_*: D on the teacher's live samples as real; its other settings DiscriminatorConfig's)
     "live_gan": float, "live_gan_lr": float, "live_gan_start": int,
     "live_gan_hold": _flag,  # true: G and ψ stand still while D leads (before live_gan_start)
+    # the live GAN's D (DiscriminatorConfig; read only when a plan sets them, else its defaults: t ≤ 499, R1 1 every 16,
+    # mix-and-match and z-conditioning on, no minibatch std), as the Diffusion2GAN rows set them
+    **{k: PLAN_TYPES[k] for k in SID_D_KEYS},
     "precision": _precision,  # PRECISIONS; read only when a plan sets it (the GPU's default: bf16 autocast)
 }
 
@@ -248,6 +252,13 @@ D2G_BETAS_D = Diffusion2GAN.optim_defaults["betas_d"]  # D's Adam β unless a pl
 D_REAL = ("pairs", "images")  # a plan's d_real
 
 
+def _sid_discriminator(p: dict) -> DiscriminatorConfig:
+    """A SiD row's live-GAN D: DiscriminatorConfig's defaults, with what the plan sets of SID_D_KEYS."""
+    names = {"d_t_min": "d_t_min", "d_t_max": "d_t_max", "d_mbstd": "mbstd_group", "r1_gamma": "r1_gamma", "r1_every": "r1_every",
+             "mix_and_match": "mix_and_match", "z_conditioning": "z_conditioning"}
+    return DiscriminatorConfig(**{names[k]: p[k] for k in SID_D_KEYS if k in p})
+
+
 def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") -> TrainConfig:
     """The trainer configuration of a plan (the trainer's defaults for everything the plan does not set); `real_images`:
     the real-images file a plan with d_real=images trains D on (training/real_images.py)."""
@@ -267,6 +278,7 @@ def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") ->
                           live_anchor_cfg=p.get("live_anchor_cfg", 0.0),
                           live_gan_weight=p.get("live_gan", 0.0), live_gan_lr=p.get("live_gan_lr", 0.0),
                           live_gan_start=p.get("live_gan_start", 0), live_gan_hold=p.get("live_gan_hold", False)),
+            discriminator=_sid_discriminator(p),
             loss=LossConfig(regression=p.get("regression", SidLSG.loss_defaults["regression"])),
             batch_size=p["batch"], ema_decay=p["ema_decay"], ema_extra=tuple(p.get("ema_select", ())), ema_ramp=p.get("ema_ramp", True),
             bf16=bf16 if "precision" not in p else p["precision"] == "bf16", seed=p["seed"], save_every=save_every, log_every=0,

@@ -69,6 +69,19 @@ def test_instaflow_takes_the_gan_term_and_reflow_refuses_it():
         rows.train_config(rows.plan("reflow_2rf@gan=true", rows.ROW_DEFAULTS), bf16=False, save_every=0)
 
 
+def test_a_sid_rows_live_gan_takes_the_d_settings_the_diffusion2gan_rows_take():
+    """D on t ≤ 100 with a minibatch std (issue 14's best D) for the live GAN: the plan's keys reach its
+    DiscriminatorConfig; a plan that sets none keeps the defaults (runs before the keys resume unchanged)."""
+    tuned = rows.plan("sid_lsg_teacher_cfg@live_anchor=0.25:live_gan=0.1:d_t_max=100:d_mbstd=4:r1_every=4:z_conditioning=false",
+                      rows.ROW_DEFAULTS, teacher_cfg=1.5)
+    d = rows.train_config(tuned, bf16=False, save_every=0).discriminator
+    assert (d.d_t_max, d.mbstd_group, d.r1_every, d.z_conditioning, d.d_t_min, d.r1_gamma) == (100, 4, 4, False, 0, 1.0)
+    plain = rows.train_config(rows.plan("sid_lsg_teacher_cfg", rows.ROW_DEFAULTS, teacher_cfg=1.5), bf16=False, save_every=0)
+    assert plain.discriminator == rows.DiscriminatorConfig()
+    with pytest.raises(ValueError, match="d_readout"):  # a D key the live GAN does not read is refused by name
+        rows.plan("sid_lsg_teacher_cfg@d_readout=decoder", rows.ROW_DEFAULTS, teacher_cfg=1.5)
+
+
 def test_a_sid_row_sets_the_fake_scores_steps_per_generator_step():
     plain = rows.plan("sid_lsg_teacher_cfg", rows.ROW_DEFAULTS, teacher_cfg=1.5)
     assert "fake_steps" not in plain and rows.train_config(plain, bf16=False, save_every=0).sid.fake_steps == 1  # the official loop
