@@ -311,9 +311,11 @@
 # anchor. One row from state_o/, in one session (D is not carried). Session 61 (no device) made the live GAN's steps
 # capturable (D's draws are phase draws; the lead, the R1 steps and G hearing D each get their own capture, tested equal
 # to the eager steps on the CPU, never yet run on a GPU): try GRAPH=1 first; if CALL=1 stops at a capture error, run the
-# same calls without GRAPH (eager, as planned before):
+# same calls without GRAPH (eager, as planned before). Session 61 also let SiD rows set the live GAN's D as the
+# Diffusion2GAN rows do: part s takes issue 14's best D, t <= 100 (d_t_max) with a minibatch std of 4 (d_mbstd: D sees how
+# varied each group of 4 samples is, and recall is the data-free row's gap); part m's D read t <= 499 without it.
 #   GRAPH=1 PART=s FROM=sid_carry_o LR=3e-5 BATCH=256 \
-#     BASE=grad_accumulation=2:live_anchor=0.25:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential:live_anchor_cfg=1.5:live_gan=0.1:live_gan_lr=1e-4:live_gan_start=1000:live_gan_hold=true \
+#     BASE=grad_accumulation=2:live_anchor=0.25:live_anchor_items=32:live_anchor_steps=8:live_anchor_sampler=dpmpp_2m:live_anchor_spacing=exponential:live_anchor_cfg=1.5:live_gan=0.1:live_gan_lr=1e-4:live_gan_start=1000:live_gan_hold=true:d_t_max=100:d_mbstd=4 \
 #     SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999 CALL=1 MAXS=510 bash .../run.sh;  then CALL=3 (and more calls)
 #   Read first: the lead's step time (unmeasured) and D's d_rank_acc over the lead (part m's D: 0.82 after 300 steps).
 #   The selection points inside the lead score state_o again (G held). Works if, once G hears D, val FD goes below 12.3
