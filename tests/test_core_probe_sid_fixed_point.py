@@ -1,7 +1,7 @@
 """benchmarks/probe_sid_fixed_point.py's ground truth (its toy world: benchmarks/sid_toy.py): its teacher φ is the
-exact ε-prediction of the 2-D mixture diffused under SD's schedule (ε̂ = −sqrt(1 − ᾱ_t)·∇ log p_t, checked against autograd of the mixture's log density),
-its unconditional branch is the class average, a per-t guidance interval guides only inside it, and a short SiD run
-with the pack's losses moves G from its blurry start toward the data."""
+exact ε-prediction of the 2-D mixture diffused under SD's schedule (ε̂ = −sqrt(1 − ᾱ_t)·∇ log p_t, checked against
+autograd of the mixture's log density), its unconditional branch is the class average, a per-t guidance interval guides
+only inside it, and a short SiD run with the pack's losses moves G from its blurry start toward the data."""
 from __future__ import annotations
 
 import math

@@ -229,14 +229,16 @@ class SidLSG(Method):
         s = self.config.sid
         r1 = self.discriminator is not None and step % self.config.discriminator.r1_every == 0 and self.d_loss.r1_gamma > 0
         if s.live_gan_hold and step < s.live_gan_start:  # D leads against a G (and ψ) that stand still
-            return [Phase("discriminator", partial(self._lead, engine, r1), partial(self._lead_draws, engine, r1), "lead+r1" if r1 else "lead")]
+            return [Phase("discriminator", partial(self._lead, engine, r1), partial(self._lead_draws, engine, r1),
+                          "lead+r1" if r1 else "lead")]
         # SidConfig.fake_steps ψ steps, each on fresh draws (the micro-batch's random source moves on), then G's
         fake = Phase("fake_score", partial(self._fake_score, engine), partial(self._fake_draws, engine))
         gan = self.discriminator is not None and step >= s.live_gan_start  # G listens to D from live_gan_start
         phases = [fake] * s.fake_steps + [Phase("generator", partial(self._generator, engine, gan=gan),
                                                  partial(self._generator_draws, engine, gan=gan), "gan" if gan else "")]
         if self.discriminator is not None:  # on the fakes G's phase made this step (its outputs)
-            phases.append(Phase("discriminator", partial(self._discriminator, r1), partial(self._discriminator_draws, engine, r1), "r1" if r1 else ""))
+            phases.append(Phase("discriminator", partial(self._discriminator, r1), partial(self._discriminator_draws, engine, r1),
+                                "r1" if r1 else ""))
         return phases
 
     def capturable(self) -> str | None:
@@ -364,7 +366,8 @@ class SidLSG(Method):
             terms.update(anchor_terms)
         elif self.sampler is not None:
             gan_drawn = {k[4:]: v for k, v in drawn.items() if k.startswith("gan_")} if gan else None
-            surrogate, anchor_terms = self._live_anchored(engine, mb, cond, uncond, drawn["z_anchor"], backward, surrogate, grad, gan_drawn)
+            surrogate, anchor_terms = self._live_anchored(engine, mb, cond, uncond, drawn["z_anchor"], backward, surrogate, grad,
+                                                          gan_drawn)
             terms.update(anchor_terms)
         backward(surrogate)
         return terms
