@@ -50,6 +50,8 @@ ROW_DEFAULTS = {
     "gan_weight": 0.3, "gan_balance": "adaptive", "timestep": 625, "ema_decay": 0.999, "r1_gamma": 1.0, "r1_every": 16,
     "lr_d_ratio": 1.0, "d_t_max": 499, "seed": 0,
 }
+
+
 def _flag(value: str) -> bool:
     """A plan's true/false setting."""
     return value == "true"
