@@ -91,7 +91,7 @@ ROWS = {
 ANCHORED = {"split_anchor_live": 0.25, "anchor_live_after_split": 0.25, "anchor_live_from_t250_after_split": 0.25,
             "imle_after_split": 0.25, "split_imle": 0.25, "anchor_live_kappa4_1.25_after_split": 0.25,
             "anchor_live_kappa4_1_after_split": 0.25, "split_anchor_live_from_pairs": 0.25,
-            "anchor_live_lsg_after_split": 0.25}
+            "anchor_live_lsg_after_split": 0.25, "anchor_live_gan_after_split": 0.25}
 GANNED = {"anchor_live_gan_after_split": 0.1, "gan_live_after_split": 0.1}  # the live GAN's share (--gan sets it)
 GAN_LEAD = 1000  # D's steps alone before G and ψ train (--gan-lead)
 NEAREST = {"imle_after_split", "split_imle"}  # anchored rows whose targets are matched by distance, not by noise
@@ -286,7 +286,6 @@ def main(argv=None) -> None:
     g = torch.Generator().manual_seed(args.seed)
     teacher = ExactTeacher(args.leak)
     anchored = {name: w if args.anchor is None else args.anchor for name, w in ANCHORED.items()}
-    anchored["anchor_live_gan_after_split"] = anchored["anchor_live_after_split"]
     ganned = {name: w if args.gan is None else args.gan for name, w in GANNED.items()}
     rows = []
     c = torch.arange(args.samples) % CLASSES

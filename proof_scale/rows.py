@@ -256,9 +256,7 @@ D_REAL = ("pairs", "images")  # a plan's d_real
 
 def _sid_discriminator(p: dict) -> DiscriminatorConfig:
     """A SiD row's live-GAN D: DiscriminatorConfig's defaults, with what the plan sets of SID_D_KEYS."""
-    names = {"d_t_min": "d_t_min", "d_t_max": "d_t_max", "d_mbstd": "mbstd_group", "r1_gamma": "r1_gamma", "r1_every": "r1_every",
-             "mix_and_match": "mix_and_match", "z_conditioning": "z_conditioning"}
-    return DiscriminatorConfig(**{names[k]: p[k] for k in SID_D_KEYS if k in p})
+    return DiscriminatorConfig(**{("mbstd_group" if k == "d_mbstd" else k): p[k] for k in SID_D_KEYS if k in p})
 
 
 def train_config(p: dict, bf16: bool, save_every: int, real_images: str = "") -> TrainConfig:

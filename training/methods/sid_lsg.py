@@ -316,8 +316,8 @@ class SidLSG(Method):
 
     def _discriminator_draws(self, engine, apply_r1: bool, mb: MicroBatch) -> dict[str, torch.Tensor]:
         """D's draws on the live pairs of the micro-batch's first live_anchor_items items (DiscriminatorLoss.draws)."""
-        n = min(self.config.sid.live_anchor_items, len(mb.context))
         s = self.config.sid
+        n = min(s.live_anchor_items, len(mb.context))
         index = mb.prompt_index[:n] if mb.prompt_index is not None else None
         return self.d_loss.draws(n, (n, engine.info.latent_channels, s.latent_height, s.latent_width), mb.rng, apply_r1,
                                  prompt_index=index)
@@ -396,7 +396,7 @@ class SidLSG(Method):
         else:
             terms["anchor"] = distance.detach()  # logged: how far G is from φ's samples, trained on or not
         if pairs is not None:
-            if gan is not None and self.discriminator is not None:
+            if gan is not None:
                 with backward.autocast():
                     loss = generator_gan_loss(self.discriminator, x_a, pairs, self.config.generator.spec, self.d_loss.t_range,
                                               drawn=gan)
