@@ -303,6 +303,19 @@ SOURCES = {
         f"{R}42/distill/r_all_anchored_kappa4_125/result.json", ("row",), "run15",
         "run 42 part r's κ4 1.25 row (session 60): the same with SiD's teacher guidance at 1.25: val FD 12.68 (EMA "
         "0.999) / 14.09 (EMA 0.99) at 250; stopped at 472; scored at 250 (EMA 0.999)"),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_live_gan01_lead1000_run42s": (
+        f"{R}42/distill/s_live_gan_lead/result.json", ("row",), "run15",
+        "run 42 part s (session 62, three H100 calls, graph step): part o's batch-256 row from run42/state_o/ with "
+        "the live GAN: G and ψ held for 1,000 steps while D (t ≤ 100, minibatch std of 4) trains on 32 live pairs a "
+        "step (d_rank_acc 0.98 at 1,000), then G hears D at 0.1 of SiD's norm: val FD 12.26 (G held) → 12.53 (EMA "
+        "0.999) / 12.99 (0.99) at 1,250, 12.88-12.98 (0.999) to 2,500 while d_rank_acc swung 0.48-0.94; stopped at "
+        "2,608; scored at 250, inside the lead: state_o's weights re-scored, not a trained gain"),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_alpha1.2_run42t": (
+        f"{R}42/distill/t_alpha12/result.json", ("row",), "run15",
+        "run 42 part t (session 62, one H100 call, graph step): part o's batch-256 row from run42/state_o/ with "
+        "SiD's α 1.2 (the paper's CIFAR/ImageNet value; the released SD scripts use 1): val FD 12.42 (EMA 0.999) / "
+        "12.67 (0.996) / 12.77 (0.99) at 250, as part q's κ4 1.25 row (12.40); stopped at 361; scored at 250 (EMA "
+        "0.999)"),
 }
 TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "diffusion2gan_then_sid_lsg_split_anchored_lowlr": (1.10, 14),
@@ -331,6 +344,8 @@ TARGETS = {  # row → (largest FD / teacher the issue accepts, issue)
     "sid_lsg_teacher_cfg_b256_live_anchor025_kappa4_1_run42q": (1.00, 16),
     "sid_lsg_teacher_cfg_b256_live_anchor025_all_items_run42r": (1.00, 16),
     "sid_lsg_teacher_cfg_b256_live_anchor025_all_items_kappa4_1.25_run42r": (1.00, 16),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_live_gan01_lead1000_run42s": (1.00, 16),
+    "sid_lsg_teacher_cfg_b256_live_anchor025_alpha1.2_run42t": (1.00, 16),
 }
 
 

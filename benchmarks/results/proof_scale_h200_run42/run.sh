@@ -320,6 +320,13 @@
 #   Read first: the lead's step time (unmeasured) and D's d_rank_acc over the lead (part m's D: 0.82 after 300 steps).
 #   The selection points inside the lead score state_o again (G held). Works if, once G hears D, val FD goes below 12.3
 #   (EMA 0.99 / 0.996) with class acc >= 0.93 while d_rank_acc stays above ~0.6.
+# PART s, as run in session 62 (docs/benchmarks.md "session 62"): the command above as CALL=1 MAXS=510, CALL=2 MAXS=510,
+# CALL=3 MAXS=300, all with GRAPH=1 (no capture error) on one H100. D led well (d_rank_acc 0.98 at 1,000); within 200
+# steps of G hearing it D was fooled (0.42-0.55), then swung 0.48-1.0; val FD 12.5-13.6 at every point after 1,000.
+# The row scored its lead point (state_o's weights): 12.12. No state kept (state_o/ stays the carry point).
+# PART t, as run in session 62: SiD's alpha 1.2 from state_o, one call: `GRAPH=1 PART=t FROM=sid_carry_o LR=3e-5
+# BATCH=256 BASE=<part o's keys, no live GAN>:alpha=1.2 SELECT=250 EMA=0.996 EMA_RAMP=false EMA_SELECT=0.99/0.999
+# CALL=3 MAXS=300 KEEP=none KEEP_STATE=none`: val FD 12.42 (EMA 0.999) at 250, as parts q and r; scored 12.28.
 # The live GAN again (a later part, eager): D led for 300 steps on 32 pairs a step and was fooled within 100 steps of G
 # hearing it; next try lets D lead 1,000 steps on every item (live_anchor_items=64) at a smaller share (live_gan=0.1).
 # ANCHOR_SWEEP=1 (CALL=1) re-runs the sweep in the background of a training call.
