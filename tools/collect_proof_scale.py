@@ -308,7 +308,7 @@ SOURCES = {
         "run 42 part s (session 62, three H100 calls, graph step): part o's batch-256 row from run42/state_o/ with "
         "the live GAN: G and ψ held for 1,000 steps while D (t ≤ 100, minibatch std of 4) trains on 32 live pairs a "
         "step (d_rank_acc 0.98 at 1,000), then G hears D at 0.1 of SiD's norm: val FD 12.26 (G held) → 12.53 (EMA "
-        "0.999) / 12.99 (0.99) at 1,250, 12.88-12.98 (0.999) to 2,500 while d_rank_acc swung 0.48-0.94; stopped at "
+        "0.999) / 12.99 (0.99) at 1,250, 12.72-12.98 (0.999) from 1,500 to 2,500 while d_rank_acc swung 0.42-1.0; stopped at "
         "2,608; scored at 250, inside the lead: state_o's weights re-scored, not a trained gain"),
     "sid_lsg_teacher_cfg_b256_live_anchor025_alpha1.2_run42t": (
         f"{R}42/distill/t_alpha12/result.json", ("row",), "run15",
