@@ -11,7 +11,7 @@ call (the compile) is reported as first_call_s, not timed. It also checks that t
 --time-budget bounds the run: a group whose estimate would pass it is recorded as skipped (the compiles are the long
 part). --tiny: the same code paths on the CPU with the tests' reduced-width UNets (no CUDA rows), for the unit test.
 Usage (run from the repo root):
-    python -m benchmarks.bench_onestep --comfy <ComfyUI tree> --arch sdxl [--batches 1 4] [--time-budget 480] [--out r.json]
+    python -m benchmarks.bench_onestep --comfy <ComfyUI tree> --arch sdxl [--batches 1 4] [--time-budget 480] [--profile] [--out r.json]
     python -m benchmarks.bench_onestep --comfy <ComfyUI tree> --arch sdxl --tiny      # CPU check, seconds
 """
 from __future__ import annotations
@@ -27,8 +27,11 @@ import time
 
 import torch
 
+from benchmarks.profiling import profile_round
+
 GRAPH, COMPILED, OFF = "cuda graph", "compile + cuda graph (slow first run)", "off"
 AUTOTUNED = "max-autotune compile + cuda graph (minutes on first run)"
+PROFILE_CALLS = 10  # --profile: the end-to-end calls of each path profiled together (one at batch 1 is ~17 ms)
 
 
 def sync() -> None:
@@ -99,6 +102,9 @@ def parse(argv):
     ap.add_argument("--autotune-batches", type=int, nargs="*", default=[], help="batches that also run VAE Decode (fast) in max-autotune mode (minutes to compile)")
     ap.add_argument("--time-budget", type=float, default=480.0, help="seconds for the whole run; groups that would pass it are skipped")
     ap.add_argument("--compile-estimate", type=float, default=240.0, help="seconds assumed for a first compile until one is measured")
+    ap.add_argument("--profile", action="store_true", help=(
+        f"after the timings, {PROFILE_CALLS} more calls of each end-to-end path under torch.profiler: wall time against "
+        "GPU kernel time (the GPU's idle share), the kernels by category, the host calls that wait on the GPU"))
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     from benchmarks.onestep_models import ARCHS
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
         info = {"command": "python -m benchmarks.bench_onestep " + shlex.join(argv), "arch": args.arch, "tiny": args.tiny,
                 "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
                 "unet_dtype": str(m.ours.model.get_dtype()), "teacher_dtype": str(m.core.model.get_dtype()), "vae_dtype": str(m.vae.vae_dtype), "size": args.size,
-                "build_s": round(budget.elapsed(), 1), "rows": [], "skipped": [], "first_call_s": {}, "checks": {}}
+                "build_s": round(budget.elapsed(), 1), "rows": [], "skipped": [], "first_call_s": {}, "checks": {}, "profiles": []}
         state = {"compile_s": args.compile_estimate}
         with torch.inference_mode():
             for b in args.batches:
@@ -234,10 +240,13 @@ def run_batch(args, nodes, m, b, modes, budget, info, state) -> None:
     ms.update(round_robin({"core VAE Decode": decode[OFF], **{f"VAE Decode (fast), {d}": decode[d] for d in decode_ready}},
                           args.rounds, warmup=1 if args.tiny else 3))
     pairs = [(g, g) for g in ready if g in decode_ready] + [(COMPILED, AUTOTUNED)] * (COMPILED in ready and AUTOTUNED in decode_ready)
-    ms.update(round_robin({
+    end_to_end = {
         **{f"end to end: One-Step Generate {g} + VAE Decode (fast) {d}": (lambda g=g, d=d: dec.execute({"samples": node(g)()}, m.vae, d)) for g, d in pairs},
         "end to end: core SamplerCustom + core VAE Decode": lambda: m.vae.decode(core_samplercustom()),
-    }, args.rounds, warmup=1 if args.tiny else 3))
+    }
+    ms.update(round_robin(end_to_end, args.rounds, warmup=1 if args.tiny else 3))
+    if args.profile:  # after the timed rounds, so the profiler's own cost is in no timing
+        info["profiles"] += [{"batch": b, "path": name, **profile_round(fn, PROFILE_CALLS)} for name, fn in end_to_end.items()]
 
     teacher_rounds = 1 if args.tiny else 3
     teacher_ms = None  # estimate: 2 UNet calls per step (CFG) at the eager one-step path's time, warm-up + rounds
@@ -312,6 +321,11 @@ def print_report(info: dict) -> None:
               f"{'' if r['x_vs_teacher'] is None else format(r['x_vs_teacher'], '.1f')} |" for r in info["rows"]]
     lines += [f"| {s['batch']} | {s['what']} | skipped: {s['reason']} | | |" for s in info["skipped"]]
     print("\n".join(lines))
+    for p in info["profiles"]:  # per call: the end-to-end path's wall time, how much of it the GPU ran kernels, and which
+        n = p["calls"]
+        kernels = ", ".join(f"{k} {s / n * 1000:.2f}" for k, s in p["gpu_categories_s"].items())
+        idle = "" if p["gpu_idle_share"] is None else f", GPU kernels {p['gpu_kernel_s'] / n * 1000:.2f} ms (idle {p['gpu_idle_share']:.0%}): {kernels}"
+        print(f"profile batch {p['batch']} {p['path']}: {p['wall_s'] / n * 1000:.2f} ms per call under the profiler{idle}")
     print(json.dumps({"first_call_s": info["first_call_s"], "checks": info["checks"]}, indent=1))
 
 

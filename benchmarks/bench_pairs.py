@@ -29,13 +29,10 @@ from collections import Counter
 
 import torch
 
+from benchmarks.profiling import SYNC_OPS, profile_round, sync  # noqa: F401  (SYNC_OPS: the tests read it here)
+
 STEPS, CFG, SIZE = 25, 7.5, 512
 PATHS = {"core": "off", "graph": "cuda graph", "compile": "compile + cuda graph (slow first run)"}  # → fast_teacher
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def raw_unet(model, batch: int, steps: int, size: int):
@@ -140,63 +137,6 @@ def timed(fn) -> float:
     fn()
     sync()
     return time.perf_counter() - t0
-
-
-# Host-side calls that can make the CPU wait for the GPU (the sampling loop cannot queue the next step's kernels
-# meanwhile); cudaMemcpyAsync is among them because a copy to or from pageable memory blocks the host all the same
-SYNC_OPS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "aten::_local_scalar_dense", "aten::item",
-            "cudaMemcpy", "cudaMemcpyAsync")
-TOP_OPS = 15
-
-
-def _python_caller(event, frames: int = 4) -> str:
-    """The innermost Python frames outside torch of a profiler event (or of the nearest op above it that has them)."""
-    while event is not None:
-        stack = [f for f in (event.stack or []) if "torch/" not in f and not f.startswith("<built-in")]
-        if stack:
-            return " < ".join(stack[:frames])
-        event = event.cpu_parent
-    return "(no Python frame)"
-
-
-def profile_round(fn) -> dict:
-    """One collector round under torch.profiler: wall time, GPU kernel time (so the GPU's idle share of the round), the
-    host ops that wait on the GPU with the Python lines that called them, and the top host ops by self time. Issue 20:
-    the compiled path's round is ~96 ms per batch of 8 longer than its 25 UNet calls (3.8 ms a call); this says where."""
-    from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity, profile
-
-    cuda = torch.cuda.is_available()
-    getattr(fn, "prepare", lambda: None)()
-    sync()
-    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
-    try:  # verbose: the events carry their Python stacks (key_averages' group_by_stack_n comes back empty on torch 2.14)
-        config = {"experimental_config": torch._C._profiler._ExperimentalConfig(verbose=True)}
-    except (AttributeError, TypeError):
-        config = {}
-    with profile(activities=activities, with_stack=True, **config) as prof:
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        wall = time.perf_counter() - t0
-    events = prof.key_averages()
-    kernel_us = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA) if cuda else 0.0
-    host = sorted((e for e in events if e.device_type == DeviceType.CPU), key=lambda e: -e.self_cpu_time_total)
-    waits: dict[str, dict] = {}
-    for e in prof.events():
-        if e.name not in SYNC_OPS:
-            continue
-        w = waits.setdefault(e.name, {"count": 0, "ms": 0.0, "callers": {}})
-        w["count"] += 1
-        w["ms"] += e.self_cpu_time_total / 1000
-        caller = w["callers"].setdefault(_python_caller(e), [0, 0.0])
-        caller[0] += 1
-        caller[1] += e.self_cpu_time_total / 1000
-    for w in waits.values():
-        w["callers"] = [{"stack": k, "count": n, "ms": ms} for k, (n, ms) in sorted(w["callers"].items(), key=lambda kv: -kv[1][1])[:5]]
-    return {"wall_s": wall, "gpu_kernel_s": kernel_us / 1e6, "gpu_idle_share": 1 - kernel_us / 1e6 / wall if cuda else None,
-            "host_waits": waits,
-            "top_host_ops": [{"name": e.key, "count": e.count, "self_ms": e.self_cpu_time_total / 1000} for e in host[:TOP_OPS]]}
 
 
 def breakdown(pc, model, clip, prompts, batch: int, folder: str, steps: int, size: int, rounds: int = 3) -> dict[str, float]:

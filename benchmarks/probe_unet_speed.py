@@ -37,6 +37,7 @@ from typing import Callable
 
 import torch
 
+from benchmarks.profiling import TRITON_FUSED, category  # noqa: F401  (TRITON_FUSED: the tests read it here)
 from onestep.atomic import atomic_write
 
 BATCH, LATENT, STEPS = 16, 64, 25  # cond + uncond of 8 pairs, 512² images, euler steps per pair
@@ -48,20 +49,6 @@ INDUCTOR_SD = {  # the inductor settings diffusers recommends for SD UNets
 FREEZING = {"freezing": True}
 SDPA_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION"}
 PROFILE_CALLS, TOP_KERNELS = 5, 20
-TRITON_FUSED = "triton fused pointwise/norm"
-# Kernel name → category, first match wins. Inductor names its fused kernels after the ops they absorb
-# ("triton_poi_fused_convolution_…"), so those are told apart by prefix first (category()); attention comes before
-# convolution and gemm because flash/fmha/cuDNN-SDPA kernels also carry "cutlass" or "cudnn" in their names.
-CATEGORIES = (
-    ("attention", ("flash", "fmha", "sdpa", "attention")),
-    ("eager pointwise/norm", ("elementwise", "reduce_kernel", "norm", "moments", "fusedparams", "softmax", "catarray", "upsample")),
-    ("convolution", ("conv", "fprop", "dgrad", "wgrad", "implicit_gemm", "winograd", "nchwtonhwc", "nhwctonchw", "cudnn")),
-    ("gemm/matmul", ("gemm", "cutlass", "cublas", "nvjet", "matmul", "::mm", "addmm", "bmm", "linear")),
-    ("memcpy/memset", ("memcpy", "memset", "copy_")),
-    (TRITON_FUSED, ("triton_",)),
-)
-
-
 @dataclass
 class Setup:
     """The UNet and the call's inputs; a setting may swap `inputs` (channels_last x) and restores them after."""
@@ -295,13 +282,6 @@ def kernel_profile(call, s: Setup) -> dict | None:
                 for n, (us, c) in top],
         "categories": {g: {"ms_per_call": ms_per_call(us), "share": us / total} for g, us in sorted(groups.items(), key=lambda kv: -kv[1])},
     }
-
-
-def category(name: str) -> str:
-    n = name.lower()
-    if n.startswith(("triton_poi", "triton_per", "triton_red")):
-        return TRITON_FUSED
-    return next((cat for cat, parts in CATEGORIES if any(p in n for p in parts)), "other")
 
 
 def load_unet(tiny: bool, work: str):

@@ -46,6 +46,19 @@ def test_time_budget_skips_the_teacher(pack, capsys):  # noqa: F811
     assert "| 1 | teacher, 2 steps | skipped:" in capsys.readouterr().out
 
 
+def test_profile_reports_each_end_to_end_path(pack, capsys):  # noqa: F811
+    """--profile: after the timings, each end-to-end path's calls under torch.profiler (on the CPU only core's path has
+    an end-to-end row, and there are no GPU kernels to count), printed per call."""
+    info = bench.main([*TINY, "--time-budget", "0", "--rounds", "1", "--profile"])
+    printed = capsys.readouterr().out
+    end_to_end = [r["path"] for r in info["rows"] if r["path"].startswith("end to end")]
+    assert end_to_end and [p["path"] for p in info["profiles"]] == end_to_end
+    for p in info["profiles"]:
+        assert p["calls"] == bench.PROFILE_CALLS and p["wall_s"] > 0 and p["gpu_idle_share"] is None and not p["gpu_categories_s"]
+        assert p["top_host_ops"] and all(op["self_ms"] >= 0 for op in p["top_host_ops"])
+        assert f"profile batch 1 {p['path']}: " in printed and "ms per call under the profiler" in printed
+
+
 def test_sdxl_unet_is_cores_own_sdxl():
     """Core's model detection, on the state dict of a UNet built from fixtures.SDXL_UNET (on the meta device: shapes
     only), finds SDXL and exactly this config: the benchmark times ComfyUI's SDXL architecture."""

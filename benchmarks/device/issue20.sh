@@ -19,7 +19,8 @@
 #           channels_last (--channels-last: no layout conversions around cuDNN's convolutions), 1024² batch 1
 #           ‖ the same with sub-pixel upsampling (--subpixel: as VAE Decode (fast)'s compiled modes run it); ~1 min in all
 #   CALL=8  SD1.5 512² batch 8 with VAE Decode (fast) in max-autotune (the bs8 ≤ 70 ms target: the compiled decoder was
-#           65.6 of its 91.5 ms) ‖ the same at batch 1 (bs1 ≤ 15 ms); alone each: ONLY=a / ONLY=b, LIMIT ≥ 400
+#           65.6 of its 91.5 ms) ‖ the same at batch 1 (bs1 ≤ 15 ms); alone each: ONLY=a / ONLY=b, LIMIT ≥ 400. Both with
+#           --profile (session 62): each end-to-end path's GPU kernel time against its wall time, kernels by category
 #   CALL=9  the wide GroupNorm's affine pass in the whole decode at 1024²: addcmul ‖ batch norm (--wide-affine)
 #   CALL=10 the same with the per-shape choice (--wide-affine auto: batch norm from 8 channels per group) ‖ addcmul
 #   PAIRS_LONG=N (CALL 2/3): each path also collects N batches as ONE collection (the node's 64-pair shards, set-up
@@ -88,14 +89,14 @@ case "$CALL" in
    b=(vae_decoder_1024_b1_subpixel python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --subpixel --json "$OUT/vae_decoder_1024_b1_subpixel.json") ;;
 7) a=(vae_decoder_1024_b1_wide python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide.json")
    b=(vae_decoder_1024_b1_wide_nhwc python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --channels-last --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_nhwc.json") ;;
-8) a=(sd15_b8_autotune onestep --arch sd15 --batches 8 --autotune-batches 8)
-   b=(sd15_b1_autotune onestep --arch sd15 --batches 1 --autotune-batches 1) ;;
+8) a=(sd15_b8_autotune onestep --arch sd15 --batches 8 --autotune-batches 8 --profile)
+   b=(sd15_b1_autotune onestep --arch sd15 --batches 1 --autotune-batches 1 --profile) ;;
 9) a=(vae_decoder_1024_b1_wide_addcmul python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine addcmul --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_addcmul.json")
    b=(vae_decoder_1024_b1_wide_bn python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine batch_norm --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_bn.json") ;;
 10) a=(vae_decoder_1024_b1_wide_auto python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine auto --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_auto.json")
    b=(vae_decoder_1024_b1_wide_addcmul python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine addcmul --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_addcmul.json") ;;
 3) a=(pairs_fast_teacher_run2 pairs)
-   b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1) ;;
+   b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1 --profile) ;;
 *) echo "CALL must be 1 to 10"; exit 2 ;;
 esac
 
