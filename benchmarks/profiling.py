@@ -73,7 +73,11 @@ def profile_round(fn, calls: int = 1) -> dict:
         sync()
         wall = time.perf_counter() - t0
     events = prof.key_averages()
-    kernel_us = sum(e.self_device_time_total for e in events if e.device_type == DeviceType.CUDA) if cuda else 0.0
+    kernels: dict[str, float] = {}  # seconds per kernel category
+    for e in events if cuda else ():
+        if e.device_type == DeviceType.CUDA:
+            kernels[category(e.key)] = kernels.get(category(e.key), 0.0) + e.self_device_time_total / 1e6
+    kernel_s = sum(kernels.values())
     host = sorted((e for e in events if e.device_type == DeviceType.CPU), key=lambda e: -e.self_cpu_time_total)
     waits: dict[str, dict] = {}
     for e in prof.events():
@@ -87,11 +91,7 @@ def profile_round(fn, calls: int = 1) -> dict:
         caller[1] += e.self_cpu_time_total / 1000
     for w in waits.values():
         w["callers"] = [{"stack": k, "count": n, "ms": ms} for k, (n, ms) in sorted(w["callers"].items(), key=lambda kv: -kv[1][1])[:5]]
-    kernels: dict[str, float] = {}
-    for e in events if cuda else ():
-        if e.device_type == DeviceType.CUDA and e.self_device_time_total > 0:
-            kernels[category(e.key)] = kernels.get(category(e.key), 0.0) + e.self_device_time_total / 1e6
-    return {"calls": calls, "wall_s": wall, "gpu_kernel_s": kernel_us / 1e6,
-            "gpu_categories_s": dict(sorted(kernels.items(), key=lambda kv: -kv[1])), "gpu_idle_share": 1 - kernel_us / 1e6 / wall if cuda else None,
+    return {"calls": calls, "wall_s": wall, "gpu_kernel_s": kernel_s,
+            "gpu_categories_s": dict(sorted(kernels.items(), key=lambda kv: -kv[1])), "gpu_idle_share": 1 - kernel_s / wall if cuda else None,
             "host_waits": waits,
             "top_host_ops": [{"name": e.key, "count": e.count, "self_ms": e.self_cpu_time_total / 1000} for e in host[:TOP_OPS]]}
