@@ -211,6 +211,9 @@ def run_batch(args, nodes, m, b, modes, budget, info, state) -> None:
 
     ref = node(OFF)()
     scale = float(ref.abs().max())
+    z = ref.to(m.vae.device, m.vae.vae_dtype)
+    flops = model_flops(raw_unet, lambda: m.vae.first_stage_model.decode(z))
+    info.setdefault("model_flops", {})[f"batch {b}"] = flops
     checks = info["checks"]
     checks[f"batch {b}: fast path's call run eagerly vs fast=off, max |Δ| / max |x|"] = float((eager_fast() - ref).abs().max()) / scale
     ready = []
@@ -259,7 +262,31 @@ def run_batch(args, nodes, m, b, modes, budget, info, state) -> None:
         ms.update(decoder_layout_probe(m.vae, ref, b, args.rounds, checks))
     for name, v in ms.items():
         info["rows"].append({"batch": b, "path": name, "ms": round(v, 2), "images_per_s": round(1000 * b / v, 1),
-                             "x_vs_teacher": round(teacher_ms / v, 1) if teacher_ms else None})
+                             "x_vs_teacher": round(teacher_ms / v, 1) if teacher_ms else None,
+                             "tflop_s": round(row_flops(name, flops, args.teacher_steps) / v / 1e9, 4)})
+
+
+def model_flops(unet_call, decode_call) -> dict[str, float]:
+    """FLOPs of one raw UNet call and one decode of this batch, counted by torch's flop counter on a real call of each:
+    the work the model defines (core's modules; the compiled modes' sub-pixel form runs ~5 % (UNet) and ~15 % (decoder)
+    fewer), so a row's TFLOP/s divided by the GPU's peak is its model-FLOPs utilisation (issue 20's floor arithmetic)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counts = {}
+    for name, fn in (("unet", unet_call), ("decoder", decode_call)):
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        counts[name] = float(counter.get_total_flops())
+    return counts
+
+
+def row_flops(path: str, flops: dict[str, float], teacher_steps: int) -> float:
+    """The model FLOPs a row's call does: the teacher's steps run the UNet on cond + uncond (twice the batch's work)."""
+    if path.startswith("teacher"):
+        return 2 * teacher_steps * flops["unet"] + (flops["decoder"] if "VAE Decode" in path else 0.0)
+    if path.startswith("end to end"):
+        return flops["unet"] + flops["decoder"]
+    return flops["decoder"] if "Decode" in path or "decoder" in path else flops["unet"]
 
 
 def cudnn_autotuned(wrap):
@@ -316,17 +343,17 @@ def print_report(info: dict) -> None:
     print(f"command: {info['command']}")
     print(f"device: {info['device']}, torch {info['torch']}, {info['arch']}{' (tiny)' if info['tiny'] else ''}, "
           f"UNet {info['unet_dtype']}, VAE {info['vae_dtype']}, {info['size']}²")
-    lines = ["| batch | path | ms | images/s | × vs teacher |", "|---|---|---|---|---|"]
+    lines = ["| batch | path | ms | images/s | × vs teacher | model TFLOP/s |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['batch']} | {r['path']} | {r['ms']:.1f} | {r['images_per_s']:.1f} | "
-              f"{'' if r['x_vs_teacher'] is None else format(r['x_vs_teacher'], '.1f')} |" for r in info["rows"]]
-    lines += [f"| {s['batch']} | {s['what']} | skipped: {s['reason']} | | |" for s in info["skipped"]]
+              f"{'' if r['x_vs_teacher'] is None else format(r['x_vs_teacher'], '.1f')} | {r['tflop_s']:.3g} |" for r in info["rows"]]
+    lines += [f"| {s['batch']} | {s['what']} | skipped: {s['reason']} | | | |" for s in info["skipped"]]
     print("\n".join(lines))
     for p in info["profiles"]:  # per call: the end-to-end path's wall time, how much of it the GPU ran kernels, and which
         n = p["calls"]
         kernels = ", ".join(f"{k} {s / n * 1000:.2f}" for k, s in p["gpu_categories_s"].items())
         idle = "" if p["gpu_idle_share"] is None else f", GPU kernels {p['gpu_kernel_s'] / n * 1000:.2f} ms (idle {p['gpu_idle_share']:.0%}): {kernels}"
         print(f"profile batch {p['batch']} {p['path']}: {p['wall_s'] / n * 1000:.2f} ms per call under the profiler{idle}")
-    print(json.dumps({"first_call_s": info["first_call_s"], "checks": info["checks"]}, indent=1))
+    print(json.dumps({"model_flops": info.get("model_flops", {}), "first_call_s": info["first_call_s"], "checks": info["checks"]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,17 @@ def test_tiny_sdxl_run(pack, tmp_path, capsys):  # noqa: F811
             assert info["checks"][f"batch {b}: decoder {what} vs NCHW, max |Δ| (-1..1 pixels)"] <= 1e-4
         # the fast path's call (core's y from the pooled text and size keys) gives fast=off's latents
         assert info["checks"][f"batch {b}: fast path's call run eagerly vs fast=off, max |Δ| / max |x|"] <= 1e-5
+        assert all(r["tflop_s"] > 0 for r in paths.values())
+    # model FLOPs, counted on real calls: the UNet's and decoder's work doubles with the batch; the SD VAE decoder is
+    # 10.47 TFLOP per image at 1024² (docs/benchmarks.md), of which the 128²-token attention is 4·16384²·512 FLOPs and the
+    # rest scales with the pixels (1/1024 of it at 32², where the attention's 16 tokens are nothing); the teacher adds
+    # 2 × steps UNet calls
+    f1, f2 = info["model_flops"]["batch 1"], info["model_flops"]["batch 2"]
+    assert f2["unet"] == pytest.approx(2 * f1["unet"]) and f2["decoder"] == pytest.approx(2 * f1["decoder"])
+    assert f1["decoder"] == pytest.approx((10.47e12 - 4 * 16384**2 * 512) / 1024, rel=0.01) and f1["unet"] > 0
+    assert bench.row_flops("teacher, 2 euler steps CFG 7.5 + core VAE Decode", f1, 2) == 4 * f1["unet"] + f1["decoder"]
+    assert bench.row_flops("end to end: core SamplerCustom + core VAE Decode", f1, 2) == f1["unet"] + f1["decoder"]
+    assert "| model TFLOP/s |" in printed
 
 
 def test_time_budget_skips_the_teacher(pack, capsys):  # noqa: F811
