@@ -76,6 +76,9 @@ def one_call_latents(model, sigmas, noise, latent_image, denoise) -> torch.Tenso
     """Core's steps around the single call denoise(x, σ) → x0 (None: not possible): latent in, noise scaling, latent out."""
     base = model.model
     latent_in = base.process_latent_in(latent_image) if torch.count_nonzero(latent_image) > 0 else latent_image
+    # the noise scaling on the model's device, as core's sampling does it (one copy each, and no CPU thread pool woken
+    # while the GPU waits)
+    noise, latent_in = noise.to(model.load_device), latent_in.to(model.load_device)
     ms = model.get_model_object("model_sampling")
     # core's KSAMPLER flags a start at σ_max (sqrt(1+σ²)·z for plain models); generator files decide for themselves
     max_denoise = math.isclose(float(ms.sigma_max), float(sigmas[0]), rel_tol=1e-05) or float(sigmas[0]) > float(ms.sigma_max)
