@@ -105,8 +105,13 @@ def parse(argv):
     ap.add_argument("--profile", action="store_true", help=(
         f"after the timings, {PROFILE_CALLS} more calls of each end-to-end path under torch.profiler: wall time against "
         "GPU kernel time (the GPU's idle share), the kernels by category, the host calls that wait on the GPU"))
+    ap.add_argument("--trace", default=None, metavar="DIR", help=(
+        "with --profile: also write each profiled end-to-end path's timeline into DIR as a gzipped Chrome trace "
+        "(benchmarks/trace_gaps.py reads where the GPU idled and what the host did meanwhile)"))
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    if args.trace:
+        os.makedirs(args.trace, exist_ok=True)
     from benchmarks.onestep_models import ARCHS
     args.batches = args.batches or ([1] if args.tiny else [1, 8] if args.arch == "sd15" else [1, 4])
     args.size = args.size or (64 if args.tiny else ARCHS[args.arch])
@@ -249,7 +254,10 @@ def run_batch(args, nodes, m, b, modes, budget, info, state) -> None:
     }
     ms.update(round_robin(end_to_end, args.rounds, warmup=1 if args.tiny else 3))
     if args.profile:  # after the timed rounds, so the profiler's own cost is in no timing
-        info["profiles"] += [{"batch": b, "path": name, **profile_round(fn, PROFILE_CALLS)} for name, fn in end_to_end.items()]
+        for i, (name, fn) in enumerate(end_to_end.items()):
+            ours = name.startswith("end to end: One-Step Generate")  # core's eager path's timeline is ~5× larger
+            trace = os.path.join(args.trace, f"b{b}_path{i}.json.gz") if args.trace and ours else None
+            info["profiles"].append({"batch": b, "path": name, "trace": trace, **profile_round(fn, PROFILE_CALLS, trace)})
 
     teacher_rounds = 1 if args.tiny else 3
     teacher_ms = None  # estimate: 2 UNet calls per step (CFG) at the eager one-step path's time, warm-up + rounds

@@ -50,11 +50,25 @@ def _python_caller(event, frames: int = 4) -> str:
     return "(no Python frame)"
 
 
-def profile_round(fn, calls: int = 1) -> dict:
+def _write_trace(prof, path: str) -> None:
+    import gzip
+    import os
+    import shutil
+
+    raw = path + ".json"
+    prof.export_chrome_trace(raw)
+    with open(raw, "rb") as f, gzip.open(path, "wb", compresslevel=6) as g:
+        shutil.copyfileobj(f, g)
+    os.remove(raw)
+
+
+def profile_round(fn, calls: int = 1, trace: str | None = None) -> dict:
     """`calls` calls of fn under torch.profiler: wall time, GPU kernel time (so the GPU's idle share) and the kernels'
     time per category, the host ops that wait on the GPU with the Python lines that called them, and the top host ops
     by self time. Issue 20: bench_pairs' compiled round was ~96 ms per batch of 8 longer than its 25 UNet calls;
-    bench_onestep's end-to-end rows at batch 1 are ~2 ms over the ≤ 15 ms target. Totals over the calls."""
+    bench_onestep's end-to-end rows at batch 1 are ~2 ms over the ≤ 15 ms target. Totals over the calls. `trace`: also
+    write the round's timeline there as a gzipped Chrome trace (kernels, runtime calls and Python frames; read it with
+    benchmarks/trace_gaps.py to see what the host was doing while the GPU idled)."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -72,6 +86,8 @@ def profile_round(fn, calls: int = 1) -> dict:
             fn()
         sync()
         wall = time.perf_counter() - t0
+    if trace:
+        _write_trace(prof, trace)
     events = prof.key_averages()
     kernels: dict[str, float] = {}  # seconds per kernel category
     for e in events if cuda else ():

@@ -23,6 +23,10 @@
 #           --profile (session 62): each end-to-end path's GPU kernel time against its wall time, kernels by category
 #   CALL=9  the wide GroupNorm's affine pass in the whole decode at 1024²: addcmul ‖ batch norm (--wide-affine)
 #   CALL=10 the same with the per-shape choice (--wide-affine auto: batch norm from 8 channels per group) ‖ addcmul
+#   CALL=11 SD1.5 512² batch 1, default compile, --profile with each of the pack's end-to-end paths' timeline written
+#           to $OUT/trace/ (read with benchmarks/trace_gaps.py) ‖ the same without timelines; alone each (ONLY=a / b,
+#           LIMIT ≥ 240; EXTRA=--no-compile: the cuda-graph paths only, ~80 s), e.g. b in a copy of the tree with earlier
+#           sources for a before/after on one machine (session 63)
 #   PAIRS_LONG=N (CALL 2/3): each path also collects N batches as ONE collection (the node's 64-pair shards, set-up
 #           once), the rate a user's long run gets; the rounds pay the set-up per batch (session 45)
 # ONLY=b runs the second job alone. Two calls' jobs in one device call (each script's LIMIT counts from its own start):
@@ -33,7 +37,7 @@
 # from CALL 2 also keeps them in /tmp). Afterwards: scripts/device_bundle.sh restore.
 # Each job writes <name>.json (its --out) and <name>.log into $OUT; env.txt holds the GPU and versions.
 set -uo pipefail
-: "${CALL:?set CALL=1 to 10}"
+: "${CALL:?set CALL=1 to 11}"
 OUT=${OUT:-/tmp/issue20_out}
 LIMIT=${LIMIT:-550}  # seconds the jobs may run to (+10 s to be killed, then the summary); the device's limit is 600
 DRY=${DRY:-}         # DRY=1: print the job commands only (no install, nothing run), e.g. to check them here
@@ -95,9 +99,11 @@ case "$CALL" in
    b=(vae_decoder_1024_b1_wide_bn python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine batch_norm --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_bn.json") ;;
 10) a=(vae_decoder_1024_b1_wide_auto python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine auto --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_auto.json")
    b=(vae_decoder_1024_b1_wide_addcmul python3 -m benchmarks.probe_vae_decoder --size 1024 --batch 1 --wide-groupnorm --wide-affine addcmul --kernels 6 --json "$OUT/vae_decoder_1024_b1_wide_addcmul.json") ;;
+11) a=(sd15_b1_trace onestep --arch sd15 --batches 1 --profile --trace "$OUT/trace" --compile-estimate 90 ${EXTRA:-})
+   b=(sd15_b1 onestep --arch sd15 --batches 1 --profile --compile-estimate 60 ${EXTRA:-}) ;;
 3) a=(pairs_fast_teacher_run2 pairs)
    b=(sdxl_b1_compile onestep --arch sdxl --batches 1 --autotune-batches 1 --profile) ;;
-*) echo "CALL must be 1 to 10"; exit 2 ;;
+*) echo "CALL must be 1 to 11"; exit 2 ;;
 esac
 
 # A job's command line, made once its time is known (bench_onestep's budget depends on it).
