@@ -52,6 +52,9 @@ class GraphCache:
         self.warmup = warmup
         self._graphs: OrderedDict[Hashable, tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor], torch.Tensor]] = OrderedDict()
 
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._graphs
+
     def __len__(self) -> int:
         return len(self._graphs)
 

@@ -14,7 +14,7 @@ import torch
 from comfy_api.latest import io
 
 from onestep.cuda_graph import GraphCache
-from .fast_path import FAST_MODES, OFF, fully_loaded, weights_key
+from .fast_path import FAST_MODES, OFF, replay_key, weights_key
 from .subpixel_views import current_view, vae_graph_view, vae_view
 from .constants import CATEGORY, check_choices
 
@@ -29,12 +29,12 @@ def fast_decode(vae, samples: torch.Tensor, mode: str) -> torch.Tensor | None:
     """Images [B, H, W, C] in 0..1 like VAE.decode, by graph replay; None when not possible."""
     if mode == OFF or not torch.cuda.is_available() or getattr(vae.device, "type", "cpu") != "cuda" or samples.ndim != 4:
         return None
-    if not fully_loaded(vae.patcher, vae.memory_used_decode(samples.shape, vae.vae_dtype)):
-        return None
     decoder = vae.first_stage_model
+    key = replay_key(vae.patcher, _CACHE, lambda: (id(decoder), weights_key(decoder), tuple(samples.shape), vae.vae_dtype, mode),
+                     vae.memory_used_decode(samples.shape, vae.vae_dtype))
+    if key is None:
+        return None
     z = samples.to(vae.device, vae.vae_dtype)
-    key = (id(decoder), weights_key(decoder), tuple(z.shape), z.dtype, mode)
-
     try:
         model = current_view(decoder, vae_view if DECODE_MODES[mode] else vae_graph_view)
 

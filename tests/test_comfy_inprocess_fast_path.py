@@ -133,3 +133,58 @@ def test_the_compiled_modes_call_gives_cores_latents(sdxl, pack, tmp_path, size,
         scale = core.abs().max()
         assert ours.shape == core.shape and (ours - core).abs().max() <= 1e-5 * scale, ((ours - core).abs().max(), scale)
     assert len(ran) == (2 if size == (10, 8) else 0)  # one call per model, in sub-pixel form only where the sizes allow
+
+
+def test_loaded_as_is_only_when_cores_load_would_change_nothing(sdxl):
+    """A replay skips core's load_models_gpu only for the very patcher core has loaded, with its own weight patches
+    applied and all of its weights loaded; like core's call it moves the patcher to the front of core's list. A patched
+    clone, another loaded model or an unload make core's load needed again (the real ComfyUI, CPU device)."""
+    import comfy.model_management as mm
+
+    from onestep_nodes import fast_path
+
+    mm.unload_all_models()
+    assert not fast_path.loaded_as_is(sdxl)
+    mm.load_models_gpu([sdxl])
+    assert fast_path.loaded_as_is(sdxl) and mm.current_loaded_models[0].model is sdxl
+    key = next(iter(sdxl.model_state_dict()))
+    patched = sdxl.clone()
+    patched.add_patches({key: (torch.zeros_like(sdxl.model_state_dict()[key]),)}, 1.0)
+    assert patched.patches_uuid != sdxl.patches_uuid and not fast_path.loaded_as_is(patched)
+    mm.load_models_gpu([patched])  # core unloads the other clone of the same model
+    assert fast_path.loaded_as_is(patched) and not fast_path.loaded_as_is(sdxl)
+    mm.load_models_gpu([sdxl])
+    assert fast_path.loaded_as_is(sdxl) and not fast_path.loaded_as_is(patched)
+    # the LRU order core keeps: a second loaded model in front, then the check moves ours back to the front
+    import comfy.sd
+
+    vae = comfy.sd.VAE(sd=F.vae_state_dict())
+    mm.load_models_gpu([vae.patcher])
+    assert mm.current_loaded_models[0].model is vae.patcher
+    assert fast_path.loaded_as_is(sdxl) and mm.current_loaded_models[0].model is sdxl
+    assert fast_path.loaded_as_is(vae.patcher)
+    mm.unload_all_models()
+    assert not fast_path.loaded_as_is(sdxl) and not fast_path.loaded_as_is(vae.patcher)
+
+
+def test_replay_key_loads_through_core_unless_the_graph_is_ready(sdxl, monkeypatch):
+    """replay_key calls core's load_models_gpu while no graph is captured for the key or core's load would change
+    something; with the graph captured and the patcher loaded as is, it returns the key without core's load."""
+    import comfy.model_management as mm
+
+    from onestep.cuda_graph import GraphCache
+    from onestep_nodes import fast_path
+
+    loads = []
+    real = mm.load_models_gpu
+    monkeypatch.setattr(mm, "load_models_gpu", lambda models, **kw: (loads.append(models), real(models, **kw))[1])
+    mm.unload_all_models()
+    cache = GraphCache()
+    key = fast_path.replay_key(sdxl, cache, lambda: ("k", fast_path.weights_key(sdxl.model.diffusion_model)))
+    assert key is not None and len(loads) == 1  # no graph yet: core loads
+    cache._graphs[key] = None  # as if captured (a capture needs CUDA)
+    assert fast_path.replay_key(sdxl, cache, lambda: ("k", fast_path.weights_key(sdxl.model.diffusion_model))) == key
+    assert len(loads) == 1  # graph ready, patcher loaded as is: no core load
+    mm.unload_all_models()
+    assert fast_path.replay_key(sdxl, cache, lambda: ("k", fast_path.weights_key(sdxl.model.diffusion_model))) is not None
+    assert len(loads) == 2  # unloaded meanwhile: core loads again
