@@ -50,18 +50,6 @@ def _python_caller(event, frames: int = 4) -> str:
     return "(no Python frame)"
 
 
-def _write_trace(prof, path: str) -> None:
-    import gzip
-    import os
-    import shutil
-
-    raw = path + ".json"
-    prof.export_chrome_trace(raw)
-    with open(raw, "rb") as f, gzip.open(path, "wb", compresslevel=6) as g:
-        shutil.copyfileobj(f, g)
-    os.remove(raw)
-
-
 def profile_round(fn, calls: int = 1, trace: str | None = None) -> dict:
     """`calls` calls of fn under torch.profiler: wall time, GPU kernel time (so the GPU's idle share) and the kernels'
     time per category, the host ops that wait on the GPU with the Python lines that called them, and the top host ops
@@ -87,7 +75,7 @@ def profile_round(fn, calls: int = 1, trace: str | None = None) -> dict:
         sync()
         wall = time.perf_counter() - t0
     if trace:
-        _write_trace(prof, trace)
+        prof.export_chrome_trace(trace)  # a path ending in .gz is written gzipped
     events = prof.key_averages()
     kernels: dict[str, float] = {}  # seconds per kernel category
     for e in events if cuda else ():

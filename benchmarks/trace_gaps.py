@@ -5,9 +5,9 @@ benchmarks/profiling.py's profile_round(trace=...) (bench_onestep --profile --tr
     python -m benchmarks.trace_gaps DIR/b1_path2.json.gz [--step-us 5] [--top 25]
 
 The GPU's busy time is the union of its kernels, copies and memsets; every moment outside it, within the profiled
-round, is idle. The idle time is sampled every --step-us and charged to the host's innermost Python frame of the
-pack or the benchmark at that moment and the innermost torch op or CUDA runtime call (cudaGraphLaunch,
-cudaMemcpyAsync waiting on the GPU, ...), so the table says which lines the GPU waits for."""
+round, is idle. The idle time is sampled every --step-us and charged to the host's innermost Python frame outside torch
+and the standard library (the pack's, core's or the benchmark's) at that moment and the innermost torch op or CUDA
+runtime call (cudaGraphLaunch, cudaMemcpyAsync, ...), so the table says which lines the GPU waits for."""
 from __future__ import annotations
 
 import argparse
